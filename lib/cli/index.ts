@@ -1,0 +1,18 @@
+/** The `mailfleet` CLI: each command lives in lib/cli/commands/<name>.ts and is registered here. */
+import { Command } from 'commander';
+import { registerPlan } from './commands/plan.js';
+import { registerSchema } from './commands/schema.js';
+import type { RegisterCommand } from './types.js';
+
+const COMMANDS: RegisterCommand[] = [
+  registerSchema,
+  registerPlan,
+];
+
+export function buildCli(): Command {
+  const program = new Command('mailfleet')
+    .description('flow-controlled mail platform: spec → plan → engines, and the mailfleetd daemon')
+    .version('0.1.0');
+  for (const register of COMMANDS) register(program);
+  return program;
+}

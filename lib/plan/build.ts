@@ -1,0 +1,214 @@
+/**
+ * spec → plan. Pure: no I/O, no engines. Every engine and the daemon read the plan, so names, ports,
+ * limits and sizes are computed here once.
+ */
+import { effectiveLimits, effectiveRates, type EffectiveServiceLimits } from '../spec/defaults.js';
+import {
+  CLOUD_DAEMON_OFFSET,
+  CLOUD_DEDICATED_BASE,
+  DEDICATED_BLOCK,
+  PROTOCOL_OFFSET,
+  STANDARD_PORT,
+  dedicatedProtocols,
+} from '../spec/ports.js';
+import { PROTOCOLS, SERVICES, type Protocol, type Service, type Spec } from '../spec/schema.js';
+import type { Affinity, InventoryLine, NlbShard, Plan, PlannedListener, TlsMode } from './types.js';
+
+/** AWS quota: listeners per Network Load Balancer. */
+export const NLB_MAX_LISTENERS = 50;
+
+export const SERVICE_OF: Readonly<Record<Protocol, Service>> = Object.freeze({
+  smtp: 'smtp',
+  submission: 'submission',
+  submissions: 'submission',
+  imap: 'imap',
+  imaps: 'imap',
+  pop3: 'pop3',
+  pop3s: 'pop3',
+});
+
+export const TLS_OF: Readonly<Record<Protocol, TlsMode>> = Object.freeze({
+  smtp: 'starttls',
+  submission: 'starttls',
+  submissions: 'implicit',
+  imap: 'starttls',
+  imaps: 'implicit',
+  pop3: 'starttls',
+  pop3s: 'implicit',
+});
+
+/** Listener and resource names must be safe in HAProxy, CloudFormation ids and metric labels. */
+export function slug(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+}
+
+export function listenerName(tenant: string, protocol: Protocol): string {
+  return `${slug(tenant)}-${protocol}`;
+}
+
+function affinityFor(service: Service, requested: 'source' | 'user' | 'none' | undefined): Affinity {
+  // 'user' affinity needs the login, which a TCP proxy never sees; source affinity is the closest it can do.
+  if (requested === 'none') return 'none';
+  if (requested === 'source' || requested === 'user') return 'source';
+  return service === 'imap' || service === 'pop3' ? 'source' : 'none';
+}
+
+function buildListeners(spec: Spec): PlannedListener[] {
+  const p = spec.local.ports;
+  const out: Omit<PlannedListener, 'nlbShard'>[] = [];
+  for (const protocol of PROTOCOLS) {
+    const service = SERVICE_OF[protocol];
+    out.push({
+      name: listenerName('default', protocol),
+      tenant: 'default',
+      protocol,
+      service,
+      tls: TLS_OF[protocol],
+      publicPort: STANDARD_PORT[protocol],
+      localPort: p[protocol],
+      daemonPort: CLOUD_DAEMON_OFFSET + STANDARD_PORT[protocol],
+      localDaemonPort: p[protocol] + p.internalOffset,
+      limits: effectiveLimits(spec, service),
+      affinity: affinityFor(service, undefined),
+    });
+  }
+  let tenantIndex = 0;
+  for (const d of spec.domains) {
+    if (d.listeners !== 'dedicated') continue;
+    const cloudBase = CLOUD_DEDICATED_BASE + tenantIndex * DEDICATED_BLOCK;
+    const localBase = p.dedicatedBase + tenantIndex * DEDICATED_BLOCK;
+    tenantIndex++;
+    for (const protocol of PROTOCOLS.filter((x) => dedicatedProtocols(d).includes(x))) {
+      const service = SERVICE_OF[protocol];
+      out.push({
+        name: listenerName(d.name, protocol),
+        tenant: d.name,
+        protocol,
+        service,
+        tls: TLS_OF[protocol],
+        publicPort: cloudBase + PROTOCOL_OFFSET[protocol],
+        localPort: localBase + PROTOCOL_OFFSET[protocol],
+        daemonPort: CLOUD_DAEMON_OFFSET + STANDARD_PORT[protocol],
+        localDaemonPort: p[protocol] + p.internalOffset,
+        limits: effectiveLimits(spec, service, d.name),
+        affinity: affinityFor(service, d.affinity),
+      });
+    }
+  }
+  return assignShards(out);
+}
+
+/**
+ * Packs tenants into NLBs in spec order, keeping a tenant's listeners on one NLB (one DNS name per tenant).
+ * Appending a tenant never moves an existing one, so growth does not replace load balancers.
+ */
+function assignShards(listeners: Omit<PlannedListener, 'nlbShard'>[]): PlannedListener[] {
+  const byTenant = new Map<string, Omit<PlannedListener, 'nlbShard'>[]>();
+  for (const l of listeners) byTenant.set(l.tenant, [...(byTenant.get(l.tenant) ?? []), l]);
+  let shard = 0;
+  let used = 0;
+  const out: PlannedListener[] = [];
+  for (const group of byTenant.values()) {
+    if (used + group.length > NLB_MAX_LISTENERS) {
+      shard++;
+      used = 0;
+    }
+    used += group.length;
+    for (const l of group) out.push({ ...l, nlbShard: shard });
+  }
+  return out;
+}
+
+function shardsOf(platform: string, listeners: readonly PlannedListener[]): NlbShard[] {
+  const shards: NlbShard[] = [];
+  for (const l of listeners) {
+    let s = shards[l.nlbShard];
+    if (!s) {
+      s = { index: l.nlbShard, name: `${platform}-nlb-${l.nlbShard}`, listeners: [], tenants: [] };
+      shards[l.nlbShard] = s;
+    }
+    (s.listeners as string[]).push(l.name);
+    if (!s.tenants.includes(l.tenant)) (s.tenants as string[]).push(l.tenant);
+  }
+  return shards;
+}
+
+function perService(spec: Spec, domain?: string): Record<Service, EffectiveServiceLimits> {
+  return Object.fromEntries(SERVICES.map((s) => [s, effectiveLimits(spec, s, domain)])) as Record<
+    Service,
+    EffectiveServiceLimits
+  >;
+}
+
+function inventory(spec: Spec, listeners: readonly PlannedListener[], shards: readonly NlbShard[]): InventoryLine[] {
+  const regions = spec.regions?.dr ? 2 : 1;
+  const lines: InventoryLine[] = [
+    { kind: 'vpc', count: regions, why: 'one VPC per region' },
+    { kind: 'nlb', count: shards.length * regions, why: `${listeners.length} listeners / ${NLB_MAX_LISTENERS} per NLB, per region` },
+    { kind: 'nlb-listener', count: listeners.length * regions, why: 'one per tenant × protocol, per region' },
+    { kind: 'target-group', count: listeners.length * regions, why: 'one per NLB listener (PROXY v2 to HAProxy)' },
+    { kind: 'autoscaling-group', count: 2 * regions, why: 'HAProxy tier and mail tier, per region' },
+  ];
+  if (spec.storage.kind === 'glusterfs')
+    lines.push({ kind: 'storage-instance', count: spec.storage.nodes * regions, why: 'GlusterFS nodes, one per AZ, per region' });
+  else lines.push({ kind: 'efs-filesystem', count: regions, why: 'one EFS per region (replicated to DR)' });
+  if (spec.directory.kind === 'ldap' && spec.directory.provision === 'openldap-pair')
+    lines.push({ kind: 'ldap-instance', count: 2 + (regions - 1), why: 'provider + consumer, plus a DR consumer' });
+  if (regions === 2 && spec.dns)
+    lines.push({ kind: 'route53-health-check', count: shards.length, why: 'one per primary NLB shard, drives failover records' });
+  return lines;
+}
+
+export function buildPlan(spec: Spec): Plan {
+  const listeners = buildListeners(spec);
+  const shards = shardsOf(spec.platform.name, listeners);
+  const sum = listeners.reduce((a, l) => a + l.limits.listenerConnections, 0);
+  const cap = spec.tiers.proxyMaxConnectionsPerNode;
+  const mailTier = spec.tiers.mail;
+  const byConnections = Math.ceil(sum / spec.tiers.maxConnectionsPerMailNode);
+  const clamp = (n: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, n));
+  const domainsWithOverrides = spec.domains.filter((d) => d.limits !== undefined || d.listeners === 'dedicated');
+  return {
+    platform: spec.platform.name,
+    hostname: spec.platform.hostname,
+    domains: spec.domains.map((d) => d.name.toLowerCase()),
+    listeners,
+    nlbShards: shards,
+    limits: {
+      platform: perService(spec),
+      domains: Object.fromEntries(domainsWithOverrides.map((d) => [d.name.toLowerCase(), perService(spec, d.name)])),
+      rates: effectiveRates(spec),
+      domainRates: Object.fromEntries(
+        spec.domains.filter((d) => d.rates).map((d) => [d.name.toLowerCase(), effectiveRates(spec, d.name)]),
+      ),
+    },
+    proxy: {
+      // +100 leaves room for the stats/runtime connections beside the frontends.
+      globalMaxConnections: Math.min(cap, sum + 100),
+      sumListenerConnections: sum,
+      clampedBy: sum + 100 > cap ? 'tiers.proxyMaxConnectionsPerNode' : undefined,
+    },
+    sizing: {
+      proxyNodes: {
+        min: spec.tiers.proxy.minNodes,
+        max: spec.tiers.proxy.maxNodes,
+        desired: spec.tiers.proxy.desiredNodes ?? spec.tiers.proxy.minNodes,
+        instanceType: spec.tiers.proxy.instanceType,
+      },
+      mailNodes: {
+        min: mailTier.minNodes,
+        max: mailTier.maxNodes,
+        desired: mailTier.desiredNodes ?? clamp(byConnections, mailTier.minNodes, mailTier.maxNodes),
+        instanceType: mailTier.instanceType,
+      },
+      storageNodes: spec.storage.kind === 'glusterfs' ? spec.storage.nodes : 0,
+    },
+    regions: spec.regions,
+    storage: spec.storage,
+    directory: spec.directory,
+    redis: spec.redis,
+    dr: spec.dr,
+    inventory: inventory(spec, listeners, shards),
+    spec,
+  };
+}

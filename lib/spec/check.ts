@@ -1,0 +1,111 @@
+/**
+ * Cross-field checks the schema cannot express: clashing ports, impossible limit combinations,
+ * contradictory settings. Each issue carries the field path so the loader can name file and line.
+ */
+import { effectiveLimits } from './defaults.js';
+import { SERVICES, type LimitsSpec, type ServiceLimits, type Spec } from './schema.js';
+import type { FieldPath } from './locate.js';
+import { DEDICATED_BLOCK, PROTOCOL_OFFSET, dedicatedProtocols } from './ports.js';
+
+export interface CheckIssue {
+  path: FieldPath;
+  message: string;
+}
+
+export function checkSpec(spec: Spec): CheckIssue[] {
+  const issues: CheckIssue[] = [];
+  const seen = new Map<string, number>();
+  spec.domains.forEach((d, i) => {
+    const key = d.name.toLowerCase();
+    if (seen.has(key)) issues.push({ path: ['domains', i, 'name'], message: `duplicate domain (also domains[${seen.get(key)}])` });
+    else seen.set(key, i);
+    if (d.protocols && d.listeners !== 'dedicated')
+      issues.push({ path: ['domains', i, 'protocols'], message: 'protocols only apply to listeners: dedicated' });
+    if (d.protocols && new Set(d.protocols).size !== d.protocols.length)
+      issues.push({ path: ['domains', i, 'protocols'], message: 'a protocol is listed twice' });
+  });
+
+  // Impossible combinations: both values written in the same scope. Inherited values are clamped instead
+  // (see effectiveLimits), so a domain may lower perUser below the platform's perUserIp without error.
+  const scopes: Array<{ raw: LimitsSpec | undefined; domain?: string; base: FieldPath }> = [
+    { raw: spec.limits, base: ['limits'] },
+    ...spec.domains.map((d, i) => ({ raw: d.limits, domain: d.name, base: ['domains', i, 'limits'] as FieldPath })),
+  ];
+  const pairs: Array<[keyof ServiceLimits, keyof ServiceLimits, string]> = [
+    ['sourceConnections', 'listenerConnections', 'of the same listener'],
+    ['perUserIp', 'perUser', ''],
+    ['perUser', 'perDomain', ''],
+  ];
+  for (const { raw, domain, base } of scopes) {
+    for (const svc of SERVICES) {
+      const set = raw?.[svc] ?? {};
+      const at = (field: string): FieldPath => [...base, svc, field];
+      for (const [small, big, note] of pairs) {
+        const a = set[small];
+        const b = set[big];
+        if (a !== undefined && b !== undefined && a > b)
+          issues.push({ path: at(small), message: `${small} (${a}) exceeds ${big} (${b})${note ? ' ' + note : ''}` });
+      }
+      const l = effectiveLimits(spec, svc, domain);
+      if (set.listenerConnections !== undefined && l.listenerConnections > spec.tiers.proxyMaxConnectionsPerNode)
+        issues.push({
+          path: at('listenerConnections'),
+          message: `listenerConnections (${l.listenerConnections}) exceeds tiers.proxyMaxConnectionsPerNode (${spec.tiers.proxyMaxConnectionsPerNode}), the HAProxy global cap`,
+        });
+    }
+  }
+
+  // Local ports: every public port, every internal (behind-proxy) port, the admin ports, the dedicated blocks.
+  const p = spec.local.ports;
+  const used = new Map<number, string>();
+  const claim = (port: number, what: string, path: FieldPath) => {
+    if (port > 65535) {
+      issues.push({ path, message: `${what} port ${port} is above 65535` });
+      return;
+    }
+    const other = used.get(port);
+    if (other !== undefined) issues.push({ path, message: `${what} port ${port} clashes with ${other}` });
+    else used.set(port, what);
+  };
+  const shared = ['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s'] as const;
+  const beforePublic = issues.length;
+  for (const proto of shared) claim(p[proto], `local ${proto}`, ['local', 'ports', proto]);
+  claim(p.admin, 'local admin', ['local', 'ports', 'admin']);
+  claim(p.haproxyStats, 'local haproxyStats', ['local', 'ports', 'haproxyStats']);
+  for (const proto of shared)
+    if (issues.length === beforePublic) claim(p[proto] + p.internalOffset, `internal ${proto} (${proto} + internalOffset)`, ['local', 'ports', 'internalOffset']);
+  let tenant = 0;
+  spec.domains.forEach((d, i) => {
+    if (d.listeners !== 'dedicated') return;
+    const base = p.dedicatedBase + tenant * DEDICATED_BLOCK;
+    tenant++;
+    for (const proto of dedicatedProtocols(d))
+      claim(base + PROTOCOL_OFFSET[proto], `dedicated ${d.name} ${proto}`, ['domains', i, 'listeners']);
+  });
+
+  // Tiers and placement.
+  for (const t of ['proxy', 'mail'] as const) {
+    const tier = spec.tiers[t];
+    if (tier.minNodes > tier.maxNodes)
+      issues.push({ path: ['tiers', t, 'minNodes'], message: `minNodes (${tier.minNodes}) exceeds maxNodes (${tier.maxNodes})` });
+    if (tier.desiredNodes !== undefined && (tier.desiredNodes < tier.minNodes || tier.desiredNodes > tier.maxNodes))
+      issues.push({ path: ['tiers', t, 'desiredNodes'], message: `desiredNodes must lie between minNodes and maxNodes` });
+  }
+  if (spec.storage.kind === 'glusterfs' && spec.storage.nodes % 3 !== 0)
+    issues.push({ path: ['storage', 'nodes'], message: `a replica-3 volume needs a multiple of 3 nodes, got ${spec.storage.nodes}` });
+  if (spec.regions?.dr && spec.regions.dr.name === spec.regions.primary.name)
+    issues.push({ path: ['regions', 'dr', 'name'], message: 'the DR region must differ from the primary region' });
+  if (spec.dr && !spec.regions?.dr)
+    issues.push({ path: ['dr'], message: 'dr settings need regions.dr' });
+
+  const dir = spec.directory;
+  if (dir.kind === 'ldap') {
+    if (!dir.bindDn && !dir.userDnTemplate)
+      issues.push({ path: ['directory', 'bindDn'], message: 'set bindDn (search then bind) or userDnTemplate (direct bind)' });
+    if (dir.bindDn && !dir.bindPasswordFile && !dir.bindPasswordEnv)
+      issues.push({ path: ['directory', 'bindDn'], message: 'bindDn needs bindPasswordFile or bindPasswordEnv (never a password in the spec)' });
+    if (dir.bindPasswordFile && dir.bindPasswordEnv)
+      issues.push({ path: ['directory', 'bindPasswordEnv'], message: 'set bindPasswordFile or bindPasswordEnv, not both' });
+  }
+  return issues;
+}

@@ -1,0 +1,88 @@
+/**
+ * Documented defaults for every named limit. The README's limits table is generated from these
+ * (`mailfleet plan --limits`), so the numbers live here only.
+ */
+import type { RatesSpec, Service, ServiceLimits, Spec } from './schema.js';
+
+export type EffectiveServiceLimits = Required<ServiceLimits>;
+export type EffectiveRates = Required<RatesSpec>;
+
+/**
+ * Defaults follow the peers operators know: Dovecot allows 10 IMAP sessions per user+IP
+ * (mail_max_userip_connections=10); Postfix 50 concurrent connections per client by default, which we
+ * keep lower for MX because legitimate MTAs rarely need more than a handful.
+ */
+export const DEFAULT_LIMITS: Readonly<Record<Service, EffectiveServiceLimits>> = Object.freeze({
+  smtp: {
+    listenerConnections: 1000,
+    sourceConnections: 20,
+    portConnections: 2000,
+    perIp: 20,
+    perUser: 1000, // MX sessions are not authenticated; applies only if a session ever binds a user
+    perUserIp: 1000,
+    perDomain: 2000,
+    perListener: 2000,
+  },
+  submission: {
+    listenerConnections: 500,
+    sourceConnections: 20,
+    portConnections: 1000,
+    perIp: 20,
+    perUser: 10,
+    perUserIp: 10,
+    perDomain: 500,
+    perListener: 1000,
+  },
+  imap: {
+    listenerConnections: 5000,
+    sourceConnections: 50,
+    portConnections: 10000,
+    perIp: 100,
+    perUser: 20,
+    perUserIp: 10,
+    perDomain: 5000,
+    perListener: 10000,
+  },
+  pop3: {
+    listenerConnections: 1000,
+    sourceConnections: 10,
+    portConnections: 2000,
+    perIp: 20,
+    perUser: 3,
+    perUserIp: 3,
+    perDomain: 500,
+    perListener: 2000,
+  },
+});
+
+export const DEFAULT_RATES: Readonly<EffectiveRates> = Object.freeze({
+  messagesPerMinutePerIp: 120,
+  messagesPerMinutePerSender: 60,
+  messagesPerMinutePerDomain: 6000,
+  recipientsPerMessage: 100,
+  recipientsPerHourPerSender: 1000,
+});
+
+/** Platform limits with domain overrides on top, for one service. */
+export function effectiveLimits(spec: Spec, service: Service, domain?: string): EffectiveServiceLimits {
+  const d = domain === undefined ? undefined : spec.domains.find((x) => x.name === domain);
+  const l = {
+    ...DEFAULT_LIMITS[service],
+    ...stripUndefined(spec.limits[service] ?? {}),
+    ...stripUndefined(d?.limits?.[service] ?? {}),
+  };
+  // A narrower scope can never admit more than the wider one holding it: clamp inherited values.
+  l.sourceConnections = Math.min(l.sourceConnections, l.listenerConnections);
+  if (service !== 'smtp') l.perUser = Math.min(l.perUser, l.perDomain);
+  l.perUserIp = Math.min(l.perUserIp, l.perUser);
+  return l;
+}
+
+export function effectiveRates(spec: Spec, domain?: string): EffectiveRates {
+  const d = domain === undefined ? undefined : spec.domains.find((x) => x.name === domain);
+  return { ...DEFAULT_RATES, ...stripUndefined(spec.rates), ...stripUndefined(d?.rates ?? {}) };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

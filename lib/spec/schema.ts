@@ -1,0 +1,323 @@
+/**
+ * The mailfleet.yaml schema. Everything the platform is comes from this one document;
+ * `describe()` texts become the published JSON Schema's descriptions (editor hover help).
+ */
+import { z } from 'zod';
+
+/** Mail services. A service may be offered on several listeners (e.g. IMAP on 143 and 993). */
+export const SERVICES = ['smtp', 'submission', 'imap', 'pop3'] as const;
+export type Service = (typeof SERVICES)[number];
+
+/** Wire protocols a listener speaks; each belongs to one service. */
+export const PROTOCOLS = ['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+const posInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+const port = z.number().int().min(1).max(65535);
+
+const domainName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i, 'expected a domain name like example.com');
+
+/** Connection caps for one service, at every layer of the DESIGN's limits table. */
+export const serviceLimitsSchema = z
+  .object({
+    listenerConnections: posInt
+      .optional()
+      .describe('HAProxy frontend maxconn for each listener of this service (the virtual-server connection limit).'),
+    sourceConnections: posInt
+      .optional()
+      .describe('Concurrent connections one client IP may hold on one listener (HAProxy stick table).'),
+    portConnections: posInt
+      .optional()
+      .describe('Concurrent connections on this service port of one daemon node (the per-server limit).'),
+    perIp: posInt.optional().describe('Concurrent connections from one client IP to the daemon fleet.'),
+    perUser: posInt.optional().describe('Concurrent authenticated sessions of one user, fleet-wide.'),
+    perUserIp: posInt.optional().describe('Concurrent sessions of one user from one client IP.'),
+    perDomain: posInt.optional().describe('Concurrent sessions of all users of one domain, fleet-wide.'),
+    perListener: posInt
+      .optional()
+      .describe('Concurrent connections admitted by the daemons for one listener (tenant × protocol).'),
+  })
+  .strict();
+export type ServiceLimits = z.infer<typeof serviceLimitsSchema>;
+
+export const limitsSchema = z
+  .object({
+    smtp: serviceLimitsSchema.optional(),
+    submission: serviceLimitsSchema.optional(),
+    imap: serviceLimitsSchema.optional(),
+    pop3: serviceLimitsSchema.optional(),
+  })
+  .strict();
+export type LimitsSpec = z.infer<typeof limitsSchema>;
+
+/** SMTP token-bucket rates. Over a rate the sender gets 450/451 4.7.1 and retries later. */
+export const ratesSchema = z
+  .object({
+    messagesPerMinutePerIp: posInt.optional().describe('Messages per minute from one client IP (MX and submission).'),
+    messagesPerMinutePerSender: posInt
+      .optional()
+      .describe('Messages per minute from one sender (authenticated user on submission, envelope sender on MX).'),
+    messagesPerMinutePerDomain: posInt.optional().describe('Messages per minute to or from one local domain.'),
+    recipientsPerMessage: posInt.optional().describe('Recipients accepted in one transaction.'),
+    recipientsPerHourPerSender: posInt.optional().describe('Recipients one authenticated sender may address per hour.'),
+  })
+  .strict();
+export type RatesSpec = z.infer<typeof ratesSchema>;
+
+export const domainSchema = z
+  .object({
+    name: domainName.describe('The mail domain, e.g. example.com.'),
+    listeners: z
+      .enum(['shared', 'dedicated'])
+      .default('shared')
+      .describe(
+        'shared: the domain uses the default listeners. dedicated: the domain gets its own listener per protocol (its own virtual servers, ports and limits).',
+      ),
+    protocols: z
+      .array(z.enum(PROTOCOLS))
+      .min(1)
+      .optional()
+      .describe('Protocols of the dedicated listeners. Default: submission, submissions, imap, imaps, pop3, pop3s.'),
+    limits: limitsSchema.optional().describe('Overrides of the platform limits for this domain.'),
+    rates: ratesSchema.optional(),
+    affinity: z
+      .enum(['source', 'user', 'none'])
+      .optional()
+      .describe('How the proxy tier keeps a client on one daemon node. Default: source for IMAP/POP3, none for SMTP.'),
+  })
+  .strict();
+export type DomainSpec = z.infer<typeof domainSchema>;
+
+const regionSchema = z
+  .object({
+    name: z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'expected an AWS region like eu-west-1'),
+    account: z.string().regex(/^\d{12}$/, 'expected a 12-digit AWS account id'),
+    availabilityZones: z
+      .array(z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$/, 'expected an availability zone like eu-west-1a'))
+      .min(2)
+      .max(6)
+      .describe('Explicit AZs: mailfleet never looks them up.'),
+    cidr: z
+      .string()
+      .regex(/^\d{1,3}(\.\d{1,3}){3}\/(1[6-9]|2[0-4])$/, 'expected an IPv4 CIDR from /16 to /24')
+      .optional()
+      .describe('VPC CIDR. Default: 10.40.0.0/16 primary, 10.41.0.0/16 DR.'),
+  })
+  .strict();
+
+const tierSize = z
+  .object({
+    instanceType: z.string().regex(/^[a-z0-9]+\.[a-z0-9]+$/, 'expected an EC2 instance type like m7g.large'),
+    minNodes: nonNegInt,
+    maxNodes: posInt,
+    desiredNodes: nonNegInt.optional(),
+  })
+  .strict();
+
+const storageSchema = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('glusterfs'),
+      nodes: z.number().int().min(2).max(12).default(3).describe('Storage nodes; one per AZ where possible.'),
+      arbiter: z.boolean().default(true).describe('replica 3 arbiter 1 (true) or full replica 3 (false).'),
+      volumeSizeGiB: posInt.default(500),
+      instanceType: z.string().default('m7g.large'),
+      volumeName: z.string().regex(/^[a-z][a-z0-9-]{1,30}$/).default('mail'),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('efs'),
+      throughputMode: z.enum(['elastic', 'bursting']).default('elastic'),
+    })
+    .strict(),
+]);
+
+const ldapSchema = z
+  .object({
+    kind: z.literal('ldap'),
+    flavor: z.enum(['openldap', 'active-directory']).default('openldap'),
+    uris: z.array(z.string().regex(/^ldaps?:\/\/[^\s]+$/, 'expected ldap:// or ldaps:// URI')).min(1),
+    baseDn: z.string().min(1),
+    bindDn: z.string().optional().describe('Service account DN used to search for users.'),
+    bindPasswordFile: z.string().optional().describe('File holding the service bind password.'),
+    bindPasswordEnv: z.string().optional().describe('Environment variable holding the service bind password.'),
+    userDnTemplate: z
+      .string()
+      .optional()
+      .describe('Direct bind without a search, e.g. uid={local},ou=people,dc={domain}; {address}, {local}, {domain}.'),
+    startTls: z.boolean().default(false),
+    caFile: z.string().optional(),
+    timeoutMs: posInt.default(3000),
+    cacheTtlSeconds: nonNegInt.default(60).describe('TTL for recipient and user lookups. Never used for passwords.'),
+    negativeCacheTtlSeconds: nonNegInt.default(30),
+    poolSize: posInt.default(4),
+    attributes: z
+      .object({
+        mail: z.string().optional(),
+        alias: z.string().optional(),
+        login: z.string().optional(),
+        quota: z.string().optional(),
+        maxConnections: z.string().optional(),
+      })
+      .strict()
+      .optional()
+      .describe('Attribute names. Defaults depend on flavor (mail/mailAlternateAddress/uid or userPrincipalName/proxyAddresses/sAMAccountName).'),
+    provision: z
+      .enum(['openldap-pair', 'external', 'managed-ad'])
+      .default('external')
+      .describe('What the cloud engines create: an OpenLDAP provider/consumer pair, nothing (external), or AWS Managed Microsoft AD.'),
+  })
+  .strict();
+
+const staticDirectorySchema = z
+  .object({
+    kind: z.literal('static'),
+    file: z.string().default('users.yaml').describe('YAML users file, relative to the spec file.'),
+  })
+  .strict();
+
+export const directorySchema = z.discriminatedUnion('kind', [staticDirectorySchema, ldapSchema]);
+export type DirectorySpec = z.infer<typeof directorySchema>;
+export type LdapDirectorySpec = z.infer<typeof ldapSchema>;
+
+export const localPortsSchema = z
+  .object({
+    smtp: port.default(2525),
+    submission: port.default(2587),
+    submissions: port.default(2465),
+    imap: port.default(2143),
+    imaps: port.default(2993),
+    pop3: port.default(2110),
+    pop3s: port.default(2995),
+    admin: port.default(9025),
+    haproxyStats: port.default(9026),
+    dedicatedBase: port
+      .default(30000)
+      .describe('First local port for dedicated tenant listeners; each tenant takes a block of 10.'),
+    internalOffset: z
+      .number()
+      .int()
+      .min(1)
+      .max(60000)
+      .default(10000)
+      .describe('Behind HAProxy the daemon listens on public port + this offset.'),
+  })
+  .strict();
+
+export const specSchema = z
+  .object({
+    $schema: z.string().optional(),
+    version: z.literal(1).default(1).describe('Spec format version.'),
+    platform: z
+      .object({
+        name: z
+          .string()
+          .regex(/^[a-z][a-z0-9-]{1,30}$/, 'expected a lower-case name of 2–31 letters, digits and dashes'),
+        hostname: z.string().min(1).default('mail.localhost').describe('Name the daemons greet with.'),
+        adminToken: z.string().min(16).optional().describe('Admin API token (prefer adminTokenEnv).'),
+        adminTokenEnv: z.string().default('MAILFLEET_ADMIN_TOKEN'),
+      })
+      .strict(),
+    regions: z
+      .object({
+        primary: regionSchema,
+        dr: regionSchema.optional().describe('Disaster-recovery region, run at pilot-light size.'),
+      })
+      .strict()
+      .optional()
+      .describe('AWS placement. Required by the cloud engines, not by the local platform.'),
+    dns: z
+      .object({
+        zoneName: domainName,
+        hostedZoneId: z.string().regex(/^Z[A-Z0-9]{4,32}$/).optional(),
+        recordPrefix: z.string().default('mail'),
+      })
+      .strict()
+      .optional(),
+    domains: z.array(domainSchema).min(1).describe('Local mail domains.'),
+    limits: limitsSchema.prefault({}).describe('Platform-wide connection limits; domains may override.'),
+    rates: ratesSchema.prefault({}),
+    smtp: z
+      .object({
+        maxMessageSizeBytes: posInt.default(25 * 1024 * 1024),
+        maxRecipients: posInt.default(100),
+        maxLineLengthBytes: z.number().int().min(1000).default(4096),
+        banner: z.string().optional(),
+        allowInsecureAuth: z.boolean().default(false).describe('Allow AUTH before STARTTLS on submission (tests only).'),
+      })
+      .strict()
+      .prefault({}),
+    imap: z
+      .object({
+        idleTimeoutSeconds: posInt.default(1800),
+        preAuthTimeoutSeconds: posInt.default(60),
+        maxLineLengthBytes: z.number().int().min(1000).default(65536),
+        maxLiteralBytes: posInt.default(50 * 1024 * 1024),
+        maxBadCommands: posInt.default(20),
+        maxUnauthenticatedCommands: posInt.default(20),
+        authFailureDelayMs: nonNegInt.default(2000),
+        pollIntervalSeconds: posInt.default(10).describe('IDLE rescan interval for deliveries made on other nodes.'),
+        allowInsecureAuth: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    pop3: z
+      .object({
+        idleTimeoutSeconds: posInt.default(600),
+        maxBadCommands: posInt.default(20),
+        authFailureDelayMs: nonNegInt.default(2000),
+        allowInsecureAuth: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    directory: directorySchema.prefault({ kind: 'static' }),
+    redis: z
+      .object({
+        url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss:// URL'),
+        leaseSeconds: posInt.default(30).describe('Connection lease TTL; live sessions refresh it.'),
+      })
+      .strict()
+      .optional()
+      .describe('Fleet-wide counters and cross-node IDLE events. Without it counters are per node.'),
+    tiers: z
+      .object({
+        proxy: tierSize.prefault({ instanceType: 'c7g.large', minNodes: 2, maxNodes: 6 }),
+        mail: tierSize.prefault({ instanceType: 'm7g.large', minNodes: 2, maxNodes: 10 }),
+        maxConnectionsPerMailNode: posInt
+          .default(20000)
+          .describe('Scale-out target: connections one mail node should carry.'),
+        proxyMaxConnectionsPerNode: posInt
+          .default(200000)
+          .describe('Ceiling for HAProxy global maxconn on one proxy node; no listener cap may exceed it.'),
+      })
+      .strict()
+      .prefault({}),
+    storage: storageSchema.prefault({ kind: 'glusterfs' }),
+    dr: z
+      .object({
+        rpoSeconds: posInt.default(60),
+        rtoSeconds: posInt.default(300),
+        mode: z.enum(['pilot-light', 'warm-standby']).default('pilot-light'),
+      })
+      .strict()
+      .optional(),
+    local: z
+      .object({
+        bindAddress: z.string().default('127.0.0.1'),
+        dataDir: z.string().default('./var'),
+        haproxy: z.enum(['auto', 'on', 'off']).default('auto'),
+        ports: localPortsSchema.prefault({}),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type Spec = z.infer<typeof specSchema>;
+export type SpecInput = z.input<typeof specSchema>;

@@ -1,0 +1,30 @@
+/**
+ * Delivery side of the message store. The read side used by IMAP/POP3 (mailboxes, UIDs, flags)
+ * lives in lib/store/mailbox-types.ts.
+ *
+ * Durability contract: deliver() resolves only after the message is fsynced and renamed into new/
+ * and the directory is fsynced, for every mailbox; the caller sends 250 only after that.
+ */
+import type { Readable } from 'node:stream';
+
+export interface DeliveryTarget {
+  /** Canonical address of the mailbox owner: <root>/<domain>/<localpart>/Maildir. */
+  readonly address: string;
+  /** Folder inside the Maildir; undefined for INBOX. */
+  readonly folder?: string;
+}
+
+export interface DeliveryResult {
+  /** Maildir unique names (without the :2, info part), one per target, in order. */
+  readonly ids: readonly string[];
+  readonly size: number;
+}
+
+export interface IMessageDelivery {
+  /**
+   * Writes one message to every target. The message is streamed once to a spool file, then linked or
+   * copied into each Maildir. Throws MailfleetError('STORE_UNAVAILABLE' | 'STORE_FULL') on I/O failure,
+   * after removing any partial files.
+   */
+  deliver(targets: readonly DeliveryTarget[], message: Readable | Buffer): Promise<DeliveryResult>;
+}
