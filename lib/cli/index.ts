@@ -1,12 +1,14 @@
 /** The `mailfleet` CLI: each command lives in lib/cli/commands/<name>.ts and is registered here. */
 import { Command } from 'commander';
 import { registerPlan } from './commands/plan.js';
+import { registerRender } from './commands/render.js';
 import { registerSchema } from './commands/schema.js';
 import type { RegisterCommand } from './types.js';
 
 const COMMANDS: RegisterCommand[] = [
   registerSchema,
   registerPlan,
+  registerRender,
 ];
 
 export function buildCli(): Command {

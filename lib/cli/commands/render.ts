@@ -1,0 +1,35 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildPlan } from '../../plan/index.js';
+import { RENDERERS, renderer } from '../../render/index.js';
+import { loadSpec } from '../../spec/index.js';
+import { MailfleetError } from '../../errors.js';
+import { runAction } from '../run.js';
+import type { RegisterCommand } from '../types.js';
+
+export const registerRender: RegisterCommand = (program) => {
+  program
+    .command('render')
+    .description(`render a node artifact from the plan; kinds: ${RENDERERS.map((r) => r.kind).join(', ')}, or all`)
+    .argument('<kind>', 'artifact kind, or "all"')
+    .option('-c, --config <file>', 'spec file', 'examples/local.yaml')
+    .option('--target <target>', 'local or cloud', 'cloud')
+    .option('--region <role>', 'primary or dr', 'primary')
+    .option('-o, --out <dir>', 'write files into this folder instead of printing')
+    .action((kind: string, opts: { config: string; target: 'local' | 'cloud'; region: 'primary' | 'dr'; out?: string }) =>
+      runAction(() => {
+        const plan = buildPlan(loadSpec(opts.config).spec);
+        const kinds = kind === 'all' ? RENDERERS : [renderer(kind)];
+        if (kinds.some((r) => r === undefined))
+          throw new MailfleetError('BAD_REQUEST', `unknown kind "${kind}"; known: ${RENDERERS.map((r) => r.kind).join(', ')}`);
+        for (const r of kinds as typeof RENDERERS) {
+          const text = r.render(plan, { target: opts.target, region: opts.region });
+          if (opts.out) {
+            mkdirSync(opts.out, { recursive: true });
+            writeFileSync(join(opts.out, r.fileName), text);
+            process.stdout.write(`wrote ${join(opts.out, r.fileName)}\n`);
+          } else process.stdout.write(text);
+        }
+      }),
+    );
+};

@@ -1,0 +1,16 @@
+/**
+ * Registry of renderers. Each renderer is a pure function of the plan (lib/render/<kind>.ts) and is listed
+ * here once; `mailfleet render <kind>`, the engines and the local platform all read this list.
+ */
+import type { Renderer } from './types.js';
+import { daemonConfigRenderer } from './daemon-config.js';
+
+export const RENDERERS: readonly Renderer[] = [
+  daemonConfigRenderer,
+];
+
+export function renderer(kind: string): Renderer | undefined {
+  return RENDERERS.find((r) => r.kind === kind);
+}
+
+export type { Renderer, RenderOptions } from './types.js';
