@@ -1,0 +1,3 @@
+export * from './types.js';
+export { LocalAdmission, type LimitLookup } from './local.js';
+export { planLimit, scopeDomain, scopeField, scopeLabel } from './resolve.js';
