@@ -109,3 +109,9 @@ regions:
     assert.equal(validate(yaml.load(`${BASE}limits: { imap: { perUser: "ten" } }\n`)), false);
   });
 });
+
+describe('published schema', () => {
+  it('schema/mailfleet.schema.json is current (regenerate with: mailfleet schema > schema/mailfleet.schema.json)', () => {
+    assert.deepEqual(JSON.parse(readFileSync('schema/mailfleet.schema.json', 'utf8')), jsonSchema());
+  });
+});
