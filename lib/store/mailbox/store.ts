@@ -1,0 +1,260 @@
+/**
+ * The read side of the message store for IMAP and POP3: a user's folders, and one shared Mailbox per
+ * folder per process (so 2,000 sessions on one INBOX hold one index, not 2,000), with change watchers
+ * fed by delivery events and by a poll for changes made on other nodes.
+ */
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MailfleetError } from '../../errors.js';
+import type { IMailboxEvents } from './events.js';
+import { createMaildirFolder, Mailbox } from './mailbox.js';
+import { checkName, DELIMITER, folderDir, nameFromEntry, nameToWire } from './names.js';
+
+/** Special-use folders (RFC 6154) every user gets at first login. */
+export const SPECIAL_USE: Readonly<Record<string, string>> = Object.freeze({
+  Drafts: '\\Drafts',
+  Sent: '\\Sent',
+  Trash: '\\Trash',
+  Junk: '\\Junk',
+});
+
+const SUBSCRIPTIONS_FILE = 'subscriptions';
+
+export interface MailStoreProps {
+  /** The Maildir directory of a user (holds cur/ new/ tmp/ and the .Folder directories). */
+  readonly maildirOf: (address: string) => string;
+  readonly events: IMailboxEvents;
+  /**
+   * How often a watched mailbox is rescanned for changes made on other nodes.
+   * @default 10000
+   */
+  readonly pollIntervalMs?: number;
+}
+
+export interface FolderInfo {
+  readonly name: string;
+  readonly specialUse?: string;
+  readonly hasChildren: boolean;
+}
+
+interface Entry {
+  readonly mailbox: Mailbox;
+  readonly address: string;
+  refs: number;
+  readonly watchers: Set<() => void>;
+  unsubscribe?: () => void;
+  timer?: NodeJS.Timeout;
+}
+
+/** A session's reference to a shared Mailbox; release() when the session leaves it. */
+export interface MailboxHandle {
+  readonly mailbox: Mailbox;
+  /** Calls `listener` after the mailbox changed (delivery, other sessions, other nodes). */
+  watch(listener: () => void): () => void;
+  /** Tells the other watchers that this session changed the mailbox. */
+  changed(): void;
+  release(): void;
+}
+
+export class MailStore {
+  private readonly open = new Map<string, Entry>();
+  private readonly pollIntervalMs: number;
+
+  constructor(private readonly props: MailStoreProps) {
+    this.pollIntervalMs = props.pollIntervalMs ?? 10_000;
+  }
+
+  maildir(address: string): string {
+    return this.props.maildirOf(address);
+  }
+
+  /** Creates the user's Maildir and the special-use folders if missing (first login). */
+  async ensureUser(address: string): Promise<void> {
+    const root = this.maildir(address);
+    await createMaildirFolder(root);
+    let created = false;
+    for (const name of Object.keys(SPECIAL_USE)) {
+      const dir = folderDir(root, name);
+      if (await exists(join(dir, 'cur'))) continue;
+      await createMaildirFolder(dir);
+      created = true;
+    }
+    if (created) {
+      const subs = await this.subscriptions(address);
+      for (const n of Object.keys(SPECIAL_USE)) subs.add(n);
+      await this.writeSubscriptions(address, subs);
+    }
+  }
+
+  /** Every folder of the user, INBOX first. */
+  async list(address: string): Promise<FolderInfo[]> {
+    const root = this.maildir(address);
+    const names = ['INBOX'];
+    for (const e of await readdir(root, { withFileTypes: true }).catch(() => [])) {
+      if (!e.isDirectory()) continue;
+      const n = nameFromEntry(e.name);
+      if (n !== undefined && n !== 'INBOX') names.push(n);
+    }
+    const hasChildren = (n: string) => names.some((x) => x.startsWith(n + DELIMITER));
+    const rest = names.slice(1).sort();
+    return ['INBOX', ...rest].map((name) => ({ name, specialUse: SPECIAL_USE[name], hasChildren: hasChildren(name) }));
+  }
+
+  async exists(address: string, name: string): Promise<boolean> {
+    return exists(join(folderDir(this.maildir(address), checkName(name)), 'cur'));
+  }
+
+  async create(address: string, name: string): Promise<void> {
+    const n = checkName(name);
+    if (n === 'INBOX' || (await this.exists(address, n))) throw new MailfleetError('MAILBOX_EXISTS', `mailbox already exists: ${n}`);
+    await createMaildirFolder(folderDir(this.maildir(address), n));
+  }
+
+  async delete(address: string, name: string): Promise<void> {
+    const n = checkName(name);
+    if (n === 'INBOX') throw new MailfleetError('MAILBOX_INVALID_NAME', 'INBOX cannot be deleted');
+    if (!(await this.exists(address, n))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${n}`);
+    await rm(folderDir(this.maildir(address), n), { recursive: true, force: true });
+  }
+
+  /** Renames a folder and its children. Renaming INBOX moves its messages into the new folder. */
+  async rename(address: string, from: string, to: string): Promise<void> {
+    const a = checkName(from);
+    const b = checkName(to);
+    const root = this.maildir(address);
+    if (!(await this.exists(address, a))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${a}`);
+    if (b === 'INBOX' || (await this.exists(address, b))) throw new MailfleetError('MAILBOX_EXISTS', `mailbox already exists: ${b}`);
+    if (a === 'INBOX') {
+      const target = folderDir(root, b);
+      await createMaildirFolder(target);
+      for (const d of ['cur', 'new']) {
+        for (const f of await readdir(join(root, d))) await rename(join(root, d, f), join(target, d, f));
+      }
+      return;
+    }
+    const children = (await this.list(address)).filter((f) => f.name.startsWith(a + DELIMITER));
+    await rename(folderDir(root, a), folderDir(root, b));
+    for (const c of children) await rename(folderDir(root, c.name), folderDir(root, b + c.name.slice(a.length)));
+    const subs = await this.subscriptions(address);
+    if (subs.delete(a)) {
+      subs.add(b);
+      await this.writeSubscriptions(address, subs);
+    }
+  }
+
+  async subscriptions(address: string): Promise<Set<string>> {
+    const text = await readFile(join(this.maildir(address), SUBSCRIPTIONS_FILE), 'utf8').catch(() => '');
+    const out = new Set<string>();
+    for (const line of text.split('\n')) {
+      const n = line.trim() ? nameFromEntry(`.${line.trim()}`) : undefined;
+      if (n) out.add(n);
+    }
+    return out;
+  }
+
+  async subscribe(address: string, name: string, on: boolean): Promise<void> {
+    const n = checkName(name);
+    const subs = await this.subscriptions(address);
+    if (on) subs.add(n);
+    else subs.delete(n);
+    await this.writeSubscriptions(address, subs);
+  }
+
+  private async writeSubscriptions(address: string, subs: Set<string>): Promise<void> {
+    const root = this.maildir(address);
+    await mkdir(root, { recursive: true });
+    const tmp = join(root, `${SUBSCRIPTIONS_FILE}.${process.pid}.tmp`);
+    await writeFile(tmp, [...subs].map(nameToWire).join('\n') + '\n');
+    await rename(tmp, join(root, SUBSCRIPTIONS_FILE));
+  }
+
+  /** Opens the shared Mailbox of a folder, refreshed. Throws MAILBOX_NOT_FOUND. */
+  async openMailbox(address: string, name: string): Promise<MailboxHandle> {
+    const n = checkName(name);
+    const dir = folderDir(this.maildir(address), n);
+    let e = this.open.get(dir);
+    if (!e) {
+      if (!(await exists(join(dir, 'cur')))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${n}`);
+      e = this.open.get(dir) ?? { mailbox: new Mailbox({ name: n, dir }), address, refs: 0, watchers: new Set() };
+      this.open.set(dir, e);
+    }
+    e.refs++;
+    const entry = e;
+    try {
+      await entry.mailbox.refresh();
+    } catch (err) {
+      this.releaseEntry(dir, entry);
+      throw err;
+    }
+    let released = false;
+    const own = new Set<() => void>();
+    return {
+      mailbox: entry.mailbox,
+      watch: (listener) => {
+        own.add(listener);
+        this.addWatcher(entry, listener);
+        return () => {
+          own.delete(listener);
+          this.removeWatcher(entry, listener);
+        };
+      },
+      changed: () => {
+        for (const w of entry.watchers) w();
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const l of own) this.removeWatcher(entry, l);
+        this.releaseEntry(dir, entry);
+      },
+    };
+  }
+
+  /** Number of folders held open in this process (for tests and metrics). */
+  get openCount(): number {
+    return this.open.size;
+  }
+
+  private releaseEntry(dir: string, e: Entry): void {
+    if (--e.refs > 0) return;
+    this.stopWatching(e);
+    if (this.open.get(dir) === e) this.open.delete(dir);
+  }
+
+  private addWatcher(e: Entry, listener: () => void): void {
+    e.watchers.add(listener);
+    if (e.watchers.size > 1) return;
+    const poke = () => {
+      void e.mailbox
+        .refresh()
+        .then((changed) => {
+          if (changed) for (const w of e.watchers) w();
+        })
+        .catch(() => {});
+    };
+    e.unsubscribe = this.props.events.subscribe(e.address, e.mailbox.name, poke);
+    e.timer = setInterval(poke, this.pollIntervalMs);
+    e.timer.unref();
+  }
+
+  private removeWatcher(e: Entry, listener: () => void): void {
+    e.watchers.delete(listener);
+    if (e.watchers.size === 0) this.stopWatching(e);
+  }
+
+  private stopWatching(e: Entry): void {
+    e.unsubscribe?.();
+    e.unsubscribe = undefined;
+    if (e.timer) clearInterval(e.timer);
+    e.timer = undefined;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
