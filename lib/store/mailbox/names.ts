@@ -20,6 +20,7 @@ export function nameFromWire(wire: string): string {
 export function checkName(name: string): string {
   if (name.toUpperCase() === 'INBOX') return 'INBOX';
   if (name.length === 0) throw invalid(name, 'empty');
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   if (/[\x00-\x1f\x7f/\\]/.test(name)) throw invalid(name, 'contains a control character, / or \\');
   if (name.split(DELIMITER).some((c) => c.length === 0)) throw invalid(name, 'has an empty hierarchy level');
   if (/[%*]/.test(name)) throw invalid(name, 'contains a wildcard');
