@@ -1,0 +1,357 @@
+/**
+ * The engine-neutral platform: every resource the Terraform and Pulumi engines create, with its name,
+ * ports, sizes and bootstrap text, read from the plan and the renderers in one place. Engines only
+ * translate this into their own syntax, so they cannot drift apart (the parity suite checks they don't).
+ */
+import { daemonConfig } from '../lib/plan/daemon-config.js';
+import type { Plan } from '../lib/plan/types.js';
+import { MailfleetError } from '../lib/errors.js';
+import { bootstrapText, type NodeRole } from './bootstrap.js';
+import { ROLE_TAG, type RegionRole } from './inventory.js';
+
+/** VPC CIDRs when the spec gives none (as documented on regions.*.cidr). */
+export const DEFAULT_CIDR: Readonly<Record<RegionRole, string>> = Object.freeze({
+  primary: '10.40.0.0/16',
+  dr: '10.41.0.0/16',
+});
+/** GlusterFS management (glusterd, 24007) and RDMA management (24008). */
+export const GLUSTER_MGMT_PORTS = { from: 24007, to: 24008 } as const;
+/** One port per brick from 49152; 100 leaves room for several volumes per node. */
+export const GLUSTER_BRICK_PORTS = { from: 49152, to: 49251 } as const;
+export const LDAP_PORT = 389;
+export const LDAPS_PORT = 636;
+export const NFS_PORT = 2049;
+export const ANYWHERE = '0.0.0.0/0';
+
+export interface SubnetModel {
+  readonly name: string;
+  readonly az: string;
+  readonly cidr: string;
+  readonly public: boolean;
+}
+
+/** A peer of a rule: a CIDR or another group of the same region, by role. */
+export type RulePeer = { readonly cidr: string } | { readonly role: NodeRole | 'efs' };
+
+export interface IngressRuleModel {
+  readonly protocol: 'tcp';
+  readonly fromPort: number;
+  readonly toPort: number;
+  readonly peer: RulePeer;
+  readonly description: string;
+}
+
+export interface SecurityGroupModel {
+  readonly role: NodeRole | 'efs';
+  readonly name: string;
+  readonly description: string;
+  readonly ingress: readonly IngressRuleModel[];
+  /** Every group may reach anything (package mirrors, AWS APIs, Redis, external LDAP). */
+  readonly egressAllTo: string;
+}
+
+export interface NlbListenerModel {
+  /** Plan listener name (also the target group's Name tag). */
+  readonly name: string;
+  readonly port: number;
+  readonly tenant: string;
+  readonly protocol: string;
+}
+
+export interface NlbModel {
+  readonly index: number;
+  readonly name: string;
+  readonly listeners: readonly NlbListenerModel[];
+}
+
+export interface TierModel {
+  readonly role: 'proxy' | 'mail';
+  readonly name: string;
+  readonly instanceType: string;
+  readonly amiParameter: string;
+  readonly min: number;
+  readonly max: number;
+  readonly desired: number;
+  readonly userData: string;
+  /** The proxy tier registers with every target group of its region. */
+  readonly inTargetGroups: boolean;
+}
+
+export interface NodeModel {
+  readonly role: 'storage' | 'ldap';
+  readonly name: string;
+  readonly subnet: number;
+  readonly instanceType: string;
+  readonly amiParameter: string;
+  readonly userData: string;
+  readonly dataVolumeGiB?: number;
+}
+
+export interface RegionModel {
+  readonly role: RegionRole;
+  readonly region: string;
+  readonly account: string;
+  readonly cidr: string;
+  readonly prefix: string;
+  readonly publicSubnets: readonly SubnetModel[];
+  readonly privateSubnets: readonly SubnetModel[];
+  readonly securityGroups: readonly SecurityGroupModel[];
+  readonly nlbs: readonly NlbModel[];
+  readonly tiers: readonly TierModel[];
+  readonly storageNodes: readonly NodeModel[];
+  readonly efs?: { readonly name: string; readonly throughputMode: string };
+  readonly ldapNodes: readonly NodeModel[];
+}
+
+export interface ManagedAdModel {
+  readonly name: string;
+  readonly shortName: string;
+  readonly edition: 'Standard';
+  /** Engine input holding the admin password (a Terraform variable, a Pulumi secret config key). */
+  readonly passwordInput: string;
+}
+
+export interface DnsRecordModel {
+  readonly name: string;
+  readonly shard: number;
+  /** Port the Route 53 health check opens on the primary NLB (the shard's first listener). */
+  readonly healthCheckPort: number;
+}
+
+export interface DnsModel {
+  readonly zoneName: string;
+  readonly hostedZoneId?: string;
+  /** With a DR region: PRIMARY/SECONDARY failover pairs with a health check per primary shard. */
+  readonly failover: boolean;
+  readonly records: readonly DnsRecordModel[];
+}
+
+export interface PlatformModel {
+  readonly platform: string;
+  readonly regions: readonly RegionModel[];
+  readonly managedAd?: ManagedAdModel;
+  readonly dns?: DnsModel;
+  /** Tags every resource carries. */
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+/** Graviton instance families (c7g, m7gd, t4g, …) need the arm64 image. */
+export function amiParameter(instanceType: string): string {
+  const arch = /^[a-z]+\d+g[a-z]*\./.test(instanceType) ? 'arm64' : 'x86_64';
+  return `/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-${arch}`;
+}
+
+/** Splits the VPC into 16 equal subnets: public ones from the start, private ones from the middle. */
+export function subnetCidr(vpcCidr: string, index: number): string {
+  const [addr, bitsText] = vpcCidr.split('/') as [string, string];
+  const bits = Number(bitsText) + 4;
+  const base = addr.split('.').reduce((a, o) => (a << 8) + Number(o), 0) >>> 0;
+  const ip = (base + index * 2 ** (32 - bits)) >>> 0;
+  return `${[24, 16, 8, 0].map((s) => (ip >>> s) & 255).join('.')}/${bits}`;
+}
+
+/** Contiguous ports become one rule, so dedicated tenants' port blocks stay within SG rule quotas. */
+export function portRanges(ports: readonly number[]): { from: number; to: number }[] {
+  const sorted = [...new Set(ports)].sort((a, b) => a - b);
+  const out: { from: number; to: number }[] = [];
+  for (const p of sorted) {
+    const last = out[out.length - 1];
+    if (last && p === last.to + 1) last.to = p;
+    else out.push({ from: p, to: p });
+  }
+  return out;
+}
+
+/** `DC=globex,DC=example` → `globex.example` */
+function dnsNameOfBaseDn(baseDn: string): string {
+  return baseDn
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => /^dc=/i.test(p))
+    .map((p) => p.slice(3))
+    .join('.')
+    .toLowerCase();
+}
+
+function securityGroups(plan: Plan, prefix: string, cidr: string): SecurityGroupModel[] {
+  const cloud = daemonConfig(plan, { mode: 'cloud' });
+  const tcp = (from: number, to: number, peer: RulePeer, description: string): IngressRuleModel => ({
+    protocol: 'tcp',
+    fromPort: from,
+    toPort: to,
+    peer,
+    description,
+  });
+  const groups: SecurityGroupModel[] = [
+    {
+      role: 'proxy',
+      name: `${prefix}-proxy`,
+      description: 'HAProxy tier: NLB listeners (client IPs preserved, PROXY v2)',
+      // NLB instance targets see the client's own address, so listener ports are open to the world.
+      ingress: portRanges(plan.listeners.map((l) => l.publicPort)).map((r) =>
+        tcp(r.from, r.to, { cidr: ANYWHERE }, 'mail listeners via NLB'),
+      ),
+      egressAllTo: ANYWHERE,
+    },
+    {
+      role: 'mail',
+      name: `${prefix}-mail`,
+      description: 'mailfleetd tier: daemon ports from HAProxy, admin API from the VPC',
+      ingress: [
+        ...portRanges(cloud.sockets.map((s) => s.port)).map((r) => tcp(r.from, r.to, { role: 'proxy' }, 'daemon ports, PROXY v2')),
+        tcp(cloud.admin.port, cloud.admin.port, { cidr }, 'admin API and metrics'),
+      ],
+      egressAllTo: ANYWHERE,
+    },
+  ];
+  if (plan.storage.kind === 'glusterfs') {
+    const g = (peer: RulePeer, who: string) => [
+      tcp(GLUSTER_MGMT_PORTS.from, GLUSTER_MGMT_PORTS.to, peer, `glusterd from ${who}`),
+      tcp(GLUSTER_BRICK_PORTS.from, GLUSTER_BRICK_PORTS.to, peer, `bricks from ${who}`),
+    ];
+    groups.push({
+      role: 'storage',
+      name: `${prefix}-storage`,
+      description: 'GlusterFS nodes: clients on the mail tier, peers',
+      ingress: [...g({ role: 'mail' }, 'mail tier'), ...g({ role: 'storage' }, 'peers')],
+      egressAllTo: ANYWHERE,
+    });
+  } else {
+    groups.push({
+      role: 'efs',
+      name: `${prefix}-efs`,
+      description: 'EFS mount targets: NFS from the mail tier',
+      ingress: [tcp(NFS_PORT, NFS_PORT, { role: 'mail' }, 'NFS from mail tier')],
+      egressAllTo: ANYWHERE,
+    });
+  }
+  if (plan.directory.kind === 'ldap' && plan.directory.provision === 'openldap-pair') {
+    groups.push({
+      role: 'ldap',
+      name: `${prefix}-ldap`,
+      description: 'OpenLDAP provider/consumer: lookups from the mail tier, syncrepl between nodes',
+      ingress: [
+        tcp(LDAP_PORT, LDAP_PORT, { role: 'mail' }, 'LDAP from mail tier'),
+        tcp(LDAPS_PORT, LDAPS_PORT, { role: 'mail' }, 'LDAPS from mail tier'),
+        tcp(LDAP_PORT, LDAP_PORT, { role: 'ldap' }, 'syncrepl'),
+      ],
+      egressAllTo: ANYWHERE,
+    });
+  }
+  return groups;
+}
+
+function regionModel(plan: Plan, role: RegionRole): RegionModel {
+  const r = role === 'primary' ? plan.regions?.primary : plan.regions?.dr;
+  if (!r) throw new MailfleetError('PLAN_INVALID', `the cloud engines need regions.${role} in the spec`);
+  const cidr = r.cidr ?? DEFAULT_CIDR[role];
+  const prefix = role === 'primary' ? plan.platform : `${plan.platform}-dr`;
+  const azs = r.availabilityZones;
+  const subnets = (pub: boolean) =>
+    azs.map((az, i) => ({
+      name: `${prefix}-${pub ? 'public' : 'private'}-${az}`,
+      az,
+      cidr: subnetCidr(cidr, pub ? i : 8 + i),
+      public: pub,
+    }));
+  const s = plan.sizing;
+  // DR runs at pilot-light size: no compute until failover (warm standby keeps one node per tier).
+  const drSize = (max: number) => {
+    const n = plan.dr?.mode === 'warm-standby' ? 1 : 0;
+    return { min: n, max, desired: n };
+  };
+  const tier = (t: 'proxy' | 'mail'): TierModel => {
+    const size = t === 'proxy' ? s.proxyNodes : s.mailNodes;
+    const counts = role === 'primary' ? { min: size.min, max: size.max, desired: size.desired } : drSize(size.max);
+    return {
+      role: t,
+      name: `${prefix}-${t}`,
+      instanceType: size.instanceType,
+      amiParameter: amiParameter(size.instanceType),
+      ...counts,
+      userData: bootstrapText(plan, t, role),
+      inTargetGroups: t === 'proxy',
+    };
+  };
+  const storageNodes: NodeModel[] =
+    plan.storage.kind === 'glusterfs'
+      ? Array.from({ length: plan.sizing.storageNodes }, (_, i) => ({
+          role: 'storage' as const,
+          name: `${prefix}-storage-${i}`,
+          subnet: i % azs.length,
+          instanceType: plan.storage.kind === 'glusterfs' ? plan.storage.instanceType : '',
+          amiParameter: amiParameter(plan.storage.kind === 'glusterfs' ? plan.storage.instanceType : ''),
+          userData: bootstrapText(plan, 'storage', role),
+          dataVolumeGiB: plan.storage.kind === 'glusterfs' ? plan.storage.volumeSizeGiB : undefined,
+        }))
+      : [];
+  const pair = plan.directory.kind === 'ldap' && plan.directory.provision === 'openldap-pair';
+  // Provider + consumer in the primary, one consumer in DR (the plan's ldap-instance line).
+  const ldapCount = pair ? (role === 'primary' ? 2 : 1) : 0;
+  const ldapType = plan.sizing.mailNodes.instanceType;
+  const ldapNodes: NodeModel[] = Array.from({ length: ldapCount }, (_, i) => ({
+    role: 'ldap' as const,
+    name: `${prefix}-ldap-${i}`,
+    subnet: i % azs.length,
+    instanceType: ldapType,
+    amiParameter: amiParameter(ldapType),
+    userData: bootstrapText(plan, 'ldap', role),
+  }));
+  const byName = new Map(plan.listeners.map((l) => [l.name, l]));
+  return {
+    role,
+    region: r.name,
+    account: r.account,
+    cidr,
+    prefix,
+    publicSubnets: subnets(true),
+    privateSubnets: subnets(false),
+    securityGroups: securityGroups(plan, prefix, cidr),
+    nlbs: plan.nlbShards.map((shard) => ({
+      index: shard.index,
+      name: shard.name,
+      listeners: shard.listeners.map((n) => {
+        const l = byName.get(n)!;
+        return { name: l.name, port: l.publicPort, tenant: l.tenant, protocol: l.protocol };
+      }),
+    })),
+    tiers: [tier('proxy'), tier('mail')],
+    storageNodes,
+    efs: plan.storage.kind === 'efs' ? { name: `${prefix}-mail`, throughputMode: plan.storage.throughputMode } : undefined,
+    ldapNodes,
+  };
+}
+
+export function platformModel(plan: Plan): PlatformModel {
+  const regions = [regionModel(plan, 'primary'), ...(plan.regions?.dr ? [regionModel(plan, 'dr')] : [])];
+  const dir = plan.directory;
+  const managedAd: ManagedAdModel | undefined =
+    dir.kind === 'ldap' && dir.provision === 'managed-ad'
+      ? {
+          name: dnsNameOfBaseDn(dir.baseDn),
+          shortName: dnsNameOfBaseDn(dir.baseDn).split('.')[0]!.toUpperCase().slice(0, 15),
+          edition: 'Standard',
+          passwordInput: 'managed_ad_admin_password',
+        }
+      : undefined;
+  const dnsSpec = plan.spec.dns;
+  const dns: DnsModel | undefined = dnsSpec
+    ? {
+        zoneName: dnsSpec.zoneName,
+        hostedZoneId: dnsSpec.hostedZoneId,
+        failover: regions.length === 2,
+        records: plan.nlbShards.map((shard) => ({
+          // Shard 0 keeps the plain name; later shards are numbered (tenants keep their shard for life).
+          name: `${dnsSpec.recordPrefix}${shard.index === 0 ? '' : `-${shard.index}`}.${dnsSpec.zoneName}`,
+          shard: shard.index,
+          healthCheckPort: plan.listeners.find((l) => l.name === shard.listeners[0])!.publicPort,
+        })),
+      }
+    : undefined;
+  return { platform: plan.platform, regions, managedAd, dns, tags: { 'mailfleet:platform': plan.platform } };
+}
+
+/** Tags of one resource: the platform's, its role (read back by the inventory extractors) and a Name. */
+export function tagsFor(model: PlatformModel, role: string, name: string): Record<string, string> {
+  return { ...model.tags, [ROLE_TAG]: role, Name: name };
+}

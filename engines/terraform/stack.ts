@@ -1,0 +1,315 @@
+/**
+ * The platform as a cdktf stack (Terraform JSON for hashicorp/aws 5.100.0).
+ *
+ * cdktf was deprecated and archived upstream in December 2025: this engine is pinned (cdktf 0.21.0,
+ * @cdktf/provider-aws 20.1.0) and kept thin — it only spells out engines/platform.ts in Terraform
+ * resources. Nothing outside engines/terraform imports cdktf, so dropping it later is one folder.
+ */
+import { TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
+import type { Construct } from 'constructs';
+import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group/index.js';
+import { DataAwsRoute53Zone } from '@cdktf/provider-aws/lib/data-aws-route53-zone/index.js';
+import { DataAwsSsmParameter } from '@cdktf/provider-aws/lib/data-aws-ssm-parameter/index.js';
+import { DirectoryServiceDirectory } from '@cdktf/provider-aws/lib/directory-service-directory/index.js';
+import { EfsFileSystem } from '@cdktf/provider-aws/lib/efs-file-system/index.js';
+import { EfsMountTarget } from '@cdktf/provider-aws/lib/efs-mount-target/index.js';
+import { EfsReplicationConfiguration } from '@cdktf/provider-aws/lib/efs-replication-configuration/index.js';
+import { Eip } from '@cdktf/provider-aws/lib/eip/index.js';
+import { Instance } from '@cdktf/provider-aws/lib/instance/index.js';
+import { InternetGateway } from '@cdktf/provider-aws/lib/internet-gateway/index.js';
+import { LaunchTemplate } from '@cdktf/provider-aws/lib/launch-template/index.js';
+import { Lb } from '@cdktf/provider-aws/lib/lb/index.js';
+import { LbListener } from '@cdktf/provider-aws/lib/lb-listener/index.js';
+import { LbTargetGroup } from '@cdktf/provider-aws/lib/lb-target-group/index.js';
+import { NatGateway } from '@cdktf/provider-aws/lib/nat-gateway/index.js';
+import { AwsProvider } from '@cdktf/provider-aws/lib/provider/index.js';
+import { Route } from '@cdktf/provider-aws/lib/route/index.js';
+import { Route53HealthCheck } from '@cdktf/provider-aws/lib/route53-health-check/index.js';
+import { Route53Record } from '@cdktf/provider-aws/lib/route53-record/index.js';
+import { RouteTable } from '@cdktf/provider-aws/lib/route-table/index.js';
+import { RouteTableAssociation } from '@cdktf/provider-aws/lib/route-table-association/index.js';
+import { SecurityGroup } from '@cdktf/provider-aws/lib/security-group/index.js';
+import { Subnet } from '@cdktf/provider-aws/lib/subnet/index.js';
+import { Vpc } from '@cdktf/provider-aws/lib/vpc/index.js';
+import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule/index.js';
+import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule/index.js';
+import { tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+
+const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
+const IMDSV2 = { httpTokens: 'required', httpEndpoint: 'enabled' };
+
+interface BuiltRegion {
+  readonly nlbs: Lb[];
+}
+
+export interface MailfleetTerraformStackProps {
+  /** The engine-neutral platform (engines/platform.ts). */
+  readonly model: PlatformModel;
+}
+
+export class MailfleetTerraformStack extends TerraformStack {
+  /** One entry per region, NLBs in shard order. */
+  public readonly regions: ReadonlyMap<string, BuiltRegion>;
+
+  constructor(scope: Construct, id: string, props: MailfleetTerraformStackProps) {
+    super(scope, id);
+    const { model } = props;
+    const built = new Map<string, BuiltRegion>();
+    for (const region of model.regions) {
+      const provider = new AwsProvider(this, `aws-${region.role}`, {
+        region: region.region,
+        allowedAccountIds: [region.account],
+        alias: region.role === 'primary' ? undefined : region.role,
+      });
+      built.set(region.role, this.region(model, region, provider));
+    }
+    this.regions = built;
+    if (model.managedAd) this.managedAd(model);
+    if (model.dns) this.dns(model);
+  }
+
+  private region(model: PlatformModel, r: RegionModel, provider: AwsProvider): BuiltRegion {
+    const p = r.role; // construct id prefix; Terraform addresses read "aws_vpc.primary-vpc"
+    const tags = (role: string, name: string) => tagsFor(model, role, name);
+    const vpc = new Vpc(this, `${p}-vpc`, {
+      provider,
+      cidrBlock: r.cidr,
+      enableDnsHostnames: true,
+      enableDnsSupport: true,
+      tags: tags('network', `${r.prefix}-vpc`),
+    });
+    const igw = new InternetGateway(this, `${p}-igw`, { provider, vpcId: vpc.id, tags: tags('network', `${r.prefix}-igw`) });
+    const subnet = (s: RegionModel['publicSubnets'][number], i: number) =>
+      new Subnet(this, `${p}-${s.public ? 'public' : 'private'}-${i}`, {
+        provider,
+        vpcId: vpc.id,
+        availabilityZone: s.az,
+        cidrBlock: s.cidr,
+        mapPublicIpOnLaunch: false,
+        tags: tags('network', s.name),
+      });
+    const publicSubnets = r.publicSubnets.map(subnet);
+    const privateSubnets = r.privateSubnets.map(subnet);
+    const publicRt = new RouteTable(this, `${p}-public-rt`, { provider, vpcId: vpc.id, tags: tags('network', `${r.prefix}-public`) });
+    new Route(this, `${p}-public-default`, { provider, routeTableId: publicRt.id, destinationCidrBlock: '0.0.0.0/0', gatewayId: igw.id });
+    // One NAT gateway per region: nodes only fetch packages and call AWS APIs through it.
+    const eip = new Eip(this, `${p}-nat-eip`, { provider, domain: 'vpc', tags: tags('network', `${r.prefix}-nat`) });
+    const nat = new NatGateway(this, `${p}-nat`, {
+      provider,
+      allocationId: eip.allocationId,
+      subnetId: publicSubnets[0]!.id,
+      tags: tags('network', `${r.prefix}-nat`),
+    });
+    const privateRt = new RouteTable(this, `${p}-private-rt`, { provider, vpcId: vpc.id, tags: tags('network', `${r.prefix}-private`) });
+    new Route(this, `${p}-private-default`, { provider, routeTableId: privateRt.id, destinationCidrBlock: '0.0.0.0/0', natGatewayId: nat.id });
+    publicSubnets.forEach((s, i) => new RouteTableAssociation(this, `${p}-public-rta-${i}`, { provider, subnetId: s.id, routeTableId: publicRt.id }));
+    privateSubnets.forEach((s, i) => new RouteTableAssociation(this, `${p}-private-rta-${i}`, { provider, subnetId: s.id, routeTableId: privateRt.id }));
+
+    const amis = new Map<string, DataAwsSsmParameter>();
+    const ami = (parameter: string) => {
+      let d = amis.get(parameter);
+      if (!d) {
+        d = new DataAwsSsmParameter(this, `${p}-ami-${amis.size}`, { provider, name: parameter });
+        amis.set(parameter, d);
+      }
+      return d.value;
+    };
+
+    const groups = new Map<string, SecurityGroup>();
+    for (const g of r.securityGroups)
+      groups.set(g.role, new SecurityGroup(this, `${p}-sg-${g.role}`, { provider, name: g.name, description: g.description, vpcId: vpc.id, tags: tags(g.role, g.name) }));
+    for (const g of r.securityGroups) {
+      const sg = groups.get(g.role)!;
+      g.ingress.forEach((rule, i) => {
+        new VpcSecurityGroupIngressRule(this, `${p}-sg-${g.role}-in-${i}`, {
+          provider,
+          securityGroupId: sg.id,
+          ipProtocol: rule.protocol,
+          fromPort: rule.fromPort,
+          toPort: rule.toPort,
+          description: rule.description,
+          ...('cidr' in rule.peer ? { cidrIpv4: rule.peer.cidr } : { referencedSecurityGroupId: groups.get(rule.peer.role)!.id }),
+        });
+      });
+      new VpcSecurityGroupEgressRule(this, `${p}-sg-${g.role}-out`, {
+        provider,
+        securityGroupId: sg.id,
+        ipProtocol: '-1',
+        cidrIpv4: g.egressAllTo,
+        description: 'all outbound',
+      });
+    }
+
+    const nlbs: Lb[] = [];
+    const targetGroups: LbTargetGroup[] = [];
+    for (const n of r.nlbs) {
+      const lb = new Lb(this, `${p}-nlb-${n.index}`, {
+        provider,
+        loadBalancerType: 'network',
+        internal: false,
+        subnets: publicSubnets.map((s) => s.id),
+        enableCrossZoneLoadBalancing: true,
+        tags: tags('nlb', n.name),
+      });
+      nlbs.push(lb);
+      for (const l of n.listeners) {
+        const tg = new LbTargetGroup(this, `${p}-tg-${l.name}`, {
+          provider,
+          vpcId: vpc.id,
+          port: l.port,
+          protocol: 'TCP',
+          targetType: 'instance',
+          proxyProtocolV2: true,
+          preserveClientIp: 'true',
+          healthCheck: { protocol: 'TCP' },
+          tags: tags('proxy', l.name),
+        });
+        targetGroups.push(tg);
+        new LbListener(this, `${p}-listener-${l.name}`, {
+          provider,
+          loadBalancerArn: lb.arn,
+          port: l.port,
+          protocol: 'TCP',
+          defaultAction: [{ type: 'forward', targetGroupArn: tg.arn }],
+          tags: tags('nlb', l.name),
+        });
+      }
+    }
+
+    for (const t of r.tiers) {
+      const lt = new LaunchTemplate(this, `${p}-lt-${t.role}`, {
+        provider,
+        name: t.name,
+        imageId: ami(t.amiParameter),
+        instanceType: t.instanceType,
+        vpcSecurityGroupIds: [groups.get(t.role)!.id],
+        userData: b64(t.userData),
+        metadataOptions: IMDSV2,
+        tagSpecifications: [{ resourceType: 'instance', tags: tags(t.role, t.name) }],
+        tags: tags(t.role, t.name),
+      });
+      new AutoscalingGroup(this, `${p}-asg-${t.role}`, {
+        provider,
+        name: t.name,
+        minSize: t.min,
+        maxSize: t.max,
+        desiredCapacity: t.desired,
+        vpcZoneIdentifier: privateSubnets.map((s) => s.id),
+        launchTemplate: { id: lt.id, version: '$Latest' },
+        targetGroupArns: t.inTargetGroups ? targetGroups.map((tg) => tg.arn) : undefined,
+        healthCheckType: t.inTargetGroups ? 'ELB' : 'EC2',
+        tag: Object.entries(tags(t.role, t.name)).map(([key, value]) => ({ key, value, propagateAtLaunch: true })),
+      });
+    }
+
+    const node = (n: NodeModel) =>
+      new Instance(this, `${p}-${n.role}-${n.name.slice(n.name.lastIndexOf('-') + 1)}`, {
+        provider,
+        ami: ami(n.amiParameter),
+        instanceType: n.instanceType,
+        subnetId: privateSubnets[n.subnet]!.id,
+        vpcSecurityGroupIds: [groups.get(n.role)!.id],
+        userDataBase64: b64(n.userData),
+        metadataOptions: IMDSV2,
+        rootBlockDevice: { encrypted: true, volumeType: 'gp3' },
+        ebsBlockDevice:
+          n.dataVolumeGiB === undefined
+            ? undefined
+            : [{ deviceName: '/dev/sdf', volumeSize: n.dataVolumeGiB, volumeType: 'gp3', encrypted: true }],
+        tags: tags(n.role, n.name),
+      });
+    r.storageNodes.forEach(node);
+    r.ldapNodes.forEach(node);
+
+    if (r.efs) {
+      const fs = new EfsFileSystem(this, `${p}-efs`, {
+        provider,
+        encrypted: true,
+        throughputMode: r.efs.throughputMode,
+        tags: tags('efs', r.efs.name),
+      });
+      privateSubnets.forEach(
+        (s, i) => new EfsMountTarget(this, `${p}-efs-mt-${i}`, { provider, fileSystemId: fs.id, subnetId: s.id, securityGroups: [groups.get('efs')!.id] }),
+      );
+      this.efs.set(r.role, { fs, provider });
+    }
+    if (r.role === 'dr' && r.efs) {
+      const src = this.efs.get('primary')!;
+      new EfsReplicationConfiguration(this, 'efs-replication', {
+        provider: src.provider,
+        sourceFileSystemId: src.fs.id,
+        destination: { region: r.region, fileSystemId: this.efs.get('dr')!.fs.id },
+      });
+    }
+    this.vpcs.set(r.role, { vpc, privateSubnets, provider });
+    return { nlbs };
+  }
+
+  private readonly efs = new Map<string, { fs: EfsFileSystem; provider: AwsProvider }>();
+  private readonly vpcs = new Map<string, { vpc: Vpc; privateSubnets: Subnet[]; provider: AwsProvider }>();
+
+  private managedAd(model: PlatformModel) {
+    const ad = model.managedAd!;
+    const primary = this.vpcs.get('primary')!;
+    const password = new TerraformVariable(this, ad.passwordInput, {
+      type: 'string',
+      sensitive: true,
+      description: 'Admin password of the AWS Managed Microsoft AD',
+    });
+    new DirectoryServiceDirectory(this, 'managed-ad', {
+      provider: primary.provider,
+      type: 'MicrosoftAD',
+      edition: ad.edition,
+      name: ad.name,
+      shortName: ad.shortName,
+      password: password.stringValue,
+      vpcSettings: { vpcId: primary.vpc.id, subnetIds: primary.privateSubnets.slice(0, 2).map((s) => s.id) },
+      tags: tagsFor(model, 'directory', ad.name),
+    });
+  }
+
+  private dns(model: PlatformModel) {
+    const dns = model.dns!;
+    const provider = this.vpcs.get('primary')!.provider;
+    const zoneId = dns.hostedZoneId ?? new DataAwsRoute53Zone(this, 'zone', { provider, name: dns.zoneName }).zoneId;
+    const primary = this.regions.get('primary')!.nlbs;
+    const dr = this.regions.get('dr')?.nlbs;
+    for (const rec of dns.records) {
+      const lb = primary[rec.shard]!;
+      const alias = (target: Lb) => ({ name: target.dnsName, zoneId: target.zoneId, evaluateTargetHealth: true });
+      new TerraformOutput(this, `nlb-${rec.shard}-dns`, { value: lb.dnsName });
+      if (!dns.failover || !dr) {
+        new Route53Record(this, `record-${rec.shard}`, { provider, zoneId, name: rec.name, type: 'A', alias: alias(lb) });
+        continue;
+      }
+      const hc = new Route53HealthCheck(this, `health-${rec.shard}`, {
+        provider,
+        type: 'TCP',
+        fqdn: lb.dnsName,
+        port: rec.healthCheckPort,
+        requestInterval: 10,
+        failureThreshold: 3,
+        tags: tagsFor(model, 'dns', rec.name),
+      });
+      new Route53Record(this, `record-${rec.shard}-primary`, {
+        provider,
+        zoneId,
+        name: rec.name,
+        type: 'A',
+        setIdentifier: `${rec.name}-primary`,
+        failoverRoutingPolicy: { type: 'PRIMARY' },
+        healthCheckId: hc.id,
+        alias: alias(lb),
+      });
+      new Route53Record(this, `record-${rec.shard}-secondary`, {
+        provider,
+        zoneId,
+        name: rec.name,
+        type: 'A',
+        setIdentifier: `${rec.name}-secondary`,
+        failoverRoutingPolicy: { type: 'SECONDARY' },
+        alias: alias(dr[rec.shard]!),
+      });
+    }
+  }
+}
