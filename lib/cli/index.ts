@@ -1,5 +1,6 @@
 /** The `mailfleet` CLI: each command lives in lib/cli/commands/<name>.ts and is registered here. */
 import { Command } from 'commander';
+import { registerDr } from './commands/dr.js';
 import { registerPlan } from './commands/plan.js';
 import { registerRender } from './commands/render.js';
 import { registerSchema } from './commands/schema.js';
@@ -9,6 +10,7 @@ const COMMANDS: RegisterCommand[] = [
   registerSchema,
   registerPlan,
   registerRender,
+  registerDr,
 ];
 
 export function buildCli(): Command {
