@@ -35,13 +35,13 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
   public readonly nlbDnsNames: pulumi.Output<string>[];
 
   constructor(name: string, args: MailfleetPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
-    super('mailfleet:index:Platform', name, {}, opts);
     const model = platformModel(args.plan);
+    if (model.managedAd && args.managedAdPassword === undefined)
+      throw new Error('directory.provision is managed-ad: pass managedAdPassword (config mailfleet:managedAdAdminPassword)');
+    super('mailfleet:index:Platform', name, {}, opts);
     const regions = new Map<string, BuiltRegion>();
     for (const r of model.regions) regions.set(r.role, this.region(model, r, regions));
     if (model.managedAd) {
-      if (args.managedAdPassword === undefined)
-        throw new Error('directory.provision is managed-ad: pass managedAdPassword (config mailfleet:managedAdAdminPassword)');
       const ad = model.managedAd;
       const primary = regions.get('primary')!;
       this.add(
@@ -52,7 +52,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             edition: ad.edition,
             name: ad.name,
             shortName: ad.shortName,
-            password: args.managedAdPassword,
+            password: args.managedAdPassword!,
             vpcSettings: { vpcId: primary.vpc.id, subnetIds: primary.privateSubnets.slice(0, 2).map((s) => s.id) },
             tags: tagsFor(model, 'directory', ad.name),
           },

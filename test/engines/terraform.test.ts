@@ -1,0 +1,112 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bootstrapText } from '../../engines/bootstrap.js';
+import { findTerraformTools, terraformJson, validateTerraform, writeTerraform, type TerraformJson } from '../../engines/terraform/index.js';
+import { buildPlan } from '../../lib/plan/index.js';
+import { specSchema } from '../../lib/spec/index.js';
+import { EXAMPLES, examplePlan } from './helpers.js';
+
+type Resources = Record<string, Record<string, Record<string, unknown>>>;
+const resources = (doc: TerraformJson) => doc.resource as Resources;
+const b64 = (s: string) => Buffer.from(s, 'base64').toString('utf8');
+
+describe('terraform engine (cdktf)', () => {
+  const docs = new Map<string, TerraformJson>();
+  let out: string;
+  before(() => {
+    out = mkdtempSync(join(tmpdir(), 'mailfleet-tf-'));
+    for (const e of EXAMPLES) docs.set(e, terraformJson(examplePlan(e)));
+  });
+  after(() => rmSync(out, { recursive: true, force: true }));
+
+  it('GIVEN both examples WHEN written as Terraform JSON THEN terraform init + validate pass offline against the provider mirror', () => {
+    const tools = findTerraformTools();
+    if (tools.missing.length > 0) {
+      const msg = `terraform validate cannot run: missing ${tools.missing.join(' and ')}. See DEVELOPERS.md.`;
+      if (process.env.MAILFLEET_ALLOW_NO_TERRAFORM === '1') {
+        console.warn(`\n!!!!!!!! WARNING: ${msg} (MAILFLEET_ALLOW_NO_TERRAFORM=1: NOT validated) !!!!!!!!\n`);
+        return;
+      }
+      assert.fail(msg);
+    }
+    for (const e of EXAMPLES) {
+      const dir = writeTerraform(examplePlan(e), join(out, e));
+      assert.ok(existsSync(join(dir, 'cdk.tf.json')), `${dir}/cdk.tf.json written`);
+      const r = validateTerraform(dir, { cli: tools.cli!, mirror: tools.mirror! });
+      assert.equal(r.valid, true, `${e}: terraform validate failed:\n${r.output}`);
+    }
+  });
+
+  it('pins hashicorp/aws 5.100.0 and puts the DR region on an aliased provider', () => {
+    const doc = docs.get('primary-dr')!;
+    const tf = doc.terraform as { required_providers: { aws: { version: string } } };
+    assert.equal(tf.required_providers.aws.version, '5.100.0');
+    const providers = (doc.provider as { aws: { region: string; alias?: string }[] }).aws;
+    assert.deepEqual(
+      providers.map((p) => [p.alias ?? 'default', p.region]),
+      [['default', 'eu-west-1'], ['dr', 'eu-central-1']],
+    );
+    const drVpcs = Object.values(resources(doc).aws_vpc!).filter((v) => v.provider === 'aws.dr');
+    assert.deepEqual(drVpcs.map((v) => v.cidr_block), ['10.41.0.0/16']);
+  });
+
+  it('gives every plan listener an NLB listener and a PROXY v2 target group on its public port', () => {
+    const plan = examplePlan('single-region');
+    const r = resources(docs.get('single-region')!);
+    const ports = Object.values(r.aws_lb_listener!).map((l) => l.port).sort((a, b) => Number(a) - Number(b));
+    assert.deepEqual(ports, plan.listeners.map((l) => l.publicPort).sort((a, b) => a - b));
+    for (const tg of Object.values(r.aws_lb_target_group!)) {
+      assert.equal(tg.proxy_protocol_v2, true);
+      assert.equal(tg.protocol, 'TCP');
+    }
+    assert.equal(Object.values(r.aws_lb!)[0]!.load_balancer_type, 'network');
+  });
+
+  it('sizes the Auto Scaling groups from the plan and boots them with the rendered bootstrap text', () => {
+    const plan = examplePlan('single-region');
+    const r = resources(docs.get('single-region')!);
+    const asgs = Object.values(r.aws_autoscaling_group!);
+    const proxy = asgs.find((a) => a.name === 'acme-mail-proxy')!;
+    const mail = asgs.find((a) => a.name === 'acme-mail-mail')!;
+    assert.deepEqual([proxy.min_size, proxy.max_size, proxy.desired_capacity], [plan.sizing.proxyNodes.min, plan.sizing.proxyNodes.max, plan.sizing.proxyNodes.desired]);
+    assert.deepEqual([mail.min_size, mail.max_size, mail.desired_capacity], [plan.sizing.mailNodes.min, plan.sizing.mailNodes.max, plan.sizing.mailNodes.desired]);
+    assert.equal((proxy.target_group_arns as string[]).length, plan.listeners.length);
+    const lts = Object.values(r.aws_launch_template!);
+    assert.equal(b64(lts.find((l) => l.name === 'acme-mail-proxy')!.user_data as string), bootstrapText(plan, 'proxy', 'primary'));
+    assert.equal(b64(lts.find((l) => l.name === 'acme-mail-mail')!.user_data as string), bootstrapText(plan, 'mail', 'primary'));
+    const storage = Object.values(r.aws_instance!).filter((i) => (i.tags as Record<string, string>)['mailfleet:role'] === 'storage');
+    assert.equal(storage.length, plan.sizing.storageNodes);
+    assert.deepEqual(
+      storage.map((i) => (i.ebs_block_device as { volume_size: number }[])[0]!.volume_size),
+      storage.map(() => (plan.storage.kind === 'glusterfs' ? plan.storage.volumeSizeGiB : -1)),
+    );
+  });
+
+  it('in DR: a Route 53 health check per primary NLB and PRIMARY/SECONDARY failover records', () => {
+    const r = resources(docs.get('primary-dr')!);
+    const hc = Object.values(r.aws_route53_health_check!);
+    assert.equal(hc.length, 1);
+    assert.equal(hc[0]!.type, 'TCP');
+    assert.equal(hc[0]!.port, 25);
+    const records = Object.values(r.aws_route53_record!);
+    assert.deepEqual(records.map((x) => (x.failover_routing_policy as { type: string }).type).sort(), ['PRIMARY', 'SECONDARY']);
+    assert.ok(records.every((x) => x.name === 'mail.globex.example' && x.zone_id === 'Z9876543210ZYXWVUTSRQ'));
+    assert.equal(Object.keys(r.aws_directory_service_directory!).length, 1, 'managed-ad provisions one AWS Managed Microsoft AD');
+    const drAsgs = Object.values(r.aws_autoscaling_group!).filter((a) => a.provider === 'aws.dr');
+    assert.deepEqual(drAsgs.map((a) => [a.min_size, a.desired_capacity]), [[0, 0], [0, 0]], 'pilot light: no DR compute until failover');
+  });
+
+  it('fails when the spec has no AWS region', () => {
+    const plan = buildPlan(specSchema.parse({ version: 1, platform: { name: 'noregion' }, domains: [{ name: 'a.example' }] }));
+    assert.throws(() => terraformJson(plan), /regions\.primary/);
+  });
+
+  it('writes a readable cdk.tf.json', () => {
+    const dir = writeTerraform(examplePlan('single-region'), join(out, 'read'));
+    const doc = JSON.parse(readFileSync(join(dir, 'cdk.tf.json'), 'utf8')) as TerraformJson;
+    assert.ok(resources(doc).aws_lb);
+  });
+});
