@@ -129,15 +129,27 @@ export function glusterCheckpointScript(volume: string, toHost: string, timeoutS
   ];
 }
 
-/** Makes the DR OpenLDAP consumer a writable provider: drop syncrepl and the referral to the old provider. */
+// Paths and unit as the slapd renderer (lib/render/slapd.ts, lib/render/systemd.ts) lays them out: slapd
+// runs from slapd.conf, and a consumer's syncrepl directive lives in an include file written at boot.
+const SLAPD_CONF = '/etc/ldap/slapd.conf';
+const SYNCREPL_INCLUDE = '/etc/ldap/mailfleet-syncrepl.conf';
+const SLAPD_UNIT = 'mailfleet-slapd';
+
+/** Makes the DR OpenLDAP consumer writable: no syncrepl, no update referral to the dead provider. */
 export const LDAP_PROMOTE_SCRIPT: readonly string[] = Object.freeze([
-  `ldapmodify -Y EXTERNAL -H ldapi:/// <<'EOF'\ndn: olcDatabase={1}mdb,cn=config\nchangetype: modify\ndelete: olcSyncrepl\n-\ndelete: olcUpdateRef\nEOF`,
-  `ldapsearch -Y EXTERNAL -H ldapi:/// -b olcDatabase={1}mdb,cn=config -LLL olcSyncrepl | grep -q olcSyncrepl && exit 1 || exit 0`,
+  `cp -p ${SYNCREPL_INCLUDE} ${SYNCREPL_INCLUDE}.pre-drill`,
+  `: >${SYNCREPL_INCLUDE}`,
+  `sed -i 's/^updateref /#drill updateref /' ${SLAPD_CONF}`,
+  `systemctl restart ${SLAPD_UNIT}`,
+  `systemctl is-active ${SLAPD_UNIT}`,
 ]);
 
-/** Makes it a consumer again (fail-back): the node's rendered consumer config is re-applied. */
+/** Makes it a consumer again (fail-back): syncrepl and the referral restored. */
 export const LDAP_DEMOTE_SCRIPT: readonly string[] = Object.freeze([
-  'ldapmodify -Y EXTERNAL -H ldapi:/// -f /etc/mailfleet/slapd-consumer.ldif',
+  `mv ${SYNCREPL_INCLUDE}.pre-drill ${SYNCREPL_INCLUDE}`,
+  `sed -i 's/^#drill updateref /updateref /' ${SLAPD_CONF}`,
+  `systemctl restart ${SLAPD_UNIT}`,
+  `systemctl is-active ${SLAPD_UNIT}`,
 ]);
 
 function quoteArgs(lines: readonly string[]): string {
@@ -478,8 +490,8 @@ export function buildAwsDrillPlan(plan: Plan): AwsDrillPlan {
     ldap = {
       id: 'ldap-promote',
       title: 'Promote the DR LDAP consumer to read-write',
-      does: 'Removes syncrepl and the update referral from the DR slapd (cn=config), so password changes and new users land in DR instead of a referral to the dead provider.',
-      verify: 'olcSyncrepl is gone from the DR database (the script checks).',
+      does: 'Empties the syncrepl include and comments out updateref in the DR slapd.conf, then restarts slapd, so password changes and new users land in DR instead of a referral to the dead provider.',
+      verify: 'slapd is active again without syncrepl (the script checks).',
       calls: [ssmRun(dr, consumer, LDAP_PROMOTE_SCRIPT, 'mailfleet dr drill: promote LDAP consumer', 120)],
       probes: [],
     };

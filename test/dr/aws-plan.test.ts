@@ -128,7 +128,10 @@ describe('AWS drill plan', () => {
       ldap.input.InstanceIds && (ldap.input.InstanceIds as string[])[0],
       '<from stack output demo-dr.LdapConsumerInstanceId>',
     );
-    assert.match((ldap.input.Parameters as { commands: string[] }).commands[0]!, /delete: olcSyncrepl/);
+    assert.match(
+      (ldap.input.Parameters as { commands: string[] }).commands.join('\n'),
+      /: >\/etc\/ldap\/mailfleet-syncrepl\.conf\n.*#drill updateref/,
+    );
     assert.deepEqual(
       drill.failback.map((s) => s.id),
       ['failback-primary', 'failback-storage-copy', 'failback-ldap', 'failback-dns', 'failback-storage-tail'],
