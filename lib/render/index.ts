@@ -4,9 +4,19 @@
  */
 import type { Renderer } from './types.js';
 import { daemonConfigRenderer } from './daemon-config.js';
+import { cloudInitRenderer } from './cloud-init.js';
+import { systemdRenderer } from './systemd.js';
+import { glusterRenderer } from './gluster.js';
+import { slapdRenderer } from './slapd.js';
+import { cloudwatchAgentRenderer } from './cloudwatch-agent.js';
 
 export const RENDERERS: readonly Renderer[] = [
   daemonConfigRenderer,
+  cloudInitRenderer,
+  systemdRenderer,
+  glusterRenderer,
+  slapdRenderer,
+  cloudwatchAgentRenderer,
 ];
 
 export function renderer(kind: string): Renderer | undefined {

@@ -17,4 +17,6 @@ export interface RenderOptions {
   readonly region?: 'primary' | 'dr';
   /** Runtime directory for sockets/pid files (local HAProxy). */
   readonly runDir?: string;
+  /** Node role for per-role artifacts (cloud-init user data): proxy, mail, storage or ldap. */
+  readonly role?: string;
 }

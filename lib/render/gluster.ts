@@ -1,0 +1,223 @@
+/**
+ * GlusterFS storage nodes: the role script (EBS data volume → XFS brick → glusterd), the volume
+ * bootstrap node 1 runs (probe peers, create replica 3 or replica 3 arbiter 1, tune for Maildir), and
+ * the geo-replication pair of scripts the DR runbook runs through SSM.
+ */
+import type { Plan } from '../plan/types.js';
+import { MailfleetError } from '../errors.js';
+import type { Renderer } from './types.js';
+import {
+  BRICK_DIR,
+  BRICK_MOUNT,
+  NODE_INDEX_TAG,
+  joinFiles,
+  shq,
+  ssmPrefix,
+  drStorageHost,
+  storageHost,
+  storageHosts,
+  type RenderedFile,
+} from './node-layout.js';
+
+/** Replica set size: three copies, or two plus an arbiter that holds metadata only. */
+export const REPLICA = 3;
+
+/**
+ * Volume options for Maildir: many small files and frequent readdir/stat. Metadata caching with
+ * upcall invalidation keeps IMAP folder scans local; quorum keeps a split node from taking writes.
+ */
+export const VOLUME_OPTIONS: ReadonlyArray<readonly [string, string]> = [
+  ['cluster.quorum-type', 'auto'],
+  ['cluster.server-quorum-type', 'server'],
+  ['network.ping-timeout', '10'],
+  ['features.cache-invalidation', 'on'],
+  ['features.cache-invalidation-timeout', '600'],
+  ['performance.stat-prefetch', 'on'],
+  ['performance.cache-invalidation', 'on'],
+  ['performance.md-cache-timeout', '600'],
+  ['network.inode-lru-limit', '200000'],
+  ['performance.readdir-ahead', 'on'],
+  ['performance.parallel-readdir', 'on'],
+  ['performance.cache-size', '256MB'],
+];
+
+function glusterSpec(plan: Plan) {
+  if (plan.storage.kind !== 'glusterfs')
+    throw new MailfleetError('PLAN_INVALID', `the gluster renderer needs storage.kind glusterfs, got ${plan.storage.kind}`);
+  if (plan.storage.nodes % REPLICA !== 0)
+    throw new MailfleetError(
+      'PLAN_INVALID',
+      `storage.nodes must be a multiple of ${REPLICA} for replica ${REPLICA}${plan.storage.arbiter ? ' arbiter 1' : ''}, got ${plan.storage.nodes}`,
+    );
+  return plan.storage;
+}
+
+/** `gluster volume create` arguments: consecutive bricks form a replica set (nodes alternate AZs). */
+export function volumeCreateArgs(plan: Plan): string[] {
+  const g = glusterSpec(plan);
+  const bricks = storageHosts(plan).map((h) => `${h}:${BRICK_DIR}/${g.volumeName}`);
+  return [g.volumeName, 'replica', String(REPLICA), ...(g.arbiter ? ['arbiter', '1'] : []), 'transport', 'tcp', ...bricks];
+}
+
+function storageScript(plan: Plan): RenderedFile {
+  const zoneSuffix = storageHost(plan, 1).replace(/^gluster-1\./, '');
+  return {
+    path: 'bootstrap/storage.sh',
+    executable: true,
+    content: `#!/bin/bash
+# GlusterFS storage node: EBS data volume as an XFS brick, glusterd, and on node 1 the volume itself.
+set -euo pipefail
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
+gluster_repo
+pkg_install glusterfs-server xfsprogs
+index=$(tag ${NODE_INDEX_TAG})
+hostnamectl set-hostname "gluster-\${index}.${zoneSuffix}"
+
+# The data volume is attached after the instance starts: wait for a second disk.
+root_disk=$(lsblk -no PKNAME "$(findmnt -no SOURCE /)")
+data_disk=""
+for _ in $(seq 1 60); do
+  data_disk=$(lsblk -dpno NAME,TYPE | awk -v root="/dev/\${root_disk}" '$2 == "disk" && $1 != root { print $1; exit }')
+  [ -n "\${data_disk}" ] && break
+  sleep 5
+done
+if [ -z "\${data_disk}" ]; then
+  echo "mailfleet bootstrap: no EBS data volume attached" >&2
+  exit 1
+fi
+# Never format a disk that already holds a file system: a replaced instance keeps its brick.
+if ! blkid "\${data_disk}" >/dev/null 2>&1; then
+  mkfs.xfs -q -i size=512 -L mailfleet-brick "\${data_disk}"
+fi
+install -d -m 0755 ${BRICK_MOUNT}
+grep -q 'LABEL=mailfleet-brick' /etc/fstab || echo 'LABEL=mailfleet-brick ${BRICK_MOUNT} xfs defaults,noatime,nofail 0 2' >>/etc/fstab
+mount ${BRICK_MOUNT} 2>/dev/null || mountpoint -q ${BRICK_MOUNT}
+install -d -m 0755 ${BRICK_DIR}
+systemctl enable --now glusterd
+install_cloudwatch_agent storage
+if [ "\${index}" = 1 ]; then
+  "\${MAILFLEET_FILES}/bootstrap/gluster-volume.sh"
+fi
+echo "mailfleet bootstrap: storage node \${index} ready"
+`,
+  };
+}
+
+function volumeScript(plan: Plan): RenderedFile {
+  const g = glusterSpec(plan);
+  const [, ...peers] = storageHosts(plan);
+  const args = volumeCreateArgs(plan);
+  return {
+    path: 'bootstrap/gluster-volume.sh',
+    executable: true,
+    content: `#!/bin/bash
+# Node 1 forms the trusted pool and creates the volume once; re-running it changes nothing.
+set -euo pipefail
+volume=${shq(g.volumeName)}
+peers=(${peers.map(shq).join(' ')})
+
+for peer in "\${peers[@]}"; do
+  # Peers boot in parallel: keep probing until each answers (up to 15 minutes).
+  for _ in $(seq 1 90); do
+    if gluster peer probe "\${peer}" >/dev/null 2>&1; then
+      break
+    fi
+    sleep 10
+  done
+done
+for _ in $(seq 1 60); do
+  connected=$(gluster pool list | grep -c Connected || true)
+  [ "\${connected}" -ge ${g.nodes} ] && break
+  sleep 5
+done
+if [ "\${connected}" -lt ${g.nodes} ]; then
+  echo "mailfleet bootstrap: only \${connected} of ${g.nodes} storage nodes joined the pool" >&2
+  exit 1
+fi
+
+if ! gluster volume info "\${volume}" >/dev/null 2>&1; then
+  gluster --mode=script volume create ${args.map(shq).join(' ')}
+${VOLUME_OPTIONS.map(([k, v]) => `  gluster volume set "\${volume}" ${k} ${shq(v)}`).join('\n')}
+  gluster volume start "\${volume}"
+fi
+gluster volume status "\${volume}"
+`,
+  };
+}
+
+/**
+ * Geo-replication is set up after both regions run (and their networks are linked): the DR node
+ * trusts the primary's key, then the primary creates and starts the session. Its transport is SSH
+ * between storage nodes only; operators never use SSH (Session Manager instead).
+ */
+function geoReplicationScripts(plan: Plan): RenderedFile[] {
+  const g = glusterSpec(plan);
+  const dr = plan.regions?.dr;
+  if (!dr) return [];
+  const keyParam = `${ssmPrefix(plan)}/geo-replication/public-key`;
+  const drHost = drStorageHost(plan);
+  return [
+    {
+      path: 'bootstrap/geo-replication-primary.sh',
+      executable: true,
+      content: `#!/bin/bash
+# Primary storage node 1: publish the geo-replication key to the DR region, then (after the DR side ran
+# geo-replication-dr.sh) create and start the session. Usage: geo-replication-primary.sh publish|start
+set -euo pipefail
+volume=${shq(g.volumeName)}
+dr_region=${shq(dr.name)}
+dr_target=${shq(`${drHost}::${g.volumeName}`)}
+case "\${1:-}" in
+  publish)
+    gluster system:: execute gsec_create
+    [ -f /root/.ssh/id_rsa ] || ssh-keygen -q -t rsa -b 4096 -N '' -f /root/.ssh/id_rsa
+    aws ssm put-parameter --region "\${dr_region}" --name ${shq(keyParam)} --type String --overwrite \\
+      --value "$(cat /root/.ssh/id_rsa.pub)" >/dev/null
+    ;;
+  start)
+    gluster volume geo-replication "\${volume}" "\${dr_target}" create push-pem force
+    gluster volume geo-replication "\${volume}" "\${dr_target}" config sync-jobs 3
+    gluster volume geo-replication "\${volume}" "\${dr_target}" start
+    gluster volume geo-replication "\${volume}" "\${dr_target}" status
+    ;;
+  *)
+    echo "usage: $0 publish|start" >&2
+    exit 2
+    ;;
+esac
+`,
+    },
+    {
+      path: 'bootstrap/geo-replication-dr.sh',
+      executable: true,
+      content: `#!/bin/bash
+# DR storage node 1: trust the primary's geo-replication key (root, from the primary VPC only).
+set -euo pipefail
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
+key=$(param geo-replication/public-key)
+install -d -m 0700 /root/.ssh
+touch /root/.ssh/authorized_keys
+chmod 0600 /root/.ssh/authorized_keys
+grep -qxF "\${key}" /root/.ssh/authorized_keys || echo "\${key}" >>/root/.ssh/authorized_keys
+systemctl enable --now ssh
+`,
+    },
+  ];
+}
+
+/** Storage-node files for one region. */
+export function glusterFiles(plan: Plan): RenderedFile[] {
+  return [storageScript(plan), volumeScript(plan), ...geoReplicationScripts(plan)];
+}
+
+export const glusterRenderer: Renderer = {
+  kind: 'gluster',
+  description: 'GlusterFS storage node bootstrap: brick on the EBS data volume, peer probing, volume creation, geo-replication',
+  fileName: 'gluster-bootstrap.sh',
+  render(plan) {
+    if (plan.storage.kind !== 'glusterfs') return `# storage.kind is ${plan.storage.kind}: no GlusterFS nodes\n`;
+    return joinFiles(glusterFiles(plan));
+  },
+};

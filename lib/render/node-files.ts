@@ -1,0 +1,55 @@
+/**
+ * The node-files bundle of one role in one region: every rendered artifact the role's bootstrap needs,
+ * gathered from the renderers. Engines upload it (zipped) and store its s3:// URI in the SSM parameter
+ * the user data reads, so Terraform and Pulumi ship exactly the files CDK ships.
+ */
+import type { Plan } from '../plan/types.js';
+import { cloudwatchAgentFiles } from './cloudwatch-agent.js';
+import { roleScripts, sysctlConf } from './cloud-init.js';
+import { glusterFiles } from './gluster.js';
+import { renderer } from './index.js';
+import type { NodeRole, RegionRole, RenderedFile } from './node-layout.js';
+import { slapdFiles } from './slapd.js';
+import { haproxyLimits, mailfleetdUnit, mailMountUnit, registerUnit, slapdUnit } from './systemd.js';
+
+/** What a proxy node gets when the 'haproxy' renderer is not registered yet: its check fails the boot loudly. */
+const MISSING_HAPROXY = '# the haproxy renderer is not registered: no configuration to run\nthis line makes haproxy -c fail\n';
+
+export function nodeFiles(plan: Plan, role: NodeRole, region: RegionRole): RenderedFile[] {
+  const scripts = roleScripts(plan);
+  const common = [scripts.find((f) => f.path === 'bootstrap/common.sh')!, ...cloudwatchAgentFiles(plan, role)];
+  switch (role) {
+    case 'proxy': {
+      const haproxy = renderer('haproxy');
+      return [
+        ...common,
+        scripts.find((f) => f.path === 'bootstrap/proxy.sh')!,
+        sysctlConf(),
+        haproxyLimits(),
+        { path: 'haproxy/haproxy.cfg', content: haproxy ? haproxy.render(plan, { target: 'cloud', region }) : MISSING_HAPROXY },
+      ];
+    }
+    case 'mail': {
+      const daemonConfig = renderer('daemon-config')!.render(plan, { target: 'cloud', region });
+      return [
+        ...common,
+        scripts.find((f) => f.path === 'bootstrap/mail.sh')!,
+        scripts.find((f) => f.path === 'bootstrap/register.sh')!,
+        sysctlConf(),
+        mailMountUnit(plan),
+        mailfleetdUnit(plan),
+        registerUnit(plan),
+        { path: 'mailfleetd.json', content: daemonConfig },
+      ];
+    }
+    case 'storage':
+      return [...common, ...glusterFiles(plan)];
+    case 'ldap':
+      return [...common, ...slapdFiles(plan), slapdUnit()];
+  }
+}
+
+/** True when the proxy bundle carries a real HAProxy configuration. */
+export function hasHaproxyRenderer(): boolean {
+  return renderer('haproxy') !== undefined;
+}

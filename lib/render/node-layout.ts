@@ -1,0 +1,159 @@
+/**
+ * Where things live on a cloud node and how nodes find each other: names every node bootstrap renderer
+ * and every engine (CDK, Terraform, Pulumi) must agree on. Pure: derived from the plan only, so the
+ * rendered bootstrap text is the same whichever engine deploys it.
+ */
+import type { Plan } from '../plan/types.js';
+
+/** Node roles that get a bootstrap of their own. */
+export const NODE_ROLES = ['proxy', 'mail', 'storage', 'ldap'] as const;
+export type NodeRole = (typeof NODE_ROLES)[number];
+
+export type RegionRole = 'primary' | 'dr';
+
+/** One file of a node's bootstrap bundle (unpacked under NODE_FILES_DIR). */
+export interface RenderedFile {
+  /** Path relative to NODE_FILES_DIR. */
+  readonly path: string;
+  readonly content: string;
+  /** True for scripts (mode 0755 on the node, checked by shellcheck in the tests). */
+  readonly executable?: boolean;
+}
+
+/** The node-files bundle is unpacked here; role scripts run from its bootstrap/ folder. */
+export const NODE_FILES_DIR = '/opt/mailfleet';
+/** The daemon bundle (dist/mailfleetd.mjs) is copied here. */
+export const DAEMON_BUNDLE_PATH = '/opt/mailfleet/mailfleetd.mjs';
+/** Maildir root on mail nodes: the GlusterFS volume or EFS is mounted here before the daemon starts. */
+export const MAIL_MOUNT = '/srv/mail';
+/** systemd names a mount unit after its path. */
+export const MAIL_MOUNT_UNIT = 'srv-mail.mount';
+/** GlusterFS brick directory on each storage node's EBS data volume. */
+export const BRICK_MOUNT = '/data/glusterfs';
+export const BRICK_DIR = '/data/glusterfs/brick1';
+/** Daemon settings and secrets on mail nodes. */
+export const DAEMON_CONFIG_PATH = '/etc/mailfleet/mailfleetd.json';
+export const DAEMON_ENV_PATH = '/etc/mailfleet/mailfleetd.env';
+export const DAEMON_TLS_DIR = '/etc/mailfleet/tls';
+export const DAEMON_LOG_PATH = '/var/log/mailfleet/mailfleetd.log';
+export const BOOTSTRAP_LOG_PATH = '/var/log/mailfleet/bootstrap.log';
+/** Admin API (and /metrics) port of the daemon on cloud nodes; matches the 'cloud' daemon config. */
+export const DAEMON_ADMIN_PORT = 9025;
+
+/**
+ * Instance tags the bootstrap reads through IMDS (instance metadata tags must be enabled): they let
+ * every node of a role share one user data text. IMDS exposes no tag key containing '/' or ':'.
+ */
+export const NODE_INDEX_TAG = 'MailfleetNodeIndex';
+export const LDAP_ROLE_TAG = 'MailfleetLdapRole';
+
+/**
+ * Node scripts run on Amazon Linux 2023 (the engines' default image, resolved from its SSM parameter)
+ * and on Debian 12 (the versions the local tests use): they pick dnf or apt at boot.
+ */
+export const NODE_OS = ['al2023', 'debian-12'] as const;
+
+/** SSM parameter prefix; parameters are regional, so one name serves both regions. */
+export function ssmPrefix(plan: Plan): string {
+  return `/mailfleet/${plan.platform}`;
+}
+
+/** SSM parameter holding the s3:// URI of a role's node-files bundle. */
+export function nodeFilesParameter(plan: Plan, role: NodeRole): string {
+  return `${ssmPrefix(plan)}/node-files/${role}`;
+}
+
+/** SSM parameter holding the s3:// URI of the daemon bundle. */
+export function daemonBundleParameter(plan: Plan): string {
+  return `${ssmPrefix(plan)}/daemon-bundle`;
+}
+
+/** Secrets Manager names (the engines create them; nodes read them at boot). */
+export function secretNames(plan: Plan) {
+  const p = `mailfleet/${plan.platform}`;
+  return {
+    /** Admin API token (generated). */
+    adminToken: `${p}/admin-token`,
+    /** Password the daemons bind to the directory with (generated for the OpenLDAP pair, set by hand otherwise). */
+    ldapBind: `${p}/ldap-bind`,
+    /** slapd rootdn password (OpenLDAP pair only). */
+    ldapAdmin: `${p}/ldap-admin`,
+    /** Password the syncrepl consumers bind with (OpenLDAP pair only). */
+    ldapReplicator: `${p}/ldap-replicator`,
+    /** JSON {"cert": PEM chain, "key": PEM} for the daemons' TLS; filled by the operator or a pipeline. */
+    tls: `${p}/tls`,
+  } as const;
+}
+
+/**
+ * Private DNS zone of the platform. Each region has its own zone of this one name, associated with its
+ * own VPC, so node files are the same text in both regions and a DR node names its local peers exactly
+ * as the primary node does.
+ */
+export function privateZoneName(plan: Plan): string {
+  return `${plan.platform}.internal`;
+}
+
+/**
+ * Region-qualified zone (`primary.<platform>.internal`, `dr.<platform>.internal`) for names the other
+ * region must reach: the LDAP provider for DR consumers, DR storage node 1 for geo-replication. Each
+ * region's engine associates it with the other region's VPC once both exist.
+ */
+export function regionZoneName(plan: Plan, region: RegionRole): string {
+  return `${region}.${privateZoneName(plan)}`;
+}
+
+export function storageHost(plan: Plan, index: number): string {
+  return `gluster-${index}.${privateZoneName(plan)}`;
+}
+
+export function storageHosts(plan: Plan): string[] {
+  const n = plan.storage.kind === 'glusterfs' ? plan.storage.nodes : 0;
+  return Array.from({ length: n }, (_, i) => storageHost(plan, i + 1));
+}
+
+/** DR storage node 1 as the primary region sees it (geo-replication target). */
+export function drStorageHost(plan: Plan): string {
+  return `gluster-1.${regionZoneName(plan, 'dr')}`;
+}
+
+/** EFS is reached through a CNAME in the private zone, so mount units stay free of file-system ids. */
+export function efsHost(plan: Plan): string {
+  return `efs.${privateZoneName(plan)}`;
+}
+
+export function ldapHost(plan: Plan, which: 'provider' | 'consumer'): string {
+  return `ldap-${which}.${privateZoneName(plan)}`;
+}
+
+/** The provider as every consumer (primary and DR) names it. */
+export function ldapProviderHost(plan: Plan): string {
+  return `ldap-provider.${regionZoneName(plan, 'primary')}`;
+}
+
+/** Joins a file set into one readable document (what `mailfleet render <kind>` prints). */
+export function joinFiles(files: readonly RenderedFile[]): string {
+  return files.map((f) => `# ==> ${f.path} <==\n${f.content}`).join('\n');
+}
+
+/** Single-quotes a value for POSIX shells. */
+export function shq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Region role from render options (primary unless asked for dr). */
+export function regionOf(opts?: { region?: RegionRole }): RegionRole {
+  return opts?.region === 'dr' ? 'dr' : 'primary';
+}
+
+/**
+ * Mail nodes publish themselves under one multivalue name (an A record per instance, set at start and
+ * removed at stop by mailfleet-register.service); HAProxy resolves it with `server-template`.
+ */
+export function mailNodesHost(plan: Plan): string {
+  // Must equal the name haproxy.cfg resolves (cloudMailDiscoveryName in haproxy.ts; a test holds them equal).
+  return `mailfleetd.${privateZoneName(plan)}`;
+}
+
+/** The Amazon-provided DNS resolver inside every VPC. */
+export const VPC_RESOLVER = '169.254.169.253';

@@ -1,0 +1,166 @@
+/**
+ * systemd units of the cloud nodes. The mail store is a mount unit and the daemon requires it, so
+ * mailfleetd never starts on (and writes Maildirs into) an empty local directory when the mount failed.
+ */
+import type { Plan } from '../plan/types.js';
+import type { Renderer } from './types.js';
+import {
+  DAEMON_BUNDLE_PATH,
+  DAEMON_CONFIG_PATH,
+  DAEMON_ENV_PATH,
+  DAEMON_LOG_PATH,
+  MAIL_MOUNT,
+  MAIL_MOUNT_UNIT,
+  NODE_FILES_DIR,
+  efsHost,
+  joinFiles,
+  storageHosts,
+  type RenderedFile,
+} from './node-layout.js';
+
+/** File descriptors per process: HAProxy and the daemon hold two sockets per proxied connection. */
+export const NOFILE_LIMIT = 1048576;
+
+/** The mount unit for the Maildir root: GlusterFS with backup volfile servers, or EFS over NFS 4.1. */
+export function mailMountUnit(plan: Plan): RenderedFile {
+  let what: string;
+  let type: string;
+  let options: string;
+  if (plan.storage.kind === 'glusterfs') {
+    const [first, ...rest] = storageHosts(plan);
+    what = `${first}:/${plan.storage.volumeName}`;
+    type = 'glusterfs';
+    // Any listed server can hand out the volfile, so a node boots even when the first storage node is down.
+    options = `_netdev,backup-volfile-servers=${rest.join(':')},log-level=WARNING`;
+  } else {
+    what = `${efsHost(plan)}:/`;
+    type = 'nfs4';
+    options = '_netdev,nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport';
+  }
+  return {
+    path: `systemd/${MAIL_MOUNT_UNIT}`,
+    content: `[Unit]
+Description=mailfleet Maildir store (${plan.storage.kind})
+Wants=network-online.target
+After=network-online.target
+
+[Mount]
+What=${what}
+Where=${MAIL_MOUNT}
+Type=${type}
+Options=${options}
+TimeoutSec=120
+
+[Install]
+WantedBy=multi-user.target
+`,
+  };
+}
+
+export function mailfleetdUnit(plan: Plan): RenderedFile {
+  return {
+    path: 'systemd/mailfleetd.service',
+    content: `[Unit]
+Description=mailfleetd (${plan.platform})
+Wants=network-online.target
+After=network-online.target ${MAIL_MOUNT_UNIT}
+Requires=${MAIL_MOUNT_UNIT}
+RequiresMountsFor=${MAIL_MOUNT}
+
+[Service]
+Type=simple
+User=mailfleet
+Group=mailfleet
+EnvironmentFile=${DAEMON_ENV_PATH}
+Environment=NODE_ENV=production
+ExecStart=/usr/local/bin/mailfleet-node ${DAEMON_BUNDLE_PATH} serve --daemon-config ${DAEMON_CONFIG_PATH} --data-dir ${MAIL_MOUNT}/maildir
+# Ports below 1024 are not used (the daemon listens on 10000 + the standard port behind HAProxy).
+Restart=always
+RestartSec=2
+LimitNOFILE=${NOFILE_LIMIT}
+StandardOutput=append:${DAEMON_LOG_PATH}
+StandardError=append:${DAEMON_LOG_PATH}
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+ReadWritePaths=${MAIL_MOUNT} /var/log/mailfleet
+TimeoutStopSec=30
+
+[Install]
+WantedBy=multi-user.target
+`,
+  };
+}
+
+export function registerUnit(plan: Plan): RenderedFile {
+  return {
+    path: 'systemd/mailfleet-register.service',
+    content: `[Unit]
+Description=Publish this node under the mail tier's DNS name (${plan.platform})
+After=mailfleetd.service
+Requires=mailfleetd.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=${NODE_FILES_DIR}/bootstrap/register.sh UPSERT
+ExecStop=${NODE_FILES_DIR}/bootstrap/register.sh DELETE
+
+[Install]
+WantedBy=multi-user.target
+`,
+  };
+}
+
+export function haproxyLimits(): RenderedFile {
+  return {
+    path: 'systemd/haproxy-limits.conf',
+    content: `[Service]
+LimitNOFILE=${NOFILE_LIMIT}
+Restart=always
+`,
+  };
+}
+
+/** slapd from the rendered slapd.conf (Debian's packaged unit expects cn=config in slapd.d). */
+export function slapdUnit(): RenderedFile {
+  return {
+    path: 'systemd/mailfleet-slapd.service',
+    content: `[Unit]
+Description=OpenLDAP for mailfleet (rendered slapd.conf)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=forking
+User=openldap
+Group=openldap
+# Port 389 without running as root.
+AmbientCapabilities=CAP_NET_BIND_SERVICE
+PIDFile=/run/slapd/slapd.pid
+RuntimeDirectory=slapd
+ExecStartPre=/usr/sbin/slaptest -Q -u -f /etc/ldap/slapd.conf
+ExecStart=/usr/sbin/slapd -f /etc/ldap/slapd.conf -h "ldap:/// ldapi:///"
+Restart=on-failure
+LimitNOFILE=65536
+
+[Install]
+WantedBy=multi-user.target
+`,
+  };
+}
+
+/** Every unit for a region; engines pick the ones a role needs. */
+export function systemdUnits(plan: Plan): RenderedFile[] {
+  return [mailMountUnit(plan), mailfleetdUnit(plan), registerUnit(plan), haproxyLimits(), slapdUnit()];
+}
+
+export const systemdRenderer: Renderer = {
+  kind: 'systemd',
+  description: 'systemd units: the Maildir mount, mailfleetd (requires the mount), DNS registration, HAProxy limits, slapd',
+  fileName: 'systemd-units.txt',
+  render(plan) {
+    return joinFiles(systemdUnits(plan));
+  },
+};

@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { buildPlan, type Plan } from '../../lib/plan/index.js';
+import { parseSpec, loadSpec } from '../../lib/spec/index.js';
+import { RENDERERS, renderer } from '../../lib/render/index.js';
+import { userData } from '../../lib/render/cloud-init.js';
+import { nodeFiles } from '../../lib/render/node-files.js';
+import { NODE_ROLES, type NodeRole } from '../../lib/render/node-layout.js';
+import { slapdFiles } from '../../lib/render/slapd.js';
+import { systemdUnits } from '../../lib/render/systemd.js';
+import { cloudwatchAgentConfig } from '../../lib/render/cloudwatch-agent.js';
+import { volumeCreateArgs } from '../../lib/render/gluster.js';
+import { matchSnapshot } from './snapshot.js';
+
+const single = buildPlan(loadSpec('examples/single-region.yaml').spec);
+const primaryDr = buildPlan(loadSpec('examples/primary-dr.yaml').spec);
+
+function variant(patch: Record<string, unknown>): Plan {
+  const base = loadSpec('examples/single-region.yaml').spec;
+  return buildPlan(parseSpec(JSON.stringify({ ...base, ...patch }), 'variant.yaml'));
+}
+const efsPlan = variant({ storage: { kind: 'efs' }, directory: { kind: 'static' } });
+
+const tmp = mkdtempSync(join(tmpdir(), 'mailfleet-render-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+function rolesOf(plan: Plan): NodeRole[] {
+  return NODE_ROLES.filter((r) => {
+    if (r === 'storage') return plan.storage.kind === 'glusterfs';
+    if (r === 'ldap') return plan.directory.kind === 'ldap' && plan.directory.provision === 'openldap-pair';
+    return true;
+  });
+}
+
+/** Writes a role's bundle plus its user data as the node would see them; returns the script paths. */
+function writeBundle(plan: Plan, role: NodeRole, label: string): string[] {
+  const root = join(tmp, label, role);
+  const files = [...nodeFiles(plan, role, 'primary'), { path: `user-data/${role}.sh`, content: userData(plan, role), executable: true }];
+  const scripts: string[] = [];
+  for (const f of files) {
+    const p = join(root, f.path);
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, f.content);
+    if (f.executable) scripts.push(p);
+  }
+  return scripts;
+}
+
+describe('node bootstrap renderers', () => {
+  test('every renderer is registered once under its kind', () => {
+    for (const kind of ['cloud-init', 'systemd', 'gluster', 'slapd', 'cloudwatch-agent'])
+      assert.equal(RENDERERS.filter((r) => r.kind === kind).length, 1, kind);
+  });
+
+  for (const [label, plan] of [
+    ['single-region', single],
+    ['primary-dr', primaryDr],
+    ['efs', efsPlan],
+  ] as const) {
+    test(`GIVEN ${label} WHEN every role bundle is rendered THEN every shell script passes shellcheck`, () => {
+      const scripts = rolesOf(plan).flatMap((r) => writeBundle(plan, r, label));
+      assert.ok(scripts.length >= 4);
+      for (const s of scripts) {
+        const r = spawnSync('shellcheck', ['-x', '-s', 'bash', s], { cwd: dirname(s), encoding: 'utf8' });
+        assert.ok(!r.error, `shellcheck is not installed (apt-get install shellcheck): ${r.error?.message}`);
+        assert.equal(r.status, 0, `${s}\n${r.stdout}${r.stderr}`);
+      }
+    });
+  }
+
+  test('user data fits the EC2 16 KiB limit and is the same text in both regions (nothing deploy-time inside)', () => {
+    for (const role of NODE_ROLES) {
+      const text = userData(primaryDr, role);
+      assert.ok(Buffer.byteLength(text) < 16 * 1024, role);
+      assert.doesNotMatch(text, /\$\{Token\[|arn:aws|s3:\/\/cdk-/);
+      assert.equal(renderer('cloud-init')!.render(primaryDr, { role, region: 'dr' }), text);
+    }
+  });
+
+  test('the Maildir mount comes before the daemon: mailfleetd requires the mount unit', () => {
+    const units = systemdUnits(single);
+    const daemon = units.find((u) => u.path === 'systemd/mailfleetd.service')!.content;
+    assert.match(daemon, /^Requires=srv-mail\.mount$/m);
+    assert.match(daemon, /^RequiresMountsFor=\/srv\/mail$/m);
+    assert.match(daemon, /^After=.*srv-mail\.mount/m);
+  });
+
+  test('GlusterFS clients mount with backup volfile servers', () => {
+    const mount = systemdUnits(single).find((u) => u.path === 'systemd/srv-mail.mount')!.content;
+    assert.match(mount, /^What=gluster-1\.acme-mail\.internal:\/mail$/m);
+    assert.match(mount, /backup-volfile-servers=gluster-2\.acme-mail\.internal:gluster-3\.acme-mail\.internal/);
+  });
+
+  test('EFS clients mount over NFS 4.1 through the private-zone name', () => {
+    const mount = systemdUnits(efsPlan).find((u) => u.path === 'systemd/srv-mail.mount')!.content;
+    assert.match(mount, /^What=efs\.acme-mail\.internal:\/$/m);
+    assert.match(mount, /^Type=nfs4$/m);
+  });
+
+  test('the volume is replica 3 arbiter 1 over the storage hosts, or full replica 3 without the arbiter', () => {
+    assert.deepEqual(volumeCreateArgs(single).slice(0, 6), ['mail', 'replica', '3', 'arbiter', '1', 'transport']);
+    const noArbiter = variant({ storage: { kind: 'glusterfs', nodes: 6, arbiter: false } });
+    const args = volumeCreateArgs(noArbiter);
+    assert.deepEqual(args.slice(0, 3), ['mail', 'replica', '3']);
+    assert.equal(args.filter((a) => a.includes(':/data/glusterfs/brick1/mail')).length, 6);
+  });
+
+  test('fails when storage nodes are not a multiple of the replica count', () => {
+    // The spec check refuses this too; the renderer must not rely on it.
+    const four = { ...single, storage: { ...single.storage, nodes: 4 } } as Plan;
+    assert.throws(() => volumeCreateArgs(four), /storage\.nodes must be a multiple of 3/);
+  });
+
+  test('snapshots: slapd provider/consumer, systemd units, CloudWatch agent config', () => {
+    for (const f of slapdFiles(single).filter((x) => !x.executable))
+      matchSnapshot(`slapd-${f.path.replace(/\//g, '_')}`, f.content);
+    for (const f of systemdUnits(single)) matchSnapshot(`systemd-${f.path.replace(/\//g, '_')}`, f.content);
+    matchSnapshot('cloudwatch-mail.json', cloudwatchAgentConfig(single, 'mail'));
+  });
+
+  test('the rendered slapd.conf of provider and consumer pass slaptest (OpenLDAP 2.5)', () => {
+    for (const role of ['provider', 'consumer'] as const) {
+      const dir = join(tmp, `slapd-${role}`);
+      mkdirSync(join(dir, 'db'), { recursive: true });
+      writeFileSync(join(dir, 'rootpw.conf'), 'rootpw {SSHA}placeholder\n');
+      writeFileSync(
+        join(dir, 'syncrepl.conf'),
+        role === 'consumer'
+          ? 'syncrepl rid=001 provider=ldap://127.0.0.1:1 type=refreshAndPersist searchbase="dc=acme,dc=example" bindmethod=simple binddn="cn=replicator,dc=acme,dc=example" credentials=x\n'
+          : '',
+      );
+      const conf = slapdFiles(single)
+        .find((f) => f.path === `ldap/slapd-${role}.conf`)!
+        .content.replace('/etc/ldap/mailfleet-rootpw.conf', join(dir, 'rootpw.conf'))
+        .replace('/etc/ldap/mailfleet-syncrepl.conf', join(dir, 'syncrepl.conf'))
+        .replace('/var/lib/ldap', join(dir, 'db'))
+        .replace(/\/run\/slapd\//g, `${dir}/`);
+      writeFileSync(join(dir, 'slapd.conf'), conf);
+      const r = spawnSync('slaptest', ['-u', '-f', join(dir, 'slapd.conf')], { encoding: 'utf8' });
+      assert.ok(!r.error, `slaptest is missing (apt-get install slapd): ${r.error?.message}`);
+      assert.equal(r.status, 0, `${role}: ${r.stdout}${r.stderr}`);
+    }
+  });
+});
