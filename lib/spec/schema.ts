@@ -157,6 +157,21 @@ const ldapSchema = z
     cacheTtlSeconds: nonNegInt.default(60).describe('TTL for recipient and user lookups. Never used for passwords.'),
     negativeCacheTtlSeconds: nonNegInt.default(30),
     poolSize: posInt.default(4),
+    userFilter: z
+      .string()
+      .regex(/^\(.*\)$/, 'expected a parenthesised LDAP filter like (memberOf=cn=mail,ou=groups,dc=example,dc=com)')
+      .optional()
+      .describe('Filter ANDed into every user search. Default: (objectClass=inetOrgPerson) or (objectClass=user) by flavor.'),
+    recheckOnLogin: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Re-read the user entry after each successful password check, so an account disabled in the directory is refused at its next login. false trusts cached entries for cacheTtlSeconds.',
+      ),
+    domains: z
+      .array(domainName)
+      .optional()
+      .describe('Local domains of this directory. Default: the domains of the mail addresses found in the directory.'),
     attributes: z
       .object({
         mail: z.string().optional(),
@@ -164,6 +179,10 @@ const ldapSchema = z
         login: z.string().optional(),
         quota: z.string().optional(),
         maxConnections: z.string().optional(),
+        disabled: z
+          .string()
+          .optional()
+          .describe('Attribute that marks a disabled account. Default: mailfleetDisabled (openldap; ppolicy pwdAccountLockedTime also counts), userAccountControl (active-directory, bit 0x2).'),
       })
       .strict()
       .optional()
