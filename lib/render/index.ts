@@ -4,6 +4,7 @@
  */
 import type { Renderer } from './types.js';
 import { daemonConfigRenderer } from './daemon-config.js';
+import { haproxyBusyRenderer, haproxyRenderer } from './haproxy.js';
 import { cloudInitRenderer } from './cloud-init.js';
 import { systemdRenderer } from './systemd.js';
 import { glusterRenderer } from './gluster.js';
@@ -12,6 +13,8 @@ import { cloudwatchAgentRenderer } from './cloudwatch-agent.js';
 
 export const RENDERERS: readonly Renderer[] = [
   daemonConfigRenderer,
+  haproxyRenderer,
+  haproxyBusyRenderer,
   cloudInitRenderer,
   systemdRenderer,
   glusterRenderer,

@@ -1,0 +1,3 @@
+export * from './runtime.js';
+export * from './process.js';
+export * from './state.js';

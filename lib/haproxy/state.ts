@@ -1,0 +1,88 @@
+/**
+ * Listener caps changed live (`mailfleet limit set listener:<name> N`) are recorded in a small JSON file so
+ * the next render, reload and deploy keep them: the plan is built from the spec, then these values are laid
+ * over it (applyListenerLimits, pure). Locally the file is <dataDir>/haproxy/listener-limits.json; for a
+ * cloud deploy, keep it beside the spec and pass it to `mailfleet render --limits-state`.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { MailfleetError } from '../errors.js';
+import type { Plan } from '../plan/types.js';
+
+export const LISTENER_LIMITS_FILE = 'listener-limits.json';
+
+export interface ListenerLimitRecord {
+  readonly listenerConnections: number;
+  /** ISO time of the change. */
+  readonly setAt: string;
+}
+
+export interface ListenerLimitsState {
+  readonly version: 1;
+  readonly listeners: Readonly<Record<string, ListenerLimitRecord>>;
+}
+
+export function listenerLimitsPath(dataDir: string): string {
+  return join(dataDir, 'haproxy', LISTENER_LIMITS_FILE);
+}
+
+export function readListenerLimitsState(file: string): ListenerLimitsState {
+  if (!existsSync(file)) return { version: 1, listeners: {} };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new MailfleetError('SPEC_IO', `${file}: not valid JSON (${(e as Error).message})`, { cause: e });
+  }
+  const listeners = (parsed as { listeners?: unknown }).listeners;
+  if (typeof listeners !== 'object' || listeners === null) throw new MailfleetError('SPEC_INVALID', `${file}: expected { "listeners": { … } }`);
+  for (const [name, rec] of Object.entries(listeners)) {
+    const n = (rec as { listenerConnections?: unknown }).listenerConnections;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1)
+      throw new MailfleetError('SPEC_INVALID', `${file}: listeners.${name}.listenerConnections must be a positive integer`);
+  }
+  return { version: 1, listeners: listeners as Record<string, ListenerLimitRecord> };
+}
+
+/** name → recorded cap. */
+export function readListenerLimits(file: string): Record<string, number> {
+  return Object.fromEntries(Object.entries(readListenerLimitsState(file).listeners).map(([k, v]) => [k, v.listenerConnections]));
+}
+
+/** Records one listener's cap (atomic replace, so a crash never leaves half a file). */
+export function recordListenerLimit(file: string, listener: string, cap: number, now = new Date()): void {
+  const state = readListenerLimitsState(file);
+  const next: ListenerLimitsState = {
+    version: 1,
+    listeners: { ...state.listeners, [listener]: { listenerConnections: cap, setAt: now.toISOString() } },
+  };
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(next, null, 2) + '\n');
+  renameSync(tmp, file);
+}
+
+/**
+ * The plan with recorded listener caps laid over it. Pure. Names the plan does not know are ignored (a
+ * listener removed from the spec); the per-source cap is clamped to the new listener cap, and the proxy
+ * totals are recomputed as buildPlan does.
+ */
+export function applyListenerLimits(plan: Plan, caps: Readonly<Record<string, number>>): Plan {
+  if (Object.keys(caps).length === 0) return plan;
+  const listeners = plan.listeners.map((l) => {
+    const cap = caps[l.name];
+    if (cap === undefined || cap === l.limits.listenerConnections) return l;
+    return { ...l, limits: { ...l.limits, listenerConnections: cap, sourceConnections: Math.min(l.limits.sourceConnections, cap) } };
+  });
+  const sum = listeners.reduce((a, l) => a + l.limits.listenerConnections, 0);
+  const nodeCap = plan.spec.tiers.proxyMaxConnectionsPerNode;
+  return {
+    ...plan,
+    listeners,
+    proxy: {
+      globalMaxConnections: Math.min(nodeCap, sum + 100),
+      sumListenerConnections: sum,
+      clampedBy: sum + 100 > nodeCap ? 'tiers.proxyMaxConnectionsPerNode' : undefined,
+    },
+  };
+}

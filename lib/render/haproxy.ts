@@ -1,0 +1,377 @@
+/**
+ * plan → haproxy.cfg (and the Lua file that speaks the busy replies). Pure: text out, nothing read or run.
+ *
+ * One frontend per listener (tenant × protocol = one "virtual server"). Its connection limit is a process
+ * variable (`proc.cap_<listener>`) checked by a rule, not the frontend's `maxconn`, because:
+ *   - frontend `maxconn` does not refuse: extra clients wait silently in the kernel accept queue;
+ *   - raising `maxconn` at runtime on a full frontend kills HAProxy 2.6.12 (haproxy#2726), whereas a
+ *     variable can be changed live at any time (`experimental-mode on; set var proc.cap_x int(N)`).
+ * The frontend's real `maxconn` sits above the cap (see frontendMaxconn) so connections past the cap are
+ * accepted and answered with the protocol's busy reply by a Lua applet, then closed. Implicit-TLS
+ * listeners cannot get a plaintext reply, so there HAProxy resets instead. docs/haproxy.md has the table.
+ */
+import { MailfleetError } from '../errors.js';
+import { SERVICE_OF } from '../plan/build.js';
+import type { Plan, PlannedListener } from '../plan/types.js';
+import type { Protocol, Service } from '../spec/schema.js';
+import type { Renderer, RenderOptions } from './types.js';
+
+/** Headroom above a listener's cap, for busy replies, never below this many connections. */
+export const BUSY_HEADROOM_MIN = 10;
+/** Connections kept beside the frontends in global maxconn (runtime API, stats, checks). */
+export const GLOBAL_RESERVE = 100;
+/** Cloud: HTTP health endpoint for the NLB target groups and the ASG (`GET /healthz`). */
+export const CLOUD_HEALTH_PORT = 8404;
+/** Cloud: where cloud-init puts the rendered files. */
+export const CLOUD_HAPROXY_DIR = '/etc/haproxy';
+export const CLOUD_RUN_DIR = '/run/haproxy';
+export const BUSY_LUA_FILE = 'mailfleet-busy.lua';
+/** Per-source stick tables: entries and idle expiry. */
+export const SOURCE_TABLE_SIZE = '100k';
+export const SOURCE_TABLE_EXPIRE = '10m';
+
+/**
+ * The frontend's real maxconn: the cap plus as much again (at least BUSY_HEADROOM_MIN), so a live raise up to
+ * about twice the cap is a variable change, and a flood past the cap is still answered rather than queued.
+ */
+export function frontendMaxconn(cap: number): number {
+  return cap + Math.max(BUSY_HEADROOM_MIN, cap);
+}
+
+/** The process variable holding a listener's live connection cap. Slugs are [a-z0-9-], so this is injective. */
+export function capVariable(listener: string): string {
+  return `proc.cap_${listener.replace(/-/g, '_')}`;
+}
+
+export function sourceTableName(listener: string): string {
+  return `st-${listener}`;
+}
+
+/** Mail node DNS name in the cloud: a Cloud Map (private DNS) service the engines register the mail ASG in. */
+export function cloudMailDiscoveryName(plan: Pick<Plan, 'platform'>): string {
+  return `mailfleetd.${plan.platform}.internal`;
+}
+
+export interface HaproxyRenderOptions extends RenderOptions {
+  /**
+   * Upper bound for global maxconn, e.g. from the machine's open-file limit (HAProxy needs about two
+   * descriptors per connection and refuses to start when it cannot get them).
+   * @default - no bound beyond the plan's
+   */
+  readonly maxConnectionsCeiling?: number;
+  /**
+   * Where the config loads the busy-reply Lua file from.
+   * @default - <runDir>/mailfleet-busy.lua locally, /etc/haproxy/mailfleet-busy.lua in the cloud
+   */
+  readonly luaPath?: string;
+}
+
+export interface HaproxyFrontend {
+  readonly listener: PlannedListener;
+  readonly bindHost: string;
+  readonly bindPort: number;
+  /** The listener's connection cap (the process variable's initial value). */
+  readonly cap: number;
+  /** The frontend's real maxconn (cap + busy headroom, clamped to the global). */
+  readonly maxconn: number;
+  readonly backend: string;
+}
+
+/** Everything the config is made of, computed once: the renderer, the process manager and the applier share it. */
+export interface HaproxyLayout {
+  readonly target: 'local' | 'cloud';
+  readonly runDir: string;
+  readonly adminSocket: string;
+  readonly masterSocket: string;
+  readonly luaPath: string;
+  readonly globalMaxconn: number;
+  /** Why the global is lower than the sum of the frontends, if it is. */
+  readonly globalClampedBy?: string;
+  readonly frontends: readonly HaproxyFrontend[];
+  /** Local stats page / cloud health endpoint. */
+  readonly monitorPort: number;
+}
+
+const FAMILY: Readonly<Record<Service, 'smtp' | 'imap' | 'pop3'>> = {
+  smtp: 'smtp',
+  submission: 'smtp',
+  imap: 'imap',
+  pop3: 'pop3',
+};
+
+function backendName(protocol: Protocol, affinity: PlannedListener['affinity']): string {
+  return affinity === 'source' ? `mail-${protocol}-sticky` : `mail-${protocol}`;
+}
+
+export function haproxyLayout(plan: Plan, opts: HaproxyRenderOptions = {}): HaproxyLayout {
+  const target = opts.target ?? 'cloud';
+  const local = plan.spec.local;
+  const runDir = (opts.runDir ?? (target === 'local' ? `${local.dataDir.replace(/\/+$/, '')}/run/haproxy` : CLOUD_RUN_DIR)).replace(
+    /\/+$/,
+    '',
+  );
+  const luaPath = opts.luaPath ?? (target === 'local' ? `${runDir}/${BUSY_LUA_FILE}` : `${CLOUD_HAPROXY_DIR}/${BUSY_LUA_FILE}`);
+  const sumFrontends = plan.listeners.reduce((a, l) => a + frontendMaxconn(l.limits.listenerConnections), 0);
+  let globalMaxconn = sumFrontends + GLOBAL_RESERVE;
+  let globalClampedBy: string | undefined;
+  const nodeCap = plan.spec.tiers.proxyMaxConnectionsPerNode;
+  if (globalMaxconn > nodeCap) {
+    globalMaxconn = nodeCap;
+    globalClampedBy = 'tiers.proxyMaxConnectionsPerNode';
+  }
+  if (opts.maxConnectionsCeiling !== undefined && globalMaxconn > opts.maxConnectionsCeiling) {
+    globalMaxconn = opts.maxConnectionsCeiling;
+    globalClampedBy = 'the machine open-file limit';
+  }
+  const frontends = plan.listeners.map((l): HaproxyFrontend => {
+    const cap = l.limits.listenerConnections;
+    return {
+      listener: l,
+      bindHost: target === 'local' ? local.bindAddress : '',
+      bindPort: target === 'local' ? l.localPort : l.publicPort,
+      cap,
+      maxconn: Math.min(frontendMaxconn(cap), globalMaxconn),
+      backend: backendName(l.protocol, l.affinity),
+    };
+  });
+  return {
+    target,
+    runDir,
+    adminSocket: `${runDir}/admin.sock`,
+    masterSocket: `${runDir}/master.sock`,
+    luaPath,
+    globalMaxconn,
+    globalClampedBy,
+    frontends,
+    monitorPort: target === 'local' ? local.ports.haproxyStats : CLOUD_HEALTH_PORT,
+  };
+}
+
+const NAME_RE = /^[a-z0-9][a-z0-9-]{0,99}$/;
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n > 0;
+const isPort = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 65535;
+
+/**
+ * What `haproxy -c` lets through: it accepts `maxconn abc`, and knows nothing of our caps or of the daemon
+ * ports behind it. Returns the problems; renderHaproxyConfig throws them as PLAN_INVALID.
+ */
+export function checkHaproxyLayout(plan: Plan, layout: HaproxyLayout): string[] {
+  const issues: string[] = [];
+  const nodeCap = plan.spec.tiers.proxyMaxConnectionsPerNode;
+  if (!isCount(layout.globalMaxconn)) issues.push(`global maxconn ${String(layout.globalMaxconn)} is not a positive integer`);
+  const names = new Set<string>();
+  const ports = new Map<number, string>();
+  const claim = (port: number, what: string) => {
+    if (!isPort(port)) {
+      issues.push(`${what}: port ${String(port)} is not a port number (1–65535)`);
+      return;
+    }
+    const other = ports.get(port);
+    if (other !== undefined) issues.push(`${what}: port ${port} clashes with ${other}`);
+    else ports.set(port, what);
+  };
+  claim(layout.monitorPort, layout.target === 'local' ? 'stats page' : 'health endpoint');
+  for (const fe of layout.frontends) {
+    const l = fe.listener;
+    const { listenerConnections: cap, sourceConnections: src } = l.limits;
+    if (!NAME_RE.test(l.name)) issues.push(`listener name "${l.name}" is not usable as a HAProxy frontend name`);
+    if (names.has(l.name)) issues.push(`listener ${l.name} appears twice`);
+    names.add(l.name);
+    if (!isCount(cap)) issues.push(`listener ${l.name}: listenerConnections ${String(cap)} is not a positive integer`);
+    if (!isCount(src)) issues.push(`listener ${l.name}: sourceConnections ${String(src)} is not a positive integer`);
+    if (isCount(cap) && isCount(src) && src > cap)
+      issues.push(`listener ${l.name}: sourceConnections (${src}) exceeds listenerConnections (${cap})`);
+    if (isCount(cap) && cap > nodeCap)
+      issues.push(`listener ${l.name}: listenerConnections (${cap}) exceeds the HAProxy global cap tiers.proxyMaxConnectionsPerNode (${nodeCap})`);
+    else if (isCount(cap) && isCount(layout.globalMaxconn) && cap > layout.globalMaxconn)
+      issues.push(`listener ${l.name}: listenerConnections (${cap}) exceeds global maxconn (${layout.globalMaxconn}, limited by ${layout.globalClampedBy ?? 'the sum'})`);
+    claim(fe.bindPort, `listener ${l.name}`);
+  }
+  // Locally the daemon sockets behind the proxy share the host: they must not sit on a frontend port.
+  const daemonPorts = new Set(plan.listeners.map((l) => (layout.target === 'local' ? l.localDaemonPort : l.daemonPort)));
+  for (const p of daemonPorts) {
+    if (!isPort(p)) issues.push(`daemon port ${String(p)} is not a port number (1–65535)`);
+    else if (layout.target === 'local' && ports.has(p)) issues.push(`daemon port ${p} clashes with ${ports.get(p)}`);
+  }
+  if (layout.target === 'local') {
+    const admin = plan.spec.local.ports.admin;
+    if (ports.has(admin)) issues.push(`local admin port ${admin} clashes with ${ports.get(admin)}`);
+  }
+  return issues;
+}
+
+/** tcp-check sequences that speak each protocol's greeting (and say goodbye, so the daemon logs no error). */
+function healthCheck(protocol: Protocol, tls: PlannedListener['tls']): string[] {
+  const connect = tls === 'implicit' ? 'tcp-check connect ssl send-proxy' : 'tcp-check connect send-proxy';
+  switch (FAMILY[SERVICE_OF[protocol]]) {
+    case 'smtp':
+      return [connect, 'tcp-check expect rstring ^220', 'tcp-check send "QUIT\\r\\n"', 'tcp-check expect rstring ^221'];
+    case 'imap':
+      return [connect, 'tcp-check expect rstring ^\\*\\ OK', 'tcp-check send "hc LOGOUT\\r\\n"', 'tcp-check expect rstring ^\\*\\ BYE'];
+    case 'pop3':
+      return [connect, 'tcp-check expect rstring ^\\+OK', 'tcp-check send "QUIT\\r\\n"', 'tcp-check expect rstring ^\\+OK'];
+  }
+}
+
+/** Idle timeouts a little above the daemon's, so the daemon closes with its own reply before HAProxy cuts. */
+function idleTimeoutSeconds(plan: Plan, service: Service): number {
+  const s = plan.spec;
+  switch (FAMILY[service]) {
+    case 'imap':
+      // IDLE clients sit silent for up to 29 minutes (RFC 2177): never below 30 minutes.
+      return Math.max(30 * 60, s.imap.idleTimeoutSeconds + 60);
+    case 'pop3':
+      return s.pop3.idleTimeoutSeconds + 60;
+    case 'smtp':
+      return 6 * 60; // RFC 5321 4.5.3.2: servers wait at least 5 minutes for a command.
+  }
+}
+
+const fmtSeconds = (s: number) => (s % 60 === 0 ? `${s / 60}m` : `${s}s`);
+
+export function luaServiceName(service: Service, reason: 'listener' | 'source'): string {
+  return `mf_busy_${FAMILY[service]}_${reason}`;
+}
+
+export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {}): string {
+  const layout = haproxyLayout(plan, opts);
+  const issues = checkHaproxyLayout(plan, layout);
+  if (issues.length > 0)
+    throw new MailfleetError('PLAN_INVALID', `cannot render haproxy.cfg:\n  - ${issues.join('\n  - ')}`, { status: 400, details: { issues } });
+  const local = layout.target === 'local';
+  const out: string[] = [];
+  const sum = layout.frontends.reduce((a, f) => a + f.maxconn, 0);
+  out.push(
+    `# Rendered by mailfleet from the plan of "${plan.platform}" (target: ${layout.target}). Do not edit: re-render.`,
+    `# ${layout.frontends.length} frontends, one per listener (tenant x protocol). Sum of frontend maxconn: ${sum}.`,
+    `# A listener's cap is proc.cap_<listener>; 'mailfleet limit set listener:<name> N' changes it live.`,
+    'global',
+    `    maxconn ${layout.globalMaxconn}${layout.globalClampedBy ? `  # sum + ${GLOBAL_RESERVE} exceeds ${layout.globalClampedBy}` : ''}`,
+    `    stats socket ${layout.adminSocket} mode 600 level admin expose-fd listeners`,
+    '    stats timeout 30s',
+    local ? '    log stderr format raw local0 info' : '    log /dev/log local0 info',
+    // Bounds how long an old worker keeps IDLE sessions after a reload (they reconnect to the new one).
+    '    hard-stop-after 5m',
+    `    lua-load ${layout.luaPath}`,
+  );
+  for (const fe of layout.frontends) out.push(`    set-var ${capVariable(fe.listener.name)} int(${fe.cap})`);
+  if (!local) out.push('', 'resolvers vpc', '    parse-resolv-conf', '    hold valid 10s', '    hold nx 30s');
+  out.push(
+    '',
+    'defaults',
+    '    mode tcp',
+    '    log global',
+    '    option tcplog',
+    '    option dontlognull',
+    '    timeout connect 5s',
+    '    timeout client 6m',
+    '    timeout server 6m',
+    '    timeout client-fin 30s',
+    '    timeout server-fin 30s',
+    '    timeout check 5s',
+    '    default-server inter 2s fall 3 rise 2',
+  );
+  out.push(
+    '',
+    local ? 'frontend stats' : 'frontend health',
+    '    mode http',
+    '    option dontlog-normal',
+    `    bind ${local ? `${layout.frontends[0]?.bindHost ?? '127.0.0.1'}` : ''}:${layout.monitorPort}`,
+    '    maxconn 50',
+    '    timeout client 30s',
+    '    monitor-uri /healthz',
+  );
+  if (local) out.push('    stats enable', '    stats uri /', '    stats refresh 5s');
+
+  for (const fe of layout.frontends) {
+    const l = fe.listener;
+    const table = sourceTableName(l.name);
+    const overCap = `{ fe_conn,sub(${capVariable(l.name)}) gt 0 }`;
+    // Off by one (RECIPES.md): once tracked, the connection counts itself, so N allowed means "gt N".
+    const overSource = `{ sc0_conn_cur(${table}) gt ${l.limits.sourceConnections} }`;
+    const timeout = fmtSeconds(idleTimeoutSeconds(plan, l.service));
+    out.push(
+      '',
+      `frontend ${l.name}`,
+      `    # tenant ${l.tenant}, ${l.protocol} (${l.tls}); cap ${fe.cap}, per source ${l.limits.sourceConnections}`,
+      `    bind ${fe.bindHost}:${fe.bindPort}${local ? '' : ' accept-proxy'}`,
+      `    maxconn ${fe.maxconn}`,
+      `    timeout client ${timeout}`,
+      // Session rules run after the NLB's PROXY header is decoded, so src is the real client.
+      `    tcp-request session track-sc0 src table ${table}`,
+    );
+    if (l.tls === 'implicit') {
+      // A plaintext reply would be garbage inside TLS: reset instead (the client retries later).
+      out.push(`    tcp-request session reject if ${overCap}`, `    tcp-request session reject if ${overSource}`);
+    } else {
+      out.push(
+        `    tcp-request content use-service lua.${luaServiceName(l.service, 'listener')} if ${overCap}`,
+        `    tcp-request content use-service lua.${luaServiceName(l.service, 'source')} if ${overSource}`,
+      );
+    }
+    out.push(`    default_backend ${fe.backend}`);
+    out.push('', `backend ${table}`, `    stick-table type ipv6 size ${SOURCE_TABLE_SIZE} expire ${SOURCE_TABLE_EXPIRE} store conn_cur,conn_rate(10s)`);
+  }
+
+  const backends = new Map<string, PlannedListener>();
+  for (const fe of layout.frontends) if (!backends.has(fe.backend)) backends.set(fe.backend, fe.listener);
+  for (const [name, l] of backends) {
+    const timeout = fmtSeconds(idleTimeoutSeconds(plan, l.service));
+    out.push('', `backend ${name}`, '    balance leastconn', `    timeout server ${timeout}`);
+    if (l.affinity === 'source')
+      out.push('    # source affinity: a client keeps its daemon node (Maildir indexes stay warm)', '    stick-table type ipv6 size 200k expire 30m', '    stick on src');
+    out.push('    option tcp-check', ...healthCheck(l.protocol, l.tls).map((x) => `    ${x}`));
+    // send-proxy-v2 carries the client address and, as destination, the frontend's own port: the daemon
+    // maps that port back to the listener. Checks verify no certificate: they only want the greeting.
+    const serverOpts = `send-proxy-v2 check${l.tls === 'implicit' ? ' verify none' : ''}`;
+    if (local) out.push(`    server mailfleetd 127.0.0.1:${l.localDaemonPort} ${serverOpts}`);
+    else
+      out.push(
+        `    server-template mail 1-${Math.max(1, plan.sizing.mailNodes.max)} ${cloudMailDiscoveryName(plan)}:${l.daemonPort} resolvers vpc init-addr none ${serverOpts}`,
+      );
+  }
+  return out.join('\n') + '\n';
+}
+
+/** Lua string literal for printable ASCII only (the hostname is sanitised before). */
+const luaString = (s: string) => `"${s.replace(/[^\x20-\x7e]/g, '?').replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+
+/** The busy replies, one Lua TCP applet per protocol family × reason; each writes one line and closes. */
+export function renderBusyLua(plan: Plan): string {
+  const host = plan.hostname.replace(/[^A-Za-z0-9.-]/g, '') || 'localhost';
+  const why = { listener: 'Too many connections to this service', source: 'Too many connections from your address' };
+  const reply = (family: 'smtp' | 'imap' | 'pop3', reason: 'listener' | 'source') => {
+    const text = `${why[reason]}, try again later`;
+    if (family === 'smtp') return `421 4.7.0 ${host} ${text}\r\n`; // RFC 5321 3.8 / RFC 3463 4.7.0
+    if (family === 'imap') return `* BYE [UNAVAILABLE] ${text}\r\n`; // RFC 5530
+    return `-ERR [SYS/TEMP] ${text}\r\n`; // RFC 3206
+  };
+  const lines = [
+    `-- Rendered by mailfleet for "${plan.platform}": busy replies for connections over a listener or source cap.`,
+    '-- Loaded by haproxy.cfg (lua-load); used via "tcp-request content use-service lua.<name>".',
+  ];
+  for (const family of ['smtp', 'imap', 'pop3'] as const)
+    for (const reason of ['listener', 'source'] as const) {
+      const text = reply(family, reason).replace(/\r\n$/, '');
+      lines.push(
+        `core.register_service("mf_busy_${family}_${reason}", "tcp", function(applet)`,
+        `  applet:send(${luaString(text)} .. "\\r\\n")`,
+        'end)',
+      );
+    }
+  return lines.join('\n') + '\n';
+}
+
+export const haproxyRenderer: Renderer = {
+  kind: 'haproxy',
+  description: 'haproxy.cfg: a frontend per listener with its connection cap, per-source caps, PROXY v2 to the daemons',
+  fileName: 'haproxy.cfg',
+  render: (plan, opts) => renderHaproxyConfig(plan, opts),
+};
+
+export const haproxyBusyRenderer: Renderer = {
+  kind: 'haproxy-busy',
+  description: 'the Lua applet haproxy.cfg loads to answer over-limit clients with the protocol busy reply',
+  fileName: BUSY_LUA_FILE,
+  render: (plan) => renderBusyLua(plan),
+};
