@@ -178,7 +178,7 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 pkg_install haproxy
 tune_kernel
-install -m 0644 "\${MAILFLEET_FILES}/haproxy/haproxy.cfg" /etc/haproxy/haproxy.cfg
+install -m 0644 "\${MAILFLEET_FILES}"/haproxy/* /etc/haproxy/
 haproxy -c -q -f /etc/haproxy/haproxy.cfg
 install -d -m 0755 /etc/systemd/system/haproxy.service.d
 install -m 0644 "\${MAILFLEET_FILES}/systemd/haproxy-limits.conf" /etc/systemd/system/haproxy.service.d/mailfleet.conf

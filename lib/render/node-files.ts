@@ -21,12 +21,15 @@ export function nodeFiles(plan: Plan, role: NodeRole, region: RegionRole): Rende
   switch (role) {
     case 'proxy': {
       const haproxy = renderer('haproxy');
+      const busy = renderer('haproxy-busy');
       return [
         ...common,
         scripts.find((f) => f.path === 'bootstrap/proxy.sh')!,
         sysctlConf(),
         haproxyLimits(),
         { path: 'haproxy/haproxy.cfg', content: haproxy ? haproxy.render(plan, { target: 'cloud', region }) : MISSING_HAPROXY },
+        // The Lua applet haproxy.cfg loads to answer over-limit clients with the protocol's busy reply.
+        ...(busy ? [{ path: `haproxy/${busy.fileName}`, content: busy.render(plan, { target: 'cloud', region }) }] : []),
       ];
     }
     case 'mail': {

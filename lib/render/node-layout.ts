@@ -4,6 +4,7 @@
  * rendered bootstrap text is the same whichever engine deploys it.
  */
 import type { Plan } from '../plan/types.js';
+import { cloudMailDiscoveryName } from './haproxy.js';
 
 /** Node roles that get a bootstrap of their own. */
 export const NODE_ROLES = ['proxy', 'mail', 'storage', 'ldap'] as const;
@@ -151,8 +152,7 @@ export function regionOf(opts?: { region?: RegionRole }): RegionRole {
  * removed at stop by mailfleet-register.service); HAProxy resolves it with `server-template`.
  */
 export function mailNodesHost(plan: Plan): string {
-  // Must equal the name haproxy.cfg resolves (cloudMailDiscoveryName in haproxy.ts; a test holds them equal).
-  return `mailfleetd.${privateZoneName(plan)}`;
+  return cloudMailDiscoveryName(plan);
 }
 
 /** The Amazon-provided DNS resolver inside every VPC. */
