@@ -172,3 +172,17 @@ export function instanceKind(role: string | undefined): string {
 export function decodeBase64(s: string): string {
   return Buffer.from(s, 'base64').toString('utf8');
 }
+
+/** A readable summary of an inventory (what `mailfleet synth` prints). */
+export function formatInventory(inv: EngineInventory, table: (h: string[], rows: (string | number)[][]) => string): string {
+  const ports = [...new Set(inv.listenerPorts)];
+  return [
+    table(['kind', 'count'], Object.entries(inv.kinds)),
+    '',
+    `listener ports (${inv.listenerPorts.length} listeners): ${ports.join(', ')}`,
+    `security-group rules: ${inv.securityGroupRules.length}`,
+    ...inv.securityGroupRules.map((r) => `  ${r}`),
+    'bootstrap (sha256 of user data):',
+    ...Object.entries(inv.bootstrapHashes).map(([k, h]) => `  ${k.padEnd(16)} ${h}`),
+  ].join('\n');
+}

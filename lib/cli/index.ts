@@ -1,9 +1,11 @@
 /** The `mailfleet` CLI: each command lives in lib/cli/commands/<name>.ts and is registered here. */
 import { Command } from 'commander';
 import { registerDr } from './commands/dr.js';
+import { registerLdap } from './commands/ldap.js';
 import { registerPlan } from './commands/plan.js';
 import { registerRender } from './commands/render.js';
 import { registerSchema } from './commands/schema.js';
+import { registerSynth } from './commands/synth.js';
 import type { RegisterCommand } from './types.js';
 
 const COMMANDS: RegisterCommand[] = [
@@ -11,6 +13,8 @@ const COMMANDS: RegisterCommand[] = [
   registerPlan,
   registerRender,
   registerDr,
+  registerLdap,
+  registerSynth,
 ];
 
 export function buildCli(): Command {
