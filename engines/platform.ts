@@ -6,6 +6,7 @@
 import { daemonConfig } from '../lib/plan/daemon-config.js';
 import type { Plan } from '../lib/plan/types.js';
 import { MailfleetError } from '../lib/errors.js';
+import { LDAP_ROLE_TAG, NODE_INDEX_TAG } from '../lib/render/node-layout.js';
 import { bootstrapText, type NodeRole } from './bootstrap.js';
 import { ROLE_TAG, type RegionRole } from './inventory.js';
 
@@ -85,6 +86,8 @@ export interface NodeModel {
   readonly amiParameter: string;
   readonly userData: string;
   readonly dataVolumeGiB?: number;
+  /** Instance tags the role's bootstrap reads through IMDS (node index, LDAP provider/consumer). */
+  readonly nodeTags: Readonly<Record<string, string>>;
 }
 
 export interface RegionModel {
@@ -283,6 +286,8 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
           amiParameter: amiParameter(plan.storage.kind === 'glusterfs' ? plan.storage.instanceType : ''),
           userData: bootstrapText(plan, 'storage', role),
           dataVolumeGiB: plan.storage.kind === 'glusterfs' ? plan.storage.volumeSizeGiB : undefined,
+          // Storage hosts are numbered from 1 (gluster-1.<zone>), as the gluster renderer names them.
+          nodeTags: { [NODE_INDEX_TAG]: String(i + 1) },
         }))
       : [];
   const pair = plan.directory.kind === 'ldap' && plan.directory.provision === 'openldap-pair';
@@ -296,6 +301,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     instanceType: ldapType,
     amiParameter: amiParameter(ldapType),
     userData: bootstrapText(plan, 'ldap', role),
+    nodeTags: { [LDAP_ROLE_TAG]: role === 'primary' && i === 0 ? 'provider' : 'consumer' },
   }));
   const byName = new Map(plan.listeners.map((l) => [l.name, l]));
   return {

@@ -8,7 +8,8 @@ import type { Plan } from '../../lib/plan/types.js';
 import { platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
-const IMDSV2 = { httpTokens: 'required', httpEndpoint: 'enabled' };
+// IMDSv2 only; instance tags in IMDS let one user data text serve every node of a role.
+const IMDSV2 = { httpTokens: 'required', httpEndpoint: 'enabled', instanceMetadataTags: 'enabled' };
 
 export interface MailfleetPlatformArgs {
   /** The plan the platform is built from. */
@@ -225,7 +226,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
               m.dataVolumeGiB === undefined
                 ? undefined
                 : [{ deviceName: '/dev/sdf', volumeSize: m.dataVolumeGiB, volumeType: 'gp3', encrypted: true }],
-            tags: tags(m.role, m.name),
+            tags: { ...tags(m.role, m.name), ...m.nodeTags },
           },
           o,
         ),

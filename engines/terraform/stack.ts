@@ -36,7 +36,8 @@ import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-securit
 import { tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
-const IMDSV2 = { httpTokens: 'required', httpEndpoint: 'enabled' };
+// IMDSv2 only; instance tags in IMDS let one user data text serve every node of a role.
+const IMDSV2 = { httpTokens: 'required', httpEndpoint: 'enabled', instanceMetadataTags: 'enabled' };
 
 interface BuiltRegion {
   readonly nlbs: Lb[];
@@ -216,7 +217,7 @@ export class MailfleetTerraformStack extends TerraformStack {
           n.dataVolumeGiB === undefined
             ? undefined
             : [{ deviceName: '/dev/sdf', volumeSize: n.dataVolumeGiB, volumeType: 'gp3', encrypted: true }],
-        tags: tags(n.role, n.name),
+        tags: { ...tags(n.role, n.name), ...n.nodeTags },
       });
     r.storageNodes.forEach(node);
     r.ldapNodes.forEach(node);
