@@ -25,6 +25,8 @@ export interface ReplicatorProps {
   readonly trees: readonly string[];
   /** Single files to carry over, relative to the data folders (live limit overrides, directory file). */
   readonly files?: readonly string[];
+  /** More rsync exclude patterns for the trees (runtime sockets, pid files). @default [] */
+  readonly exclude?: readonly string[];
   /**
    * Pause between cycles. Short, because the RPO under load is about one cycle plus this.
    * @default 250
@@ -134,6 +136,7 @@ export class Replicator {
     mkdirSync(tmp, { recursive: true });
     const common = ['-a', `--temp-dir=${tmp}`];
     let complete = true;
+    const never = [...NEVER, ...(this.props.exclude ?? [])].map((x) => `--exclude=${x}`);
     for (const tree of this.props.trees) {
       const from = join(source, tree);
       if (!existsSync(from)) continue;
@@ -144,7 +147,7 @@ export class Replicator {
         (await this.rsync([
           ...common,
           '--delete',
-          ...NEVER.map((x) => `--exclude=${x}`),
+          ...never,
           ...INDEX_FILES.map((x) => `--exclude=${x}`),
           `${from}/`,
           `${to}/`,
@@ -153,8 +156,8 @@ export class Replicator {
       complete =
         (await this.rsync([
           ...common,
+          ...never,
           '--include=*/',
-          ...NEVER.map((x) => `--exclude=${x}`),
           ...INDEX_FILES.map((x) => `--include=${x}`),
           '--exclude=*',
           `${from}/`,

@@ -95,7 +95,8 @@ export function checkSpec(spec: Spec): CheckIssue[] {
     issues.push({ path: ['storage', 'nodes'], message: `a replica-3 volume needs a multiple of 3 nodes, got ${spec.storage.nodes}` });
   if (spec.regions?.dr && spec.regions.dr.name === spec.regions.primary.name)
     issues.push({ path: ['regions', 'dr', 'name'], message: 'the DR region must differ from the primary region' });
-  if (spec.dr && !spec.regions?.dr)
+  // A local spec (no regions) may carry dr targets for `mailfleet dr drill --local`; a cloud spec needs the region.
+  if (spec.dr && spec.regions && !spec.regions.dr)
     issues.push({ path: ['dr'], message: 'dr settings need regions.dr' });
 
   const dir = spec.directory;
