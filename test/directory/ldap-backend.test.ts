@@ -179,8 +179,11 @@ describe('LDAP backend, transport', () => {
     const caFile = ldap.caFile!;
     const viaLdaps = directory({ uris: [ldap.ldapsUrl], caFile });
     assert.equal((await viaLdaps.authenticate('alice@example.com', PASSWORDS.alice)).ok, true);
-    const viaStartTls = directory({ startTls: true, caFile });
-    assert.equal((await viaStartTls.resolveRecipient('alice@example.com')).length, 1);
+    const viaStartTls = directory({ startTls: true, caFile, cacheTtlSeconds: 0, poolSize: 3 });
+    // Several connections at once: each StartTLS must get its own TLS options.
+    const found = await Promise.all(['alice@example.com', 'bob@example.com', 'sales@example.com', 'carol@example.org', 'postmaster@example.com'].map((a) => viaStartTls.resolveRecipient(a)));
+    assert.deepEqual(found.map((f) => f.length), [1, 1, 2, 1, 1]);
+    assert.equal((await viaStartTls.authenticate('carol', PASSWORDS.carol)).ok, true);
     await rejectsUnavailable(directory({ uris: [ldap.ldapsUrl] }).resolveRecipient('alice@example.com'), /certificate/i);
   });
 

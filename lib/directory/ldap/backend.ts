@@ -25,7 +25,7 @@ import type { AuthResult, DirectoryUser, IDirectory } from '../types.js';
 import { TtlCache } from './cache.js';
 import { acceptableInput, escapeDnValue } from './escape.js';
 import { LdapMapping, type MappedUser, type RawEntry } from './mapping.js';
-import { LdapEndpoints, LdapPool } from './pool.js';
+import { LdapEndpoints, LdapPool, describeError } from './pool.js';
 import { serviceCredentials, tlsOptions } from './settings.js';
 
 /** Longest password sent in a bind; longer ones are refused without asking the directory. */
@@ -208,7 +208,7 @@ export class LdapDirectory implements IDirectory {
     if (e instanceof InvalidCredentialsError || e instanceof InappropriateAuthError || e instanceof UnwillingToPerformError || e instanceof NoSuchObjectError)
       return LdapMapping.bindRefusal(e.message) ?? 'bad-credentials';
     if (e instanceof ResultCodeError)
-      throw new MailfleetError('DIRECTORY_UNAVAILABLE', `LDAP bind failed: ${e.message} (result ${e.code})`, { cause: e });
+      throw new MailfleetError('DIRECTORY_UNAVAILABLE', `LDAP bind failed: ${describeError(e)}`, { cause: e });
     throw e;
   }
 

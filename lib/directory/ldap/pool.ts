@@ -9,6 +9,7 @@
  * next URI; when every URI failed, the caller gets DIRECTORY_UNAVAILABLE. An LDAP result (no such entry,
  * invalid credentials, …) is an answer, not a failure, and is passed through.
  */
+import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { BusyError, Client, ResultCodeError, UnavailableError } from 'ldapts';
 import { MailfleetError } from '../../errors.js';
@@ -73,7 +74,10 @@ export class LdapEndpoints {
     });
     if (this.startTls && url.startsWith('ldap://')) {
       try {
-        await client.startTLS(this.tlsOptions ?? {});
+        // ldapts hands these options to tls.connect and writes the socket into them: give it a copy,
+        // and name the host, or Node would check the certificate against "localhost".
+        const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+        await client.startTLS({ ...this.tlsOptions, host, ...(isIP(host) ? {} : { servername: host }) });
       } catch (e) {
         discard(client);
         throw e;
@@ -87,6 +91,15 @@ export class LdapEndpoints {
 export function isTransportError(e: unknown): boolean {
   if (e instanceof BusyError || e instanceof UnavailableError) return true;
   return !(e instanceof ResultCodeError) && !(e instanceof MailfleetError);
+}
+
+/** ldapts result errors often carry no text (" Code: 0x31"): name the result too. */
+export function describeError(e: unknown): string {
+  if (e instanceof ResultCodeError) {
+    const text = e.message.trim();
+    return `${e.constructor.name.replace(/Error$/, '')} (LDAP result ${e.code})${text && !text.startsWith('Code:') ? `: ${text}` : ''}`;
+  }
+  return (e as Error | undefined)?.message || String(e);
 }
 
 function discard(client: Client): void {
@@ -152,7 +165,7 @@ export class LdapPool {
         const index = conn?.index ?? (e as { ldapIndex?: number }).ldapIndex ?? endpoints.current;
         tried.add(index);
         lastError = e;
-        this.props.logger.warn({ uri: endpoints.uris[index], pool: this.props.name, err: (e as Error).message }, 'LDAP server failed; trying the next one');
+        this.props.logger.warn({ uri: endpoints.uris[index], pool: this.props.name, err: describeError(e) }, 'LDAP server failed; trying the next one');
         if (conn) discard(conn.client);
         this.dropIdle(index);
         endpoints.failed(index);
@@ -161,7 +174,7 @@ export class LdapPool {
     }
     throw new MailfleetError(
       'DIRECTORY_UNAVAILABLE',
-      `no LDAP server answered (${endpoints.uris.join(', ')}): ${(lastError as Error | undefined)?.message ?? 'unknown error'}`,
+      `no LDAP server answered (${endpoints.uris.join(', ')}): ${describeError(lastError)}`,
       { cause: lastError },
     );
   }
@@ -197,7 +210,7 @@ export class LdapPool {
         discard(client);
         if (isTransportError(e)) throw Object.assign(e as Error, { ldapIndex: index });
         // The server answered but refused the service account: a configuration problem, not a user's.
-        throw new MailfleetError('DIRECTORY_UNAVAILABLE', `LDAP service bind as ${bind.dn} refused by ${endpoints.uris[index]}: ${(e as Error).message}`, {
+        throw new MailfleetError('DIRECTORY_UNAVAILABLE', `LDAP service bind as ${bind.dn} refused by ${endpoints.uris[index]}: ${describeError(e)}`, {
           cause: e,
         });
       }
