@@ -1,0 +1,141 @@
+/**
+ * Argument schema helpers: each command's parse() reads its tokens with these; any mismatch throws
+ * MailfleetError('BAD_REQUEST'), which the session answers with a tagged BAD.
+ */
+import { MailfleetError } from '../../errors.js';
+import { nameFromWire } from '../../store/mailbox/names.js';
+import type { Token } from './parser.js';
+import { parseImapDate } from './wire.js';
+
+export function bad(text: string): MailfleetError {
+  return new MailfleetError('BAD_REQUEST', text, { status: 400 });
+}
+
+/** Sequential reader over a command's tokens. */
+export class Args {
+  private i = 0;
+  constructor(private readonly tokens: readonly Token[]) {}
+
+  get left(): number {
+    return this.tokens.length - this.i;
+  }
+
+  peek(): Token | undefined {
+    return this.tokens[this.i];
+  }
+
+  next(what: string): Token {
+    const t = this.tokens[this.i++];
+    if (!t) throw bad(`Missing ${what}`);
+    return t;
+  }
+
+  end(): void {
+    if (this.i < this.tokens.length) throw bad('Too many arguments');
+  }
+
+  atom(what: string): string {
+    const t = this.next(what);
+    if (t.t !== 'atom') throw bad(`Expected ${what}`);
+    return t.v;
+  }
+
+  /** astring: atom, quoted or literal (UTF-8 text). */
+  astring(what: string): string {
+    const t = this.next(what);
+    if (t.t === 'atom') return t.v;
+    if (t.t === 'string') return t.v.toString('utf8');
+    throw bad(`Expected ${what}`);
+  }
+
+  /** A mailbox name (modified UTF-7 on the wire) → canonical Unicode name. */
+  mailbox(): string {
+    const t = this.next('mailbox name');
+    if (t.t === 'list') throw bad('Expected mailbox name');
+    const wire = t.t === 'atom' ? t.v : t.v.toString('latin1');
+    return nameFromWire(wire);
+  }
+
+  /** A list pattern: kept raw (wildcards allowed). */
+  pattern(what: string): string {
+    const t = this.next(what);
+    if (t.t === 'list') throw bad(`Expected ${what}`);
+    return t.t === 'atom' ? t.v : t.v.toString('latin1');
+  }
+
+  list(what: string): readonly Token[] {
+    const t = this.next(what);
+    if (t.t !== 'list') throw bad(`Expected ${what} list`);
+    return t.v;
+  }
+
+  optionalList(): readonly Token[] | undefined {
+    const t = this.peek();
+    if (t?.t !== 'list') return undefined;
+    this.i++;
+    return t.v;
+  }
+
+  literalOrString(what: string): Buffer {
+    const t = this.next(what);
+    if (t.t !== 'string') throw bad(`Expected ${what}`);
+    return t.v;
+  }
+
+  number(what: string): number {
+    const v = this.atom(what);
+    if (!/^\d{1,10}$/.test(v)) throw bad(`Expected ${what}`);
+    return Number(v);
+  }
+
+  date(what: string, withTime: boolean): Date {
+    const t = this.next(what);
+    const s = t.t === 'atom' ? t.v : t.t === 'string' ? t.v.toString('latin1') : '';
+    const d = parseImapDate(s, withTime);
+    if (!d) throw bad(`Invalid ${what}`);
+    return d;
+  }
+}
+
+/** A sequence set: ranges with '*' (Infinity) resolved against the view by the caller. */
+export type SeqSet = ReadonlyArray<readonly [number, number]>;
+
+export function parseSeqSet(s: string): SeqSet {
+  if (s === '$') throw bad('SEARCHRES is not supported');
+  const out: Array<[number, number]> = [];
+  for (const part of s.split(',')) {
+    const m = /^(\d+|\*)(?::(\d+|\*))?$/.exec(part);
+    if (!m) throw bad(`Invalid sequence set ${s}`);
+    const a = m[1] === '*' ? Infinity : Number(m[1]);
+    const b = m[2] === undefined ? a : m[2] === '*' ? Infinity : Number(m[2]);
+    if (a === 0 || b === 0) throw bad('Sequence numbers start at 1');
+    out.push(a <= b ? [a, b] : [b, a]);
+  }
+  return out;
+}
+
+export function seqSetArg(args: Args): SeqSet {
+  return parseSeqSet(args.atom('sequence set'));
+}
+
+/** Flag list: "(\\Seen \\Flagged)" or a single flag atom. */
+export function flagList(tokens: readonly Token[] | Token): string[] {
+  const items = Array.isArray(tokens) ? tokens : [tokens as Token];
+  return items.map((t: Token) => {
+    if (t.t !== 'atom' || !/^\\?[^\s(){%*"\\\]]+$/.test(t.v)) throw bad('Invalid flag');
+    return t.v;
+  });
+}
+
+/** Formats UIDs as a compact set "1:3,7" (COPYUID, APPENDUID). */
+export function formatSet(uids: readonly number[]): string {
+  const sorted = [...uids];
+  const out: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    out.push(i === j ? String(sorted[i]) : `${sorted[i]}:${sorted[j]}`);
+    i = j + 1;
+  }
+  return out.join(',');
+}

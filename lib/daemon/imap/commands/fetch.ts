@@ -1,0 +1,220 @@
+import { defineCommand, SELECTED } from '../command.js';
+import { Args, bad, seqSetArg, type SeqSet } from '../args.js';
+import { lettersToFlags } from '../../../store/mailbox/flags.js';
+import { parseMime, resolveSection, type MimePart, type SectionText } from '../../../store/mailbox/mime.js';
+import { isMailfleetError } from '../../../errors.js';
+import type { MessageRecord } from '../../../store/mailbox/index.js';
+import type { Token } from '../parser.js';
+import type { ImapSession } from '../session.js';
+import { imapDate, serialize } from '../wire.js';
+
+type Simple = 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY' | 'UID' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT';
+
+interface SectionAtt {
+  readonly k: 'SECTION';
+  readonly peek: boolean;
+  readonly path: readonly number[];
+  readonly text: SectionText | 'HEADER.FIELDS' | 'HEADER.FIELDS.NOT';
+  readonly fields: readonly string[];
+  readonly partial?: readonly [number, number | undefined];
+  /** The section as echoed in the response: BODY[1.HEADER.FIELDS (SUBJECT)]<0> */
+  readonly label: string;
+}
+type Att = { readonly k: Simple } | SectionAtt;
+
+const SIMPLE = new Set<string>(['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODYSTRUCTURE', 'BODY', 'UID', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
+const MACROS: Record<string, Simple[]> = {
+  ALL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE'],
+  FAST: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE'],
+  FULL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY'],
+};
+
+function parseSection(atom: string): SectionAtt {
+  const m = /^BODY(\.PEEK)?\[([^\]]*)\](?:<(\d+)(?:\.(\d+))?>)?$/i.exec(atom);
+  if (!m) throw bad(`Invalid fetch attribute ${atom}`);
+  const spec = m[2]!;
+  const sm = /^((?:\d+\.)*\d+)?\.?(HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|MIME)?(?: \(([^)]*)\))?$/i.exec(spec);
+  if (!sm) throw bad(`Invalid section ${spec}`);
+  const path = sm[1] ? sm[1].split('.').map(Number) : [];
+  if (path.some((n) => n === 0)) throw bad('Section part numbers start at 1');
+  const text = (sm[2] ?? '').toUpperCase() as SectionAtt['text'];
+  if (text === 'MIME' && path.length === 0) throw bad('MIME needs a part number');
+  const isFields = text === 'HEADER.FIELDS' || text === 'HEADER.FIELDS.NOT';
+  if (isFields !== (sm[3] !== undefined)) throw bad('HEADER.FIELDS needs a field list');
+  const fields = isFields ? sm[3]!.trim().split(/\s+/).map((f) => f.replace(/^"|"$/g, '').toUpperCase()) : [];
+  const partial = m[3] !== undefined ? ([Number(m[3]), m[4] !== undefined ? Number(m[4]) : undefined] as const) : undefined;
+  const sectionLabel = `${path.join('.')}${path.length > 0 && text ? '.' : ''}${text}${isFields ? ` (${fields.join(' ')})` : ''}`;
+  return { k: 'SECTION', peek: m[1] !== undefined, path, text, fields, partial, label: `BODY[${sectionLabel}]${partial ? `<${partial[0]}>` : ''}` };
+}
+
+function parseAtt(t: Token): Att[] {
+  if (t.t !== 'atom') throw bad('Invalid fetch attribute');
+  const up = t.v.toUpperCase();
+  if (MACROS[up]) return MACROS[up]!.map((k) => ({ k }));
+  if (SIMPLE.has(up)) return [{ k: up as Simple }];
+  return [parseSection(t.v)];
+}
+
+function parseFetch(t: readonly Token[]) {
+  const a = new Args(t);
+  const set = seqSetArg(a);
+  const x = a.next('fetch attributes');
+  const atts = x.t === 'list' ? x.v.flatMap(parseAtt) : parseAtt(x);
+  if (atts.length === 0) throw bad('Empty fetch attribute list');
+  if (a.left > 0) a.optionalList(); // fetch modifiers (CHANGEDSINCE) are not supported: ignored
+  a.end();
+  return { set, atts };
+}
+
+function headerFields(header: Buffer, fields: readonly string[], not: boolean): Buffer {
+  const text = header.toString('latin1');
+  const want = new Set(fields.map((f) => f.toLowerCase()));
+  const lines = text.split(/\r\n(?![ \t])/);
+  const out: string[] = [];
+  for (const l of lines) {
+    if (l === '') continue;
+    const i = l.indexOf(':');
+    if (i <= 0) continue;
+    const has = want.has(l.slice(0, i).trim().toLowerCase());
+    if (has !== not) out.push(l);
+  }
+  return Buffer.from(out.map((l) => l + '\r\n').join('') + '\r\n', 'latin1');
+}
+
+/** Bytes of a section (before the partial range). */
+async function sectionBytes(a: SectionAtt, buf: Buffer, tree: () => Promise<MimePart>): Promise<Buffer> {
+  if (a.path.length === 0 && (a.text === '' || a.text === 'HEADER' || a.text === 'TEXT' || a.text === 'HEADER.FIELDS' || a.text === 'HEADER.FIELDS.NOT')) {
+    const i = buf.indexOf('\r\n\r\n');
+    const split = i < 0 ? buf.length : i + 4;
+    if (a.text === '') return buf;
+    if (a.text === 'TEXT') return buf.subarray(split);
+    const head = buf.subarray(0, split);
+    return a.text === 'HEADER' ? head : headerFields(head, a.fields, a.text === 'HEADER.FIELDS.NOT');
+  }
+  const root = await tree();
+  const fieldsOf = a.text === 'HEADER.FIELDS' || a.text === 'HEADER.FIELDS.NOT';
+  const r = resolveSection(root, a.path, fieldsOf ? 'HEADER' : (a.text as SectionText));
+  if (!r) return Buffer.alloc(0);
+  const bytes = buf.subarray(r.start, r.end);
+  return fieldsOf ? headerFields(bytes, a.fields, a.text === 'HEADER.FIELDS.NOT') : bytes;
+}
+
+function literal(out: Array<string | Buffer>, b: Buffer): void {
+  out.push(`{${b.length}}\r\n`, b);
+}
+
+async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: readonly Att[], byUid: boolean, setSeen: boolean): Promise<Array<string | Buffer>> {
+  const sel = s.selected!;
+  const out: Array<string | Buffer> = [`* ${seq} FETCH (`];
+  const items: Array<Array<string | Buffer>> = [];
+  let buf: Buffer | undefined;
+  const content = async () => (buf ??= await sel.mailbox.read(r));
+  let root: MimePart | undefined;
+  const tree = async () => (root ??= await parseMime(await content()));
+  let rec = r;
+  if (setSeen && !r.letters.includes('S')) {
+    const changed = await sel.mailbox.setFlags([r.uid], 'add', 'S');
+    sel.noteOwn(changed);
+    if (changed[0]) rec = changed[0];
+  }
+  const seen = new Set<string>();
+  const wantFlags = atts.some((a) => a.k === 'FLAGS') || rec !== r;
+  if (byUid) items.push([`UID ${r.uid}`]);
+  for (const a of atts) {
+    const p: Array<string | Buffer> = [];
+    switch (a.k) {
+      case 'UID':
+        if (byUid) continue;
+        p.push(`UID ${r.uid}`);
+        break;
+      case 'FLAGS':
+        continue;
+      case 'INTERNALDATE':
+        p.push(`INTERNALDATE "${imapDate(r.date)}"`);
+        break;
+      case 'RFC822.SIZE':
+        p.push(`RFC822.SIZE ${r.size}`);
+        break;
+      case 'ENVELOPE':
+        p.push('ENVELOPE ');
+        serialize((await sel.mailbox.summary(r)).envelope, p);
+        break;
+      case 'BODYSTRUCTURE':
+        p.push('BODYSTRUCTURE ');
+        serialize((await sel.mailbox.summary(r)).bodystructure, p);
+        break;
+      case 'BODY':
+        p.push('BODY ');
+        serialize((await sel.mailbox.summary(r)).body, p);
+        break;
+      case 'RFC822':
+        p.push('RFC822 ');
+        literal(p, await content());
+        break;
+      case 'RFC822.HEADER':
+      case 'RFC822.TEXT': {
+        const b = await content();
+        const i = b.indexOf('\r\n\r\n');
+        const split = i < 0 ? b.length : i + 4;
+        p.push(`${a.k} `);
+        literal(p, a.k === 'RFC822.HEADER' ? b.subarray(0, split) : b.subarray(split));
+        break;
+      }
+      case 'SECTION': {
+        let bytes = await sectionBytes(a, await content(), tree);
+        if (a.partial) {
+          const [start, len] = a.partial;
+          bytes = bytes.subarray(Math.min(start, bytes.length), len === undefined ? bytes.length : Math.min(start + len, bytes.length));
+        }
+        p.push(`${a.label} `);
+        literal(p, bytes);
+        break;
+      }
+    }
+    const key = typeof p[0] === 'string' ? p[0] : '';
+    if (seen.has(key)) continue;
+    seen.add(key);
+    items.push(p);
+  }
+  if (wantFlags) items.push([`FLAGS (${lettersToFlags(rec.letters).join(' ')})`]);
+  items.forEach((p, i) => {
+    if (i > 0) out.push(' ');
+    out.push(...p);
+  });
+  out.push(')\r\n');
+  return out;
+}
+
+async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[] }, byUid: boolean) {
+  const sel = s.selected!;
+  if (!byUid && !sel.inRange(a.set)) throw bad('Invalid message sequence number');
+  const setSeen = !sel.readOnly && a.atts.some((x) => (x.k === 'SECTION' && !x.peek) || x.k === 'RFC822' || x.k === 'RFC822.TEXT');
+  let missing = false;
+  for (const m of sel.resolve(a.set, byUid)) {
+    try {
+      const pieces = await fetchOne(s, m.seq, m.rec, a.atts, byUid, setSeen);
+      await s.writeAsync(Buffer.concat(pieces.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p))));
+    } catch (e) {
+      if (!isMailfleetError(e, 'NOT_FOUND')) throw e;
+      missing = true; // expunged by another session meanwhile
+    }
+    if (s.isClosed) break;
+  }
+  if (setSeen) sel.handle.changed();
+  return missing ? { status: 'NO' as const, code: 'EXPUNGEISSUED', text: 'Some messages have been expunged' } : { text: 'FETCH completed' };
+}
+
+export const fetch = defineCommand({
+  name: 'FETCH',
+  states: SELECTED,
+  expungeAfter: false,
+  parse: parseFetch,
+  handler: (s, a) => runFetch(s, a, false),
+});
+
+export const uidFetch = defineCommand({
+  name: 'UID FETCH',
+  states: SELECTED,
+  parse: parseFetch,
+  handler: (s, a) => runFetch(s, a, true),
+});

@@ -1,0 +1,47 @@
+import { defineCommand, AUTHENTICATED } from '../command.js';
+import { Args } from '../args.js';
+
+/**
+ * IDLE (RFC 2177). While idling the session watches its mailbox: a same-node delivery publishes an
+ * event and `* N EXISTS` goes out at once; changes from other nodes arrive with the poll
+ * (imap.pollIntervalSeconds). The socket idle timeout (imap.idleTimeoutSeconds) still applies.
+ */
+export const idle = defineCommand({
+  name: 'IDLE',
+  states: AUTHENTICATED,
+  parse: (t) => new Args(t).end(),
+  async handler(s) {
+    s.write('+ idling\r\n');
+    const sel = s.selected;
+    let unwatch: (() => void) | undefined;
+    if (sel && s.state === 'selected') {
+      await s.flushUpdates(true, false);
+      // One flush at a time; a change during a flush schedules one more.
+      let flushing = false;
+      let again = false;
+      const flush = (): void => {
+        if (flushing) {
+          again = true;
+          return;
+        }
+        flushing = true;
+        void s.flushUpdates(true, false).finally(() => {
+          flushing = false;
+          if (again) {
+            again = false;
+            flush();
+          }
+        });
+      };
+      unwatch = sel.handle.watch(flush);
+    }
+    try {
+      const line = await s.readLine();
+      if (line === undefined) return undefined;
+      if (line.trim().toUpperCase() !== 'DONE') return { status: 'NO', text: 'Expected DONE' };
+      return { text: 'IDLE terminated' };
+    } finally {
+      unwatch?.();
+    }
+  },
+});

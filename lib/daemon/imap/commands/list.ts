@@ -1,0 +1,75 @@
+import { AUTHENTICATED, defineCommand } from '../command.js';
+import { Args, bad } from '../args.js';
+import { decodeMutf7 } from '../../../store/mailbox/mutf7.js';
+import { DELIMITER, nameToWire } from '../../../store/mailbox/names.js';
+import type { ImapSession } from '../session.js';
+import { istring } from '../wire.js';
+
+export interface ListArgs {
+  readonly reference: string;
+  readonly pattern: string;
+  /** LIST (SPECIAL-USE) "" * : only special-use folders (RFC 6154 §3). */
+  readonly specialUseOnly: boolean;
+}
+
+export function parseList(t: ConstructorParameters<typeof Args>[0]): ListArgs {
+  const a = new Args(t);
+  const opts = a.optionalList();
+  const specialUseOnly = opts?.some((o) => o.t === 'atom' && o.v.toUpperCase() === 'SPECIAL-USE') ?? false;
+  const reference = a.pattern('reference');
+  const pattern = a.pattern('mailbox pattern');
+  if (a.left > 0) {
+    // RETURN (SPECIAL-USE …): special-use attributes are always returned.
+    const r = a.atom('RETURN');
+    if (r.toUpperCase() !== 'RETURN') throw bad('Expected RETURN');
+    a.list('return options');
+  }
+  a.end();
+  return { reference, pattern, specialUseOnly };
+}
+
+/** Matches IMAP wildcards: '*' anything, '%' anything but the delimiter. */
+export function matcher(pattern: string): RegExp {
+  let re = '';
+  for (const ch of pattern) {
+    if (ch === '*') re += '.*';
+    else if (ch === '%') re += `[^${DELIMITER === '.' ? '\\.' : DELIMITER}]*`;
+    else re += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`, 's');
+}
+
+export async function listReply(s: ImapSession, a: ListArgs, lsub: boolean): Promise<void> {
+  const verb = lsub ? 'LSUB' : 'LIST';
+  if (a.pattern === '') {
+    s.write(`* ${verb} (\\Noselect) "${DELIMITER}" ""\r\n`);
+    return;
+  }
+  const full = decodeMutf7(a.reference + a.pattern) ?? a.reference + a.pattern;
+  const re = matcher(full);
+  const inboxRe = matcher(full.replace(/^inbox/i, 'INBOX'));
+  const folders = await s.deps.store.list(s.user!);
+  const subs = await s.deps.store.subscriptions(s.user!);
+  const lines: string[] = [];
+  for (const f of folders) {
+    if (!(re.test(f.name) || (f.name === 'INBOX' && inboxRe.test(f.name)) || (f.name.startsWith('INBOX.') && inboxRe.test(f.name)))) continue;
+    if (lsub && !subs.has(f.name)) continue;
+    if (a.specialUseOnly && !f.specialUse) continue;
+    const attrs = [f.hasChildren ? '\\HasChildren' : '\\HasNoChildren'];
+    if (f.specialUse) attrs.push(f.specialUse);
+    if (!lsub && subs.has(f.name)) attrs.push('\\Subscribed');
+    const wire = istring(nameToWire(f.name));
+    lines.push(`* ${verb} (${attrs.join(' ')}) "${DELIMITER}" ${typeof wire === 'string' ? wire : nameToWire(f.name)}`);
+  }
+  if (lines.length > 0) s.write(lines.join('\r\n') + '\r\n');
+}
+
+export const list = defineCommand({
+  name: 'LIST',
+  states: AUTHENTICATED,
+  parse: parseList,
+  async handler(s, a) {
+    await listReply(s, a, false);
+    return { text: 'LIST completed' };
+  },
+});

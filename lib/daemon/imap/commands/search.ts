@@ -1,0 +1,213 @@
+import { defineCommand, SELECTED } from '../command.js';
+import { Args, bad, parseSeqSet, type SeqSet } from '../args.js';
+import { flagLetter } from '../../../store/mailbox/flags.js';
+import { MailfleetError } from '../../../errors.js';
+import type { MessageRecord } from '../../../store/mailbox/index.js';
+import type { Token } from '../parser.js';
+import type { ImapSession } from '../session.js';
+import type { SelectedMailbox } from '../selected.js';
+
+/** A parsed search key (RFC 3501 §6.4.4). */
+type Key =
+  | { readonly op: 'all' }
+  | { readonly op: 'none' }
+  | { readonly op: 'flag'; readonly letter: string; readonly has: boolean }
+  | { readonly op: 'set'; readonly set: SeqSet; readonly uid: boolean }
+  | { readonly op: 'not'; readonly key: Key }
+  | { readonly op: 'or'; readonly a: Key; readonly b: Key }
+  | { readonly op: 'and'; readonly keys: readonly Key[] }
+  | { readonly op: 'size'; readonly larger: boolean; readonly n: number }
+  | { readonly op: 'date'; readonly sent: boolean; readonly cmp: 'BEFORE' | 'ON' | 'SINCE'; readonly day: number }
+  | { readonly op: 'header'; readonly field: string; readonly value: string }
+  | { readonly op: 'text'; readonly bodyOnly: boolean; readonly value: string };
+
+const FLAG_KEYS: Record<string, [string, boolean]> = {
+  ANSWERED: ['\\Answered', true],
+  DELETED: ['\\Deleted', true],
+  DRAFT: ['\\Draft', true],
+  FLAGGED: ['\\Flagged', true],
+  SEEN: ['\\Seen', true],
+  UNANSWERED: ['\\Answered', false],
+  UNDELETED: ['\\Deleted', false],
+  UNDRAFT: ['\\Draft', false],
+  UNFLAGGED: ['\\Flagged', false],
+  UNSEEN: ['\\Seen', false],
+};
+const ADDRESS_KEYS = ['FROM', 'TO', 'CC', 'BCC', 'SUBJECT'];
+
+function parseKey(a: Args, depth: number): Key {
+  if (depth > 32) throw bad('Search nested too deep');
+  const t = a.next('search key');
+  if (t.t === 'list') return and(t.v, depth + 1);
+  if (t.t !== 'atom') throw bad('Expected search key');
+  const k = t.v.toUpperCase();
+  const flag = FLAG_KEYS[k];
+  if (flag) return { op: 'flag', letter: flagLetter(flag[0])!, has: flag[1] };
+  switch (k) {
+    case 'ALL':
+      return { op: 'all' };
+    case 'NEW':
+    case 'RECENT':
+      // \Recent is not kept: nothing is recent.
+      return { op: 'none' };
+    case 'OLD':
+      return { op: 'all' };
+    case 'KEYWORD':
+      a.astring('keyword');
+      return { op: 'none' };
+    case 'UNKEYWORD':
+      a.astring('keyword');
+      return { op: 'all' };
+    case 'NOT':
+      return { op: 'not', key: parseKey(a, depth + 1) };
+    case 'OR':
+      return { op: 'or', a: parseKey(a, depth + 1), b: parseKey(a, depth + 1) };
+    case 'UID':
+      return { op: 'set', set: parseSeqSet(a.atom('UID set')), uid: true };
+    case 'LARGER':
+    case 'SMALLER':
+      return { op: 'size', larger: k === 'LARGER', n: a.number('size') };
+    case 'BEFORE':
+    case 'ON':
+    case 'SINCE':
+    case 'SENTBEFORE':
+    case 'SENTON':
+    case 'SENTSINCE': {
+      const sent = k.startsWith('SENT');
+      return { op: 'date', sent, cmp: k.slice(sent ? 4 : 0) as 'BEFORE' | 'ON' | 'SINCE', day: a.date('date', false).getTime() };
+    }
+    case 'HEADER':
+      return { op: 'header', field: a.astring('header name').toLowerCase(), value: a.astring('value').toLowerCase() };
+    case 'BODY':
+    case 'TEXT':
+      return { op: 'text', bodyOnly: k === 'BODY', value: a.astring('value').toLowerCase() };
+    default:
+      if (ADDRESS_KEYS.includes(k)) return { op: 'header', field: k.toLowerCase(), value: a.astring('value').toLowerCase() };
+      if (/^[\d*:,]+$/.test(k)) return { op: 'set', set: parseSeqSet(k), uid: false };
+      throw bad(`Unknown search key ${k}`);
+  }
+}
+
+function and(tokens: readonly Token[], depth: number): Key {
+  const a = new Args(tokens);
+  const keys: Key[] = [];
+  while (a.left > 0) keys.push(parseKey(a, depth));
+  if (keys.length === 0) throw bad('Empty search');
+  return keys.length === 1 ? keys[0]! : { op: 'and', keys };
+}
+
+function parseSearch(t: readonly Token[]): Key {
+  const a = new Args(t);
+  const first = a.peek();
+  if (first?.t === 'atom' && first.v.toUpperCase() === 'CHARSET') {
+    a.next('CHARSET');
+    const cs = a.astring('charset').toUpperCase();
+    if (cs !== 'UTF-8' && cs !== 'US-ASCII') throw new MailfleetError('BAD_REQUEST', 'Unsupported charset', { details: { imapCode: 'BADCHARSET (UTF-8 US-ASCII)' } });
+  }
+  const keys: Key[] = [];
+  while (a.left > 0) keys.push(parseKey(a, 0));
+  if (keys.length === 0) throw bad('Missing search key');
+  return keys.length === 1 ? keys[0]! : { op: 'and', keys };
+}
+
+function dayOf(ms: number): number {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+}
+
+class Evaluator {
+  constructor(private readonly sel: SelectedMailbox) {}
+
+  async test(k: Key, r: MessageRecord, seq: number): Promise<boolean> {
+    switch (k.op) {
+      case 'all':
+        return true;
+      case 'none':
+        return false;
+      case 'flag':
+        return r.letters.includes(k.letter) === k.has;
+      case 'set':
+        return this.inSet(k.set, k.uid ? r.uid : seq, k.uid);
+      case 'not':
+        return !(await this.test(k.key, r, seq));
+      case 'or':
+        return (await this.test(k.a, r, seq)) || this.test(k.b, r, seq);
+      case 'and':
+        for (const x of k.keys) if (!(await this.test(x, r, seq))) return false;
+        return true;
+      case 'size':
+        return k.larger ? r.size > k.n : r.size < k.n;
+      case 'date': {
+        let ms = r.date;
+        if (k.sent) {
+          const d = (await this.sel.mailbox.summary(r)).search.date;
+          const parsed = d ? Date.parse(d) : NaN;
+          ms = Number.isNaN(parsed) ? r.date : parsed;
+        }
+        const day = dayOf(ms);
+        return k.cmp === 'BEFORE' ? day < k.day : k.cmp === 'ON' ? day === k.day : day >= k.day;
+      }
+      case 'header': {
+        const sum = await this.sel.mailbox.summary(r);
+        const v = sum.search[k.field];
+        if (v !== undefined || ['from', 'to', 'cc', 'bcc', 'subject', 'date', 'message-id'].includes(k.field)) return (v ?? '').toLowerCase().includes(k.value) && (v !== undefined || k.value === '');
+        const head = await this.head(r);
+        const re = new RegExp(`^${k.field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(.*(?:\\r?\\n[ \\t].*)*)`, 'gim');
+        for (const m of head.matchAll(re)) if (m[1]!.toLowerCase().includes(k.value)) return true;
+        return false;
+      }
+      case 'text': {
+        const buf = await this.sel.mailbox.read(r);
+        const text = buf.toString('utf8').toLowerCase();
+        if (!k.bodyOnly) return text.includes(k.value);
+        const i = text.indexOf('\r\n\r\n');
+        return (i < 0 ? '' : text.slice(i + 4)).includes(k.value);
+      }
+    }
+  }
+
+  private async head(r: MessageRecord): Promise<string> {
+    const buf = await this.sel.mailbox.read(r);
+    const i = buf.indexOf('\r\n\r\n');
+    return buf.subarray(0, i < 0 ? buf.length : i).toString('utf8');
+  }
+
+  private inSet(set: SeqSet, n: number, uid: boolean): boolean {
+    const max = uid ? (this.sel.uids[this.sel.uids.length - 1] ?? 0) : this.sel.uids.length;
+    return set.some(([a, b]) => {
+      const lo = a === Infinity ? max : a;
+      const hi = b === Infinity ? max : b;
+      return n >= Math.min(lo, hi) && n <= Math.max(lo, hi);
+    });
+  }
+}
+
+async function runSearch(s: ImapSession, key: Key, byUid: boolean) {
+  const sel = s.selected!;
+  const ev = new Evaluator(sel);
+  const hits: number[] = [];
+  for (let i = 0; i < sel.uids.length; i++) {
+    const uid = sel.uids[i]!;
+    const r = sel.mailbox.byUid(uid);
+    if (!r) continue;
+    if (await ev.test(key, r, i + 1)) hits.push(byUid ? uid : i + 1);
+  }
+  await s.writeAsync(`* SEARCH${hits.length > 0 ? ' ' + hits.join(' ') : ''}\r\n`);
+  return { text: 'SEARCH completed' };
+}
+
+export const search = defineCommand({
+  name: 'SEARCH',
+  states: SELECTED,
+  expungeAfter: false,
+  parse: parseSearch,
+  handler: (s, k) => runSearch(s, k, false),
+});
+
+export const uidSearch = defineCommand({
+  name: 'UID SEARCH',
+  states: SELECTED,
+  parse: parseSearch,
+  handler: (s, k) => runSearch(s, k, true),
+});
+

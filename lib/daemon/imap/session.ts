@@ -1,0 +1,331 @@
+/**
+ * One IMAP connection: the state machine between the stream parser and the commands. It pulls one
+ * parser event at a time, checks state and arguments through the command registry, runs the
+ * handler, sends pending untagged updates, then the tagged reply. Per-connection state is kept small
+ * (2,000 idle sessions should cost little): the mailbox index is shared (MailStore), the parser holds
+ * only unconsumed input, timers are the socket's own.
+ */
+import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import type { Logger } from '../../log.js';
+import type { IDirectory } from '../../directory/types.js';
+import type { IAdmission, Lease } from '../../limits/types.js';
+import type { Spec } from '../../spec/schema.js';
+import type { MailStore } from '../../store/mailbox/store.js';
+import { COMMANDS } from './commands/index.js';
+import type { Completion, ImapState } from './command.js';
+import { ImapParser, type ParserEvent } from './parser.js';
+import { errorReply, REPLY } from './replies.js';
+import type { SelectedMailbox } from './selected.js';
+
+export type ImapSettings = Spec['imap'];
+
+/** What a session needs from the daemon; built once per daemon (see module.ts). */
+export interface ImapDeps {
+  readonly hostname: string;
+  readonly settings: ImapSettings;
+  readonly directory: Pick<IDirectory, 'authenticate'>;
+  readonly admission: IAdmission;
+  readonly store: MailStore;
+  /** Key and certificate for STARTTLS; without them STARTTLS is not offered. */
+  readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer };
+  readonly logger: Logger;
+}
+
+/** The accepted connection as the listener hands it over (a subset of AcceptedConnection). */
+export interface ImapConnection {
+  readonly id: string;
+  readonly socket: Duplex & { setTimeout(ms: number): unknown; remoteAddress?: string };
+  readonly remoteAddress: string;
+  readonly secure: boolean;
+  readonly logger?: Logger;
+  setUser?(address: string): void;
+}
+
+/** Pause reading when this much input waits behind a running command. */
+const HIGH_WATER_BYTES = 256 * 1024;
+
+export class ImapSession {
+  state: ImapState = 'not-authenticated';
+  user?: string;
+  selected?: SelectedMailbox;
+  secure: boolean;
+  /** Set while a command runs; the next one waits in the parser buffer. */
+  private busy = false;
+  private closed = false;
+  private socket: ImapConnection['socket'];
+  private parser: ImapParser;
+  private lineWaiter?: (line: string | undefined) => void;
+  private badCount = 0;
+  private unauthCount = 0;
+  private lease?: Lease;
+  private readonly log: Logger;
+
+  constructor(
+    readonly conn: ImapConnection,
+    readonly deps: ImapDeps,
+  ) {
+    this.socket = conn.socket;
+    this.secure = conn.secure;
+    this.log = conn.logger ?? deps.logger;
+    this.parser = this.newParser();
+    this.attach(this.socket);
+    this.conn.socket.setTimeout(deps.settings.preAuthTimeoutSeconds * 1000);
+    this.conn.socket.on('timeout', () => this.bye(REPLY.idleTimeout));
+    this.conn.socket.on('close', () => this.cleanup());
+    this.conn.socket.on('error', () => this.cleanup());
+    this.write(`${REPLY.greeting(deps.hostname, this.capabilities())}\r\n`);
+  }
+
+  get remoteAddress(): string {
+    return this.conn.remoteAddress;
+  }
+
+  get logger(): Logger {
+    return this.log;
+  }
+
+  private newParser(): ImapParser {
+    return new ImapParser({ maxLineLengthBytes: this.deps.settings.maxLineLengthBytes, maxLiteralBytes: this.deps.settings.maxLiteralBytes });
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.parser.push(chunk);
+    this.pump();
+  };
+
+  private attach(s: Duplex): void {
+    s.on('data', this.onData);
+  }
+
+  /** Capabilities for the current state (RFC 3501 §6.1.1). */
+  capabilities(): string {
+    const caps = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE', 'NAMESPACE', 'UIDPLUS', 'MOVE', 'UNSELECT', 'SPECIAL-USE', 'CHILDREN'];
+    if (this.state === 'not-authenticated') {
+      if (!this.secure && this.deps.tls) caps.push('STARTTLS');
+      if (this.authAllowed()) caps.push('AUTH=PLAIN');
+      else caps.push('LOGINDISABLED');
+    } else {
+      caps.push(`APPENDLIMIT=${this.deps.settings.maxLiteralBytes}`);
+    }
+    return caps.join(' ');
+  }
+
+  authAllowed(): boolean {
+    return this.secure || this.deps.settings.allowInsecureAuth;
+  }
+
+  write(data: string | Buffer): boolean {
+    if (this.closed) return false;
+    return this.socket.write(data);
+  }
+
+  /** Writes and waits for the socket to drain when its buffer is full (large FETCH responses). */
+  async writeAsync(data: string | Buffer): Promise<void> {
+    if (this.write(data) || this.closed) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.once('drain', done);
+      this.socket.once('close', done);
+    });
+  }
+
+  /** Waits for the next raw line (AUTHENTICATE continuation, IDLE's DONE); undefined on close. */
+  readLine(): Promise<string | undefined> {
+    this.parser.setLineMode(true);
+    return new Promise((resolve) => {
+      this.lineWaiter = (line) => {
+        this.lineWaiter = undefined;
+        this.parser.setLineMode(false);
+        resolve(line);
+      };
+      queueMicrotask(() => this.pump());
+    });
+  }
+
+  private pump(): void {
+    while (!this.closed) {
+      if (this.busy && !this.lineWaiter) break;
+      const ev = this.parser.read();
+      if (!ev) break;
+      this.onEvent(ev);
+    }
+    if (this.closed) return;
+    if (this.busy && this.parser.bufferedBytes > HIGH_WATER_BYTES) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  private onEvent(ev: ParserEvent): void {
+    switch (ev.kind) {
+      case 'line':
+        if (this.lineWaiter) this.lineWaiter(ev.line);
+        return;
+      case 'continue':
+        this.write('+ Ready for literal data\r\n');
+        return;
+      case 'error':
+        if (ev.fatal) {
+          this.write(`${ev.tag} BAD [TOOBIG] ${ev.text}\r\n`);
+          this.bye(REPLY.literalTooBig);
+          return;
+        }
+        this.write(ev.code === 'TOOBIG' && ev.text.startsWith('Literal') ? `${ev.tag} NO [TOOBIG] ${ev.text}\r\n` : `${ev.tag} BAD ${ev.text}\r\n`);
+        this.countBad();
+        return;
+      case 'command':
+        this.busy = true;
+        void this.run(ev.tag, ev.name, ev.args).finally(() => {
+          this.busy = false;
+          this.pump();
+        });
+        return;
+    }
+  }
+
+  private countBad(): void {
+    if (++this.badCount >= this.deps.settings.maxBadCommands) this.bye(REPLY.tooManyBad);
+  }
+
+  private async run(tag: string, name: string, tokens: Extract<ParserEvent, { kind: 'command' }>['args']): Promise<void> {
+    const cmd = COMMANDS.get(name);
+    if (this.state === 'not-authenticated' && ++this.unauthCount > this.deps.settings.maxUnauthenticatedCommands) {
+      this.bye(REPLY.tooManyUnauth);
+      return;
+    }
+    if (!cmd) {
+      this.write(`${tag} BAD Unknown command\r\n`);
+      this.countBad();
+      return;
+    }
+    if (!cmd.states.includes(this.state)) {
+      this.write(`${tag} BAD ${name} is not valid in the ${this.state} state\r\n`);
+      this.countBad();
+      return;
+    }
+    let completion: Completion | undefined;
+    try {
+      const handler = cmd.bind(tokens);
+      completion = await handler(this, tag);
+    } catch (e) {
+      const r = errorReply(tag, e);
+      if (r.internal) this.log.error({ err: e, command: name }, 'imap command failed');
+      await this.flushUpdates(cmd.expungeAfter, name.startsWith('UID '));
+      this.write(`${r.line}\r\n`);
+      if (r.bad) this.countBad();
+      return;
+    }
+    if (!completion || this.closed) return;
+    await this.flushUpdates(cmd.expungeAfter, name.startsWith('UID '));
+    const code = completion.code ? `[${completion.code}] ` : '';
+    this.write(`${tag} ${completion.status ?? 'OK'} ${code}${completion.text}\r\n`);
+  }
+
+  /** Refreshes the selected mailbox from disk and sends what changed. */
+  async flushUpdates(allowExpunge: boolean, withUid: boolean): Promise<void> {
+    const sel = this.selected;
+    if (!sel || this.closed) return;
+    try {
+      await sel.mailbox.refresh();
+    } catch (e) {
+      this.log.warn({ err: e }, 'mailbox refresh failed');
+      return;
+    }
+    const lines = sel.sync(allowExpunge, withUid);
+    if (lines.length > 0) this.write(lines.join('\r\n') + '\r\n');
+  }
+
+  /** Authenticates, takes the per-user admission lease, prepares the user's folders. */
+  async login(login: string, password: string): Promise<Completion> {
+    const s = this.deps.settings;
+    let result;
+    try {
+      result = await this.deps.directory.authenticate(login, password);
+    } catch (e) {
+      this.log.warn({ err: e }, 'directory unavailable');
+      return { status: 'NO', code: 'UNAVAILABLE', text: 'Authentication temporarily unavailable' };
+    }
+    if (!result.ok) {
+      await new Promise((r) => setTimeout(r, s.authFailureDelayMs).unref());
+      this.countBad();
+      return { status: 'NO', code: 'AUTHENTICATIONFAILED', text: 'Authentication failed' };
+    }
+    const user = result.user;
+    const admitted = await this.deps.admission.acquire([
+      { kind: 'user', service: 'imap', id: user.address },
+      { kind: 'userip', service: 'imap', id: `${user.address}|${this.remoteAddress}` },
+      { kind: 'domain', service: 'imap', id: user.domain },
+    ]);
+    if (!admitted.ok) return { status: 'NO', code: 'UNAVAILABLE', text: admitted.text };
+    if (this.closed) {
+      admitted.release();
+      return { status: 'NO', text: 'Connection closed' };
+    }
+    this.lease = admitted;
+    try {
+      await this.deps.store.ensureUser(user.address);
+    } catch (e) {
+      this.lease.release();
+      this.lease = undefined;
+      this.log.error({ err: e }, 'cannot prepare mailbox');
+      return { status: 'NO', code: 'UNAVAILABLE', text: 'Mailbox temporarily unavailable' };
+    }
+    this.user = user.address;
+    this.state = 'authenticated';
+    this.conn.setUser?.(user.address);
+    this.socket.setTimeout?.(s.idleTimeoutSeconds * 1000);
+    this.conn.socket.setTimeout(s.idleTimeoutSeconds * 1000);
+    return { code: `CAPABILITY ${this.capabilities()}`, text: 'Logged in' };
+  }
+
+  /** Upgrades the connection after "tag OK Begin TLS" has been written. */
+  startTls(): void {
+    const tlsOpts = this.deps.tls!;
+    const raw = this.socket;
+    raw.off('data', this.onData);
+    // Anything pipelined after STARTTLS arrived in plaintext: drop it (CVE-2011-0411 class).
+    this.parser = this.newParser();
+    const secure = new TLSSocket(raw as never, { isServer: true, key: tlsOpts.key, cert: tlsOpts.cert });
+    secure.on('error', () => this.cleanup());
+    this.socket = secure as unknown as ImapConnection['socket'];
+    this.secure = true;
+    this.attach(secure);
+  }
+
+  /** Leaves the selected state (CLOSE, UNSELECT, SELECT of another mailbox). */
+  deselect(): void {
+    this.selected?.handle.release();
+    this.selected = undefined;
+    if (this.state === 'selected') this.state = 'authenticated';
+  }
+
+  bye(line: string): void {
+    if (this.closed) return;
+    this.write(`${line}\r\n`);
+    this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.socket.end();
+    this.cleanup();
+    // A client that does not close its side is not waited for.
+    setTimeout(() => this.conn.socket.destroy(), 2000).unref();
+  }
+
+  private cleanup(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.lineWaiter?.(undefined);
+    this.deselect();
+    this.lease?.release();
+    this.lease = undefined;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}

@@ -1,0 +1,66 @@
+/** IMAP wire forms of values: atoms, quoted strings, literals, NIL, lists, dates. */
+import type { ImapValue } from '../../store/mailbox/mime.js';
+
+/** Quoted when it can be, else a literal (8-bit, CR/LF, or long). Buffers stay bytes. */
+export function istring(v: string | Buffer): string | Buffer[] {
+  const b = typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
+  let quotable = b.length < 1024;
+  for (let i = 0; quotable && i < b.length; i++) {
+    const c = b[i]!;
+    if (c === 0x0d || c === 0x0a || c === 0 || c > 0x7e) quotable = false;
+  }
+  if (quotable) return `"${b.toString('latin1').replace(/[\\"]/g, (m) => '\\' + m)}"`;
+  return [Buffer.from(`{${b.length}}\r\n`), b];
+}
+
+export function nstring(v: string | Buffer | null | undefined): string | Buffer[] {
+  return v === null || v === undefined ? 'NIL' : istring(v);
+}
+
+/** Appends the wire form of a structured value to `out` (strings collected in `out` as pieces). */
+export function serialize(v: ImapValue, out: Array<string | Buffer>): void {
+  if (v === null) out.push('NIL');
+  else if (typeof v === 'number') out.push(String(v));
+  else if (typeof v === 'string') pushPiece(out, istring(v));
+  else {
+    out.push('(');
+    v.forEach((x, i) => {
+      if (i > 0) out.push(' ');
+      serialize(x, out);
+    });
+    out.push(')');
+  }
+}
+
+export function pushPiece(out: Array<string | Buffer>, p: string | Buffer[]): void {
+  if (typeof p === 'string') out.push(p);
+  else out.push(...p);
+}
+
+/** Joins pieces into one write when they are all strings; keeps buffers otherwise. */
+export function toWire(pieces: ReadonlyArray<string | Buffer>): Buffer {
+  return Buffer.concat(pieces.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p)));
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** INTERNALDATE form, in UTC: "17-Jul-1996 09:44:25 +0000". */
+export function imapDate(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${p(d.getUTCDate())}-${MONTHS[d.getUTCMonth()]}-${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}
+
+/** Parses date-time ("17-Jul-1996 02:44:25 -0700") or date ("1-Feb-1994"); undefined if invalid. */
+export function parseImapDate(s: string, withTime: boolean): Date | undefined {
+  const m = withTime
+    ? /^ ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$/.exec(s)
+    : /^(\d{1,2})-([A-Za-z]{3})-(\d{4})$/.exec(s);
+  if (!m) return undefined;
+  const mon = MONTHS.findIndex((x) => x.toLowerCase() === m[2]!.toLowerCase());
+  if (mon < 0) return undefined;
+  if (!withTime) return new Date(Date.UTC(Number(m[3]), mon, Number(m[1])));
+  const utc = Date.UTC(Number(m[3]), mon, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
+  const off = (Number(m[8]) * 60 + Number(m[9])) * 60_000 * (m[7] === '+' ? 1 : -1);
+  return new Date(utc - off);
+}
