@@ -289,7 +289,9 @@ export const specSchema = z
     pop3: z
       .object({
         idleTimeoutSeconds: posInt.default(600),
+        preAuthTimeoutSeconds: posInt.default(60).describe('Idle timeout before a successful login.'),
         maxBadCommands: posInt.default(20),
+        maxUnauthenticatedCommands: posInt.default(20).describe('Commands allowed before a successful login.'),
         authFailureDelayMs: nonNegInt.default(2000),
         allowInsecureAuth: z.boolean().default(false),
       })
