@@ -13,6 +13,7 @@ import { LocalAdmission } from '../../lib/limits/local.js';
 import type { AuthResult, IDirectory } from '../../lib/directory/types.js';
 import { LocalMailboxEvents, MailStore, uniqueName } from '../../lib/store/mailbox/index.js';
 import { ImapSession, type ImapDeps } from '../../lib/daemon/imap/index.js';
+import { Pop3Session, type Pop3Deps } from '../../lib/daemon/pop3/index.js';
 import { specSchema } from '../../lib/spec/schema.js';
 
 export const PASSWORD = 'secret-pw';
@@ -41,6 +42,7 @@ export function testDirectory(users: readonly string[]): IDirectory {
 export interface Harness {
   readonly root: string;
   readonly port: number;
+  readonly pop3Port: number;
   readonly store: MailStore;
   readonly events: LocalMailboxEvents;
   readonly admission: LocalAdmission;
@@ -59,13 +61,13 @@ export function testCert(): { key: string; cert: string } {
   return certCache;
 }
 
-export async function startImapHarness(opts: { imap?: Record<string, unknown>; perUser?: number; users?: string[] } = {}): Promise<Harness> {
+export async function startImapHarness(opts: { imap?: Record<string, unknown>; pop3?: Record<string, unknown>; perUser?: number; users?: string[] } = {}): Promise<Harness> {
   const root = await mkdtemp(join(tmpdir(), 'mf-imap-'));
   const events = new LocalMailboxEvents();
   const maildir = (address: string) => join(root, address.split('@')[1]!, address.split('@')[0]!, 'Maildir');
   const store = new MailStore({ maildirOf: maildir, events, pollIntervalMs: 60_000 });
   const admission = new LocalAdmission((k) => (k.kind === 'user' ? (opts.perUser ?? 100) : 1000));
-  const spec = specSchema.parse({ platform: { name: 'test' }, domains: [{ name: 'example.com' }], imap: { allowInsecureAuth: true, authFailureDelayMs: 10, ...opts.imap } });
+  const spec = specSchema.parse({ platform: { name: 'test' }, domains: [{ name: 'example.com' }], imap: { allowInsecureAuth: true, authFailureDelayMs: 10, ...opts.imap }, pop3: { allowInsecureAuth: true, authFailureDelayMs: 10, ...opts.pop3 } });
   const deps: ImapDeps = {
     hostname: 'mail.test',
     settings: spec.imap,
@@ -82,11 +84,20 @@ export async function startImapHarness(opts: { imap?: Record<string, unknown>; p
     socket.on('close', () => sockets.delete(socket));
     new ImapSession({ id: `c${++n}`, socket, remoteAddress: socket.remoteAddress ?? '127.0.0.1', secure: false }, deps);
   });
+  const pop3Deps: Pop3Deps = { ...deps, settings: spec.pop3 };
+  const pop3: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    new Pop3Session({ id: `p${++n}`, socket, remoteAddress: socket.remoteAddress ?? '127.0.0.1', secure: false }, pop3Deps);
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => pop3.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
+  const pop3Port = (pop3.address() as { port: number }).port;
   return {
     root,
     port,
+    pop3Port,
     store,
     events,
     admission,
@@ -102,6 +113,7 @@ export async function startImapHarness(opts: { imap?: Record<string, unknown>; p
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
+      await new Promise<void>((r) => pop3.close(() => r()));
       await rm(root, { recursive: true, force: true });
     },
   };
