@@ -34,7 +34,8 @@ export function runtimeCommand(socketPath: string, command: string, timeoutMs = 
       reject(new MailfleetError('INTERNAL', `HAProxy socket ${socketPath}: no answer to "${command}" within ${timeoutMs} ms`));
     }, timeoutMs);
     timer.unref();
-    sock.on('connect', () => sock.write(command + '\n'));
+    // Half-close after the command, as socat does: the master CLI answers only then.
+    sock.on('connect', () => sock.end(command + '\n'));
     sock.on('data', (c: Buffer) => chunks.push(c));
     sock.on('error', (e) => {
       clearTimeout(timer);
@@ -105,6 +106,21 @@ export class HaproxyRuntime {
     const text = await this.command(`experimental-mode on; get var ${capVariable(listener)}`);
     const m = text.match(/value=<(-?\d+)>/);
     return m ? Number(m[1]) : undefined;
+  }
+
+  /** Live caps of many listeners, a hundred `get var` per socket round trip (the CLI line holds ~16 KiB). */
+  async listenerCaps(listeners: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (let i = 0; i < listeners.length; i += 100) {
+      const batch = listeners.slice(i, i + 100);
+      const text = await this.command(['experimental-mode on', ...batch.map((l) => `get var ${capVariable(l)}`)].join('; '));
+      const byVar = new Map(batch.map((l) => [capVariable(l), l]));
+      for (const m of text.matchAll(/^(proc\.\S+): type=\S+ value=<(-?\d+)>/gm)) {
+        const l = byVar.get(m[1]!);
+        if (l !== undefined) out.set(l, Number(m[2]));
+      }
+    }
+    return out;
   }
 
   /**

@@ -18,6 +18,11 @@ import type { Renderer, RenderOptions } from './types.js';
 
 /** Headroom above a listener's cap, for busy replies, never below this many connections. */
 export const BUSY_HEADROOM_MIN = 10;
+/**
+ * Kernel accept queue of each frontend, at least this deep: clients past maxconn wait there (rather than
+ * having their SYNs dropped and retried after 1, 3, 7 s) until a slot frees.
+ */
+export const BACKLOG_MIN = 1024;
 /** Connections kept beside the frontends in global maxconn (runtime API, stats, checks). */
 export const GLOBAL_RESERVE = 100;
 /** Cloud: HTTP health endpoint for the NLB target groups and the ASG (`GET /healthz`). */
@@ -36,6 +41,14 @@ export const SOURCE_TABLE_EXPIRE = '10m';
  */
 export function frontendMaxconn(cap: number): number {
   return cap + Math.max(BUSY_HEADROOM_MIN, cap);
+}
+
+/**
+ * Whether a cap can be set live as a variable on a frontend of this maxconn while keeping some headroom for
+ * busy replies (up to BUSY_HEADROOM_MIN, or half the cap for small caps); otherwise a reload is needed.
+ */
+export function capFitsFrontend(cap: number, maxconn: number): boolean {
+  return cap + Math.min(BUSY_HEADROOM_MIN, Math.ceil(cap / 2)) <= maxconn;
 }
 
 /** The process variable holding a listener's live connection cap. Slugs are [a-z0-9-], so this is injective. */
@@ -296,6 +309,7 @@ export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {})
       `    # tenant ${l.tenant}, ${l.protocol} (${l.tls}); cap ${fe.cap}, per source ${l.limits.sourceConnections}`,
       `    bind ${fe.bindHost}:${fe.bindPort}${local ? '' : ' accept-proxy'}`,
       `    maxconn ${fe.maxconn}`,
+      `    backlog ${Math.max(BACKLOG_MIN, fe.maxconn)}`,
       `    timeout client ${timeout}`,
       // Session rules run after the NLB's PROXY header is decoded, so src is the real client.
       `    tcp-request session track-sc0 src table ${table}`,

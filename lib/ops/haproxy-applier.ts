@@ -1,0 +1,103 @@
+/**
+ * `mailfleet limit set listener:<name> N` on HAProxy, and the HAProxy rows of `mailfleet top`.
+ *
+ * A change never touches a frontend's maxconn at runtime (raising it on a full frontend kills HAProxy
+ * 2.6.12, haproxy#2726). Instead:
+ *   - within the frontend's headroom (capFitsFrontend): the listener's process variable
+ *     is set live (`set var proc.cap_<listener>`), effective for the next connection;
+ *   - above it: the config is re-rendered with the new cap (and so a larger maxconn) and HAProxy reloads
+ *     through its master socket. The old worker keeps its sessions until they end; the new worker counts
+ *     from zero, so until they drain the listener may hold up to old + new connections.
+ * Either way the value is recorded first in the listener-limits file, so the next render and deploy keep it.
+ */
+import { MailfleetError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import { buildPlan } from '../plan/index.js';
+import type { Plan } from '../plan/types.js';
+import { loadSpec } from '../spec/index.js';
+import { capFitsFrontend, haproxyLayout, renderHaproxyConfig } from '../render/haproxy.js';
+import { HaproxyRuntime, type FrontendStat } from '../haproxy/runtime.js';
+import { masterReload } from '../haproxy/process.js';
+import { applyListenerLimits, readListenerLimits, recordListenerLimit } from '../haproxy/state.js';
+import { readLocalHaproxyInfo, writeLocalHaproxyFiles, type LocalHaproxyInfo } from '../platform/haproxy.js';
+
+export interface HaproxyLimitChange {
+  readonly listener: string;
+  readonly previous?: number;
+  readonly cap: number;
+  /** 'variable': set live; 'reload': config rewritten and reloaded through the master socket. */
+  readonly method: 'variable' | 'reload';
+  /** The frontend's maxconn after the change. */
+  readonly frontendMaxconn: number;
+  readonly recordedIn: string;
+}
+
+export interface HaproxyApplierContext {
+  readonly info: LocalHaproxyInfo;
+  /** @default - built from info.specFile */
+  readonly plan?: Plan;
+  readonly logger?: Logger;
+}
+
+/** The running local HAProxy of a data dir, or undefined when none runs there. */
+export function findLocalHaproxy(dataDir: string): LocalHaproxyInfo | undefined {
+  return readLocalHaproxyInfo(dataDir);
+}
+
+function basePlan(ctx: HaproxyApplierContext): Plan {
+  if (ctx.plan) return ctx.plan;
+  if (!ctx.info.specFile) throw new MailfleetError('BAD_REQUEST', 'the running HAProxy does not say which spec it came from', { status: 400 });
+  return buildPlan(loadSpec(ctx.info.specFile).spec);
+}
+
+export async function setHaproxyListenerLimit(ctx: HaproxyApplierContext, listener: string, cap: number): Promise<HaproxyLimitChange> {
+  const log = ctx.logger ?? silentLogger;
+  if (!Number.isSafeInteger(cap) || cap < 1)
+    throw new MailfleetError('BAD_REQUEST', `listener cap must be a positive integer, got ${String(cap)}`, { status: 400 });
+  const runtime = new HaproxyRuntime(ctx.info.adminSocket);
+  const fe = (await runtime.frontends()).find((f) => f.name === listener);
+  if (!fe) throw new MailfleetError('NOT_FOUND', `HAProxy has no frontend "${listener}"`, { status: 404 });
+  const globalMaxconn = Number((await runtime.info()).Maxconn);
+  const previous = await runtime.listenerCap(listener);
+
+  // Validate the whole resulting config before recording anything: a bad value must not poison later renders.
+  const plan = applyListenerLimits(basePlan(ctx), { ...readListenerLimits(ctx.info.limitsFile), [listener]: cap });
+  const renderOpts = { target: 'local' as const, runDir: ctx.info.runDir, maxConnectionsCeiling: ctx.info.maxConnectionsCeiling };
+  renderHaproxyConfig(plan, renderOpts);
+  if (cap > globalMaxconn)
+    throw new MailfleetError('BAD_REQUEST', `listener cap ${cap} exceeds HAProxy global maxconn ${globalMaxconn}`, { status: 400 });
+
+  recordListenerLimit(ctx.info.limitsFile, listener, cap);
+  if (capFitsFrontend(cap, fe.slim)) {
+    await runtime.setListenerCap(listener, cap);
+    log.info({ listener, previous, cap }, 'haproxy listener cap set live');
+    return { listener, previous, cap, method: 'variable', frontendMaxconn: fe.slim, recordedIn: ctx.info.limitsFile };
+  }
+  writeLocalHaproxyFiles(basePlan(ctx), {
+    runDir: ctx.info.runDir,
+    limitsFile: ctx.info.limitsFile,
+    maxConnectionsCeiling: ctx.info.maxConnectionsCeiling,
+  });
+  await masterReload({ configFile: ctx.info.configFile, adminSocket: ctx.info.adminSocket, masterSocket: ctx.info.masterSocket });
+  const now = await runtime.listenerCap(listener);
+  if (now !== cap) throw new MailfleetError('INTERNAL', `after reload ${listener} has cap ${String(now)}, expected ${cap}`);
+  const maxconn = haproxyLayout(plan, renderOpts).frontends.find((f) => f.listener.name === listener)!.maxconn;
+  log.info({ listener, previous, cap, maxconn }, 'haproxy reloaded with a new listener cap');
+  return { listener, previous, cap, method: 'reload', frontendMaxconn: maxconn, recordedIn: ctx.info.limitsFile };
+}
+
+/** One `mailfleet top` row per HAProxy frontend. */
+export interface HaproxyTopRow extends FrontendStat {
+  /** The live cap (process variable). */
+  readonly cap?: number;
+}
+
+export async function haproxyTopRows(info: Pick<LocalHaproxyInfo, 'adminSocket'>): Promise<HaproxyTopRow[]> {
+  const runtime = new HaproxyRuntime(info.adminSocket);
+  const rows = await runtime.frontends();
+  const caps = await runtime.listenerCaps(rows.map((r) => r.name));
+  return rows
+    .map((r) => ({ ...r, cap: caps.get(r.name) }))
+    .sort((a, b) => b.scur - a.scur || a.name.localeCompare(b.name));
+}

@@ -1,0 +1,151 @@
+/**
+ * The HAProxy half of the local platform: renders haproxy.cfg + the busy-reply Lua file for the local
+ * target into <dataDir>/run/haproxy, lays recorded live caps over the plan, starts a real HAProxy in
+ * master-worker mode, and leaves a small runtime descriptor so `mailfleet top` / `limit set` (other
+ * processes) can find its sockets and re-render the same way.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { MailfleetError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import type { Plan } from '../plan/types.js';
+import { haproxyLayout, renderBusyLua, renderHaproxyConfig, type HaproxyLayout } from '../render/haproxy.js';
+import { HaproxyProcess, haproxyVersion, maxConnectionsForFileLimit, openFileLimit } from '../haproxy/process.js';
+import { applyListenerLimits, listenerLimitsPath, readListenerLimits } from '../haproxy/state.js';
+
+export const RUNTIME_INFO_FILE = 'haproxy-runtime.json';
+/** sun_path is 108 bytes on Linux, including the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
+
+export function localHaproxyRunDir(dataDir: string): string {
+  return join(resolve(dataDir), 'run', 'haproxy');
+}
+
+/** What another process needs to drive the running HAProxy. */
+export interface LocalHaproxyInfo {
+  readonly version: 1;
+  readonly pid: number;
+  readonly runDir: string;
+  readonly configFile: string;
+  readonly luaFile: string;
+  readonly adminSocket: string;
+  readonly masterSocket: string;
+  readonly logFile: string;
+  readonly dataDir: string;
+  readonly limitsFile: string;
+  readonly specFile?: string;
+  readonly maxConnectionsCeiling?: number;
+}
+
+export function readLocalHaproxyInfo(dataDir: string): LocalHaproxyInfo | undefined {
+  const file = join(localHaproxyRunDir(dataDir), RUNTIME_INFO_FILE);
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as LocalHaproxyInfo;
+}
+
+/**
+ * Whether `mailfleet up` runs HAProxy: spec.local.haproxy 'off' never, 'on' always (fails without the
+ * binary), 'auto' when `haproxy -v` works. The reason is printed next to the endpoint table.
+ */
+export function localHaproxyDecision(mode: 'auto' | 'on' | 'off', bin = 'haproxy'): { run: boolean; reason: string } {
+  if (mode === 'off') return { run: false, reason: 'local.haproxy is off: the daemon listens on the public ports itself' };
+  const version = haproxyVersion(bin);
+  if (version) return { run: true, reason: version };
+  if (mode === 'on') throw new MailfleetError('INTERNAL', 'local.haproxy is "on" but haproxy is not installed: apt-get install haproxy');
+  return { run: false, reason: 'haproxy is not installed (apt-get install haproxy): the daemon listens on the public ports directly' };
+}
+
+export interface RenderedLocalHaproxy {
+  /** The plan with recorded live caps laid over it. */
+  readonly plan: Plan;
+  readonly layout: HaproxyLayout;
+  readonly configFile: string;
+  readonly luaFile: string;
+}
+
+/** Renders and writes haproxy.cfg and the Lua file for the local target. Throws PLAN_INVALID like the renderer. */
+export function writeLocalHaproxyFiles(
+  basePlan: Plan,
+  opts: { runDir: string; limitsFile: string; maxConnectionsCeiling?: number },
+): RenderedLocalHaproxy {
+  const plan = applyListenerLimits(basePlan, readListenerLimits(opts.limitsFile));
+  const renderOpts = { target: 'local' as const, runDir: opts.runDir, maxConnectionsCeiling: opts.maxConnectionsCeiling };
+  const layout = haproxyLayout(plan, renderOpts);
+  if (layout.adminSocket.length > MAX_SOCKET_PATH || layout.masterSocket.length > MAX_SOCKET_PATH)
+    throw new MailfleetError('BAD_REQUEST', `data dir path too long for a unix socket (${layout.masterSocket}): use a shorter --data-dir`, {
+      status: 400,
+    });
+  mkdirSync(opts.runDir, { recursive: true });
+  const configFile = join(opts.runDir, 'haproxy.cfg');
+  const luaFile = layout.luaPath;
+  writeFileSync(luaFile, renderBusyLua(plan));
+  writeFileSync(configFile, renderHaproxyConfig(plan, renderOpts));
+  return { plan, layout, configFile, luaFile };
+}
+
+export interface LocalHaproxyProps {
+  /** The plan as built from the spec; recorded live caps are laid over it here. */
+  readonly plan: Plan;
+  readonly dataDir: string;
+  /** Recorded so the ops CLI can rebuild the plan for a reload. */
+  readonly specFile?: string;
+  readonly logger?: Logger;
+  /** @default 'haproxy' */
+  readonly bin?: string;
+}
+
+export interface LocalHaproxy {
+  readonly process: HaproxyProcess;
+  readonly info: LocalHaproxyInfo;
+  readonly layout: HaproxyLayout;
+  /** The effective plan (recorded caps applied). */
+  readonly plan: Plan;
+  stop(): Promise<void>;
+}
+
+export async function startLocalHaproxy(props: LocalHaproxyProps): Promise<LocalHaproxy> {
+  const dataDir = resolve(props.dataDir);
+  const runDir = localHaproxyRunDir(dataDir);
+  const limitsFile = listenerLimitsPath(dataDir);
+  const maxConnectionsCeiling = maxConnectionsForFileLimit(openFileLimit(), props.plan.listeners.length);
+  const rendered = writeLocalHaproxyFiles(props.plan, { runDir, limitsFile, maxConnectionsCeiling });
+  const log = props.logger ?? silentLogger;
+  if (rendered.layout.globalClampedBy)
+    log.warn({ maxconn: rendered.layout.globalMaxconn, by: rendered.layout.globalClampedBy }, 'haproxy global maxconn lowered');
+  const proc = new HaproxyProcess({
+    configFile: rendered.configFile,
+    adminSocket: rendered.layout.adminSocket,
+    masterSocket: rendered.layout.masterSocket,
+    logFile: join(runDir, 'haproxy.log'),
+    bin: props.bin,
+    logger: log,
+  });
+  await proc.start();
+  const info: LocalHaproxyInfo = {
+    version: 1,
+    pid: proc.pid!,
+    runDir,
+    configFile: rendered.configFile,
+    luaFile: rendered.luaFile,
+    adminSocket: rendered.layout.adminSocket,
+    masterSocket: rendered.layout.masterSocket,
+    logFile: join(runDir, 'haproxy.log'),
+    dataDir,
+    limitsFile,
+    specFile: props.specFile === undefined ? undefined : resolve(props.specFile),
+    maxConnectionsCeiling,
+  };
+  const infoFile = join(runDir, RUNTIME_INFO_FILE);
+  writeFileSync(infoFile, JSON.stringify(info, null, 2) + '\n');
+  return {
+    process: proc,
+    info,
+    layout: rendered.layout,
+    plan: rendered.plan,
+    stop: async () => {
+      await proc.stop();
+      rmSync(infoFile, { force: true });
+    },
+  };
+}
