@@ -268,7 +268,8 @@ export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {})
     `    lua-load ${layout.luaPath}`,
   );
   for (const fe of layout.frontends) out.push(`    set-var ${capVariable(fe.listener.name)} int(${fe.cap})`);
-  if (!local) out.push('', 'resolvers vpc', '    parse-resolv-conf', '    hold valid 10s', '    hold nx 30s');
+  // Large answers: every mail node is an A record of one name (512-byte UDP answers hold about 30).
+  if (!local) out.push('', 'resolvers vpc', '    parse-resolv-conf', '    accepted_payload_size 8192', '    hold valid 10s', '    hold nx 30s');
   out.push(
     '',
     'defaults',
