@@ -8,7 +8,8 @@ import type { Plan, PlannedListener } from '../../lib/plan/types.js';
 import { loadSpec, specSchema } from '../../lib/spec/index.js';
 import { renderer } from '../../lib/render/index.js';
 import { checkHaproxyConfig } from '../../lib/haproxy/process.js';
-import { applyListenerLimits } from '../../lib/haproxy/state.js';
+import { applyListenerLimits, recordListenerLimit } from '../../lib/haproxy/state.js';
+import { spawnSync } from 'node:child_process';
 import {
   capVariable,
   frontendMaxconn,
@@ -119,6 +120,19 @@ describe('haproxy renderer', () => {
     const cfg = renderHaproxyConfig(plan, { target: 'local' });
     assert.match(cfg, new RegExp(`set-var ${capVariable('default-imap').replace('.', '\\.')} int\\(42\\)`));
     assert.equal(plan.listeners.find((l) => l.name === 'default-imap')!.limits.sourceConnections, 42);
+  });
+
+  it('GIVEN a cap recorded by limit set WHEN `mailfleet render haproxy` runs THEN the output carries the recorded cap', () => {
+    const state = join(dir, 'listener-limits.json');
+    recordListenerLimit(state, 'example-org-imap', 123);
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'bin/mailfleet.ts', 'render', 'haproxy', '-c', 'examples/local.yaml', '--target', 'local', '--limits-state', state],
+      { encoding: 'utf8' },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /set-var proc\.cap_example_org_imap int\(123\)/);
+    assert.match(r.stdout, /frontend example-org-imap\n.*\n.*\n {4}maxconn 246\n/);
   });
 
   describe('validation haproxy -c does not do', () => {

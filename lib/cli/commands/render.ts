@@ -4,6 +4,7 @@ import { buildPlan } from '../../plan/index.js';
 import { RENDERERS, renderer } from '../../render/index.js';
 import { loadSpec } from '../../spec/index.js';
 import { MailfleetError } from '../../errors.js';
+import { applyListenerLimits, listenerLimitsPath, readListenerLimits } from '../../haproxy/state.js';
 import { runAction } from '../run.js';
 import type { RegisterCommand } from '../types.js';
 
@@ -16,9 +17,14 @@ export const registerRender: RegisterCommand = (program) => {
     .option('--target <target>', 'local or cloud', 'cloud')
     .option('--region <role>', 'primary or dr', 'primary')
     .option('-o, --out <dir>', 'write files into this folder instead of printing')
-    .action((kind: string, opts: { config: string; target: 'local' | 'cloud'; region: 'primary' | 'dr'; out?: string }) =>
+    .option('--limits-state <file>', 'listener caps recorded by `limit set` (default: <local.dataDir>/haproxy/listener-limits.json)')
+    .action((kind: string, opts: { config: string; target: 'local' | 'cloud'; region: 'primary' | 'dr'; out?: string; limitsState?: string }) =>
       runAction(() => {
-        const plan = buildPlan(loadSpec(opts.config).spec);
+        const spec = loadSpec(opts.config).spec;
+        // Caps changed live are recorded beside the data, so a re-render keeps them (docs/haproxy.md).
+        const recorded = readListenerLimits(opts.limitsState ?? listenerLimitsPath(spec.local.dataDir));
+        if (Object.keys(recorded).length > 0) process.stderr.write(`render: recorded listener caps ${JSON.stringify(recorded)}\n`);
+        const plan = applyListenerLimits(buildPlan(spec), recorded);
         const kinds = kind === 'all' ? RENDERERS : [renderer(kind)];
         if (kinds.some((r) => r === undefined))
           throw new MailfleetError('BAD_REQUEST', `unknown kind "${kind}"; known: ${RENDERERS.map((r) => r.kind).join(', ')}`);
