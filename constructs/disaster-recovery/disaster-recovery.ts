@@ -1,0 +1,201 @@
+import { Stack } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as fis from 'aws-cdk-lib/aws-fis';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as route53 from 'aws-cdk-lib/aws-route53';
+import { Construct } from 'constructs';
+import { MailfleetError } from '../../lib/errors.js';
+import type { Plan } from '../../lib/plan/types.js';
+import { acknowledge, nagEnv } from '../shared/nag.js';
+import { ROLE_TAG } from '../shared/tags.js';
+
+/** The public name of each NLB shard: shard 0 keeps the plain prefix (same naming as the other engines). */
+export function publicRecordName(plan: Plan, shard: number): string {
+  const dns = plan.spec.dns;
+  if (!dns) throw new MailfleetError('PLAN_INVALID', 'publicRecordName: the spec has no dns section');
+  return `${dns.recordPrefix}${shard === 0 ? '' : `-${shard}`}.${dns.zoneName}`;
+}
+
+/** Drills the FIS templates run; each names what it proves. */
+export const FIS_DRILLS = ['stop-one-storage-node', 'lose-proxy-az', 'primary-proxy-outage'] as const;
+
+export interface DisasterRecoveryProps {
+  /** The plan: DNS names, DR mode, regions. */
+  readonly plan: Plan;
+  /** This region's VPC. */
+  readonly vpc: ec2.IVpc;
+  /**
+   * This side is the standby (DR) region: SECONDARY records, no health checks or drills.
+   * @default false
+   */
+  readonly standby?: boolean;
+  /** This region's NLBs in shard order; each gets a failover record (and, in the primary, a health check). */
+  readonly loadBalancers: elbv2.INetworkLoadBalancer[];
+  /** Port the health check opens on each shard's NLB (its first listener), in shard order. */
+  readonly healthCheckPorts: number[];
+  /** This region's cross-region zone (primary.<platform>.internal or dr.<platform>.internal). */
+  readonly regionZone: route53.PrivateHostedZone;
+  /**
+   * The other region's VPC id: the standby side requests a peering to it; both sides associate their
+   * cross-region zone with it. Known once the other stack is deployed (cdk context).
+   * @default - no peering, no zone association
+   */
+  readonly peerVpcId?: string;
+  /**
+   * An accepted peering connection to route the other region's CIDR through (the primary side).
+   * @default - no routes
+   */
+  readonly peeringConnectionId?: string;
+  /**
+   * The other region's VPC CIDR.
+   * @default - required with peerVpcId or peeringConnectionId
+   */
+  readonly peerCidr?: string;
+  /**
+   * The other region's name.
+   * @default - required with peerVpcId
+   */
+  readonly peerRegion?: string;
+}
+
+/**
+ * The failover plumbing of one region: Route 53 failover records for every public name (PRIMARY with
+ * a health check, SECONDARY in DR), the network link between regions (VPC peering, routes, private
+ * zone association), and FIS experiment templates for drills in the primary.
+ */
+export class DisasterRecovery extends Construct {
+  public readonly healthChecks: route53.CfnHealthCheck[] = [];
+  public readonly records: route53.CfnRecordSet[] = [];
+  public readonly experimentTemplates: fis.CfnExperimentTemplate[] = [];
+  public readonly peering?: ec2.CfnVPCPeeringConnection;
+  public readonly fisRole?: iam.Role;
+
+  constructor(scope: Construct, id: string, props: DisasterRecoveryProps) {
+    super(scope, id);
+    const { plan } = props;
+    const standby = props.standby ?? false;
+    if (props.loadBalancers.length !== props.healthCheckPorts.length)
+      throw new MailfleetError('BAD_REQUEST', 'DisasterRecovery: loadBalancers and healthCheckPorts must be the same length');
+    if ((props.peerVpcId || props.peeringConnectionId) && !props.peerCidr)
+      throw new MailfleetError('BAD_REQUEST', 'DisasterRecovery: peerVpcId or peeringConnectionId needs peerCidr');
+    if (props.peerVpcId && !props.peerRegion) throw new MailfleetError('BAD_REQUEST', 'DisasterRecovery: peerVpcId needs peerRegion');
+    const dns = plan.spec.dns;
+
+    props.loadBalancers.forEach((nlb, shard) => {
+      let healthCheck: route53.CfnHealthCheck | undefined;
+      if (!standby) {
+        healthCheck = new route53.CfnHealthCheck(this, `Health${shard}`, {
+          healthCheckConfig: {
+            type: 'TCP',
+            fullyQualifiedDomainName: nlb.loadBalancerDnsName,
+            port: props.healthCheckPorts[shard]!,
+            requestInterval: 10,
+            failureThreshold: 3,
+          },
+          healthCheckTags: [{ key: 'Name', value: `${plan.platform}-nlb-${shard}` }],
+        });
+        this.healthChecks.push(healthCheck);
+      }
+      if (dns?.hostedZoneId)
+        this.records.push(
+          new route53.CfnRecordSet(this, `Failover${shard}`, {
+            hostedZoneId: dns.hostedZoneId,
+            name: `${publicRecordName(plan, shard)}.`,
+            type: 'A',
+            setIdentifier: `${plan.platform}-${standby ? 'dr' : 'primary'}-${shard}`,
+            failover: standby ? 'SECONDARY' : 'PRIMARY',
+            healthCheckId: healthCheck?.attrHealthCheckId,
+            aliasTarget: {
+              dnsName: nlb.loadBalancerDnsName,
+              hostedZoneId: nlb.loadBalancerCanonicalHostedZoneId,
+              // The standby answers only when the primary is unhealthy; its own NLB health matters then.
+              evaluateTargetHealth: standby,
+            },
+          }),
+        );
+    });
+
+    const routeTables = [...new Set(props.vpc.privateSubnets.map((s) => s.routeTable.routeTableId))];
+    if (props.peerVpcId) {
+      if (standby) {
+        this.peering = new ec2.CfnVPCPeeringConnection(this, 'Peering', {
+          vpcId: props.vpc.vpcId,
+          peerVpcId: props.peerVpcId,
+          peerRegion: props.peerRegion,
+          tags: [{ key: 'Name', value: `${plan.platform}-dr-to-primary` }],
+        });
+        routeTables.forEach((rt, i) =>
+          new ec2.CfnRoute(this, `PeerRoute${i}`, { routeTableId: rt, destinationCidrBlock: props.peerCidr, vpcPeeringConnectionId: this.peering!.ref }),
+        );
+      }
+      // The other region resolves this region's cross-region names (DR consumer → provider, geo-replication → DR node).
+      (props.regionZone.node.defaultChild as route53.CfnHostedZone).addPropertyOverride('VPCs.1', {
+        VPCId: props.peerVpcId,
+        VPCRegion: props.peerRegion,
+      });
+    }
+    if (props.peeringConnectionId && !standby)
+      routeTables.forEach((rt, i) =>
+        new ec2.CfnRoute(this, `PeerRoute${i}`, { routeTableId: rt, destinationCidrBlock: props.peerCidr, vpcPeeringConnectionId: props.peeringConnectionId }),
+      );
+
+    if (!standby) this.fisRole = this.drills(plan);
+  }
+
+  /** FIS templates: a storage node down (heal), a proxy AZ lost (NLB shifts), the primary proxies down (DNS fails over). */
+  private drills(plan: Plan): iam.Role {
+    const stack = Stack.of(this);
+    const role = new iam.Role(this, 'FisRole', {
+      assumedBy: new iam.ServicePrincipal('fis.amazonaws.com'),
+      description: `mailfleet ${plan.platform} DR drills`,
+    });
+    const instances = stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['ec2:StopInstances', 'ec2:StartInstances', 'ec2:TerminateInstances'],
+        resources: [instances],
+        conditions: { StringEquals: { [`aws:ResourceTag/mailfleet:platform`]: plan.platform } },
+      }),
+    );
+    role.addToPolicy(new iam.PolicyStatement({ actions: ['ec2:DescribeInstances'], resources: ['*'] }));
+    const env = nagEnv(role);
+    acknowledge(role, `AwsSolutions-IAM5[Resource::arn:${env.partition}:ec2:${env.region}:${env.account}:instance/*]`, 'FIS picks instances at run time by tag; the statement is limited to this platform\'s instances by the mailfleet:platform tag condition.');
+    acknowledge(role, 'AwsSolutions-IAM5[Resource::*]', 'ec2:DescribeInstances supports no resource-level permissions; FIS needs it to resolve tag targets.');
+    const tagTarget = (nodeRole: string, selectionMode: string, az?: string): fis.CfnExperimentTemplate.ExperimentTemplateTargetProperty => ({
+      resourceType: 'aws:ec2:instance',
+      resourceTags: { [ROLE_TAG]: nodeRole, 'mailfleet:platform': plan.platform },
+      filters: [
+        { path: 'State.Name', values: ['running'] },
+        ...(az ? [{ path: 'Placement.AvailabilityZone', values: [az] }] : []),
+      ],
+      selectionMode,
+    });
+    const template = (id: (typeof FIS_DRILLS)[number], description: string, target: fis.CfnExperimentTemplate.ExperimentTemplateTargetProperty, action: fis.CfnExperimentTemplate.ExperimentTemplateActionProperty) => {
+      this.experimentTemplates.push(
+        new fis.CfnExperimentTemplate(this, `Drill-${id}`, {
+          description,
+          roleArn: role.roleArn,
+          stopConditions: [{ source: 'none' }],
+          targets: { nodes: target },
+          actions: { [id]: { ...action, targets: { Instances: 'nodes' } } },
+          tags: { Name: `${plan.platform}-${id}`, 'mailfleet:platform': plan.platform },
+        }),
+      );
+    };
+    const firstAz = plan.regions?.primary.availabilityZones[0];
+    template('stop-one-storage-node', 'Stop one storage node for 10 minutes: the volume keeps quorum and heals after restart', tagTarget('storage', 'COUNT(1)'), {
+      actionId: 'aws:ec2:stop-instances',
+      parameters: { startInstancesAfterDuration: 'PT10M' },
+    });
+    template('lose-proxy-az', `Stop the HAProxy nodes in ${firstAz}: the NLBs route around the zone`, tagTarget('proxy', 'ALL', firstAz), {
+      actionId: 'aws:ec2:stop-instances',
+      parameters: { startInstancesAfterDuration: 'PT15M' },
+    });
+    template('primary-proxy-outage', 'Stop every primary HAProxy node for 20 minutes: the health checks fail and Route 53 answers with the DR region', tagTarget('proxy', 'ALL'), {
+      actionId: 'aws:ec2:stop-instances',
+      parameters: { startInstancesAfterDuration: 'PT20M' },
+    });
+    return role;
+  }
+}

@@ -1,0 +1,83 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as efs from 'aws-cdk-lib/aws-efs';
+import * as route53 from 'aws-cdk-lib/aws-route53';
+import { Construct } from 'constructs';
+import { NFS_PORT } from '../../engines/platform.js';
+import { MailfleetError } from '../../lib/errors.js';
+import type { Plan } from '../../lib/plan/types.js';
+import { efsHost } from '../../lib/render/node-layout.js';
+import { tagRole } from '../shared/tags.js';
+
+export interface EfsMailStoreProps {
+  /** The plan: storage.kind must be efs. */
+  readonly plan: Plan;
+  /** VPC of the mount targets. */
+  readonly vpc: ec2.IVpc;
+  /** Private zone for the efs.<zone> name the mount unit uses. */
+  readonly privateZone: route53.IHostedZone;
+  /**
+   * Replicate into this existing file system (in `replicationRegion`), e.g. the DR region's.
+   * @default - no replication
+   */
+  readonly replicationFileSystemId?: string;
+  /**
+   * Region of `replicationFileSystemId`.
+   * @default - required with replicationFileSystemId
+   */
+  readonly replicationRegion?: string;
+  /**
+   * Let another region's file system replicate into this one (the DR copy).
+   * @default false
+   */
+  readonly replicationTarget?: boolean;
+}
+
+/** The managed alternative to GlusterFS: an encrypted EFS file system, mounted over NFS 4.1 by name. */
+export class EfsMailStore extends Construct {
+  public readonly fileSystem: efs.FileSystem;
+  public readonly securityGroup: ec2.SecurityGroup;
+  public readonly record: route53.CnameRecord;
+
+  constructor(scope: Construct, id: string, props: EfsMailStoreProps) {
+    super(scope, id);
+    const { plan } = props;
+    if (plan.storage.kind !== 'efs')
+      throw new MailfleetError('PLAN_INVALID', `EfsMailStore: the plan's storage.kind is ${plan.storage.kind}, not efs`);
+    if (props.replicationFileSystemId && !props.replicationRegion)
+      throw new MailfleetError('BAD_REQUEST', 'EfsMailStore: replicationFileSystemId needs replicationRegion');
+    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
+      vpc: props.vpc,
+      description: 'EFS mount targets: NFS from the mail tier',
+      allowAllOutbound: true,
+    });
+    tagRole(this.securityGroup, 'efs');
+    this.fileSystem = new efs.FileSystem(this, 'FileSystem', {
+      vpc: props.vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      securityGroup: this.securityGroup,
+      encrypted: true,
+      throughputMode: plan.storage.throughputMode === 'elastic' ? efs.ThroughputMode.ELASTIC : efs.ThroughputMode.BURSTING,
+      performanceMode: efs.PerformanceMode.GENERAL_PURPOSE,
+      enableAutomaticBackups: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      replicationOverwriteProtection: props.replicationTarget ? efs.ReplicationOverwriteProtection.DISABLED : undefined,
+    });
+    tagRole(this.fileSystem, 'efs');
+    if (props.replicationFileSystemId)
+      (this.fileSystem.node.defaultChild as efs.CfnFileSystem).replicationConfiguration = {
+        destinations: [{ fileSystemId: props.replicationFileSystemId, region: props.replicationRegion }],
+      };
+    this.record = new route53.CnameRecord(this, 'Name', {
+      zone: props.privateZone,
+      recordName: `${efsHost(plan)}.`,
+      domainName: `${this.fileSystem.fileSystemId}.efs.${Stack.of(this).region}.${Stack.of(this).urlSuffix}`,
+      ttl: Duration.seconds(300),
+    });
+  }
+
+  /** Opens NFS to the mail tier. */
+  allowClientsFrom(peer: ec2.IConnectable): void {
+    this.securityGroup.connections.allowFrom(peer, ec2.Port.tcp(NFS_PORT), 'NFS from mail tier');
+  }
+}

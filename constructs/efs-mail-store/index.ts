@@ -1,0 +1,1 @@
+export { EfsMailStore, type EfsMailStoreProps } from './efs-mail-store.js';

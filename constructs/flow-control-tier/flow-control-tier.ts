@@ -1,0 +1,270 @@
+import { Duration, NestedStack } from 'aws-cdk-lib';
+import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as cw from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import { MailfleetError } from '../../lib/errors.js';
+import type { NlbShard, Plan, PlannedListener } from '../../lib/plan/types.js';
+import { NLB_MAX_LISTENERS } from '../../lib/plan/index.js';
+import { userData } from '../../lib/render/cloud-init.js';
+import { CLOUD_HEALTH_PORT } from '../../lib/render/haproxy.js';
+import type { RegionRole } from '../../lib/render/node-layout.js';
+import { DEDICATED_BLOCK } from '../../lib/spec/ports.js';
+import { acknowledge } from '../shared/nag.js';
+import { NodeFilesBundle } from '../shared/node-files-bundle.js';
+import { nodeLaunchTemplate } from '../shared/launch-template.js';
+import { nodeRole } from '../shared/node-role.js';
+import { tagRole } from '../shared/tags.js';
+
+/** AWS quota: target groups one Auto Scaling group can attach. With ≤ 50 listeners per NLB, one group per shard fits. */
+export const ASG_MAX_TARGET_GROUPS = 50;
+
+export interface FlowControlTierProps {
+  /** The plan: listeners, NLB shards, proxy sizing and the rendered HAProxy configuration. */
+  readonly plan: Plan;
+  /** VPC the load balancers and HAProxy nodes run in. */
+  readonly vpc: ec2.IVpc;
+  /**
+   * Region the tier runs in (selects the node files and pilot-light sizing in the stacks).
+   * @default 'primary'
+   */
+  readonly region?: RegionRole;
+  /**
+   * HAProxy nodes per NLB shard, minimum.
+   * @default - plan.sizing.proxyNodes.min
+   */
+  readonly minNodesPerShard?: number;
+  /**
+   * HAProxy nodes per NLB shard, maximum.
+   * @default - plan.sizing.proxyNodes.max
+   */
+  readonly maxNodesPerShard?: number;
+  /**
+   * HAProxy nodes per NLB shard at deploy time (every deploy resets the group to it).
+   * @default - not set: each group starts at minNodesPerShard and scales on CPU
+   */
+  readonly desiredNodesPerShard?: number;
+  /**
+   * Cross-zone load balancing on every NLB. Off keeps traffic in its AZ (no inter-AZ data charges) but
+   * needs HAProxy nodes in every AZ; on spreads flows evenly over all nodes.
+   * @default true
+   */
+  readonly crossZoneEnabled?: boolean;
+  /**
+   * Put each NLB shard (its load balancer, listeners, target groups, alarms and HAProxy group) in a
+   * nested stack, so no template nears CloudFormation's 500-resource quota as tenants grow.
+   * @default - true when the plan has more than one NLB shard
+   */
+  readonly nestShards?: boolean;
+  /**
+   * Topic for saturation alarms and Auto Scaling notifications.
+   * @default - alarms without actions, no notifications
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /**
+   * A listener's saturation alarm fires at this share of its connection cap (HAProxy maxconn times
+   * the shard's minimum node count).
+   * @default 0.8
+   */
+  readonly saturationRatio?: number;
+  /**
+   * Internet-facing load balancers in public subnets; false makes them internal in the node subnets.
+   * @default true
+   */
+  readonly internetFacing?: boolean;
+  /**
+   * Subnets of the HAProxy nodes.
+   * @default - the VPC's private subnets with egress
+   */
+  readonly nodeSubnets?: ec2.SubnetSelection;
+  /**
+   * Image of the HAProxy nodes.
+   * @default - Amazon Linux 2023 from its public SSM parameter
+   */
+  readonly machineImage?: ec2.IMachineImage;
+}
+
+/** One NLB shard as built: its scope (a nested stack or a plain construct) and parts. */
+export interface FlowControlShard {
+  readonly index: number;
+  readonly scope: Construct;
+  readonly loadBalancer: elbv2.NetworkLoadBalancer;
+  readonly autoScalingGroup: autoscaling.AutoScalingGroup;
+  readonly listeners: readonly PlannedListener[];
+}
+
+/**
+ * The flow-control edge: NLBs with one TCP listener per tenant × protocol (sharded at 50 listeners
+ * per NLB), each forwarding with PROXY v2 to a target group of HAProxy nodes running the rendered
+ * haproxy.cfg, where the per-listener connection caps live. One HAProxy Auto Scaling group per shard
+ * (a group attaches at most 50 target groups); every node carries the whole configuration.
+ */
+export class FlowControlTier extends Construct {
+  public readonly loadBalancers: elbv2.NetworkLoadBalancer[] = [];
+  public readonly autoScalingGroups: autoscaling.AutoScalingGroup[] = [];
+  public readonly shards: FlowControlShard[] = [];
+  /** By plan listener name. */
+  public readonly listeners = new Map<string, elbv2.NetworkListener>();
+  public readonly targetGroups = new Map<string, elbv2.NetworkTargetGroup>();
+  public readonly saturationAlarms = new Map<string, cw.Alarm>();
+  public readonly securityGroup: ec2.SecurityGroup;
+  public readonly launchTemplate: ec2.LaunchTemplate;
+  public readonly role: iam.Role;
+  public readonly nodeFiles: NodeFilesBundle;
+
+  constructor(scope: Construct, id: string, props: FlowControlTierProps) {
+    super(scope, id);
+    const { plan, vpc } = props;
+    const sizing = plan.sizing.proxyNodes;
+    const min = props.minNodesPerShard ?? sizing.min;
+    const max = props.maxNodesPerShard ?? sizing.max;
+    const ratio = props.saturationRatio ?? 0.8;
+    if (plan.listeners.length === 0) throw new MailfleetError('PLAN_INVALID', 'FlowControlTier: the plan has no listeners');
+    if (min > max) throw new MailfleetError('BAD_REQUEST', `FlowControlTier: minNodesPerShard ${min} exceeds maxNodesPerShard ${max}`);
+    if (!(ratio > 0 && ratio <= 1)) throw new MailfleetError('BAD_REQUEST', `FlowControlTier: saturationRatio must be in (0, 1], got ${ratio}`);
+    for (const s of plan.nlbShards)
+      if (s.listeners.length > Math.min(NLB_MAX_LISTENERS, ASG_MAX_TARGET_GROUPS))
+        throw new MailfleetError('PLAN_INVALID', `FlowControlTier: NLB shard ${s.index} has ${s.listeners.length} listeners, over ${NLB_MAX_LISTENERS}`);
+    const nest = props.nestShards ?? plan.nlbShards.length > 1;
+    const nodeSubnets = props.nodeSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
+
+    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
+      vpc,
+      description: 'HAProxy tier: tenant listener ports from the NLBs (client addresses preserved), health checks from the VPC',
+      allowAllOutbound: true,
+    });
+    tagRole(this.securityGroup, 'proxy');
+    for (const r of listenerPortRules(plan.listeners.map((l) => l.publicPort)))
+      this.securityGroup.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcpRange(r.from, r.to), 'mail listeners via NLB');
+    this.securityGroup.addIngressRule(ec2.Peer.ipv4(vpc.vpcCidrBlock), ec2.Port.tcp(CLOUD_HEALTH_PORT), 'NLB health checks');
+    acknowledge(
+      this.securityGroup,
+      'AwsSolutions-EC23',
+      'A public mail service: NLB instance targets see client addresses, so tenant listener ports are open to the internet; nodes sit in private subnets, reachable only through NLB listeners.',
+    );
+
+    this.role = nodeRole(this, 'Role', plan, `mailfleet ${plan.platform} HAProxy nodes`);
+    this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'proxy', region: props.region });
+    this.nodeFiles.grantRead(this.role);
+    this.launchTemplate = nodeLaunchTemplate(this, 'LaunchTemplate', {
+      instanceType: sizing.instanceType,
+      role: this.role,
+      securityGroup: this.securityGroup,
+      userData: userData(plan, 'proxy'),
+      rootVolumeGiB: 16,
+      machineImage: props.machineImage,
+    });
+    tagRole(this.launchTemplate, 'proxy');
+
+    const byName = new Map(plan.listeners.map((l) => [l.name, l]));
+    for (const shard of plan.nlbShards) {
+      const shardScope = nest ? new NestedStack(this, `Shard${shard.index}`, { description: `${shard.name}: NLB shard ${shard.index}` }) : new Construct(this, `Shard${shard.index}`);
+      const listeners = shard.listeners.map((n) => byName.get(n)!);
+      this.shards.push(this.buildShard(shardScope, shard, listeners, { props, min, max, ratio, nodeSubnets }));
+    }
+  }
+
+  private buildShard(
+    scope: Construct,
+    shard: NlbShard,
+    listeners: PlannedListener[],
+    o: { props: FlowControlTierProps; min: number; max: number; ratio: number; nodeSubnets: ec2.SubnetSelection },
+  ): FlowControlShard {
+    const { props } = o;
+    const internetFacing = props.internetFacing ?? true;
+    const nlb = new elbv2.NetworkLoadBalancer(scope, 'Nlb', {
+      vpc: props.vpc,
+      internetFacing,
+      crossZoneEnabled: props.crossZoneEnabled ?? true,
+      vpcSubnets: internetFacing ? { subnetType: ec2.SubnetType.PUBLIC } : o.nodeSubnets,
+    });
+    tagRole(nlb, 'nlb');
+    acknowledge(
+      nlb,
+      'AwsSolutions-ELB2',
+      'NLB access logs only record TLS listeners; these listeners are TCP. HAProxy logs every connection and VPC flow logs cover the network.',
+    );
+    const asg = new autoscaling.AutoScalingGroup(scope, 'Proxy', {
+      vpc: props.vpc,
+      vpcSubnets: o.nodeSubnets,
+      launchTemplate: this.launchTemplate,
+      minCapacity: o.min,
+      maxCapacity: o.max,
+      // Unset unless asked for: a set desired capacity resets a scaled-out group on every deploy.
+      desiredCapacity: props.desiredNodesPerShard,
+      healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
+        additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
+        gracePeriod: Duration.minutes(10),
+      }),
+      updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({ maxBatchSize: 1, minInstancesInService: o.min }),
+      notifications: props.alarmTopic ? [{ topic: props.alarmTopic }] : undefined,
+    });
+    tagRole(asg, 'proxy');
+    asg.scaleOnCpuUtilization('Cpu', { targetUtilizationPercent: 60 });
+    if (!props.alarmTopic)
+      acknowledge(asg, 'AwsSolutions-AS3', 'No alarm topic was given to FlowControlTier; the stacks pass one.');
+
+    for (const l of listeners) {
+      const tg = new elbv2.NetworkTargetGroup(scope, `Tg-${l.name}`, {
+        vpc: props.vpc,
+        port: l.publicPort,
+        protocol: elbv2.Protocol.TCP,
+        targetType: elbv2.TargetType.INSTANCE,
+        proxyProtocolV2: true,
+        healthCheck: {
+          protocol: elbv2.Protocol.HTTP,
+          port: String(CLOUD_HEALTH_PORT),
+          path: '/healthz',
+          interval: Duration.seconds(10),
+          healthyThresholdCount: 2,
+          unhealthyThresholdCount: 2,
+        },
+      });
+      const listener = nlb.addListener(`L-${l.name}`, { port: l.publicPort, protocol: elbv2.Protocol.TCP, defaultTargetGroups: [tg] });
+      asg.attachToNetworkTargetGroup(tg);
+      const threshold = Math.max(1, Math.floor(o.ratio * l.limits.listenerConnections * Math.max(1, o.min)));
+      const alarm = new cw.Alarm(scope, `Saturation-${l.name}`, {
+        metric: new cw.Metric({
+          namespace: 'AWS/NetworkELB',
+          metricName: 'ActiveFlowCount',
+          dimensionsMap: { LoadBalancer: nlb.loadBalancerFullName, TargetGroup: tg.targetGroupFullName },
+          statistic: 'Maximum',
+          period: Duration.minutes(1),
+        }),
+        threshold,
+        comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 2,
+        treatMissingData: cw.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `${l.name}: connections near the listener cap (${l.limits.listenerConnections} per HAProxy node); run \`mailfleet top\` and \`mailfleet limit set\``,
+      });
+      if (props.alarmTopic) alarm.addAlarmAction(new cwActions.SnsAction(props.alarmTopic));
+      this.listeners.set(l.name, listener);
+      this.targetGroups.set(l.name, tg);
+      this.saturationAlarms.set(l.name, alarm);
+    }
+    this.loadBalancers.push(nlb);
+    this.autoScalingGroups.push(asg);
+    return { index: shard.index, scope, loadBalancer: nlb, autoScalingGroup: asg, listeners };
+  }
+}
+
+/**
+ * Security-group rules for the listener ports. Ports closer than a dedicated tenant's block are merged
+ * into one range, keeping 500 tenants within the 60-rule quota of a group; the extra ports in a range
+ * lead nowhere (nodes are private and the NLBs only forward their own listeners).
+ */
+export function listenerPortRules(ports: readonly number[]): { from: number; to: number }[] {
+  const sorted = [...new Set(ports)].sort((a, b) => a - b);
+  const out: { from: number; to: number }[] = [];
+  for (const p of sorted) {
+    const last = out[out.length - 1];
+    if (last && p - last.to <= DEDICATED_BLOCK) last.to = p;
+    else out.push({ from: p, to: p });
+  }
+  return out;
+}

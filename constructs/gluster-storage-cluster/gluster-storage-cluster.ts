@@ -1,0 +1,170 @@
+import { Duration, RemovalPolicy, Size, Stack, Tags } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as route53 from 'aws-cdk-lib/aws-route53';
+import { Construct } from 'constructs';
+import { GLUSTER_BRICK_PORTS, GLUSTER_MGMT_PORTS } from '../../engines/platform.js';
+import { MailfleetError } from '../../lib/errors.js';
+import type { Plan } from '../../lib/plan/types.js';
+import { userData } from '../../lib/render/cloud-init.js';
+import { REPLICA } from '../../lib/render/gluster.js';
+import { NODE_INDEX_TAG, privateZoneName, ssmPrefix, type RegionRole } from '../../lib/render/node-layout.js';
+import { nodeLaunchTemplate } from '../shared/launch-template.js';
+import { NodeFilesBundle } from '../shared/node-files-bundle.js';
+import { nodeRole } from '../shared/node-role.js';
+import { tagRole } from '../shared/tags.js';
+
+/** SSH, only as GlusterFS geo-replication's transport between storage nodes (operators use Session Manager). */
+export const GEO_REPLICATION_PORT = 22;
+
+export interface GlusterStorageClusterProps {
+  /** The plan: storage.kind must be glusterfs (nodes, arbiter, volume size and name come from it). */
+  readonly plan: Plan;
+  /** VPC the storage nodes run in. */
+  readonly vpc: ec2.IVpc;
+  /** Private zone for the node names clients mount from (gluster-<n>.<zone>). */
+  readonly privateZone: route53.IHostedZone;
+  /**
+   * Region the cluster runs in.
+   * @default 'primary'
+   */
+  readonly region?: RegionRole;
+  /**
+   * Instance type of the storage nodes.
+   * @default - storage.instanceType from the plan
+   */
+  readonly instanceType?: string;
+  /**
+   * Size of each node's EBS data volume (the brick).
+   * @default - storage.volumeSizeGiB from the plan
+   */
+  readonly volumeSizeGiB?: number;
+  /**
+   * Subnets the nodes are spread over, one node per subnet in turn (one per AZ).
+   * @default - the VPC's private subnets with egress
+   */
+  readonly nodeSubnets?: ec2.SubnetSelection;
+  /**
+   * CIDR of the other region's VPC allowed to reach this cluster for geo-replication (SSH transport
+   * and glusterd), set on the DR cluster.
+   * @default - no cross-region access
+   */
+  readonly geoReplicationPeerCidr?: string;
+  /**
+   * Image of the storage nodes.
+   * @default - Amazon Linux 2023 from its public SSM parameter
+   */
+  readonly machineImage?: ec2.IMachineImage;
+}
+
+/**
+ * GlusterFS storage nodes across AZs, each with an encrypted gp3 EBS data volume that outlives the
+ * instance. Node 1 probes its peers and creates the replica 3 (or replica 3 arbiter 1) volume; clients
+ * mount it by private-zone names with backup volfile servers.
+ */
+export class GlusterStorageCluster extends Construct {
+  public readonly instances: ec2.CfnInstance[] = [];
+  public readonly dataVolumes: ec2.Volume[] = [];
+  public readonly records: route53.ARecord[] = [];
+  public readonly securityGroup: ec2.SecurityGroup;
+  public readonly role: iam.Role;
+  public readonly launchTemplate: ec2.LaunchTemplate;
+  public readonly nodeFiles: NodeFilesBundle;
+
+  constructor(scope: Construct, id: string, props: GlusterStorageClusterProps) {
+    super(scope, id);
+    const { plan, vpc } = props;
+    const storage = plan.storage;
+    if (storage.kind !== 'glusterfs')
+      throw new MailfleetError('PLAN_INVALID', `GlusterStorageCluster: the plan's storage.kind is ${storage.kind}, not glusterfs`);
+    if (storage.nodes % REPLICA !== 0)
+      throw new MailfleetError('PLAN_INVALID', `GlusterStorageCluster: storage.nodes must be a multiple of ${REPLICA}, got ${storage.nodes}`);
+    const subnets = vpc.selectSubnets(props.nodeSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }).subnets;
+    if (subnets.length === 0) throw new MailfleetError('BAD_REQUEST', 'GlusterStorageCluster: no subnets selected for the storage nodes');
+    const instanceType = props.instanceType ?? storage.instanceType;
+
+    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
+      vpc,
+      description: 'GlusterFS nodes: clients on the mail tier, peers',
+      allowAllOutbound: true,
+    });
+    tagRole(this.securityGroup, 'storage');
+    this.allowClientsFrom(this.securityGroup, 'peers');
+    if (props.geoReplicationPeerCidr) {
+      const peer = ec2.Peer.ipv4(props.geoReplicationPeerCidr);
+      this.securityGroup.addIngressRule(peer, ec2.Port.tcp(GEO_REPLICATION_PORT), 'geo-replication (SSH transport) from the primary region');
+      this.securityGroup.addIngressRule(peer, ec2.Port.tcpRange(GLUSTER_MGMT_PORTS.from, GLUSTER_MGMT_PORTS.to), 'glusterd from the primary region');
+    }
+
+    this.role = nodeRole(this, 'Role', plan, `mailfleet ${plan.platform} GlusterFS nodes`);
+    const dr = plan.regions?.dr;
+    if (dr && (props.region ?? 'primary') === 'primary') {
+      // Node 1 hands its geo-replication key to the DR region (geo-replication-primary.sh publish).
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: ['ssm:PutParameter'],
+          resources: [
+            Stack.of(this).formatArn({
+              service: 'ssm',
+              region: dr.name,
+              resource: 'parameter',
+              resourceName: `${ssmPrefix(plan).slice(1)}/geo-replication/public-key`,
+            }),
+          ],
+        }),
+      );
+    }
+    this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'storage', region: props.region });
+    this.nodeFiles.grantRead(this.role);
+    this.launchTemplate = nodeLaunchTemplate(this, 'LaunchTemplate', {
+      instanceType,
+      role: this.role,
+      securityGroup: this.securityGroup,
+      userData: userData(plan, 'storage'),
+      rootVolumeGiB: 20,
+      machineImage: props.machineImage,
+    });
+
+    for (let i = 1; i <= storage.nodes; i++) {
+      const subnet = subnets[(i - 1) % subnets.length]!;
+      const node = new ec2.CfnInstance(this, `Node${i}`, {
+        launchTemplate: { launchTemplateId: this.launchTemplate.launchTemplateId, version: this.launchTemplate.latestVersionNumber },
+        subnetId: subnet.subnetId,
+        monitoring: true,
+        // A storage node holds a brick: never let a stray API call terminate it.
+        disableApiTermination: true,
+        tags: [
+          { key: 'Name', value: `${plan.platform}-gluster-${i}` },
+          { key: NODE_INDEX_TAG, value: String(i) },
+        ],
+      });
+      tagRole(node, 'storage');
+      const volume = new ec2.Volume(this, `Data${i}`, {
+        availabilityZone: subnet.availabilityZone,
+        size: Size.gibibytes(props.volumeSizeGiB ?? storage.volumeSizeGiB),
+        volumeType: ec2.EbsDeviceVolumeType.GP3,
+        encrypted: true,
+        removalPolicy: RemovalPolicy.SNAPSHOT,
+      });
+      Tags.of(volume).add('Name', `${plan.platform}-gluster-${i}-brick`);
+      new ec2.CfnVolumeAttachment(this, `Attach${i}`, { instanceId: node.ref, volumeId: volume.volumeId, device: '/dev/sdf' });
+      this.records.push(
+        new route53.ARecord(this, `Name${i}`, {
+          zone: props.privateZone,
+          recordName: `gluster-${i}.${privateZoneName(plan)}.`,
+          target: route53.RecordTarget.fromIpAddresses(node.attrPrivateIp),
+          ttl: Duration.seconds(60),
+        }),
+      );
+      this.instances.push(node);
+      this.dataVolumes.push(volume);
+    }
+  }
+
+  /** Opens glusterd and the brick ports to clients (the mail tier) or peers. */
+  allowClientsFrom(peer: ec2.IConnectable, who = 'mail tier'): void {
+    this.securityGroup.connections.allowFrom(peer, ec2.Port.tcpRange(GLUSTER_MGMT_PORTS.from, GLUSTER_MGMT_PORTS.to), `glusterd from ${who}`);
+    this.securityGroup.connections.allowFrom(peer, ec2.Port.tcpRange(GLUSTER_BRICK_PORTS.from, GLUSTER_BRICK_PORTS.to), `bricks from ${who}`);
+  }
+}
+

@@ -1,0 +1,1 @@
+export { LdapDirectory, type LdapDirectoryProps } from './ldap-directory.js';

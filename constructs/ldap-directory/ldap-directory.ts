@@ -1,0 +1,192 @@
+import { Duration } from 'aws-cdk-lib';
+import * as directoryservice from 'aws-cdk-lib/aws-directoryservice';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as route53 from 'aws-cdk-lib/aws-route53';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { LDAPS_PORT, LDAP_PORT } from '../../engines/platform.js';
+import { MailfleetError } from '../../lib/errors.js';
+import type { Plan } from '../../lib/plan/types.js';
+import type { LdapDirectorySpec } from '../../lib/spec/schema.js';
+import { userData } from '../../lib/render/cloud-init.js';
+import { LDAP_ROLE_TAG, ldapHost, secretNames, type RegionRole } from '../../lib/render/node-layout.js';
+import { nodeLaunchTemplate } from '../shared/launch-template.js';
+import { acknowledge } from '../shared/nag.js';
+import { NodeFilesBundle } from '../shared/node-files-bundle.js';
+import { grantSecretsByName, nodeRole } from '../shared/node-role.js';
+import { tagRole } from '../shared/tags.js';
+
+export interface LdapDirectoryProps {
+  /** The plan: directory.kind must be ldap; its provision says what is created. */
+  readonly plan: Plan;
+  /** VPC of the directory nodes (or the Managed AD domain controllers). */
+  readonly vpc: ec2.IVpc;
+  /** Private zone for ldap-provider / ldap-consumer names. */
+  readonly privateZone: route53.IHostedZone;
+  /**
+   * Region the directory runs in. In 'dr' an OpenLDAP pair becomes one consumer of the primary provider.
+   * @default 'primary'
+   */
+  readonly region?: RegionRole;
+  /**
+   * A zone the other region resolves (primary.<platform>.internal) where the provider is also published.
+   * @default - the provider is named in the private zone only
+   */
+  readonly crossRegionZone?: route53.IHostedZone;
+  /**
+   * CIDR of the other region's VPC whose consumer replicates from this provider.
+   * @default - no cross-region replication access
+   */
+  readonly replicationPeerCidr?: string;
+  /**
+   * Instance type of the OpenLDAP nodes.
+   * @default - the mail tier's instance type
+   */
+  readonly instanceType?: string;
+  /**
+   * Create the directory secrets (false in the DR region, which reads their replicas by name).
+   * @default true
+   */
+  readonly createSecrets?: boolean;
+  /**
+   * Regions the created secrets are replicated to.
+   * @default - no replicas
+   */
+  readonly secretReplicaRegions?: string[];
+  /**
+   * Image of the OpenLDAP nodes.
+   * @default - Amazon Linux 2023 from its public SSM parameter
+   */
+  readonly machineImage?: ec2.IMachineImage;
+}
+
+/**
+ * The user directory: an OpenLDAP provider/consumer pair with syncrepl (a consumer only in DR), a
+ * reference to an external directory, or AWS Managed Microsoft AD. The service bind password lives
+ * in Secrets Manager in every case.
+ */
+export class LdapDirectory extends Construct {
+  public readonly instances: ec2.CfnInstance[] = [];
+  public readonly securityGroup?: ec2.SecurityGroup;
+  public readonly role?: iam.Role;
+  public readonly nodeFiles?: NodeFilesBundle;
+  public readonly microsoftAd?: directoryservice.CfnMicrosoftAD;
+  /** Service bind password (generated for OpenLDAP, set by hand for an external directory). */
+  public readonly bindSecret?: secretsmanager.Secret;
+  public readonly adminSecret?: secretsmanager.Secret;
+  public readonly replicatorSecret?: secretsmanager.Secret;
+  public readonly directory: LdapDirectorySpec;
+
+  constructor(scope: Construct, id: string, props: LdapDirectoryProps) {
+    super(scope, id);
+    const { plan, vpc } = props;
+    const d = plan.directory;
+    if (d.kind !== 'ldap') throw new MailfleetError('PLAN_INVALID', `LdapDirectory: the plan's directory.kind is ${d.kind}, not ldap`);
+    this.directory = d;
+    const region = props.region ?? 'primary';
+    const names = secretNames(plan);
+    const create = props.createSecrets ?? true;
+    const replicaRegions = (props.secretReplicaRegions ?? []).map((r) => ({ region: r }));
+    const secret = (cid: string, secretName: string, description: string, generated: boolean) => {
+      const s = new secretsmanager.Secret(this, cid, {
+        secretName,
+        description,
+        generateSecretString: generated ? { passwordLength: 32, excludePunctuation: true } : undefined,
+        replicaRegions,
+      });
+      acknowledge(s, 'AwsSolutions-SMG4', 'Directory passwords change through the directory runbook (slapd/AD and the daemons together); a rotation Lambda would break binds mid-rotation.');
+      return s;
+    };
+
+    if (create)
+      this.bindSecret = secret('BindSecret', names.ldapBind, `mailfleet service bind password for ${d.bindDn ?? 'the directory'}`, d.provision !== 'external');
+
+    if (d.provision === 'external') return;
+
+    const subnets = vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }).subnets;
+    if (d.provision === 'managed-ad') {
+      if (region === 'dr') return; // the DR region uses the primary domain over the peering link
+      if (subnets.length < 2) throw new MailfleetError('BAD_REQUEST', 'LdapDirectory: Managed AD needs private subnets in two AZs');
+      this.adminSecret = secret('AdminSecret', names.ldapAdmin, 'Managed Microsoft AD Admin password', true);
+      const domain = d.baseDn
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => /^dc=/i.test(p))
+        .map((p) => p.slice(3))
+        .join('.')
+        .toLowerCase();
+      this.microsoftAd = new directoryservice.CfnMicrosoftAD(this, 'ManagedAd', {
+        name: domain,
+        shortName: domain.split('.')[0]!.toUpperCase().slice(0, 15),
+        edition: 'Standard',
+        password: this.adminSecret.secretValue.unsafeUnwrap(),
+        vpcSettings: { vpcId: vpc.vpcId, subnetIds: subnets.slice(0, 2).map((s) => s.subnetId) },
+      });
+      return;
+    }
+
+    // openldap-pair
+    if (create) {
+      this.adminSecret = secret('AdminSecret', names.ldapAdmin, 'slapd rootdn password', true);
+      this.replicatorSecret = secret('ReplicatorSecret', names.ldapReplicator, 'syncrepl consumer password', true);
+    }
+    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
+      vpc,
+      description: 'OpenLDAP provider/consumer: lookups from the mail tier, syncrepl between nodes',
+      allowAllOutbound: true,
+    });
+    tagRole(this.securityGroup, 'ldap');
+    this.securityGroup.connections.allowFrom(this.securityGroup, ec2.Port.tcp(LDAP_PORT), 'syncrepl');
+    if (props.replicationPeerCidr)
+      this.securityGroup.addIngressRule(ec2.Peer.ipv4(props.replicationPeerCidr), ec2.Port.tcp(LDAP_PORT), 'syncrepl from the other region');
+    this.role = nodeRole(this, 'Role', plan, `mailfleet ${plan.platform} OpenLDAP nodes`);
+    grantSecretsByName(this, this.role, [names.ldapAdmin, names.ldapReplicator, names.ldapBind]);
+    this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'ldap', region });
+    this.nodeFiles.grantRead(this.role);
+    const lt = nodeLaunchTemplate(this, 'LaunchTemplate', {
+      instanceType: props.instanceType ?? plan.sizing.mailNodes.instanceType,
+      role: this.role,
+      securityGroup: this.securityGroup,
+      userData: userData(plan, 'ldap'),
+      rootVolumeGiB: 20,
+      machineImage: props.machineImage,
+    });
+    const roles: ('provider' | 'consumer')[] = region === 'primary' ? ['provider', 'consumer'] : ['consumer'];
+    roles.forEach((ldapRole, i) => {
+      const name = ldapRole === 'provider' ? 'Provider' : 'Consumer';
+      const node = new ec2.CfnInstance(this, name, {
+        launchTemplate: { launchTemplateId: lt.launchTemplateId, version: lt.latestVersionNumber },
+        subnetId: subnets[i % subnets.length]!.subnetId,
+        monitoring: true,
+        disableApiTermination: true,
+        tags: [
+          { key: 'Name', value: `${plan.platform}-ldap-${ldapRole}` },
+          { key: LDAP_ROLE_TAG, value: ldapRole },
+        ],
+      });
+      tagRole(node, 'ldap');
+      new route53.ARecord(this, `${name}Name`, {
+        zone: props.privateZone,
+        recordName: `${ldapHost(plan, ldapRole)}.`,
+        target: route53.RecordTarget.fromIpAddresses(node.attrPrivateIp),
+        ttl: Duration.seconds(60),
+      });
+      if (ldapRole === 'provider' && props.crossRegionZone)
+        new route53.ARecord(this, 'ProviderCrossRegionName', {
+          zone: props.crossRegionZone,
+          recordName: 'ldap-provider',
+          target: route53.RecordTarget.fromIpAddresses(node.attrPrivateIp),
+          ttl: Duration.seconds(60),
+        });
+      this.instances.push(node);
+    });
+  }
+
+  /** Opens LDAP and LDAPS to the directory's clients (the mail tier). */
+  allowClientsFrom(peer: ec2.IConnectable): void {
+    if (!this.securityGroup) return;
+    this.securityGroup.connections.allowFrom(peer, ec2.Port.tcp(LDAP_PORT), 'LDAP from mail tier');
+    this.securityGroup.connections.allowFrom(peer, ec2.Port.tcp(LDAPS_PORT), 'LDAPS from mail tier');
+  }
+}

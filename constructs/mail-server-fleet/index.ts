@@ -1,0 +1,1 @@
+export { MailServerFleet, type MailServerFleetProps } from './mail-server-fleet.js';

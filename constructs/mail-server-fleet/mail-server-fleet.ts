@@ -1,0 +1,233 @@
+import { Annotations, Duration } from 'aws-cdk-lib';
+import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as cw from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as route53 from 'aws-cdk-lib/aws-route53';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import { MailfleetError } from '../../lib/errors.js';
+import { daemonConfig } from '../../lib/plan/daemon-config.js';
+import type { Plan } from '../../lib/plan/types.js';
+import { userData } from '../../lib/render/cloud-init.js';
+import { CONNECTIONS_METRIC, metricNamespace } from '../../lib/render/cloudwatch-agent.js';
+import {
+  DAEMON_ADMIN_PORT,
+  daemonBundleParameter,
+  mailNodesHost,
+  secretNames,
+  ssmPrefix,
+  type RegionRole,
+} from '../../lib/render/node-layout.js';
+import { portRanges } from '../../engines/platform.js';
+import { daemonSourceMissing, ensureDaemonBundle } from '../shared/daemon-bundle.js';
+import { nodeLaunchTemplate } from '../shared/launch-template.js';
+import { acknowledge } from '../shared/nag.js';
+import { NodeFilesBundle } from '../shared/node-files-bundle.js';
+import { grantSecretsByName, nodeRole } from '../shared/node-role.js';
+import { tagRole } from '../shared/tags.js';
+
+export interface MailServerFleetProps {
+  /** The plan: daemon configuration, mail-tier sizing, storage and directory kinds. */
+  readonly plan: Plan;
+  /** VPC the mail nodes run in. */
+  readonly vpc: ec2.IVpc;
+  /** Private zone where nodes publish themselves under the name HAProxy resolves. */
+  readonly privateZone: route53.IHostedZone;
+  /**
+   * Region the fleet runs in.
+   * @default 'primary'
+   */
+  readonly region?: RegionRole;
+  /**
+   * Mail nodes, minimum.
+   * @default - plan.sizing.mailNodes.min
+   */
+  readonly minNodes?: number;
+  /**
+   * Mail nodes, maximum.
+   * @default - plan.sizing.mailNodes.max
+   */
+  readonly maxNodes?: number;
+  /**
+   * Mail nodes at deploy time. Left unset, the group starts at minNodes and scales on connections
+   * (set it only for a one-off resize: every deploy resets the group to it).
+   * @default - not set
+   */
+  readonly desiredNodes?: number;
+  /**
+   * Established TCP connections per node the group scales to hold.
+   * @default - 70% of tiers.maxConnectionsPerMailNode
+   */
+  readonly targetConnectionsPerNode?: number;
+  /**
+   * The daemon bundle to ship.
+   * @default - dist/mailfleetd.mjs, built with esbuild when missing
+   */
+  readonly daemonBundlePath?: string;
+  /**
+   * Create the admin-token and TLS secrets (false in a DR region, which reads their replicas).
+   * @default true
+   */
+  readonly createSecrets?: boolean;
+  /**
+   * Regions the created secrets are replicated to (the DR region reads them by the same name).
+   * @default - no replicas
+   */
+  readonly secretReplicaRegions?: string[];
+  /**
+   * Topic for Auto Scaling notifications.
+   * @default - no notifications
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /**
+   * Subnets of the mail nodes.
+   * @default - the VPC's private subnets with egress
+   */
+  readonly nodeSubnets?: ec2.SubnetSelection;
+  /**
+   * Image of the mail nodes.
+   * @default - Amazon Linux 2023 from its public SSM parameter
+   */
+  readonly machineImage?: ec2.IMachineImage;
+  /**
+   * Root volume size (encrypted gp3); the Maildirs live on the shared store, not here.
+   * @default 20
+   */
+  readonly rootVolumeGiB?: number;
+}
+
+/**
+ * The mailfleetd tier: an Auto Scaling group whose nodes fetch the esbuild daemon bundle and the
+ * rendered node files, mount the Maildir store before the daemon starts (systemd), ship logs and
+ * metrics through the CloudWatch agent, and scale on established connections per node.
+ */
+export class MailServerFleet extends Construct {
+  public readonly autoScalingGroup: autoscaling.AutoScalingGroup;
+  public readonly securityGroup: ec2.SecurityGroup;
+  public readonly role: iam.Role;
+  public readonly launchTemplate: ec2.LaunchTemplate;
+  public readonly nodeFiles: NodeFilesBundle;
+  public readonly daemonBundle: s3assets.Asset;
+  public readonly daemonBundleParameter: ssm.StringParameter;
+  /** Undefined when createSecrets is false. */
+  public readonly adminTokenSecret?: secretsmanager.Secret;
+  /** JSON {"cert","key"} in PEM, filled by the operator; undefined when createSecrets is false. */
+  public readonly tlsSecret?: secretsmanager.Secret;
+  public readonly scalingMetric: cw.Metric;
+  /** Daemon ports behind HAProxy (PROXY v2). */
+  public readonly daemonPorts: readonly number[];
+
+  constructor(scope: Construct, id: string, props: MailServerFleetProps) {
+    super(scope, id);
+    const { plan, vpc } = props;
+    const sizing = plan.sizing.mailNodes;
+    const min = props.minNodes ?? sizing.min;
+    const max = props.maxNodes ?? sizing.max;
+    if (min > max) throw new MailfleetError('BAD_REQUEST', `MailServerFleet: minNodes ${min} exceeds maxNodes ${max}`);
+    const target = props.targetConnectionsPerNode ?? Math.floor(plan.spec.tiers.maxConnectionsPerMailNode * 0.7);
+    if (target <= 0) throw new MailfleetError('BAD_REQUEST', `MailServerFleet: targetConnectionsPerNode must be positive, got ${target}`);
+    const secrets = secretNames(plan);
+
+    this.daemonPorts = daemonConfig(plan, { mode: 'cloud' }).sockets.map((s) => s.port);
+    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
+      vpc,
+      description: 'mailfleetd tier: daemon ports from HAProxy, admin API from the VPC',
+      allowAllOutbound: true,
+    });
+    tagRole(this.securityGroup, 'mail');
+    this.securityGroup.addIngressRule(ec2.Peer.ipv4(vpc.vpcCidrBlock), ec2.Port.tcp(DAEMON_ADMIN_PORT), 'admin API and metrics');
+    acknowledge(this.securityGroup, 'AwsSolutions-EC23', 'Ingress is the admin port from the VPC\'s own CIDR and daemon ports from the proxy group; the rule cannot evaluate a CIDR that is a CloudFormation reference.');
+
+    this.role = nodeRole(this, 'Role', plan, `mailfleet ${plan.platform} mail nodes`);
+    this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'mail', region: props.region });
+    this.nodeFiles.grantRead(this.role);
+    if (daemonSourceMissing(props.daemonBundlePath))
+      Annotations.of(this).addWarningV2('mailfleet:daemon-placeholder', 'no daemon bundle or daemon source yet: nodes get a placeholder that exits');
+    this.daemonBundle = new s3assets.Asset(this, 'DaemonBundle', { path: ensureDaemonBundle(props.daemonBundlePath) });
+    this.daemonBundle.grantRead(this.role);
+    this.daemonBundleParameter = new ssm.StringParameter(this, 'DaemonBundleUri', {
+      parameterName: daemonBundleParameter(plan),
+      stringValue: this.daemonBundle.s3ObjectUrl,
+      description: 'mailfleetd esbuild bundle',
+    });
+    new ssm.StringParameter(this, 'PrivateZoneId', {
+      parameterName: `${ssmPrefix(plan)}/private-zone-id`,
+      stringValue: props.privateZone.hostedZoneId,
+      description: 'Private zone mail nodes register in',
+    });
+
+    if (props.createSecrets ?? true) {
+      const replicaRegions = (props.secretReplicaRegions ?? []).map((region) => ({ region }));
+      this.adminTokenSecret = new secretsmanager.Secret(this, 'AdminToken', {
+        secretName: secrets.adminToken,
+        description: 'mailfleetd admin API token',
+        generateSecretString: { passwordLength: 48, excludePunctuation: true },
+        replicaRegions,
+      });
+      this.tlsSecret = new secretsmanager.Secret(this, 'Tls', {
+        secretName: secrets.tls,
+        description: 'mailfleetd TLS: JSON {"cert": PEM chain, "key": PEM}; set by the operator or a certificate pipeline',
+        generateSecretString: { secretStringTemplate: JSON.stringify({ cert: '', key: '' }), generateStringKey: 'placeholder' },
+        replicaRegions,
+      });
+      acknowledge(this.adminTokenSecret, 'AwsSolutions-SMG4', 'Rotating the admin token needs a rolling daemon restart; it is rotated by the ops runbook, not a Lambda.');
+      acknowledge(this.tlsSecret, 'AwsSolutions-SMG4', 'Certificates are renewed by the certificate pipeline that writes this secret, not by Secrets Manager rotation.');
+    }
+    grantSecretsByName(this, this.role, [secrets.adminToken, secrets.tls, secrets.ldapBind]);
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['route53:ChangeResourceRecordSets'],
+        resources: [props.privateZone.hostedZoneArn],
+        conditions: {
+          'ForAllValues:StringEquals': { 'route53:ChangeResourceRecordSetsNormalizedRecordNames': [mailNodesHost(plan)] },
+        },
+      }),
+    );
+
+    this.launchTemplate = nodeLaunchTemplate(this, 'LaunchTemplate', {
+      instanceType: sizing.instanceType,
+      role: this.role,
+      securityGroup: this.securityGroup,
+      userData: userData(plan, 'mail'),
+      rootVolumeGiB: props.rootVolumeGiB ?? 20,
+      machineImage: props.machineImage,
+    });
+    tagRole(this.launchTemplate, 'mail');
+    this.autoScalingGroup = new autoscaling.AutoScalingGroup(this, 'Asg', {
+      vpc,
+      vpcSubnets: props.nodeSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      launchTemplate: this.launchTemplate,
+      minCapacity: min,
+      maxCapacity: max,
+      // Unset unless asked for: a set desired capacity resets a scaled-out group on every deploy.
+      desiredCapacity: props.desiredNodes,
+      healthChecks: autoscaling.HealthChecks.ec2({ gracePeriod: Duration.minutes(10) }),
+      updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({ maxBatchSize: 1, minInstancesInService: min }),
+      notifications: props.alarmTopic ? [{ topic: props.alarmTopic }] : undefined,
+      // Long IMAP sessions: give clients time to move to another node before a node is replaced.
+      defaultInstanceWarmup: Duration.minutes(5),
+    });
+    tagRole(this.autoScalingGroup, 'mail');
+    if (!props.alarmTopic)
+      acknowledge(this.autoScalingGroup, 'AwsSolutions-AS3', 'No alarm topic was given to MailServerFleet; the stacks pass one.');
+    this.scalingMetric = new cw.Metric({
+      namespace: metricNamespace(plan),
+      metricName: CONNECTIONS_METRIC,
+      dimensionsMap: { AutoScalingGroupName: this.autoScalingGroup.autoScalingGroupName },
+      statistic: 'Average',
+      period: Duration.minutes(1),
+    });
+    this.autoScalingGroup.scaleToTrackMetric('Connections', { metric: this.scalingMetric, targetValue: target });
+  }
+
+  /** Opens the daemon ports (PROXY v2) to the proxy tier. */
+  allowProxyFrom(peer: ec2.IConnectable): void {
+    for (const r of portRanges(this.daemonPorts))
+      this.securityGroup.connections.allowFrom(peer, ec2.Port.tcpRange(r.from, r.to), 'daemon ports, PROXY v2');
+  }
+}
+

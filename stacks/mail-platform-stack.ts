@@ -1,0 +1,192 @@
+import { CfnOutput, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as route53 from 'aws-cdk-lib/aws-route53';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import type { Construct } from 'constructs';
+import { DEFAULT_CIDR } from '../engines/platform.js';
+import { MailfleetError } from '../lib/errors.js';
+import type { Plan } from '../lib/plan/types.js';
+import { logGroupNames } from '../lib/render/cloudwatch-agent.js';
+import { privateZoneName, regionZoneName, type RegionRole } from '../lib/render/node-layout.js';
+import { DisasterRecovery } from '../constructs/disaster-recovery/disaster-recovery.js';
+import { EfsMailStore } from '../constructs/efs-mail-store/efs-mail-store.js';
+import { FlowControlTier } from '../constructs/flow-control-tier/flow-control-tier.js';
+import { GlusterStorageCluster } from '../constructs/gluster-storage-cluster/gluster-storage-cluster.js';
+import { LdapDirectory } from '../constructs/ldap-directory/ldap-directory.js';
+import { MailNetwork } from '../constructs/mail-network/mail-network.js';
+import { MailServerFleet } from '../constructs/mail-server-fleet/mail-server-fleet.js';
+
+/**
+ * Values only known once the other region is deployed, passed as cdk context by the CI pipeline
+ * (docs/cdk.md): they link the regions (peering, zone association, EFS replication).
+ */
+export interface RegionLinks {
+  /** The primary VPC (DR side: peering request and zone association). */
+  readonly primaryVpcId?: string;
+  /** The DR VPC (primary side: zone association). */
+  readonly drVpcId?: string;
+  /** The DR-requested peering connection (primary side: return routes). */
+  readonly drPeeringConnectionId?: string;
+  /** The DR file system the primary EFS replicates into. */
+  readonly drEfsFileSystemId?: string;
+}
+
+export interface MailPlatformStackProps extends StackProps {
+  readonly plan: Plan;
+  /** Which region of the spec this stack deploys. */
+  readonly regionRole: RegionRole;
+  /**
+   * Cross-region values from deployed stacks.
+   * @default - none: the regions synthesize unlinked
+   */
+  readonly links?: RegionLinks;
+}
+
+/** One region of the platform, wired from the plan. The DR region runs the same parts at pilot-light size. */
+export class MailPlatformStack extends Stack {
+  public readonly network: MailNetwork;
+  public readonly flowControl: FlowControlTier;
+  public readonly fleet: MailServerFleet;
+  public readonly storage: GlusterStorageCluster | EfsMailStore;
+  public readonly directory?: LdapDirectory;
+  public readonly disasterRecovery?: DisasterRecovery;
+  public readonly alarmTopic: sns.Topic;
+  public readonly regionZone: route53.PrivateHostedZone;
+  private readonly zones: string[];
+
+  constructor(scope: Construct, id: string, props: MailPlatformStackProps) {
+    const { plan, regionRole } = props;
+    const region = regionRole === 'primary' ? plan.regions?.primary : plan.regions?.dr;
+    if (!region) throw new MailfleetError('PLAN_INVALID', `the CDK stacks need regions.${regionRole} in the spec`);
+    super(scope, id, {
+      ...props,
+      env: { account: region.account, region: region.name },
+      description: `mailfleet ${plan.platform}: ${regionRole} region (${region.name})`,
+    });
+    // Explicit AZs: the stack never asks AWS (no lookups, offline synth).
+    this.zones = [...region.availabilityZones];
+    Tags.of(this).add('mailfleet:platform', plan.platform);
+    Validations.of(this).acknowledge({
+      id: 'CloudFormation-Validate::W3010',
+      reason: 'Availability zones come from the spec on purpose: synth never looks them up, and storage nodes are pinned one per zone.',
+    });
+    const links = props.links ?? {};
+    const dr = plan.regions?.dr;
+    const primaryCidr = plan.regions!.primary.cidr ?? DEFAULT_CIDR.primary;
+    const drCidr = dr?.cidr ?? DEFAULT_CIDR.dr;
+    const standby = regionRole === 'dr';
+    const replicaRegions = !standby && dr ? [dr.name] : [];
+    // Pilot light: no compute in DR until failover; warm standby keeps one node per tier.
+    const standbyNodes = plan.dr?.mode === 'warm-standby' ? 1 : 0;
+
+    this.alarmTopic = new sns.Topic(this, 'Alarms', {
+      displayName: `mailfleet ${plan.platform} ${regionRole} alarms`,
+      masterKey: kms.Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
+      enforceSSL: true,
+    });
+    for (const [key, name] of Object.entries(logGroupNames(plan)))
+      new logs.LogGroup(this, `Logs-${key}`, { logGroupName: name, retention: logs.RetentionDays.THREE_MONTHS, removalPolicy: RemovalPolicy.RETAIN });
+
+    this.network = new MailNetwork(this, 'Network', {
+      cidr: standby ? drCidr : primaryCidr,
+      availabilityZones: this.zones,
+      privateZoneName: privateZoneName(plan),
+    });
+    const vpc = this.network.vpc;
+    const privateZone = this.network.privateZone!;
+    this.regionZone = new route53.PrivateHostedZone(this, 'RegionZone', { zoneName: regionZoneName(plan, regionRole), vpc });
+
+    this.fleet = new MailServerFleet(this, 'Mail', {
+      plan,
+      vpc,
+      privateZone,
+      region: regionRole,
+      minNodes: standby ? standbyNodes : undefined,
+      createSecrets: !standby,
+      secretReplicaRegions: replicaRegions,
+      alarmTopic: this.alarmTopic,
+    });
+    this.flowControl = new FlowControlTier(this, 'FlowControl', {
+      plan,
+      vpc,
+      region: regionRole,
+      minNodesPerShard: standby ? standbyNodes : undefined,
+      alarmTopic: this.alarmTopic,
+    });
+    this.fleet.allowProxyFrom(this.flowControl.securityGroup);
+
+    if (plan.storage.kind === 'glusterfs') {
+      const cluster = new GlusterStorageCluster(this, 'Storage', {
+        plan,
+        vpc,
+        privateZone,
+        region: regionRole,
+        geoReplicationPeerCidr: standby ? primaryCidr : undefined,
+      });
+      cluster.allowClientsFrom(this.fleet.securityGroup);
+      if (standby)
+        // Geo-replication target as the primary names it (gluster-1.dr.<platform>.internal).
+        new route53.ARecord(this, 'GeoReplicationTarget', {
+          zone: this.regionZone,
+          recordName: 'gluster-1',
+          target: route53.RecordTarget.fromIpAddresses(cluster.instances[0]!.attrPrivateIp),
+        });
+      cluster.instances.forEach((n, i) => new CfnOutput(this, `StorageNode${i + 1}`, { value: n.ref, description: `GlusterFS node ${i + 1} instance id` }));
+      this.storage = cluster;
+    } else {
+      const store = new EfsMailStore(this, 'Storage', {
+        plan,
+        vpc,
+        privateZone,
+        replicationTarget: standby,
+        replicationFileSystemId: standby ? undefined : links.drEfsFileSystemId,
+        replicationRegion: standby ? undefined : dr?.name,
+      });
+      store.allowClientsFrom(this.fleet.securityGroup);
+      new CfnOutput(this, 'EfsFileSystemId', { value: store.fileSystem.fileSystemId });
+      this.storage = store;
+    }
+
+    if (plan.directory.kind === 'ldap') {
+      this.directory = new LdapDirectory(this, 'Directory', {
+        plan,
+        vpc,
+        privateZone,
+        region: regionRole,
+        crossRegionZone: standby ? undefined : this.regionZone,
+        replicationPeerCidr: !standby && dr ? drCidr : undefined,
+        createSecrets: !standby,
+        secretReplicaRegions: replicaRegions,
+      });
+      this.directory.allowClientsFrom(this.fleet.securityGroup);
+      for (const n of this.directory.instances) new CfnOutput(this, `Ldap${n.node.id}`, { value: n.ref, description: `OpenLDAP ${n.node.id.toLowerCase()} instance id` });
+    }
+
+    if (dr) {
+      const byName = new Map(plan.listeners.map((l) => [l.name, l]));
+      this.disasterRecovery = new DisasterRecovery(this, 'DisasterRecovery', {
+        plan,
+        vpc,
+        standby,
+        loadBalancers: this.flowControl.loadBalancers,
+        healthCheckPorts: plan.nlbShards.map((s) => byName.get(s.listeners[0]!)!.publicPort),
+        regionZone: this.regionZone,
+        peerVpcId: standby ? links.primaryVpcId : links.drVpcId,
+        peeringConnectionId: standby ? undefined : links.drPeeringConnectionId,
+        peerCidr: standby ? primaryCidr : drCidr,
+        peerRegion: standby ? plan.regions!.primary.name : dr.name,
+      });
+      if (this.disasterRecovery.peering) new CfnOutput(this, 'PeeringConnectionId', { value: this.disasterRecovery.peering.ref });
+      this.disasterRecovery.experimentTemplates.forEach((t, i) => new CfnOutput(this, `Drill${i}`, { value: t.ref, description: t.description }));
+    }
+
+    new CfnOutput(this, 'VpcId', { value: vpc.vpcId });
+    this.flowControl.loadBalancers.forEach((nlb, i) => new CfnOutput(this, `Nlb${i}Dns`, { value: nlb.loadBalancerDnsName }));
+    new CfnOutput(this, 'MailAsgName', { value: this.fleet.autoScalingGroup.autoScalingGroupName });
+  }
+
+  override get availabilityZones(): string[] {
+    return this.zones;
+  }
+}
