@@ -141,6 +141,7 @@ export function run(cmd: string, args: readonly string[], input?: string, timeou
       if (code === 0) resolve(out);
       else reject(new Error(`${cmd} exited ${code}: ${err}\n${out}`));
     });
+    p.stdin.on('error', () => {}); // tools that never read stdin close it early
     p.stdin.end(input ?? '');
   });
 }
