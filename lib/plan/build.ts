@@ -147,7 +147,11 @@ function inventory(spec: Spec, listeners: readonly PlannedListener[], shards: re
     { kind: 'nlb', count: shards.length * regions, why: `${listeners.length} listeners / ${NLB_MAX_LISTENERS} per NLB, per region` },
     { kind: 'nlb-listener', count: listeners.length * regions, why: 'one per tenant × protocol, per region' },
     { kind: 'target-group', count: listeners.length * regions, why: 'one per NLB listener (PROXY v2 to HAProxy)' },
-    { kind: 'autoscaling-group', count: 2 * regions, why: 'HAProxy tier and mail tier, per region' },
+    {
+      kind: 'autoscaling-group',
+      count: (shards.length + 1) * regions,
+      why: 'one HAProxy group per NLB shard (an ASG attaches at most 50 target groups) and the mail tier, per region',
+    },
   ];
   if (spec.storage.kind === 'glusterfs')
     lines.push({ kind: 'storage-instance', count: spec.storage.nodes * regions, why: 'GlusterFS nodes, one per AZ, per region' });
@@ -156,6 +160,8 @@ function inventory(spec: Spec, listeners: readonly PlannedListener[], shards: re
     lines.push({ kind: 'ldap-instance', count: 2 + (regions - 1), why: 'provider + consumer, plus a DR consumer' });
   if (regions === 2 && spec.dns)
     lines.push({ kind: 'route53-health-check', count: shards.length, why: 'one per primary NLB shard, drives failover records' });
+  if (regions === 2)
+    lines.push({ kind: 'fis-experiment-template', count: 3, why: 'DR drills in the primary: a storage node down, a proxy AZ lost, all primary proxies down' });
   return lines;
 }
 
