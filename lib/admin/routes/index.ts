@@ -1,0 +1,11 @@
+/** The admin route table. To add a route: a file under lib/admin/routes/ and one line here. */
+import type { AdminRoute } from '../types.js';
+import { connectionsRoute } from './connections.js';
+import { healthRoute } from './health.js';
+import { metricsRoute } from './metrics.js';
+
+export const ADMIN_ROUTES: readonly AdminRoute[] = [
+  healthRoute,
+  metricsRoute,
+  connectionsRoute,
+];

@@ -1,0 +1,62 @@
+/**
+ * The daemon's Prometheus metrics (prom-client), one Registry per daemon so tests can run several
+ * daemons in one process. Protocol modules add their own metrics to `registry`; the common ones live here.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface DaemonMetrics {
+  readonly registry: Registry;
+  /** Open connections by listener and protocol. */
+  readonly connections: Gauge<'listener' | 'protocol'>;
+  /** Accepted connections since start. */
+  readonly connectionsTotal: Counter<'listener' | 'protocol'>;
+  /** Connections turned away before a session started (port full, admission, PROXY header, TLS). */
+  readonly connectionsRefused: Counter<'listener' | 'protocol' | 'reason'>;
+  /** SMTP messages accepted (250 after delivery). */
+  readonly messagesAccepted: Counter<'listener' | 'protocol'>;
+  /** SMTP refusals by reason (unknown-user, relay, size, auth, store, ...). */
+  readonly messagesRejected: Counter<'listener' | 'protocol' | 'reason'>;
+  /** Time from end of DATA to the message being durable in every Maildir. */
+  readonly deliverySeconds: Histogram<'protocol'>;
+}
+
+export function createDaemonMetrics(opts: { defaultMetrics?: boolean } = {}): DaemonMetrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'mailfleetd_' });
+  const registers = [registry];
+  return {
+    registry,
+    connections: new Gauge({ name: 'mailfleetd_connections', help: 'Open connections', labelNames: ['listener', 'protocol'], registers }),
+    connectionsTotal: new Counter({
+      name: 'mailfleetd_connections_total',
+      help: 'Connections accepted',
+      labelNames: ['listener', 'protocol'],
+      registers,
+    }),
+    connectionsRefused: new Counter({
+      name: 'mailfleetd_connections_refused_total',
+      help: 'Connections refused before a session started',
+      labelNames: ['listener', 'protocol', 'reason'],
+      registers,
+    }),
+    messagesAccepted: new Counter({
+      name: 'mailfleetd_messages_accepted_total',
+      help: 'Messages accepted and delivered',
+      labelNames: ['listener', 'protocol'],
+      registers,
+    }),
+    messagesRejected: new Counter({
+      name: 'mailfleetd_messages_rejected_total',
+      help: 'Messages or recipients rejected, by reason',
+      labelNames: ['listener', 'protocol', 'reason'],
+      registers,
+    }),
+    deliverySeconds: new Histogram({
+      name: 'mailfleetd_delivery_seconds',
+      help: 'End of DATA to durable in every Maildir',
+      labelNames: ['protocol'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+  };
+}

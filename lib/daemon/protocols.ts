@@ -1,0 +1,9 @@
+/**
+ * Which session module speaks each wire protocol. One line per protocol; server.ts skips (and logs)
+ * sockets whose protocol has no module yet.
+ */
+import type { Protocol } from '../spec/schema.js';
+import type { ProtocolModule } from './context.js';
+
+export const PROTOCOL_MODULES: ReadonlyMap<Protocol, ProtocolModule> = new Map<Protocol, ProtocolModule>([
+]);
