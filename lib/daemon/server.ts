@@ -1,0 +1,170 @@
+/**
+ * One mailfleetd process: builds the context (directory, Maildir delivery, admission, metrics, TLS),
+ * opens a DaemonListener per configured socket whose protocol has a module, and the admin API.
+ * `stop()` closes listeners first (sessions finish, in-flight deliveries complete), then the rest.
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startAdminServer, resolveAdminToken } from '../admin/server.js';
+import { createDirectory } from '../directory/index.js';
+import type { IDirectory } from '../directory/types.js';
+import { LocalAdmission } from '../limits/local.js';
+import type { IAdmission } from '../limits/types.js';
+import { createLogger, type Logger } from '../log.js';
+import type { DaemonConfig } from '../plan/types.js';
+import type { Protocol, Service } from '../spec/schema.js';
+import { MaildirDelivery } from '../store/maildir/deliver.js';
+import type { IMessageDelivery } from '../store/types.js';
+import type { DaemonContext, DeliveredListener, ProtocolModule } from './context.js';
+import { createDaemonMetrics } from './metrics.js';
+import { DaemonListener } from './net/listener.js';
+import { ConnectionRegistry } from './net/registry.js';
+import { PROTOCOL_MODULES } from './protocols.js';
+import { loadOrCreateCertificate, type TlsMaterial } from './tls.js';
+
+export interface StartDaemonOptions {
+  /** Data folder: Maildirs (mail/), TLS cache (tls/), admin token. */
+  readonly dataDir: string;
+  /**
+   * Folder relative paths in the directory spec resolve against (the spec file's folder).
+   * @default - the current directory
+   */
+  readonly baseDir?: string;
+  /** @default - <dataDir>/mail */
+  readonly mailRoot?: string;
+  /** @default - pino at MAILFLEET_LOG_LEVEL */
+  readonly logger?: Logger;
+  /** Injected backends (tests, or an LDAP/Redis setup built by the caller). */
+  readonly directory?: IDirectory;
+  readonly admission?: IAdmission;
+  readonly delivery?: IMessageDelivery;
+  /** @default - self-signed, cached under <dataDir>/tls */
+  readonly tls?: TlsMaterial;
+  /** @default PROTOCOL_MODULES */
+  readonly modules?: ReadonlyMap<Protocol, ProtocolModule>;
+  /**
+   * Serve the admin API.
+   * @default true
+   */
+  readonly admin?: boolean;
+}
+
+export interface StartedSocket {
+  readonly protocol: Protocol;
+  readonly service: Service;
+  readonly listener: string;
+  readonly host: string;
+  readonly port: number;
+  readonly tls: DaemonConfig['sockets'][number]['tls'];
+  readonly proxyProtocol: boolean;
+}
+
+export interface RunningDaemon {
+  readonly sockets: readonly StartedSocket[];
+  /** Protocols configured but skipped because no module speaks them yet. */
+  readonly skipped: readonly Protocol[];
+  readonly adminPort?: number;
+  readonly adminHost: string;
+  /** Where the admin token came from (a file path, an env var name, or the spec). */
+  readonly adminTokenSource: string;
+  readonly adminToken: string;
+  readonly ctx: DaemonContext;
+  readonly listeners: readonly DaemonListener[];
+  /** Graceful stop: stop accepting, let sessions finish until the deadline, then close everything. */
+  stop(deadlineMs?: number): Promise<void>;
+}
+
+export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions): Promise<RunningDaemon> {
+  const logger = opts.logger ?? createLogger({ name: 'mailfleetd' });
+  const dataDir = resolve(opts.dataDir);
+  const mailRoot = resolve(opts.mailRoot ?? join(dataDir, 'mail'));
+  mkdirSync(mailRoot, { recursive: true });
+  const tls = opts.tls ?? loadOrCreateCertificate(dataDir, config.hostname);
+  const deliveryListeners = new Set<DeliveredListener>();
+  const directory = opts.directory ?? createDirectory(config.directory, opts.baseDir ?? process.cwd(), logger.child({ component: 'directory' }), { domains: config.domains });
+  const ctx: DaemonContext = {
+    config,
+    directory,
+    delivery:
+      opts.delivery ??
+      new MaildirDelivery({
+        root: mailRoot,
+        onDelivered: (address, folder, name) => {
+          for (const l of deliveryListeners) l(address, folder, name);
+        },
+      }),
+    admission: opts.admission ?? LocalAdmission.fromConfig(config),
+    logger,
+    metrics: createDaemonMetrics(),
+    tls: { key: tls.key, cert: tls.cert },
+    dataDir,
+    mailRoot,
+    connections: new ConnectionRegistry(),
+    deliveryListeners,
+  };
+
+  const modules = opts.modules ?? PROTOCOL_MODULES;
+  const listeners: DaemonListener[] = [];
+  const sockets: StartedSocket[] = [];
+  const skipped: Protocol[] = [];
+  const usedModules = new Set<ProtocolModule>();
+  try {
+    for (const s of config.sockets) {
+      const mod = modules.get(s.protocol);
+      if (!mod) {
+        if (!skipped.includes(s.protocol)) skipped.push(s.protocol);
+        logger.warn({ protocol: s.protocol, port: s.port }, 'no session module for this protocol yet; socket not opened');
+        continue;
+      }
+      usedModules.add(mod);
+      const l = new DaemonListener({
+        socket: s,
+        busy: mod.busy,
+        handle: (conn) => mod.handle(conn, ctx),
+        admission: ctx.admission,
+        registry: ctx.connections,
+        logger: logger.child({ protocol: s.protocol }),
+        metrics: ctx.metrics,
+        tls,
+      });
+      const port = await l.listen();
+      listeners.push(l);
+      sockets.push({ protocol: s.protocol, service: s.service, listener: l.name, host: s.host, port, tls: s.tls, proxyProtocol: s.proxyProtocol });
+    }
+  } catch (e) {
+    await Promise.all(listeners.map((l) => l.close(0)));
+    await directory.close();
+    throw e;
+  }
+
+  const { token, source } = resolveAdminToken(config, dataDir);
+  const admin = opts.admin === false ? undefined : await startAdminServer({ ctx, token }).catch(async (e: unknown) => {
+    await Promise.all(listeners.map((l) => l.close(0)));
+    await directory.close();
+    throw e;
+  });
+  logger.info({ sockets: sockets.map((s) => `${s.protocol}:${s.host}:${s.port}`), admin: admin?.port, mailRoot }, 'mailfleetd started');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    sockets,
+    skipped,
+    adminPort: admin?.port,
+    adminHost: config.admin.host,
+    adminToken: token,
+    adminTokenSource: source,
+    ctx,
+    listeners,
+    stop(deadlineMs = 10_000) {
+      stopping ??= (async () => {
+        logger.info({ connections: ctx.connections.size }, 'mailfleetd stopping');
+        await Promise.all(listeners.map((l) => l.close(deadlineMs)));
+        for (const m of usedModules) await m.stop?.(ctx);
+        await admin?.close();
+        await directory.close();
+        logger.info('mailfleetd stopped');
+      })();
+      return stopping;
+    },
+  };
+}
