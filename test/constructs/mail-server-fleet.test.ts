@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { MailServerFleet } from '../../constructs/mail-server-fleet/index.js';
+import { CONNECTIONS_METRIC } from '../../lib/render/cloudwatch-agent.js';
+import { daemonBundleParameter, mailNodesHost, nodeFilesParameter, secretNames } from '../../lib/render/node-layout.js';
+import { cleanupApps } from '../stacks/helpers.js';
+import { fixture, single } from './fixture.js';
+
+after(cleanupApps);
+
+describe('MailServerFleet', () => {
+  test('GIVEN an existing VPC WHEN the fleet is composed THEN an ASG of IMDSv2 nodes with encrypted gp3 roots runs the mail user data', () => {
+    const plan = single();
+    const { stack, vpc, zone } = fixture();
+    new MailServerFleet(stack, 'Mail', { plan, vpc, privateZone: zone });
+    const t = Template.fromStack(stack);
+    t.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', {
+      MinSize: String(plan.sizing.mailNodes.min),
+      MaxSize: String(plan.sizing.mailNodes.max),
+      VPCZoneIdentifier: ['subnet-prv1', 'subnet-prv2', 'subnet-prv3'],
+    });
+    t.hasResourceProperties('AWS::EC2::LaunchTemplate', {
+      LaunchTemplateData: Match.objectLike({
+        InstanceType: plan.sizing.mailNodes.instanceType,
+        MetadataOptions: Match.objectLike({ HttpTokens: 'required' }),
+        BlockDeviceMappings: [Match.objectLike({ Ebs: Match.objectLike({ Encrypted: true, VolumeType: 'gp3', VolumeSize: 20 }) })],
+      }),
+    });
+    const lt = Object.values(t.findResources('AWS::EC2::LaunchTemplate'))[0]!;
+    const ud = Buffer.from(lt.Properties.LaunchTemplateData.UserData['Fn::Base64'] as string).toString();
+    assert.match(ud, /exec \/opt\/mailfleet\/bootstrap\/mail\.sh/);
+  });
+
+  test('THEN the daemon bundle and node files are S3 assets whose URIs sit in the SSM parameters the user data reads', () => {
+    const plan = single();
+    const { stack, vpc, zone } = fixture();
+    new MailServerFleet(stack, 'Mail', { plan, vpc, privateZone: zone });
+    const t = Template.fromStack(stack);
+    t.hasResourceProperties('AWS::SSM::Parameter', { Name: daemonBundleParameter(plan), Value: Match.stringLikeRegexp('^s3://') });
+    t.hasResourceProperties('AWS::SSM::Parameter', { Name: nodeFilesParameter(plan, 'mail'), Value: Match.stringLikeRegexp('^s3://.*\\.zip$') });
+  });
+
+  test('THEN the group scales on established connections per node, at 70% of the per-node target', () => {
+    const plan = single();
+    const { stack, vpc, zone } = fixture();
+    new MailServerFleet(stack, 'Mail', { plan, vpc, privateZone: zone });
+    Template.fromStack(stack).hasResourceProperties('AWS::AutoScaling::ScalingPolicy', {
+      PolicyType: 'TargetTrackingScaling',
+      TargetTrackingConfiguration: Match.objectLike({
+        TargetValue: Math.floor(plan.spec.tiers.maxConnectionsPerMailNode * 0.7),
+        CustomizedMetricSpecification: Match.objectLike({ MetricName: CONNECTIONS_METRIC, Statistic: 'Average' }),
+      }),
+    });
+  });
+
+  test('THEN secrets are created by name, and nodes may only publish their own discovery name', () => {
+    const plan = single();
+    const { stack, vpc, zone } = fixture();
+    new MailServerFleet(stack, 'Mail', { plan, vpc, privateZone: zone, secretReplicaRegions: ['eu-central-1'] });
+    const t = Template.fromStack(stack);
+    const names = secretNames(plan);
+    t.hasResourceProperties('AWS::SecretsManager::Secret', { Name: names.adminToken, ReplicaRegions: [{ Region: 'eu-central-1' }] });
+    t.hasResourceProperties('AWS::SecretsManager::Secret', { Name: names.tls });
+    t.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: Match.objectLike({
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: 'route53:ChangeResourceRecordSets',
+            Condition: { 'ForAllValues:StringEquals': { 'route53:ChangeResourceRecordSetsNormalizedRecordNames': [mailNodesHost(plan)] } },
+          }),
+        ]),
+      }),
+    });
+  });
+
+  test('GIVEN createSecrets false (DR) THEN no secrets are created', () => {
+    const { stack, vpc, zone } = fixture();
+    new MailServerFleet(stack, 'Mail', { plan: single(), vpc, privateZone: zone, createSecrets: false, minNodes: 0 });
+    Template.fromStack(stack).resourceCountIs('AWS::SecretsManager::Secret', 0);
+  });
+
+  test('WHEN the proxy tier is allowed THEN only the daemon ports open to its group', () => {
+    const { stack, vpc, zone } = fixture();
+    const fleet = new MailServerFleet(stack, 'Mail', { plan: single(), vpc, privateZone: zone });
+    const proxy = new ec2.SecurityGroup(stack, 'Proxy', { vpc });
+    fleet.allowProxyFrom(proxy);
+    const t = Template.fromStack(stack);
+    const rules = Object.values(t.findResources('AWS::EC2::SecurityGroupIngress')).map((r) => r.Properties as { FromPort: number; ToPort: number });
+    const ports = rules.flatMap((r) => Array.from({ length: r.ToPort - r.FromPort + 1 }, (_, i) => r.FromPort + i)).sort((a, b) => a - b);
+    assert.deepEqual(ports, [...fleet.daemonPorts].sort((a, b) => a - b));
+  });
+
+  test('fails when minNodes exceeds maxNodes', () => {
+    const { stack, vpc, zone } = fixture();
+    assert.throws(() => new MailServerFleet(stack, 'Mail', { plan: single(), vpc, privateZone: zone, minNodes: 9, maxNodes: 3 }), /minNodes 9 exceeds maxNodes 3/);
+  });
+});
