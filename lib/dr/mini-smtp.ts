@@ -21,6 +21,7 @@ export function readSmtpBanner(host: string, port: number, timeoutMs: number): P
       if (last === undefined) return;
       sock.end('QUIT\r\n');
       sock.setTimeout(0);
+      setTimeout(() => sock.destroy(), 1000).unref(); // do not wait on a server that never closes
       resolve(lines.slice(0, lines.indexOf(last) + 1).join('\n'));
     });
     sock.on('close', () => reject(new Error(`connection to ${host}:${port} closed before a banner`)));

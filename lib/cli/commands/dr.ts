@@ -19,6 +19,9 @@ interface DrillOpts {
   jsonFile?: string;
   markdown?: string;
   failback: boolean;
+  mode: string;
+  streamSeconds: string;
+  workDir?: string;
 }
 
 export const registerDr: RegisterCommand = (program) => {
@@ -38,6 +41,16 @@ export const registerDr: RegisterCommand = (program) => {
     .option('--json-file <file>', 'also write the report as JSON to this file')
     .option('--markdown <file>', 'also write the report as Markdown to this file (audit trail)')
     .option('--no-failback', 'stay on DR after the drill')
+    .option(
+      '--mode <mode>',
+      'local: checkpoint (pause, replicate, then fail: zero loss) or hard (fail under load)',
+      'checkpoint',
+    )
+    .option('--stream-seconds <s>', 'local: seconds of mail to the primary before the failure', '3')
+    .option(
+      '--work-dir <dir>',
+      'local: keep the two platforms in this folder (default: a temp folder, removed)',
+    )
     .action((opts: DrillOpts) =>
       runAction(async () => {
         if (opts.local === opts.aws)
@@ -68,7 +81,18 @@ export const registerDr: RegisterCommand = (program) => {
           });
         } else {
           if (opts.dryRun) throw new MailfleetError('BAD_REQUEST', '--dry-run applies to --aws only');
-          throw new MailfleetError('BAD_REQUEST', 'the local drill is not wired in yet');
+          const { runLocalDrill } = await import('../../dr/local-drill.js');
+          if (opts.mode !== 'checkpoint' && opts.mode !== 'hard')
+            throw new MailfleetError('BAD_REQUEST', '--mode is checkpoint or hard');
+          report = await runLocalDrill({
+            config: opts.config ?? 'examples/dr-local.yaml',
+            drillId,
+            mode: opts.mode,
+            failback: opts.failback,
+            streamSeconds: Number(opts.streamSeconds),
+            workDir: opts.workDir,
+            progress: createProgress(),
+          });
         }
         process.stdout.write(opts.json ? formatReportJson(report) : formatReportText(report) + '\n');
         for (const p of writeReport(report, { json: opts.jsonFile, markdown: opts.markdown }))
