@@ -5,7 +5,10 @@ import { registerLdap } from './commands/ldap.js';
 import { registerPlan } from './commands/plan.js';
 import { registerRender } from './commands/render.js';
 import { registerSchema } from './commands/schema.js';
+import { registerServe } from './commands/serve.js';
 import { registerSynth } from './commands/synth.js';
+import { registerUp } from './commands/up.js';
+import { registerUsers } from './commands/users.js';
 import type { RegisterCommand } from './types.js';
 
 const COMMANDS: RegisterCommand[] = [
@@ -15,6 +18,9 @@ const COMMANDS: RegisterCommand[] = [
   registerDr,
   registerLdap,
   registerSynth,
+  registerServe,
+  registerUp,
+  registerUsers,
 ];
 
 export function buildCli(): Command {

@@ -4,6 +4,10 @@
  */
 import type { Protocol } from '../spec/schema.js';
 import type { ProtocolModule } from './context.js';
+import { smtpModule } from './smtp/module.js';
 
 export const PROTOCOL_MODULES: ReadonlyMap<Protocol, ProtocolModule> = new Map<Protocol, ProtocolModule>([
+  ['smtp', smtpModule],
+  ['submission', smtpModule],
+  ['submissions', smtpModule],
 ]);

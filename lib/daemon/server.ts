@@ -113,7 +113,6 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
       const mod = modules.get(s.protocol);
       if (!mod) {
         if (!skipped.includes(s.protocol)) skipped.push(s.protocol);
-        logger.warn({ protocol: s.protocol, port: s.port }, 'no session module for this protocol yet; socket not opened');
         continue;
       }
       usedModules.add(mod);
@@ -131,6 +130,7 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
       listeners.push(l);
       sockets.push({ protocol: s.protocol, service: s.service, listener: l.name, host: s.host, port, tls: s.tls, proxyProtocol: s.proxyProtocol });
     }
+    if (skipped.length > 0) logger.warn({ protocols: skipped }, 'no session module for these protocols yet; their sockets are not opened');
   } catch (e) {
     await Promise.all(listeners.map((l) => l.close(0)));
     await directory.close();

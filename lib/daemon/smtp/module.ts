@@ -1,0 +1,26 @@
+/** SMTP's ProtocolModule: one SmtpFrontEnd per daemon context, shared by smtp, submission and submissions. */
+import type { DaemonContext, ProtocolModule } from '../context.js';
+import { SmtpFrontEnd } from './front-end.js';
+import { formatReply } from './replies.js';
+
+const frontEnds = new WeakMap<DaemonContext, SmtpFrontEnd>();
+
+function frontEndOf(ctx: DaemonContext): SmtpFrontEnd {
+  let f = frontEnds.get(ctx);
+  if (!f) {
+    f = new SmtpFrontEnd(ctx);
+    frontEnds.set(ctx, f);
+  }
+  return f;
+}
+
+export const smtpModule: ProtocolModule = {
+  busy: (socket, text) => {
+    socket.write(`${formatReply('PORT_FULL', text)}\r\n`);
+  },
+  handle: (conn, ctx) => frontEndOf(ctx).handle(conn),
+  stop: async (ctx) => {
+    await frontEnds.get(ctx)?.close();
+    frontEnds.delete(ctx);
+  },
+};

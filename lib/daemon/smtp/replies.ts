@@ -1,0 +1,91 @@
+/**
+ * Every SMTP refusal mailfleetd sends, in one table: reply code, enhanced status code (RFC 3463) and
+ * text. MailfleetError codes map here too, so a backend failure is answered the same way everywhere
+ * (a directory outage is 451 4.3.0, never "unknown user").
+ */
+import { isMailfleetError, type ErrorCode } from '../../errors.js';
+
+export interface SmtpReply {
+  readonly code: number;
+  readonly enhanced: string;
+  readonly text: string;
+}
+
+export type SmtpReplyKey =
+  | 'UNKNOWN_USER'
+  | 'RELAY_DENIED'
+  | 'BAD_ADDRESS'
+  | 'MESSAGE_TOO_BIG'
+  | 'LINE_TOO_LONG'
+  | 'TOO_MANY_RECIPIENTS'
+  | 'AUTH_REQUIRED'
+  | 'AUTH_FAILED'
+  | 'AUTH_TEMPORARY'
+  | 'LIMIT_EXCEEDED'
+  | 'RATE_EXCEEDED'
+  | 'DIRECTORY_UNAVAILABLE'
+  | 'STORE_UNAVAILABLE'
+  | 'STORE_FULL'
+  | 'PORT_FULL'
+  | 'SHUTTING_DOWN'
+  | 'INTERNAL';
+
+export const SMTP_REPLIES: Readonly<Record<SmtpReplyKey, SmtpReply>> = Object.freeze({
+  UNKNOWN_USER: { code: 550, enhanced: '5.1.1', text: 'mailbox unavailable: no such user here' },
+  RELAY_DENIED: { code: 550, enhanced: '5.7.1', text: 'relaying denied: not a local domain' },
+  BAD_ADDRESS: { code: 553, enhanced: '5.1.3', text: 'mailbox name not allowed' },
+  MESSAGE_TOO_BIG: { code: 552, enhanced: '5.3.4', text: 'message size exceeds fixed maximum message size' },
+  LINE_TOO_LONG: { code: 500, enhanced: '5.5.2', text: 'line too long' },
+  TOO_MANY_RECIPIENTS: { code: 452, enhanced: '4.5.3', text: 'too many recipients' },
+  AUTH_REQUIRED: { code: 530, enhanced: '5.7.0', text: 'authentication required' },
+  AUTH_FAILED: { code: 535, enhanced: '5.7.8', text: 'authentication credentials invalid' },
+  AUTH_TEMPORARY: { code: 454, enhanced: '4.7.0', text: 'temporary authentication failure' },
+  LIMIT_EXCEEDED: { code: 421, enhanced: '4.7.0', text: 'too many connections' },
+  RATE_EXCEEDED: { code: 451, enhanced: '4.7.1', text: 'rate limit exceeded, try again later' },
+  DIRECTORY_UNAVAILABLE: { code: 451, enhanced: '4.3.0', text: 'directory temporarily unavailable, try again later' },
+  STORE_UNAVAILABLE: { code: 451, enhanced: '4.3.0', text: 'mail store temporarily unavailable, try again later' },
+  STORE_FULL: { code: 452, enhanced: '4.3.1', text: 'mail store full, try again later' },
+  PORT_FULL: { code: 421, enhanced: '4.7.0', text: 'too many connections, try again later' },
+  SHUTTING_DOWN: { code: 421, enhanced: '4.3.2', text: 'server shutting down, try again later' },
+  INTERNAL: { code: 451, enhanced: '4.3.0', text: 'local error in processing' },
+});
+
+const FROM_ERROR: Partial<Record<ErrorCode, SmtpReplyKey>> = {
+  USER_UNKNOWN: 'UNKNOWN_USER',
+  AUTH_FAILED: 'AUTH_FAILED',
+  AUTH_DISABLED: 'AUTH_FAILED',
+  DIRECTORY_UNAVAILABLE: 'DIRECTORY_UNAVAILABLE',
+  STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
+  STORE_FULL: 'STORE_FULL',
+  MESSAGE_TOO_BIG: 'MESSAGE_TOO_BIG',
+  LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
+  RATE_EXCEEDED: 'RATE_EXCEEDED',
+  BAD_REQUEST: 'BAD_ADDRESS',
+};
+
+/** The table key for any thrown value (unknown errors are a temporary local failure). */
+export function replyKeyOf(e: unknown): SmtpReplyKey {
+  return (isMailfleetError(e) && FROM_ERROR[e.code]) || 'INTERNAL';
+}
+
+/** The reply line without CRLF: `550 5.1.1 text`. */
+export function formatReply(key: SmtpReplyKey, text?: string): string {
+  const r = SMTP_REPLIES[key];
+  return `${r.code} ${r.enhanced} ${text ?? r.text}`;
+}
+
+/**
+ * An Error smtp-server turns into the reply: `responseCode` is the code, the message starts with the
+ * enhanced status code (our connection's send() keeps it instead of deriving one from the code).
+ */
+export class SmtpReplyError extends Error {
+  readonly responseCode: number;
+  constructor(
+    readonly key: SmtpReplyKey,
+    text?: string,
+  ) {
+    const r = SMTP_REPLIES[key];
+    super(`${r.enhanced} ${text ?? r.text}`);
+    this.responseCode = r.code;
+  }
+}
