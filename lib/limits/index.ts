@@ -1,3 +1,6 @@
 export * from './types.js';
 export { LocalAdmission, type LimitLookup } from './local.js';
-export { planLimit, scopeDomain, scopeField, scopeLabel } from './resolve.js';
+export { planLimit, refusalText, scopeDomain, scopeField, scopeLabel } from './resolve.js';
+export { LimitTable, type LimitChange, type LimitChangeRequest, type EffectiveLimitRow, type LimitTableProps } from './table.js';
+export { parseScope, formatScope, parseLimitValue, DAEMON_FIELDS, RATE_NAMES, MAX_LIMIT_VALUE, type LimitScope, type RateName } from './scope.js';
+export { limitsStatePath, readLimitsState, LIMITS_STATE_FILE } from './state-file.js';

@@ -3,10 +3,12 @@
  * single thread makes check-and-increment atomic without locks.
  */
 import type { DaemonConfig } from '../plan/types.js';
-import { planLimit, scopeField, scopeLabel } from './resolve.js';
-import type { IAdmission, Lease, Refusal, ScopeKey } from './types.js';
+import { planLimit, refusalText, scopeLabel } from './resolve.js';
+import type { LimitTable } from './table.js';
+import type { AcquireOptions, IAdmission, Lease, Refusal, ScopeKey, ScopeUse } from './types.js';
 
-export type LimitLookup = (key: ScopeKey) => number;
+/** The limit of a scope; `user` is the directory entry when the caller passed one. */
+export type LimitLookup = (key: ScopeKey, user?: AcquireOptions['user']) => number;
 
 interface Counter {
   scope: ScopeKey;
@@ -23,23 +25,22 @@ export class LocalAdmission implements IAdmission {
     return new LocalAdmission((key) => planLimit(config, key));
   }
 
-  async acquire(scopes: readonly ScopeKey[]): Promise<Lease | Refusal> {
-    return this.acquireSync(scopes);
+  /** Live limits: plan values, operator overrides and directory values from a LimitTable. */
+  static fromTable(table: LimitTable): LocalAdmission {
+    return new LocalAdmission((key, user) => table.limitOf(key, user));
   }
 
-  acquireSync(scopes: readonly ScopeKey[]): Lease | Refusal {
+  async acquire(scopes: readonly ScopeKey[], opts?: AcquireOptions): Promise<Lease | Refusal> {
+    return this.acquireSync(scopes, opts);
+  }
+
+  acquireSync(scopes: readonly ScopeKey[], opts?: AcquireOptions): Lease | Refusal {
     for (const scope of scopes) {
       const c = this.counter(scope);
-      const limit = this.limitOf(scope);
+      const limit = this.limitOf(scope, opts?.user);
       if (c.current >= limit) {
         c.refused++;
-        return {
-          ok: false,
-          scope,
-          limit,
-          current: c.current,
-          text: `${scope.service} ${scopeField(scope.kind)} limit of ${limit} reached for ${scope.kind} ${scope.id}`,
-        };
+        return { ok: false, scope, limit, current: c.current, text: refusalText(scope, limit) };
       }
     }
     const taken = scopes.map((s) => this.counter(s));
@@ -58,13 +59,23 @@ export class LocalAdmission implements IAdmission {
     };
   }
 
-  async snapshot() {
+  async snapshot(): Promise<ScopeUse[]> {
+    return this.snapshotSync();
+  }
+
+  snapshotSync(): ScopeUse[] {
     return [...this.counters.values()].map((c) => ({
       scope: c.scope,
       current: c.current,
       limit: this.limitOf(c.scope),
       refused: c.refused,
+      local: c.current,
     }));
+  }
+
+  /** This node's count in one scope. */
+  count(scope: ScopeKey): number {
+    return this.counters.get(scopeLabel(scope))?.current ?? 0;
   }
 
   private counter(scope: ScopeKey): Counter {

@@ -42,6 +42,17 @@ export function planLimit(config: Pick<DaemonConfig, 'limits' | 'listeners'>, ke
   return (byDomain ?? config.limits.platform)[key.service][field];
 }
 
+/** The reply text of a refusal: which limit, its value, and for whom (the id of a user+IP pair split). */
+export function refusalText(key: ScopeKey, limit: number): string {
+  const who =
+    key.kind === 'userip'
+      ? `user ${key.id.split('|')[0]} from ${key.id.split('|')[1] ?? '?'}`
+      : key.kind === 'port'
+        ? `port ${key.id}`
+        : `${key.kind} ${key.id}`;
+  return `${key.service} ${FIELD[key.kind]} limit of ${limit} reached for ${who}`;
+}
+
 export function scopeLabel(key: ScopeKey): string {
   return `${key.kind}:${key.service}:${key.id}`;
 }

@@ -3,7 +3,7 @@
  * authentication (user, user+ip, domain). A granted lease is released when the session ends.
  * Backends: in-process counters (one node) or Redis (fleet-wide, leases with TTL).
  */
-import type { Service } from '../spec/schema.js';
+import type { Service, ServiceLimits } from '../spec/schema.js';
 
 /** A scope key: what is counted. */
 export type ScopeKind = 'port' | 'listener' | 'ip' | 'user' | 'userip' | 'domain';
@@ -30,12 +30,30 @@ export interface Lease {
   release(): void;
 }
 
+/** Optional context of an admission (additive: callers without it get plan and live limits). */
+export interface AcquireOptions {
+  /** The authenticated user's own limits from the directory (DirectoryUser.limits), most specific after a live user override. */
+  readonly user?: { readonly limits?: Partial<Record<Service, Partial<ServiceLimits>>> };
+}
+
+/** One counted scope as snapshot() reports it. */
+export interface ScopeUse {
+  scope: ScopeKey;
+  /** Fleet-wide with Redis (every node's leases), else this node's. */
+  current: number;
+  limit: number;
+  /** Refusals on this node since start. */
+  refused: number;
+  /** This node's own sessions in the scope (equals current without Redis). */
+  local?: number;
+}
+
 export interface IAdmission {
   /**
    * Takes one slot in every scope, all or nothing: if any scope is full nothing is taken and the
    * first full scope is reported.
    */
-  acquire(scopes: readonly ScopeKey[]): Promise<Lease | Refusal>;
+  acquire(scopes: readonly ScopeKey[], opts?: AcquireOptions): Promise<Lease | Refusal>;
   /** Current counts, for /v1/connections, `mailfleet top` and metrics. */
-  snapshot(): Promise<Array<{ scope: ScopeKey; current: number; limit: number; refused: number }>>;
+  snapshot(): Promise<ScopeUse[]>;
 }
