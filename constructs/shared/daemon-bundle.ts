@@ -4,7 +4,8 @@
  * scripts/bundle-daemon.mjs when that exists, else straight from lib/daemon/main.ts with esbuild.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { buildSync } from 'esbuild';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { MailfleetError } from '../../lib/errors.js';
@@ -40,22 +41,23 @@ export function ensureDaemonBundle(path: string = DAEMON_BUNDLE): string {
   if (!existsSync(DAEMON_ENTRY))
     throw new MailfleetError('INTERNAL', `no daemon bundle at ${path} and no ${DAEMON_ENTRY} to build one from`);
   mkdirSync(dirname(path), { recursive: true });
-  const r = spawnSync(
-    process.execPath,
-    [
-      join(REPO_ROOT, 'node_modules', 'esbuild', 'bin', 'esbuild'),
-      DAEMON_ENTRY,
-      '--bundle',
-      '--platform=node',
-      '--format=esm',
-      '--target=node20',
-      `--outfile=${path}`,
+  // Build beside the target and rename: parallel synths (tests) never see half a bundle.
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    buildSync({
+      entryPoints: [DAEMON_ENTRY],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      outfile: tmp,
       // Bundled CommonJS dependencies call require(); give the ESM bundle one.
-      "--banner:js=import { createRequire as __mfRequire } from 'node:module'; const require = __mfRequire(import.meta.url);",
-      '--log-level=error',
-    ],
-    { cwd: REPO_ROOT, encoding: 'utf8' },
-  );
-  if (r.status !== 0 || !existsSync(path)) throw new MailfleetError('INTERNAL', `esbuild failed: ${r.stderr}`);
+      banner: { js: "import { createRequire as __mfRequire } from 'node:module'; const require = __mfRequire(import.meta.url);" },
+      logLevel: 'error',
+    });
+    renameSync(tmp, path);
+  } catch (e) {
+    throw new MailfleetError('INTERNAL', `esbuild could not bundle ${DAEMON_ENTRY}`, { cause: e });
+  }
   return path;
 }
