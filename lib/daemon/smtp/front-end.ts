@@ -121,7 +121,7 @@ export class SmtpFrontEnd {
     const submission = protocol !== 'smtp';
     const opts: SMTPServerOptions = {
       name: config.hostname,
-      banner: config.smtp.banner ?? 'mailfleetd ESMTP ready',
+      banner: config.smtp.banner ?? 'mailfleetd ready',
       size: config.smtp.maxMessageSizeBytes,
       key: this.ctx.tls.key,
       cert: this.ctx.tls.cert,
@@ -256,20 +256,24 @@ export class SmtpFrontEnd {
       );
       // Bytes since the last LF of the previous chunk: a line may span chunks.
       let lineLength = 0;
+      // Over a limit: stop passing bytes on, but keep reading to the final dot, then fail the delivery
+      // (its spool file is removed) and answer.
+      let failed = false;
       const checked = async function* (): AsyncGenerator<Buffer> {
         yield header;
-        for await (const chunk of stream as AsyncIterable<Buffer>) {
+        for await (const chunk of readWithoutDestroy(stream)) {
+          if (failed) continue;
           if (stream.sizeExceeded) {
-            tooBig = true;
-            throw new SmtpReplyError('MESSAGE_TOO_BIG');
+            tooBig = failed = true;
+            continue;
           }
           let from = 0;
           for (;;) {
             const nl = chunk.indexOf(10, from);
             const seg = (nl < 0 ? chunk.length : nl) - from;
             if (lineLength + seg > maxLine) {
-              lineTooLong = true;
-              throw new SmtpReplyError('LINE_TOO_LONG', `line longer than ${maxLine} bytes`);
+              lineTooLong = failed = true;
+              break;
             }
             if (nl < 0) {
               lineLength += seg;
@@ -278,12 +282,10 @@ export class SmtpFrontEnd {
             lineLength = 0;
             from = nl + 1;
           }
-          yield chunk;
+          if (!failed) yield chunk;
         }
-        if (stream.sizeExceeded) {
-          tooBig = true;
-          throw new SmtpReplyError('MESSAGE_TOO_BIG');
-        }
+        if (stream.sizeExceeded) tooBig = failed = true;
+        if (failed) throw new SmtpReplyError(tooBig ? 'MESSAGE_TOO_BIG' : 'LINE_TOO_LONG');
       };
       if (!txn || txn.targets.length === 0) throw new SmtpReplyError('INTERNAL', 'no valid recipients');
       const result = await this.ctx.delivery.deliver(txn.targets, Readable.from(checked(), { objectMode: false }));
@@ -293,7 +295,7 @@ export class SmtpFrontEnd {
       return `2.0.0 Ok: queued as ${result.ids[0]}`;
     } catch (e) {
       // smtp-server needs the stream consumed before the reply.
-      if (!stream.readableEnded) {
+      if (!stream.readableEnded && !stream.destroyed) {
         stream.resume();
         await new Promise<void>((r) => {
           stream.once('end', () => r());
@@ -322,5 +324,51 @@ export class SmtpFrontEnd {
         }
       }
     }
+  }
+}
+
+/**
+ * Chunks of smtp-server's DATA stream. Unlike `for await` on the stream itself, leaving early does not
+ * destroy it (smtp-server would never answer): the rest is read and dropped.
+ */
+async function* readWithoutDestroy(stream: Readable): AsyncGenerator<Buffer> {
+  const queue: Buffer[] = [];
+  let ended = false;
+  let error: unknown;
+  let wake: (() => void) | undefined;
+  const onData = (c: Buffer) => {
+    queue.push(c);
+    if (queue.length > 16) stream.pause();
+    wake?.();
+  };
+  const onEnd = () => {
+    ended = true;
+    wake?.();
+  };
+  const onError = (e: unknown) => {
+    error = e;
+    wake?.();
+  };
+  stream.on('data', onData);
+  stream.once('end', onEnd);
+  stream.once('error', onError);
+  try {
+    for (;;) {
+      const c = queue.shift();
+      if (c) {
+        if (queue.length <= 4 && stream.isPaused()) stream.resume();
+        yield c;
+        continue;
+      }
+      if (error) throw error;
+      if (ended) return;
+      await new Promise<void>((r) => (wake = r));
+      wake = undefined;
+    }
+  } finally {
+    stream.off('data', onData);
+    stream.off('end', onEnd);
+    stream.off('error', onError);
+    if (!ended) stream.resume();
   }
 }
