@@ -174,6 +174,14 @@ export class HaproxyProcess {
     this.log.info({ workers: pids }, 'haproxy reloaded');
   }
 
+  /**
+   * Soft stop (SIGUSR1 to the master): stop accepting, let established sessions end by themselves. Used
+   * before the daemon's graceful stop so clients get the daemon's goodbye through HAProxy, not a cut.
+   */
+  softStop(): void {
+    if (this.running) this.child?.kill('SIGUSR1');
+  }
+
   /** Stops master and workers (SIGTERM, then SIGKILL after graceMs) and waits for them to be gone. */
   async stop(graceMs = 5000): Promise<void> {
     if (!this.child) return;

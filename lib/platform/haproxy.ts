@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { MailfleetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
+import { table } from '../plan/format.js';
 import type { Plan } from '../plan/types.js';
 import { haproxyLayout, renderBusyLua, renderHaproxyConfig, type HaproxyLayout } from '../render/haproxy.js';
 import { HaproxyProcess, haproxyVersion, maxConnectionsForFileLimit, openFileLimit } from '../haproxy/process.js';
@@ -112,7 +113,7 @@ export async function startLocalHaproxy(props: LocalHaproxyProps): Promise<Local
   const rendered = writeLocalHaproxyFiles(props.plan, { runDir, limitsFile, maxConnectionsCeiling });
   const log = props.logger ?? silentLogger;
   if (rendered.layout.globalClampedBy)
-    log.warn({ maxconn: rendered.layout.globalMaxconn, by: rendered.layout.globalClampedBy }, 'haproxy global maxconn lowered');
+    log.info({ maxconn: rendered.layout.globalMaxconn, by: rendered.layout.globalClampedBy }, 'haproxy global maxconn lowered');
   const proc = new HaproxyProcess({
     configFile: rendered.configFile,
     adminSocket: rendered.layout.adminSocket,
@@ -148,4 +149,27 @@ export async function startLocalHaproxy(props: LocalHaproxyProps): Promise<Local
       rmSync(infoFile, { force: true });
     },
   };
+}
+
+const TLS_LABEL = { none: 'plain', starttls: 'STARTTLS', implicit: 'TLS' } as const;
+
+/** The client-facing part of the endpoint table when HAProxy fronts the daemon. */
+export function formatHaproxyEndpoints(h: Pick<LocalHaproxy, 'layout' | 'process' | 'info'>): string {
+  const rows = h.layout.frontends.map((f) => [
+    f.listener.protocol,
+    f.listener.name,
+    `${f.bindHost}:${f.bindPort}`,
+    TLS_LABEL[f.listener.tls],
+    f.cap,
+    f.listener.limits.sourceConnections,
+    `127.0.0.1:${f.listener.localDaemonPort}`,
+  ]);
+  return [
+    `haproxy (pid ${h.process.pid ?? '?'}) in front: one frontend per listener, PROXY v2 to mailfleetd`,
+    '',
+    table(['protocol', 'listener', 'address', 'tls', 'cap', 'per-ip', 'daemon'], rows),
+    '',
+    `haproxy     stats http://${h.layout.frontends[0]?.bindHost ?? '127.0.0.1'}:${h.layout.monitorPort}/  runtime API ${h.info.adminSocket}`,
+    `            config ${h.info.configFile}  log ${h.info.logFile}`,
+  ].join('\n');
 }

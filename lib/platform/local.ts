@@ -5,10 +5,13 @@
  * port + internalOffset and expects PROXY v2 from the local HAProxy (lib/platform/haproxy.ts).
  */
 import type { Logger } from '../log.js';
+import { buildPlan } from '../plan/build.js';
 import { table } from '../plan/format.js';
 import type { DaemonMode } from '../plan/types.js';
+import { loadSpec } from '../spec/load.js';
 import { startFromSource, type LoadedDaemonConfig } from '../daemon/run.js';
 import type { RunningDaemon } from '../daemon/server.js';
+import { formatHaproxyEndpoints, localHaproxyDecision, startLocalHaproxy, type LocalHaproxy } from './haproxy.js';
 
 export interface LocalDaemonProps {
   readonly specFile: string;
@@ -43,4 +46,47 @@ export function formatEndpoints(d: LocalDaemon): string {
   if (d.skipped.length > 0) out.push(`not started (no session module yet): ${d.skipped.join(', ')}`);
   out.push('', 'Ctrl-C stops cleanly (in-flight deliveries finish).');
   return `${out.join('\n')}\n`;
+}
+
+/** `mailfleet up`: the daemon, behind a real HAProxy when local.haproxy allows and haproxy is installed. */
+export interface LocalPlatform {
+  readonly daemon: LocalDaemon;
+  readonly haproxy?: LocalHaproxy;
+  /** Why HAProxy runs or not (its version, or what is missing). */
+  readonly haproxyNote: string;
+  /** HAProxy stops accepting, the daemon stops gracefully (goodbyes reach clients through HAProxy), then HAProxy exits. */
+  stop(deadlineMs?: number): Promise<void>;
+}
+
+export async function startLocalPlatform(props: Omit<LocalDaemonProps, 'mode'>): Promise<LocalPlatform> {
+  const { spec } = loadSpec(props.specFile);
+  const decision = localHaproxyDecision(spec.local.haproxy);
+  if (!decision.run) {
+    const daemon = await startLocalDaemon({ ...props, mode: 'local-direct' });
+    return { daemon, haproxyNote: decision.reason, stop: (ms) => daemon.stop(ms) };
+  }
+  const daemon = await startLocalDaemon({ ...props, mode: 'local-behind-proxy' });
+  let haproxy: LocalHaproxy;
+  try {
+    haproxy = await startLocalHaproxy({ plan: buildPlan(spec), dataDir: daemon.loaded.dataDir, specFile: props.specFile, logger: props.logger });
+  } catch (e) {
+    await daemon.stop(0);
+    throw e;
+  }
+  return {
+    daemon,
+    haproxy,
+    haproxyNote: decision.reason,
+    async stop(ms) {
+      haproxy.process.softStop();
+      await daemon.stop(ms);
+      await haproxy.stop();
+    },
+  };
+}
+
+/** The endpoint table of the whole local platform. */
+export function formatPlatform(p: LocalPlatform): string {
+  if (!p.haproxy) return `no HAProxy: ${p.haproxyNote}\n\n${formatEndpoints(p.daemon)}`;
+  return `${formatHaproxyEndpoints(p.haproxy)}\n\n${formatEndpoints(p.daemon)}`;
 }
