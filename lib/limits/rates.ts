@@ -1,0 +1,175 @@
+/**
+ * SMTP rate control: token buckets per client IP, per sender and per domain (messages per minute) and
+ * per sender (recipients per hour), plus the recipients-per-message cap. A bucket holds `limit` tokens
+ * and refills at limit/window continuously, so a sender may burst up to the limit and then goes at the
+ * rate. Buckets are taken all or nothing: a refused message costs no token anywhere.
+ *
+ * Backends: in-process (one node), or Redis (one Lua script, fleet-wide) when the spec names Redis,
+ * falling back to in-process buckets while Redis does not answer.
+ *
+ * Over a rate the SMTP code answers 450 4.7.1 at MAIL/RCPT (the sender retries later, as with Postfix's
+ * anvil limits); over recipientsPerMessage it answers 452 4.5.3 (RFC 5321: send the rest in a new transaction).
+ */
+import type { Redis } from 'ioredis';
+import type { RateName } from './scope.js';
+
+/** Window of each bucket rate, in seconds. recipientsPerMessage is a plain cap, not a bucket. */
+export const RATE_WINDOW_SECONDS: Readonly<Record<Exclude<RateName, 'recipientsPerMessage'>, number>> = Object.freeze({
+  messagesPerMinutePerIp: 60,
+  messagesPerMinutePerSender: 60,
+  messagesPerMinutePerDomain: 60,
+  recipientsPerHourPerSender: 3600,
+});
+export type BucketRate = keyof typeof RATE_WINDOW_SECONDS;
+
+export interface RateCheck {
+  readonly rate: BucketRate;
+  /** The IP, sender address or domain the bucket belongs to. */
+  readonly id: string;
+  /** Tokens to take. @default 1 */
+  readonly cost?: number;
+}
+
+export interface RateRefusal {
+  readonly ok: false;
+  readonly rate: RateName;
+  readonly id: string;
+  readonly limit: number;
+  /** When a token will be there again. */
+  readonly retryAfterSeconds: number;
+  /** Reply text naming the rate and its value. */
+  readonly text: string;
+}
+
+export type RateResult = { readonly ok: true } | RateRefusal;
+
+/** The limit of a rate for a bucket (domain rates and live overrides resolved by the caller). */
+export type RateLookup = (check: RateCheck) => number;
+
+export interface IRateLimiter {
+  /** Takes tokens from every bucket, or from none and reports the first one that is short. */
+  take(checks: readonly RateCheck[]): Promise<RateResult>;
+}
+
+export function rateText(rate: RateName, id: string, limit: number): string {
+  if (rate === 'recipientsPerMessage') return `too many recipients: recipientsPerMessage limit of ${limit}`;
+  const per = rate === 'recipientsPerHourPerSender' ? 'recipients per hour' : 'messages per minute';
+  return `rate limit exceeded: ${rate} limit of ${limit} ${per} reached for ${id}, try again later`;
+}
+
+function refusal(check: RateCheck, limit: number, tokens: number): RateRefusal {
+  const window = RATE_WINDOW_SECONDS[check.rate];
+  const need = Math.min(check.cost ?? 1, limit) - tokens;
+  const retryAfterSeconds = Math.max(1, Math.ceil((need * window) / limit));
+  return { ok: false, rate: check.rate, id: check.id, limit, retryAfterSeconds, text: rateText(check.rate, check.id, limit) };
+}
+
+/** Sweep interval for full (forgotten) buckets of the in-process limiter. */
+const SWEEP_MS = 60_000;
+
+export class LocalRateLimiter implements IRateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly sweep: NodeJS.Timeout;
+
+  constructor(
+    private readonly limitOf: RateLookup,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.sweep = setInterval(() => this.forgetFull(), SWEEP_MS);
+    this.sweep.unref();
+  }
+
+  async take(checks: readonly RateCheck[]): Promise<RateResult> {
+    return this.takeSync(checks);
+  }
+
+  takeSync(checks: readonly RateCheck[]): RateResult {
+    const t = this.now();
+    const current = checks.map((c) => {
+      const limit = this.limitOf(c);
+      const k = `${c.rate}:${c.id.toLowerCase()}`;
+      const b = this.buckets.get(k);
+      const refill = b ? ((t - b.at) / 1000) * (limit / RATE_WINDOW_SECONDS[c.rate]) : limit;
+      return { c, k, limit, tokens: Math.min(limit, (b?.tokens ?? 0) + refill) };
+    });
+    for (const x of current) if (x.tokens < (x.c.cost ?? 1)) return refusal(x.c, x.limit, x.tokens);
+    for (const x of current) this.buckets.set(x.k, { tokens: x.tokens - (x.c.cost ?? 1), at: t });
+    return { ok: true };
+  }
+
+  close(): void {
+    clearInterval(this.sweep);
+  }
+
+  private forgetFull(): void {
+    const t = this.now();
+    // A bucket untouched for an hour is full again whatever its rate: dropping it changes nothing.
+    for (const [k, b] of this.buckets) if (t - b.at > 3_600_000) this.buckets.delete(k);
+  }
+}
+
+// KEYS: bucket hashes. ARGV: then per key: limit, windowMs, cost. Returns {0} or {i, tokens*1000}.
+const TAKE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tokens = {}
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[3 * i - 2])
+  local window = tonumber(ARGV[3 * i - 1])
+  local cost = tonumber(ARGV[3 * i])
+  local b = redis.call('HMGET', KEYS[i], 'tokens', 'at')
+  local have = limit
+  if b[1] then
+    have = math.min(limit, tonumber(b[1]) + (now - tonumber(b[2])) * limit / window)
+  end
+  if have < cost then return {i, math.floor(have * 1000)} end
+  tokens[i] = have - cost
+end
+for i = 1, #KEYS do
+  redis.call('HSET', KEYS[i], 'tokens', tostring(tokens[i]), 'at', now)
+  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[3 * i - 1]))
+end
+return {0}
+`;
+
+interface RateRedis extends Redis {
+  mfTake(...args: Array<string | number>): Promise<number[]>;
+}
+
+export interface RedisRateLimiterProps {
+  readonly redis: Redis;
+  readonly limitOf: RateLookup;
+  /** @default 'mailfleet:{rate}:' */
+  readonly keyPrefix?: string;
+  /** Used while Redis does not answer. */
+  readonly fallback: LocalRateLimiter;
+  readonly onFallback?: (e: unknown) => void;
+}
+
+export class RedisRateLimiter implements IRateLimiter {
+  private readonly redis: RateRedis;
+  private readonly prefix: string;
+
+  constructor(private readonly props: RedisRateLimiterProps) {
+    this.redis = props.redis as RateRedis;
+    this.prefix = props.keyPrefix ?? 'mailfleet:{rate}:';
+    if (typeof this.redis.mfTake !== 'function') props.redis.defineCommand('mfTake', { lua: TAKE });
+  }
+
+  async take(checks: readonly RateCheck[]): Promise<RateResult> {
+    if (checks.length === 0) return { ok: true };
+    if (this.redis.status !== 'ready') return this.props.fallback.takeSync(checks);
+    const limits = checks.map((c) => this.props.limitOf(c));
+    const keys = checks.map((c) => `${this.prefix}${c.rate}:${c.id.toLowerCase()}`);
+    const argv = checks.flatMap((c, i) => [limits[i]!, RATE_WINDOW_SECONDS[c.rate] * 1000, c.cost ?? 1]);
+    try {
+      const r = await this.redis.mfTake(keys.length, ...keys, ...argv);
+      if (r[0] === 0) return { ok: true };
+      const i = r[0]! - 1;
+      return refusal(checks[i]!, limits[i]!, r[1]! / 1000);
+    } catch (e) {
+      this.props.onFallback?.(e);
+      return this.props.fallback.takeSync(checks);
+    }
+  }
+}

@@ -1,0 +1,137 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { RedisAdmission } from '../../lib/limits/redis.js';
+import { LimitTable } from '../../lib/limits/table.js';
+import { LocalRateLimiter, RedisRateLimiter } from '../../lib/limits/rates.js';
+import type { Lease, ScopeKey } from '../../lib/limits/types.js';
+import { startRedis, type RedisServer } from './redis-server.js';
+import { testConfig } from './fixture.js';
+
+const user = (id: string): ScopeKey => ({ kind: 'user', service: 'imap', id });
+const dom = (id: string): ScopeKey => ({ kind: 'domain', service: 'imap', id });
+
+describe('RedisAdmission against a real redis-server', () => {
+  let redis: RedisServer;
+  const open: RedisAdmission[] = [];
+  const node = (limitOf: (k: ScopeKey) => number, leaseSeconds = 30, keyPrefix = `t${Math.random()}:`) => {
+    const a = new RedisAdmission({ url: redis.url, limitOf, leaseSeconds, keyPrefix });
+    open.push(a);
+    return a;
+  };
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    for (const a of open) await a.close();
+    await redis.stop();
+  });
+
+  test('GIVEN two nodes sharing Redis WHEN 10× the cap acquire in parallel THEN exactly the cap is admitted fleet-wide', async () => {
+    const prefix = 'flood:';
+    const a = node(() => 5, 30, prefix);
+    const b = node(() => 5, 30, prefix);
+    await Promise.all([a.ready(), b.ready()]);
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).acquire([user('alice@example.com'), dom('example.com')])));
+    const ok = results.filter((r) => r.ok);
+    assert.equal(ok.length, 5);
+    for (const r of results) if (!r.ok) assert.equal(r.text, 'imap perUser limit of 5 reached for user alice@example.com');
+    const snapA = await a.snapshot();
+    assert.equal(snapA.find((u) => u.scope.kind === 'user')!.current, 5, 'fleet-wide count seen from node A');
+    for (const r of ok) (r as Lease).release();
+    await new Promise((r) => setTimeout(r, 50));
+    const again = await b.acquire([user('alice@example.com')]);
+    assert.equal(again.ok, true, 'released slots are free again');
+    if (again.ok) again.release();
+  });
+
+  test('GIVEN a node that dies holding leases THEN its slots come back after the lease TTL, and live leases are refreshed', async () => {
+    const prefix = 'heal:';
+    const dying = node(() => 2, 1, prefix);
+    const alive = node(() => 3, 1, prefix);
+    await Promise.all([dying.ready(), alive.ready()]);
+    assert.equal((await dying.acquire([user('bob@example.com')])).ok, true);
+    assert.equal((await dying.acquire([user('bob@example.com')])).ok, true);
+    const kept = await alive.acquire([user('bob@example.com')]);
+    assert.equal(kept.ok, true);
+    assert.equal((await alive.acquire([user('bob@example.com')])).ok, false, '3 held, limit 3');
+    // The node dies: no release, no refresh.
+    dying.client.disconnect();
+    await new Promise((r) => setTimeout(r, 1600));
+    const s = (await alive.snapshot()).find((u) => u.scope.kind === 'user')!;
+    assert.equal(s.current, 1, 'only the live (refreshed) lease is left');
+    assert.equal(s.local, 1);
+  });
+
+  test('GIVEN Redis goes away THEN admission falls back to per-node counters and never fails; back again, leases are re-registered', async () => {
+    const own = await startRedis();
+    const a = new RedisAdmission({ url: own.url, limitOf: () => 2, leaseSeconds: 30, commandTimeoutMs: 200 });
+    open.push(a);
+    await a.ready();
+    const l1 = await a.acquire([user('carol@example.com')]);
+    assert.equal(l1.ok, true);
+    const port = own.port;
+    await own.stop();
+    const l2 = await a.acquire([user('carol@example.com')]);
+    assert.equal(l2.ok, true, 'fallback admits within the per-node count');
+    const l3 = await a.acquire([user('carol@example.com')]);
+    assert.equal(l3.ok, true, 'the per-node fallback counts only leases taken during the outage');
+    assert.ok(a.fallbacks >= 2);
+    assert.equal((await a.acquire([user('carol@example.com')])).ok, false, 'per-node cap still holds during the outage');
+    const back = await startRedis(port);
+    try {
+      await a.ready(5000);
+      await new Promise((r) => setTimeout(r, 300));
+      const s = (await a.snapshot()).find((u) => u.scope.kind === 'user')!;
+      assert.equal(s.current, 3, 'every live lease (before and during the outage) is counted in Redis again');
+    } finally {
+      await a.close();
+      await back.stop();
+    }
+  });
+
+  test('GIVEN a live limit change THEN the Redis admission uses the new value at the next attempt', async () => {
+    const table = new LimitTable({ config: testConfig() });
+    const a = node((k) => table.limitOf(k));
+    await a.ready();
+    const leases = await Promise.all([1, 2, 3].map(() => a.acquire([{ kind: 'user', service: 'pop3', id: 'dave@example.com' }])));
+    assert.ok(leases.every((l) => l.ok));
+    table.apply([{ scope: 'pop3.perUser', value: 1 }]);
+    const r = await a.acquire([{ kind: 'user', service: 'pop3', id: 'dave@example.com' }]);
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.equal(r.text, 'pop3 perUser limit of 1 reached for user dave@example.com');
+  });
+
+  test('GIVEN Redis token buckets shared by two nodes THEN the rate holds fleet-wide and a refusal says when to retry', async () => {
+    const a = node(() => 1);
+    const b = node(() => 1);
+    await Promise.all([a.ready(), b.ready()]);
+    const limitOf = () => 10;
+    const ra = new RedisRateLimiter({ redis: a.client, limitOf, fallback: new LocalRateLimiter(limitOf), keyPrefix: 'rate-test:' });
+    const rb = new RedisRateLimiter({ redis: b.client, limitOf, fallback: new LocalRateLimiter(limitOf), keyPrefix: 'rate-test:' });
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 ? ra : rb).take([{ rate: 'messagesPerMinutePerSender', id: 'eve@example.com' }, { rate: 'messagesPerMinutePerIp', id: '192.0.2.3' }])));
+    assert.equal(results.filter((r) => r.ok).length, 10);
+    const refused = results.find((r) => !r.ok);
+    assert.ok(refused && !refused.ok);
+    assert.match(refused.text, /rate limit exceeded: messagesPerMinutePerSender limit of 10 messages per minute reached for eve@example.com/);
+    assert.ok(refused.retryAfterSeconds >= 1 && refused.retryAfterSeconds <= 6);
+  });
+});
+
+test('LocalRateLimiter: burst up to the limit, then refill at limit/window; all or nothing across buckets', () => {
+  let now = 1_000_000;
+  const r = new LocalRateLimiter((c) => (c.rate === 'messagesPerMinutePerIp' ? 6 : 100), () => now);
+  try {
+    for (let i = 0; i < 6; i++) assert.equal(r.takeSync([{ rate: 'messagesPerMinutePerIp', id: '1.2.3.4' }]).ok, true);
+    const refused = r.takeSync([{ rate: 'messagesPerMinutePerSender', id: 'a@x.org' }, { rate: 'messagesPerMinutePerIp', id: '1.2.3.4' }]);
+    assert.equal(refused.ok, false);
+    if (!refused.ok) assert.equal(refused.retryAfterSeconds, 10);
+    now += 10_000; // one token back (6 per 60 s)
+    assert.equal(r.takeSync([{ rate: 'messagesPerMinutePerIp', id: '1.2.3.4' }]).ok, true);
+    assert.equal(r.takeSync([{ rate: 'messagesPerMinutePerIp', id: '1.2.3.4' }]).ok, false);
+    // the refused combined take cost the sender bucket nothing: 100 are still there
+    for (let i = 0; i < 100; i++) assert.equal(r.takeSync([{ rate: 'messagesPerMinutePerSender', id: 'a@x.org' }]).ok, true);
+    assert.equal(r.takeSync([{ rate: 'messagesPerMinutePerSender', id: 'a@x.org' }]).ok, false);
+  } finally {
+    r.close();
+  }
+});
