@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { startAdminServer, resolveAdminToken } from '../admin/server.js';
 import { createDirectory } from '../directory/index.js';
 import type { IDirectory } from '../directory/types.js';
-import { LocalAdmission } from '../limits/local.js';
+import { bindDaemonLimits, createAdmission } from '../limits/daemon.js';
 import type { IAdmission } from '../limits/types.js';
 import { createLogger, type Logger } from '../log.js';
 import type { DaemonConfig } from '../plan/types.js';
@@ -93,7 +93,8 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
           for (const l of deliveryListeners) l(address, folder, name);
         },
       }),
-    admission: opts.admission ?? LocalAdmission.fromConfig(config),
+    // Live limits (overrides in <dataDir>/limits-state.json), fleet-wide in Redis when configured (lib/limits).
+    admission: opts.admission ?? createAdmission(config, { dataDir, logger }),
     logger,
     metrics: createDaemonMetrics(),
     tls: { key: tls.key, cert: tls.cert },
@@ -137,6 +138,12 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
     throw e;
   }
 
+  // Per-port caps follow live `<service>.portConnections` changes; limit metrics join the registry (lib/limits).
+  const limitsBinding = bindDaemonLimits({
+    admission: ctx.admission,
+    registry: ctx.metrics.registry,
+    listeners: listeners.map((l) => ({ socket: config.sockets.find((s) => (s.listener ?? `${s.protocol}:${s.port}`) === l.name)!, listener: l })),
+  });
   const { token, source } = resolveAdminToken(config, dataDir);
   const admin = opts.admin === false ? undefined : await startAdminServer({ ctx, token }).catch(async (e: unknown) => {
     await Promise.all(listeners.map((l) => l.close(0)));
@@ -161,6 +168,7 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
         await Promise.all(listeners.map((l) => l.close(deadlineMs)));
         for (const m of usedModules) await m.stop?.(ctx);
         await admin?.close();
+        await limitsBinding.close();
         await directory.close();
         logger.info('mailfleetd stopped');
       })();

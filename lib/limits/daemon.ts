@@ -110,13 +110,13 @@ export interface PortCapped {
 export function bindDaemonLimits(props: {
   readonly admission: IAdmission;
   readonly registry?: Registry;
-  readonly listeners?: ReadonlyArray<{ readonly socket: DaemonSocket; readonly listener: PortCapped }>;
+  readonly listeners?: ReadonlyArray<{ readonly socket: DaemonSocket | undefined; readonly listener: PortCapped }>;
 }): { close(): Promise<void> } {
   const limits = limitsOf(props.admission);
   if (!limits) return { close: async () => undefined };
   const applyPortCaps = () => {
     const o = limits.table.getOverrides();
-    for (const { socket, listener } of props.listeners ?? []) listener.setMaxConnections(o[`${socket.service}.portConnections`] ?? socket.maxConnections);
+    for (const { socket, listener } of props.listeners ?? []) if (socket) listener.setMaxConnections(o[`${socket.service}.portConnections`] ?? socket.maxConnections);
   };
   applyPortCaps();
   const off = limits.table.onChange(applyPortCaps);
