@@ -62,6 +62,18 @@ export function recordListenerLimit(file: string, listener: string, cap: number,
   renameSync(tmp, file);
 }
 
+/** Forgets a listener's recorded cap (`limit set listener:<name> default`): the spec's value applies again. */
+export function clearListenerLimit(file: string, listener: string): void {
+  const state = readListenerLimitsState(file);
+  if (!(listener in state.listeners)) return;
+  const listeners = { ...state.listeners };
+  delete listeners[listener];
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify({ version: 1, listeners }, null, 2) + '\n');
+  renameSync(tmp, file);
+}
+
 /**
  * The plan with recorded listener caps laid over it. Pure. Names the plan does not know are ignored (a
  * listener removed from the spec); the per-source cap is clamped to the new listener cap, and the proxy

@@ -13,13 +13,13 @@
 import { MailfleetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { buildPlan } from '../plan/index.js';
+import { buildPlan, table } from '../plan/index.js';
 import type { Plan } from '../plan/types.js';
 import { loadSpec } from '../spec/index.js';
 import { capFitsFrontend, haproxyLayout, renderHaproxyConfig } from '../render/haproxy.js';
 import { HaproxyRuntime, type FrontendStat } from '../haproxy/runtime.js';
 import { masterReload } from '../haproxy/process.js';
-import { applyListenerLimits, readListenerLimits, recordListenerLimit } from '../haproxy/state.js';
+import { applyListenerLimits, clearListenerLimit, readListenerLimits, recordListenerLimit } from '../haproxy/state.js';
 import { readLocalHaproxyInfo, writeLocalHaproxyFiles, type LocalHaproxyInfo } from '../platform/haproxy.js';
 
 export interface HaproxyLimitChange {
@@ -51,10 +51,18 @@ function basePlan(ctx: HaproxyApplierContext): Plan {
   return buildPlan(loadSpec(ctx.info.specFile).spec);
 }
 
-export async function setHaproxyListenerLimit(ctx: HaproxyApplierContext, listener: string, cap: number): Promise<HaproxyLimitChange> {
+/**
+ * `limit set listener:<name> N` on the running HAProxy; `'default'` forgets the recorded value and goes back
+ * to the spec's listenerConnections.
+ */
+export async function setHaproxyListenerLimit(ctx: HaproxyApplierContext, listener: string, value: number | 'default'): Promise<HaproxyLimitChange> {
   const log = ctx.logger ?? silentLogger;
+  const recorded = readListenerLimits(ctx.info.limitsFile);
+  if (value === 'default') delete recorded[listener];
+  const specCap = basePlan(ctx).listeners.find((l) => l.name === listener)?.limits.listenerConnections;
+  const cap = value === 'default' ? (specCap ?? NaN) : value;
   if (!Number.isSafeInteger(cap) || cap < 1)
-    throw new MailfleetError('BAD_REQUEST', `listener cap must be a positive integer, got ${String(cap)}`, { status: 400 });
+    throw new MailfleetError('BAD_REQUEST', `listener cap must be a positive integer, got ${String(value)}`, { status: 400 });
   const runtime = new HaproxyRuntime(ctx.info.adminSocket);
   const fe = (await runtime.frontends()).find((f) => f.name === listener);
   if (!fe) throw new MailfleetError('NOT_FOUND', `HAProxy has no frontend "${listener}"`, { status: 404 });
@@ -62,13 +70,14 @@ export async function setHaproxyListenerLimit(ctx: HaproxyApplierContext, listen
   const previous = await runtime.listenerCap(listener);
 
   // Validate the whole resulting config before recording anything: a bad value must not poison later renders.
-  const plan = applyListenerLimits(basePlan(ctx), { ...readListenerLimits(ctx.info.limitsFile), [listener]: cap });
+  const plan = applyListenerLimits(basePlan(ctx), value === 'default' ? recorded : { ...recorded, [listener]: cap });
   const renderOpts = { target: 'local' as const, runDir: ctx.info.runDir, maxConnectionsCeiling: ctx.info.maxConnectionsCeiling };
   renderHaproxyConfig(plan, renderOpts);
   if (cap > globalMaxconn)
     throw new MailfleetError('BAD_REQUEST', `listener cap ${cap} exceeds HAProxy global maxconn ${globalMaxconn}`, { status: 400 });
 
-  recordListenerLimit(ctx.info.limitsFile, listener, cap);
+  if (value === 'default') clearListenerLimit(ctx.info.limitsFile, listener);
+  else recordListenerLimit(ctx.info.limitsFile, listener, cap);
   if (capFitsFrontend(cap, fe.slim)) {
     await runtime.setListenerCap(listener, cap);
     log.info({ listener, previous, cap }, 'haproxy listener cap set live');
@@ -100,4 +109,27 @@ export async function haproxyTopRows(info: Pick<LocalHaproxyInfo, 'adminSocket'>
   return rows
     .map((r) => ({ ...r, cap: caps.get(r.name) }))
     .sort((a, b) => b.scur - a.scur || a.name.localeCompare(b.name));
+}
+
+/**
+ * The runner the limits CLI calls for `listener:<name>` scopes: applies to the HAProxy running from this
+ * data dir, or returns undefined when none runs there (the daemon-side override still applies).
+ */
+export async function applyListenerLimitToLocalHaproxy(
+  dataDir: string,
+  listener: string,
+  value: number | 'default',
+  logger?: Logger,
+): Promise<HaproxyLimitChange | undefined> {
+  const info = findLocalHaproxy(dataDir);
+  if (!info) return undefined;
+  return setHaproxyListenerLimit({ info, logger }, listener, value);
+}
+
+/** `mailfleet top`'s HAProxy section: frontends, heaviest first. */
+export function formatHaproxyTop(rows: readonly HaproxyTopRow[]): string {
+  return table(
+    ['frontend', 'scur', 'cap', 'slim', 'smax', 'total', 'denied', 'status'],
+    rows.map((r) => [r.name, r.scur, r.cap ?? '-', r.slim, r.smax, r.stot, r.denied, r.status]),
+  );
 }

@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import { buildPlan } from '../../lib/plan/index.js';
 import { loadSpec } from '../../lib/spec/index.js';
 import { startLocalHaproxy, type LocalHaproxy } from '../../lib/platform/haproxy.js';
-import { haproxyTopRows, setHaproxyListenerLimit } from '../../lib/ops/haproxy-applier.js';
+import { applyListenerLimitToLocalHaproxy, formatHaproxyTop, haproxyTopRows, setHaproxyListenerLimit } from '../../lib/ops/haproxy-applier.js';
 import { pidAlive } from '../../lib/haproxy/process.js';
 import { readListenerLimits } from '../../lib/haproxy/state.js';
 import { greet, startGreeter, type Greeter } from './greeter.js';
@@ -133,5 +133,15 @@ describe('HAProxy caps, live', () => {
     await assert.rejects(setHaproxyListenerLimit({ info: hx.info }, 'nope-imap', 5), /no frontend "nope-imap"/);
     await assert.rejects(setHaproxyListenerLimit({ info: hx.info }, 'default-imap', 10_000_000), /exceeds/);
     assert.equal(readListenerLimits(hx.info.limitsFile)['default-imap'], 40, 'nothing recorded for refused changes');
+  });
+
+  it("GIVEN a recorded cap WHEN limit set listener:<name> default THEN the spec's cap is live again and the record is gone", async () => {
+    const change = await applyListenerLimitToLocalHaproxy(hx.info.dataDir, 'default-imap', 'default');
+    assert.equal(change?.method, 'variable');
+    assert.equal(change?.cap, 5);
+    assert.equal(readListenerLimits(hx.info.limitsFile)['default-imap'], undefined);
+    const top = formatHaproxyTop(await haproxyTopRows(hx.info));
+    assert.match(top, /^default-imap\s+\d+\s+5\s+80\s/m);
+    assert.equal(await applyListenerLimitToLocalHaproxy(spec.dir, 'default-imap', 9), undefined, 'no HAProxy runs from another data dir');
   });
 });

@@ -17,12 +17,12 @@ export const registerRender: RegisterCommand = (program) => {
     .option('--target <target>', 'local or cloud', 'cloud')
     .option('--region <role>', 'primary or dr', 'primary')
     .option('-o, --out <dir>', 'write files into this folder instead of printing')
-    .option('--limits-state <file>', 'listener caps recorded by `limit set` (default: <local.dataDir>/haproxy/listener-limits.json)')
+    .option('--limits-state <file>', 'listener caps recorded by `limit set` (default: <MAILFLEET_DATA_DIR or local.dataDir>/haproxy/listener-limits.json)')
     .action((kind: string, opts: { config: string; target: 'local' | 'cloud'; region: 'primary' | 'dr'; out?: string; limitsState?: string }) =>
       runAction(() => {
         const spec = loadSpec(opts.config).spec;
         // Caps changed live are recorded beside the data, so a re-render keeps them (docs/haproxy.md).
-        const recorded = readListenerLimits(opts.limitsState ?? listenerLimitsPath(spec.local.dataDir));
+        const recorded = readListenerLimits(opts.limitsState ?? listenerLimitsPath(process.env.MAILFLEET_DATA_DIR ?? spec.local.dataDir));
         if (Object.keys(recorded).length > 0) process.stderr.write(`render: recorded listener caps ${JSON.stringify(recorded)}\n`);
         const plan = applyListenerLimits(buildPlan(spec), recorded);
         const kinds = kind === 'all' ? RENDERERS : [renderer(kind)];
