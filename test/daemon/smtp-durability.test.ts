@@ -61,7 +61,9 @@ describe('SMTP volume and crash safety', () => {
       cleanups.push(async () => void child.kill('SIGKILL'));
       const ready = await new Promise<{ sockets: Array<{ protocol: string; port: number }> }>((resolve, reject) => {
         const rl = createInterface({ input: child.stdout! });
-        rl.once('line', (l) => resolve(JSON.parse(l) as { sockets: Array<{ protocol: string; port: number }> }));
+        rl.on('line', (l) => {
+          if (l.includes('"ready":true')) resolve(JSON.parse(l) as { sockets: Array<{ protocol: string; port: number }> });
+        });
         child.once('exit', (code) => reject(new Error(`daemon exited ${code} before ready`)));
       });
       const port = ready.sockets.find((s) => s.protocol === 'smtp')!.port;

@@ -1,0 +1,255 @@
+/**
+ * bench/smtp: Postfix's smtp-source against mailfleetd and against Postfix delivering to Maildir, in one
+ * run, both durable (mailfleetd fsyncs file and directory before 250; Postfix fsyncs its queue file
+ * before 250 and virtual(8) fsyncs the Maildir file before the rename).
+ *
+ *   npx tsx bench/smtp/run.ts [--messages 4000] [--sessions 20] [--size 2000] [--profile]
+ *
+ * msg/s is measured to "every message is in the Maildir": for mailfleetd that is the last 250; Postfix
+ * answers 250 once queued and delivers afterwards, so its figure waits for the last file to appear
+ * (its ack-only rate is printed too). --profile runs mailfleetd under `node --cpu-prof` and prints the
+ * top self-time functions. Results: bench/results/smtp.json.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir, cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { hashPassword } from '../../lib/directory/static.js';
+import { buildPlan } from '../../lib/plan/build.js';
+import { daemonConfig } from '../../lib/plan/daemon-config.js';
+import { PROTOCOLS, specSchema } from '../../lib/spec/schema.js';
+
+const SMTP_SOURCE = '/usr/sbin/smtp-source';
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const MESSAGES = arg('messages', 4000);
+const SESSIONS = arg('sessions', 20);
+const SIZE = arg('size', 2000);
+const PROFILE = process.argv.includes('--profile');
+const REPO = resolve(import.meta.dirname, '../..');
+
+function freePort(): Promise<number> {
+  return new Promise((r, j) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => r(p));
+    });
+    s.once('error', j);
+  });
+}
+
+function countFiles(dir: string): number {
+  try {
+    return readdirSync(dir).length;
+  } catch {
+    return 0;
+  }
+}
+
+async function smtpSource(port: number, to: string): Promise<number> {
+  const t0 = performance.now();
+  const r = spawnSync(SMTP_SOURCE, ['-s', String(SESSIONS), '-m', String(MESSAGES), '-l', String(SIZE), '-f', 'bench@remote.test', '-t', to, '-M', 'client.test', `127.0.0.1:${port}`], {
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
+  if (r.status !== 0) throw new Error(`smtp-source failed (${r.status}): ${r.stderr}`);
+  return (performance.now() - t0) / 1000;
+}
+
+async function waitForCount(dir: string, n: number, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (countFiles(dir) < n) {
+    if (Date.now() > end) throw new Error(`only ${countFiles(dir)} of ${n} messages arrived in ${dir}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function benchMailfleetd(work: string): Promise<{ seconds: number; profile?: string[] }> {
+  const dir = join(work, 'mailfleetd');
+  mkdirSync(dir, { recursive: true });
+  await writeFile(join(dir, 'users.yaml'), `users:\n  - address: bench@example.com\n    passwordHash: ${await hashPassword('x')}\n`);
+  const spec = specSchema.parse({
+    platform: { name: 'bench', hostname: 'mx.bench' },
+    domains: [{ name: 'example.com' }],
+    limits: { smtp: { portConnections: 1000, perIp: 1000, perListener: 1000 } },
+  });
+  const config = daemonConfig(buildPlan(spec), { mode: 'local-direct', host: '127.0.0.1', portOverrides: Object.fromEntries(PROTOCOLS.map((p) => [p, 0])), adminPort: 0 });
+  await writeFile(join(dir, 'mailfleetd.json'), JSON.stringify(config));
+  const profDir = join(work, 'cpu-prof');
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), '--import', 'tsx', join(REPO, 'lib/daemon/main.ts'), 'serve', '--daemon-config', join(dir, 'mailfleetd.json'), '--data-dir', dir],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MAILFLEET_LOG_LEVEL: 'warn' }, cwd: REPO },
+  );
+  try {
+    const ready = await new Promise<{ sockets: Array<{ protocol: string; port: number }> }>((res, rej) => {
+      // Log lines share stdout: the ready line is the JSON with ready: true.
+      createInterface({ input: child.stdout! }).on('line', (l) => {
+        if (l.includes('"ready":true')) res(JSON.parse(l) as { sockets: Array<{ protocol: string; port: number }> });
+      });
+      child.once('exit', (c) => rej(new Error(`mailfleetd exited ${c}`)));
+    });
+    const port = ready.sockets.find((s) => s.protocol === 'smtp')!.port;
+    // Warm-up (JIT, first Maildir creation) outside the measurement.
+    spawnSync(SMTP_SOURCE, ['-s', '4', '-m', '200', '-l', String(SIZE), '-f', 'bench@remote.test', '-t', 'warm@example.com', `127.0.0.1:${port}`]);
+    const seconds = await smtpSource(port, 'bench@example.com');
+    const got = countFiles(join(dir, 'mail/example.com/bench/Maildir/new'));
+    if (got !== MESSAGES) throw new Error(`mailfleetd stored ${got} of ${MESSAGES}`);
+    return { seconds };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
+  }
+}
+
+function topOfProfile(profDir: string): string[] {
+  if (!existsSync(profDir)) return [];
+  const f = readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));
+  if (!f) return [];
+  const prof = JSON.parse(readFileSync(join(profDir, f), 'utf8')) as {
+    nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+    samples: number[];
+  };
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const counts = new Map<string, number>();
+  for (const s of prof.samples) {
+    const n = byId.get(s)!;
+    const url = n.callFrame.url.replace(/^.*node_modules\//, '').replace(`file://${REPO}/`, '');
+    const key = `${n.callFrame.functionName || '(anonymous)'} ${url}:${n.callFrame.lineNumber + 1}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const total = prof.samples.length;
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 15)
+    .map(([k, c]) => `${((100 * c) / total).toFixed(1).padStart(5)}%  ${k}`);
+}
+
+async function benchPostfix(work: string): Promise<{ ackSeconds: number; seconds: number }> {
+  const base = join(work, 'postfix');
+  const etc = join(base, 'etc');
+  const spool = join(base, 'spool');
+  const data = join(base, 'data');
+  const vmail = join(base, 'vmail');
+  for (const d of [etc, spool, data, vmail]) mkdirSync(d, { recursive: true });
+  // mkdtemp makes the work folder 0700: the postfix user must be able to reach its own folders.
+  chmodSync(work, 0o755);
+  chmodSync(base, 0o755);
+  const uid = Number(spawnSync('id', ['-u', 'postfix'], { encoding: 'utf8' }).stdout.trim());
+  const gid = Number(spawnSync('id', ['-g', 'postfix'], { encoding: 'utf8' }).stdout.trim());
+  chownSync(data, uid, gid);
+  chownSync(vmail, uid, gid);
+  const port = await freePort();
+  writeFileSync(
+    join(etc, 'main.cf'),
+    [
+      'compatibility_level = 3.6',
+      `queue_directory = ${spool}`,
+      `data_directory = ${data}`,
+      'mail_owner = postfix',
+      'myhostname = pf.bench',
+      'mydomain = pf.bench',
+      'mydestination =',
+      'inet_interfaces = 127.0.0.1',
+      'inet_protocols = ipv4',
+      'mynetworks = 127.0.0.0/8',
+      'smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination',
+      'virtual_mailbox_domains = example.com',
+      `virtual_mailbox_base = ${vmail}`,
+      'virtual_mailbox_maps = static:bench/Maildir/',
+      `virtual_uid_maps = static:${uid}`,
+      `virtual_gid_maps = static:${gid}`,
+      'virtual_destination_concurrency_limit = 20',
+      'virtual_destination_recipient_limit = 1',
+      `maillog_file = ${join(base, 'maillog')}`,
+      `maillog_file_prefixes = ${base}`,
+      'alias_maps =',
+      'alias_database =',
+      'smtpd_banner = $myhostname ESMTP',
+      'default_process_limit = 100',
+      'smtpd_client_connection_count_limit = 0',
+      'smtpd_client_event_limit_exceptions =',
+      'biff = no',
+      '',
+    ].join('\n'),
+  );
+  // Debian's master.cf with chroot off (the private queue directory has no chroot files) and our port.
+  const master = readFileSync('/etc/postfix/master.cf', 'utf8')
+    .split('\n')
+    .map((l) => {
+      if (/^smtp\s+inet/.test(l)) return `127.0.0.1:${port} inet n - n - - smtpd`;
+      const m = /^(\S+\s+\S+\s+\S+\s+\S+\s+)y(\s.*)$/.exec(l);
+      return m ? `${m[1]}n${m[2]}` : l;
+    })
+    .join('\n');
+  writeFileSync(join(etc, 'master.cf'), master);
+  const pf = (...a: string[]) => spawnSync('postfix', ['-c', etc, ...a], { encoding: 'utf8' });
+  const started = pf('start');
+  if (started.status !== 0) {
+    // postfix(1) reports fatal errors only to syslog or a terminal: ask again under script(1) for the reason.
+    const why = spawnSync('script', ['-qec', `postfix -c ${etc} start`, '/dev/null'], { encoding: 'utf8' });
+    const log = existsSync(join(base, 'maillog')) ? readFileSync(join(base, 'maillog'), 'utf8').split('\n').slice(-8).join('\n') : '';
+    throw new Error(`postfix start failed: ${why.stdout}${why.stderr}\n${log}`);
+  }
+  try {
+    // Ready when the port answers.
+    for (let i = 0; i < 100; i++) {
+      const r = spawnSync(SMTP_SOURCE, ['-m', '1', '-t', 'warm@example.com', `127.0.0.1:${port}`], { encoding: 'utf8' });
+      if (r.status === 0) break;
+      await new Promise((r2) => setTimeout(r2, 100));
+    }
+    const newDir = join(vmail, 'bench/Maildir/new');
+    await waitForCount(newDir, 1, 20_000);
+    spawnSync(SMTP_SOURCE, ['-s', '4', '-m', '199', '-l', String(SIZE), '-f', 'bench@remote.test', '-t', 'warm@example.com', `127.0.0.1:${port}`]);
+    await waitForCount(newDir, 200, 60_000);
+    const before = countFiles(newDir);
+    const t0 = performance.now();
+    const ackSeconds = await smtpSource(port, 'bench@example.com');
+    await waitForCount(newDir, before + MESSAGES, 600_000);
+    return { ackSeconds, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    const stop = pf('stop');
+    if (stop.status !== 0) process.stderr.write(`postfix stop: ${stop.stderr}\n`);
+  }
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(SMTP_SOURCE)) throw new Error(`${SMTP_SOURCE} missing: install postfix (scripts/install-system-deps.sh)`);
+  const work = await mkdtemp(join(tmpdir(), 'mf-bench-smtp-'));
+  try {
+    console.log(`smtp-source -s ${SESSIONS} -m ${MESSAGES} -l ${SIZE} (one connection per message), ${cpus().length} cores`);
+    const mf = await benchMailfleetd(work);
+    const mfRate = MESSAGES / mf.seconds;
+    console.log(`mailfleetd: ${mf.seconds.toFixed(2)} s, ${mfRate.toFixed(0)} msg/s (durable in Maildir at each 250)`);
+    const profile = PROFILE ? topOfProfile(join(work, 'cpu-prof')) : [];
+    const pfx = await benchPostfix(work);
+    const pfRate = MESSAGES / pfx.seconds;
+    console.log(`postfix:    ${pfx.seconds.toFixed(2)} s, ${pfRate.toFixed(0)} msg/s to Maildir (acks done after ${pfx.ackSeconds.toFixed(2)} s = ${(MESSAGES / pfx.ackSeconds).toFixed(0)} msg/s queued)`);
+    const ratio = mfRate / pfRate;
+    console.log(`ratio mailfleetd / postfix: ${ratio.toFixed(2)}x (target >= 2.5x)`);
+    if (profile.length) console.log(`\nmailfleetd CPU profile, top self time:\n${profile.join('\n')}`);
+    const results = {
+      bench: 'smtp',
+      date: new Date().toISOString(),
+      cores: cpus().length,
+      params: { messages: MESSAGES, sessions: SESSIONS, size: SIZE },
+      mailfleetd: { seconds: mf.seconds, msgPerSecond: mfRate },
+      postfix: { seconds: pfx.seconds, msgPerSecond: pfRate, ackSeconds: pfx.ackSeconds, ackMsgPerSecond: MESSAGES / pfx.ackSeconds },
+      ratio,
+      target: 2.5,
+      profile,
+    };
+    mkdirSync(join(REPO, 'bench/results'), { recursive: true });
+    writeFileSync(join(REPO, 'bench/results/smtp.json'), `${JSON.stringify(results, null, 2)}\n`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
