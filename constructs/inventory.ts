@@ -2,7 +2,7 @@
  * What a synthesized CDK app holds, in the shape of plan.inventory (kind, count, why), so tests and the
  * parity suite can hold the stacks to the plan. Nested stack templates are followed.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as cxapi from 'aws-cdk-lib/cx-api';
 import type { InventoryLine } from '../lib/plan/types.js';
@@ -24,18 +24,22 @@ export interface NamedTemplate {
   readonly template: CfnTemplate;
 }
 
-/** Every template of an assembly, nested ones included (CloudFormation's 500-resource quota is per template). */
+/**
+ * Every template of an assembly, nested ones included (CloudFormation's 500-resource quota is per
+ * template). Nested templates are written beside their parent as `<parent id><nested id>.nested.template.json`.
+ */
 export function templatesOf(assembly: cxapi.CloudAssembly): NamedTemplate[] {
-  const out: NamedTemplate[] = [];
-  const walk = (name: string, stack: string, template: CfnTemplate) => {
-    out.push({ name, stack, template });
-    for (const [id, r] of Object.entries(template.Resources ?? {})) {
-      const path = r.Metadata?.['aws:asset:path'];
-      if (r.Type === 'AWS::CloudFormation::Stack' && typeof path === 'string')
-        walk(`${name}/${id}`, stack, JSON.parse(readFileSync(join(assembly.directory, path), 'utf8')) as CfnTemplate);
-    }
-  };
-  for (const s of assembly.stacks) walk(s.stackName, s.stackName, s.template as CfnTemplate);
+  const out: NamedTemplate[] = assembly.stacks.map((s) => ({ name: s.stackName, stack: s.stackName, template: s.template as CfnTemplate }));
+  const parents = [...assembly.stacks].sort((a, b) => b.id.length - a.id.length);
+  for (const file of readdirSync(assembly.directory).filter((f) => f.endsWith('.nested.template.json')).sort()) {
+    const parent = parents.find((s) => file.startsWith(s.id));
+    if (!parent) continue;
+    out.push({
+      name: `${parent.stackName}/${file.slice(parent.id.length, -'.nested.template.json'.length)}`,
+      stack: parent.stackName,
+      template: JSON.parse(readFileSync(join(assembly.directory, file), 'utf8')) as CfnTemplate,
+    });
+  }
   return out;
 }
 
