@@ -337,6 +337,17 @@ export const specSchema = z
       })
       .strict()
       .prefault({}),
+    ops: z
+      .object({
+        daemons: z
+          .array(z.string().regex(/^https?:\/\/[^\s]+$/, 'expected an http:// or https:// admin URL'))
+          .min(1)
+          .optional()
+          .describe('Admin API URLs of every daemon node, for `mailfleet top` and `mailfleet limit`. Default: the local daemon (http://<local.bindAddress>:<local.ports.admin>).'),
+      })
+      .strict()
+      .optional()
+      .describe('Where the ops CLI finds the fleet.'),
   })
   .strict();
 

@@ -2,10 +2,13 @@
 import type { AdminRoute } from '../types.js';
 import { connectionsRoute } from './connections.js';
 import { healthRoute } from './health.js';
+import { getLimitsRoute, putLimitsRoute } from './limits.js';
 import { metricsRoute } from './metrics.js';
 
 export const ADMIN_ROUTES: readonly AdminRoute[] = [
   healthRoute,
   metricsRoute,
   connectionsRoute,
+  getLimitsRoute,
+  putLimitsRoute,
 ];
