@@ -1,0 +1,102 @@
+/**
+ * The cloud chain on loopback: the test plays the NLB (PROXY v2 with a public client address), the HAProxy
+ * config rendered for the cloud target runs for real (only its bind addresses and DNS server-templates are
+ * pointed at loopback), and mailfleetd runs in cloud mode. Checks that `accept-proxy` + session-phase
+ * tracking put the per-source cap on the real client, and that the daemon maps the public port back to the
+ * listener.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { encodeProxyV2 } from '../../lib/daemon/net/proxy-v2.js';
+import { startDaemon, type RunningDaemon } from '../../lib/daemon/server.js';
+import { HaproxyProcess, maxConnectionsForFileLimit, openFileLimit } from '../../lib/haproxy/process.js';
+import { silentLogger } from '../../lib/log.js';
+import { buildPlan, daemonConfig } from '../../lib/plan/index.js';
+import { PROTOCOLS, loadSpec, type Protocol } from '../../lib/spec/index.js';
+import { renderBusyLua, renderHaproxyConfig } from '../../lib/render/haproxy.js';
+import { INTERNAL_OFFSET, requireHaproxy, writeTempSpec, type TempSpec } from './harness.js';
+
+/** Connects as the NLB would: PROXY v2 first, with the client's public address and the NLB's port. */
+function viaNlb(port: number, client: string, publicPort: number): Promise<{ line: string; socket: Socket }> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    socket.once('connect', () => socket.write(encodeProxyV2({ source: { address: client, port: 40000 }, destination: { address: '192.0.2.10', port: publicPort } })));
+    let buf = '';
+    socket.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes('\r\n')) resolve({ line: buf.split('\r\n')[0]!, socket });
+    });
+    socket.once('close', () => resolve({ line: buf, socket }));
+    socket.once('error', reject);
+  });
+}
+
+describe('cloud target: NLB PROXY v2 → HAProxy (accept-proxy) → mailfleetd (cloud mode)', () => {
+  let spec: TempSpec;
+  let daemon: RunningDaemon;
+  let hx: HaproxyProcess;
+  const open: Socket[] = [];
+  const frontendPort = (p: Protocol) => spec.base + 50 + PROTOCOLS.indexOf(p);
+
+  before(async () => {
+    requireHaproxy();
+    spec = await writeTempSpec({ limits: { smtp: { sourceConnections: 2 } } });
+    const plan = buildPlan(loadSpec(spec.file).spec);
+    const daemonPorts = Object.fromEntries(PROTOCOLS.map((p, i) => [p, spec.base + INTERNAL_OFFSET + i])) as Record<Protocol, number>;
+    daemon = await startDaemon(daemonConfig(plan, { mode: 'cloud', host: '127.0.0.1', adminPort: spec.port('admin'), portOverrides: daemonPorts }), {
+      dataDir: join(spec.dir, 'var'),
+      baseDir: spec.dir,
+      logger: silentLogger,
+    });
+    const lua = join(spec.dir, 'busy.lua');
+    writeFileSync(lua, renderBusyLua(plan));
+    // The node's own LimitNOFILE is 1M; this machine's is lower, so bound the global as `up` does.
+    const ceiling = maxConnectionsForFileLimit(openFileLimit(), plan.listeners.length);
+    let cfg = renderHaproxyConfig(plan, { target: 'cloud', runDir: spec.dir, luaPath: lua, maxConnectionsCeiling: ceiling });
+    // Loopback instead of the node's public interface and Cloud Map DNS; everything else as rendered.
+    for (const l of plan.listeners) cfg = cfg.replace(`bind :${l.publicPort} accept-proxy`, `bind 127.0.0.1:${frontendPort(l.protocol)} accept-proxy`);
+    cfg = cfg.replace(/bind :8404/, `bind 127.0.0.1:${spec.port('haproxyStats')}`);
+    cfg = cfg.replace(/^backend mail-(\w+?)(-sticky)?\n([\s\S]*?)server-template .*$/gm, (_m, proto: Protocol, sticky = '', body: string) =>
+      `backend mail-${proto}${sticky}\n${body}server mail1 127.0.0.1:${daemonPorts[proto]} send-proxy-v2 check${proto.endsWith('s') && proto !== 'submission' ? ' verify none' : ''}`,
+    );
+    assert.doesNotMatch(cfg, /server-template/);
+    const file = join(spec.dir, 'haproxy.cfg');
+    writeFileSync(file, cfg);
+    hx = new HaproxyProcess({ configFile: file, adminSocket: join(spec.dir, 'admin.sock'), masterSocket: join(spec.dir, 'master.sock'), logFile: join(spec.dir, 'haproxy.log') });
+    await hx.start();
+  });
+
+  after(async () => {
+    for (const s of open) s.destroy();
+    await hx?.stop();
+    await daemon?.stop(500);
+    spec?.cleanup();
+  });
+
+  it('GIVEN a per-source cap of 2 WHEN one public client opens 3 through the NLB THEN 2 reach the daemon, which sees that client and the listener of port 25', async () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const g = await viaNlb(frontendPort('smtp'), '198.51.100.7', 25);
+      open.push(g.socket);
+      lines.push(g.line);
+    }
+    assert.match(lines[0]!, /^220 /);
+    assert.match(lines[1]!, /^220 /);
+    assert.match(lines[2]!, /^421 4\.7\.0 .*Too many connections from your address/);
+    const other = await viaNlb(frontendPort('smtp'), '203.0.113.9', 25);
+    open.push(other.socket);
+    assert.match(other.line, /^220 /, 'another public client has its own count');
+    const seen = daemon.ctx.connections
+      .list()
+      .filter((c) => c.listener === 'default-smtp')
+      .map((c) => [c.remoteAddress.replace(/^::ffff:/, ''), c.localPort]);
+    assert.deepEqual(seen.sort(), [
+      ['198.51.100.7', 25],
+      ['198.51.100.7', 25],
+      ['203.0.113.9', 25],
+    ]);
+  });
+});
