@@ -2,11 +2,13 @@
 import { Command } from 'commander';
 import { registerDr } from './commands/dr.js';
 import { registerLdap } from './commands/ldap.js';
+import { registerLimit } from './commands/limit.js';
 import { registerPlan } from './commands/plan.js';
 import { registerRender } from './commands/render.js';
 import { registerSchema } from './commands/schema.js';
 import { registerServe } from './commands/serve.js';
 import { registerSynth } from './commands/synth.js';
+import { registerTop } from './commands/top.js';
 import { registerUp } from './commands/up.js';
 import { registerUsers } from './commands/users.js';
 import type { RegisterCommand } from './types.js';
@@ -21,6 +23,8 @@ const COMMANDS: RegisterCommand[] = [
   registerServe,
   registerUp,
   registerUsers,
+  registerTop,
+  registerLimit,
 ];
 
 export function buildCli(): Command {

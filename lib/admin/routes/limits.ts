@@ -6,9 +6,28 @@
  */
 import { MailfleetError } from '../../errors.js';
 import { limitsOf, type DaemonLimits } from '../../limits/daemon.js';
-import type { LimitChangeRequest } from '../../limits/table.js';
+import type { EffectiveLimitRow, LimitChange, LimitChangeRequest } from '../../limits/table.js';
+import type { RecordedChange } from '../../limits/state-file.js';
+import type { ScopeUse } from '../../limits/types.js';
 import type { DaemonContext } from '../../daemon/context.js';
 import type { AdminRoute } from '../types.js';
+
+/** The body of GET /v1/limits. */
+export interface LimitsView {
+  readonly hostname: string;
+  readonly backend: 'local' | 'redis';
+  readonly limits: EffectiveLimitRow[];
+  readonly overrides: Record<string, number>;
+  readonly history: readonly RecordedChange[];
+  /** Counted scopes, fullest first (ratio = current / limit). */
+  readonly use: Array<ScopeUse & { ratio: number }>;
+}
+
+/** The body of PUT /v1/limits. */
+export interface LimitsChangeView {
+  readonly hostname: string;
+  readonly changes: LimitChange[];
+}
 
 /** Recent changes returned by GET. */
 const HISTORY_SHOWN = 20;
@@ -22,7 +41,7 @@ function limitsOrFail(ctx: DaemonContext): DaemonLimits {
 export const getLimitsRoute: AdminRoute = {
   method: 'GET',
   path: '/v1/limits',
-  handler: async (_req, ctx) => {
+  handler: async (_req, ctx): Promise<LimitsView> => {
     const l = limitsOrFail(ctx);
     const use = (await ctx.admission.snapshot())
       .map((u) => ({ ...u, ratio: u.limit > 0 ? u.current / u.limit : 1 }))
@@ -52,7 +71,7 @@ function requests(body: unknown): LimitChangeRequest[] {
 export const putLimitsRoute: AdminRoute = {
   method: 'PUT',
   path: '/v1/limits',
-  handler: (req, ctx) => {
+  handler: (req, ctx): LimitsChangeView => {
     const l = limitsOrFail(ctx);
     const actor = req.headers['x-mailfleet-actor'];
     const source = `admin-api${typeof actor === 'string' && actor ? ` (${actor.slice(0, 100)})` : ''}`;
