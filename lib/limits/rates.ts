@@ -2,7 +2,8 @@
  * SMTP rate control: token buckets per client IP, per sender and per domain (messages per minute) and
  * per sender (recipients per hour), plus the recipients-per-message cap. A bucket holds `limit` tokens
  * and refills at limit/window continuously, so a sender may burst up to the limit and then goes at the
- * rate. Buckets are taken all or nothing: a refused message costs no token anywhere.
+ * rate. Buckets are taken all or nothing: a refused message costs no token anywhere. A live raise of a
+ * rate adds the difference to the bucket at once (the operator wants relief now); a cut clamps it.
  *
  * Backends: in-process (one node), or Redis (one Lua script, fleet-wide) when the spec names Redis,
  * falling back to in-process buckets while Redis does not answer.
@@ -68,7 +69,7 @@ function refusal(check: RateCheck, limit: number, tokens: number): RateRefusal {
 const SWEEP_MS = 60_000;
 
 export class LocalRateLimiter implements IRateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly buckets = new Map<string, { tokens: number; at: number; limit: number }>();
   private readonly sweep: NodeJS.Timeout;
 
   constructor(
@@ -89,11 +90,13 @@ export class LocalRateLimiter implements IRateLimiter {
       const limit = this.limitOf(c);
       const k = `${c.rate}:${c.id.toLowerCase()}`;
       const b = this.buckets.get(k);
-      const refill = b ? ((t - b.at) / 1000) * (limit / RATE_WINDOW_SECONDS[c.rate]) : limit;
-      return { c, k, limit, tokens: Math.min(limit, (b?.tokens ?? 0) + refill) };
+      if (!b) return { c, k, limit, tokens: limit };
+      const raised = Math.max(0, limit - b.limit);
+      const refill = ((t - b.at) / 1000) * (limit / RATE_WINDOW_SECONDS[c.rate]);
+      return { c, k, limit, tokens: Math.min(limit, b.tokens + raised + refill) };
     });
     for (const x of current) if (x.tokens < (x.c.cost ?? 1)) return refusal(x.c, x.limit, x.tokens);
-    for (const x of current) this.buckets.set(x.k, { tokens: x.tokens - (x.c.cost ?? 1), at: t });
+    for (const x of current) this.buckets.set(x.k, { tokens: x.tokens - (x.c.cost ?? 1), at: t, limit: x.limit });
     return { ok: true };
   }
 
@@ -117,16 +120,17 @@ for i = 1, #KEYS do
   local limit = tonumber(ARGV[3 * i - 2])
   local window = tonumber(ARGV[3 * i - 1])
   local cost = tonumber(ARGV[3 * i])
-  local b = redis.call('HMGET', KEYS[i], 'tokens', 'at')
+  local b = redis.call('HMGET', KEYS[i], 'tokens', 'at', 'limit')
   local have = limit
   if b[1] then
-    have = math.min(limit, tonumber(b[1]) + (now - tonumber(b[2])) * limit / window)
+    local raised = math.max(0, limit - tonumber(b[3] or limit))
+    have = math.min(limit, tonumber(b[1]) + raised + (now - tonumber(b[2])) * limit / window)
   end
   if have < cost then return {i, math.floor(have * 1000)} end
   tokens[i] = have - cost
 end
 for i = 1, #KEYS do
-  redis.call('HSET', KEYS[i], 'tokens', tostring(tokens[i]), 'at', now)
+  redis.call('HSET', KEYS[i], 'tokens', tostring(tokens[i]), 'at', now, 'limit', ARGV[3 * i - 2])
   redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[3 * i - 1]))
 end
 return {0}

@@ -200,6 +200,8 @@ export class RedisAdmission implements IAdmission {
         fleetLease = r;
       }
     } else {
+      // Remember the outage even if no command failed yet, so 'ready' re-registers these leases at once.
+      this.markDown(new Error(`redis connection ${this.redis.status}`));
       const r = this.fallback(fleet, opts, portLease);
       if (!r.ok) return r;
       fleetLease = r;

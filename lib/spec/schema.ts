@@ -269,6 +269,10 @@ export const specSchema = z
         maxLineLengthBytes: z.number().int().min(1000).default(4096),
         banner: z.string().optional(),
         allowInsecureAuth: z.boolean().default(false).describe('Allow AUTH before STARTTLS on submission (tests only).'),
+        rateLimitExceptions: z
+          .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'expected an IP address or CIDR like 10.0.0.0/8'))
+          .default(['127.0.0.0/8', '::1'])
+          .describe('Client addresses the SMTP rate limits (rates.*) skip, like Postfix smtpd_client_event_limit_exceptions = $mynetworks. Connection caps still apply. Empty it to rate-limit every client.'),
       })
       .strict()
       .prefault({}),

@@ -21,6 +21,7 @@ import { addressParts } from '../../store/maildir/paths.js';
 import type { DaemonContext } from '../context.js';
 import type { AcceptedConnection } from '../net/listener.js';
 import { receivedHeader } from './received.js';
+import { smtpRateControl, type SmtpRateControl } from '../../limits/smtp-rates.js';
 import { replyKeyOf, SmtpReplyError, type SmtpReplyKey } from './replies.js';
 
 /** Per-transaction state: the mailboxes each accepted recipient resolved to. */
@@ -86,9 +87,12 @@ export class SmtpFrontEnd {
   private readonly states = new Map<string, ConnState>();
   private readonly transactions = new WeakMap<object, Transaction>();
   private readonly log: Logger;
+  /** SMTP rate buckets (lib/limits/smtp-rates.ts); undefined when the admission has no live limits. */
+  private readonly rates?: SmtpRateControl;
 
   constructor(private readonly ctx: DaemonContext) {
     this.log = ctx.logger.child({ component: 'smtp' });
+    this.rates = smtpRateControl(ctx.admission, ctx.config.smtp.rateLimitExceptions);
     for (const p of ['smtp', 'submission', 'submissions'] as const) this.servers.set(p, this.createServer(p));
   }
 
@@ -146,7 +150,13 @@ export class SmtpFrontEnd {
       },
       onMailFrom: (address, session, cb) => {
         this.transactions.set(session.envelope, { targets: [] });
-        cb();
+        // Flow control: over a message rate the sender gets 450 4.7.1 and retries later (lib/limits/smtp-rates.ts).
+        const state = this.states.get(session.id);
+        if (!this.rates || !state) return cb();
+        this.rates.onMailFrom({ submission, remoteAddress: state.conn.remoteAddress, sender: submission ? String(session.user ?? '') : address.address }).then(
+          (r) => cb(r ? this.reject(state, `rate-${r.rate}`, 'RATE_LIMITED', r.text) : undefined),
+          (e: unknown) => cb(e as Error),
+        );
       },
       onRcptTo: (address, session, cb) => {
         this.onRcptTo(address, session).then(
@@ -231,6 +241,19 @@ export class SmtpFrontEnd {
       throw this.reject(state, 'directory-unavailable', replyKeyOf(e) === 'INTERNAL' ? 'DIRECTORY_UNAVAILABLE' : replyKeyOf(e));
     }
     if (users.length === 0) throw this.reject(state, 'unknown-user', 'UNKNOWN_USER', `<${parts.address}>: no such user here`);
+    // Flow control (lib/limits/smtp-rates.ts): recipients per message (452 4.5.3) and per hour, messages per domain (450 4.7.1).
+    if (this.rates && state) {
+      const submission = state.conn.protocol !== 'smtp';
+      const r = await this.rates.onRcptTo({
+        submission,
+        remoteAddress: state.conn.remoteAddress,
+        sender: submission ? String(session.user ?? '') : (session.envelope.mailFrom ? session.envelope.mailFrom.address : ''),
+        accepted: session.envelope.rcptTo.length,
+        recipientDomain: parts.domain,
+        firstForDomain: !session.envelope.rcptTo.some((a) => a.address.toLowerCase().endsWith(`@${parts.domain}`)),
+      });
+      if (r) throw this.reject(state, `rate-${r.rate}`, r.code === 452 ? 'TOO_MANY_RECIPIENTS' : 'RATE_LIMITED', r.text);
+    }
     for (const u of users) if (!txn.targets.some((t) => t.address === u.address)) txn.targets.push({ address: u.address });
   }
 

@@ -23,6 +23,7 @@ export type SmtpReplyKey =
   | 'AUTH_TEMPORARY'
   | 'LIMIT_EXCEEDED'
   | 'RATE_EXCEEDED'
+  | 'RATE_LIMITED'
   | 'DIRECTORY_UNAVAILABLE'
   | 'STORE_UNAVAILABLE'
   | 'STORE_FULL'
@@ -42,6 +43,8 @@ export const SMTP_REPLIES: Readonly<Record<SmtpReplyKey, SmtpReply>> = Object.fr
   AUTH_TEMPORARY: { code: 454, enhanced: '4.7.0', text: 'temporary authentication failure' },
   LIMIT_EXCEEDED: { code: 421, enhanced: '4.7.0', text: 'too many connections' },
   RATE_EXCEEDED: { code: 451, enhanced: '4.7.1', text: 'rate limit exceeded, try again later' },
+  // At MAIL/RCPT, like Postfix's anvil rate limits (lib/limits/smtp-rates.ts).
+  RATE_LIMITED: { code: 450, enhanced: '4.7.1', text: 'rate limit exceeded, try again later' },
   DIRECTORY_UNAVAILABLE: { code: 451, enhanced: '4.3.0', text: 'directory temporarily unavailable, try again later' },
   STORE_UNAVAILABLE: { code: 451, enhanced: '4.3.0', text: 'mail store temporarily unavailable, try again later' },
   STORE_FULL: { code: 452, enhanced: '4.3.1', text: 'mail store full, try again later' },
