@@ -17,6 +17,7 @@ import type { DaemonConfig } from '../../lib/plan/types.js';
 import { PROTOCOLS, specSchema, type Protocol } from '../../lib/spec/schema.js';
 import { testCert } from '../daemon/mail-harness.js';
 import { usersFileText } from '../daemon/smtp-harness.js';
+import { mailModules } from './mail-modules.js';
 
 export const TOKEN = 'test-admin-token-0123456789';
 
@@ -47,7 +48,7 @@ export interface TestDaemon {
 }
 
 export async function startInProcess(dir: string, config: DaemonConfig): Promise<TestDaemon & { daemon: RunningDaemon }> {
-  const daemon = await startDaemon(config, { dataDir: dir, baseDir: dir, logger: silentLogger, tls: testCert() });
+  const daemon = await startDaemon(config, { dataDir: dir, baseDir: dir, logger: silentLogger, tls: testCert(), modules: mailModules() });
   return {
     daemon,
     port: (p) => portOf(daemon.sockets, p),
