@@ -35,8 +35,9 @@ export interface RedisAdmissionProps {
    */
   readonly keyPrefix?: string;
   /**
-   * A Redis call slower than this counts as Redis being down (fall back to in-process counters).
-   * @default 250
+   * A Redis call slower than this counts as Redis being down (fall back to in-process counters). Generous:
+   * a busy node's event-loop lag must not pass for an outage (a dead Redis fails fast on the socket anyway).
+   * @default 1000
    */
   readonly commandTimeoutMs?: number;
   /** @default - silent */
@@ -125,7 +126,7 @@ export class RedisAdmission implements IAdmission {
     this.redis = new Redis(props.url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: props.commandTimeoutMs ?? 250,
+      commandTimeout: props.commandTimeoutMs ?? 1000,
       connectTimeout: 2000,
       retryStrategy: (times) => Math.min(100 * times, 2000),
       lazyConnect: false,

@@ -34,7 +34,7 @@ export function configFor(spec: Record<string, unknown> = {}, redisUrl?: string)
     smtp: { allowInsecureAuth: true },
     imap: { allowInsecureAuth: true, authFailureDelayMs: 10 },
     pop3: { allowInsecureAuth: true, authFailureDelayMs: 10 },
-    ...(redisUrl ? { redis: { url: redisUrl, leaseSeconds: 5 } } : {}),
+    ...(redisUrl ? { redis: { url: redisUrl, leaseSeconds: 2 } } : {}),
     ...spec,
   });
   const portOverrides = Object.fromEntries(PROTOCOLS.map((p) => [p, 0]));
