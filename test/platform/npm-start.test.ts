@@ -13,6 +13,12 @@ import { pidAlive } from '../../lib/haproxy/process.js';
 import { RUNTIME_INFO_FILE, localHaproxyRunDir, type LocalHaproxyInfo } from '../../lib/platform/haproxy.js';
 import { requireHaproxy, writeTempSpec, type TempSpec } from '../haproxy/harness.js';
 import { npmStart, requireTool, swaks, type NpmStart } from './npm-start-harness.js';
+import { greet } from '../haproxy/greeter.js';
+
+function mailfleet(args: string[]): { status: number | null; out: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bin/mailfleet.ts', ...args], { encoding: 'utf8', timeout: 20000 });
+  return { status: r.status, out: r.stdout + r.stderr };
+}
 
 const PASSWORD = 'npm-start-pw';
 const SUBJECT = `npm start ${Date.now()}`;
@@ -22,13 +28,14 @@ describe('npm start (mailfleet up) with HAProxy', () => {
   let up: NpmStart;
   let out = '';
   let info: LocalHaproxyInfo;
+  let dataDir: string;
 
   before(async () => {
     requireHaproxy();
     requireTool('swaks', 'swaks');
     requireTool('python3', 'python3');
     spec = await writeTempSpec({}, [{ address: 'alice@example.com', passwordHash: await hashPassword(PASSWORD) }]);
-    const dataDir = join(spec.dir, 'data');
+    dataDir = join(spec.dir, 'data');
     up = await npmStart(spec.file, dataDir);
     out = up.output();
     info = JSON.parse(readFileSync(join(localHaproxyRunDir(dataDir), RUNTIME_INFO_FILE), 'utf8')) as LocalHaproxyInfo;
@@ -50,6 +57,27 @@ describe('npm start (mailfleet up) with HAProxy', () => {
 
   it('GIVEN the platform up WHEN swaks delivers through HAProxy THEN the server accepts the message', () => {
     assert.match(swaks(spec.port('smtp'), 'alice@example.com', SUBJECT), /<- {2}250 2\.0\.0 Ok: queued/);
+  });
+
+  it('GIVEN the platform up WHEN `mailfleet limit set listener:default-smtp 3` runs THEN HAProxy applies it live, `top` shows it, and the 4th client gets the busy reply', async () => {
+    const set = mailfleet(['limit', 'set', 'listener:default-smtp', '3', '-c', spec.file, '--data-dir', dataDir]);
+    assert.equal(set.status, 0, set.out);
+    assert.match(set.out, /haproxy/);
+    assert.match(set.out, /set live \(process variable\)/);
+    const top = mailfleet(['top', '-c', spec.file, '--data-dir', dataDir]);
+    assert.equal(top.status, 0, top.out);
+    assert.match(top.out, /HAProxy frontends/);
+    assert.match(top.out, /^default-smtp\s+\d+\s+3\s/m);
+    const lines: string[] = [];
+    const socks = [];
+    for (let i = 0; i < 4; i++) {
+      const g = await greet(spec.port('smtp'), { localAddress: `127.0.6.${i + 1}` });
+      socks.push(g.socket);
+      lines.push(g.line);
+    }
+    for (const s of socks) s.destroy();
+    assert.deepEqual(lines.map((l) => l.slice(0, 3)), ['220', '220', '220', '421']);
+    assert.match(lines[3]!, /Too many connections to this service/);
   });
 
   it('GIVEN the delivered message WHEN python3 imaplib reads INBOX through HAProxy THEN it finds the subject', () => {
