@@ -19,6 +19,7 @@ export const SPECIAL_USE: Readonly<Record<string, string>> = Object.freeze({
 });
 
 const SUBSCRIPTIONS_FILE = 'subscriptions';
+let tmpCounter = 0;
 
 export interface MailStoreProps {
   /** The Maildir directory of a user (holds cur/ new/ tmp/ and the .Folder directories). */
@@ -58,6 +59,7 @@ export interface MailboxHandle {
 
 export class MailStore {
   private readonly open = new Map<string, Entry>();
+  private readonly ensured = new Map<string, Promise<void>>();
   private readonly pollIntervalMs: number;
 
   constructor(private readonly props: MailStoreProps) {
@@ -70,6 +72,17 @@ export class MailStore {
 
   /** Creates the user's Maildir and the special-use folders if missing (first login). */
   async ensureUser(address: string): Promise<void> {
+    // Once per user per process: later logins skip the stats (a deleted Sent is not recreated until restart).
+    let p = this.ensured.get(address);
+    if (!p) {
+      p = this.createDefaults(address);
+      this.ensured.set(address, p);
+      p.catch(() => this.ensured.delete(address));
+    }
+    return p;
+  }
+
+  private async createDefaults(address: string): Promise<void> {
     const root = this.maildir(address);
     await createMaildirFolder(root);
     let created = false;
@@ -163,7 +176,7 @@ export class MailStore {
   private async writeSubscriptions(address: string, subs: Set<string>): Promise<void> {
     const root = this.maildir(address);
     await mkdir(root, { recursive: true });
-    const tmp = join(root, `${SUBSCRIPTIONS_FILE}.${process.pid}.tmp`);
+    const tmp = join(root, `${SUBSCRIPTIONS_FILE}.${process.pid}.${++tmpCounter}.tmp`);
     await writeFile(tmp, [...subs].map(nameToWire).join('\n') + '\n');
     await rename(tmp, join(root, SUBSCRIPTIONS_FILE));
   }
