@@ -33,7 +33,7 @@ test('imapflow: STARTTLS, AUTHENTICATE, special-use list, append, fetch source, 
 
     const raw = 'From: bob@example.com\r\nTo: x@example.org\r\nSubject: draft \u00e9\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nd\u00e9j\u00e0 vu\r\n';
     const appended = await c.append('Drafts', Buffer.from(raw), ['\\Draft', '\\Seen']);
-    assert.ok(appended && appended.uid === 1 && appended.uidValidity, `APPENDUID: ${appended?.uid} ${appended?.uidValidity}`);
+    assert.ok(appended && appended.uid === 1 && appended.uidValidity, `APPENDUID: ${appended && appended.uid} ${appended && appended.uidValidity}`);
 
     const lock = await c.getMailboxLock('Drafts');
     try {

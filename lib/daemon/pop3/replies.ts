@@ -37,6 +37,7 @@ export const REPLY = {
   lineTooLong: '-ERR Line too long',
   authFailed: '-ERR [AUTH] Authentication failed',
   locked: '-ERR [IN-USE] Mailbox is locked by another POP3 session',
+  shutdown: '-ERR [SYS/TEMP] Server shutting down',
 } as const;
 
 function oneLine(s: string): string {

@@ -353,6 +353,11 @@ export class Pop3Session {
     this.close();
   }
 
+  /** Daemon shutdown: the session ends without applying DELE (RFC 1939 §6: only QUIT updates). */
+  shutdown(line: string): void {
+    this.bye(line);
+  }
+
   private bye(line: string): void {
     this.write(line);
     this.close();
