@@ -115,6 +115,7 @@ export class RedisAdmission implements IAdmission {
   private down = false;
   private everReady = false;
   private closed = false;
+  private readyWait?: Promise<void>;
   /** Times admission used in-process counters because Redis did not answer. */
   fallbacks = 0;
 
@@ -147,18 +148,16 @@ export class RedisAdmission implements IAdmission {
   /** Resolves once Redis answered (or after timeoutMs): start-up waits for it so the first sessions count fleet-wide. */
   async ready(timeoutMs = 2000): Promise<boolean> {
     if (this.redis.status === 'ready') return true;
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.redis.off('ready', onReady);
-        resolve(false);
-      }, timeoutMs);
-      t.unref();
-      const onReady = () => {
-        clearTimeout(t);
-        resolve(true);
-      };
-      this.redis.once('ready', onReady);
+    // One listener for every waiter: a connect flood at start-up must not stack listeners on the client.
+    this.readyWait ??= new Promise<void>((resolve) => this.redis.once('ready', () => resolve())).finally(() => (this.readyWait = undefined));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+      timer.unref();
     });
+    const ok = await Promise.race([this.readyWait.then(() => true), timeout]);
+    clearTimeout(timer);
+    return ok;
   }
 
   /** The connection, shared with the Redis rate limiter. */

@@ -1,0 +1,223 @@
+/**
+ * bench/limits: what flow control costs and how fast it says no, against the same daemon in one run.
+ *
+ *   npx tsx bench/limits/run.ts [--seconds 4] [--concurrency 16] [--cap 20] [--rounds 2]
+ *
+ * - Accept rate: connections/s completed through greeting + QUIT (SMTP on port 0) by `concurrency`
+ *   client loops, with admission off (a no-op admission), in-process counters, and Redis counters; the
+ *   daemon runs as its own process, rounds alternate so drift hits every mode alike. Ratios against off.
+ * - Refusal latency (connect start → the 421 4.7.0 line received), with smtp.perIp = cap held by `cap`
+ *   open sessions, two shapes of a 10× flood: `burst`, 10 × cap clients connect at the same instant
+ *   (the last waits for every refusal before it: a queueing figure, ~ burst size × cost of one refusal),
+ *   and `sustained`, `cap` flooders reconnecting as fast as they are refused for 2 s. As a peer in the
+ *   same run, the same burst against the daemon with limits off measures greetings (what admitting costs).
+ * Targets (issue 4): p99 refusal < 5 ms; limits cost < 5 % of accept rate. Results: bench/results/limits.json.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { buildPlan } from '../../lib/plan/build.js';
+import { daemonConfig } from '../../lib/plan/daemon-config.js';
+import { PROTOCOLS, specSchema } from '../../lib/spec/schema.js';
+import { startRedis } from '../../test/limits/redis-server.js';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const SECONDS = arg('seconds', 4);
+const CONCURRENCY = arg('concurrency', 16);
+const CAP = arg('cap', 20);
+const ROUNDS = arg('rounds', 3);
+type Mode = 'off' | 'local' | 'redis';
+
+interface Daemon {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+async function startBenchDaemon(work: string, mode: Mode, redisUrl: string, perIp: number): Promise<Daemon> {
+  const dir = await mkdtemp(join(work, `${mode}-`));
+  await writeFile(join(dir, 'users.yaml'), 'users: []\n');
+  const spec = specSchema.parse({
+    platform: { name: 'bench', hostname: 'mx.bench', adminToken: 'bench-admin-token-0123456789' },
+    domains: [{ name: 'example.com' }],
+    limits: { smtp: { portConnections: 5000, perListener: 5000, perIp } },
+    redis: { url: redisUrl },
+  });
+  const config = daemonConfig(buildPlan(spec), { mode: 'local-direct', host: '127.0.0.1', portOverrides: Object.fromEntries(PROTOCOLS.map((p) => [p, 0])), adminPort: 0 });
+  const file = join(dir, 'daemon.json');
+  await writeFile(file, JSON.stringify(config));
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'bench/limits/daemon.ts'), file, dir, mode], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, MAILFLEET_LOG_LEVEL: 'silent' },
+    cwd: REPO,
+  });
+  const ready = await new Promise<{ smtp: number }>((res, rej) => {
+    child.once('exit', (c) => rej(new Error(`bench daemon exited ${c}`)));
+    createInterface({ input: child.stdout! }).on('line', (l) => l.startsWith('{') && res(JSON.parse(l)));
+  });
+  return {
+    port: ready.smtp,
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+      await exited;
+    },
+  };
+}
+
+/** Connects, waits for the first reply line; resolves the line and the elapsed ms. */
+function firstLine(port: number): Promise<{ line: string; ms: number; socket: Socket }> {
+  return new Promise((res, rej) => {
+    const t0 = process.hrtime.bigint();
+    const s = connect(port, '127.0.0.1');
+    s.setNoDelay(true);
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      const i = buf.indexOf('\n');
+      if (i >= 0) {
+        s.removeAllListeners('data');
+        res({ line: buf.slice(0, i).trimEnd(), ms: Number(process.hrtime.bigint() - t0) / 1e6, socket: s });
+      }
+    });
+    s.once('error', rej);
+  });
+}
+
+/** One greeting + QUIT session. */
+async function session(port: number): Promise<void> {
+  const { line, socket } = await firstLine(port);
+  if (!line.startsWith('220')) throw new Error(`unexpected greeting ${line}`);
+  await new Promise<void>((res) => {
+    socket.once('data', () => res());
+    socket.write('QUIT\r\n');
+  });
+  socket.destroy();
+}
+
+async function acceptRate(port: number): Promise<number> {
+  let done = 0;
+  const until = Date.now() + SECONDS * 1000;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (Date.now() < until) {
+        await session(port);
+        done++;
+      }
+    }),
+  );
+  return done / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+}
+
+const REFUSED = /^421 4\.7\.0 smtp perIp limit of \d+ reached/;
+
+async function burst(d: Daemon, expect: RegExp): Promise<number[]> {
+  const lat: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    const rs = await Promise.all(Array.from({ length: CAP * 10 }, () => firstLine(d.port)));
+    for (const r of rs) {
+      if (!expect.test(r.line)) throw new Error(`expected ${expect}, got ${r.line}`);
+      lat.push(r.ms);
+      r.socket.destroy();
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return lat;
+}
+
+async function refusalLatency(d: Daemon): Promise<{ burst: number[]; sustained: number[] }> {
+  const held: Socket[] = [];
+  for (let i = 0; i < CAP; i++) {
+    const r = await firstLine(d.port);
+    if (!r.line.startsWith('220')) throw new Error(`holder ${i} refused: ${r.line}`);
+    held.push(r.socket);
+  }
+  const b = await burst(d, REFUSED);
+  const sustained: number[] = [];
+  const until = Date.now() + 2000;
+  await Promise.all(
+    Array.from({ length: CAP }, async () => {
+      while (Date.now() < until) {
+        const r = await firstLine(d.port);
+        if (!REFUSED.test(r.line)) throw new Error(`expected a refusal, got ${r.line}`);
+        sustained.push(r.ms);
+        r.socket.destroy();
+      }
+    }),
+  );
+  for (const s of held) s.destroy();
+  return { burst: b, sustained };
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'mf-bench-limits-'));
+  const redis = await startRedis();
+  try {
+    const rates: Record<Mode, number[]> = { off: [], local: [], redis: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const mode of ['off', 'local', 'redis'] as const) {
+        const d = await startBenchDaemon(work, mode, redis.url, 100_000);
+        await acceptRate(d.port).catch(() => 0); // warm-up (JIT, TLS cert cache)
+        rates[mode].push(await acceptRate(d.port));
+        await d.stop();
+        console.log(`round ${round + 1} ${mode.padEnd(5)} ${rates[mode].at(-1)!.toFixed(0)} conn/s`);
+      }
+    }
+    // Median over rounds: the machine is shared, a single slow round must not decide the ratio.
+    const mean = (xs: number[]) => pct(xs, 50);
+    const refusal: Record<string, { p50: number; p99: number; n: number }> = {};
+    const stat = (xs: number[]) => ({ p50: pct(xs, 50), p99: pct(xs, 99), n: xs.length });
+    for (const mode of ['local', 'redis'] as const) {
+      const d = await startBenchDaemon(work, mode, redis.url, CAP);
+      const lat = await refusalLatency(d);
+      await d.stop();
+      refusal[`${mode} burst refusals`] = stat(lat.burst);
+      refusal[`${mode} sustained refusals`] = stat(lat.sustained);
+    }
+    const peer = await startBenchDaemon(work, 'off', redis.url, 100_000);
+    refusal['off burst greetings (peer)'] = stat(await burst(peer, /^220 /));
+    await peer.stop();
+    const off = mean(rates.off);
+    const results = {
+      at: new Date().toISOString(),
+      machine: { cpus: cpus().length, model: cpus()[0]?.model },
+      settings: { seconds: SECONDS, concurrency: CONCURRENCY, cap: CAP, rounds: ROUNDS, flood: CAP * 10 },
+      acceptRate: {
+        statistic: 'median of rounds',
+        offPerSecond: Math.round(off),
+        localPerSecond: Math.round(mean(rates.local)),
+        redisPerSecond: Math.round(mean(rates.redis)),
+        localVsOff: +(mean(rates.local) / off).toFixed(3),
+        redisVsOff: +(mean(rates.redis) / off).toFixed(3),
+        rounds: rates,
+      },
+      refusalLatencyMs: Object.fromEntries(Object.entries(refusal).map(([k, v]) => [k, { p50: +v.p50.toFixed(2), p99: +v.p99.toFixed(2), samples: v.n }])),
+      targets: { refusalP99Ms: 5, maxCostPercent: 5 },
+    };
+    console.log('');
+    console.log(`accept rate (greeting + QUIT, ${CONCURRENCY} clients): off ${results.acceptRate.offPerSecond}/s, local ${results.acceptRate.localPerSecond}/s (${results.acceptRate.localVsOff}x), redis ${results.acceptRate.redisPerSecond}/s (${results.acceptRate.redisVsOff}x)`);
+    for (const [k, v] of Object.entries(results.refusalLatencyMs)) console.log(`first reply latency, ${k} (burst = ${CAP * 10} at once, sustained = ${CAP} flooders): p50 ${v.p50} ms, p99 ${v.p99} ms (${v.samples} samples)`);
+    console.log(`targets: p99 < 5 ms; cost < 5 % (local cost ${((1 - results.acceptRate.localVsOff) * 100).toFixed(1)} %, redis ${((1 - results.acceptRate.redisVsOff) * 100).toFixed(1)} %)`);
+    mkdirSync(join(REPO, 'bench/results'), { recursive: true });
+    writeFileSync(join(REPO, 'bench/results/limits.json'), `${JSON.stringify(results, null, 2)}\n`);
+  } finally {
+    await redis.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
