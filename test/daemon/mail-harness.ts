@@ -1,53 +1,29 @@
 /**
- * Test harness for the IMAP/POP3 front-ends: a Maildir root in a temp dir, a MailStore, in-process
- * admission, and a small in-memory directory; servers on 127.0.0.1:0.
+ * Test harness for IMAP/POP3: the real daemon (startDaemon) on 127.0.0.1 port 0 with a temp data dir
+ * and static users; helpers to run real clients (python, mbsync, fetchmail).
  */
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import selfsigned from 'selfsigned';
+import { startDaemon, type RunningDaemon } from '../../lib/daemon/server.js';
+import { hashPassword } from '../../lib/directory/static.js';
 import { silentLogger } from '../../lib/log.js';
-import { LocalAdmission } from '../../lib/limits/local.js';
-import type { AuthResult, IDirectory } from '../../lib/directory/types.js';
-import { LocalMailboxEvents, MailStore, uniqueName } from '../../lib/store/mailbox/index.js';
-import { ImapSession, type ImapDeps } from '../../lib/daemon/imap/index.js';
-import { Pop3Session, type Pop3Deps } from '../../lib/daemon/pop3/index.js';
-import { specSchema } from '../../lib/spec/schema.js';
+import { buildPlan } from '../../lib/plan/build.js';
+import { daemonConfig } from '../../lib/plan/daemon-config.js';
+import { PROTOCOLS, specSchema } from '../../lib/spec/schema.js';
+import { maildirPath } from '../../lib/store/maildir/paths.js';
 
 export const PASSWORD = 'secret-pw';
-
-export function testDirectory(users: readonly string[]): IDirectory {
-  return {
-    async authenticate(login, password): Promise<AuthResult> {
-      const address = login.toLowerCase();
-      if (!users.includes(address) || password !== PASSWORD) return { ok: false, reason: 'bad-credentials' };
-      const [localPart, domain] = address.split('@') as [string, string];
-      return { ok: true, user: { address, localPart, domain } };
-    },
-    async resolveRecipient() {
-      return [];
-    },
-    async isLocalDomain() {
-      return true;
-    },
-    async listDomains() {
-      return ['example.com'];
-    },
-    async close() {},
-  };
-}
 
 export interface Harness {
   readonly root: string;
   readonly port: number;
   readonly pop3Port: number;
-  readonly store: MailStore;
-  readonly events: LocalMailboxEvents;
-  readonly admission: LocalAdmission;
+  readonly daemon: RunningDaemon;
   maildir(address: string): string;
-  /** Writes a message into a user's new/ (as delivery does) and publishes the event. */
+  /** Delivers a message through the daemon's own delivery (new/, then the IDLE event). */
   deliver(address: string, message: string | Buffer): Promise<void>;
   close(): Promise<void>;
 }
@@ -61,59 +37,41 @@ export function testCert(): { key: string; cert: string } {
   return certCache;
 }
 
+const DEFAULT_USERS = ['alice@example.com', 'bob@example.com'];
+
+/**
+ * A real daemon (startDaemon, port 0 everywhere) with a static users file (password PASSWORD) and the
+ * given imap/pop3 settings; `perUser` sets the IMAP and POP3 per-user caps.
+ */
 export async function startImapHarness(opts: { imap?: Record<string, unknown>; pop3?: Record<string, unknown>; perUser?: number; users?: string[] } = {}): Promise<Harness> {
   const root = await mkdtemp(join(tmpdir(), 'mf-imap-'));
-  const events = new LocalMailboxEvents();
-  const maildir = (address: string) => join(root, address.split('@')[1]!, address.split('@')[0]!, 'Maildir');
-  const store = new MailStore({ maildirOf: maildir, events, pollIntervalMs: 60_000 });
-  const admission = new LocalAdmission((k) => (k.kind === 'user' ? (opts.perUser ?? 100) : 1000));
-  const spec = specSchema.parse({ platform: { name: 'test' }, domains: [{ name: 'example.com' }], imap: { allowInsecureAuth: true, authFailureDelayMs: 10, ...opts.imap }, pop3: { allowInsecureAuth: true, authFailureDelayMs: 10, ...opts.pop3 } });
-  const deps: ImapDeps = {
-    hostname: 'mail.test',
-    settings: spec.imap,
-    directory: testDirectory(opts.users ?? ['alice@example.com', 'bob@example.com']),
-    admission,
-    store,
-    tls: testCert(),
-    logger: silentLogger,
-  };
-  const sockets = new Set<Socket>();
-  let n = 0;
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    new ImapSession({ id: `c${++n}`, socket, remoteAddress: socket.remoteAddress ?? '127.0.0.1', secure: false }, deps);
+  const users = opts.users ?? DEFAULT_USERS;
+  const lines = ['users:'];
+  for (const u of users) lines.push(`  - address: ${u}`, `    passwordHash: ${await hashPassword(PASSWORD)}`);
+  await writeFile(join(root, 'users.yaml'), `${lines.join('\n')}\n`);
+  const perUser = opts.perUser === undefined ? {} : { perUser: opts.perUser, perUserIp: opts.perUser };
+  const spec = specSchema.parse({
+    platform: { name: 'test', hostname: 'mail.test' },
+    domains: [{ name: 'example.com' }],
+    limits: { imap: perUser, pop3: perUser },
+    imap: { allowInsecureAuth: true, authFailureDelayMs: 10, ...opts.imap },
+    pop3: { allowInsecureAuth: true, authFailureDelayMs: 10, ...opts.pop3 },
   });
-  const pop3Deps: Pop3Deps = { ...deps, settings: spec.pop3 };
-  const pop3: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    new Pop3Session({ id: `p${++n}`, socket, remoteAddress: socket.remoteAddress ?? '127.0.0.1', secure: false }, pop3Deps);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  await new Promise<void>((r) => pop3.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  const pop3Port = (pop3.address() as { port: number }).port;
+  const portOverrides = Object.fromEntries(PROTOCOLS.map((p) => [p, 0]));
+  const config = daemonConfig(buildPlan(spec), { mode: 'local-direct', host: '127.0.0.1', portOverrides, adminPort: 0 });
+  const daemon = await startDaemon(config, { dataDir: root, baseDir: root, logger: silentLogger, tls: testCert(), admin: false });
+  const portOf = (p: string) => daemon.sockets.find((x) => x.protocol === p && x.listener.startsWith('default-'))!.port;
   return {
     root,
-    port,
-    pop3Port,
-    store,
-    events,
-    admission,
-    maildir,
+    port: portOf('imap'),
+    pop3Port: portOf('pop3'),
+    daemon,
+    maildir: (address) => maildirPath(daemon.ctx.mailRoot, address),
     async deliver(address, message) {
-      const dir = maildir(address);
-      await mkdir(join(dir, 'new'), { recursive: true });
-      await mkdir(join(dir, 'cur'), { recursive: true });
-      await mkdir(join(dir, 'tmp'), { recursive: true });
-      await writeFile(join(dir, 'new', uniqueName()), message);
-      events.publish(address);
+      await daemon.ctx.delivery.deliver([{ address }], Buffer.isBuffer(message) ? message : Buffer.from(message));
     },
     async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-      await new Promise<void>((r) => pop3.close(() => r()));
+      await daemon.stop(1000);
       await rm(root, { recursive: true, force: true });
     },
   };
