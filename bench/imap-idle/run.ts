@@ -168,14 +168,23 @@ async function waitPort(port: number, child?: ChildProcess): Promise<void> {
 }
 
 async function benchMailfleet(work: string): Promise<Measurement> {
-  const port = await free();
-  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', join(import.meta.dirname, 'mailfleetd.ts'), String(port), join(work, 'mailfleet'), String(USERS), PASSWORD], {
-    stdio: ['ignore', 'inherit', 'inherit'],
+  const dataDir = join(work, 'mailfleet');
+  mkdirSync(dataDir, { recursive: true });
+  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', join(import.meta.dirname, 'mailfleetd.ts'), dataDir, String(USERS), PASSWORD], {
+    stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, MAILFLEET_LOG_LEVEL: 'silent' },
   });
   cleanups.push(() => child.kill('SIGKILL'));
   try {
-    await waitPort(port, child);
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d) => {
+        out += d;
+        const m = /PORT (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      child.on('exit', (code) => reject(new Error(`mailfleetd exited with ${code}`)));
+    });
     // The tsx loader lives in the same process: its memory is in "before" and cancels out of the delta.
     return await measure('mailfleetd', port, child.pid!, () => child.kill('SIGUSR2'));
   } finally {
