@@ -50,14 +50,23 @@ async function startBenchDaemon(work: string, mode: Mode, redisUrl: string, perI
     limits: { smtp: { portConnections: 5000, perListener: 5000, perIp } },
     redis: { url: redisUrl },
   });
-  const config = daemonConfig(buildPlan(spec), { mode: 'local-direct', host: '127.0.0.1', portOverrides: Object.fromEntries(PROTOCOLS.map((p) => [p, 0])), adminPort: 0 });
+  const config = daemonConfig(buildPlan(spec), {
+    mode: 'local-direct',
+    host: '127.0.0.1',
+    portOverrides: Object.fromEntries(PROTOCOLS.map((p) => [p, 0])),
+    adminPort: 0,
+  });
   const file = join(dir, 'daemon.json');
   await writeFile(file, JSON.stringify(config));
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'bench/limits/daemon.ts'), file, dir, mode], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, MAILFLEET_LOG_LEVEL: 'silent' },
-    cwd: REPO,
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(REPO, 'bench/limits/daemon.ts'), file, dir, mode],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, MAILFLEET_LOG_LEVEL: 'silent' },
+      cwd: REPO,
+    },
+  );
   const ready = await new Promise<{ smtp: number }>((res, rej) => {
     child.once('exit', (c) => rej(new Error(`bench daemon exited ${c}`)));
     createInterface({ input: child.stdout! }).on('line', (l) => l.startsWith('{') && res(JSON.parse(l)));
@@ -205,13 +214,25 @@ async function main(): Promise<void> {
         redisVsOff: +(mean(rates.redis) / off).toFixed(3),
         rounds: rates,
       },
-      refusalLatencyMs: Object.fromEntries(Object.entries(refusal).map(([k, v]) => [k, { p50: +v.p50.toFixed(2), p99: +v.p99.toFixed(2), samples: v.n }])),
+      refusalLatencyMs: Object.fromEntries(
+        Object.entries(refusal).map(([k, v]) => [
+          k,
+          { p50: +v.p50.toFixed(2), p99: +v.p99.toFixed(2), samples: v.n },
+        ]),
+      ),
       targets: { refusalP99Ms: 5, maxCostPercent: 5 },
     };
     console.log('');
-    console.log(`accept rate (greeting + QUIT, ${CONCURRENCY} clients): off ${results.acceptRate.offPerSecond}/s, local ${results.acceptRate.localPerSecond}/s (${results.acceptRate.localVsOff}x), redis ${results.acceptRate.redisPerSecond}/s (${results.acceptRate.redisVsOff}x)`);
-    for (const [k, v] of Object.entries(results.refusalLatencyMs)) console.log(`first reply latency, ${k} (burst = ${CAP * 10} at once, sustained = ${CAP} flooders): p50 ${v.p50} ms, p99 ${v.p99} ms (${v.samples} samples)`);
-    console.log(`targets: p99 < 5 ms; cost < 5 % (local cost ${((1 - results.acceptRate.localVsOff) * 100).toFixed(1)} %, redis ${((1 - results.acceptRate.redisVsOff) * 100).toFixed(1)} %)`);
+    console.log(
+      `accept rate (greeting + QUIT, ${CONCURRENCY} clients): off ${results.acceptRate.offPerSecond}/s, local ${results.acceptRate.localPerSecond}/s (${results.acceptRate.localVsOff}x), redis ${results.acceptRate.redisPerSecond}/s (${results.acceptRate.redisVsOff}x)`,
+    );
+    for (const [k, v] of Object.entries(results.refusalLatencyMs))
+      console.log(
+        `first reply latency, ${k} (burst = ${CAP * 10} at once, sustained = ${CAP} flooders): p50 ${v.p50} ms, p99 ${v.p99} ms (${v.samples} samples)`,
+      );
+    console.log(
+      `targets: p99 < 5 ms; cost < 5 % (local cost ${((1 - results.acceptRate.localVsOff) * 100).toFixed(1)} %, redis ${((1 - results.acceptRate.redisVsOff) * 100).toFixed(1)} %)`,
+    );
     mkdirSync(join(REPO, 'bench/results'), { recursive: true });
     writeFileSync(join(REPO, 'bench/results/limits.json'), `${JSON.stringify(results, null, 2)}\n`);
   } finally {

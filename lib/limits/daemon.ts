@@ -51,15 +51,32 @@ export function createAdmission(config: DaemonConfig, opts: CreateAdmissionOptio
 
 export function createDaemonLimits(config: DaemonConfig, opts: CreateAdmissionOptions = {}): DaemonLimits {
   const log = opts.logger ?? silentLogger;
-  const table = new LimitTable({ config, stateFile: opts.dataDir ? limitsStatePath(opts.dataDir) : undefined, logger: log.child({ component: 'limits' }) });
+  const table = new LimitTable({
+    config,
+    stateFile: opts.dataDir ? limitsStatePath(opts.dataDir) : undefined,
+    logger: log.child({ component: 'limits' }),
+  });
   const limitOf = (k: ScopeKey, user?: Parameters<LimitTable['limitOf']>[1]) => table.limitOf(k, user);
-  const rateOf = (c: RateCheck) => table.rateOf(c.rate, c.rate === 'messagesPerMinutePerDomain' ? c.id : c.id.includes('@') ? c.id.slice(c.id.lastIndexOf('@') + 1) : undefined);
+  const rateOf = (c: RateCheck) =>
+    table.rateOf(
+      c.rate,
+      c.rate === 'messagesPerMinutePerDomain'
+        ? c.id
+        : c.id.includes('@')
+          ? c.id.slice(c.id.lastIndexOf('@') + 1)
+          : undefined,
+    );
   const localRates = new LocalRateLimiter(rateOf);
   const rateRefusals = new Map<string, number>();
   const url = opts.redisUrl ?? config.redis?.url;
   let limits: DaemonLimits;
   if (url) {
-    const adm = new RedisAdmission({ url, limitOf, leaseSeconds: config.redis?.leaseSeconds, logger: log.child({ component: 'admission' }) });
+    const adm = new RedisAdmission({
+      url,
+      limitOf,
+      leaseSeconds: config.redis?.leaseSeconds,
+      logger: log.child({ component: 'admission' }),
+    });
     const rates = new RedisRateLimiter({ redis: adm.client, limitOf: rateOf, fallback: localRates });
     limits = {
       table,
@@ -110,13 +127,17 @@ export interface PortCapped {
 export function bindDaemonLimits(props: {
   readonly admission: IAdmission;
   readonly registry?: Registry;
-  readonly listeners?: ReadonlyArray<{ readonly socket: DaemonSocket | undefined; readonly listener: PortCapped }>;
+  readonly listeners?: ReadonlyArray<{
+    readonly socket: DaemonSocket | undefined;
+    readonly listener: PortCapped;
+  }>;
 }): { close(): Promise<void> } {
   const limits = limitsOf(props.admission);
   if (!limits) return { close: async () => undefined };
   const applyPortCaps = () => {
     const o = limits.table.getOverrides();
-    for (const { socket, listener } of props.listeners ?? []) if (socket) listener.setMaxConnections(o[`${socket.service}.portConnections`] ?? socket.maxConnections);
+    for (const { socket, listener } of props.listeners ?? [])
+      if (socket) listener.setMaxConnections(o[`${socket.service}.portConnections`] ?? socket.maxConnections);
   };
   applyPortCaps();
   const off = limits.table.onChange(applyPortCaps);
@@ -187,7 +208,9 @@ export function registerLimitMetrics(reg: Registry, limits: DaemonLimits): void 
     registers,
     async collect() {
       this.reset();
-      for (const u of await snap()) if (PER_ID_KINDS.has(u.scope.kind)) this.set({ kind: u.scope.kind, service: u.scope.service, id: u.scope.id }, u.current);
+      for (const u of await snap())
+        if (PER_ID_KINDS.has(u.scope.kind))
+          this.set({ kind: u.scope.kind, service: u.scope.service, id: u.scope.id }, u.current);
     },
   });
   new Gauge({
@@ -197,7 +220,9 @@ export function registerLimitMetrics(reg: Registry, limits: DaemonLimits): void 
     registers,
     async collect() {
       this.reset();
-      for (const u of await snap()) if (PER_ID_KINDS.has(u.scope.kind)) this.set({ kind: u.scope.kind, service: u.scope.service, id: u.scope.id }, u.limit);
+      for (const u of await snap())
+        if (PER_ID_KINDS.has(u.scope.kind))
+          this.set({ kind: u.scope.kind, service: u.scope.service, id: u.scope.id }, u.limit);
     },
   });
   new Gauge({
@@ -207,7 +232,9 @@ export function registerLimitMetrics(reg: Registry, limits: DaemonLimits): void 
     registers,
     collect() {
       this.reset();
-      for (const r of limits.table.describe()) if (!r.scope.includes('@') && !r.scope.startsWith('user:') && !r.scope.startsWith('ip:')) this.set({ scope: r.scope }, r.value);
+      for (const r of limits.table.describe())
+        if (!r.scope.includes('@') && !r.scope.startsWith('user:') && !r.scope.startsWith('ip:'))
+          this.set({ scope: r.scope }, r.value);
     },
   });
   new Gauge({
@@ -228,6 +255,11 @@ export function registerLimitMetrics(reg: Registry, limits: DaemonLimits): void 
       this.set(limits.fallbacks());
     },
   });
-  const backend = new Gauge({ name: 'mailfleetd_admission_backend', help: 'Admission backend in use (1)', labelNames: ['backend'], registers });
+  const backend = new Gauge({
+    name: 'mailfleetd_admission_backend',
+    help: 'Admission backend in use (1)',
+    labelNames: ['backend'],
+    registers,
+  });
   backend.set({ backend: limits.backend }, 1);
 }

@@ -15,12 +15,13 @@ import type { Redis } from 'ioredis';
 import type { RateName } from './scope.js';
 
 /** Window of each bucket rate, in seconds. recipientsPerMessage is a plain cap, not a bucket. */
-export const RATE_WINDOW_SECONDS: Readonly<Record<Exclude<RateName, 'recipientsPerMessage'>, number>> = Object.freeze({
-  messagesPerMinutePerIp: 60,
-  messagesPerMinutePerSender: 60,
-  messagesPerMinutePerDomain: 60,
-  recipientsPerHourPerSender: 3600,
-});
+export const RATE_WINDOW_SECONDS: Readonly<Record<Exclude<RateName, 'recipientsPerMessage'>, number>> =
+  Object.freeze({
+    messagesPerMinutePerIp: 60,
+    messagesPerMinutePerSender: 60,
+    messagesPerMinutePerDomain: 60,
+    recipientsPerHourPerSender: 3600,
+  });
 export type BucketRate = keyof typeof RATE_WINDOW_SECONDS;
 
 export interface RateCheck {
@@ -62,7 +63,14 @@ function refusal(check: RateCheck, limit: number, tokens: number): RateRefusal {
   const window = RATE_WINDOW_SECONDS[check.rate];
   const need = Math.min(check.cost ?? 1, limit) - tokens;
   const retryAfterSeconds = Math.max(1, Math.ceil((need * window) / limit));
-  return { ok: false, rate: check.rate, id: check.id, limit, retryAfterSeconds, text: rateText(check.rate, check.id, limit) };
+  return {
+    ok: false,
+    rate: check.rate,
+    id: check.id,
+    limit,
+    retryAfterSeconds,
+    text: rateText(check.rate, check.id, limit),
+  };
 }
 
 /** Sweep interval for full (forgotten) buckets of the in-process limiter. */
@@ -96,7 +104,8 @@ export class LocalRateLimiter implements IRateLimiter {
       return { c, k, limit, tokens: Math.min(limit, b.tokens + raised + refill) };
     });
     for (const x of current) if (x.tokens < (x.c.cost ?? 1)) return refusal(x.c, x.limit, x.tokens);
-    for (const x of current) this.buckets.set(x.k, { tokens: x.tokens - (x.c.cost ?? 1), at: t, limit: x.limit });
+    for (const x of current)
+      this.buckets.set(x.k, { tokens: x.tokens - (x.c.cost ?? 1), at: t, limit: x.limit });
     return { ok: true };
   }
 

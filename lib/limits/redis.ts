@@ -149,7 +149,9 @@ export class RedisAdmission implements IAdmission {
   async ready(timeoutMs = 2000): Promise<boolean> {
     if (this.redis.status === 'ready') return true;
     // One listener for every waiter: a connect flood at start-up must not stack listeners on the client.
-    this.readyWait ??= new Promise<void>((resolve) => this.redis.once('ready', () => resolve())).finally(() => (this.readyWait = undefined));
+    this.readyWait ??= new Promise<void>((resolve) => this.redis.once('ready', () => resolve())).finally(
+      () => (this.readyWait = undefined),
+    );
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<false>((resolve) => {
       timer = setTimeout(() => resolve(false), timeoutMs);
@@ -186,7 +188,13 @@ export class RedisAdmission implements IAdmission {
     let fleetLease: Lease;
     if (this.usingRedis) {
       try {
-        const [full, count] = await this.redis.mfAcquire(keys.length, ...keys, this.leaseMs, member, ...limits);
+        const [full, count] = await this.redis.mfAcquire(
+          keys.length,
+          ...keys,
+          this.leaseMs,
+          member,
+          ...limits,
+        );
         if (full > 0) {
           portLease?.release();
           const scope = fleet[full - 1]!;
@@ -291,7 +299,11 @@ export class RedisAdmission implements IAdmission {
     return { ok: false, scope, limit, current, text: refusalText(scope, limit) };
   }
 
-  private fallback(fleet: readonly ScopeKey[], opts: AcquireOptions | undefined, portLease: Lease | undefined): Lease | Refusal {
+  private fallback(
+    fleet: readonly ScopeKey[],
+    opts: AcquireOptions | undefined,
+    portLease: Lease | undefined,
+  ): Lease | Refusal {
     this.fallbacks++;
     this.props.onFallback?.();
     const r = this.local.acquireSync(fleet, opts);
@@ -316,7 +328,12 @@ export class RedisAdmission implements IAdmission {
     try {
       for (let i = 0; i < pairs.length; i += REFRESH_BATCH) {
         const batch = pairs.slice(i, i + REFRESH_BATCH);
-        await this.redis.mfRefresh(batch.length, ...batch.map((p) => p[0]), this.leaseMs, ...batch.map((p) => p[1]));
+        await this.redis.mfRefresh(
+          batch.length,
+          ...batch.map((p) => p[0]),
+          this.leaseMs,
+          ...batch.map((p) => p[1]),
+        );
       }
     } catch (e) {
       this.markDown(e);

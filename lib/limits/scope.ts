@@ -19,7 +19,14 @@ import type { EffectiveRates, EffectiveServiceLimits } from '../spec/defaults.js
 import { SERVICES, type Service } from '../spec/schema.js';
 
 /** The daemon-enforced connection fields (listenerConnections / sourceConnections belong to HAProxy). */
-export const DAEMON_FIELDS = ['portConnections', 'perListener', 'perIp', 'perUser', 'perUserIp', 'perDomain'] as const;
+export const DAEMON_FIELDS = [
+  'portConnections',
+  'perListener',
+  'perIp',
+  'perUser',
+  'perUserIp',
+  'perDomain',
+] as const;
 export type DaemonField = (typeof DAEMON_FIELDS)[number] & keyof EffectiveServiceLimits;
 
 export const RATE_NAMES = [
@@ -36,18 +43,27 @@ export const MAX_LIMIT_VALUE = 10_000_000;
 
 export type LimitScope =
   | { readonly level: 'platform'; readonly service: Service; readonly field: DaemonField }
-  | { readonly level: 'domain'; readonly service: Service; readonly field: DaemonField; readonly domain: string }
+  | {
+      readonly level: 'domain';
+      readonly service: Service;
+      readonly field: DaemonField;
+      readonly domain: string;
+    }
   | { readonly level: 'listener'; readonly listener: string }
   | { readonly level: 'user'; readonly service: Service; readonly user: string }
   | { readonly level: 'ip'; readonly service: Service; readonly ip: string }
   | { readonly level: 'rate'; readonly rate: RateName; readonly domain?: string };
 
 function bad(scope: string, why: string): MailfleetError {
-  return new MailfleetError('BAD_REQUEST', `limit scope "${scope}": ${why}`, { status: 400, details: { scope } });
+  return new MailfleetError('BAD_REQUEST', `limit scope "${scope}": ${why}`, {
+    status: 400,
+    details: { scope },
+  });
 }
 
 function service(scope: string, s: string): Service {
-  if (!(SERVICES as readonly string[]).includes(s)) throw bad(scope, `unknown service "${s}" (expected ${SERVICES.join(', ')})`);
+  if (!(SERVICES as readonly string[]).includes(s))
+    throw bad(scope, `unknown service "${s}" (expected ${SERVICES.join(', ')})`);
   return s as Service;
 }
 
@@ -77,26 +93,41 @@ export function parseScope(raw: string): LimitScope {
     if (kind === 'user') {
       const at = id.lastIndexOf('@');
       if (at < 1) throw bad(scope, `"${id}" is not a mail address`);
-      return { level: 'user', service: svc, user: `${id.slice(0, at).toLowerCase()}@${domain(scope, id.slice(at + 1))}` };
+      return {
+        level: 'user',
+        service: svc,
+        user: `${id.slice(0, at).toLowerCase()}@${domain(scope, id.slice(at + 1))}`,
+      };
     }
     if (isIP(id) === 0) throw bad(scope, `"${id}" is not an IP address`);
     return { level: 'ip', service: svc, ip: id.toLowerCase() };
   }
   const m = /^([a-zA-Z0-9]+)\.([a-zA-Z]+)(?:@(.+))?$/.exec(scope);
-  if (!m) throw bad(scope, 'expected <service>.<field>[@domain], listener:<name>, user:<address>:<service>, ip:<ip>:<service> or rates.<rate>[@domain]');
+  if (!m)
+    throw bad(
+      scope,
+      'expected <service>.<field>[@domain], listener:<name>, user:<address>:<service>, ip:<ip>:<service> or rates.<rate>[@domain]',
+    );
   const [, head, field, dom] = m as unknown as [string, string, string, string | undefined];
   if (head === 'rates') {
-    if (!(RATE_NAMES as readonly string[]).includes(field)) throw bad(scope, `unknown rate "${field}" (expected ${RATE_NAMES.join(', ')})`);
-    return dom === undefined ? { level: 'rate', rate: field as RateName } : { level: 'rate', rate: field as RateName, domain: domain(scope, dom) };
+    if (!(RATE_NAMES as readonly string[]).includes(field))
+      throw bad(scope, `unknown rate "${field}" (expected ${RATE_NAMES.join(', ')})`);
+    return dom === undefined
+      ? { level: 'rate', rate: field as RateName }
+      : { level: 'rate', rate: field as RateName, domain: domain(scope, dom) };
   }
   const svc = service(scope, head);
   if (!(DAEMON_FIELDS as readonly string[]).includes(field)) {
-    const hint = field === 'listenerConnections' || field === 'sourceConnections' ? ' (an HAProxy setting: use listener:<name>)' : '';
+    const hint =
+      field === 'listenerConnections' || field === 'sourceConnections'
+        ? ' (an HAProxy setting: use listener:<name>)'
+        : '';
     throw bad(scope, `unknown field "${field}"${hint} (expected ${DAEMON_FIELDS.join(', ')})`);
   }
   const f = field as DaemonField;
   if (dom === undefined) return { level: 'platform', service: svc, field: f };
-  if (f === 'portConnections' || f === 'perIp') throw bad(scope, `${f} is per node or per client, not per domain`);
+  if (f === 'portConnections' || f === 'perIp')
+    throw bad(scope, `${f} is per node or per client, not per domain`);
   return { level: 'domain', service: svc, field: f, domain: domain(scope, dom) };
 }
 

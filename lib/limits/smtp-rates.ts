@@ -47,7 +47,10 @@ function deferral(r: RateRefusal): SmtpRateRefusal {
 }
 
 /** The SMTP rate hooks of a daemon whose admission came from createAdmission (undefined otherwise). */
-export function smtpRateControl(admission: IAdmission, exceptions: readonly string[] = []): SmtpRateControl | undefined {
+export function smtpRateControl(
+  admission: IAdmission,
+  exceptions: readonly string[] = [],
+): SmtpRateControl | undefined {
   const limits = limitsOf(admission);
   return limits ? new SmtpRateControl(limits, exceptions) : undefined;
 }
@@ -84,16 +87,29 @@ export class SmtpRateControl {
 
   async onRcptTo(i: RcptToInput): Promise<SmtpRateRefusal | undefined> {
     const sender = i.sender.toLowerCase();
-    const max = this.limits.table.rateOf('recipientsPerMessage', i.submission ? domainOf(sender) : i.recipientDomain);
+    const max = this.limits.table.rateOf(
+      'recipientsPerMessage',
+      i.submission ? domainOf(sender) : i.recipientDomain,
+    );
     if (i.accepted >= max) {
       const counted = this.limits.rateRefusals;
       counted.set('recipientsPerMessage', (counted.get('recipientsPerMessage') ?? 0) + 1);
-      return { ok: false, rate: 'recipientsPerMessage', id: sender, limit: max, retryAfterSeconds: 0, text: rateText('recipientsPerMessage', sender, max), code: 452, enhanced: '4.5.3' };
+      return {
+        ok: false,
+        rate: 'recipientsPerMessage',
+        id: sender,
+        limit: max,
+        retryAfterSeconds: 0,
+        text: rateText('recipientsPerMessage', sender, max),
+        code: 452,
+        enhanced: '4.5.3',
+      };
     }
     if (this.isExempt(i.remoteAddress)) return undefined;
     const checks: RateCheck[] = [];
     if (i.submission && sender) checks.push({ rate: 'recipientsPerHourPerSender', id: sender });
-    if (!i.submission && i.firstForDomain) checks.push({ rate: 'messagesPerMinutePerDomain', id: i.recipientDomain.toLowerCase() });
+    if (!i.submission && i.firstForDomain)
+      checks.push({ rate: 'messagesPerMinutePerDomain', id: i.recipientDomain.toLowerCase() });
     if (checks.length === 0) return undefined;
     const r = await this.limits.rates.take(checks);
     return r.ok ? undefined : deferral(r);

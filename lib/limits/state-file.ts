@@ -4,7 +4,16 @@
  * A file that cannot be read or does not validate stops the daemon with a message naming it: silently
  * starting without the operator's changes would undo them.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { MailfleetError } from '../errors.js';
@@ -42,12 +51,19 @@ export function readLimitsState(file: string): LimitsState {
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new MailfleetError('SPEC_IO', `limits state ${file} is unreadable or not JSON (${(e as Error).message}); fix or move it away — starting without it would undo live limit changes`, { cause: e });
+    throw new MailfleetError(
+      'SPEC_IO',
+      `limits state ${file} is unreadable or not JSON (${(e as Error).message}); fix or move it away — starting without it would undo live limit changes`,
+      { cause: e },
+    );
   }
   const r = stateSchema.safeParse(parsed);
   if (!r.success) {
     const first = r.error.issues[0]!;
-    throw new MailfleetError('SPEC_INVALID', `limits state ${file} is invalid at ${first.path.join('.') || '(root)'}: ${first.message}; fix or move it away`);
+    throw new MailfleetError(
+      'SPEC_INVALID',
+      `limits state ${file} is invalid at ${first.path.join('.') || '(root)'}: ${first.message}; fix or move it away`,
+    );
   }
   return r.data;
 }

@@ -17,8 +17,21 @@ import type { DaemonConfig } from '../plan/types.js';
 import type { EffectiveRates } from '../spec/defaults.js';
 import type { Service } from '../spec/schema.js';
 import { scopeDomain, scopeField } from './resolve.js';
-import { formatScope, parseLimitValue, parseScope, type DaemonField, type LimitScope, type RateName } from './scope.js';
-import { HISTORY_LENGTH, readLimitsState, writeLimitsState, type LimitsState, type RecordedChange } from './state-file.js';
+import {
+  formatScope,
+  parseLimitValue,
+  parseScope,
+  type DaemonField,
+  type LimitScope,
+  type RateName,
+} from './scope.js';
+import {
+  HISTORY_LENGTH,
+  readLimitsState,
+  writeLimitsState,
+  type LimitsState,
+  type RecordedChange,
+} from './state-file.js';
 import type { ScopeKey } from './types.js';
 
 export type LimitTableConfig = Pick<DaemonConfig, 'limits' | 'listeners' | 'domains'>;
@@ -82,11 +95,19 @@ export class LimitTable {
         const parsed = parseScope(scope);
         parseLimitValue(scope, value);
         const problem = this.unknownEntity(parsed);
-        if (problem) this.log.warn({ scope, problem }, 'limit override names something the plan no longer has; kept, not applied');
+        if (problem)
+          this.log.warn(
+            { scope, problem },
+            'limit override names something the plan no longer has; kept, not applied',
+          );
         this.overrides.set(formatScope(parsed), value);
       }
       this.history = state.history;
-      if (this.overrides.size > 0) this.log.info({ overrides: Object.fromEntries(this.overrides), file: this.stateFile }, 'live limit overrides loaded');
+      if (this.overrides.size > 0)
+        this.log.info(
+          { overrides: Object.fromEntries(this.overrides), file: this.stateFile },
+          'live limit overrides loaded',
+        );
     }
   }
 
@@ -95,13 +116,20 @@ export class LimitTable {
     const svc = key.service;
     switch (key.kind) {
       case 'port':
-        return this.overrides.get(`${svc}.portConnections`) ?? this.config.limits.platform[svc].portConnections;
+        return (
+          this.overrides.get(`${svc}.portConnections`) ?? this.config.limits.platform[svc].portConnections
+        );
       case 'listener': {
         const o = this.overrides.get(`listener:${key.id}`);
         if (o !== undefined) return o;
         const l = this.config.listeners.find((x) => x.name === key.id);
         if (!l) return this.chain(svc, 'perListener', undefined);
-        return this.chain(svc, 'perListener', l.tenant === 'default' ? undefined : l.tenant, l.limits.perListener);
+        return this.chain(
+          svc,
+          'perListener',
+          l.tenant === 'default' ? undefined : l.tenant,
+          l.limits.perListener,
+        );
       }
       case 'ip':
         return this.overrides.get(`ip:${key.id.toLowerCase()}:${svc}`) ?? this.chain(svc, 'perIp', undefined);
@@ -180,23 +208,45 @@ export class LimitTable {
   describe(): EffectiveLimitRow[] {
     const scopes: LimitScope[] = [];
     const services = Object.keys(this.config.limits.platform) as Service[];
-    const fields: DaemonField[] = ['portConnections', 'perListener', 'perIp', 'perUser', 'perUserIp', 'perDomain'];
-    for (const service of services) for (const field of fields) scopes.push({ level: 'platform', service, field });
+    const fields: DaemonField[] = [
+      'portConnections',
+      'perListener',
+      'perIp',
+      'perUser',
+      'perUserIp',
+      'perDomain',
+    ];
+    for (const service of services)
+      for (const field of fields) scopes.push({ level: 'platform', service, field });
     for (const domain of this.config.domains)
       for (const service of services)
         for (const field of fields)
-          if (field !== 'portConnections' && field !== 'perIp') scopes.push({ level: 'domain', service, field, domain });
+          if (field !== 'portConnections' && field !== 'perIp')
+            scopes.push({ level: 'domain', service, field, domain });
     for (const l of this.config.listeners) scopes.push({ level: 'listener', listener: l.name });
-    for (const rate of Object.keys(this.config.limits.rates) as RateName[]) scopes.push({ level: 'rate', rate });
+    for (const rate of Object.keys(this.config.limits.rates) as RateName[])
+      scopes.push({ level: 'rate', rate });
     const seen = new Set(scopes.map(formatScope));
     for (const k of this.overrides.keys()) if (!seen.has(k)) scopes.push(parseScope(k));
-    return scopes
-      .map((s) => {
-        const scope = formatScope(s);
-        return { scope, value: this.effective(s), plan: this.planValue(s), override: this.overrides.get(scope) ?? null };
-      })
-      // Domain rows only when they differ from the platform or carry an override: keeps the list readable.
-      .filter((r) => !r.scope.includes('@') || r.override !== null || r.value !== this.effective(parseScope(r.scope.split('@')[0]!)));
+    return (
+      scopes
+        .map((s) => {
+          const scope = formatScope(s);
+          return {
+            scope,
+            value: this.effective(s),
+            plan: this.planValue(s),
+            override: this.overrides.get(scope) ?? null,
+          };
+        })
+        // Domain rows only when they differ from the platform or carry an override: keeps the list readable.
+        .filter(
+          (r) =>
+            !r.scope.includes('@') ||
+            r.override !== null ||
+            r.value !== this.effective(parseScope(r.scope.split('@')[0]!)),
+        )
+    );
   }
 
   /**
@@ -204,12 +254,17 @@ export class LimitTable {
    * the state file, and only then do the limits change in memory. If the write fails nothing changes.
    */
   apply(requests: readonly LimitChangeRequest[], source = 'api'): LimitChange[] {
-    if (requests.length === 0) throw new MailfleetError('BAD_REQUEST', 'no limit changes given', { status: 400 });
+    if (requests.length === 0)
+      throw new MailfleetError('BAD_REQUEST', 'no limit changes given', { status: 400 });
     const parsed = requests.map((r) => {
       const s = parseScope(r.scope);
       const scope = formatScope(s);
       const problem = this.unknownEntity(s);
-      if (problem) throw new MailfleetError('BAD_REQUEST', `limit scope "${r.scope}": ${problem}`, { status: 400, details: { scope: r.scope } });
+      if (problem)
+        throw new MailfleetError('BAD_REQUEST', `limit scope "${r.scope}": ${problem}`, {
+          status: 400,
+          details: { scope: r.scope },
+        });
       const value = r.value === null || r.value === 'default' ? null : parseLimitValue(r.scope, r.value);
       return { s, scope, value };
     });
@@ -221,14 +276,24 @@ export class LimitTable {
       else next.set(p.scope, p.value);
     }
     const at = new Date().toISOString();
-    const recorded: RecordedChange[] = parsed.map((p) => ({ at, scope: p.scope, previous: previous.get(p.scope)!, value: p.value, source }));
+    const recorded: RecordedChange[] = parsed.map((p) => ({
+      at,
+      scope: p.scope,
+      previous: previous.get(p.scope)!,
+      value: p.value,
+      source,
+    }));
     const history = [...this.history, ...recorded].slice(-HISTORY_LENGTH);
     if (this.stateFile) {
       const state: LimitsState = { version: 1, overrides: Object.fromEntries(next), history };
       try {
         writeLimitsState(this.stateFile, state);
       } catch (e) {
-        throw new MailfleetError('INTERNAL', `limit change not applied: cannot write ${this.stateFile} (${(e as Error).message})`, { cause: e });
+        throw new MailfleetError(
+          'INTERNAL',
+          `limit change not applied: cannot write ${this.stateFile} (${(e as Error).message})`,
+          { cause: e },
+        );
       }
     }
     this.overrides = next;
@@ -237,9 +302,20 @@ export class LimitTable {
       const after = this.effective(p.s);
       const b = before.get(p.scope)!;
       const prev = previous.get(p.scope)!;
-      return { scope: p.scope, previousOverride: prev, override: p.value, before: b, after, changed: prev !== p.value };
+      return {
+        scope: p.scope,
+        previousOverride: prev,
+        override: p.value,
+        before: b,
+        after,
+        changed: prev !== p.value,
+      };
     });
-    for (const c of changes) this.log.info({ scope: c.scope, before: c.before, after: c.after, override: c.override, source }, 'limit changed');
+    for (const c of changes)
+      this.log.info(
+        { scope: c.scope, before: c.before, after: c.after, override: c.override, source },
+        'limit changed',
+      );
     for (const fn of this.listeners) fn(changes);
     return changes;
   }
@@ -251,7 +327,12 @@ export class LimitTable {
   }
 
   /** Resolves a field for a service at domain level, then platform level. */
-  private chain(service: Service, field: DaemonField, domain: string | undefined, ownPlanValue?: number): number {
+  private chain(
+    service: Service,
+    field: DaemonField,
+    domain: string | undefined,
+    ownPlanValue?: number,
+  ): number {
     const platformPlan = this.config.limits.platform[service][field];
     if (domain !== undefined) {
       const o = this.overrides.get(`${service}.${field}@${domain}`);
@@ -268,7 +349,8 @@ export class LimitTable {
     if (s.level === 'listener' && !this.config.listeners.some((l) => l.name === s.listener))
       return `no listener "${s.listener}" in the plan (have: ${this.config.listeners.map((l) => l.name).join(', ')})`;
     const d = s.level === 'domain' || s.level === 'rate' ? s.domain : undefined;
-    if (d !== undefined && !this.config.domains.includes(d)) return `"${d}" is not a domain of this platform (have: ${this.config.domains.join(', ')})`;
+    if (d !== undefined && !this.config.domains.includes(d))
+      return `"${d}" is not a domain of this platform (have: ${this.config.domains.join(', ')})`;
     return undefined;
   }
 }

@@ -50,7 +50,10 @@ export class AdminClient {
       });
     } catch (e) {
       const err = e as Error & { cause?: { code?: string } };
-      const why = err.name === 'TimeoutError' ? `no answer within ${this.opts.timeoutMs ?? 3000} ms` : (err.cause?.code ?? err.message);
+      const why =
+        err.name === 'TimeoutError'
+          ? `no answer within ${this.opts.timeoutMs ?? 3000} ms`
+          : (err.cause?.code ?? err.message);
       throw new MailfleetError('INTERNAL', `${this.url}: did not answer (${why})`, { cause: e });
     }
     const text = await res.text();

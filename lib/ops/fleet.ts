@@ -36,14 +36,28 @@ export interface Fleet {
 
 export function resolveFleet(opts: FleetOptions): Fleet {
   const spec = opts.config ? loadSpec(opts.config).spec : undefined;
-  const dataDir = opts.dataDir ?? process.env.MAILFLEET_DATA_DIR ?? (spec ? resolve(spec.local.dataDir) : undefined);
+  const dataDir =
+    opts.dataDir ?? process.env.MAILFLEET_DATA_DIR ?? (spec ? resolve(spec.local.dataDir) : undefined);
   const urls =
     opts.admin && opts.admin.length > 0
       ? [...opts.admin]
       : (spec?.ops?.daemons ?? (spec ? [`http://${spec.local.bindAddress}:${spec.local.ports.admin}`] : []));
-  if (urls.length === 0) throw new MailfleetError('BAD_REQUEST', 'no daemons to ask: give --config <spec> (ops.daemons or the local daemon) or --admin <url>', { status: 400 });
-  for (const u of urls) if (!/^https?:\/\/[^\s]+$/.test(u)) throw new MailfleetError('BAD_REQUEST', `--admin ${u}: expected an http:// or https:// URL`, { status: 400 });
-  const token = opts.token ?? spec?.platform.adminToken ?? process.env[spec?.platform.adminTokenEnv ?? 'MAILFLEET_ADMIN_TOKEN'] ?? tokenFile(dataDir);
+  if (urls.length === 0)
+    throw new MailfleetError(
+      'BAD_REQUEST',
+      'no daemons to ask: give --config <spec> (ops.daemons or the local daemon) or --admin <url>',
+      { status: 400 },
+    );
+  for (const u of urls)
+    if (!/^https?:\/\/[^\s]+$/.test(u))
+      throw new MailfleetError('BAD_REQUEST', `--admin ${u}: expected an http:// or https:// URL`, {
+        status: 400,
+      });
+  const token =
+    opts.token ??
+    spec?.platform.adminToken ??
+    process.env[spec?.platform.adminTokenEnv ?? 'MAILFLEET_ADMIN_TOKEN'] ??
+    tokenFile(dataDir);
   return { nodes: urls.map((url) => ({ url, token })), spec, dataDir, timeoutMs: opts.timeoutMs ?? 3000 };
 }
 
@@ -53,10 +67,15 @@ function tokenFile(dataDir: string | undefined): string | undefined {
   return existsSync(f) ? readFileSync(f, 'utf8').trim() : undefined;
 }
 
-export type NodeResult<T> = { readonly node: string; readonly ok: true; readonly value: T } | { readonly node: string; readonly ok: false; readonly error: string };
+export type NodeResult<T> =
+  | { readonly node: string; readonly ok: true; readonly value: T }
+  | { readonly node: string; readonly ok: false; readonly error: string };
 
 /** Runs `fn` against every node in parallel; a node that fails is reported, never thrown. */
-export async function fanOut<T>(fleet: Fleet, fn: (c: AdminClient) => Promise<T>): Promise<Array<NodeResult<T>>> {
+export async function fanOut<T>(
+  fleet: Fleet,
+  fn: (c: AdminClient) => Promise<T>,
+): Promise<Array<NodeResult<T>>> {
   const actor = `mailfleet-cli ${safeUser()}@${hostname()}`;
   return Promise.all(
     fleet.nodes.map(async (n): Promise<NodeResult<T>> => {

@@ -55,9 +55,22 @@ export const daemonApplier: LimitApplier = {
             ok: true,
             before: c.before,
             after: c.after,
-            note: c.override === null ? (c.previousOverride === null ? 'no override' : 'override removed') : c.changed ? 'override set' : 'unchanged',
+            note:
+              c.override === null
+                ? c.previousOverride === null
+                  ? 'no override'
+                  : 'override removed'
+                : c.changed
+                  ? 'override set'
+                  : 'unchanged',
           }))
-        : changes.map((c) => ({ applier: 'daemon', target: r.node, scope: c.scope, ok: false, error: r.error })),
+        : changes.map((c) => ({
+            applier: 'daemon',
+            target: r.node,
+            scope: c.scope,
+            ok: false,
+            error: r.error,
+          })),
     );
   },
 };
@@ -71,18 +84,49 @@ export const haproxyApplier: LimitApplier = {
     for (const c of changes) {
       const listener = c.scope.slice('listener:'.length);
       if (!fleet.dataDir) {
-        out.push({ applier: 'haproxy', target: 'local', scope: c.scope, ok: true, skipped: true, note: 'no data dir: HAProxy not looked for' });
+        out.push({
+          applier: 'haproxy',
+          target: 'local',
+          scope: c.scope,
+          ok: true,
+          skipped: true,
+          note: 'no data dir: HAProxy not looked for',
+        });
         continue;
       }
       try {
         const r = await applyListenerLimitToLocalHaproxy(fleet.dataDir, listener, c.value);
         out.push(
           r
-            ? { applier: 'haproxy', target: 'local', scope: c.scope, ok: true, before: r.previous, after: r.cap, note: r.method === 'variable' ? 'set live (process variable)' : `reloaded (maxconn ${r.frontendMaxconn})` }
-            : { applier: 'haproxy', target: 'local', scope: c.scope, ok: true, skipped: true, note: 'no local HAProxy running' },
+            ? {
+                applier: 'haproxy',
+                target: 'local',
+                scope: c.scope,
+                ok: true,
+                before: r.previous,
+                after: r.cap,
+                note:
+                  r.method === 'variable'
+                    ? 'set live (process variable)'
+                    : `reloaded (maxconn ${r.frontendMaxconn})`,
+              }
+            : {
+                applier: 'haproxy',
+                target: 'local',
+                scope: c.scope,
+                ok: true,
+                skipped: true,
+                note: 'no local HAProxy running',
+              },
         );
       } catch (e) {
-        out.push({ applier: 'haproxy', target: 'local', scope: c.scope, ok: false, error: (e as Error).message });
+        out.push({
+          applier: 'haproxy',
+          target: 'local',
+          scope: c.scope,
+          ok: false,
+          error: (e as Error).message,
+        });
       }
     }
     return out;
@@ -98,8 +142,13 @@ export function parseLimitRequest(scope: string, value: string): LimitRequest {
   return { scope: canonical, value: value === 'default' ? 'default' : parseLimitValue(canonical, value) };
 }
 
-export async function setLimits(fleet: Fleet, changes: readonly LimitRequest[], appliers: readonly LimitApplier[] = LIMIT_APPLIERS): Promise<LimitReport[]> {
-  if (changes.length === 0) throw new MailfleetError('BAD_REQUEST', 'no limit changes given', { status: 400 });
+export async function setLimits(
+  fleet: Fleet,
+  changes: readonly LimitRequest[],
+  appliers: readonly LimitApplier[] = LIMIT_APPLIERS,
+): Promise<LimitReport[]> {
+  if (changes.length === 0)
+    throw new MailfleetError('BAD_REQUEST', 'no limit changes given', { status: 400 });
   const reports: LimitReport[] = [];
   for (const a of appliers) {
     const mine = changes.filter((c) => a.handles(c.scope));
@@ -122,34 +171,59 @@ export function formatLimitReports(reports: readonly LimitReport[]): string {
       ]),
     ),
   ];
-  if (failed.length > 0) lines.push('', `${new Set(failed.map((f) => f.target)).size} target(s) did not apply the change: run again once they answer.`);
+  if (failed.length > 0)
+    lines.push(
+      '',
+      `${new Set(failed.map((f) => f.target)).size} target(s) did not apply the change: run again once they answer.`,
+    );
   return lines.join('\n');
 }
 
 export interface LimitListing {
-  readonly nodes: ReadonlyArray<{ node: string; ok: boolean; error?: string; hostname?: string; backend?: string }>;
+  readonly nodes: ReadonlyArray<{
+    node: string;
+    ok: boolean;
+    error?: string;
+    hostname?: string;
+    backend?: string;
+  }>;
   /** scope → value per node (nodes in the order above; undefined where a node did not answer). */
-  readonly rows: ReadonlyArray<{ scope: string; plan: number; values: Array<number | undefined>; overrides: Array<number | null | undefined> }>;
+  readonly rows: ReadonlyArray<{
+    scope: string;
+    plan: number;
+    values: Array<number | undefined>;
+    overrides: Array<number | null | undefined>;
+  }>;
 }
 
 export async function listLimits(fleet: Fleet): Promise<LimitListing> {
   const results = await fanOut(fleet, (c) => c.get<LimitsView>('/v1/limits'));
   const scopes = new Map<string, EffectiveLimitRow>();
-  for (const r of results) if (r.ok) for (const row of r.value.limits) if (!scopes.has(row.scope)) scopes.set(row.scope, row);
+  for (const r of results)
+    if (r.ok) for (const row of r.value.limits) if (!scopes.has(row.scope)) scopes.set(row.scope, row);
   return {
-    nodes: results.map((r) => (r.ok ? { node: r.node, ok: true, hostname: r.value.hostname, backend: r.value.backend } : { node: r.node, ok: false, error: r.error })),
+    nodes: results.map((r) =>
+      r.ok
+        ? { node: r.node, ok: true, hostname: r.value.hostname, backend: r.value.backend }
+        : { node: r.node, ok: false, error: r.error },
+    ),
     rows: [...scopes.values()].map((s) => ({
       scope: s.scope,
       plan: s.plan,
       values: results.map((r) => (r.ok ? r.value.limits.find((x) => x.scope === s.scope)?.value : undefined)),
-      overrides: results.map((r) => (r.ok ? (r.value.limits.find((x) => x.scope === s.scope)?.override ?? null) : undefined)),
+      overrides: results.map((r) =>
+        r.ok ? (r.value.limits.find((x) => x.scope === s.scope)?.override ?? null) : undefined,
+      ),
     })),
   };
 }
 
 export function formatLimitListing(l: LimitListing, opts: { overridesOnly?: boolean } = {}): string {
   const out: string[] = [];
-  for (const n of l.nodes) out.push(n.ok ? `${n.node}  ${n.hostname}  counters: ${n.backend}` : `${n.node}  DID NOT ANSWER: ${n.error}`);
+  for (const n of l.nodes)
+    out.push(
+      n.ok ? `${n.node}  ${n.hostname}  counters: ${n.backend}` : `${n.node}  DID NOT ANSWER: ${n.error}`,
+    );
   const rows = l.rows.filter((r) => !opts.overridesOnly || r.overrides.some((o) => typeof o === 'number'));
   out.push(
     '',

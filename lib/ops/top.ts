@@ -52,7 +52,12 @@ interface NodeData {
   readonly limits: LimitsView;
 }
 
-const KIND_OF: Record<TopSection, ScopeKind> = { listener: 'listener', domain: 'domain', user: 'user', ip: 'ip' };
+const KIND_OF: Record<TopSection, ScopeKind> = {
+  listener: 'listener',
+  domain: 'domain',
+  user: 'user',
+  ip: 'ip',
+};
 
 /** Collects one report from every node of the fleet. */
 export async function collectTop(fleet: Fleet): Promise<TopReport> {
@@ -64,12 +69,21 @@ export async function collectTop(fleet: Fleet): Promise<TopReport> {
     return { connections, limits };
   });
   const ok = results.flatMap((r) => (r.ok ? [{ node: r.node, ...r.value }] : []));
-  const sections = Object.fromEntries(TOP_SECTIONS.map((s) => [s, rowsFor(s, ok)])) as Record<TopSection, TopRow[]>;
+  const sections = Object.fromEntries(TOP_SECTIONS.map((s) => [s, rowsFor(s, ok)])) as Record<
+    TopSection,
+    TopRow[]
+  >;
   return {
     at: new Date().toISOString(),
     nodes: results.map((r) =>
       r.ok
-        ? { node: r.node, ok: true, hostname: r.value.connections.hostname, connections: r.value.connections.connections.length, backend: r.value.limits.backend }
+        ? {
+            node: r.node,
+            ok: true,
+            hostname: r.value.connections.hostname,
+            connections: r.value.connections.connections.length,
+            backend: r.value.limits.backend,
+          }
         : { node: r.node, ok: false, error: r.error },
     ),
     total: ok.reduce((n, d) => n + d.connections.connections.length, 0),
@@ -92,7 +106,10 @@ function idOf(section: TopSection, c: ConnectionInfo): string | undefined {
 
 /** Builds one section: group connections, then join limits and refusals from the nodes' counters. */
 export function rowsFor(section: TopSection, nodes: ReadonlyArray<NodeData & { node: string }>): TopRow[] {
-  const rows = new Map<string, { id: string; service: Service; current: number; limit?: number; refused: number; nodes: Set<string> }>();
+  const rows = new Map<
+    string,
+    { id: string; service: Service; current: number; limit?: number; refused: number; nodes: Set<string> }
+  >();
   const row = (id: string, service: Service) => {
     const k = `${service}|${id.toLowerCase()}`;
     let r = rows.get(k);
@@ -133,8 +150,22 @@ export function rowsFor(section: TopSection, nodes: ReadonlyArray<NodeData & { n
         }
   }
   return [...rows.values()]
-    .map((r) => ({ id: r.id, service: r.service, current: r.current, limit: r.limit, use: r.limit ? r.current / r.limit : undefined, refused: r.refused, nodes: r.nodes.size }))
-    .sort((a, b) => b.current - a.current || (b.use ?? 0) - (a.use ?? 0) || b.refused - a.refused || a.id.localeCompare(b.id));
+    .map((r) => ({
+      id: r.id,
+      service: r.service,
+      current: r.current,
+      limit: r.limit,
+      use: r.limit ? r.current / r.limit : undefined,
+      refused: r.refused,
+      nodes: r.nodes.size,
+    }))
+    .sort(
+      (a, b) =>
+        b.current - a.current ||
+        (b.use ?? 0) - (a.use ?? 0) ||
+        b.refused - a.refused ||
+        a.id.localeCompare(b.id),
+    );
 }
 
 export interface FormatTopOptions {
@@ -154,8 +185,15 @@ const TITLE: Record<TopSection, string> = {
 export function formatTop(r: TopReport, opts: FormatTopOptions = {}): string {
   const out: string[] = [];
   const down = r.nodes.filter((n) => !n.ok);
-  out.push(`mailfleet top  ${r.at}  ${r.total} connection(s) on ${r.nodes.length - down.length}/${r.nodes.length} node(s)`);
-  for (const n of r.nodes) out.push(n.ok ? `  ${n.node}  ${n.hostname}  ${n.connections} conn  counters: ${n.backend}` : `  ${n.node}  DID NOT ANSWER: ${n.error}`);
+  out.push(
+    `mailfleet top  ${r.at}  ${r.total} connection(s) on ${r.nodes.length - down.length}/${r.nodes.length} node(s)`,
+  );
+  for (const n of r.nodes)
+    out.push(
+      n.ok
+        ? `  ${n.node}  ${n.hostname}  ${n.connections} conn  counters: ${n.backend}`
+        : `  ${n.node}  DID NOT ANSWER: ${n.error}`,
+    );
   const max = opts.rows ?? 10;
   for (const s of opts.by ? [opts.by] : TOP_SECTIONS) {
     const rows = r.sections[s];
@@ -167,7 +205,17 @@ export function formatTop(r: TopReport, opts: FormatTopOptions = {}): string {
     out.push(
       table(
         [s, 'service', 'cur', 'limit', 'use%', 'refused', 'nodes'],
-        rows.slice(0, max).map((x) => [x.id, x.service, x.current, x.limit ?? '-', x.use === undefined ? '-' : `${Math.round(x.use * 100)}%`, x.refused, x.nodes]),
+        rows
+          .slice(0, max)
+          .map((x) => [
+            x.id,
+            x.service,
+            x.current,
+            x.limit ?? '-',
+            x.use === undefined ? '-' : `${Math.round(x.use * 100)}%`,
+            x.refused,
+            x.nodes,
+          ]),
       ),
     );
   }

@@ -24,13 +24,26 @@ type Op =
   | { op: 'set'; scope: string; value: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ op: fc.constant('acquire' as const), user: fc.nat(USERS.length - 1), ip: fc.nat(IPS.length - 1) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      op: fc.constant('acquire' as const),
+      user: fc.nat(USERS.length - 1),
+      ip: fc.nat(IPS.length - 1),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('release' as const), index: fc.nat(50) }) },
   {
     weight: 1,
     arbitrary: fc.record({
       op: fc.constant('set' as const),
-      scope: fc.constantFrom('imap.perUser', 'imap.perUserIp', 'imap.perDomain', 'imap.perIp', 'imap.perDomain@example.org'),
+      scope: fc.constantFrom(
+        'imap.perUser',
+        'imap.perUserIp',
+        'imap.perDomain',
+        'imap.perIp',
+        'imap.perDomain@example.org',
+      ),
       value: fc.integer({ min: 1, max: 6 }),
     }),
   },
@@ -39,7 +52,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 test('GIVEN random acquire/release/limit-change interleavings THEN a slot is granted only under every limit, and counts match', () => {
   fc.assert(
     fc.property(fc.array(opArb, { maxLength: 120 }), (ops) => {
-      const table = new LimitTable({ config: testConfig({ limits: { imap: { perUser: 3, perUserIp: 2, perDomain: 5, perIp: 4 } } }) });
+      const table = new LimitTable({
+        config: testConfig({ limits: { imap: { perUser: 3, perUserIp: 2, perDomain: 5, perIp: 4 } } }),
+      });
       const adm = LocalAdmission.fromTable(table);
       const model = new Map<string, number>();
       const key = (s: ScopeKey) => `${s.kind}:${s.id}`;
@@ -89,7 +104,10 @@ test('GIVEN a full user scope THEN the refusal names the limit and its value; a 
   for (const l of leases) if (l.ok) l.release();
   assert.equal(adm.acquireSync(u).ok, true);
   assert.equal(adm.acquireSync(u).ok, false);
-  const ui = adm.acquireSync([{ kind: 'userip', service: 'pop3', id: 'b@example.com|192.0.2.5' }], { user: { limits: { pop3: { perUserIp: 0 } } } });
+  const ui = adm.acquireSync([{ kind: 'userip', service: 'pop3', id: 'b@example.com|192.0.2.5' }], {
+    user: { limits: { pop3: { perUserIp: 0 } } },
+  });
   assert.equal(ui.ok, false);
-  if (!ui.ok) assert.equal(ui.text, 'pop3 perUserIp limit of 0 reached for user b@example.com from 192.0.2.5');
+  if (!ui.ok)
+    assert.equal(ui.text, 'pop3 perUserIp limit of 0 reached for user b@example.com from 192.0.2.5');
 });

@@ -31,10 +31,15 @@ describe('RedisAdmission against a real redis-server', () => {
     const a = node(() => 5, 30, prefix);
     const b = node(() => 5, 30, prefix);
     await Promise.all([a.ready(), b.ready()]);
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).acquire([user('alice@example.com'), dom('example.com')])));
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        (i % 2 ? a : b).acquire([user('alice@example.com'), dom('example.com')]),
+      ),
+    );
     const ok = results.filter((r) => r.ok);
     assert.equal(ok.length, 5);
-    for (const r of results) if (!r.ok) assert.equal(r.text, 'imap perUser limit of 5 reached for user alice@example.com');
+    for (const r of results)
+      if (!r.ok) assert.equal(r.text, 'imap perUser limit of 5 reached for user alice@example.com');
     const snapA = await a.snapshot();
     assert.equal(snapA.find((u) => u.scope.kind === 'user')!.current, 5, 'fleet-wide count seen from node A');
     for (const r of ok) (r as Lease).release();
@@ -76,7 +81,11 @@ describe('RedisAdmission against a real redis-server', () => {
     const l3 = await a.acquire([user('carol@example.com')]);
     assert.equal(l3.ok, true, 'the per-node fallback counts only leases taken during the outage');
     assert.ok(a.fallbacks >= 2);
-    assert.equal((await a.acquire([user('carol@example.com')])).ok, false, 'per-node cap still holds during the outage');
+    assert.equal(
+      (await a.acquire([user('carol@example.com')])).ok,
+      false,
+      'per-node cap still holds during the outage',
+    );
     const back = await startRedis(port);
     try {
       await a.ready(5000);
@@ -93,7 +102,9 @@ describe('RedisAdmission against a real redis-server', () => {
     const table = new LimitTable({ config: testConfig() });
     const a = node((k) => table.limitOf(k));
     await a.ready();
-    const leases = await Promise.all([1, 2, 3].map(() => a.acquire([{ kind: 'user', service: 'pop3', id: 'dave@example.com' }])));
+    const leases = await Promise.all(
+      [1, 2, 3].map(() => a.acquire([{ kind: 'user', service: 'pop3', id: 'dave@example.com' }])),
+    );
     assert.ok(leases.every((l) => l.ok));
     table.apply([{ scope: 'pop3.perUser', value: 1 }]);
     const r = await a.acquire([{ kind: 'user', service: 'pop3', id: 'dave@example.com' }]);
@@ -106,30 +117,58 @@ describe('RedisAdmission against a real redis-server', () => {
     const b = node(() => 1);
     await Promise.all([a.ready(), b.ready()]);
     const limitOf = () => 10;
-    const ra = new RedisRateLimiter({ redis: a.client, limitOf, fallback: new LocalRateLimiter(limitOf), keyPrefix: 'rate-test:' });
-    const rb = new RedisRateLimiter({ redis: b.client, limitOf, fallback: new LocalRateLimiter(limitOf), keyPrefix: 'rate-test:' });
-    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 ? ra : rb).take([{ rate: 'messagesPerMinutePerSender', id: 'eve@example.com' }, { rate: 'messagesPerMinutePerIp', id: '192.0.2.3' }])));
+    const ra = new RedisRateLimiter({
+      redis: a.client,
+      limitOf,
+      fallback: new LocalRateLimiter(limitOf),
+      keyPrefix: 'rate-test:',
+    });
+    const rb = new RedisRateLimiter({
+      redis: b.client,
+      limitOf,
+      fallback: new LocalRateLimiter(limitOf),
+      keyPrefix: 'rate-test:',
+    });
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        (i % 2 ? ra : rb).take([
+          { rate: 'messagesPerMinutePerSender', id: 'eve@example.com' },
+          { rate: 'messagesPerMinutePerIp', id: '192.0.2.3' },
+        ]),
+      ),
+    );
     assert.equal(results.filter((r) => r.ok).length, 10);
     const refused = results.find((r) => !r.ok);
     assert.ok(refused && !refused.ok);
-    assert.match(refused.text, /rate limit exceeded: messagesPerMinutePerSender limit of 10 messages per minute reached for eve@example.com/);
+    assert.match(
+      refused.text,
+      /rate limit exceeded: messagesPerMinutePerSender limit of 10 messages per minute reached for eve@example.com/,
+    );
     assert.ok(refused.retryAfterSeconds >= 1 && refused.retryAfterSeconds <= 6);
   });
 });
 
 test('LocalRateLimiter: burst up to the limit, then refill at limit/window; all or nothing across buckets', () => {
   let now = 1_000_000;
-  const r = new LocalRateLimiter((c) => (c.rate === 'messagesPerMinutePerIp' ? 6 : 100), () => now);
+  const r = new LocalRateLimiter(
+    (c) => (c.rate === 'messagesPerMinutePerIp' ? 6 : 100),
+    () => now,
+  );
   try {
-    for (let i = 0; i < 6; i++) assert.equal(r.takeSync([{ rate: 'messagesPerMinutePerIp', id: '1.2.3.4' }]).ok, true);
-    const refused = r.takeSync([{ rate: 'messagesPerMinutePerSender', id: 'a@x.org' }, { rate: 'messagesPerMinutePerIp', id: '1.2.3.4' }]);
+    for (let i = 0; i < 6; i++)
+      assert.equal(r.takeSync([{ rate: 'messagesPerMinutePerIp', id: '1.2.3.4' }]).ok, true);
+    const refused = r.takeSync([
+      { rate: 'messagesPerMinutePerSender', id: 'a@x.org' },
+      { rate: 'messagesPerMinutePerIp', id: '1.2.3.4' },
+    ]);
     assert.equal(refused.ok, false);
     if (!refused.ok) assert.equal(refused.retryAfterSeconds, 10);
     now += 10_000; // one token back (6 per 60 s)
     assert.equal(r.takeSync([{ rate: 'messagesPerMinutePerIp', id: '1.2.3.4' }]).ok, true);
     assert.equal(r.takeSync([{ rate: 'messagesPerMinutePerIp', id: '1.2.3.4' }]).ok, false);
     // the refused combined take cost the sender bucket nothing: 100 are still there
-    for (let i = 0; i < 100; i++) assert.equal(r.takeSync([{ rate: 'messagesPerMinutePerSender', id: 'a@x.org' }]).ok, true);
+    for (let i = 0; i < 100; i++)
+      assert.equal(r.takeSync([{ rate: 'messagesPerMinutePerSender', id: 'a@x.org' }]).ok, true);
     assert.equal(r.takeSync([{ rate: 'messagesPerMinutePerSender', id: 'a@x.org' }]).ok, false);
   } finally {
     r.close();

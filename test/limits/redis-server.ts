@@ -38,9 +38,15 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
 
 export async function startRedis(port?: number): Promise<RedisServer> {
   if (spawnSync('redis-server', ['--version']).status !== 0)
-    throw new Error('redis-server not found: install it with scripts/install-system-deps.sh (Debian package redis-server)');
+    throw new Error(
+      'redis-server not found: install it with scripts/install-system-deps.sh (Debian package redis-server)',
+    );
   const p = port ?? (await freePort());
-  const proc = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const proc = spawn(
+    'redis-server',
+    ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
   await waitForPort(p, 5000);
   return {
     port: p,

@@ -38,7 +38,10 @@ test('GIVEN SMTP rates WHEN a client goes over them THEN MAIL/RCPT get 450 4.7.1
   );
 
   // A live raise lets the same client go on at once.
-  assert.equal((await adminPut(d.adminUrl, { scope: 'rates.messagesPerMinutePerIp', value: 1000 })).status, 200);
+  assert.equal(
+    (await adminPut(d.adminUrl, { scope: 'rates.messagesPerMinutePerIp', value: 1000 })).status,
+    200,
+  );
   const sub = await ehlo(d.port('submission'));
   clients.push(sub);
   const plain = Buffer.from('\0alice@example.com\0password').toString('base64');
@@ -46,7 +49,10 @@ test('GIVEN SMTP rates WHEN a client goes over them THEN MAIL/RCPT get 450 4.7.1
   assert.match(await sub.send('MAIL FROM:<alice@example.com>', /^\d{3} /), /^250 /);
   assert.match(await sub.send('RCPT TO:<bob@example.com>', /^\d{3} /), /^250 /);
   assert.match(await sub.send('RCPT TO:<carol@example.org>', /^\d{3} /), /^250 /);
-  assert.equal(await sub.send('RCPT TO:<alice@example.com>', /^\d{3} /), '452 4.5.3 too many recipients: recipientsPerMessage limit of 2');
+  assert.equal(
+    await sub.send('RCPT TO:<alice@example.com>', /^\d{3} /),
+    '452 4.5.3 too many recipients: recipientsPerMessage limit of 2',
+  );
   assert.match(await sub.send('RSET', /^250 /), /^250 /);
   // Two recipients of the hourly 3 are used; one more, then 450.
   assert.match(await sub.send('MAIL FROM:<alice@example.com>', /^\d{3} /), /^250 /);

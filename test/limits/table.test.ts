@@ -19,7 +19,8 @@ describe('limit scope grammar', () => {
       ['ip:2001:db8::1:pop3', 'ip:2001:db8::1:pop3'],
       ['rates.messagesPerMinutePerSender', 'rates.messagesPerMinutePerSender'],
       ['rates.recipientsPerMessage@example.com', 'rates.recipientsPerMessage@example.com'],
-    ]) assert.equal(formatScope(parseScope(input!)), canonical);
+    ])
+      assert.equal(formatScope(parseScope(input!)), canonical);
   });
 
   test('fails when a scope is malformed, with a message naming it', () => {
@@ -32,7 +33,8 @@ describe('limit scope grammar', () => {
       ['ip:300.1.1.1:imap', /not an IP address/],
       ['rates.foo', /unknown rate "foo"/],
       ['whatever', /expected <service>.<field>/],
-    ] as const) assert.throws(() => parseScope(input), re);
+    ] as const)
+      assert.throws(() => parseScope(input), re);
   });
 });
 
@@ -77,9 +79,23 @@ describe('LimitTable', () => {
   test('GIVEN an override WHEN set to default THEN the plan value returns and the change says so', () => {
     const t = new LimitTable({ config });
     const [set] = t.apply([{ scope: 'pop3.perUser', value: '1' }]);
-    assert.deepEqual(set, { scope: 'pop3.perUser', previousOverride: null, override: 1, before: 3, after: 1, changed: true });
+    assert.deepEqual(set, {
+      scope: 'pop3.perUser',
+      previousOverride: null,
+      override: 1,
+      before: 3,
+      after: 1,
+      changed: true,
+    });
     const [unset] = t.apply([{ scope: 'pop3.perUser', value: 'default' }]);
-    assert.deepEqual(unset, { scope: 'pop3.perUser', previousOverride: 1, override: null, before: 1, after: 3, changed: true });
+    assert.deepEqual(unset, {
+      scope: 'pop3.perUser',
+      previousOverride: 1,
+      override: null,
+      before: 1,
+      after: 3,
+      changed: true,
+    });
   });
 
   test('fails when a value is impossible or an entity unknown, and nothing of the batch applies', () => {
@@ -91,9 +107,19 @@ describe('LimitTable', () => {
       ['ten', /positive integer/],
       [1e12, /above the maximum/],
     ] as const)
-      assert.throws(() => t.apply([{ scope: 'imap.perDomain', value: 1 }, { scope: 'imap.perUser', value }]), re);
+      assert.throws(
+        () =>
+          t.apply([
+            { scope: 'imap.perDomain', value: 1 },
+            { scope: 'imap.perUser', value },
+          ]),
+        re,
+      );
     assert.throws(() => t.apply([{ scope: 'listener:nope-imap', value: 3 }]), /no listener "nope-imap"/);
-    assert.throws(() => t.apply([{ scope: 'imap.perUser@other.net', value: 3 }]), /"other.net" is not a domain of this platform/);
+    assert.throws(
+      () => t.apply([{ scope: 'imap.perUser@other.net', value: 3 }]),
+      /"other.net" is not a domain of this platform/,
+    );
     assert.deepEqual(t.getOverrides(), {});
   });
 
@@ -109,7 +135,10 @@ describe('LimitTable', () => {
     assert.equal(t2.getHistory().length, 2);
     assert.equal(t2.limitOf({ kind: 'listener', service: 'pop3', id: 'default-pop3' }), 11);
     const rows = t2.describe();
-    assert.deepEqual(rows.find((r) => r.scope === 'imap.perUser'), { scope: 'imap.perUser', value: 4, plan: 20, override: 4 });
+    assert.deepEqual(
+      rows.find((r) => r.scope === 'imap.perUser'),
+      { scope: 'imap.perUser', value: 4, plan: 20, override: 4 },
+    );
     assert.ok(JSON.parse(readFileSync(file, 'utf8')).overrides['imap.perUser'] === 4);
   });
 
@@ -118,7 +147,10 @@ describe('LimitTable', () => {
     after(tmp.cleanup);
     const file = join(tmp.dir, 'limits-state.json');
     writeFileSync(file, '{"version":1,"overrides":{"imap.perUser":');
-    assert.throws(() => new LimitTable({ config, stateFile: file }), (e) => isMailfleetError(e, 'SPEC_IO') && /limits-state.json is unreadable/.test(e.message));
+    assert.throws(
+      () => new LimitTable({ config, stateFile: file }),
+      (e) => isMailfleetError(e, 'SPEC_IO') && /limits-state.json is unreadable/.test(e.message),
+    );
     writeFileSync(file, JSON.stringify({ version: 1, overrides: { 'imap.perUser': 0 } }));
     assert.throws(() => new LimitTable({ config, stateFile: file }), /invalid at overrides.imap.perUser/);
     writeFileSync(file, JSON.stringify({ version: 1, overrides: { 'imap.perUsr': 3 } }));
@@ -131,12 +163,17 @@ describe('LimitTable', () => {
     // A regular file where the state folder should be: every write fails with ENOTDIR.
     writeFileSync(join(tmp.dir, 'blocker'), '');
     const t = new LimitTable({ config, stateFile: join(tmp.dir, 'blocker', 'limits-state.json') });
-    assert.throws(() => t.apply([{ scope: 'imap.perUser', value: 4 }]), /limit change not applied: cannot write/);
+    assert.throws(
+      () => t.apply([{ scope: 'imap.perUser', value: 4 }]),
+      /limit change not applied: cannot write/,
+    );
     assert.equal(t.limitOf({ kind: 'user', service: 'imap', id: 'a@example.com' }), 20);
   });
 
   test('rates: domain rates, then overrides', () => {
-    const cfg = testConfig({ domains: [{ name: 'example.com', rates: { messagesPerMinutePerSender: 5 } }, { name: 'example.org' }] });
+    const cfg = testConfig({
+      domains: [{ name: 'example.com', rates: { messagesPerMinutePerSender: 5 } }, { name: 'example.org' }],
+    });
     const t = new LimitTable({ config: cfg });
     assert.equal(t.rateOf('messagesPerMinutePerSender', 'example.com'), 5);
     assert.equal(t.rateOf('messagesPerMinutePerSender', 'example.org'), 60);

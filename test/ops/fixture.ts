@@ -47,8 +47,17 @@ export interface TestDaemon {
   stop(): Promise<void>;
 }
 
-export async function startInProcess(dir: string, config: DaemonConfig): Promise<TestDaemon & { daemon: RunningDaemon }> {
-  const daemon = await startDaemon(config, { dataDir: dir, baseDir: dir, logger: silentLogger, tls: testCert(), modules: mailModules() });
+export async function startInProcess(
+  dir: string,
+  config: DaemonConfig,
+): Promise<TestDaemon & { daemon: RunningDaemon }> {
+  const daemon = await startDaemon(config, {
+    dataDir: dir,
+    baseDir: dir,
+    logger: silentLogger,
+    tls: testCert(),
+    modules: mailModules(),
+  });
   return {
     daemon,
     port: (p) => portOf(daemon.sockets, p),
@@ -57,23 +66,36 @@ export async function startInProcess(dir: string, config: DaemonConfig): Promise
   };
 }
 
-function portOf(sockets: ReadonlyArray<{ protocol: string; port: number; listener: string }>, p: Protocol): number {
+function portOf(
+  sockets: ReadonlyArray<{ protocol: string; port: number; listener: string }>,
+  p: Protocol,
+): number {
   const s = sockets.find((x) => x.protocol === p && x.listener.startsWith('default-'));
   if (!s) throw new Error(`the daemon has no ${p} socket (is its protocol module registered?)`);
   return s.port;
 }
 
 /** `mailfleet serve --daemon-config` as a child process; resolves once it printed its ready line. */
-export async function startProcess(dir: string, config: DaemonConfig): Promise<TestDaemon & { proc: ChildProcess }> {
+export async function startProcess(
+  dir: string,
+  config: DaemonConfig,
+): Promise<TestDaemon & { proc: ChildProcess }> {
   const file = join(dir, 'daemon-config.json');
   await writeFile(file, JSON.stringify(config));
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'bin/mailfleet.ts', 'serve', '--daemon-config', file, '--data-dir', dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, MAILFLEET_LOG_LEVEL: 'silent' },
-  });
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'bin/mailfleet.ts', 'serve', '--daemon-config', file, '--data-dir', dir],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MAILFLEET_LOG_LEVEL: 'silent' },
+    },
+  );
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const ready = await new Promise<{ sockets: Array<{ protocol: string; port: number; listener: string }>; admin: { port: number } }>((resolve, reject) => {
+  const ready = await new Promise<{
+    sockets: Array<{ protocol: string; port: number; listener: string }>;
+    admin: { port: number };
+  }>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`daemon did not start within 20 s: ${stderr}`)), 20_000);
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       if (!line.startsWith('{')) return;
@@ -144,7 +166,8 @@ export class RawClient {
       const hit = this.lines.slice(from).find((l) => re.test(l));
       if (hit !== undefined) return hit;
       if (this.closed) return '';
-      if (Date.now() > deadline) throw new Error(`no line matching ${re} within ${timeoutMs} ms (got ${JSON.stringify(this.lines)})`);
+      if (Date.now() > deadline)
+        throw new Error(`no line matching ${re} within ${timeoutMs} ms (got ${JSON.stringify(this.lines)})`);
       await new Promise<void>((r) => {
         this.waiters.push(r);
         setTimeout(r, 50).unref();
@@ -171,14 +194,23 @@ export async function adminGet<T>(url: string, path: string): Promise<T> {
 }
 
 export async function adminPut(url: string, body: unknown): Promise<{ status: number; json: unknown }> {
-  const r = await fetch(`${url}/v1/limits`, { method: 'PUT', headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  const r = await fetch(`${url}/v1/limits`, {
+    method: 'PUT',
+    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: r.status, json: await r.json() };
 }
 
 /** Runs the CLI without blocking this process (an in-process daemon must keep answering). */
-export function runCli(args: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: readonly string[],
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'bin/mailfleet.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MAILFLEET_LOG_LEVEL: 'silent' } });
+    const p = spawn(process.execPath, ['--import', 'tsx', 'bin/mailfleet.ts', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MAILFLEET_LOG_LEVEL: 'silent' },
+    });
     let stdout = '';
     let stderr = '';
     p.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

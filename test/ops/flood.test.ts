@@ -16,7 +16,13 @@ type Daemon = Awaited<ReturnType<typeof startInProcess>>;
 const USERS_COM = ['alice@example.com', 'bob@example.com'];
 
 /** One client's session up to the decisive reply; the connection stays open. */
-async function session(d: Daemon, protocol: Protocol, user: string | undefined, clients: RawClient[], prefix?: Buffer): Promise<Outcome> {
+async function session(
+  d: Daemon,
+  protocol: Protocol,
+  user: string | undefined,
+  clients: RawClient[],
+  prefix?: Buffer,
+): Promise<Outcome> {
   const c = await RawClient.open(d.port(protocol));
   clients.push(c);
   if (prefix) c.socket.write(prefix);
@@ -24,7 +30,11 @@ async function session(d: Daemon, protocol: Protocol, user: string | undefined, 
     const banner = await c.waitFor(/^\d{3} /, 10_000);
     if (!banner.startsWith('220 ') || !user) return { ok: banner.startsWith('220 '), line: banner };
     await c.send('EHLO flood.test', /^250 /, 10_000);
-    const r = await c.send(`AUTH PLAIN ${Buffer.from(`\0${user}\0password`).toString('base64')}`, /^\d{3} /, 10_000);
+    const r = await c.send(
+      `AUTH PLAIN ${Buffer.from(`\0${user}\0password`).toString('base64')}`,
+      /^\d{3} /,
+      10_000,
+    );
     return { ok: r.startsWith('235 '), line: r };
   }
   if (protocol === 'imap') {
@@ -54,25 +64,120 @@ interface Case {
 }
 
 const scopeUse = (kind: string, id: string) => async (d: Daemon) =>
-  (await d.daemon.ctx.admission.snapshot()).filter((u) => u.scope.kind === kind && u.scope.id === id).reduce((n, u) => n + u.current, 0);
-const sessions = (protocol: Protocol) => async (d: Daemon) => d.daemon.ctx.connections.list().filter((c) => c.protocol === protocol).length;
+  (await d.daemon.ctx.admission.snapshot())
+    .filter((u) => u.scope.kind === kind && u.scope.id === id)
+    .reduce((n, u) => n + u.current, 0);
+const sessions = (protocol: Protocol) => async (d: Daemon) =>
+  d.daemon.ctx.connections.list().filter((c) => c.protocol === protocol).length;
 
 const CASES: Case[] = [
-  { name: 'SMTP per IP', protocol: 'smtp', spec: { limits: { smtp: { perIp: 4 } } }, cap: 4, sample: scopeUse('ip', '127.0.0.1'), refused: /^421 4\.7\.0 smtp perIp limit of 4 reached for ip 127\.0\.0\.1$/ },
-  { name: 'SMTP per port', protocol: 'smtp', spec: { limits: { smtp: { portConnections: 4 } } }, cap: 4, sample: sessions('smtp'), refused: /^421 4\.7\.0 smtp port \d+ is full \(4 connections\), try again later$/ },
-  { name: 'SMTP per user', protocol: 'submission', spec: { limits: { submission: { perUser: 3, perIp: 100 } } }, cap: 3, user: () => 'alice@example.com', sample: scopeUse('user', 'alice@example.com'), refused: /^421 4\.7\.0 submission perUser limit of 3 reached for user alice@example\.com$/ },
-  { name: 'SMTP per domain', protocol: 'submission', spec: { limits: { submission: { perDomain: 3, perIp: 100 } } }, cap: 3, user: (i) => USERS_COM[i % 2]!, sample: scopeUse('domain', 'example.com'), refused: /^421 4\.7\.0 submission perDomain limit of 3 reached for domain example\.com$/ },
-  { name: 'IMAP per IP', protocol: 'imap', spec: { limits: { imap: { perIp: 4 } } }, cap: 4, sample: scopeUse('ip', '127.0.0.1'), refused: /^\* BYE \[UNAVAILABLE\] imap perIp limit of 4 reached for ip 127\.0\.0\.1$/ },
-  { name: 'IMAP per port', protocol: 'imap', spec: { limits: { imap: { portConnections: 4 } } }, cap: 4, sample: sessions('imap'), refused: /^\* BYE \[UNAVAILABLE\] imap port \d+ is full \(4 connections\), try again later$/ },
-  { name: 'IMAP per user', protocol: 'imap', spec: { limits: { imap: { perUser: 3 } } }, cap: 3, user: () => 'alice@example.com', sample: scopeUse('user', 'alice@example.com'), refused: /^a1 NO \[UNAVAILABLE\] imap perUser limit of 3 reached for user alice@example\.com$/ },
-  { name: 'IMAP per domain', protocol: 'imap', spec: { limits: { imap: { perDomain: 3 } } }, cap: 3, user: (i) => USERS_COM[i % 2]!, sample: scopeUse('domain', 'example.com'), refused: /^a1 NO \[UNAVAILABLE\] imap perDomain limit of 3 reached for domain example\.com$/ },
-  { name: 'POP3 per IP', protocol: 'pop3', spec: { limits: { pop3: { perIp: 4 } } }, cap: 4, sample: scopeUse('ip', '127.0.0.1'), refused: /^-ERR \[SYS\/TEMP\] pop3 perIp limit of 4 reached for ip 127\.0\.0\.1$/ },
-  { name: 'POP3 per port', protocol: 'pop3', spec: { limits: { pop3: { portConnections: 4 } } }, cap: 4, sample: sessions('pop3'), refused: /^-ERR \[SYS\/TEMP\] pop3 port \d+ is full \(4 connections\), try again later$/ },
+  {
+    name: 'SMTP per IP',
+    protocol: 'smtp',
+    spec: { limits: { smtp: { perIp: 4 } } },
+    cap: 4,
+    sample: scopeUse('ip', '127.0.0.1'),
+    refused: /^421 4\.7\.0 smtp perIp limit of 4 reached for ip 127\.0\.0\.1$/,
+  },
+  {
+    name: 'SMTP per port',
+    protocol: 'smtp',
+    spec: { limits: { smtp: { portConnections: 4 } } },
+    cap: 4,
+    sample: sessions('smtp'),
+    refused: /^421 4\.7\.0 smtp port \d+ is full \(4 connections\), try again later$/,
+  },
+  {
+    name: 'SMTP per user',
+    protocol: 'submission',
+    spec: { limits: { submission: { perUser: 3, perIp: 100 } } },
+    cap: 3,
+    user: () => 'alice@example.com',
+    sample: scopeUse('user', 'alice@example.com'),
+    refused: /^421 4\.7\.0 submission perUser limit of 3 reached for user alice@example\.com$/,
+  },
+  {
+    name: 'SMTP per domain',
+    protocol: 'submission',
+    spec: { limits: { submission: { perDomain: 3, perIp: 100 } } },
+    cap: 3,
+    user: (i) => USERS_COM[i % 2]!,
+    sample: scopeUse('domain', 'example.com'),
+    refused: /^421 4\.7\.0 submission perDomain limit of 3 reached for domain example\.com$/,
+  },
+  {
+    name: 'IMAP per IP',
+    protocol: 'imap',
+    spec: { limits: { imap: { perIp: 4 } } },
+    cap: 4,
+    sample: scopeUse('ip', '127.0.0.1'),
+    refused: /^\* BYE \[UNAVAILABLE\] imap perIp limit of 4 reached for ip 127\.0\.0\.1$/,
+  },
+  {
+    name: 'IMAP per port',
+    protocol: 'imap',
+    spec: { limits: { imap: { portConnections: 4 } } },
+    cap: 4,
+    sample: sessions('imap'),
+    refused: /^\* BYE \[UNAVAILABLE\] imap port \d+ is full \(4 connections\), try again later$/,
+  },
+  {
+    name: 'IMAP per user',
+    protocol: 'imap',
+    spec: { limits: { imap: { perUser: 3 } } },
+    cap: 3,
+    user: () => 'alice@example.com',
+    sample: scopeUse('user', 'alice@example.com'),
+    refused: /^a1 NO \[UNAVAILABLE\] imap perUser limit of 3 reached for user alice@example\.com$/,
+  },
+  {
+    name: 'IMAP per domain',
+    protocol: 'imap',
+    spec: { limits: { imap: { perDomain: 3 } } },
+    cap: 3,
+    user: (i) => USERS_COM[i % 2]!,
+    sample: scopeUse('domain', 'example.com'),
+    refused: /^a1 NO \[UNAVAILABLE\] imap perDomain limit of 3 reached for domain example\.com$/,
+  },
+  {
+    name: 'POP3 per IP',
+    protocol: 'pop3',
+    spec: { limits: { pop3: { perIp: 4 } } },
+    cap: 4,
+    sample: scopeUse('ip', '127.0.0.1'),
+    refused: /^-ERR \[SYS\/TEMP\] pop3 perIp limit of 4 reached for ip 127\.0\.0\.1$/,
+  },
+  {
+    name: 'POP3 per port',
+    protocol: 'pop3',
+    spec: { limits: { pop3: { portConnections: 4 } } },
+    cap: 4,
+    sample: sessions('pop3'),
+    refused: /^-ERR \[SYS\/TEMP\] pop3 port \d+ is full \(4 connections\), try again later$/,
+  },
   // POP3 holds a maildrop lock per user, so one session per user is the most a mailbox allows anyway.
-  { name: 'POP3 per user', protocol: 'pop3', spec: { limits: { pop3: { perUser: 1 } } }, cap: 1, user: () => 'alice@example.com', sample: scopeUse('user', 'alice@example.com'), refused: /^-ERR \[IN-USE\] pop3 perUser limit of 1 reached for user alice@example\.com$/ },
+  {
+    name: 'POP3 per user',
+    protocol: 'pop3',
+    spec: { limits: { pop3: { perUser: 1 } } },
+    cap: 1,
+    user: () => 'alice@example.com',
+    sample: scopeUse('user', 'alice@example.com'),
+    refused: /^-ERR \[IN-USE\] pop3 perUser limit of 1 reached for user alice@example\.com$/,
+  },
   // With the lock, a second session of one user holds a domain slot for a moment before it is refused as
   // locked, which can refuse another user's login: so the domain case also runs at 1 to count exactly.
-  { name: 'POP3 per domain', protocol: 'pop3', spec: { limits: { pop3: { perDomain: 1 } } }, cap: 1, user: (i) => USERS_COM[i % 2]!, sample: scopeUse('domain', 'example.com'), refused: /^-ERR \[IN-USE\] pop3 (perDomain limit of 1 reached for domain example\.com|perUser limit of 1 reached for user (alice|bob)@example\.com)$/, mustSee: /perDomain limit of 1/ },
+  {
+    name: 'POP3 per domain',
+    protocol: 'pop3',
+    spec: { limits: { pop3: { perDomain: 1 } } },
+    cap: 1,
+    user: (i) => USERS_COM[i % 2]!,
+    sample: scopeUse('domain', 'example.com'),
+    refused:
+      /^-ERR \[IN-USE\] pop3 (perDomain limit of 1 reached for domain example\.com|perUser limit of 1 reached for user (alice|bob)@example\.com)$/,
+    mustSee: /perDomain limit of 1/,
+  },
 ];
 
 describe('flood: 10× the cap in parallel', () => {
@@ -90,7 +195,9 @@ describe('flood: 10× the cap in parallel', () => {
             await new Promise((r) => setImmediate(r));
           }
         })();
-        const outcomes = await Promise.all(Array.from({ length: c.cap * 10 }, (_, i) => session(d, c.protocol, c.user?.(i), clients)));
+        const outcomes = await Promise.all(
+          Array.from({ length: c.cap * 10 }, (_, i) => session(d, c.protocol, c.user?.(i), clients)),
+        );
         sampling = false;
         await sampler;
         max = Math.max(max, await c.sample(d));
@@ -98,7 +205,11 @@ describe('flood: 10× the cap in parallel', () => {
         assert.equal(outcomes.filter((o) => o.ok).length, c.cap, 'exactly the cap admitted');
         assert.equal(await c.sample(d), c.cap);
         for (const o of outcomes.filter((x) => !x.ok)) assert.match(o.line, c.refused);
-        if (c.mustSee) assert.ok(outcomes.some((o) => c.mustSee!.test(o.line)), `no refusal matched ${c.mustSee}`);
+        if (c.mustSee)
+          assert.ok(
+            outcomes.some((o) => c.mustSee!.test(o.line)),
+            `no refusal matched ${c.mustSee}`,
+          );
       } finally {
         for (const x of clients) x.close();
         await d.stop();
@@ -116,7 +227,10 @@ describe('caps see the real client behind the proxy tier', () => {
     tmp = await tempDir();
     const config = configFor({ limits: { imap: { perIp: 2 } } });
     // Every socket behind HAProxy: PROXY v2 required.
-    d = await startInProcess(tmp.dir, { ...config, sockets: config.sockets.map((s) => ({ ...s, proxyProtocol: true })) });
+    d = await startInProcess(tmp.dir, {
+      ...config,
+      sockets: config.sockets.map((s) => ({ ...s, proxyProtocol: true })),
+    });
   });
   after(async () => {
     for (const x of clients) x.close();
@@ -125,7 +239,11 @@ describe('caps see the real client behind the proxy tier', () => {
   });
 
   it('GIVEN PROXY v2 headers from two clients WHEN each floods THEN each gets its own per-IP cap; a missing header is refused', async () => {
-    const header = (ip: string) => encodeProxyV2({ source: { address: ip, port: 40000 }, destination: { address: '192.0.2.100', port: d.port('imap') } });
+    const header = (ip: string) =>
+      encodeProxyV2({
+        source: { address: ip, port: 40000 },
+        destination: { address: '192.0.2.100', port: d.port('imap') },
+      });
     const outcomes = await Promise.all(
       Array.from({ length: 20 }, (_, i) => {
         const ip = i % 2 ? '198.51.100.7' : '203.0.113.9';
@@ -135,7 +253,8 @@ describe('caps see the real client behind the proxy tier', () => {
     for (const ip of ['198.51.100.7', '203.0.113.9']) {
       const mine = outcomes.filter((o) => o.ip === ip);
       assert.equal(mine.filter((o) => o.ok).length, 2, ip);
-      for (const o of mine.filter((x) => !x.ok)) assert.equal(o.line, `* BYE [UNAVAILABLE] imap perIp limit of 2 reached for ip ${ip}`);
+      for (const o of mine.filter((x) => !x.ok))
+        assert.equal(o.line, `* BYE [UNAVAILABLE] imap perIp limit of 2 reached for ip ${ip}`);
     }
     const bare = await RawClient.open(d.port('imap'));
     clients.push(bare);

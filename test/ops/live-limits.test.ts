@@ -5,7 +5,17 @@ import { join } from 'node:path';
 import type { LimitsView } from '../../lib/admin/routes/limits.js';
 import { collectTop, formatTop } from '../../lib/ops/top.js';
 import { resolveFleet } from '../../lib/ops/fleet.js';
-import { adminGet, adminPut, configFor, RawClient, runCli, startInProcess, tempDir, TOKEN, type TestDaemon } from './fixture.js';
+import {
+  adminGet,
+  adminPut,
+  configFor,
+  RawClient,
+  runCli,
+  startInProcess,
+  tempDir,
+  TOKEN,
+  type TestDaemon,
+} from './fixture.js';
 
 const BANNER = /^220 /;
 const REFUSED = /^421 4\.7\.0 smtp perIp limit of (\d+) reached for ip 127\.0\.0\.1$/;
@@ -48,7 +58,9 @@ test('GIVEN a daemon over a lowered cap THEN existing sessions stay, new ones ar
   // Lower to 2 while 3 are open.
   const put = await adminPut(d.adminUrl, { scope: 'smtp.perIp', value: 2 });
   assert.equal(put.status, 200);
-  assert.deepEqual((put.json as { changes: unknown[] }).changes, [{ scope: 'smtp.perIp', previousOverride: null, override: 2, before: 3, after: 2, changed: true }]);
+  assert.deepEqual((put.json as { changes: unknown[] }).changes, [
+    { scope: 'smtp.perIp', previousOverride: null, override: 2, before: 3, after: 2, changed: true },
+  ]);
   for (const c of clients) assert.match(await c.send('NOOP', /^250 /), /^250 /, 'existing sessions are kept');
   const refused = await openSmtp(d);
   assert.match(refused.first, REFUSED);
@@ -66,7 +78,10 @@ test('GIVEN a daemon over a lowered cap THEN existing sessions stay, new ones ar
   // Raise through the CLI, as an operator would.
   const cli = await runCli(['limit', 'set', 'smtp.perIp', '4', '--admin', d.adminUrl, '--token', TOKEN]);
   assert.equal(cli.status, 0, cli.stderr);
-  assert.match(cli.stdout, new RegExp(`${d.adminUrl.replace(/[.]/g, '\\.')}\\s+smtp\\.perIp\\s+2\\s+4\\s+override set`));
+  assert.match(
+    cli.stdout,
+    new RegExp(`${d.adminUrl.replace(/[.]/g, '\\.')}\\s+smtp\\.perIp\\s+2\\s+4\\s+override set`),
+  );
   for (let i = 0; i < 2; i++) {
     const { c, first } = await openSmtp(d);
     assert.match(first, BANNER, 'raised cap admits');
@@ -89,7 +104,10 @@ test('GIVEN a daemon over a lowered cap THEN existing sessions stay, new ones ar
   assert.equal(state.history.length, 2);
   d = await startInProcess(tmp.dir, config);
   const view = await adminGet<LimitsView>(d.adminUrl, '/v1/limits');
-  assert.deepEqual(view.limits.find((r) => r.scope === 'smtp.perIp'), { scope: 'smtp.perIp', value: 4, plan: 3, override: 4 });
+  assert.deepEqual(
+    view.limits.find((r) => r.scope === 'smtp.perIp'),
+    { scope: 'smtp.perIp', value: 4, plan: 3, override: 4 },
+  );
   for (let i = 0; i < 4; i++) {
     const { c, first } = await openSmtp(d);
     assert.match(first, BANNER);
@@ -105,14 +123,29 @@ test('fails with 400 naming the scope for an impossible value, and 401 without t
     await d.stop();
     await tmp.cleanup();
   });
-  const bad = await adminPut(d.adminUrl, [{ scope: 'imap.perUser', value: 5 }, { scope: 'imap.perDomain', value: 0 }]);
+  const bad = await adminPut(d.adminUrl, [
+    { scope: 'imap.perUser', value: 5 },
+    { scope: 'imap.perDomain', value: 0 },
+  ]);
   assert.equal(bad.status, 400);
-  assert.match((bad.json as { message: string }).message, /limit scope "imap.perDomain": value must be a positive integer, got 0/);
+  assert.match(
+    (bad.json as { message: string }).message,
+    /limit scope "imap.perDomain": value must be a positive integer, got 0/,
+  );
   const view = await adminGet<LimitsView>(d.adminUrl, '/v1/limits');
   assert.deepEqual(view.overrides, {}, 'nothing of a refused batch applies');
   const unauth = await fetch(`${d.adminUrl}/v1/limits`, { method: 'PUT', body: '{}' });
   assert.equal(unauth.status, 401);
-  const cli = await runCli(['limit', 'set', 'listener:nope-imap', '3', '--admin', d.adminUrl, '--token', TOKEN]);
+  const cli = await runCli([
+    'limit',
+    'set',
+    'listener:nope-imap',
+    '3',
+    '--admin',
+    d.adminUrl,
+    '--token',
+    TOKEN,
+  ]);
   assert.equal(cli.status, 1);
   assert.match(cli.stdout, /FAILED: .*no listener "nope-imap" in the plan/);
 });

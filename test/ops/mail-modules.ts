@@ -14,7 +14,11 @@ const stores = new WeakMap<DaemonContext, MailStore>();
 function storeOf(ctx: DaemonContext): MailStore {
   let s = stores.get(ctx);
   if (!s) {
-    s = new MailStore({ maildirOf: (a) => maildirPath(ctx.mailRoot, a), events: new LocalMailboxEvents(), pollIntervalMs: 60_000 });
+    s = new MailStore({
+      maildirOf: (a) => maildirPath(ctx.mailRoot, a),
+      events: new LocalMailboxEvents(),
+      pollIntervalMs: 60_000,
+    });
     stores.set(ctx, s);
   }
   return s;
@@ -23,19 +27,41 @@ function storeOf(ctx: DaemonContext): MailStore {
 const imap: ProtocolModule = {
   busy: (socket, text) => socket.write(imapBusy(text)),
   handle: (conn, ctx) => {
-    new ImapSession(conn, { hostname: ctx.config.hostname, settings: ctx.config.imap, directory: ctx.directory, admission: ctx.admission, store: storeOf(ctx), tls: ctx.tls, logger: conn.logger });
+    new ImapSession(conn, {
+      hostname: ctx.config.hostname,
+      settings: ctx.config.imap,
+      directory: ctx.directory,
+      admission: ctx.admission,
+      store: storeOf(ctx),
+      tls: ctx.tls,
+      logger: conn.logger,
+    });
   },
 };
 
 const pop3: ProtocolModule = {
   busy: (socket, text) => socket.write(pop3Busy(text)),
   handle: (conn, ctx) => {
-    new Pop3Session(conn, { hostname: ctx.config.hostname, settings: ctx.config.pop3, directory: ctx.directory, admission: ctx.admission, store: storeOf(ctx), tls: ctx.tls, logger: conn.logger });
+    new Pop3Session(conn, {
+      hostname: ctx.config.hostname,
+      settings: ctx.config.pop3,
+      directory: ctx.directory,
+      admission: ctx.admission,
+      store: storeOf(ctx),
+      tls: ctx.tls,
+      logger: conn.logger,
+    });
   },
 };
 
 export function mailModules(): ReadonlyMap<Protocol, ProtocolModule> {
   const m = new Map(PROTOCOL_MODULES);
-  for (const [p, mod] of [['imap', imap], ['imaps', imap], ['pop3', pop3], ['pop3s', pop3]] as const) if (!m.has(p)) m.set(p, mod);
+  for (const [p, mod] of [
+    ['imap', imap],
+    ['imaps', imap],
+    ['pop3', pop3],
+    ['pop3s', pop3],
+  ] as const)
+    if (!m.has(p)) m.set(p, mod);
   return m;
 }

@@ -34,7 +34,10 @@ const HISTORY_SHOWN = 20;
 
 function limitsOrFail(ctx: DaemonContext): DaemonLimits {
   const l = limitsOf(ctx.admission);
-  if (!l) throw new MailfleetError('NOT_FOUND', 'this daemon runs an admission without live limits', { status: 501 });
+  if (!l)
+    throw new MailfleetError('NOT_FOUND', 'this daemon runs an admission without live limits', {
+      status: 501,
+    });
   return l;
 }
 
@@ -58,12 +61,23 @@ export const getLimitsRoute: AdminRoute = {
 };
 
 function requests(body: unknown): LimitChangeRequest[] {
-  const list = Array.isArray(body) ? body : body && typeof body === 'object' && 'changes' in body ? (body as { changes: unknown }).changes : [body];
-  if (!Array.isArray(list) || list.length === 0) throw new MailfleetError('BAD_REQUEST', 'expected {"scope": "...", "value": N} or a list of them', { status: 400 });
+  const list = Array.isArray(body)
+    ? body
+    : body && typeof body === 'object' && 'changes' in body
+      ? (body as { changes: unknown }).changes
+      : [body];
+  if (!Array.isArray(list) || list.length === 0)
+    throw new MailfleetError('BAD_REQUEST', 'expected {"scope": "...", "value": N} or a list of them', {
+      status: 400,
+    });
   return list.map((x: unknown) => {
     const o = x as { scope?: unknown; value?: unknown };
     if (!o || typeof o.scope !== 'string' || !('value' in o))
-      throw new MailfleetError('BAD_REQUEST', 'each change needs "scope" (string) and "value" (positive integer, or null / "default" to remove)', { status: 400 });
+      throw new MailfleetError(
+        'BAD_REQUEST',
+        'each change needs "scope" (string) and "value" (positive integer, or null / "default" to remove)',
+        { status: 400 },
+      );
     return { scope: o.scope, value: o.value as LimitChangeRequest['value'] };
   });
 }

@@ -1,5 +1,11 @@
 import { MailfleetError } from '../../errors.js';
-import { formatLimitListing, formatLimitReports, listLimits, parseLimitRequest, setLimits } from '../../ops/limit.js';
+import {
+  formatLimitListing,
+  formatLimitReports,
+  listLimits,
+  parseLimitRequest,
+  setLimits,
+} from '../../ops/limit.js';
 import { runAction } from '../run.js';
 import type { RegisterCommand } from '../types.js';
 import { addFleetOptions, fleetFrom, type FleetCliOptions } from './fleet-options.js';
@@ -8,13 +14,20 @@ const SCOPE_HELP = `scopes: <service>.<field>[@domain] (field: portConnections p
   listener:<name>, user:<address>:<service>, ip:<ip>:<service>, rates.<rate>[@domain]; value: a positive integer or 'default'`;
 
 export const registerLimit: RegisterCommand = (program) => {
-  const limit = program.command('limit').description('live limits on every daemon of the fleet (and the HAProxy tier for listener:<name>)');
-  addFleetOptions(limit.command('set <scope> <value> [more...]').description(`set limits live, persisted on every node; more pairs may follow\n${SCOPE_HELP}`))
+  const limit = program
+    .command('limit')
+    .description('live limits on every daemon of the fleet (and the HAProxy tier for listener:<name>)');
+  addFleetOptions(
+    limit
+      .command('set <scope> <value> [more...]')
+      .description(`set limits live, persisted on every node; more pairs may follow\n${SCOPE_HELP}`),
+  )
     .option('--json', 'print the per-node reports as JSON')
     .action((scope: string, value: string, more: string[], opts: FleetCliOptions & { json?: boolean }) =>
       runAction(async () => {
         const args = [scope, value, ...more];
-        if (args.length % 2 !== 0) throw new MailfleetError('BAD_REQUEST', 'give <scope> <value> pairs', { status: 400 });
+        if (args.length % 2 !== 0)
+          throw new MailfleetError('BAD_REQUEST', 'give <scope> <value> pairs', { status: 400 });
         const requests = [];
         for (let i = 0; i < args.length; i += 2) requests.push(parseLimitRequest(args[i]!, args[i + 1]!));
         const reports = await setLimits(fleetFrom(opts), requests);
@@ -22,13 +35,19 @@ export const registerLimit: RegisterCommand = (program) => {
         if (reports.some((r) => !r.ok)) process.exitCode = 1;
       }),
     );
-  addFleetOptions(limit.command('list').description('effective limits on every node: plan value, live value, overrides'))
+  addFleetOptions(
+    limit.command('list').description('effective limits on every node: plan value, live value, overrides'),
+  )
     .option('--json', 'print as JSON')
     .option('--overrides', 'only scopes with a live override')
     .action((opts: FleetCliOptions & { json?: boolean; overrides?: boolean }) =>
       runAction(async () => {
         const listing = await listLimits(fleetFrom(opts));
-        process.stdout.write(opts.json ? `${JSON.stringify(listing)}\n` : `${formatLimitListing(listing, { overridesOnly: opts.overrides })}\n`);
+        process.stdout.write(
+          opts.json
+            ? `${JSON.stringify(listing)}\n`
+            : `${formatLimitListing(listing, { overridesOnly: opts.overrides })}\n`,
+        );
         if (listing.nodes.some((n) => !n.ok)) process.exitCode = 1;
       }),
     );

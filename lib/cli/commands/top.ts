@@ -16,7 +16,9 @@ export const registerTop: RegisterCommand = (program) => {
   addFleetOptions(
     program
       .command('top')
-      .description('current connections by listener, then domain, user and IP, heaviest first, with each limit and its use (every daemon of the fleet)'),
+      .description(
+        'current connections by listener, then domain, user and IP, heaviest first, with each limit and its use (every daemon of the fleet)',
+      ),
   )
     .option('--watch [seconds]', 'refresh every N seconds (default 2)')
     .option('--json', 'print the report as JSON')
@@ -25,17 +27,21 @@ export const registerTop: RegisterCommand = (program) => {
     .action((opts: TopOptions) =>
       runAction(async () => {
         if (opts.by !== undefined && !(TOP_SECTIONS as readonly string[]).includes(opts.by))
-          throw new MailfleetError('BAD_REQUEST', `--by must be one of ${TOP_SECTIONS.join(', ')}`, { status: 400 });
+          throw new MailfleetError('BAD_REQUEST', `--by must be one of ${TOP_SECTIONS.join(', ')}`, {
+            status: 400,
+          });
         const fleet = fleetFrom(opts);
         const by = opts.by as TopSection | undefined;
         const once = async (): Promise<boolean> => {
           const report = await collectTop(fleet);
           const haproxyInfo = fleet.dataDir ? findLocalHaproxy(fleet.dataDir) : undefined;
           const haproxy = haproxyInfo ? await haproxyTopRows(haproxyInfo).catch(() => undefined) : undefined;
-          if (opts.json) process.stdout.write(`${JSON.stringify(haproxy ? { ...report, haproxy } : report)}\n`);
+          if (opts.json)
+            process.stdout.write(`${JSON.stringify(haproxy ? { ...report, haproxy } : report)}\n`);
           else {
             let text = formatTop(report, { by, rows: Number(opts.rows ?? 10) });
-            if (haproxy && (!by || by === 'listener')) text += `\n\nHAProxy frontends (local tier)\n${formatHaproxyTop(haproxy)}`;
+            if (haproxy && (!by || by === 'listener'))
+              text += `\n\nHAProxy frontends (local tier)\n${formatHaproxyTop(haproxy)}`;
             process.stdout.write(`${text}\n`);
           }
           return report.nodes.every((n) => n.ok);
@@ -45,7 +51,10 @@ export const registerTop: RegisterCommand = (program) => {
           return;
         }
         const seconds = opts.watch === true ? 2 : Number(opts.watch);
-        if (!(seconds > 0)) throw new MailfleetError('BAD_REQUEST', '--watch takes a positive number of seconds', { status: 400 });
+        if (!(seconds > 0))
+          throw new MailfleetError('BAD_REQUEST', '--watch takes a positive number of seconds', {
+            status: 400,
+          });
         for (;;) {
           if (!opts.json && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
           await once();

@@ -207,7 +207,7 @@ export class SmtpFrontEnd {
         { kind: 'user', service, id: user.address },
         { kind: 'userip', service, id: `${user.address}|${state.conn.remoteAddress}` },
         { kind: 'domain', service, id: user.domain },
-      ]);
+      ], { user }); // with the user's own limits from the directory (lib/limits AcquireOptions)
       if (!r.ok) {
         state.conn.logger.info({ user: user.address, limit: r.text }, 'AUTH refused by admission');
         throw this.reject(state, `limit-${r.scope.kind}`, 'LIMIT_EXCEEDED', r.text);
