@@ -17,7 +17,6 @@ import type { DaemonConfig } from '../../lib/plan/types.js';
 import { PROTOCOLS, specSchema, type Protocol } from '../../lib/spec/schema.js';
 import { testCert } from '../daemon/mail-harness.js';
 import { usersFileText } from '../daemon/smtp-harness.js';
-import { mailModules } from './mail-modules.js';
 
 export const TOKEN = 'test-admin-token-0123456789';
 
@@ -56,7 +55,6 @@ export async function startInProcess(
     baseDir: dir,
     logger: silentLogger,
     tls: testCert(),
-    modules: mailModules(),
   });
   return {
     daemon,
