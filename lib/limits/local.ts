@@ -16,6 +16,13 @@ interface Counter {
   refused: number;
 }
 
+/**
+ * Scopes with no session but with refusals are kept for `top` and metrics (the flooding client is often
+ * one of them); above this many counters the idle ones go, oldest first, so a flood from many addresses
+ * cannot grow memory without bound.
+ */
+export const MAX_COUNTERS = 50_000;
+
 export class LocalAdmission implements IAdmission {
   private readonly counters = new Map<string, Counter>();
 
@@ -36,11 +43,12 @@ export class LocalAdmission implements IAdmission {
 
   acquireSync(scopes: readonly ScopeKey[], opts?: AcquireOptions): Lease | Refusal {
     for (const scope of scopes) {
-      const c = this.counter(scope);
+      const current = this.counters.get(scopeLabel(scope))?.current ?? 0;
       const limit = this.limitOf(scope, opts?.user);
-      if (c.current >= limit) {
-        c.refused++;
-        return { ok: false, scope, limit, current: c.current, text: refusalText(scope, limit) };
+      if (current >= limit) {
+        this.counter(scope).refused++;
+        if (this.counters.size > MAX_COUNTERS) this.dropIdle();
+        return { ok: false, scope, limit, current, text: refusalText(scope, limit) };
       }
     }
     const taken = scopes.map((s) => this.counter(s));
@@ -76,6 +84,13 @@ export class LocalAdmission implements IAdmission {
   /** This node's count in one scope. */
   count(scope: ScopeKey): number {
     return this.counters.get(scopeLabel(scope))?.current ?? 0;
+  }
+
+  private dropIdle(): void {
+    for (const [k, c] of this.counters) {
+      if (this.counters.size <= MAX_COUNTERS / 2) return;
+      if (c.current === 0) this.counters.delete(k);
+    }
   }
 
   private counter(scope: ScopeKey): Counter {

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { LocalAdmission, type LimitLookup } from './local.js';
+import { LocalAdmission, MAX_COUNTERS, type LimitLookup } from './local.js';
 import { refusalText, scopeLabel } from './resolve.js';
 import type { AcquireOptions, IAdmission, Lease, Refusal, ScopeKey, ScopeUse } from './types.js';
 
@@ -296,6 +296,12 @@ export class RedisAdmission implements IAdmission {
 
   private refused(scope: ScopeKey, limit: number, current: number): Refusal {
     if (scope.kind !== 'port') this.note(scope).refused++;
+    // As in LocalAdmission: idle scopes kept for their refusals go first when a flood grows the map.
+    if (this.known.size > MAX_COUNTERS)
+      for (const [k, v] of this.known) {
+        if (this.known.size <= MAX_COUNTERS / 2) break;
+        if (v.local === 0) this.known.delete(k);
+      }
     return { ok: false, scope, limit, current, text: refusalText(scope, limit) };
   }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { LocalAdmission } from '../../lib/limits/local.js';
+import { LocalAdmission, MAX_COUNTERS } from '../../lib/limits/local.js';
 import { LimitTable } from '../../lib/limits/table.js';
 import type { Lease, ScopeKey } from '../../lib/limits/types.js';
 import { testConfig } from './fixture.js';
@@ -110,4 +110,24 @@ test('GIVEN a full user scope THEN the refusal names the limit and its value; a 
   assert.equal(ui.ok, false);
   if (!ui.ok)
     assert.equal(ui.text, 'pop3 perUserIp limit of 0 reached for user b@example.com from 192.0.2.5');
+});
+
+test('GIVEN a flood refused from very many addresses THEN idle counters are dropped and memory stays bounded; scopes checked before a full one leave nothing behind', () => {
+  const adm = new LocalAdmission((k) => (k.kind === 'listener' ? 0 : 10));
+  for (let i = 0; i < MAX_COUNTERS + 10; i++)
+    adm.acquireSync([
+      { kind: 'ip', service: 'smtp', id: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` },
+      { kind: 'listener', service: 'smtp', id: 'default-smtp' },
+    ]);
+  const snap = adm.snapshotSync();
+  assert.equal(
+    snap.filter((u) => u.scope.kind === 'ip').length,
+    0,
+    'a passing scope before a full one keeps no counter',
+  );
+  assert.equal(snap.find((u) => u.scope.kind === 'listener')!.refused, MAX_COUNTERS + 10);
+  const adm2 = new LocalAdmission(() => 0);
+  for (let i = 0; i < MAX_COUNTERS + 10; i++)
+    adm2.acquireSync([{ kind: 'ip', service: 'smtp', id: `ip${i}` }]);
+  assert.ok(adm2.snapshotSync().length <= MAX_COUNTERS);
 });
