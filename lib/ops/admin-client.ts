@@ -49,11 +49,11 @@ export class AdminClient {
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 3000),
       });
     } catch (e) {
-      const err = e as Error & { cause?: { code?: string } };
+      const err = e as Error & { cause?: { code?: string; message?: string } };
       const why =
         err.name === 'TimeoutError'
           ? `no answer within ${this.opts.timeoutMs ?? 3000} ms`
-          : (err.cause?.code ?? err.message);
+          : (err.cause?.code ?? err.cause?.message ?? err.message);
       throw new MailfleetError('INTERNAL', `${this.url}: did not answer (${why})`, { cause: e });
     }
     const text = await res.text();
