@@ -5,12 +5,16 @@
  *
  * - Accept rate: connections/s completed through greeting + QUIT (SMTP on port 0) by `concurrency`
  *   client loops, with admission off (a no-op admission), in-process counters, and Redis counters; the
- *   daemon runs as its own process, rounds alternate so drift hits every mode alike. Ratios against off.
+ *   daemon runs as its own process, the order of modes rotates every round so drift hits each alike;
+ *   median of rounds, ratios against off.
  * - Refusal latency (connect start → the 421 4.7.0 line received), with smtp.perIp = cap held by `cap`
  *   open sessions, two shapes of a 10× flood: `burst`, 10 × cap clients connect at the same instant
  *   (the last waits for every refusal before it: a queueing figure, ~ burst size × cost of one refusal),
  *   and `sustained`, `cap` flooders reconnecting as fast as they are refused for 2 s. As a peer in the
  *   same run, the same burst against the daemon with limits off measures greetings (what admitting costs).
+ * - Admission alone: in-process acquire + release of the connect-time scopes (ip, listener) through the
+ *   live LimitTable, per operation, set against the time one accepted connection costs (1 / accept rate):
+ *   the cost the accept-rate ratio cannot resolve on a noisy machine.
  * Targets (issue 4): p99 refusal < 5 ms; limits cost < 5 % of accept rate. Results: bench/results/limits.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -24,6 +28,8 @@ import { buildPlan } from '../../lib/plan/build.js';
 import { daemonConfig } from '../../lib/plan/daemon-config.js';
 import { PROTOCOLS, specSchema } from '../../lib/spec/schema.js';
 import { startRedis } from '../../test/limits/redis-server.js';
+import { LocalAdmission } from '../../lib/limits/local.js';
+import { LimitTable } from '../../lib/limits/table.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const arg = (name: string, dflt: number) => {
@@ -178,7 +184,9 @@ async function main(): Promise<void> {
   try {
     const rates: Record<Mode, number[]> = { off: [], local: [], redis: [] };
     for (let round = 0; round < ROUNDS; round++) {
-      for (const mode of ['off', 'local', 'redis'] as const) {
+      // Rotate the order each round: a mode always measured first or last would carry the drift.
+      const modes = (['off', 'local', 'redis'] as const).map((_, i, all) => all[(i + round) % all.length]!);
+      for (const mode of modes) {
         const d = await startBenchDaemon(work, mode, redis.url, 100_000);
         await acceptRate(d.port).catch(() => 0); // warm-up (JIT, TLS cert cache)
         rates[mode].push(await acceptRate(d.port));
@@ -201,6 +209,23 @@ async function main(): Promise<void> {
     refusal['off burst greetings (peer)'] = stat(await burst(peer, /^220 /));
     await peer.stop();
     const off = mean(rates.off);
+    const table = new LimitTable({
+      config: daemonConfig(
+        buildPlan(specSchema.parse({ platform: { name: 'bench' }, domains: [{ name: 'example.com' }] })),
+        { mode: 'local-direct' },
+      ),
+    });
+    const adm = LocalAdmission.fromTable(table);
+    const N = 1_000_000;
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < N; i++) {
+      const r = adm.acquireSync([
+        { kind: 'ip', service: 'smtp', id: `10.0.${(i >> 8) & 255}.${i & 255}` },
+        { kind: 'listener', service: 'smtp', id: 'default-smtp' },
+      ]);
+      if (r.ok) r.release();
+    }
+    const admissionNs = Number(process.hrtime.bigint() - t0) / N;
     const results = {
       at: new Date().toISOString(),
       machine: { cpus: cpus().length, model: cpus()[0]?.model },
@@ -214,6 +239,10 @@ async function main(): Promise<void> {
         redisVsOff: +(mean(rates.redis) / off).toFixed(3),
         rounds: rates,
       },
+      admissionAlone: {
+        nsPerAcquireRelease: Math.round(admissionNs),
+        percentOfOneConnection: +((admissionNs / (1e9 / off)) * 100).toFixed(2),
+      },
       refusalLatencyMs: Object.fromEntries(
         Object.entries(refusal).map(([k, v]) => [
           k,
@@ -225,6 +254,9 @@ async function main(): Promise<void> {
     console.log('');
     console.log(
       `accept rate (greeting + QUIT, ${CONCURRENCY} clients): off ${results.acceptRate.offPerSecond}/s, local ${results.acceptRate.localPerSecond}/s (${results.acceptRate.localVsOff}x), redis ${results.acceptRate.redisPerSecond}/s (${results.acceptRate.redisVsOff}x)`,
+    );
+    console.log(
+      `admission alone (in-process, ip + listener): ${results.admissionAlone.nsPerAcquireRelease} ns per acquire+release = ${results.admissionAlone.percentOfOneConnection} % of one connection at the off rate`,
     );
     for (const [k, v] of Object.entries(results.refusalLatencyMs))
       console.log(
