@@ -4,21 +4,24 @@
  *
  * IMAP and POP3 run the real ImapSession / Pop3Session on 127.0.0.1:0 with LdapDirectory as their
  * directory. SMTP RCPT checks and submission AUTH need the SMTP daemon (startDaemon in
- * lib/daemon/server.ts): until it lands that test fails with a message saying so.
+ * lib/daemon/server.ts), started on port 0 with the LDAP directory built by createDirectory().
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ImapSession } from '../../lib/daemon/imap/index.js';
 import { Pop3Session } from '../../lib/daemon/pop3/index.js';
+import { startDaemon, type RunningDaemon } from '../../lib/daemon/server.js';
 import { LdapDirectory } from '../../lib/directory/ldap/index.js';
 import { LocalAdmission } from '../../lib/limits/local.js';
 import { silentLogger } from '../../lib/log.js';
+import { buildPlan } from '../../lib/plan/build.js';
+import { daemonConfig } from '../../lib/plan/daemon-config.js';
 import { LocalMailboxEvents, MailStore } from '../../lib/store/mailbox/index.js';
-import { directorySchema, specSchema, type LdapDirectorySpec } from '../../lib/spec/schema.js';
+import { PROTOCOLS, directorySchema, specSchema, type LdapDirectorySpec } from '../../lib/spec/schema.js';
 import { python, testCert } from '../daemon/mail-harness.js';
 import { freePort, startSlapdPair, type SlapdPair } from '../harness/slapd.js';
 import { PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, fixtureLdif } from './ldap-fixture.js';
@@ -220,18 +223,79 @@ describe('IMAP logins through LDAP (imaplib, real ImapSession, slapd provider + 
   });
 });
 
-describe('SMTP RCPT and submission AUTH through LDAP (the SMTP daemon)', () => {
-  it('needs startDaemon from lib/daemon/server.ts (engineer A)', async () => {
-    let mod: Record<string, unknown>;
-    try {
-      mod = (await import(['../../lib/daemon', 'server.js'].join('/'))) as Record<string, unknown>;
-    } catch (e) {
-      assert.fail(
-        `lib/daemon/server.ts has not landed yet (${(e as Error).message.split('\n')[0]}): the end-to-end test of SMTP RCPT checks, ` +
-          'submission AUTH through LDAP runs once startDaemon exists and createDirectory() builds LdapDirectory',
-      );
-    }
-    assert.equal(typeof mod.startDaemon, 'function', 'lib/daemon/server.ts must export startDaemon');
-    assert.fail('startDaemon landed: wire this test to it (spec with directory.kind ldap, smtplib RCPT to known/unknown/alias, AUTH on submission)');
+describe('SMTP RCPT and submission AUTH through LDAP (the real daemon, startDaemon)', () => {
+  let daemon: RunningDaemon;
+  let dataDir: string;
+  const portOf = (protocol: string) => daemon.sockets.find((s) => s.protocol === protocol)!.port;
+
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'mailfleet-ldap-smtp-'));
+    // The service secret comes from a file next to the spec (resolved against baseDir), as in production.
+    await writeFile(join(dataDir, 'ldap-bind.secret'), `${SERVICE_PASSWORD}\n`);
+    const { bindPasswordEnv: _env, ...ldap } = ldapSpecInput();
+    const spec = specSchema.parse({
+      platform: { name: 'ldap-e2e', hostname: 'mx.test' },
+      domains: [{ name: 'example.com' }, { name: 'example.org' }],
+      directory: { ...ldap, bindPasswordFile: 'ldap-bind.secret' },
+      smtp: { allowInsecureAuth: true },
+    });
+    const portOverrides = Object.fromEntries(PROTOCOLS.map((p) => [p, 0]));
+    const config = daemonConfig(buildPlan(spec), { mode: 'local-direct', host: '127.0.0.1', portOverrides, adminPort: 0 });
+    // No injected directory: createDirectory() must build the LDAP backend from the daemon config.
+    daemon = await startDaemon(config, { dataDir, baseDir: dataDir, logger: silentLogger, tls: testCert(), admin: false });
+  });
+
+  after(async () => {
+    await daemon?.stop(2000);
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('accepts RCPT for users and aliases found in LDAP, refuses unknown ones, and delivers to every alias target', async () => {
+    const out = await python(
+      `
+import smtplib, sys, json
+s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=10)
+s.ehlo('client.test')
+s.mail('sender@remote.test')
+r = {}
+for rcpt in ['alice@example.com', 'bob@example.com', 'sales@example.com', 'nobody@example.com', 'alice@elsewhere.test']:
+    code, msg = s.rcpt(rcpt)
+    r[rcpt] = code
+s.rset()
+s.sendmail('sender@remote.test', ['sales@example.com'], b'Subject: via alias\\r\\nMessage-ID: <ldap-alias@test>\\r\\n\\r\\nhello\\r\\n')
+s.quit()
+print(json.dumps(r))
+`,
+      [String(portOf('smtp'))],
+    );
+    const codes = JSON.parse(out) as Record<string, number>;
+    assert.equal(codes['alice@example.com'], 250);
+    assert.equal(codes['bob@example.com'], 250, 'mail attribute matched case-insensitively (Bob@Example.com)');
+    assert.equal(codes['sales@example.com'], 250, 'mailAlternateAddress shared by alice and bob');
+    assert.ok(codes['nobody@example.com']! >= 550 && codes['nobody@example.com']! < 560, `unknown user: ${codes['nobody@example.com']}`);
+    assert.ok(codes['alice@elsewhere.test']! >= 550, 'not a relay for foreign domains');
+    const inbox = (user: string) => readdir(join(dataDir, 'mail', 'example.com', user, 'Maildir', 'new')).catch(() => [] as string[]);
+    assert.equal((await inbox('alice')).length, 1, 'the alias delivered to alice');
+    assert.equal((await inbox('bob')).length, 1, 'the alias delivered to bob');
+  });
+
+  it('authenticates submission with the LDAP password and refuses a wrong one with 535', async () => {
+    const out = await python(
+      `
+import smtplib, sys, json
+def attempt(user, pw):
+    s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=10)
+    s.ehlo('client.test')
+    try:
+        code, _ = s.login(user, pw)
+    except smtplib.SMTPAuthenticationError as e:
+        code = e.smtp_code
+    s.quit()
+    return code
+print(json.dumps([attempt('alice@example.com', sys.argv[2]), attempt('carol', sys.argv[3]), attempt('alice@example.com', 'wrong-password')]))
+`,
+      [String(portOf('submission')), PASSWORDS.alice, PASSWORDS.carol],
+    );
+    assert.deepEqual(JSON.parse(out), [235, 235, 535]);
   });
 });
