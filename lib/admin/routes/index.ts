@@ -4,6 +4,7 @@ import { connectionsRoute } from './connections.js';
 import { healthRoute } from './health.js';
 import { getLimitsRoute, putLimitsRoute } from './limits.js';
 import { metricsRoute } from './metrics.js';
+import { CONSOLE_ROUTES } from '../../console/routes.js';
 
 export const ADMIN_ROUTES: readonly AdminRoute[] = [
   healthRoute,
@@ -11,4 +12,5 @@ export const ADMIN_ROUTES: readonly AdminRoute[] = [
   connectionsRoute,
   getLimitsRoute,
   putLimitsRoute,
+  ...CONSOLE_ROUTES,
 ];
