@@ -258,7 +258,7 @@ export class ImapSession {
       { kind: 'user', service: 'imap', id: user.address },
       { kind: 'userip', service: 'imap', id: `${user.address}|${this.remoteAddress}` },
       { kind: 'domain', service: 'imap', id: user.domain },
-    ]);
+    ], { user }); // with the user's own limits from the directory (lib/limits AcquireOptions)
     if (!admitted.ok) return { status: 'NO', code: 'UNAVAILABLE', text: admitted.text };
     if (this.closed) {
       admitted.release();

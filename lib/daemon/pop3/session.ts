@@ -212,7 +212,7 @@ export class Pop3Session {
       { kind: 'user', service: 'pop3', id: u.address },
       { kind: 'userip', service: 'pop3', id: `${u.address}|${this.conn.remoteAddress}` },
       { kind: 'domain', service: 'pop3', id: u.domain },
-    ]);
+    ], { user: u }); // with the user's own limits from the directory (lib/limits AcquireOptions)
     if (!admitted.ok) return this.write(`-ERR [IN-USE] ${admitted.text}`);
     if (this.closed) return admitted.release();
     await this.deps.store.ensureUser(u.address);
