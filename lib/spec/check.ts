@@ -25,8 +25,8 @@ export function checkSpec(spec: Spec): CheckIssue[] {
       issues.push({ path: ['domains', i, 'protocols'], message: 'a protocol is listed twice' });
   });
 
-  // Impossible combinations: both values written in the same scope. Inherited values are clamped instead
-  // (see effectiveLimits), so a domain may lower perUser below the platform's perUserIp without error.
+  // Impossible combinations: both values written in the same scope. An inherited wider value needs no
+  // check: admission takes every scope at once, so the narrower cap binds first anyway.
   const scopes: Array<{ raw: LimitsSpec | undefined; domain?: string; base: FieldPath }> = [
     { raw: spec.limits, base: ['limits'] },
     ...spec.domains.map((d, i) => ({ raw: d.limits, domain: d.name, base: ['domains', i, 'limits'] as FieldPath })),

@@ -71,10 +71,9 @@ export function effectiveLimits(spec: Spec, service: Service, domain?: string): 
     ...stripUndefined(spec.limits[service] ?? {}),
     ...stripUndefined(d?.limits?.[service] ?? {}),
   };
-  // A narrower scope can never admit more than the wider one holding it: clamp inherited values.
+  // Both are HAProxy caps on the same listener: an inherited per-source cap above a lowered listener cap
+  // means "no per-source cap", which the proxy expresses as the listener cap.
   l.sourceConnections = Math.min(l.sourceConnections, l.listenerConnections);
-  if (service !== 'smtp') l.perUser = Math.min(l.perUser, l.perDomain);
-  l.perUserIp = Math.min(l.perUserIp, l.perUser);
   return l;
 }
 

@@ -117,3 +117,18 @@ describe('plan', () => {
     assert.match(text, /HAProxy global maxconn/);
   });
 });
+
+describe('inherited limits', () => {
+  it('a domain lowering its listener cap below the inherited per-source cap renders a valid proxy cap', () => {
+    const plan = buildPlan(spec({ domains: [{ name: 'a.example', listeners: 'dedicated', limits: { imap: { listenerConnections: 10 } } }] }));
+    const l = plan.listeners.find((x) => x.name === 'a-example-imap')!;
+    assert.equal(l.limits.listenerConnections, 10);
+    assert.equal(l.limits.sourceConnections, 10);
+  });
+
+  it('keeps a domain perDomain cap from rewriting perUser, so refusals name the limit that was set', () => {
+    const plan = buildPlan(spec({ domains: [{ name: 'a.example', limits: { imap: { perDomain: 3 } } }] }));
+    assert.equal(plan.limits.domains['a.example']!.imap.perDomain, 3);
+    assert.equal(plan.limits.domains['a.example']!.imap.perUser, 20);
+  });
+});
