@@ -6,7 +6,9 @@
 import { daemonConfig } from '../lib/plan/daemon-config.js';
 import type { Plan } from '../lib/plan/types.js';
 import { MailfleetError } from '../lib/errors.js';
+import { CLOUD_HEALTH_PORT } from '../lib/render/haproxy.js';
 import { LDAP_ROLE_TAG, NODE_INDEX_TAG } from '../lib/render/node-layout.js';
+import { DEDICATED_BLOCK } from '../lib/spec/ports.js';
 import { bootstrapText, type NodeRole } from './bootstrap.js';
 import { ROLE_TAG, type RegionRole } from './inventory.js';
 
@@ -22,6 +24,8 @@ export const GLUSTER_BRICK_PORTS = { from: 49152, to: 49251 } as const;
 export const LDAP_PORT = 389;
 export const LDAPS_PORT = 636;
 export const NFS_PORT = 2049;
+/** GlusterFS geo-replication runs over SSH from the primary's storage nodes to the DR ones. */
+export const GEO_REPLICATION_PORT = 22;
 export const ANYWHERE = '0.0.0.0/0';
 
 export interface SubnetModel {
@@ -74,8 +78,12 @@ export interface TierModel {
   readonly max: number;
   readonly desired: number;
   readonly userData: string;
-  /** The proxy tier registers with every target group of its region. */
+  /** Proxy groups register with their shard's target groups (an ASG attaches at most 50). */
   readonly inTargetGroups: boolean;
+  /** NLB shard of a proxy group; undefined for the mail tier. */
+  readonly shard?: number;
+  /** Plan listener names whose target groups this group registers with (the shard's listeners). */
+  readonly targetGroups: readonly string[];
 }
 
 export interface NodeModel {
@@ -129,9 +137,23 @@ export interface DnsModel {
   readonly records: readonly DnsRecordModel[];
 }
 
+/** A FIS drill in the primary region (as the CDK DisasterRecovery construct defines them). */
+export interface DrillModel {
+  readonly id: string;
+  readonly description: string;
+  /** Instances with this mailfleet:role tag (and the platform tag) are the targets. */
+  readonly nodeRole: 'storage' | 'proxy';
+  readonly selectionMode: string;
+  readonly availabilityZone?: string;
+  /** ISO 8601 duration after which FIS starts the stopped instances again. */
+  readonly startAfter: string;
+}
+
 export interface PlatformModel {
   readonly platform: string;
   readonly regions: readonly RegionModel[];
+  /** DR drills (FIS experiment templates) in the primary region, when a DR region exists. */
+  readonly drills: readonly DrillModel[];
   readonly managedAd?: ManagedAdModel;
   readonly dns?: DnsModel;
   /** Tags every resource carries. */
@@ -176,7 +198,22 @@ function dnsNameOfBaseDn(baseDn: string): string {
     .toLowerCase();
 }
 
-function securityGroups(plan: Plan, prefix: string, cidr: string): SecurityGroupModel[] {
+/**
+ * Listener ports for the proxy group. Ports closer than a dedicated tenant's block are merged into one
+ * range (as the CDK FlowControlTier does), keeping 500 tenants within the 60-rule quota of a group; the
+ * extra ports lead nowhere (nodes are private and the NLBs only forward their own listeners).
+ */
+export function listenerPortRanges(ports: readonly number[]): { from: number; to: number }[] {
+  const out: { from: number; to: number }[] = [];
+  for (const p of [...new Set(ports)].sort((a, b) => a - b)) {
+    const last = out[out.length - 1];
+    if (last && p - last.to <= DEDICATED_BLOCK) last.to = p;
+    else out.push({ from: p, to: p });
+  }
+  return out;
+}
+
+function securityGroups(plan: Plan, prefix: string, cidr: string, role: RegionRole, peerCidr?: string): SecurityGroupModel[] {
   const cloud = daemonConfig(plan, { mode: 'cloud' });
   const tcp = (from: number, to: number, peer: RulePeer, description: string): IngressRuleModel => ({
     protocol: 'tcp',
@@ -191,9 +228,12 @@ function securityGroups(plan: Plan, prefix: string, cidr: string): SecurityGroup
       name: `${prefix}-proxy`,
       description: 'HAProxy tier: NLB listeners (client IPs preserved, PROXY v2)',
       // NLB instance targets see the client's own address, so listener ports are open to the world.
-      ingress: portRanges(plan.listeners.map((l) => l.publicPort)).map((r) =>
-        tcp(r.from, r.to, { cidr: ANYWHERE }, 'mail listeners via NLB'),
-      ),
+      ingress: [
+        ...listenerPortRanges(plan.listeners.map((l) => l.publicPort)).map((r) =>
+          tcp(r.from, r.to, { cidr: ANYWHERE }, 'mail listeners via NLB'),
+        ),
+        tcp(CLOUD_HEALTH_PORT, CLOUD_HEALTH_PORT, { cidr }, 'NLB health checks'),
+      ],
       egressAllTo: ANYWHERE,
     },
     {
@@ -216,7 +256,17 @@ function securityGroups(plan: Plan, prefix: string, cidr: string): SecurityGroup
       role: 'storage',
       name: `${prefix}-storage`,
       description: 'GlusterFS nodes: clients on the mail tier, peers',
-      ingress: [...g({ role: 'mail' }, 'mail tier'), ...g({ role: 'storage' }, 'peers')],
+      ingress: [
+        ...g({ role: 'mail' }, 'mail tier'),
+        ...g({ role: 'storage' }, 'peers'),
+        // Geo-replication from the primary: SSH transport and glusterd on the DR nodes.
+        ...(role === 'dr' && peerCidr
+          ? [
+              tcp(GEO_REPLICATION_PORT, GEO_REPLICATION_PORT, { cidr: peerCidr }, 'geo-replication (SSH transport) from the primary region'),
+              tcp(GLUSTER_MGMT_PORTS.from, GLUSTER_MGMT_PORTS.to, { cidr: peerCidr }, 'glusterd from the primary region'),
+            ]
+          : []),
+      ],
       egressAllTo: ANYWHERE,
     });
   } else {
@@ -237,11 +287,20 @@ function securityGroups(plan: Plan, prefix: string, cidr: string): SecurityGroup
         tcp(LDAP_PORT, LDAP_PORT, { role: 'mail' }, 'LDAP from mail tier'),
         tcp(LDAPS_PORT, LDAPS_PORT, { role: 'mail' }, 'LDAPS from mail tier'),
         tcp(LDAP_PORT, LDAP_PORT, { role: 'ldap' }, 'syncrepl'),
+        // The DR consumer replicates from the primary provider.
+        ...(role === 'primary' && peerCidr ? [tcp(LDAP_PORT, LDAP_PORT, { cidr: peerCidr }, 'syncrepl from the other region')] : []),
       ],
       egressAllTo: ANYWHERE,
     });
   }
   return groups;
+}
+
+/** The other region's VPC CIDR, when the platform has two regions. */
+function peerCidrOf(plan: Plan, role: RegionRole): string | undefined {
+  if (!plan.regions?.dr) return undefined;
+  const other: RegionRole = role === 'primary' ? 'dr' : 'primary';
+  return plan.regions[other]?.cidr ?? DEFAULT_CIDR[other];
 }
 
 function regionModel(plan: Plan, role: RegionRole): RegionModel {
@@ -263,17 +322,20 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     const n = plan.dr?.mode === 'warm-standby' ? 1 : 0;
     return { min: n, max, desired: n };
   };
-  const tier = (t: 'proxy' | 'mail'): TierModel => {
+  const tier = (t: 'proxy' | 'mail', shard?: Plan['nlbShards'][number]): TierModel => {
     const size = t === 'proxy' ? s.proxyNodes : s.mailNodes;
     const counts = role === 'primary' ? { min: size.min, max: size.max, desired: size.desired } : drSize(size.max);
     return {
       role: t,
-      name: `${prefix}-${t}`,
+      // Shard 0 keeps the plain name; later shards' groups are numbered like their NLBs.
+      name: shard && shard.index > 0 ? `${prefix}-${t}-${shard.index}` : `${prefix}-${t}`,
       instanceType: size.instanceType,
       amiParameter: amiParameter(size.instanceType),
       ...counts,
       userData: bootstrapText(plan, t, role),
       inTargetGroups: t === 'proxy',
+      shard: shard?.index,
+      targetGroups: shard ? shard.listeners : [],
     };
   };
   const storageNodes: NodeModel[] =
@@ -312,7 +374,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     prefix,
     publicSubnets: subnets(true),
     privateSubnets: subnets(false),
-    securityGroups: securityGroups(plan, prefix, cidr),
+    securityGroups: securityGroups(plan, prefix, cidr, role, peerCidrOf(plan, role)),
     nlbs: plan.nlbShards.map((shard) => ({
       index: shard.index,
       name: shard.name,
@@ -321,7 +383,8 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
         return { name: l.name, port: l.publicPort, tenant: l.tenant, protocol: l.protocol };
       }),
     })),
-    tiers: [tier('proxy'), tier('mail')],
+    // One HAProxy group per NLB shard (an ASG attaches at most 50 target groups), one mail tier.
+    tiers: [...plan.nlbShards.map((shard) => tier('proxy', shard)), tier('mail')],
     storageNodes,
     efs: plan.storage.kind === 'efs' ? { name: `${prefix}-mail`, throughputMode: plan.storage.throughputMode } : undefined,
     ldapNodes,
@@ -354,7 +417,37 @@ export function platformModel(plan: Plan): PlatformModel {
         })),
       }
     : undefined;
-  return { platform: plan.platform, regions, managedAd, dns, tags: { 'mailfleet:platform': plan.platform } };
+  return { platform: plan.platform, regions, drills: drillsOf(plan), managedAd, dns, tags: { 'mailfleet:platform': plan.platform } };
+}
+
+/** A storage node down (heal), a proxy AZ lost (NLB shifts), every primary proxy down (DNS fails over). */
+function drillsOf(plan: Plan): DrillModel[] {
+  if (!plan.regions?.dr) return [];
+  const firstAz = plan.regions.primary.availabilityZones[0];
+  return [
+    {
+      id: 'stop-one-storage-node',
+      description: 'Stop one storage node for 10 minutes: the volume keeps quorum and heals after restart',
+      nodeRole: 'storage',
+      selectionMode: 'COUNT(1)',
+      startAfter: 'PT10M',
+    },
+    {
+      id: 'lose-proxy-az',
+      description: `Stop the HAProxy nodes in ${firstAz}: the NLBs route around the zone`,
+      nodeRole: 'proxy',
+      selectionMode: 'ALL',
+      availabilityZone: firstAz,
+      startAfter: 'PT15M',
+    },
+    {
+      id: 'primary-proxy-outage',
+      description: 'Stop every primary HAProxy node for 20 minutes: the health checks fail and Route 53 answers with the DR region',
+      nodeRole: 'proxy',
+      selectionMode: 'ALL',
+      startAfter: 'PT20M',
+    },
+  ];
 }
 
 /** Tags of one resource: the platform's, its role (read back by the inventory extractors) and a Name. */

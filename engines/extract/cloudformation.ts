@@ -29,6 +29,7 @@ export const CLOUDFORMATION_KINDS: Readonly<Record<string, string>> = Object.fre
   'AWS::DirectoryService::MicrosoftAD': 'managed-ad',
   'AWS::Route53::HealthCheck': 'route53-health-check',
   'AWS::Route53::RecordSet': 'route53-record',
+  'AWS::FIS::ExperimentTemplate': 'fis-experiment-template',
 });
 
 export interface RegionTemplate {
@@ -121,6 +122,12 @@ export function cloudFormationInventory(templates: readonly RegionTemplate[]): E
       const id = refOf(v);
       return id ? (roleOf.get(id) ?? id) : String(v);
     };
+    // `Fn::GetAtt [Vpc, CidrBlock]` (CDK's vpc.vpcCidrBlock) → the VPC's literal CIDR, as the other engines write it.
+    const cidrOf = (v: unknown): string => {
+      const id = refOf(v);
+      const cidr = id ? resources[id]?.Properties?.CidrBlock : undefined;
+      return typeof cidr === 'string' ? cidr : typeof v === 'string' ? v : JSON.stringify(v);
+    };
     const push = (direction: 'ingress' | 'egress', group: string, r: Record<string, unknown>) => {
       if (isCdkDisallowAll(r)) return;
       const protocol = normalizeProtocol(r.IpProtocol as string);
@@ -132,7 +139,7 @@ export function cloudFormationInventory(templates: readonly RegionTemplate[]): E
         fromPort: protocol === 'all' ? undefined : Number(r.FromPort),
         toPort: protocol === 'all' ? undefined : Number(r.ToPort),
         group,
-        peer: peerRef !== undefined ? groupName(peerRef) : String(r.CidrIp ?? r.CidrIpv6 ?? r.SourcePrefixListId ?? r.DestinationPrefixListId),
+        peer: peerRef !== undefined ? groupName(peerRef) : cidrOf(r.CidrIp ?? r.CidrIpv6 ?? r.SourcePrefixListId ?? r.DestinationPrefixListId),
       });
     };
     for (const [id, res] of Object.entries(resources)) {

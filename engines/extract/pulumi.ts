@@ -28,6 +28,7 @@ export const PULUMI_KINDS: Readonly<Record<string, string>> = Object.freeze({
   'aws:directoryservice/directory:Directory': 'managed-ad',
   'aws:route53/healthCheck:HealthCheck': 'route53-health-check',
   'aws:route53/record:Record': 'route53-record',
+  'aws:fis/experimentTemplate:ExperimentTemplate': 'fis-experiment-template',
 });
 
 /** The part of a registration the extractor reads (engines/pulumi/mocks.ts records it). */

@@ -5,6 +5,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import type { Plan } from '../../lib/plan/types.js';
+import { ROLE_TAG } from '../inventory.js';
 import { platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
@@ -62,6 +63,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
       );
     }
     if (model.dns) this.dns(model, regions);
+    if (model.drills.length > 0) this.drills(model, regions.get('primary')!.provider);
     this.nlbDnsNames = regions.get('primary')!.nlbs.map((lb) => lb.dnsName);
     this.registerOutputs({ nlbDnsNames: this.nlbDnsNames });
   }
@@ -136,7 +138,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     }
 
     const nlbs: aws.lb.LoadBalancer[] = [];
-    const targetGroups: aws.lb.TargetGroup[] = [];
+    const targetGroups = new Map<string, aws.lb.TargetGroup>();
     for (const nlb of r.nlbs) {
       const lb = this.add(
         new aws.lb.LoadBalancer(
@@ -163,7 +165,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             o,
           ),
         );
-        targetGroups.push(tg);
+        targetGroups.set(l.name, tg);
         this.add(
           new aws.lb.Listener(
             n(`listener-${l.name}`),
@@ -174,23 +176,34 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
       }
     }
 
+    // One launch template per node kind, shared by the kind's groups (every HAProxy shard runs the same text).
+    const launchTemplates = new Map<string, aws.ec2.LaunchTemplate>();
+    const launchTemplate = (role: NodeModel['role'] | 'proxy' | 'mail', x: { amiParameter: string; instanceType: string; userData: string }) => {
+      let lt = launchTemplates.get(role);
+      if (!lt) {
+        const name = n(role);
+        lt = this.add(
+          new aws.ec2.LaunchTemplate(
+            name,
+            {
+              name,
+              imageId: ami(x.amiParameter),
+              instanceType: x.instanceType,
+              vpcSecurityGroupIds: [groups.get(role)!.id],
+              userData: b64(x.userData),
+              metadataOptions: IMDSV2,
+              tagSpecifications: [{ resourceType: 'instance', tags: tags(role, name) }],
+              tags: tags(role, name),
+            },
+            o,
+          ),
+        );
+        launchTemplates.set(role, lt);
+      }
+      return lt;
+    };
     for (const t of r.tiers) {
-      const lt = this.add(
-        new aws.ec2.LaunchTemplate(
-          t.name,
-          {
-            name: t.name,
-            imageId: ami(t.amiParameter),
-            instanceType: t.instanceType,
-            vpcSecurityGroupIds: [groups.get(t.role)!.id],
-            userData: b64(t.userData),
-            metadataOptions: IMDSV2,
-            tagSpecifications: [{ resourceType: 'instance', tags: tags(t.role, t.name) }],
-            tags: tags(t.role, t.name),
-          },
-          o,
-        ),
-      );
+      const lt = launchTemplate(t.role, t);
       this.add(
         new aws.autoscaling.Group(
           t.name,
@@ -201,7 +214,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             desiredCapacity: t.desired,
             vpcZoneIdentifiers: privateSubnets.map((s) => s.id),
             launchTemplate: { id: lt.id, version: '$Latest' },
-            targetGroupArns: t.inTargetGroups ? targetGroups.map((tg) => tg.arn) : undefined,
+            targetGroupArns: t.inTargetGroups ? t.targetGroups.map((name) => targetGroups.get(name)!.arn) : undefined,
             healthCheckType: t.inTargetGroups ? 'ELB' : 'EC2',
             tags: Object.entries(tags(t.role, t.name)).map(([key, value]) => ({ key, value, propagateAtLaunch: true })),
           },
@@ -210,27 +223,32 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
       );
     }
 
-    const node = (m: NodeModel) =>
-      this.add(
+    const node = (m: NodeModel) => {
+      // The node kind's launch template carries image, type, group, IMDS options and user data.
+      const lt = launchTemplate(m.role, m);
+      const instance = this.add(
         new aws.ec2.Instance(
           m.name,
           {
-            ami: ami(m.amiParameter),
-            instanceType: m.instanceType,
+            launchTemplate: { id: lt.id, version: '$Latest' },
             subnetId: privateSubnets[m.subnet]!.id,
-            vpcSecurityGroupIds: [groups.get(m.role)!.id],
-            userDataBase64: b64(m.userData),
-            metadataOptions: IMDSV2,
             rootBlockDevice: { encrypted: true, volumeType: 'gp3' },
-            ebsBlockDevices:
-              m.dataVolumeGiB === undefined
-                ? undefined
-                : [{ deviceName: '/dev/sdf', volumeSize: m.dataVolumeGiB, volumeType: 'gp3', encrypted: true }],
             tags: { ...tags(m.role, m.name), ...m.nodeTags },
           },
           o,
         ),
       );
+      if (m.dataVolumeGiB === undefined) return;
+      // A separate volume (not an inline block device) outlives instance replacement, as the CDK stacks keep bricks.
+      const volume = this.add(
+        new aws.ebs.Volume(
+          `${m.name}-data`,
+          { availabilityZone: r.privateSubnets[m.subnet]!.az, size: m.dataVolumeGiB, type: 'gp3', encrypted: true, tags: tags(m.role, `${m.name}-data`) },
+          o,
+        ),
+      );
+      this.add(new aws.ec2.VolumeAttachment(`${m.name}-data`, { deviceName: '/dev/sdf', volumeId: volume.id, instanceId: instance.id }, o));
+    };
     r.storageNodes.forEach(node);
     r.ldapNodes.forEach(node);
 
@@ -253,6 +271,81 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
       }
     }
     return { provider, vpc, privateSubnets, nlbs, efs };
+  }
+
+  /** FIS drill templates in the primary, with a role that may stop and start this platform's instances only. */
+  private drills(model: PlatformModel, provider: aws.Provider) {
+    const o = { parent: this, provider };
+    const name = `${model.platform}-fis-drills`;
+    const role = this.add(
+      new aws.iam.Role(
+        name,
+        {
+          name,
+          description: `mailfleet ${model.platform} DR drills`,
+          assumeRolePolicy: JSON.stringify({
+            Version: '2012-10-17',
+            Statement: [{ Effect: 'Allow', Principal: { Service: 'fis.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+          }),
+          tags: tagsFor(model, 'dr', name),
+        },
+        o,
+      ),
+    );
+    this.add(
+      new aws.iam.RolePolicy(
+        name,
+        {
+          role: role.id,
+          policy: JSON.stringify({
+            Version: '2012-10-17',
+            Statement: [
+              {
+                Effect: 'Allow',
+                Action: ['ec2:StopInstances', 'ec2:StartInstances', 'ec2:TerminateInstances'],
+                Resource: 'arn:aws:ec2:*:*:instance/*',
+                Condition: { StringEquals: { 'aws:ResourceTag/mailfleet:platform': model.platform } },
+              },
+              { Effect: 'Allow', Action: ['ec2:DescribeInstances'], Resource: '*' },
+            ],
+          }),
+        },
+        o,
+      ),
+    );
+    for (const d of model.drills)
+      this.add(
+        new aws.fis.ExperimentTemplate(
+          `${model.platform}-${d.id}`,
+          {
+            description: d.description,
+            roleArn: role.arn,
+            stopConditions: [{ source: 'none' }],
+            targets: [
+              {
+                name: 'nodes',
+                resourceType: 'aws:ec2:instance',
+                selectionMode: d.selectionMode,
+                resourceTags: Object.entries({ ...model.tags, [ROLE_TAG]: d.nodeRole }).map(([key, value]) => ({ key, value })),
+                filters: [
+                  { path: 'State.Name', values: ['running'] },
+                  ...(d.availabilityZone ? [{ path: 'Placement.AvailabilityZone', values: [d.availabilityZone] }] : []),
+                ],
+              },
+            ],
+            actions: [
+              {
+                name: d.id,
+                actionId: 'aws:ec2:stop-instances',
+                parameters: [{ key: 'startInstancesAfterDuration', value: d.startAfter }],
+                target: { key: 'Instances', value: 'nodes' },
+              },
+            ],
+            tags: tagsFor(model, 'dr', `${model.platform}-${d.id}`),
+          },
+          o,
+        ),
+      );
   }
 
   private dns(model: PlatformModel, regions: Map<string, BuiltRegion>) {

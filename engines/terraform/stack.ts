@@ -14,7 +14,11 @@ import { DirectoryServiceDirectory } from '@cdktf/provider-aws/lib/directory-ser
 import { EfsFileSystem } from '@cdktf/provider-aws/lib/efs-file-system/index.js';
 import { EfsMountTarget } from '@cdktf/provider-aws/lib/efs-mount-target/index.js';
 import { EfsReplicationConfiguration } from '@cdktf/provider-aws/lib/efs-replication-configuration/index.js';
+import { EbsVolume } from '@cdktf/provider-aws/lib/ebs-volume/index.js';
 import { Eip } from '@cdktf/provider-aws/lib/eip/index.js';
+import { FisExperimentTemplate } from '@cdktf/provider-aws/lib/fis-experiment-template/index.js';
+import { IamRole } from '@cdktf/provider-aws/lib/iam-role/index.js';
+import { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy/index.js';
 import { Instance } from '@cdktf/provider-aws/lib/instance/index.js';
 import { InternetGateway } from '@cdktf/provider-aws/lib/internet-gateway/index.js';
 import { LaunchTemplate } from '@cdktf/provider-aws/lib/launch-template/index.js';
@@ -31,8 +35,10 @@ import { RouteTableAssociation } from '@cdktf/provider-aws/lib/route-table-assoc
 import { SecurityGroup } from '@cdktf/provider-aws/lib/security-group/index.js';
 import { Subnet } from '@cdktf/provider-aws/lib/subnet/index.js';
 import { Vpc } from '@cdktf/provider-aws/lib/vpc/index.js';
+import { VolumeAttachment } from '@cdktf/provider-aws/lib/volume-attachment/index.js';
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule/index.js';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule/index.js';
+import { ROLE_TAG } from '../inventory.js';
 import { tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
@@ -67,6 +73,7 @@ export class MailfleetTerraformStack extends TerraformStack {
     this.regions = built;
     if (model.managedAd) this.managedAd(model);
     if (model.dns) this.dns(model);
+    if (model.drills.length > 0) this.drills(model);
   }
 
   private region(model: PlatformModel, r: RegionModel, provider: AwsProvider): BuiltRegion {
@@ -142,7 +149,7 @@ export class MailfleetTerraformStack extends TerraformStack {
     }
 
     const nlbs: Lb[] = [];
-    const targetGroups: LbTargetGroup[] = [];
+    const targetGroups = new Map<string, LbTargetGroup>();
     for (const n of r.nlbs) {
       const lb = new Lb(this, `${p}-nlb-${n.index}`, {
         provider,
@@ -165,7 +172,7 @@ export class MailfleetTerraformStack extends TerraformStack {
           healthCheck: { protocol: 'TCP' },
           tags: tags('proxy', l.name),
         });
-        targetGroups.push(tg);
+        targetGroups.set(l.name, tg);
         new LbListener(this, `${p}-listener-${l.name}`, {
           provider,
           loadBalancerArn: lb.arn,
@@ -177,19 +184,29 @@ export class MailfleetTerraformStack extends TerraformStack {
       }
     }
 
+    // One launch template per node kind, shared by the kind's groups (every HAProxy shard runs the same text).
+    const launchTemplates = new Map<string, LaunchTemplate>();
+    const launchTemplate = (role: string, name: string, o: { amiParameter: string; instanceType: string; userData: string }) => {
+      let lt = launchTemplates.get(role);
+      if (!lt) {
+        lt = new LaunchTemplate(this, `${p}-lt-${role}`, {
+          provider,
+          name,
+          imageId: ami(o.amiParameter),
+          instanceType: o.instanceType,
+          vpcSecurityGroupIds: [groups.get(role as NodeModel['role'])!.id],
+          userData: b64(o.userData),
+          metadataOptions: IMDSV2,
+          tagSpecifications: [{ resourceType: 'instance', tags: tags(role, name) }],
+          tags: tags(role, name),
+        });
+        launchTemplates.set(role, lt);
+      }
+      return lt;
+    };
     for (const t of r.tiers) {
-      const lt = new LaunchTemplate(this, `${p}-lt-${t.role}`, {
-        provider,
-        name: t.name,
-        imageId: ami(t.amiParameter),
-        instanceType: t.instanceType,
-        vpcSecurityGroupIds: [groups.get(t.role)!.id],
-        userData: b64(t.userData),
-        metadataOptions: IMDSV2,
-        tagSpecifications: [{ resourceType: 'instance', tags: tags(t.role, t.name) }],
-        tags: tags(t.role, t.name),
-      });
-      new AutoscalingGroup(this, `${p}-asg-${t.role}`, {
+      const lt = launchTemplate(t.role, `${r.prefix}-${t.role}`, t);
+      new AutoscalingGroup(this, `${p}-asg-${t.role}${t.shard ? `-${t.shard}` : ''}`, {
         provider,
         name: t.name,
         minSize: t.min,
@@ -197,28 +214,35 @@ export class MailfleetTerraformStack extends TerraformStack {
         desiredCapacity: t.desired,
         vpcZoneIdentifier: privateSubnets.map((s) => s.id),
         launchTemplate: { id: lt.id, version: '$Latest' },
-        targetGroupArns: t.inTargetGroups ? targetGroups.map((tg) => tg.arn) : undefined,
+        targetGroupArns: t.inTargetGroups ? t.targetGroups.map((name) => targetGroups.get(name)!.arn) : undefined,
         healthCheckType: t.inTargetGroups ? 'ELB' : 'EC2',
         tag: Object.entries(tags(t.role, t.name)).map(([key, value]) => ({ key, value, propagateAtLaunch: true })),
       });
     }
 
-    const node = (n: NodeModel) =>
-      new Instance(this, `${p}-${n.role}-${n.name.slice(n.name.lastIndexOf('-') + 1)}`, {
+    const node = (n: NodeModel) => {
+      const id = `${p}-${n.role}-${n.name.slice(n.name.lastIndexOf('-') + 1)}`;
+      // The node kind's launch template carries image, type, group, IMDS options and user data.
+      const lt = launchTemplate(n.role, `${r.prefix}-${n.role}`, n);
+      const instance = new Instance(this, id, {
         provider,
-        ami: ami(n.amiParameter),
-        instanceType: n.instanceType,
+        launchTemplate: { id: lt.id, version: '$Latest' },
         subnetId: privateSubnets[n.subnet]!.id,
-        vpcSecurityGroupIds: [groups.get(n.role)!.id],
-        userDataBase64: b64(n.userData),
-        metadataOptions: IMDSV2,
         rootBlockDevice: { encrypted: true, volumeType: 'gp3' },
-        ebsBlockDevice:
-          n.dataVolumeGiB === undefined
-            ? undefined
-            : [{ deviceName: '/dev/sdf', volumeSize: n.dataVolumeGiB, volumeType: 'gp3', encrypted: true }],
         tags: { ...tags(n.role, n.name), ...n.nodeTags },
       });
+      if (n.dataVolumeGiB === undefined) return;
+      // A separate volume (not ebs_block_device) outlives instance replacement, as the CDK stacks keep bricks.
+      const volume = new EbsVolume(this, `${id}-data`, {
+        provider,
+        availabilityZone: r.privateSubnets[n.subnet]!.az,
+        size: n.dataVolumeGiB,
+        type: 'gp3',
+        encrypted: true,
+        tags: tags(n.role, `${n.name}-data`),
+      });
+      new VolumeAttachment(this, `${id}-data-attach`, { provider, deviceName: '/dev/sdf', volumeId: volume.id, instanceId: instance.id });
+    };
     r.storageNodes.forEach(node);
     r.ldapNodes.forEach(node);
 
@@ -267,6 +291,65 @@ export class MailfleetTerraformStack extends TerraformStack {
       vpcSettings: { vpcId: primary.vpc.id, subnetIds: primary.privateSubnets.slice(0, 2).map((s) => s.id) },
       tags: tagsFor(model, 'directory', ad.name),
     });
+  }
+
+  /** FIS drill templates in the primary, with a role that may stop and start this platform's instances only. */
+  private drills(model: PlatformModel) {
+    const provider = this.vpcs.get('primary')!.provider;
+    const role = new IamRole(this, 'fis-role', {
+      provider,
+      name: `${model.platform}-fis-drills`,
+      description: `mailfleet ${model.platform} DR drills`,
+      assumeRolePolicy: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { Service: 'fis.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+      }),
+      tags: tagsFor(model, 'dr', `${model.platform}-fis-drills`),
+    });
+    new IamRolePolicy(this, 'fis-role-policy', {
+      provider,
+      role: role.id,
+      policy: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Effect: 'Allow',
+            Action: ['ec2:StopInstances', 'ec2:StartInstances', 'ec2:TerminateInstances'],
+            Resource: 'arn:aws:ec2:*:*:instance/*',
+            Condition: { StringEquals: { 'aws:ResourceTag/mailfleet:platform': model.platform } },
+          },
+          { Effect: 'Allow', Action: ['ec2:DescribeInstances'], Resource: '*' },
+        ],
+      }),
+    });
+    for (const d of model.drills)
+      new FisExperimentTemplate(this, `drill-${d.id}`, {
+        provider,
+        description: d.description,
+        roleArn: role.arn,
+        stopCondition: [{ source: 'none' }],
+        target: [
+          {
+            name: 'nodes',
+            resourceType: 'aws:ec2:instance',
+            selectionMode: d.selectionMode,
+            resourceTag: Object.entries({ ...model.tags, [ROLE_TAG]: d.nodeRole }).map(([key, value]) => ({ key, value })),
+            filter: [
+              { path: 'State.Name', values: ['running'] },
+              ...(d.availabilityZone ? [{ path: 'Placement.AvailabilityZone', values: [d.availabilityZone] }] : []),
+            ],
+          },
+        ],
+        action: [
+          {
+            name: d.id,
+            actionId: 'aws:ec2:stop-instances',
+            parameter: [{ key: 'startInstancesAfterDuration', value: d.startAfter }],
+            target: { key: 'Instances', value: 'nodes' },
+          },
+        ],
+        tags: tagsFor(model, 'dr', `${model.platform}-${d.id}`),
+      });
   }
 
   private dns(model: PlatformModel) {
