@@ -267,7 +267,10 @@ async function exists(p: string): Promise<boolean> {
   try {
     await stat(p);
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    // ENOTCONN/EIO (a shared volume without quorum) is an outage, not a missing mailbox.
+    throw new MailfleetError('STORE_UNAVAILABLE', `mail store unavailable (${code ?? (e as Error).message})`, { status: 503, cause: e });
   }
 }
