@@ -98,8 +98,10 @@ function consoleApp(): void {
     svg.setAttribute('class', 'spark');
     const max = Math.max(1, ...points.map((p) => p.v));
     const now = Date.now();
+    // The x axis spans what has been seen (at least a minute), up to five minutes.
+    const span = Math.min(HISTORY_MS, Math.max(60_000, now - (points[0]?.t ?? now)));
     const xy = points.map((p) => {
-      const x = w - ((now - p.t) / HISTORY_MS) * w;
+      const x = w - ((now - p.t) / span) * w;
       const y = h - 2 - (p.v / max) * (h - 4);
       return `${x.toFixed(1)},${y.toFixed(1)}`;
     });
@@ -107,7 +109,7 @@ function consoleApp(): void {
     line.setAttribute('points', xy.join(' '));
     svg.appendChild(line);
     const title = document.createElementNS(ns, 'title');
-    title.textContent = `last 5 minutes, peak ${max}`;
+    title.textContent = `last ${Math.round(span / 60_000)} min, peak ${max}`;
     svg.appendChild(title);
     return svg;
   }
@@ -286,6 +288,7 @@ form { display: flex; gap: .6rem; align-items: end; flex-wrap: wrap; }
 label { display: flex; flex-direction: column; font-size: .9rem; }
 input { font: inherit; padding: .25rem; }
 #error { color: var(--down); }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
 :focus-visible { outline: 2px solid var(--bar); outline-offset: 2px; }
 `;
 
