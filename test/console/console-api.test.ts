@@ -104,3 +104,25 @@ test('the local admin API (and so the console) binds loopback only', async () =>
     assert.equal(reached, false, `admin port ${port} answered on ${addr}`);
   }
 });
+
+test('GIVEN a fleet with a node that does not listen THEN the snapshot says which node did not answer and still shows the others', async () => {
+  const { createServer } = await import('node:net');
+  // A port that was free a moment ago and is closed now: nothing answers there.
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+  const deadPort = (probe.address() as { port: number }).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const dead = `http://127.0.0.1:${deadPort}`;
+  const { collectSnapshot } = await import('../../lib/console/snapshot.js');
+  const s = await collectSnapshot({
+    nodes: [{ url: d.adminUrl, token: TOKEN }, { url: dead, token: TOKEN }],
+    timeoutMs: 1000,
+  });
+  assert.deepEqual(
+    s.nodes.map((n) => n.ok),
+    [true, false],
+  );
+  assert.equal(s.nodes[1]!.node, dead);
+  assert.match(s.nodes[1]!.detail, /^did not answer: .*ECONNREFUSED/);
+  assert.match(s.nodes[0]!.detail, /^answered: mx\.test, /);
+});
