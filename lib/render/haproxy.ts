@@ -56,6 +56,11 @@ export function capVariable(listener: string): string {
   return `proc.cap_${listener.replace(/-/g, '_')}`;
 }
 
+/** The one-entry table counting connections a listener admitted (its cap is checked against it). */
+export function admittedTableName(listener: string): string {
+  return `adm-${listener}`;
+}
+
 export function sourceTableName(listener: string): string {
   return `st-${listener}`;
 }
@@ -300,7 +305,11 @@ export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {})
   for (const fe of layout.frontends) {
     const l = fe.listener;
     const table = sourceTableName(l.name);
-    const overCap = `{ fe_conn,sub(${capVariable(l.name)}) gt 0 }`;
+    // Count admitted connections only: fe_conn also counts the ones being answered busy, so a burst would
+    // refuse far below the cap. A one-entry table tracks each connection that passes both checks; its
+    // conn_cur drops when the connection ends. (Threads may race check and track by at most nbthread - 1.)
+    const admitted = admittedTableName(l.name);
+    const overCap = `{ int(0),table_conn_cur(${admitted}),sub(${capVariable(l.name)}) ge 0 }`;
     // Off by one (RECIPES.md): once tracked, the connection counts itself, so N allowed means "gt N".
     const overSource = `{ sc0_conn_cur(${table}) gt ${l.limits.sourceConnections} }`;
     const timeout = fmtSeconds(idleTimeoutSeconds(plan, l.service));
@@ -317,15 +326,21 @@ export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {})
     );
     if (l.tls === 'implicit') {
       // A plaintext reply would be garbage inside TLS: reset instead (the client retries later).
-      out.push(`    tcp-request session reject if ${overCap}`, `    tcp-request session reject if ${overSource}`);
+      out.push(
+        `    tcp-request session reject if ${overCap}`,
+        `    tcp-request session reject if ${overSource}`,
+        `    tcp-request session track-sc1 int(0) table ${admitted}`,
+      );
     } else {
       out.push(
         `    tcp-request content use-service lua.${luaServiceName(l.service, 'listener')} if ${overCap}`,
         `    tcp-request content use-service lua.${luaServiceName(l.service, 'source')} if ${overSource}`,
+        `    tcp-request content track-sc1 int(0) table ${admitted}`,
       );
     }
     out.push(`    default_backend ${fe.backend}`);
     out.push('', `backend ${table}`, `    stick-table type ipv6 size ${SOURCE_TABLE_SIZE} expire ${SOURCE_TABLE_EXPIRE} store conn_cur,conn_rate(10s)`);
+    out.push('', `backend ${admitted}`, '    stick-table type integer size 1 store conn_cur');
   }
 
   const backends = new Map<string, PlannedListener>();

@@ -80,7 +80,10 @@ describe('haproxy renderer', () => {
     assert.match(cfg, /set-var proc\.cap_b_example_imap int\(300\)/);
     assert.match(fe, /maxconn 600\n/);
     assert.match(fe, /bind 127\.0\.0\.1:30003\n/);
-    assert.match(fe, /use-service lua\.mf_busy_imap_listener if \{ fe_conn,sub\(proc\.cap_b_example_imap\) gt 0 \}/);
+    assert.match(fe, /use-service lua\.mf_busy_imap_listener if \{ int\(0\),table_conn_cur\(adm-b-example-imap\),sub\(proc\.cap_b_example_imap\) ge 0 \}/);
+    // only connections that pass both checks are counted against the cap
+    assert.match(fe, /mf_busy_imap_source if [^\n]*\n\s+tcp-request content track-sc1 int\(0\) table adm-b-example-imap\n/);
+    assert.match(cfg, /backend adm-b-example-imap\n\s+stick-table type integer size 1 store conn_cur/);
     // 7 allowed per source: the tracked connection counts itself, so the rule is "gt 7".
     assert.match(fe, /use-service lua\.mf_busy_imap_source if \{ sc0_conn_cur\(st-b-example-imap\) gt 7 \}/);
     assert.match(fe, /timeout client 31m/);
@@ -88,7 +91,8 @@ describe('haproxy renderer', () => {
     assert.match(cfg, /server mailfleetd 127\.0\.0\.1:12143 send-proxy-v2 check\n/);
     assert.match(cfg, /stats socket \/r\/admin\.sock mode 600 level admin/);
     const imaps = cfg.slice(cfg.indexOf('frontend default-imaps\n'));
-    assert.match(imaps, /tcp-request session reject if \{ fe_conn,sub\(proc\.cap_default_imaps\) gt 0 \}/);
+    assert.match(imaps, /tcp-request session reject if \{ int\(0\),table_conn_cur\(adm-default-imaps\),sub\(proc\.cap_default_imaps\) ge 0 \}/);
+    assert.match(imaps, /tcp-request session track-sc1 int\(0\) table adm-default-imaps/);
     const cloud = renderHaproxyConfig(plan, { target: 'cloud' });
     assert.match(cloud, /bind :20003 accept-proxy\n/);
     assert.match(cloud, /server-template mail 1-10 mailfleetd\.demo\.internal:10993 resolvers vpc init-addr none send-proxy-v2 check verify none/);
