@@ -1,7 +1,8 @@
 /**
  * Running mailfleetd as a process: where its settings come from (a spec + mode, or a rendered
  * daemon-config JSON), where its data goes, and a clean stop on SIGINT/SIGTERM (in-flight deliveries
- * finish, sessions get the protocol's goodbye). Shared by `mailfleet serve`, `mailfleet up` and the
+ * finish, sessions get the protocol's goodbye). The certificate comes from MAILFLEET_TLS_CERT/KEY when
+ * set (cloud nodes), else startDaemon's cached self-signed one. Shared by `mailfleet serve`, `mailfleet up` and the
  * bundled dist/mailfleetd.mjs (lib/daemon/main.ts), so it must not import engine code.
  */
 import { readFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { daemonConfig, type DaemonConfigOptions } from '../plan/daemon-config.js
 import type { DaemonConfig, DaemonMode } from '../plan/types.js';
 import { loadSpec } from '../spec/load.js';
 import { startDaemon, type RunningDaemon, type StartDaemonOptions } from './server.js';
+import { certificateFromEnv } from './tls.js';
 
 export const DAEMON_MODES: readonly DaemonMode[] = ['local-direct', 'local-behind-proxy', 'cloud'];
 /** How long a stop waits for sessions (and their deliveries) before closing them. */
@@ -88,7 +90,8 @@ export function stopOnSignals(daemon: Pick<RunningDaemon, 'stop'>, logger: Logge
 
 export async function startFromSource(src: DaemonSource, opts: Omit<StartDaemonOptions, 'dataDir' | 'baseDir'> = {}): Promise<RunningDaemon & { loaded: LoadedDaemonConfig }> {
   const loaded = loadDaemonConfig(src);
-  const d = await startDaemon(loaded.config, { ...opts, dataDir: loaded.dataDir, baseDir: loaded.baseDir });
+  const tls = opts.tls ?? certificateFromEnv();
+  const d = await startDaemon(loaded.config, { ...opts, ...(tls ? { tls } : {}), dataDir: loaded.dataDir, baseDir: loaded.baseDir });
   return Object.assign(d, { loaded });
 }
 

@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
+import { MailfleetError } from '../errors.js';
 
 export interface TlsMaterial {
   readonly key: string;
@@ -34,4 +35,28 @@ export function loadOrCreateCertificate(dataDir: string, hostname: string): TlsM
   writeFileSync(keyFile, pems.private, { mode: 0o600 });
   writeFileSync(certFile, pems.cert, { mode: 0o644 });
   return { key: pems.private, cert: pems.cert, generated: true, dir };
+}
+
+/** Environment variables naming the PEM files to serve (the cloud bootstrap writes them into mailfleetd.env). */
+export const TLS_CERT_ENV = 'MAILFLEET_TLS_CERT';
+export const TLS_KEY_ENV = 'MAILFLEET_TLS_KEY';
+
+/**
+ * The certificate named by MAILFLEET_TLS_CERT / MAILFLEET_TLS_KEY, or undefined when neither is set
+ * (the daemon then uses its cached self-signed one). Fails when only one is set or a file is unreadable:
+ * a node that was given a certificate must not silently serve a self-signed one.
+ */
+export function certificateFromEnv(env: NodeJS.ProcessEnv = process.env): TlsMaterial | undefined {
+  const certFile = env[TLS_CERT_ENV];
+  const keyFile = env[TLS_KEY_ENV];
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) throw new MailfleetError('SPEC_INVALID', `set both ${TLS_CERT_ENV} and ${TLS_KEY_ENV}, or neither`, { status: 400 });
+  const read = (file: string) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new MailfleetError('SPEC_IO', `cannot read TLS file ${file}: ${(e as Error).message}`, { status: 400, cause: e });
+    }
+  };
+  return { cert: read(certFile), key: read(keyFile) };
 }

@@ -237,7 +237,8 @@ install -m 0640 -o root -g mailfleet "\${MAILFLEET_FILES}/mailfleetd.json" ${DAE
 umask 077
 {
   printf '%s=%s\\n' ${shq(plan.spec.platform.adminTokenEnv)} "$(secret ${shq(s.adminToken)})"
-  printf 'MAILFLEET_DATA_DIR=%s\\n' ${MAIL_MOUNT}
+  # The unit's --data-dir, so mailfleet commands run on the node find the daemon's data.
+  printf 'MAILFLEET_DATA_DIR=%s\\n' ${MAIL_MOUNT}/maildir
   printf 'MAILFLEET_TLS_CERT=%s\\nMAILFLEET_TLS_KEY=%s\\n' ${DAEMON_TLS_DIR}/cert.pem ${DAEMON_TLS_DIR}/key.pem
 ${ldapBindEnv}} >${DAEMON_ENV_PATH}
 ${ldapBindFile}secret ${shq(s.tls)} | python3 -c '
