@@ -208,7 +208,7 @@ export async function runLocalDrill(opts: LocalDrillOptions): Promise<DrillRepor
           'INTERNAL',
           `${s.name} did not serve SMTP and IMAP in ${timeoutMs} ms: ${last}`,
         );
-      progress.update(`${s.name}: ${last}`);
+      progress.update(`waiting for ${s.name} to serve SMTP and IMAP (last: ${last})`);
       await sleep(50);
     }
   };
