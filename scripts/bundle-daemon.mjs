@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 // Bundles mailfleetd (lib/daemon/main.ts) into one ESM file, the artifact the engines ship to mail nodes.
-/* global process, console */
 // Usage: node scripts/bundle-daemon.mjs [--outfile dist/mailfleetd.mjs]
 import { build } from 'esbuild';
 import { mkdirSync } from 'node:fs';
