@@ -14,6 +14,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writePlot } from '../lib/plot.js';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -298,6 +299,7 @@ async function main(): Promise<void> {
     }
     mkdirSync(join(import.meta.dirname, '..', 'results'), { recursive: true });
     writeFileSync(join(import.meta.dirname, '..', 'results', 'imap-idle.json'), JSON.stringify(result, null, 2) + '\n');
+    if (mf && dv) writePlot('imap-idle', { title: `Memory per idle IMAP connection (${N} connections)`, unit: 'KiB', bars: [{ label: 'mailfleetd', value: mf.bytesPerConnection / 1024 }, { label: 'dovecot', value: dv.bytesPerConnection / 1024 }] });
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

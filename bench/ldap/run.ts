@@ -9,6 +9,7 @@
  * Writes bench/results/ldap.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { writePlot } from '../lib/plot.js';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from 'ldapts';
@@ -124,3 +125,4 @@ writeFileSync(
   JSON.stringify({ bench: 'ldap', date: new Date().toISOString(), seconds, concurrency, users, figures, ratios: Object.fromEntries(figures.map((f) => [f.name, Number((f.loginsPerSecond / base).toFixed(2))])) }, null, 2) + '\n',
 );
 console.log(`wrote ${join(out, 'ldap.json')}`);
+writePlot('ldap', { title: `LDAP logins/s (concurrency ${concurrency})`, unit: 'logins/s', bars: figures.map((f) => ({ label: f.name, value: f.loginsPerSecond })) });

@@ -24,6 +24,7 @@ import { connect, type Socket } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { writePlot } from '../lib/plot.js';
 import { buildPlan } from '../../lib/plan/build.js';
 import { daemonConfig } from '../../lib/plan/daemon-config.js';
 import { PROTOCOLS, specSchema } from '../../lib/spec/schema.js';
@@ -267,6 +268,7 @@ async function main(): Promise<void> {
     );
     mkdirSync(join(REPO, 'bench/results'), { recursive: true });
     writeFileSync(join(REPO, 'bench/results/limits.json'), `${JSON.stringify(results, null, 2)}\n`);
+    writePlot('limits', { title: 'Accept rate by admission mode (median of rounds)', unit: 'conn/s', bars: [{ label: 'off', value: results.acceptRate.offPerSecond }, { label: 'local', value: results.acceptRate.localPerSecond }, { label: 'redis', value: results.acceptRate.redisPerSecond }] });
   } finally {
     await redis.stop();
     await rm(work, { recursive: true, force: true });

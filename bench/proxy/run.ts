@@ -13,6 +13,7 @@ import { createConnection, type Socket } from 'node:net';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { writePlot } from '../lib/plot.js';
 import { encodeProxyV2 } from '../../lib/daemon/net/proxy-v2.js';
 import { startProxiedDaemon } from '../../test/haproxy/proxied-daemon.js';
 import { INTERNAL_OFFSET } from '../../test/haproxy/harness.js';
@@ -179,6 +180,7 @@ try {
   mkdirSync(join('bench', 'results'), { recursive: true });
   writeFileSync(join('bench', 'results', 'proxy.json'), JSON.stringify(result, null, 2) + '\n');
   console.log('wrote bench/results/proxy.json');
+  writePlot('proxy', { title: 'SMTP messages/s: direct vs through HAProxy', unit: 'msg/s', bars: targets.map((t) => ({ label: t.name, value: rate[t.name]!.perSecond })) });
 } finally {
   await p.stop();
 }

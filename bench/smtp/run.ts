@@ -13,6 +13,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writePlot } from '../lib/plot.js';
 import { createServer } from 'node:net';
 import { tmpdir, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -247,6 +248,7 @@ async function main(): Promise<void> {
     };
     mkdirSync(join(REPO, 'bench/results'), { recursive: true });
     writeFileSync(join(REPO, 'bench/results/smtp.json'), `${JSON.stringify(results, null, 2)}\n`);
+    writePlot('smtp', { title: 'SMTP to Maildir, same run', unit: 'msg/s', bars: [{ label: 'mailfleetd', value: mfRate }, { label: 'postfix', value: pfRate }] });
   } finally {
     await rm(work, { recursive: true, force: true });
   }

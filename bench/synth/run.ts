@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writePlot } from '../lib/plot.js';
 import { App } from 'aws-cdk-lib';
 import { resourceCounts, templatesOf } from '../../constructs/inventory.js';
 import { cdkJsonContext, REPO_ROOT } from '../../constructs/shared/cdk-context.js';
@@ -114,3 +115,4 @@ writeFileSync(
   join(REPO_ROOT, 'bench', 'results', 'synth.json'),
   JSON.stringify({ date: new Date().toISOString(), runs, growth, linear, cliPrimaryDr: cli }, null, 2) + '\n',
 );
+writePlot('synth', { title: 'CDK resources per listener by tenant count', unit: 'per listener', bars: runs.map((r) => ({ label: `${r.tenants} tenants`, value: r.resourcesPerListener })) });
