@@ -11,7 +11,7 @@ import type { Plan } from '../lib/plan/types.js';
 export type RegionRole = 'primary' | 'dr';
 
 /** Node roles. Engines tag resources with `mailfleet:role` so every extractor can tell them apart. */
-export const ROLES = ['proxy', 'mail', 'storage', 'ldap', 'efs', 'nlb'] as const;
+export const ROLES = ['proxy', 'mail', 'storage', 'ldap', 'efs', 'nlb', 'endpoint'] as const;
 export type Role = (typeof ROLES)[number];
 export const ROLE_TAG = 'mailfleet:role';
 
@@ -153,6 +153,7 @@ export function diffFromPlan(plan: Plan, inv: EngineInventory, label = 'engine')
  */
 export function guessRole(...names: (string | undefined)[]): Role | undefined {
   const s = names.filter(Boolean).join(' ').toLowerCase();
+  if (/endpoint/.test(s)) return 'endpoint';
   if (/haproxy|proxy/.test(s)) return 'proxy';
   if (/gluster|storage/.test(s)) return 'storage';
   if (/ldap|slapd|directory/.test(s)) return 'ldap';

@@ -7,7 +7,16 @@ import { daemonConfig } from '../lib/plan/daemon-config.js';
 import type { Plan } from '../lib/plan/types.js';
 import { MailfleetError } from '../lib/errors.js';
 import { CLOUD_HEALTH_PORT } from '../lib/render/haproxy.js';
-import { LDAP_ROLE_TAG, NODE_INDEX_TAG } from '../lib/render/node-layout.js';
+import {
+  LDAP_ROLE_TAG,
+  NODE_INDEX_TAG,
+  drStorageHost,
+  efsHost,
+  ldapHost,
+  privateZoneName,
+  regionZoneName,
+  storageHost,
+} from '../lib/render/node-layout.js';
 import { DEDICATED_BLOCK } from '../lib/spec/ports.js';
 import { bootstrapText, type NodeRole } from './bootstrap.js';
 import { ROLE_TAG, type RegionRole } from './inventory.js';
@@ -24,6 +33,12 @@ export const GLUSTER_BRICK_PORTS = { from: 49152, to: 49251 } as const;
 export const LDAP_PORT = 389;
 export const LDAPS_PORT = 636;
 export const NFS_PORT = 2049;
+export const HTTPS_PORT = 443;
+/**
+ * Interface endpoints the nodes call (Session Manager, CloudWatch, Secrets Manager) besides the S3 gateway
+ * endpoint, as the CDK MailNetwork creates them: nodes reach AWS APIs without the NAT gateway.
+ */
+export const INTERFACE_ENDPOINTS = ['ssm', 'ssmmessages', 'ec2messages', 'logs', 'monitoring', 'secretsmanager'] as const;
 /** GlusterFS geo-replication runs over SSH from the primary's storage nodes to the DR ones. */
 export const GEO_REPLICATION_PORT = 22;
 export const ANYWHERE = '0.0.0.0/0';
@@ -36,7 +51,10 @@ export interface SubnetModel {
 }
 
 /** A peer of a rule: a CIDR or another group of the same region, by role. */
-export type RulePeer = { readonly cidr: string } | { readonly role: NodeRole | 'efs' };
+export type RulePeer = { readonly cidr: string } | { readonly role: GroupRole };
+
+/** Security groups by role: the node kinds, EFS mount targets, and the interface endpoints. */
+export type GroupRole = NodeRole | 'efs' | 'endpoint';
 
 export interface IngressRuleModel {
   readonly protocol: 'tcp';
@@ -47,12 +65,15 @@ export interface IngressRuleModel {
 }
 
 export interface SecurityGroupModel {
-  readonly role: NodeRole | 'efs';
+  readonly role: GroupRole;
   readonly name: string;
   readonly description: string;
   readonly ingress: readonly IngressRuleModel[];
-  /** Every group may reach anything (package mirrors, AWS APIs, Redis, external LDAP). */
-  readonly egressAllTo: string;
+  /**
+   * Node groups may reach anything (package mirrors, AWS APIs, Redis, external LDAP); undefined: no
+   * egress at all (the endpoint group only answers).
+   */
+  readonly egressAllTo?: string;
 }
 
 export interface NlbListenerModel {
@@ -98,6 +119,16 @@ export interface NodeModel {
   readonly nodeTags: Readonly<Record<string, string>>;
 }
 
+/** A private DNS name nodes resolve (the renderers write these names into node files). */
+export interface PrivateRecordModel {
+  /** `platform`: <platform>.internal in this region; `region`: <region>.<platform>.internal. */
+  readonly zone: 'platform' | 'region';
+  readonly name: string;
+  readonly ttl: number;
+  /** A record: the private IP of this node (a NodeModel name); otherwise a CNAME to the region's EFS. */
+  readonly node?: string;
+}
+
 export interface RegionModel {
   readonly role: RegionRole;
   readonly region: string;
@@ -112,6 +143,11 @@ export interface RegionModel {
   readonly storageNodes: readonly NodeModel[];
   readonly efs?: { readonly name: string; readonly throughputMode: string };
   readonly ldapNodes: readonly NodeModel[];
+  /** Service names of the interface endpoints (S3 is a gateway endpoint besides). */
+  readonly interfaceEndpoints: readonly string[];
+  /** Private zones associated with this region's VPC. */
+  readonly privateZones: { readonly platform: string; readonly region: string };
+  readonly privateRecords: readonly PrivateRecordModel[];
 }
 
 export interface ManagedAdModel {
@@ -247,6 +283,12 @@ function securityGroups(plan: Plan, prefix: string, cidr: string, role: RegionRo
       egressAllTo: ANYWHERE,
     },
   ];
+  groups.push({
+    role: 'endpoint',
+    name: `${prefix}-endpoints`,
+    description: 'Interface endpoints: HTTPS from the VPC',
+    ingress: [tcp(HTTPS_PORT, HTTPS_PORT, { cidr }, 'HTTPS from the VPC')],
+  });
   if (plan.storage.kind === 'glusterfs') {
     const g = (peer: RulePeer, who: string) => [
       tcp(GLUSTER_MGMT_PORTS.from, GLUSTER_MGMT_PORTS.to, peer, `glusterd from ${who}`),
@@ -366,6 +408,22 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     nodeTags: { [LDAP_ROLE_TAG]: role === 'primary' && i === 0 ? 'provider' : 'consumer' },
   }));
   const byName = new Map(plan.listeners.map((l) => [l.name, l]));
+  const privateRecords: PrivateRecordModel[] = [
+    ...storageNodes.map((n, i) => ({ zone: 'platform' as const, name: storageHost(plan, i + 1), ttl: 60, node: n.name })),
+    // The primary's geo-replication names DR storage node 1 in the DR region's zone.
+    ...(role === 'dr' && storageNodes[0]
+      ? [{ zone: 'region' as const, name: drStorageHost(plan), ttl: 1800, node: storageNodes[0].name }]
+      : []),
+    ...(plan.storage.kind === 'efs' ? [{ zone: 'platform' as const, name: efsHost(plan), ttl: 300 }] : []),
+    ...ldapNodes.flatMap((n) => {
+      const which = n.nodeTags[LDAP_ROLE_TAG] as 'provider' | 'consumer';
+      return [
+        { zone: 'platform' as const, name: ldapHost(plan, which), ttl: 60, node: n.name },
+        // DR consumers reach the provider as ldap-provider.primary.<platform>.internal.
+        ...(which === 'provider' ? [{ zone: 'region' as const, name: `ldap-provider.${regionZoneName(plan, role)}`, ttl: 60, node: n.name }] : []),
+      ];
+    }),
+  ];
   return {
     role,
     region: r.name,
@@ -388,6 +446,9 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     storageNodes,
     efs: plan.storage.kind === 'efs' ? { name: `${prefix}-mail`, throughputMode: plan.storage.throughputMode } : undefined,
     ldapNodes,
+    interfaceEndpoints: INTERFACE_ENDPOINTS,
+    privateZones: { platform: privateZoneName(plan), region: regionZoneName(plan, role) },
+    privateRecords,
   };
 }
 

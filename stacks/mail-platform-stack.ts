@@ -9,7 +9,7 @@ import { MailfleetError } from '../lib/errors.js';
 import type { Plan } from '../lib/plan/types.js';
 import { logGroupNames } from '../lib/render/cloudwatch-agent.js';
 import { privateZoneName, regionZoneName, type RegionRole } from '../lib/render/node-layout.js';
-import { DisasterRecovery } from '../constructs/disaster-recovery/disaster-recovery.js';
+import { DisasterRecovery, publicRecordName } from '../constructs/disaster-recovery/disaster-recovery.js';
 import { EfsMailStore } from '../constructs/efs-mail-store/efs-mail-store.js';
 import { FlowControlTier } from '../constructs/flow-control-tier/flow-control-tier.js';
 import { GlusterStorageCluster } from '../constructs/gluster-storage-cluster/gluster-storage-cluster.js';
@@ -179,6 +179,18 @@ export class MailPlatformStack extends Stack {
       });
       if (this.disasterRecovery.peering) new CfnOutput(this, 'PeeringConnectionId', { value: this.disasterRecovery.peering.ref });
       this.disasterRecovery.experimentTemplates.forEach((t, i) => new CfnOutput(this, `Drill${i}`, { value: t.ref, description: t.description }));
+    } else if (plan.spec.dns?.hostedZoneId) {
+      // One region: a plain alias per shard (with DR, DisasterRecovery writes the failover pairs).
+      const zoneId = plan.spec.dns.hostedZoneId;
+      this.flowControl.loadBalancers.forEach(
+        (nlb, shard) =>
+          new route53.CfnRecordSet(this, `PublicName${shard}`, {
+            hostedZoneId: zoneId,
+            name: `${publicRecordName(plan, shard)}.`,
+            type: 'A',
+            aliasTarget: { dnsName: nlb.loadBalancerDnsName, hostedZoneId: nlb.loadBalancerCanonicalHostedZoneId, evaluateTargetHealth: true },
+          }),
+      );
     }
 
     new CfnOutput(this, 'VpcId', { value: vpc.vpcId });

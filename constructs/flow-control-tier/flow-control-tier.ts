@@ -181,6 +181,9 @@ export class FlowControlTier extends Construct {
       internetFacing,
       crossZoneEnabled: props.crossZoneEnabled ?? true,
       vpcSubnets: internetFacing ? { subnetType: ec2.SubnetType.PUBLIC } : o.nodeSubnets,
+      // The feature flag's default NLB group has no inbound rules and no outbound ones, which would drop
+      // every flow; the proxy group filters instead (client addresses are preserved), as in the other engines.
+      disableSecurityGroups: true,
     });
     tagRole(nlb, 'nlb');
     acknowledge(

@@ -132,10 +132,36 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
           ),
         ),
       );
-      this.add(
-        new aws.vpc.SecurityGroupEgressRule(`${g.name}-out`, { securityGroupId: sg.id, ipProtocol: '-1', cidrIpv4: g.egressAllTo, description: 'all outbound' }, o),
-      );
+      if (g.egressAllTo !== undefined)
+        this.add(
+          new aws.vpc.SecurityGroupEgressRule(`${g.name}-out`, { securityGroupId: sg.id, ipProtocol: '-1', cidrIpv4: g.egressAllTo, description: 'all outbound' }, o),
+        );
     }
+
+    // Nodes reach S3 and the AWS APIs they call through endpoints, not the NAT gateway.
+    this.add(
+      new aws.ec2.VpcEndpoint(
+        n('s3'),
+        { vpcId: vpc.id, serviceName: `com.amazonaws.${r.region}.s3`, vpcEndpointType: 'Gateway', routeTableIds: [publicRt.id, privateRt.id], tags: tags('network', n('s3')) },
+        o,
+      ),
+    );
+    for (const svc of r.interfaceEndpoints)
+      this.add(
+        new aws.ec2.VpcEndpoint(
+          n(`endpoint-${svc}`),
+          {
+            vpcId: vpc.id,
+            serviceName: `com.amazonaws.${r.region}.${svc}`,
+            vpcEndpointType: 'Interface',
+            privateDnsEnabled: true,
+            subnetIds: privateSubnets.map((s) => s.id),
+            securityGroupIds: [groups.get('endpoint')!.id],
+            tags: tags('endpoint', n(svc)),
+          },
+          o,
+        ),
+      );
 
     const nlbs: aws.lb.LoadBalancer[] = [];
     const targetGroups = new Map<string, aws.lb.TargetGroup>();
@@ -223,6 +249,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
       );
     }
 
+    const instances = new Map<string, aws.ec2.Instance>();
     const node = (m: NodeModel) => {
       // The node kind's launch template carries image, type, group, IMDS options and user data.
       const lt = launchTemplate(m.role, m);
@@ -238,6 +265,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
           o,
         ),
       );
+      instances.set(m.name, instance);
       if (m.dataVolumeGiB === undefined) return;
       // A separate volume (not an inline block device) outlives instance replacement, as the CDK stacks keep bricks.
       const volume = this.add(
@@ -270,6 +298,27 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         );
       }
     }
+    // Private names the node files use (gluster-N, ldap-*, efs), in this region's own zones.
+    const zones = {
+      platform: this.add(new aws.route53.Zone(n('zone-platform'), { name: r.privateZones.platform, vpcs: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.platform) }, o)),
+      region: this.add(new aws.route53.Zone(n('zone-region'), { name: r.privateZones.region, vpcs: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.region) }, o)),
+    };
+    r.privateRecords.forEach((rec, i) =>
+      this.add(
+        new aws.route53.Record(
+          n(`dns-${i}`),
+          {
+            zoneId: zones[rec.zone].zoneId,
+            name: rec.name,
+            ttl: rec.ttl,
+            ...(rec.node !== undefined
+              ? { type: 'A', records: [instances.get(rec.node)!.privateIp] }
+              : { type: 'CNAME', records: [pulumi.interpolate`${efs!.id}.efs.${r.region}.amazonaws.com`] }),
+          },
+          o,
+        ),
+      ),
+    );
     return { provider, vpc, privateSubnets, nlbs, efs };
   }
 
@@ -356,7 +405,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     const zoneId: pulumi.Input<string> = dns.hostedZoneId ?? aws.route53.getZoneOutput({ name: dns.zoneName }, { provider: primary.provider }).zoneId;
     for (const rec of dns.records) {
       const lb = primary.nlbs[rec.shard]!;
-      const alias = (target: aws.lb.LoadBalancer) => [{ name: target.dnsName, zoneId: target.zoneId, evaluateTargetHealth: true }];
+      const alias = (target: aws.lb.LoadBalancer, evaluateTargetHealth = true) => [{ name: target.dnsName, zoneId: target.zoneId, evaluateTargetHealth }];
       if (!dns.failover || !dr) {
         this.add(new aws.route53.Record(`${model.platform}-record-${rec.shard}`, { zoneId, name: rec.name, type: 'A', aliases: alias(lb) }, o));
         continue;
@@ -378,7 +427,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             setIdentifier: `${rec.name}-primary`,
             failoverRoutingPolicies: [{ type: 'PRIMARY' }],
             healthCheckId: hc.id,
-            aliases: alias(lb),
+            // The health check decides for the primary; the standby answers only when its own NLB is healthy.
+            aliases: alias(lb, false),
           },
           o,
         ),

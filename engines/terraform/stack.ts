@@ -29,11 +29,13 @@ import { NatGateway } from '@cdktf/provider-aws/lib/nat-gateway/index.js';
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider/index.js';
 import { Route } from '@cdktf/provider-aws/lib/route/index.js';
 import { Route53HealthCheck } from '@cdktf/provider-aws/lib/route53-health-check/index.js';
+import { Route53Zone } from '@cdktf/provider-aws/lib/route53-zone/index.js';
 import { Route53Record } from '@cdktf/provider-aws/lib/route53-record/index.js';
 import { RouteTable } from '@cdktf/provider-aws/lib/route-table/index.js';
 import { RouteTableAssociation } from '@cdktf/provider-aws/lib/route-table-association/index.js';
 import { SecurityGroup } from '@cdktf/provider-aws/lib/security-group/index.js';
 import { Subnet } from '@cdktf/provider-aws/lib/subnet/index.js';
+import { VpcEndpoint } from '@cdktf/provider-aws/lib/vpc-endpoint/index.js';
 import { Vpc } from '@cdktf/provider-aws/lib/vpc/index.js';
 import { VolumeAttachment } from '@cdktf/provider-aws/lib/volume-attachment/index.js';
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule/index.js';
@@ -139,14 +141,36 @@ export class MailfleetTerraformStack extends TerraformStack {
           ...('cidr' in rule.peer ? { cidrIpv4: rule.peer.cidr } : { referencedSecurityGroupId: groups.get(rule.peer.role)!.id }),
         });
       });
-      new VpcSecurityGroupEgressRule(this, `${p}-sg-${g.role}-out`, {
-        provider,
-        securityGroupId: sg.id,
-        ipProtocol: '-1',
-        cidrIpv4: g.egressAllTo,
-        description: 'all outbound',
-      });
+      if (g.egressAllTo !== undefined)
+        new VpcSecurityGroupEgressRule(this, `${p}-sg-${g.role}-out`, {
+          provider,
+          securityGroupId: sg.id,
+          ipProtocol: '-1',
+          cidrIpv4: g.egressAllTo,
+          description: 'all outbound',
+        });
     }
+
+    // Nodes reach S3 and the AWS APIs they call through endpoints, not the NAT gateway.
+    new VpcEndpoint(this, `${p}-endpoint-s3`, {
+      provider,
+      vpcId: vpc.id,
+      serviceName: `com.amazonaws.${r.region}.s3`,
+      vpcEndpointType: 'Gateway',
+      routeTableIds: [publicRt.id, privateRt.id],
+      tags: tags('network', `${r.prefix}-s3`),
+    });
+    for (const svc of r.interfaceEndpoints)
+      new VpcEndpoint(this, `${p}-endpoint-${svc}`, {
+        provider,
+        vpcId: vpc.id,
+        serviceName: `com.amazonaws.${r.region}.${svc}`,
+        vpcEndpointType: 'Interface',
+        privateDnsEnabled: true,
+        subnetIds: privateSubnets.map((s) => s.id),
+        securityGroupIds: [groups.get('endpoint')!.id],
+        tags: tags('endpoint', `${r.prefix}-${svc}`),
+      });
 
     const nlbs: Lb[] = [];
     const targetGroups = new Map<string, LbTargetGroup>();
@@ -220,6 +244,7 @@ export class MailfleetTerraformStack extends TerraformStack {
       });
     }
 
+    const instances = new Map<string, Instance>();
     const node = (n: NodeModel) => {
       const id = `${p}-${n.role}-${n.name.slice(n.name.lastIndexOf('-') + 1)}`;
       // The node kind's launch template carries image, type, group, IMDS options and user data.
@@ -231,6 +256,7 @@ export class MailfleetTerraformStack extends TerraformStack {
         rootBlockDevice: { encrypted: true, volumeType: 'gp3' },
         tags: { ...tags(n.role, n.name), ...n.nodeTags },
       });
+      instances.set(n.name, instance);
       if (n.dataVolumeGiB === undefined) return;
       // A separate volume (not ebs_block_device) outlives instance replacement, as the CDK stacks keep bricks.
       const volume = new EbsVolume(this, `${id}-data`, {
@@ -266,6 +292,23 @@ export class MailfleetTerraformStack extends TerraformStack {
         destination: { region: r.region, fileSystemId: this.efs.get('dr')!.fs.id },
       });
     }
+    // Private names the node files use (gluster-N, ldap-*, efs), in this region's own zones.
+    const zones = {
+      platform: new Route53Zone(this, `${p}-zone-platform`, { provider, name: r.privateZones.platform, vpc: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.platform) }),
+      region: new Route53Zone(this, `${p}-zone-region`, { provider, name: r.privateZones.region, vpc: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.region) }),
+    };
+    r.privateRecords.forEach((rec, i) => {
+      const fs = this.efs.get(r.role)?.fs;
+      new Route53Record(this, `${p}-dns-${i}`, {
+        provider,
+        zoneId: zones[rec.zone].zoneId,
+        name: rec.name,
+        ttl: rec.ttl,
+        ...(rec.node !== undefined
+          ? { type: 'A', records: [instances.get(rec.node)!.privateIp] }
+          : { type: 'CNAME', records: [`${fs!.id}.efs.${r.region}.amazonaws.com`] }),
+      });
+    });
     this.vpcs.set(r.role, { vpc, privateSubnets, provider });
     return { nlbs };
   }
@@ -360,7 +403,7 @@ export class MailfleetTerraformStack extends TerraformStack {
     const dr = this.regions.get('dr')?.nlbs;
     for (const rec of dns.records) {
       const lb = primary[rec.shard]!;
-      const alias = (target: Lb) => ({ name: target.dnsName, zoneId: target.zoneId, evaluateTargetHealth: true });
+      const alias = (target: Lb, evaluateTargetHealth = true) => ({ name: target.dnsName, zoneId: target.zoneId, evaluateTargetHealth });
       new TerraformOutput(this, `nlb-${rec.shard}-dns`, { value: lb.dnsName });
       if (!dns.failover || !dr) {
         new Route53Record(this, `record-${rec.shard}`, { provider, zoneId, name: rec.name, type: 'A', alias: alias(lb) });
@@ -383,7 +426,8 @@ export class MailfleetTerraformStack extends TerraformStack {
         setIdentifier: `${rec.name}-primary`,
         failoverRoutingPolicy: { type: 'PRIMARY' },
         healthCheckId: hc.id,
-        alias: alias(lb),
+        // The health check decides for the primary; the standby answers only when its own NLB is healthy.
+        alias: alias(lb, false),
       });
       new Route53Record(this, `record-${rec.shard}-secondary`, {
         provider,

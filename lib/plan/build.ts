@@ -158,6 +158,8 @@ function inventory(spec: Spec, listeners: readonly PlannedListener[], shards: re
   else lines.push({ kind: 'efs-filesystem', count: regions, why: 'one EFS per region (replicated to DR)' });
   if (spec.directory.kind === 'ldap' && spec.directory.provision === 'openldap-pair')
     lines.push({ kind: 'ldap-instance', count: 2 + (regions - 1), why: 'provider + consumer, plus a DR consumer' });
+  if (spec.directory.kind === 'ldap' && spec.directory.provision === 'managed-ad')
+    lines.push({ kind: 'managed-ad', count: 1, why: 'AWS Managed Microsoft AD, in the primary VPC only' });
   if (regions === 2 && spec.dns)
     lines.push({ kind: 'route53-health-check', count: shards.length, why: 'one per primary NLB shard, drives failover records' });
   if (regions === 2)
