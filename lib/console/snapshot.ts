@@ -47,20 +47,20 @@ export interface ConsoleSnapshot {
 }
 
 /**
- * The fleet the console of this daemon speaks for: the spec's ops.daemons when the daemon knows its spec
- * (the local HAProxy records it), else this daemon alone. The operator's own token is passed on.
+ * The fleet the console of this daemon speaks for: the spec's ops.daemons (in the daemon config, or in the
+ * spec the local HAProxy records), else this daemon alone. The operator's own token is passed on.
  */
 export function consoleFleet(ctx: DaemonContext, selfUrl: string, token: string): Fleet {
   const info = findLocalHaproxy(ctx.dataDir);
   let spec: Spec | undefined;
-  if (info?.specFile) {
+  if (info?.specFile && !ctx.config.opsDaemons) {
     try {
       spec = loadSpec(info.specFile).spec;
     } catch {
       spec = undefined; // the spec moved or broke since HAProxy started: this daemon alone is still useful
     }
   }
-  const urls = spec?.ops?.daemons ?? [selfUrl];
+  const urls = ctx.config.opsDaemons ?? spec?.ops?.daemons ?? [selfUrl];
   return {
     nodes: urls.map((url) => ({ url, token })),
     spec,

@@ -77,6 +77,7 @@ export function daemonConfig(plan: Plan, opts: DaemonConfigOptions): DaemonConfi
     redis: plan.redis,
     adminTokenEnv: spec.platform.adminTokenEnv,
     adminToken: spec.platform.adminToken,
+    ...(spec.ops?.daemons ? { opsDaemons: spec.ops.daemons } : {}),
   };
 }
 

@@ -114,4 +114,6 @@ export interface DaemonConfig {
   readonly redis: Spec['redis'];
   readonly adminTokenEnv: string;
   readonly adminToken?: string;
+  /** The spec's ops.daemons: the fleet the operator console of this daemon aggregates. @default - this daemon alone */
+  readonly opsDaemons?: readonly string[];
 }

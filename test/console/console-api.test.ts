@@ -126,3 +126,42 @@ test('GIVEN a fleet with a node that does not listen THEN the snapshot says whic
   assert.match(s.nodes[1]!.detail, /^did not answer: .*ECONNREFUSED/);
   assert.match(s.nodes[0]!.detail, /^answered: mx\.test, /);
 });
+
+test("GIVEN the spec's ops.daemons WHEN the console of one daemon is asked THEN it aggregates the named nodes and names the one that did not answer", async () => {
+  const tmpB = await tempDir('mf-console-b-');
+  const b = await startInProcess(tmpB.dir, configFor());
+  const { createServer } = await import('node:net');
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+  const dead = `http://127.0.0.1:${(probe.address() as { port: number }).port}`;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const config = configFor({ ops: { daemons: [b.adminUrl, dead] } });
+  assert.deepEqual(config.opsDaemons, [b.adminUrl, dead]);
+  const tmpA = await tempDir('mf-console-a-');
+  const a = await startInProcess(tmpA.dir, config);
+  const c = await RawClient.open(b.port('imap'));
+  try {
+    await c.waitFor(/^\* OK/);
+    assert.match(await c.send('a1 LOGIN carol@example.org password', /^a1 /), /^a1 OK/);
+    const r = await fetch(`${a.adminUrl}/v1/console/snapshot`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+    assert.equal(r.status, 200);
+    const s = (await r.json()) as ConsoleSnapshot;
+    assert.deepEqual(
+      s.nodes.map((n) => [n.node, n.ok]),
+      [
+        [b.adminUrl, true],
+        [dead, false],
+      ],
+    );
+    assert.match(s.nodes[1]!.detail, /^did not answer: .*ECONNREFUSED/);
+    // B's session shows on A's console.
+    assert.equal(s.sections.domain[0]?.id, 'example.org');
+    assert.equal(s.sections.user[0]?.id, 'carol@example.org');
+  } finally {
+    c.close();
+    await a.stop();
+    await b.stop();
+    await tmpA.cleanup();
+    await tmpB.cleanup();
+  }
+});
