@@ -60,6 +60,7 @@ export class ImapSession {
   private unauthCount = 0;
   private lease?: Lease;
   private readonly log: Logger;
+  private preAuthDeadline: NodeJS.Timeout | undefined;
 
   constructor(
     readonly conn: ImapConnection,
@@ -72,7 +73,12 @@ export class ImapSession {
     this.attach(this.socket);
     this.conn.socket.setTimeout(deps.settings.preAuthTimeoutSeconds * 1000);
     this.conn.socket.on('timeout', () => this.bye(REPLY.idleTimeout));
-    this.conn.socket.on('close', () => this.cleanup());
+    // A byte trickle resets the idle timer (slowloris): login must also finish within the same time of connecting.
+    this.preAuthDeadline = setTimeout(() => this.bye(REPLY.idleTimeout), deps.settings.preAuthTimeoutSeconds * 1000).unref();
+    this.conn.socket.on('close', () => {
+      clearTimeout(this.preAuthDeadline);
+      this.cleanup();
+    });
     this.conn.socket.on('error', () => this.cleanup());
     this.write(`${REPLY.greeting(deps.hostname, this.capabilities())}\r\n`);
   }
@@ -276,6 +282,7 @@ export class ImapSession {
     this.user = user.address;
     this.state = 'authenticated';
     this.conn.setUser?.(user.address);
+    clearTimeout(this.preAuthDeadline);
     this.socket.setTimeout?.(s.idleTimeoutSeconds * 1000);
     this.conn.socket.setTimeout(s.idleTimeoutSeconds * 1000);
     return { code: `CAPABILITY ${this.capabilities()}`, text: 'Logged in' };

@@ -60,6 +60,7 @@ export class Pop3Session {
   private messages: MessageRecord[] = [];
   private deleted = new Set<number>();
   private readonly log: Logger;
+  private preAuthDeadline: NodeJS.Timeout | undefined;
 
   constructor(
     readonly conn: Pop3Connection,
@@ -71,7 +72,12 @@ export class Pop3Session {
     this.socket.on('data', this.onData);
     conn.socket.setTimeout(deps.settings.preAuthTimeoutSeconds * 1000);
     conn.socket.on('timeout', () => this.bye(REPLY.idleTimeout));
-    conn.socket.on('close', () => void this.cleanup(false));
+    // A byte trickle resets the idle timer (slowloris): login must also finish within the same time of connecting.
+    this.preAuthDeadline = setTimeout(() => this.socket.writable && this.bye(REPLY.idleTimeout), deps.settings.preAuthTimeoutSeconds * 1000).unref();
+    conn.socket.on('close', () => {
+      clearTimeout(this.preAuthDeadline);
+      void this.cleanup(false);
+    });
     conn.socket.on('error', () => void this.cleanup(false));
     this.write(REPLY.greeting(deps.hostname));
   }
@@ -241,6 +247,7 @@ export class Pop3Session {
     this.messages = [...this.handle.mailbox.messages];
     this.state = 'transaction';
     this.conn.setUser?.(u.address);
+    clearTimeout(this.preAuthDeadline);
     this.conn.socket.setTimeout(s.idleTimeoutSeconds * 1000);
     this.write(`+OK Logged in, ${this.messages.length} messages`);
   }
