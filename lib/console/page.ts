@@ -299,6 +299,7 @@ export function consolePage(): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'">
 <title>mailfleet console</title>
 <style>${CSS}</style>
 <script src="/console/app.js" defer></script>
