@@ -57,11 +57,17 @@ describe('pulumi engine (setMocks)', () => {
       const lt = byType(r, 'aws:ec2/launchTemplate:LaunchTemplate').find((l) => l.inputs.name === `acme-mail-${role}`)!;
       assert.equal(sha256(b64(lt.inputs.userData)), sha256(bootstrapText(plan, role, 'primary')), role);
     }
+    // Storage and LDAP nodes boot from their kind's launch template (no user data of their own).
     const instances = byType(r, 'aws:ec2/instance:Instance');
     for (const role of ['storage', 'ldap'] as const) {
+      const lt = byType(r, 'aws:ec2/launchTemplate:LaunchTemplate').find((l) => l.inputs.name === `acme-mail-${role}`)!;
+      assert.equal(sha256(b64(lt.inputs.userData)), sha256(bootstrapText(plan, role, 'primary')), role);
       const of = instances.filter((i) => (i.inputs.tags as Record<string, string>)['mailfleet:role'] === role);
       assert.ok(of.length > 0, role);
-      for (const i of of) assert.equal(sha256(b64(i.inputs.userDataBase64)), sha256(bootstrapText(plan, role, 'primary')), role);
+      for (const i of of) {
+        assert.equal(i.inputs.userDataBase64, undefined, role);
+        assert.equal((i.inputs.launchTemplate as { id: string }).id, lt.id, role);
+      }
     }
   });
 

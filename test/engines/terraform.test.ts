@@ -6,8 +6,11 @@ import { join } from 'node:path';
 import { bootstrapText } from '../../engines/bootstrap.js';
 import { findTerraformTools, terraformJson, validateTerraform, writeTerraform, type TerraformJson } from '../../engines/terraform/index.js';
 import { buildPlan } from '../../lib/plan/index.js';
-import { specSchema } from '../../lib/spec/index.js';
+import { parseSpec, specSchema } from '../../lib/spec/index.js';
 import { EXAMPLES, examplePlan } from './helpers.js';
+import { tenantsSpec } from '../../scripts/gen-tenants.js';
+
+const tenantsPlan = (n: number) => buildPlan(parseSpec(JSON.stringify(tenantsSpec(n)), `tenants-${n}.yaml`));
 
 type Resources = Record<string, Record<string, Record<string, unknown>>>;
 const resources = (doc: TerraformJson) => doc.resource as Resources;
@@ -77,12 +80,44 @@ describe('terraform engine (cdktf)', () => {
     const lts = Object.values(r.aws_launch_template!);
     assert.equal(b64(lts.find((l) => l.name === 'acme-mail-proxy')!.user_data as string), bootstrapText(plan, 'proxy', 'primary'));
     assert.equal(b64(lts.find((l) => l.name === 'acme-mail-mail')!.user_data as string), bootstrapText(plan, 'mail', 'primary'));
+    // Storage and LDAP nodes boot from their kind's launch template (no user data of their own).
+    for (const role of ['storage', 'ldap'] as const) {
+      const lt = Object.entries(r.aws_launch_template!).find(([, l]) => l.name === `acme-mail-${role}`)!;
+      assert.equal(b64(lt[1].user_data as string), bootstrapText(plan, role, 'primary'), role);
+      const nodes = Object.values(r.aws_instance!).filter((i) => (i.tags as Record<string, string>)['mailfleet:role'] === role);
+      assert.ok(nodes.length > 0, role);
+      for (const i of nodes) {
+        assert.equal(i.user_data_base64, undefined, role);
+        assert.equal((i.launch_template as { id: string }).id, `\${aws_launch_template.${lt[0]}.id}`, role);
+      }
+    }
     const storage = Object.values(r.aws_instance!).filter((i) => (i.tags as Record<string, string>)['mailfleet:role'] === 'storage');
     assert.equal(storage.length, plan.sizing.storageNodes);
+    // Bricks live on separate volumes, one per storage node, attached as /dev/sdf.
+    const volumes = Object.values(r.aws_ebs_volume!);
     assert.deepEqual(
-      storage.map((i) => (i.ebs_block_device as { volume_size: number }[])[0]!.volume_size),
+      volumes.map((v) => v.size),
       storage.map(() => (plan.storage.kind === 'glusterfs' ? plan.storage.volumeSizeGiB : -1)),
     );
+    assert.ok(volumes.every((v) => v.encrypted === true && v.type === 'gp3'));
+    const attachments = Object.values(r.aws_volume_attachment!);
+    assert.equal(attachments.length, storage.length);
+    assert.ok(attachments.every((a) => a.device_name === '/dev/sdf'));
+  });
+
+  it('GIVEN 60 dedicated tenants WHEN written THEN one HAProxy group per NLB shard, each attached to its own shard\'s target groups only', () => {
+    const plan = tenantsPlan(60);
+    const r = resources(terraformJson(plan));
+    const proxies = Object.values(r.aws_autoscaling_group!).filter(
+      (a) => a.provider !== 'aws.dr' && (a.tag as { key: string; value: string }[]).some((t) => t.key === 'mailfleet:role' && t.value === 'proxy'),
+    );
+    assert.ok(plan.nlbShards.length > 1);
+    assert.equal(proxies.length, plan.nlbShards.length);
+    const attached = proxies.map((a) => (a.target_group_arns as string[]).length);
+    assert.ok(attached.every((n) => n <= 50), `an ASG attaches at most 50 target groups: ${attached.join(',')}`);
+    assert.deepEqual(attached, plan.nlbShards.map((s) => s.listeners.length));
+    assert.equal(new Set(proxies.flatMap((a) => a.target_group_arns as string[])).size, plan.listeners.length);
+    assert.equal(Object.values(r.aws_launch_template!).filter((l) => l.name === `${plan.platform}-proxy`).length, 1, 'the shards share one launch template');
   });
 
   it('in DR: a Route 53 health check per primary NLB and PRIMARY/SECONDARY failover records', () => {
@@ -91,9 +126,25 @@ describe('terraform engine (cdktf)', () => {
     assert.equal(hc.length, 1);
     assert.equal(hc[0]!.type, 'TCP');
     assert.equal(hc[0]!.port, 25);
-    const records = Object.values(r.aws_route53_record!);
+    const records = Object.values(r.aws_route53_record!).filter((x) => x.failover_routing_policy !== undefined);
     assert.deepEqual(records.map((x) => (x.failover_routing_policy as { type: string }).type).sort(), ['PRIMARY', 'SECONDARY']);
     assert.ok(records.every((x) => x.name === 'mail.globex.example' && x.zone_id === 'Z9876543210ZYXWVUTSRQ'));
+    const primaryAlias = records.find((x) => (x.failover_routing_policy as { type: string }).type === 'PRIMARY')!;
+    assert.equal((primaryAlias.alias as { evaluate_target_health: boolean }).evaluate_target_health, false, 'the health check decides for the primary');
+    const drills = Object.values(r.aws_fis_experiment_template!);
+    assert.equal(drills.length, 3, 'three DR drills in the primary');
+    assert.ok(drills.every((d) => d.provider !== 'aws.dr'), 'drills run in the primary region');
+    // Private names the node files use: gluster-N in each region, DR node 1 for geo-replication.
+    const names = Object.values(r.aws_route53_record!).filter((x) => x.failover_routing_policy === undefined).map((x) => x.name as string).sort();
+    assert.deepEqual(names, [
+      'gluster-1.dr.globex-mail.internal',
+      'gluster-1.globex-mail.internal',
+      'gluster-1.globex-mail.internal',
+      'gluster-2.globex-mail.internal',
+      'gluster-2.globex-mail.internal',
+      'gluster-3.globex-mail.internal',
+      'gluster-3.globex-mail.internal',
+    ]);
     assert.equal(Object.keys(r.aws_directory_service_directory!).length, 1, 'managed-ad provisions one AWS Managed Microsoft AD');
     const drAsgs = Object.values(r.aws_autoscaling_group!).filter((a) => a.provider === 'aws.dr');
     assert.deepEqual(drAsgs.map((a) => [a.min_size, a.desired_capacity]), [[0, 0], [0, 0]], 'pilot light: no DR compute until failover');
