@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { MailfleetError } from '../../errors.js';
 import { sortLetters } from './flags.js';
 import { withLock } from './lock.js';
+import { storeError } from '../maildir/deliver.js';
 import { parseMime, envelopeOf, bodyStructureOf, headerValue, decodedHeader, type ImapValue, type MimePart } from './mime.js';
 
 export const UIDLIST_FILE = 'mailfleet-uidlist';
@@ -435,12 +436,17 @@ export class Mailbox {
   async append(data: Buffer, letters: string, date: Date): Promise<number> {
     const base = uniqueName();
     const tmp = join(this.dir, 'tmp', base);
-    const fh = await open(tmp, 'wx', 0o600);
+    let fh;
     try {
+      fh = await open(tmp, 'wx', 0o600);
       await fh.writeFile(data);
       await fh.sync();
+    } catch (e) {
+      // A full or unreachable disk: no partial file left in tmp/, and a typed (temporary) error.
+      await unlink(tmp).catch(() => undefined);
+      throw storeError(e);
     } finally {
-      await fh.close();
+      await fh?.close();
     }
     await utimes(tmp, date, date);
     return this.adopt([{ tmp, base, letters: sortLetters(letters), size: wireSize(data), date: date.getTime() }]).then((u) => u[0]!);

@@ -6,6 +6,7 @@
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MailfleetError } from '../../errors.js';
+import { storeError } from '../maildir/deliver.js';
 import type { IMailboxEvents } from './events.js';
 import { createMaildirFolder, Mailbox } from './mailbox.js';
 import { checkName, DELIMITER, folderDir, nameFromEntry, nameToWire } from './names.js';
@@ -271,6 +272,6 @@ async function exists(p: string): Promise<boolean> {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return false;
     // ENOTCONN/EIO (a shared volume without quorum) is an outage, not a missing mailbox.
-    throw new MailfleetError('STORE_UNAVAILABLE', `mail store unavailable (${code ?? (e as Error).message})`, { status: 503, cause: e });
+    throw storeError(e);
   }
 }

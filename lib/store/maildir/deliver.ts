@@ -179,7 +179,8 @@ async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
   }
 }
 
-function storeError(e: unknown): MailfleetError {
+/** An fs error as the store's typed error: ENOSPC/EDQUOT is STORE_FULL, any other is STORE_UNAVAILABLE. */
+export function storeError(e: unknown): MailfleetError {
   if (isMailfleetError(e)) return e;
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT')
