@@ -101,13 +101,23 @@ function consoleApp(): void {
     // The x axis spans what has been seen (at least a minute), up to five minutes.
     const span = Math.min(HISTORY_MS, Math.max(60_000, now - (points[0]?.t ?? now)));
     const xy = points.map((p) => {
-      const x = w - ((now - p.t) / span) * w;
+      const x = Math.max(3, w - 3 - ((now - p.t) / span) * (w - 6));
       const y = h - 2 - (p.v / max) * (h - 4);
       return `${x.toFixed(1)},${y.toFixed(1)}`;
     });
     const line = document.createElementNS(ns, 'polyline');
     line.setAttribute('points', xy.join(' '));
     svg.appendChild(line);
+    // The latest value as a dot, so a row seen once already shows where it stands.
+    const lastXy = xy[xy.length - 1];
+    if (lastXy) {
+      const [cx, cy] = lastXy.split(',');
+      const dot = document.createElementNS(ns, 'circle');
+      dot.setAttribute('cx', cx!);
+      dot.setAttribute('cy', cy!);
+      dot.setAttribute('r', '2.5');
+      svg.appendChild(dot);
+    }
     const title = document.createElementNS(ns, 'title');
     title.textContent = `last ${Math.round(span / 60_000)} min, peak ${max}`;
     svg.appendChild(title);
@@ -278,7 +288,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .bar span { display: block; height: 100%; background: var(--bar); }
 .bar.warm span { background: var(--warm); } .bar.hot span { background: var(--hot); }
 .pct { margin-left: .4rem; font-variant-numeric: tabular-nums; }
-.spark polyline { fill: none; stroke: currentColor; stroke-width: 1.5; }
+.spark polyline { fill: none; stroke: currentColor; stroke-width: 1.5; } .spark circle { fill: var(--bar); }
 [role=tablist] { display: flex; gap: .3rem; margin: 1rem 0 .3rem; }
 [role=tab] { padding: .3rem .8rem; border: 1px solid #8888; background: none; color: inherit; cursor: pointer; }
 [role=tab][aria-selected=true] { background: var(--bar); color: #fff; }

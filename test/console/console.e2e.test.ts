@@ -115,6 +115,9 @@ test('GIVEN load from real IMAP clients WHEN the operator opens the console THEN
   await hotRow.locator('td.num').nth(1).filter({ hasText: /^2$/ }).waitFor({ timeout: CONSOLE_REFRESH_MS + 1500 });
   await hotRow.locator('td.num').nth(2).filter({ hasText: /^1$/ }).waitFor({ timeout: CONSOLE_REFRESH_MS + 1500 });
   assert.match((await hotRow.locator('.pct').textContent()) ?? '', /^300%$/);
+  // Its sparkline has drawn the polls seen so far, ending with the latest value.
+  assert.equal(await hotRow.locator('svg.spark circle').count(), 1);
+  assert.ok(((await hotRow.locator('svg.spark polyline').getAttribute('points')) ?? '').split(' ').length >= 2);
   await shot(page, '3-refusal-counted');
 
   // Without the token the data calls fail even from the page's origin.
