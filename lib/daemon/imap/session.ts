@@ -5,13 +5,12 @@
  * (2,000 idle sessions should cost little): the mailbox index is shared (MailStore), the parser holds
  * only unconsumed input, timers are the socket's own.
  */
+import type { MailSessionDeps } from '../mail-session-deps.js';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { Logger } from '../../log.js';
-import type { IDirectory } from '../../directory/types.js';
-import type { IAdmission, Lease } from '../../limits/types.js';
+import type { Lease } from '../../limits/types.js';
 import type { Spec } from '../../spec/schema.js';
-import type { MailStore } from '../../store/mailbox/store.js';
 import { COMMANDS } from './commands/index.js';
 import type { Completion, ImapState } from './command.js';
 import { ImapParser, type ParserEvent } from './parser.js';
@@ -21,16 +20,7 @@ import type { SelectedMailbox } from './selected.js';
 export type ImapSettings = Spec['imap'];
 
 /** What a session needs from the daemon; built once per daemon (see module.ts). */
-export interface ImapDeps {
-  readonly hostname: string;
-  readonly settings: ImapSettings;
-  readonly directory: Pick<IDirectory, 'authenticate'>;
-  readonly admission: IAdmission;
-  readonly store: MailStore;
-  /** Key and certificate for STARTTLS; without them STARTTLS is not offered. */
-  readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer };
-  readonly logger: Logger;
-}
+export type ImapDeps = MailSessionDeps<ImapSettings>;
 
 /** The accepted connection as the listener hands it over (a subset of AcceptedConnection). */
 export interface ImapConnection {

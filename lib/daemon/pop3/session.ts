@@ -4,29 +4,21 @@
  * The maildrop lock is an O_EXCL file in the Maildir, so a second session gets -ERR [IN-USE] on any
  * node of a shared filesystem.
  */
+import type { MailSessionDeps } from '../mail-session-deps.js';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
-import type { IDirectory } from '../../directory/types.js';
 import { isMailfleetError } from '../../errors.js';
-import type { IAdmission, Lease } from '../../limits/types.js';
+import type { Lease } from '../../limits/types.js';
 import type { Logger } from '../../log.js';
 import type { Spec } from '../../spec/schema.js';
 import { FileLock } from '../../store/mailbox/lock.js';
-import type { MailboxHandle, MailStore, MessageRecord } from '../../store/mailbox/index.js';
+import type { MailboxHandle, MessageRecord } from '../../store/mailbox/index.js';
 import { errorReply, REPLY } from './replies.js';
 
 export type Pop3Settings = Spec['pop3'];
 
-export interface Pop3Deps {
-  readonly hostname: string;
-  readonly settings: Pop3Settings;
-  readonly directory: Pick<IDirectory, 'authenticate'>;
-  readonly admission: IAdmission;
-  readonly store: MailStore;
-  readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer };
-  readonly logger: Logger;
-}
+export type Pop3Deps = MailSessionDeps<Pop3Settings>;
 
 export interface Pop3Connection {
   readonly id: string;
