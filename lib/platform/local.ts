@@ -39,6 +39,7 @@ export function formatEndpoints(d: LocalDaemon): string {
     table(['protocol', 'listener', 'address', 'tls', 'proxy'], rows),
     '',
     `admin API   http://${d.adminHost}:${d.adminPort}  (GET /healthz, /metrics; /v1/* with Authorization: Bearer <token>)`,
+    `console     http://${d.adminHost}:${d.adminPort}/console  (sign in with the admin token)`,
     `admin token ${d.adminTokenSource}`,
     `data        ${d.loaded.dataDir} (Maildirs under ${d.ctx.mailRoot})`,
     `users       ${d.loaded.config.directory.kind === 'static' ? `${d.loaded.baseDir}/${d.loaded.config.directory.file}` : d.loaded.config.directory.kind} (mailfleet users add <address> --password-stdin)`,
