@@ -201,30 +201,21 @@ export function registerLimitMetrics(reg: Registry, limits: DaemonLimits): void 
       for (const u of await snap()) this.inc({ kind: u.scope.kind, service: u.scope.service }, u.refused);
     },
   });
-  new Gauge({
-    name: 'mailfleetd_limit_scope_current',
-    help: 'Sessions per listener and per port',
-    labelNames: ['kind', 'service', 'id'],
-    registers,
-    async collect() {
-      this.reset();
-      for (const u of await snap())
-        if (PER_ID_KINDS.has(u.scope.kind))
-          this.set({ kind: u.scope.kind, service: u.scope.service, id: u.scope.id }, u.current);
-    },
-  });
-  new Gauge({
-    name: 'mailfleetd_limit_scope_limit',
-    help: 'Effective cap per listener and per port',
-    labelNames: ['kind', 'service', 'id'],
-    registers,
-    async collect() {
-      this.reset();
-      for (const u of await snap())
-        if (PER_ID_KINDS.has(u.scope.kind))
-          this.set({ kind: u.scope.kind, service: u.scope.service, id: u.scope.id }, u.limit);
-    },
-  });
+  // Current use and cap per listener and port: one gauge each, read from the same snapshot fields.
+  const perId = (name: string, help: string, pick: (u: Awaited<ReturnType<typeof snap>>[number]) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['kind', 'service', 'id'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const u of await snap())
+          if (PER_ID_KINDS.has(u.scope.kind)) this.set({ kind: u.scope.kind, service: u.scope.service, id: u.scope.id }, pick(u));
+      },
+    });
+  perId('mailfleetd_limit_scope_current', 'Sessions per listener and per port', (u) => u.current);
+  perId('mailfleetd_limit_scope_limit', 'Effective cap per listener and per port', (u) => u.limit);
   new Gauge({
     name: 'mailfleetd_limit_value',
     help: 'Effective value of each platform limit and listener cap (plan + live overrides)',

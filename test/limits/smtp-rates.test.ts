@@ -66,6 +66,9 @@ test('GIVEN SMTP rates WHEN a client goes over them THEN MAIL/RCPT get 450 4.7.1
   assert.match(metrics, /mailfleetd_rate_refused\{rate="messagesPerMinutePerIp"\} 1/);
   assert.match(metrics, /mailfleetd_rate_refused\{rate="recipientsPerHourPerSender"\} 1/);
   assert.match(metrics, /mailfleetd_limit_value\{scope="rates.messagesPerMinutePerIp"\} 1000/);
+  // per-listener use and cap come from one snapshot: each gauge reads its own field
+  assert.match(metrics, /mailfleetd_limit_scope_current\{kind="listener",service="smtp",id="default-smtp"\} \d+\n/);
+  assert.match(metrics, /mailfleetd_limit_scope_limit\{kind="listener",service="smtp",id="default-smtp"\} 2000\n/);
 });
 
 test('GIVEN the default exceptions (loopback) THEN a local client is not rate-limited', async () => {
