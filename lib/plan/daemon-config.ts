@@ -70,6 +70,7 @@ export function daemonConfig(plan: Plan, opts: DaemonConfigOptions): DaemonConfi
     listeners: plan.listeners,
     limits: plan.limits,
     smtp: spec.smtp,
+    auth: spec.auth,
     imap: spec.imap,
     pop3: spec.pop3,
     domains: plan.domains,

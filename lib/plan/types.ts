@@ -107,6 +107,7 @@ export interface DaemonConfig {
   readonly listeners: readonly PlannedListener[];
   readonly limits: Plan['limits'];
   readonly smtp: Spec['smtp'];
+  readonly auth: Spec['auth'];
   readonly imap: Spec['imap'];
   readonly pop3: Spec['pop3'];
   readonly domains: readonly string[];

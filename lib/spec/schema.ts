@@ -269,6 +269,13 @@ export const specSchema = z
         maxLineLengthBytes: z.number().int().min(1000).default(4096),
         banner: z.string().optional(),
         allowInsecureAuth: z.boolean().default(false).describe('Allow AUTH before STARTTLS on submission (tests only).'),
+        idleTimeoutSeconds: posInt
+          .default(300)
+          .describe('Close an SMTP session that sends nothing for this long (421 4.4.2), like Postfix smtpd_timeout.'),
+        greetPauseMs: nonNegInt
+          .default(0)
+          .describe('Wait this long before the 220 greeting; a client that talks first gets 554 5.5.1 and is closed (Postfix postscreen_greet_wait). 0 still refuses bytes that arrived before the greeting was written.'),
+        authFailureDelayMs: nonNegInt.default(2000).describe('Pause before each failed AUTH reply.'),
         rateLimitExceptions: z
           .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'expected an IP address or CIDR like 10.0.0.0/8'))
           .default(['127.0.0.0/8', '::1'])
@@ -301,6 +308,20 @@ export const specSchema = z
       })
       .strict()
       .prefault({}),
+    auth: z
+      .object({
+        failuresPerIp: posInt
+          .default(30)
+          .describe('Failed logins one client IP may make within windowSeconds before every login from it is refused (all services).'),
+        failuresPerUser: posInt
+          .default(10)
+          .describe('Failed logins for one login name within windowSeconds before logins as it are refused, from any IP.'),
+        windowSeconds: posInt.default(900).describe('Sliding window the failure counts cover; a lockout ends when old failures age out.'),
+        trackedKeys: posInt.default(100000).describe('Most IPs plus login names remembered per node; the oldest are forgotten first.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Brute-force lockout window, per node. While locked, logins are refused without checking the password.'),
     directory: directorySchema.prefault({ kind: 'static' }),
     redis: z
       .object({
