@@ -37,6 +37,8 @@ export interface ProtocolModule {
   readonly busy: BusyWriter;
   /** Starts a session on an admitted connection. Per-daemon state may be cached per ctx (WeakMap). */
   handle(conn: AcceptedConnection, ctx: DaemonContext): void;
+  /** Optional: set up per-daemon state when the daemon starts (after its listeners opened). */
+  start?(ctx: DaemonContext): void;
   /** Optional: release per-daemon resources when the daemon stops (after listeners have closed). */
   stop?(ctx: DaemonContext): Promise<void>;
 }

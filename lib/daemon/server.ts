@@ -132,6 +132,7 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
       sockets.push({ protocol: s.protocol, service: s.service, listener: l.name, host: s.host, port, tls: s.tls, proxyProtocol: s.proxyProtocol });
     }
     if (skipped.length > 0) logger.warn({ protocols: skipped }, 'no session module for these protocols yet; their sockets are not opened');
+    for (const m of usedModules) m.start?.(ctx);
   } catch (e) {
     await Promise.all(listeners.map((l) => l.close(0)));
     await directory.close();

@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
+import { daemonRedisOptions } from '../redis.js';
 import { LocalAdmission, MAX_COUNTERS, type LimitLookup } from './local.js';
 import { refusalText, scopeLabel } from './resolve.js';
 import type { AcquireOptions, IAdmission, Lease, Refusal, ScopeKey, ScopeUse } from './types.js';
@@ -124,14 +125,7 @@ export class RedisAdmission implements IAdmission {
     this.prefix = props.keyPrefix ?? 'mailfleet:{adm}:';
     this.log = props.logger ?? silentLogger;
     this.local = new LocalAdmission(props.limitOf);
-    this.redis = new Redis(props.url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: props.commandTimeoutMs ?? 1000,
-      connectTimeout: 2000,
-      retryStrategy: (times) => Math.min(100 * times, 2000),
-      lazyConnect: false,
-    }) as MailfleetRedis;
+    this.redis = new Redis(props.url, daemonRedisOptions({ commandTimeoutMs: props.commandTimeoutMs })) as MailfleetRedis;
     this.redis.defineCommand('mfAcquire', { lua: ACQUIRE });
     this.redis.defineCommand('mfRefresh', { lua: REFRESH });
     this.redis.defineCommand('mfCount', { lua: COUNT });

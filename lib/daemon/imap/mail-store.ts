@@ -1,26 +1,85 @@
 /**
  * One MailStore per daemon, shared by IMAP and POP3 (one index per mailbox in the process), fed by the
- * delivery hook so IDLE sessions hear about same-node deliveries at once.
+ * delivery hook so IDLE sessions hear about same-node deliveries at once. With `redis` in the config the
+ * events also cross nodes (RedisMailboxEvents), so the store is opened when the daemon starts (module
+ * `start`): a node must publish its deliveries before any IMAP session connects to it.
  */
-import type { DaemonContext } from '../context.js';
+import { Counter, type Registry } from 'prom-client';
+import type { DaemonContext, DeliveredListener } from '../context.js';
 import { maildirPath } from '../../store/maildir/paths.js';
 import { decodeMutf7 } from '../../store/mailbox/mutf7.js';
-import { LocalMailboxEvents, MailStore } from '../../store/mailbox/index.js';
+import { LocalMailboxEvents, MailStore, RedisMailboxEvents, type IMailboxEvents } from '../../store/mailbox/index.js';
 
-const stores = new WeakMap<DaemonContext, MailStore>();
+interface OpenStore {
+  readonly store: MailStore;
+  readonly events: IMailboxEvents;
+  readonly listener: DeliveredListener;
+}
+
+const stores = new WeakMap<DaemonContext, OpenStore>();
 
 export function mailStoreOf(ctx: DaemonContext): MailStore {
+  return openStore(ctx).store;
+}
+
+/** The mailbox events behind the daemon's store (LocalMailboxEvents, or RedisMailboxEvents with `redis`). */
+export function mailEventsOf(ctx: DaemonContext): IMailboxEvents {
+  return openStore(ctx).events;
+}
+
+/** Stops feeding the store and closes the Redis connections; harmless twice (IMAP and POP3 both call it). */
+export async function closeMailStore(ctx: DaemonContext): Promise<void> {
+  const s = stores.get(ctx);
+  if (!s) return;
+  stores.delete(ctx);
+  ctx.deliveryListeners.delete(s.listener);
+  if (s.events instanceof RedisMailboxEvents) await s.events.close();
+}
+
+function openStore(ctx: DaemonContext): OpenStore {
   let s = stores.get(ctx);
-  if (!s) {
-    const events = new LocalMailboxEvents();
-    s = new MailStore({
-      maildirOf: (address) => maildirPath(ctx.mailRoot, address),
-      events,
-      pollIntervalMs: ctx.config.imap.pollIntervalSeconds * 1000,
-    });
-    // Delivery names folders in their on-disk (modified UTF-7) form; events use IMAP names.
-    ctx.deliveryListeners.add((address, folder) => events.publish(address, folder === undefined ? undefined : (decodeMutf7(folder) ?? folder)));
-    stores.set(ctx, s);
-  }
+  if (s) return s;
+  const counters = eventCounters(ctx.metrics.registry);
+  const events: IMailboxEvents = ctx.config.redis
+    ? new RedisMailboxEvents({
+        url: ctx.config.redis.url,
+        logger: ctx.logger.child({ component: 'mailbox-events' }),
+        onRemote: () => counters.events.inc({ origin: 'remote' }),
+        onError: () => counters.errors.inc(),
+      })
+    : new LocalMailboxEvents();
+  const store = new MailStore({
+    maildirOf: (address) => maildirPath(ctx.mailRoot, address),
+    events,
+    pollIntervalMs: ctx.config.imap.pollIntervalSeconds * 1000,
+  });
+  // Delivery names folders in their on-disk (modified UTF-7) form; events use IMAP names.
+  const listener: DeliveredListener = (address, folder) => {
+    counters.events.inc({ origin: 'local' });
+    events.publish(address, folder === undefined ? undefined : (decodeMutf7(folder) ?? folder));
+  };
+  ctx.deliveryListeners.add(listener);
+  s = { store, events, listener };
+  stores.set(ctx, s);
   return s;
+}
+
+function eventCounters(registry: Registry): { events: Counter<'origin'>; errors: Counter } {
+  // Looked up first: a store reopened on the same daemon must not register the names twice.
+  const events =
+    (registry.getSingleMetric('mailfleetd_mailbox_events_total') as Counter<'origin'> | undefined) ??
+    new Counter({
+      name: 'mailfleetd_mailbox_events_total',
+      help: 'Mailbox change events: local = deliveries on this node, remote = received from other nodes over Redis',
+      labelNames: ['origin'],
+      registers: [registry],
+    });
+  const errors =
+    (registry.getSingleMetric('mailfleetd_mailbox_events_errors_total') as Counter | undefined) ??
+    new Counter({
+      name: 'mailfleetd_mailbox_events_errors_total',
+      help: 'Redis pub/sub errors of mailbox events (connection lost or refused, publish failed, bad message)',
+      registers: [registry],
+    });
+  return { events, errors };
 }

@@ -6,3 +6,4 @@ export * from './mime.js';
 export * from './mutf7.js';
 export * from './names.js';
 export * from './store.js';
+export * from './redis-events.js';
