@@ -2,9 +2,9 @@
  * Mailbox change events: "something changed in <address>'s folder <name>". Delivery publishes after
  * each message lands; sessions waiting in IDLE refresh at once instead of at the next poll.
  *
- * The in-process emitter covers sessions on the node that delivered. Other nodes see the change at
- * their next poll (imap.pollIntervalSeconds); a Redis pub/sub implementation of the same interface can
- * carry events across nodes.
+ * The in-process emitter covers sessions on the node that delivered. With Redis in the spec,
+ * RedisMailboxEvents (redis-events.ts) wraps it and carries events across nodes over pub/sub; without
+ * Redis, or while it is down, other nodes see the change at their next poll (imap.pollIntervalSeconds).
  */
 import { EventEmitter } from 'node:events';
 
