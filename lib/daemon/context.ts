@@ -7,6 +7,7 @@ import type { IAdmission } from '../limits/types.js';
 import type { Logger } from '../log.js';
 import type { DaemonConfig } from '../plan/types.js';
 import type { IMessageDelivery } from '../store/types.js';
+import type { ILoginGate } from './login-gate.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { AcceptedConnection, BusyWriter } from './net/listener.js';
 import type { ConnectionRegistry } from './net/registry.js';
@@ -17,6 +18,8 @@ export type DeliveredListener = (address: string, folder: string | undefined, na
 export interface DaemonContext {
   readonly config: DaemonConfig;
   readonly directory: IDirectory;
+  /** Password checks for every service: lockout window, directory, failure delay (login-gate.ts). */
+  readonly logins: ILoginGate;
   readonly delivery: IMessageDelivery;
   readonly admission: IAdmission;
   readonly logger: Logger;

@@ -3,17 +3,18 @@
  * both read the same store, directory and admission, and differ only in their settings and log name.
  */
 import type { Logger } from '../log.js';
-import type { IDirectory } from '../directory/types.js';
 import type { IAdmission } from '../limits/types.js';
 import type { DaemonConfig } from '../plan/types.js';
 import type { DaemonContext } from './context.js';
+import type { ILoginGate } from './login-gate.js';
 import { mailStoreOf } from './imap/mail-store.js';
 import type { MailStore } from '../store/mailbox/index.js';
 
 export interface MailSessionDeps<S> {
   readonly hostname: string;
   readonly settings: S;
-  readonly directory: Pick<IDirectory, 'authenticate'>;
+  /** Password checks: lockout window, directory, failure delay. */
+  readonly logins: ILoginGate;
   readonly admission: IAdmission;
   readonly store: MailStore;
   /** Key and certificate for STARTTLS/STLS; without them the upgrade is not offered. */
@@ -35,7 +36,7 @@ export function mailSessionDeps<P extends ReadProtocol>(ctx: DaemonContext, prot
     deps = {
       hostname: ctx.config.hostname,
       settings: ctx.config[protocol],
-      directory: ctx.directory,
+      logins: ctx.logins,
       admission: ctx.admission,
       store: mailStoreOf(ctx),
       tls: ctx.tls,

@@ -18,6 +18,10 @@ export interface DaemonMetrics {
   readonly messagesRejected: Counter<'listener' | 'protocol' | 'reason'>;
   /** Time from end of DATA to the message being durable in every Maildir. */
   readonly deliverySeconds: Histogram<'protocol'>;
+  /** Failed logins (wrong password, unknown or disabled user) by service. */
+  readonly authFailures: Counter<'service'>;
+  /** Logins refused by the brute-force lockout window, by service and scope (ip, user). */
+  readonly authLockouts: Counter<'service' | 'scope'>;
 }
 
 export function createDaemonMetrics(opts: { defaultMetrics?: boolean } = {}): DaemonMetrics {
@@ -56,6 +60,13 @@ export function createDaemonMetrics(opts: { defaultMetrics?: boolean } = {}): Da
       help: 'End of DATA to durable in every Maildir',
       labelNames: ['protocol'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    authFailures: new Counter({ name: 'mailfleetd_auth_failures_total', help: 'Failed logins by service', labelNames: ['service'], registers }),
+    authLockouts: new Counter({
+      name: 'mailfleetd_auth_lockouts_total',
+      help: 'Logins refused by the brute-force lockout window, by service and scope',
+      labelNames: ['service', 'scope'],
       registers,
     }),
   };

@@ -9,6 +9,7 @@ import { startAdminServer, resolveAdminToken } from '../admin/server.js';
 import { createDirectory } from '../directory/index.js';
 import type { IDirectory } from '../directory/types.js';
 import { bindDaemonLimits, createAdmission } from '../limits/daemon.js';
+import { AuthFailureWindow } from '../limits/auth-failures.js';
 import type { IAdmission } from '../limits/types.js';
 import { createLogger, type Logger } from '../log.js';
 import type { DaemonConfig } from '../plan/types.js';
@@ -16,6 +17,7 @@ import type { Protocol, Service } from '../spec/schema.js';
 import { MaildirDelivery } from '../store/maildir/deliver.js';
 import type { IMessageDelivery } from '../store/types.js';
 import type { DaemonContext, DeliveredListener, ProtocolModule } from './context.js';
+import { LoginGate } from './login-gate.js';
 import { createDaemonMetrics } from './metrics.js';
 import { DaemonListener } from './net/listener.js';
 import { ConnectionRegistry } from './net/registry.js';
@@ -82,9 +84,16 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
   const tls = opts.tls ?? loadOrCreateCertificate(dataDir, config.hostname);
   const deliveryListeners = new Set<DeliveredListener>();
   const directory = opts.directory ?? createDirectory(config.directory, opts.baseDir ?? process.cwd(), logger.child({ component: 'directory' }), { domains: config.domains });
+  const metrics = createDaemonMetrics();
   const ctx: DaemonContext = {
     config,
     directory,
+    logins: new LoginGate({
+      directory,
+      failures: new AuthFailureWindow(config.auth),
+      failuresTotal: metrics.authFailures,
+      lockoutsTotal: metrics.authLockouts,
+    }),
     delivery:
       opts.delivery ??
       new MaildirDelivery({
@@ -96,7 +105,7 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
     // Live limits (overrides in <dataDir>/limits-state.json), fleet-wide in Redis when configured (lib/limits).
     admission: opts.admission ?? createAdmission(config, { dataDir, logger }),
     logger,
-    metrics: createDaemonMetrics(),
+    metrics,
     tls: { key: tls.key, cert: tls.cert },
     dataDir,
     mailRoot,

@@ -16,6 +16,7 @@ import { ImapSession } from '../../lib/daemon/imap/index.js';
 import { Pop3Session } from '../../lib/daemon/pop3/index.js';
 import { startDaemon, type RunningDaemon } from '../../lib/daemon/server.js';
 import { LdapDirectory } from '../../lib/directory/ldap/index.js';
+import { LoginGate } from '../../lib/daemon/login-gate.js';
 import { LocalAdmission } from '../../lib/limits/local.js';
 import { silentLogger } from '../../lib/log.js';
 import { buildPlan } from '../../lib/plan/build.js';
@@ -84,7 +85,7 @@ before(async () => {
   const deps = {
     hostname: 'mail.test',
     settings: spec.imap,
-    directory,
+    logins: new LoginGate({ directory }),
     admission: new LocalAdmission(() => 100),
     store,
     tls: testCert(),
@@ -170,7 +171,7 @@ describe('POP3 logins through LDAP (poplib, real Pop3Session)', () => {
       (socket, id) =>
         new Pop3Session(
           { id, socket, remoteAddress: '127.0.0.1', secure: false },
-          { hostname: 'mail.test', settings: spec.pop3, directory: dead, admission: new LocalAdmission(() => 100), store, logger: silentLogger },
+          { hostname: 'mail.test', settings: spec.pop3, logins: new LoginGate({ directory: dead }), admission: new LocalAdmission(() => 100), store, logger: silentLogger },
         ),
     );
     const out = await python(

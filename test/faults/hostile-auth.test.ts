@@ -1,8 +1,9 @@
 /**
- * Authentication brute force, as the daemon defends today: IMAP and POP3 delay every failed login by
- * authFailureDelayMs and close the session after maxBadCommands failures; SMTP AUTH failures are counted
- * in mailfleetd_messages_rejected_total{reason="auth-failed"}. A right password still works afterwards.
- * (No per-IP / per-user lockout window exists yet: see docs/faults.md, "Gaps".)
+ * Authentication brute force. Inside one connection: IMAP, POP3 and SMTP AUTH delay every failed login
+ * by authFailureDelayMs, and IMAP/POP3 close the session after maxBadCommands failures. Across
+ * connections: the lockout window (spec `auth`) refuses an IP after failuresPerIp failures and a login
+ * name after failuresPerUser failures from any IP, for every service, without checking the password,
+ * until old failures age out of windowSeconds. Different client IPs are loopback sources 127.0.0.x.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,40 @@ import { configFor, RawClient, startInProcess, tempDir, TOKEN, type TestDaemon }
 import { imapCmd } from './fleet-client.js';
 
 const DELAY_MS = 150;
+
+const plain = (user: string, password: string) => Buffer.from(`\0${user}\0${password}`).toString('base64');
+
+async function metric(adminUrl: string, name: string, labels: Record<string, string>): Promise<number> {
+  const text = await (await fetch(`${adminUrl}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+async function imapFrom(port: number, from: string, user: string, password: string): Promise<string> {
+  const c = await RawClient.open(port, from);
+  await c.waitFor(/^\* OK/);
+  const r = (await imapCmd(c, `LOGIN ${user} ${password}`)).status;
+  c.close();
+  return r;
+}
+
+async function pop3From(port: number, from: string, user: string, password: string): Promise<string> {
+  const c = await RawClient.open(port, from);
+  await c.waitFor(/^\+OK/);
+  await c.send(`USER ${user}`, /^[+-]/);
+  const r = await c.send(`PASS ${password}`, /^[+-]/, 3000);
+  c.close();
+  return r;
+}
+
+async function smtpAuthFrom(port: number, from: string, user: string, password: string): Promise<string> {
+  const c = await RawClient.open(port, from);
+  await c.waitFor(/^220 /);
+  await c.send('EHLO brute.test', /^250 /);
+  const r = await c.send(`AUTH PLAIN ${plain(user, password)}`, /^\d{3} /);
+  c.close();
+  return r;
+}
 
 describe('authentication brute force', { timeout: 30_000 }, () => {
   let d: TestDaemon;
@@ -21,7 +56,7 @@ describe('authentication brute force', { timeout: 30_000 }, () => {
     d = await startInProcess(
       t.dir,
       configFor({
-        smtp: { allowInsecureAuth: true },
+        smtp: { allowInsecureAuth: true, authFailureDelayMs: DELAY_MS },
         imap: { allowInsecureAuth: true, authFailureDelayMs: DELAY_MS, maxBadCommands: 5 },
         pop3: { allowInsecureAuth: true, authFailureDelayMs: DELAY_MS, maxBadCommands: 5 },
       }),
@@ -59,18 +94,73 @@ describe('authentication brute force', { timeout: 30_000 }, () => {
     c.close();
   });
 
-  it('submission: AUTH failures are refused with 535 5.7.8 and visible in metrics', async () => {
+  it('submission: each AUTH failure costs the failure delay, is refused with 535 5.7.8 and is visible in metrics', async () => {
     const c = await RawClient.open(d.port('submission'));
     await c.waitFor(/^220 /);
     await c.send('EHLO brute.test', /^250 /);
+    const t0 = Date.now();
     for (let i = 0; i < 3; i++) {
-      const r = await c.send(`AUTH PLAIN ${Buffer.from(`\0alice@example.com\0wrong${i}`).toString('base64')}`, /^\d{3} /);
+      const r = await c.send(`AUTH PLAIN ${plain('alice@example.com', `wrong${i}`)}`, /^\d{3} /);
       assert.match(r, /^535 5\.7\.8 /);
     }
+    assert.ok(Date.now() - t0 >= 3 * DELAY_MS - 20, `3 failures took ${Date.now() - t0} ms`);
     c.close();
     const text = await (await fetch(`${d.adminUrl}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
     const m = /^mailfleetd_messages_rejected_total\{[^}]*reason="auth-failed"[^}]*\} (\d+)/m.exec(text);
     assert.ok(m, 'auth-failed counter present');
     assert.ok(Number(m[1]) >= 3, `auth-failed = ${m[1]}`);
+  });
+});
+
+describe('authentication lockout window (per IP and per login, all services)', { timeout: 30_000 }, () => {
+  const WINDOW_S = 2;
+  let d: TestDaemon;
+  let cleanup: () => Promise<void>;
+
+  before(async () => {
+    const t = await tempDir('mf-lockout-');
+    cleanup = t.cleanup;
+    d = await startInProcess(
+      t.dir,
+      configFor({
+        auth: { failuresPerIp: 5, failuresPerUser: 3, windowSeconds: WINDOW_S },
+        smtp: { allowInsecureAuth: true, authFailureDelayMs: 0 },
+        imap: { allowInsecureAuth: true, authFailureDelayMs: 0 },
+        pop3: { allowInsecureAuth: true, authFailureDelayMs: 0 },
+      }),
+    );
+  });
+  after(async () => {
+    await d?.stop();
+    await cleanup?.();
+  });
+
+  it('per login: 3 IMAP failures from one IP lock bob on every IP and service, even with the right password; others are not locked; it opens after the window', async () => {
+    for (let i = 0; i < 3; i++) assert.match(await imapFrom(d.port('imap'), '127.0.0.2', 'bob@example.com', `wrong${i}`), /^NO \[AUTHENTICATIONFAILED\]/);
+    const lockedAt = Date.now();
+    assert.match(await imapFrom(d.port('imap'), '127.0.0.3', 'bob@example.com', 'password'), /^NO \[UNAVAILABLE\] Too many failed logins for this account, try again in [12] seconds/);
+    assert.match(await pop3From(d.port('pop3'), '127.0.0.3', 'BOB@example.com', 'password'), /^-ERR \[SYS\/TEMP\] Too many failed logins for this account/);
+    assert.match(await smtpAuthFrom(d.port('submission'), '127.0.0.3', 'bob@example.com', 'password'), /^454 4\.7\.0 Too many failed logins for this account/);
+    assert.match(await imapFrom(d.port('imap'), '127.0.0.3', 'alice@example.com', 'password'), /^OK /);
+    await new Promise((r) => setTimeout(r, WINDOW_S * 1000 - (Date.now() - lockedAt) + 100));
+    assert.match(await imapFrom(d.port('imap'), '127.0.0.3', 'bob@example.com', 'password'), /^OK /);
+    assert.ok((await metric(d.adminUrl, 'mailfleetd_auth_lockouts_total', { service: 'imap', scope: 'user' })) >= 1);
+    assert.ok((await metric(d.adminUrl, 'mailfleetd_auth_lockouts_total', { service: 'pop3', scope: 'user' })) >= 1);
+    assert.ok((await metric(d.adminUrl, 'mailfleetd_auth_lockouts_total', { service: 'submission', scope: 'user' })) >= 1);
+    assert.ok((await metric(d.adminUrl, 'mailfleetd_auth_failures_total', { service: 'imap' })) >= 3);
+  });
+
+  it('per IP: 5 POP3 failures on 5 different logins lock that IP for everyone; another IP still logs in', async () => {
+    for (let i = 0; i < 5; i++) assert.match(await pop3From(d.port('pop3'), '127.0.0.4', `guess${i}@example.com`, 'x'), /^-ERR \[AUTH\]/);
+    assert.match(await pop3From(d.port('pop3'), '127.0.0.4', 'carol@example.org', 'password'), /^-ERR \[SYS\/TEMP\] Too many failed logins from your address/);
+    assert.match(await imapFrom(d.port('imap'), '127.0.0.4', 'carol@example.org', 'password'), /^NO \[UNAVAILABLE\] Too many failed logins from your address/);
+    assert.match(await pop3From(d.port('pop3'), '127.0.0.5', 'carol@example.org', 'password'), /^\+OK/);
+    assert.ok((await metric(d.adminUrl, 'mailfleetd_auth_lockouts_total', { service: 'pop3', scope: 'ip' })) >= 1);
+  });
+
+  it('SMTP: wrong passwords get 535 5.7.8 until the lockout, then 454 4.7.0 (temporary: clients do not ask for a new password)', async () => {
+    const replies = [];
+    for (let i = 0; i < 4; i++) replies.push(await smtpAuthFrom(d.port('submission'), '127.0.0.6', 'carol@example.org', `wrong${i}`));
+    assert.deepEqual(replies.map((r) => r.slice(0, 9)), ['535 5.7.8', '535 5.7.8', '535 5.7.8', '454 4.7.0']);
   });
 });

@@ -3,14 +3,14 @@
  * control bytes, NUL, bare CR/LF, parentheses, braces, non-UTF-8) sent to SMTP, IMAP and POP3. The
  * property: every reply line is a well-formed protocol reply, the daemon answers a normal session after
  * each run, and nothing appears outside the mail root. Plus slowloris (pre-auth and idle timeouts close
- * the connection) and TLS downgrade (no AUTH/LOGIN/USER before STARTTLS when allowInsecureAuth is false).
+ * the connection; SMTP also bounds how long one line may take), SMTP early talkers (554 5.5.1) and TLS downgrade (no AUTH/LOGIN/USER before STARTTLS when allowInsecureAuth is false).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import type { Protocol } from '../../lib/spec/schema.js';
-import { configFor, RawClient, startInProcess, tempDir, type TestDaemon } from '../ops/fixture.js';
+import { configFor, RawClient, startInProcess, tempDir, TOKEN, type TestDaemon } from '../ops/fixture.js';
 import { deliver } from './fleet-client.js';
 
 const VERBS: Record<'smtp' | 'imap' | 'pop3', string[]> = {
@@ -81,7 +81,9 @@ describe('fuzzed SMTP, IMAP and POP3 sessions', { timeout: 60_000 }, () => {
   }
 });
 
-describe('slowloris and TLS downgrade', { timeout: 30_000 }, () => {
+const GREET_PAUSE_MS = 300;
+
+describe('slowloris, early talkers and TLS downgrade', { timeout: 30_000 }, () => {
   let d: TestDaemon;
   let cleanup: () => Promise<void>;
 
@@ -92,7 +94,7 @@ describe('slowloris and TLS downgrade', { timeout: 30_000 }, () => {
     d = await startInProcess(
       t.dir,
       configFor({
-        smtp: { allowInsecureAuth: false },
+        smtp: { allowInsecureAuth: false, idleTimeoutSeconds: 1, greetPauseMs: GREET_PAUSE_MS },
         imap: { allowInsecureAuth: false, preAuthTimeoutSeconds: 1, idleTimeoutSeconds: 1, authFailureDelayMs: 10 },
         pop3: { allowInsecureAuth: false, preAuthTimeoutSeconds: 1, idleTimeoutSeconds: 1, authFailureDelayMs: 10 },
       }),
@@ -103,14 +105,35 @@ describe('slowloris and TLS downgrade', { timeout: 30_000 }, () => {
     await cleanup?.();
   });
 
+  it('smtp: a client that talks before the greeting gets 554 5.5.1, is closed and never greeted', async () => {
+    const c = await RawClient.open(d.port('smtp'));
+    c.socket.write('EHLO early.test\r\nMAIL FROM:<spam@bot.test>\r\n');
+    assert.match(await c.waitFor(/^\d{3} /, 3000), /^554 5\.5\.1 .*protocol synchronization/);
+    await c.waitFor(/^$/, 1000).catch(() => '');
+    assert.equal(c.closed, true);
+    assert.equal(c.lines.some((l) => l.startsWith('220')), false, c.lines.join(' | '));
+    const text = await (await fetch(`${d.adminUrl}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+    assert.match(text, /^mailfleetd_messages_rejected_total\{[^}]*reason="early-talker"[^}]*\} [1-9]/m);
+  });
+
+  it(`smtp: a client that waits is greeted after smtp.greetPauseMs (${GREET_PAUSE_MS} ms)`, async () => {
+    const t0 = Date.now();
+    const c = await RawClient.open(d.port('smtp'));
+    await c.waitFor(/^220 /, 3000);
+    assert.ok(Date.now() - t0 >= GREET_PAUSE_MS - 20, `greeted after ${Date.now() - t0} ms`);
+    assert.match(await c.send('EHLO polite.test', /^250 /), /^250 /);
+    c.close();
+  });
+
   for (const [proto, bye] of [
+    ['smtp', /^421 4\.4\.2 /],
     ['imap', /^\* BYE /],
     ['pop3', /^-ERR \[SYS\/TEMP\] /],
   ] as const) {
-    it(`${proto}: a silent client before login is closed after the pre-auth timeout`, async () => {
+    it(`${proto}: a silent client before login is closed after the ${proto === 'smtp' ? 'idle' : 'pre-auth'} timeout`, async () => {
       const c = await RawClient.open(d.port(proto));
       const t0 = Date.now();
-      await c.waitFor(/^(\* OK|\+OK)/);
+      await c.waitFor(/^(220 |\* OK|\+OK)/);
       assert.match(await c.waitFor(bye, 4000), bye);
       await c.waitFor(/^$/, 2000).catch(() => '');
       assert.equal(c.closed, true);
@@ -119,7 +142,7 @@ describe('slowloris and TLS downgrade', { timeout: 30_000 }, () => {
 
     it(`${proto}: a slowloris trickling one byte every 300 ms is still closed by the timeout`, async () => {
       const c = await RawClient.open(d.port(proto));
-      await c.waitFor(/^(\* OK|\+OK)/);
+      await c.waitFor(/^(220 |\* OK|\+OK)/);
       const t0 = Date.now();
       const drip = setInterval(() => !c.closed && c.socket.write('N'), 300);
       try {

@@ -144,9 +144,10 @@ export class RawClient {
     socket.on('error', () => undefined);
   }
 
-  static open(port: number): Promise<RawClient> {
+  /** localAddress: another loopback source (127.0.0.2, ...) to look like a different client IP. */
+  static open(port: number, localAddress?: string): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const s = connect(port, '127.0.0.1', () => resolve(new RawClient(s)));
+      const s = connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) }, () => resolve(new RawClient(s)));
       s.once('error', reject);
     });
   }

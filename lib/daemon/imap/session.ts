@@ -6,6 +6,7 @@
  * only unconsumed input, timers are the socket's own.
  */
 import type { MailSessionDeps } from '../mail-session-deps.js';
+import { lockoutText } from '../login-gate.js';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { Logger } from '../../log.js';
@@ -237,17 +238,18 @@ export class ImapSession {
   /** Authenticates, takes the per-user admission lease, prepares the user's folders. */
   async login(login: string, password: string): Promise<Completion> {
     const s = this.deps.settings;
-    let result;
-    try {
-      result = await this.deps.directory.authenticate(login, password);
-    } catch (e) {
-      this.log.warn({ err: e }, 'directory unavailable');
-      return { status: 'NO', code: 'UNAVAILABLE', text: 'Authentication temporarily unavailable' };
-    }
-    if (!result.ok) {
-      await new Promise((r) => setTimeout(r, s.authFailureDelayMs).unref());
-      this.countBad();
-      return { status: 'NO', code: 'AUTHENTICATIONFAILED', text: 'Authentication failed' };
+    const result = await this.deps.logins.attempt({ service: 'imap', login, password, remoteAddress: this.remoteAddress, failureDelayMs: s.authFailureDelayMs });
+    switch (result.kind) {
+      case 'unavailable':
+        this.log.warn({ err: result.error }, 'directory unavailable');
+        return { status: 'NO', code: 'UNAVAILABLE', text: 'Authentication temporarily unavailable' };
+      case 'locked':
+        this.log.info({ login, lockout: result.lockout.scope }, 'login refused: lockout');
+        this.countBad();
+        return { status: 'NO', code: 'UNAVAILABLE', text: lockoutText(result.lockout) };
+      case 'failed':
+        this.countBad();
+        return { status: 'NO', code: 'AUTHENTICATIONFAILED', text: 'Authentication failed' };
     }
     const user = result.user;
     const admitted = await this.deps.admission.acquire([

@@ -5,6 +5,7 @@
  * node of a shared filesystem.
  */
 import type { MailSessionDeps } from '../mail-session-deps.js';
+import { lockoutText } from '../login-gate.js';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
@@ -193,17 +194,18 @@ export class Pop3Session {
 
   private async login(login: string, password: string): Promise<void> {
     const s = this.deps.settings;
-    let result;
-    try {
-      result = await this.deps.directory.authenticate(login, password);
-    } catch (e) {
-      this.log.warn({ err: e }, 'directory unavailable');
-      return this.write('-ERR [SYS/TEMP] Authentication temporarily unavailable');
-    }
-    if (!result.ok) {
-      await new Promise((r) => setTimeout(r, s.authFailureDelayMs).unref());
-      this.write(REPLY.authFailed);
-      return this.countBad();
+    const result = await this.deps.logins.attempt({ service: 'pop3', login, password, remoteAddress: this.conn.remoteAddress, failureDelayMs: s.authFailureDelayMs });
+    switch (result.kind) {
+      case 'unavailable':
+        this.log.warn({ err: result.error }, 'directory unavailable');
+        return this.write('-ERR [SYS/TEMP] Authentication temporarily unavailable');
+      case 'locked':
+        this.log.info({ login, lockout: result.lockout.scope }, 'login refused: lockout');
+        this.write(`-ERR [SYS/TEMP] ${lockoutText(result.lockout)}`);
+        return this.countBad();
+      case 'failed':
+        this.write(REPLY.authFailed);
+        return this.countBad();
     }
     const u = result.user;
     const admitted = await this.deps.admission.acquire([

@@ -9,7 +9,7 @@
  *   submissions    the same, on an implicit-TLS socket
  * Every message is durable in every Maildir before the 250 (IMessageDelivery contract).
  */
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { DirectoryUser } from '../../directory/types.js';
@@ -20,9 +20,10 @@ import type { DeliveryTarget } from '../../store/types.js';
 import { addressParts } from '../../store/maildir/paths.js';
 import type { DaemonContext } from '../context.js';
 import type { AcceptedConnection } from '../net/listener.js';
+import { lockoutText } from '../login-gate.js';
 import { receivedHeader } from './received.js';
 import { smtpRateControl, type SmtpRateControl } from '../../limits/smtp-rates.js';
-import { replyKeyOf, SmtpReplyError, type SmtpReplyKey } from './replies.js';
+import { replyKeyOf, SMTP_REPLIES, SmtpReplyError, type SmtpReplyKey } from './replies.js';
 
 /** Per-transaction state: the mailboxes each accepted recipient resolved to. */
 interface Transaction {
@@ -46,19 +47,31 @@ interface InternalSmtpConnection {
   on(ev: string, fn: (...a: unknown[]) => void): void;
   connectionReady(): void;
   _setListeners(cb: () => void): void;
+  _parser: Writable | false;
+  _createParser(): Writable;
 }
 
 const ENHANCED_PREFIX = /^([245]\.\d{1,3}\.\d{1,3}) (.*)$/s;
 
 /**
- * smtp-server subclass with two changes, both in connect():
- * - no 100 ms "early talker" pause before the greeting (that check belongs to an edge filter, and it
- *   would cap a client that opens one connection per message at 10 messages/s per session);
+ * smtp-server subclass; its changes are all in connect():
+ * - the greeting waits `smtp.greetPauseMs` instead of smtp-server's fixed 100 ms (which would cap a client
+ *   that opens one connection per message at 10 messages/s). Whatever the client sends before the
+ *   greeting is refused: smtp-server answers such early talkers with 421 "You talk too soon"; we send
+ *   Postfix's 554 5.5.1 protocol error instead (the client is broken or a spam bot: retrying is pointless)
+ *   and close. With a pause of 0 the greeting still waits one turn of the event loop, so bytes that had
+ *   already arrived are caught;
+ * - the idle timeout (smtp.idleTimeoutSeconds, smtp-server's socketTimeout) answers 421 4.4.2 like Postfix;
+ *   it restarts on every byte, so a slowloris trickling one byte at a time would never meet it: a line
+ *   must also be complete within the same time from its first byte (Postfix's smtpd_per_record_deadline);
  * - replies whose text starts with an enhanced status code keep it, instead of smtp-server deriving one
  *   from the reply code (550 is not always 5.1.1: relaying denied is 5.7.1).
  */
 class MailfleetSmtpServer extends SMTPServer {
   onConnection?: (c: InternalSmtpConnection, id: string) => void;
+  onEarlyTalker?: (id: string) => void;
+  greetPauseMs = 0;
+  lineDeadlineMs = 300_000;
 
   override connect(socket: unknown, socketOptions: { id: string; remoteAddress: string; remotePort: number }): void {
     const self = this as unknown as {
@@ -72,13 +85,62 @@ class MailfleetSmtpServer extends SMTPServer {
     connection.on('connect', (data) => self._onClientConnect(data));
     const send = connection.send.bind(connection);
     connection.send = (code, data, context) => {
+      if (code === 421 && typeof data === 'string') {
+        if (data.endsWith(' You talk too soon')) {
+          this.onEarlyTalker?.(socketOptions.id);
+          sendReply(send, 'PROTOCOL_SYNC');
+          connection.close();
+          return;
+        }
+        if (data === 'Timeout - closing connection') return sendReply(send, 'IDLE_TIMEOUT');
+      }
       const m = typeof data === 'string' ? ENHANCED_PREFIX.exec(data) : null;
       if (m) send(code, `${m[1]} ${m[2]}`, false);
       else send(code, data, context);
     };
     this.onConnection?.(connection, socketOptions.id);
-    connection._setListeners(() => connection.connectionReady());
+    lineDeadline(connection, this.lineDeadlineMs);
+    const pause = this.greetPauseMs;
+    connection._setListeners(() => {
+      if (pause > 0) setTimeout(() => connection.connectionReady(), pause).unref();
+      else setImmediate(() => connection.connectionReady());
+    });
   }
+}
+
+/**
+ * Closes the connection (421 4.4.2) when a command or DATA line stays incomplete for `ms` after its first
+ * byte. Watches what the parser is fed (plaintext, also after STARTTLS, which makes a new parser).
+ */
+function lineDeadline(c: InternalSmtpConnection, ms: number): void {
+  let timer: NodeJS.Timeout | undefined;
+  const watch = (parser: Writable): Writable => {
+    const write = parser.write.bind(parser) as (chunk: unknown, ...rest: unknown[]) => boolean;
+    parser.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (Buffer.isBuffer(chunk) && chunk.length > 0) {
+        if (chunk[chunk.length - 1] === 10) {
+          clearTimeout(timer);
+          timer = undefined;
+        } else if (chunk.includes(10) || !timer) {
+          // A new line started in this chunk: its clock starts now.
+          clearTimeout(timer);
+          timer = setTimeout(() => c.send(421, 'Timeout - closing connection'), ms).unref();
+        }
+      }
+      return write(chunk, ...rest);
+    }) as Writable['write'];
+    parser.once('finish', () => clearTimeout(timer));
+    return parser;
+  };
+  if (c._parser) watch(c._parser);
+  const create = c._createParser.bind(c);
+  c._createParser = () => watch(create());
+  c.on('close', () => clearTimeout(timer));
+}
+
+function sendReply(send: InternalSmtpConnection['send'], key: SmtpReplyKey): void {
+  const r = SMTP_REPLIES[key];
+  send(r.code, `${r.enhanced} ${r.text}`, false);
 }
 
 /** The three SMTP personalities of one daemon. */
@@ -141,6 +203,8 @@ export class SmtpFrontEnd {
       maxClients: 0,
       // smtp-server's limit on command lines; DATA lines are checked in onData.
       maxCommandLength: config.smtp.maxLineLengthBytes,
+      // Idle timeout while the client owes us input (slowloris); smtp-server re-arms it while we work.
+      socketTimeout: config.smtp.idleTimeoutSeconds * 1000,
       logger: false,
       onAuth: (auth, session, cb) => {
         this.onAuth(auth, session).then(
@@ -172,9 +236,16 @@ export class SmtpFrontEnd {
       },
     };
     const server = new MailfleetSmtpServer(opts);
+    server.greetPauseMs = config.smtp.greetPauseMs;
+    server.lineDeadlineMs = config.smtp.idleTimeoutSeconds * 1000;
     server.onConnection = (c, id) => {
       const st = this.states.get(id);
       if (st) st.smtp = { send: (code, text) => c.send(code, text), close: () => c.close() };
+    };
+    server.onEarlyTalker = (id) => {
+      const st = this.states.get(id);
+      st?.conn.logger.info('client spoke before the greeting');
+      this.reject(st, 'early-talker', 'PROTOCOL_SYNC');
     };
     server.on('error', (e) => this.log.debug({ err: e }, 'smtp connection error'));
     return server;
@@ -189,16 +260,23 @@ export class SmtpFrontEnd {
     const state = this.states.get(session.id);
     const login = auth.username ?? '';
     const password = auth.password ?? '';
-    let result;
-    try {
-      result = await this.ctx.directory.authenticate(login, password);
-    } catch (e) {
-      state?.conn.logger.warn({ err: e, login }, 'AUTH: directory failed');
-      throw this.reject(state, 'auth-unavailable', 'AUTH_TEMPORARY');
-    }
-    if (!result.ok) {
-      state?.conn.logger.info({ login, reason: result.reason }, 'AUTH failed');
-      throw this.reject(state, 'auth-failed', 'AUTH_FAILED');
+    const result = await this.ctx.logins.attempt({
+      service: 'submission',
+      login,
+      password,
+      remoteAddress: state?.conn.remoteAddress ?? session.remoteAddress,
+      failureDelayMs: this.ctx.config.smtp.authFailureDelayMs,
+    });
+    switch (result.kind) {
+      case 'unavailable':
+        state?.conn.logger.warn({ err: result.error, login }, 'AUTH: directory failed');
+        throw this.reject(state, 'auth-unavailable', 'AUTH_TEMPORARY');
+      case 'locked':
+        state?.conn.logger.info({ login, lockout: result.lockout.scope }, 'AUTH refused: lockout');
+        throw this.reject(state, 'auth-locked', 'AUTH_LOCKED', lockoutText(result.lockout));
+      case 'failed':
+        state?.conn.logger.info({ login, reason: result.reason }, 'AUTH failed');
+        throw this.reject(state, 'auth-failed', 'AUTH_FAILED');
     }
     const user = result.user;
     if (state) {

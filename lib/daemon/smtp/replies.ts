@@ -21,6 +21,7 @@ export type SmtpReplyKey =
   | 'AUTH_REQUIRED'
   | 'AUTH_FAILED'
   | 'AUTH_TEMPORARY'
+  | 'AUTH_LOCKED'
   | 'LIMIT_EXCEEDED'
   | 'RATE_EXCEEDED'
   | 'RATE_LIMITED'
@@ -29,6 +30,8 @@ export type SmtpReplyKey =
   | 'STORE_FULL'
   | 'PORT_FULL'
   | 'SHUTTING_DOWN'
+  | 'PROTOCOL_SYNC'
+  | 'IDLE_TIMEOUT'
   | 'INTERNAL';
 
 export const SMTP_REPLIES: Readonly<Record<SmtpReplyKey, SmtpReply>> = Object.freeze({
@@ -41,6 +44,8 @@ export const SMTP_REPLIES: Readonly<Record<SmtpReplyKey, SmtpReply>> = Object.fr
   AUTH_REQUIRED: { code: 530, enhanced: '5.7.0', text: 'authentication required' },
   AUTH_FAILED: { code: 535, enhanced: '5.7.8', text: 'authentication credentials invalid' },
   AUTH_TEMPORARY: { code: 454, enhanced: '4.7.0', text: 'temporary authentication failure' },
+  // Brute-force lockout window (lib/limits/auth-failures.ts): temporary, so clients do not ask for a new password.
+  AUTH_LOCKED: { code: 454, enhanced: '4.7.0', text: 'too many failed logins, try again later' },
   LIMIT_EXCEEDED: { code: 421, enhanced: '4.7.0', text: 'too many connections' },
   RATE_EXCEEDED: { code: 451, enhanced: '4.7.1', text: 'rate limit exceeded, try again later' },
   // At MAIL/RCPT, like Postfix's anvil rate limits (lib/limits/smtp-rates.ts).
@@ -50,6 +55,9 @@ export const SMTP_REPLIES: Readonly<Record<SmtpReplyKey, SmtpReply>> = Object.fr
   STORE_FULL: { code: 452, enhanced: '4.3.1', text: 'mail store full, try again later' },
   PORT_FULL: { code: 421, enhanced: '4.7.0', text: 'too many connections, try again later' },
   SHUTTING_DOWN: { code: 421, enhanced: '4.3.2', text: 'server shutting down, try again later' },
+  // Sent by the connection wrapper in front-end.ts, which rewrites smtp-server's own texts for these two.
+  PROTOCOL_SYNC: { code: 554, enhanced: '5.5.1', text: 'Error: protocol synchronization: client spoke before the greeting' },
+  IDLE_TIMEOUT: { code: 421, enhanced: '4.4.2', text: 'Error: timeout exceeded, closing connection' },
   INTERNAL: { code: 451, enhanced: '4.3.0', text: 'local error in processing' },
 });
 
