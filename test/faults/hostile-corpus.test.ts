@@ -165,6 +165,30 @@ describe('hostile input against SMTP, IMAP and POP3', { timeout: 60_000 }, () =>
     assert.ok(lines.includes('+OK Capability list follows'));
   });
 
+  it('POP3: one overlong line arriving whole with its CRLF gets -ERR once; a flood of pipelined commands after login is answered in full', async () => {
+    const c = await RawClient.open(d.port('pop3'));
+    await c.waitFor(/^\+OK/);
+    const from = c.lines.length;
+    c.socket.write(`USER ${'y'.repeat(20_000)}\r\nCAPA\r\n`);
+    await c.waitFor(/^\.$/, 5000, from);
+    const lines = c.lines.slice(from);
+    assert.match(lines[0] ?? '', /^-ERR .*(long|line)/i);
+    assert.equal(lines.filter((l) => l.startsWith('-ERR')).length, 1, JSON.stringify(lines.slice(0, 5)));
+    assert.equal(lines[1], '+OK Capability list follows');
+    // Before login a flood ends at maxUnauthenticatedCommands; after it, 3,000 commands (~20 KB) in one
+    // write are read with backpressure and every one is answered.
+    await c.send('USER bob@example.com', /^\+OK/);
+    await c.send('PASS password', /^\+OK/);
+    const n = 3000;
+    const start = c.lines.length;
+    c.socket.write('STAT\r\n'.repeat(n));
+    const answered = () => c.lines.slice(start).filter((l) => /^\+OK \d+ \d+$/.test(l)).length;
+    const deadline = Date.now() + 10_000;
+    while (answered() < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answered(), n);
+    c.close();
+  });
+
   it('the daemon still serves normal SMTP, IMAP and POP3 sessions afterwards, and wrote only inside the mail root', async () => {
     await stillServes();
     assert.deepEqual(readdirSync(dir).sort(), topBefore);

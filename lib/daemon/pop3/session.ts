@@ -32,6 +32,10 @@ export interface Pop3Connection {
 
 /** RFC 2449 §4: command lines are at most 255 octets; leave room for long AUTH responses. */
 const MAX_LINE = 8192;
+/** Unanswered pipelined input held before the socket is paused. */
+const MAX_PENDING = 8 * MAX_LINE;
+/** Stands in the queue for a line refused while it was still arriving (a client sending it verbatim gets the same -ERR). */
+const TOO_LONG_MARK = '\u0000too-long\n';
 export const POP3_LOCK_FILE = 'mailfleet-pop3.lock';
 
 type State = 'authorization' | 'transaction';
@@ -41,6 +45,8 @@ export class Pop3Session {
   private socket: Pop3Connection['socket'];
   private secure: boolean;
   private buf = '';
+  /** Inside a line already refused as too long, until its LF. */
+  private discarding = false;
   private busy = false;
   private closed = false;
   private pendingUser?: string;
@@ -76,13 +82,23 @@ export class Pop3Session {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    this.buf += chunk.toString('latin1');
-    if (this.buf.length > MAX_LINE && !this.buf.includes('\n')) {
-      this.buf = '';
-      this.write(REPLY.lineTooLong);
-      this.countBad();
-      return;
+    let text = chunk.toString('latin1');
+    if (this.discarding) {
+      // The rest of a line already refused as too long: drop it up to its LF.
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      this.discarding = false;
+      text = text.slice(nl + 1);
     }
+    this.buf += text;
+    const tail = this.buf.length - (this.buf.lastIndexOf('\n') + 1);
+    if (tail > MAX_LINE) {
+      // An endless line: refuse it now, keep the complete lines before it, drop the rest of it as it comes.
+      this.buf = this.buf.slice(0, this.buf.length - tail) + TOO_LONG_MARK;
+      this.discarding = true;
+    }
+    // A client pipelining faster than we answer: stop reading until the queue drains.
+    if (this.buf.length > MAX_PENDING) this.socket.pause();
     this.pump();
   };
 
@@ -90,8 +106,15 @@ export class Pop3Session {
     while (!this.busy && !this.closed) {
       const nl = this.buf.indexOf('\n');
       if (nl < 0) break;
-      const line = this.buf.slice(0, nl).replace(/\r$/, '');
+      const raw = this.buf.slice(0, nl);
       this.buf = this.buf.slice(nl + 1);
+      if (this.buf.length <= MAX_PENDING && this.socket.isPaused()) this.socket.resume();
+      if (raw.length > MAX_LINE || raw === TOO_LONG_MARK.slice(0, -1)) {
+        this.write(REPLY.lineTooLong);
+        this.countBad();
+        continue;
+      }
+      const line = raw.replace(/\r$/, '');
       this.busy = true;
       void this.onLine(line)
         .catch((e) => {
@@ -185,6 +208,7 @@ export class Pop3Session {
     const raw = this.socket;
     raw.off('data', this.onData);
     this.buf = ''; // plaintext pipelined after STLS is dropped
+    this.discarding = false;
     const secure = new TLSSocket(raw as never, { isServer: true, key: this.deps.tls.key, cert: this.deps.tls.cert });
     secure.on('error', () => void this.cleanup(false));
     this.socket = secure as unknown as Pop3Connection['socket'];
