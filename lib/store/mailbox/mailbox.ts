@@ -7,6 +7,12 @@
  * that lock and records cur/'s mtime in the list, so a reader only lists cur/ when someone outside the
  * daemon changed it; new/ (where deliveries land) is listed when its mtime moves.
  *
+ * Under a stream of deliveries cur/ changes every few ms, so its mtime is nearly always "racy" (an
+ * outside change in the same clock tick would not move it). Listing cur/ and taking the lock on every
+ * refresh for that reason starved IMAP sessions (bench/imap-contention), so a racy mtime only asks for
+ * a verifying full listing once per VERIFY_MS, and once more after the tick is safely past. Concurrent
+ * refreshes in one process share one pass (refresh()).
+ *
  * One Mailbox object per folder per process is shared by every session (registry.ts); sessions keep
  * only their own UID → sequence view and the modseq they last reported.
  */
@@ -25,6 +31,11 @@ export const CACHE_FILE = 'mailfleet-cache';
 const LOCK_FILE = 'mailfleet-uidlist.lock';
 /** Directory mtimes closer to now than this may hide a same-tick change: treat them as unseen. */
 const RACY_MS = 2000;
+/**
+ * While cur/'s recorded mtime is racy, a full cur/ listing (to catch a same-tick outside change) runs at
+ * most this often per folder per process: files placed in cur/ by other tools show up this late at worst.
+ */
+const VERIFY_MS = 1000;
 
 export interface MessageRecord {
   readonly uid: number;
@@ -143,6 +154,10 @@ export class Mailbox {
   private curMtime = -1;
   private newSeen = -1;
   private queue: Promise<unknown> = Promise.resolve();
+  /** A refresh queued but not started yet: later callers join it instead of queueing another. */
+  private pendingRefresh?: Promise<boolean>;
+  /** When this process last started a full listing of cur/ (ms); it covers outside changes made before. */
+  private verifiedAt = -Infinity;
   private summaries?: Map<number, MessageSummary>;
   private summaryLoad?: Promise<Map<number, MessageSummary>>;
 
@@ -162,9 +177,15 @@ export class Mailbox {
     return run;
   }
 
-  /** Brings the in-memory state up to date with disk; returns true when something visible changed. */
+  /**
+   * Brings the in-memory state up to date with disk; returns true when something visible changed.
+   * Callers that arrive while a refresh waits in the queue share it: it starts after they asked, so it
+   * sees what they would have seen, and a burst of sessions or delivery events costs one pass.
+   */
   refresh(): Promise<boolean> {
-    return this.serial(async () => {
+    if (this.pendingRefresh) return this.pendingRefresh;
+    const run = this.serial(async () => {
+      this.pendingRefresh = undefined; // started: whoever asks from now on needs a later pass
       const before = this.version;
       const dirty = await this.loadList();
       if (dirty || this.uidValidity === 0 || (await this.newHasMail()) || (await this.curChanged())) {
@@ -172,6 +193,8 @@ export class Mailbox {
       }
       return this.version !== before;
     });
+    this.pendingRefresh = run;
+    return run;
   }
 
   /** Re-reads the list when another process rewrote it. Returns true if the folder looks out of sync. */
@@ -216,7 +239,20 @@ export class Mailbox {
 
   private async curChanged(): Promise<boolean> {
     const st = await statOrUndefined(join(this.dir, 'cur'));
-    return st !== undefined && (st.mtimeMs !== this.curMtime || Date.now() - st.mtimeMs < RACY_MS);
+    return st !== undefined && this.curNeedsListing(st.mtimeMs, this.curMtime);
+  }
+
+  /**
+   * Whether cur/ (mtime `mtime`) may hold changes the list (which recorded `recorded`) lacks. A moved
+   * mtime says so. An unmoved one can still hide an outside change made in the same clock tick as the
+   * recorded one: our last full listing covers changes before `verifiedAt`, so once that is past the
+   * racy window nothing can hide; before then, list again at most every VERIFY_MS.
+   */
+  private curNeedsListing(mtime: number, recorded: number): boolean {
+    if (recorded === -1 || mtime !== recorded) return true;
+    if (this.verifiedAt >= recorded + RACY_MS) return false;
+    const now = Date.now();
+    return now >= recorded + RACY_MS || now - this.verifiedAt >= VERIFY_MS;
   }
 
   /**
@@ -240,9 +276,8 @@ export class Mailbox {
       const result = await change(s);
       dirty = dirty || s.modseq !== before || s.messages.length !== this.messages.length || s.nextUid !== this.nextUid;
       const curSt = await statOrUndefined(join(this.dir, 'cur'));
-      const curMtime = curSt?.mtimeMs ?? -1;
-      // A cur/ mtime this close to now may be shared by a later outside change: leave it unrecorded.
-      const record = Date.now() - curMtime < RACY_MS ? -1 : curMtime;
+      // Recorded even when racy: curNeedsListing() re-verifies such a value until its tick is past.
+      const record = curSt?.mtimeMs ?? -1;
       if (dirty || record !== s.curMtime) {
         s.curMtime = record;
         await this.writeList(s);
@@ -276,7 +311,7 @@ export class Mailbox {
     const arrived: Array<{ base: string; letters: string; file: string }> = [];
     const before = await statOrUndefined(curDir);
     // cur/ untouched since the list was written: arrivals can be added without listing cur/.
-    const inSync = before !== undefined && s.curMtime !== -1 && before.mtimeMs === s.curMtime;
+    const inSync = before !== undefined && !this.curNeedsListing(before.mtimeMs, s.curMtime);
     for (const n of await readdir(newDir).catch(() => [] as string[])) {
       if (n.startsWith('.')) continue;
       const { base, letters } = splitName(n);
@@ -298,6 +333,7 @@ export class Mailbox {
       }
     } else if (before) {
       const onDisk = new Map<string, string>();
+      this.verifiedAt = Date.now();
       for (const n of await readdir(curDir)) if (!n.startsWith('.')) onDisk.set(splitName(n).base, n);
       const kept: MessageRecord[] = [];
       for (const r of s.messages) {
