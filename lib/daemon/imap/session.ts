@@ -7,6 +7,7 @@
  */
 import type { MailSessionDeps } from '../mail-session-deps.js';
 import { lockoutText } from '../login-gate.js';
+import { SessionTimers } from '../session-timers.js';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { Logger } from '../../log.js';
@@ -51,7 +52,7 @@ export class ImapSession {
   private unauthCount = 0;
   private lease?: Lease;
   private readonly log: Logger;
-  private preAuthDeadline: NodeJS.Timeout | undefined;
+  private readonly timers: SessionTimers;
 
   constructor(
     readonly conn: ImapConnection,
@@ -62,14 +63,8 @@ export class ImapSession {
     this.log = conn.logger ?? deps.logger;
     this.parser = this.newParser();
     this.attach(this.socket);
-    this.conn.socket.setTimeout(deps.settings.preAuthTimeoutSeconds * 1000);
-    this.conn.socket.on('timeout', () => this.bye(REPLY.idleTimeout));
-    // A byte trickle resets the idle timer (slowloris): login must also finish within the same time of connecting.
-    this.preAuthDeadline = setTimeout(() => this.bye(REPLY.idleTimeout), deps.settings.preAuthTimeoutSeconds * 1000).unref();
-    this.conn.socket.on('close', () => {
-      clearTimeout(this.preAuthDeadline);
-      this.cleanup();
-    });
+    this.timers = new SessionTimers(this.conn.socket, deps.settings.preAuthTimeoutSeconds, () => this.bye(REPLY.idleTimeout));
+    this.conn.socket.on('close', () => this.cleanup());
     this.conn.socket.on('error', () => this.cleanup());
     this.write(`${REPLY.greeting(deps.hostname, this.capabilities())}\r\n`);
   }
@@ -274,9 +269,7 @@ export class ImapSession {
     this.user = user.address;
     this.state = 'authenticated';
     this.conn.setUser?.(user.address);
-    clearTimeout(this.preAuthDeadline);
-    this.socket.setTimeout?.(s.idleTimeoutSeconds * 1000);
-    this.conn.socket.setTimeout(s.idleTimeoutSeconds * 1000);
+    this.timers.loggedIn(s.idleTimeoutSeconds);
     return { code: `CAPABILITY ${this.capabilities()}`, text: 'Logged in' };
   }
 

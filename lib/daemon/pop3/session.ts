@@ -6,6 +6,7 @@
  */
 import type { MailSessionDeps } from '../mail-session-deps.js';
 import { lockoutText } from '../login-gate.js';
+import { SessionTimers } from '../session-timers.js';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
@@ -59,7 +60,7 @@ export class Pop3Session {
   private messages: MessageRecord[] = [];
   private deleted = new Set<number>();
   private readonly log: Logger;
-  private preAuthDeadline: NodeJS.Timeout | undefined;
+  private readonly timers: SessionTimers;
 
   constructor(
     readonly conn: Pop3Connection,
@@ -69,14 +70,8 @@ export class Pop3Session {
     this.secure = conn.secure;
     this.log = conn.logger ?? deps.logger;
     this.socket.on('data', this.onData);
-    conn.socket.setTimeout(deps.settings.preAuthTimeoutSeconds * 1000);
-    conn.socket.on('timeout', () => this.bye(REPLY.idleTimeout));
-    // A byte trickle resets the idle timer (slowloris): login must also finish within the same time of connecting.
-    this.preAuthDeadline = setTimeout(() => this.socket.writable && this.bye(REPLY.idleTimeout), deps.settings.preAuthTimeoutSeconds * 1000).unref();
-    conn.socket.on('close', () => {
-      clearTimeout(this.preAuthDeadline);
-      void this.cleanup(false);
-    });
+    this.timers = new SessionTimers(conn.socket, deps.settings.preAuthTimeoutSeconds, () => this.socket.writable && this.bye(REPLY.idleTimeout));
+    conn.socket.on('close', () => void this.cleanup(false));
     conn.socket.on('error', () => void this.cleanup(false));
     this.write(REPLY.greeting(deps.hostname));
   }
@@ -265,8 +260,7 @@ export class Pop3Session {
     this.messages = [...this.handle.mailbox.messages];
     this.state = 'transaction';
     this.conn.setUser?.(u.address);
-    clearTimeout(this.preAuthDeadline);
-    this.conn.socket.setTimeout(s.idleTimeoutSeconds * 1000);
+    this.timers.loggedIn(s.idleTimeoutSeconds);
     this.write(`+OK Logged in, ${this.messages.length} messages`);
   }
 
