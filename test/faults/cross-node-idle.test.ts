@@ -154,15 +154,15 @@ describe('cross-node IDLE through Redis pub/sub', { timeout: 30_000 }, () => {
     await redis.stop();
     const down = await deliverAndWatch(pair, b, 'xidle-down', 1500);
     assert.match(down.reply, /^250 /, 'delivery must not depend on Redis');
-    assert.equal(down.ms, undefined, 'no cross-node event while Redis is down (so NOOP below is what finds it)');
-    assert.equal(await noopExists(b.c), b.exists + 1, 'B finds the message on its next command');
+    assert.equal(down.ms, undefined, `no cross-node event while Redis is down (so NOOP below is what finds it): ${b.c.lines.slice(-6).join(' | ')}`);
+    assert.equal(await noopExists(b.c), b.exists + 1, `B finds the message on its next command: ${b.c.lines.slice(-6).join(' | ')}`);
 
     // Delivered while Redis is still down, and B is back in IDLE: the resubscribe poke must surface it.
     const again = await idleOn(pair.b);
     clients.push(again.c);
     const missed = await deliverAndWatch(pair, again, 'xidle-missed', 200);
     assert.match(missed.reply, /^250 /);
-    assert.equal(missed.ms, undefined);
+    assert.equal(missed.ms, undefined, `seen while Redis was down: ${again.c.lines.slice(-6).join(' | ')}`);
     const from = again.c.lines.length;
     redis = await startRedis(redis.port);
     const t0 = Date.now();
