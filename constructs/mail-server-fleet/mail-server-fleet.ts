@@ -1,4 +1,4 @@
-import { Annotations, Duration } from 'aws-cdk-lib';
+import { Annotations, Duration, SecretValue } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -117,6 +117,8 @@ export class MailServerFleet extends Construct {
   public readonly adminTokenSecret?: secretsmanager.Secret;
   /** JSON {"cert","key"} in PEM, filled by the operator; undefined when createSecrets is false. */
   public readonly tlsSecret?: secretsmanager.Secret;
+  /** The users file of a static directory (YAML), filled by the operator; undefined with LDAP or createSecrets false. */
+  public readonly staticUsersSecret?: secretsmanager.Secret;
   public readonly scalingMetric: cw.Metric;
   /** Daemon ports behind HAProxy (PROXY v2). */
   public readonly daemonPorts: readonly number[];
@@ -174,10 +176,19 @@ export class MailServerFleet extends Construct {
         generateSecretString: { secretStringTemplate: JSON.stringify({ cert: '', key: '' }), generateStringKey: 'placeholder' },
         replicaRegions,
       });
+      if (plan.directory.kind === 'static') {
+        this.staticUsersSecret = new secretsmanager.Secret(this, 'StaticUsers', {
+          secretName: secrets.staticUsers,
+          description: 'mailfleetd static directory: the users file (YAML, scrypt hashes); write it with put-secret-value',
+          secretStringValue: SecretValue.unsafePlainText('users: []\n'),
+          replicaRegions,
+        });
+        acknowledge(this.staticUsersSecret, 'AwsSolutions-SMG4', 'The users file is edited by the operator (mailfleet users add), not rotated.');
+      }
       acknowledge(this.adminTokenSecret, 'AwsSolutions-SMG4', 'Rotating the admin token needs a rolling daemon restart; it is rotated by the ops runbook, not a Lambda.');
       acknowledge(this.tlsSecret, 'AwsSolutions-SMG4', 'Certificates are renewed by the certificate pipeline that writes this secret, not by Secrets Manager rotation.');
     }
-    grantSecretsByName(this, this.role, [secrets.adminToken, secrets.tls, secrets.ldapBind]);
+    grantSecretsByName(this, this.role, [secrets.adminToken, secrets.tls, plan.directory.kind === 'static' ? secrets.staticUsers : secrets.ldapBind]);
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['route53:ChangeResourceRecordSets'],

@@ -24,6 +24,7 @@ import {
   joinFiles,
   mailNodesHost,
   nodeFilesParameter,
+  nodePath,
   secretNames,
   shq,
   ssmPrefix,
@@ -200,10 +201,14 @@ function mailScript(plan: Plan): RenderedFile {
     d.kind === 'ldap' && d.bindPasswordEnv
       ? `  printf '%s=%s\\n' ${shq(d.bindPasswordEnv)} "$(secret ${shq(s.ldapBind)})"\n`
       : '';
-  const ldapBindFile =
-    d.kind === 'ldap' && !d.bindPasswordEnv && d.bindPasswordFile
-      ? `secret ${shq(s.ldapBind)} >${shq(d.bindPasswordFile)}\nchmod 0600 ${shq(d.bindPasswordFile)}\n`
-      : '';
+  // Files the daemon reads (resolved against its config folder, like the daemon does): readable by it only.
+  const daemonFile = (secretName: string, specPath: string) => {
+    const f = shq(nodePath(specPath));
+    return `install -d -m 0750 -o root -g mailfleet "$(dirname ${f})"\nsecret ${shq(secretName)} >${f}\nchgrp mailfleet ${f}\nchmod 0640 ${f}\n`;
+  };
+  const ldapBindFile = d.kind === 'ldap' && !d.bindPasswordEnv && d.bindPasswordFile ? daemonFile(s.ldapBind, d.bindPasswordFile) : '';
+  // A static directory's users file comes from its secret (the daemon re-reads it when it changes).
+  const usersFile = d.kind === 'static' ? daemonFile(s.staticUsers, d.file) : '';
   return {
     path: 'bootstrap/mail.sh',
     executable: true,
@@ -241,7 +246,7 @@ umask 077
   printf 'MAILFLEET_DATA_DIR=%s\\n' ${MAIL_MOUNT}/maildir
   printf 'MAILFLEET_TLS_CERT=%s\\nMAILFLEET_TLS_KEY=%s\\n' ${DAEMON_TLS_DIR}/cert.pem ${DAEMON_TLS_DIR}/key.pem
 ${ldapBindEnv}} >${DAEMON_ENV_PATH}
-${ldapBindFile}secret ${shq(s.tls)} | python3 -c '
+${ldapBindFile}${usersFile}secret ${shq(s.tls)} | python3 -c '
 import json, sys
 tls = json.load(sys.stdin)
 open(sys.argv[1], "w").write(tls["cert"])

@@ -3,6 +3,7 @@
  * and every engine (CDK, Terraform, Pulumi) must agree on. Pure: derived from the plan only, so the
  * rendered bootstrap text is the same whichever engine deploys it.
  */
+import { posix } from 'node:path';
 import type { Plan } from '../plan/types.js';
 import { cloudMailDiscoveryName } from './haproxy.js';
 
@@ -36,6 +37,14 @@ export const BRICK_DIR = '/data/glusterfs/brick1';
 export const DAEMON_CONFIG_PATH = '/etc/mailfleet/mailfleetd.json';
 export const DAEMON_ENV_PATH = '/etc/mailfleet/mailfleetd.env';
 export const DAEMON_TLS_DIR = '/etc/mailfleet/tls';
+
+/**
+ * Where a path from the spec lives on a node. The daemon resolves relative paths (users file, LDAP
+ * bindPasswordFile, caFile) against its config file's folder, so the bootstrap writes them there too.
+ */
+export function nodePath(specPath: string): string {
+  return posix.resolve(posix.dirname(DAEMON_CONFIG_PATH), specPath);
+}
 export const DAEMON_LOG_PATH = '/var/log/mailfleet/mailfleetd.log';
 export const BOOTSTRAP_LOG_PATH = '/var/log/mailfleet/bootstrap.log';
 /** Admin API (and /metrics) port of the daemon on cloud nodes; matches the 'cloud' daemon config. */
@@ -83,6 +92,8 @@ export function secretNames(plan: Plan) {
     ldapReplicator: `${p}/ldap-replicator`,
     /** JSON {"cert": PEM chain, "key": PEM} for the daemons' TLS; filled by the operator or a pipeline. */
     tls: `${p}/tls`,
+    /** The users file (YAML) of a static directory; starts empty, the operator writes it (docs/cdk.md). */
+    staticUsers: `${p}/users`,
   } as const;
 }
 

@@ -6,7 +6,7 @@ import { MailServerFleet } from '../../constructs/mail-server-fleet/index.js';
 import { CONNECTIONS_METRIC } from '../../lib/render/cloudwatch-agent.js';
 import { daemonBundleParameter, mailNodesHost, nodeFilesParameter, secretNames } from '../../lib/render/node-layout.js';
 import { cleanupApps } from '../stacks/helpers.js';
-import { fixture, single } from './fixture.js';
+import { fixture, single, variant } from './fixture.js';
 
 after(cleanupApps);
 
@@ -73,6 +73,18 @@ describe('MailServerFleet', () => {
         ]),
       }),
     });
+  });
+
+  test('GIVEN a static directory THEN its users file is a secret (empty at first) that nodes may read, and no LDAP secret is granted', () => {
+    const plan = variant({ directory: { kind: 'static' } });
+    const { stack, vpc, zone } = fixture();
+    new MailServerFleet(stack, 'Mail', { plan, vpc, privateZone: zone });
+    const t = Template.fromStack(stack);
+    const names = secretNames(plan);
+    t.hasResourceProperties('AWS::SecretsManager::Secret', { Name: names.staticUsers, SecretString: 'users: []\n' });
+    const policies = JSON.stringify(t.findResources('AWS::IAM::Policy'));
+    assert.ok(policies.includes(`secret:${names.staticUsers}-*`), 'users secret granted');
+    assert.ok(!policies.includes(`secret:${names.ldapBind}-*`), 'no LDAP bind secret with a static directory');
   });
 
   test('GIVEN createSecrets false (DR) THEN no secrets are created', () => {

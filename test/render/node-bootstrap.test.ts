@@ -9,7 +9,7 @@ import { parseSpec, loadSpec } from '../../lib/spec/index.js';
 import { RENDERERS, renderer } from '../../lib/render/index.js';
 import { userData } from '../../lib/render/cloud-init.js';
 import { nodeFiles } from '../../lib/render/node-files.js';
-import { NODE_ROLES, type NodeRole } from '../../lib/render/node-layout.js';
+import { NODE_ROLES, nodePath, secretNames, type NodeRole } from '../../lib/render/node-layout.js';
 import { slapdFiles } from '../../lib/render/slapd.js';
 import { systemdUnits } from '../../lib/render/systemd.js';
 import { cloudwatchAgentConfig } from '../../lib/render/cloudwatch-agent.js';
@@ -71,6 +71,19 @@ describe('node bootstrap renderers', () => {
       }
     });
   }
+
+  test('files the daemon reads come from their secrets to where the daemon resolves them (its config folder), readable by the mailfleet group only', () => {
+    const mail = (plan: Plan) => nodeFiles(plan, 'mail', 'primary').find((f) => f.path === 'bootstrap/mail.sh')!.content;
+    const names = secretNames(efsPlan);
+    const users = mail(efsPlan);
+    assert.match(users, new RegExp(`secret '?${names.staticUsers}'? >'?/etc/mailfleet/users\\.yaml'?\n`));
+    assert.match(users, /chgrp mailfleet '?\/etc\/mailfleet\/users\.yaml'?\nchmod 0640 /);
+    assert.doesNotMatch(mail(single), /\/users\.yaml/, 'no users file with LDAP');
+    const bind = mail(variant({ directory: { ...loadSpec('examples/single-region.yaml').spec.directory, bindPasswordEnv: undefined, bindPasswordFile: 'secrets/ldap-bind' } }));
+    assert.match(bind, /secret '?mailfleet\/[^ ]+\/ldap-bind'? >'?\/etc\/mailfleet\/secrets\/ldap-bind'?\n/);
+    assert.match(bind, /install -d -m 0750 -o root -g mailfleet "\$\(dirname '?\/etc\/mailfleet\/secrets\/ldap-bind'?\)"/);
+    assert.equal(nodePath('/run/keys/bind'), '/run/keys/bind', 'absolute paths stay');
+  });
 
   test('user data fits the EC2 16 KiB limit and is the same text in both regions (nothing deploy-time inside)', () => {
     for (const role of NODE_ROLES) {
