@@ -215,6 +215,11 @@ export class Mailbox {
   }
 
   private apply(s: ListState): void {
+    // Deleted and recreated (here or on another node): UIDs restart, so cached summaries are wrong.
+    if (this.uidValidity !== 0 && s.uidValidity !== this.uidValidity) {
+      this.summaries = undefined;
+      this.summaryLoad = undefined;
+    }
     const changed =
       s.uidValidity !== this.uidValidity ||
       s.modseq !== this.modseq ||

@@ -31,6 +31,17 @@ export interface MailStoreProps {
    * @default 10000
    */
   readonly pollIntervalMs?: number;
+  /**
+   * Folders no session holds any more are kept this many at most (least recently used go first), so
+   * the next session (short IMAP sessions, POP3 checks) skips re-reading the UID list and cur/.
+   * @default 200
+   */
+  readonly keepClosedMailboxes?: number;
+  /**
+   * How long a folder no session holds stays kept.
+   * @default 300000
+   */
+  readonly keepClosedMailboxMs?: number;
 }
 
 export interface FolderInfo {
@@ -61,10 +72,16 @@ export interface MailboxHandle {
 export class MailStore {
   private readonly open = new Map<string, Entry>();
   private readonly ensured = new Map<string, Promise<void>>();
+  /** Released folders by directory, oldest first (a Map keeps insertion order). */
+  private readonly closed = new Map<string, { readonly mailbox: Mailbox; readonly at: number }>();
   private readonly pollIntervalMs: number;
+  private readonly keepClosed: number;
+  private readonly keepClosedMs: number;
 
   constructor(private readonly props: MailStoreProps) {
     this.pollIntervalMs = props.pollIntervalMs ?? 10_000;
+    this.keepClosed = props.keepClosedMailboxes ?? 200;
+    this.keepClosedMs = props.keepClosedMailboxMs ?? 300_000;
   }
 
   maildir(address: string): string {
@@ -128,6 +145,7 @@ export class MailStore {
     const n = checkName(name);
     if (n === 'INBOX') throw new MailfleetError('MAILBOX_INVALID_NAME', 'INBOX cannot be deleted');
     if (!(await this.exists(address, n))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${n}`);
+    this.forgetClosed(folderDir(this.maildir(address), n));
     await rm(folderDir(this.maildir(address), n), { recursive: true, force: true });
   }
 
@@ -138,6 +156,7 @@ export class MailStore {
     const root = this.maildir(address);
     if (!(await this.exists(address, a))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${a}`);
     if (b === 'INBOX' || (await this.exists(address, b))) throw new MailfleetError('MAILBOX_EXISTS', `mailbox already exists: ${b}`);
+    this.forgetClosed(folderDir(root, a));
     if (a === 'INBOX') {
       const target = folderDir(root, b);
       await createMaildirFolder(target);
@@ -189,7 +208,7 @@ export class MailStore {
     let e = this.open.get(dir);
     if (!e) {
       if (!(await exists(join(dir, 'cur')))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${n}`);
-      e = this.open.get(dir) ?? { mailbox: new Mailbox({ name: n, dir }), address, refs: 0, watchers: new Set() };
+      e = this.open.get(dir) ?? { mailbox: this.takeClosed(dir) ?? new Mailbox({ name: n, dir }), address, refs: 0, watchers: new Set() };
       this.open.set(dir, e);
     }
     e.refs++;
@@ -232,7 +251,27 @@ export class MailStore {
   private releaseEntry(dir: string, e: Entry): void {
     if (--e.refs > 0) return;
     this.stopWatching(e);
-    if (this.open.get(dir) === e) this.open.delete(dir);
+    if (this.open.get(dir) !== e) return;
+    this.open.delete(dir);
+    // Kept as is: the next open refreshes it, which re-reads only what changed on disk meanwhile.
+    this.closed.delete(dir);
+    this.closed.set(dir, { mailbox: e.mailbox, at: Date.now() });
+    for (const [d, c] of this.closed) {
+      if (this.closed.size <= this.keepClosed && Date.now() - c.at < this.keepClosedMs) break;
+      this.closed.delete(d);
+    }
+  }
+
+  private takeClosed(dir: string): Mailbox | undefined {
+    const c = this.closed.get(dir);
+    if (!c) return undefined;
+    this.closed.delete(dir);
+    return Date.now() - c.at < this.keepClosedMs ? c.mailbox : undefined;
+  }
+
+  /** Drops kept folders at or under `dir` (deleted or renamed here: a new folder may take the name). */
+  private forgetClosed(dir: string): void {
+    for (const d of this.closed.keys()) if (d === dir || d.startsWith(`${dir}.`)) this.closed.delete(d);
   }
 
   private addWatcher(e: Entry, listener: () => void): void {
