@@ -64,6 +64,7 @@ export function daemonConfig(plan: Plan, opts: DaemonConfigOptions): DaemonConfi
   }
   return {
     mode: opts.mode,
+    platform: plan.platform,
     hostname: plan.hostname,
     sockets,
     admin: { host: opts.mode === 'cloud' ? '0.0.0.0' : host, port: opts.adminPort ?? (opts.mode === 'cloud' ? 9025 : local.ports.admin) },

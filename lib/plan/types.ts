@@ -101,6 +101,8 @@ export type DaemonMode = 'local-direct' | 'local-behind-proxy' | 'cloud';
 
 export interface DaemonConfig {
   readonly mode: DaemonMode;
+  /** platform.name: separates platforms that share one Redis. */
+  readonly platform: string;
   readonly hostname: string;
   readonly sockets: readonly DaemonSocket[];
   readonly admin: { readonly host: string; readonly port: number };

@@ -43,6 +43,7 @@ function openStore(ctx: DaemonContext): OpenStore {
   const events: IMailboxEvents = ctx.config.redis
     ? new RedisMailboxEvents({
         url: ctx.config.redis.url,
+        channel: `mailfleet:${ctx.config.platform}:mailbox`,
         logger: ctx.logger.child({ component: 'mailbox-events' }),
         onRemote: () => counters.events.inc({ origin: 'remote' }),
         onError: () => counters.errors.inc(),

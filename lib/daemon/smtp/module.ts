@@ -1,5 +1,6 @@
 /** SMTP's ProtocolModule: one SmtpFrontEnd per daemon context, shared by smtp, submission and submissions. */
 import type { DaemonContext, ProtocolModule } from '../context.js';
+import { closeMailStore, mailEventsOf } from '../imap/mail-store.js';
 import { SmtpFrontEnd } from './front-end.js';
 import { formatReply } from './replies.js';
 
@@ -19,8 +20,13 @@ export const smtpModule: ProtocolModule = {
     socket.write(`${formatReply('PORT_FULL', text)}\r\n`);
   },
   handle: (conn, ctx) => frontEndOf(ctx).handle(conn),
+  // With Redis, deliveries are published to IMAP IDLE sessions on other nodes, also from an SMTP-only node.
+  start: (ctx) => {
+    if (ctx.config.redis) mailEventsOf(ctx);
+  },
   stop: async (ctx) => {
     await frontEnds.get(ctx)?.close();
     frontEnds.delete(ctx);
+    await closeMailStore(ctx);
   },
 };
