@@ -3,7 +3,10 @@
  * follow-up), on local disk, mailfleetd against Dovecot in one run.
  *
  *   npx tsx bench/imap-contention/run.ts [--seconds 15] [--rate 50] [--senders 4] [--clients 4]
- *                                        [--seed 1000] [--label current] [--no-dovecot]
+ *                                        [--seed 1000] [--label current] [--no-dovecot] [--gluster]
+ *
+ * --gluster puts mailfleetd's mail root on a real GlusterFS replica-3-arbiter volume (test/harness;
+ * run it under `flock /tmp/mailfleet-gluster.lock`, one volume per machine) and skips Dovecot.
  *
  * One in-process daemon (users alice/bob@example.com, carol@example.org); each mailbox seeded with
  * --seed messages. M IMAP clients loop LOGIN / SELECT INBOX / FETCH 1:* (FLAGS) / LOGOUT, each on one
@@ -29,6 +32,7 @@ import { configFor, startInProcess, startProcess, tempDir } from '../../test/ops
 import { deliver } from '../../test/faults/fleet-client.js';
 import { DOVECOT_UID, startDovecot, type RunningDovecot } from '../lib/dovecot.js';
 import { writePlot } from '../lib/plot.js';
+import { startGlusterVolume, type GlusterVolume } from '../../test/harness/gluster.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,6 +43,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1000' },
     label: { type: 'string', default: 'current' },
     'no-dovecot': { type: 'boolean', default: false },
+    gluster: { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -246,13 +251,20 @@ async function main(): Promise<void> {
   let dovecot: RunningDovecot | undefined;
   let daemon: Awaited<ReturnType<typeof startInProcess>> | undefined;
   let node2: Awaited<ReturnType<typeof startProcess>> | undefined;
+  let vol: GlusterVolume | undefined;
   try {
     const unlimited = { perIp: 100_000, perUser: 100_000, perUserIp: 100_000, listenerConnections: 100_000, sourceConnections: 100_000 };
     const config = configFor({
       limits: { imap: unlimited, smtp: unlimited },
       rates: { messagesPerMinutePerIp: 1_000_000, messagesPerMinutePerSender: 1_000_000, messagesPerMinutePerDomain: 1_000_000, recipientsPerHourPerSender: 1_000_000 },
     });
-    const mailRoot = join(t.dir, 'mail');
+    let mailRoot = join(t.dir, 'mail');
+    if (values.gluster) {
+      vol = await startGlusterVolume('mfcontention');
+      mailRoot = join(vol.mountPoint, 'mail');
+      mkdirSync(mailRoot);
+      symlinkSync(mailRoot, join(t.dir, 'mail'));
+    }
     for (const u of USERS) {
       const md = maildirPath(mailRoot, u);
       makeMaildir(md);
@@ -296,7 +308,7 @@ async function main(): Promise<void> {
     await daemon.stop();
     daemon = undefined;
 
-    if (!values['no-dovecot']) {
+    if (!values['no-dovecot'] && !values.gluster) {
       const dir = join(t.dir, 'dovecot');
       mkdirSync(dir);
       chmodSync(t.dir, 0o755); // Dovecot's auth and mail processes (other users) walk through it
@@ -320,6 +332,7 @@ async function main(): Promise<void> {
     await node2?.stop().catch(() => undefined);
     await daemon?.stop().catch(() => undefined);
     await dovecot?.stop().catch(() => undefined);
+    await vol?.stop().catch(() => undefined);
     await t.cleanup();
     await t2.cleanup();
   }
@@ -339,7 +352,7 @@ async function main(): Promise<void> {
   const file = join(import.meta.dirname, '..', 'results', 'imap-contention.json');
   mkdirSync(join(file, '..'), { recursive: true });
   const prior = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { runs?: Record<string, unknown> }) : {};
-  const run = { measuredAt: new Date().toISOString(), seconds: SECONDS, rate: RATE, senders: SENDERS, clients: CLIENTS, seedPerMailbox: SEED, phases: results, ratios };
+  const run = { measuredAt: new Date().toISOString(), storage: values.gluster ? 'glusterfs replica 3 arbiter 1 (FUSE)' : 'local disk', seconds: SECONDS, rate: RATE, senders: SENDERS, clients: CLIENTS, seedPerMailbox: SEED, phases: results, ratios };
   writeFileSync(file, `${JSON.stringify({ bench: 'imap-contention', runs: { ...prior.runs, [values.label!]: run } }, null, 2)}\n`);
   writePlot('imap-contention', {
     title: `IMAP session p50 (LOGIN/SELECT/FETCH 1:* FLAGS/LOGOUT), ${CLIENTS} clients, ${RATE} deliveries/s, run "${values.label}"`,
