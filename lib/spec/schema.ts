@@ -154,6 +154,9 @@ const ldapSchema = z
     startTls: z.boolean().default(false),
     caFile: z.string().optional(),
     timeoutMs: posInt.default(3000),
+    failbackSeconds: posInt
+      .default(60)
+      .describe('After failing over, try the earlier URIs again after this long; connections then move back (the first URI is the preferred one, e.g. the provider).'),
     cacheTtlSeconds: nonNegInt.default(60).describe('TTL for recipient and user lookups. Never used for passwords.'),
     negativeCacheTtlSeconds: nonNegInt.default(30),
     poolSize: posInt.default(4),

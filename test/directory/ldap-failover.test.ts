@@ -1,6 +1,7 @@
 /**
  * Failover between a real slapd provider and its syncrepl consumer: lookups and logins move to the
- * consumer within the configured timeout when the provider hangs or dies.
+ * consumer within the configured timeout when the provider hangs or dies, and back to the provider
+ * once it has been left alone for failbackSeconds.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -14,8 +15,9 @@ const TIMEOUT_MS = 800;
 let pair: SlapdPair;
 const open: LdapDirectory[] = [];
 
-function directory(): LdapDirectory {
+function directory(extra: Record<string, unknown> = {}): LdapDirectory {
   const spec = directorySchema.parse({
+    ...extra,
     kind: 'ldap',
     uris: [pair.provider.url, pair.consumer.url],
     baseDn: PEOPLE,
@@ -63,6 +65,34 @@ describe('LDAP failover, provider + syncrepl consumer', () => {
       assert.deepEqual(await d.authenticate('alice@example.com', 'wrong'), { ok: false, reason: 'bad-credentials' });
     } finally {
       pair.provider.resume();
+    }
+  });
+
+  it('GIVEN a failover WHEN the provider is back for failbackSeconds THEN connections move back to it (the consumer can then hang without delaying anything)', async () => {
+    const d = directory({ failbackSeconds: 1 });
+    assert.equal((await d.authenticate('alice@example.com', PASSWORDS.alice)).ok, true);
+    pair.provider.pause();
+    try {
+      assert.equal((await d.resolveRecipient('alice@example.com')).length, 1);
+      assert.equal(d.endpoints.current, 1, 'failed over to the consumer');
+    } finally {
+      pair.provider.resume();
+    }
+    // Within failbackSeconds the consumer keeps serving (no probe of the provider yet).
+    assert.equal((await d.resolveRecipient('bob@example.com')).length, 1);
+    assert.equal(d.endpoints.current, 1);
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal(d.endpoints.current, 0, 'provider preferred again');
+    pair.consumer.pause();
+    try {
+      const lookup = await timed(() => d.resolveRecipient('sales@example.com'));
+      assert.equal(lookup.value.length, 2);
+      assert.ok(lookup.ms < TIMEOUT_MS, `lookup took ${lookup.ms.toFixed(0)} ms: an idle consumer connection was reused after fail-back`);
+      const login = await timed(() => d.authenticate('carol', PASSWORDS.carol));
+      assert.equal(login.value.ok, true);
+      assert.ok(login.ms < TIMEOUT_MS, `login took ${login.ms.toFixed(0)} ms`);
+    } finally {
+      pair.consumer.resume();
     }
   });
 

@@ -66,6 +66,7 @@ export class LdapDirectory implements IDirectory {
     this.endpoints = new LdapEndpoints({
       uris: spec.uris,
       timeoutMs: spec.timeoutMs,
+      failbackMs: spec.failbackSeconds * 1000,
       startTls: spec.startTls,
       tlsOptions: tlsOptions(spec, props.baseDir),
     });

@@ -1,8 +1,10 @@
 /**
  * Connections to a set of LDAP servers with failover.
  *
- * LdapEndpoints knows the URIs in the spec's order and remembers the last one that answered; every new
- * connection starts there. LdapPool lends out at most `size` connections at a time (a caller waits for a
+ * LdapEndpoints knows the URIs in the spec's order: new connections go to the first URI that has not
+ * failed within `failbackMs` (so after a failover the pool moves back to the provider once it has been
+ * left alone that long, and idle connections elsewhere are retired), or, when every URI failed recently,
+ * to the last one that answered. LdapPool lends out at most `size` connections at a time (a caller waits for a
  * free one): each is used by one operation at a time, so a pool of user-bind connections never mixes
  * identities. An operation that fails at the transport level (refused, reset, closed, timed out, TLS,
  * busy/unavailable) drops its connection and every idle one to the same server, and is retried on the
@@ -19,6 +21,11 @@ export interface LdapEndpointsProps {
   readonly uris: readonly string[];
   /** Connect and per-operation timeout. */
   readonly timeoutMs: number;
+  /**
+   * How long a failed URI is skipped before it is tried again (fail-back to the earlier URIs).
+   * @default 60000
+   */
+  readonly failbackMs?: number;
   /** Upgrade ldap:// connections with StartTLS before anything else. */
   readonly startTls: boolean;
   /** TLS options for ldaps:// and StartTLS (CA from the spec). @default - Node's CA store */
@@ -30,6 +37,7 @@ export class LdapEndpoints {
   readonly timeoutMs: number;
   readonly startTls: boolean;
   readonly tlsOptions: ConnectionOptions | undefined;
+  readonly failbackMs: number;
   private preferred = 0;
   private readonly failedAt: number[];
 
@@ -37,6 +45,7 @@ export class LdapEndpoints {
     if (props.uris.length === 0) throw new MailfleetError('SPEC_INVALID', 'LDAP: at least one URI is needed');
     this.uris = props.uris;
     this.timeoutMs = props.timeoutMs;
+    this.failbackMs = props.failbackMs ?? 60_000;
     this.startTls = props.startTls;
     this.tlsOptions = props.tlsOptions;
     this.failedAt = props.uris.map(() => 0);
@@ -47,8 +56,10 @@ export class LdapEndpoints {
     return this.failedAt[index] ?? 0;
   }
 
-  /** Index of the URI new connections go to first. */
+  /** Index of the URI new connections go to first: the first one not failed within failbackMs. */
   get current(): number {
+    const now = Date.now();
+    for (let i = 0; i < this.uris.length; i++) if (now - this.failedAt[i]! >= this.failbackMs) return i;
     return this.preferred;
   }
 
@@ -235,7 +246,9 @@ export class LdapPool {
       // A connection the server closed (idle timeout) would reconnect unbound, and one to a server that
       // failed since (seen by another pool) would cost a timeout: open a fresh one instead.
       const stale = c.openedAt <= this.props.endpoints.lastFailure(c.index);
-      if (!stale && c.client.isConnected && (!this.props.bind || c.client.isBound)) return c;
+      // After a fail-back, connections to a later URI are retired as they come up for reuse.
+      const superseded = c.index > this.props.endpoints.current;
+      if (!stale && !superseded && c.client.isConnected && (!this.props.bind || c.client.isBound)) return c;
       discard(c.client);
     }
     return undefined;
