@@ -9,11 +9,12 @@
  * (passwd-file auth, Maildir, one imap process per connection as shipped), started with
  * `dovecot -c <conf>` and stopped afterwards. Results: bench/results/imap-idle.json.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startDovecot } from '../lib/dovecot.js';
 import { writePlot } from '../lib/plot.js';
 
 const arg = (name: string, def: number) => {
@@ -64,16 +65,6 @@ function tree(root: number): number[] {
 }
 
 const treePss = (root: number) => tree(root).reduce((s, p) => s + pss(p), 0);
-
-function free(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** Opens one session: LOGIN, SELECT INBOX, IDLE; resolves once "+ idling" (or any "+") arrives. */
 function idleSession(port: number, user: string): Promise<Socket> {
@@ -154,20 +145,6 @@ async function measure(name: string, port: number, rootPid: number, gc?: () => v
   return m;
 }
 
-async function waitPort(port: number, child?: ChildProcess): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (child && child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-    const ok = await new Promise<boolean>((r) => {
-      const s = connect(port, '127.0.0.1');
-      s.on('connect', () => (s.destroy(), r(true)));
-      s.on('error', () => r(false));
-    });
-    if (ok) return;
-    await settle(100);
-  }
-  throw new Error(`port ${port} never opened`);
-}
-
 async function benchMailfleet(work: string): Promise<Measurement> {
   const dataDir = join(work, 'mailfleet');
   mkdirSync(dataDir, { recursive: true });
@@ -195,92 +172,20 @@ async function benchMailfleet(work: string): Promise<Measurement> {
 
 async function benchDovecot(work: string): Promise<Measurement | undefined> {
   const dir = join(work, 'dovecot');
-  // Dovecot's auth and mail processes run as other users: they must reach the config and passwd file.
+  mkdirSync(dir, { recursive: true });
   chmodSync(work, 0o755);
-  mkdirSync(join(dir, 'run'), { recursive: true });
-  mkdirSync(join(dir, 'home'), { recursive: true });
-  const port = await free();
-  const users: string[] = [];
-  for (let i = 0; i < USERS; i++) users.push(`user${i}@example.com:{PLAIN}${PASSWORD}::::::`);
-  writeFileSync(join(dir, 'passwd'), users.join('\n') + '\n', { mode: 0o644 });
-  chownSync(join(dir, 'home'), 65534, 65534);
-  const conf = join(dir, 'dovecot.conf');
-  writeFileSync(
-    conf,
-    `base_dir = ${dir}/run
-state_dir = ${dir}/state
-log_path = ${dir}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-first_valid_uid = 1
-mail_location = maildir:~/Maildir
-mail_max_userip_connections = 100000
-default_process_limit = 10000
-default_client_limit = 100000
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u ${dir}/passwd
-}
-userdb {
-  driver = static
-  args = uid=65534 gid=65534 home=${dir}/home/%d/%n
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = ${port}
-  }
-  inet_listener imaps {
-    port = 0
-  }
-  service_count = 0
-  process_min_avail = 1
-  client_limit = 10000
-  vsz_limit = 1G
-}
-service imap {
-  process_limit = 10000
-}
-service auth {
-  client_limit = 100000
-}
-service anvil {
-  client_limit = 100000
-}
-`,
-  );
+  let dovecot;
   try {
-    // stdio ignored: the daemonised master would hold our pipes open forever.
-    execFileSync('dovecot', ['-c', conf], { stdio: 'ignore' });
+    dovecot = await startDovecot({ dir, users: Array.from({ length: USERS }, (_, i) => ({ address: `user${i}@example.com`, password: PASSWORD })) });
   } catch (e) {
-    console.log(`dovecot could not start (${(e as Error).message}); install dovecot-imapd and run as root`);
+    console.log((e as Error).message);
     return undefined;
   }
-  // The master writes its pid file after it forks; the listening port comes later still.
-  let masterPid = 0;
-  for (let i = 0; i < 100 && !masterPid; i++) {
-    masterPid = existsSync(join(dir, 'run', 'master.pid')) ? Number(readFileSync(join(dir, 'run', 'master.pid'), 'utf8').trim()) : 0;
-    if (!masterPid) await settle(50);
-  }
-  if (!masterPid) throw new Error('dovecot wrote no master.pid');
-  const stop = () => {
-    try {
-      process.kill(masterPid, 'SIGTERM');
-    } catch {
-      /* already gone */
-    }
-  };
-  cleanups.push(stop);
+  cleanups.push(() => void dovecot.stop());
   try {
-    await waitPort(port);
-    return await measure('dovecot', port, masterPid);
+    return await measure('dovecot', dovecot.port, dovecot.masterPid);
   } finally {
-    stop();
-    // Wait for the master and its children to be gone before the temp dir is removed.
-    for (let i = 0; i < 100 && existsSync(`/proc/${masterPid}`); i++) await settle(100);
+    await dovecot.stop();
   }
 }
 
