@@ -29,6 +29,13 @@ export interface CommandSpec<A> {
    * @default true
    */
   readonly expungeAfter?: boolean;
+  /**
+   * Refresh the selected mailbox after the handler and send what changed. SELECT and EXAMINE set false:
+   * opening the mailbox has just refreshed it and reported its state (a second refresh costs a round of
+   * stats, which on a FUSE volume under delivery load is what made SELECT slow).
+   * @default true
+   */
+  readonly flushAfter?: boolean;
 }
 
 /** A command with its argument type erased behind parse → handler, so one Map holds them all. */
@@ -36,6 +43,7 @@ export interface RegisteredCommand {
   readonly name: string;
   readonly states: readonly ImapState[];
   readonly expungeAfter: boolean;
+  readonly flushAfter: boolean;
   /** Parses (may throw BAD_REQUEST) and returns the bound handler. */
   bind(args: readonly Token[]): (session: ImapSession, tag: string) => Promise<Completion | undefined>;
 }
@@ -45,6 +53,7 @@ export function defineCommand<A>(spec: CommandSpec<A>): RegisteredCommand {
     name: spec.name,
     states: spec.states,
     expungeAfter: spec.expungeAfter ?? true,
+    flushAfter: spec.flushAfter ?? true,
     bind(args) {
       const parsed = spec.parse(args);
       return (session, tag) => spec.handler(session, parsed, tag);

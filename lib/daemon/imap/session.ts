@@ -211,7 +211,7 @@ export class ImapSession {
       return;
     }
     if (!completion || this.closed) return;
-    await this.flushUpdates(cmd.expungeAfter, name.startsWith('UID '));
+    if (cmd.flushAfter) await this.flushUpdates(cmd.expungeAfter, name.startsWith('UID '));
     const code = completion.code ? `[${completion.code}] ` : '';
     this.write(`${tag} ${completion.status ?? 'OK'} ${code}${completion.text}\r\n`);
   }

@@ -6,4 +6,5 @@ export const examine = defineCommand({
   states: AUTHENTICATED,
   parse: parseMailboxOnly,
   handler: (s, name) => openSelected(s, name, true),
+  flushAfter: false,
 });

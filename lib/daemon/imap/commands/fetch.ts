@@ -99,6 +99,8 @@ async function sectionBytes(a: SectionAtt, buf: Buffer, tree: () => Promise<Mime
   return fieldsOf ? headerFields(bytes, a.fields, a.text === 'HEADER.FIELDS.NOT') : bytes;
 }
 
+const FLUSH_BYTES = 64 * 1024;
+
 function literal(out: Array<string | Buffer>, b: Buffer): void {
   out.push(`{${b.length}}\r\n`, b);
 }
@@ -190,16 +192,35 @@ async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[] }
   if (!byUid && !sel.inRange(a.set)) throw bad('Invalid message sequence number');
   const setSeen = !sel.readOnly && a.atts.some((x) => (x.k === 'SECTION' && !x.peek) || x.k === 'RFC822' || x.k === 'RFC822.TEXT');
   let missing = false;
+  // Responses are gathered and written in chunks of ~64 KiB: one write per message made a 1,000-message
+  // FETCH FLAGS cost 1,000 syscalls. writeAsync still waits for drain, so memory stays bounded.
+  const pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const flush = async () => {
+    if (pending.length === 0) return;
+    const chunk = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    pending.length = 0;
+    pendingBytes = 0;
+    await s.writeAsync(chunk);
+  };
   for (const m of sel.resolve(a.set, byUid)) {
     try {
-      const pieces = await fetchOne(s, m.seq, m.rec, a.atts, byUid, setSeen);
-      await s.writeAsync(Buffer.concat(pieces.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p))));
+      for (const p of await fetchOne(s, m.seq, m.rec, a.atts, byUid, setSeen)) {
+        const b = typeof p === 'string' ? Buffer.from(p, 'utf8') : p;
+        pending.push(b);
+        pendingBytes += b.length;
+      }
+      if (pendingBytes >= FLUSH_BYTES) await flush();
     } catch (e) {
-      if (!isMailfleetError(e, 'NOT_FOUND')) throw e;
+      if (!isMailfleetError(e, 'NOT_FOUND')) {
+        await flush(); // what was fetched before the failure still reaches the client, as it used to
+        throw e;
+      }
       missing = true; // expunged by another session meanwhile
     }
     if (s.isClosed) break;
   }
+  await flush();
   if (setSeen) sel.handle.changed();
   return missing ? { status: 'NO' as const, code: 'EXPUNGEISSUED', text: 'Some messages have been expunged' } : { text: 'FETCH completed' };
 }

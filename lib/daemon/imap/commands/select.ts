@@ -41,4 +41,5 @@ export const select = defineCommand({
   states: AUTHENTICATED,
   parse: parseMailboxOnly,
   handler: (s, name) => openSelected(s, name, false),
+  flushAfter: false,
 });
