@@ -32,7 +32,15 @@ export function errorReply(tag: string, e: unknown): { line: string; bad: boolea
     const code = explicit ?? CODES[e.code];
     if (code) return { line: `${tag} NO [${code}] ${oneLine(e.message)}`, bad: false, internal: false };
   }
+  // A file-system error that escaped the store's own mapping (e.g. ESTALE/ENOENT races on a FUSE volume
+  // under load) is an I/O failure, not a server bug: the client should retry. Still logged as internal.
+  if (isSystemError(e)) return { line: `${tag} NO [UNAVAILABLE] Mail store temporarily unavailable, try again later`, bad: false, internal: true };
   return { line: `${tag} NO [SERVERBUG] Internal error, try again later`, bad: false, internal: true };
+}
+
+function isSystemError(e: unknown): boolean {
+  const x = e as Partial<NodeJS.ErrnoException> | undefined;
+  return typeof x?.code === 'string' && /^E[A-Z]+$/.test(x.code) && typeof x.syscall === 'string';
 }
 
 /** The port is full: the listener calls busy() instead of starting a session. */
