@@ -3,7 +3,7 @@
  * run, both durable (mailfleetd fsyncs file and directory before 250; Postfix fsyncs its queue file
  * before 250 and virtual(8) fsyncs the Maildir file before the rename).
  *
- *   npx tsx bench/smtp/run.ts [--messages 4000] [--sessions 20] [--size 2000] [--profile]
+ *   npx tsx bench/smtp/run.ts [--messages 4000] [--sessions 20] [--size 2000] [--warmup 500] [--profile] [--skip-postfix]
  *
  * msg/s is measured to "every message is in the Maildir": for mailfleetd that is the last 250; Postfix
  * answers 250 once queued and delivers afterwards, so its figure waits for the last file to appear
@@ -15,7 +15,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync,
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { writePlot } from '../lib/plot.js';
 import { createServer } from 'node:net';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir, cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { hashPassword } from '../../lib/directory/static.js';
@@ -32,6 +32,10 @@ const MESSAGES = arg('messages', 4000);
 const SESSIONS = arg('sessions', 20);
 const SIZE = arg('size', 2000);
 const PROFILE = process.argv.includes('--profile');
+/** Messages each server gets before the measurement (JIT, process start, first Maildir creation). */
+const WARMUP = arg('warmup', 500);
+/** Development loop: measure mailfleetd only (no ratio, results file untouched). */
+const SKIP_POSTFIX = process.argv.includes('--skip-postfix');
 const REPO = resolve(import.meta.dirname, '../..');
 
 function freePort(): Promise<number> {
@@ -71,10 +75,17 @@ async function waitForCount(dir: string, n: number, timeoutMs: number): Promise<
   }
 }
 
-async function benchMailfleetd(work: string): Promise<{ seconds: number; profile?: string[] }> {
+/** CPU seconds (user + system) a process has used so far, from /proc; the rate alone moves with machine load. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  // After the command: state is field 3, utime and stime are fields 14 and 15 (clock ticks, 100 per second).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+async function benchMailfleetd(work: string): Promise<{ seconds: number; cpuSeconds: number }> {
   const dir = join(work, 'mailfleetd');
   mkdirSync(dir, { recursive: true });
-  await writeFile(join(dir, 'users.yaml'), `users:\n  - address: bench@example.com\n    passwordHash: ${await hashPassword('x')}\n`);
+  await writeFile(join(dir, 'users.yaml'), `users:\n  - address: bench@example.com\n    passwordHash: ${await hashPassword('x')}\n  - address: warm@example.com\n    passwordHash: ${await hashPassword('x')}\n`);
   const spec = specSchema.parse({
     platform: { name: 'bench', hostname: 'mx.bench' },
     domains: [{ name: 'example.com' }],
@@ -98,11 +109,15 @@ async function benchMailfleetd(work: string): Promise<{ seconds: number; profile
     });
     const port = ready.sockets.find((s) => s.protocol === 'smtp')!.port;
     // Warm-up (JIT, first Maildir creation) outside the measurement.
-    spawnSync(SMTP_SOURCE, ['-s', '4', '-m', '200', '-l', String(SIZE), '-f', 'bench@remote.test', '-t', 'warm@example.com', `127.0.0.1:${port}`]);
+    const warm = spawnSync(SMTP_SOURCE, ['-s', '4', '-m', String(WARMUP), '-l', String(SIZE), '-f', 'bench@remote.test', '-t', 'warm@example.com', `127.0.0.1:${port}`], { encoding: 'utf8' });
+    // A refused warm-up (unknown recipient) would leave the JIT cold and the figure low without a word.
+    if (warm.status !== 0) throw new Error(`mailfleetd warm-up failed: ${warm.stderr}`);
+    const cpu0 = cpuSeconds(child.pid!);
     const seconds = await smtpSource(port, 'bench@example.com');
+    const cpu = cpuSeconds(child.pid!) - cpu0;
     const got = countFiles(join(dir, 'mail/example.com/bench/Maildir/new'));
     if (got !== MESSAGES) throw new Error(`mailfleetd stored ${got} of ${MESSAGES}`);
-    return { seconds };
+    return { seconds, cpuSeconds: cpu };
   } finally {
     child.kill('SIGTERM');
     await new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
@@ -207,8 +222,8 @@ async function benchPostfix(work: string): Promise<{ ackSeconds: number; seconds
     }
     const newDir = join(vmail, 'bench/Maildir/new');
     await waitForCount(newDir, 1, 20_000);
-    spawnSync(SMTP_SOURCE, ['-s', '4', '-m', '199', '-l', String(SIZE), '-f', 'bench@remote.test', '-t', 'warm@example.com', `127.0.0.1:${port}`]);
-    await waitForCount(newDir, 200, 60_000);
+    spawnSync(SMTP_SOURCE, ['-s', '4', '-m', String(WARMUP - 1), '-l', String(SIZE), '-f', 'bench@remote.test', '-t', 'warm@example.com', `127.0.0.1:${port}`]);
+    await waitForCount(newDir, WARMUP, 60_000);
     const before = countFiles(newDir);
     const t0 = performance.now();
     const ackSeconds = await smtpSource(port, 'bench@example.com');
@@ -224,11 +239,16 @@ async function main(): Promise<void> {
   if (!existsSync(SMTP_SOURCE)) throw new Error(`${SMTP_SOURCE} missing: install postfix (scripts/install-system-deps.sh)`);
   const work = await mkdtemp(join(tmpdir(), 'mf-bench-smtp-'));
   try {
-    console.log(`smtp-source -s ${SESSIONS} -m ${MESSAGES} -l ${SIZE} (one connection per message), ${cpus().length} cores`);
+    console.log(`smtp-source -s ${SESSIONS} -m ${MESSAGES} -l ${SIZE} (one connection per message), ${cpus().length} cores, load ${loadavg()[0]!.toFixed(2)}`);
     const mf = await benchMailfleetd(work);
     const mfRate = MESSAGES / mf.seconds;
-    console.log(`mailfleetd: ${mf.seconds.toFixed(2)} s, ${mfRate.toFixed(0)} msg/s (durable in Maildir at each 250)`);
+    const mfCpuMs = (1000 * mf.cpuSeconds) / MESSAGES;
+    console.log(`mailfleetd: ${mf.seconds.toFixed(2)} s, ${mfRate.toFixed(0)} msg/s (durable in Maildir at each 250), ${mfCpuMs.toFixed(2)} ms CPU per message`);
     const profile = PROFILE ? topOfProfile(join(work, 'cpu-prof')) : [];
+    if (SKIP_POSTFIX) {
+      if (profile.length) console.log(`\nmailfleetd CPU profile, top self time:\n${profile.join('\n')}`);
+      return;
+    }
     const pfx = await benchPostfix(work);
     const pfRate = MESSAGES / pfx.seconds;
     console.log(`postfix:    ${pfx.seconds.toFixed(2)} s, ${pfRate.toFixed(0)} msg/s to Maildir (acks done after ${pfx.ackSeconds.toFixed(2)} s = ${(MESSAGES / pfx.ackSeconds).toFixed(0)} msg/s queued)`);
@@ -239,8 +259,10 @@ async function main(): Promise<void> {
       bench: 'smtp',
       date: new Date().toISOString(),
       cores: cpus().length,
-      params: { messages: MESSAGES, sessions: SESSIONS, size: SIZE },
-      mailfleetd: { seconds: mf.seconds, msgPerSecond: mfRate },
+      // 1-minute load average at the end: other work on the machine moves both rates.
+      load: loadavg()[0],
+      params: { messages: MESSAGES, sessions: SESSIONS, size: SIZE, warmup: WARMUP },
+      mailfleetd: { seconds: mf.seconds, msgPerSecond: mfRate, cpuMsPerMessage: mfCpuMs },
       postfix: { seconds: pfx.seconds, msgPerSecond: pfRate, ackSeconds: pfx.ackSeconds, ackMsgPerSecond: MESSAGES / pfx.ackSeconds },
       ratio,
       target: 2.5,
