@@ -7,6 +7,10 @@
  *   or in none. A node that dies stops refreshing; its leases expire and the counts heal.
  * - Live sessions refresh their leases every leaseSeconds/3 (one script per batch, unref'd timer). The
  *   refresh re-adds a lease that Redis lost (restart without persistence), so counts heal that way too.
+ * - Release is never awaited: it is queued and rides along with this node's next acquire script (ahead of
+ *   it, so a reconnect within the cap is admitted), or goes in one call for the whole queue a turn of the
+ *   loop later. With ioredis auto-pipelining, every call issued in one turn shares one write: a connection
+ *   costs one script call and a fraction of a syscall instead of two round trips (bench/limits/redis-cost.ts).
  * - The port scope stays in-process: it caps one node's socket, not the fleet.
  * - Redis down or slow (commandTimeoutMs): admission falls back to this node's in-process counters
  *   (caps hold per node, not fleet-wide), logged once per outage and counted in fallbacks; leases taken
@@ -47,21 +51,38 @@ export interface RedisAdmissionProps {
   readonly onFallback?: () => void;
 }
 
-// KEYS: scope sets. ARGV: ttlMs, member, limit per key. Returns {0,0} when taken, {i, count} when KEYS[i] is full.
+// KEYS: the n scope sets to take a slot in, then sets to release a member from (releases queued on this node
+// since the last call ride along, so a close costs no call of its own).
+// ARGV: ttlMs, member, n, the limit of each of the n sets, then the member to drop from each release set.
+// Returns {0,0} when taken, {i, count} when KEYS[i] is full (the releases are done either way).
+// Expired members are dropped only from a set that looks full: below the cap they cannot cause a refusal,
+// and the set stays bounded (cap + what expired since), so most acquires skip that command.
 const ACQUIRE = `
+local n = tonumber(ARGV[3])
+for i = n + 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[3 + i]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
-for i = 1, #KEYS do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-  local n = redis.call('ZCARD', KEYS[i])
-  if n >= tonumber(ARGV[2 + i]) then return {i, n} end
+for i = 1, n do
+  local limit = tonumber(ARGV[3 + i])
+  local c = redis.call('ZCARD', KEYS[i])
+  if c >= limit then
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+    c = redis.call('ZCARD', KEYS[i])
+    if c >= limit then return {i, c} end
+  end
 end
-for i = 1, #KEYS do
+for i = 1, n do
   redis.call('ZADD', KEYS[i], now + ttl, ARGV[2])
   redis.call('PEXPIRE', KEYS[i], ttl * 2)
 end
 return {0, 0}
+`;
+
+// KEYS: scope sets; ARGV: the member to drop from each. Releases no acquire carried within a turn of the loop.
+const RELEASE = `
+for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[i]) end
+return #KEYS
 `;
 
 // KEYS: scope sets; ARGV: ttlMs, then the member for each key. Re-adds lost members.
@@ -89,6 +110,7 @@ interface MailfleetRedis extends Redis {
   mfAcquire(...args: Array<string | number>): Promise<[number, number]>;
   mfRefresh(...args: Array<string | number>): Promise<number>;
   mfCount(...args: Array<string | number>): Promise<number[]>;
+  mfRelease(...args: Array<string | number>): Promise<number>;
 }
 
 interface LiveLease {
@@ -112,6 +134,9 @@ export class RedisAdmission implements IAdmission {
   private readonly known = new Map<string, { scope: ScopeKey; local: number; refused: number }>();
   private readonly nodeId = randomBytes(4).toString('hex');
   private seq = 0;
+  /** Releases not yet sent: keys, then members, pairwise. Sent in one script call per turn of the loop. */
+  private releaseKeys: string[] = [];
+  private releaseMembers: string[] = [];
   private readonly timer: NodeJS.Timeout;
   private down = false;
   private everReady = false;
@@ -125,10 +150,11 @@ export class RedisAdmission implements IAdmission {
     this.prefix = props.keyPrefix ?? 'mailfleet:{adm}:';
     this.log = props.logger ?? silentLogger;
     this.local = new LocalAdmission(props.limitOf);
-    this.redis = new Redis(props.url, daemonRedisOptions({ commandTimeoutMs: props.commandTimeoutMs })) as MailfleetRedis;
+    this.redis = new Redis(props.url, daemonRedisOptions({ commandTimeoutMs: props.commandTimeoutMs, autoPipelining: true })) as MailfleetRedis;
     this.redis.defineCommand('mfAcquire', { lua: ACQUIRE });
     this.redis.defineCommand('mfRefresh', { lua: REFRESH });
     this.redis.defineCommand('mfCount', { lua: COUNT });
+    this.redis.defineCommand('mfRelease', { lua: RELEASE });
     this.redis.on('ready', () => {
       this.everReady = true;
       this.markUp();
@@ -181,13 +207,19 @@ export class RedisAdmission implements IAdmission {
     const member = `${this.nodeId}:${(++this.seq).toString(36)}`;
     let fleetLease: Lease;
     if (this.usingRedis) {
+      // Releases queued before this acquire go in the same script, ahead of it (a reconnect within the cap).
+      const relKeys = this.releaseKeys.splice(0, REFRESH_BATCH);
+      const relMembers = this.releaseMembers.splice(0, REFRESH_BATCH);
       try {
         const [full, count] = await this.redis.mfAcquire(
-          keys.length,
+          keys.length + relKeys.length,
           ...keys,
+          ...relKeys,
           this.leaseMs,
           member,
+          keys.length,
           ...limits,
+          ...relMembers,
         );
         if (full > 0) {
           portLease?.release();
@@ -314,11 +346,27 @@ export class RedisAdmission implements IAdmission {
     return r;
   }
 
+  /** Queues the lease's removal; the close path never waits for Redis. */
   private releaseRedis(member: string, keys: readonly string[]): void {
     if (!this.usingRedis) return; // the lease expires in Redis by itself
-    const p = this.redis.pipeline();
-    for (const k of keys) p.zrem(k, member);
-    p.exec().catch((e: unknown) => this.markDown(e));
+    if (this.releaseKeys.length === 0) setImmediate(() => this.flushReleases());
+    for (const k of keys) {
+      this.releaseKeys.push(k);
+      this.releaseMembers.push(member);
+    }
+  }
+
+  private flushReleases(): void {
+    const keys = this.releaseKeys;
+    if (keys.length === 0) return;
+    const members = this.releaseMembers;
+    this.releaseKeys = [];
+    this.releaseMembers = [];
+    if (!this.usingRedis) return;
+    for (let i = 0; i < keys.length; i += REFRESH_BATCH)
+      this.redis
+        .mfRelease(Math.min(REFRESH_BATCH, keys.length - i), ...keys.slice(i, i + REFRESH_BATCH), ...members.slice(i, i + REFRESH_BATCH))
+        .catch((e: unknown) => this.markDown(e));
   }
 
   private async refresh(): Promise<void> {
