@@ -1,7 +1,8 @@
 /**
  * Two `mailfleet serve` processes on one real GlusterFS replica-3-arbiter volume (the fleet's shared
- * storage): deliveries and IMAP through both keep one UID list; a delivery on node A reaches an IDLE
- * session on node B within the poll interval; one brick killed mid-stream loses nothing and heals to 0;
+ * storage, sharing one redis-server as the spec's `redis`): deliveries and IMAP through both keep one UID
+ * list; a delivery on node A reaches an IDLE session on node B within 1 s through Redis pub/sub, and
+ * within the poll interval while Redis is down; one brick killed mid-stream loses nothing and heals to 0;
  * two bricks down answer 451 4.3.0 / NO [UNAVAILABLE] and store nothing.
  *
  * Only one volume can exist per machine (glusterd's port 24007 is fixed), so every GlusterFS test lives
@@ -13,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { glusterUnavailable, startGlusterVolume, type GlusterVolume } from '../harness/gluster.js';
+import { startRedis, type RedisServer } from '../limits/redis-server.js';
 import { configFor, RawClient, startProcess, tempDir, type TestDaemon } from '../ops/fixture.js';
 import { deliver, imapCmd, imapLogin, messagesOnDisk, uids } from './fleet-client.js';
 
@@ -23,6 +25,8 @@ describe('two daemons on one GlusterFS replica-3-arbiter volume', { timeout: 150
   let mailRoot: string;
   const nodes: TestDaemon[] = [];
   const cleanups: Array<() => Promise<void>> = [];
+  let redis: RedisServer;
+  const POLL_S = 3;
 
   before(async () => {
     const missing = glusterUnavailable();
@@ -30,9 +34,12 @@ describe('two daemons on one GlusterFS replica-3-arbiter volume', { timeout: 150
     vol = await startGlusterVolume('mfvol');
     mailRoot = join(vol.mountPoint, 'mail');
     mkdirSync(mailRoot);
-    const config = configFor({
-      imap: { allowInsecureAuth: true, authFailureDelayMs: 10, pollIntervalSeconds: 1 },
-    });
+    redis = await startRedis();
+    // perIp raised: with Redis the per-IP cap is fleet-wide, and the tests send 30 parallel deliveries from 127.0.0.1.
+    const config = configFor(
+      { imap: { allowInsecureAuth: true, authFailureDelayMs: 10, pollIntervalSeconds: POLL_S }, limits: { smtp: { perIp: 100 } } },
+      redis.url,
+    );
     for (let i = 0; i < 2; i++) {
       const t = await tempDir(`mf-gluster-node${i}-`);
       cleanups.push(t.cleanup);
@@ -44,6 +51,7 @@ describe('two daemons on one GlusterFS replica-3-arbiter volume', { timeout: 150
 
   after(async () => {
     for (const n of nodes) await n.stop().catch(() => undefined);
+    await redis?.stop();
     await vol?.stop();
     for (const c of cleanups) await c();
   });
@@ -68,18 +76,27 @@ describe('two daemons on one GlusterFS replica-3-arbiter volume', { timeout: 150
     assert.equal(new Set(disk).size, 30, 'each message stored once');
   });
 
-  it('GIVEN an IDLE session on node B WHEN node A delivers THEN B sees EXISTS within the poll interval', async () => {
+  it('GIVEN an IDLE session on node B WHEN node A delivers THEN B sees EXISTS within 1 s via Redis, and within the poll interval while Redis is down', async () => {
     const c = await imapLogin(nodes[1]!.port('imap'), 'bob@example.com');
     assert.match((await imapCmd(c, 'SELECT INBOX')).status, /^OK/);
-    const from = c.lines.length;
+    let from = c.lines.length;
     await c.send('i1 IDLE', /^\+ /);
-    const t0 = Date.now();
-    assert.match(await deliver(nodes[0]!.port('smtp'), 'bob@example.com', 'cross-idle'), /^250/);
+    let t0 = Date.now();
+    assert.match(await deliver(nodes[0]!.port('smtp'), 'bob@example.com', 'cross-idle-redis'), /^250/);
     await c.waitFor(/^\* 1 EXISTS/, 5000, from);
-    const ms = Date.now() - t0;
-    assert.ok(ms < 1000 + 1500, `EXISTS after ${ms} ms (poll interval 1 s)`);
+    let ms = Date.now() - t0;
+    assert.ok(ms < 1000, `EXISTS after ${ms} ms through Redis (poll interval ${POLL_S} s)`);
+
+    await redis.stop();
+    from = c.lines.length;
+    t0 = Date.now();
+    assert.match(await deliver(nodes[0]!.port('smtp'), 'bob@example.com', 'cross-idle-poll'), /^250/);
+    await c.waitFor(/^\* 2 EXISTS/, (POLL_S + 5) * 1000, from);
+    ms = Date.now() - t0;
+    assert.ok(ms < POLL_S * 1000 + 1500, `EXISTS after ${ms} ms with Redis down (poll interval ${POLL_S} s)`);
     await c.send('DONE', /^i1 OK/);
     c.close();
+    redis = await startRedis(redis.port); // the rest of the file runs with Redis, as a fleet would
   });
 
   it('GIVEN a delivery stream through both nodes WHEN one data brick is killed THEN nothing acknowledged is lost and heal reaches 0', async () => {
