@@ -3,12 +3,13 @@
  * run, both durable (mailfleetd fsyncs file and directory before 250; Postfix fsyncs its queue file
  * before 250 and virtual(8) fsyncs the Maildir file before the rename).
  *
- *   npx tsx bench/smtp/run.ts [--messages 4000] [--sessions 20] [--size 2000] [--warmup 500] [--profile] [--skip-postfix]
+ *   npx tsx bench/smtp/run.ts [--messages 4000] [--sessions 20] [--size 2000] [--warmup 2000] [--profile] [--skip-postfix] [--tsx]
  *
  * msg/s is measured to "every message is in the Maildir": for mailfleetd that is the last 250; Postfix
  * answers 250 once queued and delivers afterwards, so its figure waits for the last file to appear
  * (its ack-only rate is printed too). --profile runs mailfleetd under `node --cpu-prof` and prints the
- * top self-time functions. Results: bench/results/smtp.json.
+ * top self-time functions. mailfleetd runs as the bundle the engines ship (dist/mailfleetd.mjs, built into
+ * the work folder); --tsx runs the sources instead. Results: bench/results/smtp.json.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -32,8 +33,10 @@ const MESSAGES = arg('messages', 4000);
 const SESSIONS = arg('sessions', 20);
 const SIZE = arg('size', 2000);
 const PROFILE = process.argv.includes('--profile');
-/** Messages each server gets before the measurement (JIT, process start, first Maildir creation). */
-const WARMUP = arg('warmup', 500);
+/** Messages each server gets before the measurement (JIT: the daemon's rate still climbs after 500; Postfix process start; first Maildir creation). */
+const WARMUP = arg('warmup', 2000);
+/** Run lib/daemon/main.ts under tsx instead of the bundle the engines ship (scripts/bundle-daemon.mjs). */
+const TSX = process.argv.includes('--tsx');
 /** Development loop: measure mailfleetd only (no ratio, results file untouched). */
 const SKIP_POSTFIX = process.argv.includes('--skip-postfix');
 const REPO = resolve(import.meta.dirname, '../..');
@@ -94,9 +97,17 @@ async function benchMailfleetd(work: string): Promise<{ seconds: number; cpuSeco
   const config = daemonConfig(buildPlan(spec), { mode: 'local-direct', host: '127.0.0.1', portOverrides: Object.fromEntries(PROTOCOLS.map((p) => [p, 0])), adminPort: 0 });
   await writeFile(join(dir, 'mailfleetd.json'), JSON.stringify(config));
   const profDir = join(work, 'cpu-prof');
+  let entry = ['--import', 'tsx', join(REPO, 'lib/daemon/main.ts')];
+  if (!TSX) {
+    // What a mail node runs: the esbuild bundle (tsx adds per-function name helpers and source-mapped stacks).
+    const bundle = join(work, 'mailfleetd.mjs');
+    const b = spawnSync(process.execPath, [join(REPO, 'scripts/bundle-daemon.mjs'), '--outfile', bundle], { encoding: 'utf8' });
+    if (b.status !== 0) throw new Error(`bundle-daemon failed: ${b.stderr}`);
+    entry = [bundle];
+  }
   const child: ChildProcess = spawn(
     process.execPath,
-    [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), '--import', 'tsx', join(REPO, 'lib/daemon/main.ts'), 'serve', '--daemon-config', join(dir, 'mailfleetd.json'), '--data-dir', dir],
+    [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...entry, 'serve', '--daemon-config', join(dir, 'mailfleetd.json'), '--data-dir', dir],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { UV_THREADPOOL_SIZE: '16', ...process.env, MAILFLEET_LOG_LEVEL: 'warn' }, cwd: REPO },
   );
   try {
@@ -261,7 +272,7 @@ async function main(): Promise<void> {
       cores: cpus().length,
       // 1-minute load average at the end: other work on the machine moves both rates.
       load: loadavg()[0],
-      params: { messages: MESSAGES, sessions: SESSIONS, size: SIZE, warmup: WARMUP },
+      params: { messages: MESSAGES, sessions: SESSIONS, size: SIZE, warmup: WARMUP, daemon: TSX ? 'tsx lib/daemon/main.ts' : 'bundle' },
       mailfleetd: { seconds: mf.seconds, msgPerSecond: mfRate, cpuMsPerMessage: mfCpuMs },
       postfix: { seconds: pfx.seconds, msgPerSecond: pfRate, ackSeconds: pfx.ackSeconds, ackMsgPerSecond: MESSAGES / pfx.ackSeconds },
       ratio,
