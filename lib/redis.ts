@@ -11,12 +11,6 @@ export interface DaemonRedisOptions {
    * @default 1000
    */
   readonly commandTimeoutMs?: number;
-  /**
-   * Send every command issued in one turn of the event loop in one write (ioredis enableAutoPipelining):
-   * for many small concurrent calls (admission at accept) it saves a syscall per call on both ends.
-   * @default false
-   */
-  readonly autoPipelining?: boolean;
 }
 
 export function daemonRedisOptions(opts: DaemonRedisOptions = {}): RedisOptions {
@@ -28,6 +22,5 @@ export function daemonRedisOptions(opts: DaemonRedisOptions = {}): RedisOptions 
     connectTimeout: 2000,
     retryStrategy: (times) => Math.min(100 * times, 2000),
     lazyConnect: false,
-    enableAutoPipelining: opts.autoPipelining ?? false,
   };
 }

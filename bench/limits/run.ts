@@ -18,7 +18,7 @@
  * Targets (issue 4): p99 refusal < 5 ms; limits cost < 5 % of accept rate. Results: bench/results/limits.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -45,7 +45,21 @@ type Mode = 'off' | 'local' | 'redis';
 
 interface Daemon {
   readonly port: number;
+  readonly pid: number;
   stop(): Promise<void>;
+}
+
+/** CPU time (user + system) a process has used so far, in µs (from /proc: clock ticks of 10 ms). */
+function procCpuUs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10_000;
+}
+
+/** CPU per accepted connection: the daemon, redis-server and this client process. */
+interface ConnCpu {
+  daemon: number;
+  redis: number;
+  client: number;
 }
 
 async function startBenchDaemon(work: string, mode: Mode, redisUrl: string, perIp: number): Promise<Daemon> {
@@ -80,6 +94,7 @@ async function startBenchDaemon(work: string, mode: Mode, redisUrl: string, perI
   });
   return {
     port: ready.smtp,
+    pid: child.pid!,
     async stop() {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
@@ -119,9 +134,12 @@ async function session(port: number): Promise<void> {
   socket.destroy();
 }
 
-async function acceptRate(port: number): Promise<number> {
+async function acceptRate(port: number, cpu?: { daemon: number; redis: number; into: ConnCpu[] }): Promise<number> {
   let done = 0;
   const until = Date.now() + SECONDS * 1000;
+  const d0 = cpu ? procCpuUs(cpu.daemon) : 0;
+  const r0 = cpu ? procCpuUs(cpu.redis) : 0;
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
@@ -131,7 +149,16 @@ async function acceptRate(port: number): Promise<number> {
       }
     }),
   );
-  return done / (Number(process.hrtime.bigint() - t0) / 1e9);
+  const rate = done / (Number(process.hrtime.bigint() - t0) / 1e9);
+  if (cpu) {
+    const c = process.cpuUsage(c0);
+    cpu.into.push({
+      daemon: (procCpuUs(cpu.daemon) - d0) / done,
+      redis: (procCpuUs(cpu.redis) - r0) / done,
+      client: (c.user + c.system) / done,
+    });
+  }
+  return rate;
 }
 
 function pct(xs: number[], p: number): number {
@@ -155,6 +182,23 @@ async function burst(d: Daemon, expect: RegExp): Promise<number[]> {
   return lat;
 }
 
+/** `CAP` clients reconnecting for 2 s as soon as they get their first line; latency of each first line. */
+async function sustained(port: number, expect: RegExp): Promise<number[]> {
+  const lat: number[] = [];
+  const until = Date.now() + 2000;
+  await Promise.all(
+    Array.from({ length: CAP }, async () => {
+      while (Date.now() < until) {
+        const r = await firstLine(port);
+        if (!expect.test(r.line)) throw new Error(`expected ${expect}, got ${r.line}`);
+        lat.push(r.ms);
+        r.socket.destroy();
+      }
+    }),
+  );
+  return lat;
+}
+
 async function refusalLatency(d: Daemon): Promise<{ burst: number[]; sustained: number[] }> {
   const held: Socket[] = [];
   for (let i = 0; i < CAP; i++) {
@@ -163,20 +207,32 @@ async function refusalLatency(d: Daemon): Promise<{ burst: number[]; sustained: 
     held.push(r.socket);
   }
   const b = await burst(d, REFUSED);
-  const sustained: number[] = [];
-  const until = Date.now() + 2000;
-  await Promise.all(
-    Array.from({ length: CAP }, async () => {
-      while (Date.now() < until) {
-        const r = await firstLine(d.port);
-        if (!REFUSED.test(r.line)) throw new Error(`expected a refusal, got ${r.line}`);
-        sustained.push(r.ms);
-        r.socket.destroy();
-      }
-    }),
-  );
-  for (const s of held) s.destroy();
-  return { burst: b, sustained };
+  const s = await sustained(d.port, REFUSED);
+  for (const h of held) h.destroy();
+  return { burst: b, sustained: s };
+}
+
+/**
+ * The floor of a first-line latency on this machine: a bare node process that writes one line at accept
+ * and closes (no daemon, no admission). What is left of a refusal's p99 above it is the daemon's.
+ */
+async function startFloorServer(): Promise<Daemon> {
+  const code = `const s = require('node:net').createServer({ noDelay: true }, (c) => { c.on('error', () => {}); c.end('421 4.7.0 floor\\r\\n'); });
+s.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ smtp: s.address().port })));`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((res, rej) => {
+    child.once('exit', (c) => rej(new Error(`floor server exited ${c}`)));
+    createInterface({ input: child.stdout! }).on('line', (l) => l.startsWith('{') && res((JSON.parse(l) as { smtp: number }).smtp));
+  });
+  return {
+    port,
+    pid: child.pid!,
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -184,13 +240,14 @@ async function main(): Promise<void> {
   const redis = await startRedis();
   try {
     const rates: Record<Mode, number[]> = { off: [], local: [], redis: [] };
+    const cpu: Record<Mode, ConnCpu[]> = { off: [], local: [], redis: [] };
     for (let round = 0; round < ROUNDS; round++) {
       // Rotate the order each round: a mode always measured first or last would carry the drift.
       const modes = (['off', 'local', 'redis'] as const).map((_, i, all) => all[(i + round) % all.length]!);
       for (const mode of modes) {
         const d = await startBenchDaemon(work, mode, redis.url, 100_000);
         await acceptRate(d.port).catch(() => 0); // warm-up (JIT, TLS cert cache)
-        rates[mode].push(await acceptRate(d.port));
+        rates[mode].push(await acceptRate(d.port, { daemon: d.pid, redis: redis.proc.pid!, into: cpu[mode] }));
         await d.stop();
         console.log(`round ${round + 1} ${mode.padEnd(5)} ${rates[mode].at(-1)!.toFixed(0)} conn/s`);
       }
@@ -208,8 +265,21 @@ async function main(): Promise<void> {
     }
     const peer = await startBenchDaemon(work, 'off', redis.url, 100_000);
     refusal['off burst greetings (peer)'] = stat(await burst(peer, /^220 /));
+    refusal['off sustained greetings (peer)'] = stat(await sustained(peer.port, /^220 /));
     await peer.stop();
+    const floor = await startFloorServer();
+    refusal['bare node server sustained (floor)'] = stat(await sustained(floor.port, /^421 4\.7\.0 floor/));
+    await floor.stop();
     const off = mean(rates.off);
+    // CPU per connection does not depend on how busy the machine is the way a rate does: the steadier figure.
+    const cpuOf = (m: Mode) => {
+      const k = (f: keyof ConnCpu) => +pct(cpu[m].map((c) => c[f]), 50).toFixed(1);
+      const daemon = k('daemon');
+      const redisUs = k('redis');
+      const client = k('client');
+      return { daemon, redis: redisUs, client, total: +(daemon + redisUs + client).toFixed(1) };
+    };
+    const cpuPerConn = { off: cpuOf('off'), local: cpuOf('local'), redis: cpuOf('redis') };
     const table = new LimitTable({
       config: daemonConfig(
         buildPlan(specSchema.parse({ platform: { name: 'bench' }, domains: [{ name: 'example.com' }] })),
@@ -240,6 +310,12 @@ async function main(): Promise<void> {
         redisVsOff: +(mean(rates.redis) / off).toFixed(3),
         rounds: rates,
       },
+      cpuUsPerConnection: {
+        statistic: 'median of rounds; daemon and redis-server from /proc (10 ms ticks), client from process.cpuUsage',
+        ...cpuPerConn,
+        localVsOffServerSide: +((cpuPerConn.local.daemon + cpuPerConn.local.redis) / cpuPerConn.off.daemon).toFixed(3),
+        redisVsOffServerSide: +((cpuPerConn.redis.daemon + cpuPerConn.redis.redis) / cpuPerConn.off.daemon).toFixed(3),
+      },
       admissionAlone: {
         nsPerAcquireRelease: Math.round(admissionNs),
         percentOfOneConnection: +((admissionNs / (1e9 / off)) * 100).toFixed(2),
@@ -255,6 +331,13 @@ async function main(): Promise<void> {
     console.log('');
     console.log(
       `accept rate (greeting + QUIT, ${CONCURRENCY} clients): off ${results.acceptRate.offPerSecond}/s, local ${results.acceptRate.localPerSecond}/s (${results.acceptRate.localVsOff}x), redis ${results.acceptRate.redisPerSecond}/s (${results.acceptRate.redisVsOff}x)`,
+    );
+    for (const m of ['off', 'local', 'redis'] as const)
+      console.log(
+        `CPU per connection, ${m.padEnd(5)}: daemon ${cpuPerConn[m].daemon} µs + redis-server ${cpuPerConn[m].redis} µs + client ${cpuPerConn[m].client} µs = ${cpuPerConn[m].total} µs`,
+      );
+    console.log(
+      `server-side CPU per connection vs off: local ${results.cpuUsPerConnection.localVsOffServerSide}x, redis ${results.cpuUsPerConnection.redisVsOffServerSide}x (daemon + redis-server)`,
     );
     console.log(
       `admission alone (in-process, ip + listener): ${results.admissionAlone.nsPerAcquireRelease} ns per acquire+release = ${results.admissionAlone.percentOfOneConnection} % of one connection at the off rate`,

@@ -7,10 +7,10 @@
  *   or in none. A node that dies stops refreshing; its leases expire and the counts heal.
  * - Live sessions refresh their leases every leaseSeconds/3 (one script per batch, unref'd timer). The
  *   refresh re-adds a lease that Redis lost (restart without persistence), so counts heal that way too.
- * - Release is never awaited: it is queued and rides along with this node's next acquire script (ahead of
- *   it, so a reconnect within the cap is admitted), or goes in one call for the whole queue a turn of the
- *   loop later. With ioredis auto-pipelining, every call issued in one turn shares one write: a connection
- *   costs one script call and a fraction of a syscall instead of two round trips (bench/limits/redis-cost.ts).
+ * - Acquires and releases are queued and sent together once per turn of the event loop: one script call
+ *   (releases first, so a reconnect within the cap is admitted; then each acquire, all or nothing) and one
+ *   write for every connection accepted or closed in that turn. Release is never awaited. A connection
+ *   costs a share of one call instead of two round trips (figures: bench/limits/redis-cost.ts).
  * - The port scope stays in-process: it caps one node's socket, not the fleet.
  * - Redis down or slow (commandTimeoutMs): admission falls back to this node's in-process counters
  *   (caps hold per node, not fleet-wide), logged once per outage and counted in fallbacks; leases taken
@@ -51,38 +51,50 @@ export interface RedisAdmissionProps {
   readonly onFallback?: () => void;
 }
 
-// KEYS: the n scope sets to take a slot in, then sets to release a member from (releases queued on this node
-// since the last call ride along, so a close costs no call of its own).
-// ARGV: ttlMs, member, n, the limit of each of the n sets, then the member to drop from each release set.
-// Returns {0,0} when taken, {i, count} when KEYS[i] is full (the releases are done either way).
+// One call for every acquire and release this node queued in one turn of the event loop.
+// KEYS: the r sets to release a member from, then the sets of each acquire in turn.
+// ARGV: ttlMs, r, the r members to release, then per acquire: its member, its number of sets n, their n limits.
+// Releases go first (a reconnect within the cap is admitted), then each acquire, all or nothing over its
+// sets. Returns two numbers per acquire: {0, 0} when taken, {i, count} when its i-th set is full.
 // Expired members are dropped only from a set that looks full: below the cap they cannot cause a refusal,
 // and the set stays bounded (cap + what expired since), so most acquires skip that command.
 const ACQUIRE = `
-local n = tonumber(ARGV[3])
-for i = n + 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[3 + i]) end
+local ttl = tonumber(ARGV[1])
+local r = tonumber(ARGV[2])
+for i = 1, r do redis.call('ZREM', KEYS[i], ARGV[2 + i]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[1])
-for i = 1, n do
-  local limit = tonumber(ARGV[3 + i])
-  local c = redis.call('ZCARD', KEYS[i])
-  if c >= limit then
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-    c = redis.call('ZCARD', KEYS[i])
-    if c >= limit then return {i, c} end
+local out = {}
+local k = r
+local a = 3 + r
+while a <= #ARGV do
+  local member = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  local full, count = 0, 0
+  for i = 1, n do
+    local limit = tonumber(ARGV[a + 1 + i])
+    local c = redis.call('ZCARD', KEYS[k + i])
+    if c >= limit then
+      redis.call('ZREMRANGEBYSCORE', KEYS[k + i], '-inf', now)
+      c = redis.call('ZCARD', KEYS[k + i])
+      if c >= limit then
+        full, count = i, c
+        break
+      end
+    end
   end
+  if full == 0 then
+    for i = 1, n do
+      redis.call('ZADD', KEYS[k + i], now + ttl, member)
+      redis.call('PEXPIRE', KEYS[k + i], ttl * 2)
+    end
+  end
+  out[#out + 1] = full
+  out[#out + 1] = count
+  k = k + n
+  a = a + 2 + n
 end
-for i = 1, n do
-  redis.call('ZADD', KEYS[i], now + ttl, ARGV[2])
-  redis.call('PEXPIRE', KEYS[i], ttl * 2)
-end
-return {0, 0}
-`;
-
-// KEYS: scope sets; ARGV: the member to drop from each. Releases no acquire carried within a turn of the loop.
-const RELEASE = `
-for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[i]) end
-return #KEYS
+return out
 `;
 
 // KEYS: scope sets; ARGV: ttlMs, then the member for each key. Re-adds lost members.
@@ -107,10 +119,9 @@ return out
 `;
 
 interface MailfleetRedis extends Redis {
-  mfAcquire(...args: Array<string | number>): Promise<[number, number]>;
+  mfAcquire(...args: Array<string | number>): Promise<number[]>;
   mfRefresh(...args: Array<string | number>): Promise<number>;
   mfCount(...args: Array<string | number>): Promise<number[]>;
-  mfRelease(...args: Array<string | number>): Promise<number>;
 }
 
 interface LiveLease {
@@ -120,6 +131,15 @@ interface LiveLease {
 
 /** Scopes refreshed in one script call. */
 const REFRESH_BATCH = 500;
+/** Acquires in one script call (the rest of a larger queue go in the next). */
+const ACQUIRE_BATCH = 200;
+
+interface PendingAcquire {
+  readonly keys: readonly string[];
+  readonly limits: readonly number[];
+  readonly member: string;
+  readonly done: (r: { full: number; count: number } | { error: unknown }) => void;
+}
 
 export class RedisAdmission implements IAdmission {
   readonly backend = 'redis';
@@ -134,9 +154,12 @@ export class RedisAdmission implements IAdmission {
   private readonly known = new Map<string, { scope: ScopeKey; local: number; refused: number }>();
   private readonly nodeId = randomBytes(4).toString('hex');
   private seq = 0;
-  /** Releases not yet sent: keys, then members, pairwise. Sent in one script call per turn of the loop. */
+  /** Releases not yet sent: keys and members, pairwise. */
   private releaseKeys: string[] = [];
   private releaseMembers: string[] = [];
+  /** Acquires not yet sent; with the releases, one script call per turn of the event loop. */
+  private pending: PendingAcquire[] = [];
+  private flushScheduled = false;
   private readonly timer: NodeJS.Timeout;
   private down = false;
   private everReady = false;
@@ -150,11 +173,10 @@ export class RedisAdmission implements IAdmission {
     this.prefix = props.keyPrefix ?? 'mailfleet:{adm}:';
     this.log = props.logger ?? silentLogger;
     this.local = new LocalAdmission(props.limitOf);
-    this.redis = new Redis(props.url, daemonRedisOptions({ commandTimeoutMs: props.commandTimeoutMs, autoPipelining: true })) as MailfleetRedis;
+    this.redis = new Redis(props.url, daemonRedisOptions({ commandTimeoutMs: props.commandTimeoutMs })) as MailfleetRedis;
     this.redis.defineCommand('mfAcquire', { lua: ACQUIRE });
     this.redis.defineCommand('mfRefresh', { lua: REFRESH });
     this.redis.defineCommand('mfCount', { lua: COUNT });
-    this.redis.defineCommand('mfRelease', { lua: RELEASE });
     this.redis.on('ready', () => {
       this.everReady = true;
       this.markUp();
@@ -207,31 +229,23 @@ export class RedisAdmission implements IAdmission {
     const member = `${this.nodeId}:${(++this.seq).toString(36)}`;
     let fleetLease: Lease;
     if (this.usingRedis) {
-      // Releases queued before this acquire go in the same script, ahead of it (a reconnect within the cap).
-      const relKeys = this.releaseKeys.splice(0, REFRESH_BATCH);
-      const relMembers = this.releaseMembers.splice(0, REFRESH_BATCH);
-      try {
-        const [full, count] = await this.redis.mfAcquire(
-          keys.length + relKeys.length,
-          ...keys,
-          ...relKeys,
-          this.leaseMs,
-          member,
-          keys.length,
-          ...limits,
-          ...relMembers,
-        );
+      const r = await new Promise<{ full: number; count: number } | { error: unknown }>((done) => {
+        this.pending.push({ keys, limits, member, done });
+        this.scheduleFlush();
+      });
+      if ('full' in r) {
+        const { full, count } = r;
         if (full > 0) {
           portLease?.release();
           const scope = fleet[full - 1]!;
           return this.refused(scope, limits[full - 1]!, count);
         }
         fleetLease = { ok: true, release: () => undefined };
-      } catch (e) {
-        this.markDown(e);
-        const r = this.fallback(fleet, opts, portLease);
-        if (!r.ok) return r;
-        fleetLease = r;
+      } else {
+        this.markDown(r.error);
+        const f = this.fallback(fleet, opts, portLease);
+        if (!f.ok) return f;
+        fleetLease = f;
       }
     } else {
       // Remember the outage even if no command failed yet, so 'ready' re-registers these leases at once.
@@ -349,24 +363,51 @@ export class RedisAdmission implements IAdmission {
   /** Queues the lease's removal; the close path never waits for Redis. */
   private releaseRedis(member: string, keys: readonly string[]): void {
     if (!this.usingRedis) return; // the lease expires in Redis by itself
-    if (this.releaseKeys.length === 0) setImmediate(() => this.flushReleases());
     for (const k of keys) {
       this.releaseKeys.push(k);
       this.releaseMembers.push(member);
     }
+    this.scheduleFlush();
   }
 
-  private flushReleases(): void {
-    const keys = this.releaseKeys;
-    if (keys.length === 0) return;
-    const members = this.releaseMembers;
-    this.releaseKeys = [];
-    this.releaseMembers = [];
-    if (!this.usingRedis) return;
-    for (let i = 0; i < keys.length; i += REFRESH_BATCH)
-      this.redis
-        .mfRelease(Math.min(REFRESH_BATCH, keys.length - i), ...keys.slice(i, i + REFRESH_BATCH), ...members.slice(i, i + REFRESH_BATCH))
-        .catch((e: unknown) => this.markDown(e));
+  /**
+   * After the I/O callbacks of this turn of the loop (setImmediate): every accept handled in one turn shares
+   * one script call and one write; a quiet node pays no more than a turn of the loop for it.
+   */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    while (this.pending.length > 0 || this.releaseKeys.length > 0) {
+      const batch = this.pending.splice(0, ACQUIRE_BATCH);
+      const relKeys = this.releaseKeys.splice(0, REFRESH_BATCH);
+      const relMembers = this.releaseMembers.splice(0, REFRESH_BATCH);
+      if (!this.usingRedis) {
+        // Releases are dropped (the leases expire in Redis by themselves); acquires fall back.
+        const error = new Error(`redis connection ${this.redis.status}`);
+        for (const p of batch) p.done({ error });
+        continue;
+      }
+      const keys: string[] = relKeys;
+      const args: Array<string | number> = [this.leaseMs, relKeys.length, ...relMembers];
+      for (const p of batch) {
+        keys.push(...p.keys);
+        args.push(p.member, p.keys.length, ...p.limits);
+      }
+      this.redis.mfAcquire(keys.length, ...keys, ...args).then(
+        (out) => {
+          for (let i = 0; i < batch.length; i++) batch[i]!.done({ full: Number(out[2 * i]), count: Number(out[2 * i + 1]) });
+        },
+        (error: unknown) => {
+          if (batch.length === 0) this.markDown(error);
+          for (const p of batch) p.done({ error });
+        },
+      );
+    }
   }
 
   private async refresh(): Promise<void> {
