@@ -192,6 +192,13 @@ export interface PlatformModel {
   readonly drills: readonly DrillModel[];
   readonly managedAd?: ManagedAdModel;
   readonly dns?: DnsModel;
+  /**
+   * With a DR region, the network link the CDK DisasterRecovery construct makes: VPC peering requested by
+   * `requester` and accepted by `accepter`, a route to the other region's CIDR in each region's private
+   * route table, and each region's region-qualified zone (`<region>.<platform>.internal`) associated with
+   * the other VPC (DR nodes resolve ldap-provider.primary.…, primary storage resolves gluster-1.dr.…).
+   */
+  readonly link?: { readonly requester: RegionRole; readonly accepter: RegionRole };
   /** Tags every resource carries. */
   readonly tags: Readonly<Record<string, string>>;
 }
@@ -478,7 +485,8 @@ export function platformModel(plan: Plan): PlatformModel {
         })),
       }
     : undefined;
-  return { platform: plan.platform, regions, drills: drillsOf(plan), managedAd, dns, tags: { 'mailfleet:platform': plan.platform } };
+  const link = regions.some((r) => r.role === 'dr') ? ({ requester: 'dr', accepter: 'primary' } as const) : undefined;
+  return { platform: plan.platform, regions, drills: drillsOf(plan), managedAd, dns, link, tags: { 'mailfleet:platform': plan.platform } };
 }
 
 /** A storage node down (heal), a proxy AZ lost (NLB shifts), every primary proxy down (DNS fails over). */

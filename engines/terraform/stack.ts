@@ -30,6 +30,10 @@ import { AwsProvider } from '@cdktf/provider-aws/lib/provider/index.js';
 import { Route } from '@cdktf/provider-aws/lib/route/index.js';
 import { Route53HealthCheck } from '@cdktf/provider-aws/lib/route53-health-check/index.js';
 import { Route53Zone } from '@cdktf/provider-aws/lib/route53-zone/index.js';
+import { Route53VpcAssociationAuthorization } from '@cdktf/provider-aws/lib/route53-vpc-association-authorization/index.js';
+import { Route53ZoneAssociation } from '@cdktf/provider-aws/lib/route53-zone-association/index.js';
+import { VpcPeeringConnection } from '@cdktf/provider-aws/lib/vpc-peering-connection/index.js';
+import { VpcPeeringConnectionAccepterA } from '@cdktf/provider-aws/lib/vpc-peering-connection-accepter/index.js';
 import { Route53Record } from '@cdktf/provider-aws/lib/route53-record/index.js';
 import { RouteTable } from '@cdktf/provider-aws/lib/route-table/index.js';
 import { RouteTableAssociation } from '@cdktf/provider-aws/lib/route-table-association/index.js';
@@ -73,6 +77,7 @@ export class MailfleetTerraformStack extends TerraformStack {
       built.set(region.role, this.region(model, region, provider));
     }
     this.regions = built;
+    if (model.link) this.link(model);
     if (model.managedAd) this.managedAd(model);
     if (model.dns) this.dns(model);
     if (model.drills.length > 0) this.drills(model);
@@ -295,7 +300,14 @@ export class MailfleetTerraformStack extends TerraformStack {
     // Private names the node files use (gluster-N, ldap-*, efs), in this region's own zones.
     const zones = {
       platform: new Route53Zone(this, `${p}-zone-platform`, { provider, name: r.privateZones.platform, vpc: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.platform) }),
-      region: new Route53Zone(this, `${p}-zone-region`, { provider, name: r.privateZones.region, vpc: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.region) }),
+      // The other region's VPC is associated by a separate resource (link()): inline `vpc` must then be ignored.
+      region: new Route53Zone(this, `${p}-zone-region`, {
+        provider,
+        name: r.privateZones.region,
+        vpc: [{ vpcId: vpc.id }],
+        tags: tags('network', r.privateZones.region),
+        ...(model.link ? { lifecycle: { ignoreChanges: ['vpc'] } } : {}),
+      }),
     };
     r.privateRecords.forEach((rec, i) => {
       const fs = this.efs.get(r.role)?.fs;
@@ -309,12 +321,52 @@ export class MailfleetTerraformStack extends TerraformStack {
           : { type: 'CNAME', records: [`${fs!.id}.efs.${r.region}.amazonaws.com`] }),
       });
     });
-    this.vpcs.set(r.role, { vpc, privateSubnets, provider });
+    this.vpcs.set(r.role, { vpc, privateSubnets, provider, privateRt, regionZone: zones.region, model: r });
     return { nlbs };
   }
 
   private readonly efs = new Map<string, { fs: EfsFileSystem; provider: AwsProvider }>();
-  private readonly vpcs = new Map<string, { vpc: Vpc; privateSubnets: Subnet[]; provider: AwsProvider }>();
+  private readonly vpcs = new Map<
+    string,
+    { vpc: Vpc; privateSubnets: Subnet[]; provider: AwsProvider; privateRt: RouteTable; regionZone: Route53Zone; model: RegionModel }
+  >();
+
+  /** Peering between the regions, routes both ways, and each region-qualified zone on the other VPC. */
+  private link(model: PlatformModel): void {
+    const { requester, accepter } = model.link!;
+    const req = this.vpcs.get(requester)!;
+    const acc = this.vpcs.get(accepter)!;
+    const tags = tagsFor(model, 'network', `${model.platform}-peering`);
+    const peering = new VpcPeeringConnection(this, 'peering', {
+      provider: req.provider,
+      vpcId: req.vpc.id,
+      peerVpcId: acc.vpc.id,
+      peerRegion: acc.model.region,
+      peerOwnerId: acc.model.account,
+      tags,
+    });
+    // Routes use the accepter's id, so they wait until the peering is active.
+    const accepted = new VpcPeeringConnectionAccepterA(this, 'peering-accept', { provider: acc.provider, vpcPeeringConnectionId: peering.id, autoAccept: true, tags });
+    for (const [from, to] of [
+      [req, acc],
+      [acc, req],
+    ] as const) {
+      new Route(this, `${from.model.role}-to-${to.model.role}`, {
+        provider: from.provider,
+        routeTableId: from.privateRt.id,
+        destinationCidrBlock: to.model.cidr,
+        vpcPeeringConnectionId: accepted.id,
+      });
+      const id = `${from.model.role}-zone-on-${to.model.role}-vpc`;
+      const association = { zoneId: from.regionZone.zoneId, vpcId: to.vpc.id, vpcRegion: to.model.region };
+      if (from.model.account === to.model.account) new Route53ZoneAssociation(this, id, { provider: from.provider, ...association });
+      else {
+        // Across accounts the zone's owner authorizes and the VPC's owner associates.
+        const auth = new Route53VpcAssociationAuthorization(this, `${id}-auth`, { provider: from.provider, ...association });
+        new Route53ZoneAssociation(this, id, { provider: to.provider, zoneId: auth.zoneId, vpcId: auth.vpcId, vpcRegion: to.model.region });
+      }
+    }
+  }
 
   private managedAd(model: PlatformModel) {
     const ad = model.managedAd!;

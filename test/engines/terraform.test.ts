@@ -150,6 +150,56 @@ describe('terraform engine (cdktf)', () => {
     assert.deepEqual(drAsgs.map((a) => [a.min_size, a.desired_capacity]), [[0, 0], [0, 0]], 'pilot light: no DR compute until failover');
   });
 
+  it('in DR: the regions are linked as the CDK DisasterRecovery construct links them (peering, routes both ways, region zones on the other VPC)', () => {
+    const r = resources(docs.get('primary-dr')!);
+    const [peering] = Object.values(r.aws_vpc_peering_connection!);
+    assert.equal(peering!.provider, 'aws.dr', 'DR requests');
+    assert.equal(peering!.vpc_id, '${aws_vpc.dr-vpc.id}');
+    assert.equal(peering!.peer_vpc_id, '${aws_vpc.primary-vpc.id}');
+    assert.equal(peering!.peer_region, 'eu-west-1');
+    const [accept] = Object.values(r.aws_vpc_peering_connection_accepter!);
+    assert.equal(accept!.provider, 'aws', 'the primary accepts');
+    assert.equal(accept!.auto_accept, true);
+    const peerRoutes = Object.values(r.aws_route!).filter((x) => x.vpc_peering_connection_id !== undefined);
+    assert.deepEqual(
+      peerRoutes.map((x) => [x.provider ?? 'aws', x.route_table_id, x.destination_cidr_block]).sort(),
+      [
+        ['aws', '${aws_route_table.primary-private-rt.id}', '10.41.0.0/16'],
+        ['aws.dr', '${aws_route_table.dr-private-rt.id}', '10.40.0.0/16'],
+      ],
+    );
+    assert.ok(peerRoutes.every((x) => x.vpc_peering_connection_id === '${aws_vpc_peering_connection_accepter.peering-accept.id}'), 'routes wait for the accept');
+    const assoc = Object.values(r.aws_route53_zone_association!).map((x) => [x.zone_id, x.vpc_id]).sort();
+    assert.deepEqual(assoc, [
+      ['${aws_route53_zone.dr-zone-region.zone_id}', '${aws_vpc.primary-vpc.id}'],
+      ['${aws_route53_zone.primary-zone-region.zone_id}', '${aws_vpc.dr-vpc.id}'],
+    ]);
+    assert.deepEqual((r.aws_route53_zone!['primary-zone-region']!.lifecycle as { ignore_changes: string[] }).ignore_changes, ['vpc']);
+    assert.equal(resources(docs.get('single-region')!).aws_vpc_peering_connection, undefined, 'no link without DR');
+  });
+
+  it('in DR across two accounts: each zone owner authorizes and the VPC owner associates; terraform validate passes', () => {
+    const base = examplePlan('primary-dr').spec;
+    const spec = { ...base, regions: { ...base.regions, dr: { ...base.regions!.dr!, account: '333333333333' } } };
+    const plan = buildPlan(parseSpec(JSON.stringify(spec), 'two-accounts.yaml'));
+    const r = resources(terraformJson(plan));
+    const auth = Object.values(r.aws_route53_vpc_association_authorization!).map((x) => [x.provider ?? 'aws', x.zone_id]).sort();
+    assert.deepEqual(auth, [
+      ['aws', '${aws_route53_zone.primary-zone-region.zone_id}'],
+      ['aws.dr', '${aws_route53_zone.dr-zone-region.zone_id}'],
+    ]);
+    const assoc = Object.values(r.aws_route53_zone_association!).map((x) => [x.provider ?? 'aws', x.vpc_id]).sort();
+    assert.deepEqual(assoc, [
+      ['aws', '${aws_route53_vpc_association_authorization.dr-zone-on-primary-vpc-auth.vpc_id}'],
+      ['aws.dr', '${aws_route53_vpc_association_authorization.primary-zone-on-dr-vpc-auth.vpc_id}'],
+    ]);
+    assert.equal(Object.values(r.aws_vpc_peering_connection!)[0]!.peer_owner_id, '222222222222');
+    const tools = findTerraformTools();
+    if (tools.missing.length > 0) return; // the validate test above fails loudly for this
+    const r2 = validateTerraform(writeTerraform(plan, join(out, 'two-accounts')), { cli: tools.cli!, mirror: tools.mirror! });
+    assert.equal(r2.valid, true, r2.output);
+  });
+
   it('fails when the spec has no AWS region', () => {
     const plan = buildPlan(specSchema.parse({ version: 1, platform: { name: 'noregion' }, domains: [{ name: 'a.example' }] }));
     assert.throws(() => terraformJson(plan), /regions\.primary/);
