@@ -21,6 +21,7 @@ function mockState(type: string, name: string, inputs: Record<string, unknown>):
   const extra: Record<string, unknown> = { arn: `arn:aws:mock:::${type}/${name}` };
   if (type === 'aws:lb/loadBalancer:LoadBalancer') Object.assign(extra, { dnsName: `${name}.elb.mock`, zoneId: 'ZMOCKNLB' });
   if (type === 'aws:ec2/eip:Eip') extra.allocationId = `eipalloc-${name}`;
+  if (type === 'aws:route53/zone:Zone') extra.zoneId = `ZMOCK-${name}`;
   return { ...inputs, ...extra };
 }
 

@@ -28,6 +28,9 @@ interface BuiltRegion {
   readonly privateSubnets: aws.ec2.Subnet[];
   readonly nlbs: aws.lb.LoadBalancer[];
   readonly efs?: aws.efs.FileSystem;
+  readonly privateRt: aws.ec2.RouteTable;
+  readonly regionZone: aws.route53.Zone;
+  readonly model: RegionModel;
 }
 
 export class MailfleetPlatform extends pulumi.ComponentResource {
@@ -43,6 +46,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     super('mailfleet:index:Platform', name, {}, opts);
     const regions = new Map<string, BuiltRegion>();
     for (const r of model.regions) regions.set(r.role, this.region(model, r, regions));
+    if (model.link) this.link(model, regions);
     if (model.managedAd) {
       const ad = model.managedAd;
       const primary = regions.get('primary')!;
@@ -99,9 +103,9 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     const nat = this.add(
       new aws.ec2.NatGateway(n('nat'), { allocationId: eip.allocationId, subnetId: publicSubnets[0]!.id, tags: tags('network', n('nat')) }, o),
     );
-    const privateRt = this.add(
-      new aws.ec2.RouteTable(n('private'), { vpcId: vpc.id, routes: [{ cidrBlock: '0.0.0.0/0', natGatewayId: nat.id }], tags: tags('network', n('private')) }, o),
-    );
+    // Routes as separate resources (not inline): the peering route to the other region joins this table later.
+    const privateRt = this.add(new aws.ec2.RouteTable(n('private'), { vpcId: vpc.id, tags: tags('network', n('private')) }, o));
+    this.add(new aws.ec2.Route(n('private-default'), { routeTableId: privateRt.id, destinationCidrBlock: '0.0.0.0/0', natGatewayId: nat.id }, o));
     publicSubnets.forEach((s, i) => this.add(new aws.ec2.RouteTableAssociation(n(`public-${i}`), { subnetId: s.id, routeTableId: publicRt.id }, o)));
     privateSubnets.forEach((s, i) => this.add(new aws.ec2.RouteTableAssociation(n(`private-${i}`), { subnetId: s.id, routeTableId: privateRt.id }, o)));
 
@@ -301,7 +305,14 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     // Private names the node files use (gluster-N, ldap-*, efs), in this region's own zones.
     const zones = {
       platform: this.add(new aws.route53.Zone(n('zone-platform'), { name: r.privateZones.platform, vpcs: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.platform) }, o)),
-      region: this.add(new aws.route53.Zone(n('zone-region'), { name: r.privateZones.region, vpcs: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.region) }, o)),
+      // The other region's VPC is associated by a separate resource (link()): inline `vpcs` must then be ignored.
+      region: this.add(
+        new aws.route53.Zone(
+          n('zone-region'),
+          { name: r.privateZones.region, vpcs: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.region) },
+          model.link ? { ...o, ignoreChanges: ['vpcs'] } : o,
+        ),
+      ),
     };
     r.privateRecords.forEach((rec, i) =>
       this.add(
@@ -319,7 +330,40 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         ),
       ),
     );
-    return { provider, vpc, privateSubnets, nlbs, efs };
+    return { provider, vpc, privateSubnets, nlbs, efs, privateRt, regionZone: zones.region, model: r };
+  }
+
+  /** Peering between the regions, routes both ways, and each region-qualified zone on the other VPC. */
+  private link(model: PlatformModel, regions: Map<string, BuiltRegion>): void {
+    const req = regions.get(model.link!.requester)!;
+    const acc = regions.get(model.link!.accepter)!;
+    const tags = tagsFor(model, 'network', `${model.platform}-peering`);
+    const peering = this.add(
+      new aws.ec2.VpcPeeringConnection(
+        `${model.platform}-peering`,
+        { vpcId: req.vpc.id, peerVpcId: acc.vpc.id, peerRegion: acc.model.region, peerOwnerId: acc.model.account, tags },
+        { parent: this, provider: req.provider },
+      ),
+    );
+    const accepted = this.add(
+      new aws.ec2.VpcPeeringConnectionAccepter(`${model.platform}-peering-accept`, { vpcPeeringConnectionId: peering.id, autoAccept: true, tags }, { parent: this, provider: acc.provider }),
+    );
+    for (const [from, to] of [
+      [req, acc],
+      [acc, req],
+    ] as const) {
+      const o = { parent: this, provider: from.provider };
+      // The accepter's id: routes wait until the peering is active.
+      this.add(new aws.ec2.Route(`${from.model.prefix}-to-${to.model.role}`, { routeTableId: from.privateRt.id, destinationCidrBlock: to.model.cidr, vpcPeeringConnectionId: accepted.id }, o));
+      const id = `${from.model.prefix}-zone-on-${to.model.role}-vpc`;
+      const association = { zoneId: from.regionZone.zoneId, vpcId: to.vpc.id, vpcRegion: to.model.region };
+      if (from.model.account === to.model.account) this.add(new aws.route53.ZoneAssociation(id, association, o));
+      else {
+        // Across accounts the zone's owner authorizes and the VPC's owner associates.
+        const auth = this.add(new aws.route53.VpcAssociationAuthorization(`${id}-auth`, association, o));
+        this.add(new aws.route53.ZoneAssociation(id, { zoneId: auth.zoneId, vpcId: auth.vpcId, vpcRegion: to.model.region }, { parent: this, provider: to.provider }));
+      }
+    }
   }
 
   /** FIS drill templates in the primary, with a role that may stop and start this platform's instances only. */

@@ -92,6 +92,30 @@ describe('pulumi engine (setMocks)', () => {
     assert.deepEqual(ad.map((d) => [d.inputs.type, d.inputs.name]), [['MicrosoftAD', 'globex.example']]);
   });
 
+  it('in DR: the regions are linked (DR-requested peering accepted by the primary, routes both ways, region zones on the other VPC)', () => {
+    const r = regs.get('primary-dr')!;
+    const [peering, ...more] = byType(r, 'aws:ec2/vpcPeeringConnection:VpcPeeringConnection');
+    assert.equal(more.length, 0);
+    assert.equal(peering!.inputs.vpcId, 'globex-mail-dr-vpc-id');
+    assert.equal(peering!.inputs.peerVpcId, 'globex-mail-vpc-id');
+    assert.equal(peering!.inputs.peerRegion, 'eu-west-1');
+    assert.match(String(peering!.provider), /::dr::/);
+    const [accept] = byType(r, 'aws:ec2/vpcPeeringConnectionAccepter:VpcPeeringConnectionAccepter');
+    assert.equal(accept!.inputs.vpcPeeringConnectionId, peering!.id);
+    assert.match(String(accept!.provider), /::primary::/);
+    const peerRoutes = byType(r, 'aws:ec2/route:Route').filter((x) => x.inputs.vpcPeeringConnectionId !== undefined);
+    assert.deepEqual(peerRoutes.map((x) => [x.inputs.routeTableId, x.inputs.destinationCidrBlock, x.inputs.vpcPeeringConnectionId]).sort(), [
+      ['globex-mail-dr-private-id', '10.40.0.0/16', accept!.id],
+      ['globex-mail-private-id', '10.41.0.0/16', accept!.id],
+    ]);
+    const assoc = byType(r, 'aws:route53/zoneAssociation:ZoneAssociation').map((x) => [x.inputs.zoneId, x.inputs.vpcId]).sort();
+    assert.deepEqual(assoc, [
+      ['ZMOCK-globex-mail-dr-zone-region', 'globex-mail-vpc-id'],
+      ['ZMOCK-globex-mail-zone-region', 'globex-mail-dr-vpc-id'],
+    ]);
+    assert.equal(byType(regs.get('single-region')!, 'aws:ec2/vpcPeeringConnection:VpcPeeringConnection').length, 0, 'no link without DR');
+  });
+
   it('fails when the spec asks for managed-ad and no admin password is given', () => {
     assert.throws(() => buildPlatform(examplePlan('primary-dr')), /managedAdPassword/);
   });
