@@ -4,7 +4,7 @@
  * from overrides. Also a tiny line-based SMTP client for tests that need exact control of the wire.
  */
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type RunningDaemon, type StartDaemonOptions } from '../../lib/daemon/server.js';
@@ -14,6 +14,7 @@ import { buildPlan } from '../../lib/plan/build.js';
 import { daemonConfig } from '../../lib/plan/daemon-config.js';
 import type { DaemonMode } from '../../lib/plan/types.js';
 import { PROTOCOLS, specSchema } from '../../lib/spec/schema.js';
+import { RawClient } from '../harness/raw-client.js';
 import { testCert } from './mail-harness.js';
 
 export const USERS = ['alice@example.com', 'bob@example.com', 'carol@example.org'] as const;
@@ -78,57 +79,32 @@ export async function startSmtpHarness(
   };
 }
 
-/** A minimal SMTP client: send a line, read one (possibly multi-line) reply. */
+/** A minimal SMTP client on RawClient: send a line, read one (possibly multi-line) reply. */
 export class LineClient {
-  private buf = '';
-  private waiters: Array<() => void> = [];
-  closed = false;
+  private next = 0;
+  private constructor(private readonly raw: RawClient) {}
 
-  private constructor(readonly socket: Socket) {
-    socket.setEncoding('latin1');
-    socket.on('data', (d: string) => {
-      this.buf += d;
-      this.wake();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-    socket.on('error', () => undefined);
+  get socket(): Socket {
+    return this.raw.socket;
   }
 
-  static open(port: number, prefix?: Buffer): Promise<LineClient> {
-    return new Promise((resolve, reject) => {
-      const s = connect(port, '127.0.0.1', () => {
-        if (prefix) s.write(prefix);
-        resolve(new LineClient(s));
-      });
-      s.once('error', reject);
-    });
+  get closed(): boolean {
+    return this.raw.closed;
   }
 
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+  /** prefix: bytes written right after connecting (a PROXY header). */
+  static async open(port: number, prefix?: Buffer): Promise<LineClient> {
+    const raw = await RawClient.open(port);
+    if (prefix) raw.socket.write(prefix);
+    return new LineClient(raw);
   }
 
-  /** Reads one full reply (last line has a space after the code); '' when the server closed. */
+  /** Reads one full reply (its last line has a space, or nothing, after the code); '' when the server closed. */
   async reply(timeoutMs = 5000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const m = /^(?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\n/.exec(this.buf);
-      if (m) {
-        this.buf = this.buf.slice(m[0].length);
-        return m[0].trimEnd();
-      }
-      if (this.closed) return '';
-      if (Date.now() > deadline) throw new Error(`no SMTP reply within ${timeoutMs} ms (have ${JSON.stringify(this.buf)})`);
-      await new Promise<void>((r) => {
-        this.waiters.push(r);
-        setTimeout(r, 50).unref();
-      });
-    }
+    const r = await this.raw.readUntil(/^\d{3}(?: |$)/, timeoutMs, this.next);
+    if (!r) return '';
+    this.next = r.next;
+    return r.lines.join('\r\n');
   }
 
   async cmd(line: string): Promise<string> {
@@ -137,6 +113,6 @@ export class LineClient {
   }
 
   close(): void {
-    this.socket.destroy();
+    this.raw.close();
   }
 }
