@@ -11,6 +11,7 @@ PKGS=(
   dovecot-imapd dovecot-pop3d       # peer for bench/imap-idle
   swaks isync fetchmail getmail6    # real mail clients
   shellcheck rsync openssl ca-certificates procps psmisc iproute2
+  strace                            # syscall order of Maildir delivery (test/store/maildir-sync-order)
   chromium                          # operator console end-to-end tests
 )
 missing=()
