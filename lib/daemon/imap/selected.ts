@@ -2,7 +2,6 @@
  * A session's view of its selected mailbox: its own UID ↔ sequence-number map and the modseq it last
  * reported. The records themselves live in the shared Mailbox; this is all a session keeps.
  */
-import { lettersToFlags } from '../../store/mailbox/flags.js';
 import type { MailboxHandle, MessageRecord } from '../../store/mailbox/index.js';
 import type { SeqSet } from './args.js';
 
@@ -105,7 +104,7 @@ export class SelectedMailbox {
       for (const r of mb.messages) {
         if (r.modseq <= this.seenModseq || r.uid > last || this.own.get(r.uid) === r.modseq) continue;
         const seq = this.seqOf(r.uid);
-        if (seq > 0) out.push(`* ${seq} FETCH (${withUid ? `UID ${r.uid} ` : ''}FLAGS (${lettersToFlags(r.letters).join(' ')}))`);
+        if (seq > 0) out.push(`* ${seq} FETCH (${withUid ? `UID ${r.uid} ` : ''}FLAGS (${mb.flagsOf(r).join(' ')}))`);
       }
       this.seenModseq = mb.modseq;
     }

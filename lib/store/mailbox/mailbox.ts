@@ -21,7 +21,7 @@ import { link, mkdir, open, readFile, readdir, rename, stat, unlink, utimes, wri
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { MailfleetError } from '../../errors.js';
-import { sortLetters } from './flags.js';
+import { flagsToLetters, isKeyword, keywordLetter, KEYWORDS_FILE, lettersToFlags, MAX_KEYWORDS, parseKeywords, serialiseKeywords, sortLetters } from './flags.js';
 import { withLock } from './lock.js';
 import { storeError } from '../maildir/deliver.js';
 import { parseMime, envelopeOf, bodyStructureOf, headerValue, decodedHeader, type ImapValue, type MimePart } from './mime.js';
@@ -160,6 +160,9 @@ export class Mailbox {
   private verifiedAt = -Infinity;
   private summaries?: Map<number, MessageSummary>;
   private summaryLoad?: Promise<Map<number, MessageSummary>>;
+  /** Keyword table (index 0 = letter a) from KEYWORDS_FILE; reloaded whenever the UID list is. */
+  keywords: string[] = [];
+  private keywordsStamp = '';
 
   constructor(opts: MailboxOptions) {
     this.name = opts.name;
@@ -207,6 +210,8 @@ export class Mailbox {
     }
     const stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
     if (stamp === this.listStamp) return false;
+    // Another process changed the folder: a keyword it defined comes with the flag change it made.
+    await this.loadKeywords();
     const parsed = parseList(await readFile(p, 'utf8'));
     if (!parsed) return true; // damaged: rebuilt under the lock, keeping UIDVALIDITY if we had it
     this.apply(parsed);
@@ -231,6 +236,57 @@ export class Mailbox {
     this.curMtime = s.curMtime;
     this.messages = s.messages;
     if (changed) this.version++;
+  }
+
+  private async loadKeywords(): Promise<void> {
+    const p = join(this.dir, KEYWORDS_FILE);
+    const st = await statOrUndefined(p);
+    const stamp = st ? `${st.ino}:${st.size}:${st.mtimeMs}` : '';
+    if (stamp === this.keywordsStamp) return;
+    this.keywords = st ? parseKeywords(await readFile(p, 'utf8').catch(() => '')) : [];
+    this.keywordsStamp = stamp;
+  }
+
+  /** IMAP flags of a message: system flags and this folder's keywords. */
+  flagsOf(r: Pick<MessageRecord, 'letters'>): string[] {
+    return lettersToFlags(r.letters, this.keywords);
+  }
+
+  /** The letter of a keyword here, if the folder has it (SEARCH KEYWORD). */
+  keywordLetter(keyword: string): string | undefined {
+    return keywordLetter(keyword, this.keywords);
+  }
+
+  /**
+   * Maildir letters for IMAP flags. With `define`, keywords the folder lacks get the next free letter
+   * (under the folder lock, so two nodes never give one letter two meanings); past 26 they are not stored.
+   */
+  async lettersFor(flags: readonly string[], define: boolean): Promise<string> {
+    const missing = flags.filter((f) => isKeyword(f) && keywordLetter(f, this.keywords) === undefined);
+    if (define && missing.length > 0)
+      await this.serial(() =>
+        withLock(join(this.dir, LOCK_FILE), async () => {
+          await this.loadKeywords();
+          const table = [...this.keywords];
+          let added = false;
+          for (const k of missing) {
+            if (keywordLetter(k, table) !== undefined) continue;
+            let i = 0;
+            while (i < MAX_KEYWORDS && table[i] !== undefined) i++;
+            if (i >= MAX_KEYWORDS) break;
+            table[i] = k;
+            added = true;
+          }
+          if (!added) return;
+          const p = join(this.dir, KEYWORDS_FILE);
+          const tmp = `${p}.${process.pid}.${Date.now()}.tmp`;
+          await writeFile(tmp, serialiseKeywords(table), { mode: 0o600 });
+          await rename(tmp, p);
+          this.keywordsStamp = '';
+          await this.loadKeywords();
+        }),
+      );
+    return flagsToLetters(flags, this.keywords);
   }
 
   private async newHasMail(): Promise<boolean> {
@@ -496,7 +552,10 @@ export class Mailbox {
   /** Copies records of `from` into this folder (hard links when possible). Returns the new UIDs. */
   async copyFrom(from: Mailbox, records: readonly MessageRecord[]): Promise<number[]> {
     const staged: Array<{ tmp: string; base: string; letters: string; size: number; date: number }> = [];
+    // Keyword letters mean what each folder's table says: map them through the flag names.
+    const sameTable = from.keywords.join('\n') === this.keywords.join('\n');
     for (const r of records) {
+      const letters = sameTable || !/[a-z]/.test(r.letters) ? r.letters : await this.lettersFor(from.flagsOf(r), true);
       const base = uniqueName();
       const tmp = join(this.dir, 'tmp', base);
       try {
@@ -506,7 +565,7 @@ export class Mailbox {
         if (code === 'ENOENT') continue; // expunged meanwhile
         await copyFile(from.path(r), tmp);
       }
-      staged.push({ tmp, base, letters: r.letters, size: r.size, date: r.date });
+      staged.push({ tmp, base, letters, size: r.size, date: r.date });
     }
     return this.adopt(staged);
   }

@@ -1,6 +1,5 @@
 import { AUTHENTICATED, defineCommand } from '../command.js';
 import { Args, flagList } from '../args.js';
-import { flagsToLetters } from '../../../store/mailbox/flags.js';
 import { isMailfleetError } from '../../../errors.js';
 
 /** APPEND with APPENDUID (UIDPLUS, RFC 4315). */
@@ -28,7 +27,7 @@ export const append = defineCommand({
       throw e;
     }
     try {
-      const uid = await h.mailbox.append(a.message, flagsToLetters(a.flags), a.date ?? new Date());
+      const uid = await h.mailbox.append(a.message, await h.mailbox.lettersFor(a.flags, true), a.date ?? new Date());
       h.changed();
       return { code: `APPENDUID ${h.mailbox.uidValidity} ${uid}`, text: 'APPEND completed' };
     } finally {

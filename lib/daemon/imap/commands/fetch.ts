@@ -1,6 +1,5 @@
 import { defineCommand, SELECTED } from '../command.js';
 import { Args, bad, seqSetArg, type SeqSet } from '../args.js';
-import { lettersToFlags } from '../../../store/mailbox/flags.js';
 import { parseMime, resolveSection, type MimePart, type SectionText } from '../../../store/mailbox/mime.js';
 import { isMailfleetError } from '../../../errors.js';
 import type { MessageRecord } from '../../../store/mailbox/index.js';
@@ -178,7 +177,7 @@ async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: rea
     seen.add(key);
     items.push(p);
   }
-  if (wantFlags) items.push([`FLAGS (${lettersToFlags(rec.letters).join(' ')})`]);
+  if (wantFlags) items.push([`FLAGS (${sel.mailbox.flagsOf(rec).join(' ')})`]);
   items.forEach((p, i) => {
     if (i > 0) out.push(' ');
     out.push(...p);

@@ -12,6 +12,7 @@ type Key =
   | { readonly op: 'all' }
   | { readonly op: 'none' }
   | { readonly op: 'flag'; readonly letter: string; readonly has: boolean }
+  | { readonly op: 'keyword'; readonly keyword: string; readonly has: boolean }
   | { readonly op: 'set'; readonly set: SeqSet; readonly uid: boolean }
   | { readonly op: 'not'; readonly key: Key }
   | { readonly op: 'or'; readonly a: Key; readonly b: Key }
@@ -53,11 +54,8 @@ function parseKey(a: Args, depth: number): Key {
     case 'OLD':
       return { op: 'all' };
     case 'KEYWORD':
-      a.astring('keyword');
-      return { op: 'none' };
     case 'UNKEYWORD':
-      a.astring('keyword');
-      return { op: 'all' };
+      return { op: 'keyword', keyword: a.astring('keyword'), has: k === 'KEYWORD' };
     case 'NOT':
       return { op: 'not', key: parseKey(a, depth + 1) };
     case 'OR':
@@ -126,6 +124,11 @@ class Evaluator {
         return false;
       case 'flag':
         return r.letters.includes(k.letter) === k.has;
+      case 'keyword': {
+        // A keyword the folder never defined is on no message.
+        const letter = this.sel.mailbox.keywordLetter(k.keyword);
+        return (letter !== undefined && r.letters.includes(letter)) === k.has;
+      }
       case 'set':
         return this.inSet(k.set, k.uid ? r.uid : seq, k.uid);
       case 'not':

@@ -19,10 +19,11 @@ export async function openSelected(s: ImapSession, name: string, readOnly: boole
   const handle = await s.deps.store.openMailbox(s.user!, name);
   const sel = new SelectedMailbox(handle, readOnly);
   const mb = sel.mailbox;
-  const flags = SYSTEM_FLAGS.join(' ');
+  const flags = [...SYSTEM_FLAGS, ...mb.keywords.filter((k) => k !== undefined)].join(' ');
   const lines = [
     `* FLAGS (${flags})`,
-    `* OK [PERMANENTFLAGS (${readOnly ? '' : flags})] Flags permitted`,
+    // \* : clients may define new keywords (kept per folder, up to 26).
+    `* OK [PERMANENTFLAGS (${readOnly ? '' : `${flags} \\*`})] Flags permitted`,
     `* ${sel.uids.length} EXISTS`,
     '* 0 RECENT',
     `* OK [UIDVALIDITY ${mb.uidValidity}] UIDs valid`,

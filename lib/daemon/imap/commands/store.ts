@@ -1,6 +1,5 @@
 import { defineCommand, SELECTED } from '../command.js';
 import { Args, bad, flagList, seqSetArg } from '../args.js';
-import { flagsToLetters, lettersToFlags } from '../../../store/mailbox/flags.js';
 import type { ImapSession } from '../session.js';
 import type { Token } from '../parser.js';
 
@@ -30,8 +29,9 @@ async function runStore(s: ImapSession, a: StoreArgs, byUid: boolean) {
   if (sel.readOnly) return { status: 'NO' as const, code: 'READ-ONLY', text: 'Mailbox is read-only' };
   if (!byUid && !sel.inRange(a.set)) throw bad('Invalid message sequence number');
   const targets = sel.resolve(a.set, byUid);
-  // Keywords are not kept (PERMANENTFLAGS has no \*): only system flags reach the file names.
-  const changed = await sel.mailbox.setFlags(targets.map((m) => m.uid), a.op, flagsToLetters(a.flags));
+  // New keywords get a letter in the folder's table; removing an undefined one changes nothing.
+  const letters = await sel.mailbox.lettersFor(a.flags, a.op !== 'remove');
+  const changed = await sel.mailbox.setFlags(targets.map((m) => m.uid), a.op, letters);
   sel.noteOwn(changed);
   if (changed.length > 0) sel.handle.changed();
   if (!a.silent) {
@@ -39,7 +39,7 @@ async function runStore(s: ImapSession, a: StoreArgs, byUid: boolean) {
     for (const m of targets) {
       const rec = sel.mailbox.byUid(m.uid);
       if (!rec) continue;
-      lines.push(`* ${m.seq} FETCH (${byUid ? `UID ${m.uid} ` : ''}FLAGS (${lettersToFlags(rec.letters).join(' ')}))`);
+      lines.push(`* ${m.seq} FETCH (${byUid ? `UID ${m.uid} ` : ''}FLAGS (${sel.mailbox.flagsOf(rec).join(' ')}))`);
     }
     if (lines.length > 0) await s.writeAsync(lines.join('\r\n') + '\r\n');
   }
