@@ -389,7 +389,7 @@ export class SmtpFrontEnd {
         if (failed) throw new SmtpReplyError(tooBig ? 'MESSAGE_TOO_BIG' : 'LINE_TOO_LONG');
       };
       if (!txn || txn.targets.length === 0) throw new SmtpReplyError('INTERNAL', 'no valid recipients');
-      const result = await this.ctx.delivery.deliver(txn.targets, Readable.from(checked(), { objectMode: false }));
+      const result = await this.ctx.delivery.deliver(txn.targets, await smallAsBuffer(checked()));
       this.ctx.metrics.deliverySeconds.observe({ protocol }, Number(process.hrtime.bigint() - started) / 1e9);
       if (state) this.ctx.metrics.messagesAccepted.inc({ listener: state.conn.listener, protocol });
       state?.conn.logger.info({ tx: session.transaction, size: result.size, rcpts: txn.targets.length, id: result.ids[0] }, 'delivered');
@@ -426,6 +426,42 @@ export class SmtpFrontEnd {
       }
     }
   }
+}
+
+/** Messages up to this size reach delivery as one Buffer; bigger ones are streamed. */
+const BUFFERED_MESSAGE_BYTES = 65536;
+
+/**
+ * Most messages are small: read up to BUFFERED_MESSAGE_BYTES ahead and hand delivery one Buffer, which
+ * saves a stream and two async-iterator layers per message; a bigger message is streamed (what was read
+ * ahead first), so memory per message stays bounded. Errors of `chunks` always reach delivery as a
+ * failing stream.
+ */
+async function smallAsBuffer(chunks: AsyncGenerator<Buffer>): Promise<Buffer | Readable> {
+  const head: Buffer[] = [];
+  let bytes = 0;
+  try {
+    while (bytes < BUFFERED_MESSAGE_BYTES) {
+      const r = await chunks.next();
+      if (r.done) return head.length === 1 ? head[0]! : Buffer.concat(head, bytes);
+      head.push(r.value);
+      bytes += r.value.length;
+    }
+  } catch (e) {
+    // Delivery sees the failure as before, as a failing stream (and answers and counts it the same way).
+    return new Readable({
+      read() {
+        this.destroy(e as Error);
+      },
+    });
+  }
+  return Readable.from(
+    (async function* () {
+      yield* head;
+      yield* chunks;
+    })(),
+    { objectMode: false },
+  );
 }
 
 /**
