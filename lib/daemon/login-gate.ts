@@ -8,7 +8,7 @@
  */
 import type { Counter } from 'prom-client';
 import type { AuthResult, DirectoryUser, IDirectory } from '../directory/types.js';
-import { AuthFailureWindow, type Lockout, type LockoutScope } from '../limits/auth-failures.js';
+import { AuthFailureWindow, type IAuthFailures, type Lockout, type LockoutScope } from '../limits/auth-failures.js';
 import type { Service } from '../spec/schema.js';
 
 export type LoginOutcome =
@@ -35,8 +35,8 @@ export interface ILoginGate {
 
 export interface LoginGateProps {
   readonly directory: Pick<IDirectory, 'authenticate'>;
-  /** @default - a window with its documented defaults */
-  readonly failures?: AuthFailureWindow;
+  /** In process, or fleet-wide through Redis (lib/limits/auth-failures-redis.ts). @default - a window with its documented defaults */
+  readonly failures?: IAuthFailures;
   /** Failed logins by service (wrong password; not lockouts or outages). */
   readonly failuresTotal?: Counter<'service'>;
   /** Logins refused because of a lockout, by service and scope. */
@@ -44,14 +44,14 @@ export interface LoginGateProps {
 }
 
 export class LoginGate implements ILoginGate {
-  private readonly failures: AuthFailureWindow;
+  private readonly failures: IAuthFailures;
 
   constructor(private readonly props: LoginGateProps) {
     this.failures = props.failures ?? new AuthFailureWindow();
   }
 
   async attempt(a: LoginAttempt): Promise<LoginOutcome> {
-    const locked = this.failures.check(a.remoteAddress, a.login);
+    const locked = await this.failures.check(a.remoteAddress, a.login);
     if (locked) return this.refuse(a, locked);
     let result: AuthResult;
     try {
@@ -60,12 +60,12 @@ export class LoginGate implements ILoginGate {
       return { kind: 'unavailable', error };
     }
     if (result.ok) {
-      this.failures.recordSuccess(a.login);
+      await this.failures.recordSuccess(a.login);
       return { kind: 'ok', user: result.user };
     }
     this.props.failuresTotal?.inc({ service: a.service });
     // Counted before the pause, so parallel connections of one attacker see the lockout at once.
-    this.failures.recordFailure(a.remoteAddress, a.login);
+    await this.failures.recordFailure(a.remoteAddress, a.login);
     if (a.failureDelayMs > 0) await new Promise((r) => setTimeout(r, a.failureDelayMs).unref());
     return { kind: 'failed', reason: result.reason };
   }

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { startAdminServer, resolveAdminToken } from '../admin/server.js';
 import { createDirectory } from '../directory/index.js';
 import type { IDirectory } from '../directory/types.js';
-import { bindDaemonLimits, createAdmission } from '../limits/daemon.js';
+import { bindDaemonLimits, createAdmission, limitsOf } from '../limits/daemon.js';
 import { AuthFailureWindow } from '../limits/auth-failures.js';
 import type { IAdmission } from '../limits/types.js';
 import { createLogger, type Logger } from '../log.js';
@@ -85,12 +85,15 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
   const deliveryListeners = new Set<DeliveredListener>();
   const directory = opts.directory ?? createDirectory(config.directory, opts.baseDir ?? process.cwd(), logger.child({ component: 'directory' }), { domains: config.domains });
   const metrics = createDaemonMetrics();
+  // Live limits (overrides in <dataDir>/limits-state.json), fleet-wide in Redis when configured (lib/limits).
+  const admission = opts.admission ?? createAdmission(config, { dataDir, logger });
   const ctx: DaemonContext = {
     config,
     directory,
     logins: new LoginGate({
       directory,
-      failures: new AuthFailureWindow(config.auth),
+      // Fleet-wide in Redis when the spec names it (the admission's connection), else per node.
+      failures: limitsOf(admission)?.authFailures ?? new AuthFailureWindow(config.auth),
       failuresTotal: metrics.authFailures,
       lockoutsTotal: metrics.authLockouts,
     }),
@@ -102,8 +105,7 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
           for (const l of deliveryListeners) l(address, folder, name);
         },
       }),
-    // Live limits (overrides in <dataDir>/limits-state.json), fleet-wide in Redis when configured (lib/limits).
-    admission: opts.admission ?? createAdmission(config, { dataDir, logger }),
+    admission,
     logger,
     metrics,
     tls: { key: tls.key, cert: tls.cert },

@@ -23,6 +23,16 @@ export interface Lockout {
   readonly retryAfterSeconds: number;
 }
 
+/** The lockout window as the login gate uses it: in process (AuthFailureWindow) or fleet-wide (Redis). */
+export interface IAuthFailures {
+  /** The lockout in force for this IP or login name, if any. */
+  check(remoteAddress: string, login: string): Promise<Lockout | undefined>;
+  /** Records a failed login; returns the lockout it started, if any. */
+  recordFailure(remoteAddress: string, login: string): Promise<Lockout | undefined>;
+  /** A successful login clears that login name's failures (not the IP's). */
+  recordSuccess(login: string): Promise<void>;
+}
+
 export interface AuthFailureWindowProps {
   /**
    * Failures one client IP may make within the window before its logins are refused.
@@ -48,7 +58,7 @@ export interface AuthFailureWindowProps {
   readonly now?: () => number;
 }
 
-export class AuthFailureWindow {
+export class AuthFailureWindow implements IAuthFailures {
   private readonly failures = new Map<string, number[]>();
   private readonly perIp: number;
   private readonly perUser: number;
@@ -65,21 +75,31 @@ export class AuthFailureWindow {
   }
 
   /** The lockout in force for this IP or login name, if any (the IP is checked first). */
-  check(remoteAddress: string, login: string): Lockout | undefined {
+  async check(remoteAddress: string, login: string): Promise<Lockout | undefined> {
+    return this.checkSync(remoteAddress, login);
+  }
+
+  async recordFailure(remoteAddress: string, login: string): Promise<Lockout | undefined> {
+    return this.recordFailureSync(remoteAddress, login);
+  }
+
+  async recordSuccess(login: string): Promise<void> {
+    this.recordSuccessSync(login);
+  }
+
+  checkSync(remoteAddress: string, login: string): Lockout | undefined {
     const t = this.now();
     return this.lockedFor('ip', ipKey(remoteAddress), this.perIp, t) ?? this.lockedFor('user', userKey(login), this.perUser, t);
   }
 
-  /** Records a failed login. Returns the lockout it started, if this failure reached a limit. */
-  recordFailure(remoteAddress: string, login: string): Lockout | undefined {
+  recordFailureSync(remoteAddress: string, login: string): Lockout | undefined {
     const t = this.now();
     this.push(ipKey(remoteAddress), this.perIp, t);
     if (login !== '') this.push(userKey(login), this.perUser, t);
-    return this.check(remoteAddress, login);
+    return this.checkSync(remoteAddress, login);
   }
 
-  /** A successful login clears that login name's failures (not the IP's). */
-  recordSuccess(login: string): void {
+  recordSuccessSync(login: string): void {
     this.failures.delete(userKey(login));
   }
 
@@ -112,7 +132,7 @@ export class AuthFailureWindow {
   }
 }
 
-function ipKey(remoteAddress: string): string {
+export function ipKey(remoteAddress: string): string {
   return `ip:${isIPv6(remoteAddress) ? ipv6Prefix64(remoteAddress) : remoteAddress}`;
 }
 
@@ -126,6 +146,6 @@ export function ipv6Prefix64(address: string): string {
 }
 
 /** Login names compare case-insensitively (the directories do too). */
-function userKey(login: string): string {
+export function userKey(login: string): string {
   return `user:${login.trim().toLowerCase()}`;
 }

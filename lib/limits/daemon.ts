@@ -9,6 +9,8 @@ import { Gauge } from 'prom-client';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { DaemonConfig, DaemonSocket } from '../plan/types.js';
+import { AuthFailureWindow, type IAuthFailures } from './auth-failures.js';
+import { RedisAuthFailures } from './auth-failures-redis.js';
 import { LocalAdmission } from './local.js';
 import { LocalRateLimiter, RedisRateLimiter, type IRateLimiter, type RateCheck } from './rates.js';
 import { RedisAdmission } from './redis.js';
@@ -25,6 +27,8 @@ export interface DaemonLimits {
   fallbacks(): number;
   /** Refusals by SMTP rate, since start. */
   readonly rateRefusals: Map<string, number>;
+  /** The brute-force lockout window: fleet-wide in Redis when configured, else in process. */
+  readonly authFailures: IAuthFailures;
   close(): Promise<void>;
 }
 
@@ -78,6 +82,7 @@ export function createDaemonLimits(config: DaemonConfig, opts: CreateAdmissionOp
       logger: log.child({ component: 'admission' }),
     });
     const rates = new RedisRateLimiter({ redis: adm.client, limitOf: rateOf, fallback: localRates });
+    const authFailures = new RedisAuthFailures({ redis: adm.client, ...config.auth, fallback: new AuthFailureWindow(config.auth) });
     limits = {
       table,
       admission: adm,
@@ -85,6 +90,7 @@ export function createDaemonLimits(config: DaemonConfig, opts: CreateAdmissionOp
       backend: 'redis',
       fallbacks: () => adm.fallbacks,
       rateRefusals,
+      authFailures,
       close: async () => {
         localRates.close();
         await adm.close();
@@ -98,6 +104,7 @@ export function createDaemonLimits(config: DaemonConfig, opts: CreateAdmissionOp
       backend: 'local',
       fallbacks: () => 0,
       rateRefusals,
+      authFailures: new AuthFailureWindow(config.auth),
       close: async () => localRates.close(),
     };
   }

@@ -7,6 +7,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { startRedis, type RedisServer } from '../limits/redis-server.js';
 import { configFor, RawClient, startInProcess, tempDir, TOKEN, type TestDaemon } from '../ops/fixture.js';
 import { imapCmd } from './fleet-client.js';
 
@@ -162,5 +163,58 @@ describe('authentication lockout window (per IP and per login, all services)', {
     const replies = [];
     for (let i = 0; i < 4; i++) replies.push(await smtpAuthFrom(d.port('submission'), '127.0.0.6', 'carol@example.org', `wrong${i}`));
     assert.deepEqual(replies.map((r) => r.slice(0, 9)), ['535 5.7.8', '535 5.7.8', '535 5.7.8', '454 4.7.0']);
+  });
+});
+
+describe('lockout window fleet-wide through Redis (two nodes, one redis-server)', { timeout: 30_000 }, () => {
+  let redis: RedisServer;
+  const nodes: TestDaemon[] = [];
+  const cleanups: Array<() => Promise<void>> = [];
+
+  before(async () => {
+    redis = await startRedis();
+    const config = configFor(
+      {
+        auth: { failuresPerIp: 5, failuresPerUser: 3, windowSeconds: 60 },
+        smtp: { allowInsecureAuth: true, authFailureDelayMs: 0 },
+        imap: { allowInsecureAuth: true, authFailureDelayMs: 0 },
+        pop3: { allowInsecureAuth: true, authFailureDelayMs: 0 },
+      },
+      redis.url,
+    );
+    for (let i = 0; i < 2; i++) {
+      const t = await tempDir(`mf-lockout-fleet${i}-`);
+      cleanups.push(t.cleanup);
+      nodes.push(await startInProcess(t.dir, config));
+    }
+  });
+  after(async () => {
+    for (const n of nodes) await n.stop();
+    await redis?.stop();
+    for (const c of cleanups) await c();
+  });
+
+  it('failures on node A lock the login on node B (another IP, another service); other users are not locked', async () => {
+    const [a, b] = nodes as [TestDaemon, TestDaemon];
+    for (let i = 0; i < 3; i++) assert.match(await imapFrom(a.port('imap'), '127.0.0.2', 'bob@example.com', `wrong${i}`), /^NO \[AUTHENTICATIONFAILED\]/);
+    assert.match(await imapFrom(b.port('imap'), '127.0.0.3', 'bob@example.com', 'password'), /^NO \[UNAVAILABLE\] Too many failed logins for this account, try again in (59|60) seconds/);
+    assert.match(await pop3From(b.port('pop3'), '127.0.0.3', 'bob@example.com', 'password'), /^-ERR \[SYS\/TEMP\] Too many failed logins for this account/);
+    assert.match(await imapFrom(b.port('imap'), '127.0.0.3', 'alice@example.com', 'password'), /^OK /);
+    assert.ok((await metric(b.adminUrl, 'mailfleetd_auth_lockouts_total', { service: 'imap', scope: 'user' })) >= 1);
+  });
+
+  it('per IP across nodes: failures split over A and B add up', async () => {
+    const [a, b] = nodes as [TestDaemon, TestDaemon];
+    for (let i = 0; i < 5; i++) await pop3From((i % 2 ? b : a).port('pop3'), '127.0.0.4', `guess${i}@example.com`, 'x');
+    assert.match(await imapFrom(a.port('imap'), '127.0.0.4', 'carol@example.org', 'password'), /^NO \[UNAVAILABLE\] Too many failed logins from your address/);
+  });
+
+  it('GIVEN redis-server stopped THEN logins still work and the window falls back to each node (no crash, no refusal for Redis)', async () => {
+    const [a, b] = nodes as [TestDaemon, TestDaemon];
+    await redis.stop();
+    assert.match(await imapFrom(b.port('imap'), '127.0.0.5', 'carol@example.org', 'password'), /^OK /);
+    for (let i = 0; i < 3; i++) assert.match(await imapFrom(a.port('imap'), '127.0.0.5', 'carol@example.org', `wrong${i}`), /^NO \[AUTHENTICATIONFAILED\]/);
+    assert.match(await imapFrom(a.port('imap'), '127.0.0.5', 'carol@example.org', 'password'), /^NO \[UNAVAILABLE\]/, 'node A counts locally');
+    assert.match(await imapFrom(b.port('imap'), '127.0.0.5', 'carol@example.org', 'password'), /^OK /, 'node B did not see them: per node while Redis is down');
   });
 });

@@ -12,39 +12,39 @@ function clocked(props: ConstructorParameters<typeof AuthFailureWindow>[0] = {})
 describe('AuthFailureWindow', () => {
   it('locks a login after failuresPerUser failures from any IPs, and opens when the oldest ages out', () => {
     const { w, advance } = clocked({ failuresPerIp: 100, failuresPerUser: 3, windowSeconds: 60 });
-    assert.equal(w.recordFailure('10.0.0.1', 'Bob'), undefined);
+    assert.equal(w.recordFailureSync('10.0.0.1', 'Bob'), undefined);
     advance(10_000);
-    assert.equal(w.recordFailure('10.0.0.2', 'bob'), undefined);
+    assert.equal(w.recordFailureSync('10.0.0.2', 'bob'), undefined);
     advance(10_000);
-    assert.deepEqual(w.recordFailure('10.0.0.3', 'BOB '), { scope: 'user', retryAfterSeconds: 40 });
-    assert.deepEqual(w.check('10.9.9.9', 'bob'), { scope: 'user', retryAfterSeconds: 40 });
-    assert.equal(w.check('10.0.0.1', 'alice'), undefined);
+    assert.deepEqual(w.recordFailureSync('10.0.0.3', 'BOB '), { scope: 'user', retryAfterSeconds: 40 });
+    assert.deepEqual(w.checkSync('10.9.9.9', 'bob'), { scope: 'user', retryAfterSeconds: 40 });
+    assert.equal(w.checkSync('10.0.0.1', 'alice'), undefined);
     advance(40_000);
-    assert.equal(w.check('10.9.9.9', 'bob'), undefined, 'the first failure left the window');
+    assert.equal(w.checkSync('10.9.9.9', 'bob'), undefined, 'the first failure left the window');
   });
 
   it('locks an IP after failuresPerIp failures on any logins; the IP lockout wins over the user one', () => {
     const { w } = clocked({ failuresPerIp: 3, failuresPerUser: 3, windowSeconds: 60 });
-    w.recordFailure('192.0.2.7', 'a');
-    w.recordFailure('192.0.2.7', 'b');
-    assert.deepEqual(w.recordFailure('192.0.2.7', 'c'), { scope: 'ip', retryAfterSeconds: 60 });
-    assert.equal(w.check('192.0.2.8', 'a'), undefined);
+    w.recordFailureSync('192.0.2.7', 'a');
+    w.recordFailureSync('192.0.2.7', 'b');
+    assert.deepEqual(w.recordFailureSync('192.0.2.7', 'c'), { scope: 'ip', retryAfterSeconds: 60 });
+    assert.equal(w.checkSync('192.0.2.8', 'a'), undefined);
   });
 
   it('a success clears the login, never the IP (a valid account must not reset its IP count)', () => {
     const { w } = clocked({ failuresPerIp: 3, failuresPerUser: 2, windowSeconds: 60 });
-    w.recordFailure('192.0.2.1', 'mine');
-    w.recordFailure('192.0.2.1', 'victim');
-    w.recordSuccess('mine');
-    assert.equal(w.check('192.0.2.1', 'x'), undefined);
-    assert.deepEqual(w.recordFailure('192.0.2.1', 'victim'), { scope: 'ip', retryAfterSeconds: 60 });
+    w.recordFailureSync('192.0.2.1', 'mine');
+    w.recordFailureSync('192.0.2.1', 'victim');
+    w.recordSuccessSync('mine');
+    assert.equal(w.checkSync('192.0.2.1', 'x'), undefined);
+    assert.deepEqual(w.recordFailureSync('192.0.2.1', 'victim'), { scope: 'ip', retryAfterSeconds: 60 });
   });
 
   it('counts IPv6 clients per /64', () => {
     const { w } = clocked({ failuresPerIp: 2, failuresPerUser: 100 });
-    w.recordFailure('2001:db8:1:2::1', 'a');
-    assert.equal(w.recordFailure('2001:db8:1:2:ffff::9', 'b')?.scope, 'ip');
-    assert.equal(w.check('2001:db8:1:3::1', 'c'), undefined);
+    w.recordFailureSync('2001:db8:1:2::1', 'a');
+    assert.equal(w.recordFailureSync('2001:db8:1:2:ffff::9', 'b')?.scope, 'ip');
+    assert.equal(w.checkSync('2001:db8:1:3::1', 'c'), undefined);
     assert.equal(ipv6Prefix64('2001:0db8:0000:0001::5'), '2001:db8:0:1::/64');
     assert.equal(ipv6Prefix64('::1'), '0:0:0:0::/64');
   });
@@ -54,7 +54,7 @@ describe('AuthFailureWindow', () => {
       fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.integer({ min: 0, max: 50 })), { maxLength: 300 }), fc.integer({ min: 1, max: 20 }), (seq, max) => {
         const { w } = clocked({ failuresPerIp: 2, failuresPerUser: 2, trackedKeys: max });
         for (const [ip, u] of seq) {
-          w.recordFailure(`10.0.0.${ip}`, `u${u}`);
+          w.recordFailureSync(`10.0.0.${ip}`, `u${u}`);
           assert.ok(w.size <= max);
         }
       }),
