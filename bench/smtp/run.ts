@@ -108,7 +108,7 @@ async function benchMailfleetd(work: string): Promise<{ seconds: number; cpuSeco
   const child: ChildProcess = spawn(
     process.execPath,
     [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...entry, 'serve', '--daemon-config', join(dir, 'mailfleetd.json'), '--data-dir', dir],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { UV_THREADPOOL_SIZE: '16', ...process.env, MAILFLEET_LOG_LEVEL: 'warn' }, cwd: REPO },
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MAILFLEET_LOG_LEVEL: 'warn' }, cwd: REPO },
   );
   try {
     const ready = await new Promise<{ sockets: Array<{ protocol: string; port: number }> }>((res, rej) => {

@@ -3,9 +3,9 @@
  * artifact the engines ship to mail nodes. Same `serve` options as `mailfleet serve`.
  *   node dist/mailfleetd.mjs serve --daemon-config /etc/mailfleet/mailfleetd.json --data-dir /srv/mail
  */
-// fdatasync holds a libuv pool thread for the whole disk flush; with the default 4 threads, 20 concurrent
-// deliveries queue their opens and renames behind flushes. Must be set before the pool's first use.
-process.env.UV_THREADPOOL_SIZE ??= '16';
+// No UV_THREADPOOL_SIZE here: Node starts the libuv pool while loading an ES module entry (it reads the
+// file asynchronously), so a value set in code is ignored. The default 4 threads measured as fast as 16
+// for SMTP delivery (bench/smtp, docs/daemon.md); an operator can still set it in the environment.
 import { Command } from 'commander';
 import { MailfleetError } from '../errors.js';
 import { createLogger } from '../log.js';
