@@ -279,6 +279,21 @@ export const specSchema = z
           .default(0)
           .describe('Wait this long before the 220 greeting; a client that talks first gets 554 5.5.1 and is closed (Postfix postscreen_greet_wait). 0 still refuses bytes that arrived before the greeting was written.'),
         authFailureDelayMs: nonNegInt.default(2000).describe('Pause before each failed AUTH reply.'),
+        relay: z
+          .object({
+            host: z.string().min(1).describe('Smarthost for mail submitted to non-local domains (mailfleetd does no MX routing itself).'),
+            port: port.default(587),
+            startTls: z.enum(['required', 'opportunistic', 'none']).default('required'),
+            verifyCertificate: z.boolean().default(true),
+            usernameEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional().describe('Environment variable holding the relay AUTH user.'),
+            passwordEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional().describe('Environment variable holding the relay AUTH password.'),
+            retrySeconds: posInt.default(60).describe('First retry after a temporary failure; each next waits twice as long, at most an hour.'),
+            maxAgeHours: posInt.default(120).describe('Undelivered this long: the sender gets a bounce.'),
+            concurrency: posInt.default(4),
+          })
+          .strict()
+          .optional()
+          .describe('Without it, submission accepts local recipients only (550 5.7.1 for others).'),
         rateLimitExceptions: z
           .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'expected an IP address or CIDR like 10.0.0.0/8'))
           .default(['127.0.0.0/8', '::1'])
