@@ -78,14 +78,14 @@ async function waitForCount(dir: string, n: number, timeoutMs: number): Promise<
   }
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc; the rate alone moves with machine load. */
-function cpuSeconds(pid: number): number {
+/** CPU seconds a process has used so far (user, system), from /proc; the rate alone moves with machine load. */
+function cpuSeconds(pid: number): { user: number; system: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
   // After the command: state is field 3, utime and stime are fields 14 and 15 (clock ticks, 100 per second).
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }
 
-async function benchMailfleetd(work: string): Promise<{ seconds: number; cpuSeconds: number }> {
+async function benchMailfleetd(work: string): Promise<{ seconds: number; cpu: { user: number; system: number } }> {
   const dir = join(work, 'mailfleetd');
   mkdirSync(dir, { recursive: true });
   await writeFile(join(dir, 'users.yaml'), `users:\n  - address: bench@example.com\n    passwordHash: ${await hashPassword('x')}\n  - address: warm@example.com\n    passwordHash: ${await hashPassword('x')}\n`);
@@ -125,10 +125,11 @@ async function benchMailfleetd(work: string): Promise<{ seconds: number; cpuSeco
     if (warm.status !== 0) throw new Error(`mailfleetd warm-up failed: ${warm.stderr}`);
     const cpu0 = cpuSeconds(child.pid!);
     const seconds = await smtpSource(port, 'bench@example.com');
-    const cpu = cpuSeconds(child.pid!) - cpu0;
+    const cpu1 = cpuSeconds(child.pid!);
+    const cpu = { user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system };
     const got = countFiles(join(dir, 'mail/example.com/bench/Maildir/new'));
     if (got !== MESSAGES) throw new Error(`mailfleetd stored ${got} of ${MESSAGES}`);
-    return { seconds, cpuSeconds: cpu };
+    return { seconds, cpu };
   } finally {
     child.kill('SIGTERM');
     await new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
@@ -253,8 +254,11 @@ async function main(): Promise<void> {
     console.log(`smtp-source -s ${SESSIONS} -m ${MESSAGES} -l ${SIZE} (one connection per message), ${cpus().length} cores, load ${loadavg()[0]!.toFixed(2)}`);
     const mf = await benchMailfleetd(work);
     const mfRate = MESSAGES / mf.seconds;
-    const mfCpuMs = (1000 * mf.cpuSeconds) / MESSAGES;
-    console.log(`mailfleetd: ${mf.seconds.toFixed(2)} s, ${mfRate.toFixed(0)} msg/s (durable in Maildir at each 250), ${mfCpuMs.toFixed(2)} ms CPU per message`);
+    const perMessage = (s: number) => (1000 * s) / MESSAGES;
+    const mfCpuMs = perMessage(mf.cpu.user + mf.cpu.system);
+    console.log(
+      `mailfleetd: ${mf.seconds.toFixed(2)} s, ${mfRate.toFixed(0)} msg/s (durable in Maildir at each 250), ${mfCpuMs.toFixed(2)} ms CPU per message (user ${perMessage(mf.cpu.user).toFixed(2)}, system ${perMessage(mf.cpu.system).toFixed(2)})`,
+    );
     const profile = PROFILE ? topOfProfile(join(work, 'cpu-prof')) : [];
     if (SKIP_POSTFIX) {
       if (profile.length) console.log(`\nmailfleetd CPU profile, top self time:\n${profile.join('\n')}`);
@@ -273,7 +277,7 @@ async function main(): Promise<void> {
       // 1-minute load average at the end: other work on the machine moves both rates.
       load: loadavg()[0],
       params: { messages: MESSAGES, sessions: SESSIONS, size: SIZE, warmup: WARMUP, daemon: TSX ? 'tsx lib/daemon/main.ts' : 'bundle' },
-      mailfleetd: { seconds: mf.seconds, msgPerSecond: mfRate, cpuMsPerMessage: mfCpuMs },
+      mailfleetd: { seconds: mf.seconds, msgPerSecond: mfRate, cpuMsPerMessage: mfCpuMs, userCpuMsPerMessage: perMessage(mf.cpu.user), systemCpuMsPerMessage: perMessage(mf.cpu.system) },
       postfix: { seconds: pfx.seconds, msgPerSecond: pfRate, ackSeconds: pfx.ackSeconds, ackMsgPerSecond: MESSAGES / pfx.ackSeconds },
       ratio,
       target: 2.5,
