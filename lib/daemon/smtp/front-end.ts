@@ -21,6 +21,8 @@ import { addressParts } from '../../store/maildir/paths.js';
 import type { DaemonContext } from '../context.js';
 import type { AcceptedConnection } from '../net/listener.js';
 import { lockoutText } from '../login-gate.js';
+import type { OutboundQueue } from '../../outbound/index.js';
+import { createOutbound } from './outbound.js';
 import { receivedHeader } from './received.js';
 import { smtpRateControl, type SmtpRateControl } from '../../limits/smtp-rates.js';
 import { replyKeyOf, SMTP_REPLIES, SmtpReplyError, type SmtpReplyKey } from './replies.js';
@@ -28,6 +30,8 @@ import { replyKeyOf, SMTP_REPLIES, SmtpReplyError, type SmtpReplyKey } from './r
 /** Per-transaction state: the mailboxes each accepted recipient resolved to. */
 interface Transaction {
   readonly targets: DeliveryTarget[];
+  /** Recipients in other domains, for the outbound queue (submission with smtp.relay only). */
+  readonly remote: string[];
 }
 
 /** Per-connection state the hooks need beyond smtp-server's session. */
@@ -151,10 +155,14 @@ export class SmtpFrontEnd {
   private readonly log: Logger;
   /** SMTP rate buckets (lib/limits/smtp-rates.ts); undefined when the admission has no live limits. */
   private readonly rates?: SmtpRateControl;
+  /** Relays submitted mail for other domains (smtp.relay); undefined without a relay. */
+  private readonly outbound?: OutboundQueue;
 
   constructor(private readonly ctx: DaemonContext) {
     this.log = ctx.logger.child({ component: 'smtp' });
     this.rates = smtpRateControl(ctx.admission, ctx.config.smtp.rateLimitExceptions);
+    this.outbound = createOutbound(ctx);
+    this.outbound?.start();
     for (const p of ['smtp', 'submission', 'submissions'] as const) this.servers.set(p, this.createServer(p));
   }
 
@@ -180,6 +188,7 @@ export class SmtpFrontEnd {
 
   async close(): Promise<void> {
     for (const s of this.servers.values()) s.connections.clear();
+    await this.outbound?.stop();
   }
 
   private createServer(protocol: Protocol): MailfleetSmtpServer {
@@ -213,7 +222,7 @@ export class SmtpFrontEnd {
         );
       },
       onMailFrom: (address, session, cb) => {
-        this.transactions.set(session.envelope, { targets: [] });
+        this.transactions.set(session.envelope, { targets: [], remote: [] });
         // Flow control: over a message rate the sender gets 450 4.7.1 and retries later (lib/limits/smtp-rates.ts).
         const state = this.states.get(session.id);
         if (!this.rates || !state) return cb();
@@ -299,7 +308,7 @@ export class SmtpFrontEnd {
 
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
     const state = this.states.get(session.id);
-    const txn = this.transactions.get(session.envelope) ?? { targets: [] };
+    const txn = this.transactions.get(session.envelope) ?? { targets: [], remote: [] };
     this.transactions.set(session.envelope, txn);
     if (session.envelope.rcptTo.length >= this.ctx.config.smtp.maxRecipients)
       throw this.reject(state, 'too-many-recipients', 'TOO_MANY_RECIPIENTS', `too many recipients (at most ${this.ctx.config.smtp.maxRecipients})`);
@@ -309,16 +318,21 @@ export class SmtpFrontEnd {
     } catch {
       throw this.reject(state, 'bad-address', 'BAD_ADDRESS');
     }
-    let users: DirectoryUser[];
+    let users: DirectoryUser[] = [];
+    // Other domains: only authenticated submission, and only with a relay to hand them to.
+    let remote = false;
     try {
-      if (!(await this.ctx.directory.isLocalDomain(parts.domain))) throw this.reject(state, 'relay-denied', 'RELAY_DENIED', `relaying denied: ${parts.domain} is not a local domain`);
-      users = await this.ctx.directory.resolveRecipient(parts.address);
+      if (!(await this.ctx.directory.isLocalDomain(parts.domain))) {
+        if (!this.outbound || state?.conn.protocol === 'smtp' || !session.user)
+          throw this.reject(state, 'relay-denied', 'RELAY_DENIED', `relaying denied: ${parts.domain} is not a local domain`);
+        remote = true;
+      } else users = await this.ctx.directory.resolveRecipient(parts.address);
     } catch (e) {
       if (e instanceof SmtpReplyError) throw e;
       state?.conn.logger.warn({ err: e, rcpt: parts.address }, 'RCPT: directory failed');
       throw this.reject(state, 'directory-unavailable', replyKeyOf(e) === 'INTERNAL' ? 'DIRECTORY_UNAVAILABLE' : replyKeyOf(e));
     }
-    if (users.length === 0) throw this.reject(state, 'unknown-user', 'UNKNOWN_USER', `<${parts.address}>: no such user here`);
+    if (!remote && users.length === 0) throw this.reject(state, 'unknown-user', 'UNKNOWN_USER', `<${parts.address}>: no such user here`);
     // Flow control (lib/limits/smtp-rates.ts): recipients per message (452 4.5.3) and per hour, messages per domain (450 4.7.1).
     if (this.rates && state) {
       const submission = state.conn.protocol !== 'smtp';
@@ -332,7 +346,29 @@ export class SmtpFrontEnd {
       });
       if (r) throw this.reject(state, `rate-${r.rate}`, r.code === 452 ? 'TOO_MANY_RECIPIENTS' : 'RATE_LIMITED', r.text);
     }
+    if (remote) {
+      if (!txn.remote.includes(parts.address)) txn.remote.push(parts.address);
+      return;
+    }
     for (const u of users) if (!txn.targets.some((t) => t.address === u.address)) txn.targets.push({ address: u.address });
+  }
+
+  /**
+   * A message with recipients in other domains: local copies delivered, then the rest queued for the
+   * relay, both durable before the 250 (if queueing fails the client retries, and local recipients may
+   * get the message twice: the usual MTA trade, never a loss).
+   */
+  private async deliverAndQueue(protocol: Protocol, session: SMTPServerSession, txn: Transaction, chunks: AsyncGenerator<Buffer>, started: bigint): Promise<string> {
+    const parts: Buffer[] = [];
+    for await (const c of chunks) parts.push(c);
+    const message = Buffer.concat(parts);
+    const local = txn.targets.length > 0 ? await this.ctx.delivery.deliver(txn.targets, message) : undefined;
+    const id = await this.outbound!.enqueue(session.envelope.mailFrom ? session.envelope.mailFrom.address : '', txn.remote, message);
+    const state = this.states.get(session.id);
+    this.ctx.metrics.deliverySeconds.observe({ protocol }, Number(process.hrtime.bigint() - started) / 1e9);
+    if (state) this.ctx.metrics.messagesAccepted.inc({ listener: state.conn.listener, protocol });
+    state?.conn.logger.info({ tx: session.transaction, size: message.length, rcpts: txn.targets.length, relay: txn.remote.length, id: local?.ids[0], queued: id }, 'delivered and queued');
+    return `2.0.0 Ok: queued as ${local?.ids[0] ?? id}`;
   }
 
   private async onData(protocol: Protocol, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
@@ -388,7 +424,8 @@ export class SmtpFrontEnd {
         if (stream.sizeExceeded) tooBig = failed = true;
         if (failed) throw new SmtpReplyError(tooBig ? 'MESSAGE_TOO_BIG' : 'LINE_TOO_LONG');
       };
-      if (!txn || txn.targets.length === 0) throw new SmtpReplyError('INTERNAL', 'no valid recipients');
+      if (!txn || (txn.targets.length === 0 && txn.remote.length === 0)) throw new SmtpReplyError('INTERNAL', 'no valid recipients');
+      if (txn.remote.length > 0) return await this.deliverAndQueue(protocol, session, txn, checked(), started);
       const result = await this.ctx.delivery.deliver(txn.targets, await smallAsBuffer(checked()));
       this.ctx.metrics.deliverySeconds.observe({ protocol }, Number(process.hrtime.bigint() - started) / 1e9);
       if (state) this.ctx.metrics.messagesAccepted.inc({ listener: state.conn.listener, protocol });

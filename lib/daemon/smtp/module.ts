@@ -23,6 +23,8 @@ export const smtpModule: ProtocolModule = {
   // With Redis, deliveries are published to IMAP IDLE sessions on other nodes, also from an SMTP-only node.
   start: (ctx) => {
     if (ctx.config.redis) mailEventsOf(ctx);
+    // The outbound queue's runner must retry what a previous run left, before any client connects.
+    if (ctx.config.smtp.relay) frontEndOf(ctx);
   },
   stop: async (ctx) => {
     await frontEnds.get(ctx)?.close();
