@@ -8,6 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createTransport } from 'nodemailer';
 import { hashPassword } from '../../lib/directory/static.js';
@@ -83,7 +84,7 @@ describe('submission to other domains through smtp.relay (two real daemons)', { 
     const bounce = inbox(dirA, 'alice@example.com')[0]!;
     assert.match(bounce, /Subject: Undelivered Mail Returned to Sender/);
     assert.match(bounce, /Final-Recipient: rfc822; nouser@example\.net\r\nAction: failed\r\nStatus: 5\.1\.1/);
-    assert.deepEqual(readdirSync(join(dirA, 'queue')), [], 'queue empty');
+    assert.deepEqual(readdirSync(join(dirA, 'queue', hostname())), [], 'queue empty (one folder per node)');
     const text = await (await fetch(`${a.adminUrl}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
     assert.match(text, /^mailfleetd_outbound_recipients_total\{outcome="relayed"\} 1$/m);
     assert.match(text, /^mailfleetd_outbound_recipients_total\{outcome="bounced"\} 1$/m);

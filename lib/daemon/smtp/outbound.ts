@@ -3,6 +3,7 @@
  * relay credentials from the environment, bounces delivered to the sender's local mailbox, outcomes in
  * `mailfleetd_outbound_recipients_total{outcome}`.
  */
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Counter } from 'prom-client';
 import { addressParts } from '../../store/maildir/paths.js';
@@ -22,7 +23,8 @@ export function createOutbound(ctx: DaemonContext): OutboundQueue | undefined {
       registers: [ctx.metrics.registry],
     });
   return new OutboundQueue({
-    dir: join(ctx.dataDir, 'queue'),
+    // One folder per node (by host name): a data dir on shared storage must not give two runners one queue.
+    dir: join(ctx.dataDir, 'queue', hostname()),
     relay: {
       ...relay,
       username: relay.usernameEnv ? process.env[relay.usernameEnv] : undefined,
