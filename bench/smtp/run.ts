@@ -85,6 +85,35 @@ function cpuSeconds(pid: number): { user: number; system: number } {
   return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }
 
+/**
+ * CPU seconds of a process tree: every living descendant of `root` plus what `root` has reaped (Postfix's
+ * master spawns and waits for every Postfix daemon, so short-lived ones count too).
+ */
+function treeCpuSeconds(root: number): { user: number; system: number } {
+  const procs = new Map<number, { ppid: number; f: string[] }>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const f = readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+      procs.set(Number(d), { ppid: Number(f[1]), f });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const inTree = (pid: number): boolean => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = procs.get(p)?.ppid ?? 0, hops++) if (p === root) return true;
+    return false;
+  };
+  let user = 0;
+  let system = 0;
+  for (const [pid, { f }] of procs) {
+    if (!inTree(pid)) continue;
+    user += Number(f[11]) + (pid === root ? Number(f[13]) : 0);
+    system += Number(f[12]) + (pid === root ? Number(f[14]) : 0);
+  }
+  return { user: user / 100, system: system / 100 };
+}
+
 async function benchMailfleetd(work: string): Promise<{ seconds: number; cpu: { user: number; system: number } }> {
   const dir = join(work, 'mailfleetd');
   mkdirSync(dir, { recursive: true });
@@ -159,7 +188,7 @@ function topOfProfile(profDir: string): string[] {
     .map(([k, c]) => `${((100 * c) / total).toFixed(1).padStart(5)}%  ${k}`);
 }
 
-async function benchPostfix(work: string): Promise<{ ackSeconds: number; seconds: number }> {
+async function benchPostfix(work: string): Promise<{ ackSeconds: number; seconds: number; cpu: { user: number; system: number } }> {
   const base = join(work, 'postfix');
   const etc = join(base, 'etc');
   const spool = join(base, 'spool');
@@ -237,10 +266,14 @@ async function benchPostfix(work: string): Promise<{ ackSeconds: number; seconds
     spawnSync(SMTP_SOURCE, ['-s', '4', '-m', String(WARMUP - 1), '-l', String(SIZE), '-f', 'bench@remote.test', '-t', 'warm@example.com', `127.0.0.1:${port}`]);
     await waitForCount(newDir, WARMUP, 60_000);
     const before = countFiles(newDir);
+    const master = Number(readFileSync(join(spool, 'pid/master.pid'), 'utf8').trim());
+    const cpu0 = treeCpuSeconds(master);
     const t0 = performance.now();
     const ackSeconds = await smtpSource(port, 'bench@example.com');
     await waitForCount(newDir, before + MESSAGES, 600_000);
-    return { ackSeconds, seconds: (performance.now() - t0) / 1000 };
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu1 = treeCpuSeconds(master);
+    return { ackSeconds, seconds, cpu: { user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system } };
   } finally {
     const stop = pf('stop');
     if (stop.status !== 0) process.stderr.write(`postfix stop: ${stop.stderr}\n`);
@@ -266,9 +299,12 @@ async function main(): Promise<void> {
     }
     const pfx = await benchPostfix(work);
     const pfRate = MESSAGES / pfx.seconds;
-    console.log(`postfix:    ${pfx.seconds.toFixed(2)} s, ${pfRate.toFixed(0)} msg/s to Maildir (acks done after ${pfx.ackSeconds.toFixed(2)} s = ${(MESSAGES / pfx.ackSeconds).toFixed(0)} msg/s queued)`);
+    const pfCpuMs = perMessage(pfx.cpu.user + pfx.cpu.system);
+    console.log(
+      `postfix:    ${pfx.seconds.toFixed(2)} s, ${pfRate.toFixed(0)} msg/s to Maildir (acks done after ${pfx.ackSeconds.toFixed(2)} s = ${(MESSAGES / pfx.ackSeconds).toFixed(0)} msg/s queued), ${pfCpuMs.toFixed(2)} ms CPU per message in all its processes (user ${perMessage(pfx.cpu.user).toFixed(2)}, system ${perMessage(pfx.cpu.system).toFixed(2)})`,
+    );
     const ratio = mfRate / pfRate;
-    console.log(`ratio mailfleetd / postfix: ${ratio.toFixed(2)}x (target >= 2.5x)`);
+    console.log(`ratio mailfleetd / postfix: ${ratio.toFixed(2)}x (target >= 2.5x); CPU per message postfix / mailfleetd: ${(pfCpuMs / mfCpuMs).toFixed(2)}x`);
     if (profile.length) console.log(`\nmailfleetd CPU profile, top self time:\n${profile.join('\n')}`);
     const results = {
       bench: 'smtp',
@@ -278,7 +314,17 @@ async function main(): Promise<void> {
       load: loadavg()[0],
       params: { messages: MESSAGES, sessions: SESSIONS, size: SIZE, warmup: WARMUP, daemon: TSX ? 'tsx lib/daemon/main.ts' : 'bundle' },
       mailfleetd: { seconds: mf.seconds, msgPerSecond: mfRate, cpuMsPerMessage: mfCpuMs, userCpuMsPerMessage: perMessage(mf.cpu.user), systemCpuMsPerMessage: perMessage(mf.cpu.system) },
-      postfix: { seconds: pfx.seconds, msgPerSecond: pfRate, ackSeconds: pfx.ackSeconds, ackMsgPerSecond: MESSAGES / pfx.ackSeconds },
+      postfix: {
+        seconds: pfx.seconds,
+        msgPerSecond: pfRate,
+        ackSeconds: pfx.ackSeconds,
+        ackMsgPerSecond: MESSAGES / pfx.ackSeconds,
+        cpuMsPerMessage: pfCpuMs,
+        userCpuMsPerMessage: perMessage(pfx.cpu.user),
+        systemCpuMsPerMessage: perMessage(pfx.cpu.system),
+      },
+      // Less sensitive to other work on the machine than the rates: CPU each server spent per message.
+      cpuRatio: pfCpuMs / mfCpuMs,
       ratio,
       target: 2.5,
       profile,
