@@ -103,3 +103,15 @@ export class LocalAdmission implements IAdmission {
     return c;
   }
 }
+
+/**
+ * The answer of an in-process admission at once, without a promise hop: under a flood the refusal goes
+ * out in the accept callback itself. Undefined for a backend that needs I/O (Redis): use acquire().
+ */
+export function acquireNow(
+  admission: IAdmission,
+  scopes: readonly ScopeKey[],
+  opts?: AcquireOptions,
+): Lease | Refusal | undefined {
+  return admission instanceof LocalAdmission ? admission.acquireSync(scopes, opts) : undefined;
+}

@@ -26,7 +26,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../log.js';
-import type { IAdmission, Lease } from '../../limits/types.js';
+import type { IAdmission, Lease, Refusal } from '../../limits/types.js';
+import { acquireNow } from '../../limits/local.js';
+import { RefusalLog } from '../../limits/refusal-log.js';
 import type { DaemonSocket } from '../../plan/types.js';
 import type { Protocol, Service } from '../../spec/schema.js';
 import type { DaemonMetrics } from '../metrics.js';
@@ -98,12 +100,15 @@ export class DaemonListener {
   /** Sockets answered with a busy reply and about to close: they do not count against the cap. */
   private readonly refused = new Set<Socket>();
   private maxConnections: number;
+  /** A flood's refusals are logged once per reason, then counted (lib/limits/refusal-log.ts). */
+  private readonly refusalLog: RefusalLog;
   private closing = false;
   private boundPort = 0;
 
   constructor(private readonly props: DaemonListenerProps) {
     this.name = props.socket.listener ?? `${props.socket.protocol}:${props.socket.port}`;
     this.maxConnections = props.socket.maxConnections;
+    this.refusalLog = new RefusalLog({ logger: props.logger });
     if (props.socket.tls !== 'none' && !props.tls) throw new Error(`listener ${this.name}: tls ${props.socket.tls} needs a key and certificate`);
     if (props.tls && props.socket.tls === 'implicit') this.secureContext = createSecureContext({ key: props.tls.key, cert: props.tls.cert });
   }
@@ -154,6 +159,7 @@ export class DaemonListener {
     const start = Date.now();
     while (this.sockets.size > 0 && Date.now() - start < deadlineMs) await sleep(20);
     for (const s of this.sockets) s.destroy();
+    this.refusalLog.close();
     await closed;
   }
 
@@ -256,7 +262,7 @@ export class DaemonListener {
       metrics?.connectionsRefused.inc({ ...labels, reason });
       this.refused.add(raw);
       raw.once('close', () => this.refused.delete(raw));
-      logger.info({ listener: peer.listener, remote: peer.address, reason }, text);
+      this.refusalLog.note({ listener: peer.listener, remote: peer.address, reason }, text);
       try {
         this.props.busy(socket, text);
       } catch (e) {
@@ -278,25 +284,27 @@ export class DaemonListener {
       { kind: 'ip' as const, service: spec.service, id: peer.address },
       { kind: 'listener' as const, service: spec.service, id: peer.listener },
     ];
-    let lease: Lease | undefined;
-    admission.acquire(scopes).then(
-      (r) => {
-        if (!r.ok) {
-          busy(`limit-${r.scope.kind}`, r.text);
-          return;
-        }
-        lease = r;
-        if (raw.destroyed || socket.destroyed) {
-          lease.release();
-          return;
-        }
-        this.start(raw, socket, peer, secure, lease);
-      },
-      (e: unknown) => {
-        logger.error({ err: e }, 'admission failed');
-        busy('admission-error', 'service temporarily unavailable');
-      },
-    );
+    const decided = (r: Lease | Refusal) => {
+      if (!r.ok) {
+        busy(`limit-${r.scope.kind}`, r.text);
+        return;
+      }
+      if (raw.destroyed || socket.destroyed) {
+        r.release();
+        return;
+      }
+      this.start(raw, socket, peer, secure, r);
+    };
+    // In-process counters answer at once (no promise hop before a refusal); Redis needs its round trip.
+    const now = acquireNow(admission, scopes);
+    if (now) {
+      decided(now);
+      return;
+    }
+    admission.acquire(scopes).then(decided, (e: unknown) => {
+      logger.error({ err: e }, 'admission failed');
+      busy('admission-error', 'service temporarily unavailable');
+    });
   }
 
   private start(raw: Socket, socket: Socket | TLSSocket, peer: Peer, secure: boolean, lease: Lease): void {
