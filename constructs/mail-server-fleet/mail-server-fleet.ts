@@ -119,6 +119,8 @@ export class MailServerFleet extends Construct {
   public readonly tlsSecret?: secretsmanager.Secret;
   /** The users file of a static directory (YAML), filled by the operator; undefined with LDAP or createSecrets false. */
   public readonly staticUsersSecret?: secretsmanager.Secret;
+  /** AUTH credentials for smtp.relay, JSON {"username","password"}; undefined without relay credentials. */
+  public readonly relaySecret?: secretsmanager.Secret;
   public readonly scalingMetric: cw.Metric;
   /** Daemon ports behind HAProxy (PROXY v2). */
   public readonly daemonPorts: readonly number[];
@@ -185,10 +187,25 @@ export class MailServerFleet extends Construct {
         });
         acknowledge(this.staticUsersSecret, 'AwsSolutions-SMG4', 'The users file is edited by the operator (mailfleet users add), not rotated.');
       }
+      const relay = plan.spec.smtp.relay;
+      if (relay && (relay.usernameEnv || relay.passwordEnv)) {
+        this.relaySecret = new secretsmanager.Secret(this, 'Relay', {
+          secretName: secrets.relay,
+          description: 'mailfleetd outbound relay AUTH: JSON {"username","password"}; set by the operator',
+          generateSecretString: { secretStringTemplate: JSON.stringify({ username: '' }), generateStringKey: 'password' },
+          replicaRegions,
+        });
+        acknowledge(this.relaySecret, 'AwsSolutions-SMG4', 'Relay credentials are issued by the relay provider (SES SMTP credentials, an ISP account), not rotated by Secrets Manager.');
+      }
       acknowledge(this.adminTokenSecret, 'AwsSolutions-SMG4', 'Rotating the admin token needs a rolling daemon restart; it is rotated by the ops runbook, not a Lambda.');
       acknowledge(this.tlsSecret, 'AwsSolutions-SMG4', 'Certificates are renewed by the certificate pipeline that writes this secret, not by Secrets Manager rotation.');
     }
-    grantSecretsByName(this, this.role, [secrets.adminToken, secrets.tls, plan.directory.kind === 'static' ? secrets.staticUsers : secrets.ldapBind]);
+    grantSecretsByName(this, this.role, [
+      secrets.adminToken,
+      secrets.tls,
+      plan.directory.kind === 'static' ? secrets.staticUsers : secrets.ldapBind,
+      ...(plan.spec.smtp.relay?.usernameEnv || plan.spec.smtp.relay?.passwordEnv ? [secrets.relay] : []),
+    ]);
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ['route53:ChangeResourceRecordSets'],

@@ -196,6 +196,11 @@ function mailScript(plan: Plan): RenderedFile {
   const s = secretNames(plan);
   const d = plan.directory;
   const storagePkg = plan.storage.kind === 'glusterfs' ? 'glusterfs-client' : 'nfs-common';
+  // Relay AUTH credentials into the env vars the spec names, from one JSON secret.
+  const relay = plan.spec.smtp.relay;
+  const relayEnv = (field: 'username' | 'password', env: string | undefined) =>
+    env ? `  printf '%s=%s\\n' ${shq(env)} "$(secret ${shq(s.relay)} | python3 -c 'import json,sys; print(json.load(sys.stdin)["${field}"])')"\n` : '';
+  const relayCredentials = relay ? relayEnv('username', relay.usernameEnv) + relayEnv('password', relay.passwordEnv) : '';
   // The directory's service password goes where the spec says the daemon reads it: an env var or a file.
   const ldapBindEnv =
     d.kind === 'ldap' && d.bindPasswordEnv
@@ -245,7 +250,7 @@ umask 077
   # The unit's --data-dir, so mailfleet commands run on the node find the daemon's data.
   printf 'MAILFLEET_DATA_DIR=%s\\n' ${MAIL_MOUNT}/maildir
   printf 'MAILFLEET_TLS_CERT=%s\\nMAILFLEET_TLS_KEY=%s\\n' ${DAEMON_TLS_DIR}/cert.pem ${DAEMON_TLS_DIR}/key.pem
-${ldapBindEnv}} >${DAEMON_ENV_PATH}
+${ldapBindEnv}${relayCredentials}} >${DAEMON_ENV_PATH}
 ${ldapBindFile}${usersFile}secret ${shq(s.tls)} | python3 -c '
 import json, sys
 tls = json.load(sys.stdin)

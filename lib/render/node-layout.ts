@@ -94,6 +94,8 @@ export function secretNames(plan: Plan) {
     tls: `${p}/tls`,
     /** The users file (YAML) of a static directory; starts empty, the operator writes it (docs/cdk.md). */
     staticUsers: `${p}/users`,
+    /** JSON {"username","password"} for AUTH to smtp.relay; filled by the operator. */
+    relay: `${p}/relay`,
   } as const;
 }
 

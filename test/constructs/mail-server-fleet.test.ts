@@ -85,6 +85,17 @@ describe('MailServerFleet', () => {
     const policies = JSON.stringify(t.findResources('AWS::IAM::Policy'));
     assert.ok(policies.includes(`secret:${names.staticUsers}-*`), 'users secret granted');
     assert.ok(!policies.includes(`secret:${names.ldapBind}-*`), 'no LDAP bind secret with a static directory');
+    assert.equal(Object.keys(t.findResources('AWS::SecretsManager::Secret', { Properties: { Name: names.relay } })).length, 0, 'no relay secret without relay credentials');
+  });
+
+  test('GIVEN smtp.relay with credentials THEN a relay secret exists and nodes may read it', () => {
+    const plan = variant({ smtp: { relay: { host: 'smtp.relay.example', usernameEnv: 'RELAY_USER', passwordEnv: 'RELAY_PASSWORD' } } });
+    const { stack, vpc, zone } = fixture();
+    new MailServerFleet(stack, 'Mail', { plan, vpc, privateZone: zone });
+    const t = Template.fromStack(stack);
+    const names = secretNames(plan);
+    t.hasResourceProperties('AWS::SecretsManager::Secret', { Name: names.relay });
+    assert.ok(JSON.stringify(t.findResources('AWS::IAM::Policy')).includes(`secret:${names.relay}-*`));
   });
 
   test('GIVEN createSecrets false (DR) THEN no secrets are created', () => {

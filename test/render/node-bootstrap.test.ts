@@ -23,7 +23,12 @@ function variant(patch: Record<string, unknown>): Plan {
   const base = loadSpec('examples/single-region.yaml').spec;
   return buildPlan(parseSpec(JSON.stringify({ ...base, ...patch }), 'variant.yaml'));
 }
-const efsPlan = variant({ storage: { kind: 'efs' }, directory: { kind: 'static' } });
+// Also the static users file and relay credentials, so shellcheck sees those bootstrap lines too.
+const efsPlan = variant({
+  storage: { kind: 'efs' },
+  directory: { kind: 'static' },
+  smtp: { relay: { host: 'smtp.relay.example', usernameEnv: 'RELAY_USER', passwordEnv: 'RELAY_PASSWORD' } },
+});
 
 const tmp = mkdtempSync(join(tmpdir(), 'mailfleet-render-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -83,6 +88,10 @@ describe('node bootstrap renderers', () => {
     assert.match(bind, /secret '?mailfleet\/[^ ]+\/ldap-bind'? >'?\/etc\/mailfleet\/secrets\/ldap-bind'?\n/);
     assert.match(bind, /install -d -m 0750 -o root -g mailfleet "\$\(dirname '?\/etc\/mailfleet\/secrets\/ldap-bind'?\)"/);
     assert.equal(nodePath('/run/keys/bind'), '/run/keys/bind', 'absolute paths stay');
+    // Relay credentials: both env vars from the one JSON secret, into the daemon's env file.
+    assert.match(users, new RegExp(`printf '%s=%s\\\\n' '?RELAY_USER'? "\\$\\(secret '?${names.relay}'? \\| python3 -c .*\\["username"\\]`));
+    assert.match(users, /'?RELAY_PASSWORD'? "\$\(secret .*\["password"\]/);
+    assert.doesNotMatch(mail(single), /RELAY_/);
   });
 
   test('user data fits the EC2 16 KiB limit and is the same text in both regions (nothing deploy-time inside)', () => {
