@@ -11,7 +11,11 @@
  *   open sessions, two shapes of a 10× flood: `burst`, 10 × cap clients connect at the same instant
  *   (the last waits for every refusal before it: a queueing figure, ~ burst size × cost of one refusal),
  *   and `sustained`, `cap` flooders reconnecting as fast as they are refused for 2 s. As a peer in the
- *   same run, the same burst against the daemon with limits off measures greetings (what admitting costs).
+ *   same run, the same burst against the daemon with limits off measures greetings (what admitting costs),
+ *   and two floors of the sustained shape: greetings with limits off, and a bare node server that writes one
+ *   line at accept (the client's and the machine's own jitter: what no refusal path can go under).
+ * - CPU per connection of daemon, redis-server (from /proc) and client in each accept-rate round: steadier
+ *   than the rate when the machine is shared.
  * - Admission alone: in-process acquire + release of the connect-time scopes (ip, listener) through the
  *   live LimitTable, per operation, set against the time one accepted connection costs (1 / accept rate):
  *   the cost the accept-rate ratio cannot resolve on a noisy machine.

@@ -3,8 +3,8 @@
  * per-domain, per-user+IP, per-IP and per-listener caps hold across the fleet.
  *
  * - One sorted set per scope; a session's lease is a member scored by its expiry (Redis TIME + lease).
- *   Acquire (one Lua script, so atomic) first drops expired members, then takes a slot in every scope
- *   or in none. A node that dies stops refreshing; its leases expire and the counts heal.
+ *   Acquire (one Lua script, so atomic) drops expired members from a set that looks full, then takes a
+ *   slot in every scope or in none. A node that dies stops refreshing; its leases expire and the counts heal.
  * - Live sessions refresh their leases every leaseSeconds/3 (one script per batch, unref'd timer). The
  *   refresh re-adds a lease that Redis lost (restart without persistence), so counts heal that way too.
  * - Acquires and releases are queued and sent together once per turn of the event loop: one script call
