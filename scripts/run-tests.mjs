@@ -23,9 +23,21 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.MAILFLEET_TEST_CONCURRENCY ?? '2';
+// A hung test fails after 5 min (suites may set longer timeouts); a hung run (a file whose handles never
+// close) is killed after 45 min, well inside CI's 90: the whole suite takes about 4 min.
+const WATCHDOG_MS = Number(process.env.MAILFLEET_TEST_WATCHDOG_MS ?? 45 * 60_000);
 const r = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
-  { stdio: 'inherit', env: { ...process.env, MAILFLEET_LOG_LEVEL: process.env.MAILFLEET_LOG_LEVEL ?? 'silent' } },
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', '--test-reporter=spec', ...files],
+  {
+    stdio: 'inherit',
+    env: { ...process.env, MAILFLEET_LOG_LEVEL: process.env.MAILFLEET_LOG_LEVEL ?? 'silent' },
+    timeout: WATCHDOG_MS,
+    killSignal: 'SIGKILL',
+  },
 );
+if (r.error && r.signal === 'SIGKILL') {
+  console.error(`run-tests: the test run did not finish within ${WATCHDOG_MS / 60_000} min and was killed (a hung test or a leaked handle)`);
+  process.exit(1);
+}
 process.exit(r.status ?? 1);
