@@ -6,7 +6,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { LocalMailboxEvents, MailStore } from '../../lib/store/mailbox/index.js';
@@ -79,5 +80,24 @@ test('past 26 keywords in a folder the extra ones are not stored, and nothing fa
     const got = [...(m.flags ?? [])];
     assert.equal(got.length, 26);
     assert.ok(got.includes('kw0') && got.includes('kw25') && !got.includes('kw26'));
+  }
+});
+
+test('a folder brought over from Dovecot (dovecot-keywords, no UID list of ours) shows its keywords by name', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'mf-dovecot-kw-'));
+  try {
+    const md = join(root, 'example.com', 'dana', 'Maildir');
+    for (const sub of ['cur', 'new', 'tmp']) mkdirSync(join(md, sub), { recursive: true });
+    writeFileSync(join(md, 'dovecot-keywords'), '0 $Forwarded\n1 Work\n');
+    writeFileSync(join(md, 'cur', '1700000000.M1P1.old,S=30:2,Sb'), 'Subject: from dovecot\r\n\r\nbody\r\n');
+    const store = new MailStore({ maildirOf: () => md, events: new LocalMailboxEvents(), pollIntervalMs: 60_000 });
+    const h = await store.openMailbox('dana@example.com', 'INBOX');
+    try {
+      assert.deepEqual(h.mailbox.messages.map((r) => h.mailbox.flagsOf(r)), [['\\Seen', 'Work']]);
+    } finally {
+      h.release();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });

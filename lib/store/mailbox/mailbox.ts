@@ -323,6 +323,8 @@ export class Mailbox {
   private async locked<T>(change: (s: ListState) => Promise<T>): Promise<T> {
     return withLock(join(this.dir, LOCK_FILE), async () => {
       await this.loadList();
+      // Also when there is no list yet (a folder from Dovecot has dovecot-keywords but no UID list of ours).
+      await this.loadKeywords();
       const s: ListState = {
         uidValidity: this.uidValidity,
         nextUid: this.nextUid,
