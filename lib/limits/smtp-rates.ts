@@ -57,6 +57,7 @@ export function smtpRateControl(
 
 export class SmtpRateControl {
   private readonly exempt = new BlockList();
+  private readonly exemptCache = new Map<string, boolean>();
 
   constructor(
     private readonly limits: NonNullable<ReturnType<typeof limitsOf>>,
@@ -71,7 +72,14 @@ export class SmtpRateControl {
   }
 
   isExempt(address: string): boolean {
-    return this.exempt.check(address, isIPv6(address) ? 'ipv6' : 'ipv4');
+    // BlockList.check parses the address on every call (about 0.7 % of an SMTP profile): remember answers.
+    let v = this.exemptCache.get(address);
+    if (v === undefined) {
+      v = this.exempt.check(address, isIPv6(address) ? 'ipv6' : 'ipv4');
+      if (this.exemptCache.size >= 10_000) this.exemptCache.clear();
+      this.exemptCache.set(address, v);
+    }
+    return v;
   }
 
   async onMailFrom(i: MailFromInput): Promise<SmtpRateRefusal | undefined> {
