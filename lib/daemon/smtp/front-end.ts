@@ -52,6 +52,7 @@ interface InternalSmtpConnection {
   connectionReady(): void;
   _setListeners(cb: () => void): void;
   _parser: Writable | false;
+  _socket?: { isPaused(): boolean };
   _createParser(): Writable;
 }
 
@@ -118,6 +119,12 @@ class MailfleetSmtpServer extends SMTPServer {
  */
 function lineDeadline(c: InternalSmtpConnection, ms: number): void {
   let timer: NodeJS.Timeout | undefined;
+  // While we hold the socket paused (a slow delivery pushing back on DATA) the rest of the line may be
+  // waiting in the kernel: that is our delay, not the client's.
+  const fire = (): void => {
+    if (c._socket?.isPaused()) timer = setTimeout(fire, ms).unref();
+    else c.send(421, 'Timeout - closing connection');
+  };
   const watch = (parser: Writable): Writable => {
     const write = parser.write.bind(parser) as (chunk: unknown, ...rest: unknown[]) => boolean;
     parser.write = ((chunk: unknown, ...rest: unknown[]) => {
@@ -128,7 +135,7 @@ function lineDeadline(c: InternalSmtpConnection, ms: number): void {
         } else if (chunk.includes(10) || !timer) {
           // A new line started in this chunk: its clock starts now.
           clearTimeout(timer);
-          timer = setTimeout(() => c.send(421, 'Timeout - closing connection'), ms).unref();
+          timer = setTimeout(fire, ms).unref();
         }
       }
       return write(chunk, ...rest);
