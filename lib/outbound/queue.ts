@@ -111,11 +111,16 @@ export class OutboundQueue {
     this.kick();
   }
 
-  /** Stops the runner; sends in flight finish (their outcome is recorded). */
-  async stop(): Promise<void> {
+  /**
+   * Stops the runner. Sends in flight get `graceMs` to finish; one still talking to a slow relay after
+   * that stays queued and is sent again by the next start (the relay may then see it twice, never zero).
+   */
+  async stop(graceMs = 5000): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    await this.running;
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([this.running, new Promise<void>((r) => (t = setTimeout(r, graceMs)))]);
+    clearTimeout(t);
   }
 
   /** Entries on disk (tests, admin). */
