@@ -90,6 +90,20 @@ describe('submission to other domains through smtp.relay (two real daemons)', { 
     assert.match(text, /^mailfleetd_outbound_recipients_total\{outcome="bounced"\} 1$/m);
   });
 
+  it('relayed mail must come from an address the user owns: alice sending as bob gets 553 5.7.1; as the team alias she is in, it goes', async () => {
+    const c = await RawClient.open(a.port('submission'));
+    await c.waitFor(/^220 /);
+    await c.send('EHLO x.test', /^250 /);
+    assert.match(await c.send(`AUTH PLAIN ${Buffer.from('\0alice@example.com\0password').toString('base64')}`, /^\d{3} /), /^235 /);
+    await c.send('MAIL FROM:<bob@example.com>', /^250/);
+    assert.match(await c.send('RCPT TO:<zed@example.net>', /^\d{3} /), /^553 5\.7\.1 .*not owned/);
+    assert.match(await c.send('RCPT TO:<bob@example.com>', /^\d{3} /), /^250 /, 'local delivery is not affected');
+    await c.send('RSET', /^250/);
+    await c.send('MAIL FROM:<team@example.com>', /^250/);
+    assert.match(await c.send('RCPT TO:<zed@example.net>', /^\d{3} /), /^250 /);
+    c.close();
+  });
+
   it('the MX port (25) still refuses to relay, and submission refuses other domains before AUTH', async () => {
     const mx = await RawClient.open(a.port('smtp'));
     await mx.waitFor(/^220 /);

@@ -354,10 +354,24 @@ export class SmtpFrontEnd {
       if (r) throw this.reject(state, `rate-${r.rate}`, r.code === 452 ? 'TOO_MANY_RECIPIENTS' : 'RATE_LIMITED', r.text);
     }
     if (remote) {
+      // The relay sends in our name: only from an address the user owns (their own, or an alias of theirs).
+      const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address.toLowerCase() : '';
+      if (!(await this.ownsSender(String(session.user), sender)))
+        throw this.reject(state, 'sender-not-owned', 'SENDER_NOT_OWNED', `<${sender}>: sender address not owned by ${String(session.user)}`);
       if (!txn.remote.includes(parts.address)) txn.remote.push(parts.address);
       return;
     }
     for (const u of users) if (!txn.targets.some((t) => t.address === u.address)) txn.targets.push({ address: u.address });
+  }
+
+  private async ownsSender(user: string, sender: string): Promise<boolean> {
+    if (sender === '') return false;
+    if (sender === user.toLowerCase()) return true;
+    try {
+      return (await this.ctx.directory.resolveRecipient(sender)).some((u) => u.address.toLowerCase() === user.toLowerCase());
+    } catch {
+      return false;
+    }
   }
 
   /**

@@ -14,6 +14,7 @@ export interface SmtpReply {
 export type SmtpReplyKey =
   | 'UNKNOWN_USER'
   | 'RELAY_DENIED'
+  | 'SENDER_NOT_OWNED'
   | 'BAD_ADDRESS'
   | 'MESSAGE_TOO_BIG'
   | 'LINE_TOO_LONG'
@@ -37,6 +38,8 @@ export type SmtpReplyKey =
 export const SMTP_REPLIES: Readonly<Record<SmtpReplyKey, SmtpReply>> = Object.freeze({
   UNKNOWN_USER: { code: 550, enhanced: '5.1.1', text: 'mailbox unavailable: no such user here' },
   RELAY_DENIED: { code: 550, enhanced: '5.7.1', text: 'relaying denied: not a local domain' },
+  // Relayed mail must come from an address the authenticated user owns (Postfix reject_sender_login_mismatch).
+  SENDER_NOT_OWNED: { code: 553, enhanced: '5.7.1', text: 'sender address not owned by the authenticated user' },
   BAD_ADDRESS: { code: 553, enhanced: '5.1.3', text: 'mailbox name not allowed' },
   MESSAGE_TOO_BIG: { code: 552, enhanced: '5.3.4', text: 'message size exceeds fixed maximum message size' },
   LINE_TOO_LONG: { code: 500, enhanced: '5.5.2', text: 'line too long' },
