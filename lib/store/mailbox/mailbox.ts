@@ -68,6 +68,25 @@ export function uniqueName(): string {
   return `${Math.floor(now / 1000)}.M${(now % 1000) * 1000}P${process.pid}Q${++uniqueCounter}R${createHash('sha1').update(`${now}${Math.random()}`).digest('hex').slice(0, 8)}.${HOST}`;
 }
 
+const NAME_PARTS = /^(\d+)\.M(\d+)P(\d+)Q(\d+)/;
+
+/**
+ * Orders Maildir names by arrival: seconds, then (same process) its delivery counter, then microseconds;
+ * names of other tools fall back to plain string order. A plain string sort put M99 after M100000.
+ */
+export function byArrival(a: string, b: string): number {
+  const x = NAME_PARTS.exec(a);
+  const y = NAME_PARTS.exec(b);
+  if (x && y) {
+    const d = Number(x[1]) - Number(y[1]);
+    if (d !== 0) return d;
+    if (x[3] === y[3]) return Number(x[4]) - Number(y[4]);
+    const u = Number(x[2]) - Number(y[2]);
+    if (u !== 0) return u;
+  }
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 export function fileName(r: Pick<MessageRecord, 'base' | 'letters'>): string {
   return `${r.base}:2,${r.letters}`;
 }
@@ -375,7 +394,8 @@ export class Mailbox {
     const before = await statOrUndefined(curDir);
     // cur/ untouched since the list was written: arrivals can be added without listing cur/.
     const inSync = before !== undefined && !this.curNeedsListing(before.mtimeMs, s.curMtime);
-    for (const n of await readdir(newDir).catch(() => [] as string[])) {
+    // Oldest first, so UIDs follow arrival order (readdir order is the file system's hash order).
+    for (const n of (await readdir(newDir).catch(() => [] as string[])).sort(byArrival)) {
       if (n.startsWith('.')) continue;
       const { base, letters } = splitName(n);
       const target = `${base}:2,${letters}`;
@@ -414,7 +434,7 @@ export class Mailbox {
       }
       // Whatever is left is new to the list: deliveries just moved, or files placed by other tools.
       const fresh = [...onDisk.values()].map((file) => ({ ...splitName(file), file }));
-      fresh.sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : 0));
+      fresh.sort((a, b) => byArrival(a.base, b.base));
       for (const f of fresh) {
         const rec = await this.recordFor(f.file, f.base, f.letters, s);
         if (rec) {
