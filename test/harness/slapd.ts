@@ -13,7 +13,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -336,7 +336,13 @@ async function startServer(cfg: ServerConfig): Promise<SlapdServer> {
       }
     },
     pause() {
-      if (!exited) child.kill('SIGSTOP');
+      if (exited) return;
+      child.kill('SIGSTOP');
+      // kill() only queues the stop: wait (up to 1 s) until every thread is stopped, so no request sent
+      // after pause() returns can still be answered (a CI run saw one answered on a loaded machine).
+      const until = Date.now() + 1000;
+      const sleeper = new Int32Array(new SharedArrayBuffer(4));
+      while (Date.now() < until && !processStopped(child.pid!)) Atomics.wait(sleeper, 0, 0, 2);
     },
     resume() {
       if (!exited) child.kill('SIGCONT');
@@ -426,4 +432,13 @@ export async function startSlapdPair(props: SlapdProps = {}): Promise<SlapdPair>
     throw e;
   }
   return { provider, consumer, stop };
+}
+
+/** True when every thread of the process is in the stopped state (T) — /proc/<pid>/task/<tid>/stat. */
+function processStopped(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/task`).every((tid) => / T /.test(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').replace(/^.*\)/, ' ')));
+  } catch {
+    return true; // gone
+  }
 }
