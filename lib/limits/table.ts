@@ -18,6 +18,7 @@ import type { EffectiveRates } from '../spec/defaults.js';
 import type { Service } from '../spec/schema.js';
 import { scopeDomain, scopeField } from './resolve.js';
 import {
+  DAEMON_FIELDS,
   formatScope,
   parseLimitValue,
   parseScope,
@@ -208,14 +209,7 @@ export class LimitTable {
   describe(): EffectiveLimitRow[] {
     const scopes: LimitScope[] = [];
     const services = Object.keys(this.config.limits.platform) as Service[];
-    const fields: DaemonField[] = [
-      'portConnections',
-      'perListener',
-      'perIp',
-      'perUser',
-      'perUserIp',
-      'perDomain',
-    ];
+    const fields: readonly DaemonField[] = DAEMON_FIELDS;
     for (const service of services)
       for (const field of fields) scopes.push({ level: 'platform', service, field });
     for (const domain of this.config.domains)
