@@ -18,6 +18,7 @@ import { MaildirDelivery } from '../store/maildir/deliver.js';
 import type { IMessageDelivery } from '../store/types.js';
 import type { DaemonContext, DeliveredListener, ProtocolModule } from './context.js';
 import { LoginGate } from './login-gate.js';
+import { closeMailStore, mailStoreOf } from './imap/mail-store.js';
 import { createDaemonMetrics } from './metrics.js';
 import { DaemonListener } from './net/listener.js';
 import { ConnectionRegistry } from './net/registry.js';
@@ -143,8 +144,12 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
       sockets.push({ protocol: s.protocol, service: s.service, listener: l.name, host: s.host, port, tls: s.tls, proxyProtocol: s.proxyProtocol });
     }
     if (skipped.length > 0) logger.warn({ protocols: skipped }, 'no session module for these protocols yet; their sockets are not opened');
+    // The mail store (IMAP/POP3 index, mailbox events) opens with the daemon, not at its first session: a node
+    // must publish its deliveries to other nodes' IDLE sessions (Redis) before anyone connects to it.
+    mailStoreOf(ctx);
     for (const m of usedModules) m.start?.(ctx);
   } catch (e) {
+    await closeMailStore(ctx);
     await Promise.all(listeners.map((l) => l.close(0)));
     await directory.close();
     throw e;
@@ -159,6 +164,7 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
   const { token, source } = resolveAdminToken(config, dataDir);
   const admin = opts.admin === false ? undefined : await startAdminServer({ ctx, token }).catch(async (e: unknown) => {
     await Promise.all(listeners.map((l) => l.close(0)));
+    await closeMailStore(ctx);
     await directory.close();
     throw e;
   });
@@ -179,6 +185,7 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
         logger.info({ connections: ctx.connections.size }, 'mailfleetd stopping');
         await Promise.all(listeners.map((l) => l.close(deadlineMs)));
         for (const m of usedModules) await m.stop?.(ctx);
+        await closeMailStore(ctx);
         await admin?.close();
         await limitsBinding.close();
         await directory.close();

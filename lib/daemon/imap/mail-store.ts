@@ -1,8 +1,8 @@
 /**
  * One MailStore per daemon, shared by IMAP and POP3 (one index per mailbox in the process), fed by the
  * delivery hook so IDLE sessions hear about same-node deliveries at once. With `redis` in the config the
- * events also cross nodes (RedisMailboxEvents), so the store is opened when the daemon starts (module
- * `start`): a node must publish its deliveries before any IMAP session connects to it.
+ * events also cross nodes (RedisMailboxEvents), so startDaemon opens the store (server.ts), whatever
+ * protocols the node serves: a node must publish its deliveries before any IMAP session connects to it.
  */
 import { Counter, type Registry } from 'prom-client';
 import type { DaemonContext, DeliveredListener } from '../context.js';
@@ -27,7 +27,7 @@ export function mailEventsOf(ctx: DaemonContext): IMailboxEvents {
   return openStore(ctx).events;
 }
 
-/** Stops feeding the store and closes the Redis connections; harmless twice (IMAP and POP3 both call it). */
+/** Stops feeding the store and closes the Redis connections (startDaemon's stop); harmless twice. */
 export async function closeMailStore(ctx: DaemonContext): Promise<void> {
   const s = stores.get(ctx);
   if (!s) return;

@@ -1,7 +1,6 @@
 /** IMAP's ProtocolModule (imap and imaps): shared session deps per daemon context, one ImapSession per connection. */
 import type { ProtocolModule } from '../context.js';
 import { mailSessionDeps } from '../mail-session-deps.js';
-import { closeMailStore, mailStoreOf } from './mail-store.js';
 import { busyText, REPLY } from './replies.js';
 import { ImapSession } from './session.js';
 
@@ -9,11 +8,8 @@ export const imapModule: ProtocolModule = {
   busy: (socket, text) => {
     socket.write(busyText(text));
   },
-  // At start, not at the first session: deliveries on this node must reach other nodes' IDLE sessions (Redis).
-  start: (ctx) => void mailStoreOf(ctx),
   handle: (conn, ctx) => {
     const session = new ImapSession(conn, mailSessionDeps(ctx, 'imap'));
     conn.onShutdown(() => session.bye(REPLY.shutdown));
   },
-  stop: (ctx) => closeMailStore(ctx),
 };

@@ -1,6 +1,5 @@
 /** POP3's ProtocolModule (pop3 and pop3s). */
 import type { ProtocolModule } from '../context.js';
-import { closeMailStore, mailStoreOf } from '../imap/mail-store.js';
 import { mailSessionDeps } from '../mail-session-deps.js';
 import { busyText, REPLY } from './replies.js';
 import { Pop3Session } from './session.js';
@@ -9,11 +8,8 @@ export const pop3Module: ProtocolModule = {
   busy: (socket, text) => {
     socket.write(busyText(text));
   },
-  // The store is shared with IMAP; a POP3-only node still publishes its deliveries to the fleet (Redis).
-  start: (ctx) => void mailStoreOf(ctx),
   handle: (conn, ctx) => {
     const session = new Pop3Session(conn, mailSessionDeps(ctx, 'pop3'));
     conn.onShutdown(() => session.shutdown(REPLY.shutdown));
   },
-  stop: (ctx) => closeMailStore(ctx),
 };

@@ -1,6 +1,5 @@
 /** SMTP's ProtocolModule: one SmtpFrontEnd per daemon context, shared by smtp, submission and submissions. */
 import type { DaemonContext, ProtocolModule } from '../context.js';
-import { closeMailStore, mailEventsOf } from '../imap/mail-store.js';
 import { SmtpFrontEnd } from './front-end.js';
 import { formatReply } from './replies.js';
 
@@ -20,15 +19,12 @@ export const smtpModule: ProtocolModule = {
     socket.write(`${formatReply('PORT_FULL', text)}\r\n`);
   },
   handle: (conn, ctx) => frontEndOf(ctx).handle(conn),
-  // With Redis, deliveries are published to IMAP IDLE sessions on other nodes, also from an SMTP-only node.
+  // The outbound queue's runner must retry what a previous run left, before any client connects.
   start: (ctx) => {
-    if (ctx.config.redis) mailEventsOf(ctx);
-    // The outbound queue's runner must retry what a previous run left, before any client connects.
     if (ctx.config.smtp.relay) frontEndOf(ctx);
   },
   stop: async (ctx) => {
     await frontEnds.get(ctx)?.close();
     frontEnds.delete(ctx);
-    await closeMailStore(ctx);
   },
 };
