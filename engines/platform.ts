@@ -198,7 +198,15 @@ export interface PlatformModel {
    * route table, and each region's region-qualified zone (`<region>.<platform>.internal`) associated with
    * the other VPC (DR nodes resolve ldap-provider.primary.…, primary storage resolves gluster-1.dr.…).
    */
-  readonly link?: { readonly requester: RegionRole; readonly accepter: RegionRole };
+  readonly link?: {
+    readonly requester: RegionRole;
+    readonly accepter: RegionRole;
+    /**
+     * Both ways: a route from `from`'s private subnets to `to`'s CIDR, and `from`'s region zone associated
+     * with `to`'s VPC; across accounts the zone's owner authorizes and the VPC's owner associates.
+     */
+    readonly directions: readonly { readonly from: RegionRole; readonly to: RegionRole; readonly crossAccount: boolean }[];
+  };
   /** Tags every resource carries. */
   readonly tags: Readonly<Record<string, string>>;
 }
@@ -485,7 +493,20 @@ export function platformModel(plan: Plan): PlatformModel {
         })),
       }
     : undefined;
-  const link = regions.some((r) => r.role === 'dr') ? ({ requester: 'dr', accepter: 'primary' } as const) : undefined;
+  const pr = regions.find((r) => r.role === 'primary');
+  const dr = regions.find((r) => r.role === 'dr');
+  const crossAccount = pr !== undefined && dr !== undefined && pr.account !== dr.account;
+  const link =
+    pr && dr
+      ? ({
+          requester: 'dr',
+          accepter: 'primary',
+          directions: [
+            { from: 'dr', to: 'primary', crossAccount },
+            { from: 'primary', to: 'dr', crossAccount },
+          ],
+        } as const)
+      : undefined;
   return { platform: plan.platform, regions, drills: drillsOf(plan), managedAd, dns, link, tags: { 'mailfleet:platform': plan.platform } };
 }
 

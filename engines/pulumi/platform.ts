@@ -348,18 +348,16 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     const accepted = this.add(
       new aws.ec2.VpcPeeringConnectionAccepter(`${model.platform}-peering-accept`, { vpcPeeringConnectionId: peering.id, autoAccept: true, tags }, { parent: this, provider: acc.provider }),
     );
-    for (const [from, to] of [
-      [req, acc],
-      [acc, req],
-    ] as const) {
+    for (const d of model.link!.directions) {
+      const from = regions.get(d.from)!;
+      const to = regions.get(d.to)!;
       const o = { parent: this, provider: from.provider };
       // The accepter's id: routes wait until the peering is active.
       this.add(new aws.ec2.Route(`${from.model.prefix}-to-${to.model.role}`, { routeTableId: from.privateRt.id, destinationCidrBlock: to.model.cidr, vpcPeeringConnectionId: accepted.id }, o));
       const id = `${from.model.prefix}-zone-on-${to.model.role}-vpc`;
       const association = { zoneId: from.regionZone.zoneId, vpcId: to.vpc.id, vpcRegion: to.model.region };
-      if (from.model.account === to.model.account) this.add(new aws.route53.ZoneAssociation(id, association, o));
+      if (!d.crossAccount) this.add(new aws.route53.ZoneAssociation(id, association, o));
       else {
-        // Across accounts the zone's owner authorizes and the VPC's owner associates.
         const auth = this.add(new aws.route53.VpcAssociationAuthorization(`${id}-auth`, association, o));
         this.add(new aws.route53.ZoneAssociation(id, { zoneId: auth.zoneId, vpcId: auth.vpcId, vpcRegion: to.model.region }, { parent: this, provider: to.provider }));
       }

@@ -347,10 +347,9 @@ export class MailfleetTerraformStack extends TerraformStack {
     });
     // Routes use the accepter's id, so they wait until the peering is active.
     const accepted = new VpcPeeringConnectionAccepterA(this, 'peering-accept', { provider: acc.provider, vpcPeeringConnectionId: peering.id, autoAccept: true, tags });
-    for (const [from, to] of [
-      [req, acc],
-      [acc, req],
-    ] as const) {
+    for (const d of model.link!.directions) {
+      const from = this.vpcs.get(d.from)!;
+      const to = this.vpcs.get(d.to)!;
       new Route(this, `${from.model.role}-to-${to.model.role}`, {
         provider: from.provider,
         routeTableId: from.privateRt.id,
@@ -359,9 +358,8 @@ export class MailfleetTerraformStack extends TerraformStack {
       });
       const id = `${from.model.role}-zone-on-${to.model.role}-vpc`;
       const association = { zoneId: from.regionZone.zoneId, vpcId: to.vpc.id, vpcRegion: to.model.region };
-      if (from.model.account === to.model.account) new Route53ZoneAssociation(this, id, { provider: from.provider, ...association });
+      if (!d.crossAccount) new Route53ZoneAssociation(this, id, { provider: from.provider, ...association });
       else {
-        // Across accounts the zone's owner authorizes and the VPC's owner associates.
         const auth = new Route53VpcAssociationAuthorization(this, `${id}-auth`, { provider: from.provider, ...association });
         new Route53ZoneAssociation(this, id, { provider: to.provider, zoneId: auth.zoneId, vpcId: auth.vpcId, vpcRegion: to.model.region });
       }
