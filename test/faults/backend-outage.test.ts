@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startRedis, type RedisServer } from '../limits/redis-server.js';
 import { slapdUnavailable, startSlapd, type SlapdServer } from '../harness/slapd.js';
 import { fixtureLdif, PASSWORDS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD } from '../directory/ldap-fixture.js';
-import { configFor, RawClient, startInProcess, startProcess, tempDir, TOKEN, type TestDaemon } from '../ops/fixture.js';
+import { configFor, RawClient, startInProcess, startProcess, tempDir, metricsText, type TestDaemon } from '../ops/fixture.js';
 import { deliver, imapCmd, imapLogin } from './fleet-client.js';
 
 describe('LDAP down', { timeout: 60_000 }, () => {
@@ -96,8 +96,7 @@ describe('Redis down under a two-node fleet', { timeout: 60_000 }, () => {
   });
 
   async function fallbacks(n: TestDaemon): Promise<number> {
-    const r = await fetch(`${n.adminUrl}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } });
-    const m = /^mailfleetd_admission_fallbacks(?:\{[^}]*\})? (\d+)/m.exec(await r.text());
+    const m = /^mailfleetd_admission_fallbacks(?:\{[^}]*\})? (\d+)/m.exec(await metricsText(n.adminUrl));
     return Number(m?.[1] ?? 0);
   }
 

@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRedis, type RedisServer } from '../limits/redis-server.js';
-import { configFor, RawClient, startInProcess, tempDir, TOKEN, type TestDaemon } from '../ops/fixture.js';
+import { configFor, RawClient, startInProcess, tempDir, metricsText, type TestDaemon } from '../ops/fixture.js';
 import { imapCmd } from './fleet-client.js';
 
 const DELAY_MS = 150;
@@ -16,7 +16,7 @@ const DELAY_MS = 150;
 const plain = (user: string, password: string) => Buffer.from(`\0${user}\0${password}`).toString('base64');
 
 async function metric(adminUrl: string, name: string, labels: Record<string, string>): Promise<number> {
-  const text = await (await fetch(`${adminUrl}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+  const text = await metricsText(adminUrl);
   const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
@@ -106,7 +106,7 @@ describe('authentication brute force', { timeout: 30_000 }, () => {
     }
     assert.ok(Date.now() - t0 >= 3 * DELAY_MS - 20, `3 failures took ${Date.now() - t0} ms`);
     c.close();
-    const text = await (await fetch(`${d.adminUrl}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+    const text = await metricsText(d.adminUrl);
     const m = /^mailfleetd_messages_rejected_total\{[^}]*reason="auth-failed"[^}]*\} (\d+)/m.exec(text);
     assert.ok(m, 'auth-failed counter present');
     assert.ok(Number(m[1]) >= 3, `auth-failed = ${m[1]}`);

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import type { Protocol } from '../../lib/spec/schema.js';
-import { configFor, RawClient, startInProcess, tempDir, TOKEN, type TestDaemon } from '../ops/fixture.js';
+import { configFor, RawClient, startInProcess, tempDir, metricsText, type TestDaemon } from '../ops/fixture.js';
 import { deliver } from './fleet-client.js';
 
 const VERBS: Record<'smtp' | 'imap' | 'pop3', string[]> = {
@@ -112,7 +112,7 @@ describe('slowloris, early talkers and TLS downgrade', { timeout: 30_000 }, () =
     await c.waitFor(/^$/, 1000).catch(() => '');
     assert.equal(c.closed, true);
     assert.equal(c.lines.some((l) => l.startsWith('220')), false, c.lines.join(' | '));
-    const text = await (await fetch(`${d.adminUrl}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+    const text = await metricsText(d.adminUrl);
     assert.match(text, /^mailfleetd_messages_rejected_total\{[^}]*reason="early-talker"[^}]*\} [1-9]/m);
   });
 

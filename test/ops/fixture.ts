@@ -121,6 +121,13 @@ export async function startProcess(
 
 export { RawClient } from '../harness/raw-client.js';
 
+/** The daemon's Prometheus text (GET /metrics, with the admin token). */
+export async function metricsText(url: string): Promise<string> {
+  const r = await fetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  if (!r.ok) throw new Error(`GET /metrics: ${r.status}`);
+  return r.text();
+}
+
 export async function adminGet<T>(url: string, path: string): Promise<T> {
   const r = await fetch(`${url}${path}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
   if (!r.ok) throw new Error(`GET ${path}: ${r.status} ${await r.text()}`);

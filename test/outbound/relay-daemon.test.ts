@@ -12,7 +12,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createTransport } from 'nodemailer';
 import { hashPassword } from '../../lib/directory/static.js';
-import { configFor, RawClient, startInProcess, tempDir, TOKEN, type TestDaemon } from '../ops/fixture.js';
+import { configFor, RawClient, startInProcess, tempDir, metricsText, type TestDaemon } from '../ops/fixture.js';
 
 function inbox(root: string, address: string): string[] {
   const [local, domain] = address.split('@') as [string, string];
@@ -85,7 +85,7 @@ describe('submission to other domains through smtp.relay (two real daemons)', { 
     assert.match(bounce, /Subject: Undelivered Mail Returned to Sender/);
     assert.match(bounce, /Final-Recipient: rfc822; nouser@example\.net\r\nAction: failed\r\nStatus: 5\.1\.1/);
     assert.deepEqual(readdirSync(join(dirA, 'queue', hostname())), [], 'queue empty (one folder per node)');
-    const text = await (await fetch(`${a.adminUrl}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+    const text = await metricsText(a.adminUrl);
     assert.match(text, /^mailfleetd_outbound_recipients_total\{outcome="relayed"\} 1$/m);
     assert.match(text, /^mailfleetd_outbound_recipients_total\{outcome="bounced"\} 1$/m);
   });
