@@ -24,6 +24,14 @@ export interface DaemonMetrics {
   readonly authLockouts: Counter<'service' | 'scope'>;
 }
 
+/**
+ * A counter a protocol module adds to the daemon's registry, looked up first: a module part that is
+ * rebuilt on the same daemon (a mail store reopened) must not register the name twice.
+ */
+export function registryCounter<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
+  return (registry.getSingleMetric(name) as Counter<L> | undefined) ?? new Counter<L>({ name, help, labelNames, registers: [registry] });
+}
+
 export function createDaemonMetrics(opts: { defaultMetrics?: boolean } = {}): DaemonMetrics {
   const registry = new Registry();
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'mailfleetd_' });

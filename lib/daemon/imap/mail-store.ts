@@ -4,8 +4,9 @@
  * events also cross nodes (RedisMailboxEvents), so startDaemon opens the store (server.ts), whatever
  * protocols the node serves: a node must publish its deliveries before any IMAP session connects to it.
  */
-import { Counter, type Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
 import type { DaemonContext, DeliveredListener } from '../context.js';
+import { registryCounter } from '../metrics.js';
 import { maildirPath } from '../../store/maildir/paths.js';
 import { decodeMutf7 } from '../../store/mailbox/mutf7.js';
 import { LocalMailboxEvents, MailStore, RedisMailboxEvents, type IMailboxEvents } from '../../store/mailbox/index.js';
@@ -66,21 +67,13 @@ function openStore(ctx: DaemonContext): OpenStore {
 }
 
 function eventCounters(registry: Registry): { events: Counter<'origin'>; errors: Counter } {
-  // Looked up first: a store reopened on the same daemon must not register the names twice.
-  const events =
-    (registry.getSingleMetric('mailfleetd_mailbox_events_total') as Counter<'origin'> | undefined) ??
-    new Counter({
-      name: 'mailfleetd_mailbox_events_total',
-      help: 'Mailbox change events: local = deliveries on this node, remote = received from other nodes over Redis',
-      labelNames: ['origin'],
-      registers: [registry],
-    });
-  const errors =
-    (registry.getSingleMetric('mailfleetd_mailbox_events_errors_total') as Counter | undefined) ??
-    new Counter({
-      name: 'mailfleetd_mailbox_events_errors_total',
-      help: 'Redis pub/sub errors of mailbox events (connection lost or refused, publish failed, bad message)',
-      registers: [registry],
-    });
-  return { events, errors };
+  return {
+    events: registryCounter(
+      registry,
+      'mailfleetd_mailbox_events_total',
+      'Mailbox change events: local = deliveries on this node, remote = received from other nodes over Redis',
+      ['origin'],
+    ),
+    errors: registryCounter(registry, 'mailfleetd_mailbox_events_errors_total', 'Redis pub/sub errors of mailbox events (connection lost or refused, publish failed, bad message)'),
+  };
 }

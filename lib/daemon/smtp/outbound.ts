@@ -5,23 +5,16 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { Counter } from 'prom-client';
 import { addressParts } from '../../store/maildir/paths.js';
 import { OutboundQueue } from '../../outbound/index.js';
 import type { DaemonContext } from '../context.js';
+import { registryCounter } from '../metrics.js';
 
 export function createOutbound(ctx: DaemonContext): OutboundQueue | undefined {
   const relay = ctx.config.smtp.relay;
   if (!relay) return undefined;
   const log = ctx.logger.child({ component: 'outbound' });
-  const counter =
-    (ctx.metrics.registry.getSingleMetric('mailfleetd_outbound_recipients_total') as Counter<'outcome'> | undefined) ??
-    new Counter({
-      name: 'mailfleetd_outbound_recipients_total',
-      help: 'Recipients of relayed mail by outcome: relayed, deferred (will retry), bounced',
-      labelNames: ['outcome'],
-      registers: [ctx.metrics.registry],
-    });
+  const counter = registryCounter(ctx.metrics.registry, 'mailfleetd_outbound_recipients_total', 'Recipients of relayed mail by outcome: relayed, deferred (will retry), bounced', ['outcome']);
   return new OutboundQueue({
     // One folder per node (by host name): a data dir on shared storage must not give two runners one queue.
     dir: join(ctx.dataDir, 'queue', hostname()),
