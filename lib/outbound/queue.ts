@@ -23,7 +23,7 @@ import { pipeline } from 'node:stream/promises';
 import { createTransport } from 'nodemailer';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { storeError } from '../store/maildir/deliver.js';
+import { DirectorySyncer, storeError } from '../store/maildir/deliver.js';
 import { bounceMessage, type FailedRecipient } from './bounce.js';
 
 export interface RelaySettings {
@@ -80,6 +80,8 @@ export class OutboundQueue {
   private running?: Promise<void>;
   private again = false;
   private stopped = false;
+  /** Maildir delivery's coalesced directory fsync: concurrent enqueues share one. */
+  private readonly dirSync = new DirectorySyncer();
 
   constructor(private readonly props: OutboundQueueProps) {
     this.log = props.logger ?? silentLogger;
@@ -95,7 +97,7 @@ export class OutboundQueue {
     try {
       await writeDurable(eml, message);
       await writeDurable(join(this.props.dir, `${id}.json`), Buffer.from(JSON.stringify(entry)));
-      await syncDir(this.props.dir);
+      await this.dirSync.sync(this.props.dir);
     } catch (e) {
       await unlink(eml).catch(() => undefined);
       throw storeError(e);
@@ -267,15 +269,6 @@ async function writeDurable(path: string, data: Buffer | Readable): Promise<void
     await fh.close();
   }
   await rename(tmp, path);
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /** The enhanced status code in a reply ("550 5.1.1 no such user" → 5.1.1), or one from the basic code. */
