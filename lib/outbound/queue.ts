@@ -76,6 +76,11 @@ export class OutboundQueue {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly inFlight = new Set<string>();
+  /**
+   * The entries this runner owns, read from disk once (its first pass) and kept up to date by enqueue and
+   * by each attempt: a pass does not re-read a large backlog (a relay outage) from disk every few seconds.
+   */
+  private pending?: Map<string, QueueEntry>;
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private again = false;
@@ -102,6 +107,7 @@ export class OutboundQueue {
       await unlink(eml).catch(() => undefined);
       throw storeError(e);
     }
+    this.pending?.set(id, entry);
     this.kick();
     return id;
   }
@@ -163,7 +169,12 @@ export class OutboundQueue {
   }
 
   private async pass(): Promise<void> {
-    const due = (await this.entries()).filter((e) => e.nextAttemptAt <= this.now() && !this.inFlight.has(e.id)).sort((a, b) => a.createdAt - b.createdAt);
+    if (!this.pending) {
+      // Set before reading, so an enqueue during the read lands in the map rather than being missed.
+      const pending = (this.pending = new Map<string, QueueEntry>());
+      for (const e of await this.entries()) if (!pending.has(e.id)) pending.set(e.id, e);
+    }
+    const due = [...this.pending.values()].filter((e) => e.nextAttemptAt <= this.now() && !this.inFlight.has(e.id)).sort((a, b) => a.createdAt - b.createdAt);
     const workers = Array.from({ length: Math.min(this.props.relay.concurrency, due.length) }, async () => {
       for (let e = due.shift(); e && !this.stopped; e = due.shift()) await this.attempt(e);
     });
@@ -225,7 +236,10 @@ export class OutboundQueue {
         this.props.onOutcome?.('bounced', failed.length);
         await this.bounce(e, failed);
       }
-      if (e.to.length === 0) await this.remove(e.id);
+      if (e.to.length === 0) {
+        this.pending?.delete(e.id);
+        await this.remove(e.id);
+      }
       else await writeDurable(join(this.props.dir, `${e.id}.json`), Buffer.from(JSON.stringify(e)));
     } finally {
       this.inFlight.delete(e.id);
