@@ -379,17 +379,13 @@ export class SmtpFrontEnd {
    * relay, both durable before the 250 (if queueing fails the client retries, and local recipients may
    * get the message twice: the usual MTA trade, never a loss).
    */
-  private async deliverAndQueue(protocol: Protocol, session: SMTPServerSession, txn: Transaction, chunks: AsyncGenerator<Buffer>, started: bigint): Promise<string> {
+  private async deliverAndQueue(session: SMTPServerSession, txn: Transaction, chunks: AsyncGenerator<Buffer>): Promise<{ size: number; id: string; queued: string }> {
     const parts: Buffer[] = [];
     for await (const c of chunks) parts.push(c);
     const message = Buffer.concat(parts);
     const local = txn.targets.length > 0 ? await this.ctx.delivery.deliver(txn.targets, message) : undefined;
-    const id = await this.outbound!.enqueue(session.envelope.mailFrom ? session.envelope.mailFrom.address : '', txn.remote, message);
-    const state = this.states.get(session.id);
-    this.ctx.metrics.deliverySeconds.observe({ protocol }, Number(process.hrtime.bigint() - started) / 1e9);
-    if (state) this.ctx.metrics.messagesAccepted.inc({ listener: state.conn.listener, protocol });
-    state?.conn.logger.info({ tx: session.transaction, size: message.length, rcpts: txn.targets.length, relay: txn.remote.length, id: local?.ids[0], queued: id }, 'delivered and queued');
-    return `2.0.0 Ok: queued as ${local?.ids[0] ?? id}`;
+    const queued = await this.outbound!.enqueue(session.envelope.mailFrom ? session.envelope.mailFrom.address : '', txn.remote, message);
+    return { size: message.length, id: local?.ids[0] ?? queued, queued };
   }
 
   private async onData(protocol: Protocol, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
@@ -446,12 +442,17 @@ export class SmtpFrontEnd {
         if (failed) throw new SmtpReplyError(tooBig ? 'MESSAGE_TOO_BIG' : 'LINE_TOO_LONG');
       };
       if (!txn || (txn.targets.length === 0 && txn.remote.length === 0)) throw new SmtpReplyError('INTERNAL', 'no valid recipients');
-      if (txn.remote.length > 0) return await this.deliverAndQueue(protocol, session, txn, checked(), started);
-      const result = await this.ctx.delivery.deliver(txn.targets, await smallAsBuffer(checked()));
+      let done: { size: number; id: string; queued?: string };
+      if (txn.remote.length > 0) done = await this.deliverAndQueue(session, txn, checked());
+      else {
+        const result = await this.ctx.delivery.deliver(txn.targets, await smallAsBuffer(checked()));
+        done = { size: result.size, id: result.ids[0]! };
+      }
       this.ctx.metrics.deliverySeconds.observe({ protocol }, Number(process.hrtime.bigint() - started) / 1e9);
       if (state) this.ctx.metrics.messagesAccepted.inc({ listener: state.conn.listener, protocol });
-      state?.conn.logger.info({ tx: session.transaction, size: result.size, rcpts: txn.targets.length, id: result.ids[0] }, 'delivered');
-      return `2.0.0 Ok: queued as ${result.ids[0]}`;
+      if (done.queued) state?.conn.logger.info({ tx: session.transaction, size: done.size, rcpts: txn.targets.length, relay: txn.remote.length, id: done.id, queued: done.queued }, 'delivered and queued');
+      else state?.conn.logger.info({ tx: session.transaction, size: done.size, rcpts: txn.targets.length, id: done.id }, 'delivered');
+      return `2.0.0 Ok: queued as ${done.id}`;
     } catch (e) {
       // smtp-server needs the stream consumed before the reply.
       if (!stream.readableEnded && !stream.destroyed) {
