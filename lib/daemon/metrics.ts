@@ -12,6 +12,11 @@ export interface DaemonMetrics {
   readonly connectionsTotal: Counter<'listener' | 'protocol'>;
   /** Connections turned away before a session started (port full, admission, PROXY header, TLS). */
   readonly connectionsRefused: Counter<'listener' | 'protocol' | 'reason'>;
+  /**
+   * Connections the listener's self-audit found closed but still counted (their close was never seen), and
+   * released. Anything but 0 is a defect in a session's close path.
+   */
+  readonly connectionDriftRepaired: Counter<'listener' | 'protocol'>;
   /** SMTP messages accepted (250 after delivery). */
   readonly messagesAccepted: Counter<'listener' | 'protocol'>;
   /** SMTP refusals by reason (unknown-user, relay, size, auth, store, ...). */
@@ -49,6 +54,12 @@ export function createDaemonMetrics(opts: { defaultMetrics?: boolean } = {}): Da
       name: 'mailfleetd_connections_refused_total',
       help: 'Connections refused before a session started',
       labelNames: ['listener', 'protocol', 'reason'],
+      registers,
+    }),
+    connectionDriftRepaired: new Counter({
+      name: 'mailfleetd_connection_drift_repaired_total',
+      help: 'Closed connections found still counted by the self-audit, and released',
+      labelNames: ['listener', 'protocol'],
       registers,
     }),
     messagesAccepted: new Counter({

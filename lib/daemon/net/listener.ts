@@ -19,6 +19,9 @@
  *   secure         true after implicit TLS (sessions flip their own flag after STARTTLS)
  *   setUser(a)     records the authenticated user for /v1/connections
  *   onClose(cb)    runs once when the connection is gone (admission lease and registry already released)
+ *   ended()        the session says it is over (its socket closed): release now. Needed where a library
+ *                  replaces the socket and drops our listeners on the plain one (smtp-server's STARTTLS
+ *                  calls removeAllListeners() on it); idempotent, safe to call from any close path
  *   onShutdown(cb) runs when the daemon stops: finish the current transaction, say goodbye, close;
  *                  sessions still open at the deadline are destroyed
  */
@@ -49,6 +52,7 @@ export interface AcceptedConnection {
   setUser(address: string): void;
   onClose(cb: () => void): void;
   onShutdown(cb: () => void): void;
+  ended(): void;
 }
 
 /** Writes the protocol's "server busy" reply on a socket that is about to be closed. */
@@ -74,6 +78,13 @@ export interface DaemonListenerProps {
    * @default 10000
    */
   readonly tlsHandshakeTimeoutMs?: number;
+  /**
+   * How often the listener checks its counted connections against their sockets and releases those whose
+   * socket is closed (a close path that never ran): logged, counted in
+   * mailfleetd_connection_drift_repaired_total. 0 turns the audit off.
+   * @default 30000
+   */
+  readonly auditIntervalMs?: number;
 }
 
 interface Peer {
@@ -99,6 +110,9 @@ export class DaemonListener {
   private readonly shutdownHooks = new Map<Socket, Array<() => void>>();
   /** Sockets answered with a busy reply and about to close: they do not count against the cap. */
   private readonly refused = new Set<Socket>();
+  /** Per raw socket: what to release once it is gone (the session's lease and registry entry, when started). */
+  private readonly releasers = new Map<Socket, () => void>();
+  private auditTimer?: NodeJS.Timeout;
   private maxConnections: number;
   /** A flood's refusals are logged once per reason, then counted (lib/limits/refusal-log.ts). */
   private readonly refusalLog: RefusalLog;
@@ -126,6 +140,8 @@ export class DaemonListener {
     });
     server.on('error', (e) => this.props.logger.error({ err: e, listener: this.name }, 'listener error'));
     this.boundPort = (server.address() as { port: number }).port;
+    const every = this.props.auditIntervalMs ?? 30_000;
+    if (every > 0) this.auditTimer = setInterval(() => this.audit(), every).unref();
     return this.boundPort;
   }
 
@@ -135,6 +151,33 @@ export class DaemonListener {
 
   get connectionCount(): number {
     return this.sockets.size;
+  }
+
+  /**
+   * The self-audit: every socket still counted must be open. One that is closed had its close missed (a
+   * library removed our listener, say); release it now and say so. Returns how many were repaired.
+   */
+  audit(): number {
+    let repaired = 0;
+    for (const s of [...this.sockets]) {
+      if (!s.closed) continue;
+      repaired++;
+      const started = this.releasers.has(s);
+      this.forget(s);
+      if (started) this.props.metrics?.connectionDriftRepaired.inc({ listener: this.name, protocol: this.props.socket.protocol });
+    }
+    if (repaired > 0) this.props.logger.warn({ listener: this.name, repaired }, 'released connections whose close was missed');
+    return repaired;
+  }
+
+  /** Everything the listener holds for one raw socket, released once (close event, ended(), or the audit). */
+  private forget(raw: Socket): void {
+    this.sockets.delete(raw);
+    this.shutdownHooks.delete(raw);
+    this.refused.delete(raw);
+    const release = this.releasers.get(raw);
+    this.releasers.delete(raw);
+    release?.();
   }
 
   /** Live change of the per-port cap (existing connections are kept). */
@@ -159,6 +202,7 @@ export class DaemonListener {
     const start = Date.now();
     while (this.sockets.size > 0 && Date.now() - start < deadlineMs) await sleep(20);
     for (const s of this.sockets) s.destroy();
+    clearInterval(this.auditTimer);
     this.refusalLog.close();
     await closed;
   }
@@ -171,10 +215,7 @@ export class DaemonListener {
     const { socket: spec, logger, metrics } = this.props;
     this.sockets.add(raw);
     raw.on('error', (e) => logger.debug({ err: e, listener: this.name }, 'socket error'));
-    raw.once('close', () => {
-      this.sockets.delete(raw);
-      this.shutdownHooks.delete(raw);
-    });
+    raw.once('close', () => this.forget(raw));
     const refuse = (reason: string, listener: string) => {
       metrics?.connectionsRefused.inc({ listener, protocol: spec.protocol, reason });
       raw.destroy();
@@ -261,7 +302,6 @@ export class DaemonListener {
     const busy = (reason: string, text: string) => {
       metrics?.connectionsRefused.inc({ ...labels, reason });
       this.refused.add(raw);
-      raw.once('close', () => this.refused.delete(raw));
       this.refusalLog.note({ listener: peer.listener, remote: peer.address, reason }, text);
       try {
         this.props.busy(socket, text);
@@ -322,8 +362,10 @@ export class DaemonListener {
       metrics?.connections.dec(labels);
       for (const h of closeHooks) safely(h, log);
     };
-    raw.once('close', finish);
-    socket.once('close', finish);
+    this.releasers.set(raw, finish);
+    // The raw socket's close reaches forget() (accept's listener); the TLS socket's close is watched too.
+    // Libraries that swap the socket (STARTTLS) may drop both: the session then calls ended().
+    if (socket !== raw) socket.once('close', () => this.forget(raw));
     this.shutdownHooks.set(raw, []);
     registry.add({
       id,
@@ -354,6 +396,10 @@ export class DaemonListener {
       onShutdown: (cb) => {
         this.shutdownHooks.get(raw)?.push(cb);
         if (this.closing) safely(cb, log);
+      },
+      ended: () => {
+        if (!raw.destroyed) raw.destroy();
+        this.forget(raw);
       },
     };
     try {

@@ -244,6 +244,9 @@ export class SmtpFrontEnd {
           (e: unknown) => cb(e as Error),
         );
       },
+      // smtp-server's public close hook: after STARTTLS it has dropped our listeners on the plain socket,
+      // so this is how the listener learns that an upgraded session is over (its leases and registry entry).
+      onClose: (session) => this.states.get(session.id)?.conn.ended(),
       onData: (stream, session, cb) => {
         this.onData(protocol, stream, session).then(
           (text) => cb(null, text),
