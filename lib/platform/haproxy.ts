@@ -13,6 +13,7 @@ import { table } from '../plan/format.js';
 import type { Plan } from '../plan/types.js';
 import { haproxyLayout, renderBusyLua, renderHaproxyConfig, type HaproxyLayout } from '../render/haproxy.js';
 import { HaproxyProcess, haproxyVersion, maxConnectionsForFileLimit, openFileLimit } from '../haproxy/process.js';
+import { loadOrCreateCertificate } from '../daemon/tls.js';
 import { applyListenerLimits, listenerLimitsPath, readListenerLimits } from '../haproxy/state.js';
 
 export const RUNTIME_INFO_FILE = 'haproxy-runtime.json';
@@ -68,7 +69,7 @@ export interface RenderedLocalHaproxy {
 /** Renders and writes haproxy.cfg and the Lua file for the local target. Throws PLAN_INVALID like the renderer. */
 export function writeLocalHaproxyFiles(
   basePlan: Plan,
-  opts: { runDir: string; limitsFile: string; maxConnectionsCeiling?: number },
+  opts: { runDir: string; limitsFile: string; maxConnectionsCeiling?: number; tls?: { key: string; cert: string } },
 ): RenderedLocalHaproxy {
   const plan = applyListenerLimits(basePlan, readListenerLimits(opts.limitsFile));
   const renderOpts = { target: 'local' as const, runDir: opts.runDir, maxConnectionsCeiling: opts.maxConnectionsCeiling };
@@ -81,6 +82,13 @@ export function writeLocalHaproxyFiles(
   const configFile = join(opts.runDir, 'haproxy.cfg');
   const luaFile = layout.luaPath;
   writeFileSync(luaFile, renderBusyLua(plan));
+  // Implicit-TLS listeners answer over-cap clients inside TLS, with the daemon's own certificate.
+  if (plan.listeners.some((l) => l.tls === 'implicit')) {
+    // A re-render for a reload (limit set) keeps the PEM the running tier was started with.
+    if (opts.tls) writeFileSync(layout.tlsPemPath, `${opts.tls.cert.trimEnd()}\n${opts.tls.key.trimEnd()}\n`, { mode: 0o600 });
+    else if (!existsSync(layout.tlsPemPath))
+      throw new MailfleetError('INTERNAL', `implicit-TLS listeners need ${layout.tlsPemPath} for their busy replies: restart mailfleet up`);
+  }
   writeFileSync(configFile, renderHaproxyConfig(plan, renderOpts));
   return { plan, layout, configFile, luaFile };
 }
@@ -110,7 +118,8 @@ export async function startLocalHaproxy(props: LocalHaproxyProps): Promise<Local
   const runDir = localHaproxyRunDir(dataDir);
   const limitsFile = listenerLimitsPath(dataDir);
   const maxConnectionsCeiling = maxConnectionsForFileLimit(openFileLimit(), props.plan.listeners.length);
-  const rendered = writeLocalHaproxyFiles(props.plan, { runDir, limitsFile, maxConnectionsCeiling });
+  const tls = loadOrCreateCertificate(dataDir, props.plan.hostname);
+  const rendered = writeLocalHaproxyFiles(props.plan, { runDir, limitsFile, maxConnectionsCeiling, tls });
   const log = props.logger ?? silentLogger;
   if (rendered.layout.globalClampedBy)
     log.info({ maxconn: rendered.layout.globalMaxconn, by: rendered.layout.globalClampedBy }, 'haproxy global maxconn lowered');

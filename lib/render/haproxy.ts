@@ -7,8 +7,10 @@
  *   - raising `maxconn` at runtime on a full frontend kills HAProxy 2.6.12 (haproxy#2726), whereas a
  *     variable can be changed live at any time (`experimental-mode on; set var proc.cap_x int(N)`).
  * The frontend's real `maxconn` sits above the cap (see frontendMaxconn) so connections past the cap are
- * accepted and answered with the protocol's busy reply by a Lua applet, then closed. Implicit-TLS
- * listeners cannot get a plaintext reply, so there HAProxy resets instead. docs/haproxy.md has the table.
+ * accepted and answered with the protocol's busy reply by a Lua applet, then closed. On implicit-TLS
+ * listeners (TLS is the daemon's, passed through) an over-cap connection goes to an internal frontend that
+ * completes the handshake with the node's certificate and then gives the same reply inside TLS
+ * (busyTlsFrontendName). docs/haproxy.md has the table.
  */
 import { MailfleetError } from '../errors.js';
 import { SERVICE_OF } from '../plan/build.js';
@@ -31,6 +33,8 @@ export const CLOUD_HEALTH_PORT = 8404;
 export const CLOUD_HAPROXY_DIR = '/etc/haproxy';
 export const CLOUD_RUN_DIR = '/run/haproxy';
 export const BUSY_LUA_FILE = 'mailfleet-busy.lua';
+/** Certificate + key (one PEM) the busy frontends of implicit-TLS listeners answer with. */
+export const BUSY_TLS_PEM_FILE = 'mailfleet-busy.pem';
 /** Per-source stick tables: entries and idle expiry. */
 export const SOURCE_TABLE_SIZE = '100k';
 export const SOURCE_TABLE_EXPIRE = '10m';
@@ -82,6 +86,11 @@ export interface HaproxyRenderOptions extends RenderOptions {
    * @default - <runDir>/mailfleet-busy.lua locally, /etc/haproxy/mailfleet-busy.lua in the cloud
    */
   readonly luaPath?: string;
+  /**
+   * The PEM (certificate then key) that implicit-TLS listeners use to say their busy reply inside TLS.
+   * @default - <runDir>/mailfleet-busy.pem locally, /etc/haproxy/mailfleet-busy.pem in the cloud
+   */
+  readonly tlsPemPath?: string;
 }
 
 export interface HaproxyFrontend {
@@ -102,6 +111,8 @@ export interface HaproxyLayout {
   readonly adminSocket: string;
   readonly masterSocket: string;
   readonly luaPath: string;
+  /** Only read when some listener has implicit TLS. */
+  readonly tlsPemPath: string;
   readonly globalMaxconn: number;
   /** Why the global is lower than the sum of the frontends, if it is. */
   readonly globalClampedBy?: string;
@@ -129,6 +140,7 @@ export function haproxyLayout(plan: Plan, opts: HaproxyRenderOptions = {}): Hapr
     '',
   );
   const luaPath = opts.luaPath ?? (target === 'local' ? `${runDir}/${BUSY_LUA_FILE}` : `${CLOUD_HAPROXY_DIR}/${BUSY_LUA_FILE}`);
+  const tlsPemPath = opts.tlsPemPath ?? (target === 'local' ? `${runDir}/${BUSY_TLS_PEM_FILE}` : `${CLOUD_HAPROXY_DIR}/${BUSY_TLS_PEM_FILE}`);
   const sumFrontends = plan.listeners.reduce((a, l) => a + frontendMaxconn(l.limits.listenerConnections), 0);
   let globalMaxconn = sumFrontends + GLOBAL_RESERVE;
   let globalClampedBy: string | undefined;
@@ -158,6 +170,7 @@ export function haproxyLayout(plan: Plan, opts: HaproxyRenderOptions = {}): Hapr
     adminSocket: `${runDir}/admin.sock`,
     masterSocket: `${runDir}/master.sock`,
     luaPath,
+    tlsPemPath,
     globalMaxconn,
     globalClampedBy,
     frontends,
@@ -251,6 +264,17 @@ export function luaServiceName(service: Service, reason: 'listener' | 'source'):
   return `mf_busy_${FAMILY[service]}_${reason}`;
 }
 
+/**
+ * The internal frontend (and its backend, same name) that completes a TLS handshake and then gives the busy
+ * reply: implicit-TLS listeners send their over-cap connections there over an abstract unix socket.
+ */
+export function busyTlsFrontendName(service: Service, reason: 'listener' | 'source'): string {
+  return `busy-tls-${FAMILY[service]}-${reason}`;
+}
+
+/** Connections the busy-TLS frontends answer at once; more wait in their kernel queue (each is answered and closed). */
+export const BUSY_TLS_MAXCONN = 200;
+
 export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {}): string {
   const layout = haproxyLayout(plan, opts);
   const issues = checkHaproxyLayout(plan, layout);
@@ -325,11 +349,15 @@ export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {})
       `    tcp-request session track-sc0 src table ${table}`,
     );
     if (l.tls === 'implicit') {
-      // A plaintext reply would be garbage inside TLS: reset instead (the client retries later).
+      // A plaintext reply would be garbage inside TLS: the busy-TLS frontend answers inside a handshake.
+      // Backend rules run after every tcp-request rule (and after this connection is tracked), so the
+      // verdict is taken once, before tracking, into a session variable.
       out.push(
-        `    tcp-request session reject if ${overCap}`,
-        `    tcp-request session reject if ${overSource}`,
-        `    tcp-request session track-sc1 int(0) table ${admitted}`,
+        `    tcp-request session set-var(sess.busy) str(listener) if ${overCap}`,
+        `    tcp-request session set-var(sess.busy) str(source) if !{ var(sess.busy) -m found } ${overSource}`,
+        `    tcp-request session track-sc1 int(0) table ${admitted} if !{ var(sess.busy) -m found }`,
+        `    use_backend ${busyTlsFrontendName(l.service, 'listener')} if { var(sess.busy) -m str listener }`,
+        `    use_backend ${busyTlsFrontendName(l.service, 'source')} if { var(sess.busy) -m str source }`,
       );
     } else {
       out.push(
@@ -342,6 +370,25 @@ export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {})
     out.push('', `backend ${table}`, `    stick-table type ipv6 size ${SOURCE_TABLE_SIZE} expire ${SOURCE_TABLE_EXPIRE} store conn_cur,conn_rate(10s)`);
     out.push('', `backend ${admitted}`, '    stick-table type integer size 1 store conn_cur');
   }
+
+  // One busy-TLS frontend + backend per family × reason that an implicit-TLS listener needs.
+  const busyTls = new Map<string, { service: Service; reason: 'listener' | 'source' }>();
+  for (const fe of layout.frontends)
+    if (fe.listener.tls === 'implicit')
+      for (const reason of ['listener', 'source'] as const) busyTls.set(busyTlsFrontendName(fe.listener.service, reason), { service: fe.listener.service, reason });
+  for (const [name, { service, reason }] of busyTls)
+    out.push(
+      '',
+      `frontend ${name}`,
+      `    bind abns@${name} ssl crt ${layout.tlsPemPath}`,
+      `    maxconn ${BUSY_TLS_MAXCONN}`,
+      '    timeout client 10s',
+      `    tcp-request content use-service lua.${luaServiceName(service, reason)}`,
+      '',
+      `backend ${name}`,
+      '    timeout server 10s',
+      `    server busy abns@${name}`,
+    );
 
   const backends = new Map<string, PlannedListener>();
   for (const fe of layout.frontends) if (!backends.has(fe.backend)) backends.set(fe.backend, fe.listener);

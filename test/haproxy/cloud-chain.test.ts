@@ -18,6 +18,7 @@ import { buildPlan, daemonConfig } from '../../lib/plan/index.js';
 import { PROTOCOLS, loadSpec, type Protocol } from '../../lib/spec/index.js';
 import { renderBusyLua, renderHaproxyConfig } from '../../lib/render/haproxy.js';
 import { INTERNAL_OFFSET, requireHaproxy, writeTempSpec, type TempSpec } from './harness.js';
+import { testCert } from '../daemon/mail-harness.js';
 
 /** Connects as the NLB would: PROXY v2 first, with the client's public address and the NLB's port. */
 function viaNlb(port: number, client: string, publicPort: number): Promise<{ line: string; socket: Socket }> {
@@ -55,7 +56,9 @@ describe('cloud target: NLB PROXY v2 → HAProxy (accept-proxy) → mailfleetd (
     writeFileSync(lua, renderBusyLua(plan));
     // The node's own LimitNOFILE is 1M; this machine's is lower, so bound the global as `up` does.
     const ceiling = maxConnectionsForFileLimit(openFileLimit(), plan.listeners.length);
-    let cfg = renderHaproxyConfig(plan, { target: 'cloud', runDir: spec.dir, luaPath: lua, maxConnectionsCeiling: ceiling });
+    const pem = join(spec.dir, 'busy.pem');
+    writeFileSync(pem, `${testCert().cert}${testCert().key}`);
+    let cfg = renderHaproxyConfig(plan, { target: 'cloud', runDir: spec.dir, luaPath: lua, tlsPemPath: pem, maxConnectionsCeiling: ceiling });
     // Loopback instead of the node's public interface and Cloud Map DNS; everything else as rendered.
     for (const l of plan.listeners) cfg = cfg.replace(`bind :${l.publicPort} accept-proxy`, `bind 127.0.0.1:${frontendPort(l.protocol)} accept-proxy`);
     cfg = cfg.replace(/bind :8404/, `bind 127.0.0.1:${spec.port('haproxyStats')}`);

@@ -20,6 +20,7 @@ import {
 } from '../../lib/render/haproxy.js';
 import { isMailfleetError } from '../../lib/errors.js';
 import { requireHaproxy } from './harness.js';
+import { testCert } from '../daemon/mail-harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mf-render-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,7 +30,9 @@ async function haproxyC(plan: Plan, opts: HaproxyRenderOptions): Promise<{ cfg: 
   const d = mkdtempSync(join(dir, 'c-'));
   const lua = join(d, 'mailfleet-busy.lua');
   writeFileSync(lua, renderBusyLua(plan));
-  const cfg = renderHaproxyConfig(plan, { runDir: d, luaPath: lua, ...opts });
+  const pem = join(d, 'busy.pem');
+  writeFileSync(pem, `${testCert().cert}${testCert().key}`);
+  const cfg = renderHaproxyConfig(plan, { runDir: d, luaPath: lua, tlsPemPath: pem, ...opts });
   writeFileSync(join(d, 'haproxy.cfg'), cfg);
   return { cfg, warnings: await checkHaproxyConfig(join(d, 'haproxy.cfg')) };
 }
@@ -66,7 +69,7 @@ describe('haproxy renderer', () => {
     assert.equal(plan.listeners.length, 7 + 200 * 6);
     for (const target of ['local', 'cloud'] as const) {
       const { cfg } = await haproxyC(plan, { target });
-      assert.equal(cfg.match(/^frontend /gm)?.length, 1207 + 1); // + stats/health
+      assert.equal(cfg.match(/^frontend /gm)?.length, 1207 + 1 + 6); // + stats/health + busy-TLS (3 families × 2 reasons)
       const global = Number(cfg.match(/^ {4}maxconn (\d+)/m)![1]);
       assert.equal(global, plan.spec.tiers.proxyMaxConnectionsPerNode);
       assert.match(cfg, /# sum \+ 100 exceeds tiers.proxyMaxConnectionsPerNode/);
@@ -91,7 +94,10 @@ describe('haproxy renderer', () => {
     assert.match(cfg, /server mailfleetd 127\.0\.0\.1:12143 send-proxy-v2 check\n/);
     assert.match(cfg, /stats socket \/r\/admin\.sock mode 600 level admin/);
     const imaps = cfg.slice(cfg.indexOf('frontend default-imaps\n'));
-    assert.match(imaps, /tcp-request session reject if \{ int\(0\),table_conn_cur\(adm-default-imaps\),sub\(proc\.cap_default_imaps\) ge 0 \}/);
+    // Implicit TLS: over the cap, to the frontend that says the busy reply inside a TLS handshake.
+    assert.match(imaps, /tcp-request session set-var\(sess\.busy\) str\(listener\) if \{ int\(0\),table_conn_cur\(adm-default-imaps\),sub\(proc\.cap_default_imaps\) ge 0 \}/);
+    assert.match(imaps, /use_backend busy-tls-imap-listener if \{ var\(sess\.busy\) -m str listener \}/);
+    assert.match(cfg, /frontend busy-tls-imap-listener\n    bind abns@busy-tls-imap-listener ssl crt \/r\/mailfleet-busy\.pem\n/);
     assert.match(imaps, /tcp-request session track-sc1 int\(0\) table adm-default-imaps/);
     const cloud = renderHaproxyConfig(plan, { target: 'cloud' });
     assert.match(cloud, /bind :20003 accept-proxy\n/);
