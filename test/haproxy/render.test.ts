@@ -97,7 +97,7 @@ describe('haproxy renderer', () => {
     // Implicit TLS: over the cap, to the frontend that says the busy reply inside a TLS handshake.
     assert.match(imaps, /tcp-request session set-var\(sess\.busy\) str\(listener\) if \{ int\(0\),table_conn_cur\(adm-default-imaps\),sub\(proc\.cap_default_imaps\) ge 0 \}/);
     assert.match(imaps, /use_backend busy-tls-imap-listener if \{ var\(sess\.busy\) -m str listener \}/);
-    assert.match(cfg, /frontend busy-tls-imap-listener\n    bind abns@busy-tls-imap-listener ssl crt \/r\/mailfleet-busy\.pem\n/);
+    assert.match(cfg, /frontend busy-tls-imap-listener\n {4}bind abns@busy-tls-imap-listener ssl crt \/r\/mailfleet-busy\.pem\n/);
     assert.match(imaps, /tcp-request session track-sc1 int\(0\) table adm-default-imaps/);
     const cloud = renderHaproxyConfig(plan, { target: 'cloud' });
     assert.match(cloud, /bind :20003 accept-proxy\n/);
