@@ -18,22 +18,28 @@ export async function residue(d: RunningDaemon): Promise<Residue> {
     sockets: d.listeners.reduce((n, l) => n + l.connectionCount, 0),
     scopes: snap
       .filter((u) => u.current !== 0 || (u.local ?? 0) !== 0)
-      .map((u) => ({ scope: `${u.scope.service}:${u.scope.kind}:${u.scope.id}`, current: u.current })),
+      .map((u) => ({ scope: `${u.scope.service}:${u.scope.kind}:${u.scope.id}`, current: u.current }))
+      .sort((a, b) => a.scope.localeCompare(b.scope)),
   };
 }
 
-export function isZero(r: Residue): boolean {
-  return r.registry === 0 && r.sockets === 0 && r.scopes.length === 0;
+export const ZERO: Residue = { registry: 0, sockets: 0, scopes: [] };
+
+const same = (a: Residue, b: Residue) => JSON.stringify(a) === JSON.stringify(b);
+
+/** Resolves once the daemon counts exactly `expected` (what long-lived sessions hold); throws with the difference. */
+export async function waitForResidue(d: RunningDaemon, expected: Residue, timeoutMs = 2000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await residue(d);
+    if (same(r, expected)) return;
+    if (Date.now() > until)
+      throw new Error(`counters did not return within ${timeoutMs} ms: expected ${JSON.stringify(expected)}, have ${JSON.stringify(r)}`);
+    await new Promise((res) => setTimeout(res, 25));
+  }
 }
 
 /** Resolves once nothing is counted; throws with what is left after `timeoutMs`. */
-export async function waitForZero(d: RunningDaemon | readonly RunningDaemon[], timeoutMs = 2000): Promise<void> {
-  const daemons = Array.isArray(d) ? d : [d as RunningDaemon];
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const rs = await Promise.all(daemons.map(residue));
-    if (rs.every(isZero)) return;
-    if (Date.now() > until) throw new Error(`counters did not return to zero within ${timeoutMs} ms: ${JSON.stringify(rs)}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+export function waitForZero(d: RunningDaemon, timeoutMs = 2000): Promise<void> {
+  return waitForResidue(d, ZERO, timeoutMs);
 }
