@@ -18,14 +18,12 @@ import {
   storageHost,
 } from '../lib/render/node-layout.js';
 import { DEDICATED_BLOCK } from '../lib/spec/ports.js';
+import { DEFAULT_VPC_CIDR } from '../lib/spec/defaults.js';
 import { bootstrapText, type NodeRole } from './bootstrap.js';
 import { ROLE_TAG, type RegionRole } from './inventory.js';
 
 /** VPC CIDRs when the spec gives none (as documented on regions.*.cidr). */
-export const DEFAULT_CIDR: Readonly<Record<RegionRole, string>> = Object.freeze({
-  primary: '10.40.0.0/16',
-  dr: '10.41.0.0/16',
-});
+export const DEFAULT_CIDR: Readonly<Record<RegionRole, string>> = DEFAULT_VPC_CIDR;
 /** GlusterFS management (glusterd, 24007) and RDMA management (24008). */
 export const GLUSTER_MGMT_PORTS = { from: 24007, to: 24008 } as const;
 /** One port per brick from 49152; 100 leaves room for several volumes per node. */

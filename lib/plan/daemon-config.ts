@@ -6,6 +6,7 @@ import { PROTOCOLS } from '../spec/schema.js';
 import { CLOUD_DAEMON_OFFSET, STANDARD_PORT } from '../spec/ports.js';
 import { SERVICE_OF, TLS_OF } from './build.js';
 import type { DaemonConfig, DaemonMode, DaemonSocket, Plan } from './types.js';
+import { DEFAULT_VPC_CIDR } from '../spec/defaults.js';
 
 export interface DaemonConfigOptions {
   readonly mode: DaemonMode;
@@ -41,7 +42,9 @@ export function daemonConfig(plan: Plan, opts: DaemonConfigOptions): DaemonConfi
       });
     }
   } else {
-    // Behind HAProxy: one socket per protocol; the PROXY v2 destination port says which listener.
+    // Behind HAProxy: one socket per protocol; the PROXY v2 destination port says which listener. Only the
+    // proxy tier may say who the client is: anyone else who reaches the port could claim any address.
+    const trusted = spec.proxy.trustedNetworks ?? (opts.mode === 'cloud' ? vpcCidrs(spec) : LOOPBACK_NETWORKS);
     for (const protocol of PROTOCOLS) {
       const ls = plan.listeners.filter((l) => l.protocol === protocol);
       const port =
@@ -59,6 +62,7 @@ export function daemonConfig(plan: Plan, opts: DaemonConfigOptions): DaemonConfi
         maxConnections: plan.limits.platform[SERVICE_OF[protocol]].portConnections,
         listener: listenerFallback(ls.map((l) => l.name)),
         listenerByDestinationPort: byDst,
+        proxyTrustedNetworks: trusted,
       });
     }
   }
@@ -81,6 +85,16 @@ export function daemonConfig(plan: Plan, opts: DaemonConfigOptions): DaemonConfi
     adminToken: spec.platform.adminToken,
     ...(spec.ops?.daemons ? { opsDaemons: spec.ops.daemons } : {}),
   };
+}
+
+/** Where a local proxy tier connects from. */
+export const LOOPBACK_NETWORKS: readonly string[] = Object.freeze(['127.0.0.0/8', '::1/128']);
+
+/** The VPCs the proxy tier runs in (each region's, as documented on regions.*.cidr). */
+function vpcCidrs(spec: Plan['spec']): string[] {
+  const out = [spec.regions?.primary?.cidr ?? DEFAULT_VPC_CIDR.primary];
+  if (spec.regions?.dr) out.push(spec.regions.dr.cidr ?? DEFAULT_VPC_CIDR.dr);
+  return out;
 }
 
 /** The shared listener of the protocol is where unknown destination ports are counted. */

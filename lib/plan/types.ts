@@ -53,6 +53,8 @@ export interface DaemonSocket {
    */
   readonly listener?: string;
   readonly listenerByDestinationPort?: Readonly<Record<number, string>>;
+  /** With proxyProtocol: the only networks (CIDRs) a PROXY header is believed from; others are refused. */
+  readonly proxyTrustedNetworks?: readonly string[];
 }
 
 export interface InventoryLine {

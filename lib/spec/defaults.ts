@@ -85,3 +85,6 @@ export function effectiveRates(spec: Spec, domain?: string): EffectiveRates {
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
+
+/** VPC CIDRs when the spec gives none (as documented on regions.*.cidr). */
+export const DEFAULT_VPC_CIDR = Object.freeze({ primary: '10.40.0.0/16', dr: '10.41.0.0/16' } as const);

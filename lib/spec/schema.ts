@@ -340,6 +340,22 @@ export const specSchema = z
       .strict()
       .prefault({})
       .describe('Brute-force lockout window, per node. While locked, logins are refused without checking the password.'),
+    proxy: z
+      .object({
+        trustedNetworks: z
+          .array(
+            z
+              .string()
+              .regex(/^(\d{1,3}(\.\d{1,3}){3}\/\d{1,2}|[0-9a-fA-F:]+\/\d{1,3})$/, 'expected a CIDR like 10.40.0.0/16 or fd00::/8'),
+          )
+          .min(1)
+          .optional()
+          .describe(
+            'Who may send the PROXY v2 header to daemon ports behind HAProxy; a header from any other address is refused. Default: loopback locally; the VPC CIDRs (primary and DR) in the cloud.',
+          ),
+      })
+      .strict()
+      .prefault({}),
     directory: directorySchema.prefault({ kind: 'static' }),
     redis: z
       .object({

@@ -25,7 +25,7 @@
  *   onShutdown(cb) runs when the daemon stops: finish the current transaction, say goodbye, close;
  *                  sessions still open at the deadline are destroyed
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { BlockList, createServer, isIPv4, type Server, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../log.js';
@@ -113,6 +113,8 @@ export class DaemonListener {
   /** Per raw socket: what to release once it is gone (the session's lease and registry entry, when started). */
   private readonly releasers = new Map<Socket, () => void>();
   private auditTimer?: NodeJS.Timeout;
+  /** Who may send a PROXY header (socket.proxyTrustedNetworks); undefined: anyone (no list configured). */
+  private readonly trustedProxies?: BlockList;
   private maxConnections: number;
   /** A flood's refusals are logged once per reason, then counted (lib/limits/refusal-log.ts). */
   private readonly refusalLog: RefusalLog;
@@ -124,6 +126,7 @@ export class DaemonListener {
     this.maxConnections = props.socket.maxConnections;
     this.refusalLog = new RefusalLog({ logger: props.logger });
     if (props.socket.tls !== 'none' && !props.tls) throw new Error(`listener ${this.name}: tls ${props.socket.tls} needs a key and certificate`);
+    if (props.socket.proxyProtocol && props.socket.proxyTrustedNetworks) this.trustedProxies = networkList(props.socket.proxyTrustedNetworks);
     if (props.tls && props.socket.tls === 'implicit') this.secureContext = createSecureContext({ key: props.tls.key, cert: props.tls.cert });
   }
 
@@ -249,6 +252,13 @@ export class DaemonListener {
     };
     if (!spec.proxyProtocol) {
       afterProxy(direct);
+      return;
+    }
+    // A PROXY header names the client: believed only from the proxy tier, else any host that reaches the
+    // port could pick the address its limits and logs are charged to.
+    if (this.trustedProxies && !this.trustedProxies.check(direct.address, isIPv4(direct.address) ? 'ipv4' : 'ipv6')) {
+      this.refusalLog.note({ listener: this.name, remote: direct.address, reason: 'proxy-untrusted' }, 'PROXY header from an untrusted address');
+      refuse('proxy-untrusted', this.name);
       return;
     }
     // PROXY v2: read exactly the header, leave the rest (maybe a TLS ClientHello) in the socket.
@@ -409,6 +419,16 @@ export class DaemonListener {
       socket.destroy();
     }
   }
+}
+
+/** CIDRs ('10.0.0.0/8', '::1/128') as a BlockList to match addresses against. */
+export function networkList(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const [net, bits] = c.split('/');
+    list.addSubnet(net!, Number(bits), net!.includes(':') ? 'ipv6' : 'ipv4');
+  }
+  return list;
 }
 
 /** '::ffff:1.2.3.4' → '1.2.3.4', so limits and logs see one spelling per client. */
