@@ -15,6 +15,7 @@ import { createLogger, type Logger } from '../log.js';
 import type { DaemonConfig } from '../plan/types.js';
 import type { Protocol, Service } from '../spec/schema.js';
 import { MaildirDelivery } from '../store/maildir/deliver.js';
+import { cleanMaildirTmp } from '../store/maildir/tmp-cleanup.js';
 import type { IMessageDelivery } from '../store/types.js';
 import type { DaemonContext, DeliveredListener, ProtocolModule } from './context.js';
 import { LoginGate } from './login-gate.js';
@@ -147,6 +148,11 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
     // The mail store (IMAP/POP3 index, mailbox events) opens with the daemon, not at its first session: a node
     // must publish its deliveries to other nodes' IDLE sessions (Redis) before anyone connects to it.
     mailStoreOf(ctx);
+    // Crash leftovers in Maildir tmp/ (lib/store/maildir/tmp-cleanup.ts), in the background: a big root must not delay the start.
+    void cleanMaildirTmp(mailRoot, { maxAgeHours: config.maildir.tmpMaxAgeHours }).then(
+      (r) => logger.info(r, 'Maildir tmp/ cleaned'),
+      (e: unknown) => logger.warn({ err: e }, 'Maildir tmp/ cleanup failed'),
+    );
     for (const m of usedModules) m.start?.(ctx);
   } catch (e) {
     await closeMailStore(ctx);

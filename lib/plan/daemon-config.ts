@@ -75,6 +75,7 @@ export function daemonConfig(plan: Plan, opts: DaemonConfigOptions): DaemonConfi
     listeners: plan.listeners,
     limits: plan.limits,
     smtp: spec.smtp,
+    maildir: spec.maildir,
     auth: spec.auth,
     imap: spec.imap,
     pop3: spec.pop3,

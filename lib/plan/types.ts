@@ -111,6 +111,7 @@ export interface DaemonConfig {
   readonly listeners: readonly PlannedListener[];
   readonly limits: Plan['limits'];
   readonly smtp: Spec['smtp'];
+  readonly maildir: Spec['maildir'];
   readonly auth: Spec['auth'];
   readonly imap: Spec['imap'];
   readonly pop3: Spec['pop3'];

@@ -298,6 +298,27 @@ export const specSchema = z
           .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'expected an IP address or CIDR like 10.0.0.0/8'))
           .default(['127.0.0.0/8', '::1'])
           .describe('Client addresses the SMTP rate limits (rates.*) skip, like Postfix smtpd_client_event_limit_exceptions = $mynetworks. Connection caps still apply. Empty it to rate-limit every client.'),
+        hardErrorLimit: posInt
+          .default(20)
+          .describe('Error replies (4xx/5xx, unknown recipients included) a session may collect without delivering mail; the next one is followed by 421 4.7.0 and close (Postfix smtpd_hard_error_limit).'),
+        recipientOvershootLimit: nonNegInt
+          .default(1000)
+          .describe('RCPTs past smtp.maxRecipients answered 452 4.5.3 without counting as errors; each one after these counts toward smtp.hardErrorLimit (Postfix smtpd_recipient_overshoot_limit).'),
+        bareNewline: z
+          .enum(['reject', 'normalize'])
+          .default('reject')
+          .describe('A bare LF or bare CR in DATA: reject the message with 550 5.5.2, or store it as CRLF (Postfix smtpd_forbid_bare_newline).'),
+        postmaster: z
+          .string()
+          .regex(/^[^\s@]+@[^\s@]+$/, 'expected an address like postmaster@example.com')
+          .optional()
+          .describe('Where RCPT TO:<postmaster> (no domain, RFC 5321 4.5.1) is delivered, resolved by the directory like any recipient. Default: postmaster@<first domain>.'),
+      })
+      .strict()
+      .prefault({}),
+    maildir: z
+      .object({
+        tmpMaxAgeHours: posInt.default(36).describe('At start, files in Maildir tmp/ older than this are removed (the Maildir spec says 36 hours).'),
       })
       .strict()
       .prefault({}),

@@ -12,6 +12,12 @@ export interface DeliveryTarget {
   readonly address: string;
   /** Folder inside the Maildir; undefined for INBOX. */
   readonly folder?: string;
+  /**
+   * Header lines (each ending in CRLF) written in front of this target's copy only: Return-Path and
+   * Delivered-To. Targets with different lines get their own file instead of a link.
+   * @default - none
+   */
+  readonly headers?: string;
 }
 
 export interface DeliveryResult {

@@ -84,7 +84,7 @@ describe('listener and admin API', () => {
     assert.match(await c.cmd('Subject: proxied\r\n\r\nhi\r\n.'), /^250 2\.0\.0 /);
     c.close();
     const [f] = await h.newMessages('alice@example.com');
-    assert.match(await readFile(join(h.maildir('alice@example.com'), 'new', f!), 'utf8'), /^Received: from relay\.test \(\[203\.0\.113\.9\]\)/);
+    assert.match(await readFile(join(h.maildir('alice@example.com'), 'new', f!), 'utf8'), /^Return-Path: <x@remote\.test>\r\nDelivered-To: alice@example\.com\r\nReceived: from relay\.test \(\[203\.0\.113\.9\]\)/);
 
     // The dedicated tenant's submission port maps to its own listener.
     const sub = h.daemon.ctx.config.sockets.find((s) => s.protocol === 'submission')!;

@@ -27,7 +27,7 @@ export function usersFileText(): Promise<string> {
     const lines = ['users:'];
     for (const u of USERS) lines.push(`  - address: ${u}`, `    passwordHash: ${await hashPassword(PASSWORD)}`);
     lines.push('  - address: dave@example.com', `    passwordHash: ${await hashPassword(PASSWORD)}`, '    disabled: true');
-    lines.push('aliases:', '  team@example.com: [alice@example.com, bob@example.com]');
+    lines.push('aliases:', '  team@example.com: [alice@example.com, bob@example.com]', '  postmaster@example.com: [alice@example.com]');
     return `${lines.join('\n')}\n`;
   })();
   return usersYaml;

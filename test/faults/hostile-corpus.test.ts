@@ -85,13 +85,18 @@ describe('hostile input against SMTP, IMAP and POP3', { timeout: 60_000 }, () =>
     for (const l of rcpt) assert.match(l, /^5\d\d /);
   });
 
-  it('SMTP: bare CR, bare LF and NUL inside DATA are stored as one message, the dot terminator still works', async () => {
+  it('SMTP: bare CR/LF inside DATA is refused 550 5.5.2 (smtp.bareNewline, smtp-hygiene.test.ts); NUL is stored as one message, the dot terminator still works', async () => {
     const r = await exchange(d.port('smtp'), [
       'EHLO ok.test\r\nMAIL FROM:<x@fault.test>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n',
       'Subject: bare-crlf\r\n\r\nline\rwith bare cr\nand bare lf\r\nnul\0here\r\n.\r\n',
+      'MAIL FROM:<x@fault.test>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n',
+      'Subject: nul-data\r\n\r\nnul\0here\r\n.\r\n',
     ]);
+    assert.ok(r.lines.some((l) => l.startsWith('550 5.5.2 ')), JSON.stringify(r.lines));
     assert.match(r.lines.at(-1) ?? '', /^250 /);
-    assert.equal(messagesOnDisk(join(dir, 'mail')).subjects.filter((s) => s === 'bare-crlf').length, 1);
+    const subjects = messagesOnDisk(join(dir, 'mail')).subjects;
+    assert.equal(subjects.filter((s) => s === 'bare-crlf').length, 0);
+    assert.equal(subjects.filter((s) => s === 'nul-data').length, 1);
   });
 
   it('SMTP: a pipelining flood of 500 commands gets 500 replies in order and no crash', async () => {

@@ -83,6 +83,7 @@ describe('submission to other domains through smtp.relay (two real daemons)', { 
     await until(() => inbox(dirA, 'alice@example.com').length === 1, 10_000, 'the bounce to alice');
     const bounce = inbox(dirA, 'alice@example.com')[0]!;
     assert.match(bounce, /Subject: Undelivered Mail Returned to Sender/);
+    assert.match(bounce, /^Return-Path: <>\r\nDelivered-To: alice@example\.com\r\n/, 'a bounce carries the null sender');
     assert.match(bounce, /Final-Recipient: rfc822; nouser@example\.net\r\nAction: failed\r\nStatus: 5\.1\.1/);
     assert.deepEqual(readdirSync(join(dirA, 'queue', hostname())), [], 'queue empty (one folder per node)');
     const text = await metricsText(a.adminUrl);
@@ -97,7 +98,7 @@ describe('submission to other domains through smtp.relay (two real daemons)', { 
     assert.match(await c.send(`AUTH PLAIN ${Buffer.from('\0alice@example.com\0password').toString('base64')}`, /^\d{3} /), /^235 /);
     await c.send('MAIL FROM:<bob@example.com>', /^250/);
     assert.match(await c.send('RCPT TO:<zed@example.net>', /^\d{3} /), /^553 5\.7\.1 .*not owned/);
-    assert.match(await c.send('RCPT TO:<bob@example.com>', /^\d{3} /), /^250 /, 'local delivery is not affected');
+    assert.match(await c.send('RCPT TO:<bob@example.com>', /^\d{3} /), /^553 5\.7\.1 .*not owned/, 'local recipients too: sending as another local user is refused the same way');
     await c.send('RSET', /^250/);
     await c.send('MAIL FROM:<team@example.com>', /^250/);
     assert.match(await c.send('RCPT TO:<zed@example.net>', /^\d{3} /), /^250 /);

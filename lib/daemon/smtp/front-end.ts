@@ -2,12 +2,17 @@
  * SMTP on smtp-server: the shared listener accepts (PROXY, TLS, caps, admission) and hands each socket
  * to `SMTPServer.connect()`; smtp-server speaks the protocol; these hooks decide:
  *   MX (smtp)      no AUTH; recipients only in local domains (else 550 5.7.1), checked against the
- *                  directory (550 5.1.1; 451 4.3.0 when it cannot answer)
+ *                  directory (550 5.1.1; 451 4.3.0 when it cannot answer); RCPT TO:<postmaster> goes to
+ *                  smtp.postmaster
  *   submission     AUTH PLAIN/LOGIN required (530 5.7.0), 535 5.7.8 on bad credentials, STARTTLS,
- *                  AUTH only over TLS unless smtp.allowInsecureAuth; admission for user, user+ip and
- *                  domain at AUTH (421 4.7.0 and close when over)
+ *                  AUTH only over TLS unless smtp.allowInsecureAuth (and then not offered before it);
+ *                  admission for user, user+ip and domain at AUTH (421 4.7.0 and close when over); the
+ *                  sender must be an address the user owns (553 5.7.1)
  *   submissions    the same, on an implicit-TLS socket
- * Every message is durable in every Maildir before the 250 (IMessageDelivery contract).
+ * Hygiene as Postfix smtpd: smtp.hardErrorLimit error replies without a delivery end the session
+ * (421 4.7.0), every RCPT (repeats too) counts toward smtp.maxRecipients, bare LF/CR in DATA follow
+ * smtp.bareNewline. Every message is durable in every Maildir before the 250 (IMessageDelivery
+ * contract), each copy headed by its Return-Path and Delivered-To.
  */
 import { Readable, type Writable } from 'node:stream';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
@@ -23,7 +28,7 @@ import type { AcceptedConnection } from '../net/listener.js';
 import { lockoutText } from '../login-gate.js';
 import type { OutboundQueue } from '../../outbound/index.js';
 import { createOutbound } from './outbound.js';
-import { receivedHeader } from './received.js';
+import { receivedHeader, traceHeaders } from './received.js';
 import { smtpRateControl, type SmtpRateControl } from '../../limits/smtp-rates.js';
 import { replyKeyOf, SMTP_REPLIES, SmtpReplyError, type SmtpReplyKey } from './replies.js';
 
@@ -32,6 +37,18 @@ interface Transaction {
   readonly targets: DeliveryTarget[];
   /** Recipients in other domains, for the outbound queue (submission with smtp.relay only). */
   readonly remote: string[];
+  /** RCPT addresses accepted (lower case), so a repeat costs no lookup and adds no copy. */
+  readonly seen: Set<string>;
+  /** RCPTs accepted, repeats included: what smtp.maxRecipients counts, as Postfix's smtpd_recipient_limit. */
+  rcpts: number;
+  /** RCPTs refused past smtp.maxRecipients so far. */
+  overshoot: number;
+  /** Whether the authenticated user owns MAIL FROM; asked once per transaction. */
+  senderOwned?: Promise<boolean>;
+}
+
+function newTransaction(): Transaction {
+  return { targets: [], remote: [], seen: new Set(), rcpts: 0, overshoot: 0 };
 }
 
 /** Per-connection state the hooks need beyond smtp-server's session. */
@@ -40,12 +57,17 @@ interface ConnState {
   lease?: Lease;
   inData: boolean;
   shuttingDown: boolean;
+  /** Error replies since the session's last delivery (smtp.hardErrorLimit). */
+  errors: number;
+  /** The next error reply is not counted (a 452 within smtp.recipientOvershootLimit). */
+  uncountedError: boolean;
   /** smtp-server's connection, for the goodbye at shutdown. */
   smtp?: { send(code: number, text: string): void; close(): void };
 }
 
 interface InternalSmtpConnection {
   readonly id: string;
+  readonly session?: SMTPServerSession;
   send(code: number, data?: string | string[], context?: string | false): void;
   close(): void;
   on(ev: string, fn: (...a: unknown[]) => void): void;
@@ -70,11 +92,20 @@ const ENHANCED_PREFIX = /^([245]\.\d{1,3}\.\d{1,3}) (.*)$/s;
  *   it restarts on every byte, so a slowloris trickling one byte at a time would never meet it: a line
  *   must also be complete within the same time from its first byte (Postfix's smtpd_per_record_deadline);
  * - replies whose text starts with an enhanced status code keep it, instead of smtp-server deriving one
- *   from the reply code (550 is not always 5.1.1: relaying denied is 5.7.1).
+ *   from the reply code (550 is not always 5.1.1: relaying denied is 5.7.1);
+ * - every error reply (4xx/5xx but 421, which closes anyway) is told to `onErrorReply`; when it says the
+ *   session has made too many, 421 4.7.0 follows and the connection closes (Postfix answers the next
+ *   command so; a pipelining client sees the same);
+ * - AUTH hidden until STARTTLS (session.disabledCommands, see createServer) is answered 538 5.7.0 as
+ *   when it was offered, not smtp-server's 500 for an unknown command.
  */
 class MailfleetSmtpServer extends SMTPServer {
   onConnection?: (c: InternalSmtpConnection, id: string) => void;
   onEarlyTalker?: (id: string) => void;
+  /** Told of each counted error reply; true closes the session with 421 4.7.0. */
+  onErrorReply?: (id: string) => boolean;
+  /** Our host name, in front of the too-many-errors text as Postfix puts it. */
+  hostName = '';
   greetPauseMs = 0;
   lineDeadlineMs = 300_000;
 
@@ -99,9 +130,17 @@ class MailfleetSmtpServer extends SMTPServer {
         }
         if (data === 'Timeout - closing connection') return sendReply(send, 'IDLE_TIMEOUT');
       }
-      const m = typeof data === 'string' ? ENHANCED_PREFIX.exec(data) : null;
-      if (m) send(code, `${m[1]} ${m[2]}`, false);
-      else send(code, data, context);
+      if (code === 500 && context === 'AUTH' && connection.session?.disabledCommands?.includes('AUTH')) sendReply(send, 'AUTH_NEEDS_TLS');
+      else {
+        const m = typeof data === 'string' ? ENHANCED_PREFIX.exec(data) : null;
+        if (m) send(code, `${m[1]} ${m[2]}`, false);
+        else send(code, data, context);
+      }
+      if (code >= 400 && code !== 421 && this.onErrorReply?.(socketOptions.id)) {
+        const r = SMTP_REPLIES.TOO_MANY_ERRORS;
+        send(r.code, `${r.enhanced} ${this.hostName} ${r.text}`, false);
+        connection.close();
+      }
     };
     this.onConnection?.(connection, socketOptions.id);
     lineDeadline(connection, this.lineDeadlineMs);
@@ -179,7 +218,7 @@ export class SmtpFrontEnd {
       conn.socket.destroy();
       return;
     }
-    const state: ConnState = { conn, inData: false, shuttingDown: false };
+    const state: ConnState = { conn, inData: false, shuttingDown: false, errors: 0, uncountedError: false };
     this.states.set(conn.id, state);
     conn.onClose(() => {
       state.lease?.release();
@@ -201,6 +240,9 @@ export class SmtpFrontEnd {
   private createServer(protocol: Protocol): MailfleetSmtpServer {
     const { config } = this.ctx;
     const submission = protocol !== 'smtp';
+    // Plaintext AUTH off: AUTH is not offered before STARTTLS (Postfix smtpd_tls_auth_only), so clients never
+    // send credentials in clear. smtp-server's public per-session disabledCommands hides it until onSecure.
+    const authAfterTls = protocol === 'submission' && !config.smtp.allowInsecureAuth;
     const opts: SMTPServerOptions = {
       name: config.hostname,
       banner: config.smtp.banner ?? 'mailfleetd ready',
@@ -222,6 +264,14 @@ export class SmtpFrontEnd {
       // Idle timeout while the client owes us input (slowloris); smtp-server re-arms it while we work.
       socketTimeout: config.smtp.idleTimeoutSeconds * 1000,
       logger: false,
+      onConnect: (session, cb) => {
+        if (authAfterTls) session.disabledCommands = ['AUTH'];
+        cb();
+      },
+      onSecure: (_socket, session, cb) => {
+        session.disabledCommands = undefined;
+        cb();
+      },
       onAuth: (auth, session, cb) => {
         this.onAuth(auth, session).then(
           (user) => cb(null, { user }),
@@ -229,9 +279,11 @@ export class SmtpFrontEnd {
         );
       },
       onMailFrom: (address, session, cb) => {
-        this.transactions.set(session.envelope, { targets: [], remote: [] });
-        // Flow control: over a message rate the sender gets 450 4.7.1 and retries later (lib/limits/smtp-rates.ts).
+        this.transactions.set(session.envelope, newTransaction());
         const state = this.states.get(session.id);
+        // smtp-server asks for AUTH itself only while it offers AUTH; before STARTTLS it does not (authAfterTls).
+        if (submission && !session.user) return cb(this.reject(state, 'auth-required', 'AUTH_REQUIRED'));
+        // Flow control: over a message rate the sender gets 450 4.7.1 and retries later (lib/limits/smtp-rates.ts).
         if (!this.rates || !state) return cb();
         this.rates.onMailFrom({ submission, remoteAddress: state.conn.remoteAddress, sender: submission ? String(session.user ?? '') : address.address }).then(
           (r) => cb(r ? this.reject(state, `rate-${r.rate}`, 'RATE_LIMITED', r.text) : undefined),
@@ -256,6 +308,8 @@ export class SmtpFrontEnd {
     };
     const server = new MailfleetSmtpServer(opts);
     server.greetPauseMs = config.smtp.greetPauseMs;
+    server.hostName = config.hostname;
+    server.onErrorReply = (id) => this.countError(id);
     server.lineDeadlineMs = config.smtp.idleTimeoutSeconds * 1000;
     server.onConnection = (c, id) => {
       const st = this.states.get(id);
@@ -268,6 +322,20 @@ export class SmtpFrontEnd {
     };
     server.on('error', (e) => this.log.debug({ err: e }, 'smtp connection error'));
     return server;
+  }
+
+  /** One error reply of a session (smtp.hardErrorLimit): true when it was one too many. */
+  private countError(id: string): boolean {
+    const st = this.states.get(id);
+    if (!st) return false;
+    if (st.uncountedError) {
+      st.uncountedError = false;
+      return false;
+    }
+    if (++st.errors < this.ctx.config.smtp.hardErrorLimit) return false;
+    st.conn.logger.info({ errors: st.errors }, 'too many errors: closing');
+    this.ctx.metrics.messagesRejected.inc({ listener: st.conn.listener, protocol: st.conn.protocol, reason: 'too-many-errors' });
+    return true;
   }
 
   private reject(state: ConnState | undefined, reason: string, key: SmtpReplyKey, text?: string): SmtpReplyError {
@@ -318,15 +386,46 @@ export class SmtpFrontEnd {
 
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
     const state = this.states.get(session.id);
-    const txn = this.transactions.get(session.envelope) ?? { targets: [], remote: [] };
+    const txn = this.transactions.get(session.envelope) ?? newTransaction();
     this.transactions.set(session.envelope, txn);
-    if (session.envelope.rcptTo.length >= this.ctx.config.smtp.maxRecipients)
-      throw this.reject(state, 'too-many-recipients', 'TOO_MANY_RECIPIENTS', `too many recipients (at most ${this.ctx.config.smtp.maxRecipients})`);
+    const { maxRecipients, recipientOvershootLimit } = this.ctx.config.smtp;
+    // Repeats count too (Postfix smtpd_recipient_limit): one address 10,000 times is not 10,000 free RCPTs.
+    // Past the limit, 452 (the client sends the rest in another transaction); only the overshoot beyond
+    // smtp.recipientOvershootLimit counts toward smtp.hardErrorLimit (Postfix smtpd_recipient_overshoot_limit).
+    if (txn.rcpts >= maxRecipients) {
+      if (state && ++txn.overshoot <= recipientOvershootLimit) state.uncountedError = true;
+      throw this.reject(state, 'too-many-recipients', 'TOO_MANY_RECIPIENTS', `too many recipients (at most ${maxRecipients})`);
+    }
+    const key = address.address.toLowerCase();
+    // A repeat: 250 without a lookup, and one copy (smtp-server keeps one envelope entry per address; Postfix's
+    // cleanup drops duplicate recipients the same way).
+    if (txn.seen.has(key)) {
+      txn.rcpts++;
+      return;
+    }
+    // RFC 5321 4.5.1: <postmaster> without a domain must be accepted.
+    const rcpt = key === 'postmaster' ? this.postmaster() : address.address;
     let parts;
     try {
-      parts = addressParts(address.address);
+      parts = addressParts(rcpt);
     } catch {
       throw this.reject(state, 'bad-address', 'BAD_ADDRESS');
+    }
+    // An authenticated user sends only as an address they own (their own, or an alias of theirs), to local
+    // recipients as well as relayed ones (Postfix reject_sender_login_mismatch).
+    if (session.user) {
+      const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address.toLowerCase() : '';
+      txn.senderOwned ??= this.ownsSender(String(session.user), sender);
+      let owned;
+      try {
+        owned = await txn.senderOwned;
+      } catch (e) {
+        // The directory could not answer: temporary (451 4.3.0), asked again at the next RCPT.
+        txn.senderOwned = undefined;
+        state?.conn.logger.warn({ err: e, sender }, 'RCPT: directory failed on the sender');
+        throw this.reject(state, 'directory-unavailable', replyKeyOf(e) === 'INTERNAL' ? 'DIRECTORY_UNAVAILABLE' : replyKeyOf(e));
+      }
+      if (!owned) throw this.reject(state, 'sender-not-owned', 'SENDER_NOT_OWNED', `<${sender}>: sender address not owned by ${String(session.user)}`);
     }
     let users: DirectoryUser[] = [];
     // Other domains: only authenticated submission, and only with a relay to hand them to.
@@ -356,25 +455,31 @@ export class SmtpFrontEnd {
       });
       if (r) throw this.reject(state, `rate-${r.rate}`, r.code === 452 ? 'TOO_MANY_RECIPIENTS' : 'RATE_LIMITED', r.text);
     }
+    txn.seen.add(key);
+    txn.rcpts++;
     if (remote) {
-      // The relay sends in our name: only from an address the user owns (their own, or an alias of theirs).
-      const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address.toLowerCase() : '';
-      if (!(await this.ownsSender(String(session.user), sender)))
-        throw this.reject(state, 'sender-not-owned', 'SENDER_NOT_OWNED', `<${sender}>: sender address not owned by ${String(session.user)}`);
       if (!txn.remote.includes(parts.address)) txn.remote.push(parts.address);
       return;
     }
     for (const u of users) if (!txn.targets.some((t) => t.address === u.address)) txn.targets.push({ address: u.address });
   }
 
+  /** Where RCPT TO:<postmaster> goes: smtp.postmaster, else postmaster@ of the first domain. */
+  private postmaster(): string {
+    return this.ctx.config.smtp.postmaster ?? `postmaster@${this.ctx.config.domains[0]}`;
+  }
+
   private async ownsSender(user: string, sender: string): Promise<boolean> {
     if (sender === '') return false;
     if (sender === user.toLowerCase()) return true;
+    let local;
     try {
-      return (await this.ctx.directory.resolveRecipient(sender)).some((u) => u.address.toLowerCase() === user.toLowerCase());
-    } catch {
-      return false;
+      local = await this.ctx.directory.isLocalDomain(addressParts(sender).domain);
+    } catch (e) {
+      if (replyKeyOf(e) === 'BAD_ADDRESS') return false;
+      throw e;
     }
+    return local && (await this.ctx.directory.resolveRecipient(sender)).some((u) => u.address.toLowerCase() === user.toLowerCase());
   }
 
   /**
@@ -386,7 +491,7 @@ export class SmtpFrontEnd {
     const parts: Buffer[] = [];
     for await (const c of chunks) parts.push(c);
     const message = Buffer.concat(parts);
-    const local = txn.targets.length > 0 ? await this.ctx.delivery.deliver(txn.targets, message) : undefined;
+    const local = txn.targets.length > 0 ? await this.ctx.delivery.deliver(withTraceHeaders(session, txn.targets), message) : undefined;
     const queued = await this.outbound!.enqueue(session.envelope.mailFrom ? session.envelope.mailFrom.address : '', txn.remote, message);
     return { size: message.length, id: local?.ids[0] ?? queued, queued };
   }
@@ -399,6 +504,8 @@ export class SmtpFrontEnd {
     if (state) state.inData = true;
     let lineTooLong = false;
     let tooBig = false;
+    let bare: 'LF' | 'CR' | undefined;
+    const normalize = this.ctx.config.smtp.bareNewline === 'normalize';
     try {
       const header = Buffer.from(
         receivedHeader({
@@ -413,17 +520,31 @@ export class SmtpFrontEnd {
       );
       // Bytes since the last LF of the previous chunk: a line may span chunks.
       let lineLength = 0;
+      // The byte before this chunk (bare CR/LF checks span chunks); the data starts as after a line end.
+      let prev = 10;
       // Over a limit: stop passing bytes on, but keep reading to the final dot, then fail the delivery
       // (its spool file is removed) and answer.
       let failed = false;
       const checked = async function* (): AsyncGenerator<Buffer> {
         yield header;
-        for await (const chunk of readWithoutDestroy(stream)) {
+        for await (let chunk of readWithoutDestroy(stream)) {
           if (failed) continue;
           if (stream.sizeExceeded) {
             tooBig = failed = true;
             continue;
           }
+          // smtp.bareNewline: a lone LF or CR would let one message look different to different readers
+          // (SMTP smuggling); refuse it (Postfix smtpd_forbid_bare_newline = reject) or store it as CRLF.
+          const found = bareNewline(chunk, prev);
+          if (found) {
+            if (!normalize) {
+              bare = found;
+              failed = true;
+              continue;
+            }
+            chunk = normalizeNewlines(chunk, prev);
+          }
+          prev = chunk[chunk.length - 1] ?? prev;
           let from = 0;
           for (;;) {
             const nl = chunk.indexOf(10, from);
@@ -442,17 +563,21 @@ export class SmtpFrontEnd {
           if (!failed) yield chunk;
         }
         if (stream.sizeExceeded) tooBig = failed = true;
-        if (failed) throw new SmtpReplyError(tooBig ? 'MESSAGE_TOO_BIG' : 'LINE_TOO_LONG');
+        if (failed) throw new SmtpReplyError(tooBig ? 'MESSAGE_TOO_BIG' : bare ? `BARE_${bare}` : 'LINE_TOO_LONG');
       };
       if (!txn || (txn.targets.length === 0 && txn.remote.length === 0)) throw new SmtpReplyError('INTERNAL', 'no valid recipients');
       let done: { size: number; id: string; queued?: string };
       if (txn.remote.length > 0) done = await this.deliverAndQueue(session, txn, checked());
       else {
-        const result = await this.ctx.delivery.deliver(txn.targets, await smallAsBuffer(checked()));
+        const result = await this.ctx.delivery.deliver(withTraceHeaders(session, txn.targets), await smallAsBuffer(checked()));
         done = { size: result.size, id: result.ids[0]! };
       }
       this.ctx.metrics.deliverySeconds.observe({ protocol }, Number(process.hrtime.bigint() - started) / 1e9);
-      if (state) this.ctx.metrics.messagesAccepted.inc({ listener: state.conn.listener, protocol });
+      if (state) {
+        this.ctx.metrics.messagesAccepted.inc({ listener: state.conn.listener, protocol });
+        // smtp.hardErrorLimit counts errors made without delivering mail, as Postfix does.
+        state.errors = 0;
+      }
       if (done.queued) state?.conn.logger.info({ tx: session.transaction, size: done.size, rcpts: txn.targets.length, relay: txn.remote.length, id: done.id, queued: done.queued }, 'delivered and queued');
       else state?.conn.logger.info({ tx: session.transaction, size: done.size, rcpts: txn.targets.length, id: done.id }, 'delivered');
       return `2.0.0 Ok: queued as ${done.id}`;
@@ -468,14 +593,16 @@ export class SmtpFrontEnd {
       // The size and line checks throw inside the stream, so delivery sees (and wraps) them: flags first.
       const err = tooBig
         ? new SmtpReplyError('MESSAGE_TOO_BIG')
-        : lineTooLong
-          ? new SmtpReplyError('LINE_TOO_LONG', `line longer than ${maxLine} bytes`)
-          : e instanceof SmtpReplyError
-            ? e
-            : new SmtpReplyError(replyKeyOf(e));
-      const reason = tooBig ? 'size' : lineTooLong ? 'line-length' : err.key.toLowerCase().replace(/_/g, '-');
+        : bare
+          ? new SmtpReplyError(`BARE_${bare}`)
+          : lineTooLong
+            ? new SmtpReplyError('LINE_TOO_LONG', `line longer than ${maxLine} bytes`)
+            : e instanceof SmtpReplyError
+              ? e
+              : new SmtpReplyError(replyKeyOf(e));
+      const reason = tooBig ? 'size' : bare ? `bare-${bare.toLowerCase()}` : lineTooLong ? 'line-length' : err.key.toLowerCase().replace(/_/g, '-');
       if (state) this.ctx.metrics.messagesRejected.inc({ listener: state.conn.listener, protocol, reason });
-      if (!tooBig && !lineTooLong && !(e instanceof SmtpReplyError)) state?.conn.logger.error({ err: e }, 'delivery failed');
+      if (!tooBig && !bare && !lineTooLong && !(e instanceof SmtpReplyError)) state?.conn.logger.error({ err: e }, 'delivery failed');
       throw err;
     } finally {
       if (state) {
@@ -488,6 +615,37 @@ export class SmtpFrontEnd {
       }
     }
   }
+}
+
+/** Each mailbox's copy starts with Return-Path: <MAIL FROM> and its own Delivered-To (received.ts). */
+function withTraceHeaders(session: SMTPServerSession, targets: readonly DeliveryTarget[]): DeliveryTarget[] {
+  const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+  return targets.map((t) => ({ ...t, headers: traceHeaders(sender, t.address) }));
+}
+
+/**
+ * The first bare newline in `chunk`: an LF not after a CR, or a CR not before an LF (`prev` is the byte
+ * before the chunk). A CR that ends the chunk is judged with the next one (its first byte, after `prev`).
+ * indexOf does the scanning: this runs on every DATA chunk.
+ */
+export function bareNewline(chunk: Buffer, prev: number): 'LF' | 'CR' | undefined {
+  if (prev === 13 && chunk.length > 0 && chunk[0] !== 10) return 'CR';
+  for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) if ((i > 0 ? chunk[i - 1] : prev) !== 13) return 'LF';
+  for (let i = chunk.indexOf(13); i >= 0 && i < chunk.length - 1; i = chunk.indexOf(13, i + 1)) if (chunk[i + 1] !== 10) return 'CR';
+  return undefined;
+}
+
+/** `chunk` with every bare LF and bare CR made CRLF (smtp.bareNewline: normalize); `prev` as in bareNewline. */
+export function normalizeNewlines(chunk: Buffer, prev: number): Buffer {
+  const out: number[] = [];
+  let p = prev;
+  for (const b of chunk) {
+    if (p === 13 && b !== 10) out.push(10);
+    if (b === 10 && p !== 13) out.push(13);
+    out.push(b);
+    p = b;
+  }
+  return Buffer.from(out);
 }
 
 /** Messages up to this size reach delivery as one Buffer; bigger ones are streamed. */

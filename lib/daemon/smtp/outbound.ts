@@ -9,6 +9,7 @@ import { addressParts } from '../../store/maildir/paths.js';
 import { OutboundQueue } from '../../outbound/index.js';
 import type { DaemonContext } from '../context.js';
 import { registryCounter } from '../metrics.js';
+import { traceHeaders } from './received.js';
 
 export function createOutbound(ctx: DaemonContext): OutboundQueue | undefined {
   const relay = ctx.config.smtp.relay;
@@ -32,7 +33,8 @@ export function createOutbound(ctx: DaemonContext): OutboundQueue | undefined {
       if (!(await ctx.directory.isLocalDomain(domain))) return log.info({ to }, 'bounce for a non-local sender dropped');
       const users = await ctx.directory.resolveRecipient(address);
       if (users.length === 0) return log.info({ to }, 'bounce for an unknown local sender dropped');
-      await ctx.delivery.deliver(users.map((u) => ({ address: u.address })), message);
+      // A bounce has the null sender (RFC 5321 4.5.5): Return-Path: <>.
+      await ctx.delivery.deliver(users.map((u) => ({ address: u.address, headers: traceHeaders('', u.address) })), message);
     },
   });
 }

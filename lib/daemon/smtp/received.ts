@@ -21,6 +21,15 @@ export function receivedHeader(p: ReceivedProps): string {
   return `Received: from ${helo} ([${ip}])\r\n\tby ${sanitise(p.hostname)} (mailfleetd) with ${p.transmissionType ?? 'ESMTP'} id ${p.id}${forPart};\r\n\t${rfc2822Date(new Date())}\r\n`;
 }
 
+/**
+ * The lines a delivery agent puts in front of each mailbox's copy (RFC 5321 §4.4; Postfix local/virtual
+ * and Dovecot LDA do the same): `Return-Path: <envelope sender>` (`<>` for bounces) and
+ * `Delivered-To: <mailbox>`, which also lets mail loops be spotted.
+ */
+export function traceHeaders(sender: string, mailbox: string): string {
+  return `Return-Path: <${sanitise(sender)}>\r\nDelivered-To: ${sanitise(mailbox)}\r\n`;
+}
+
 /** Client-supplied text must never break the header onto new lines or smuggle fields. */
 function sanitise(s: string): string {
   // eslint-disable-next-line no-control-regex -- control characters are exactly what is removed

@@ -32,19 +32,25 @@ export type SmtpReplyKey =
   | 'PORT_FULL'
   | 'SHUTTING_DOWN'
   | 'PROTOCOL_SYNC'
+  | 'TOO_MANY_ERRORS'
+  | 'BARE_LF'
+  | 'BARE_CR'
+  | 'AUTH_NEEDS_TLS'
   | 'IDLE_TIMEOUT'
   | 'INTERNAL';
 
 export const SMTP_REPLIES: Readonly<Record<SmtpReplyKey, SmtpReply>> = Object.freeze({
   UNKNOWN_USER: { code: 550, enhanced: '5.1.1', text: 'mailbox unavailable: no such user here' },
   RELAY_DENIED: { code: 550, enhanced: '5.7.1', text: 'relaying denied: not a local domain' },
-  // Relayed mail must come from an address the authenticated user owns (Postfix reject_sender_login_mismatch).
+  // Authenticated mail (local or relayed) must come from an address the user owns (Postfix reject_sender_login_mismatch).
   SENDER_NOT_OWNED: { code: 553, enhanced: '5.7.1', text: 'sender address not owned by the authenticated user' },
   BAD_ADDRESS: { code: 553, enhanced: '5.1.3', text: 'mailbox name not allowed' },
   MESSAGE_TOO_BIG: { code: 552, enhanced: '5.3.4', text: 'message size exceeds fixed maximum message size' },
   LINE_TOO_LONG: { code: 500, enhanced: '5.5.2', text: 'line too long' },
   TOO_MANY_RECIPIENTS: { code: 452, enhanced: '4.5.3', text: 'too many recipients' },
   AUTH_REQUIRED: { code: 530, enhanced: '5.7.0', text: 'authentication required' },
+  // AUTH on submission before STARTTLS when plaintext auth is off (AUTH is not offered there either).
+  AUTH_NEEDS_TLS: { code: 538, enhanced: '5.7.0', text: 'Error: Must issue a STARTTLS command first' },
   AUTH_FAILED: { code: 535, enhanced: '5.7.8', text: 'authentication credentials invalid' },
   AUTH_TEMPORARY: { code: 454, enhanced: '4.7.0', text: 'temporary authentication failure' },
   // Brute-force lockout window (lib/limits/auth-failures.ts): temporary, so clients do not ask for a new password.
@@ -61,6 +67,11 @@ export const SMTP_REPLIES: Readonly<Record<SmtpReplyKey, SmtpReply>> = Object.fr
   // Sent by the connection wrapper in front-end.ts, which rewrites smtp-server's own texts for these two.
   PROTOCOL_SYNC: { code: 554, enhanced: '5.5.1', text: 'Error: protocol synchronization: client spoke before the greeting' },
   IDLE_TIMEOUT: { code: 421, enhanced: '4.4.2', text: 'Error: timeout exceeded, closing connection' },
+  // smtp.hardErrorLimit reached; sent with the host name in front, as Postfix does: `421 4.7.0 mx.test Error: too many errors`.
+  TOO_MANY_ERRORS: { code: 421, enhanced: '4.7.0', text: 'Error: too many errors' },
+  // smtp.bareNewline: reject — Postfix smtpd_forbid_bare_newline = reject answers the same after the final dot.
+  BARE_LF: { code: 550, enhanced: '5.5.2', text: 'Error: bare <LF> received' },
+  BARE_CR: { code: 550, enhanced: '5.5.2', text: 'Error: bare <CR> received' },
   INTERNAL: { code: 451, enhanced: '4.3.0', text: 'local error in processing' },
 });
 

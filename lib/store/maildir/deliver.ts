@@ -2,7 +2,8 @@
  * Durable Maildir delivery (IMessageDelivery). For one message to N mailboxes:
  *   1. stream it once into <first>/tmp/<name> (counting the size), fsync, close;
  *   2. hard-link that file into <other>/new/<name>,S=<size> for every other mailbox (copy + fsync +
- *      rename across filesystems) — a link is atomic, so new/ never shows a partial file;
+ *      rename across filesystems) — a link is atomic, so new/ never shows a partial file; a mailbox
+ *      whose own header lines differ (Delivered-To) gets a copy with its lines instead of a link;
  *   3. rename the spool file into <first>/new/;
  *   4. fsync every new/ directory, so the names survive a crash;
  * and only then resolve: the caller answers 250 after that. A crash at any point leaves at most a
@@ -92,21 +93,32 @@ export class MaildirDelivery implements IMessageDelivery {
     let renamed = false;
     try {
       await Promise.all([...new Set(dirs)].map((d) => this.ensureMaildir(d)));
-      const size = await this.spool(spool, message);
-      const name = `${base},S=${size}`;
-      const finals = dirs.map((d) => join(d, 'new', name));
+      const firstHeaders = Buffer.from(targets[0]!.headers ?? '');
+      const size = await this.spool(spool, message, firstHeaders);
+      const names = targets.map(() => `${base},S=${size}`);
+      const finals = dirs.map((d) => join(d, 'new', names[0]!));
+      const done = new Set([dirs[0]]);
       for (let i = 1; i < dirs.length; i++) {
-        if (finals[i] === finals[0] || created.includes(finals[i]!)) continue; // the same mailbox twice
-        await this.linkOrCopy(spool, finals[i]!, join(dirs[i]!, 'tmp', `${base}.copy`));
+        if (done.has(dirs[i])) continue; // the same mailbox twice
+        done.add(dirs[i]);
+        const headers = targets[i]!.headers ?? '';
+        if (headers === targets[0]!.headers || (headers === '' && firstHeaders.length === 0)) {
+          await this.linkOrCopy(spool, finals[i]!, join(dirs[i]!, 'tmp', `${base}.copy`));
+        } else {
+          const own = Buffer.from(headers);
+          names[i] = `${base},S=${size - firstHeaders.length + own.length}`;
+          finals[i] = join(dirs[i]!, 'new', names[i]!);
+          await this.copyWithHeaders(spool, firstHeaders.length, own, finals[i]!, join(dirs[i]!, 'tmp', `${base}.copy`));
+        }
         created.push(finals[i]!);
       }
       await rename(spool, finals[0]!);
       renamed = true;
       created.push(finals[0]!);
       if (this.durable) await Promise.all([...new Set(dirs)].map((d) => this.dirSync.sync(join(d, 'new'))));
-      targets.forEach((t) => {
+      targets.forEach((t, i) => {
         try {
-          this.props.onDelivered?.(t.address, t.folder, name);
+          this.props.onDelivered?.(t.address, t.folder, names[i]!);
         } catch {
           // a listener's failure must not turn a durable delivery into an error
         }
@@ -132,14 +144,14 @@ export class MaildirDelivery implements IMessageDelivery {
     this.known.add(dir);
   }
 
-  private async spool(path: string, message: Readable | Buffer): Promise<number> {
+  private async spool(path: string, message: Readable | Buffer, headers: Buffer): Promise<number> {
     let fd: number | undefined;
-    let size = 0;
+    let size = headers.length;
     /** True once the data went out through O_DSYNC writes, so no fdatasync is needed. */
     let synced = false;
     // Gather small chunks into bigger writes: one syscall per ~64 KiB, not per network chunk.
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
+    let pending: Buffer[] = headers.length > 0 ? [headers] : [];
+    let pendingBytes = headers.length;
     const flush = async (last: boolean): Promise<void> => {
       const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
       pending = [];
@@ -154,7 +166,8 @@ export class MaildirDelivery implements IMessageDelivery {
     try {
       if (Buffer.isBuffer(message)) {
         pending.push(message);
-        pendingBytes = size = message.length;
+        pendingBytes += message.length;
+        size += message.length;
       } else {
         for await (const chunk of message as AsyncIterable<Buffer | string>) {
           const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
@@ -170,6 +183,22 @@ export class MaildirDelivery implements IMessageDelivery {
       if (fd !== undefined) await fdClose(fd);
     }
     return size;
+  }
+
+  /** Another mailbox's copy with its own header lines: `own`, then the spool file from `skip` on; fsync, rename. */
+  private async copyWithHeaders(from: string, skip: number, own: Buffer, to: string, tmpCopy: string): Promise<void> {
+    const fd = await fdOpen(tmpCopy, SPOOL_FLAGS);
+    try {
+      if (own.length > 0) await fdWriteAll(fd, own);
+      for await (const chunk of createReadStream(from, { start: skip }) as AsyncIterable<Buffer>) await fdWriteAll(fd, chunk);
+      if (this.durable) await fdSync(fdatasync, fd);
+    } catch (e) {
+      await fdClose(fd);
+      await unlink(tmpCopy).catch(() => undefined);
+      throw e;
+    }
+    await fdClose(fd);
+    await rename(tmpCopy, to);
   }
 
   private async linkOrCopy(from: string, to: string, tmpCopy: string): Promise<void> {
