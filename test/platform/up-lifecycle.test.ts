@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { createConnection, type Socket } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { hashPassword } from '../../lib/directory/static.js';
 import { pidAlive } from '../../lib/haproxy/process.js';
@@ -110,6 +110,23 @@ describe('npm start lifecycle (pidfile, second start, Ctrl-C, stale HAProxy)', (
     assert.equal(Number(m[2]), upNodePid(ups[0]!), line);
     assert.equal(second.code, 1, second.out);
     assert.ok(pidAlive(haproxyPids[0]!), 'the running HAProxy is left alone');
+  });
+
+  it('GIVEN a public port held by another program WHEN npm start runs THEN one line names the port and its pid, and nothing is left running', async () => {
+    const other = await writeTempSpec({}, []);
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(other.port('imap'), '127.0.0.1', r));
+    try {
+      const r = await npmStartOnce(other.file, join(other.dir, 'data'));
+      const line = assertOneLine(r.out);
+      assert.match(line, new RegExp(`port ${other.port('imap')} .*imap listener default-imap.* in use by pid ${process.pid}\\b`));
+      assert.equal(r.code, 1, r.out);
+      assert.equal(existsSync(join(other.dir, 'data/run/up.pid')), false, 'up.pid released');
+      assert.equal(existsSync(join(localHaproxyRunDir(join(other.dir, 'data')), 'haproxy.pid')), false, 'no HAProxy started');
+    } finally {
+      holder.close();
+      other.cleanup();
+    }
   });
 
   it('GIVEN a client in the middle of DATA WHEN Ctrl-C reaches the process group THEN the message is accepted through HAProxy, then everything stops', async () => {
