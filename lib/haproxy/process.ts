@@ -97,6 +97,20 @@ export function parseShowProc(text: string): ProcEntry[] {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
+let setprivPath: string | null | undefined;
+/**
+ * `setpriv --pdeathsig TERM` (util-linux) has the kernel send SIGTERM to the HAProxy master when its
+ * owner dies, SIGKILL included (the 'exit' hook below cannot run then); setpriv execs HAProxy, so the PID
+ * and command line are HAProxy's. Without setpriv, the owner's pidfile lets the next start clean up.
+ */
+function pdeathsigLauncher(): string | undefined {
+  if (setprivPath === undefined) {
+    const r = spawnSync('setpriv', ['--help'], { encoding: 'utf8' });
+    setprivPath = r.status === 0 && r.stdout.includes('--pdeathsig') ? 'setpriv' : null;
+  }
+  return setprivPath ?? undefined;
+}
+
 /**
  * HAProxy masters this process started and that still run. In their own process group they would survive
  * an abnormal exit of their owner (uncaught error, a second Ctrl-C), so they get SIGTERM on 'exit'.
@@ -153,7 +167,9 @@ export class HaproxyProcess {
     await checkHaproxyConfig(this.props.configFile, bin);
     const fd = openSync(this.props.logFile, 'a');
     try {
-      this.child = spawn(bin, ['-W', '-db', '-S', `${this.props.masterSocket},mode,600`, '-f', this.props.configFile], {
+      const args = ['-W', '-db', '-S', `${this.props.masterSocket},mode,600`, '-f', this.props.configFile];
+      const setpriv = pdeathsigLauncher();
+      this.child = spawn(setpriv ?? bin, setpriv ? ['--pdeathsig', 'TERM', bin, ...args] : args, {
         stdio: ['ignore', fd, fd],
         detached: true,
       });

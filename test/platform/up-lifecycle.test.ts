@@ -1,11 +1,12 @@
 /**
  * The lifecycle of `npm start` (mailfleet up) with HAProxy, run as a user runs it: a second start while one
- * runs (same data dir, then another data dir on the same ports), Ctrl-C in the middle of an SMTP DATA, and
- * a start after the previous `up` was SIGKILLed (its HAProxy left behind).
+ * runs (same data dir, then another data dir on the same ports, then a port held by another program),
+ * Ctrl-C in the middle of an SMTP DATA, SIGKILL of `up`, and a start that finds a HAProxy left behind.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { hashPassword } from '../../lib/directory/static.js';
@@ -55,6 +56,15 @@ function smtpClient(port: number): { socket: Socket; reply(timeoutMs?: number): 
       }
     },
   };
+}
+
+/** Whether a plain bind of 127.0.0.1:port fails (someone listens there). */
+function portTaken(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(true));
+    s.listen({ host: '127.0.0.1', port, exclusive: true }, () => s.close(() => resolve(false)));
+  });
 }
 
 /** A refusal: one line, no Node stack trace. */
@@ -160,15 +170,33 @@ describe('npm start lifecycle (pidfile, second start, Ctrl-C, stale HAProxy)', (
     assert.equal(existsSync(join(localHaproxyRunDir(dataDir), 'haproxy.pid')), false, 'haproxy.pid removed');
   });
 
-  it('GIVEN up SIGKILLed (its HAProxy left running) WHEN npm start runs again THEN it replaces the stale HAProxy and serves', async () => {
+  it('GIVEN up running WHEN its process is SIGKILLed THEN its HAProxy stops too (parent-death signal)', async () => {
     const killed = await npmStart(spec.file, dataDir);
     ups.push(killed);
-    const stale = haproxyInfo(dataDir).pid;
-    haproxyPids.push(stale);
+    const master = haproxyInfo(dataDir).pid;
+    haproxyPids.push(master);
     process.kill(upNodePid(killed), 'SIGKILL');
     await killed.exited;
-    await sleep(300);
-    assert.ok(pidAlive(stale), 'precondition: SIGKILL leaves the HAProxy behind');
+    const end = Date.now() + 10000;
+    while (pidAlive(master) && Date.now() < end) await sleep(50);
+    assert.equal(pidAlive(master), false, 'haproxy does not outlive up');
+  });
+
+  it('GIVEN a HAProxy left running on the data dir (haproxy.pid) WHEN npm start runs THEN it stops that HAProxy first and serves', async () => {
+    // What a SIGKILLed up leaves where no parent-death signal is set (no setpriv, or an older mailfleet):
+    // its HAProxy, still bound to the public ports, named by the pidfile.
+    const runDir = localHaproxyRunDir(dataDir);
+    const left = spawn('haproxy', ['-W', '-db', '-S', `${join(runDir, 'master.sock')},mode,600`, '-f', join(runDir, 'haproxy.cfg')], {
+      detached: true,
+      stdio: 'ignore',
+    });
+    left.unref();
+    const stale = left.pid!;
+    haproxyPids.push(stale);
+    writeFileSync(join(runDir, 'haproxy.pid'), `${stale}\n`);
+    const end = Date.now() + 10000;
+    while (!(await portTaken(spec.port('smtp'))) && Date.now() < end) await sleep(50);
+    assert.ok(await portTaken(spec.port('smtp')), 'precondition: the left-over HAProxy holds the SMTP port');
 
     const next = await npmStart(spec.file, dataDir);
     ups.push(next);
