@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'LIMIT_EXCEEDED'
   | 'RATE_EXCEEDED'
   | 'PROXY_HEADER_INVALID'
+  | 'IN_USE'
   | 'BAD_REQUEST'
   | 'UNAUTHORIZED'
   | 'NOT_FOUND'

@@ -1,9 +1,18 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts with node:test through tsx. Node 20's --test takes no globs, so we list files.
 // Usage: node scripts/run-tests.mjs [substring-filter ...]
+// First it installs the Debian packages the tests talk to when any is missing (a fast no-op otherwise), so
+// `npm test` alone passes on a fresh machine.
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
+
+const deps = spawnSync('bash', [join(dirname(fileURLToPath(import.meta.url)), 'install-system-deps.sh')], { stdio: 'inherit' });
+if (deps.status !== 0) {
+  console.error(`run-tests: scripts/install-system-deps.sh failed (${deps.error?.message ?? `exit ${deps.status}`}); the tests need those packages`);
+  process.exit(1);
+}
 
 function walk(dir) {
   const out = [];

@@ -1,9 +1,12 @@
 /**
  * Runs a real HAProxy in master-worker mode (`haproxy -W -db -S <master.sock> -f <cfg>`), waits until its
  * runtime API answers, reloads it through the master socket, and stops it (master and workers, by PID).
+ * HAProxy runs in its own process group (a terminal's Ctrl-C reaches the group of `npm start`, and SIGINT
+ * is HAProxy's hard stop); its owner stops it, softly first. An optional pidfile lets the next start find
+ * a HAProxy whose owner was SIGKILLed.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { MailfleetError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -64,6 +67,8 @@ export interface HaproxyProcessProps {
   readonly bin?: string;
   /** @default 10000 */
   readonly startTimeoutMs?: number;
+  /** File that holds the master's PID while it runs (written at spawn, removed once it stopped). @default - none */
+  readonly pidFile?: string;
   readonly logger?: Logger;
 }
 
@@ -92,6 +97,43 @@ export function parseShowProc(text: string): ProcEntry[] {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
+let setprivPath: string | null | undefined;
+/**
+ * `setpriv --pdeathsig TERM` (util-linux) has the kernel send SIGTERM to the HAProxy master when its
+ * owner dies, SIGKILL included (the 'exit' hook below cannot run then); setpriv execs HAProxy, so the PID
+ * and command line are HAProxy's. Without setpriv, the owner's pidfile lets the next start clean up.
+ */
+function pdeathsigLauncher(): string | undefined {
+  if (setprivPath === undefined) {
+    const r = spawnSync('setpriv', ['--help'], { encoding: 'utf8' });
+    setprivPath = r.status === 0 && r.stdout.includes('--pdeathsig') ? 'setpriv' : null;
+  }
+  return setprivPath ?? undefined;
+}
+
+/**
+ * HAProxy masters this process started and that still run. In their own process group they would survive
+ * an abnormal exit of their owner (uncaught error, a second Ctrl-C), so they get SIGTERM on 'exit'.
+ */
+const liveMasters = new Set<number>();
+let exitHookInstalled = false;
+function killMastersOnExit(): void {
+  for (const pid of liveMasters) signalGroup(pid, 'SIGTERM');
+}
+
+/** Signals a process group led by pid (a master spawned detached), else the process itself. */
+function signalGroup(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // already gone
+    }
+  }
+}
+
 export class HaproxyProcess {
   readonly runtime: HaproxyRuntime;
   private child?: ChildProcess;
@@ -99,6 +141,7 @@ export class HaproxyProcess {
   private exitCode: number | null | undefined;
   private readonly log: Logger;
   private readonly seenPids = new Set<number>();
+  private softStopping = false;
 
   constructor(readonly props: HaproxyProcessProps) {
     this.runtime = new HaproxyRuntime(props.adminSocket);
@@ -124,14 +167,29 @@ export class HaproxyProcess {
     await checkHaproxyConfig(this.props.configFile, bin);
     const fd = openSync(this.props.logFile, 'a');
     try {
-      this.child = spawn(bin, ['-W', '-db', '-S', `${this.props.masterSocket},mode,600`, '-f', this.props.configFile], {
+      const args = ['-W', '-db', '-S', `${this.props.masterSocket},mode,600`, '-f', this.props.configFile];
+      const setpriv = pdeathsigLauncher();
+      this.child = spawn(setpriv ?? bin, setpriv ? ['--pdeathsig', 'TERM', bin, ...args] : args, {
         stdio: ['ignore', fd, fd],
+        detached: true,
       });
     } finally {
       closeSync(fd);
     }
     const child = this.child;
-    this.exited = new Promise((resolve) => child.once('exit', (code) => ((this.exitCode = code), resolve())));
+    if (child.pid !== undefined) {
+      liveMasters.add(child.pid);
+      if (!exitHookInstalled) process.once('exit', killMastersOnExit);
+      exitHookInstalled = true;
+      if (this.props.pidFile) writeFileSync(this.props.pidFile, `${child.pid}\n`);
+    }
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        this.exitCode = code;
+        if (child.pid !== undefined) liveMasters.delete(child.pid);
+        resolve();
+      }),
+    );
     child.once('error', (e) => this.log.error({ err: e }, 'haproxy failed to spawn'));
     const deadline = Date.now() + (this.props.startTimeoutMs ?? 10000);
     while (Date.now() < deadline) {
@@ -179,16 +237,27 @@ export class HaproxyProcess {
    * before the daemon's graceful stop so clients get the daemon's goodbye through HAProxy, not a cut.
    */
   softStop(): void {
-    if (this.running) this.child?.kill('SIGUSR1');
+    if (!this.running) return;
+    this.softStopping = true;
+    this.child?.kill('SIGUSR1');
   }
 
-  /** Stops master and workers (SIGTERM, then SIGKILL after graceMs) and waits for them to be gone. */
+  /**
+   * Stops master and workers and waits for them to be gone. After softStop() it first gives HAProxy
+   * graceMs to finish by itself (its sessions end once the daemon behind it closed them); then SIGTERM,
+   * then SIGKILL after graceMs.
+   */
   async stop(graceMs = 5000): Promise<void> {
     if (!this.child) return;
     await this.rememberPids().catch(() => undefined);
+    if (this.exitCode === undefined && this.softStopping) {
+      await Promise.race([this.exited, sleep(graceMs)]);
+      if (this.exitCode === undefined) this.log.warn({ pid: this.child.pid, graceMs }, 'haproxy did not finish its soft stop in time; stopping it');
+    }
     if (this.exitCode === undefined) {
       this.child.kill('SIGTERM');
-      const timer = setTimeout(() => this.child?.kill('SIGKILL'), graceMs);
+      const pid = this.child.pid;
+      const timer = setTimeout(() => pid !== undefined && signalGroup(pid, 'SIGKILL'), graceMs);
       timer.unref();
       await this.exited;
       clearTimeout(timer);
@@ -205,6 +274,7 @@ export class HaproxyProcess {
         }
       }
     }
+    if (this.props.pidFile) rmSync(this.props.pidFile, { force: true });
     this.log.info({ pid: this.child.pid }, 'haproxy stopped');
   }
 
@@ -263,6 +333,33 @@ export async function masterReload(props: MasterReloadProps): Promise<number[]> 
     }
   }
   throw new MailfleetError('INTERNAL', `haproxy reload did not finish within ${props.timeoutMs ?? 10000} ms`);
+}
+
+/** A process's command line (argv), or undefined when it is gone or unreadable. */
+export function processCommandLine(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((a) => a !== '');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Stops a HAProxy master left behind by an owner that died (SIGKILL), found through its pidfile: only when
+ * that PID still runs haproxy on this config file (PIDs are reused). Master and workers get SIGTERM as a
+ * group (they serve no one: their daemon is gone), SIGKILL after graceMs. Returns the PID it stopped.
+ */
+export async function stopOrphanHaproxy(pid: number, configFile: string, graceMs = 5000): Promise<number | undefined> {
+  const argv = processCommandLine(pid);
+  if (!pidAlive(pid) || !argv || !argv[0]?.includes('haproxy') || !argv.includes(configFile)) return undefined;
+  signalGroup(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (pidAlive(pid) && Date.now() < deadline) await sleep(20);
+  if (pidAlive(pid)) signalGroup(pid, 'SIGKILL');
+  while (pidAlive(pid) && Date.now() < deadline + graceMs) await sleep(20);
+  return pid;
 }
 
 /** True while the process exists and is not a zombie (an unreaped orphan counts as gone). */

@@ -2,7 +2,8 @@
  * The HAProxy half of the local platform: renders haproxy.cfg + the busy-reply Lua file for the local
  * target into <dataDir>/run/haproxy, lays recorded live caps over the plan, starts a real HAProxy in
  * master-worker mode, and leaves a small runtime descriptor so `mailfleet top` / `limit set` (other
- * processes) can find its sockets and re-render the same way.
+ * processes) can find its sockets and re-render the same way. HAProxy's pidfile (haproxy.pid) lets the
+ * next `up` stop a HAProxy whose `up` was SIGKILLed before it binds the same ports again.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -12,11 +13,14 @@ import { silentLogger } from '../log.js';
 import { table } from '../plan/format.js';
 import type { Plan } from '../plan/types.js';
 import { haproxyLayout, renderBusyLua, renderHaproxyConfig, type HaproxyLayout } from '../render/haproxy.js';
-import { HaproxyProcess, haproxyVersion, maxConnectionsForFileLimit, openFileLimit } from '../haproxy/process.js';
+import { HaproxyProcess, haproxyVersion, maxConnectionsForFileLimit, openFileLimit, stopOrphanHaproxy } from '../haproxy/process.js';
 import { loadOrCreateCertificate } from '../daemon/tls.js';
 import { applyListenerLimits, listenerLimitsPath, readListenerLimits } from '../haproxy/state.js';
+import { readPidfile } from './pidfile.js';
+import { probePort } from './port-holder.js';
 
 export const RUNTIME_INFO_FILE = 'haproxy-runtime.json';
+export const HAPROXY_PIDFILE = 'haproxy.pid';
 /** sun_path is 108 bytes on Linux, including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
 
@@ -38,6 +42,29 @@ export interface LocalHaproxyInfo {
   readonly limitsFile: string;
   readonly specFile?: string;
   readonly maxConnectionsCeiling?: number;
+}
+
+/**
+ * Stops a HAProxy that a dead `up` left running on this data dir (found by its pidfile, or by the runtime
+ * descriptor older versions left) and clears both files. Returns its PID when there was one.
+ */
+export async function replaceStaleHaproxy(dataDir: string): Promise<number | undefined> {
+  const runDir = localHaproxyRunDir(dataDir);
+  const pidFile = join(runDir, HAPROXY_PIDFILE);
+  const infoFile = join(runDir, RUNTIME_INFO_FILE);
+  let infoPid: number | undefined;
+  try {
+    infoPid = readLocalHaproxyInfo(dataDir)?.pid;
+  } catch {
+    // a torn descriptor: the pidfile still says who runs
+  }
+  let stopped: number | undefined;
+  for (const pid of new Set([readPidfile(pidFile), infoPid])) {
+    if (pid !== undefined) stopped = (await stopOrphanHaproxy(pid, join(runDir, 'haproxy.cfg'))) ?? stopped;
+  }
+  rmSync(pidFile, { force: true });
+  rmSync(infoFile, { force: true });
+  return stopped;
 }
 
 export function readLocalHaproxyInfo(dataDir: string): LocalHaproxyInfo | undefined {
@@ -123,11 +150,16 @@ export async function startLocalHaproxy(props: LocalHaproxyProps): Promise<Local
   const log = props.logger ?? silentLogger;
   if (rendered.layout.globalClampedBy)
     log.info({ maxconn: rendered.layout.globalMaxconn, by: rendered.layout.globalClampedBy }, 'haproxy global maxconn lowered');
+  // HAProxy binds with SO_REUSEPORT, so it would share a port another process holds: probe first.
+  const host = rendered.layout.frontends[0]?.bindHost ?? '127.0.0.1';
+  await probePort(host, rendered.layout.monitorPort, 'HAProxy stats');
+  for (const f of rendered.layout.frontends) await probePort(f.bindHost, f.bindPort, `${f.listener.protocol} listener ${f.listener.name}`);
   const proc = new HaproxyProcess({
     configFile: rendered.configFile,
     adminSocket: rendered.layout.adminSocket,
     masterSocket: rendered.layout.masterSocket,
     logFile: join(runDir, 'haproxy.log'),
+    pidFile: join(runDir, HAPROXY_PIDFILE),
     bin: props.bin,
     logger: log,
   });

@@ -3,15 +3,19 @@
  * ./var (or --data-dir / MAILFLEET_DATA_DIR). `startLocalDaemon` is the one daemon start every local
  * orchestration uses: local-direct binds the public local ports itself; local-behind-proxy binds
  * port + internalOffset and expects PROXY v2 from the local HAProxy (lib/platform/haproxy.ts).
+ * Lifecycle (docs/local-platform.md): one `up` per data dir (run/up.pid), a HAProxy left by a SIGKILLed
+ * `up` is replaced, a taken port is one line naming its holder, and HAProxy stops after the daemon drained.
  */
 import type { Logger } from '../log.js';
 import { buildPlan } from '../plan/build.js';
 import { table } from '../plan/format.js';
 import type { DaemonMode } from '../plan/types.js';
 import { loadSpec } from '../spec/load.js';
-import { startFromSource, type LoadedDaemonConfig } from '../daemon/run.js';
+import { loadDaemonConfig, startFromSource, type LoadedDaemonConfig } from '../daemon/run.js';
 import type { RunningDaemon } from '../daemon/server.js';
-import { formatHaproxyEndpoints, localHaproxyDecision, startLocalHaproxy, type LocalHaproxy } from './haproxy.js';
+import { formatHaproxyEndpoints, localHaproxyDecision, replaceStaleHaproxy, startLocalHaproxy, type LocalHaproxy } from './haproxy.js';
+import { claimDataDir } from './pidfile.js';
+import { isAddressInUse, portInUseError } from './port-holder.js';
 
 export interface LocalDaemonProps {
   readonly specFile: string;
@@ -25,7 +29,16 @@ export interface LocalDaemonProps {
 export type LocalDaemon = RunningDaemon & { readonly loaded: LoadedDaemonConfig };
 
 export async function startLocalDaemon(props: LocalDaemonProps): Promise<LocalDaemon> {
-  return startFromSource({ config: props.specFile, mode: props.mode ?? 'local-direct', dataDir: props.dataDir }, { logger: props.logger });
+  const src = { config: props.specFile, mode: props.mode ?? 'local-direct', dataDir: props.dataDir } as const;
+  try {
+    return await startFromSource(src, { logger: props.logger });
+  } catch (e) {
+    if (!isAddressInUse(e) || e.port === undefined) throw e;
+    // Name what the port is for (the daemon config holds it) and who holds it, in one line.
+    const { config } = loadDaemonConfig(src);
+    const socket = config.sockets.find((s) => s.port === e.port);
+    throw portInUseError(e.address, e.port, socket ? `mailfleetd ${socket.protocol} listener ${socket.listener ?? ''}`.trim() : 'mailfleetd admin API', e);
+  }
 }
 
 const TLS_LABEL = { none: 'plain', starttls: 'STARTTLS', implicit: 'TLS' } as const;
@@ -55,39 +68,64 @@ export interface LocalPlatform {
   readonly haproxy?: LocalHaproxy;
   /** Why HAProxy runs or not (its version, or what is missing). */
   readonly haproxyNote: string;
+  /** What start-up cleaned up (a stale HAProxy or pidfile), printed above the endpoint table. */
+  readonly notes: readonly string[];
   /** HAProxy stops accepting, the daemon stops gracefully (goodbyes reach clients through HAProxy), then HAProxy exits. */
   stop(deadlineMs?: number): Promise<void>;
 }
 
+/**
+ * Claims the data dir (run/up.pid), replaces a HAProxy a SIGKILLed `up` left there, then starts the daemon
+ * and, in front of it, HAProxy. Throws IN_USE (one line) while another `up` owns the data dir or a port is taken.
+ */
 export async function startLocalPlatform(props: Omit<LocalDaemonProps, 'mode'>): Promise<LocalPlatform> {
   const { spec } = loadSpec(props.specFile);
   const decision = localHaproxyDecision(spec.local.haproxy);
-  if (!decision.run) {
-    const daemon = await startLocalDaemon({ ...props, mode: 'local-direct' });
-    return { daemon, haproxyNote: decision.reason, stop: (ms) => daemon.stop(ms) };
-  }
-  const daemon = await startLocalDaemon({ ...props, mode: 'local-behind-proxy' });
-  let haproxy: LocalHaproxy;
+  const mode = decision.run ? 'local-behind-proxy' : 'local-direct';
+  const { dataDir } = loadDaemonConfig({ config: props.specFile, mode, dataDir: props.dataDir });
+  const claim = claimDataDir(dataDir);
   try {
-    haproxy = await startLocalHaproxy({ plan: buildPlan(spec), dataDir: daemon.loaded.dataDir, specFile: props.specFile, logger: props.logger });
+    const notes: string[] = [];
+    if (claim.stalePid !== undefined) notes.push(`took over run/up.pid from pid ${claim.stalePid}, which no longer runs mailfleet up`);
+    const stale = await replaceStaleHaproxy(dataDir);
+    if (stale !== undefined) notes.push(`stopped a stale HAProxy (pid ${stale}) left running by an earlier mailfleet up that did not stop`);
+    const daemon = await startLocalDaemon({ ...props, dataDir, mode });
+    if (!decision.run) {
+      return { daemon, haproxyNote: decision.reason, notes, stop: (ms) => daemon.stop(ms).finally(() => claim.release()) };
+    }
+    let haproxy: LocalHaproxy;
+    try {
+      haproxy = await startLocalHaproxy({ plan: buildPlan(spec), dataDir, specFile: props.specFile, logger: props.logger });
+    } catch (e) {
+      await daemon.stop(0);
+      throw e;
+    }
+    return {
+      daemon,
+      haproxy,
+      haproxyNote: decision.reason,
+      notes,
+      async stop(ms) {
+        // HAProxy stops accepting but keeps its sessions, so the daemon's goodbyes (and replies to a DATA in
+        // flight) reach clients; once the daemon closed them HAProxy ends by itself.
+        haproxy.process.softStop();
+        try {
+          await daemon.stop(ms);
+        } finally {
+          await haproxy.stop();
+          claim.release();
+        }
+      },
+    };
   } catch (e) {
-    await daemon.stop(0);
+    claim.release();
     throw e;
   }
-  return {
-    daemon,
-    haproxy,
-    haproxyNote: decision.reason,
-    async stop(ms) {
-      haproxy.process.softStop();
-      await daemon.stop(ms);
-      await haproxy.stop();
-    },
-  };
 }
 
 /** The endpoint table of the whole local platform. */
 export function formatPlatform(p: LocalPlatform): string {
-  if (!p.haproxy) return `no HAProxy: ${p.haproxyNote}\n\n${formatEndpoints(p.daemon)}`;
-  return `${formatHaproxyEndpoints(p.haproxy)}\n\n${formatEndpoints(p.daemon)}`;
+  const notes = p.notes.map((n) => `note: ${n}\n`).join('');
+  if (!p.haproxy) return `${notes}no HAProxy: ${p.haproxyNote}\n\n${formatEndpoints(p.daemon)}`;
+  return `${notes}${formatHaproxyEndpoints(p.haproxy)}\n\n${formatEndpoints(p.daemon)}`;
 }

@@ -66,6 +66,44 @@ export async function npmStart(specFile: string, dataDir: string, env: NodeJS.Pr
   };
 }
 
+/** `npm start` that is expected to end on its own (a refusal): its exit code and output. */
+export function npmStartOnce(specFile: string, dataDir: string, timeoutMs = 30000): Promise<{ code: number | null; out: string }> {
+  const child = spawn('npm', ['start', '--silent', '--', '--config', specFile, '--data-dir', dataDir], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MAILFLEET_LOG_LEVEL: 'warn' },
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // gone
+      }
+      resolve({ code: null, out: `${out}\n(killed after ${timeoutMs} ms)` });
+    }, timeoutMs);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
+
+/** The node process that runs `mailfleet up` under npm, sh and tsx: the innermost one naming mailfleet.ts. */
+export function upNodePid(up: NpmStart): number {
+  const rows = spawnSync('ps', ['-o', 'pid=,ppid=,args=', '-g', String(up.child.pid)], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((l) => l.trim().match(/^(\d+)\s+(\d+)\s+(.*)$/))
+    .filter((m): m is RegExpMatchArray => m !== null && m[3]!.includes('mailfleet.ts'))
+    .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]) }));
+  const child = rows.find((r) => !rows.some((c) => c.ppid === r.pid));
+  if (!child) throw new Error(`no mailfleet up node process in group ${up.child.pid}`);
+  return child.pid;
+}
+
 /** swaks delivery; returns its transcript (throws with it on failure). */
 export function swaks(port: number, to: string, subject: string): string {
   const r = spawnSync('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'bob@example.net', '--to', to, '--h-Subject', subject, '--body', 'hello'], {
