@@ -8,6 +8,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { TenantBinding } from '../../lib/daemon/tenant-binding.js';
+import { buildPlan, daemonConfig } from '../../lib/plan/index.js';
+import { specSchema } from '../../lib/spec/schema.js';
 import { python } from '../daemon/mail-harness.js';
 import { requireHaproxy } from '../haproxy/harness.js';
 import { PASSWORD, startProxiedDaemon, type ProxiedDaemon } from '../haproxy/proxied-daemon.js';
@@ -147,5 +150,32 @@ s.quit()
       [String(mx.port)],
     );
     assert.equal(out.trim(), 'True');
+  });
+});
+
+describe('TenantBinding from the plan', () => {
+  const spec = specSchema.parse({
+    platform: { name: 'binding-test', hostname: 'mail.example.net' },
+    domains: [{ name: 'example.com' }, { name: 'Example.ORG', listeners: 'dedicated' }, { name: 'b.example', listeners: 'dedicated', protocols: ['submission'] }],
+  });
+  const plan = buildPlan(spec);
+
+  it('a tenant with dedicated submission only uses the shared IMAP listener; MX and unplanned listeners are never bound', () => {
+    const b = TenantBinding.fromConfig(daemonConfig(plan, { mode: 'local-direct' }));
+    assert.equal(b.check('default-imap', 'b.example'), undefined);
+    assert.equal(b.check('b-example-submission', 'b.example'), undefined);
+    assert.equal(b.check('default-submission', 'b.example')?.listener, 'b-example-submission');
+    assert.equal(b.check('default-smtp', 'example.org'), undefined);
+    assert.equal(b.check('imap:0', 'example.org'), undefined);
+    assert.equal(b.check(undefined, 'example.org'), undefined);
+    assert.equal(b.check('example-org-imap', 'EXAMPLE.org'), undefined, 'domains compare case-insensitively');
+  });
+
+  it('names the public port in the cloud and the local port on the local platform', () => {
+    const imap = plan.listeners.find((l) => l.name === 'example-org-imap')!;
+    const cloud = TenantBinding.fromConfig(daemonConfig(plan, { mode: 'cloud' })).check('default-imap', 'example.org')!;
+    assert.equal(cloud.text, `example.org is not served on this port: use mail.example.net port ${imap.publicPort} (listener example-org-imap)`);
+    const local = TenantBinding.fromConfig(daemonConfig(plan, { mode: 'local-behind-proxy' })).check('example-org-imaps', 'example.com')!;
+    assert.equal(local.port, plan.listeners.find((l) => l.name === 'default-imaps')!.localPort);
   });
 });
