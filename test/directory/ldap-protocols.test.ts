@@ -82,12 +82,10 @@ before(async () => {
   });
   const events = new LocalMailboxEvents();
   store = new MailStore({ maildirOf: (a) => join(root, a.split('@')[1]!, a.split('@')[0]!, 'Maildir'), events, pollIntervalMs: 60_000 });
-  const admission = new LocalAdmission(() => 100);
   const deps = {
     hostname: 'mail.test',
     settings: spec.imap,
-    logins: new LoginGate({ directory, admission }),
-    admission,
+    logins: new LoginGate({ directory, admission: new LocalAdmission(() => 100) }),
     store,
     tls: testCert(),
     logger: silentLogger,
@@ -172,7 +170,7 @@ describe('POP3 logins through LDAP (poplib, real Pop3Session)', () => {
       (socket, id) =>
         new Pop3Session(
           { id, socket, remoteAddress: '127.0.0.1', secure: false },
-          { hostname: 'mail.test', settings: spec.pop3, logins: new LoginGate({ directory: dead, admission: new LocalAdmission(() => 100) }), admission: new LocalAdmission(() => 100), store, logger: silentLogger },
+          { hostname: 'mail.test', settings: spec.pop3, logins: new LoginGate({ directory: dead, admission: new LocalAdmission(() => 100) }), store, logger: silentLogger },
         ),
     );
     const out = await python(
