@@ -1,42 +1,70 @@
 /**
- * The one way SMTP AUTH, IMAP LOGIN/AUTHENTICATE and POP3 USER/PASS/AUTH check a password: the
- * brute-force lockout first (lib/limits/auth-failures.ts; a locked IP or login is refused without asking
- * the directory), then the directory, then on failure the service's delay and the failure count. Each
- * protocol only maps the outcome to its reply (lockout and directory outage are temporary: SMTP 454 4.7.0,
- * IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]; a wrong password is SMTP 535, IMAP [AUTHENTICATIONFAILED],
- * POP3 [AUTH]).
+ * The one login-and-admission gate of SMTP AUTH, IMAP LOGIN/AUTHENTICATE and POP3 USER/PASS/AUTH. In order:
+ *   1. per-IP concurrent checks (auth.concurrentChecksPerIp): over it, refused before any work;
+ *   2. lockout (lib/limits/auth-failures.ts): a failure slot is reserved before the password is checked,
+ *      so parallel guesses cannot all pass a window that has one slot left; a locked IP or login is
+ *      refused without asking the directory;
+ *   3. the directory checks the password; a failure keeps its slot and is answered after the delay;
+ *   4. tenant binding (tenant-binding.ts): the user's domain must belong on the listener used;
+ *   5. admission: the user, user+IP and domain leases, with the user's own limits from the directory.
+ * It returns the lease or a refusal; each protocol only maps the outcome to its reply (docs/limits.md):
+ *   busy, locked, unavailable   SMTP 454 4.7.0, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]
+ *   failed                      SMTP 535 5.7.8, IMAP NO [AUTHENTICATIONFAILED], POP3 -ERR [AUTH]
+ *   wrong-listener              SMTP 535 5.7.1, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/PERM], naming the port
+ *   refused (a cap)             SMTP 421 4.7.0, IMAP NO [UNAVAILABLE], POP3 -ERR [IN-USE]
  */
 import type { Counter } from 'prom-client';
 import type { AuthResult, DirectoryUser, IDirectory } from '../directory/types.js';
-import { AuthFailureWindow, type IAuthFailures, type Lockout, type LockoutScope } from '../limits/auth-failures.js';
+import { AuthFailureWindow, ipKey, type IAuthFailures, type Lockout, type LockoutScope } from '../limits/auth-failures.js';
+import type { IAdmission, Lease, Refusal } from '../limits/types.js';
 import type { Service } from '../spec/schema.js';
+import type { ListenerHint, TenantBinding } from './tenant-binding.js';
 
 export type LoginOutcome =
-  | { readonly kind: 'ok'; readonly user: DirectoryUser }
+  /** Authenticated and admitted: the session owns the lease and releases it when it ends. */
+  | { readonly kind: 'ok'; readonly user: DirectoryUser; readonly lease: Lease }
   /** Wrong password, unknown or disabled user: answered after the failure delay. */
   | { readonly kind: 'failed'; readonly reason: Extract<AuthResult, { ok: false }>['reason'] }
   /** Too many recent failures for this IP or login: refused without checking the password. */
   | { readonly kind: 'locked'; readonly lockout: Lockout }
+  /** This IP has auth.concurrentChecksPerIp checks in flight already: refused without checking. */
+  | { readonly kind: 'busy'; readonly text: string }
   /** The directory could not answer. */
-  | { readonly kind: 'unavailable'; readonly error: unknown };
+  | { readonly kind: 'unavailable'; readonly error: unknown }
+  /** Right password, wrong listener for the user's tenant. */
+  | { readonly kind: 'wrong-listener'; readonly user: DirectoryUser; readonly hint: ListenerHint }
+  /** Right password, but a user, user+IP or domain cap is full. */
+  | { readonly kind: 'refused'; readonly user: DirectoryUser; readonly refusal: Refusal };
 
 export interface LoginAttempt {
+  /** The admission service (submission for both SMTP submission ports). */
   readonly service: Service;
   readonly login: string;
   readonly password: string;
   readonly remoteAddress: string;
+  /** The planned listener the connection arrived on (AcceptedConnection.listener). @default - not bound to a tenant */
+  readonly listener?: string;
   /** The service's pause before a failure is answered (slows guessing inside one connection). */
   readonly failureDelayMs: number;
 }
 
 export interface ILoginGate {
-  attempt(a: LoginAttempt): Promise<LoginOutcome>;
+  login(a: LoginAttempt): Promise<LoginOutcome>;
 }
 
 export interface LoginGateProps {
   readonly directory: Pick<IDirectory, 'authenticate'>;
+  /** Takes the user, user+IP and domain leases. */
+  readonly admission: IAdmission;
   /** In process, or fleet-wide through Redis (lib/limits/auth-failures-redis.ts). @default - a window with its documented defaults */
   readonly failures?: IAuthFailures;
+  /** @default - no tenant binding (every listener admits every domain) */
+  readonly tenants?: TenantBinding;
+  /**
+   * Password checks one client IP (IPv6: /64) may have in flight at once on this node (spec auth.concurrentChecksPerIp).
+   * @default 4
+   */
+  readonly concurrentChecksPerIp?: number;
   /** Failed logins by service (wrong password; not lockouts or outages). */
   readonly failuresTotal?: Counter<'service'>;
   /** Logins refused because of a lockout, by service and scope. */
@@ -45,34 +73,64 @@ export interface LoginGateProps {
 
 export class LoginGate implements ILoginGate {
   private readonly failures: IAuthFailures;
+  private readonly maxInFlight: number;
+  /** Checks in flight per IP key; an entry exists only while non-zero. */
+  private readonly inFlight = new Map<string, number>();
 
   constructor(private readonly props: LoginGateProps) {
     this.failures = props.failures ?? new AuthFailureWindow();
+    this.maxInFlight = props.concurrentChecksPerIp ?? 4;
   }
 
-  async attempt(a: LoginAttempt): Promise<LoginOutcome> {
-    const locked = await this.failures.check(a.remoteAddress, a.login);
-    if (locked) return this.refuse(a, locked);
+  async login(a: LoginAttempt): Promise<LoginOutcome> {
+    const checked = await this.check(a);
+    if (checked.kind !== 'authenticated') return checked;
+    const user = checked.user;
+    const hint = this.props.tenants?.check(a.listener, user.domain);
+    if (hint) return { kind: 'wrong-listener', user, hint };
+    const r = await this.props.admission.acquire(
+      [
+        { kind: 'user', service: a.service, id: user.address },
+        { kind: 'userip', service: a.service, id: `${user.address}|${a.remoteAddress}` },
+        { kind: 'domain', service: a.service, id: user.domain },
+      ],
+      { user }, // with the user's own limits from the directory (lib/limits AcquireOptions)
+    );
+    return r.ok ? { kind: 'ok', user, lease: r } : { kind: 'refused', user, refusal: r };
+  }
+
+  /** Concurrency cap, lockout reservation, password check. */
+  private async check(a: LoginAttempt): Promise<LoginOutcome | { kind: 'authenticated'; user: DirectoryUser }> {
+    const ip = ipKey(a.remoteAddress);
+    const n = this.inFlight.get(ip) ?? 0;
+    if (n >= this.maxInFlight) return { kind: 'busy', text: `Too many logins in progress from your address (at most ${this.maxInFlight}), try again` };
+    this.inFlight.set(ip, n + 1);
     let result: AuthResult;
+    let settle: () => Promise<void>;
     try {
-      result = await this.props.directory.authenticate(a.login, a.password);
-    } catch (error) {
-      return { kind: 'unavailable', error };
+      const reserved = await this.failures.reserve(a.remoteAddress, a.login);
+      if (!reserved.ok) {
+        this.props.lockoutsTotal?.inc({ service: a.service, scope: reserved.lockout.scope });
+        return { kind: 'locked', lockout: reserved.lockout };
+      }
+      const slot = reserved.reservation;
+      try {
+        result = await this.props.directory.authenticate(a.login, a.password);
+      } catch (error) {
+        await slot.cancel();
+        return { kind: 'unavailable', error };
+      }
+      settle = result.ok ? slot.succeeded : slot.failed;
+    } finally {
+      const left = (this.inFlight.get(ip) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(ip, left);
+      else this.inFlight.delete(ip);
     }
-    if (result.ok) {
-      await this.failures.recordSuccess(a.login);
-      return { kind: 'ok', user: result.user };
-    }
+    await settle();
+    if (result.ok) return { kind: 'authenticated', user: result.user };
     this.props.failuresTotal?.inc({ service: a.service });
-    // Counted before the pause, so parallel connections of one attacker see the lockout at once.
-    await this.failures.recordFailure(a.remoteAddress, a.login);
     if (a.failureDelayMs > 0) await new Promise((r) => setTimeout(r, a.failureDelayMs).unref());
     return { kind: 'failed', reason: result.reason };
-  }
-
-  private refuse(a: LoginAttempt, lockout: Lockout): LoginOutcome {
-    this.props.lockoutsTotal?.inc({ service: a.service, scope: lockout.scope });
-    return { kind: 'locked', lockout };
   }
 }
 

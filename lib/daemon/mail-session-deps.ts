@@ -1,9 +1,9 @@
 /**
  * What an IMAP or POP3 session needs from the daemon, built once per daemon context and protocol:
- * both read the same store, directory and admission, and differ only in their settings and log name.
+ * both read the same store and login gate (which takes the admission leases), and differ only in their
+ * settings and log name.
  */
 import type { Logger } from '../log.js';
-import type { IAdmission } from '../limits/types.js';
 import type { DaemonConfig } from '../plan/types.js';
 import type { DaemonContext } from './context.js';
 import type { ILoginGate } from './login-gate.js';
@@ -13,9 +13,8 @@ import type { MailStore } from '../store/mailbox/index.js';
 export interface MailSessionDeps<S> {
   readonly hostname: string;
   readonly settings: S;
-  /** Password checks: lockout window, directory, failure delay. */
+  /** Login and admission (login-gate.ts): lockout, password, tenant binding, the user/user+IP/domain leases. */
   readonly logins: ILoginGate;
-  readonly admission: IAdmission;
   readonly store: MailStore;
   /** Key and certificate for STARTTLS/STLS; without them the upgrade is not offered. */
   readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer };
@@ -37,7 +36,6 @@ export function mailSessionDeps<P extends ReadProtocol>(ctx: DaemonContext, prot
       hostname: ctx.config.hostname,
       settings: ctx.config[protocol],
       logins: ctx.logins,
-      admission: ctx.admission,
       store: mailStoreOf(ctx),
       tls: ctx.tls,
       logger: ctx.logger.child({ protocol }),

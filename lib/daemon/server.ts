@@ -19,6 +19,7 @@ import { cleanMaildirTmp } from '../store/maildir/tmp-cleanup.js';
 import type { IMessageDelivery } from '../store/types.js';
 import type { DaemonContext, DeliveredListener, ProtocolModule } from './context.js';
 import { LoginGate } from './login-gate.js';
+import { TenantBinding } from './tenant-binding.js';
 import { closeMailStore, mailStoreOf } from './imap/mail-store.js';
 import { createDaemonMetrics } from './metrics.js';
 import { DaemonListener } from './net/listener.js';
@@ -94,8 +95,11 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
     directory,
     logins: new LoginGate({
       directory,
+      admission,
       // Fleet-wide in Redis when the spec names it (the admission's connection), else per node.
       failures: limitsOf(admission)?.authFailures ?? new AuthFailureWindow(config.auth),
+      tenants: TenantBinding.fromConfig(config),
+      concurrentChecksPerIp: config.auth.concurrentChecksPerIp,
       failuresTotal: metrics.authFailures,
       lockoutsTotal: metrics.authLockouts,
     }),

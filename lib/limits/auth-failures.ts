@@ -11,6 +11,10 @@
  * - A successful login clears the failures of that login name (its owner knows the password), never of
  *   the IP: an attacker with one valid account must not be able to reset its IP's count.
  * - IPv6 clients count per /64: one host usually holds a whole /64, so per-address counting would not bind.
+ * - The login gate reserves a failure slot (reserve()) BEFORE the slow password check and settles it after:
+ *   a check in flight counts as a failure until it answers, so parallel attempts cannot all pass the check
+ *   and at most `limit` passwords are ever checked per key and window (recording only after the check let
+ *   40 parallel guesses all be hashed). A right password gives its slot back.
  * - Per node, in memory: a restart forgets. Behind HAProxy the client IP is the PROXY v2 source.
  */
 import { isIPv6 } from 'node:net';
@@ -23,8 +27,25 @@ export interface Lockout {
   readonly retryAfterSeconds: number;
 }
 
+/** A failure slot taken before a password is checked; settled once with the answer. */
+export interface AuthReservation {
+  /** The password was wrong: the slot stays, counted as a failure. */
+  failed(): Promise<void>;
+  /** The password was right: the IP's slot is given back and the login's failures cleared. */
+  succeeded(): Promise<void>;
+  /** The check could not run (directory down): both slots are given back. */
+  cancel(): Promise<void>;
+}
+
+export type Reserved = { readonly ok: true; readonly reservation: AuthReservation } | { readonly ok: false; readonly lockout: Lockout };
+
 /** The lockout window as the login gate uses it: in process (AuthFailureWindow) or fleet-wide (Redis). */
 export interface IAuthFailures {
+  /**
+   * Atomically: the lockout in force for this IP or login name, or else one failure slot taken on both,
+   * to settle after the password check.
+   */
+  reserve(remoteAddress: string, login: string): Promise<Reserved>;
   /** The lockout in force for this IP or login name, if any. */
   check(remoteAddress: string, login: string): Promise<Lockout | undefined>;
   /** Records a failed login; returns the lockout it started, if any. */
@@ -87,6 +108,40 @@ export class AuthFailureWindow implements IAuthFailures {
     this.recordSuccessSync(login);
   }
 
+  async reserve(remoteAddress: string, login: string): Promise<Reserved> {
+    return this.reserveSync(remoteAddress, login);
+  }
+
+  reserveSync(remoteAddress: string, login: string): Reserved {
+    const locked = this.checkSync(remoteAddress, login);
+    if (locked) return { ok: false, lockout: locked };
+    const t = this.now();
+    const ip = ipKey(remoteAddress);
+    const user = login === '' ? undefined : userKey(login);
+    this.push(ip, this.perIp, t);
+    if (user) this.push(user, this.perUser, t);
+    let settled = false;
+    const settle = (fn: () => void) => async () => {
+      if (settled) return;
+      settled = true;
+      fn();
+    };
+    return {
+      ok: true,
+      reservation: {
+        failed: settle(() => undefined),
+        succeeded: settle(() => {
+          this.unpush(ip, t);
+          this.recordSuccessSync(login);
+        }),
+        cancel: settle(() => {
+          this.unpush(ip, t);
+          if (user) this.unpush(user, t);
+        }),
+      },
+    };
+  }
+
   checkSync(remoteAddress: string, login: string): Lockout | undefined {
     const t = this.now();
     return this.lockedFor('ip', ipKey(remoteAddress), this.perIp, t) ?? this.lockedFor('user', userKey(login), this.perUser, t);
@@ -115,6 +170,15 @@ export class AuthFailureWindow implements IAuthFailures {
     const opensAt = times[0]! + this.windowMs;
     if (opensAt <= t) return undefined;
     return { scope, retryAfterSeconds: Math.max(1, Math.ceil((opensAt - t) / 1000)) };
+  }
+
+  /** Gives back one slot taken at `t` (equal times are interchangeable). */
+  private unpush(key: string, t: number): void {
+    const times = this.failures.get(key);
+    const i = times ? times.lastIndexOf(t) : -1;
+    if (i < 0) return;
+    times!.splice(i, 1);
+    if (times!.length === 0) this.failures.delete(key);
   }
 
   private push(key: string, limit: number, t: number): void {

@@ -357,6 +357,9 @@ export const specSchema = z
           .describe('Failed logins for one login name within windowSeconds before logins as it are refused, from any IP.'),
         windowSeconds: posInt.default(900).describe('Sliding window the failure counts cover; a lockout ends when old failures age out.'),
         trackedKeys: posInt.default(100000).describe('Most IPs plus login names remembered per node; the oldest are forgotten first.'),
+        concurrentChecksPerIp: posInt
+          .default(4)
+          .describe('Password checks one client IP may have in flight at once, per node; more get a temporary failure (IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP], SMTP 454 4.7.0) without checking. Bounds the hashing one address can force.'),
       })
       .strict()
       .prefault({})

@@ -85,8 +85,7 @@ before(async () => {
   const deps = {
     hostname: 'mail.test',
     settings: spec.imap,
-    logins: new LoginGate({ directory }),
-    admission: new LocalAdmission(() => 100),
+    logins: new LoginGate({ directory, admission: new LocalAdmission(() => 100) }),
     store,
     tls: testCert(),
     logger: silentLogger,
@@ -171,7 +170,7 @@ describe('POP3 logins through LDAP (poplib, real Pop3Session)', () => {
       (socket, id) =>
         new Pop3Session(
           { id, socket, remoteAddress: '127.0.0.1', secure: false },
-          { hostname: 'mail.test', settings: spec.pop3, logins: new LoginGate({ directory: dead }), admission: new LocalAdmission(() => 100), store, logger: silentLogger },
+          { hostname: 'mail.test', settings: spec.pop3, logins: new LoginGate({ directory: dead, admission: new LocalAdmission(() => 100) }), store, logger: silentLogger },
         ),
     );
     const out = await python(

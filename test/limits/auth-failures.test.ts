@@ -40,6 +40,33 @@ describe('AuthFailureWindow', () => {
     assert.deepEqual(w.recordFailureSync('192.0.2.1', 'victim'), { scope: 'ip', retryAfterSeconds: 60 });
   });
 
+  it('reserve() counts a check in flight as a failure: with one slot left only one reservation is granted', async () => {
+    const { w } = clocked({ failuresPerIp: 100, failuresPerUser: 3, windowSeconds: 60 });
+    w.recordFailureSync('10.0.0.1', 'bob');
+    w.recordFailureSync('10.0.0.1', 'bob');
+    const first = w.reserveSync('10.0.0.2', 'bob');
+    assert.ok(first.ok);
+    const second = w.reserveSync('10.0.0.3', 'bob');
+    assert.deepEqual(second, { ok: false, lockout: { scope: 'user', retryAfterSeconds: 60 } });
+    await first.reservation.failed();
+    assert.equal(w.checkSync('10.0.0.9', 'bob')?.scope, 'user', 'the failed check stays counted');
+  });
+
+  it('a reservation settled as success gives the IP slot back and clears the login; cancel gives both back', async () => {
+    const { w } = clocked({ failuresPerIp: 2, failuresPerUser: 2, windowSeconds: 60 });
+    w.recordFailureSync('10.0.0.1', 'bob');
+    const ok = w.reserveSync('10.0.0.1', 'bob');
+    assert.ok(ok.ok);
+    await ok.reservation.succeeded();
+    await ok.reservation.failed(); // settles once: ignored
+    assert.equal(w.checkSync('10.0.0.1', 'bob'), undefined);
+    const c = w.reserveSync('10.0.0.1', 'alice');
+    assert.ok(c.ok);
+    await c.reservation.cancel();
+    assert.equal(w.recordFailureSync('10.0.0.5', 'alice'), undefined, 'alice has one failure, not two');
+    assert.equal(w.recordFailureSync('10.0.0.1', 'carol')?.scope, 'ip', 'the IP has its own failures only');
+  });
+
   it('counts IPv6 clients per /64', () => {
     const { w } = clocked({ failuresPerIp: 2, failuresPerUser: 100 });
     w.recordFailureSync('2001:db8:1:2::1', 'a');

@@ -31,6 +31,8 @@ export interface ImapConnection {
   readonly remoteAddress: string;
   readonly secure: boolean;
   readonly logger?: Logger;
+  /** The planned listener the connection arrived on, for tenant binding (AcceptedConnection.listener). */
+  readonly listener?: string;
   setUser?(address: string): void;
 }
 
@@ -233,11 +235,14 @@ export class ImapSession {
   /** Authenticates, takes the per-user admission lease, prepares the user's folders. */
   async login(login: string, password: string): Promise<Completion> {
     const s = this.deps.settings;
-    const result = await this.deps.logins.attempt({ service: 'imap', login, password, remoteAddress: this.remoteAddress, failureDelayMs: s.authFailureDelayMs });
+    const result = await this.deps.logins.login({ service: 'imap', login, password, remoteAddress: this.remoteAddress, listener: this.conn.listener, failureDelayMs: s.authFailureDelayMs });
+    // The gate (login-gate.ts) authenticates, applies lockout and tenant binding, and takes the leases.
     switch (result.kind) {
       case 'unavailable':
         this.log.warn({ err: result.error }, 'directory unavailable');
         return { status: 'NO', code: 'UNAVAILABLE', text: 'Authentication temporarily unavailable' };
+      case 'busy':
+        return { status: 'NO', code: 'UNAVAILABLE', text: result.text };
       case 'locked':
         this.log.info({ login, lockout: result.lockout.scope }, 'login refused: lockout');
         this.countBad();
@@ -245,14 +250,13 @@ export class ImapSession {
       case 'failed':
         this.countBad();
         return { status: 'NO', code: 'AUTHENTICATIONFAILED', text: 'Authentication failed' };
+      case 'wrong-listener':
+        this.log.info({ user: result.user.address, belongs: result.hint.listener }, 'login refused: tenant binding');
+        return { status: 'NO', code: 'UNAVAILABLE', text: result.hint.text };
+      case 'refused':
+        return { status: 'NO', code: 'UNAVAILABLE', text: result.refusal.text };
     }
-    const user = result.user;
-    const admitted = await this.deps.admission.acquire([
-      { kind: 'user', service: 'imap', id: user.address },
-      { kind: 'userip', service: 'imap', id: `${user.address}|${this.remoteAddress}` },
-      { kind: 'domain', service: 'imap', id: user.domain },
-    ], { user }); // with the user's own limits from the directory (lib/limits AcquireOptions)
-    if (!admitted.ok) return { status: 'NO', code: 'UNAVAILABLE', text: admitted.text };
+    const { user, lease: admitted } = result;
     if (this.closed) {
       admitted.release();
       return { status: 'NO', text: 'Connection closed' };

@@ -28,6 +28,8 @@ export interface Pop3Connection {
   readonly remoteAddress: string;
   readonly secure: boolean;
   readonly logger?: Logger;
+  /** The planned listener the connection arrived on, for tenant binding (AcceptedConnection.listener). */
+  readonly listener?: string;
   setUser?(address: string): void;
 }
 
@@ -159,7 +161,10 @@ export class Pop3Session {
   // ---- AUTHORIZATION state ----
 
   capa(): void {
-    const lines = ['+OK Capability list follows', 'TOP', 'UIDL', 'USER', 'RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING', 'SASL PLAIN', 'IMPLEMENTATION mailfleet'];
+    const lines = ['+OK Capability list follows', 'TOP', 'UIDL', 'RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING', 'IMPLEMENTATION mailfleet'];
+    // Where plaintext login is refused, USER and SASL appear only after STLS (RFC 2595 §4), so clients
+    // do not send credentials in the clear (as IMAP's LOGINDISABLED, SMTP's hidden AUTH).
+    if (this.authAllowed()) lines.splice(3, 0, 'USER', 'SASL PLAIN');
     if (this.state === 'authorization' && !this.secure && this.deps.tls) lines.push('STLS');
     lines.push('.');
     this.write(lines.join('\r\n'));
@@ -213,11 +218,14 @@ export class Pop3Session {
 
   private async login(login: string, password: string): Promise<void> {
     const s = this.deps.settings;
-    const result = await this.deps.logins.attempt({ service: 'pop3', login, password, remoteAddress: this.conn.remoteAddress, failureDelayMs: s.authFailureDelayMs });
+    const result = await this.deps.logins.login({ service: 'pop3', login, password, remoteAddress: this.conn.remoteAddress, listener: this.conn.listener, failureDelayMs: s.authFailureDelayMs });
+    // The gate (login-gate.ts) authenticates, applies lockout and tenant binding, and takes the leases.
     switch (result.kind) {
       case 'unavailable':
         this.log.warn({ err: result.error }, 'directory unavailable');
         return this.write('-ERR [SYS/TEMP] Authentication temporarily unavailable');
+      case 'busy':
+        return this.write(`-ERR [SYS/TEMP] ${result.text}`);
       case 'locked':
         this.log.info({ login, lockout: result.lockout.scope }, 'login refused: lockout');
         this.write(`-ERR [SYS/TEMP] ${lockoutText(result.lockout)}`);
@@ -225,18 +233,18 @@ export class Pop3Session {
       case 'failed':
         this.write(REPLY.authFailed);
         return this.countBad();
+      case 'wrong-listener':
+        this.log.info({ user: result.user.address, belongs: result.hint.listener }, 'login refused: tenant binding');
+        // Permanent and not about the password (a client would ask for a new one on [AUTH]).
+        return this.write(`-ERR [SYS/PERM] ${result.hint.text}`);
+      case 'refused':
+        return this.write(`-ERR [IN-USE] ${result.refusal.text}`);
     }
-    const u = result.user;
-    const admitted = await this.deps.admission.acquire([
-      { kind: 'user', service: 'pop3', id: u.address },
-      { kind: 'userip', service: 'pop3', id: `${u.address}|${this.conn.remoteAddress}` },
-      { kind: 'domain', service: 'pop3', id: u.domain },
-    ], { user: u }); // with the user's own limits from the directory (lib/limits AcquireOptions)
-    if (!admitted.ok) return this.write(`-ERR [IN-USE] ${admitted.text}`);
+    const { user: u, lease: admitted } = result;
     if (this.closed) return admitted.release();
-    await this.deps.store.ensureUser(u.address);
     const lock = new FileLock(join(this.deps.store.maildir(u.address), POP3_LOCK_FILE), { timeoutMs: 0 });
     try {
+      await this.deps.store.ensureUser(u.address);
       await lock.acquire();
     } catch (e) {
       admitted.release();

@@ -347,40 +347,44 @@ export class SmtpFrontEnd {
     const state = this.states.get(session.id);
     const login = auth.username ?? '';
     const password = auth.password ?? '';
-    const result = await this.ctx.logins.attempt({
+    const result = await this.ctx.logins.login({
       service: 'submission',
       login,
       password,
       remoteAddress: state?.conn.remoteAddress ?? session.remoteAddress,
+      listener: state?.conn.listener,
       failureDelayMs: this.ctx.config.smtp.authFailureDelayMs,
     });
+    // The gate (login-gate.ts) authenticates, applies lockout and tenant binding, and takes the leases.
     switch (result.kind) {
       case 'unavailable':
         state?.conn.logger.warn({ err: result.error, login }, 'AUTH: directory failed');
         throw this.reject(state, 'auth-unavailable', 'AUTH_TEMPORARY');
+      case 'busy':
+        state?.conn.logger.info({ login }, 'AUTH refused: too many checks in flight from this IP');
+        throw this.reject(state, 'auth-busy', 'AUTH_TEMPORARY', result.text);
       case 'locked':
         state?.conn.logger.info({ login, lockout: result.lockout.scope }, 'AUTH refused: lockout');
         throw this.reject(state, 'auth-locked', 'AUTH_LOCKED', lockoutText(result.lockout));
       case 'failed':
         state?.conn.logger.info({ login, reason: result.reason }, 'AUTH failed');
         throw this.reject(state, 'auth-failed', 'AUTH_FAILED');
+      case 'wrong-listener':
+        state?.conn.logger.info({ user: result.user.address, belongs: result.hint.listener }, 'AUTH refused: tenant binding');
+        throw this.reject(state, 'wrong-listener', 'WRONG_LISTENER', result.hint.text);
+      case 'refused':
+        state?.conn.logger.info({ user: result.user.address, limit: result.refusal.text }, 'AUTH refused by admission');
+        throw this.reject(state, `limit-${result.refusal.scope.kind}`, 'LIMIT_EXCEEDED', result.refusal.text);
     }
     const user = result.user;
-    if (state) {
-      const service = state.conn.service;
-      const r = await this.ctx.admission.acquire([
-        { kind: 'user', service, id: user.address },
-        { kind: 'userip', service, id: `${user.address}|${state.conn.remoteAddress}` },
-        { kind: 'domain', service, id: user.domain },
-      ], { user }); // with the user's own limits from the directory (lib/limits AcquireOptions)
-      if (!r.ok) {
-        state.conn.logger.info({ user: user.address, limit: r.text }, 'AUTH refused by admission');
-        throw this.reject(state, `limit-${r.scope.kind}`, 'LIMIT_EXCEEDED', r.text);
-      }
-      state.lease?.release();
-      state.lease = r;
-      state.conn.setUser(user.address);
+    // Closed while the gate worked (onClose already ran): the lease would have no one to release it.
+    if (!state || this.states.get(session.id) !== state) {
+      result.lease.release();
+      return user.address;
     }
+    state.lease?.release();
+    state.lease = result.lease;
+    state.conn.setUser(user.address);
     return user.address;
   }
 

@@ -23,6 +23,7 @@ export type SmtpReplyKey =
   | 'AUTH_FAILED'
   | 'AUTH_TEMPORARY'
   | 'AUTH_LOCKED'
+  | 'WRONG_LISTENER'
   | 'LIMIT_EXCEEDED'
   | 'RATE_EXCEEDED'
   | 'RATE_LIMITED'
@@ -55,6 +56,8 @@ export const SMTP_REPLIES: Readonly<Record<SmtpReplyKey, SmtpReply>> = Object.fr
   AUTH_TEMPORARY: { code: 454, enhanced: '4.7.0', text: 'temporary authentication failure' },
   // Brute-force lockout window (lib/limits/auth-failures.ts): temporary, so clients do not ask for a new password.
   AUTH_LOCKED: { code: 454, enhanced: '4.7.0', text: 'too many failed logins, try again later' },
+  // Tenant binding (lib/daemon/tenant-binding.ts): right password, wrong port; permanent, the text names the right one.
+  WRONG_LISTENER: { code: 535, enhanced: '5.7.1', text: 'this domain is not served on this port' },
   LIMIT_EXCEEDED: { code: 421, enhanced: '4.7.0', text: 'too many connections' },
   RATE_EXCEEDED: { code: 451, enhanced: '4.7.1', text: 'rate limit exceeded, try again later' },
   // At MAIL/RCPT, like Postfix's anvil rate limits (lib/limits/smtp-rates.ts).
