@@ -35,8 +35,11 @@ export interface DaemonBundleManifest {
   /** Hash of the inputs (see sourceHash), relative to the package root. */
   readonly sourceHash: string;
   readonly sources: readonly string[];
-  /** Package root relative to the manifest's folder. */
-  readonly root: string;
+  /**
+   * Package root relative to the manifest's folder.
+   * @default '..'
+   */
+  readonly root?: string;
 }
 
 /** A verified bundle. */
@@ -100,7 +103,7 @@ function filesOf(path: string): string[] {
   const manifestFile = manifestPathOf(path);
   if (!existsSync(manifestFile)) return [path, manifestFile];
   const m = JSON.parse(readFileSync(manifestFile, 'utf8')) as DaemonBundleManifest;
-  const base = resolve(dirname(manifestFile), m.root);
+  const base = resolve(dirname(manifestFile), m.root ?? '..');
   return [path, manifestFile, join(base, 'scripts', 'bundle-daemon.mjs'), ...m.sources.map((p) => resolve(base, p))];
 }
 
@@ -122,7 +125,7 @@ function problemWith(path: string): Verdict {
   let manifest: DaemonBundleManifest | undefined;
   if (existsSync(manifestFile)) {
     manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as DaemonBundleManifest;
-    base = resolve(dirname(manifestFile), manifest.root);
+    base = resolve(dirname(manifestFile), manifest.root ?? '..');
   }
   const script = join(base, 'scripts', 'bundle-daemon.mjs');
   const checkout = existsSync(script);

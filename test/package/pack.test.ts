@@ -3,8 +3,8 @@
  * daemon with its manifest and the CLI), the tarball installed into an app that brings its own
  * aws-cdk-lib and constructs, and examples/consumer-app synthesized there with plain node, as the CDK
  * CLI runs it (CDK_OUTDIR set, no tsx). The pack runs in a copy of the sources, so the repository's own
- * dist/ is never rebuilt under other tests. Slow by nature (tsc + npm install + two synths): about
- * 3–4 minutes on the shared 2-core box, most of it tsc in prepack and the consumer synth.
+ * dist/ is never rebuilt under other tests. Slow by nature (tsc + npm install + synths): 7.3 minutes
+ * on the shared 2-core box at load 17–19 (before(): pack + install 5.7 min; consumer synth 1 min).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -51,7 +51,8 @@ function physicalNames(resources: Resources): Map<string, string[]> {
   return out;
 }
 
-describe('mailfleet as an npm package', { timeout: 600_000 }, () => {
+// Longer than run-tests' 5-minute default: packing and installing alone take 2–6 minutes on a loaded box.
+describe('mailfleet as an npm package', { timeout: 900_000 }, () => {
   let work = '';
   let src = '';
   let app = '';
@@ -72,7 +73,7 @@ describe('mailfleet as an npm package', { timeout: 600_000 }, () => {
     // The app's own aws-cdk-lib and constructs, at the repository's versions (from the npm cache when there).
     const deps = [tarball, `aws-cdk-lib@${versionOf('aws-cdk-lib')}`, `constructs@${versionOf('constructs')}`];
     ok(sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', ...deps], app), 'npm install');
-  });
+  }, { timeout: 600_000 });
 
   after(() => {
     if (work) rmSync(work, { recursive: true, force: true });
