@@ -1,46 +1,43 @@
 #!/usr/bin/env node
-// Bundles mailfleetd (lib/daemon/main.ts) into one ESM file, the artifact the engines ship to mail nodes.
+// Bundles mailfleetd (lib/daemon/main.ts) into one ESM file, the artifact the engines ship to mail nodes,
+// and writes its manifest beside it: the bundle's SHA-256 and the hash of every input, so synth can tell
+// a stale or altered bundle from a current one (constructs/shared/daemon-bundle.ts).
 // Usage: node scripts/bundle-daemon.mjs [--outfile dist/mailfleetd.mjs]
 import { build } from 'esbuild';
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
+import { nodeBundleOptions, root, sha256, sourceHash } from './esbuild-node.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const i = process.argv.indexOf('--outfile');
 const outfile = resolve(i >= 0 ? process.argv[i + 1] : resolve(root, 'dist/mailfleetd.mjs'));
+const manifestFile = outfile.replace(/\.m?js$/, '') + '.manifest.json';
 mkdirSync(dirname(outfile), { recursive: true });
 
-const result = await build({
-  entryPoints: [resolve(root, 'lib/daemon/main.ts')],
-  outfile,
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  sourcemap: 'linked',
-  minifySyntax: true,
-  legalComments: 'none',
-  metafile: true,
-  logLevel: 'warning',
-  // CommonJS dependencies (pino, smtp-server, ...) call require(), __filename and __dirname.
-  banner: {
-    js: [
-      "import { createRequire as __mfCreateRequire } from 'node:module';",
-      "import { fileURLToPath as __mfFileURLToPath } from 'node:url';",
-      "import { dirname as __mfDirname } from 'node:path';",
-      'const require = __mfCreateRequire(import.meta.url);',
-      'const __filename = __mfFileURLToPath(import.meta.url);',
-      'const __dirname = __mfDirname(__filename);',
-    ].join('\n'),
-  },
-});
+// Built beside the target and renamed, bundle first and manifest last: a synth running meanwhile sees
+// either the old pair or a bundle that does not match its manifest (an error), never half a file.
+const tmp = `${outfile}.${process.pid}.tmp.mjs`;
+const result = await build({ ...nodeBundleOptions('lib/daemon/main.ts', tmp), sourcemap: 'external' });
 
 // The daemon must never carry engine code (DESIGN: dependency rules).
-const forbidden = Object.keys(result.metafile.inputs).filter((f) => /node_modules\/(aws-cdk-lib|cdktf|@cdktf|@pulumi|constructs)\//.test(f));
+const inputs = Object.keys(result.metafile.inputs);
+const forbidden = inputs.filter((f) => /node_modules\/(aws-cdk-lib|cdktf|@cdktf|@pulumi|constructs)\//.test(f));
 if (forbidden.length > 0) {
   console.error(`bundle-daemon: engine code in the daemon bundle:\n${forbidden.slice(0, 10).join('\n')}`);
   process.exit(1);
 }
-const bytes = result.metafile.outputs[Object.keys(result.metafile.outputs).find((k) => k.endsWith('.mjs'))].bytes;
-console.log(`bundle-daemon: ${outfile} (${(bytes / 1024).toFixed(0)} KiB, ${Object.keys(result.metafile.inputs).length} inputs)`);
+const bytes = readFileSync(tmp);
+const manifest = {
+  bundle: relative(dirname(manifestFile), outfile),
+  sha256: sha256(bytes),
+  bytes: bytes.length,
+  // Relative to the package root, where synth re-hashes them in a source checkout.
+  sourceHash: sourceHash(root, inputs),
+  sources: inputs.sort(),
+  root: relative(dirname(manifestFile), root) || '.',
+  rebuild: 'npm run build:daemon',
+};
+renameSync(tmp, outfile);
+renameSync(`${tmp}.map`, `${outfile}.map`);
+writeFileSync(`${manifestFile}.${process.pid}.tmp`, JSON.stringify(manifest, null, 1) + '\n');
+renameSync(`${manifestFile}.${process.pid}.tmp`, manifestFile);
+console.log(`bundle-daemon: ${outfile} (${(bytes.length / 1024).toFixed(0)} KiB, ${inputs.length} inputs, sha256 ${manifest.sha256.slice(0, 12)})`);

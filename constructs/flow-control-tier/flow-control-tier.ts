@@ -12,7 +12,7 @@ import type { NlbShard, Plan, PlannedListener } from '../../lib/plan/types.js';
 import { NLB_MAX_LISTENERS } from '../../lib/plan/index.js';
 import { userData } from '../../lib/render/cloud-init.js';
 import { CLOUD_HEALTH_PORT } from '../../lib/render/haproxy.js';
-import type { RegionRole } from '../../lib/render/node-layout.js';
+import { withNamePrefix, type RegionRole } from '../../lib/render/node-layout.js';
 import { DEDICATED_BLOCK } from '../../lib/spec/ports.js';
 import { acknowledge } from '../shared/nag.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
@@ -28,6 +28,14 @@ export interface FlowControlTierProps {
   readonly plan: Plan;
   /** VPC the load balancers and HAProxy nodes run in. */
   readonly vpc: ec2.IVpc;
+  /**
+   * Root of the physical names this construct creates and its nodes read (SSM parameters
+   * `/<namePrefix>/…`, secrets `<namePrefix>/…`, log groups, the mail tier's name in the private zone),
+   * so the same plan can be composed twice in one stack or account. Give every construct of one
+   * instance the same value.
+   * @default - `mailfleet/<plan.platform>`, the names the platform stacks use
+   */
+  readonly namePrefix?: string;
   /**
    * Region the tier runs in (selects the node files and pilot-light sizing in the stacks).
    * @default 'primary'
@@ -118,7 +126,8 @@ export class FlowControlTier extends Construct {
 
   constructor(scope: Construct, id: string, props: FlowControlTierProps) {
     super(scope, id);
-    const { plan, vpc } = props;
+    const { vpc } = props;
+    const plan = withNamePrefix(props.plan, props.namePrefix);
     const sizing = plan.sizing.proxyNodes;
     const min = props.minNodesPerShard ?? sizing.min;
     const max = props.maxNodesPerShard ?? sizing.max;

@@ -8,7 +8,7 @@ import { MailfleetError } from '../../lib/errors.js';
 import type { Plan } from '../../lib/plan/types.js';
 import { userData } from '../../lib/render/cloud-init.js';
 import { REPLICA } from '../../lib/render/gluster.js';
-import { NODE_INDEX_TAG, privateZoneName, ssmPrefix, type RegionRole } from '../../lib/render/node-layout.js';
+import { NODE_INDEX_TAG, privateZoneName, ssmPrefix, withNamePrefix, type RegionRole } from '../../lib/render/node-layout.js';
 import { nodeLaunchTemplate } from '../shared/launch-template.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
 import { nodeRole } from '../shared/node-role.js';
@@ -22,6 +22,12 @@ export interface GlusterStorageClusterProps {
   readonly plan: Plan;
   /** VPC the storage nodes run in. */
   readonly vpc: ec2.IVpc;
+  /**
+   * Root of the physical names this construct creates and its nodes read (SSM parameters, secrets);
+   * see MailServerFleetProps.namePrefix.
+   * @default - `mailfleet/<plan.platform>`
+   */
+  readonly namePrefix?: string;
   /** Private zone for the node names clients mount from (gluster-<n>.<zone>). */
   readonly privateZone: route53.IHostedZone;
   /**
@@ -73,7 +79,8 @@ export class GlusterStorageCluster extends Construct {
 
   constructor(scope: Construct, id: string, props: GlusterStorageClusterProps) {
     super(scope, id);
-    const { plan, vpc } = props;
+    const { vpc } = props;
+    const plan = withNamePrefix(props.plan, props.namePrefix);
     const storage = plan.storage;
     if (storage.kind !== 'glusterfs')
       throw new MailfleetError('PLAN_INVALID', `GlusterStorageCluster: the plan's storage.kind is ${storage.kind}, not glusterfs`);

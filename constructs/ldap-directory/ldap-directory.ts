@@ -10,7 +10,7 @@ import { MailfleetError } from '../../lib/errors.js';
 import type { Plan } from '../../lib/plan/types.js';
 import type { LdapDirectorySpec } from '../../lib/spec/schema.js';
 import { userData } from '../../lib/render/cloud-init.js';
-import { LDAP_ROLE_TAG, ldapHost, secretNames, type RegionRole } from '../../lib/render/node-layout.js';
+import { LDAP_ROLE_TAG, ldapHost, secretNames, withNamePrefix, type RegionRole } from '../../lib/render/node-layout.js';
 import { nodeLaunchTemplate } from '../shared/launch-template.js';
 import { acknowledge } from '../shared/nag.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
@@ -22,6 +22,12 @@ export interface LdapDirectoryProps {
   readonly plan: Plan;
   /** VPC of the directory nodes (or the Managed AD domain controllers). */
   readonly vpc: ec2.IVpc;
+  /**
+   * Root of the physical names this construct creates and its nodes read (SSM parameters, secrets);
+   * see MailServerFleetProps.namePrefix.
+   * @default - `mailfleet/<plan.platform>`
+   */
+  readonly namePrefix?: string;
   /** Private zone for ldap-provider / ldap-consumer names. */
   readonly privateZone: route53.IHostedZone;
   /**
@@ -80,7 +86,8 @@ export class LdapDirectory extends Construct {
 
   constructor(scope: Construct, id: string, props: LdapDirectoryProps) {
     super(scope, id);
-    const { plan, vpc } = props;
+    const { vpc } = props;
+    const plan = withNamePrefix(props.plan, props.namePrefix);
     const d = plan.directory;
     if (d.kind !== 'ldap') throw new MailfleetError('PLAN_INVALID', `LdapDirectory: the plan's directory.kind is ${d.kind}, not ldap`);
     this.directory = d;

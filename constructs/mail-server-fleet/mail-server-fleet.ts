@@ -1,4 +1,4 @@
-import { Annotations, Duration, SecretValue } from 'aws-cdk-lib';
+import { Duration, SecretValue } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -20,10 +20,11 @@ import {
   mailNodesHost,
   secretNames,
   ssmPrefix,
+  withNamePrefix,
   type RegionRole,
 } from '../../lib/render/node-layout.js';
 import { portRanges } from '../../engines/platform.js';
-import { daemonSourceMissing, ensureDaemonBundle } from '../shared/daemon-bundle.js';
+import { daemonBundle, DEV_BUILD_CONTEXT } from '../shared/daemon-bundle.js';
 import { nodeLaunchTemplate } from '../shared/launch-template.js';
 import { acknowledge } from '../shared/nag.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
@@ -37,6 +38,14 @@ export interface MailServerFleetProps {
   readonly vpc: ec2.IVpc;
   /** Private zone where nodes publish themselves under the name HAProxy resolves. */
   readonly privateZone: route53.IHostedZone;
+  /**
+   * Root of the physical names this construct creates and its nodes read (SSM parameters
+   * `/<namePrefix>/…`, secrets `<namePrefix>/…`, log groups, the mail tier's name in the private zone),
+   * so the same plan can be composed twice in one stack or account. Give every construct of one
+   * instance the same value.
+   * @default - `mailfleet/<plan.platform>`, the names the platform stacks use
+   */
+  readonly namePrefix?: string;
   /**
    * Region the fleet runs in.
    * @default 'primary'
@@ -64,8 +73,9 @@ export interface MailServerFleetProps {
    */
   readonly targetConnectionsPerNode?: number;
   /**
-   * The daemon bundle to ship.
-   * @default - dist/mailfleetd.mjs, built with esbuild when missing
+   * The daemon bundle to ship (scripts/bundle-daemon.mjs output, with its manifest beside it). Synth
+   * fails when it is missing, altered or stale, naming the command that rebuilds it.
+   * @default - the bundle inside the mailfleet package (dist/mailfleetd.mjs)
    */
   readonly daemonBundlePath?: string;
   /**
@@ -127,7 +137,8 @@ export class MailServerFleet extends Construct {
 
   constructor(scope: Construct, id: string, props: MailServerFleetProps) {
     super(scope, id);
-    const { plan, vpc } = props;
+    const { vpc } = props;
+    const plan = withNamePrefix(props.plan, props.namePrefix);
     const sizing = plan.sizing.mailNodes;
     const min = props.minNodes ?? sizing.min;
     const max = props.maxNodes ?? sizing.max;
@@ -149,9 +160,8 @@ export class MailServerFleet extends Construct {
     this.role = nodeRole(this, 'Role', plan, `mailfleet ${plan.platform} mail nodes`);
     this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'mail', region: props.region });
     this.nodeFiles.grantRead(this.role);
-    if (daemonSourceMissing(props.daemonBundlePath))
-      Annotations.of(this).addWarningV2('mailfleet:daemon-placeholder', 'no daemon bundle or daemon source yet: nodes get a placeholder that exits');
-    this.daemonBundle = new s3assets.Asset(this, 'DaemonBundle', { path: ensureDaemonBundle(props.daemonBundlePath) });
+    const bundle = daemonBundle({ path: props.daemonBundlePath, devBuild: this.node.tryGetContext(DEV_BUILD_CONTEXT) === true });
+    this.daemonBundle = new s3assets.Asset(this, 'DaemonBundle', { path: bundle.path });
     this.daemonBundle.grantRead(this.role);
     this.daemonBundleParameter = new ssm.StringParameter(this, 'DaemonBundleUri', {
       parameterName: daemonBundleParameter(plan),

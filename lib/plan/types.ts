@@ -65,6 +65,12 @@ export interface InventoryLine {
 
 export interface Plan {
   readonly platform: string;
+  /**
+   * Root of the account-wide names (SSM parameters, secrets, log groups) and the mail tier's name in the
+   * private zone, so two instances of one plan coexist; set by withNamePrefix (lib/render/node-layout.ts).
+   * @default - `mailfleet/<platform>`
+   */
+  readonly namePrefix?: string;
   readonly hostname: string;
   readonly domains: readonly string[];
   readonly listeners: readonly PlannedListener[];

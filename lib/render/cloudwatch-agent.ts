@@ -13,6 +13,7 @@ import {
   MAIL_MOUNT,
   NODE_ROLES,
   joinFiles,
+  nameRoot,
   type NodeRole,
   type RenderedFile,
 } from './node-layout.js';
@@ -25,7 +26,7 @@ export const CONNECTIONS_METRIC = 'netstat_tcp_established';
 
 /** Log groups the agents write to; the engines create them with a retention. */
 export function logGroupNames(plan: Plan) {
-  const p = `/mailfleet/${plan.platform}`;
+  const p = `/${nameRoot(plan)}`;
   return {
     bootstrap: `${p}/bootstrap`,
     daemon: `${p}/mailfleetd`,

@@ -70,8 +70,10 @@ export function sourceTableName(listener: string): string {
 }
 
 /** Mail node DNS name in the cloud: a Cloud Map (private DNS) service the engines register the mail ASG in. */
-export function cloudMailDiscoveryName(plan: Pick<Plan, 'platform'>): string {
-  return `mailfleetd.${plan.platform}.internal`;
+export function cloudMailDiscoveryName(plan: Pick<Plan, 'platform' | 'namePrefix'>): string {
+  // A namePrefix gives each instance its own name in a shared zone (one label: '/' becomes '--').
+  const label = plan.namePrefix === undefined ? 'mailfleetd' : `mailfleetd--${plan.namePrefix.replaceAll('/', '--')}`;
+  return `${label}.${plan.platform}.internal`;
 }
 
 export interface HaproxyRenderOptions extends RenderOptions {

@@ -5,6 +5,7 @@
  */
 import { posix } from 'node:path';
 import type { Plan } from '../plan/types.js';
+import { MailfleetError } from '../errors.js';
 import { cloudMailDiscoveryName } from './haproxy.js';
 
 /** Node roles that get a bootstrap of their own. */
@@ -63,9 +64,32 @@ export const LDAP_ROLE_TAG = 'MailfleetLdapRole';
  */
 export const NODE_OS = ['al2023', 'debian-12'] as const;
 
+/** Root of every account-wide name: plan.namePrefix, else `mailfleet/<platform>`. */
+export function nameRoot(plan: Pick<Plan, 'platform' | 'namePrefix'>): string {
+  return plan.namePrefix ?? `mailfleet/${plan.platform}`;
+}
+
+/** A namePrefix: '/'-separated segments of lowercase letters, digits and '-' (valid in SSM, Secrets Manager, log group and DNS names). */
+const NAME_SEGMENT = /^[a-z0-9][a-z0-9-]{0,30}$/;
+
+/**
+ * The plan with its account-wide names (SSM parameters, secrets, log groups, the mail tier's name in
+ * the private zone) rooted at `namePrefix`, so the same plan can be deployed twice in one account or
+ * stack; every construct of one instance must get the same prefix. Undefined keeps the plan's names.
+ */
+export function withNamePrefix(plan: Plan, namePrefix: string | undefined): Plan {
+  if (namePrefix === undefined || namePrefix === plan.namePrefix) return plan;
+  const segments = namePrefix.split('/');
+  const scoped = { ...plan, namePrefix };
+  // The mail tier's DNS label carries the prefix too: at most 63 characters.
+  if (!segments.every((s) => NAME_SEGMENT.test(s)) || cloudMailDiscoveryName(scoped).split('.')[0]!.length > 63)
+    throw new MailfleetError('BAD_REQUEST', `namePrefix "${namePrefix}": use '/'-separated segments of lowercase letters, digits and '-', at most 48 characters in all`);
+  return scoped;
+}
+
 /** SSM parameter prefix; parameters are regional, so one name serves both regions. */
 export function ssmPrefix(plan: Plan): string {
-  return `/mailfleet/${plan.platform}`;
+  return `/${nameRoot(plan)}`;
 }
 
 /** SSM parameter holding the s3:// URI of a role's node-files bundle. */
@@ -80,7 +104,7 @@ export function daemonBundleParameter(plan: Plan): string {
 
 /** Secrets Manager names (the engines create them; nodes read them at boot). */
 export function secretNames(plan: Plan) {
-  const p = `mailfleet/${plan.platform}`;
+  const p = nameRoot(plan);
   return {
     /** Admin API token (generated). */
     adminToken: `${p}/admin-token`,
