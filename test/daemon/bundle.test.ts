@@ -28,7 +28,8 @@ describe('mailfleetd bundle', () => {
     for (const s of ['aws-cdk-lib', 'cdktf', '@pulumi/']) assert.ok(!text.includes(s), `bundle contains ${s}`);
 
     await writeFile(join(dir, 'users.yaml'), await usersFileText());
-    const spec = specSchema.parse({ platform: { name: 'bundle', hostname: 'mx.test' }, domains: [{ name: 'example.com' }] });
+    // The test plays the proxy tier from loopback (a cloud node trusts its VPC's).
+    const spec = specSchema.parse({ platform: { name: 'bundle', hostname: 'mx.test' }, domains: [{ name: 'example.com' }], proxy: { trustedNetworks: ['127.0.0.0/8'] } });
     const config = daemonConfig(buildPlan(spec), { mode: 'cloud', host: '127.0.0.1', portOverrides: Object.fromEntries(PROTOCOLS.map((p) => [p, 0])), adminPort: 0 });
     await writeFile(join(dir, 'mailfleetd.json'), JSON.stringify({ ...config, admin: { host: '127.0.0.1', port: 0 } }));
     // Run from the temp folder: nothing may be resolved from the repository's node_modules.

@@ -41,10 +41,16 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'mf-cloud-node-'));
   const bundle = join(dir, 'mailfleetd.mjs');
   await run(process.execPath, ['scripts/bundle-daemon.mjs', '--outfile', bundle], undefined, 60_000);
-  // The config exactly as the CLI renders it for a cloud node; only addresses and ports are made local.
+  // The config exactly as the CLI renders it for a cloud node; only addresses and ports are made local (the
+  // test's proxy is on loopback, where a node trusts its VPC's proxy tier).
   const rendered = JSON.parse(await run('npx', ['tsx', 'bin/mailfleet.ts', 'render', 'daemon-config', '-c', SPEC, '--target', 'cloud'], undefined, 60_000)) as DaemonConfig;
   assert.deepEqual(rendered.admin, { host: '0.0.0.0', port: DAEMON_ADMIN_PORT }, 'cloud admin API (and /metrics) on 0.0.0.0:9025');
-  const local = { ...rendered, sockets: rendered.sockets.map((s) => ({ ...s, host: '127.0.0.1', port: 0 })), admin: { host: '127.0.0.1', port: 0 } };
+  assert.deepEqual(rendered.sockets[0]!.proxyTrustedNetworks, ['10.40.0.0/16'], 'cloud nodes believe PROXY headers from the VPC only');
+  const local = {
+    ...rendered,
+    sockets: rendered.sockets.map((s) => ({ ...s, host: '127.0.0.1', port: 0, proxyTrustedNetworks: ['127.0.0.0/8'] })),
+    admin: { host: '127.0.0.1', port: 0 },
+  };
   await writeFile(join(dir, 'mailfleetd.json'), JSON.stringify(local));
   await writeFile(join(dir, 'users.yaml'), await usersFileText());
   const pems = selfsigned.generate([{ name: 'commonName', value: CERT_NAME }], { days: 2, keySize: 2048, algorithm: 'sha256' });
