@@ -1,6 +1,7 @@
 import { defineCommand, SELECTED } from '../command.js';
 import { Args, bad, parseSeqSet, type SeqSet } from '../args.js';
 import { flagLetter } from '../../../store/mailbox/flags.js';
+import { parseHeaderBlock } from '../../../store/mailbox/mime.js';
 import { MailfleetError } from '../../../errors.js';
 import type { MessageRecord } from '../../../store/mailbox/index.js';
 import type { Token } from '../parser.js';
@@ -154,9 +155,10 @@ class Evaluator {
         const sum = await this.sel.mailbox.summary(r);
         const v = sum.search[k.field];
         if (v !== undefined || ['from', 'to', 'cc', 'bcc', 'subject', 'date', 'message-id'].includes(k.field)) return (v ?? '').toLowerCase().includes(k.value) && (v !== undefined || k.value === '');
-        const head = await this.head(r);
-        const re = new RegExp(`^${k.field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(.*(?:\\r?\\n[ \\t].*)*)`, 'gim');
-        for (const m of head.matchAll(re)) if (m[1]!.toLowerCase().includes(k.value)) return true;
+        // Field names are client input: compared as strings, never compiled into a RegExp.
+        for (const [name, value] of parseHeaderBlock(await this.head(r))) {
+          if (name === k.field && Buffer.from(value, 'binary').toString('utf8').toLowerCase().includes(k.value)) return true;
+        }
         return false;
       }
       case 'text': {
@@ -169,10 +171,10 @@ class Evaluator {
     }
   }
 
-  private async head(r: MessageRecord): Promise<string> {
+  private async head(r: MessageRecord): Promise<Buffer> {
     const buf = await this.sel.mailbox.read(r);
     const i = buf.indexOf('\r\n\r\n');
-    return buf.subarray(0, i < 0 ? buf.length : i).toString('utf8');
+    return buf.subarray(0, i < 0 ? buf.length : i);
   }
 
   private inSet(set: SeqSet, n: number, uid: boolean): boolean {
