@@ -54,6 +54,7 @@ function openStore(ctx: DaemonContext): OpenStore {
     maildirOf: (address) => maildirPath(ctx.mailRoot, address),
     events,
     pollIntervalMs: ctx.config.imap.pollIntervalSeconds * 1000,
+    mimeLimits: { maxParts: ctx.config.imap.maxMimeParts, maxDepth: ctx.config.imap.maxMimeDepth, maxHeaderBytes: ctx.config.imap.maxHeaderBytes },
   });
   // Delivery names folders in their on-disk (modified UTF-7) form; events use IMAP names.
   const listener: DeliveredListener = (address, folder) => {

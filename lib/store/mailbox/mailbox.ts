@@ -24,7 +24,7 @@ import { MailfleetError } from '../../errors.js';
 import { flagsToLetters, isKeyword, keywordLetter, KEYWORDS_FILE, lettersToFlags, MAX_KEYWORDS, parseKeywords, serialiseKeywords, sortLetters } from './flags.js';
 import { withLock } from './lock.js';
 import { storeError } from '../maildir/deliver.js';
-import { parseMime, envelopeOf, bodyStructureOf, headerValue, decodedHeader, type ImapValue, type MimePart } from './mime.js';
+import { parseMime, envelopeOf, bodyStructureOf, headerValue, decodedHeader, DEFAULT_MIME_LIMITS, type ImapValue, type MimeLimits, type MimePart } from './mime.js';
 
 export const UIDLIST_FILE = 'mailfleet-uidlist';
 export const CACHE_FILE = 'mailfleet-cache';
@@ -157,11 +157,17 @@ export interface MailboxOptions {
   readonly name: string;
   /** The Maildir folder directory (holds cur/ new/ tmp/). */
   readonly dir: string;
+  /**
+   * MIME structure worth parsing for ENVELOPE / BODYSTRUCTURE; a message over it is shown as one part.
+   * @default DEFAULT_MIME_LIMITS (1000 parts, depth 32, 1 MiB headers)
+   */
+  readonly mimeLimits?: MimeLimits;
 }
 
 export class Mailbox {
   readonly name: string;
   readonly dir: string;
+  readonly mimeLimits: MimeLimits;
   uidValidity = 0;
   nextUid = 1;
   modseq = 1;
@@ -186,6 +192,7 @@ export class Mailbox {
   constructor(opts: MailboxOptions) {
     this.name = opts.name;
     this.dir = opts.dir;
+    this.mimeLimits = opts.mimeLimits ?? DEFAULT_MIME_LIMITS;
   }
 
   get exists(): number {
@@ -613,7 +620,7 @@ export class Mailbox {
     const hit = cache.get(r.uid);
     if (hit) return hit;
     const buf = await this.read(r);
-    const root = await parseMime(buf);
+    const root = await parseMime(buf, this.mimeLimits);
     const s = summarise(root, buf);
     cache.set(r.uid, s);
     // Append-only JSON lines: concurrent writers on other nodes at worst duplicate a line.

@@ -1,11 +1,12 @@
 import { defineCommand, SELECTED } from '../command.js';
-import { Args, bad, seqSetArg, type SeqSet } from '../args.js';
+import { Args, bad, seqSetArg, type SeqSet, type WorkLimits } from '../args.js';
 import { parseMime, resolveSection, type MimePart, type SectionText } from '../../../store/mailbox/mime.js';
 import { isMailfleetError } from '../../../errors.js';
 import type { MessageRecord } from '../../../store/mailbox/index.js';
 import type { Token } from '../parser.js';
 import type { ImapSession } from '../session.js';
 import { imapDate, serialize } from '../wire.js';
+import { TimeSlice } from '../time-slice.js';
 
 type Simple = 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY' | 'UID' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT';
 
@@ -54,8 +55,8 @@ function parseAtt(t: Token): Att[] {
   return [parseSection(t.v)];
 }
 
-function parseFetch(t: readonly Token[]) {
-  const a = new Args(t);
+function parseFetch(t: readonly Token[], limits: WorkLimits) {
+  const a = new Args(t, limits);
   const set = seqSetArg(a);
   const x = a.next('fetch attributes');
   const atts = x.t === 'list' ? x.v.flatMap(parseAtt) : parseAtt(x);
@@ -111,7 +112,7 @@ async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: rea
   let buf: Buffer | undefined;
   const content = async () => (buf ??= await sel.mailbox.read(r));
   let root: MimePart | undefined;
-  const tree = async () => (root ??= await parseMime(await content()));
+  const tree = async () => (root ??= await parseMime(await content(), sel.mailbox.mimeLimits));
   let rec = r;
   if (setSeen && !r.letters.includes('S')) {
     const changed = await sel.mailbox.setFlags([r.uid], 'add', 'S');
@@ -202,7 +203,9 @@ async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[] }
     pendingBytes = 0;
     await s.writeAsync(chunk);
   };
+  const slice = new TimeSlice();
   for (const m of sel.resolve(a.set, byUid)) {
+    await slice.pause();
     try {
       for (const p of await fetchOne(s, m.seq, m.rec, a.atts, byUid, setSeen)) {
         const b = typeof p === 'string' ? Buffer.from(p, 'utf8') : p;
