@@ -68,7 +68,8 @@ export class ImapParser {
   /** Parts of the command so far (text lines and literal bodies). */
   private parts: Part[] = [];
   private literalTotal = 0;
-  private literal?: { size: number; got: number; chunks: Buffer[] };
+  /** The literal being read, copied into its final buffer as it arrives (no 20 MB concat at the end). */
+  private literal?: { size: number; got: number; body: Buffer };
   private lineMode = false;
   private dead = false;
 
@@ -215,7 +216,8 @@ export class ImapParser {
     }
     this.reserved += size;
     this.literalTotal += size;
-    this.literal = { size, got: 0, chunks: [] };
+    // allocUnsafe: pages are touched only as bytes arrive, so an announced but unsent literal costs little.
+    this.literal = { size, got: 0, body: Buffer.allocUnsafe(size) };
     if (sync) return { kind: 'continue', tag, size };
     return undefined;
   }
@@ -226,19 +228,19 @@ export class ImapParser {
       const c = this.chunks[0]!;
       const need = lit.size - lit.got;
       if (c.length <= need) {
-        lit.chunks.push(c);
+        c.copy(lit.body, lit.got);
         lit.got += c.length;
         this.chunks.shift();
         this.buffered -= c.length;
       } else {
-        lit.chunks.push(c.subarray(0, need));
+        c.copy(lit.body, lit.got, 0, need);
         lit.got += need;
         this.chunks[0] = c.subarray(need);
         this.buffered -= need;
       }
     }
     if (lit.got < lit.size) return false;
-    this.parts.push(lit.chunks.length === 1 ? Buffer.from(lit.chunks[0]!) : Buffer.concat(lit.chunks));
+    this.parts.push(lit.body);
     this.literal = undefined;
     return true;
   }

@@ -5,16 +5,16 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 
-/** Work between two breaks, in ms: short enough for others' NOOPs to answer well inside 100 ms. */
-const SLICE_MS = 10;
+/** Work between two breaks, in ms: a NOOP takes several loop turns (socket, stat, write), each waits one slice. */
+const SLICE_MS = 3;
 
 export class TimeSlice {
   private started = performance.now();
   private calls = 0;
 
-  /** Cheap to call per item: looks at the clock every 32 calls. */
+  /** Cheap to call per item: looks at the clock every 8 calls. */
   async pause(): Promise<void> {
-    if (++this.calls % 32 !== 0) return;
+    if (++this.calls % 8 !== 0) return;
     if (performance.now() - this.started < SLICE_MS) return;
     await nextTurn();
     this.started = performance.now();

@@ -159,12 +159,26 @@ async function parseTree(buf: Buffer, base: number, depth: number, limits: MimeL
     const ee = splitter as unknown as NodeJS.EventEmitter;
     ee.on('end', () => resolve());
     ee.on('error', reject);
-    splitter.end(buf);
+    void feed(splitter, buf).catch(reject);
   });
   if (!root) throw new Error('empty message');
   fixEnds(root, buf, base, base + buf.length);
   if (depth < limits.maxDepth) await parseEmbedded(root, buf, base, depth, limits, budget);
   return root;
+}
+
+/** Bytes handed to the splitter per event-loop turn: a 5,000-part message is ~20 parts per turn, not 300. */
+const FEED_BYTES = 1024;
+
+async function feed(splitter: Splitter, buf: Buffer): Promise<void> {
+  // Larger steps for large messages: at most ~1,000 turns per message (a 20 MB body is few parts).
+  const step = Math.max(FEED_BYTES, Math.ceil(buf.length / 1024));
+  for (let off = 0; off < buf.length; off += step) {
+    if (splitter.destroyed) return;
+    splitter.write(buf.subarray(off, off + step));
+    await new Promise<void>((r) => setImmediate(r));
+  }
+  if (!splitter.destroyed) splitter.end();
 }
 
 function fixEnds(p: MimePart, buf: Buffer, base: number, limit: number): void {

@@ -100,6 +100,8 @@ async function sectionBytes(a: SectionAtt, buf: Buffer, tree: () => Promise<Mime
 }
 
 const FLUSH_BYTES = 64 * 1024;
+/** Slice size for writing large literals (each slice waits for the socket to drain). */
+const WRITE_SLICE_BYTES = 256 * 1024;
 
 function literal(out: Array<string | Buffer>, b: Buffer): void {
   out.push(`{${b.length}}\r\n`, b);
@@ -198,10 +200,24 @@ async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[] }
   let pendingBytes = 0;
   const flush = async () => {
     if (pending.length === 0) return;
-    const chunk = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-    pending.length = 0;
+    const pieces = pending.splice(0);
     pendingBytes = 0;
-    await s.writeAsync(chunk);
+    // Small pieces are joined into one write; a large literal (BODY[] of a 20 MB message) goes out in
+    // slices of itself: copying it whole held the event loop for hundreds of ms on a busy host.
+    let small: Buffer[] = [];
+    const writeSmall = async () => {
+      if (small.length > 0) await s.writeAsync(small.length === 1 ? small[0]! : Buffer.concat(small));
+      small = [];
+    };
+    for (const b of pieces) {
+      if (b.length < FLUSH_BYTES) {
+        small.push(b);
+        continue;
+      }
+      await writeSmall();
+      for (let off = 0; off < b.length && !s.isClosed; off += WRITE_SLICE_BYTES) await s.writeAsync(b.subarray(off, off + WRITE_SLICE_BYTES));
+    }
+    await writeSmall();
   };
   const slice = new TimeSlice();
   for (const m of sel.resolve(a.set, byUid)) {

@@ -125,6 +125,16 @@ function dayOf(ms: number): number {
 class Evaluator {
   /** Each set key's ranges, merged once per SEARCH (then a binary search per message). */
   private readonly ranges = new Map<Key, Array<[number, number]>>();
+  private head?: { readonly uid: number; readonly fields: ReadonlyArray<readonly [string, string]> };
+  private text?: { readonly uid: number; readonly lower: string };
+
+  /** The message folded to lower case, once per message however many BODY/TEXT keys ask. */
+  private async lowerText(r: MessageRecord): Promise<string> {
+    if (this.text?.uid === r.uid) return this.text.lower;
+    const lower = (await this.sel.mailbox.read(r)).toString('utf8').toLowerCase();
+    this.text = { uid: r.uid, lower };
+    return lower;
+  }
 
   constructor(private readonly sel: SelectedMailbox) {}
 
@@ -167,14 +177,13 @@ class Evaluator {
         const v = sum.search[k.field];
         if (v !== undefined || ['from', 'to', 'cc', 'bcc', 'subject', 'date', 'message-id'].includes(k.field)) return (v ?? '').toLowerCase().includes(k.value) && (v !== undefined || k.value === '');
         // Field names are client input: compared as strings, never compiled into a RegExp.
-        for (const [name, value] of parseHeaderBlock(await this.head(r))) {
+        for (const [name, value] of await this.headers(r)) {
           if (name === k.field && Buffer.from(value, 'binary').toString('utf8').toLowerCase().includes(k.value)) return true;
         }
         return false;
       }
       case 'text': {
-        const buf = await this.sel.mailbox.read(r);
-        const text = buf.toString('utf8').toLowerCase();
+        const text = await this.lowerText(r);
         if (!k.bodyOnly) return text.includes(k.value);
         const i = text.indexOf('\r\n\r\n');
         return (i < 0 ? '' : text.slice(i + 4)).includes(k.value);
@@ -182,11 +191,17 @@ class Evaluator {
     }
   }
 
-  /** The header block, at most imap.maxHeaderBytes of it (a poison message's 50 MB "header" is not scanned). */
-  private async head(r: MessageRecord): Promise<Buffer> {
+  /**
+   * The parsed header block of the message being tested, read once however many HEADER keys ask (a
+   * 1,000-key SEARCH read each message 1,000 times), and at most imap.maxHeaderBytes of it.
+   */
+  private async headers(r: MessageRecord): Promise<ReadonlyArray<readonly [string, string]>> {
+    if (this.head?.uid === r.uid) return this.head.fields;
     const buf = await this.sel.mailbox.read(r);
     const i = buf.indexOf('\r\n\r\n');
-    return buf.subarray(0, Math.min(i < 0 ? buf.length : i, this.sel.mailbox.mimeLimits.maxHeaderBytes));
+    const fields = parseHeaderBlock(buf.subarray(0, Math.min(i < 0 ? buf.length : i, this.sel.mailbox.mimeLimits.maxHeaderBytes)));
+    this.head = { uid: r.uid, fields };
+    return fields;
   }
 
   private inSet(k: Extract<Key, { op: 'set' }>, n: number): boolean {
