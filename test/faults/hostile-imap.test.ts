@@ -14,6 +14,8 @@ import { configFor, metricsText, RawClient, startInProcess, tempDir, type TestDa
 import { imapCmd, imapLogin } from './fleet-client.js';
 import { ImapParser } from '../../lib/daemon/imap/parser.js';
 import { LiteralBudget } from '../../lib/daemon/imap/literal-budget.js';
+import { imapWorkLimits } from '../../lib/daemon/imap/work-limits.js';
+import { DEFAULT_IMAP_WORK_LIMITS } from '../../lib/spec/defaults.js';
 import { hostileMessages } from './hostile-messages.js';
 import { maildirPath } from '../../lib/store/maildir/paths.js';
 
@@ -298,6 +300,11 @@ describe('hostile IMAP sessions: no freeze, no bloat, no poison', { timeout: 240
     assert.equal(b.read()?.kind, 'continue');
     b.dispose();
     assert.equal(budget.usedBytes, 0, 'a closed session returns its reservation');
+  });
+
+  it('a daemon config rendered before these options existed keeps the documented limits, not none', () => {
+    assert.deepEqual(imapWorkLimits({}), DEFAULT_IMAP_WORK_LIMITS);
+    assert.equal(imapWorkLimits({ maxSearchKeys: 5 }).maxSearchKeys, 5);
   });
 
   it('BODY[] of a 20 MiB message and a 20 MiB APPEND leave NOOP and /healthz answering', async () => {

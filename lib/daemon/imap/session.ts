@@ -16,6 +16,7 @@ import type { Spec } from '../../spec/schema.js';
 import { COMMANDS } from './commands/index.js';
 import type { Completion, ImapState } from './command.js';
 import { LiteralBudget } from './literal-budget.js';
+import { imapWorkLimits } from './work-limits.js';
 import { ImapParser, type ParserEvent } from './parser.js';
 import { errorReply, REPLY } from './replies.js';
 import type { SelectedMailbox } from './selected.js';
@@ -39,7 +40,7 @@ export interface ImapConnection {
 const budgets = new WeakMap<ImapDeps, LiteralBudget>();
 function literalBudget(deps: ImapDeps): LiteralBudget {
   let b = budgets.get(deps);
-  if (!b) budgets.set(deps, (b = new LiteralBudget(deps.settings.maxLiteralBytesInFlight)));
+  if (!b) budgets.set(deps, (b = new LiteralBudget(imapWorkLimits(deps.settings).maxLiteralBytesInFlight)));
   return b;
 }
 
@@ -89,7 +90,7 @@ export class ImapSession {
   private newParser(): ImapParser {
     const s = this.deps.settings;
     // Before login only small literals (a LOGIN password) are read: a 50 MB one was buffered unauthenticated.
-    const maxLiteralBytes = this.state === 'not-authenticated' ? Math.min(s.maxPreAuthLiteralBytes, s.maxLiteralBytes) : s.maxLiteralBytes;
+    const maxLiteralBytes = this.state === 'not-authenticated' ? Math.min(imapWorkLimits(s).maxPreAuthLiteralBytes, s.maxLiteralBytes) : s.maxLiteralBytes;
     return new ImapParser({ maxLineLengthBytes: s.maxLineLengthBytes, maxLiteralBytes, budget: literalBudget(this.deps) });
   }
 
@@ -218,7 +219,7 @@ export class ImapSession {
     }
     let completion: Completion | undefined;
     try {
-      const handler = cmd.bind(tokens, this.deps.settings);
+      const handler = cmd.bind(tokens, imapWorkLimits(this.deps.settings));
       completion = await handler(this, tag);
     } catch (e) {
       const r = errorReply(tag, e);

@@ -1,5 +1,6 @@
 import { defineCommand, AUTHENTICATED } from '../command.js';
 import { Args } from '../args.js';
+import { imapWorkLimits } from '../work-limits.js';
 
 /**
  * IDLE (RFC 2177). While idling the session watches its mailbox: a same-node delivery publishes an
@@ -16,7 +17,7 @@ export const idle = defineCommand({
   parse: (t) => new Args(t).end(),
   async handler(s) {
     s.write('+ idling\r\n');
-    const keepalive = startKeepalive(s.deps.settings.keepaliveSeconds, () => s.write('* OK Still here\r\n'));
+    const keepalive = startKeepalive(imapWorkLimits(s.deps.settings).keepaliveSeconds, () => s.write('* OK Still here\r\n'));
     const sel = s.selected;
     let unwatch: (() => void) | undefined;
     if (sel && s.state === 'selected') {
