@@ -2,6 +2,7 @@
  * The daemon's Prometheus metrics (prom-client), one Registry per daemon so tests can run several
  * daemons in one process. Protocol modules add their own metrics to `registry`; the common ones live here.
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface DaemonMetrics {
@@ -27,6 +28,21 @@ export interface DaemonMetrics {
   readonly authFailures: Counter<'service'>;
   /** Logins refused by the brute-force lockout window, by service and scope (ip, user). */
   readonly authLockouts: Counter<'service' | 'scope'>;
+  /**
+   * Event-loop lag since the previous scrape (quantile 0.5, 0.99, max): every session of every protocol
+   * shares the loop, so this is what one expensive command costs everybody else.
+   */
+  readonly eventLoopLag: Gauge<'quantile'>;
+}
+
+/** One delay monitor per process (the event loop is per process), started on first use. */
+let loopDelay: IntervalHistogram | undefined;
+function eventLoopDelay(): IntervalHistogram {
+  if (!loopDelay) {
+    loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+  }
+  return loopDelay;
 }
 
 /**
@@ -88,5 +104,24 @@ export function createDaemonMetrics(opts: { defaultMetrics?: boolean } = {}): Da
       labelNames: ['service', 'scope'],
       registers,
     }),
+    eventLoopLag: eventLoopLagGauge(registers),
   };
+}
+
+function eventLoopLagGauge(registers: Registry[]): Gauge<'quantile'> {
+  const h = eventLoopDelay();
+  return new Gauge({
+    name: 'mailfleetd_event_loop_lag_seconds',
+    help: 'Event-loop delay since the previous scrape (perf_hooks.monitorEventLoopDelay, 10 ms resolution)',
+    labelNames: ['quantile'],
+    registers,
+    collect() {
+      // The histogram holds delays beyond the 10 ms timer period, in ns.
+      const ns = (v: number) => (Number.isFinite(v) && h.count > 0 ? Math.max(0, v - 10e6) / 1e9 : 0);
+      this.set({ quantile: '0.5' }, ns(h.percentile(50)));
+      this.set({ quantile: '0.99' }, ns(h.percentile(99)));
+      this.set({ quantile: 'max' }, ns(h.max));
+      h.reset();
+    },
+  });
 }

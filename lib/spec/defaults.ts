@@ -88,3 +88,28 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 
 /** VPC CIDRs when the spec gives none (as documented on regions.*.cidr). */
 export const DEFAULT_VPC_CIDR = Object.freeze({ primary: '10.40.0.0/16', dr: '10.41.0.0/16' } as const);
+
+/**
+ * IMAP work limits: what one command may cost the event loop and memory every session shares
+ * (docs/faults.md "IMAP work limits" lists each with its reply). Schema defaults (imap.*) come from here.
+ */
+export const DEFAULT_IMAP_WORK_LIMITS = Object.freeze({
+  /** Largest literal before login; bigger ones are refused unread (Dovecot's login process takes a few KB). */
+  maxPreAuthLiteralBytes: 8 * 1024,
+  /** Literal bytes all IMAP sessions of one process may hold at once (APPEND bodies being received). */
+  maxLiteralBytesInFlight: 256 * 1024 * 1024,
+  /** Search keys in one SEARCH. */
+  maxSearchKeys: 1000,
+  /** Nesting of NOT / OR / parentheses in one SEARCH. */
+  maxSearchDepth: 32,
+  /** Comma-separated ranges in one sequence or UID set. */
+  maxSequenceSetRanges: 10_000,
+  /** MIME parts of one message the BODYSTRUCTURE shows; beyond it the message is shown as one part. */
+  maxMimeParts: 1000,
+  /** MIME nesting (multiparts and embedded messages); beyond it the message is shown as one part. */
+  maxMimeDepth: 32,
+  /** Largest header block of one MIME part; beyond it the message is shown as one part. */
+  maxHeaderBytes: 1024 * 1024,
+  /** `* OK Still here` while a client IDLEs, so NLB (350 s) and NAT idle timeouts never drop it. */
+  keepaliveSeconds: 120,
+});

@@ -3,6 +3,7 @@
  * `describe()` texts become the published JSON Schema's descriptions (editor hover help).
  */
 import { z } from 'zod';
+import { DEFAULT_IMAP_WORK_LIMITS as IMAP_WORK } from './defaults.js';
 
 /** Mail services. A service may be offered on several listeners (e.g. IMAP on 143 and 993). */
 export const SERVICES = ['smtp', 'submission', 'imap', 'pop3'] as const;
@@ -333,6 +334,28 @@ export const specSchema = z
         authFailureDelayMs: nonNegInt.default(2000),
         pollIntervalSeconds: posInt.default(10).describe('IDLE rescan interval for deliveries made on other nodes.'),
         allowInsecureAuth: z.boolean().default(false),
+        // IMAP work limits (docs/faults.md): bound what one command costs the shared event loop and memory.
+        maxPreAuthLiteralBytes: posInt
+          .default(IMAP_WORK.maxPreAuthLiteralBytes)
+          .describe('Largest literal accepted before login; a bigger one is refused without reading it (NO [TOOBIG], or BAD and BYE for LITERAL+).'),
+        maxLiteralBytesInFlight: posInt
+          .default(IMAP_WORK.maxLiteralBytesInFlight)
+          .describe('Literal bytes all IMAP sessions of one process may hold at once; over it a literal is refused with NO [LIMIT].'),
+        maxSearchKeys: posInt.default(IMAP_WORK.maxSearchKeys).describe('Search keys in one SEARCH (NO [LIMIT] beyond).'),
+        maxSearchDepth: posInt.default(IMAP_WORK.maxSearchDepth).describe('Nesting of NOT, OR and parentheses in one SEARCH (NO [LIMIT] beyond).'),
+        maxSequenceSetRanges: posInt
+          .default(IMAP_WORK.maxSequenceSetRanges)
+          .describe('Comma-separated ranges in one sequence or UID set (NO [LIMIT] beyond).'),
+        maxMimeParts: posInt
+          .default(IMAP_WORK.maxMimeParts)
+          .describe('MIME parts shown in BODYSTRUCTURE; a message with more is shown as one part (as Dovecot does).'),
+        maxMimeDepth: posInt.default(IMAP_WORK.maxMimeDepth).describe('MIME nesting shown in BODYSTRUCTURE; deeper messages are shown as one part.'),
+        maxHeaderBytes: posInt
+          .default(IMAP_WORK.maxHeaderBytes)
+          .describe('Largest header block of a MIME part; a message with a bigger one is shown as one part, its ENVELOPE from the first maxHeaderBytes.'),
+        keepaliveSeconds: posInt
+          .default(IMAP_WORK.keepaliveSeconds)
+          .describe('While a client IDLEs, send "* OK Still here" this often (with up to 10% jitter); keep it below the NLB idle timeout (350 s).'),
       })
       .strict()
       .prefault({}),

@@ -2,6 +2,7 @@
  * The shape of one IMAP command: the states it is valid in, its argument schema (parse) and its
  * handler. Each command lives in commands/<name>.ts and is registered in commands/index.ts.
  */
+import type { WorkLimits } from './args.js';
 import type { Token } from './parser.js';
 import type { ImapSession } from './session.js';
 
@@ -21,8 +22,8 @@ export interface Completion {
 export interface CommandSpec<A> {
   readonly name: string;
   readonly states: readonly ImapState[];
-  /** Argument schema: turns tokens into typed arguments or throws BAD_REQUEST. */
-  parse(args: readonly Token[]): A;
+  /** Argument schema: turns tokens into typed arguments or throws BAD_REQUEST (or LIMIT_EXCEEDED past `limits`). */
+  parse(args: readonly Token[], limits: WorkLimits): A;
   handler(session: ImapSession, args: A, tag: string): Promise<Completion | undefined>;
   /**
    * Untagged EXPUNGE may not be sent during FETCH, STORE and SEARCH (RFC 3501 §7.4.1): those set false.
@@ -44,8 +45,8 @@ export interface RegisteredCommand {
   readonly states: readonly ImapState[];
   readonly expungeAfter: boolean;
   readonly flushAfter: boolean;
-  /** Parses (may throw BAD_REQUEST) and returns the bound handler. */
-  bind(args: readonly Token[]): (session: ImapSession, tag: string) => Promise<Completion | undefined>;
+  /** Parses (may throw BAD_REQUEST or LIMIT_EXCEEDED) and returns the bound handler. */
+  bind(args: readonly Token[], limits: WorkLimits): (session: ImapSession, tag: string) => Promise<Completion | undefined>;
 }
 
 export function defineCommand<A>(spec: CommandSpec<A>): RegisteredCommand {
@@ -54,8 +55,8 @@ export function defineCommand<A>(spec: CommandSpec<A>): RegisteredCommand {
     states: spec.states,
     expungeAfter: spec.expungeAfter ?? true,
     flushAfter: spec.flushAfter ?? true,
-    bind(args) {
-      const parsed = spec.parse(args);
+    bind(args, limits) {
+      const parsed = spec.parse(args, limits);
       return (session, tag) => spec.handler(session, parsed, tag);
     },
   };

@@ -10,6 +10,12 @@ import { registryCounter } from '../metrics.js';
 import { maildirPath } from '../../store/maildir/paths.js';
 import { decodeMutf7 } from '../../store/mailbox/mutf7.js';
 import { LocalMailboxEvents, MailStore, RedisMailboxEvents, type IMailboxEvents } from '../../store/mailbox/index.js';
+import type { MimeLimits } from '../../store/mailbox/mime.js';
+import { imapWorkLimits, type ImapWorkLimits } from './work-limits.js';
+
+function mimeLimitsOf(w: ImapWorkLimits): MimeLimits {
+  return { maxParts: w.maxMimeParts, maxDepth: w.maxMimeDepth, maxHeaderBytes: w.maxHeaderBytes };
+}
 
 interface OpenStore {
   readonly store: MailStore;
@@ -54,6 +60,7 @@ function openStore(ctx: DaemonContext): OpenStore {
     maildirOf: (address) => maildirPath(ctx.mailRoot, address),
     events,
     pollIntervalMs: ctx.config.imap.pollIntervalSeconds * 1000,
+    mimeLimits: mimeLimitsOf(imapWorkLimits(ctx.config.imap)),
   });
   // Delivery names folders in their on-disk (modified UTF-7) form; events use IMAP names.
   const listener: DeliveredListener = (address, folder) => {

@@ -6,8 +6,11 @@
  * Limits are enforced before bytes are kept: a line longer than maxLineLengthBytes is discarded up to
  * its end, a literal larger than maxLiteralBytes is refused from its announcement — a synchronising
  * one is never invited ("+ Ready" is not sent), a LITERAL+ one ends the session because the client
- * sends it without waiting. Lists nest at most maxNesting deep.
+ * sends it without waiting. Lists nest at most maxNesting deep. The session lowers maxLiteralBytes before
+ * login (imap.maxPreAuthLiteralBytes), and a shared budget (LiteralBudget) caps what all sessions hold.
  */
+import type { LiteralBudget } from './literal-budget.js';
+
 
 export interface ParserLimits {
   /** Longest command line (without literals). @default 65536 */
@@ -18,6 +21,8 @@ export interface ParserLimits {
   readonly maxNesting?: number;
   /** Most literals in one command. @default 64 */
   readonly maxLiterals?: number;
+  /** Process-wide literal bytes; a literal it cannot reserve is refused (code LIMIT). @default - no budget */
+  readonly budget?: LiteralBudget;
 }
 
 export type Token =
@@ -32,9 +37,10 @@ export type ParserEvent =
   | { readonly kind: 'continue'; readonly tag: string; readonly size: number }
   /**
    * A command that cannot be parsed. `tag` is '*' when none could be read. `code` TOOBIG: a literal or
-   * line over the limit. `fatal`: the stream cannot be resynchronised; the session says BYE and closes.
+   * line over the limit; LIMIT: the process's literal budget is spent. `fatal`: the stream cannot be
+   * resynchronised; the session says BYE and closes.
    */
-  | { readonly kind: 'error'; readonly tag: string; readonly text: string; readonly code?: 'TOOBIG'; readonly fatal?: boolean }
+  | { readonly kind: 'error'; readonly tag: string; readonly text: string; readonly code?: 'TOOBIG' | 'LIMIT'; readonly fatal?: boolean }
   /** A raw line, in line mode (IDLE's DONE, AUTHENTICATE responses). */
   | { readonly kind: 'line'; readonly line: string };
 
@@ -45,7 +51,11 @@ const LITERAL_RE = /\{(\d{1,12})(\+?)\}$/;
 
 export class ImapParser {
   private readonly maxLine: number;
-  private readonly maxLiteral: number;
+  private maxLiteral: number;
+  private readonly budget?: LiteralBudget;
+  /** Budget reserved for the command being read, and for commands handed out and not yet released. */
+  private reserved = 0;
+  private handedOut = 0;
   private readonly maxNesting: number;
   private readonly maxLiterals: number;
   /** Unconsumed input; mostly empty or one chunk. */
@@ -58,7 +68,8 @@ export class ImapParser {
   /** Parts of the command so far (text lines and literal bodies). */
   private parts: Part[] = [];
   private literalTotal = 0;
-  private literal?: { size: number; got: number; chunks: Buffer[] };
+  /** The literal being read, copied into its final buffer as it arrives (no 20 MB concat at the end). */
+  private literal?: { size: number; got: number; body: Buffer };
   private lineMode = false;
   private dead = false;
 
@@ -67,6 +78,30 @@ export class ImapParser {
     this.maxLiteral = limits.maxLiteralBytes;
     this.maxNesting = limits.maxNesting ?? 16;
     this.maxLiterals = limits.maxLiterals ?? 64;
+    this.budget = limits.budget;
+  }
+
+  /** Changes the literal limit for literals announced from now on (login raises it). */
+  setMaxLiteralBytes(n: number): void {
+    this.maxLiteral = n;
+  }
+
+  /** The session has run the commands handed out so far: their literals' budget is free again. */
+  releaseCommands(): void {
+    this.budget?.release(this.handedOut);
+    this.handedOut = 0;
+  }
+
+  /** The session is over: returns every reservation and drops the input. */
+  dispose(): void {
+    this.releaseCommands();
+    this.budget?.release(this.reserved);
+    this.reserved = 0;
+    this.literal = undefined;
+    this.chunks = [];
+    this.buffered = 0;
+    this.parts = [];
+    this.dead = true;
   }
 
   /** Bytes received but not yet consumed (the session pauses the socket when this grows). */
@@ -110,6 +145,8 @@ export class ImapParser {
   private resetCommand(): void {
     this.parts = [];
     this.literalTotal = 0;
+    this.budget?.release(this.reserved);
+    this.reserved = 0;
   }
 
   /** Consumes one line from the input: string, null when over the limit, undefined when incomplete. */
@@ -155,6 +192,9 @@ export class ImapParser {
     const m = LITERAL_RE.exec(line);
     if (!m) {
       const parts = this.parts;
+      // The literals now belong to the command handed out: released when the session has run it.
+      this.handedOut += this.reserved;
+      this.reserved = 0;
       this.resetCommand();
       return tokenizeCommand(parts, this.maxNesting);
     }
@@ -162,17 +202,22 @@ export class ImapParser {
     const sync = m[2] !== '+';
     const tag = tagOf(this.parts[0] as string);
     const literals = (this.parts.length + 1) / 2;
-    if (size > this.maxLiteral || this.literalTotal + size > this.maxLiteral || literals > this.maxLiterals) {
+    const tooBig = size > this.maxLiteral || this.literalTotal + size > this.maxLiteral || literals > this.maxLiterals;
+    if (tooBig || (this.budget && !this.budget.reserve(size))) {
       this.resetCommand();
-      if (sync) return { kind: 'error', tag, text: `Literal too big (limit ${this.maxLiteral} octets)`, code: 'TOOBIG' };
+      const text = tooBig ? `Literal too big (limit ${this.maxLiteral} octets)` : 'Server is out of memory for literals, try again later';
+      const code = tooBig ? 'TOOBIG' : 'LIMIT';
+      if (sync) return { kind: 'error', tag, text, code };
       // The client is already sending it: the stream cannot be resynchronised without reading it.
       this.dead = true;
       this.chunks = [];
       this.buffered = 0;
-      return { kind: 'error', tag, text: `Literal too big (limit ${this.maxLiteral} octets)`, code: 'TOOBIG', fatal: true };
+      return { kind: 'error', tag, text, code, fatal: true };
     }
+    this.reserved += size;
     this.literalTotal += size;
-    this.literal = { size, got: 0, chunks: [] };
+    // allocUnsafe: pages are touched only as bytes arrive, so an announced but unsent literal costs little.
+    this.literal = { size, got: 0, body: Buffer.allocUnsafe(size) };
     if (sync) return { kind: 'continue', tag, size };
     return undefined;
   }
@@ -183,19 +228,19 @@ export class ImapParser {
       const c = this.chunks[0]!;
       const need = lit.size - lit.got;
       if (c.length <= need) {
-        lit.chunks.push(c);
+        c.copy(lit.body, lit.got);
         lit.got += c.length;
         this.chunks.shift();
         this.buffered -= c.length;
       } else {
-        lit.chunks.push(c.subarray(0, need));
+        c.copy(lit.body, lit.got, 0, need);
         lit.got += need;
         this.chunks[0] = c.subarray(need);
         this.buffered -= need;
       }
     }
     if (lit.got < lit.size) return false;
-    this.parts.push(lit.chunks.length === 1 ? Buffer.from(lit.chunks[0]!) : Buffer.concat(lit.chunks));
+    this.parts.push(lit.body);
     this.literal = undefined;
     return true;
   }

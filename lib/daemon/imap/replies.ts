@@ -56,6 +56,7 @@ export const REPLY = {
   logout: '* BYE Logging out',
   shutdown: '* BYE [UNAVAILABLE] Server shutting down',
   literalTooBig: '* BYE [TOOBIG] Literal too big, closing connection',
+  literalBudget: '* BYE [LIMIT] Server is out of memory for literals, closing connection',
 } as const;
 
 function oneLine(s: string): string {

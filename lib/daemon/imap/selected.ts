@@ -3,7 +3,7 @@
  * reported. The records themselves live in the shared Mailbox; this is all a session keeps.
  */
 import type { MailboxHandle, MessageRecord } from '../../store/mailbox/index.js';
-import type { SeqSet } from './args.js';
+import { normalizeSet, type SeqSet } from './args.js';
 
 export interface Selected {
   readonly seq: number;
@@ -42,36 +42,41 @@ export class SelectedMailbox {
     return 0;
   }
 
-  /** Messages named by a sequence or UID set, ascending, that still exist in the mailbox. */
+  /**
+   * Messages named by a sequence or UID set, ascending, that still exist in the mailbox. Ranges are
+   * merged first and each found by binary search, so the cost follows the messages named, not ranges × mailbox.
+   */
   resolve(set: SeqSet, byUid: boolean): Selected[] {
     const out: Selected[] = [];
     const n = this.uids.length;
     if (n === 0) return out;
-    const maxUid = this.uids[n - 1]!;
-    const picked = new Set<number>();
-    for (const [a0, b0] of set) {
-      if (byUid) {
-        // '*' is the highest UID; a range past it still names that message (RFC 3501 §6.4.8).
-        const a = a0 === Infinity ? maxUid : a0;
-        const b = b0 === Infinity ? maxUid : b0;
-        const lo = Math.min(a, b);
-        const hi = Math.max(a, b);
-        for (let i = 0; i < n; i++) {
-          const u = this.uids[i]!;
-          if (u >= lo && u <= hi) picked.add(i);
-        }
-      } else {
-        const a = a0 === Infinity ? n : a0;
-        const b = b0 === Infinity ? n : b0;
-        for (let s = Math.min(a, b); s <= Math.min(Math.max(a, b), n); s++) picked.add(s - 1);
-      }
-    }
-    for (const i of [...picked].sort((x, y) => x - y)) {
+    // '*' is the highest UID (or sequence number); a range past it still names that message (RFC 3501 §6.4.8).
+    const ranges = normalizeSet(set, byUid ? this.uids[n - 1]! : n);
+    const push = (i: number) => {
       const uid = this.uids[i]!;
       const rec = this.mailbox.byUid(uid);
       if (rec) out.push({ seq: i + 1, uid, rec });
+    };
+    for (const [lo, hi] of ranges) {
+      if (byUid) {
+        for (let i = this.lowerBound(lo); i < n && this.uids[i]! <= hi; i++) push(i);
+      } else {
+        for (let s = Math.max(lo, 1); s <= Math.min(hi, n); s++) push(s - 1);
+      }
     }
     return out;
+  }
+
+  /** Index of the first UID >= uid. */
+  private lowerBound(uid: number): number {
+    let lo = 0;
+    let hi = this.uids.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.uids[mid]! < uid) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /** True when every sequence number in the set exists (a non-UID command naming more is a BAD). */

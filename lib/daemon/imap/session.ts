@@ -15,6 +15,8 @@ import type { Lease } from '../../limits/types.js';
 import type { Spec } from '../../spec/schema.js';
 import { COMMANDS } from './commands/index.js';
 import type { Completion, ImapState } from './command.js';
+import { LiteralBudget } from './literal-budget.js';
+import { imapWorkLimits } from './work-limits.js';
 import { ImapParser, type ParserEvent } from './parser.js';
 import { errorReply, REPLY } from './replies.js';
 import type { SelectedMailbox } from './selected.js';
@@ -34,6 +36,14 @@ export interface ImapConnection {
   /** The planned listener the connection arrived on, for tenant binding (AcceptedConnection.listener). */
   readonly listener?: string;
   setUser?(address: string): void;
+}
+
+/** One literal budget per daemon (its deps are built once per daemon context). */
+const budgets = new WeakMap<ImapDeps, LiteralBudget>();
+function literalBudget(deps: ImapDeps): LiteralBudget {
+  let b = budgets.get(deps);
+  if (!b) budgets.set(deps, (b = new LiteralBudget(imapWorkLimits(deps.settings).maxLiteralBytesInFlight)));
+  return b;
 }
 
 /** Pause reading when this much input waits behind a running command. */
@@ -80,7 +90,10 @@ export class ImapSession {
   }
 
   private newParser(): ImapParser {
-    return new ImapParser({ maxLineLengthBytes: this.deps.settings.maxLineLengthBytes, maxLiteralBytes: this.deps.settings.maxLiteralBytes });
+    const s = this.deps.settings;
+    // Before login only small literals (a LOGIN password) are read: a 50 MB one was buffered unauthenticated.
+    const maxLiteralBytes = this.state === 'not-authenticated' ? Math.min(imapWorkLimits(s).maxPreAuthLiteralBytes, s.maxLiteralBytes) : s.maxLiteralBytes;
+    return new ImapParser({ maxLineLengthBytes: s.maxLineLengthBytes, maxLiteralBytes, budget: literalBudget(this.deps) });
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -163,8 +176,13 @@ export class ImapSession {
         return;
       case 'error':
         if (ev.fatal) {
-          this.write(`${ev.tag} BAD [TOOBIG] ${ev.text}\r\n`);
-          this.bye(REPLY.literalTooBig);
+          this.write(`${ev.tag} BAD [${ev.code ?? 'TOOBIG'}] ${ev.text}\r\n`);
+          this.bye(ev.code === 'LIMIT' ? REPLY.literalBudget : REPLY.literalTooBig);
+          return;
+        }
+        if (ev.code === 'LIMIT') {
+          // The server is short, not the client wrong: not counted as a bad command.
+          this.write(`${ev.tag} NO [LIMIT] ${ev.text}\r\n`);
           return;
         }
         this.write(ev.code === 'TOOBIG' && ev.text.startsWith('Literal') ? `${ev.tag} NO [TOOBIG] ${ev.text}\r\n` : `${ev.tag} BAD ${ev.text}\r\n`);
@@ -174,6 +192,7 @@ export class ImapSession {
         this.busy = true;
         void this.run(ev.tag, ev.name, ev.args).finally(() => {
           this.busy = false;
+          this.parser.releaseCommands();
           this.pump();
         });
         return;
@@ -202,7 +221,7 @@ export class ImapSession {
     }
     let completion: Completion | undefined;
     try {
-      const handler = cmd.bind(tokens);
+      const handler = cmd.bind(tokens, imapWorkLimits(this.deps.settings));
       completion = await handler(this, tag);
     } catch (e) {
       const r = errorReply(tag, e);
@@ -272,6 +291,7 @@ export class ImapSession {
     }
     this.user = user.address;
     this.state = 'authenticated';
+    this.parser.setMaxLiteralBytes(s.maxLiteralBytes);
     this.conn.setUser?.(user.address);
     this.timers.loggedIn(s.idleTimeoutSeconds);
     return { code: `CAPABILITY ${this.capabilities()}`, text: 'Logged in' };
@@ -283,6 +303,7 @@ export class ImapSession {
     const raw = this.socket;
     raw.off('data', this.onData);
     // Anything pipelined after STARTTLS arrived in plaintext: drop it (CVE-2011-0411 class).
+    this.parser.dispose();
     this.parser = this.newParser();
     const secure = new TLSSocket(raw as never, { isServer: true, key: tlsOpts.key, cert: tlsOpts.cert });
     secure.on('error', () => this.cleanup());
@@ -315,6 +336,7 @@ export class ImapSession {
   private cleanup(): void {
     if (this.closed) return;
     this.closed = true;
+    this.parser.dispose();
     this.lineWaiter?.(undefined);
     this.deselect();
     this.lease?.release();

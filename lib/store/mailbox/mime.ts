@@ -27,7 +27,27 @@ export interface MimePart {
   readonly children: MimePart[];
   /** The embedded message of a message/rfc822 part. */
   message?: MimePart;
+  /** Set on a root shown as one part because the message is over the MIME limits (see flatMime). */
+  readonly flattened?: boolean;
 }
+
+/**
+ * How much MIME structure is worth parsing for one message. A message over any of these (sent by
+ * anyone to port 25) is shown as one part instead of failing every FETCH and SEARCH of its mailbox.
+ * Defaults: lib/spec/defaults.ts DEFAULT_IMAP_WORK_LIMITS (imap.maxMimeParts, maxMimeDepth, maxHeaderBytes).
+ */
+export interface MimeLimits {
+  /** Parts in the whole message, embedded messages included. @default 1000 */
+  readonly maxParts: number;
+  /** Nesting of multiparts and embedded messages. @default 32 */
+  readonly maxDepth: number;
+  /** Largest header block of one part. @default 1048576 */
+  readonly maxHeaderBytes: number;
+}
+
+export const DEFAULT_MIME_LIMITS: MimeLimits = { maxParts: 1000, maxDepth: 32, maxHeaderBytes: 1024 * 1024 };
+
+class MimeLimitError extends Error {}
 
 interface SplitNode {
   type: 'node';
@@ -41,9 +61,62 @@ interface SplitChunk {
   value: Buffer;
 }
 
-/** Parses a whole message (already in memory: messages are bounded by maxMessageSizeBytes). */
-export async function parseMime(buf: Buffer, base = 0, depth = 0): Promise<MimePart> {
-  const splitter = new Splitter({ ignoreEmbedded: true });
+/**
+ * Parses a whole message (already in memory: messages are bounded by maxMessageSizeBytes). Never
+ * throws for what the message contains: over the limits, or unparseable, it comes back flattened.
+ */
+export async function parseMime(buf: Buffer, limits: MimeLimits = DEFAULT_MIME_LIMITS): Promise<MimePart> {
+  try {
+    const budget = { parts: limits.maxParts };
+    const root = await parseTree(buf, 0, 0, limits, budget);
+    if (depthOf(root) > limits.maxDepth) return flatMime(buf, limits);
+    return root;
+  } catch {
+    // EMAXLEN from mailsplit (header block too large), our own part budget, or a malformed message.
+    return flatMime(buf, limits);
+  }
+}
+
+/**
+ * The message as one leaf part, as Dovecot shows a message whose MIME structure it will not parse: the
+ * root's own type if it is a leaf type, else application/octet-stream (the body still holds boundaries);
+ * headers from at most maxHeaderBytes, so ENVELOPE still shows what could be read.
+ */
+export function flatMime(buf: Buffer, limits: MimeLimits = DEFAULT_MIME_LIMITS): MimePart {
+  const blank = buf.indexOf('\r\n\r\n');
+  const headerEnd = blank < 0 ? buf.length : blank + 4;
+  let head = buf.subarray(0, Math.min(headerEnd, limits.maxHeaderBytes));
+  if (head.length < headerEnd) {
+    // Cut at the last complete line, and never mid-fold.
+    const nl = head.lastIndexOf(0x0a);
+    head = head.subarray(0, nl < 0 ? 0 : nl + 1);
+  }
+  const headers = parseHeaderBlock(head);
+  const ct = headerValue(headers, 'content-type');
+  let contentType = 'text/plain';
+  let params: Record<string, string> = {};
+  try {
+    const parsed = ct ? libmime.parseHeaderValue(ct) : { value: '', params: {} };
+    const t = (parsed.value || '').toLowerCase().trim();
+    if (/^[^/\s]+\/[^/\s]+$/.test(t)) {
+      contentType = t.startsWith('multipart/') || t.startsWith('message/') ? 'application/octet-stream' : t;
+      if (contentType === t) params = lowerKeys(parsed.params as Record<string, string>);
+    }
+  } catch {
+    /* keep text/plain */
+  }
+  return { headerStart: 0, bodyStart: headerEnd, end: buf.length, contentType, params, headers, children: [], flattened: true };
+}
+
+function depthOf(p: MimePart): number {
+  let d = 0;
+  for (const c of p.children) d = Math.max(d, depthOf(c));
+  if (p.message) d = Math.max(d, depthOf(p.message));
+  return d + 1;
+}
+
+async function parseTree(buf: Buffer, base: number, depth: number, limits: MimeLimits, budget: { parts: number }): Promise<MimePart> {
+  const splitter = new Splitter({ ignoreEmbedded: true, maxHeadSize: limits.maxHeaderBytes, maxChildNodes: limits.maxParts });
   const parts = new Map<SplitNode, MimePart>();
   let root: MimePart | undefined;
   let last: MimePart | undefined;
@@ -51,6 +124,12 @@ export async function parseMime(buf: Buffer, base = 0, depth = 0): Promise<MimeP
   await new Promise<void>((resolve, reject) => {
     splitter.on('data', (d: SplitNode | SplitChunk) => {
       if (d.type === 'node') {
+        if (--budget.parts < 0) {
+          // Stop splitting: the rest of a 5,000-part message is not worth the event loop's time.
+          splitter.destroy();
+          reject(new MimeLimitError('too many MIME parts'));
+          return;
+        }
         const h = d.getHeaders();
         const headers = parseHeaderBlock(h);
         const parent = d.parentNode ? parts.get(d.parentNode) : undefined;
@@ -80,12 +159,26 @@ export async function parseMime(buf: Buffer, base = 0, depth = 0): Promise<MimeP
     const ee = splitter as unknown as NodeJS.EventEmitter;
     ee.on('end', () => resolve());
     ee.on('error', reject);
-    splitter.end(buf);
+    void feed(splitter, buf).catch(reject);
   });
   if (!root) throw new Error('empty message');
   fixEnds(root, buf, base, base + buf.length);
-  if (depth < 8) await parseEmbedded(root, buf, base, depth);
+  if (depth < limits.maxDepth) await parseEmbedded(root, buf, base, depth, limits, budget);
   return root;
+}
+
+/** Bytes handed to the splitter per event-loop turn: a 5,000-part message is ~20 parts per turn, not 300. */
+const FEED_BYTES = 1024;
+
+async function feed(splitter: Splitter, buf: Buffer): Promise<void> {
+  // Larger steps for large messages: at most ~1,000 turns per message (a 20 MB body is few parts).
+  const step = Math.max(FEED_BYTES, Math.ceil(buf.length / 1024));
+  for (let off = 0; off < buf.length; off += step) {
+    if (splitter.destroyed) return;
+    splitter.write(buf.subarray(off, off + step));
+    await new Promise<void>((r) => setImmediate(r));
+  }
+  if (!splitter.destroyed) splitter.end();
 }
 
 function fixEnds(p: MimePart, buf: Buffer, base: number, limit: number): void {
@@ -106,11 +199,11 @@ function fixEnds(p: MimePart, buf: Buffer, base: number, limit: number): void {
   p.end = limit;
 }
 
-async function parseEmbedded(p: MimePart, buf: Buffer, base: number, depth: number): Promise<void> {
+async function parseEmbedded(p: MimePart, buf: Buffer, base: number, depth: number, limits: MimeLimits, budget: { parts: number }): Promise<void> {
   if (p.contentType === 'message/rfc822' && p !== undefined && p.end > p.bodyStart && !isEncoded(p)) {
-    p.message = await parseMime(buf.subarray(p.bodyStart - base, p.end - base), p.bodyStart, depth + 1);
+    p.message = await parseTree(buf.subarray(p.bodyStart - base, p.end - base), p.bodyStart, depth + 1, limits, budget);
   }
-  for (const c of p.children) await parseEmbedded(c, buf, base, depth);
+  for (const c of p.children) await parseEmbedded(c, buf, base, depth, limits, budget);
 }
 
 function isEncoded(p: MimePart): boolean {

@@ -9,6 +9,7 @@ import { MailfleetError } from '../../errors.js';
 import { storeError } from '../maildir/deliver.js';
 import type { IMailboxEvents } from './events.js';
 import { createMaildirFolder, Mailbox } from './mailbox.js';
+import type { MimeLimits } from './mime.js';
 import { checkName, DELIMITER, folderDir, nameFromEntry, nameToWire } from './names.js';
 
 /** Special-use folders (RFC 6154) every user gets at first login. */
@@ -31,6 +32,11 @@ export interface MailStoreProps {
    * @default 10000
    */
   readonly pollIntervalMs?: number;
+  /**
+   * MIME structure worth parsing per message (imap.maxMimeParts, maxMimeDepth, maxHeaderBytes).
+   * @default DEFAULT_MIME_LIMITS
+   */
+  readonly mimeLimits?: MimeLimits;
   /**
    * Folders no session holds any more are kept this many at most (least recently used go first), so
    * the next session (short IMAP sessions, POP3 checks) skips re-reading the UID list and cur/.
@@ -208,7 +214,7 @@ export class MailStore {
     let e = this.open.get(dir);
     if (!e) {
       if (!(await exists(join(dir, 'cur')))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${n}`);
-      e = this.open.get(dir) ?? { mailbox: this.takeClosed(dir) ?? new Mailbox({ name: n, dir }), address, refs: 0, watchers: new Set() };
+      e = this.open.get(dir) ?? { mailbox: this.takeClosed(dir) ?? new Mailbox({ name: n, dir, mimeLimits: this.props.mimeLimits }), address, refs: 0, watchers: new Set() };
       this.open.set(dir, e);
     }
     e.refs++;

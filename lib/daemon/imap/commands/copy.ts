@@ -3,9 +3,10 @@ import { Args, bad, formatSet, seqSetArg, type SeqSet } from '../args.js';
 import { isMailfleetError } from '../../../errors.js';
 import type { ImapSession } from '../session.js';
 import type { Token } from '../parser.js';
+import type { WorkLimits } from '../args.js';
 
-export function parseCopy(t: readonly Token[]) {
-  const a = new Args(t);
+export function parseCopy(t: readonly Token[], limits: WorkLimits) {
+  const a = new Args(t, limits);
   const set = seqSetArg(a);
   const name = a.mailbox();
   a.end();

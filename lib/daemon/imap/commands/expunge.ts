@@ -26,8 +26,8 @@ export const expunge = defineCommand({
 export const uidExpunge = defineCommand({
   name: 'UID EXPUNGE',
   states: SELECTED,
-  parse(t) {
-    const a = new Args(t);
+  parse(t, limits) {
+    const a = new Args(t, limits);
     const set = seqSetArg(a);
     a.end();
     return set;

@@ -1,11 +1,12 @@
 import { defineCommand, SELECTED } from '../command.js';
-import { Args, bad, seqSetArg, type SeqSet } from '../args.js';
+import { Args, bad, seqSetArg, type SeqSet, type WorkLimits } from '../args.js';
 import { parseMime, resolveSection, type MimePart, type SectionText } from '../../../store/mailbox/mime.js';
 import { isMailfleetError } from '../../../errors.js';
 import type { MessageRecord } from '../../../store/mailbox/index.js';
 import type { Token } from '../parser.js';
 import type { ImapSession } from '../session.js';
 import { imapDate, serialize } from '../wire.js';
+import { TimeSlice } from '../time-slice.js';
 
 type Simple = 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY' | 'UID' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT';
 
@@ -54,8 +55,8 @@ function parseAtt(t: Token): Att[] {
   return [parseSection(t.v)];
 }
 
-function parseFetch(t: readonly Token[]) {
-  const a = new Args(t);
+function parseFetch(t: readonly Token[], limits: WorkLimits) {
+  const a = new Args(t, limits);
   const set = seqSetArg(a);
   const x = a.next('fetch attributes');
   const atts = x.t === 'list' ? x.v.flatMap(parseAtt) : parseAtt(x);
@@ -99,6 +100,8 @@ async function sectionBytes(a: SectionAtt, buf: Buffer, tree: () => Promise<Mime
 }
 
 const FLUSH_BYTES = 64 * 1024;
+/** Slice size for writing large literals (each slice waits for the socket to drain). */
+const WRITE_SLICE_BYTES = 256 * 1024;
 
 function literal(out: Array<string | Buffer>, b: Buffer): void {
   out.push(`{${b.length}}\r\n`, b);
@@ -111,7 +114,7 @@ async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: rea
   let buf: Buffer | undefined;
   const content = async () => (buf ??= await sel.mailbox.read(r));
   let root: MimePart | undefined;
-  const tree = async () => (root ??= await parseMime(await content()));
+  const tree = async () => (root ??= await parseMime(await content(), sel.mailbox.mimeLimits));
   let rec = r;
   if (setSeen && !r.letters.includes('S')) {
     const changed = await sel.mailbox.setFlags([r.uid], 'add', 'S');
@@ -197,12 +200,28 @@ async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[] }
   let pendingBytes = 0;
   const flush = async () => {
     if (pending.length === 0) return;
-    const chunk = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-    pending.length = 0;
+    const pieces = pending.splice(0);
     pendingBytes = 0;
-    await s.writeAsync(chunk);
+    // Small pieces are joined into one write; a large literal (BODY[] of a 20 MB message) goes out in
+    // slices of itself: copying it whole held the event loop for hundreds of ms on a busy host.
+    let small: Buffer[] = [];
+    const writeSmall = async () => {
+      if (small.length > 0) await s.writeAsync(small.length === 1 ? small[0]! : Buffer.concat(small));
+      small = [];
+    };
+    for (const b of pieces) {
+      if (b.length < FLUSH_BYTES) {
+        small.push(b);
+        continue;
+      }
+      await writeSmall();
+      for (let off = 0; off < b.length && !s.isClosed; off += WRITE_SLICE_BYTES) await s.writeAsync(b.subarray(off, off + WRITE_SLICE_BYTES));
+    }
+    await writeSmall();
   };
+  const slice = new TimeSlice();
   for (const m of sel.resolve(a.set, byUid)) {
+    await slice.pause();
     try {
       for (const p of await fetchOne(s, m.seq, m.rec, a.atts, byUid, setSeen)) {
         const b = typeof p === 'string' ? Buffer.from(p, 'utf8') : p;

@@ -4,6 +4,7 @@ import { decodeMutf7 } from '../../../store/mailbox/mutf7.js';
 import { DELIMITER, nameToWire } from '../../../store/mailbox/names.js';
 import type { ImapSession } from '../session.js';
 import { istring } from '../wire.js';
+import { WildcardPattern } from '../wildcard.js';
 
 export interface ListArgs {
   readonly reference: string;
@@ -28,17 +29,6 @@ export function parseList(t: ConstructorParameters<typeof Args>[0]): ListArgs {
   return { reference, pattern, specialUseOnly };
 }
 
-/** Matches IMAP wildcards: '*' anything, '%' anything but the delimiter. */
-export function matcher(pattern: string): RegExp {
-  let re = '';
-  for (const ch of pattern) {
-    if (ch === '*') re += '.*';
-    else if (ch === '%') re += `[^${DELIMITER === '.' ? '\\.' : DELIMITER}]*`;
-    else re += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`, 's');
-}
-
 export async function listReply(s: ImapSession, a: ListArgs, lsub: boolean): Promise<void> {
   const verb = lsub ? 'LSUB' : 'LIST';
   if (a.pattern === '') {
@@ -46,13 +36,14 @@ export async function listReply(s: ImapSession, a: ListArgs, lsub: boolean): Pro
     return;
   }
   const full = decodeMutf7(a.reference + a.pattern) ?? a.reference + a.pattern;
-  const re = matcher(full);
-  const inboxRe = matcher(full.replace(/^inbox/i, 'INBOX'));
+  // A linear-time matcher: the pattern is client input (see wildcard.ts for why not a RegExp).
+  const re = new WildcardPattern(full, DELIMITER);
+  const inboxRe = new WildcardPattern(full.replace(/^inbox/i, 'INBOX'), DELIMITER);
   const folders = await s.deps.store.list(s.user!);
   const subs = await s.deps.store.subscriptions(s.user!);
   const lines: string[] = [];
   for (const f of folders) {
-    if (!(re.test(f.name) || (f.name === 'INBOX' && inboxRe.test(f.name)) || (f.name.startsWith('INBOX.') && inboxRe.test(f.name)))) continue;
+    if (!(re.matches(f.name) || ((f.name === 'INBOX' || f.name.startsWith('INBOX.')) && inboxRe.matches(f.name)))) continue;
     if (lsub && !subs.has(f.name)) continue;
     if (a.specialUseOnly && !f.specialUse) continue;
     const attrs = [f.hasChildren ? '\\HasChildren' : '\\HasNoChildren'];

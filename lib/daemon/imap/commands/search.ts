@@ -1,11 +1,13 @@
 import { defineCommand, SELECTED } from '../command.js';
-import { Args, bad, parseSeqSet, type SeqSet } from '../args.js';
+import { Args, bad, inRanges, normalizeSet, overLimit, parseSeqSet, type SeqSet, type WorkLimits } from '../args.js';
 import { flagLetter } from '../../../store/mailbox/flags.js';
+import { parseHeaderBlock } from '../../../store/mailbox/mime.js';
 import { MailfleetError } from '../../../errors.js';
 import type { MessageRecord } from '../../../store/mailbox/index.js';
 import type { Token } from '../parser.js';
 import type { ImapSession } from '../session.js';
 import type { SelectedMailbox } from '../selected.js';
+import { TimeSlice } from '../time-slice.js';
 
 /** A parsed search key (RFC 3501 §6.4.4). */
 type Key =
@@ -36,10 +38,16 @@ const FLAG_KEYS: Record<string, [string, boolean]> = {
 };
 const ADDRESS_KEYS = ['FROM', 'TO', 'CC', 'BCC', 'SUBJECT'];
 
-function parseKey(a: Args, depth: number): Key {
-  if (depth > 32) throw bad('Search nested too deep');
+/** Counts keys across one SEARCH against imap.maxSearchKeys. */
+interface KeyBudget {
+  left: number;
+}
+
+function parseKey(a: Args, depth: number, budget: KeyBudget): Key {
+  if (depth > a.limits.maxSearchDepth) throw overLimit(`Search nested too deep (limit ${a.limits.maxSearchDepth})`);
+  if (--budget.left < 0) throw overLimit(`Too many search keys (limit ${a.limits.maxSearchKeys})`);
   const t = a.next('search key');
-  if (t.t === 'list') return and(t.v, depth + 1);
+  if (t.t === 'list') return and(t.v, depth + 1, a.limits, budget);
   if (t.t !== 'atom') throw bad('Expected search key');
   const k = t.v.toUpperCase();
   const flag = FLAG_KEYS[k];
@@ -57,11 +65,11 @@ function parseKey(a: Args, depth: number): Key {
     case 'UNKEYWORD':
       return { op: 'keyword', keyword: a.astring('keyword'), has: k === 'KEYWORD' };
     case 'NOT':
-      return { op: 'not', key: parseKey(a, depth + 1) };
+      return { op: 'not', key: parseKey(a, depth + 1, budget) };
     case 'OR':
-      return { op: 'or', a: parseKey(a, depth + 1), b: parseKey(a, depth + 1) };
+      return { op: 'or', a: parseKey(a, depth + 1, budget), b: parseKey(a, depth + 1, budget) };
     case 'UID':
-      return { op: 'set', set: parseSeqSet(a.atom('UID set')), uid: true };
+      return { op: 'set', set: parseSeqSet(a.atom('UID set'), a.limits.maxSequenceSetRanges), uid: true };
     case 'LARGER':
     case 'SMALLER':
       return { op: 'size', larger: k === 'LARGER', n: a.number('size') };
@@ -81,21 +89,22 @@ function parseKey(a: Args, depth: number): Key {
       return { op: 'text', bodyOnly: k === 'BODY', value: a.astring('value').toLowerCase() };
     default:
       if (ADDRESS_KEYS.includes(k)) return { op: 'header', field: k.toLowerCase(), value: a.astring('value').toLowerCase() };
-      if (/^[\d*:,]+$/.test(k)) return { op: 'set', set: parseSeqSet(k), uid: false };
+      if (/^[\d*:,]+$/.test(k)) return { op: 'set', set: parseSeqSet(k, a.limits.maxSequenceSetRanges), uid: false };
       throw bad(`Unknown search key ${k}`);
   }
 }
 
-function and(tokens: readonly Token[], depth: number): Key {
-  const a = new Args(tokens);
+function and(tokens: readonly Token[], depth: number, limits: WorkLimits, budget: KeyBudget): Key {
+  const a = new Args(tokens, limits);
   const keys: Key[] = [];
-  while (a.left > 0) keys.push(parseKey(a, depth));
+  while (a.left > 0) keys.push(parseKey(a, depth, budget));
   if (keys.length === 0) throw bad('Empty search');
   return keys.length === 1 ? keys[0]! : { op: 'and', keys };
 }
 
-function parseSearch(t: readonly Token[]): Key {
-  const a = new Args(t);
+function parseSearch(t: readonly Token[], limits: WorkLimits): Key {
+  const a = new Args(t, limits);
+  const budget: KeyBudget = { left: limits.maxSearchKeys };
   const first = a.peek();
   if (first?.t === 'atom' && first.v.toUpperCase() === 'CHARSET') {
     a.next('CHARSET');
@@ -103,7 +112,7 @@ function parseSearch(t: readonly Token[]): Key {
     if (cs !== 'UTF-8' && cs !== 'US-ASCII') throw new MailfleetError('BAD_REQUEST', 'Unsupported charset', { details: { imapCode: 'BADCHARSET (UTF-8 US-ASCII)' } });
   }
   const keys: Key[] = [];
-  while (a.left > 0) keys.push(parseKey(a, 0));
+  while (a.left > 0) keys.push(parseKey(a, 0, budget));
   if (keys.length === 0) throw bad('Missing search key');
   return keys.length === 1 ? keys[0]! : { op: 'and', keys };
 }
@@ -114,6 +123,19 @@ function dayOf(ms: number): number {
 }
 
 class Evaluator {
+  /** Each set key's ranges, merged once per SEARCH (then a binary search per message). */
+  private readonly ranges = new Map<Key, Array<[number, number]>>();
+  private head?: { readonly uid: number; readonly fields: ReadonlyArray<readonly [string, string]> };
+  private text?: { readonly uid: number; readonly lower: string };
+
+  /** The message folded to lower case, once per message however many BODY/TEXT keys ask. */
+  private async lowerText(r: MessageRecord): Promise<string> {
+    if (this.text?.uid === r.uid) return this.text.lower;
+    const lower = (await this.sel.mailbox.read(r)).toString('utf8').toLowerCase();
+    this.text = { uid: r.uid, lower };
+    return lower;
+  }
+
   constructor(private readonly sel: SelectedMailbox) {}
 
   async test(k: Key, r: MessageRecord, seq: number): Promise<boolean> {
@@ -130,7 +152,7 @@ class Evaluator {
         return (letter !== undefined && r.letters.includes(letter)) === k.has;
       }
       case 'set':
-        return this.inSet(k.set, k.uid ? r.uid : seq, k.uid);
+        return this.inSet(k, k.uid ? r.uid : seq);
       case 'not':
         return !(await this.test(k.key, r, seq));
       case 'or':
@@ -154,14 +176,14 @@ class Evaluator {
         const sum = await this.sel.mailbox.summary(r);
         const v = sum.search[k.field];
         if (v !== undefined || ['from', 'to', 'cc', 'bcc', 'subject', 'date', 'message-id'].includes(k.field)) return (v ?? '').toLowerCase().includes(k.value) && (v !== undefined || k.value === '');
-        const head = await this.head(r);
-        const re = new RegExp(`^${k.field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(.*(?:\\r?\\n[ \\t].*)*)`, 'gim');
-        for (const m of head.matchAll(re)) if (m[1]!.toLowerCase().includes(k.value)) return true;
+        // Field names are client input: compared as strings, never compiled into a RegExp.
+        for (const [name, value] of await this.headers(r)) {
+          if (name === k.field && Buffer.from(value, 'binary').toString('utf8').toLowerCase().includes(k.value)) return true;
+        }
         return false;
       }
       case 'text': {
-        const buf = await this.sel.mailbox.read(r);
-        const text = buf.toString('utf8').toLowerCase();
+        const text = await this.lowerText(r);
         if (!k.bodyOnly) return text.includes(k.value);
         const i = text.indexOf('\r\n\r\n');
         return (i < 0 ? '' : text.slice(i + 4)).includes(k.value);
@@ -169,19 +191,27 @@ class Evaluator {
     }
   }
 
-  private async head(r: MessageRecord): Promise<string> {
+  /**
+   * The parsed header block of the message being tested, read once however many HEADER keys ask (a
+   * 1,000-key SEARCH read each message 1,000 times), and at most imap.maxHeaderBytes of it.
+   */
+  private async headers(r: MessageRecord): Promise<ReadonlyArray<readonly [string, string]>> {
+    if (this.head?.uid === r.uid) return this.head.fields;
     const buf = await this.sel.mailbox.read(r);
     const i = buf.indexOf('\r\n\r\n');
-    return buf.subarray(0, i < 0 ? buf.length : i).toString('utf8');
+    const fields = parseHeaderBlock(buf.subarray(0, Math.min(i < 0 ? buf.length : i, this.sel.mailbox.mimeLimits.maxHeaderBytes)));
+    this.head = { uid: r.uid, fields };
+    return fields;
   }
 
-  private inSet(set: SeqSet, n: number, uid: boolean): boolean {
-    const max = uid ? (this.sel.uids[this.sel.uids.length - 1] ?? 0) : this.sel.uids.length;
-    return set.some(([a, b]) => {
-      const lo = a === Infinity ? max : a;
-      const hi = b === Infinity ? max : b;
-      return n >= Math.min(lo, hi) && n <= Math.max(lo, hi);
-    });
+  private inSet(k: Extract<Key, { op: 'set' }>, n: number): boolean {
+    let ranges = this.ranges.get(k);
+    if (!ranges) {
+      const max = k.uid ? (this.sel.uids[this.sel.uids.length - 1] ?? 0) : this.sel.uids.length;
+      ranges = normalizeSet(k.set, max);
+      this.ranges.set(k, ranges);
+    }
+    return inRanges(ranges, n);
   }
 }
 
@@ -189,7 +219,9 @@ async function runSearch(s: ImapSession, key: Key, byUid: boolean) {
   const sel = s.selected!;
   const ev = new Evaluator(sel);
   const hits: number[] = [];
+  const slice = new TimeSlice();
   for (let i = 0; i < sel.uids.length; i++) {
+    await slice.pause();
     const uid = sel.uids[i]!;
     const r = sel.mailbox.byUid(uid);
     if (!r) continue;

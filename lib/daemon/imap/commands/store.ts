@@ -1,5 +1,5 @@
 import { defineCommand, SELECTED } from '../command.js';
-import { Args, bad, flagList, seqSetArg } from '../args.js';
+import { Args, bad, flagList, seqSetArg, type WorkLimits } from '../args.js';
 import type { ImapSession } from '../session.js';
 import type { Token } from '../parser.js';
 
@@ -10,8 +10,8 @@ interface StoreArgs {
   readonly flags: string[];
 }
 
-function parseStore(t: readonly Token[]): StoreArgs {
-  const a = new Args(t);
+function parseStore(t: readonly Token[], limits: WorkLimits): StoreArgs {
+  const a = new Args(t, limits);
   const set = seqSetArg(a);
   const item = a.atom('store item').toUpperCase();
   const m = /^([+-]?)FLAGS(\.SILENT)?$/.exec(item);
