@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { MailfleetError } from '../errors.js';
+import { proxyNumbers } from '../plan/proxy.js';
 import type { Plan } from '../plan/types.js';
 
 export const LISTENER_LIMITS_FILE = 'listener-limits.json';
@@ -77,7 +78,7 @@ export function clearListenerLimit(file: string, listener: string): void {
 /**
  * The plan with recorded listener caps laid over it. Pure. Names the plan does not know are ignored (a
  * listener removed from the spec); the per-source cap is clamped to the new listener cap, and the proxy
- * totals are recomputed as buildPlan does.
+ * totals are recomputed by the plan's own proxyNumbers.
  */
 export function applyListenerLimits(plan: Plan, caps: Readonly<Record<string, number>>): Plan {
   if (Object.keys(caps).length === 0) return plan;
@@ -86,15 +87,5 @@ export function applyListenerLimits(plan: Plan, caps: Readonly<Record<string, nu
     if (cap === undefined || cap === l.limits.listenerConnections) return l;
     return { ...l, limits: { ...l.limits, listenerConnections: cap, sourceConnections: Math.min(l.limits.sourceConnections, cap) } };
   });
-  const sum = listeners.reduce((a, l) => a + l.limits.listenerConnections, 0);
-  const nodeCap = plan.spec.tiers.proxyMaxConnectionsPerNode;
-  return {
-    ...plan,
-    listeners,
-    proxy: {
-      globalMaxConnections: Math.min(nodeCap, sum + 100),
-      sumListenerConnections: sum,
-      clampedBy: sum + 100 > nodeCap ? 'tiers.proxyMaxConnectionsPerNode' : undefined,
-    },
-  };
+  return { ...plan, listeners, proxy: proxyNumbers(listeners, plan.spec.tiers.proxyMaxConnectionsPerNode) };
 }
