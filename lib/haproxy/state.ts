@@ -16,6 +16,8 @@ export interface ListenerLimitRecord {
   readonly listenerConnections: number;
   /** ISO time of the change. */
   readonly setAt: string;
+  /** Who made it (the CLI's --by, else its OS user). */
+  readonly setBy?: string;
 }
 
 export interface ListenerLimitsState {
@@ -51,11 +53,11 @@ export function readListenerLimits(file: string): Record<string, number> {
 }
 
 /** Records one listener's cap (atomic replace, so a crash never leaves half a file). */
-export function recordListenerLimit(file: string, listener: string, cap: number, now = new Date()): void {
+export function recordListenerLimit(file: string, listener: string, cap: number, now = new Date(), by?: string): void {
   const state = readListenerLimitsState(file);
   const next: ListenerLimitsState = {
     version: 1,
-    listeners: { ...state.listeners, [listener]: { listenerConnections: cap, setAt: now.toISOString() } },
+    listeners: { ...state.listeners, [listener]: { listenerConnections: cap, setAt: now.toISOString(), ...(by ? { setBy: by } : {}) } },
   };
   mkdirSync(dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
