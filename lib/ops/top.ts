@@ -90,12 +90,17 @@ export async function collectTop(fleet: Fleet, opts: CollectTopOptions = {}): Pr
   if (opts.rates) {
     // Summed over the nodes that answered; a node missing from one sample shows as a restart (no rate).
     const accepted = new Map<string, number>();
-    for (const n of ok)
+    for (const n of ok) {
+      // Every listener the node has, from 0: a listener's first connection must already count as a delta.
+      for (const l of n.limits.limits)
+        if (l.scope.startsWith('listener:')) accepted.set(l.scope.slice('listener:'.length), accepted.get(l.scope.slice('listener:'.length)) ?? 0);
       for (const a of n.limits.activity ?? []) accepted.set(a.listener, (accepted.get(a.listener) ?? 0) + a.accepted);
+    }
     const answered = ok.map((n) => n.node).join(',');
+    const rateOf = new Map([...accepted].map(([l, total]) => [l, opts.rates!.sample(`daemon|${answered}|${l}`, total)]));
     sections.listener = sections.listener.map((r) => {
-      const total = accepted.get(r.id);
-      return total === undefined ? r : { ...r, rate: opts.rates!.sample(`daemon|${answered}|${r.id}`, total) };
+      const rate = rateOf.get(r.id);
+      return rate === undefined ? r : { ...r, rate };
     });
   }
   return {
@@ -178,6 +183,7 @@ export function rowsFor(section: TopSection, nodes: ReadonlyArray<NodeData & { n
     return r;
   };
   const refuse = (r: { refused: number; refusals: Record<string, number> }, reason: string, n: number) => {
+    if (n === 0) return;
     r.refused += n;
     r.refusals[reason] = (r.refusals[reason] ?? 0) + n;
   };
