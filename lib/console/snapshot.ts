@@ -6,7 +6,14 @@
 import { MailfleetError } from '../errors.js';
 import type { DaemonContext } from '../daemon/context.js';
 import { findLocalHaproxy } from '../ops/haproxy-applier.js';
-import { collectHaproxyView, describeDown, downBackends, RateTracker } from '../ops/haproxy-view.js';
+import {
+  collectHaproxyView,
+  describeDown,
+  downBackends,
+  formatSessionsWithoutClient,
+  RateTracker,
+  sessionsWithoutClient,
+} from '../ops/haproxy-view.js';
 import type { Fleet } from '../ops/fleet.js';
 import { collectTop, TOP_SECTIONS, type TopSection } from '../ops/top.js';
 import { loadSpec } from '../spec/load.js';
@@ -143,13 +150,16 @@ export async function collectSnapshot(fleet: Fleet): Promise<ConsoleSnapshot> {
   if (haproxyInfo && haproxy) {
     // A DOWN backend makes the HAProxy node not ok: its frontends stay OPEN, but clients get nothing there.
     const down = haproxy.ok ? downBackends(haproxy.view) : [];
+    // Sessions the daemons count with no HAProxy connection behind them (leaked counts) are said, not hidden.
+    const ghosts = haproxy.ok ? formatSessionsWithoutClient(sessionsWithoutClient(top.sections.listener, haproxy.view)) : [];
     nodes.push({
       node: `haproxy (${haproxyInfo.adminSocket})`,
       kind: 'haproxy',
-      ok: haproxy.ok && down.length === 0,
+      ok: haproxy.ok && down.length === 0, // ghosts are a warning: the two counts are read a moment apart
       detail: haproxy.ok
         ? `answered: ${haproxy.view.frontends.length} frontend(s), ${haproxy.view.backends.length - down.length} of ${haproxy.view.backends.length} backend(s) UP` +
-          (down.length > 0 ? ` — ${down.map(describeDown).join('; ')}` : '')
+          (down.length > 0 ? ` — ${down.map(describeDown).join('; ')}` : '') +
+          (ghosts.length > 0 ? ` — ${ghosts.join('; ')}` : '')
         : `did not answer: ${haproxy.error}`,
     });
     if (haproxy.ok) {

@@ -129,3 +129,28 @@ export class RateTracker {
     return (total - prev.total) / ((atMs - prev.atMs) / 1000);
   }
 }
+
+/**
+ * Listeners where the daemons count more sessions than HAProxy holds connections to that frontend. Every
+ * client of a listener behind the local HAProxy comes through its frontend, so the surplus are sessions with
+ * no client behind them (leaked counts). Only meaningful on the local tier (one HAProxy for the fleet).
+ */
+export function sessionsWithoutClient(
+  listeners: ReadonlyArray<{ id: string; current: number }>,
+  view: { readonly frontends: ReadonlyArray<Pick<HaproxyTopRow, 'name' | 'scur'>> },
+): Array<{ listener: string; daemon: number; haproxy: number }> {
+  const scur = new Map(view.frontends.map((f) => [f.name, f.scur]));
+  const out: Array<{ listener: string; daemon: number; haproxy: number }> = [];
+  for (const l of listeners) {
+    const h = scur.get(l.id);
+    if (h !== undefined && l.current > h) out.push({ listener: l.id, daemon: l.current, haproxy: h });
+  }
+  return out;
+}
+
+export function formatSessionsWithoutClient(rows: ReturnType<typeof sessionsWithoutClient>): string[] {
+  return rows.map(
+    (r) =>
+      `WARNING listener ${r.listener}: the daemons count ${r.daemon} session(s), HAProxy holds ${r.haproxy} connection(s): ${r.daemon - r.haproxy} without a client`,
+  );
+}

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LimitsView } from '../../lib/admin/routes/limits.js';
-import { RateTracker } from '../../lib/ops/haproxy-view.js';
+import { RateTracker, sessionsWithoutClient, formatSessionsWithoutClient } from '../../lib/ops/haproxy-view.js';
 import { resolveFleet } from '../../lib/ops/fleet.js';
 import { collectTop } from '../../lib/ops/top.js';
 import { requireHaproxy } from '../haproxy/harness.js';
@@ -140,4 +140,16 @@ test('GIVEN the local tier THEN limit list shows the HAProxy frontends with thei
   assert.match(top.stdout, /HAProxy: \d+ backend\(s\) DOWN — backend mail-\S+ DOWN: mailfleetd DOWN/);
   assert.match(top.stdout, /default-smtp\s+0\s+50\s+100\s+\d+\s+\d+\s+\S+\s+\d+\s+OPEN\s+mail-smtp\s+DOWN/);
   assert.equal(top.status, 1);
+});
+
+test('GIVEN the daemons count more sessions on a listener than HAProxy holds connections to it THEN top names the surplus as sessions without a client', () => {
+  const ghosts = sessionsWithoutClient(
+    [
+      { id: 'default-submission', current: 20 },
+      { id: 'default-imap', current: 3 },
+    ],
+    { frontends: [{ name: 'default-submission', scur: 0 }, { name: 'default-imap', scur: 3 }] },
+  );
+  assert.deepEqual(ghosts, [{ listener: 'default-submission', daemon: 20, haproxy: 0 }]);
+  assert.match(formatSessionsWithoutClient(ghosts)[0]!, /listener default-submission: the daemons count 20 session\(s\), HAProxy holds 0 connection\(s\): 20 without a client/);
 });

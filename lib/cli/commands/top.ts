@@ -1,7 +1,14 @@
 import { MailfleetError } from '../../errors.js';
 import { collectTop, formatTop, TOP_SECTIONS, type TopSection } from '../../ops/top.js';
 import { findLocalHaproxy } from '../../ops/haproxy-applier.js';
-import { collectHaproxyView, downBackends, formatHaproxyView, RateTracker } from '../../ops/haproxy-view.js';
+import {
+  collectHaproxyView,
+  downBackends,
+  formatHaproxyView,
+  formatSessionsWithoutClient,
+  RateTracker,
+  sessionsWithoutClient,
+} from '../../ops/haproxy-view.js';
 import { runAction } from '../run.js';
 import type { RegisterCommand } from '../types.js';
 import { addFleetOptions, fleetFrom, type FleetCliOptions } from './fleet-options.js';
@@ -54,6 +61,11 @@ export const registerTop: RegisterCommand = (program) => {
             process.stdout.write(`${JSON.stringify(haproxy ? { ...report, haproxy } : report)}\n`);
           else {
             let text = formatTop(report, { by, rows: Number(opts.rows ?? 10) });
+            if (haproxy) {
+              // Totals honest about sessions that outlived their client (counts HAProxy does not see).
+              const ghosts = formatSessionsWithoutClient(sessionsWithoutClient(report.sections.listener, haproxy));
+              if (ghosts.length > 0) text = `${ghosts.join('\n')}\n${text}`;
+            }
             if (haproxy && (!by || by === 'listener')) text += `\n\n${formatHaproxyView(haproxy, feRates)}`;
             if (haproxyError) text += `\n\nHAProxy (${haproxyInfo!.adminSocket}) DID NOT ANSWER: ${haproxyError}`;
             process.stdout.write(`${text}\n`);
