@@ -61,10 +61,7 @@ describe('haproxy renderer', () => {
       });
 
   it('GIVEN 200 dedicated tenants WHEN rendered for both targets THEN haproxy -c accepts 1207 frontends and the global caps the sum', async () => {
-    const domains = Array.from({ length: 200 }, (_, i) => ({
-      name: `t${i}.example`,
-      listeners: 'dedicated',
-    }));
+    const domains = Array.from({ length: 200 }, (_, i) => ({ name: `t${i}.example`, listeners: 'dedicated' }));
     const plan = buildPlan(spec({ domains }));
     assert.equal(plan.listeners.length, 7 + 200 * 6);
     for (const target of ['local', 'cloud'] as const) {
@@ -77,32 +74,15 @@ describe('haproxy renderer', () => {
   });
 
   it('renders the parts the tier is made of: caps as variables, per-source tables, PROXY v2, leastconn, IDLE timeouts', () => {
-    const plan = buildPlan(
-      spec({
-        domains: [
-          { name: 'a.example' },
-          {
-            name: 'b.example',
-            listeners: 'dedicated',
-            limits: { imap: { listenerConnections: 300, sourceConnections: 7 } },
-          },
-        ],
-      }),
-    );
+    const plan = buildPlan(spec({ domains: [{ name: 'a.example' }, { name: 'b.example', listeners: 'dedicated', limits: { imap: { listenerConnections: 300, sourceConnections: 7 } } }] }));
     const cfg = renderHaproxyConfig(plan, { target: 'local', runDir: '/r' });
     const fe = cfg.slice(cfg.indexOf('frontend b-example-imap\n'), cfg.indexOf('backend st-b-example-imap'));
     assert.match(cfg, /set-var proc\.cap_b_example_imap int\(300\)/);
     assert.match(fe, /maxconn 600\n/);
     assert.match(fe, /bind 127\.0\.0\.1:30003\n/);
-    assert.match(
-      fe,
-      /use-service lua\.mf_busy_imap_listener if \{ int\(0\),table_conn_cur\(adm-b-example-imap\),sub\(proc\.cap_b_example_imap\) ge 0 \}/,
-    );
+    assert.match(fe, /use-service lua\.mf_busy_imap_listener if \{ int\(0\),table_conn_cur\(adm-b-example-imap\),sub\(proc\.cap_b_example_imap\) ge 0 \}/);
     // only connections that pass both checks are counted against the cap
-    assert.match(
-      fe,
-      /mf_busy_imap_source if [^\n]*\n\s+tcp-request content track-sc1 int\(0\) table adm-b-example-imap\n/,
-    );
+    assert.match(fe, /mf_busy_imap_source if [^\n]*\n\s+tcp-request content track-sc1 int\(0\) table adm-b-example-imap\n/);
     assert.match(cfg, /backend adm-b-example-imap\n\s+stick-table type integer size 1 store conn_cur/);
     // 7 allowed per source: the tracked connection counts itself, so the rule is "gt 7".
     assert.match(fe, /use-service lua\.mf_busy_imap_source if \{ sc0_conn_cur\(st-b-example-imap\) gt 7 \}/);
@@ -111,25 +91,15 @@ describe('haproxy renderer', () => {
     assert.match(cfg, /server mailfleetd 127\.0\.0\.1:12143 send-proxy-v2 check\n/);
     assert.match(cfg, /stats socket \/r\/admin\.sock mode 600 level admin/);
     const imaps = cfg.slice(cfg.indexOf('frontend default-imaps\n'));
-    assert.match(
-      imaps,
-      /tcp-request session reject if \{ int\(0\),table_conn_cur\(adm-default-imaps\),sub\(proc\.cap_default_imaps\) ge 0 \}/,
-    );
+    assert.match(imaps, /tcp-request session reject if \{ int\(0\),table_conn_cur\(adm-default-imaps\),sub\(proc\.cap_default_imaps\) ge 0 \}/);
     assert.match(imaps, /tcp-request session track-sc1 int\(0\) table adm-default-imaps/);
     const cloud = renderHaproxyConfig(plan, { target: 'cloud' });
     assert.match(cloud, /bind :20003 accept-proxy\n/);
-    assert.match(
-      cloud,
-      /server-template mail 1-10 mailfleetd\.demo\.internal:10993 resolvers vpc init-addr none send-proxy-v2 check verify none/,
-    );
+    assert.match(cloud, /server-template mail 1-10 mailfleetd\.demo\.internal:10993 resolvers vpc init-addr none send-proxy-v2 check verify none/);
   });
 
   it('keeps the busy replies of each protocol in the Lua file', () => {
-    const lua = renderBusyLua(
-      buildPlan(
-        spec({ platform: { name: 'demo', hostname: 'mx.demo.example' }, domains: [{ name: 'a.example' }] }),
-      ),
-    );
+    const lua = renderBusyLua(buildPlan(spec({ platform: { name: 'demo', hostname: 'mx.demo.example' }, domains: [{ name: 'a.example' }] })));
     assert.match(lua, /421 4\.7\.0 mx\.demo\.example Too many connections to this service/);
     assert.match(lua, /\* BYE \[UNAVAILABLE\] Too many connections from your address/);
     assert.match(lua, /-ERR \[SYS\/TEMP\] /);
@@ -150,10 +120,7 @@ describe('haproxy renderer', () => {
   });
 
   it('lays recorded live caps over the plan so the next render keeps them', () => {
-    const plan = applyListenerLimits(buildPlan(spec({ domains: [{ name: 'a.example' }] })), {
-      'default-imap': 42,
-      gone: 5,
-    });
+    const plan = applyListenerLimits(buildPlan(spec({ domains: [{ name: 'a.example' }] })), { 'default-imap': 42, gone: 5 });
     const cfg = renderHaproxyConfig(plan, { target: 'local' });
     assert.match(cfg, new RegExp(`set-var ${capVariable('default-imap').replace('.', '\\.')} int\\(42\\)`));
     assert.equal(plan.listeners.find((l) => l.name === 'default-imap')!.limits.sourceConnections, 42);
@@ -164,19 +131,7 @@ describe('haproxy renderer', () => {
     recordListenerLimit(state, 'example-org-imap', 123);
     const r = spawnSync(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        'bin/mailfleet.ts',
-        'render',
-        'haproxy',
-        '-c',
-        'examples/local.yaml',
-        '--target',
-        'local',
-        '--limits-state',
-        state,
-      ],
+      ['--import', 'tsx', 'bin/mailfleet.ts', 'render', 'haproxy', '-c', 'examples/local.yaml', '--target', 'local', '--limits-state', state],
       { encoding: 'utf8' },
     );
     assert.equal(r.status, 0, r.stderr);
@@ -185,58 +140,31 @@ describe('haproxy renderer', () => {
   });
 
   describe('validation haproxy -c does not do', () => {
-    const base = buildPlan(
-      spec({ domains: [{ name: 'a.example' }, { name: 'b.example', listeners: 'dedicated' }] }),
-    );
-    const setCap = (n: number) =>
-      withListener(base, 'default-imap', (l) => ({ ...l, limits: { ...l.limits, listenerConnections: n } }));
+    const base = buildPlan(spec({ domains: [{ name: 'a.example' }, { name: 'b.example', listeners: 'dedicated' }] }));
+    const setCap = (n: number) => withListener(base, 'default-imap', (l) => ({ ...l, limits: { ...l.limits, listenerConnections: n } }));
 
     it('fails when a cap is not a number (haproxy -c would accept "maxconn abc")', () => {
-      rejects(
-        () => renderHaproxyConfig(setCap(Number('abc')), { target: 'local' }),
-        /default-imap: listenerConnections NaN is not a positive integer/,
-      );
+      rejects(() => renderHaproxyConfig(setCap(Number('abc')), { target: 'local' }), /default-imap: listenerConnections NaN is not a positive integer/);
       rejects(() => renderHaproxyConfig(setCap(2.5), { target: 'local' }), /not a positive integer/);
       rejects(() => renderHaproxyConfig(setCap(0), { target: 'local' }), /not a positive integer/);
     });
 
     it('fails when a listener cap exceeds the HAProxy global cap', () => {
-      rejects(
-        () => renderHaproxyConfig(setCap(300000), { target: 'cloud' }),
-        /exceeds the HAProxy global cap tiers\.proxyMaxConnectionsPerNode \(200000\)/,
-      );
-      rejects(
-        () => renderHaproxyConfig(base, { target: 'local', maxConnectionsCeiling: 4000 }),
-        /default-imap: listenerConnections \(5000\) exceeds global maxconn \(4000, limited by the machine open-file limit\)/,
-      );
+      rejects(() => renderHaproxyConfig(setCap(300000), { target: 'cloud' }), /exceeds the HAProxy global cap tiers\.proxyMaxConnectionsPerNode \(200000\)/);
+      rejects(() => renderHaproxyConfig(base, { target: 'local', maxConnectionsCeiling: 4000 }), /default-imap: listenerConnections \(5000\) exceeds global maxconn \(4000, limited by the machine open-file limit\)/);
     });
 
     it('fails when the per-source cap exceeds the listener cap', () => {
-      const p = withListener(base, 'default-pop3', (l) => ({
-        ...l,
-        limits: { ...l.limits, sourceConnections: 5000 },
-      }));
-      rejects(
-        () => renderHaproxyConfig(p, { target: 'local' }),
-        /default-pop3: sourceConnections \(5000\) exceeds listenerConnections \(1000\)/,
-      );
+      const p = withListener(base, 'default-pop3', (l) => ({ ...l, limits: { ...l.limits, sourceConnections: 5000 } }));
+      rejects(() => renderHaproxyConfig(p, { target: 'local' }), /default-pop3: sourceConnections \(5000\) exceeds listenerConnections \(1000\)/);
     });
 
     it('fails when two frontends, or a frontend and a daemon socket, share a port', () => {
       const clash = withListener(base, 'b-example-imap', (l) => ({ ...l, localPort: 2143 }));
-      rejects(
-        () => renderHaproxyConfig(clash, { target: 'local' }),
-        /listener b-example-imap: port 2143 clashes with listener default-imap/,
-      );
+      rejects(() => renderHaproxyConfig(clash, { target: 'local' }), /listener b-example-imap: port 2143 clashes with listener default-imap/);
       const daemon = withListener(base, 'default-pop3', (l) => ({ ...l, localDaemonPort: 2143 }));
-      rejects(
-        () => renderHaproxyConfig(daemon, { target: 'local' }),
-        /daemon port 2143 clashes with listener default-imap/,
-      );
-      const stats = withListener(base, 'default-pop3', (l) => ({
-        ...l,
-        localPort: base.spec.local.ports.haproxyStats,
-      }));
+      rejects(() => renderHaproxyConfig(daemon, { target: 'local' }), /daemon port 2143 clashes with listener default-imap/);
+      const stats = withListener(base, 'default-pop3', (l) => ({ ...l, localPort: base.spec.local.ports.haproxyStats }));
       rejects(() => renderHaproxyConfig(stats, { target: 'local' }), /clashes with stats page/);
       const range = withListener(base, 'default-smtp', (l) => ({ ...l, publicPort: 70000 }));
       rejects(() => renderHaproxyConfig(range, { target: 'cloud' }), /port 70000 is not a port number/);
