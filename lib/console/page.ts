@@ -21,7 +21,15 @@ function consoleApp(): void {
     limit?: number;
     use?: number;
     refused: number;
+    refusals?: Record<string, number>;
+    rate?: number;
+    state?: string;
     nodes: number;
+  }
+  interface Backend {
+    name: string;
+    status: string;
+    servers: Array<{ name: string; status: string; check: string; lastChangeSeconds?: number }>;
   }
   interface Snapshot {
     at: string;
@@ -29,6 +37,7 @@ function consoleApp(): void {
     total: number;
     nodes: Array<{ node: string; kind: string; ok: boolean; detail: string }>;
     sections: Record<Section, Row[]>;
+    backends?: Backend[];
   }
   interface Report {
     applier: string;
@@ -150,6 +159,35 @@ function consoleApp(): void {
       }
   }
 
+  function renderBackends(backends: Backend[]): void {
+    const box = $('backends');
+    box.hidden = backends.length === 0;
+    $('backend-rows').replaceChildren(
+      ...backends.flatMap((b) =>
+        b.servers.map((x) => {
+          const tr = el('tr', { class: b.status.startsWith('UP') ? 'ok' : 'down', 'data-backend': b.name });
+          tr.append(
+            el('th', { scope: 'row' }, b.name),
+            el('td', { class: 'state' }, b.status),
+            el('td', {}, x.name),
+            el('td', { class: 'state' }, x.status),
+            el('td', {}, x.check || '–'),
+            el('td', { class: 'num' }, x.lastChangeSeconds === undefined ? '–' : `${x.lastChangeSeconds}s`),
+          );
+          return tr;
+        }),
+      ),
+    );
+  }
+
+  function why(r: Row): string {
+    return Object.entries(r.refusals ?? {})
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ');
+  }
+
   function render(): void {
     const snap = last;
     if (!snap) return;
@@ -161,13 +199,18 @@ function consoleApp(): void {
         return li;
       }),
     );
-    const down = snap.nodes.filter((n) => !n.ok).length;
-    $('summary').textContent = `${snap.total} connection(s); ${snap.nodes.length - down} of ${snap.nodes.length} node(s) answered${down ? ` — ${down} DID NOT ANSWER` : ''}; updated ${new Date(snap.at).toLocaleTimeString()}`;
+    // "Answered" is not "healthy": a HAProxy that answers may have a backend DOWN, said apart.
+    const silent = snap.nodes.filter((n) => n.detail.startsWith('did not answer')).length;
+    const downBackends = (snap.backends ?? []).filter((b) => !b.status.startsWith('UP')).map((b) => b.name);
+    $('summary').textContent =
+      `${snap.total} connection(s); ${snap.nodes.length - silent} of ${snap.nodes.length} node(s) answered${silent ? ` — ${silent} DID NOT ANSWER` : ''}` +
+      `${downBackends.length ? ` — HAProxy backend(s) DOWN: ${downBackends.join(', ')}` : ''}; updated ${new Date(snap.at).toLocaleTimeString()}`;
+    renderBackends(snap.backends ?? []);
     const body = $('rows');
     const rows = snap.sections[section];
     if (rows.length === 0) {
       const tr = el('tr');
-      tr.append(el('td', { colspan: '9' }, 'No sessions now.'));
+      tr.append(el('td', { colspan: '12' }, 'No sessions now.'));
       body.replaceChildren(tr);
       return;
     }
@@ -187,7 +230,10 @@ function consoleApp(): void {
         fill.style.width = `${Math.min(100, use ?? 0)}%`;
         bar.append(fill);
         cell.append(bar, el('span', { class: 'pct' }, use === undefined ? '–' : `${use}%`));
-        tr.append(cell, el('td', { class: 'num' }, String(r.refused)), el('td', { class: 'num' }, String(r.nodes)));
+        tr.append(cell, el('td', { class: 'num' }, String(r.refused)), el('td', { class: 'why' }, why(r)));
+        tr.append(el('td', { class: 'num rate' }, r.rate === undefined ? '–' : r.rate < 10 ? r.rate.toFixed(1) : String(Math.round(r.rate))));
+        tr.append(el('td', { class: r.state === undefined ? 'state' : r.state.startsWith('UP') ? 'state ok' : 'state down' }, r.state ?? ''));
+        tr.append(el('td', { class: 'num' }, String(r.nodes)));
         const sp = el('td');
         sp.append(sparkline(history.get(`${section}|${r.source}|${r.service}|${r.id}`) ?? []));
         tr.append(sp);
@@ -293,6 +339,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 [role=tab] { padding: .3rem .8rem; border: 1px solid #8888; background: none; color: inherit; cursor: pointer; }
 [role=tab][aria-selected=true] { background: var(--bar); color: #fff; }
 li.ok::marker { color: var(--ok); } li.down { color: var(--down); font-weight: 600; }
+tr.down, td.state.down { color: var(--down); font-weight: 600; } td.state.ok { color: var(--ok); }
+td.why { font-size: .85rem; }
 button.link { background: none; border: none; color: var(--bar); text-decoration: underline; cursor: pointer; }
 form { display: flex; gap: .6rem; align-items: end; flex-wrap: wrap; }
 label { display: flex; flex-direction: column; font-size: .9rem; }
@@ -337,10 +385,17 @@ export function consolePage(): string {
   <div id="panel" role="tabpanel">
     <table>
       <caption id="table-caption">Listeners</caption>
-      <thead><tr><th scope="col">Name</th><th scope="col">Service</th><th scope="col">Current</th><th scope="col">Limit</th><th scope="col">Use</th><th scope="col">Refused</th><th scope="col">Nodes</th><th scope="col">Last 5 min</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
+      <thead><tr><th scope="col">Name</th><th scope="col">Service</th><th scope="col">Current</th><th scope="col">Limit</th><th scope="col">Use</th><th scope="col">Refused</th><th scope="col">Why</th><th scope="col">Conn/s</th><th scope="col">Backend</th><th scope="col">Nodes</th><th scope="col">Last 5 min</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
       <tbody id="rows"></tbody>
     </table>
   </div>
+  <section id="backends" hidden aria-labelledby="backends-h">
+    <h2 id="backends-h">HAProxy backends</h2>
+    <table>
+      <thead><tr><th scope="col">Backend</th><th scope="col">State</th><th scope="col">Server</th><th scope="col">Server state</th><th scope="col">Last check</th><th scope="col">Since change</th></tr></thead>
+      <tbody id="backend-rows"></tbody>
+    </table>
+  </section>
   <section aria-labelledby="limit-h">
     <h2 id="limit-h">Set a limit</h2>
     <p>Same path as <code>mailfleet limit set</code>: every daemon, and the HAProxy tier for <code>listener:&lt;name&gt;</code>. Scopes: <code>user:&lt;address&gt;:imap</code>, <code>imap.perUser@example.org</code>, <code>listener:&lt;name&gt;</code>, <code>ip:&lt;ip&gt;:smtp</code>; value a positive integer or <code>default</code>.</p>

@@ -13,7 +13,8 @@ import { collectSnapshot, consoleFleet, selfAdminUrl, type ConsoleSnapshot } fro
 function fleetFor(req: AdminRequest, ctx: DaemonContext) {
   // The admin server checked this header already; the same token opens the other nodes.
   const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
-  return consoleFleet(ctx, selfAdminUrl(ctx, req.headers.host), token);
+  // Changes from the console are recorded as made by it (the page has no user of its own to name).
+  return { ...consoleFleet(ctx, selfAdminUrl(ctx, req.headers.host), token), actor: 'mailfleet-console' };
 }
 
 export const consolePageRoute: AdminRoute = {

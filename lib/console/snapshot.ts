@@ -5,7 +5,15 @@
  */
 import { MailfleetError } from '../errors.js';
 import type { DaemonContext } from '../daemon/context.js';
-import { findLocalHaproxy, haproxyTopRows } from '../ops/haproxy-applier.js';
+import { findLocalHaproxy } from '../ops/haproxy-applier.js';
+import {
+  collectHaproxyView,
+  describeDown,
+  downBackends,
+  formatSessionsWithoutClient,
+  RateTracker,
+  sessionsWithoutClient,
+} from '../ops/haproxy-view.js';
 import type { Fleet } from '../ops/fleet.js';
 import { collectTop, TOP_SECTIONS, type TopSection } from '../ops/top.js';
 import { loadSpec } from '../spec/load.js';
@@ -27,7 +35,20 @@ export interface ConsoleRow {
   /** current / limit. */
   readonly use?: number;
   readonly refused: number;
+  /** Refusals by reason (docs/console.md): the limit field, or the listener's refusal reason. */
+  readonly refusals: Readonly<Record<string, number>>;
+  /** Connections per second since the previous snapshot (listeners and frontends). */
+  readonly rate?: number;
+  /** HAProxy rows: the state of the frontend's backend (UP, DOWN, MAINT, …). */
+  readonly state?: string;
   readonly nodes: number;
+}
+
+/** A backend of the local HAProxy and its servers, as the runtime API reports them. */
+export interface ConsoleBackend {
+  readonly name: string;
+  readonly status: string;
+  readonly servers: ReadonlyArray<{ name: string; status: string; check: string; lastChangeSeconds?: number }>;
 }
 
 export interface ConsoleNode {
@@ -44,7 +65,12 @@ export interface ConsoleSnapshot {
   readonly total: number;
   readonly nodes: readonly ConsoleNode[];
   readonly sections: Readonly<Record<TopSection, readonly ConsoleRow[]>>;
+  /** The local HAProxy's backends (empty without one). */
+  readonly backends: readonly ConsoleBackend[];
 }
+
+/** Rates are deltas between snapshots; the console process keeps the previous sample of every row. */
+const rates = new RateTracker();
 
 /**
  * The fleet the console of this daemon speaks for: the spec's ops.daemons (in the daemon config, or in the
@@ -85,10 +111,10 @@ export function selfAdminUrl(ctx: DaemonContext, hostHeader: string | undefined)
 export async function collectSnapshot(fleet: Fleet): Promise<ConsoleSnapshot> {
   const haproxyInfo = fleet.dataDir ? findLocalHaproxy(fleet.dataDir) : undefined;
   const [top, haproxy] = await Promise.all([
-    collectTop(fleet),
+    collectTop(fleet, { rates }),
     haproxyInfo
-      ? haproxyTopRows(haproxyInfo).then(
-          (rows) => ({ ok: true as const, rows }),
+      ? collectHaproxyView(haproxyInfo).then(
+          (view) => ({ ok: true as const, view }),
           (e: unknown) => ({ ok: false as const, error: (e as Error).message }),
         )
       : undefined,
@@ -105,6 +131,8 @@ export async function collectSnapshot(fleet: Fleet): Promise<ConsoleSnapshot> {
           limit: r.limit,
           use: r.use,
           refused: r.refused,
+          refusals: r.refusals,
+          rate: r.rate,
           nodes: r.nodes,
         }),
       ),
@@ -118,15 +146,34 @@ export async function collectSnapshot(fleet: Fleet): Promise<ConsoleSnapshot> {
       ? `answered: ${n.hostname}, ${n.connections} connection(s), counters ${n.backend}`
       : `did not answer: ${n.error}`,
   }));
+  let backends: ConsoleBackend[] = [];
   if (haproxyInfo && haproxy) {
+    // A DOWN backend makes the HAProxy node not ok: its frontends stay OPEN, but clients get nothing there.
+    const down = haproxy.ok ? downBackends(haproxy.view) : [];
+    // Sessions the daemons count with no HAProxy connection behind them (leaked counts) are said, not hidden.
+    const ghosts = haproxy.ok ? formatSessionsWithoutClient(sessionsWithoutClient(top.sections.listener, haproxy.view)) : [];
     nodes.push({
       node: `haproxy (${haproxyInfo.adminSocket})`,
       kind: 'haproxy',
-      ok: haproxy.ok,
-      detail: haproxy.ok ? `answered: ${haproxy.rows.length} frontend(s)` : `did not answer: ${haproxy.error}`,
+      ok: haproxy.ok && down.length === 0, // ghosts are a warning: the two counts are read a moment apart
+      detail: haproxy.ok
+        ? `answered: ${haproxy.view.frontends.length} frontend(s), ${haproxy.view.backends.length - down.length} of ${haproxy.view.backends.length} backend(s) UP` +
+          (down.length > 0 ? ` — ${down.map(describeDown).join('; ')}` : '') +
+          (ghosts.length > 0 ? ` — ${ghosts.join('; ')}` : '')
+        : `did not answer: ${haproxy.error}`,
     });
     if (haproxy.ok) {
-      const rows = haproxy.rows.map((f): ConsoleRow => {
+      backends = haproxy.view.backends.map((b) => ({
+        name: b.name,
+        status: b.status,
+        servers: b.servers.map((x) => ({
+          name: x.name,
+          status: x.status,
+          check: x.checkStatus ? `${x.checkStatus}${x.checkDesc ? ` ${x.checkDesc}` : ''}` : '',
+          lastChangeSeconds: x.lastChangeSeconds,
+        })),
+      }));
+      const rows = haproxy.view.frontends.map((f): ConsoleRow => {
         const limit = f.cap ?? f.slim;
         return {
           id: f.name,
@@ -136,13 +183,16 @@ export async function collectSnapshot(fleet: Fleet): Promise<ConsoleSnapshot> {
           limit: limit > 0 ? limit : undefined,
           use: limit > 0 ? f.scur / limit : undefined,
           refused: f.denied,
+          refusals: f.denied > 0 ? { 'haproxy denied': f.denied } : {},
+          rate: rates.sample(`haproxy|${haproxyInfo.adminSocket}|${f.name}`, f.stot) ?? f.rate,
+          state: f.backendStatus,
           nodes: 1,
         };
       });
       sections.listener = [...sections.listener, ...rows].sort(heaviestFirst);
     }
   }
-  return { at: top.at, refreshMs: CONSOLE_REFRESH_MS, total: top.total, nodes, sections };
+  return { at: top.at, refreshMs: CONSOLE_REFRESH_MS, total: top.total, nodes, sections, backends };
 }
 
 function heaviestFirst(a: ConsoleRow, b: ConsoleRow): number {

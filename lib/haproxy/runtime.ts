@@ -22,6 +22,54 @@ export interface FrontendStat {
   /** Connections refused by a rule (denied at connection or session level). */
   readonly denied: number;
   readonly status: string;
+  /** Sessions per second over the last second, as HAProxy counts them (`rate`). */
+  readonly rate: number;
+}
+
+/** A server line of a backend: its state as HAProxy's health checks see it. */
+export interface ServerStat {
+  readonly backend: string;
+  readonly name: string;
+  /** UP, DOWN, MAINT, DRAIN, NOLB, "no check", or a transition such as "UP 1/3" / "DOWN 1/2". */
+  readonly status: string;
+  /** The state alone: the first word of status (UP, DOWN, MAINT, …). */
+  readonly state: string;
+  /** Last check result and detail, e.g. "L4CON", "L7RSP"; empty when not checked. */
+  readonly checkStatus: string;
+  readonly checkDesc: string;
+  /** Seconds since the last UP/DOWN change. */
+  readonly lastChangeSeconds?: number;
+  readonly scur: number;
+  readonly stot: number;
+}
+
+/** A backend with its servers. */
+export interface BackendStat {
+  readonly name: string;
+  /** UP while a server is UP, else DOWN (HAProxy's own BACKEND line). */
+  readonly status: string;
+  readonly scur: number;
+  readonly stot: number;
+  readonly servers: readonly ServerStat[];
+}
+
+/**
+ * Which backend each frontend sends to, read from the config HAProxy runs (`default_backend`): `show stat`
+ * does not say. Pure; lines outside `frontend` sections are ignored.
+ */
+export function frontendBackendsOf(cfg: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let frontend: string | undefined;
+  for (const line of cfg.split('\n')) {
+    const section = /^(frontend|backend|listen|global|defaults|resolvers|peers|userlist)\b\s*(\S*)/.exec(line);
+    if (section) {
+      frontend = section[1] === 'frontend' ? section[2] : undefined;
+      continue;
+    }
+    const b = /^\s+default_backend\s+(\S+)/.exec(line);
+    if (frontend && b) out.set(frontend, b[1]!);
+  }
+  return out;
 }
 
 /** Sends one command line (several commands may be joined with ';') and returns the whole answer. */
@@ -75,8 +123,8 @@ export class HaproxyRuntime {
   }
 
   /** Frontends only, without the stats/health page. */
-  async frontends(): Promise<FrontendStat[]> {
-    return (await this.showStat())
+  async frontends(rows?: readonly StatRow[]): Promise<FrontendStat[]> {
+    return (rows ?? (await this.showStat()))
       .filter((r) => r.svname === 'FRONTEND' && r.pxname !== 'stats' && r.pxname !== 'health')
       .map((r) => ({
         name: r.pxname!,
@@ -86,7 +134,34 @@ export class HaproxyRuntime {
         stot: num(r.stot),
         denied: num(r.dcon) + num(r.dses),
         status: r.status ?? '',
+        rate: num(r.rate),
       }));
+  }
+
+  /** Backends (without the table-only ones, which have no servers) with their servers' states. */
+  async backends(rows?: readonly StatRow[]): Promise<BackendStat[]> {
+    const stat = rows ?? (await this.showStat());
+    const servers = new Map<string, ServerStat[]>();
+    for (const r of stat) {
+      if (r.svname === 'FRONTEND' || r.svname === 'BACKEND') continue;
+      const status = r.status ?? '';
+      const list = servers.get(r.pxname!) ?? [];
+      list.push({
+        backend: r.pxname!,
+        name: r.svname!,
+        status,
+        state: status.split(' ')[0] ?? '',
+        checkStatus: (r.check_status ?? '').replace(/^\*/, ''),
+        checkDesc: r.check_desc ?? r.last_chk ?? '',
+        lastChangeSeconds: r.lastchg ? Number(r.lastchg) : undefined,
+        scur: num(r.scur),
+        stot: num(r.stot),
+      });
+      servers.set(r.pxname!, list);
+    }
+    return stat
+      .filter((r) => r.svname === 'BACKEND' && servers.has(r.pxname!))
+      .map((r) => ({ name: r.pxname!, status: r.status ?? '', scur: num(r.scur), stot: num(r.stot), servers: servers.get(r.pxname!)! }));
   }
 
   /** `show info` as a map (Maxconn, CurrConns, Pid, …). */

@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { MailfleetError } from '../errors.js';
+import { proxyNumbers } from '../plan/proxy.js';
 import type { Plan } from '../plan/types.js';
 
 export const LISTENER_LIMITS_FILE = 'listener-limits.json';
@@ -15,6 +16,8 @@ export interface ListenerLimitRecord {
   readonly listenerConnections: number;
   /** ISO time of the change. */
   readonly setAt: string;
+  /** Who made it (the CLI's --by, else its OS user). */
+  readonly setBy?: string;
 }
 
 export interface ListenerLimitsState {
@@ -50,11 +53,11 @@ export function readListenerLimits(file: string): Record<string, number> {
 }
 
 /** Records one listener's cap (atomic replace, so a crash never leaves half a file). */
-export function recordListenerLimit(file: string, listener: string, cap: number, now = new Date()): void {
+export function recordListenerLimit(file: string, listener: string, cap: number, now = new Date(), by?: string): void {
   const state = readListenerLimitsState(file);
   const next: ListenerLimitsState = {
     version: 1,
-    listeners: { ...state.listeners, [listener]: { listenerConnections: cap, setAt: now.toISOString() } },
+    listeners: { ...state.listeners, [listener]: { listenerConnections: cap, setAt: now.toISOString(), ...(by ? { setBy: by } : {}) } },
   };
   mkdirSync(dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
@@ -77,7 +80,7 @@ export function clearListenerLimit(file: string, listener: string): void {
 /**
  * The plan with recorded listener caps laid over it. Pure. Names the plan does not know are ignored (a
  * listener removed from the spec); the per-source cap is clamped to the new listener cap, and the proxy
- * totals are recomputed as buildPlan does.
+ * totals are recomputed by the plan's own proxyNumbers.
  */
 export function applyListenerLimits(plan: Plan, caps: Readonly<Record<string, number>>): Plan {
   if (Object.keys(caps).length === 0) return plan;
@@ -86,15 +89,5 @@ export function applyListenerLimits(plan: Plan, caps: Readonly<Record<string, nu
     if (cap === undefined || cap === l.limits.listenerConnections) return l;
     return { ...l, limits: { ...l.limits, listenerConnections: cap, sourceConnections: Math.min(l.limits.sourceConnections, cap) } };
   });
-  const sum = listeners.reduce((a, l) => a + l.limits.listenerConnections, 0);
-  const nodeCap = plan.spec.tiers.proxyMaxConnectionsPerNode;
-  return {
-    ...plan,
-    listeners,
-    proxy: {
-      globalMaxConnections: Math.min(nodeCap, sum + 100),
-      sumListenerConnections: sum,
-      clampedBy: sum + 100 > nodeCap ? 'tiers.proxyMaxConnectionsPerNode' : undefined,
-    },
-  };
+  return { ...plan, listeners, proxy: proxyNumbers(listeners, plan.spec.tiers.proxyMaxConnectionsPerNode) };
 }

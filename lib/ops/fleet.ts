@@ -32,6 +32,11 @@ export interface Fleet {
   readonly spec?: Spec;
   readonly dataDir?: string;
   readonly timeoutMs: number;
+  /**
+   * Who makes changes, sent as X-Mailfleet-Actor and shown as an override's `by`.
+   * @default - "mailfleet-cli <OS user>@<host>"
+   */
+  readonly actor?: string;
 }
 
 export function resolveFleet(opts: FleetOptions): Fleet {
@@ -69,24 +74,30 @@ function tokenFile(dataDir: string | undefined): string | undefined {
 
 export type NodeResult<T> =
   | { readonly node: string; readonly ok: true; readonly value: T }
-  | { readonly node: string; readonly ok: false; readonly error: string };
+  | { readonly node: string; readonly ok: false; readonly error: string; readonly status?: number };
 
 /** Runs `fn` against every node in parallel; a node that fails is reported, never thrown. */
 export async function fanOut<T>(
   fleet: Fleet,
   fn: (c: AdminClient) => Promise<T>,
 ): Promise<Array<NodeResult<T>>> {
-  const actor = `mailfleet-cli ${safeUser()}@${hostname()}`;
+  const actor = fleetActor(fleet);
   return Promise.all(
     fleet.nodes.map(async (n): Promise<NodeResult<T>> => {
       const c = new AdminClient(n, { timeoutMs: fleet.timeoutMs, actor });
       try {
         return { node: c.url, ok: true, value: await fn(c) };
       } catch (e) {
-        return { node: c.url, ok: false, error: (e as Error).message };
+        // The HTTP status tells a refusal (400: the node answered no) from a node that did not answer.
+        return { node: c.url, ok: false, error: (e as Error).message, status: (e as { status?: number }).status };
       }
     }),
   );
+}
+
+/** Who the fleet's changes are recorded as: --by, else the CLI's OS user and host. */
+export function fleetActor(fleet: Pick<Fleet, 'actor'>): string {
+  return fleet.actor ?? `mailfleet-cli ${safeUser()}@${hostname()}`;
 }
 
 function safeUser(): string {

@@ -13,11 +13,14 @@
 import { MailfleetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { buildPlan, table } from '../plan/index.js';
+import { buildPlan } from '../plan/index.js';
 import type { Plan } from '../plan/types.js';
 import { loadSpec } from '../spec/index.js';
 import { capFitsFrontend, haproxyLayout, renderHaproxyConfig } from '../render/haproxy.js';
-import { HaproxyRuntime, type FrontendStat } from '../haproxy/runtime.js';
+import { HaproxyRuntime } from '../haproxy/runtime.js';
+import { collectHaproxyView, type HaproxyTopRow } from './haproxy-view.js';
+
+export { formatHaproxyTop, type HaproxyTopRow } from './haproxy-view.js';
 import { masterReload } from '../haproxy/process.js';
 import { applyListenerLimits, clearListenerLimit, readListenerLimits, recordListenerLimit } from '../haproxy/state.js';
 import { readLocalHaproxyInfo, writeLocalHaproxyFiles, type LocalHaproxyInfo } from '../platform/haproxy.js';
@@ -38,6 +41,8 @@ export interface HaproxyApplierContext {
   /** @default - built from info.specFile */
   readonly plan?: Plan;
   readonly logger?: Logger;
+  /** Who makes the change, recorded beside the cap. @default - not recorded */
+  readonly by?: string;
 }
 
 /** The running local HAProxy of a data dir, or undefined when none runs there. */
@@ -77,7 +82,7 @@ export async function setHaproxyListenerLimit(ctx: HaproxyApplierContext, listen
     throw new MailfleetError('BAD_REQUEST', `listener cap ${cap} exceeds HAProxy global maxconn ${globalMaxconn}`, { status: 400 });
 
   if (value === 'default') clearListenerLimit(ctx.info.limitsFile, listener);
-  else recordListenerLimit(ctx.info.limitsFile, listener, cap);
+  else recordListenerLimit(ctx.info.limitsFile, listener, cap, new Date(), ctx.by);
   if (capFitsFrontend(cap, fe.slim)) {
     await runtime.setListenerCap(listener, cap);
     log.info({ listener, previous, cap }, 'haproxy listener cap set live');
@@ -96,19 +101,9 @@ export async function setHaproxyListenerLimit(ctx: HaproxyApplierContext, listen
   return { listener, previous, cap, method: 'reload', frontendMaxconn: maxconn, recordedIn: ctx.info.limitsFile };
 }
 
-/** One `mailfleet top` row per HAProxy frontend. */
-export interface HaproxyTopRow extends FrontendStat {
-  /** The live cap (process variable). */
-  readonly cap?: number;
-}
-
-export async function haproxyTopRows(info: Pick<LocalHaproxyInfo, 'adminSocket'>): Promise<HaproxyTopRow[]> {
-  const runtime = new HaproxyRuntime(info.adminSocket);
-  const rows = await runtime.frontends();
-  const caps = await runtime.listenerCaps(rows.map((r) => r.name));
-  return rows
-    .map((r) => ({ ...r, cap: caps.get(r.name) }))
-    .sort((a, b) => b.scur - a.scur || a.name.localeCompare(b.name));
+/** The frontends alone (the rows `mailfleet top` showed before backends were added). */
+export async function haproxyTopRows(info: Pick<LocalHaproxyInfo, 'adminSocket'> & Partial<Pick<LocalHaproxyInfo, 'configFile'>>): Promise<HaproxyTopRow[]> {
+  return [...(await collectHaproxyView(info)).frontends];
 }
 
 /**
@@ -120,16 +115,9 @@ export async function applyListenerLimitToLocalHaproxy(
   listener: string,
   value: number | 'default',
   logger?: Logger,
+  by?: string,
 ): Promise<HaproxyLimitChange | undefined> {
   const info = findLocalHaproxy(dataDir);
   if (!info) return undefined;
-  return setHaproxyListenerLimit({ info, logger }, listener, value);
-}
-
-/** `mailfleet top`'s HAProxy section: frontends, heaviest first. */
-export function formatHaproxyTop(rows: readonly HaproxyTopRow[]): string {
-  return table(
-    ['frontend', 'scur', 'cap', 'slim', 'smax', 'total', 'denied', 'status'],
-    rows.map((r) => [r.name, r.scur, r.cap ?? '-', r.slim, r.smax, r.stot, r.denied, r.status]),
-  );
+  return setHaproxyListenerLimit({ info, logger, by }, listener, value);
 }

@@ -11,6 +11,7 @@ import type { ScopeKind } from '../limits/types.js';
 import { table } from '../plan/format.js';
 import type { Service } from '../spec/schema.js';
 import { fanOut, type Fleet } from './fleet.js';
+import { fmtRate, type RateTracker } from './haproxy-view.js';
 
 export const TOP_SECTIONS = ['listener', 'domain', 'user', 'ip'] as const;
 export type TopSection = (typeof TOP_SECTIONS)[number];
@@ -25,8 +26,16 @@ export interface TopRow {
   readonly limit?: number;
   /** current / limit, 0..1+ (over 1 after a cap was lowered under the count). */
   readonly use?: number;
-  /** Refusals in this scope since the nodes started. */
+  /**
+   * Refusals that touched this row since the nodes started: its own scope's, plus those of the scopes it
+   * contains (a user+IP refusal counts on the user and on the IP; a user's on its domain; for listeners,
+   * every refusal the daemons counted on that listener).
+   */
   readonly refused: number;
+  /** The same refusals by reason (the limit field that refused, or the listener's refusal reason). */
+  readonly refusals: Readonly<Record<string, number>>;
+  /** Connections per second since the previous refresh (listeners only; undefined on the first sample). */
+  readonly rate?: number;
   /** Nodes holding these sessions. */
   readonly nodes: number;
 }
@@ -60,7 +69,12 @@ const KIND_OF: Record<TopSection, ScopeKind> = {
 };
 
 /** Collects one report from every node of the fleet. */
-export async function collectTop(fleet: Fleet): Promise<TopReport> {
+export interface CollectTopOptions {
+  /** Keeps the previous sample of each listener's accepted total, so rows get a rate. @default - no rates */
+  readonly rates?: RateTracker;
+}
+
+export async function collectTop(fleet: Fleet, opts: CollectTopOptions = {}): Promise<TopReport> {
   const results = await fanOut(fleet, async (c): Promise<NodeData> => {
     const [connections, limits] = await Promise.all([
       c.get<NodeData['connections']>('/v1/connections'),
@@ -73,6 +87,22 @@ export async function collectTop(fleet: Fleet): Promise<TopReport> {
     TopSection,
     TopRow[]
   >;
+  if (opts.rates) {
+    // Summed over the nodes that answered; a node missing from one sample shows as a restart (no rate).
+    const accepted = new Map<string, number>();
+    for (const n of ok) {
+      // Every listener the node has, from 0: a listener's first connection must already count as a delta.
+      for (const l of n.limits.limits)
+        if (l.scope.startsWith('listener:')) accepted.set(l.scope.slice('listener:'.length), accepted.get(l.scope.slice('listener:'.length)) ?? 0);
+      for (const a of n.limits.activity ?? []) accepted.set(a.listener, (accepted.get(a.listener) ?? 0) + a.accepted);
+    }
+    const answered = ok.map((n) => n.node).join(',');
+    const rateOf = new Map([...accepted].map(([l, total]) => [l, opts.rates!.sample(`daemon|${answered}|${l}`, total)]));
+    sections.listener = sections.listener.map((r) => {
+      const rate = rateOf.get(r.id);
+      return rate === undefined ? r : { ...r, rate };
+    });
+  }
   return {
     at: new Date().toISOString(),
     nodes: results.map((r) =>
@@ -104,20 +134,58 @@ function idOf(section: TopSection, c: ConnectionInfo): string | undefined {
   }
 }
 
+/** The limit field a scope kind is checked against: the reason a refusal in it gives. */
+const FIELD_OF: Record<ScopeKind, string> = {
+  port: 'portConnections',
+  listener: 'perListener',
+  ip: 'perIp',
+  user: 'perUser',
+  userip: 'perUserIp',
+  domain: 'perDomain',
+};
+
+/** The row ids of a section that a counted scope touches (a user+IP scope touches its user and its IP). */
+function touched(section: TopSection, kind: ScopeKind, id: string): string[] {
+  const user = kind === 'userip' ? id.split('|')[0]! : kind === 'user' ? id : undefined;
+  switch (section) {
+    case 'listener':
+      return kind === 'listener' ? [id] : [];
+    case 'ip':
+      return kind === 'ip' ? [id] : kind === 'userip' ? [id.slice(id.indexOf('|') + 1)] : [];
+    case 'user':
+      return user !== undefined ? [user] : [];
+    case 'domain':
+      return kind === 'domain' ? [id] : user !== undefined ? [user.slice(user.lastIndexOf('@') + 1)] : [];
+  }
+}
+
 /** Builds one section: group connections, then join limits and refusals from the nodes' counters. */
 export function rowsFor(section: TopSection, nodes: ReadonlyArray<NodeData & { node: string }>): TopRow[] {
   const rows = new Map<
     string,
-    { id: string; service: Service; current: number; limit?: number; refused: number; nodes: Set<string> }
+    {
+      id: string;
+      service: Service;
+      current: number;
+      limit?: number;
+      refused: number;
+      refusals: Record<string, number>;
+      nodes: Set<string>;
+    }
   >();
   const row = (id: string, service: Service) => {
     const k = `${service}|${id.toLowerCase()}`;
     let r = rows.get(k);
     if (!r) {
-      r = { id, service, current: 0, refused: 0, nodes: new Set() };
+      r = { id, service, current: 0, refused: 0, refusals: {}, nodes: new Set() };
       rows.set(k, r);
     }
     return r;
+  };
+  const refuse = (r: { refused: number; refusals: Record<string, number> }, reason: string, n: number) => {
+    if (n === 0) return;
+    r.refused += n;
+    r.refusals[reason] = (r.refusals[reason] ?? 0) + n;
   };
   for (const n of nodes) {
     for (const c of n.connections.connections) {
@@ -131,14 +199,27 @@ export function rowsFor(section: TopSection, nodes: ReadonlyArray<NodeData & { n
   const kind = KIND_OF[section];
   for (const n of nodes) {
     for (const u of n.limits.use) {
-      if (u.scope.kind !== kind) continue;
-      // Scopes without sessions matter only when they refused someone (the flooding user is often one).
-      const k = `${u.scope.service}|${u.scope.id.toLowerCase()}`;
-      if (!rows.has(k) && u.refused === 0) continue;
-      const r = row(u.scope.id, u.scope.service);
-      r.limit = Math.max(r.limit ?? 0, u.limit);
-      r.refused += u.refused;
+      if (u.scope.kind === kind) {
+        // Scopes without sessions matter only when they refused someone (the flooding user is often one).
+        const k = `${u.scope.service}|${u.scope.id.toLowerCase()}`;
+        if (!rows.has(k) && u.refused === 0) continue;
+        const r = row(u.scope.id, u.scope.service);
+        r.limit = Math.max(r.limit ?? 0, u.limit);
+        if (section !== 'listener' || !n.limits.activity) refuse(r, FIELD_OF[kind], u.refused);
+        continue;
+      }
+      // Refusals of the narrower scopes count on every row they touched, with their reason.
+      if (u.refused === 0 || section === 'listener') continue;
+      for (const id of touched(section, u.scope.kind, u.scope.id)) refuse(row(id, u.scope.service), FIELD_OF[u.scope.kind], u.refused);
     }
+    if (section === 'listener')
+      // The daemon counts every refusal on the listener it happened on, by reason (connect and SMTP AUTH).
+      for (const a of n.limits.activity ?? []) {
+        const total = Object.values(a.refusals).reduce((x, y) => x + y, 0);
+        if (total === 0) continue;
+        const r = [...rows.values()].find((x) => x.id === a.listener) ?? row(a.listener, SERVICE_BY_PROTOCOL[a.protocol] ?? 'smtp');
+        for (const [reason, count] of Object.entries(a.refusals)) refuse(r, reason, count);
+      }
   }
   if (section === 'listener') {
     // Every listener has a cap even before it counts anything.
@@ -157,6 +238,7 @@ export function rowsFor(section: TopSection, nodes: ReadonlyArray<NodeData & { n
       limit: r.limit,
       use: r.limit ? r.current / r.limit : undefined,
       refused: r.refused,
+      refusals: r.refusals,
       nodes: r.nodes.size,
     }))
     .sort(
@@ -166,6 +248,26 @@ export function rowsFor(section: TopSection, nodes: ReadonlyArray<NodeData & { n
         b.refused - a.refused ||
         a.id.localeCompare(b.id),
     );
+}
+
+/** The service of a listener's protocol (metrics label listeners by protocol). */
+const SERVICE_BY_PROTOCOL: Record<string, Service> = {
+  smtp: 'smtp',
+  submission: 'submission',
+  submissions: 'submission',
+  imap: 'imap',
+  imaps: 'imap',
+  pop3: 'pop3',
+  pop3s: 'pop3',
+};
+
+/** "3 (perUser 2, perIp 1)": a refusal count with its reasons. */
+export function formatRefusals(refused: number, refusals: Readonly<Record<string, number>>): string {
+  const why = Object.entries(refusals)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([k, n]) => `${k} ${n}`);
+  return why.length === 0 ? String(refused) : `${refused} (${why.join(', ')})`;
 }
 
 export interface FormatTopOptions {
@@ -204,7 +306,7 @@ export function formatTop(r: TopReport, opts: FormatTopOptions = {}): string {
     }
     out.push(
       table(
-        [s, 'service', 'cur', 'limit', 'use%', 'refused', 'nodes'],
+        [s, 'service', 'cur', 'limit', 'use%', 'conn/s', 'nodes', 'refused (why)'],
         rows
           .slice(0, max)
           .map((x) => [
@@ -213,8 +315,9 @@ export function formatTop(r: TopReport, opts: FormatTopOptions = {}): string {
             x.current,
             x.limit ?? '-',
             x.use === undefined ? '-' : `${Math.round(x.use * 100)}%`,
-            x.refused,
+            fmtRate(x.rate),
             x.nodes,
+            formatRefusals(x.refused, x.refusals),
           ]),
       ),
     );

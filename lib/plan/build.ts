@@ -2,6 +2,7 @@
  * spec → plan. Pure: no I/O, no engines. Every engine and the daemon read the plan, so names, ports,
  * limits and sizes are computed here once.
  */
+import { proxyNumbers } from './proxy.js';
 import { effectiveLimits, effectiveRates, type EffectiveServiceLimits } from '../spec/defaults.js';
 import {
   CLOUD_DAEMON_OFFSET,
@@ -190,12 +191,7 @@ export function buildPlan(spec: Spec): Plan {
         spec.domains.filter((d) => d.rates).map((d) => [d.name.toLowerCase(), effectiveRates(spec, d.name)]),
       ),
     },
-    proxy: {
-      // +100 leaves room for the stats/runtime connections beside the frontends.
-      globalMaxConnections: Math.min(cap, sum + 100),
-      sumListenerConnections: sum,
-      clampedBy: sum + 100 > cap ? 'tiers.proxyMaxConnectionsPerNode' : undefined,
-    },
+    proxy: proxyNumbers(listeners, cap),
     sizing: {
       proxyNodes: {
         min: spec.tiers.proxy.minNodes,

@@ -15,8 +15,12 @@ export function formatPlan(plan: Plan): string {
   out.push('');
   out.push('Listeners (tenant × protocol; each is a virtual server with its own connection limit)');
   out.push(
+    '  cap: HAProxy listener cap per proxy node (proc.cap_<listener>); fe-maxconn: its frontend maxconn (cap + busy headroom);',
+    '  daemon-cap: the daemons\' perListener cap, fleet-wide; `limit set listener:<name> N` sets both caps',
+  );
+  out.push(
     table(
-      ['listener', 'tenant', 'proto', 'tls', 'cloud', 'local', 'daemon', 'maxconn', 'per-src', 'affinity', 'nlb'],
+      ['listener', 'tenant', 'proto', 'tls', 'cloud', 'local', 'daemon', 'cap', 'fe-maxconn', 'per-src', 'daemon-cap', 'affinity', 'nlb'],
       plan.listeners.map((l) => [
         l.name,
         l.tenant,
@@ -26,7 +30,9 @@ export function formatPlan(plan: Plan): string {
         l.localPort,
         l.daemonPort,
         l.limits.listenerConnections,
+        plan.proxy.frontends[l.name]?.maxconn ?? '-',
         l.limits.sourceConnections,
+        l.limits.perListener,
         l.affinity,
         l.nlbShard,
       ]),
@@ -63,7 +69,8 @@ export function formatPlan(plan: Plan): string {
       `${r.messagesPerMinutePerDomain} msg/min per domain, ${r.recipientsPerMessage} rcpt/msg, ${r.recipientsPerHourPerSender} rcpt/h per sender`,
   );
   out.push(
-    `HAProxy global maxconn ${plan.proxy.globalMaxConnections} (sum of listeners ${plan.proxy.sumListenerConnections}` +
+    `HAProxy global maxconn ${plan.proxy.globalMaxConnections} per proxy node (listener caps ${plan.proxy.sumListenerConnections};` +
+      ` frontends' maxconn + reserve ${plan.proxy.wantedGlobalMaxConnections}` +
       `${plan.proxy.clampedBy ? `, clamped by ${plan.proxy.clampedBy}` : ''})`,
   );
   const s = plan.sizing;

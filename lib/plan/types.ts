@@ -1,4 +1,5 @@
 import type { EffectiveRates, EffectiveServiceLimits } from '../spec/defaults.js';
+import type { ProxyNumbers } from './proxy.js';
 import type { DirectorySpec, Protocol, Service, Spec } from '../spec/schema.js';
 
 export type TlsMode = 'none' | 'starttls' | 'implicit';
@@ -83,12 +84,8 @@ export interface Plan {
     readonly rates: EffectiveRates;
     readonly domainRates: Readonly<Record<string, EffectiveRates>>;
   };
-  readonly proxy: {
-    /** HAProxy global maxconn per proxy node. */
-    readonly globalMaxConnections: number;
-    readonly sumListenerConnections: number;
-    readonly clampedBy?: string;
-  };
+  /** The HAProxy tier's numbers (lib/plan/proxy.ts): what `mailfleet plan` prints and haproxy.cfg carries. */
+  readonly proxy: ProxyNumbers;
   readonly sizing: {
     readonly proxyNodes: { min: number; max: number; desired: number; instanceType: string };
     readonly mailNodes: { min: number; max: number; desired: number; instanceType: string };

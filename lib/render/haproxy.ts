@@ -14,19 +14,18 @@
  */
 import { MailfleetError } from '../errors.js';
 import { SERVICE_OF } from '../plan/build.js';
+import { BUSY_HEADROOM_MIN, GLOBAL_RESERVE, proxyNumbers } from '../plan/proxy.js';
 import type { Plan, PlannedListener } from '../plan/types.js';
 import type { Protocol, Service } from '../spec/schema.js';
 import type { Renderer, RenderOptions } from './types.js';
 
-/** Headroom above a listener's cap, for busy replies, never below this many connections. */
-export const BUSY_HEADROOM_MIN = 10;
+// The numbers live in the plan (lib/plan/proxy.ts); re-exported for the renderer's callers.
+export { BUSY_HEADROOM_MIN, GLOBAL_RESERVE, frontendMaxconn } from '../plan/proxy.js';
 /**
  * Kernel accept queue of each frontend, at least this deep: clients past maxconn wait there (rather than
  * having their SYNs dropped and retried after 1, 3, 7 s) until a slot frees.
  */
 export const BACKLOG_MIN = 1024;
-/** Connections kept beside the frontends in global maxconn (runtime API, stats, checks). */
-export const GLOBAL_RESERVE = 100;
 /** Cloud: HTTP health endpoint for the NLB target groups and the ASG (`GET /healthz`). */
 export const CLOUD_HEALTH_PORT = 8404;
 /** Cloud: where cloud-init puts the rendered files. */
@@ -38,14 +37,6 @@ export const BUSY_TLS_PEM_FILE = 'mailfleet-busy.pem';
 /** Per-source stick tables: entries and idle expiry. */
 export const SOURCE_TABLE_SIZE = '100k';
 export const SOURCE_TABLE_EXPIRE = '10m';
-
-/**
- * The frontend's real maxconn: the cap plus as much again (at least BUSY_HEADROOM_MIN), so a live raise up to
- * about twice the cap is a variable change, and a flood past the cap is still answered rather than queued.
- */
-export function frontendMaxconn(cap: number): number {
-  return cap + Math.max(BUSY_HEADROOM_MIN, cap);
-}
 
 /**
  * Whether a cap can be set live as a variable on a frontend of this maxconn while keeping some headroom for
@@ -143,26 +134,23 @@ export function haproxyLayout(plan: Plan, opts: HaproxyRenderOptions = {}): Hapr
   );
   const luaPath = opts.luaPath ?? (target === 'local' ? `${runDir}/${BUSY_LUA_FILE}` : `${CLOUD_HAPROXY_DIR}/${BUSY_LUA_FILE}`);
   const tlsPemPath = opts.tlsPemPath ?? (target === 'local' ? `${runDir}/${BUSY_TLS_PEM_FILE}` : `${CLOUD_HAPROXY_DIR}/${BUSY_TLS_PEM_FILE}`);
-  const sumFrontends = plan.listeners.reduce((a, l) => a + frontendMaxconn(l.limits.listenerConnections), 0);
-  let globalMaxconn = sumFrontends + GLOBAL_RESERVE;
-  let globalClampedBy: string | undefined;
-  const nodeCap = plan.spec.tiers.proxyMaxConnectionsPerNode;
-  if (globalMaxconn > nodeCap) {
-    globalMaxconn = nodeCap;
-    globalClampedBy = 'tiers.proxyMaxConnectionsPerNode';
-  }
+  // The plan's own numbers (recomputed from its listeners, so a plan patched in place still agrees).
+  const numbers = proxyNumbers(plan.listeners, plan.spec.tiers.proxyMaxConnectionsPerNode);
+  let globalMaxconn = numbers.globalMaxConnections;
+  let globalClampedBy = numbers.clampedBy;
   if (opts.maxConnectionsCeiling !== undefined && globalMaxconn > opts.maxConnectionsCeiling) {
     globalMaxconn = opts.maxConnectionsCeiling;
     globalClampedBy = 'the machine open-file limit';
   }
   const frontends = plan.listeners.map((l): HaproxyFrontend => {
+    const fe = numbers.frontends[l.name];
     const cap = l.limits.listenerConnections;
     return {
       listener: l,
       bindHost: target === 'local' ? local.bindAddress : '',
       bindPort: target === 'local' ? l.localPort : l.publicPort,
       cap,
-      maxconn: Math.min(frontendMaxconn(cap), globalMaxconn),
+      maxconn: Math.min(fe?.maxconn ?? cap, globalMaxconn),
       backend: backendName(l.protocol, l.affinity),
     };
   });

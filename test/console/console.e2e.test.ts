@@ -1,7 +1,8 @@
 /**
  * The console end to end in headless Chromium (Debian's chromium driven by playwright-core): a real
  * daemon, real IMAP logins, the page finds the hot user, lowers its limit from the form, and the next
- * login of that user is refused while another user still gets in. Screenshots: test-artifacts/console/.
+ * login of that user is refused while another user still gets in. Then, on the local tier: a daemon behind
+ * a real HAProxy is killed and the page shows its backend DOWN. Screenshots: test-artifacts/console/.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { CONSOLE_REFRESH_MS } from '../../lib/console/snapshot.js';
-import { configFor, RawClient, startInProcess, tempDir, TOKEN } from '../ops/fixture.js';
+import { buildPlan, daemonConfig } from '../../lib/plan/index.js';
+import { startLocalHaproxy } from '../../lib/platform/haproxy.js';
+import { loadSpec } from '../../lib/spec/index.js';
+import { requireHaproxy, writeTempSpec } from '../haproxy/harness.js';
+import { configFor, RawClient, startInProcess, startProcess, tempDir, TOKEN } from '../ops/fixture.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join('test-artifacts', 'console');
@@ -27,6 +32,24 @@ async function login(port: number, user: string, tag = 'a1'): Promise<{ c: RawCl
 
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+async function launch(profile: string): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: { width: 1200, height: 900 },
+  });
 }
 
 test('GIVEN load from real IMAP clients WHEN the operator opens the console THEN the hot user is on top, a lower limit from the form refuses its new logins and others still log in', async () => {
@@ -45,21 +68,7 @@ test('GIVEN load from real IMAP clients WHEN the operator opens the console THEN
     await rm(profile, { recursive: true, force: true });
   });
 
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1200, height: 900 },
-  });
+  const browser = await launch(profile);
   open.browser = browser;
   const page = browser.pages()[0] ?? (await browser.newPage());
   await page.goto(`${d.adminUrl}/console`);
@@ -123,4 +132,55 @@ test('GIVEN load from real IMAP clients WHEN the operator opens the console THEN
   // Without the token the data calls fail even from the page's origin.
   const status = await page.evaluate(async () => (await fetch('/v1/console/snapshot')).status);
   assert.equal(status, 401);
+});
+
+test('GIVEN a daemon behind the local HAProxy WHEN it is killed THEN the console shows its backend DOWN, not "every node answered"', async () => {
+  requireHaproxy();
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing`);
+  await mkdir(ARTIFACTS, { recursive: true });
+  // The daemon behind HAProxy runs as its own process (so it can be killed); the console is served by a
+  // second daemon of the same host, which finds the local HAProxy in its data dir as `mailfleet up` sets it.
+  const spec = await writeTempSpec();
+  const plan = buildPlan(loadSpec(spec.file).spec);
+  const behind = await tempDir('mf-console-behind-');
+  const host = await tempDir('mf-console-host-');
+  const profile = await mkdtemp(join(tmpdir(), 'mf-chromium-'));
+  const open: { browser?: BrowserContext; stops: Array<() => Promise<void>> } = { stops: [] };
+  after(async () => {
+    await open.browser?.close();
+    for (const stop of open.stops.reverse()) await stop().catch(() => undefined);
+    await behind.cleanup();
+    await host.cleanup();
+    spec.cleanup();
+    await rm(profile, { recursive: true, force: true });
+  });
+  const daemon = await startProcess(behind.dir, daemonConfig(plan, { mode: 'local-behind-proxy', adminPort: 0 }));
+  open.stops.push(() => daemon.stop());
+  const haproxy = await startLocalHaproxy({ plan, dataDir: host.dir, specFile: spec.file });
+  open.stops.push(() => haproxy.stop());
+  const consoleHost = await startInProcess(host.dir, { ...configFor(), opsDaemons: [daemon.adminUrl] });
+  open.stops.push(() => consoleHost.stop());
+
+  const browser = await launch(profile);
+  open.browser = browser;
+  const page = browser.pages()[0] ?? (await browser.newPage());
+  await page.goto(`${consoleHost.adminUrl}/console`);
+  await page.getByLabel('Admin token').fill(TOKEN);
+  await page.getByRole('button', { name: 'Open console' }).click();
+  await page.getByText(/1 of 2 node\(s\) answered|2 of 2 node\(s\) answered/).waitFor({ timeout: 10_000 });
+  const imapBackend = page.locator('#backend-rows tr[data-backend="mail-imap-sticky"]');
+  await imapBackend.locator('td.state').first().filter({ hasText: /^UP/ }).waitFor({ timeout: 10_000 });
+  await shot(page, '4-backends-up');
+
+  daemon.proc.kill('SIGKILL');
+  // HAProxy marks the server DOWN after `fall 3` failed checks `inter 2s` apart; the page polls every 2 s.
+  await imapBackend.locator('td.state').first().filter({ hasText: /^DOWN/ }).waitFor({ timeout: 20_000 });
+  await page.getByText(/HAProxy backend\(s\) DOWN: .*mail-imap-sticky/).waitFor({ timeout: CONSOLE_REFRESH_MS + 1500 });
+  assert.match((await imapBackend.textContent()) ?? '', /mailfleetd\s*DOWN/);
+  // The frontend row says where its clients go: the listener tab shows the frontend's backend DOWN.
+  const fe = page.locator('#rows tr', { hasText: 'default-imap' }).filter({ hasText: 'haproxy frontend' }).first();
+  await fe.locator('td.state.down').filter({ hasText: /^DOWN/ }).waitFor({ timeout: CONSOLE_REFRESH_MS + 1500 });
+  const nodes = (await page.locator('#nodes li.down').allTextContents()).join('\n');
+  assert.match(nodes, /backend mail-imap-sticky DOWN: mailfleetd DOWN/);
+  await shot(page, '5-backend-down');
 });

@@ -177,3 +177,49 @@ describe('haproxy renderer', () => {
     });
   });
 });
+
+describe('`mailfleet plan` and the rendered haproxy.cfg print the same numbers', () => {
+  const cli = (args: string[]) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bin/mailfleet.ts', ...args], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+  for (const [file, target] of [
+    ['examples/local.yaml', 'local'],
+    ['examples/primary-dr.yaml', 'cloud'],
+  ] as const)
+    it(`GIVEN ${file} WHEN planned and rendered for ${target} THEN global maxconn, every frontend maxconn and cap agree`, () => {
+      const planText = cli(['plan', '-c', file]);
+      const cfg = cli(['render', 'haproxy', '-c', file, '--target', target]);
+      // The rendered file: global maxconn, then per frontend its cap variable and maxconn.
+      const global = Number(/^global\n(?: {4}.*\n)*? {4}maxconn (\d+)/m.exec(cfg)?.[1]);
+      const planGlobal = Number(/HAProxy global maxconn ([\d,]+)/.exec(planText)?.[1]?.replace(/,/g, ''));
+      assert.ok(global > 0 && planGlobal > 0, 'both print a global maxconn');
+      assert.equal(planGlobal, global, 'plan and haproxy.cfg global maxconn');
+      const rendered = new Map<string, { cap: number; maxconn: number }>();
+      for (const m of cfg.matchAll(/^frontend (\S+)\n(?: {4}.*\n)*? {4}maxconn (\d+)\n/gm)) {
+        if (m[1] === 'stats' || m[1] === 'health') continue;
+        const cap = Number(
+          new RegExp(`set-var ${capVariable(m[1]!).replace('.', '\\.')} int\\((\\d+)\\)`).exec(cfg)?.[1],
+        );
+        rendered.set(m[1]!, { cap, maxconn: Number(m[2]) });
+      }
+      // The plan output's listener table: the header names the columns.
+      const lines = planText.split('\n');
+      const head = lines.findIndex((l) => l.startsWith('listener '));
+      const cols = lines[head]!.split(/\s+/);
+      const planned = new Map<string, { cap: number; maxconn: number }>();
+      for (const l of lines.slice(head + 2)) {
+        if (l.trim() === '') break;
+        const c = l.split(/\s+/);
+        planned.set(c[0]!, {
+          cap: Number(c[cols.indexOf('cap')]),
+          maxconn: Number(c[cols.indexOf('fe-maxconn')]),
+        });
+      }
+      assert.ok(rendered.size > 0);
+      assert.deepEqual([...planned.entries()].sort(), [...rendered.entries()].sort());
+    });
+});

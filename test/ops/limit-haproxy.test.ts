@@ -25,6 +25,6 @@ test('GIVEN the local tier WHEN limit set listener:default-smtp THEN the daemon 
 
   const top = await runCli(['top', '--config', p.spec.file, '--by', 'listener']);
   assert.equal(top.status, 0, top.stdout + top.stderr);
-  assert.match(top.stdout, /HAProxy frontends \(local tier\)/);
+  assert.match(top.stdout, /HAProxy frontends \(local tier, HAProxy runtime API /);
   assert.match(top.stdout, /default-smtp\s+\d+\s+7\s/);
 });

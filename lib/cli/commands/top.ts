@@ -1,6 +1,14 @@
 import { MailfleetError } from '../../errors.js';
 import { collectTop, formatTop, TOP_SECTIONS, type TopSection } from '../../ops/top.js';
-import { findLocalHaproxy, formatHaproxyTop, haproxyTopRows } from '../../ops/haproxy-applier.js';
+import { findLocalHaproxy } from '../../ops/haproxy-applier.js';
+import {
+  collectHaproxyView,
+  downBackends,
+  formatHaproxyView,
+  formatSessionsWithoutClient,
+  RateTracker,
+  sessionsWithoutClient,
+} from '../../ops/haproxy-view.js';
 import { runAction } from '../run.js';
 import type { RegisterCommand } from '../types.js';
 import { addFleetOptions, fleetFrom, type FleetCliOptions } from './fleet-options.js';
@@ -32,19 +40,38 @@ export const registerTop: RegisterCommand = (program) => {
           });
         const fleet = fleetFrom(opts);
         const by = opts.by as TopSection | undefined;
+        // Rates are deltas between refreshes: daemon listeners' accepted totals, HAProxy frontends' stot.
+        const rates = new RateTracker();
         const once = async (): Promise<boolean> => {
-          const report = await collectTop(fleet);
+          const report = await collectTop(fleet, { rates });
           const haproxyInfo = fleet.dataDir ? findLocalHaproxy(fleet.dataDir) : undefined;
-          const haproxy = haproxyInfo ? await haproxyTopRows(haproxyInfo).catch(() => undefined) : undefined;
+          let haproxyError: string | undefined;
+          const haproxy = haproxyInfo
+            ? await collectHaproxyView(haproxyInfo).catch((e: unknown) => {
+                haproxyError = (e as Error).message;
+                return undefined;
+              })
+            : undefined;
+          const feRates = new Map<string, number>();
+          for (const f of haproxy?.frontends ?? []) {
+            const r = rates.sample(`haproxy|${f.name}`, f.stot);
+            if (r !== undefined) feRates.set(f.name, r);
+          }
           if (opts.json)
             process.stdout.write(`${JSON.stringify(haproxy ? { ...report, haproxy } : report)}\n`);
           else {
             let text = formatTop(report, { by, rows: Number(opts.rows ?? 10) });
-            if (haproxy && (!by || by === 'listener'))
-              text += `\n\nHAProxy frontends (local tier)\n${formatHaproxyTop(haproxy)}`;
+            if (haproxy) {
+              // Totals honest about sessions that outlived their client (counts HAProxy does not see).
+              const ghosts = formatSessionsWithoutClient(sessionsWithoutClient(report.sections.listener, haproxy));
+              if (ghosts.length > 0) text = `${ghosts.join('\n')}\n${text}`;
+            }
+            if (haproxy && (!by || by === 'listener')) text += `\n\n${formatHaproxyView(haproxy, feRates)}`;
+            if (haproxyError) text += `\n\nHAProxy (${haproxyInfo!.adminSocket}) DID NOT ANSWER: ${haproxyError}`;
             process.stdout.write(`${text}\n`);
           }
-          return report.nodes.every((n) => n.ok);
+          // A DOWN backend fails the check like a node that did not answer: clients get nothing there.
+          return report.nodes.every((n) => n.ok) && !haproxyError && (!haproxy || downBackends(haproxy).length === 0);
         };
         if (opts.watch === undefined || opts.watch === false) {
           if (!(await once())) process.exitCode = 1;
