@@ -7,6 +7,7 @@ import { daemonConfig } from '../lib/plan/daemon-config.js';
 import type { Plan } from '../lib/plan/types.js';
 import { MailfleetError } from '../lib/errors.js';
 import { CLOUD_HEALTH_PORT } from '../lib/render/haproxy.js';
+import { nlbIdleTimeoutSeconds } from '../lib/render/nlb.js';
 import {
   LDAP_ROLE_TAG,
   NODE_INDEX_TAG,
@@ -82,6 +83,8 @@ export interface NlbListenerModel {
   readonly port: number;
   readonly tenant: string;
   readonly protocol: string;
+  /** The listener's `tcp.idle_timeout.seconds` (lib/render/nlb.ts). */
+  readonly idleTimeoutSeconds: number;
 }
 
 export interface NlbModel {
@@ -453,7 +456,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
       name: shard.name,
       listeners: shard.listeners.map((n) => {
         const l = byName.get(n)!;
-        return { name: l.name, port: l.publicPort, tenant: l.tenant, protocol: l.protocol };
+        return { name: l.name, port: l.publicPort, tenant: l.tenant, protocol: l.protocol, idleTimeoutSeconds: nlbIdleTimeoutSeconds(plan, l.protocol) };
       }),
     })),
     // One HAProxy group per NLB shard (an ASG attaches at most 50 target groups), one mail tier.

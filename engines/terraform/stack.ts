@@ -44,6 +44,7 @@ import { Vpc } from '@cdktf/provider-aws/lib/vpc/index.js';
 import { VolumeAttachment } from '@cdktf/provider-aws/lib/volume-attachment/index.js';
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule/index.js';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule/index.js';
+import { NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
 import { tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 
@@ -198,7 +199,7 @@ export class MailfleetTerraformStack extends TerraformStack {
           targetType: 'instance',
           proxyProtocolV2: true,
           preserveClientIp: 'true',
-          healthCheck: { protocol: 'TCP' },
+          healthCheck: NLB_HEALTH_CHECK_TF,
           tags: tags('proxy', l.name),
         });
         targetGroups.set(l.name, tg);
@@ -207,6 +208,7 @@ export class MailfleetTerraformStack extends TerraformStack {
           loadBalancerArn: lb.arn,
           port: l.port,
           protocol: 'TCP',
+          tcpIdleTimeoutSeconds: l.idleTimeoutSeconds,
           defaultAction: [{ type: 'forward', targetGroupArn: tg.arn }],
           tags: tags('nlb', l.name),
         });

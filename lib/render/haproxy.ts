@@ -232,7 +232,7 @@ function healthCheck(protocol: Protocol, tls: PlannedListener['tls']): string[] 
 }
 
 /** Idle timeouts a little above the daemon's, so the daemon closes with its own reply before HAProxy cuts. */
-function idleTimeoutSeconds(plan: Plan, service: Service): number {
+export function idleTimeoutSeconds(plan: Plan, service: Service): number {
   const s = plan.spec;
   switch (FAMILY[service]) {
     case 'imap':
