@@ -145,6 +145,19 @@ export function ldapProviderHost(plan: Plan): string {
   return `ldap-provider.${regionZoneName(plan, 'primary')}`;
 }
 
+/**
+ * The directory URIs a cloud daemon uses: with the OpenLDAP pair the engines provision, the names they
+ * give the slapd nodes (the local consumer first for reads, then the provider, which the DR region
+ * reaches through the primary's region zone); otherwise the spec's own URIs.
+ */
+export function cloudDirectoryUris(plan: Plan, region: RegionRole): readonly string[] | undefined {
+  const d = plan.directory;
+  if (d.kind !== 'ldap') return undefined;
+  if (d.provision !== 'openldap-pair') return d.uris;
+  const provider = region === 'primary' ? ldapHost(plan, 'provider') : ldapProviderHost(plan);
+  return [`ldap://${ldapHost(plan, 'consumer')}`, `ldap://${provider}`];
+}
+
 /** Joins a file set into one readable document (what `mailfleet render <kind>` prints). */
 export function joinFiles(files: readonly RenderedFile[]): string {
   return files.map((f) => `# ==> ${f.path} <==\n${f.content}`).join('\n');

@@ -15,6 +15,10 @@ import { systemdUnits } from '../../lib/render/systemd.js';
 import { cloudwatchAgentConfig } from '../../lib/render/cloudwatch-agent.js';
 import { volumeCreateArgs } from '../../lib/render/gluster.js';
 import { matchSnapshot } from './snapshot.js';
+import { App } from 'aws-cdk-lib';
+import { cdkJsonContext } from '../../constructs/shared/cdk-context.js';
+import { platformModel } from '../../engines/platform.js';
+import { addPlatformStacks } from '../../stacks/app.js';
 
 const single = buildPlan(loadSpec('examples/single-region.yaml').spec);
 const primaryDr = buildPlan(loadSpec('examples/primary-dr.yaml').spec);
@@ -166,5 +170,39 @@ describe('node bootstrap renderers', () => {
       assert.ok(!r.error, `slaptest is missing (apt-get install slapd): ${r.error?.message}`);
       assert.equal(r.status, 0, `${role}: ${r.stdout}${r.stderr}`);
     }
+  });
+});
+
+describe('directory names: the daemon config on mail nodes names what the engines create', () => {
+  const hostsOf = (plan: Plan, region: 'primary' | 'dr') => {
+    const cfg = JSON.parse(nodeFiles(plan, 'mail', region).find((f) => f.path === 'mailfleetd.json')!.content) as {
+      directory: { kind: string; uris?: string[] };
+    };
+    return (cfg.directory.uris ?? []).map((u) => new URL(u).hostname);
+  };
+
+  test('GIVEN an openldap-pair spec WHEN the mail node files are rendered THEN every LDAP host in mailfleetd.json is a record the engine model creates (primary and DR)', () => {
+    const base = loadSpec('examples/primary-dr.yaml').spec;
+    const pairDr = buildPlan(parseSpec(JSON.stringify({ ...base, directory: loadSpec('examples/single-region.yaml').spec.directory }), 'pair-dr.yaml'));
+    const model = platformModel(pairDr);
+    assert.equal(model.regions.length, 2);
+    for (const region of model.regions) {
+      const names = new Set(model.regions.flatMap((r) => r.privateRecords.filter((rec) => r === region || rec.zone === 'region').map((rec) => rec.name)));
+      const hosts = hostsOf(pairDr, region.role);
+      assert.ok(hosts.length >= 2, `${region.role}: ${hosts.join(', ')}`);
+      for (const h of hosts) assert.ok(names.has(h), `${region.role}: ${h} is not a name the engines create (${[...names].filter((n) => n.startsWith('ldap')).join(', ')})`);
+    }
+  });
+
+  test('GIVEN the single-region example WHEN synthesized with CDK THEN the LDAP hosts in mailfleetd.json are the A records of the slapd nodes in the template', () => {
+    const app = new App({ context: { ...cdkJsonContext(), 'aws:cdk:disable-stack-trace': true }, outdir: mkdtempSync(join(tmp, 'cdk-')) });
+    addPlatformStacks(app, single);
+    const records = new Set<string>();
+    for (const stack of app.synth().stacks) {
+      const resources = (stack.template as { Resources?: Record<string, { Type: string; Properties: { Name?: unknown } }> }).Resources ?? {};
+      for (const r of Object.values(resources))
+        if (r.Type === 'AWS::Route53::RecordSet' && typeof r.Properties.Name === 'string') records.add(r.Properties.Name.replace(/\.$/, ''));
+    }
+    for (const h of hostsOf(single, 'primary')) assert.ok(records.has(h), `${h} has no record in the template (${[...records].join(', ')})`);
   });
 });
