@@ -9,6 +9,7 @@ import { MailfleetError } from '../lib/errors.js';
 import { CLOUD_HEALTH_PORT } from '../lib/render/haproxy.js';
 import { nlbIdleTimeoutSeconds } from '../lib/render/nlb.js';
 import {
+  debianAmiParameter,
   LDAP_ROLE_TAG,
   NODE_INDEX_TAG,
   drStorageHost,
@@ -214,10 +215,9 @@ export interface PlatformModel {
   readonly tags: Readonly<Record<string, string>>;
 }
 
-/** Graviton instance families (c7g, m7gd, t4g, …) need the arm64 image. */
+/** Debian 12 from the Debian project's public SSM parameter (Graviton families get the arm64 image). */
 export function amiParameter(instanceType: string): string {
-  const arch = /^[a-z]+\d+g[a-z]*\./.test(instanceType) ? 'arm64' : 'x86_64';
-  return `/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-${arch}`;
+  return debianAmiParameter(instanceType);
 }
 
 /** Splits the VPC into 16 equal subnets: public ones from the start, private ones from the middle. */
