@@ -270,6 +270,11 @@ export class MailServerFleet extends Construct {
       }),
     );
     this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['autoscaling:DescribeAutoScalingInstances'], resources: ['*'] }));
+    acknowledge(
+      this.role,
+      'AwsSolutions-IAM5[Resource::*]',
+      'DescribeAutoScalingInstances has no resource-level permissions; CompleteLifecycleAction and SetInstanceHealth are limited to groups tagged mailfleet:role=mail (the group\'s ARN would make role, group and launch template depend on each other).',
+    );
     if (!props.alarmTopic)
       acknowledge(this.autoScalingGroup, 'AwsSolutions-AS3', 'No alarm topic was given to MailServerFleet; the stacks pass one.');
     this.scalingMetric = new cw.Metric({

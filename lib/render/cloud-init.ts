@@ -151,6 +151,7 @@ install_units() {
 
 # Kernel settings; vm.* / kernel.* may be read-only (containers), so one refused key does not stop the boot.
 tune_kernel() {
+  command -v sysctl >/dev/null || pkg_install procps
   install -m 0644 "\${MAILFLEET_FILES}/sysctl/60-mailfleet.conf" /etc/sysctl.d/60-mailfleet.conf
   sysctl --system >/dev/null || echo "mailfleet bootstrap: WARNING: some kernel settings were refused"
 }
