@@ -18,7 +18,7 @@ import { App } from 'aws-cdk-lib';
 import { cdkJsonContext } from '../../constructs/shared/cdk-context.js';
 import { buildPlan, type Plan } from '../../lib/plan/index.js';
 import { nodeFiles } from '../../lib/render/node-files.js';
-import { loadSpec } from '../../lib/spec/index.js';
+import { loadSpec, parseSpec } from '../../lib/spec/index.js';
 import { addPlatformStacks } from '../../stacks/app.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -274,7 +274,20 @@ function installNodeFiles(h: Host, plan: Plan, role: 'proxy' | 'mail' | 'storage
 async function main(): Promise<void> {
   preflight();
   mkdirSync(RUN, { recursive: true });
-  const plan = buildPlan(loadSpec(join(REPO, 'examples', 'single-region.yaml')).spec);
+  // The single-region example, with caps that fit this machine's hard open-file limit (20000 here; a node's
+  // LimitNOFILE is 1M): HAProxy needs two descriptors per connection of its global maxconn.
+  const example = loadSpec(join(REPO, 'examples', 'single-region.yaml')).spec;
+  const plan = buildPlan(
+    parseSpec(
+      JSON.stringify({
+        ...example,
+        tiers: { ...example.tiers, proxyMaxConnectionsPerNode: 6000 },
+        limits: { ...example.limits, imap: { ...example.limits.imap, listenerConnections: 1000 }, smtp: { ...example.limits.smtp, listenerConnections: 500 } },
+        domains: example.domains.map((d) => (d.limits?.imap ? { ...d, limits: { ...d.limits, imap: { ...d.limits.imap, listenerConnections: 200 } } } : d)),
+      }),
+      'fleet.yaml',
+    ),
+  );
   const base = baseImage();
   log('base image ready');
   const hc = templateHealthCheck(plan);
