@@ -253,8 +253,8 @@ s.on('connect', () => {
   s.write('GET ${hc.path} HTTP/1.1\\r\\nHost: ${target.ip}\\r\\nUser-Agent: ELB-HealthChecker/2.0\\r\\nConnection: close\\r\\n\\r\\n');
 });
 s.on('data', (d) => (b += d));
-s.on('close', () => { process.stdout.write(b.split('\\r\\n')[0]); });
-s.on('error', (e) => { process.stdout.write('error ' + e.code); });
+s.on('close', () => { process.stdout.write(b.split('\\r\\n')[0]); process.exit(0); });
+s.on('error', (e) => { process.stdout.write('error ' + e.code); process.exit(0); });
 setTimeout(() => { process.stdout.write(b.split('\\r\\n')[0] || 'timeout'); process.exit(0); }, 6000);`;
   const file = join(RUN, 'nlb-check.cjs');
   writeFileSync(file, script);
@@ -341,6 +341,14 @@ function cleanup(): void {
   }
   for (const f of cleanups.reverse()) f();
 }
+
+// Interrupted (timeout, Ctrl-C): still take the hosts, relays and namespaces down.
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    cleanup();
+    process.stderr.write(`FLEET HARNESS INTERRUPTED (${sig})\n`);
+    process.exit(1);
+  });
 
 main().then(
   () => {
