@@ -7,7 +7,9 @@ import { daemonConfig } from '../lib/plan/daemon-config.js';
 import type { Plan } from '../lib/plan/types.js';
 import { MailfleetError } from '../lib/errors.js';
 import { CLOUD_HEALTH_PORT } from '../lib/render/haproxy.js';
+import { nlbIdleTimeoutSeconds } from '../lib/render/nlb.js';
 import {
+  debianAmiParameter,
   LDAP_ROLE_TAG,
   NODE_INDEX_TAG,
   drStorageHost,
@@ -80,6 +82,8 @@ export interface NlbListenerModel {
   readonly port: number;
   readonly tenant: string;
   readonly protocol: string;
+  /** The listener's `tcp.idle_timeout.seconds` (lib/render/nlb.ts). */
+  readonly idleTimeoutSeconds: number;
 }
 
 export interface NlbModel {
@@ -209,10 +213,9 @@ export interface PlatformModel {
   readonly tags: Readonly<Record<string, string>>;
 }
 
-/** Graviton instance families (c7g, m7gd, t4g, …) need the arm64 image. */
+/** Debian 12 from the Debian project's public SSM parameter (Graviton families get the arm64 image). */
 export function amiParameter(instanceType: string): string {
-  const arch = /^[a-z]+\d+g[a-z]*\./.test(instanceType) ? 'arm64' : 'x86_64';
-  return `/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-${arch}`;
+  return debianAmiParameter(instanceType);
 }
 
 /** Splits the VPC into 16 equal subnets: public ones from the start, private ones from the middle. */
@@ -451,7 +454,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
       name: shard.name,
       listeners: shard.listeners.map((n) => {
         const l = byName.get(n)!;
-        return { name: l.name, port: l.publicPort, tenant: l.tenant, protocol: l.protocol };
+        return { name: l.name, port: l.publicPort, tenant: l.tenant, protocol: l.protocol, idleTimeoutSeconds: nlbIdleTimeoutSeconds(plan, l.protocol) };
       }),
     })),
     // One HAProxy group per NLB shard (an ASG attaches at most 50 target groups), one mail tier.

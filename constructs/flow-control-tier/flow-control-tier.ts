@@ -12,6 +12,7 @@ import type { NlbShard, Plan, PlannedListener } from '../../lib/plan/types.js';
 import { NLB_MAX_LISTENERS } from '../../lib/plan/index.js';
 import { userData } from '../../lib/render/cloud-init.js';
 import { CLOUD_HEALTH_PORT } from '../../lib/render/haproxy.js';
+import { NLB_HEALTH_CHECK, nlbIdleTimeoutSeconds } from '../../lib/render/nlb.js';
 import { withNamePrefix, type RegionRole } from '../../lib/render/node-layout.js';
 import { DEDICATED_BLOCK } from '../../lib/spec/ports.js';
 import { acknowledge } from '../shared/nag.js';
@@ -229,14 +230,20 @@ export class FlowControlTier extends Construct {
         proxyProtocolV2: true,
         healthCheck: {
           protocol: elbv2.Protocol.HTTP,
-          port: String(CLOUD_HEALTH_PORT),
-          path: '/healthz',
-          interval: Duration.seconds(10),
-          healthyThresholdCount: 2,
-          unhealthyThresholdCount: 2,
+          port: String(NLB_HEALTH_CHECK.port),
+          path: NLB_HEALTH_CHECK.path,
+          interval: Duration.seconds(NLB_HEALTH_CHECK.intervalSeconds),
+          healthyThresholdCount: NLB_HEALTH_CHECK.healthyThreshold,
+          unhealthyThresholdCount: NLB_HEALTH_CHECK.unhealthyThreshold,
         },
       });
-      const listener = nlb.addListener(`L-${l.name}`, { port: l.publicPort, protocol: elbv2.Protocol.TCP, defaultTargetGroups: [tg] });
+      const listener = nlb.addListener(`L-${l.name}`, {
+        port: l.publicPort,
+        protocol: elbv2.Protocol.TCP,
+        defaultTargetGroups: [tg],
+        // The 350 s default cuts quiet IMAP sessions (and IDLE between keepalives) before HAProxy or the daemon would.
+        tcpIdleTimeout: Duration.seconds(nlbIdleTimeoutSeconds(props.plan, l.protocol)),
+      });
       asg.attachToNetworkTargetGroup(tg);
       const threshold = Math.max(1, Math.floor(o.ratio * l.limits.listenerConnections * Math.max(1, o.min)));
       const alarm = new cw.Alarm(scope, `Saturation-${l.name}`, {

@@ -1,4 +1,4 @@
-import { Duration, SecretValue } from 'aws-cdk-lib';
+import { Annotations, AssetHashType, Duration, SecretValue } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -16,6 +16,8 @@ import { userData } from '../../lib/render/cloud-init.js';
 import { CONNECTIONS_METRIC, metricNamespace } from '../../lib/render/cloudwatch-agent.js';
 import {
   DAEMON_ADMIN_PORT,
+  LAUNCH_HOOK_NAME,
+  LAUNCH_HOOK_TIMEOUT_SECONDS,
   daemonBundleParameter,
   mailNodesHost,
   secretNames,
@@ -24,12 +26,13 @@ import {
   type RegionRole,
 } from '../../lib/render/node-layout.js';
 import { portRanges } from '../../engines/platform.js';
-import { daemonBundle, DEV_BUILD_CONTEXT } from '../shared/daemon-bundle.js';
+import { daemonBundle, daemonPackage, DEV_BUILD_CONTEXT, nodeRuntimePackage } from '../shared/daemon-bundle.js';
+import { isArm } from '../shared/node-image.js';
 import { nodeLaunchTemplate } from '../shared/launch-template.js';
 import { acknowledge } from '../shared/nag.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
 import { grantSecretsByName, nodeRole } from '../shared/node-role.js';
-import { tagRole } from '../shared/tags.js';
+import { ROLE_TAG, tagRole } from '../shared/tags.js';
 
 export interface MailServerFleetProps {
   /** The plan: daemon configuration, mail-tier sizing, storage and directory kinds. */
@@ -161,7 +164,15 @@ export class MailServerFleet extends Construct {
     this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'mail', region: props.region });
     this.nodeFiles.grantRead(this.role);
     const bundle = daemonBundle({ path: props.daemonBundlePath, devBuild: this.node.tryGetContext(DEV_BUILD_CONTEXT) === true });
-    this.daemonBundle = new s3assets.Asset(this, 'DaemonBundle', { path: bundle.path });
+    // The daemon ships with its own Node.js runtime (checksummed); nodes install no Node.js of their own.
+    const arch = isArm(sizing.instanceType) ? 'arm64' : 'x64';
+    const pkg = daemonPackage(bundle.path, arch);
+    if (!pkg.nodeVersion)
+      Annotations.of(this).addWarningV2(
+        'mailfleet:no-node-runtime',
+        `no Node.js runtime package (${nodeRuntimePackage(arch)}) in node_modules or MAILFLEET_NODE_RUNTIME_DIR: mail nodes will refuse to start the daemon`,
+      );
+    this.daemonBundle = new s3assets.Asset(this, 'DaemonBundle', { path: pkg.dir, assetHash: pkg.hash, assetHashType: AssetHashType.CUSTOM });
     this.daemonBundle.grantRead(this.role);
     this.daemonBundleParameter = new ssm.StringParameter(this, 'DaemonBundleUri', {
       parameterName: daemonBundleParameter(plan),
@@ -250,6 +261,30 @@ export class MailServerFleet extends Construct {
       defaultInstanceWarmup: Duration.minutes(5),
     });
     tagRole(this.autoScalingGroup, 'mail');
+    // A node is InService only once it serves (storage mounted, daemon healthy): bootstrap/mail.sh completes
+    // this hook, or abandons it when the store never comes (the group then replaces the node).
+    this.autoScalingGroup.addLifecycleHook('Ready', {
+      lifecycleHookName: LAUNCH_HOOK_NAME,
+      lifecycleTransition: autoscaling.LifecycleTransition.INSTANCE_LAUNCHING,
+      heartbeatTimeout: Duration.seconds(LAUNCH_HOOK_TIMEOUT_SECONDS),
+      defaultResult: autoscaling.DefaultResult.ABANDON,
+    });
+    // Completing the hook, and the node's own health check (storage + daemon) marking it Unhealthy.
+    // By tag, not by the group's ARN: the ARN would make the role's policy, the group and its launch
+    // template depend on each other.
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['autoscaling:CompleteLifecycleAction', 'autoscaling:SetInstanceHealth'],
+        resources: ['*'],
+        conditions: { StringEquals: { [`autoscaling:ResourceTag/${ROLE_TAG}`]: 'mail' } },
+      }),
+    );
+    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['autoscaling:DescribeAutoScalingInstances'], resources: ['*'] }));
+    acknowledge(
+      this.role,
+      'AwsSolutions-IAM5[Resource::*]',
+      'DescribeAutoScalingInstances has no resource-level permissions; CompleteLifecycleAction and SetInstanceHealth are limited to groups tagged mailfleet:role=mail (the group\'s ARN would make role, group and launch template depend on each other).',
+    );
     if (!props.alarmTopic)
       acknowledge(this.autoScalingGroup, 'AwsSolutions-AS3', 'No alarm topic was given to MailServerFleet; the stacks pass one.');
     this.scalingMetric = new cw.Metric({

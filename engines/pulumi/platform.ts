@@ -5,6 +5,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import type { Plan } from '../../lib/plan/types.js';
+import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
 import { platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 
@@ -189,7 +190,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
               targetType: 'instance',
               proxyProtocolV2: true,
               preserveClientIp: 'true',
-              healthCheck: { protocol: 'TCP' },
+              healthCheck: NLB_HEALTH_CHECK_TF,
               tags: tags('proxy', l.name),
             },
             o,
@@ -199,7 +200,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         this.add(
           new aws.lb.Listener(
             n(`listener-${l.name}`),
-            { loadBalancerArn: lb.arn, port: l.port, protocol: 'TCP', defaultActions: [{ type: 'forward', targetGroupArn: tg.arn }], tags: tags('nlb', l.name) },
+            { loadBalancerArn: lb.arn, port: l.port, protocol: 'TCP', tcpIdleTimeoutSeconds: l.idleTimeoutSeconds, defaultActions: [{ type: 'forward', targetGroupArn: tg.arn }], tags: tags('nlb', l.name) },
             o,
           ),
         );
@@ -246,6 +247,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             launchTemplate: { id: lt.id, version: '$Latest' },
             targetGroupArns: t.inTargetGroups ? t.targetGroups.map((name) => targetGroups.get(name)!.arn) : undefined,
             healthCheckType: t.inTargetGroups ? 'ELB' : 'EC2',
+            // Mail nodes are InService once they serve (bootstrap/mail.sh completes the hook or abandons it).
+            initialLifecycleHooks: t.role === 'mail' ? [MAIL_LAUNCH_HOOK] : undefined,
             tags: Object.entries(tags(t.role, t.name)).map(([key, value]) => ({ key, value, propagateAtLaunch: true })),
           },
           o,

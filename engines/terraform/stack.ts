@@ -44,6 +44,7 @@ import { Vpc } from '@cdktf/provider-aws/lib/vpc/index.js';
 import { VolumeAttachment } from '@cdktf/provider-aws/lib/volume-attachment/index.js';
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule/index.js';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule/index.js';
+import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
 import { tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 
@@ -198,7 +199,7 @@ export class MailfleetTerraformStack extends TerraformStack {
           targetType: 'instance',
           proxyProtocolV2: true,
           preserveClientIp: 'true',
-          healthCheck: { protocol: 'TCP' },
+          healthCheck: NLB_HEALTH_CHECK_TF,
           tags: tags('proxy', l.name),
         });
         targetGroups.set(l.name, tg);
@@ -207,6 +208,7 @@ export class MailfleetTerraformStack extends TerraformStack {
           loadBalancerArn: lb.arn,
           port: l.port,
           protocol: 'TCP',
+          tcpIdleTimeoutSeconds: l.idleTimeoutSeconds,
           defaultAction: [{ type: 'forward', targetGroupArn: tg.arn }],
           tags: tags('nlb', l.name),
         });
@@ -245,6 +247,8 @@ export class MailfleetTerraformStack extends TerraformStack {
         launchTemplate: { id: lt.id, version: '$Latest' },
         targetGroupArns: t.inTargetGroups ? t.targetGroups.map((name) => targetGroups.get(name)!.arn) : undefined,
         healthCheckType: t.inTargetGroups ? 'ELB' : 'EC2',
+        // Mail nodes are InService once they serve (bootstrap/mail.sh completes the hook or abandons it).
+        initialLifecycleHook: t.role === 'mail' ? [MAIL_LAUNCH_HOOK] : undefined,
         tag: Object.entries(tags(t.role, t.name)).map(([key, value]) => ({ key, value, propagateAtLaunch: true })),
       });
     }

@@ -12,7 +12,13 @@ import type { Plan } from '../plan/types.js';
 import type { Renderer } from './types.js';
 import {
   BOOTSTRAP_LOG_PATH,
-  DAEMON_BUNDLE_PATH,
+  DAEMON_ADMIN_PORT,
+  DAEMON_DIR,
+  DAEMON_NODE_PATH,
+  HEALTH_FAILURES_BEFORE_UNHEALTHY,
+  LAUNCH_HOOK_NAME,
+  MAIL_UID,
+  STORAGE_WAIT,
   DAEMON_CONFIG_PATH,
   DAEMON_ENV_PATH,
   DAEMON_LOG_PATH,
@@ -32,33 +38,30 @@ import {
   type RenderedFile,
 } from './node-layout.js';
 
-/** Node.js major the daemon bundle targets (package.json engines: node >= 20.19). */
-export const NODE_MAJOR = 20;
+/** Node.js major the daemon package ships (its runtime comes from the npm package node-linux-<arch>). */
+export const NODE_MAJOR = 24;
 
 /** User data of one node role (a shell script cloud-init runs once). */
 export function userData(plan: Plan, role: NodeRole): string {
   return `#!/bin/bash
-# mailfleet ${plan.platform}: ${role} node user data (rendered by \`mailfleet render cloud-init\`).
+# mailfleet ${plan.platform}: ${role} node user data (rendered by \`mailfleet render cloud-init\`), Debian 12.
 set -euo pipefail
 mkdir -p "$(dirname ${BOOTSTRAP_LOG_PATH})"
 exec >>${BOOTSTRAP_LOG_PATH} 2>&1
 echo "mailfleet bootstrap: role ${role} starting at $(date -Is)"
 token=$(curl -fsS -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')
 region=$(curl -fsS -H "X-aws-ec2-metadata-token: \${token}" http://169.254.169.254/latest/meta-data/placement/region)
-export AWS_DEFAULT_REGION="\${region}"
-if command -v dnf >/dev/null 2>&1; then
-  # Amazon Linux 2023 ships the SSM agent and AWS CLI.
-  dnf install -y -q unzip python3
+export AWS_DEFAULT_REGION="\${region}" DEBIAN_FRONTEND=noninteractive
+# Session Manager first, so operators get a shell even if anything below fails (there is no SSH). It is
+# AWS's package, not Debian's: a node that cannot fetch it still boots (and says so).
+arch=$(dpkg --print-architecture)
+if curl -fsS -o /tmp/amazon-ssm-agent.deb "https://s3.\${region}.amazonaws.com/amazon-ssm-\${region}/latest/debian_\${arch}/amazon-ssm-agent.deb"; then
+  dpkg -i /tmp/amazon-ssm-agent.deb && systemctl enable --now amazon-ssm-agent
 else
-  # Debian: Session Manager first, so operators get a shell even if anything below fails (there is no SSH).
-  export DEBIAN_FRONTEND=noninteractive
-  arch=$(dpkg --print-architecture)
-  curl -fsS -o /tmp/amazon-ssm-agent.deb "https://s3.\${region}.amazonaws.com/amazon-ssm-\${region}/latest/debian_\${arch}/amazon-ssm-agent.deb"
-  dpkg -i /tmp/amazon-ssm-agent.deb
-  systemctl enable --now amazon-ssm-agent
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends awscli unzip ca-certificates curl python3
+  echo "mailfleet bootstrap: WARNING: no SSM agent (Session Manager unavailable on this node)"
 fi
+apt-get update -q
+apt-get install -y -q --no-install-recommends awscli unzip ca-certificates curl python3
 files_uri=$(aws ssm get-parameter --name ${shq(nodeFilesParameter(plan, role))} --query Parameter.Value --output text)
 mkdir -p ${NODE_FILES_DIR}
 aws s3 cp "\${files_uri}" /tmp/mailfleet-node-files.zip
@@ -74,7 +77,7 @@ export function commonScript(plan: Plan): RenderedFile {
     path: 'bootstrap/common.sh',
     executable: true,
     content: `#!/bin/bash
-# Sourced by every mailfleet role script: IMDSv2, SSM parameters, secrets, packages, CloudWatch agent.
+# Sourced by every mailfleet role script (Debian 12): IMDSv2, SSM parameters, secrets, packages, CloudWatch agent.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 MAILFLEET_PREFIX=${shq(ssmPrefix(plan))}
@@ -91,8 +94,6 @@ REGION=$(imds meta-data/placement/region)
 INSTANCE_ID=$(imds meta-data/instance-id)
 LOCAL_IPV4=$(imds meta-data/local-ipv4)
 export AWS_DEFAULT_REGION="\${REGION}" REGION INSTANCE_ID LOCAL_IPV4
-if command -v dnf >/dev/null 2>&1; then PKG=dnf; else PKG=apt; fi
-export PKG
 
 # An instance tag through IMDS (instance metadata tags are enabled by the engines).
 tag() {
@@ -103,52 +104,40 @@ param() {
   aws ssm get-parameter --name "\${MAILFLEET_PREFIX}/$1" --query Parameter.Value --output text
 }
 
+# A secret's value, or a loud failure: never an empty string. Assign it (v=$(secret x)) so that set -e
+# stops the bootstrap; inside another command's arguments a failed substitution would pass unseen.
 secret() {
-  aws secretsmanager get-secret-value --secret-id "$1" --query SecretString --output text
+  local v
+  if ! v=$(aws secretsmanager get-secret-value --secret-id "$1" --query SecretString --output text); then
+    echo "mailfleet bootstrap: cannot read secret $1" >&2
+    return 1
+  fi
+  if [ -z "\${v}" ] || [ "\${v}" = None ]; then
+    echo "mailfleet bootstrap: secret $1 is empty" >&2
+    return 1
+  fi
+  printf '%s' "\${v}"
 }
 
-# Packages by their Debian names; mapped to Amazon Linux 2023 names where they differ.
+# One field of a JSON secret (fails when the field is missing).
+json_field() {
+  python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
+}
+
+# Debian packages only, from the node's configured Debian mirror.
 pkg_install() {
-  if [ "\${PKG}" = apt ]; then
-    apt-get install -y -q --no-install-recommends "$@"
-    return
-  fi
-  local names=() p
-  for p in "$@"; do
-    case "\${p}" in
-      glusterfs-client) names+=(glusterfs-fuse) ;;
-      nfs-common) names+=(nfs-utils) ;;
-      slapd) names+=(openldap-servers) ;;
-      ldap-utils) names+=(openldap-clients) ;;
-      nodejs) names+=(nodejs20) ;;
-      gnupg) names+=(gnupg2) ;;
-      *) names+=("\${p}") ;;
-    esac
-  done
-  dnf install -y -q "\${names[@]}"
+  apt-get install -y -q --no-install-recommends "$@"
 }
 
-# GlusterFS is not in Amazon Linux 2023: use the CentOS Storage SIG build for EL9.
-gluster_repo() {
-  [ "\${PKG}" = dnf ] || return 0
-  cat >/etc/yum.repos.d/mailfleet-glusterfs.repo <<'REPO'
-[mailfleet-glusterfs]
-name=GlusterFS 10 (CentOS Storage SIG, EL9)
-baseurl=https://mirror.stream.centos.org/SIGs/9-stream/storage/$basearch/gluster-10/
-gpgcheck=1
-gpgkey=https://www.centos.org/keys/RPM-GPG-KEY-CentOS-SIG-Storage
-REPO
-}
-
+# The CloudWatch agent is AWS's package (not in Debian): metrics and logs need it, serving mail does not.
 install_cloudwatch_agent() {
-  if [ "\${PKG}" = dnf ]; then
-    dnf install -y -q amazon-cloudwatch-agent
-  else
-    local deb=/tmp/amazon-cloudwatch-agent.deb arch
-    arch=$(dpkg --print-architecture)
-    curl -fsS -o "\${deb}" "https://amazoncloudwatch-agent-\${REGION}.s3.\${REGION}.amazonaws.com/debian/\${arch}/latest/amazon-cloudwatch-agent.deb"
-    dpkg -i -E "\${deb}"
+  local deb=/tmp/amazon-cloudwatch-agent.deb arch
+  arch=$(dpkg --print-architecture)
+  if ! curl -fsS -o "\${deb}" "https://amazoncloudwatch-agent-\${REGION}.s3.\${REGION}.amazonaws.com/debian/\${arch}/latest/amazon-cloudwatch-agent.deb"; then
+    echo "mailfleet bootstrap: WARNING: no CloudWatch agent (no metrics or logs shipped from this node)"
+    return 0
   fi
+  dpkg -i -E "\${deb}"
   install -d -m 0755 /opt/aws/amazon-cloudwatch-agent/etc
   install -m 0644 "\${MAILFLEET_FILES}/cloudwatch/prometheus.yaml" /opt/aws/amazon-cloudwatch-agent/etc/prometheus.yaml
   /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \\
@@ -160,9 +149,28 @@ install_units() {
   systemctl daemon-reload
 }
 
+# Kernel settings; vm.* / kernel.* may be read-only (containers), so one refused key does not stop the boot.
 tune_kernel() {
+  command -v sysctl >/dev/null || pkg_install procps
   install -m 0644 "\${MAILFLEET_FILES}/sysctl/60-mailfleet.conf" /etc/sysctl.d/60-mailfleet.conf
-  sysctl --system >/dev/null
+  sysctl --system >/dev/null || echo "mailfleet bootstrap: WARNING: some kernel settings were refused"
+}
+
+# This instance's Auto Scaling group ("None" outside one).
+asg_name() {
+  aws autoscaling describe-auto-scaling-instances --instance-ids "\${INSTANCE_ID}" \\
+    --query 'AutoScalingInstances[0].AutoScalingGroupName' --output text
+}
+
+# Completes the launch lifecycle hook: CONTINUE once the node serves, ABANDON when it cannot (the group
+# replaces it); outside an Auto Scaling group there is nothing to signal.
+signal_launch() {
+  local asg
+  asg=$(asg_name) || return 1
+  [ "\${asg}" != None ] || return 0
+  echo "mailfleet bootstrap: lifecycle $1 (\${asg})"
+  aws autoscaling complete-lifecycle-action --lifecycle-hook-name ${LAUNCH_HOOK_NAME} \\
+    --auto-scaling-group-name "\${asg}" --instance-id "\${INSTANCE_ID}" --lifecycle-action-result "$1"
 }
 `,
   };
@@ -196,81 +204,193 @@ function mailScript(plan: Plan): RenderedFile {
   const s = secretNames(plan);
   const d = plan.directory;
   const storagePkg = plan.storage.kind === 'glusterfs' ? 'glusterfs-client' : 'nfs-common';
-  // Relay AUTH credentials into the env vars the spec names, from one JSON secret.
+  // Every secret is read into a variable first, so a failed or empty read stops the bootstrap.
+  const reads: string[] = [`admin_token=$(secret ${shq(s.adminToken)})`];
+  const envLines: string[] = [`  printf '%s=%s\\n' ${shq(plan.spec.platform.adminTokenEnv)} "\${admin_token}"`];
   const relay = plan.spec.smtp.relay;
-  const relayEnv = (field: 'username' | 'password', env: string | undefined) =>
-    env ? `  printf '%s=%s\\n' ${shq(env)} "$(secret ${shq(s.relay)} | python3 -c 'import json,sys; print(json.load(sys.stdin)["${field}"])')"\n` : '';
-  const relayCredentials = relay ? relayEnv('username', relay.usernameEnv) + relayEnv('password', relay.passwordEnv) : '';
+  if (relay && (relay.usernameEnv || relay.passwordEnv)) {
+    reads.push(`relay_json=$(secret ${shq(s.relay)})`);
+    for (const [field, env] of [['username', relay.usernameEnv], ['password', relay.passwordEnv]] as const) {
+      if (!env) continue;
+      reads.push(`relay_${field}=$(json_field "\${relay_json}" ${field})`);
+      envLines.push(`  printf '%s=%s\\n' ${shq(env)} "\${relay_${field}}"`);
+    }
+  }
   // The directory's service password goes where the spec says the daemon reads it: an env var or a file.
-  const ldapBindEnv =
-    d.kind === 'ldap' && d.bindPasswordEnv
-      ? `  printf '%s=%s\\n' ${shq(d.bindPasswordEnv)} "$(secret ${shq(s.ldapBind)})"\n`
-      : '';
+  if (d.kind === 'ldap' && d.bindPasswordEnv) {
+    reads.push(`ldap_bind=$(secret ${shq(s.ldapBind)})`);
+    envLines.push(`  printf '%s=%s\\n' ${shq(d.bindPasswordEnv)} "\${ldap_bind}"`);
+  }
   // Files the daemon reads (resolved against its config folder, like the daemon does): readable by it only.
-  const daemonFile = (secretName: string, specPath: string) => {
+  const daemonFile = (secretName: string, specPath: string, v: string) => {
     const f = shq(nodePath(specPath));
-    return `install -d -m 0750 -o root -g mailfleet "$(dirname ${f})"\nsecret ${shq(secretName)} >${f}\nchgrp mailfleet ${f}\nchmod 0640 ${f}\n`;
+    return `${v}=$(secret ${shq(secretName)})\ninstall -d -m 0750 -o root -g mailfleet "$(dirname ${f})"\nprintf '%s\\n' "\${${v}}" >${f}\nchgrp mailfleet ${f}\nchmod 0640 ${f}\n`;
   };
-  const ldapBindFile = d.kind === 'ldap' && !d.bindPasswordEnv && d.bindPasswordFile ? daemonFile(s.ldapBind, d.bindPasswordFile) : '';
+  const ldapBindFile = d.kind === 'ldap' && !d.bindPasswordEnv && d.bindPasswordFile ? daemonFile(s.ldapBind, d.bindPasswordFile, 'ldap_bind') : '';
   // A static directory's users file comes from its secret (the daemon re-reads it when it changes).
-  const usersFile = d.kind === 'static' ? daemonFile(s.staticUsers, d.file) : '';
+  const usersFile = d.kind === 'static' ? daemonFile(s.staticUsers, d.file, 'users_yaml') : '';
+  const tls = DAEMON_TLS_DIR;
   return {
     path: 'bootstrap/mail.sh',
     executable: true,
     content: `#!/bin/bash
-# mailfleetd node: Node.js ${NODE_MAJOR}, the storage client, secrets, then the daemon once ${MAIL_MOUNT} is mounted.
+# mailfleetd node: the storage client, the daemon package (with its own Node.js ${NODE_MAJOR}), secrets, then
+# the daemon once ${MAIL_MOUNT} is mounted; completes the launch lifecycle hook when it serves.
 set -euo pipefail
 # shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
-${plan.storage.kind === 'glusterfs' ? 'gluster_repo\n' : ''}pkg_install ${storagePkg}
+# Whatever fails below, the Auto Scaling group hears it now rather than after the hook's timeout.
+launch_signalled=""
+on_exit() {
+  local rc=$?
+  if [ "\${rc}" -ne 0 ] && [ -z "\${launch_signalled}" ]; then signal_launch ABANDON || true; fi
+}
+trap on_exit EXIT
+pkg_install ${storagePkg} openssl
 tune_kernel
 
-# Node.js ${NODE_MAJOR}: Amazon Linux 2023 packages it; on Debian 12 (which ships 18) it comes from NodeSource.
-if [ "\${PKG}" = apt ]; then
-  pkg_install gnupg
-  install -d -m 0755 /etc/apt/keyrings
-  curl -fsSL https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key | gpg --dearmor --yes -o /etc/apt/keyrings/nodesource.gpg
-  echo "deb [signed-by=/etc/apt/keyrings/nodesource.gpg] https://deb.nodesource.com/node_${NODE_MAJOR}.x nodistro main" >/etc/apt/sources.list.d/nodesource.list
-  apt-get update -q
+# One UID/GID on every node: Maildirs are 0700 on the shared store.
+getent group mailfleet >/dev/null || groupadd --system --gid ${MAIL_UID} mailfleet
+id -u mailfleet >/dev/null 2>&1 || useradd --system --uid ${MAIL_UID} --gid ${MAIL_UID} --home-dir ${MAIL_MOUNT} --shell /usr/sbin/nologin mailfleet
+if [ "$(id -u mailfleet):$(id -g mailfleet)" != "${MAIL_UID}:${MAIL_UID}" ]; then
+  echo "mailfleet bootstrap: user mailfleet exists with another UID/GID than ${MAIL_UID}" >&2
+  exit 1
 fi
-pkg_install nodejs
-# One fixed path for the unit, whatever the distribution calls the binary.
-ln -sf "$(command -v node-${NODE_MAJOR} || command -v node)" /usr/local/bin/mailfleet-node
 
-id -u mailfleet >/dev/null 2>&1 || useradd --system --home-dir ${MAIL_MOUNT} --shell /usr/sbin/nologin mailfleet
-aws s3 cp "$(param daemon-bundle)" ${DAEMON_BUNDLE_PATH}
-install -d -m 0750 -o root -g mailfleet /etc/mailfleet ${DAEMON_TLS_DIR}
+# The daemon package: the bundle and the Node.js runtime it was built and tested with, checksummed.
+aws s3 cp "$(param daemon-bundle)" /tmp/mailfleetd.zip
+rm -rf ${DAEMON_DIR}
+install -d -m 0755 ${DAEMON_DIR}
+unzip -q -o /tmp/mailfleetd.zip -d ${DAEMON_DIR}
+(cd ${DAEMON_DIR} && sha256sum --quiet --strict -c SHA256SUMS)
+${DAEMON_NODE_PATH} --version
+ln -sf ${DAEMON_NODE_PATH} /usr/local/bin/mailfleet-node
+
+install -d -m 0750 -o root -g mailfleet /etc/mailfleet ${tls}
 install -d -m 0755 -o mailfleet -g mailfleet "$(dirname ${DAEMON_LOG_PATH})"
 install -m 0640 -o root -g mailfleet "\${MAILFLEET_FILES}/mailfleetd.json" ${DAEMON_CONFIG_PATH}
 
 # Secrets stay on the node: environment file and TLS key readable by the daemon only.
 umask 077
+${reads.join('\n')}
 {
-  printf '%s=%s\\n' ${shq(plan.spec.platform.adminTokenEnv)} "$(secret ${shq(s.adminToken)})"
+${envLines.join('\n')}
   # The unit's --data-dir, so mailfleet commands run on the node find the daemon's data.
   printf 'MAILFLEET_DATA_DIR=%s\\n' ${MAIL_MOUNT}/maildir
-  printf 'MAILFLEET_TLS_CERT=%s\\nMAILFLEET_TLS_KEY=%s\\n' ${DAEMON_TLS_DIR}/cert.pem ${DAEMON_TLS_DIR}/key.pem
-${ldapBindEnv}${relayCredentials}} >${DAEMON_ENV_PATH}
-${ldapBindFile}${usersFile}secret ${shq(s.tls)} | python3 -c '
-import json, sys
-tls = json.load(sys.stdin)
-open(sys.argv[1], "w").write(tls["cert"])
-open(sys.argv[2], "w").write(tls["key"])
-' ${DAEMON_TLS_DIR}/cert.pem ${DAEMON_TLS_DIR}/key.pem
-chgrp mailfleet ${DAEMON_ENV_PATH} ${DAEMON_TLS_DIR}/cert.pem ${DAEMON_TLS_DIR}/key.pem
-chmod 0640 ${DAEMON_ENV_PATH} ${DAEMON_TLS_DIR}/cert.pem ${DAEMON_TLS_DIR}/key.pem
+  printf 'MAILFLEET_TLS_CERT=%s\\nMAILFLEET_TLS_KEY=%s\\n' ${tls}/cert.pem ${tls}/key.pem
+} >${DAEMON_ENV_PATH}
+${ldapBindFile}${usersFile}tls_json=$(secret ${shq(s.tls)})
+tls_cert=$(json_field "\${tls_json}" cert)
+tls_key=$(json_field "\${tls_json}" key)
+if [ -n "\${tls_cert}" ] && [ -n "\${tls_key}" ]; then
+  printf '%s\\n' "\${tls_cert}" >${tls}/cert.pem
+  printf '%s\\n' "\${tls_key}" >${tls}/key.pem
+  rm -f ${tls}/SELF-SIGNED
+else
+  # Never an empty certificate: until the operator stores one, a self-signed one for the platform's
+  # hostname, flagged (the file and the log line) so it is replaced.
+  echo "mailfleet bootstrap: WARNING: secret ${s.tls} holds no certificate; serving a self-signed one for ${plan.hostname}"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj ${shq(`/CN=${plan.hostname}`)} \\
+    -addext ${shq(`subjectAltName=DNS:${plan.hostname}`)} -keyout ${tls}/key.pem -out ${tls}/cert.pem 2>/dev/null
+  date -Is >${tls}/SELF-SIGNED
+fi
+openssl x509 -noout -in ${tls}/cert.pem
+chgrp mailfleet ${DAEMON_ENV_PATH} ${tls}/cert.pem ${tls}/key.pem
+chmod 0640 ${DAEMON_ENV_PATH} ${tls}/cert.pem ${tls}/key.pem
 umask 022
 
-# The Maildir root must be mounted before the daemon starts (the unit says RequiresMountsFor too).
+# The Maildir root must be mounted before the daemon starts (the unit says RequiresMountsFor too). The
+# store may not exist yet (storage node 1 forms the volume once its peers are up): bounded retries.
 install_units ${MAIL_MOUNT_UNIT}
 install_units mailfleetd.service
 install_units mailfleet-register.service
+install_units mailfleet-health.service
+install_units mailfleet-health.timer
 param private-zone-id >/etc/mailfleet/private-zone-id
-systemctl enable --now ${MAIL_MOUNT_UNIT}
-install -d -m 0750 -o mailfleet -g mailfleet ${MAIL_MOUNT}/maildir
-systemctl enable --now mailfleetd.service mailfleet-register.service
+systemctl enable ${MAIL_MOUNT_UNIT}
+mounted=""
+for try in $(seq 1 ${STORAGE_WAIT.tries}); do
+  if systemctl start ${MAIL_MOUNT_UNIT} && mountpoint -q ${MAIL_MOUNT}; then
+    mounted=yes
+    break
+  fi
+  echo "mailfleet bootstrap: Maildir store not mountable yet (try \${try}/${STORAGE_WAIT.tries})"
+  systemctl reset-failed ${MAIL_MOUNT_UNIT} || true
+  sleep ${STORAGE_WAIT.intervalSeconds}
+done
+if [ -z "\${mounted}" ]; then
+  echo "mailfleet bootstrap: no Maildir store after ${STORAGE_WAIT.tries * STORAGE_WAIT.intervalSeconds} s" >&2
+  exit 1
+fi
+install -d -m 0750 -o mailfleet -g mailfleet ${MAIL_MOUNT}/maildir ${MAIL_MOUNT}/.health
+systemctl enable --now mailfleetd.service
+# Serving means: the daemon answers its health endpoint and the store takes a write (the node check).
+ready=""
+for _ in $(seq 1 60); do
+  if ${NODE_FILES_DIR}/bootstrap/health.sh; then
+    ready=yes
+    break
+  fi
+  sleep 2
+done
+if [ -z "\${ready}" ]; then
+  echo "mailfleet bootstrap: the daemon did not become healthy" >&2
+  exit 1
+fi
+systemctl enable --now mailfleet-register.service mailfleet-health.timer
 install_cloudwatch_agent mail
+signal_launch CONTINUE
+launch_signalled=yes
 echo "mailfleet bootstrap: mail node ready"
+`,
+  };
+}
+
+/**
+ * The mail node's own health check: the daemon answers /healthz and the Maildir store is mounted and
+ * writable as the mail user. Run by the bootstrap (readiness) and by mailfleet-health.timer, which after
+ * repeated failures marks the instance Unhealthy so its Auto Scaling group replaces it.
+ */
+function healthScript(): RenderedFile {
+  return {
+    path: 'bootstrap/health.sh',
+    executable: true,
+    content: `#!/bin/bash
+# Exit 0 when this mail node serves: daemon up, store mounted and writable.
+set -euo pipefail
+mountpoint -q ${MAIL_MOUNT} || { echo "health: ${MAIL_MOUNT} is not mounted" >&2; exit 1; }
+probe=${MAIL_MOUNT}/.health/$(hostname)
+timeout 10 setpriv --reuid=mailfleet --regid=mailfleet --init-groups sh -c "date +%s >'\${probe}'" || {
+  echo "health: the Maildir store takes no write" >&2
+  exit 1
+}
+curl -fsS -m 5 -o /dev/null http://127.0.0.1:${DAEMON_ADMIN_PORT}/healthz || { echo "health: the daemon does not answer" >&2; exit 1; }
+`,
+  };
+}
+
+/** mailfleet-health.timer's job: counts consecutive failures and reports the node Unhealthy at the limit. */
+function healthWatchScript(): RenderedFile {
+  return {
+    path: 'bootstrap/health-watch.sh',
+    executable: true,
+    content: `#!/bin/bash
+# Called every 30 s by mailfleet-health.timer.
+set -euo pipefail
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
+state=/run/mailfleet-health-failures
+if "$(dirname "$0")/health.sh"; then
+  echo 0 >"\${state}"
+  exit 0
+fi
+failures=$(( $(cat "\${state}" 2>/dev/null || echo 0) + 1 ))
+echo "\${failures}" >"\${state}"
+if [ "\${failures}" -ge ${HEALTH_FAILURES_BEFORE_UNHEALTHY} ]; then
+  echo "health: \${failures} failed checks, marking this instance Unhealthy" >&2
+  aws autoscaling set-instance-health --instance-id "\${INSTANCE_ID}" --health-status Unhealthy --should-respect-grace-period
+fi
+exit 1
 `,
   };
 }
@@ -299,7 +419,7 @@ fi
 
 /** The role scripts this renderer owns (storage and LDAP scripts come from the gluster and slapd renderers). */
 export function roleScripts(plan: Plan): RenderedFile[] {
-  return [commonScript(plan), proxyScript(), mailScript(plan), registerScript(plan)];
+  return [commonScript(plan), proxyScript(), mailScript(plan), registerScript(plan), healthScript(), healthWatchScript()];
 }
 
 /** Kernel settings for nodes that hold many long-lived connections (IMAP IDLE, HAProxy). */

@@ -1,4 +1,5 @@
 import { daemonConfig } from '../plan/daemon-config.js';
+import { cloudDirectoryUris, regionOf } from './node-layout.js';
 import type { Renderer } from './types.js';
 
 /** The JSON settings of one daemon node (`mailfleet serve --daemon-config`). */
@@ -8,6 +9,10 @@ export const daemonConfigRenderer: Renderer = {
   fileName: 'mailfleetd.json',
   render(plan, opts) {
     const mode = opts?.target === 'local' ? 'local-behind-proxy' : 'cloud';
-    return JSON.stringify(daemonConfig(plan, { mode }), null, 2) + '\n';
+    const cfg = daemonConfig(plan, { mode });
+    // Cloud nodes reach the directory under the names the engines give it (not the spec's placeholders).
+    const uris = mode === 'cloud' ? cloudDirectoryUris(plan, regionOf(opts)) : undefined;
+    const out = uris && cfg.directory.kind === 'ldap' ? { ...cfg, directory: { ...cfg.directory, uris: [...uris] } } : cfg;
+    return JSON.stringify(out, null, 2) + '\n';
   },
 };

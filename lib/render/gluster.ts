@@ -69,7 +69,6 @@ function storageScript(plan: Plan): RenderedFile {
 set -euo pipefail
 # shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
-gluster_repo
 pkg_install glusterfs-server xfsprogs
 index=$(tag ${NODE_INDEX_TAG})
 hostnamectl set-hostname "gluster-\${index}.${zoneSuffix}"

@@ -235,7 +235,7 @@ function healthCheck(protocol: Protocol, tls: PlannedListener['tls']): string[] 
 }
 
 /** Idle timeouts a little above the daemon's, so the daemon closes with its own reply before HAProxy cuts. */
-function idleTimeoutSeconds(plan: Plan, service: Service): number {
+export function idleTimeoutSeconds(plan: Plan, service: Service): number {
   const s = plan.spec;
   switch (FAMILY[service]) {
     case 'imap':
@@ -304,17 +304,21 @@ export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {})
     '    timeout check 5s',
     '    default-server inter 2s fall 3 rise 2',
   );
+  // Cloud: the NLB target groups have PROXY v2 on, and NLB health checks carry the header too, so the
+  // health bind must accept it (a plain bind answers them 400 and every target is unhealthy).
   out.push(
     '',
     local ? 'frontend stats' : 'frontend health',
     '    mode http',
     '    option dontlog-normal',
-    `    bind ${local ? `${layout.frontends[0]?.bindHost ?? '127.0.0.1'}` : ''}:${layout.monitorPort}`,
+    `    bind ${local ? `${layout.frontends[0]?.bindHost ?? '127.0.0.1'}` : ''}:${layout.monitorPort}${local ? '' : ' accept-proxy'}`,
     '    maxconn 50',
     '    timeout client 30s',
     '    monitor-uri /healthz',
   );
   if (local) out.push('    stats enable', '    stats uri /', '    stats refresh 5s');
+  // The health endpoint reports the service, not the proxy: 503 while any mail backend has no usable server.
+  else for (const b of new Set(layout.frontends.map((f) => f.backend))) out.push(`    monitor fail if { nbsrv(${b}) lt 1 }`);
 
   for (const fe of layout.frontends) {
     const l = fe.listener;

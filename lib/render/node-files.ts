@@ -10,7 +10,7 @@ import { glusterFiles } from './gluster.js';
 import { renderer } from './index.js';
 import type { NodeRole, RegionRole, RenderedFile } from './node-layout.js';
 import { slapdFiles } from './slapd.js';
-import { haproxyLimits, mailfleetdUnit, mailMountUnit, registerUnit, slapdUnit } from './systemd.js';
+import { haproxyLimits, healthUnits, mailfleetdUnit, mailMountUnit, registerUnit, slapdUnit } from './systemd.js';
 
 /** What a proxy node gets when the 'haproxy' renderer is not registered yet: its check fails the boot loudly. */
 const MISSING_HAPROXY = '# the haproxy renderer is not registered: no configuration to run\nthis line makes haproxy -c fail\n';
@@ -38,10 +38,13 @@ export function nodeFiles(plan: Plan, role: NodeRole, region: RegionRole): Rende
         ...common,
         scripts.find((f) => f.path === 'bootstrap/mail.sh')!,
         scripts.find((f) => f.path === 'bootstrap/register.sh')!,
+        scripts.find((f) => f.path === 'bootstrap/health.sh')!,
+        scripts.find((f) => f.path === 'bootstrap/health-watch.sh')!,
         sysctlConf(),
         mailMountUnit(plan),
         mailfleetdUnit(plan),
         registerUnit(plan),
+        ...healthUnits(),
         { path: 'mailfleetd.json', content: daemonConfig },
       ];
     }

@@ -25,8 +25,13 @@ export interface RenderedFile {
 
 /** The node-files bundle is unpacked here; role scripts run from its bootstrap/ folder. */
 export const NODE_FILES_DIR = '/opt/mailfleet';
-/** The daemon bundle (dist/mailfleetd.mjs) is copied here. */
-export const DAEMON_BUNDLE_PATH = '/opt/mailfleet/mailfleetd.mjs';
+/**
+ * The daemon package (zip: mailfleetd.mjs, the Node.js runtime under node/, SHA256SUMS) is unpacked here;
+ * the node runs the daemon with the runtime it shipped with, never a distribution's Node.js.
+ */
+export const DAEMON_DIR = '/opt/mailfleet/daemon';
+export const DAEMON_BUNDLE_PATH = `${DAEMON_DIR}/mailfleetd.mjs`;
+export const DAEMON_NODE_PATH = `${DAEMON_DIR}/node/bin/node`;
 /** Maildir root on mail nodes: the GlusterFS volume or EFS is mounted here before the daemon starts. */
 export const MAIL_MOUNT = '/srv/mail';
 /** systemd names a mount unit after its path. */
@@ -59,10 +64,31 @@ export const NODE_INDEX_TAG = 'MailfleetNodeIndex';
 export const LDAP_ROLE_TAG = 'MailfleetLdapRole';
 
 /**
- * Node scripts run on Amazon Linux 2023 (the engines' default image, resolved from its SSM parameter)
- * and on Debian 12 (the versions the local tests use): they pick dnf or apt at boot.
+ * Nodes run Debian 12, the OS the tests and the fleet harness run (haproxy 2.6, glusterfs 10.3, slapd 2.5,
+ * redis 7 from Debian's own archive); the engines resolve the Debian project's AMI from its public SSM parameter.
  */
-export const NODE_OS = ['al2023', 'debian-12'] as const;
+export const NODE_OS = 'debian-12';
+
+/** Public SSM parameter of the Debian project's latest Debian 12 AMI for an instance type's architecture. */
+export function debianAmiParameter(instanceType: string): string {
+  const arm = /^[a-z]+\d+g[a-z]*\./.test(instanceType);
+  return `/aws/service/debian/release/12/latest/${arm ? 'arm64' : 'amd64'}`;
+}
+
+/**
+ * The mail user has one fixed UID/GID on every mail node: Maildirs are 0700 on shared storage, so a node
+ * whose dynamic UID differed could read none of them.
+ */
+export const MAIL_UID = 5025;
+
+/** Lifecycle hook (autoscaling:EC2_INSTANCE_LAUNCHING) a mail node completes once it serves, or abandons. */
+export const LAUNCH_HOOK_NAME = 'mailfleet-ready';
+/** Seconds the hook waits for the node; above STORAGE_WAIT (storage node 1 forms the volume in up to 15 min). */
+export const LAUNCH_HOOK_TIMEOUT_SECONDS = 30 * 60;
+/** A mail node tries to mount the Maildir store this many times, this far apart, before it gives up. */
+export const STORAGE_WAIT = { tries: 120, intervalSeconds: 10 } as const;
+/** Consecutive failed node health checks before the node marks itself Unhealthy in its Auto Scaling group. */
+export const HEALTH_FAILURES_BEFORE_UNHEALTHY = 3;
 
 /** Root of every account-wide name: plan.namePrefix, else `mailfleet/<platform>`. */
 export function nameRoot(plan: Pick<Plan, 'platform' | 'namePrefix'>): string {
@@ -167,6 +193,19 @@ export function ldapHost(plan: Plan, which: 'provider' | 'consumer'): string {
 /** The provider as every consumer (primary and DR) names it. */
 export function ldapProviderHost(plan: Plan): string {
   return `ldap-provider.${regionZoneName(plan, 'primary')}`;
+}
+
+/**
+ * The directory URIs a cloud daemon uses: with the OpenLDAP pair the engines provision, the names they
+ * give the slapd nodes (the local consumer first for reads, then the provider, which the DR region
+ * reaches through the primary's region zone); otherwise the spec's own URIs.
+ */
+export function cloudDirectoryUris(plan: Plan, region: RegionRole): readonly string[] | undefined {
+  const d = plan.directory;
+  if (d.kind !== 'ldap') return undefined;
+  if (d.provision !== 'openldap-pair') return d.uris;
+  const provider = region === 'primary' ? ldapHost(plan, 'provider') : ldapProviderHost(plan);
+  return [`ldap://${ldapHost(plan, 'consumer')}`, `ldap://${provider}`];
 }
 
 /** Joins a file set into one readable document (what `mailfleet render <kind>` prints). */

@@ -122,28 +122,21 @@ function ldapScript(plan: Plan): string {
 set -euo pipefail
 # shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
-if [ "\${PKG}" = apt ]; then
-  echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
-fi
+echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
 pkg_install slapd ldap-utils
 # The packaged unit wants cn=config; mailfleet runs slapd from the rendered slapd.conf instead.
 systemctl disable --now slapd 2>/dev/null || true
 role=$(tag ${LDAP_ROLE_TAG})
 case "\${role}" in provider | consumer) ;; *) echo "unknown LDAP role \${role}" >&2; exit 1 ;; esac
 install -d -m 0755 /etc/ldap
-if [ "\${PKG}" = dnf ]; then
-  # Amazon Linux keeps schemas and modules elsewhere and runs slapd as "ldap".
-  sed -e 's|/etc/ldap/schema/|/etc/openldap/schema/|' -e 's|^modulepath .*|modulepath /usr/lib64/openldap|' \\
-    "\${MAILFLEET_FILES}/ldap/slapd-\${role}.conf" >${SLAPD_CONF}
-  getent group openldap >/dev/null || groupadd --system openldap
-  id -u openldap >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/nologin -g openldap openldap
-else
-  install -m 0644 "\${MAILFLEET_FILES}/ldap/slapd-\${role}.conf" ${SLAPD_CONF}
-fi
+install -m 0644 "\${MAILFLEET_FILES}/ldap/slapd-\${role}.conf" ${SLAPD_CONF}
 install -d -m 0700 -o openldap -g openldap ${LDAP_DB_DIR}
 
 umask 077
-printf 'rootpw %s\\n' "$(slappasswd -s "$(secret ${shq(s.ldapAdmin)})")" >${ROOTPW_INCLUDE}
+# Secrets into variables first: a failed read stops the bootstrap (set -e) instead of writing an empty value.
+admin_password=$(secret ${shq(s.ldapAdmin)})
+admin_hash=$(slappasswd -s "\${admin_password}")
+printf 'rootpw %s\\n' "\${admin_hash}" >${ROOTPW_INCLUDE}
 replicator_password=$(secret ${shq(s.ldapReplicator)})
 if [ "\${role}" = consumer ]; then
   printf '%s\\n' "syncrepl rid=001 provider=${provider} type=refreshAndPersist retry=\\"5 10 60 +\\" searchbase=\\"${dn.base}\\" bindmethod=simple binddn=\\"${dn.replicator}\\" credentials=\${replicator_password}" >${SYNCREPL_INCLUDE}
@@ -155,7 +148,8 @@ chmod 0600 ${ROOTPW_INCLUDE} ${SYNCREPL_INCLUDE}
 
 # The provider loads the base entries once; consumers get everything through syncrepl.
 if [ "\${role}" = provider ] && [ ! -f ${LDAP_DB_DIR}/data.mdb ]; then
-  service_hash=$(slappasswd -s "$(secret ${shq(s.ldapBind)})")
+  service_password=$(secret ${shq(s.ldapBind)})
+  service_hash=$(slappasswd -s "\${service_password}")
   replicator_hash=$(slappasswd -s "\${replicator_password}")
   sed -e "s|@@SERVICE_PASSWORD_HASH@@|\${service_hash}|" -e "s|@@REPLICATOR_PASSWORD_HASH@@|\${replicator_hash}|" \\
     "\${MAILFLEET_FILES}/ldap/base.ldif" >/tmp/mailfleet-base.ldif

@@ -6,6 +6,7 @@ import type { Plan } from '../plan/types.js';
 import type { Renderer } from './types.js';
 import {
   DAEMON_BUNDLE_PATH,
+  DAEMON_NODE_PATH,
   DAEMON_CONFIG_PATH,
   DAEMON_ENV_PATH,
   DAEMON_LOG_PATH,
@@ -73,7 +74,7 @@ User=mailfleet
 Group=mailfleet
 EnvironmentFile=${DAEMON_ENV_PATH}
 Environment=NODE_ENV=production
-ExecStart=/usr/local/bin/mailfleet-node ${DAEMON_BUNDLE_PATH} serve --daemon-config ${DAEMON_CONFIG_PATH} --data-dir ${MAIL_MOUNT}/maildir
+ExecStart=${DAEMON_NODE_PATH} ${DAEMON_BUNDLE_PATH} serve --daemon-config ${DAEMON_CONFIG_PATH} --data-dir ${MAIL_MOUNT}/maildir
 # Ports below 1024 are not used (the daemon listens on 10000 + the standard port behind HAProxy).
 Restart=always
 RestartSec=2
@@ -111,6 +112,37 @@ ExecStop=${NODE_FILES_DIR}/bootstrap/register.sh DELETE
 WantedBy=multi-user.target
 `,
   };
+}
+
+/** Runs the mail node's health check every 30 s (bootstrap/health-watch.sh); see HEALTH_FAILURES_BEFORE_UNHEALTHY. */
+export function healthUnits(): RenderedFile[] {
+  return [
+    {
+      path: 'systemd/mailfleet-health.service',
+      content: `[Unit]
+Description=mailfleet mail node health check (daemon and Maildir store)
+After=mailfleetd.service
+
+[Service]
+Type=oneshot
+ExecStart=${NODE_FILES_DIR}/bootstrap/health-watch.sh
+`,
+    },
+    {
+      path: 'systemd/mailfleet-health.timer',
+      content: `[Unit]
+Description=mailfleet mail node health check every 30 s
+
+[Timer]
+OnActiveSec=30
+OnUnitActiveSec=30
+AccuracySec=5
+
+[Install]
+WantedBy=timers.target
+`,
+    },
+  ];
 }
 
 export function haproxyLimits(): RenderedFile {
@@ -153,7 +185,7 @@ WantedBy=multi-user.target
 
 /** Every unit for a region; engines pick the ones a role needs. */
 export function systemdUnits(plan: Plan): RenderedFile[] {
-  return [mailMountUnit(plan), mailfleetdUnit(plan), registerUnit(plan), haproxyLimits(), slapdUnit()];
+  return [mailMountUnit(plan), mailfleetdUnit(plan), registerUnit(plan), ...healthUnits(), haproxyLimits(), slapdUnit()];
 }
 
 export const systemdRenderer: Renderer = {

@@ -1,10 +1,25 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { daemonPackage, nodeRuntimePackage } from '../../constructs/shared/daemon-bundle.js';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { MailServerFleet } from '../../constructs/mail-server-fleet/index.js';
 import { CONNECTIONS_METRIC } from '../../lib/render/cloudwatch-agent.js';
-import { daemonBundleParameter, mailNodesHost, nodeFilesParameter, secretNames } from '../../lib/render/node-layout.js';
+import {
+  LAUNCH_HOOK_NAME,
+  MAIL_UID,
+  STORAGE_WAIT,
+  daemonBundleParameter,
+  debianAmiParameter,
+  mailNodesHost,
+  nodeFilesParameter,
+  secretNames,
+} from '../../lib/render/node-layout.js';
+import { nodeFiles } from '../../lib/render/node-files.js';
 import { cleanupApps } from '../stacks/helpers.js';
 import { fixture, single, variant } from './fixture.js';
 
@@ -118,5 +133,78 @@ describe('MailServerFleet', () => {
   test('fails when minNodes exceeds maxNodes', () => {
     const { stack, vpc, zone } = fixture();
     assert.throws(() => new MailServerFleet(stack, 'Mail', { plan: single(), vpc, privateZone: zone, minNodes: 9, maxNodes: 3 }), /minNodes 9 exceeds maxNodes 3/);
+  });
+});
+
+describe('MailServerFleet: nodes are in service only once they serve, on Debian 12, with their own runtime', () => {
+  test('GIVEN the fleet WHEN synthesized THEN a launch lifecycle hook (ABANDON by default) outlasts the storage wait, and the node role may complete it and report its own health', () => {
+    const plan = single();
+    const { stack, vpc, zone } = fixture();
+    new MailServerFleet(stack, 'Mail', { plan, vpc, privateZone: zone });
+    const t = Template.fromStack(stack);
+    const hooks = Object.values(t.findResources('AWS::AutoScaling::LifecycleHook'));
+    assert.equal(hooks.length, 1);
+    const hook = hooks[0]!.Properties as Record<string, unknown>;
+    assert.equal(hook.LifecycleTransition, 'autoscaling:EC2_INSTANCE_LAUNCHING');
+    assert.equal(hook.DefaultResult, 'ABANDON');
+    assert.equal(hook.LifecycleHookName, LAUNCH_HOOK_NAME);
+    assert.ok(Number(hook.HeartbeatTimeout) > STORAGE_WAIT.tries * STORAGE_WAIT.intervalSeconds, 'the hook waits longer than the node waits for storage');
+    const actions = Object.values(t.findResources('AWS::IAM::Policy')).flatMap((p) =>
+      (p.Properties.PolicyDocument.Statement as { Action: string | string[] }[]).flatMap((s) => s.Action),
+    );
+    for (const a of ['autoscaling:CompleteLifecycleAction', 'autoscaling:SetInstanceHealth', 'autoscaling:DescribeAutoScalingInstances'])
+      assert.ok(actions.includes(a), a);
+  });
+
+  test('GIVEN the mail node files WHEN read THEN the store is mounted with bounded retries (not once under set -e), the node checks daemon and store before it signals, and the mail user has a fixed UID', () => {
+    const plan = single();
+    const files = nodeFiles(plan, 'mail', 'primary');
+    const mail = files.find((f) => f.path === 'bootstrap/mail.sh')!.content;
+    assert.doesNotMatch(mail, /systemctl enable --now srv-mail\.mount/);
+    assert.match(mail, new RegExp(`for try in \\$\\(seq 1 ${STORAGE_WAIT.tries}\\)`));
+    assert.ok(mail.indexOf('bootstrap/health.sh') < mail.indexOf('signal_launch CONTINUE'));
+    assert.match(mail, new RegExp(`useradd --system --uid ${MAIL_UID} --gid ${MAIL_UID}`));
+    const health = files.find((f) => f.path === 'bootstrap/health.sh')!.content;
+    assert.match(health, /mountpoint -q \/srv\/mail/);
+    assert.match(health, /healthz/);
+    assert.ok(files.some((f) => f.path === 'systemd/mailfleet-health.timer'));
+  });
+
+  test('GIVEN the fleet WHEN synthesized THEN nodes boot the Debian 12 AMI from the Debian project\'s public SSM parameter', () => {
+    const plan = single();
+    const { stack, vpc, zone } = fixture();
+    new MailServerFleet(stack, 'Mail', { plan, vpc, privateZone: zone });
+    const params = Object.values(Template.fromStack(stack).toJSON().Parameters ?? {}) as { Default?: string }[];
+    assert.ok(params.some((p) => p.Default === debianAmiParameter(plan.sizing.mailNodes.instanceType)), JSON.stringify(params.map((p) => p.Default)));
+    assert.ok(params.every((p) => !String(p.Default).includes('amazon-linux')));
+  });
+});
+
+describe('daemon package: the bundle ships with its Node.js runtime, checksummed', () => {
+  test('GIVEN a runtime package WHEN the package is built THEN it holds mailfleetd.mjs and node/bin/node, and sha256sum -c of its SHA256SUMS passes on them', () => {
+    const root = mkdtempSync(join(tmpdir(), 'mf-runtime-'));
+    try {
+      const rt = join(root, nodeRuntimePackage('x64'));
+      mkdirSync(join(rt, 'bin'), { recursive: true });
+      writeFileSync(join(rt, 'bin', 'node'), `#!/bin/sh\necho v24.0.0-${process.pid}\n`, { mode: 0o755 });
+      writeFileSync(join(rt, 'package.json'), JSON.stringify({ name: nodeRuntimePackage('x64'), version: '24.0.0' }));
+      const bundle = join(root, 'mailfleetd.mjs');
+      writeFileSync(bundle, `console.log(${process.pid});\n`);
+      const saved = process.env.MAILFLEET_NODE_RUNTIME_DIR;
+      process.env.MAILFLEET_NODE_RUNTIME_DIR = root;
+      try {
+        const pkg = daemonPackage(bundle, 'x64');
+        assert.equal(pkg.nodeVersion, '24.0.0');
+        const check = spawnSync('sha256sum', ['--strict', '-c', 'SHA256SUMS'], { cwd: pkg.dir, encoding: 'utf8' });
+        assert.equal(check.status, 0, check.stdout + check.stderr);
+        assert.match(check.stdout, /node\/bin\/node: OK/);
+        assert.match(check.stdout, /mailfleetd\.mjs: OK/);
+      } finally {
+        if (saved === undefined) delete process.env.MAILFLEET_NODE_RUNTIME_DIR;
+        else process.env.MAILFLEET_NODE_RUNTIME_DIR = saved;
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

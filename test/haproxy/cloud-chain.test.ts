@@ -7,9 +7,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { encodeProxyV2 } from '../../lib/daemon/net/proxy-v2.js';
 import { startDaemon, type RunningDaemon } from '../../lib/daemon/server.js';
 import { HaproxyProcess, maxConnectionsForFileLimit, openFileLimit } from '../../lib/haproxy/process.js';
@@ -61,6 +63,7 @@ describe('cloud target: NLB PROXY v2 → HAProxy (accept-proxy) → mailfleetd (
     let cfg = renderHaproxyConfig(plan, { target: 'cloud', runDir: spec.dir, luaPath: lua, tlsPemPath: pem, maxConnectionsCeiling: ceiling });
     // Loopback instead of the node's public interface and Cloud Map DNS; everything else as rendered.
     for (const l of plan.listeners) cfg = cfg.replace(`bind :${l.publicPort} accept-proxy`, `bind 127.0.0.1:${frontendPort(l.protocol)} accept-proxy`);
+    // The health frontend is moved off the fixed :8404 here only; the namespace test below runs it as rendered.
     cfg = cfg.replace(/bind :8404/, `bind 127.0.0.1:${spec.port('haproxyStats')}`);
     cfg = cfg.replace(/^backend mail-(\w+?)(-sticky)?\n([\s\S]*?)server-template .*$/gm, (_m, proto: Protocol, sticky = '', body: string) =>
       `backend mail-${proto}${sticky}\n${body}server mail1 127.0.0.1:${daemonPorts[proto]} send-proxy-v2 check${proto.endsWith('s') && proto !== 'submission' ? ' verify none' : ''}`,
@@ -101,5 +104,34 @@ describe('cloud target: NLB PROXY v2 → HAProxy (accept-proxy) → mailfleetd (
       ['198.51.100.7', 25],
       ['203.0.113.9', 25],
     ]);
+  });
+});
+
+describe('cloud target: NLB health checks (PROXY v2) against the health frontend as rendered', () => {
+  it('GIVEN target groups with PROXY v2 on WHEN the NLB checks GET /healthz with its PROXY v2 header THEN HAProxy answers it (not 400) and says 200 only while the mail backends have a server', async () => {
+    requireHaproxy();
+    const spec = await writeTempSpec();
+    try {
+      // A private network namespace: the config binds :8404 and the public ports exactly as rendered.
+      const child = join(dirname(fileURLToPath(import.meta.url)), 'netns-health.ts');
+      const r = spawnSync('unshare', ['--net', '--', process.execPath, '--import', 'tsx', child, spec.file, spec.dir], {
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...process.env, MAILFLEET_LOG_LEVEL: 'silent' },
+      });
+      assert.equal(r.status, 0, `netns-health failed (unshare needs root / CAP_SYS_ADMIN):\n${r.stderr}`);
+      const probes = Object.fromEntries(
+        r.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { probe: string; status: string })
+          .map((p) => [p.probe, p.status]),
+      );
+      assert.match(probes['as-rendered, PROXY v2']!, /^HTTP\/1\.[01] 503/, 'no mail node resolvable: the health check must fail, and must not be a 400');
+      assert.match(probes['daemon up, PROXY v2']!, /^HTTP\/1\.[01] 200/);
+      assert.match(probes['daemon stopped, PROXY v2']!, /^HTTP\/1\.[01] 503/);
+    } finally {
+      spec.cleanup();
+    }
   });
 });

@@ -15,6 +15,10 @@ import { systemdUnits } from '../../lib/render/systemd.js';
 import { cloudwatchAgentConfig } from '../../lib/render/cloudwatch-agent.js';
 import { volumeCreateArgs } from '../../lib/render/gluster.js';
 import { matchSnapshot } from './snapshot.js';
+import { App } from 'aws-cdk-lib';
+import { cdkJsonContext } from '../../constructs/shared/cdk-context.js';
+import { platformModel } from '../../engines/platform.js';
+import { addPlatformStacks } from '../../stacks/app.js';
 
 const single = buildPlan(loadSpec('examples/single-region.yaml').spec);
 const primaryDr = buildPlan(loadSpec('examples/primary-dr.yaml').spec);
@@ -81,16 +85,19 @@ describe('node bootstrap renderers', () => {
     const mail = (plan: Plan) => nodeFiles(plan, 'mail', 'primary').find((f) => f.path === 'bootstrap/mail.sh')!.content;
     const names = secretNames(efsPlan);
     const users = mail(efsPlan);
-    assert.match(users, new RegExp(`secret '?${names.staticUsers}'? >'?/etc/mailfleet/users\\.yaml'?\n`));
+    assert.match(users, new RegExp(`users_yaml=\\$\\(secret '?${names.staticUsers}'?\\)\n`));
+    assert.match(users, /printf '%s\\n' "\$\{users_yaml\}" >'?\/etc\/mailfleet\/users\.yaml'?\n/);
     assert.match(users, /chgrp mailfleet '?\/etc\/mailfleet\/users\.yaml'?\nchmod 0640 /);
     assert.doesNotMatch(mail(single), /\/users\.yaml/, 'no users file with LDAP');
     const bind = mail(variant({ directory: { ...loadSpec('examples/single-region.yaml').spec.directory, bindPasswordEnv: undefined, bindPasswordFile: 'secrets/ldap-bind' } }));
-    assert.match(bind, /secret '?mailfleet\/[^ ]+\/ldap-bind'? >'?\/etc\/mailfleet\/secrets\/ldap-bind'?\n/);
+    assert.match(bind, /ldap_bind=\$\(secret '?mailfleet\/[^ ]+\/ldap-bind'?\)\n/);
+    assert.match(bind, />'?\/etc\/mailfleet\/secrets\/ldap-bind'?\n/);
     assert.match(bind, /install -d -m 0750 -o root -g mailfleet "\$\(dirname '?\/etc\/mailfleet\/secrets\/ldap-bind'?\)"/);
     assert.equal(nodePath('/run/keys/bind'), '/run/keys/bind', 'absolute paths stay');
     // Relay credentials: both env vars from the one JSON secret, into the daemon's env file.
-    assert.match(users, new RegExp(`printf '%s=%s\\\\n' '?RELAY_USER'? "\\$\\(secret '?${names.relay}'? \\| python3 -c .*\\["username"\\]`));
-    assert.match(users, /'?RELAY_PASSWORD'? "\$\(secret .*\["password"\]/);
+    assert.match(users, new RegExp(`relay_json=\\$\\(secret '?${names.relay}'?\\)`));
+    assert.match(users, /relay_username=\$\(json_field "\$\{relay_json\}" username\)/);
+    assert.match(users, /printf '%s=%s\\n' '?RELAY_PASSWORD'? "\$\{relay_password\}"/);
     assert.doesNotMatch(mail(single), /RELAY_/);
   });
 
@@ -166,5 +173,81 @@ describe('node bootstrap renderers', () => {
       assert.ok(!r.error, `slaptest is missing (apt-get install slapd): ${r.error?.message}`);
       assert.equal(r.status, 0, `${role}: ${r.stdout}${r.stderr}`);
     }
+  });
+});
+
+describe('directory names: the daemon config on mail nodes names what the engines create', () => {
+  const hostsOf = (plan: Plan, region: 'primary' | 'dr') => {
+    const cfg = JSON.parse(nodeFiles(plan, 'mail', region).find((f) => f.path === 'mailfleetd.json')!.content) as {
+      directory: { kind: string; uris?: string[] };
+    };
+    return (cfg.directory.uris ?? []).map((u) => new URL(u).hostname);
+  };
+
+  test('GIVEN an openldap-pair spec WHEN the mail node files are rendered THEN every LDAP host in mailfleetd.json is a record the engine model creates (primary and DR)', () => {
+    const base = loadSpec('examples/primary-dr.yaml').spec;
+    const pairDr = buildPlan(parseSpec(JSON.stringify({ ...base, directory: loadSpec('examples/single-region.yaml').spec.directory }), 'pair-dr.yaml'));
+    const model = platformModel(pairDr);
+    assert.equal(model.regions.length, 2);
+    for (const region of model.regions) {
+      const names = new Set(model.regions.flatMap((r) => r.privateRecords.filter((rec) => r === region || rec.zone === 'region').map((rec) => rec.name)));
+      const hosts = hostsOf(pairDr, region.role);
+      assert.ok(hosts.length >= 2, `${region.role}: ${hosts.join(', ')}`);
+      for (const h of hosts) assert.ok(names.has(h), `${region.role}: ${h} is not a name the engines create (${[...names].filter((n) => n.startsWith('ldap')).join(', ')})`);
+    }
+  });
+
+  test('GIVEN the single-region example WHEN synthesized with CDK THEN the LDAP hosts in mailfleetd.json are the A records of the slapd nodes in the template', () => {
+    const app = new App({ context: { ...cdkJsonContext(), 'aws:cdk:disable-stack-trace': true }, outdir: mkdtempSync(join(tmp, 'cdk-')) });
+    addPlatformStacks(app, single);
+    const records = new Set<string>();
+    for (const stack of app.synth().stacks) {
+      const resources = (stack.template as { Resources?: Record<string, { Type: string; Properties: { Name?: unknown } }> }).Resources ?? {};
+      for (const r of Object.values(resources))
+        if (r.Type === 'AWS::Route53::RecordSet' && typeof r.Properties.Name === 'string') records.add(r.Properties.Name.replace(/\.$/, ''));
+    }
+    for (const h of hostsOf(single, 'primary')) assert.ok(records.has(h), `${h} has no record in the template (${[...records].join(', ')})`);
+  });
+});
+
+describe('secrets on nodes: a failed or empty read stops the bootstrap', () => {
+  /** Runs bash with the rendered common.sh sourced, IMDS and the AWS CLI answered by stubs on PATH. */
+  function withCommon(plan: Plan, script: string, secretValue: string | null): { status: number | null; stdout: string; stderr: string } {
+    const dir = mkdtempSync(join(tmp, 'secrets-'));
+    const common = nodeFiles(plan, 'mail', 'primary').find((f) => f.path === 'bootstrap/common.sh')!.content;
+    writeFileSync(join(dir, 'common.sh'), common);
+    mkdirSync(join(dir, 'bin'));
+    writeFileSync(join(dir, 'bin', 'curl'), '#!/bin/sh\necho stub-imds-value\n', { mode: 0o755 });
+    const aws = secretValue === null ? '#!/bin/sh\necho "An error occurred (AccessDeniedException)" >&2\nexit 254\n' : `#!/bin/sh\nprintf '%s\\n' '${secretValue}'\n`;
+    writeFileSync(join(dir, 'bin', 'aws'), aws, { mode: 0o755 });
+    const r = spawnSync('bash', ['-c', `. ${dir}/common.sh\n${script}`], { encoding: 'utf8', env: { PATH: `${dir}/bin:/usr/bin:/bin` } });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  test('GIVEN Secrets Manager refuses WHEN the bootstrap reads a secret THEN it stops before writing anything', () => {
+    const r = withCommon(single, 'v=$(secret mailfleet/x/admin-token)\necho "written=[$v]"', null);
+    assert.notEqual(r.status, 0);
+    assert.doesNotMatch(r.stdout, /written=/);
+    assert.match(r.stderr, /cannot read secret mailfleet\/x\/admin-token/);
+  });
+
+  test('GIVEN an empty secret WHEN the bootstrap reads it THEN it stops (never an empty password or token on the node)', () => {
+    const r = withCommon(single, 'v=$(secret mailfleet/x/ldap-bind)\necho "written=[$v]"', '');
+    assert.notEqual(r.status, 0);
+    assert.doesNotMatch(r.stdout, /written=/);
+    assert.match(r.stderr, /secret mailfleet\/x\/ldap-bind is empty/);
+  });
+
+  test('no role script passes a secret read straight into another command (where a failure would go unseen)', () => {
+    for (const plan of [single, efsPlan])
+      for (const role of rolesOf(plan))
+        for (const f of nodeFiles(plan, role, 'primary').filter((x) => x.executable))
+          assert.doesNotMatch(f.content, /"\$\(secret /, `${role}: ${f.path}`);
+  });
+
+  test('GIVEN a TLS secret without a certificate WHEN the mail node boots THEN it generates a self-signed one for the hostname, never an empty file', () => {
+    const mail = nodeFiles(single, 'mail', 'primary').find((f) => f.path === 'bootstrap/mail.sh')!.content;
+    assert.match(mail, /openssl req -x509 [^\n]*-subj '\/CN=mx\.acme\.example'/);
+    assert.match(mail, /openssl x509 -noout -in \/etc\/mailfleet\/tls\/cert\.pem/);
   });
 });
