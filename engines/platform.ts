@@ -4,13 +4,13 @@
  * translate this into their own syntax, so they cannot drift apart (the parity suite checks they don't).
  */
 import { daemonConfig } from '../lib/plan/daemon-config.js';
+import { platformOutputs, regionStorageHost, type DrillId, type OutputModel, type OutputSource } from '../lib/plan/outputs.js';
 import type { Plan } from '../lib/plan/types.js';
 import { MailfleetError } from '../lib/errors.js';
 import { CLOUD_HEALTH_PORT } from '../lib/render/haproxy.js';
 import {
   LDAP_ROLE_TAG,
   NODE_INDEX_TAG,
-  drStorageHost,
   efsHost,
   ldapHost,
   privateZoneName,
@@ -148,6 +148,8 @@ export interface RegionModel {
   /** Private zones associated with this region's VPC. */
   readonly privateZones: { readonly platform: string; readonly region: string };
   readonly privateRecords: readonly PrivateRecordModel[];
+  /** Outputs this region's engine exports (lib/plan/outputs.ts): the names the DR drill reads. */
+  readonly outputs: readonly OutputModel[];
 }
 
 export interface ManagedAdModel {
@@ -175,7 +177,7 @@ export interface DnsModel {
 
 /** A FIS drill in the primary region (as the CDK DisasterRecovery construct defines them). */
 export interface DrillModel {
-  readonly id: string;
+  readonly id: DrillId;
   readonly description: string;
   /** Instances with this mailfleet:role tag (and the platform tag) are the targets. */
   readonly nodeRole: 'storage' | 'proxy';
@@ -425,9 +427,10 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
   const byName = new Map(plan.listeners.map((l) => [l.name, l]));
   const privateRecords: PrivateRecordModel[] = [
     ...storageNodes.map((n, i) => ({ zone: 'platform' as const, name: storageHost(plan, i + 1), ttl: 60, node: n.name })),
-    // The primary's geo-replication names DR storage node 1 in the DR region's zone.
-    ...(role === 'dr' && storageNodes[0]
-      ? [{ zone: 'region' as const, name: drStorageHost(plan), ttl: 1800, node: storageNodes[0].name }]
+    // Geo-replication names storage node 1 of the other region in that region's zone (gluster-1.dr.…
+    // forward, gluster-1.primary.… for the drill's fail-back copy).
+    ...(plan.regions?.dr && storageNodes[0]
+      ? [{ zone: 'region' as const, name: regionStorageHost(plan, role), ttl: 1800, node: storageNodes[0].name }]
       : []),
     ...(plan.storage.kind === 'efs' ? [{ zone: 'platform' as const, name: efsHost(plan), ttl: 300 }] : []),
     ...ldapNodes.flatMap((n) => {
@@ -464,6 +467,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     interfaceEndpoints: INTERFACE_ENDPOINTS,
     privateZones: { platform: privateZoneName(plan), region: regionZoneName(plan, role) },
     privateRecords,
+    outputs: platformOutputs(plan, role),
   };
 }
 
@@ -543,4 +547,11 @@ function drillsOf(plan: Plan): DrillModel[] {
 /** Tags of one resource: the platform's, its role (read back by the inventory extractors) and a Name. */
 export function tagsFor(model: PlatformModel, role: string, name: string): Record<string, string> {
   return { ...model.tags, [ROLE_TAG]: role, Name: name };
+}
+
+/** The node (a NodeModel name) whose instance id an output carries, for the engines that map outputs to resources. */
+export function outputNode(region: RegionModel, source: OutputSource): string | undefined {
+  if (source.kind === 'storage-instance-id') return region.storageNodes[source.node - 1]?.name;
+  if (source.kind === 'ldap-instance-id') return region.ldapNodes.find((n) => n.nodeTags[LDAP_ROLE_TAG] === source.ldapRole)?.name;
+  return undefined;
 }

@@ -1,4 +1,4 @@
-import { CfnOutput, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as route53 from 'aws-cdk-lib/aws-route53';
@@ -6,10 +6,11 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { DEFAULT_CIDR } from '../engines/platform.js';
 import { MailfleetError } from '../lib/errors.js';
+import { platformOutputs, type OutputSource } from '../lib/plan/outputs.js';
 import type { Plan } from '../lib/plan/types.js';
 import { logGroupNames } from '../lib/render/cloudwatch-agent.js';
 import { privateZoneName, regionZoneName, type RegionRole } from '../lib/render/node-layout.js';
-import { DisasterRecovery, publicRecordName } from '../constructs/disaster-recovery/disaster-recovery.js';
+import { DisasterRecovery, FIS_DRILLS, publicRecordName } from '../constructs/disaster-recovery/disaster-recovery.js';
 import { EfsMailStore } from '../constructs/efs-mail-store/efs-mail-store.js';
 import { FlowControlTier } from '../constructs/flow-control-tier/flow-control-tier.js';
 import { GlusterStorageCluster } from '../constructs/gluster-storage-cluster/gluster-storage-cluster.js';
@@ -125,14 +126,15 @@ export class MailPlatformStack extends Stack {
         geoReplicationPeerCidr: standby ? primaryCidr : undefined,
       });
       cluster.allowClientsFrom(this.fleet.securityGroup);
-      if (standby)
-        // Geo-replication target as the primary names it (gluster-1.dr.<platform>.internal).
+      if (dr)
+        // Storage node 1 as the other region names it: gluster-1.dr.… is the geo-replication target,
+        // gluster-1.primary.… the target of the DR drill's fail-back copy.
         new route53.ARecord(this, 'GeoReplicationTarget', {
           zone: this.regionZone,
           recordName: 'gluster-1',
+          ttl: Duration.seconds(1800),
           target: route53.RecordTarget.fromIpAddresses(cluster.instances[0]!.attrPrivateIp),
         });
-      cluster.instances.forEach((n, i) => new CfnOutput(this, `StorageNode${i + 1}`, { value: n.ref, description: `GlusterFS node ${i + 1} instance id` }));
       this.storage = cluster;
     } else {
       const store = new EfsMailStore(this, 'Storage', {
@@ -144,7 +146,6 @@ export class MailPlatformStack extends Stack {
         replicationRegion: standby ? undefined : dr?.name,
       });
       store.allowClientsFrom(this.fleet.securityGroup);
-      new CfnOutput(this, 'EfsFileSystemId', { value: store.fileSystem.fileSystemId });
       this.storage = store;
     }
 
@@ -160,7 +161,6 @@ export class MailPlatformStack extends Stack {
         secretReplicaRegions: replicaRegions,
       });
       this.directory.allowClientsFrom(this.fleet.securityGroup);
-      for (const n of this.directory.instances) new CfnOutput(this, `Ldap${n.node.id}`, { value: n.ref, description: `OpenLDAP ${n.node.id.toLowerCase()} instance id` });
     }
 
     if (dr) {
@@ -178,7 +178,6 @@ export class MailPlatformStack extends Stack {
         peerRegion: standby ? plan.regions!.primary.name : dr.name,
       });
       if (this.disasterRecovery.peering) new CfnOutput(this, 'PeeringConnectionId', { value: this.disasterRecovery.peering.ref });
-      this.disasterRecovery.experimentTemplates.forEach((t, i) => new CfnOutput(this, `Drill${i}`, { value: t.ref, description: t.description }));
     } else if (plan.spec.dns?.hostedZoneId) {
       // One region: a plain alias per shard (with DR, DisasterRecovery writes the failover pairs).
       const zoneId = plan.spec.dns.hostedZoneId;
@@ -193,9 +192,38 @@ export class MailPlatformStack extends Stack {
       );
     }
 
-    new CfnOutput(this, 'VpcId', { value: vpc.vpcId });
-    this.flowControl.loadBalancers.forEach((nlb, i) => new CfnOutput(this, `Nlb${i}Dns`, { value: nlb.loadBalancerDnsName }));
-    new CfnOutput(this, 'MailAsgName', { value: this.fleet.autoScalingGroup.autoScalingGroupName });
+    for (const o of platformOutputs(plan, regionRole)) new CfnOutput(this, o.name, { value: this.outputValue(o.source), description: o.description });
+  }
+
+  /** The value of a model output (lib/plan/outputs.ts) in this stack: the names every engine exports. */
+  private outputValue(source: OutputSource): string {
+    const must = <T>(v: T | undefined): T => {
+      if (v === undefined) throw new MailfleetError('INTERNAL', `the stack has no resource for output ${source.kind}`);
+      return v;
+    };
+    const storage = this.storage;
+    switch (source.kind) {
+      case 'vpc-id':
+        return this.network.vpc.vpcId;
+      case 'nlb-dns':
+        return must(this.flowControl.loadBalancers[source.shard]).loadBalancerDnsName;
+      case 'mail-asg-name':
+        return this.fleet.autoScalingGroup.autoScalingGroupName;
+      case 'storage-host':
+        return source.value;
+      case 'storage-instance-id':
+        return must(storage instanceof GlusterStorageCluster ? storage.instances[source.node - 1] : undefined).ref;
+      case 'efs-id':
+        return must(storage instanceof EfsMailStore ? storage : undefined).fileSystem.fileSystemId;
+      case 'ldap-instance-id': {
+        const id = source.ldapRole === 'provider' ? 'Provider' : 'Consumer';
+        return must(this.directory?.instances.find((i) => i.node.id === id)).ref;
+      }
+      case 'health-check-id':
+        return must(this.disasterRecovery?.healthChecks[source.shard]).attrHealthCheckId;
+      case 'fis-template-id':
+        return must(this.disasterRecovery?.experimentTemplates[FIS_DRILLS.indexOf(source.drill)]).ref;
+    }
   }
 
   override get availabilityZones(): string[] {

@@ -6,7 +6,8 @@ import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import type { Plan } from '../../lib/plan/types.js';
 import { ROLE_TAG } from '../inventory.js';
-import { platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
+import { outputNode, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 // IMDSv2 only; instance tags in IMDS let one user data text serve every node of a role.
@@ -31,6 +32,8 @@ interface BuiltRegion {
   readonly privateRt: aws.ec2.RouteTable;
   readonly regionZone: aws.route53.Zone;
   readonly model: RegionModel;
+  readonly mailAsg?: aws.autoscaling.Group;
+  readonly instances: ReadonlyMap<string, aws.ec2.Instance>;
 }
 
 export class MailfleetPlatform extends pulumi.ComponentResource {
@@ -38,6 +41,10 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
   public readonly resources: pulumi.Resource[] = [];
   /** DNS names of the primary NLBs, by shard. */
   public readonly nlbDnsNames: pulumi.Output<string>[];
+  /** The model's outputs (lib/plan/outputs.ts) by region-qualified name: the names the DR drill reads. */
+  public readonly outputs: Record<string, pulumi.Output<string>> = {};
+  private readonly healthChecks: aws.route53.HealthCheck[] = [];
+  private readonly fisTemplates = new Map<string, aws.fis.ExperimentTemplate>();
 
   constructor(name: string, args: MailfleetPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     const model = platformModel(args.plan);
@@ -69,7 +76,35 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     if (model.dns) this.dns(model, regions);
     if (model.drills.length > 0) this.drills(model, regions.get('primary')!.provider);
     this.nlbDnsNames = regions.get('primary')!.nlbs.map((lb) => lb.dnsName);
-    this.registerOutputs({ nlbDnsNames: this.nlbDnsNames });
+    for (const r of model.regions)
+      for (const out of r.outputs) this.outputs[qualifiedOutputName(r.role, out.name)] = this.outputValue(regions.get(r.role)!, out.source);
+    this.registerOutputs({ nlbDnsNames: this.nlbDnsNames, ...this.outputs });
+  }
+
+  private outputValue(b: BuiltRegion, source: OutputSource): pulumi.Output<string> {
+    const must = <T>(v: T | undefined): T => {
+      if (v === undefined) throw new Error(`pulumi: no resource for output ${source.kind}`);
+      return v;
+    };
+    switch (source.kind) {
+      case 'vpc-id':
+        return b.vpc.id;
+      case 'nlb-dns':
+        return must(b.nlbs[source.shard]).dnsName;
+      case 'mail-asg-name':
+        return must(b.mailAsg).name;
+      case 'storage-host':
+        return pulumi.output(source.value);
+      case 'storage-instance-id':
+      case 'ldap-instance-id':
+        return must(b.instances.get(outputNode(b.model, source) ?? '')).id;
+      case 'efs-id':
+        return must(b.efs).id;
+      case 'health-check-id':
+        return must(this.healthChecks[source.shard]).id;
+      case 'fis-template-id':
+        return must(this.fisTemplates.get(source.drill)).id;
+    }
   }
 
   private add<T extends pulumi.Resource>(r: T): T {
@@ -232,9 +267,10 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
       }
       return lt;
     };
+    let mailAsg: aws.autoscaling.Group | undefined;
     for (const t of r.tiers) {
       const lt = launchTemplate(t.role, t);
-      this.add(
+      const asg = this.add(
         new aws.autoscaling.Group(
           t.name,
           {
@@ -251,6 +287,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
           o,
         ),
       );
+      if (t.role === 'mail') mailAsg = asg;
     }
 
     const instances = new Map<string, aws.ec2.Instance>();
@@ -330,7 +367,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         ),
       ),
     );
-    return { provider, vpc, privateSubnets, nlbs, efs, privateRt, regionZone: zones.region, model: r };
+    return { provider, vpc, privateSubnets, nlbs, efs, privateRt, regionZone: zones.region, model: r, mailAsg, instances };
   }
 
   /** Peering between the regions, routes both ways, and each region-qualified zone on the other VPC. */
@@ -404,8 +441,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         o,
       ),
     );
-    for (const d of model.drills)
-      this.add(
+    for (const d of model.drills) {
+      const template = this.add(
         new aws.fis.ExperimentTemplate(
           `${model.platform}-${d.id}`,
           {
@@ -437,6 +474,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
           o,
         ),
       );
+      this.fisTemplates.set(d.id, template);
+    }
   }
 
   private dns(model: PlatformModel, regions: Map<string, BuiltRegion>) {
@@ -459,6 +498,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
           o,
         ),
       );
+      this.healthChecks[rec.shard] = hc;
       this.add(
         new aws.route53.Record(
           `${model.platform}-record-${rec.shard}-primary`,

@@ -45,7 +45,8 @@ import { VolumeAttachment } from '@cdktf/provider-aws/lib/volume-attachment/inde
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule/index.js';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule/index.js';
 import { ROLE_TAG } from '../inventory.js';
-import { tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
+import { outputNode, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 // IMDSv2 only; instance tags in IMDS let one user data text serve every node of a role.
@@ -53,6 +54,8 @@ const IMDSV2 = { httpTokens: 'required', httpEndpoint: 'enabled', instanceMetada
 
 interface BuiltRegion {
   readonly nlbs: Lb[];
+  /** Terraform expressions of the region's model outputs that region() can answer (the rest: dns(), drills()). */
+  readonly values: Map<OutputSource['kind'], (source: OutputSource) => string | undefined>;
 }
 
 export interface MailfleetTerraformStackProps {
@@ -81,7 +84,28 @@ export class MailfleetTerraformStack extends TerraformStack {
     if (model.managedAd) this.managedAd(model);
     if (model.dns) this.dns(model);
     if (model.drills.length > 0) this.drills(model);
+    this.outputs(model);
   }
+
+  /** The model's outputs, under the names the DR drill reads (qualified by region: one state holds both). */
+  private outputs(model: PlatformModel): void {
+    for (const r of model.regions) {
+      const values = this.regions.get(r.role)!.values;
+      for (const o of r.outputs) {
+        const value =
+          o.source.kind === 'health-check-id'
+            ? this.healthChecks[o.source.shard]?.id
+            : o.source.kind === 'fis-template-id'
+              ? this.fisTemplates.get(o.source.drill)?.id
+              : values.get(o.source.kind)?.(o.source);
+        if (value === undefined) throw new Error(`terraform: no resource for output ${o.name} (${o.source.kind})`);
+        new TerraformOutput(this, qualifiedOutputName(r.role, o.name), { value, description: o.description });
+      }
+    }
+  }
+
+  private readonly healthChecks: Route53HealthCheck[] = [];
+  private readonly fisTemplates = new Map<string, FisExperimentTemplate>();
 
   private region(model: PlatformModel, r: RegionModel, provider: AwsProvider): BuiltRegion {
     const p = r.role; // construct id prefix; Terraform addresses read "aws_vpc.primary-vpc"
@@ -233,9 +257,10 @@ export class MailfleetTerraformStack extends TerraformStack {
       }
       return lt;
     };
+    let mailAsg: AutoscalingGroup | undefined;
     for (const t of r.tiers) {
       const lt = launchTemplate(t.role, `${r.prefix}-${t.role}`, t);
-      new AutoscalingGroup(this, `${p}-asg-${t.role}${t.shard ? `-${t.shard}` : ''}`, {
+      const asg = new AutoscalingGroup(this, `${p}-asg-${t.role}${t.shard ? `-${t.shard}` : ''}`, {
         provider,
         name: t.name,
         minSize: t.min,
@@ -247,6 +272,7 @@ export class MailfleetTerraformStack extends TerraformStack {
         healthCheckType: t.inTargetGroups ? 'ELB' : 'EC2',
         tag: Object.entries(tags(t.role, t.name)).map(([key, value]) => ({ key, value, propagateAtLaunch: true })),
       });
+      if (t.role === 'mail') mailAsg = asg;
     }
 
     const instances = new Map<string, Instance>();
@@ -322,7 +348,16 @@ export class MailfleetTerraformStack extends TerraformStack {
       });
     });
     this.vpcs.set(r.role, { vpc, privateSubnets, provider, privateRt, regionZone: zones.region, model: r });
-    return { nlbs };
+    const values: BuiltRegion['values'] = new Map<OutputSource['kind'], (source: OutputSource) => string | undefined>([
+      ['vpc-id', () => vpc.id],
+      ['nlb-dns', (o) => (o.kind === 'nlb-dns' ? nlbs[o.shard]?.dnsName : undefined)],
+      ['mail-asg-name', () => mailAsg?.name],
+      ['storage-host', (o) => (o.kind === 'storage-host' ? o.value : undefined)],
+      ['storage-instance-id', (o) => instances.get(outputNode(r, o) ?? '')?.id],
+      ['ldap-instance-id', (o) => instances.get(outputNode(r, o) ?? '')?.id],
+      ['efs-id', () => this.efs.get(r.role)?.fs.id],
+    ]);
+    return { nlbs, values };
   }
 
   private readonly efs = new Map<string, { fs: EfsFileSystem; provider: AwsProvider }>();
@@ -415,8 +450,8 @@ export class MailfleetTerraformStack extends TerraformStack {
         ],
       }),
     });
-    for (const d of model.drills)
-      new FisExperimentTemplate(this, `drill-${d.id}`, {
+    for (const d of model.drills) {
+      const t = new FisExperimentTemplate(this, `drill-${d.id}`, {
         provider,
         description: d.description,
         roleArn: role.arn,
@@ -443,6 +478,8 @@ export class MailfleetTerraformStack extends TerraformStack {
         ],
         tags: tagsFor(model, 'dr', `${model.platform}-${d.id}`),
       });
+      this.fisTemplates.set(d.id, t);
+    }
   }
 
   private dns(model: PlatformModel) {
@@ -454,7 +491,6 @@ export class MailfleetTerraformStack extends TerraformStack {
     for (const rec of dns.records) {
       const lb = primary[rec.shard]!;
       const alias = (target: Lb, evaluateTargetHealth = true) => ({ name: target.dnsName, zoneId: target.zoneId, evaluateTargetHealth });
-      new TerraformOutput(this, `nlb-${rec.shard}-dns`, { value: lb.dnsName });
       if (!dns.failover || !dr) {
         new Route53Record(this, `record-${rec.shard}`, { provider, zoneId, name: rec.name, type: 'A', alias: alias(lb) });
         continue;
@@ -468,6 +504,7 @@ export class MailfleetTerraformStack extends TerraformStack {
         failureThreshold: 3,
         tags: tagsFor(model, 'dns', rec.name),
       });
+      this.healthChecks[rec.shard] = hc;
       new Route53Record(this, `record-${rec.shard}-primary`, {
         provider,
         zoneId,
