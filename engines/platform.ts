@@ -5,6 +5,7 @@
  */
 import { daemonConfig } from '../lib/plan/daemon-config.js';
 import { platformOutputs, regionStorageHost, type DrillId, type OutputModel, type OutputSource } from '../lib/plan/outputs.js';
+import { shardHealthPort } from '../lib/plan/build.js';
 import type { Plan } from '../lib/plan/types.js';
 import { MailfleetError } from '../lib/errors.js';
 import { CLOUD_HEALTH_PORT } from '../lib/render/haproxy.js';
@@ -493,7 +494,7 @@ export function platformModel(plan: Plan): PlatformModel {
           // Shard 0 keeps the plain name; later shards are numbered (tenants keep their shard for life).
           name: `${dnsSpec.recordPrefix}${shard.index === 0 ? '' : `-${shard.index}`}.${dnsSpec.zoneName}`,
           shard: shard.index,
-          healthCheckPort: plan.listeners.find((l) => l.name === shard.listeners[0])!.publicPort,
+          healthCheckPort: shardHealthPort(plan, shard.index),
         })),
       }
     : undefined;

@@ -6,6 +6,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { DEFAULT_CIDR } from '../engines/platform.js';
 import { MailfleetError } from '../lib/errors.js';
+import { shardHealthPort } from '../lib/plan/build.js';
 import { platformOutputs, type OutputSource } from '../lib/plan/outputs.js';
 import type { Plan } from '../lib/plan/types.js';
 import { logGroupNames } from '../lib/render/cloudwatch-agent.js';
@@ -164,13 +165,12 @@ export class MailPlatformStack extends Stack {
     }
 
     if (dr) {
-      const byName = new Map(plan.listeners.map((l) => [l.name, l]));
       this.disasterRecovery = new DisasterRecovery(this, 'DisasterRecovery', {
         plan,
         vpc,
         standby,
         loadBalancers: this.flowControl.loadBalancers,
-        healthCheckPorts: plan.nlbShards.map((s) => byName.get(s.listeners[0]!)!.publicPort),
+        healthCheckPorts: plan.nlbShards.map((s) => shardHealthPort(plan, s.index)),
         regionZone: this.regionZone,
         peerVpcId: standby ? links.primaryVpcId : links.drVpcId,
         peeringConnectionId: standby ? undefined : links.drPeeringConnectionId,

@@ -83,6 +83,15 @@ export const domainSchema = z
       .min(1)
       .optional()
       .describe('Protocols of the dedicated listeners. Default: submission, submissions, imap, imaps, pop3, pop3s.'),
+    slot: z
+      .number()
+      .int()
+      .min(0)
+      .max(499)
+      .optional()
+      .describe(
+        'listeners: dedicated only. The tenant\'s port block (cloud ports 20000 + 10 × slot, local dedicatedBase + 10 × slot) and its NLB shard, kept whatever other tenants are added, removed or reordered. Default: the lowest free slot in spec order (may move when tenants before it change; the slot of a planned port is (port − 20000) / 10, write it here to pin it).',
+      ),
     limits: limitsSchema.optional().describe('Overrides of the platform limits for this domain.'),
     rates: ratesSchema.optional(),
     affinity: z
