@@ -24,7 +24,7 @@ import {
 } from '../../lib/render/node-layout.js';
 import { portRanges } from '../../engines/platform.js';
 import { daemonSourceMissing, ensureDaemonBundle } from '../shared/daemon-bundle.js';
-import { nodeLaunchTemplate } from '../shared/launch-template.js';
+import { contentHash, nodeLaunchTemplate } from '../shared/launch-template.js';
 import { acknowledge } from '../shared/nag.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
 import { grantSecretsByName, nodeRole } from '../shared/node-role.js';
@@ -223,6 +223,8 @@ export class MailServerFleet extends Construct {
       userData: userData(plan, 'mail'),
       rootVolumeGiB: props.rootVolumeGiB ?? 20,
       machineImage: props.machineImage,
+      // New node files or a new daemon bundle roll through the group (rolling update below).
+      contentHash: contentHash(this.nodeFiles.asset.assetHash, this.daemonBundle.assetHash),
     });
     tagRole(this.launchTemplate, 'mail');
     this.autoScalingGroup = new autoscaling.AutoScalingGroup(this, 'Asg', {
