@@ -114,6 +114,8 @@ export interface NodeModel {
   readonly subnet: number;
   readonly instanceType: string;
   readonly amiParameter: string;
+  /** Pinned image (regions.*.images): used instead of amiParameter, so a new release does not replace the node. */
+  readonly imageId?: string;
   readonly userData: string;
   readonly dataVolumeGiB?: number;
   /** Instance tags the role's bootstrap reads through IMDS (node index, LDAP provider/consumer). */
@@ -406,6 +408,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
           subnet: i % azs.length,
           instanceType: plan.storage.kind === 'glusterfs' ? plan.storage.instanceType : '',
           amiParameter: amiParameter(plan.storage.kind === 'glusterfs' ? plan.storage.instanceType : ''),
+          imageId: r.images?.storage,
           userData: bootstrapText(plan, 'storage', role),
           dataVolumeGiB: plan.storage.kind === 'glusterfs' ? plan.storage.volumeSizeGiB : undefined,
           // Storage hosts are numbered from 1 (gluster-1.<zone>), as the gluster renderer names them.
@@ -422,6 +425,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     subnet: i % azs.length,
     instanceType: ldapType,
     amiParameter: amiParameter(ldapType),
+    imageId: r.images?.ldap,
     userData: bootstrapText(plan, 'ldap', role),
     nodeTags: { [LDAP_ROLE_TAG]: role === 'primary' && i === 0 ? 'provider' : 'consumer' },
   }));

@@ -1,4 +1,5 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as route53 from 'aws-cdk-lib/aws-route53';
@@ -121,6 +122,7 @@ export class MailPlatformStack extends Stack {
     if (plan.storage.kind === 'glusterfs') {
       const cluster = new GlusterStorageCluster(this, 'Storage', {
         plan,
+        machineImage: this.statefulImage('storage', region.images?.storage),
         vpc,
         privateZone,
         region: regionRole,
@@ -153,6 +155,7 @@ export class MailPlatformStack extends Stack {
     if (plan.directory.kind === 'ldap') {
       this.directory = new LdapDirectory(this, 'Directory', {
         plan,
+        machineImage: plan.directory.provision === 'openldap-pair' ? this.statefulImage('ldap', region.images?.ldap) : undefined,
         vpc,
         privateZone,
         region: regionRole,
@@ -193,6 +196,20 @@ export class MailPlatformStack extends Stack {
     }
 
     for (const o of platformOutputs(plan, regionRole)) new CfnOutput(this, o.name, { value: this.outputValue(o.source), description: o.description });
+  }
+
+  /**
+   * Storage and LDAP nodes keep their data and peer identity: they boot the image pinned in the spec
+   * (regions.*.images), which changes only when the spec does. Without one they follow the latest image
+   * and a deploy after a new release replaces them: synth warns.
+   */
+  private statefulImage(kind: 'storage' | 'ldap', imageId: string | undefined): ec2.IMachineImage | undefined {
+    if (imageId) return ec2.MachineImage.genericLinux({ [this.region]: imageId });
+    Annotations.of(this).addWarningV2(
+      `mailfleet:unpinned-${kind}-image`,
+      `${kind} nodes follow the latest Amazon Linux image: a new release replaces them; pin regions.*.images.${kind}`,
+    );
+    return undefined;
   }
 
   /** The value of a model output (lib/plan/outputs.ts) in this stack: the names every engine exports. */

@@ -243,7 +243,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
 
     // One launch template per node kind, shared by the kind's groups (every HAProxy shard runs the same text).
     const launchTemplates = new Map<string, aws.ec2.LaunchTemplate>();
-    const launchTemplate = (role: NodeModel['role'] | 'proxy' | 'mail', x: { amiParameter: string; instanceType: string; userData: string }) => {
+    const launchTemplate = (role: NodeModel['role'] | 'proxy' | 'mail', x: { amiParameter: string; imageId?: string; instanceType: string; userData: string }) => {
       let lt = launchTemplates.get(role);
       if (!lt) {
         const name = n(role);
@@ -252,7 +252,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             name,
             {
               name,
-              imageId: ami(x.amiParameter),
+              imageId: x.imageId ?? ami(x.amiParameter),
               instanceType: x.instanceType,
               vpcSecurityGroupIds: [groups.get(role)!.id],
               userData: b64(x.userData),

@@ -239,13 +239,13 @@ export class MailfleetTerraformStack extends TerraformStack {
 
     // One launch template per node kind, shared by the kind's groups (every HAProxy shard runs the same text).
     const launchTemplates = new Map<string, LaunchTemplate>();
-    const launchTemplate = (role: string, name: string, o: { amiParameter: string; instanceType: string; userData: string }) => {
+    const launchTemplate = (role: string, name: string, o: { amiParameter: string; imageId?: string; instanceType: string; userData: string }) => {
       let lt = launchTemplates.get(role);
       if (!lt) {
         lt = new LaunchTemplate(this, `${p}-lt-${role}`, {
           provider,
           name,
-          imageId: ami(o.amiParameter),
+          imageId: o.imageId ?? ami(o.amiParameter),
           instanceType: o.instanceType,
           vpcSecurityGroupIds: [groups.get(role as NodeModel['role'])!.id],
           userData: b64(o.userData),

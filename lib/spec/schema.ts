@@ -102,6 +102,8 @@ export const domainSchema = z
   .strict();
 export type DomainSpec = z.infer<typeof domainSchema>;
 
+const amiId = z.string().regex(/^ami-[0-9a-f]{8,17}$/, 'expected an AMI id like ami-0123456789abcdef0');
+
 const regionSchema = z
   .object({
     name: z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'expected an AWS region like eu-west-1'),
@@ -116,6 +118,16 @@ const regionSchema = z
       .regex(/^\d{1,3}(\.\d{1,3}){3}\/(1[6-9]|2[0-4])$/, 'expected an IPv4 CIDR from /16 to /24')
       .optional()
       .describe('VPC CIDR. Default: 10.40.0.0/16 primary, 10.41.0.0/16 DR.'),
+    images: z
+      .object({
+        storage: amiId.optional().describe('Image of the GlusterFS nodes (the storage instance type\'s architecture).'),
+        ldap: amiId.optional().describe('Image of the OpenLDAP nodes (the mail instance type\'s architecture).'),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'Pinned images of the stateful nodes in this region: they change only when this value does (an explicit upgrade). Default: the latest Amazon Linux 2023, resolved at every deploy (a new image then replaces the node; synth warns).',
+      ),
   })
   .strict();
 
