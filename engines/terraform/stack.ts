@@ -5,7 +5,7 @@
  * @cdktf/provider-aws 20.1.0) and kept thin — it only spells out engines/platform.ts in Terraform
  * resources. Nothing outside engines/terraform imports cdktf, so dropping it later is one folder.
  */
-import { TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
+import { LocalBackend, TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group/index.js';
 import { DataAwsRoute53Zone } from '@cdktf/provider-aws/lib/data-aws-route53-zone/index.js';
@@ -61,6 +61,12 @@ interface BuiltRegion {
 export interface MailfleetTerraformStackProps {
   /** The engine-neutral platform (engines/platform.ts). */
   readonly model: PlatformModel;
+  /**
+   * Local state file, relative to the folder `terraform` runs in (cdktf's default is an absolute path
+   * on the synthesizing machine, which no other machine has).
+   * @default 'terraform.tfstate'
+   */
+  readonly statePath?: string;
 }
 
 export class MailfleetTerraformStack extends TerraformStack {
@@ -70,6 +76,7 @@ export class MailfleetTerraformStack extends TerraformStack {
   constructor(scope: Construct, id: string, props: MailfleetTerraformStackProps) {
     super(scope, id);
     const { model } = props;
+    new LocalBackend(this, { path: props.statePath ?? 'terraform.tfstate' });
     const built = new Map<string, BuiltRegion>();
     for (const region of model.regions) {
       const provider = new AwsProvider(this, `aws-${region.role}`, {
