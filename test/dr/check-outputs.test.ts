@@ -76,7 +76,8 @@ describe('mailfleet dr drill --aws --check-outputs (the drill against what the e
     const manifest = JSON.parse(readFileSync(join(assembly, 'manifest.json'), 'utf8')) as {
       artifacts: Record<string, { type: string; properties?: { templateFile?: string; stackName?: string } }>;
     };
-    const primary = Object.values(manifest.artifacts).find((a) => a.properties?.stackName === 'globex-mail-primary')!;
+    // The manifest names a stack by its artifact id, with properties.stackName only where the two differ.
+    const primary = Object.entries(manifest.artifacts).find(([id, a]) => a.type === 'aws:cloudformation:stack' && (a.properties?.stackName ?? id) === 'globex-mail-primary')![1];
     const path = join(assembly, primary.properties!.templateFile!);
     const template = JSON.parse(readFileSync(path, 'utf8')) as { Outputs: Record<string, unknown> };
     delete template.Outputs['HealthCheckId0'];
