@@ -30,12 +30,14 @@ export interface NamedTemplate {
  */
 export function templatesOf(assembly: cxapi.CloudAssembly): NamedTemplate[] {
   const out: NamedTemplate[] = assembly.stacks.map((s) => ({ name: s.stackName, stack: s.stackName, template: s.template as CfnTemplate }));
-  const parents = [...assembly.stacks].sort((a, b) => b.id.length - a.id.length);
+  // Nested template files start with the parent's id stripped to letters and digits (`globexmailprimary…`).
+  const prefixOf = (id: string) => id.replace(/[^A-Za-z0-9]/g, '');
+  const parents = [...assembly.stacks].sort((a, b) => prefixOf(b.id).length - prefixOf(a.id).length);
   for (const file of readdirSync(assembly.directory).filter((f) => f.endsWith('.nested.template.json')).sort()) {
-    const parent = parents.find((s) => file.startsWith(s.id));
+    const parent = parents.find((s) => file.startsWith(prefixOf(s.id)));
     if (!parent) continue;
     out.push({
-      name: `${parent.stackName}/${file.slice(parent.id.length, -'.nested.template.json'.length)}`,
+      name: `${parent.stackName}/${file.slice(prefixOf(parent.id).length, -'.nested.template.json'.length)}`,
       stack: parent.stackName,
       template: JSON.parse(readFileSync(join(assembly.directory, file), 'utf8')) as CfnTemplate,
     });

@@ -4,6 +4,8 @@
  * translate this into their own syntax, so they cannot drift apart (the parity suite checks they don't).
  */
 import { daemonConfig } from '../lib/plan/daemon-config.js';
+import { platformOutputs, regionStorageHost, type DrillId, type OutputModel, type OutputSource } from '../lib/plan/outputs.js';
+import { shardHealthPort } from '../lib/plan/build.js';
 import type { Plan } from '../lib/plan/types.js';
 import { MailfleetError } from '../lib/errors.js';
 import { CLOUD_HEALTH_PORT } from '../lib/render/haproxy.js';
@@ -12,7 +14,6 @@ import {
   debianAmiParameter,
   LDAP_ROLE_TAG,
   NODE_INDEX_TAG,
-  drStorageHost,
   efsHost,
   ldapHost,
   privateZoneName,
@@ -115,6 +116,8 @@ export interface NodeModel {
   readonly subnet: number;
   readonly instanceType: string;
   readonly amiParameter: string;
+  /** Pinned image (regions.*.images): used instead of amiParameter, so a new release does not replace the node. */
+  readonly imageId?: string;
   readonly userData: string;
   readonly dataVolumeGiB?: number;
   /** Instance tags the role's bootstrap reads through IMDS (node index, LDAP provider/consumer). */
@@ -150,6 +153,8 @@ export interface RegionModel {
   /** Private zones associated with this region's VPC. */
   readonly privateZones: { readonly platform: string; readonly region: string };
   readonly privateRecords: readonly PrivateRecordModel[];
+  /** Outputs this region's engine exports (lib/plan/outputs.ts): the names the DR drill reads. */
+  readonly outputs: readonly OutputModel[];
 }
 
 export interface ManagedAdModel {
@@ -177,7 +182,7 @@ export interface DnsModel {
 
 /** A FIS drill in the primary region (as the CDK DisasterRecovery construct defines them). */
 export interface DrillModel {
-  readonly id: string;
+  readonly id: DrillId;
   readonly description: string;
   /** Instances with this mailfleet:role tag (and the platform tag) are the targets. */
   readonly nodeRole: 'storage' | 'proxy';
@@ -404,6 +409,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
           subnet: i % azs.length,
           instanceType: plan.storage.kind === 'glusterfs' ? plan.storage.instanceType : '',
           amiParameter: amiParameter(plan.storage.kind === 'glusterfs' ? plan.storage.instanceType : ''),
+          imageId: r.images?.storage,
           userData: bootstrapText(plan, 'storage', role),
           dataVolumeGiB: plan.storage.kind === 'glusterfs' ? plan.storage.volumeSizeGiB : undefined,
           // Storage hosts are numbered from 1 (gluster-1.<zone>), as the gluster renderer names them.
@@ -420,15 +426,17 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     subnet: i % azs.length,
     instanceType: ldapType,
     amiParameter: amiParameter(ldapType),
+    imageId: r.images?.ldap,
     userData: bootstrapText(plan, 'ldap', role),
     nodeTags: { [LDAP_ROLE_TAG]: role === 'primary' && i === 0 ? 'provider' : 'consumer' },
   }));
   const byName = new Map(plan.listeners.map((l) => [l.name, l]));
   const privateRecords: PrivateRecordModel[] = [
     ...storageNodes.map((n, i) => ({ zone: 'platform' as const, name: storageHost(plan, i + 1), ttl: 60, node: n.name })),
-    // The primary's geo-replication names DR storage node 1 in the DR region's zone.
-    ...(role === 'dr' && storageNodes[0]
-      ? [{ zone: 'region' as const, name: drStorageHost(plan), ttl: 1800, node: storageNodes[0].name }]
+    // Geo-replication names storage node 1 of the other region in that region's zone (gluster-1.dr.…
+    // forward, gluster-1.primary.… for the drill's fail-back copy).
+    ...(plan.regions?.dr && storageNodes[0]
+      ? [{ zone: 'region' as const, name: regionStorageHost(plan, role), ttl: 1800, node: storageNodes[0].name }]
       : []),
     ...(plan.storage.kind === 'efs' ? [{ zone: 'platform' as const, name: efsHost(plan), ttl: 300 }] : []),
     ...ldapNodes.flatMap((n) => {
@@ -465,6 +473,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     interfaceEndpoints: INTERFACE_ENDPOINTS,
     privateZones: { platform: privateZoneName(plan), region: regionZoneName(plan, role) },
     privateRecords,
+    outputs: platformOutputs(plan, role),
   };
 }
 
@@ -490,7 +499,7 @@ export function platformModel(plan: Plan): PlatformModel {
           // Shard 0 keeps the plain name; later shards are numbered (tenants keep their shard for life).
           name: `${dnsSpec.recordPrefix}${shard.index === 0 ? '' : `-${shard.index}`}.${dnsSpec.zoneName}`,
           shard: shard.index,
-          healthCheckPort: plan.listeners.find((l) => l.name === shard.listeners[0])!.publicPort,
+          healthCheckPort: shardHealthPort(plan, shard.index),
         })),
       }
     : undefined;
@@ -544,4 +553,11 @@ function drillsOf(plan: Plan): DrillModel[] {
 /** Tags of one resource: the platform's, its role (read back by the inventory extractors) and a Name. */
 export function tagsFor(model: PlatformModel, role: string, name: string): Record<string, string> {
   return { ...model.tags, [ROLE_TAG]: role, Name: name };
+}
+
+/** The node (a NodeModel name) whose instance id an output carries, for the engines that map outputs to resources. */
+export function outputNode(region: RegionModel, source: OutputSource): string | undefined {
+  if (source.kind === 'storage-instance-id') return region.storageNodes[source.node - 1]?.name;
+  if (source.kind === 'ldap-instance-id') return region.ldapNodes.find((n) => n.nodeTags[LDAP_ROLE_TAG] === source.ldapRole)?.name;
+  return undefined;
 }

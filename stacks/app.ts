@@ -1,5 +1,6 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { drStackNames } from '../lib/dr/aws-plan.js';
 import type { Plan } from '../lib/plan/types.js';
 import { MailPlatformStack, type RegionLinks } from './mail-platform-stack.js';
 
@@ -8,12 +9,15 @@ export interface PlatformStacks {
   readonly dr?: MailPlatformStack;
 }
 
-/** The stacks of one spec: the primary region, and the DR region when the spec has one. */
+/**
+ * The stacks of one spec: the primary region, and the DR region when the spec has one. The construct id
+ * is the stack name (`<platform>-primary`, `<platform>-dr`): `cdk deploy <name>` selects by id, and the
+ * DR drill and the other engines use the same names (drStackNames).
+ */
 export function addPlatformStacks(app: App, plan: Plan, links: RegionLinks = {}): PlatformStacks {
-  const primary = new MailPlatformStack(app, 'Primary', { plan, regionRole: 'primary', links, stackName: `${plan.platform}-primary` });
-  const dr = plan.regions?.dr
-    ? new MailPlatformStack(app, 'Dr', { plan, regionRole: 'dr', links, stackName: `${plan.platform}-dr` })
-    : undefined;
+  const names = drStackNames(plan.platform);
+  const primary = new MailPlatformStack(app, names.primary, { plan, regionRole: 'primary', links, stackName: names.primary });
+  const dr = plan.regions?.dr ? new MailPlatformStack(app, names.dr, { plan, regionRole: 'dr', links, stackName: names.dr }) : undefined;
   return { primary, dr };
 }
 

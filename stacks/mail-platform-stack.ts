@@ -1,4 +1,5 @@
-import { CfnOutput, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as route53 from 'aws-cdk-lib/aws-route53';
@@ -6,10 +7,12 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { DEFAULT_CIDR } from '../engines/platform.js';
 import { MailfleetError } from '../lib/errors.js';
+import { shardHealthPort } from '../lib/plan/build.js';
+import { platformOutputs, type OutputSource } from '../lib/plan/outputs.js';
 import type { Plan } from '../lib/plan/types.js';
 import { logGroupNames } from '../lib/render/cloudwatch-agent.js';
 import { privateZoneName, regionZoneName, type RegionRole } from '../lib/render/node-layout.js';
-import { DisasterRecovery, publicRecordName } from '../constructs/disaster-recovery/disaster-recovery.js';
+import { DisasterRecovery, FIS_DRILLS, publicRecordName } from '../constructs/disaster-recovery/disaster-recovery.js';
 import { EfsMailStore } from '../constructs/efs-mail-store/efs-mail-store.js';
 import { FlowControlTier } from '../constructs/flow-control-tier/flow-control-tier.js';
 import { GlusterStorageCluster } from '../constructs/gluster-storage-cluster/gluster-storage-cluster.js';
@@ -119,20 +122,22 @@ export class MailPlatformStack extends Stack {
     if (plan.storage.kind === 'glusterfs') {
       const cluster = new GlusterStorageCluster(this, 'Storage', {
         plan,
+        machineImage: this.statefulImage('storage', region.images?.storage),
         vpc,
         privateZone,
         region: regionRole,
         geoReplicationPeerCidr: standby ? primaryCidr : undefined,
       });
       cluster.allowClientsFrom(this.fleet.securityGroup);
-      if (standby)
-        // Geo-replication target as the primary names it (gluster-1.dr.<platform>.internal).
+      if (dr)
+        // Storage node 1 as the other region names it: gluster-1.dr.… is the geo-replication target,
+        // gluster-1.primary.… the target of the DR drill's fail-back copy.
         new route53.ARecord(this, 'GeoReplicationTarget', {
           zone: this.regionZone,
           recordName: 'gluster-1',
+          ttl: Duration.seconds(1800),
           target: route53.RecordTarget.fromIpAddresses(cluster.instances[0]!.attrPrivateIp),
         });
-      cluster.instances.forEach((n, i) => new CfnOutput(this, `StorageNode${i + 1}`, { value: n.ref, description: `GlusterFS node ${i + 1} instance id` }));
       this.storage = cluster;
     } else {
       const store = new EfsMailStore(this, 'Storage', {
@@ -144,13 +149,13 @@ export class MailPlatformStack extends Stack {
         replicationRegion: standby ? undefined : dr?.name,
       });
       store.allowClientsFrom(this.fleet.securityGroup);
-      new CfnOutput(this, 'EfsFileSystemId', { value: store.fileSystem.fileSystemId });
       this.storage = store;
     }
 
     if (plan.directory.kind === 'ldap') {
       this.directory = new LdapDirectory(this, 'Directory', {
         plan,
+        machineImage: plan.directory.provision === 'openldap-pair' ? this.statefulImage('ldap', region.images?.ldap) : undefined,
         vpc,
         privateZone,
         region: regionRole,
@@ -160,17 +165,15 @@ export class MailPlatformStack extends Stack {
         secretReplicaRegions: replicaRegions,
       });
       this.directory.allowClientsFrom(this.fleet.securityGroup);
-      for (const n of this.directory.instances) new CfnOutput(this, `Ldap${n.node.id}`, { value: n.ref, description: `OpenLDAP ${n.node.id.toLowerCase()} instance id` });
     }
 
     if (dr) {
-      const byName = new Map(plan.listeners.map((l) => [l.name, l]));
       this.disasterRecovery = new DisasterRecovery(this, 'DisasterRecovery', {
         plan,
         vpc,
         standby,
         loadBalancers: this.flowControl.loadBalancers,
-        healthCheckPorts: plan.nlbShards.map((s) => byName.get(s.listeners[0]!)!.publicPort),
+        healthCheckPorts: plan.nlbShards.map((s) => shardHealthPort(plan, s.index)),
         regionZone: this.regionZone,
         peerVpcId: standby ? links.primaryVpcId : links.drVpcId,
         peeringConnectionId: standby ? undefined : links.drPeeringConnectionId,
@@ -178,7 +181,6 @@ export class MailPlatformStack extends Stack {
         peerRegion: standby ? plan.regions!.primary.name : dr.name,
       });
       if (this.disasterRecovery.peering) new CfnOutput(this, 'PeeringConnectionId', { value: this.disasterRecovery.peering.ref });
-      this.disasterRecovery.experimentTemplates.forEach((t, i) => new CfnOutput(this, `Drill${i}`, { value: t.ref, description: t.description }));
     } else if (plan.spec.dns?.hostedZoneId) {
       // One region: a plain alias per shard (with DR, DisasterRecovery writes the failover pairs).
       const zoneId = plan.spec.dns.hostedZoneId;
@@ -193,9 +195,52 @@ export class MailPlatformStack extends Stack {
       );
     }
 
-    new CfnOutput(this, 'VpcId', { value: vpc.vpcId });
-    this.flowControl.loadBalancers.forEach((nlb, i) => new CfnOutput(this, `Nlb${i}Dns`, { value: nlb.loadBalancerDnsName }));
-    new CfnOutput(this, 'MailAsgName', { value: this.fleet.autoScalingGroup.autoScalingGroupName });
+    for (const o of platformOutputs(plan, regionRole)) new CfnOutput(this, o.name, { value: this.outputValue(o.source), description: o.description });
+  }
+
+  /**
+   * Storage and LDAP nodes keep their data and peer identity: they boot the image pinned in the spec
+   * (regions.*.images), which changes only when the spec does. Without one they follow the latest image
+   * and a deploy after a new release replaces them: synth warns.
+   */
+  private statefulImage(kind: 'storage' | 'ldap', imageId: string | undefined): ec2.IMachineImage | undefined {
+    if (imageId) return ec2.MachineImage.genericLinux({ [this.region]: imageId });
+    Annotations.of(this).addWarningV2(
+      `mailfleet:unpinned-${kind}-image`,
+      `${kind} nodes follow the latest Amazon Linux image: a new release replaces them; pin regions.*.images.${kind}`,
+    );
+    return undefined;
+  }
+
+  /** The value of a model output (lib/plan/outputs.ts) in this stack: the names every engine exports. */
+  private outputValue(source: OutputSource): string {
+    const must = <T>(v: T | undefined): T => {
+      if (v === undefined) throw new MailfleetError('INTERNAL', `the stack has no resource for output ${source.kind}`);
+      return v;
+    };
+    const storage = this.storage;
+    switch (source.kind) {
+      case 'vpc-id':
+        return this.network.vpc.vpcId;
+      case 'nlb-dns':
+        return must(this.flowControl.loadBalancers[source.shard]).loadBalancerDnsName;
+      case 'mail-asg-name':
+        return this.fleet.autoScalingGroup.autoScalingGroupName;
+      case 'storage-host':
+        return source.value;
+      case 'storage-instance-id':
+        return must(storage instanceof GlusterStorageCluster ? storage.instances[source.node - 1] : undefined).ref;
+      case 'efs-id':
+        return must(storage instanceof EfsMailStore ? storage : undefined).fileSystem.fileSystemId;
+      case 'ldap-instance-id': {
+        const id = source.ldapRole === 'provider' ? 'Provider' : 'Consumer';
+        return must(this.directory?.instances.find((i) => i.node.id === id)).ref;
+      }
+      case 'health-check-id':
+        return must(this.disasterRecovery?.healthChecks[source.shard]).attrHealthCheckId;
+      case 'fis-template-id':
+        return must(this.disasterRecovery?.experimentTemplates[FIS_DRILLS.indexOf(source.drill)]).ref;
+    }
   }
 
   override get availabilityZones(): string[] {

@@ -6,6 +6,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import { Construct } from 'constructs';
 import { MailfleetError } from '../../lib/errors.js';
+import { DRILL_IDS } from '../../lib/plan/outputs.js';
 import type { Plan } from '../../lib/plan/types.js';
 import { acknowledge, nagEnv } from '../shared/nag.js';
 import { ROLE_TAG } from '../shared/tags.js';
@@ -17,8 +18,8 @@ export function publicRecordName(plan: Plan, shard: number): string {
   return `${dns.recordPrefix}${shard === 0 ? '' : `-${shard}`}.${dns.zoneName}`;
 }
 
-/** Drills the FIS templates run; each names what it proves. */
-export const FIS_DRILLS = ['stop-one-storage-node', 'lose-proxy-az', 'primary-proxy-outage'] as const;
+/** Drills the FIS templates run, in this order; each names what it proves (the platform model declares them). */
+export const FIS_DRILLS = DRILL_IDS;
 
 export interface DisasterRecoveryProps {
   /** The plan: DNS names, DR mode, regions. */

@@ -17,7 +17,7 @@ import { withNamePrefix, type RegionRole } from '../../lib/render/node-layout.js
 import { DEDICATED_BLOCK } from '../../lib/spec/ports.js';
 import { acknowledge } from '../shared/nag.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
-import { nodeLaunchTemplate } from '../shared/launch-template.js';
+import { contentHash, nodeLaunchTemplate } from '../shared/launch-template.js';
 import { nodeRole } from '../shared/node-role.js';
 import { tagRole } from '../shared/tags.js';
 
@@ -167,6 +167,8 @@ export class FlowControlTier extends Construct {
       userData: userData(plan, 'proxy'),
       rootVolumeGiB: 16,
       machineImage: props.machineImage,
+      // A new haproxy.cfg (a tenant added) rolls through the shards' groups instead of staying in S3.
+      contentHash: contentHash(this.nodeFiles.asset.assetHash),
     });
     tagRole(this.launchTemplate, 'proxy');
 

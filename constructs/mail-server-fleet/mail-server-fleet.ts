@@ -28,7 +28,7 @@ import {
 import { portRanges } from '../../engines/platform.js';
 import { daemonBundle, daemonPackage, DEV_BUILD_CONTEXT, nodeRuntimePackage } from '../shared/daemon-bundle.js';
 import { isArm } from '../shared/node-image.js';
-import { nodeLaunchTemplate } from '../shared/launch-template.js';
+import { contentHash, nodeLaunchTemplate } from '../shared/launch-template.js';
 import { acknowledge } from '../shared/nag.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
 import { grantSecretsByName, nodeRole } from '../shared/node-role.js';
@@ -244,6 +244,8 @@ export class MailServerFleet extends Construct {
       userData: userData(plan, 'mail'),
       rootVolumeGiB: props.rootVolumeGiB ?? 20,
       machineImage: props.machineImage,
+      // New node files or a new daemon bundle roll through the group (rolling update below).
+      contentHash: contentHash(this.nodeFiles.asset.assetHash, this.daemonBundle.assetHash),
     });
     tagRole(this.launchTemplate, 'mail');
     this.autoScalingGroup = new autoscaling.AutoScalingGroup(this, 'Asg', {

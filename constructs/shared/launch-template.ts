@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
@@ -10,6 +12,22 @@ export interface NodeLaunchTemplateOptions {
   readonly userData: string;
   readonly rootVolumeGiB: number;
   readonly machineImage?: ec2.IMachineImage;
+  /**
+   * Hash of what the nodes fetch at boot (node files, daemon bundle): written as the instance tag
+   * `mailfleet:content`, so new content is a new launch template version and the group's rolling
+   * update replaces its nodes. Leave it off for stateful nodes (storage, LDAP): they must not be
+   * replaced by a content change.
+   * @default - none: the template changes only when its own settings do
+   */
+  readonly contentHash?: string;
+}
+
+/** Instance tag carrying the boot content hash (NodeLaunchTemplateOptions.contentHash). */
+export const CONTENT_TAG = 'mailfleet:content';
+
+/** One short hash of several asset hashes (node files, daemon bundle). */
+export function contentHash(...assetHashes: string[]): string {
+  return createHash('sha256').update(assetHashes.join('\n')).digest('hex').slice(0, 16);
 }
 
 /**
@@ -19,7 +37,7 @@ export interface NodeLaunchTemplateOptions {
  */
 export function nodeLaunchTemplate(scope: Construct, id: string, o: NodeLaunchTemplateOptions): ec2.LaunchTemplate {
   const userData = ec2.UserData.custom(o.userData);
-  return new ec2.LaunchTemplate(scope, id, {
+  const lt = new ec2.LaunchTemplate(scope, id, {
     instanceType: new ec2.InstanceType(o.instanceType),
     machineImage: o.machineImage ?? nodeImage(o.instanceType),
     role: o.role,
@@ -36,4 +54,7 @@ export function nodeLaunchTemplate(scope: Construct, id: string, o: NodeLaunchTe
       },
     ],
   });
+  // Tags of a launch template land in its data's instance and volume tag specifications: a new version.
+  if (o.contentHash !== undefined) Tags.of(lt).add(CONTENT_TAG, o.contentHash);
+  return lt;
 }

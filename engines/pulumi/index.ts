@@ -16,3 +16,5 @@ const needsAd = plan.directory.kind === 'ldap' && plan.directory.provision === '
 const platform = buildPlatform(plan, { managedAdPassword: needsAd ? config.requireSecret('managedAdAdminPassword') : undefined });
 
 export const nlbDnsNames = platform.nlbDnsNames;
+/** The platform model's outputs (primary_VpcId, dr_Nlb0Dns, …): the names `mailfleet dr drill --aws` reads. */
+export const outputs = platform.outputs;

@@ -7,7 +7,8 @@ import * as aws from '@pulumi/aws';
 import type { Plan } from '../../lib/plan/types.js';
 import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
-import { platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
+import { outputNode, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 // IMDSv2 only; instance tags in IMDS let one user data text serve every node of a role.
@@ -32,6 +33,8 @@ interface BuiltRegion {
   readonly privateRt: aws.ec2.RouteTable;
   readonly regionZone: aws.route53.Zone;
   readonly model: RegionModel;
+  readonly mailAsg?: aws.autoscaling.Group;
+  readonly instances: ReadonlyMap<string, aws.ec2.Instance>;
 }
 
 export class MailfleetPlatform extends pulumi.ComponentResource {
@@ -39,6 +42,10 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
   public readonly resources: pulumi.Resource[] = [];
   /** DNS names of the primary NLBs, by shard. */
   public readonly nlbDnsNames: pulumi.Output<string>[];
+  /** The model's outputs (lib/plan/outputs.ts) by region-qualified name: the names the DR drill reads. */
+  public readonly outputs: Record<string, pulumi.Output<string>> = {};
+  private readonly healthChecks: aws.route53.HealthCheck[] = [];
+  private readonly fisTemplates = new Map<string, aws.fis.ExperimentTemplate>();
 
   constructor(name: string, args: MailfleetPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     const model = platformModel(args.plan);
@@ -70,7 +77,35 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     if (model.dns) this.dns(model, regions);
     if (model.drills.length > 0) this.drills(model, regions.get('primary')!.provider);
     this.nlbDnsNames = regions.get('primary')!.nlbs.map((lb) => lb.dnsName);
-    this.registerOutputs({ nlbDnsNames: this.nlbDnsNames });
+    for (const r of model.regions)
+      for (const out of r.outputs) this.outputs[qualifiedOutputName(r.role, out.name)] = this.outputValue(regions.get(r.role)!, out.source);
+    this.registerOutputs({ nlbDnsNames: this.nlbDnsNames, ...this.outputs });
+  }
+
+  private outputValue(b: BuiltRegion, source: OutputSource): pulumi.Output<string> {
+    const must = <T>(v: T | undefined): T => {
+      if (v === undefined) throw new Error(`pulumi: no resource for output ${source.kind}`);
+      return v;
+    };
+    switch (source.kind) {
+      case 'vpc-id':
+        return b.vpc.id;
+      case 'nlb-dns':
+        return must(b.nlbs[source.shard]).dnsName;
+      case 'mail-asg-name':
+        return must(b.mailAsg).name;
+      case 'storage-host':
+        return pulumi.output(source.value);
+      case 'storage-instance-id':
+      case 'ldap-instance-id':
+        return must(b.instances.get(outputNode(b.model, source) ?? '')).id;
+      case 'efs-id':
+        return must(b.efs).id;
+      case 'health-check-id':
+        return must(this.healthChecks[source.shard]).id;
+      case 'fis-template-id':
+        return must(this.fisTemplates.get(source.drill)).id;
+    }
   }
 
   private add<T extends pulumi.Resource>(r: T): T {
@@ -209,7 +244,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
 
     // One launch template per node kind, shared by the kind's groups (every HAProxy shard runs the same text).
     const launchTemplates = new Map<string, aws.ec2.LaunchTemplate>();
-    const launchTemplate = (role: NodeModel['role'] | 'proxy' | 'mail', x: { amiParameter: string; instanceType: string; userData: string }) => {
+    const launchTemplate = (role: NodeModel['role'] | 'proxy' | 'mail', x: { amiParameter: string; imageId?: string; instanceType: string; userData: string }) => {
       let lt = launchTemplates.get(role);
       if (!lt) {
         const name = n(role);
@@ -218,7 +253,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             name,
             {
               name,
-              imageId: ami(x.amiParameter),
+              imageId: x.imageId ?? ami(x.amiParameter),
               instanceType: x.instanceType,
               vpcSecurityGroupIds: [groups.get(role)!.id],
               userData: b64(x.userData),
@@ -233,9 +268,10 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
       }
       return lt;
     };
+    let mailAsg: aws.autoscaling.Group | undefined;
     for (const t of r.tiers) {
       const lt = launchTemplate(t.role, t);
-      this.add(
+      const asg = this.add(
         new aws.autoscaling.Group(
           t.name,
           {
@@ -254,6 +290,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
           o,
         ),
       );
+      if (t.role === 'mail') mailAsg = asg;
     }
 
     const instances = new Map<string, aws.ec2.Instance>();
@@ -333,7 +370,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         ),
       ),
     );
-    return { provider, vpc, privateSubnets, nlbs, efs, privateRt, regionZone: zones.region, model: r };
+    return { provider, vpc, privateSubnets, nlbs, efs, privateRt, regionZone: zones.region, model: r, mailAsg, instances };
   }
 
   /** Peering between the regions, routes both ways, and each region-qualified zone on the other VPC. */
@@ -407,8 +444,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         o,
       ),
     );
-    for (const d of model.drills)
-      this.add(
+    for (const d of model.drills) {
+      const template = this.add(
         new aws.fis.ExperimentTemplate(
           `${model.platform}-${d.id}`,
           {
@@ -440,6 +477,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
           o,
         ),
       );
+      this.fisTemplates.set(d.id, template);
+    }
   }
 
   private dns(model: PlatformModel, regions: Map<string, BuiltRegion>) {
@@ -462,6 +501,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
           o,
         ),
       );
+      this.healthChecks[rec.shard] = hc;
       this.add(
         new aws.route53.Record(
           `${model.platform}-record-${rec.shard}-primary`,

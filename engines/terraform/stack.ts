@@ -5,7 +5,7 @@
  * @cdktf/provider-aws 20.1.0) and kept thin — it only spells out engines/platform.ts in Terraform
  * resources. Nothing outside engines/terraform imports cdktf, so dropping it later is one folder.
  */
-import { TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
+import { LocalBackend, TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group/index.js';
 import { DataAwsRoute53Zone } from '@cdktf/provider-aws/lib/data-aws-route53-zone/index.js';
@@ -46,7 +46,8 @@ import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule/index.js';
 import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
-import { tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
+import { outputNode, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 // IMDSv2 only; instance tags in IMDS let one user data text serve every node of a role.
@@ -54,11 +55,19 @@ const IMDSV2 = { httpTokens: 'required', httpEndpoint: 'enabled', instanceMetada
 
 interface BuiltRegion {
   readonly nlbs: Lb[];
+  /** Terraform expressions of the region's model outputs that region() can answer (the rest: dns(), drills()). */
+  readonly values: Map<OutputSource['kind'], (source: OutputSource) => string | undefined>;
 }
 
 export interface MailfleetTerraformStackProps {
   /** The engine-neutral platform (engines/platform.ts). */
   readonly model: PlatformModel;
+  /**
+   * Local state file, relative to the folder `terraform` runs in (cdktf's default is an absolute path
+   * on the synthesizing machine, which no other machine has).
+   * @default 'terraform.tfstate'
+   */
+  readonly statePath?: string;
 }
 
 export class MailfleetTerraformStack extends TerraformStack {
@@ -68,6 +77,7 @@ export class MailfleetTerraformStack extends TerraformStack {
   constructor(scope: Construct, id: string, props: MailfleetTerraformStackProps) {
     super(scope, id);
     const { model } = props;
+    new LocalBackend(this, { path: props.statePath ?? 'terraform.tfstate' });
     const built = new Map<string, BuiltRegion>();
     for (const region of model.regions) {
       const provider = new AwsProvider(this, `aws-${region.role}`, {
@@ -82,7 +92,28 @@ export class MailfleetTerraformStack extends TerraformStack {
     if (model.managedAd) this.managedAd(model);
     if (model.dns) this.dns(model);
     if (model.drills.length > 0) this.drills(model);
+    this.outputs(model);
   }
+
+  /** The model's outputs, under the names the DR drill reads (qualified by region: one state holds both). */
+  private outputs(model: PlatformModel): void {
+    for (const r of model.regions) {
+      const values = this.regions.get(r.role)!.values;
+      for (const o of r.outputs) {
+        const value =
+          o.source.kind === 'health-check-id'
+            ? this.healthChecks[o.source.shard]?.id
+            : o.source.kind === 'fis-template-id'
+              ? this.fisTemplates.get(o.source.drill)?.id
+              : values.get(o.source.kind)?.(o.source);
+        if (value === undefined) throw new Error(`terraform: no resource for output ${o.name} (${o.source.kind})`);
+        new TerraformOutput(this, qualifiedOutputName(r.role, o.name), { value, description: o.description });
+      }
+    }
+  }
+
+  private readonly healthChecks: Route53HealthCheck[] = [];
+  private readonly fisTemplates = new Map<string, FisExperimentTemplate>();
 
   private region(model: PlatformModel, r: RegionModel, provider: AwsProvider): BuiltRegion {
     const p = r.role; // construct id prefix; Terraform addresses read "aws_vpc.primary-vpc"
@@ -217,13 +248,13 @@ export class MailfleetTerraformStack extends TerraformStack {
 
     // One launch template per node kind, shared by the kind's groups (every HAProxy shard runs the same text).
     const launchTemplates = new Map<string, LaunchTemplate>();
-    const launchTemplate = (role: string, name: string, o: { amiParameter: string; instanceType: string; userData: string }) => {
+    const launchTemplate = (role: string, name: string, o: { amiParameter: string; imageId?: string; instanceType: string; userData: string }) => {
       let lt = launchTemplates.get(role);
       if (!lt) {
         lt = new LaunchTemplate(this, `${p}-lt-${role}`, {
           provider,
           name,
-          imageId: ami(o.amiParameter),
+          imageId: o.imageId ?? ami(o.amiParameter),
           instanceType: o.instanceType,
           vpcSecurityGroupIds: [groups.get(role as NodeModel['role'])!.id],
           userData: b64(o.userData),
@@ -235,9 +266,10 @@ export class MailfleetTerraformStack extends TerraformStack {
       }
       return lt;
     };
+    let mailAsg: AutoscalingGroup | undefined;
     for (const t of r.tiers) {
       const lt = launchTemplate(t.role, `${r.prefix}-${t.role}`, t);
-      new AutoscalingGroup(this, `${p}-asg-${t.role}${t.shard ? `-${t.shard}` : ''}`, {
+      const asg = new AutoscalingGroup(this, `${p}-asg-${t.role}${t.shard ? `-${t.shard}` : ''}`, {
         provider,
         name: t.name,
         minSize: t.min,
@@ -251,6 +283,7 @@ export class MailfleetTerraformStack extends TerraformStack {
         initialLifecycleHook: t.role === 'mail' ? [MAIL_LAUNCH_HOOK] : undefined,
         tag: Object.entries(tags(t.role, t.name)).map(([key, value]) => ({ key, value, propagateAtLaunch: true })),
       });
+      if (t.role === 'mail') mailAsg = asg;
     }
 
     const instances = new Map<string, Instance>();
@@ -326,7 +359,16 @@ export class MailfleetTerraformStack extends TerraformStack {
       });
     });
     this.vpcs.set(r.role, { vpc, privateSubnets, provider, privateRt, regionZone: zones.region, model: r });
-    return { nlbs };
+    const values: BuiltRegion['values'] = new Map<OutputSource['kind'], (source: OutputSource) => string | undefined>([
+      ['vpc-id', () => vpc.id],
+      ['nlb-dns', (o) => (o.kind === 'nlb-dns' ? nlbs[o.shard]?.dnsName : undefined)],
+      ['mail-asg-name', () => mailAsg?.name],
+      ['storage-host', (o) => (o.kind === 'storage-host' ? o.value : undefined)],
+      ['storage-instance-id', (o) => instances.get(outputNode(r, o) ?? '')?.id],
+      ['ldap-instance-id', (o) => instances.get(outputNode(r, o) ?? '')?.id],
+      ['efs-id', () => this.efs.get(r.role)?.fs.id],
+    ]);
+    return { nlbs, values };
   }
 
   private readonly efs = new Map<string, { fs: EfsFileSystem; provider: AwsProvider }>();
@@ -419,8 +461,8 @@ export class MailfleetTerraformStack extends TerraformStack {
         ],
       }),
     });
-    for (const d of model.drills)
-      new FisExperimentTemplate(this, `drill-${d.id}`, {
+    for (const d of model.drills) {
+      const t = new FisExperimentTemplate(this, `drill-${d.id}`, {
         provider,
         description: d.description,
         roleArn: role.arn,
@@ -447,6 +489,8 @@ export class MailfleetTerraformStack extends TerraformStack {
         ],
         tags: tagsFor(model, 'dr', `${model.platform}-${d.id}`),
       });
+      this.fisTemplates.set(d.id, t);
+    }
   }
 
   private dns(model: PlatformModel) {
@@ -458,7 +502,6 @@ export class MailfleetTerraformStack extends TerraformStack {
     for (const rec of dns.records) {
       const lb = primary[rec.shard]!;
       const alias = (target: Lb, evaluateTargetHealth = true) => ({ name: target.dnsName, zoneId: target.zoneId, evaluateTargetHealth });
-      new TerraformOutput(this, `nlb-${rec.shard}-dns`, { value: lb.dnsName });
       if (!dns.failover || !dr) {
         new Route53Record(this, `record-${rec.shard}`, { provider, zoneId, name: rec.name, type: 'A', alias: alias(lb) });
         continue;
@@ -472,6 +515,7 @@ export class MailfleetTerraformStack extends TerraformStack {
         failureThreshold: 3,
         tags: tagsFor(model, 'dns', rec.name),
       });
+      this.healthChecks[rec.shard] = hc;
       new Route53Record(this, `record-${rec.shard}-primary`, {
         provider,
         zoneId,

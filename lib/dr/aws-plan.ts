@@ -8,7 +8,9 @@
  * of the two regional stacks; `<from result SAVE.PATH>` refers to an earlier call's response.
  */
 import { MailfleetError } from '../errors.js';
+import { REGION_OUTAGE_DRILL, findOutput, type OutputSource } from '../plan/outputs.js';
 import type { Plan } from '../plan/types.js';
+import type { RegionRole } from '../render/node-layout.js';
 
 export type AwsService = 'cloudformation' | 'ssm' | 'fis' | 'route53' | 'efs';
 
@@ -92,18 +94,15 @@ export function drStackNames(platform: string): { primary: string; dr: string } 
 }
 
 /**
- * The stack outputs the drill reads. The CDK engine's stacks export these keys (one per NLB shard
- * where a shard index is shown).
+ * The stack outputs the drill reads, as the platform model declares them (lib/plan/outputs.ts): every
+ * engine exports those names, so the drill never keeps a list of its own.
  */
-export const DR_OUTPUTS = Object.freeze({
-  healthCheckId: (shard: number) => `HealthCheckId${shard}`,
-  nlbDnsName: (shard: number) => `NlbDnsName${shard}`,
-  fisTemplateId: 'FisStopPrimaryTemplateId',
-  storageInstanceId: 'StorageInstanceId0',
-  storageHost: 'StorageHost0',
-  fileSystemId: 'FileSystemId',
-  ldapConsumerInstanceId: 'LdapConsumerInstanceId',
-});
+export function drillOutput(plan: Plan, role: RegionRole, source: OutputSource): string {
+  const o = findOutput(plan, role, source);
+  if (!o)
+    throw new MailfleetError('PLAN_INVALID', `the platform model declares no ${role} output for ${source.kind}: the drill cannot run on this platform`);
+  return o.name;
+}
 
 /** Public name of an NLB shard: `<prefix>.<zone>` for shard 0, `<prefix>-<n>.<zone>` for the others. */
 export function publicName(plan: Plan, shard: number): string {
@@ -189,11 +188,12 @@ function invert(region: string, healthCheckId: string, inverted: boolean): AwsCa
   };
 }
 
-function probesFor(plan: Plan, stack: string): Probe[] {
+function probesFor(plan: Plan, role: RegionRole): Probe[] {
+  const stack = drStackNames(plan.platform)[role];
   const probes: Probe[] = [];
   for (const shard of plan.nlbShards) {
     const host = publicName(plan, shard.index);
-    const expect = out(stack, DR_OUTPUTS.nlbDnsName(shard.index));
+    const expect = out(stack, drillOutput(plan, role, { kind: 'nlb-dns', shard: shard.index }));
     probes.push({
       kind: 'dns-switch',
       host,
@@ -245,13 +245,16 @@ export function buildAwsDrillPlan(plan: Plan): AwsDrillPlan {
   const targets = { rpoSeconds: plan.dr?.rpoSeconds ?? 60, rtoSeconds: plan.dr?.rtoSeconds ?? 300 };
   const R53 = 'us-east-1'; // Route 53 is a global service signed in us-east-1
   const required: Record<string, string[]> = { [stacks.primary]: [], [stacks.dr]: [] };
-  const need = (stack: string, key: string) => {
+  const need = (role: RegionRole, source: OutputSource) => {
+    const stack = stacks[role];
+    const key = drillOutput(plan, role, source);
     if (!required[stack]!.includes(key)) required[stack]!.push(key);
     return out(stack, key);
   };
-  const healthChecks = plan.nlbShards.map((s) => need(stacks.primary, DR_OUTPUTS.healthCheckId(s.index)));
-  for (const s of plan.nlbShards) need(stacks.dr, DR_OUTPUTS.nlbDnsName(s.index));
-  for (const s of plan.nlbShards) need(stacks.primary, DR_OUTPUTS.nlbDnsName(s.index));
+  const healthChecks = plan.nlbShards.map((s) => need('primary', { kind: 'health-check-id', shard: s.index }));
+  for (const s of plan.nlbShards) need('dr', { kind: 'nlb-dns', shard: s.index });
+  for (const s of plan.nlbShards) need('primary', { kind: 'nlb-dns', shard: s.index });
+  const fisTemplate = need('primary', { kind: 'fis-template-id', drill: REGION_OUTAGE_DRILL });
 
   const preflight: DrillStep = {
     id: 'preflight',
@@ -274,7 +277,7 @@ export function buildAwsDrillPlan(plan: Plan): AwsDrillPlan {
   const fault: DrillStep = {
     id: 'fault',
     title: 'Fault: FIS experiment stops the primary region',
-    does: 'Starts the FIS experiment template the DisasterRecovery construct created (stop the primary instances). Its start is time zero for RTO.',
+    does: `Starts the FIS experiment template ${REGION_OUTAGE_DRILL} (every primary HAProxy node stopped, so the health checks fail). Its start is time zero for RTO.`,
     verify: 'The experiment reaches running (or completed).',
     startsRto: true,
     calls: [
@@ -283,11 +286,11 @@ export function buildAwsDrillPlan(plan: Plan): AwsDrillPlan {
         region: pr,
         operation: 'StartExperiment',
         input: {
-          experimentTemplateId: need(stacks.primary, DR_OUTPUTS.fisTemplateId),
+          experimentTemplateId: fisTemplate,
           clientToken: '<drill id>',
           tags: { 'mailfleet:drill': '<drill id>' },
         },
-        cli: `aws fis start-experiment --region ${pr} --experiment-template-id ${out(stacks.primary, DR_OUTPUTS.fisTemplateId)} --tags mailfleet:drill=<drill id>`,
+        cli: `aws fis start-experiment --region ${pr} --experiment-template-id ${fisTemplate} --tags mailfleet:drill=<drill id>`,
         saveAs: 'experiment',
         wait: { kind: 'fis-experiment', states: ['running', 'completed'], timeoutSeconds: 300 },
       },
@@ -321,10 +324,12 @@ export function buildAwsDrillPlan(plan: Plan): AwsDrillPlan {
   let copyTail: FailbackStep;
   if (plan.storage.kind === 'glusterfs') {
     const vol = plan.storage.volumeName;
-    const drHost = need(stacks.dr, DR_OUTPUTS.storageHost);
-    const prHost = need(stacks.primary, DR_OUTPUTS.storageHost);
-    const prNode = need(stacks.primary, DR_OUTPUTS.storageInstanceId);
-    const drNode = need(stacks.dr, DR_OUTPUTS.storageInstanceId);
+    const host: OutputSource = { kind: 'storage-host', value: '' };
+    const node1: OutputSource = { kind: 'storage-instance-id', node: 1 };
+    const drHost = need('dr', host);
+    const prHost = need('primary', host);
+    const prNode = need('primary', node1);
+    const drNode = need('dr', node1);
     const reverse = `${vol} ${prHost}::${vol}`;
     checkpoint = {
       id: 'storage-checkpoint',
@@ -410,8 +415,8 @@ export function buildAwsDrillPlan(plan: Plan): AwsDrillPlan {
       probes: [],
     };
   } else {
-    const prFs = need(stacks.primary, DR_OUTPUTS.fileSystemId);
-    const drFs = need(stacks.dr, DR_OUTPUTS.fileSystemId);
+    const prFs = need('primary', { kind: 'efs-id' });
+    const drFs = need('dr', { kind: 'efs-id' });
     const describe = (region: string, fs: string, maxLag: number, timeout: number): AwsCall => ({
       service: 'efs',
       region,
@@ -486,7 +491,7 @@ export function buildAwsDrillPlan(plan: Plan): AwsDrillPlan {
   let ldap: DrillStep | undefined;
   let ldapBack: FailbackStep | undefined;
   if (dir.kind === 'ldap' && dir.provision === 'openldap-pair') {
-    const consumer = need(stacks.dr, DR_OUTPUTS.ldapConsumerInstanceId);
+    const consumer = need('dr', { kind: 'ldap-instance-id', ldapRole: 'consumer' });
     ldap = {
       id: 'ldap-promote',
       title: 'Promote the DR LDAP consumer to read-write',
@@ -526,14 +531,14 @@ export function buildAwsDrillPlan(plan: Plan): AwsDrillPlan {
     does: `Sets Inverted=true on the ${healthChecks.length} primary health check(s), so Route 53 answers the failover records with the DR load balancers whether or not the fault has already failed the checks. (ARC routing controls are the alternative where an ARC cluster runs; inversion needs none.)`,
     verify: "The public names resolve to the DR load balancers' addresses.",
     calls: healthChecks.map((id) => invert(R53, id, true)),
-    probes: probesFor(plan, stacks.dr).filter((p) => p.kind === 'dns-switch'),
+    probes: probesFor(plan, 'dr').filter((p) => p.kind === 'dns-switch'),
   };
   const dnsBack: FailbackStep = {
     id: 'failback-dns',
     undoes: 'dns-failover',
     title: 'Fail-back: health checks back to normal, public names to the primary',
     calls: healthChecks.map((id) => invert(R53, id, false)),
-    probes: probesFor(plan, stacks.primary),
+    probes: probesFor(plan, 'primary'),
   };
   const verify: DrillStep = {
     id: 'verify',
@@ -541,7 +546,7 @@ export function buildAwsDrillPlan(plan: Plan): AwsDrillPlan {
     does: 'From the drill runner: the SMTP banner on the MX port and an IMAP login with a FETCH through each public name. The first moment all pass ends RTO.',
     verify: `Every probe passes within the RTO target (${targets.rtoSeconds} s).`,
     calls: [],
-    probes: probesFor(plan, stacks.dr).filter((p) => p.kind !== 'dns-switch'),
+    probes: probesFor(plan, 'dr').filter((p) => p.kind !== 'dns-switch'),
   };
 
   const steps = [preflight, checkpoint, fault, promote, ...(ldap ? [ldap] : []), dnsFailover, verify];

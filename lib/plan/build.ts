@@ -9,14 +9,19 @@ import {
   CLOUD_DEDICATED_BASE,
   DEDICATED_BLOCK,
   PROTOCOL_OFFSET,
+  NLB_LISTENER_QUOTA,
   STANDARD_PORT,
   dedicatedProtocols,
+  dedicatedSlots,
+  firstSlotOfShard,
+  shardOfSlot,
 } from '../spec/ports.js';
+import { MailfleetError } from '../errors.js';
 import { PROTOCOLS, SERVICES, type Protocol, type Service, type Spec } from '../spec/schema.js';
 import type { Affinity, InventoryLine, NlbShard, Plan, PlannedListener, TlsMode } from './types.js';
 
 /** AWS quota: listeners per Network Load Balancer. */
-export const NLB_MAX_LISTENERS = 50;
+export const NLB_MAX_LISTENERS = NLB_LISTENER_QUOTA;
 
 export const SERVICE_OF: Readonly<Record<Protocol, Service>> = Object.freeze({
   smtp: 'smtp',
@@ -56,10 +61,10 @@ function affinityFor(service: Service, requested: 'source' | 'user' | 'none' | u
 
 function buildListeners(spec: Spec): PlannedListener[] {
   const p = spec.local.ports;
-  const out: Omit<PlannedListener, 'nlbShard'>[] = [];
+  const shared: Omit<PlannedListener, 'nlbShard'>[] = [];
   for (const protocol of PROTOCOLS) {
     const service = SERVICE_OF[protocol];
-    out.push({
+    shared.push({
       name: listenerName('default', protocol),
       tenant: 'default',
       protocol,
@@ -73,12 +78,16 @@ function buildListeners(spec: Spec): PlannedListener[] {
       affinity: affinityFor(service, undefined),
     });
   }
-  let tenantIndex = 0;
-  for (const d of spec.domains) {
-    if (d.listeners !== 'dedicated') continue;
-    const cloudBase = CLOUD_DEDICATED_BASE + tenantIndex * DEDICATED_BLOCK;
-    const localBase = p.dedicatedBase + tenantIndex * DEDICATED_BLOCK;
-    tenantIndex++;
+  const { slots, problems } = dedicatedSlots(spec.domains);
+  if (problems.length > 0)
+    throw new MailfleetError('PLAN_INVALID', problems.map((pr) => `domains[${pr.index}] ${spec.domains[pr.index]!.name}: ${pr.message}`).join('; '));
+  const out: PlannedListener[] = shared.map((l) => ({ ...l, nlbShard: 0 }));
+  spec.domains.forEach((d, i) => {
+    const slot = slots.get(i);
+    if (slot === undefined) return;
+    // The slot, not the tenant's position, fixes its ports and NLB shard (append-stable: docs/engines.md).
+    const cloudBase = CLOUD_DEDICATED_BASE + slot * DEDICATED_BLOCK;
+    const localBase = p.dedicatedBase + slot * DEDICATED_BLOCK;
     for (const protocol of PROTOCOLS.filter((x) => dedicatedProtocols(d).includes(x))) {
       const service = SERVICE_OF[protocol];
       out.push({
@@ -93,45 +102,33 @@ function buildListeners(spec: Spec): PlannedListener[] {
         localDaemonPort: p[protocol] + p.internalOffset,
         limits: effectiveLimits(spec, service, d.name),
         affinity: affinityFor(service, d.affinity),
+        nlbShard: shardOfSlot(slot),
       });
     }
-  }
-  return assignShards(out);
-}
-
-/**
- * Packs tenants into NLBs in spec order, keeping a tenant's listeners on one NLB (one DNS name per tenant).
- * Appending a tenant never moves an existing one, so growth does not replace load balancers.
- */
-function assignShards(listeners: Omit<PlannedListener, 'nlbShard'>[]): PlannedListener[] {
-  const byTenant = new Map<string, Omit<PlannedListener, 'nlbShard'>[]>();
-  for (const l of listeners) byTenant.set(l.tenant, [...(byTenant.get(l.tenant) ?? []), l]);
-  let shard = 0;
-  let used = 0;
-  const out: PlannedListener[] = [];
-  for (const group of byTenant.values()) {
-    if (used + group.length > NLB_MAX_LISTENERS) {
-      shard++;
-      used = 0;
-    }
-    used += group.length;
-    for (const l of group) out.push({ ...l, nlbShard: shard });
-  }
+  });
   return out;
 }
 
+/**
+ * NLB shards 0…highest, each with its listeners in plan order. A shard whose tenants are all gone stays
+ * (empty): its NLB and public name belong to its slot range, so later shards keep their index.
+ */
 function shardsOf(platform: string, listeners: readonly PlannedListener[]): NlbShard[] {
-  const shards: NlbShard[] = [];
-  for (const l of listeners) {
-    let s = shards[l.nlbShard];
-    if (!s) {
-      s = { index: l.nlbShard, name: `${platform}-nlb-${l.nlbShard}`, listeners: [], tenants: [] };
-      shards[l.nlbShard] = s;
-    }
-    (s.listeners as string[]).push(l.name);
-    if (!s.tenants.includes(l.tenant)) (s.tenants as string[]).push(l.tenant);
-  }
-  return shards;
+  const count = Math.max(0, ...listeners.map((l) => l.nlbShard)) + 1;
+  return Array.from({ length: count }, (_, index) => {
+    const mine = listeners.filter((l) => l.nlbShard === index);
+    return { index, name: `${platform}-nlb-${index}`, listeners: mine.map((l) => l.name), tenants: [...new Set(mine.map((l) => l.tenant))] };
+  });
+}
+
+/**
+ * Port of the Route 53 health check of a shard's NLB: its first listener. An emptied shard has none;
+ * its first slot's SMTP port stands in (nothing answers, so its name, which no tenant uses, fails over).
+ */
+export function shardHealthPort(plan: Pick<Plan, 'listeners' | 'nlbShards'>, shard: number): number {
+  const first = plan.nlbShards[shard]?.listeners[0];
+  const l = first === undefined ? undefined : plan.listeners.find((x) => x.name === first);
+  return l?.publicPort ?? CLOUD_DEDICATED_BASE + firstSlotOfShard(shard) * DEDICATED_BLOCK;
 }
 
 function perService(spec: Spec, domain?: string): Record<Service, EffectiveServiceLimits> {

@@ -5,7 +5,7 @@
 import { effectiveLimits } from './defaults.js';
 import { SERVICES, type LimitsSpec, type ServiceLimits, type Spec } from './schema.js';
 import type { FieldPath } from './locate.js';
-import { DEDICATED_BLOCK, PROTOCOL_OFFSET, dedicatedProtocols } from './ports.js';
+import { DEDICATED_BLOCK, PROTOCOL_OFFSET, dedicatedProtocols, dedicatedSlots } from './ports.js';
 
 export interface CheckIssue {
   path: FieldPath;
@@ -74,11 +74,14 @@ export function checkSpec(spec: Spec): CheckIssue[] {
   claim(p.haproxyStats, 'local haproxyStats', ['local', 'ports', 'haproxyStats']);
   for (const proto of shared)
     if (issues.length === beforePublic) claim(p[proto] + p.internalOffset, `internal ${proto} (${proto} + internalOffset)`, ['local', 'ports', 'internalOffset']);
-  let tenant = 0;
+  const { slots, problems } = dedicatedSlots(spec.domains);
+  for (const pr of problems) issues.push({ path: ['domains', pr.index, 'slot'], message: pr.message });
   spec.domains.forEach((d, i) => {
-    if (d.listeners !== 'dedicated') return;
-    const base = p.dedicatedBase + tenant * DEDICATED_BLOCK;
-    tenant++;
+    if (d.slot !== undefined && d.listeners !== 'dedicated')
+      issues.push({ path: ['domains', i, 'slot'], message: 'slot only applies to listeners: dedicated' });
+    const slot = slots.get(i);
+    if (slot === undefined) return;
+    const base = p.dedicatedBase + slot * DEDICATED_BLOCK;
     for (const proto of dedicatedProtocols(d))
       claim(base + PROTOCOL_OFFSET[proto], `dedicated ${d.name} ${proto}`, ['domains', i, 'listeners']);
   });

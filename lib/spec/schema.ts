@@ -84,6 +84,15 @@ export const domainSchema = z
       .min(1)
       .optional()
       .describe('Protocols of the dedicated listeners. Default: submission, submissions, imap, imaps, pop3, pop3s.'),
+    slot: z
+      .number()
+      .int()
+      .min(0)
+      .max(499)
+      .optional()
+      .describe(
+        'listeners: dedicated only. The tenant\'s port block (cloud ports 20000 + 10 × slot, local dedicatedBase + 10 × slot) and its NLB shard, kept whatever other tenants are added, removed or reordered. Default: the lowest free slot in spec order (may move when tenants before it change; the slot of a planned port is (port − 20000) / 10, write it here to pin it).',
+      ),
     limits: limitsSchema.optional().describe('Overrides of the platform limits for this domain.'),
     rates: ratesSchema.optional(),
     affinity: z
@@ -93,6 +102,8 @@ export const domainSchema = z
   })
   .strict();
 export type DomainSpec = z.infer<typeof domainSchema>;
+
+const amiId = z.string().regex(/^ami-[0-9a-f]{8,17}$/, 'expected an AMI id like ami-0123456789abcdef0');
 
 const regionSchema = z
   .object({
@@ -108,6 +119,16 @@ const regionSchema = z
       .regex(/^\d{1,3}(\.\d{1,3}){3}\/(1[6-9]|2[0-4])$/, 'expected an IPv4 CIDR from /16 to /24')
       .optional()
       .describe('VPC CIDR. Default: 10.40.0.0/16 primary, 10.41.0.0/16 DR.'),
+    images: z
+      .object({
+        storage: amiId.optional().describe('Image of the GlusterFS nodes (the storage instance type\'s architecture).'),
+        ldap: amiId.optional().describe('Image of the OpenLDAP nodes (the mail instance type\'s architecture).'),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'Pinned images of the stateful nodes in this region: they change only when this value does (an explicit upgrade). Default: the latest Amazon Linux 2023, resolved at every deploy (a new image then replaces the node; synth warns).',
+      ),
   })
   .strict();
 

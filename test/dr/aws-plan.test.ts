@@ -77,7 +77,7 @@ describe('AWS drill plan', () => {
     assert.equal(fis.region, 'eu-west-1');
     assert.equal(
       fis.input.experimentTemplateId,
-      '<from stack output globex-mail-primary.FisStopPrimaryTemplateId>',
+      '<from stack output globex-mail-primary.Drill2>',
     );
     const cp = byId['storage-checkpoint']!.calls[0]!;
     assert.equal(cp.operation, 'SendCommand');
@@ -85,11 +85,11 @@ describe('AWS drill plan', () => {
     const commands = (cp.input.Parameters as { commands: string[] }).commands;
     assert.equal(
       commands[0],
-      'gluster volume geo-replication mail <from stack output globex-mail-dr.StorageHost0>::mail config checkpoint now',
+      'gluster volume geo-replication mail <from stack output globex-mail-dr.StorageHost>::mail config checkpoint now',
     );
     assert.match(commands[1]!, /Checkpoint Completed/);
     assert.ok(drill.requiredOutputs['globex-mail-primary']!.includes('HealthCheckId0'));
-    assert.ok(drill.requiredOutputs['globex-mail-dr']!.includes('NlbDnsName0'));
+    assert.ok(drill.requiredOutputs['globex-mail-dr']!.includes('Nlb0Dns'));
     // Managed AD: nothing to promote, no calls.
     assert.equal(byId['ldap-promote']!.calls.length, 0);
     assert.match(byId['ldap-promote']!.title, /Managed AD/);
@@ -126,7 +126,7 @@ describe('AWS drill plan', () => {
     assert.equal(ldap.region, 'us-west-2');
     assert.equal(
       ldap.input.InstanceIds && (ldap.input.InstanceIds as string[])[0],
-      '<from stack output demo-dr.LdapConsumerInstanceId>',
+      '<from stack output demo-dr.LdapConsumer>',
     );
     assert.match(
       (ldap.input.Parameters as { commands: string[] }).commands.join('\n'),
@@ -195,7 +195,7 @@ describe('AWS drill plan', () => {
     assert.match(text, /1\. \[preflight\]/);
     assert.match(
       text,
-      /\$ aws fis start-experiment --region eu-west-1 --experiment-template-id <from stack output globex-mail-primary\.FisStopPrimaryTemplateId>/,
+      /\$ aws fis start-experiment --region eu-west-1 --experiment-template-id <from stack output globex-mail-primary\.Drill2>/,
     );
     assert.match(text, /\$ aws route53 update-health-check .* --no-inverted/);
     assert.match(text, /probe imap-login mail\.globex\.example:143/);

@@ -1,9 +1,11 @@
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildAwsDrillPlan, type AwsDrillPlan } from '../../lib/dr/aws-plan.js';
+import { buildAwsDrillPlan } from '../../lib/dr/aws-plan.js';
 import { runAwsDrill, type ClientFactory, type ProbeTarget } from '../../lib/dr/aws-run.js';
 import { buildPlan } from '../../lib/plan/index.js';
 import { loadSpec } from '../../lib/spec/index.js';
+import { cdkStackOutputs } from '../../lib/dr/check-outputs.js';
+import { cleanupApps, synthPlatform } from '../stacks/helpers.js';
 
 interface Sent {
   service: string;
@@ -12,8 +14,19 @@ interface Sent {
   input: Record<string, unknown>;
 }
 
-/** SDK clients stubbed at the boundary: `send(command)` records the command and answers from a script. */
-function stubClients(drill: AwsDrillPlan, opts: { failSsmComment?: RegExp } = {}) {
+after(cleanupApps);
+/** Output keys per stack of primary-dr.yaml as `cdk synth` writes them: the producer, not the drill's own list. */
+let synthesized: Map<string, Set<string>> | undefined;
+function stackOutputs(): Map<string, Set<string>> {
+  synthesized ??= cdkStackOutputs(synthPlatform(buildPlan(loadSpec('examples/primary-dr.yaml').spec), { validation: false }).assembly.directory);
+  return synthesized;
+}
+
+/**
+ * SDK clients stubbed at the boundary: `send(command)` records the command and answers from a script;
+ * DescribeStacks answers with the outputs of the synthesized templates (`<stack>:<key>` as each value).
+ */
+function stubClients(opts: { failSsmComment?: RegExp; dropOutput?: string } = {}) {
   const sent: Sent[] = [];
   const polls = new Map<string, number>();
   let cmdN = 0;
@@ -26,7 +39,7 @@ function stubClients(drill: AwsDrillPlan, opts: { failSsmComment?: RegExp } = {}
       switch (name) {
         case 'DescribeStacksCommand': {
           const stack = String(input.StackName);
-          const keys = drill.requiredOutputs[stack] ?? [];
+          const keys = [...(stackOutputs().get(stack) ?? [])].filter((k) => k !== opts.dropOutput);
           return {
             Stacks: [
               {
@@ -73,7 +86,7 @@ const drillOf = (file: string) => buildAwsDrillPlan(buildPlan(loadSpec(file).spe
 describe('AWS drill executor (stubbed SDK clients)', () => {
   it('GIVEN primary-dr.yaml WHEN run THEN it sends the SDK commands in runbook order with resolved ids, then fails back', async () => {
     const drill = drillOf('examples/primary-dr.yaml');
-    const { sent, factory } = stubClients(drill);
+    const { sent, factory } = stubClients();
     const probed: ProbeTarget[] = [];
     const report = await runAwsDrill(drill, {
       clients: factory,
@@ -124,24 +137,24 @@ describe('AWS drill executor (stubbed SDK clients)', () => {
     });
     const start = sent.find((s) => s.command === 'StartExperimentCommand')!;
     assert.deepEqual(start.input, {
-      experimentTemplateId: 'globex-mail-primary:FisStopPrimaryTemplateId',
+      experimentTemplateId: 'globex-mail-primary:Drill2',
       clientToken: 'drill-test',
       tags: { 'mailfleet:drill': 'drill-test' },
     });
     assert.deepEqual(sent.find((s) => s.command === 'StopExperimentCommand')!.input, { id: 'EXP123' });
     const cp = sent.find((s) => s.command === 'SendCommandCommand')!;
-    assert.deepEqual(cp.input.InstanceIds, ['globex-mail-primary:StorageInstanceId0']);
+    assert.deepEqual(cp.input.InstanceIds, ['globex-mail-primary:StorageNode1']);
     assert.match(
       JSON.stringify(cp.input.Parameters),
-      /globex-mail-dr:StorageHost0::mail config checkpoint now/,
+      /globex-mail-dr:StorageHost::mail config checkpoint now/,
     );
     // Probes ran against resolved names: DNS to the DR NLB, then SMTP + IMAP; after fail-back, the primary NLB.
     assert.deepEqual(probed.map((p) => `${p.kind} ${p.expect ?? p.port}`).slice(0, 3), [
-      'dns-switch globex-mail-dr:NlbDnsName0',
+      'dns-switch globex-mail-dr:Nlb0Dns',
       'smtp-banner 25',
       'imap-login 143',
     ]);
-    assert.equal(probed[3]!.expect, 'globex-mail-primary:NlbDnsName0');
+    assert.equal(probed[3]!.expect, 'globex-mail-primary:Nlb0Dns');
     // RPO = checkpoint duration (one 1 s poll), RTO from the fault to the last DR probe.
     assert.equal(report.rpo.seconds, 1);
     assert.equal(report.rto.seconds, 1); // the DR volume promotion's one poll; probes passed at once
@@ -154,7 +167,7 @@ describe('AWS drill executor (stubbed SDK clients)', () => {
 
   it('fails when a step fails: the run stops and the fail-back of the begun steps runs as rollback', async () => {
     const drill = drillOf('examples/primary-dr.yaml');
-    const { sent, factory } = stubClients(drill, { failSsmComment: /promote DR volume/ });
+    const { sent, factory } = stubClients({ failSsmComment: /promote DR volume/ });
     const report = await runAwsDrill(drill, {
       clients: factory,
       drillId: 'drill-fail',
@@ -183,7 +196,7 @@ describe('AWS drill executor (stubbed SDK clients)', () => {
 
   it('fails in preflight when a stack lacks an output the drill needs, before any change', async () => {
     const drill = drillOf('examples/primary-dr.yaml');
-    const { sent, factory } = stubClients({ ...drill, requiredOutputs: {} });
+    const { sent, factory } = stubClients({ dropOutput: 'HealthCheckId0' });
     const report = await runAwsDrill(drill, {
       clients: factory,
       drillId: 'x',
@@ -201,7 +214,7 @@ describe('AWS drill executor (stubbed SDK clients)', () => {
 
   it('fails when a DR probe never passes within the RTO target', async () => {
     const drill = drillOf('examples/primary-dr.yaml');
-    const { factory } = stubClients(drill);
+    const { factory } = stubClients();
     const report = await runAwsDrill(drill, {
       clients: factory,
       drillId: 'x',

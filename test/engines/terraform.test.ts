@@ -134,12 +134,14 @@ describe('terraform engine (cdktf)', () => {
     const drills = Object.values(r.aws_fis_experiment_template!);
     assert.equal(drills.length, 3, 'three DR drills in the primary');
     assert.ok(drills.every((d) => d.provider !== 'aws.dr'), 'drills run in the primary region');
-    // Private names the node files use: gluster-N in each region, DR node 1 for geo-replication.
+    // Private names the node files use: gluster-N in each region; node 1 of each region in its region zone
+    // (DR's for geo-replication, the primary's for the DR drill's fail-back copy).
     const names = Object.values(r.aws_route53_record!).filter((x) => x.failover_routing_policy === undefined).map((x) => x.name as string).sort();
     assert.deepEqual(names, [
       'gluster-1.dr.globex-mail.internal',
       'gluster-1.globex-mail.internal',
       'gluster-1.globex-mail.internal',
+      'gluster-1.primary.globex-mail.internal',
       'gluster-2.globex-mail.internal',
       'gluster-2.globex-mail.internal',
       'gluster-3.globex-mail.internal',

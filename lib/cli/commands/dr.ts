@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { buildAwsDrillPlan, formatAwsDrillPlan } from '../../dr/aws-plan.js';
 import { defaultClientFactory, runAwsDrill } from '../../dr/aws-run.js';
+import { checkDrillOutputs } from '../../dr/check-outputs.js';
 import { defaultProbeRunner, probeCredentialsFromEnv } from '../../dr/probes.js';
 import { createProgress } from '../../dr/progress.js';
 import { formatReportJson, formatReportText, writeReport, type DrillReport } from '../../dr/report.js';
@@ -15,6 +16,7 @@ interface DrillOpts {
   local?: boolean;
   aws?: boolean;
   dryRun?: boolean;
+  checkOutputs?: string;
   json?: boolean;
   jsonFile?: string;
   markdown?: string;
@@ -37,6 +39,10 @@ export const registerDr: RegisterCommand = (program) => {
     .option('--local', 'drill two local platforms (primary and DR child processes, rsync replication)')
     .option('--aws', 'drill the deployed platform (FIS, Route 53, SSM) with the AWS SDK')
     .option('--dry-run', 'with --aws: print the steps and the exact commands, call nothing')
+    .option(
+      '--check-outputs <dir>',
+      'with --aws: check offline that a cdk synth output (cdk.out) or a Terraform folder exports every output the drill reads; exit 1 listing the missing ones',
+    )
     .option('--json', 'print the report (or the --dry-run plan) as JSON')
     .option('--json-file <file>', 'also write the report as JSON to this file')
     .option('--markdown <file>', 'also write the report as Markdown to this file (audit trail)')
@@ -60,6 +66,14 @@ export const registerDr: RegisterCommand = (program) => {
         if (opts.aws) {
           const { spec } = loadSpec(opts.config ?? 'examples/primary-dr.yaml');
           const drill = buildAwsDrillPlan(buildPlan(spec));
+          if (opts.checkOutputs) {
+            const check = checkDrillOutputs(drill, opts.checkOutputs);
+            if (check.missing.length > 0) {
+              process.stdout.write(`missing outputs (${check.engine}): ${check.missing.join(', ')}\n`);
+              process.exitCode = 1;
+            } else process.stdout.write(`ok: the ${check.engine} output exports all ${check.checked} outputs the drill reads\n`);
+            return;
+          }
           if (opts.dryRun) {
             process.stdout.write(
               opts.json ? JSON.stringify(drill, null, 2) + '\n' : formatAwsDrillPlan(drill) + '\n',
