@@ -354,11 +354,13 @@ main().then(
   () => {
     cleanup();
     log(`done in ${secs()} s`);
+    process.stdout.write('fleet: 1 passed, 0 failed\n');
     process.exit(0);
   },
   (e: unknown) => {
     cleanup();
     process.stderr.write(`FLEET HARNESS FAILED: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stdout.write('fleet: 0 passed, 1 failed\n');
     process.exit(1);
   },
 );
