@@ -8,8 +8,10 @@
 import type { ConnectionInfo } from '../daemon/net/registry.js';
 import type { LimitsView } from '../admin/routes/limits.js';
 import type { ScopeKind } from '../limits/types.js';
+import { scopeField } from '../limits/resolve.js';
+import { SERVICE_OF } from '../plan/build.js';
 import { table } from '../plan/format.js';
-import type { Service } from '../spec/schema.js';
+import type { Protocol, Service } from '../spec/schema.js';
 import { fanOut, type Fleet } from './fleet.js';
 import { fmtRate, type RateTracker } from './haproxy-view.js';
 
@@ -134,15 +136,6 @@ function idOf(section: TopSection, c: ConnectionInfo): string | undefined {
   }
 }
 
-/** The limit field a scope kind is checked against: the reason a refusal in it gives. */
-const FIELD_OF: Record<ScopeKind, string> = {
-  port: 'portConnections',
-  listener: 'perListener',
-  ip: 'perIp',
-  user: 'perUser',
-  userip: 'perUserIp',
-  domain: 'perDomain',
-};
 
 /** The row ids of a section that a counted scope touches (a user+IP scope touches its user and its IP). */
 function touched(section: TopSection, kind: ScopeKind, id: string): string[] {
@@ -205,19 +198,19 @@ export function rowsFor(section: TopSection, nodes: ReadonlyArray<NodeData & { n
         if (!rows.has(k) && u.refused === 0) continue;
         const r = row(u.scope.id, u.scope.service);
         r.limit = Math.max(r.limit ?? 0, u.limit);
-        if (section !== 'listener' || !n.limits.activity) refuse(r, FIELD_OF[kind], u.refused);
+        if (section !== 'listener' || !n.limits.activity) refuse(r, scopeField(kind), u.refused);
         continue;
       }
       // Refusals of the narrower scopes count on every row they touched, with their reason.
       if (u.refused === 0 || section === 'listener') continue;
-      for (const id of touched(section, u.scope.kind, u.scope.id)) refuse(row(id, u.scope.service), FIELD_OF[u.scope.kind], u.refused);
+      for (const id of touched(section, u.scope.kind, u.scope.id)) refuse(row(id, u.scope.service), scopeField(u.scope.kind), u.refused);
     }
     if (section === 'listener')
       // The daemon counts every refusal on the listener it happened on, by reason (connect and SMTP AUTH).
       for (const a of n.limits.activity ?? []) {
         const total = Object.values(a.refusals).reduce((x, y) => x + y, 0);
         if (total === 0) continue;
-        const r = [...rows.values()].find((x) => x.id === a.listener) ?? row(a.listener, SERVICE_BY_PROTOCOL[a.protocol] ?? 'smtp');
+        const r = [...rows.values()].find((x) => x.id === a.listener) ?? row(a.listener, SERVICE_OF[a.protocol as Protocol] ?? 'smtp');
         for (const [reason, count] of Object.entries(a.refusals)) refuse(r, reason, count);
       }
   }
@@ -250,16 +243,6 @@ export function rowsFor(section: TopSection, nodes: ReadonlyArray<NodeData & { n
     );
 }
 
-/** The service of a listener's protocol (metrics label listeners by protocol). */
-const SERVICE_BY_PROTOCOL: Record<string, Service> = {
-  smtp: 'smtp',
-  submission: 'submission',
-  submissions: 'submission',
-  imap: 'imap',
-  imaps: 'imap',
-  pop3: 'pop3',
-  pop3s: 'pop3',
-};
 
 /** "3 (perUser 2, perIp 1)": a refusal count with its reasons. */
 export function formatRefusals(refused: number, refusals: Readonly<Record<string, number>>): string {

@@ -185,7 +185,7 @@ export class MaildirDelivery implements IMessageDelivery {
     return size;
   }
 
-  /** Another mailbox's copy with its own header lines: `own`, then the spool file from `skip` on; fsync, rename. */
+  /** A copy into another Maildir: `own` header lines (none for a plain copy), then the spool file from `skip` on; fsync, rename. */
   private async copyWithHeaders(from: string, skip: number, own: Buffer, to: string, tmpCopy: string): Promise<void> {
     const fd = await fdOpen(tmpCopy, SPOOL_FLAGS);
     try {
@@ -209,17 +209,7 @@ export class MaildirDelivery implements IMessageDelivery {
       if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
     }
     // Another filesystem: copy into that Maildir's tmp/, fsync, then rename into new/.
-    const fd = await fdOpen(tmpCopy, SPOOL_FLAGS);
-    try {
-      for await (const chunk of createReadStream(from) as AsyncIterable<Buffer>) await fdWriteAll(fd, chunk);
-      if (this.durable) await fdSync(fdatasync, fd);
-    } catch (e) {
-      await fdClose(fd);
-      await unlink(tmpCopy).catch(() => undefined);
-      throw e;
-    }
-    await fdClose(fd);
-    await rename(tmpCopy, to);
+    await this.copyWithHeaders(from, 0, Buffer.alloc(0), to, tmpCopy);
   }
 }
 
