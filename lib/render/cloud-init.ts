@@ -10,6 +10,7 @@
  */
 import type { Plan } from '../plan/types.js';
 import type { Renderer } from './types.js';
+import { BUSY_TLS_PEM_FILE, CLOUD_HAPROXY_DIR } from './haproxy.js';
 import {
   BOOTSTRAP_LOG_PATH,
   DAEMON_ADMIN_PORT,
@@ -176,7 +177,8 @@ signal_launch() {
   };
 }
 
-function proxyScript(): RenderedFile {
+function proxyScript(plan: Plan): RenderedFile {
+  const BUSY_PEM = `${CLOUD_HAPROXY_DIR}/${BUSY_TLS_PEM_FILE}`;
   return {
     path: 'bootstrap/proxy.sh',
     executable: true,
@@ -185,9 +187,17 @@ function proxyScript(): RenderedFile {
 set -euo pipefail
 # shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
-pkg_install haproxy
+pkg_install haproxy openssl
 tune_kernel
 install -m 0644 "\${MAILFLEET_FILES}"/haproxy/* /etc/haproxy/
+# Implicit-TLS listeners say their busy reply inside TLS (busy-tls-* frontends). Proxy nodes do not hold
+# the platform certificate (mail nodes do), so a self-signed one for the hostname answers those refusals.
+if [ ! -s ${BUSY_PEM} ]; then
+  (umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj ${shq(`/CN=${plan.hostname}`)} \
+    -keyout /tmp/busy.key -out /tmp/busy.crt 2>/dev/null && cat /tmp/busy.crt /tmp/busy.key >${BUSY_PEM} && rm -f /tmp/busy.key /tmp/busy.crt)
+  chown root:haproxy ${BUSY_PEM}
+  chmod 0640 ${BUSY_PEM}
+fi
 haproxy -c -q -f /etc/haproxy/haproxy.cfg
 install -d -m 0755 /etc/systemd/system/haproxy.service.d
 install -m 0644 "\${MAILFLEET_FILES}/systemd/haproxy-limits.conf" /etc/systemd/system/haproxy.service.d/mailfleet.conf
@@ -419,7 +429,7 @@ fi
 
 /** The role scripts this renderer owns (storage and LDAP scripts come from the gluster and slapd renderers). */
 export function roleScripts(plan: Plan): RenderedFile[] {
-  return [commonScript(plan), proxyScript(), mailScript(plan), registerScript(plan), healthScript(), healthWatchScript()];
+  return [commonScript(plan), proxyScript(plan), mailScript(plan), registerScript(plan), healthScript(), healthWatchScript()];
 }
 
 /** Kernel settings for nodes that hold many long-lived connections (IMAP IDLE, HAProxy). */

@@ -12,6 +12,7 @@
  * completes the handshake with the node's certificate and then gives the same reply inside TLS
  * (busyTlsFrontendName). docs/haproxy.md has the table.
  */
+import { createHash } from 'node:crypto';
 import { MailfleetError } from '../errors.js';
 import { SERVICE_OF } from '../plan/build.js';
 import { BUSY_HEADROOM_MIN, GLOBAL_RESERVE, proxyNumbers } from '../plan/proxy.js';
@@ -106,6 +107,11 @@ export interface HaproxyLayout {
   readonly luaPath: string;
   /** Only read when some listener has implicit TLS. */
   readonly tlsPemPath: string;
+  /**
+   * Prefix of the busy-TLS frontends' abstract sockets. Abstract names are shared by every process in a
+   * network namespace, so two local HAProxies (two data dirs, parallel tests) each get their own.
+   */
+  readonly abstractPrefix: string;
   readonly globalMaxconn: number;
   /** Why the global is lower than the sum of the frontends, if it is. */
   readonly globalClampedBy?: string;
@@ -161,6 +167,7 @@ export function haproxyLayout(plan: Plan, opts: HaproxyRenderOptions = {}): Hapr
     masterSocket: `${runDir}/master.sock`,
     luaPath,
     tlsPemPath,
+    abstractPrefix: `mf-${createHash('sha256').update(target === 'local' ? runDir : `cloud:${plan.platform}`).digest('hex').slice(0, 10)}-`,
     globalMaxconn,
     globalClampedBy,
     frontends,
@@ -374,14 +381,14 @@ export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {})
     out.push(
       '',
       `frontend ${name}`,
-      `    bind abns@${name} ssl crt ${layout.tlsPemPath}`,
+      `    bind abns@${layout.abstractPrefix}${name} ssl crt ${layout.tlsPemPath}`,
       `    maxconn ${BUSY_TLS_MAXCONN}`,
       '    timeout client 10s',
       `    tcp-request content use-service lua.${luaServiceName(service, reason)}`,
       '',
       `backend ${name}`,
       '    timeout server 10s',
-      `    server busy abns@${name}`,
+      `    server busy abns@${layout.abstractPrefix}${name}`,
     );
 
   const backends = new Map<string, PlannedListener>();

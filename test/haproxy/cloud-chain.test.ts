@@ -46,7 +46,8 @@ describe('cloud target: NLB PROXY v2 → HAProxy (accept-proxy) → mailfleetd (
 
   before(async () => {
     requireHaproxy();
-    spec = await writeTempSpec({ limits: { smtp: { sourceConnections: 2 } } });
+    // The test's HAProxy is on loopback: the daemon trusts its PROXY headers there (a node trusts its VPC).
+    spec = await writeTempSpec({ limits: { smtp: { sourceConnections: 2 } }, proxy: { trustedNetworks: ['127.0.0.0/8'] } });
     const plan = buildPlan(loadSpec(spec.file).spec);
     const daemonPorts = Object.fromEntries(PROTOCOLS.map((p, i) => [p, spec.base + INTERNAL_OFFSET + i])) as Record<Protocol, number>;
     daemon = await startDaemon(daemonConfig(plan, { mode: 'cloud', host: '127.0.0.1', adminPort: spec.port('admin'), portOverrides: daemonPorts }), {
@@ -110,7 +111,7 @@ describe('cloud target: NLB PROXY v2 → HAProxy (accept-proxy) → mailfleetd (
 describe('cloud target: NLB health checks (PROXY v2) against the health frontend as rendered', () => {
   it('GIVEN target groups with PROXY v2 on WHEN the NLB checks GET /healthz with its PROXY v2 header THEN HAProxy answers it (not 400) and says 200 only while the mail backends have a server', async () => {
     requireHaproxy();
-    const spec = await writeTempSpec();
+    const spec = await writeTempSpec({ proxy: { trustedNetworks: ['127.0.0.0/8'] } });
     try {
       // A private network namespace: the config binds :8404 and the public ports exactly as rendered.
       const child = join(dirname(fileURLToPath(import.meta.url)), 'netns-health.ts');

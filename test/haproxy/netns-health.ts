@@ -15,6 +15,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { encodeProxyV2 } from '../../lib/daemon/net/proxy-v2.js';
 import { startDaemon } from '../../lib/daemon/server.js';
+import { testCert } from '../daemon/mail-harness.js';
 import { HaproxyProcess, maxConnectionsForFileLimit, openFileLimit } from '../../lib/haproxy/process.js';
 import { silentLogger } from '../../lib/log.js';
 import { buildPlan, daemonConfig } from '../../lib/plan/index.js';
@@ -55,7 +56,10 @@ async function main(): Promise<void> {
   const lua = join(dir, 'busy.lua');
   writeFileSync(lua, renderBusyLua(plan));
   const ceiling = maxConnectionsForFileLimit(openFileLimit(), plan.listeners.length);
-  const rendered = renderHaproxyConfig(plan, { target: 'cloud', runDir: dir, luaPath: lua, maxConnectionsCeiling: ceiling });
+  // The proxy bootstrap writes the busy-TLS PEM at /etc/haproxy; here it lives beside the Lua file.
+  const pem = join(dir, 'busy.pem');
+  writeFileSync(pem, `${testCert().cert}${testCert().key}`);
+  const rendered = renderHaproxyConfig(plan, { target: 'cloud', runDir: dir, luaPath: lua, tlsPemPath: pem, maxConnectionsCeiling: ceiling });
 
   let hx = await runHaproxy(rendered, 'as-rendered');
   print('as-rendered, PROXY v2', await nlbCheck(true));

@@ -97,7 +97,7 @@ describe('haproxy renderer', () => {
     // Implicit TLS: over the cap, to the frontend that says the busy reply inside a TLS handshake.
     assert.match(imaps, /tcp-request session set-var\(sess\.busy\) str\(listener\) if \{ int\(0\),table_conn_cur\(adm-default-imaps\),sub\(proc\.cap_default_imaps\) ge 0 \}/);
     assert.match(imaps, /use_backend busy-tls-imap-listener if \{ var\(sess\.busy\) -m str listener \}/);
-    assert.match(cfg, /frontend busy-tls-imap-listener\n {4}bind abns@busy-tls-imap-listener ssl crt \/r\/mailfleet-busy\.pem\n/);
+    assert.match(cfg, /frontend busy-tls-imap-listener\n {4}bind abns@mf-[0-9a-f]{10}-busy-tls-imap-listener ssl crt \/r\/mailfleet-busy\.pem\n/);
     assert.match(imaps, /tcp-request session track-sc1 int\(0\) table adm-default-imaps/);
     const cloud = renderHaproxyConfig(plan, { target: 'cloud' });
     assert.match(cloud, /bind :20003 accept-proxy\n/);
@@ -200,7 +200,8 @@ describe('`mailfleet plan` and the rendered haproxy.cfg print the same numbers',
       assert.equal(planGlobal, global, 'plan and haproxy.cfg global maxconn');
       const rendered = new Map<string, { cap: number; maxconn: number }>();
       for (const m of cfg.matchAll(/^frontend (\S+)\n(?: {4}.*\n)*? {4}maxconn (\d+)\n/gm)) {
-        if (m[1] === 'stats' || m[1] === 'health') continue;
+        // Not listeners: the stats/health endpoint and the internal busy-TLS frontends.
+        if (m[1] === 'stats' || m[1] === 'health' || m[1]!.startsWith('busy-tls-')) continue;
         const cap = Number(
           new RegExp(`set-var ${capVariable(m[1]!).replace('.', '\\.')} int\\((\\d+)\\)`).exec(cfg)?.[1],
         );
