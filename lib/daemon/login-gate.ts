@@ -76,6 +76,35 @@ export class LoginGate implements ILoginGate {
   private readonly maxInFlight: number;
   /** Checks in flight per IP key; an entry exists only while non-zero. */
   private readonly inFlight = new Map<string, number>();
+  /** Per login name (lower case): checks in flight on this node, and a promise that resolves when one settles. */
+  private readonly checking = new Map<string, { count: number; settled: Promise<void>; wake: () => void }>();
+
+  /** Counts one check in flight for `login`; the returned function ends it and wakes those waiting. */
+  private startChecking(login: string): () => void {
+    let c = this.checking.get(login);
+    if (!c) {
+      let wake = () => undefined as void;
+      const settled = new Promise<void>((r) => (wake = r));
+      c = { count: 0, settled, wake };
+      this.checking.set(login, c);
+    }
+    c.count++;
+    const entry = c;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      entry.count--;
+      // Every settle wakes the waiters (they ask again); later waiters get a fresh promise.
+      entry.wake();
+      if (entry.count === 0) this.checking.delete(login);
+      else {
+        let wake = () => undefined as void;
+        entry.settled = new Promise<void>((r) => (wake = r));
+        entry.wake = wake;
+      }
+    };
+  }
 
   constructor(private readonly props: LoginGateProps) {
     this.failures = props.failures ?? new AuthFailureWindow();
@@ -107,20 +136,37 @@ export class LoginGate implements ILoginGate {
     this.inFlight.set(ip, n + 1);
     let result: AuthResult;
     let settle: () => Promise<void>;
+    const login = a.login.toLowerCase();
     try {
-      const reserved = await this.failures.reserve(a.remoteAddress, a.login);
+      // A window full only of this login's checks still in flight is no lockout yet: most of them are right
+      // passwords (a client reconnecting many sessions at once) and give their slot back. Wait for them to
+      // settle, then ask again; a real lockout (failures) or a wait past the bound is answered as such.
+      const deadline = Date.now() + PENDING_WAIT_MS;
+      let reserved = await this.failures.reserve(a.remoteAddress, a.login);
+      // Fleet-wide (Redis) the checks in flight may be on other nodes: there, ask again every 50 ms.
+      const fleetWide = !(this.failures instanceof AuthFailureWindow);
+      while (!reserved.ok && reserved.lockout.scope === 'user' && (this.checking.has(login) || fleetWide) && Date.now() < deadline) {
+        const mine = this.checking.get(login);
+        await (mine ? mine.settled : new Promise((r) => setTimeout(r, 50)));
+        reserved = await this.failures.reserve(a.remoteAddress, a.login);
+      }
       if (!reserved.ok) {
         this.props.lockoutsTotal?.inc({ service: a.service, scope: reserved.lockout.scope });
         return { kind: 'locked', lockout: reserved.lockout };
       }
       const slot = reserved.reservation;
+      const done = this.startChecking(login);
       try {
         result = await this.props.directory.authenticate(a.login, a.password);
       } catch (error) {
         await slot.cancel();
+        done();
         return { kind: 'unavailable', error };
       }
-      settle = result.ok ? slot.succeeded : slot.failed;
+      settle = async () => {
+        await (result.ok ? slot.succeeded : slot.failed)();
+        done();
+      };
     } finally {
       const left = (this.inFlight.get(ip) ?? 1) - 1;
       if (left > 0) this.inFlight.set(ip, left);
@@ -133,6 +179,9 @@ export class LoginGate implements ILoginGate {
     return { kind: 'failed', reason: result.reason };
   }
 }
+
+/** How long a login waits for its own checks in flight to settle before a full window counts as a lockout. */
+const PENDING_WAIT_MS = 2_000;
 
 /** The text every protocol puts after its temporary-failure code. */
 export function lockoutText(l: Lockout): string {

@@ -33,6 +33,9 @@ export function configFor(spec: Record<string, unknown> = {}, redisUrl?: string)
     imap: { allowInsecureAuth: true, authFailureDelayMs: 10 },
     pop3: { allowInsecureAuth: true, authFailureDelayMs: 10 },
     ...(redisUrl ? { redis: { url: redisUrl, leaseSeconds: 2 } } : {}),
+    // These floods send 10× a per-user or per-domain cap from one loopback address to test those caps; the
+    // per-IP cap on password checks in flight (test/limits/login-race.test.ts) would answer first.
+    auth: { concurrentChecksPerIp: 1000 },
     ...spec,
   });
   const portOverrides = Object.fromEntries(PROTOCOLS.map((p) => [p, 0]));

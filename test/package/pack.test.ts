@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -111,8 +111,11 @@ describe('mailfleet as an npm package', { timeout: 900_000 }, () => {
     }
     // The daemon bundle shipped is the package's, byte for byte.
     const manifest = JSON.parse(readFileSync(join(app, 'node_modules/mailfleet/dist/mailfleetd.manifest.json'), 'utf8')) as { sha256: string };
-    const shipped = readdirSync(out).filter((f) => f.startsWith('asset.') && f.endsWith('.mjs'));
-    assert.deepEqual(shipped.map((f) => createHash('sha256').update(readFileSync(join(out, f))).digest('hex')), [manifest.sha256]);
+    // The daemon asset is a folder (the bundle, its Node.js runtime when installed, SHA256SUMS): its bundle
+    // is the one the manifest names, byte for byte, and SHA256SUMS says so too.
+    const shipped = readdirSync(out).filter((f) => f.startsWith('asset.') && existsSync(join(out, f, 'mailfleetd.mjs')));
+    assert.deepEqual(shipped.map((f) => createHash('sha256').update(readFileSync(join(out, f, 'mailfleetd.mjs'))).digest('hex')), [manifest.sha256]);
+    assert.match(readFileSync(join(out, shipped[0]!, 'SHA256SUMS'), 'utf8'), new RegExp(`^${manifest.sha256}  mailfleetd\\.mjs$`, 'm'));
   });
 
   it('GIVEN the installed package WHEN its daemon bundle was altered THEN synth fails, naming how to get a good one', () => {

@@ -1,7 +1,9 @@
 /** Day-2 rollout: new boot content (daemon bundle, node files) is a new launch template, which the rolling update rolls out. */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { manifestPathOf } from '../../constructs/shared/daemon-bundle.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -18,9 +20,12 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** A daemon bundle as an installed package ships it: the file and its manifest (lib: daemonBundle checks both). */
 function bundle(name: string, text: string): string {
   const p = join(dir, name);
   writeFileSync(p, text);
+  const manifest = { bundle: name, sha256: createHash('sha256').update(text).digest('hex'), bytes: Buffer.byteLength(text), sourceHash: '', sources: [] };
+  writeFileSync(manifestPathOf(p), JSON.stringify(manifest));
   return p;
 }
 
