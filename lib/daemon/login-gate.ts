@@ -143,11 +143,10 @@ export class LoginGate implements ILoginGate {
       // settle, then ask again; a real lockout (failures) or a wait past the bound is answered as such.
       const deadline = Date.now() + PENDING_WAIT_MS;
       let reserved = await this.failures.reserve(a.remoteAddress, a.login);
-      // Fleet-wide (Redis) the checks in flight may be on other nodes: there, ask again every 50 ms.
-      const fleetWide = !(this.failures instanceof AuthFailureWindow);
-      while (!reserved.ok && reserved.lockout.scope === 'user' && (this.checking.has(login) || fleetWide) && Date.now() < deadline) {
-        const mine = this.checking.get(login);
-        await (mine ? mine.settled : new Promise((r) => setTimeout(r, 50)));
+      // Only this node's checks are known here: with Redis, a window filled by checks in flight on other
+      // nodes still answers as a lockout (docs/faults.md).
+      while (!reserved.ok && reserved.lockout.scope === 'user' && this.checking.has(login) && Date.now() < deadline) {
+        await this.checking.get(login)!.settled;
         reserved = await this.failures.reserve(a.remoteAddress, a.login);
       }
       if (!reserved.ok) {

@@ -95,6 +95,9 @@ describe('two daemon processes sharing Redis', () => {
           imap: { perUser: 3 },
           pop3: { perDomain: 1 },
         },
+        // 10× a per-user cap of logins at once over two nodes: more checks in flight fleet-wide than the
+        // lockout window's slots (the lockout itself is tested in test/limits/login-race.test.ts).
+        auth: { failuresPerUser: 1000, concurrentChecksPerIp: 1000 },
       },
       redis.url,
     );
