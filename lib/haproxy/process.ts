@@ -95,7 +95,9 @@ export function parseShowProc(text: string): ProcEntry[] {
   return out;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
+// Ref'd: a wait for a stale HAProxy runs before anything else holds the event loop, and an unref'd timer
+// there let `up` exit with 13 (unsettled top-level await) and no word.
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let setprivPath: string | null | undefined;
 /**
