@@ -76,34 +76,26 @@ export class LoginGate implements ILoginGate {
   private readonly maxInFlight: number;
   /** Checks in flight per IP key; an entry exists only while non-zero. */
   private readonly inFlight = new Map<string, number>();
-  /** Per login name (lower case): checks in flight on this node, and a promise that resolves when one settles. */
-  private readonly checking = new Map<string, { count: number; settled: Promise<void>; wake: () => void }>();
+  /** Per login name (lower case): checks in flight on this node, and who waits for the next one to settle. */
+  private readonly checking = new Map<string, { count: number; waiters: Array<() => void> }>();
 
-  /** Counts one check in flight for `login`; the returned function ends it and wakes those waiting. */
+  /** Counts one check in flight for `login`; the returned function ends it and wakes every waiter (they ask again). */
   private startChecking(login: string): () => void {
-    let c = this.checking.get(login);
-    if (!c) {
-      let wake = () => undefined as void;
-      const settled = new Promise<void>((r) => (wake = r));
-      c = { count: 0, settled, wake };
-      this.checking.set(login, c);
-    }
-    c.count++;
-    const entry = c;
+    const entry = this.checking.get(login) ?? { count: 0, waiters: [] };
+    this.checking.set(login, entry);
+    entry.count++;
     let ended = false;
     return () => {
       if (ended) return;
       ended = true;
-      entry.count--;
-      // Every settle wakes the waiters (they ask again); later waiters get a fresh promise.
-      entry.wake();
-      if (entry.count === 0) this.checking.delete(login);
-      else {
-        let wake = () => undefined as void;
-        entry.settled = new Promise<void>((r) => (wake = r));
-        entry.wake = wake;
-      }
+      if (--entry.count === 0) this.checking.delete(login);
+      for (const wake of entry.waiters.splice(0)) wake();
     };
+  }
+
+  /** Resolves when one of this node's checks in flight for `login` settles. */
+  private nextSettled(login: string): Promise<void> {
+    return new Promise((r) => this.checking.get(login)!.waiters.push(r));
   }
 
   constructor(private readonly props: LoginGateProps) {
@@ -146,7 +138,7 @@ export class LoginGate implements ILoginGate {
       // Only this node's checks are known here: with Redis, a window filled by checks in flight on other
       // nodes still answers as a lockout (docs/faults.md).
       while (!reserved.ok && reserved.lockout.scope === 'user' && this.checking.has(login) && Date.now() < deadline) {
-        await this.checking.get(login)!.settled;
+        await this.nextSettled(login);
         reserved = await this.failures.reserve(a.remoteAddress, a.login);
       }
       if (!reserved.ok) {
