@@ -11,7 +11,8 @@
  * Clients in smtp.rateLimitExceptions (default loopback, like Postfix's $mynetworks) skip the buckets;
  * recipientsPerMessage applies to everyone.
  */
-import { BlockList, isIPv6 } from 'node:net';
+import { isIPv6, type BlockList } from 'node:net';
+import { networkList } from './networks.js';
 import type { IAdmission } from './types.js';
 import { limitsOf } from './daemon.js';
 import { rateText, type RateCheck, type RateRefusal } from './rates.js';
@@ -56,19 +57,14 @@ export function smtpRateControl(
 }
 
 export class SmtpRateControl {
-  private readonly exempt = new BlockList();
+  private readonly exempt: BlockList;
   private readonly exemptCache = new Map<string, boolean>();
 
   constructor(
     private readonly limits: NonNullable<ReturnType<typeof limitsOf>>,
     exceptions: readonly string[] = [],
   ) {
-    for (const e of exceptions) {
-      const [addr, bits] = e.split('/') as [string, string | undefined];
-      const type = isIPv6(addr) ? 'ipv6' : 'ipv4';
-      if (bits === undefined) this.exempt.addAddress(addr, type);
-      else this.exempt.addSubnet(addr, Number(bits), type);
-    }
+    this.exempt = networkList(exceptions);
   }
 
   isExempt(address: string): boolean {

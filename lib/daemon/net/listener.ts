@@ -25,12 +25,13 @@
  *   onShutdown(cb) runs when the daemon stops: finish the current transaction, say goodbye, close;
  *                  sessions still open at the deadline are destroyed
  */
-import { BlockList, createServer, isIPv4, type Server, type Socket } from 'node:net';
+import { createServer, isIPv4, type BlockList, type Server, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../log.js';
 import type { IAdmission, Lease, Refusal } from '../../limits/types.js';
 import { acquireNow } from '../../limits/local.js';
+import { networkList } from '../../limits/networks.js';
 import { RefusalLog } from '../../limits/refusal-log.js';
 import type { DaemonSocket } from '../../plan/types.js';
 import type { Protocol, Service } from '../../spec/schema.js';
@@ -419,16 +420,6 @@ export class DaemonListener {
       socket.destroy();
     }
   }
-}
-
-/** CIDRs ('10.0.0.0/8', '::1/128') as a BlockList to match addresses against. */
-export function networkList(cidrs: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const c of cidrs) {
-    const [net, bits] = c.split('/');
-    list.addSubnet(net!, Number(bits), net!.includes(':') ? 'ipv6' : 'ipv4');
-  }
-  return list;
 }
 
 /** '::ffff:1.2.3.4' → '1.2.3.4', so limits and logs see one spelling per client. */
