@@ -18,6 +18,8 @@ PKGS=(
   strace                            # syscall order of Maildir delivery (test/store/maildir-sync-order)
   chromium                          # operator console end-to-end tests
   systemd-container debootstrap apt-cacher-ng  # the fleet harness (npm run test:fleet): Debian hosts under nspawn
+  rspamd clamav-daemon clamav       # inbound filtering (spam, DKIM/SPF/DMARC, virus) through rspamd
+  dnsmasq                           # local DNS zones for the SPF/DKIM/DMARC tests
 )
 # One dpkg-query for all (npm test calls this every run): unknown packages print nothing and count as missing.
 # (dpkg-query exits 1 when any package is unknown, as on a fresh machine.)
