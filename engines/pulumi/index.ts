@@ -3,13 +3,13 @@
  * by config `mailfleet:spec` (a path relative to the repository root).
  */
 import * as pulumi from '@pulumi/pulumi';
-import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
+import { packageRoot } from '../../lib/package-root.js';
 import { buildPlan } from '../../lib/plan/index.js';
 import { loadSpec } from '../../lib/spec/index.js';
 import { buildPlatform } from './platform.js';
 
-const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+const root = packageRoot();
 const config = new pulumi.Config('mailfleet');
 const plan = buildPlan(loadSpec(resolve(root, config.get('spec') ?? 'examples/single-region.yaml')).spec);
 const needsAd = plan.directory.kind === 'ldap' && plan.directory.provision === 'managed-ad';

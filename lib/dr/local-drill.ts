@@ -26,11 +26,11 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import nodemailer from 'nodemailer';
 import { MailfleetError } from '../errors.js';
+import { packageRoot } from '../package-root.js';
 import { loadSpec } from '../spec/index.js';
 import { MiniImapClient } from './mini-imap.js';
 import { readSmtpBanner } from './mini-smtp.js';
@@ -88,7 +88,8 @@ interface Site {
   stderr: string;
 }
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+/** bin/mailfleet.ts runs under tsx: the local drill needs the sources, i.e. a checkout (docs/dr.md). */
+const repoRoot = packageRoot();
 
 async function freePort(): Promise<number> {
   return new Promise((res, rej) => {

@@ -137,6 +137,14 @@ describe('mailfleet as an npm package', { timeout: 900_000 }, () => {
     assert.match(readFileSync(join(app, 'node_modules/mailfleet/dist/cli/mailfleet.mjs'), 'utf8').slice(0, 40), /^#!\/usr\/bin\/env node\n/);
   });
 
+  it('GIVEN an app without the optional cdktf WHEN it runs synth --engine terraform THEN the CLI names the packages and the install command (exit 2), after its progress lines', () => {
+    const r = sh(join(app, 'node_modules/.bin/mailfleet'), ['synth', '-e', 'terraform', '-c', 'mailfleet.yaml'], app);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /the terraform engine needs cdktf and @cdktf\/provider-aws.*npm i -D cdktf@0\.21\.0 @cdktf\/provider-aws@20\.1\.0/s);
+    assert.match(r.stderr, /loading .*mailfleet\.yaml and building the plan/);
+    assert.doesNotMatch(r.stderr, /ERR_MODULE_NOT_FOUND|\n\s+at /);
+  });
+
   it('GIVEN a checkout built by prepack WHEN a daemon source changes THEN synth refuses the stale bundle naming npm run build:daemon, and rebuilds it (saying so) only with mailfleet:buildDaemonBundle', () => {
     // A fleet alone: the bundle is checked when the fleet is constructed, before any synth.
     const script = (context: Record<string, unknown>) => `
