@@ -8,6 +8,7 @@ import { MailfleetError } from '../../lib/errors.js';
 import type { Plan } from '../../lib/plan/types.js';
 import { efsHost } from '../../lib/render/node-layout.js';
 import { tagRole } from '../shared/tags.js';
+import { validateProps } from '../shared/validation.js';
 
 export interface EfsMailStoreProps {
   /** The plan: storage.kind must be efs. */
@@ -34,24 +35,29 @@ export interface EfsMailStoreProps {
 }
 
 /** The managed alternative to GlusterFS: an encrypted EFS file system, mounted over NFS 4.1 by name. */
-export class EfsMailStore extends Construct {
+export class EfsMailStore extends Construct implements ec2.IConnectable {
   public readonly fileSystem: efs.FileSystem;
   public readonly securityGroup: ec2.SecurityGroup;
   public readonly record: route53.CnameRecord;
+  /** The mount targets' security group; `allowClientsFrom` opens NFS to a client tier. */
+  public readonly connections: ec2.Connections;
 
   constructor(scope: Construct, id: string, props: EfsMailStoreProps) {
     super(scope, id);
     const { plan } = props;
     if (plan.storage.kind !== 'efs')
       throw new MailfleetError('PLAN_INVALID', `EfsMailStore: the plan's storage.kind is ${plan.storage.kind}, not efs`);
-    if (props.replicationFileSystemId && !props.replicationRegion)
-      throw new MailfleetError('BAD_REQUEST', 'EfsMailStore: replicationFileSystemId needs replicationRegion');
+    validateProps(this, 'EfsMailStore', [
+      { failed: !!props.replicationFileSystemId && !props.replicationRegion, message: 'replicationFileSystemId needs replicationRegion' },
+      { failed: !!props.replicationFileSystemId && !!props.replicationTarget, message: 'replicationFileSystemId (replicate out) and replicationTarget (be replicated into) conflict' },
+    ]);
     this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
       vpc: props.vpc,
       description: 'EFS mount targets: NFS from the mail tier',
       allowAllOutbound: true,
     });
     tagRole(this.securityGroup, 'efs');
+    this.connections = this.securityGroup.connections;
     this.fileSystem = new efs.FileSystem(this, 'FileSystem', {
       vpc: props.vpc,
       vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },

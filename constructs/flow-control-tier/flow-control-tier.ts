@@ -20,6 +20,7 @@ import { NodeFilesBundle } from '../shared/node-files-bundle.js';
 import { contentHash, nodeLaunchTemplate } from '../shared/launch-template.js';
 import { nodeRole } from '../shared/node-role.js';
 import { tagRole } from '../shared/tags.js';
+import { clamp, validateProps } from '../shared/validation.js';
 
 /** AWS quota: target groups one Auto Scaling group can attach. With ≤ 50 listeners per NLB, one group per shard fits. */
 export const ASG_MAX_TARGET_GROUPS = 50;
@@ -92,7 +93,7 @@ export interface FlowControlTierProps {
   readonly nodeSubnets?: ec2.SubnetSelection;
   /**
    * Image of the HAProxy nodes.
-   * @default - Amazon Linux 2023 from its public SSM parameter
+   * @default - Debian 12 from the Debian project's public SSM parameter (or the spec's pinned image)
    */
   readonly machineImage?: ec2.IMachineImage;
 }
@@ -112,7 +113,7 @@ export interface FlowControlShard {
  * haproxy.cfg, where the per-listener connection caps live. One HAProxy Auto Scaling group per shard
  * (a group attaches at most 50 target groups); every node carries the whole configuration.
  */
-export class FlowControlTier extends Construct {
+export class FlowControlTier extends Construct implements ec2.IConnectable {
   public readonly loadBalancers: elbv2.NetworkLoadBalancer[] = [];
   public readonly autoScalingGroups: autoscaling.AutoScalingGroup[] = [];
   public readonly shards: FlowControlShard[] = [];
@@ -124,6 +125,8 @@ export class FlowControlTier extends Construct {
   public readonly launchTemplate: ec2.LaunchTemplate;
   public readonly role: iam.Role;
   public readonly nodeFiles: NodeFilesBundle;
+  /** The HAProxy nodes' security group, for `allowTo` the mail tier (`MailServerFleet.allowProxyFrom` takes it too). */
+  public readonly connections: ec2.Connections;
 
   constructor(scope: Construct, id: string, props: FlowControlTierProps) {
     super(scope, id);
@@ -134,8 +137,12 @@ export class FlowControlTier extends Construct {
     const max = props.maxNodesPerShard ?? sizing.max;
     const ratio = props.saturationRatio ?? 0.8;
     if (plan.listeners.length === 0) throw new MailfleetError('PLAN_INVALID', 'FlowControlTier: the plan has no listeners');
-    if (min > max) throw new MailfleetError('BAD_REQUEST', `FlowControlTier: minNodesPerShard ${min} exceeds maxNodesPerShard ${max}`);
-    if (!(ratio > 0 && ratio <= 1)) throw new MailfleetError('BAD_REQUEST', `FlowControlTier: saturationRatio must be in (0, 1], got ${ratio}`);
+    const desired = props.desiredNodesPerShard;
+    validateProps(this, 'FlowControlTier', [
+      { failed: min > max, message: `minNodesPerShard ${min} exceeds maxNodesPerShard ${max}` },
+      { failed: desired !== undefined && (desired < min || desired > max), message: `desiredNodesPerShard ${desired} is outside minNodesPerShard..maxNodesPerShard (${min}..${max})` },
+      { failed: !(ratio > 0 && ratio <= 1), message: `saturationRatio must be in (0, 1], got ${ratio}` },
+    ]);
     for (const s of plan.nlbShards)
       if (s.listeners.length > Math.min(NLB_MAX_LISTENERS, ASG_MAX_TARGET_GROUPS))
         throw new MailfleetError('PLAN_INVALID', `FlowControlTier: NLB shard ${s.index} has ${s.listeners.length} listeners, over ${NLB_MAX_LISTENERS}`);
@@ -148,6 +155,7 @@ export class FlowControlTier extends Construct {
       allowAllOutbound: true,
     });
     tagRole(this.securityGroup, 'proxy');
+    this.connections = this.securityGroup.connections;
     for (const r of listenerPortRules(plan.listeners.map((l) => l.publicPort)))
       this.securityGroup.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcpRange(r.from, r.to), 'mail listeners via NLB');
     this.securityGroup.addIngressRule(ec2.Peer.ipv4(vpc.vpcCidrBlock), ec2.Port.tcp(CLOUD_HEALTH_PORT), 'NLB health checks');
@@ -176,7 +184,8 @@ export class FlowControlTier extends Construct {
     for (const shard of plan.nlbShards) {
       const shardScope = nest ? new NestedStack(this, `Shard${shard.index}`, { description: `${shard.name}: NLB shard ${shard.index}` }) : new Construct(this, `Shard${shard.index}`);
       const listeners = shard.listeners.map((n) => byName.get(n)!);
-      this.shards.push(this.buildShard(shardScope, shard, listeners, { props, min, max, ratio, nodeSubnets }));
+      // Clamped: conflicting props are reported by the validation above, at synth, with the rest.
+      this.shards.push(this.buildShard(shardScope, shard, listeners, { props, min: Math.min(min, max), max, ratio: clamp(ratio, 0.01, 1), nodeSubnets }));
     }
   }
 
@@ -210,7 +219,7 @@ export class FlowControlTier extends Construct {
       minCapacity: o.min,
       maxCapacity: o.max,
       // Unset unless asked for: a set desired capacity resets a scaled-out group on every deploy.
-      desiredCapacity: props.desiredNodesPerShard,
+      desiredCapacity: props.desiredNodesPerShard === undefined ? undefined : clamp(props.desiredNodesPerShard, o.min, o.max),
       healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
         additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
         gracePeriod: Duration.minutes(10),

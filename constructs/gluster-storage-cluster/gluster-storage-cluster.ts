@@ -58,7 +58,7 @@ export interface GlusterStorageClusterProps {
   readonly geoReplicationPeerCidr?: string;
   /**
    * Image of the storage nodes.
-   * @default - Amazon Linux 2023 from its public SSM parameter
+   * @default - Debian 12 from the Debian project's public SSM parameter (or the spec's pinned image)
    */
   readonly machineImage?: ec2.IMachineImage;
 }
@@ -68,7 +68,7 @@ export interface GlusterStorageClusterProps {
  * instance. Node 1 probes its peers and creates the replica 3 (or replica 3 arbiter 1) volume; clients
  * mount it by private-zone names with backup volfile servers.
  */
-export class GlusterStorageCluster extends Construct {
+export class GlusterStorageCluster extends Construct implements ec2.IConnectable {
   public readonly instances: ec2.CfnInstance[] = [];
   public readonly dataVolumes: ec2.Volume[] = [];
   public readonly records: route53.ARecord[] = [];
@@ -76,6 +76,8 @@ export class GlusterStorageCluster extends Construct {
   public readonly role: iam.Role;
   public readonly launchTemplate: ec2.LaunchTemplate;
   public readonly nodeFiles: NodeFilesBundle;
+  /** The storage nodes' security group; `allowClientsFrom` opens the GlusterFS ports to a client tier. */
+  public readonly connections: ec2.Connections;
 
   constructor(scope: Construct, id: string, props: GlusterStorageClusterProps) {
     super(scope, id);
@@ -96,6 +98,7 @@ export class GlusterStorageCluster extends Construct {
       allowAllOutbound: true,
     });
     tagRole(this.securityGroup, 'storage');
+    this.connections = this.securityGroup.connections;
     this.allowClientsFrom(this.securityGroup, 'peers');
     if (props.geoReplicationPeerCidr) {
       const peer = ec2.Peer.ipv4(props.geoReplicationPeerCidr);

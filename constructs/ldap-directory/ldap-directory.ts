@@ -1,7 +1,7 @@
-import { Duration } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
 import * as directoryservice from 'aws-cdk-lib/aws-directoryservice';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
@@ -62,7 +62,7 @@ export interface LdapDirectoryProps {
   readonly secretReplicaRegions?: string[];
   /**
    * Image of the OpenLDAP nodes.
-   * @default - Amazon Linux 2023 from its public SSM parameter
+   * @default - Debian 12 from the Debian project's public SSM parameter (or the spec's pinned image)
    */
   readonly machineImage?: ec2.IMachineImage;
 }
@@ -83,6 +83,7 @@ export class LdapDirectory extends Construct {
   public readonly adminSecret?: secretsmanager.Secret;
   public readonly replicatorSecret?: secretsmanager.Secret;
   public readonly directory: LdapDirectorySpec;
+  private readonly bindSecretName: string;
 
   constructor(scope: Construct, id: string, props: LdapDirectoryProps) {
     super(scope, id);
@@ -93,6 +94,7 @@ export class LdapDirectory extends Construct {
     this.directory = d;
     const region = props.region ?? 'primary';
     const names = secretNames(plan);
+    this.bindSecretName = names.ldapBind;
     const create = props.createSecrets ?? true;
     const replicaRegions = (props.secretReplicaRegions ?? []).map((r) => ({ region: r }));
     const secret = (cid: string, secretName: string, description: string, generated: boolean) => {
@@ -187,6 +189,20 @@ export class LdapDirectory extends Construct {
           ttl: Duration.seconds(60),
         });
       this.instances.push(node);
+    });
+  }
+
+  /**
+   * Lets `grantee` read the service bind password (secretsmanager:GetSecretValue), e.g. a provisioning
+   * job that binds as the service account. By name, so it also works where createSecrets is false.
+   */
+  grantBindSecretRead(grantee: iam.IGrantable): iam.Grant {
+    const stack = Stack.of(this);
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+      // Secrets Manager appends a random 6-character suffix to every secret ARN.
+      resourceArns: [stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `${this.bindSecretName}-??????`, arnFormat: ArnFormat.COLON_RESOURCE_NAME })],
     });
   }
 

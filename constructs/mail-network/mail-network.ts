@@ -3,7 +3,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import { Construct } from 'constructs';
-import { MailfleetError } from '../../lib/errors.js';
+import { validateProps } from '../shared/validation.js';
 import { acknowledge } from '../shared/nag.js';
 
 /** Interface endpoints private nodes need with no route to the internet for AWS APIs. */
@@ -65,14 +65,14 @@ export class MailNetwork extends Construct {
 
   constructor(scope: Construct, id: string, props: MailNetworkProps = {}) {
     super(scope, id);
-    if (props.vpc && props.cidr) throw new MailfleetError('BAD_REQUEST', 'MailNetwork: give either vpc or cidr, not both');
-    if (props.vpc && props.availabilityZones)
-      throw new MailfleetError('BAD_REQUEST', 'MailNetwork: availabilityZones describe a new VPC; an existing vpc brings its own');
-    if (!props.vpc && (props.availabilityZones?.length ?? 0) < 3)
-      throw new MailfleetError(
-        'BAD_REQUEST',
-        `MailNetwork: a new VPC needs availabilityZones with at least 3 zones, got ${props.availabilityZones?.length ?? 0}`,
-      );
+    validateProps(this, 'MailNetwork', [
+      { failed: !!props.vpc && !!props.cidr, message: 'give either vpc or cidr, not both' },
+      { failed: !!props.vpc && !!props.availabilityZones, message: 'availabilityZones describe a new VPC; an existing vpc brings its own' },
+      {
+        failed: !props.vpc && (props.availabilityZones?.length ?? 0) < 3,
+        message: `a new VPC needs availabilityZones with at least 3 zones, got ${props.availabilityZones?.length ?? 0}`,
+      },
+    ]);
 
     this.vpc =
       props.vpc ??

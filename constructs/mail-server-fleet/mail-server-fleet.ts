@@ -1,4 +1,4 @@
-import { Annotations, AssetHashType, Duration, SecretValue } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, AssetHashType, Duration, SecretValue, Stack } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -33,6 +33,7 @@ import { acknowledge } from '../shared/nag.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
 import { grantSecretsByName, nodeRole } from '../shared/node-role.js';
 import { ROLE_TAG, tagRole } from '../shared/tags.js';
+import { clamp, validateProps } from '../shared/validation.js';
 
 export interface MailServerFleetProps {
   /** The plan: daemon configuration, mail-tier sizing, storage and directory kinds. */
@@ -103,7 +104,7 @@ export interface MailServerFleetProps {
   readonly nodeSubnets?: ec2.SubnetSelection;
   /**
    * Image of the mail nodes.
-   * @default - Amazon Linux 2023 from its public SSM parameter
+   * @default - Debian 12 from the Debian project's public SSM parameter (or the spec's pinned image)
    */
   readonly machineImage?: ec2.IMachineImage;
   /**
@@ -118,7 +119,7 @@ export interface MailServerFleetProps {
  * rendered node files, mount the Maildir store before the daemon starts (systemd), ship logs and
  * metrics through the CloudWatch agent, and scale on established connections per node.
  */
-export class MailServerFleet extends Construct {
+export class MailServerFleet extends Construct implements ec2.IConnectable {
   public readonly autoScalingGroup: autoscaling.AutoScalingGroup;
   public readonly securityGroup: ec2.SecurityGroup;
   public readonly role: iam.Role;
@@ -137,6 +138,10 @@ export class MailServerFleet extends Construct {
   public readonly scalingMetric: cw.Metric;
   /** Daemon ports behind HAProxy (PROXY v2). */
   public readonly daemonPorts: readonly number[];
+  /** The mail nodes' security group, for `allowFrom`/`allowTo` (e.g. a relay or a monitoring host). */
+  public readonly connections: ec2.Connections;
+  private readonly secretNames: ReturnType<typeof secretNames>;
+  private readonly staticDirectory: boolean;
 
   constructor(scope: Construct, id: string, props: MailServerFleetProps) {
     super(scope, id);
@@ -145,9 +150,17 @@ export class MailServerFleet extends Construct {
     const sizing = plan.sizing.mailNodes;
     const min = props.minNodes ?? sizing.min;
     const max = props.maxNodes ?? sizing.max;
-    if (min > max) throw new MailfleetError('BAD_REQUEST', `MailServerFleet: minNodes ${min} exceeds maxNodes ${max}`);
     const target = props.targetConnectionsPerNode ?? Math.floor(plan.spec.tiers.maxConnectionsPerMailNode * 0.7);
-    if (target <= 0) throw new MailfleetError('BAD_REQUEST', `MailServerFleet: targetConnectionsPerNode must be positive, got ${target}`);
+    const desired = props.desiredNodes;
+    validateProps(this, 'MailServerFleet', [
+      { failed: min > max, message: `minNodes ${min} exceeds maxNodes ${max}` },
+      { failed: desired !== undefined && (desired < min || desired > max), message: `desiredNodes ${desired} is outside minNodes..maxNodes (${min}..${max})` },
+      { failed: target <= 0, message: `targetConnectionsPerNode must be positive, got ${target}` },
+      {
+        failed: props.createSecrets === false && (props.secretReplicaRegions?.length ?? 0) > 0,
+        message: 'secretReplicaRegions is set while createSecrets is false: a fleet that reads replicas creates none to replicate',
+      },
+    ]);
     const secrets = secretNames(plan);
 
     this.daemonPorts = daemonConfig(plan, { mode: 'cloud' }).sockets.map((s) => s.port);
@@ -157,6 +170,9 @@ export class MailServerFleet extends Construct {
       allowAllOutbound: true,
     });
     tagRole(this.securityGroup, 'mail');
+    this.connections = this.securityGroup.connections;
+    this.secretNames = secrets;
+    this.staticDirectory = plan.directory.kind === 'static';
     this.securityGroup.addIngressRule(ec2.Peer.ipv4(vpc.vpcCidrBlock), ec2.Port.tcp(DAEMON_ADMIN_PORT), 'admin API and metrics');
     acknowledge(this.securityGroup, 'AwsSolutions-EC23', 'Ingress is the admin port from the VPC\'s own CIDR and daemon ports from the proxy group; the rule cannot evaluate a CIDR that is a CloudFormation reference.');
 
@@ -252,12 +268,13 @@ export class MailServerFleet extends Construct {
       vpc,
       vpcSubnets: props.nodeSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
       launchTemplate: this.launchTemplate,
-      minCapacity: min,
+      // Clamped: conflicting sizes are reported by the validation above, at synth, with the rest.
+      minCapacity: Math.min(min, max),
       maxCapacity: max,
       // Unset unless asked for: a set desired capacity resets a scaled-out group on every deploy.
-      desiredCapacity: props.desiredNodes,
+      desiredCapacity: desired === undefined ? undefined : clamp(desired, Math.min(min, max), max),
       healthChecks: autoscaling.HealthChecks.ec2({ gracePeriod: Duration.minutes(10) }),
-      updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({ maxBatchSize: 1, minInstancesInService: min }),
+      updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({ maxBatchSize: 1, minInstancesInService: Math.min(min, max) }),
       notifications: props.alarmTopic ? [{ topic: props.alarmTopic }] : undefined,
       // Long IMAP sessions: give clients time to move to another node before a node is replaced.
       defaultInstanceWarmup: Duration.minutes(5),
@@ -296,7 +313,40 @@ export class MailServerFleet extends Construct {
       statistic: 'Average',
       period: Duration.minutes(1),
     });
-    this.autoScalingGroup.scaleToTrackMetric('Connections', { metric: this.scalingMetric, targetValue: target });
+    this.autoScalingGroup.scaleToTrackMetric('Connections', { metric: this.scalingMetric, targetValue: Math.max(1, target) });
+  }
+
+  /**
+   * Lets `grantee` read the admin API token (secretsmanager:GetSecretValue), e.g. a Lambda or CI role
+   * that runs `mailfleet top` / `mailfleet limit`. By name, so it also works where createSecrets is false
+   * (the DR region reads the replica).
+   */
+  grantAdminTokenRead(grantee: iam.IGrantable): iam.Grant {
+    return this.grantSecrets(grantee, ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [this.secretNames.adminToken]);
+  }
+
+  /** Lets `grantee` write the TLS secret (JSON {"cert","key"}): the certificate pipeline's role. */
+  grantTlsWrite(grantee: iam.IGrantable): iam.Grant {
+    return this.grantSecrets(grantee, ['secretsmanager:PutSecretValue', 'secretsmanager:DescribeSecret'], [this.secretNames.tls]);
+  }
+
+  /**
+   * Lets `grantee` read and write the static directory's users file (`mailfleet users add` run by an
+   * operator role). Fails with a static directory only: with LDAP the users live in the directory.
+   */
+  grantUsersWrite(grantee: iam.IGrantable): iam.Grant {
+    if (!this.staticDirectory) throw new MailfleetError('BAD_REQUEST', 'MailServerFleet.grantUsersWrite: the plan\'s directory is LDAP; users are managed there');
+    return this.grantSecrets(grantee, ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue', 'secretsmanager:DescribeSecret'], [this.secretNames.staticUsers]);
+  }
+
+  private grantSecrets(grantee: iam.IGrantable, actions: string[], names: readonly string[]): iam.Grant {
+    const stack = Stack.of(this);
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions,
+      // Secrets Manager appends a random 6-character suffix to every secret ARN.
+      resourceArns: names.map((n) => stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `${n}-??????`, arnFormat: ArnFormat.COLON_RESOURCE_NAME })),
+    });
   }
 
   /** Opens the daemon ports (PROXY v2) to the proxy tier. */

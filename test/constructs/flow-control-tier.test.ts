@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { FlowControlTier, listenerPortRules } from '../../constructs/flow-control-tier/index.js';
 import { NLB_MAX_LISTENERS } from '../../lib/plan/index.js';
@@ -116,13 +117,21 @@ describe('FlowControlTier', () => {
     assert.deepEqual(rules.find((r) => r.from >= 20000), { from: 20001, to: 24996 });
   });
 
-  test('fails when minNodesPerShard exceeds maxNodesPerShard', () => {
+  test('GIVEN minNodesPerShard over maxNodesPerShard and a saturation ratio outside (0, 1] WHEN synthesized THEN both are reported under the construct path', () => {
     const { stack, vpc } = fixture();
-    assert.throws(() => new FlowControlTier(stack, 'Edge', { plan: single(), vpc, minNodesPerShard: 5, maxNodesPerShard: 2 }), /minNodesPerShard 5 exceeds maxNodesPerShard 2/);
+    new FlowControlTier(stack, 'Edge', { plan: single(), vpc, minNodesPerShard: 5, maxNodesPerShard: 2, saturationRatio: 0 });
+    assert.throws(
+      () => Template.fromStack(stack),
+      (e: Error) => /\[Test\/Edge\] FlowControlTier: minNodesPerShard 5 exceeds maxNodesPerShard 2/.test(e.message) && /saturationRatio must be in \(0, 1\], got 0/.test(e.message),
+    );
   });
 
-  test('fails when the saturation ratio is outside (0, 1]', () => {
+  test('GIVEN the tier WHEN composed THEN it is IConnectable: the mail fleet opens its daemon ports to it directly', () => {
     const { stack, vpc } = fixture();
-    assert.throws(() => new FlowControlTier(stack, 'Edge', { plan: single(), vpc, saturationRatio: 0 }), /saturationRatio must be in \(0, 1\]/);
+    const edge = new FlowControlTier(stack, 'Edge', { plan: single(), vpc });
+    assert.equal(edge.connections, edge.securityGroup.connections);
+    const db = new ec2.SecurityGroup(stack, 'Db', { vpc });
+    db.connections.allowFrom(edge, ec2.Port.tcp(5432));
+    Template.fromStack(stack).hasResourceProperties('AWS::EC2::SecurityGroupIngress', { FromPort: 5432, SourceSecurityGroupId: Match.anyValue() });
   });
 });

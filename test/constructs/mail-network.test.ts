@@ -38,11 +38,13 @@ describe('MailNetwork', () => {
 
   test('fails when both vpc and cidr are given', () => {
     const { stack, vpc } = fixture();
-    assert.throws(() => new MailNetwork(stack, 'Net', { vpc, cidr: '10.0.0.0/16' }), /either vpc or cidr/);
+    new MailNetwork(stack, 'Net', { vpc, cidr: '10.0.0.0/16' });
+    assert.throws(() => Template.fromStack(stack), /\/Net\] MailNetwork: give either vpc or cidr, not both/);
   });
 
   test('fails when a new VPC would span fewer than 3 availability zones', () => {
     const stack = new Stack(testApp({}, false), 'N', { env });
-    assert.throws(() => new MailNetwork(stack, 'Net', { availabilityZones: azs.slice(0, 2) }), /at least 3 zones, got 2/);
+    new MailNetwork(stack, 'Net', { availabilityZones: azs.slice(0, 2) });
+    assert.throws(() => Template.fromStack(stack), /MailNetwork: a new VPC needs availabilityZones with at least 3 zones, got 2/);
   });
 });

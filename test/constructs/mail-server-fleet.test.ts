@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { daemonPackage, nodeRuntimePackage } from '../../constructs/shared/daemon-bundle.js';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { MailServerFleet } from '../../constructs/mail-server-fleet/index.js';
 import { CONNECTIONS_METRIC } from '../../lib/render/cloudwatch-agent.js';
@@ -130,9 +131,47 @@ describe('MailServerFleet', () => {
     assert.deepEqual(ports, [...fleet.daemonPorts].sort((a, b) => a - b));
   });
 
-  test('fails when minNodes exceeds maxNodes', () => {
+  test('GIVEN conflicting props WHEN synthesized THEN synth fails naming each conflict under the construct path (Node.addValidation), all at once', () => {
     const { stack, vpc, zone } = fixture();
-    assert.throws(() => new MailServerFleet(stack, 'Mail', { plan: single(), vpc, privateZone: zone, minNodes: 9, maxNodes: 3 }), /minNodes 9 exceeds maxNodes 3/);
+    new MailServerFleet(stack, 'Mail', { plan: single(), vpc, privateZone: zone, minNodes: 9, maxNodes: 3, desiredNodes: 12, createSecrets: false, secretReplicaRegions: ['eu-central-1'] });
+    assert.throws(
+      () => Template.fromStack(stack),
+      (e: Error) =>
+        /\[Test\/Mail\] MailServerFleet: minNodes 9 exceeds maxNodes 3/.test(e.message) &&
+        /desiredNodes 12 is outside minNodes\.\.maxNodes \(9\.\.3\)/.test(e.message) &&
+        /secretReplicaRegions is set while createSecrets is false/.test(e.message),
+    );
+  });
+
+  test('GIVEN the fleet WHEN a consumer uses its IConnectable and grant methods THEN rules and least-privilege statements land on the consumer\'s resources', () => {
+    const { stack, vpc, zone } = fixture();
+    const plan = variant({ directory: { kind: 'static' } });
+    const fleet = new MailServerFleet(stack, 'Mail', { plan, vpc, privateZone: zone });
+    const monitor = new ec2.SecurityGroup(stack, 'Monitor', { vpc });
+    fleet.connections.allowFrom(monitor, ec2.Port.tcp(9100), 'node exporter');
+    const ops = new iam.Role(stack, 'Ops', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    fleet.grantAdminTokenRead(ops);
+    fleet.grantTlsWrite(ops);
+    fleet.grantUsersWrite(ops);
+    const t = Template.fromStack(stack);
+    t.hasResourceProperties('AWS::EC2::SecurityGroupIngress', { FromPort: 9100, ToPort: 9100, GroupId: Match.anyValue(), SourceSecurityGroupId: Match.anyValue() });
+    const secrets = secretNames(plan);
+    const stmts = Object.values(t.findResources('AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles).includes('Ops'))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[]);
+    const grantOf = (name: string) => stmts.filter((s) => JSON.stringify(s.Resource).includes(`secret:${name}-??????`)).flatMap((s) => [s.Action].flat());
+    assert.deepEqual(grantOf(secrets.adminToken).sort(), ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+    assert.deepEqual(grantOf(secrets.tls).sort(), ['secretsmanager:DescribeSecret', 'secretsmanager:PutSecretValue']);
+    assert.deepEqual(grantOf(secrets.staticUsers).sort(), ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue']);
+    assert.equal(stmts.length, 3, JSON.stringify(stmts));
+  });
+
+  test('GIVEN an LDAP directory WHEN grantUsersWrite is called THEN it says users live in the directory', () => {
+    const { stack, vpc, zone } = fixture();
+    const fleet = new MailServerFleet(stack, 'Mail', { plan: single(), vpc, privateZone: zone });
+    assert.equal(single().directory.kind, 'ldap');
+    const ops = new iam.Role(stack, 'Ops', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    assert.throws(() => fleet.grantUsersWrite(ops), /directory is LDAP; users are managed there/);
   });
 });
 

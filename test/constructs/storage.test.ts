@@ -73,6 +73,7 @@ describe('EfsMailStore', () => {
 
   test('fails when replicationFileSystemId has no region', () => {
     const { stack, vpc, zone } = fixture();
-    assert.throws(() => new EfsMailStore(stack, 'Store', { plan: efsPlan(), vpc, privateZone: zone, replicationFileSystemId: 'fs-1' }), /needs replicationRegion/);
+    new EfsMailStore(stack, 'Store', { plan: efsPlan(), vpc, privateZone: zone, replicationFileSystemId: 'fs-1' });
+    assert.throws(() => Template.fromStack(stack), /\[Test\/Store\] EfsMailStore: replicationFileSystemId needs replicationRegion/);
   });
 });
