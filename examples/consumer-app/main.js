@@ -29,6 +29,6 @@ for (const namePrefix of ['mail/blue', 'mail/green']) {
   const id = namePrefix.split('/')[1];
   const fleet = new MailServerFleet(stack, `Fleet-${id}`, { plan, vpc, privateZone: zone, namePrefix });
   const edge = new FlowControlTier(stack, `Edge-${id}`, { plan, vpc, namePrefix, crossZoneEnabled: true });
-  fleet.allowProxyFrom(edge.securityGroup);
+  fleet.allowProxyFrom(edge); // the tier is IConnectable
   // Parts are public: edge.loadBalancers, edge.listeners.get('default-imaps'), fleet.autoScalingGroup …
 }
