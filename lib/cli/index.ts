@@ -1,6 +1,7 @@
 /** The `mailfleet` CLI: each command lives in lib/cli/commands/<name>.ts and is registered here. */
 import { Command } from 'commander';
 import { registerDr } from './commands/dr.js';
+import { registerEdge } from './commands/edge.js';
 import { registerLdap } from './commands/ldap.js';
 import { registerLimit } from './commands/limit.js';
 import { registerPlan } from './commands/plan.js';
@@ -25,6 +26,7 @@ const COMMANDS: RegisterCommand[] = [
   registerUsers,
   registerTop,
   registerLimit,
+  registerEdge,
 ];
 
 export function buildCli(): Command {

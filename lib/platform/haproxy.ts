@@ -6,7 +6,7 @@
  * next `up` stop a HAProxy whose `up` was SIGKILLed before it binds the same ports again.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { MailfleetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
@@ -16,6 +16,7 @@ import { haproxyLayout, renderBusyLua, renderHaproxyConfig, type HaproxyLayout }
 import { HaproxyProcess, haproxyVersion, maxConnectionsForFileLimit, openFileLimit, stopOrphanHaproxy } from '../haproxy/process.js';
 import { loadOrCreateCertificate } from '../daemon/tls.js';
 import { applyListenerLimits, listenerLimitsPath, readListenerLimits } from '../haproxy/state.js';
+import { EDGE_LISTS_FILE, readEdgeLists, writeEdgeListFiles } from '../haproxy/edge.js';
 import { readPidfile } from './pidfile.js';
 import { probePort } from './port-holder.js';
 
@@ -116,6 +117,8 @@ export function writeLocalHaproxyFiles(
     else if (!existsSync(layout.tlsPemPath))
       throw new MailfleetError('INTERNAL', `implicit-TLS listeners need ${layout.tlsPemPath} for their busy replies: restart mailfleet up`);
   }
+  // The edge lists: HAProxy refuses to start without them, so they are written even when empty.
+  writeEdgeListFiles(plan, layout, readEdgeLists(join(dirname(opts.limitsFile), EDGE_LISTS_FILE)));
   writeFileSync(configFile, renderHaproxyConfig(plan, renderOpts));
   return { plan, layout, configFile, luaFile };
 }

@@ -35,6 +35,11 @@ export const CLOUD_RUN_DIR = '/run/haproxy';
 export const BUSY_LUA_FILE = 'mailfleet-busy.lua';
 /** Certificate + key (one PEM) the busy frontends of implicit-TLS listeners answer with. */
 export const BUSY_TLS_PEM_FILE = 'mailfleet-busy.pem';
+/** The edge's client-network lists (one address or CIDR a line), changed live with `add acl` / `del acl`. */
+export const EDGE_DENY_FILE = 'mailfleet-deny.acl';
+export const EDGE_ALLOW_FILE = 'mailfleet-allow.acl';
+/** The Lua service that answers an SMTP client talking before the greeting (edge.smtpGreetPauseMs). */
+export const PREGREET_SERVICE = 'mf_pregreet_smtp';
 /** Per-source stick tables: entries and idle expiry. */
 export const SOURCE_TABLE_SIZE = '100k';
 export const SOURCE_TABLE_EXPIRE = '10m';
@@ -85,6 +90,11 @@ export interface HaproxyRenderOptions extends RenderOptions {
    * @default - <runDir>/mailfleet-busy.pem locally, /etc/haproxy/mailfleet-busy.pem in the cloud
    */
   readonly tlsPemPath?: string;
+  /**
+   * Folder of the edge's deny and allow lists (mailfleet-deny.acl, mailfleet-allow.acl).
+   * @default - <runDir> locally, /etc/haproxy in the cloud
+   */
+  readonly edgeListDir?: string;
 }
 
 export interface HaproxyFrontend {
@@ -107,6 +117,9 @@ export interface HaproxyLayout {
   readonly luaPath: string;
   /** Only read when some listener has implicit TLS. */
   readonly tlsPemPath: string;
+  /** The edge lists (edge.deny / edge.allow plus live changes): HAProxy ACL files, one network a line. */
+  readonly denyListPath: string;
+  readonly allowListPath: string;
   /**
    * Prefix of the busy-TLS frontends' abstract sockets. Abstract names are shared by every process in a
    * network namespace, so two local HAProxies (two data dirs, parallel tests) each get their own.
@@ -140,6 +153,7 @@ export function haproxyLayout(plan: Plan, opts: HaproxyRenderOptions = {}): Hapr
   );
   const luaPath = opts.luaPath ?? (target === 'local' ? `${runDir}/${BUSY_LUA_FILE}` : `${CLOUD_HAPROXY_DIR}/${BUSY_LUA_FILE}`);
   const tlsPemPath = opts.tlsPemPath ?? (target === 'local' ? `${runDir}/${BUSY_TLS_PEM_FILE}` : `${CLOUD_HAPROXY_DIR}/${BUSY_TLS_PEM_FILE}`);
+  const edgeDir = (opts.edgeListDir ?? (target === 'local' ? runDir : CLOUD_HAPROXY_DIR)).replace(/\/+$/, '');
   // The plan's own numbers (recomputed from its listeners, so a plan patched in place still agrees).
   const numbers = proxyNumbers(plan.listeners, plan.spec.tiers.proxyMaxConnectionsPerNode);
   let globalMaxconn = numbers.globalMaxConnections;
@@ -167,6 +181,8 @@ export function haproxyLayout(plan: Plan, opts: HaproxyRenderOptions = {}): Hapr
     masterSocket: `${runDir}/master.sock`,
     luaPath,
     tlsPemPath,
+    denyListPath: `${edgeDir}/${EDGE_DENY_FILE}`,
+    allowListPath: `${edgeDir}/${EDGE_ALLOW_FILE}`,
     abstractPrefix: `mf-${createHash('sha256').update(target === 'local' ? runDir : `cloud:${plan.platform}`).digest('hex').slice(0, 10)}-`,
     globalMaxconn,
     globalClampedBy,
@@ -337,6 +353,11 @@ export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {})
     const overCap = `{ int(0),table_conn_cur(${admitted}),sub(${capVariable(l.name)}) ge 0 }`;
     // Off by one (RECIPES.md): once tracked, the connection counts itself, so N allowed means "gt N".
     const overSource = `{ sc0_conn_cur(${table}) gt ${l.limits.sourceConnections} }`;
+    // Edge (spec.edge): new connections per 10 s from one source; the allow list is exempt.
+    const allowed = `{ src -f ${layout.allowListPath} }`;
+    const rate = plan.spec.edge.connectionRatePerSource[l.service];
+    const overRate = rate > 0 ? `{ sc0_conn_rate(${table}) gt ${rate} } !${allowed}` : undefined;
+    const pregreetMs = l.service === 'smtp' && l.tls !== 'implicit' ? plan.spec.edge.smtpGreetPauseMs : 0;
     const timeout = fmtSeconds(idleTimeoutSeconds(plan, l.service));
     out.push(
       '',
@@ -346,7 +367,9 @@ export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {})
       `    maxconn ${fe.maxconn}`,
       `    backlog ${Math.max(BACKLOG_MIN, fe.maxconn)}`,
       `    timeout client ${timeout}`,
-      // Session rules run after the NLB's PROXY header is decoded, so src is the real client.
+      // Session rules run after the NLB's PROXY header is decoded, so src is the real client. A denied
+      // network is closed here, before it is counted anywhere.
+      `    tcp-request session reject if { src -f ${layout.denyListPath} } !${allowed}`,
       `    tcp-request session track-sc0 src table ${table}`,
     );
     if (l.tls === 'implicit') {
@@ -356,6 +379,7 @@ export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {})
       out.push(
         `    tcp-request session set-var(sess.busy) str(listener) if ${overCap}`,
         `    tcp-request session set-var(sess.busy) str(source) if !{ var(sess.busy) -m found } ${overSource}`,
+        ...(overRate ? [`    tcp-request session set-var(sess.busy) str(source) if !{ var(sess.busy) -m found } ${overRate}`] : []),
         `    tcp-request session track-sc1 int(0) table ${admitted} if !{ var(sess.busy) -m found }`,
         `    use_backend ${busyTlsFrontendName(l.service, 'listener')} if { var(sess.busy) -m str listener }`,
         `    use_backend ${busyTlsFrontendName(l.service, 'source')} if { var(sess.busy) -m str source }`,
@@ -364,8 +388,13 @@ export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {})
       out.push(
         `    tcp-request content use-service lua.${luaServiceName(l.service, 'listener')} if ${overCap}`,
         `    tcp-request content use-service lua.${luaServiceName(l.service, 'source')} if ${overSource}`,
+        ...(overRate ? [`    tcp-request content use-service lua.${luaServiceName(l.service, 'source')} if ${overRate}`] : []),
         `    tcp-request content track-sc1 int(0) table ${admitted}`,
       );
+      if (pregreetMs > 0)
+        // req.len stays undecided until bytes arrive or the delay ends (HAProxy waits on it): a client that
+        // talks first meets the 554 applet; one that waits is passed on, and the daemon greets it.
+        out.push(`    tcp-request inspect-delay ${pregreetMs}ms`, `    tcp-request content use-service lua.${PREGREET_SERVICE} if { req.len gt 0 }`);
     }
     out.push(`    default_backend ${fe.backend}`);
     out.push('', `backend ${table}`, `    stick-table type ipv6 size ${SOURCE_TABLE_SIZE} expire ${SOURCE_TABLE_EXPIRE} store conn_cur,conn_rate(10s)`);
@@ -428,6 +457,12 @@ export function renderBusyLua(plan: Plan): string {
     `-- Rendered by mailfleet for "${plan.platform}": busy replies for connections over a listener or source cap.`,
     '-- Loaded by haproxy.cfg (lua-load); used via "tcp-request content use-service lua.<name>".',
   ];
+  // RFC 5321 4.3.2 gives 554 for a refused connection; RFC 3463 5.5.1 (invalid command) for the cause.
+  lines.push(
+    `core.register_service("${PREGREET_SERVICE}", "tcp", function(applet)`,
+    `  applet:send(${luaString(`554 5.5.1 ${host} Protocol error: you talked before the greeting`)} .. "\\r\\n")`,
+    'end)',
+  );
   for (const family of ['smtp', 'imap', 'pop3'] as const)
     for (const reason of ['listener', 'source'] as const) {
       const text = reply(family, reason).replace(/\r\n$/, '');

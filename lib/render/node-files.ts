@@ -3,7 +3,9 @@
  * gathered from the renderers. Engines upload it (zipped) and store its s3:// URI in the SSM parameter
  * the user data reads, so Terraform and Pulumi ship exactly the files CDK ships.
  */
+import { renderEdgeList } from '../haproxy/edge.js';
 import type { Plan } from '../plan/types.js';
+import { EDGE_ALLOW_FILE, EDGE_DENY_FILE } from './haproxy.js';
 import { cloudwatchAgentFiles } from './cloudwatch-agent.js';
 import { roleScripts, sysctlConf } from './cloud-init.js';
 import { glusterFiles } from './gluster.js';
@@ -30,6 +32,9 @@ export function nodeFiles(plan: Plan, role: NodeRole, region: RegionRole): Rende
         { path: 'haproxy/haproxy.cfg', content: haproxy ? haproxy.render(plan, { target: 'cloud', region }) : MISSING_HAPROXY },
         // The Lua applet haproxy.cfg loads to answer over-limit clients with the protocol's busy reply.
         ...(busy ? [{ path: `haproxy/${busy.fileName}`, content: busy.render(plan, { target: 'cloud', region }) }] : []),
+        // The edge lists haproxy.cfg reads with `src -f` (HAProxy does not start without them).
+        { path: `haproxy/${EDGE_DENY_FILE}`, content: renderEdgeList('deny', plan.spec.edge.deny) },
+        { path: `haproxy/${EDGE_ALLOW_FILE}`, content: renderEdgeList('allow', plan.spec.edge.allow) },
       ];
     }
     case 'mail': {

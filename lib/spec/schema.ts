@@ -2,6 +2,7 @@
  * The mailfleet.yaml schema. Everything the platform is comes from this one document;
  * `describe()` texts become the published JSON Schema's descriptions (editor hover help).
  */
+import { parseNetwork } from '../limits/networks.js';
 import { z } from 'zod';
 import { DEFAULT_IMAP_WORK_LIMITS as IMAP_WORK } from './defaults.js';
 
@@ -254,6 +255,9 @@ export const localPortsSchema = z
   })
   .strict();
 
+/** A client network for the edge lists: an IPv4 or IPv6 address, with or without a prefix length. */
+const edgeCidr = z.string().refine((t) => parseNetwork(t) !== undefined, 'expected an address or CIDR like 203.0.113.0/24 or 2001:db8::/32');
+
 export const specSchema = z
   .object({
     $schema: z.string().optional(),
@@ -424,6 +428,38 @@ export const specSchema = z
       })
       .strict()
       .prefault({}),
+    edge: z
+      .object({
+        smtpGreetPauseMs: nonNegInt
+          .max(30000)
+          .default(0)
+          .describe(
+            "HAProxy holds each SMTP (MX, port 25) connection this long before the daemon's greeting; a client that sends anything first gets 554 5.5.1 from HAProxy and never reaches a daemon (Postfix postscreen's pregreet test, at the edge). Delays every MX greeting by this much. 0: off (the daemon's own smtp.greetPauseMs still applies).",
+          ),
+        connectionRatePerSource: z
+          .object({
+            smtp: nonNegInt.default(0),
+            submission: nonNegInt.default(0),
+            imap: nonNegInt.default(0),
+            pop3: nonNegInt.default(0),
+          })
+          .strict()
+          .prefault({})
+          .describe(
+            "New connections one client address may open per 10 s on one listener, per HAProxy node; more get the protocol's busy reply (like the per-source concurrent cap). 0: no rate limit. Addresses in edge.allow are exempt.",
+          ),
+        deny: z
+          .array(edgeCidr)
+          .default([])
+          .describe('Client networks refused at the edge (closed before any byte); `mailfleet edge block <cidr>` adds to it live.'),
+        allow: z
+          .array(edgeCidr)
+          .default([])
+          .describe('Client networks never refused by edge.deny nor by the connection-rate limits (the concurrent caps still apply); `mailfleet edge allow <cidr>` adds to it live.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('The L7 edge in the HAProxy tier: pregreet refusal, per-source connection rates, deny and allow lists.'),
     directory: directorySchema.prefault({ kind: 'static' }),
     redis: z
       .object({

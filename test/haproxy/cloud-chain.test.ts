@@ -18,7 +18,8 @@ import { HaproxyProcess, maxConnectionsForFileLimit, openFileLimit } from '../..
 import { silentLogger } from '../../lib/log.js';
 import { buildPlan, daemonConfig } from '../../lib/plan/index.js';
 import { PROTOCOLS, loadSpec, type Protocol } from '../../lib/spec/index.js';
-import { renderBusyLua, renderHaproxyConfig } from '../../lib/render/haproxy.js';
+import { haproxyLayout, renderBusyLua, renderHaproxyConfig } from '../../lib/render/haproxy.js';
+import { writeEdgeListFiles } from '../../lib/haproxy/edge.js';
 import { INTERNAL_OFFSET, requireHaproxy, writeTempSpec, type TempSpec } from './harness.js';
 import { testCert } from '../daemon/mail-harness.js';
 
@@ -61,7 +62,9 @@ describe('cloud target: NLB PROXY v2 → HAProxy (accept-proxy) → mailfleetd (
     const ceiling = maxConnectionsForFileLimit(openFileLimit(), plan.listeners.length);
     const pem = join(spec.dir, 'busy.pem');
     writeFileSync(pem, `${testCert().cert}${testCert().key}`);
-    let cfg = renderHaproxyConfig(plan, { target: 'cloud', runDir: spec.dir, luaPath: lua, tlsPemPath: pem, maxConnectionsCeiling: ceiling });
+    const renderOpts = { target: 'cloud' as const, runDir: spec.dir, luaPath: lua, tlsPemPath: pem, edgeListDir: spec.dir, maxConnectionsCeiling: ceiling };
+    writeEdgeListFiles(plan, haproxyLayout(plan, renderOpts));
+    let cfg = renderHaproxyConfig(plan, renderOpts);
     // Loopback instead of the node's public interface and Cloud Map DNS; everything else as rendered.
     for (const l of plan.listeners) cfg = cfg.replace(`bind :${l.publicPort} accept-proxy`, `bind 127.0.0.1:${frontendPort(l.protocol)} accept-proxy`);
     // The health frontend is moved off the fixed :8404 here only; the namespace test below runs it as rendered.

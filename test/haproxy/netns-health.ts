@@ -19,7 +19,8 @@ import { testCert } from '../daemon/mail-harness.js';
 import { HaproxyProcess, maxConnectionsForFileLimit, openFileLimit } from '../../lib/haproxy/process.js';
 import { silentLogger } from '../../lib/log.js';
 import { buildPlan, daemonConfig } from '../../lib/plan/index.js';
-import { CLOUD_HEALTH_PORT, renderBusyLua, renderHaproxyConfig } from '../../lib/render/haproxy.js';
+import { CLOUD_HEALTH_PORT, haproxyLayout, renderBusyLua, renderHaproxyConfig } from '../../lib/render/haproxy.js';
+import { writeEdgeListFiles } from '../../lib/haproxy/edge.js';
 import { loadSpec } from '../../lib/spec/index.js';
 
 const [specFile, dir] = process.argv.slice(2) as [string, string];
@@ -59,7 +60,9 @@ async function main(): Promise<void> {
   // The proxy bootstrap writes the busy-TLS PEM at /etc/haproxy; here it lives beside the Lua file.
   const pem = join(dir, 'busy.pem');
   writeFileSync(pem, `${testCert().cert}${testCert().key}`);
-  const rendered = renderHaproxyConfig(plan, { target: 'cloud', runDir: dir, luaPath: lua, tlsPemPath: pem, maxConnectionsCeiling: ceiling });
+  const renderOpts = { target: 'cloud' as const, runDir: dir, luaPath: lua, tlsPemPath: pem, edgeListDir: dir, maxConnectionsCeiling: ceiling };
+  writeEdgeListFiles(plan, haproxyLayout(plan, renderOpts));
+  const rendered = renderHaproxyConfig(plan, renderOpts);
 
   let hx = await runHaproxy(rendered, 'as-rendered');
   print('as-rendered, PROXY v2', await nlbCheck(true));

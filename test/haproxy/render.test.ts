@@ -8,6 +8,7 @@ import type { Plan, PlannedListener } from '../../lib/plan/types.js';
 import { loadSpec, specSchema } from '../../lib/spec/index.js';
 import { renderer } from '../../lib/render/index.js';
 import { checkHaproxyConfig } from '../../lib/haproxy/process.js';
+import { writeEdgeListFiles } from '../../lib/haproxy/edge.js';
 import { applyListenerLimits, recordListenerLimit } from '../../lib/haproxy/state.js';
 import { spawnSync } from 'node:child_process';
 import {
@@ -32,7 +33,8 @@ async function haproxyC(plan: Plan, opts: HaproxyRenderOptions): Promise<{ cfg: 
   writeFileSync(lua, renderBusyLua(plan));
   const pem = join(d, 'busy.pem');
   writeFileSync(pem, `${testCert().cert}${testCert().key}`);
-  const cfg = renderHaproxyConfig(plan, { runDir: d, luaPath: lua, tlsPemPath: pem, ...opts });
+  const cfg = renderHaproxyConfig(plan, { runDir: d, luaPath: lua, tlsPemPath: pem, edgeListDir: d, ...opts });
+  writeEdgeListFiles(plan, haproxyLayout(plan, { runDir: d, edgeListDir: d, ...opts }));
   writeFileSync(join(d, 'haproxy.cfg'), cfg);
   return { cfg, warnings: await checkHaproxyConfig(join(d, 'haproxy.cfg')) };
 }
