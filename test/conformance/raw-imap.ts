@@ -89,10 +89,27 @@ export class RawImap {
     this.sock.write(data);
   }
 
-  /** Sends `<tag> <command>\r\n` and reads up to the tagged reply. Literals: use {n+} (LITERAL+). */
+  /**
+   * Sends `<tag> <command>\r\n` and reads up to the tagged reply. A synchronising literal ({n}, see
+   * slit()) is sent only after the server's "+"; when the server answers the command first, the rest
+   * is not sent (as a real client does). {n+} literals (lit()) go at once.
+   */
   async cmd(command: string, tag = `a${++this.n}`): Promise<Reply> {
-    this.send(`${tag} ${command}\r\n`);
-    return this.until(tag);
+    const parts = command.split(/(?<=\{\d+\}\r\n)/);
+    const untagged: string[] = [];
+    this.send(`${tag} ${parts[0]}`);
+    for (const rest of parts.slice(1)) {
+      for (;;) {
+        const l = await this.line();
+        if (l.startsWith(`${tag} `)) return { untagged, tagged: l.slice(tag.length + 1), status: l.slice(tag.length + 1).split(' ')[0]!.toUpperCase() };
+        if (l.startsWith('+')) break;
+        untagged.push(l);
+      }
+      this.send(rest);
+    }
+    this.send('\r\n');
+    const r = await this.until(tag);
+    return { ...r, untagged: [...untagged, ...r.untagged] };
   }
 
   /** Reads responses until the tagged reply of `tag`. */
@@ -122,6 +139,11 @@ export class RawImap {
 
 export function quote(s: string): string {
   return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+/** A synchronising literal argument (sent after the server's "+"). */
+export function slit(body: string): string {
+  return `{${Buffer.byteLength(body, 'latin1')}}\r\n${body}`;
 }
 
 /** A LITERAL+ argument for a message body. */

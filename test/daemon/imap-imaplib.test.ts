@@ -74,7 +74,7 @@ print(json.dumps(r))
   assert.match(r.status, /"Trash" \(MESSAGES 1 UIDNEXT 2 UNSEEN 1\)/);
   assert.ok(r.archive.some((l: string) => l.endsWith('"." "Archive.2024"')), r.archive.join('\n'));
   // RENAME made the superior name Old (RFC 3501 §6.3.5); DELETE Old.2024 leaves it.
-  assert.deepEqual(r.deleted, ['(\\HasNoChildren) "." Old']);
+  assert.deepEqual(r.deleted, ['(\\HasNoChildren) "." "Old"']);
   assert.equal(r.logout, 'BYE');
 });
 

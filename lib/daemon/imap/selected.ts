@@ -60,6 +60,9 @@ export class SelectedMailbox {
   }
 
   /** RECENT for SELECT/EXAMINE: what this session claimed, or (EXAMINE) what nobody has claimed yet. */
+  /** The RECENT count this session last reported (SELECT sets it). */
+  reportedRecent = 0;
+
   get recentCount(): number {
     return this.readOnly ? this.mailbox.unclaimedRecent : this.recent.size;
   }
@@ -103,7 +106,8 @@ export class SelectedMailbox {
     const ranges = normalizeSet(set, byUid ? this.uids[n - 1]! : n);
     const push = (i: number) => {
       const uid = this.uids[i]!;
-      const rec = this.mailbox.byUid(uid);
+      // Expunged elsewhere but not yet reported to this session: still in its view (RFC 2180 §4.1).
+      const rec = this.mailbox.byUid(uid) ?? this.mailbox.expungedRecord(uid);
       if (rec) out.push({ seq: i + 1, uid, rec });
     };
     for (const [lo, hi] of ranges) {
@@ -142,7 +146,6 @@ export class SelectedMailbox {
   sync(allowExpunge: boolean, withUid: boolean): string[] {
     const mb = this.mailbox;
     const out: string[] = this.flagUpdate();
-    const recentBefore = this.recentCount;
     if (allowExpunge) {
       for (let i = this.uids.length - 1; i >= 0; i--) {
         if (mb.indexOfUid(this.uids[i]!) < 0) {
@@ -156,8 +159,8 @@ export class SelectedMailbox {
     const before = this.uids.length;
     for (const r of mb.messages) if (r.uid > last) this.uids.push(r.uid);
     if (this.uids.length !== before) out.push(`* ${this.uids.length} EXISTS`);
-    // RECENT goes with EXISTS when new messages came (RFC 3501 §7.3.2), and after expunges lowered it (as Dovecot).
-    if (this.uids.length !== before || this.recentCount !== recentBefore) out.push(`* ${this.recentCount} RECENT`);
+    // RECENT when the count this session holds changed (new messages claimed, recent ones expunged), as Dovecot.
+    if (this.recentCount !== this.reportedRecent) out.push(`* ${(this.reportedRecent = this.recentCount)} RECENT`);
     if (mb.modseq > this.seenModseq) {
       for (const r of mb.messages) {
         if (r.modseq <= this.seenModseq || r.uid > last || this.own.get(r.uid) === r.modseq) continue;

@@ -41,6 +41,8 @@ const RACY_MS = 2000;
 const VERIFY_MS = 1000;
 /** Lookups of a message file renamed under a reader (flag changes racing a FETCH) before giving up. */
 const READ_RETRIES = 5;
+/** Expunged records kept for sessions not yet told (Mailbox.expungedRecords). */
+const EXPUNGED_KEPT = 1000;
 
 export interface MessageRecord {
   readonly uid: number;
@@ -319,6 +321,29 @@ export class Mailbox {
     return false;
   }
 
+  /**
+   * Records that left `messages` lately (expunged here or on another node), newest last, at most
+   * EXPUNGED_KEPT: a session that has not been told of the EXPUNGE yet still sees them in its view (RFC
+   * 2180 §4.1): their flags for FETCH and SEARCH, NIL for their content.
+   */
+  private readonly expungedRecords = new Map<number, MessageRecord>();
+
+  /** A record expunged lately that a session's view may still hold (see expungedRecords). */
+  expungedRecord(uid: number): MessageRecord | undefined {
+    return this.expungedRecords.get(uid);
+  }
+
+  /** Notes the records of `before` missing from `after` (both sorted by UID): one merge walk. */
+  private noteExpunged(before: readonly MessageRecord[], after: readonly MessageRecord[]): void {
+    let j = 0;
+    for (const r of before) {
+      while (j < after.length && after[j]!.uid < r.uid) j++;
+      if (j < after.length && after[j]!.uid === r.uid) continue;
+      this.expungedRecords.set(r.uid, r);
+      if (this.expungedRecords.size > EXPUNGED_KEPT) this.expungedRecords.delete(this.expungedRecords.keys().next().value!);
+    }
+  }
+
   private apply(s: ListState): void {
     // Deleted and recreated (here or on another node): UIDs restart, so cached summaries are wrong.
     if (this.uidValidity !== 0 && s.uidValidity !== this.uidValidity) {
@@ -331,6 +356,8 @@ export class Mailbox {
       s.messages.length !== this.messages.length ||
       s.nextUid !== this.nextUid;
     this.firstRecent = s.firstRecent;
+    if (s.uidValidity !== this.uidValidity) this.expungedRecords.clear();
+    else if (s.messages.length !== this.messages.length || s.nextUid !== this.nextUid) this.noteExpunged(this.messages, s.messages);
     this.uidValidity = s.uidValidity;
     this.nextUid = s.nextUid;
     this.modseq = s.modseq;

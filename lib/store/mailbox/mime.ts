@@ -282,11 +282,13 @@ function disposition(p: MimePart): ImapValue {
   return [(parsed.value || 'attachment').toLowerCase(), paramList(lowerKeys(parsed.params as Record<string, string>))];
 }
 
+/**
+ * body-fld-lines: the line ends in the part. A last line without one (a MIME part ends before the CRLF
+ * that belongs to the next boundary) is not counted, as Dovecot counts.
+ */
 function countLines(buf: Buffer, start: number, end: number): number {
   let n = 0;
-  for (let i = start; i < end; i++) if (buf[i] === 0x0a) n++;
-  // A body that does not end in a newline still has a last line.
-  if (end > start && buf[end - 1] !== 0x0a) n++;
+  for (let i = buf.indexOf(0x0a, start); i >= 0 && i < end; i = buf.indexOf(0x0a, i + 1)) n++;
   return n;
 }
 

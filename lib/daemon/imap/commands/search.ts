@@ -252,7 +252,7 @@ async function runSearch(s: ImapSession, key: Key, byUid: boolean) {
   for (let i = 0; i < sel.uids.length; i++) {
     await slice.pause();
     const uid = sel.uids[i]!;
-    const r = sel.mailbox.byUid(uid);
+    const r = sel.mailbox.byUid(uid) ?? sel.mailbox.expungedRecord(uid);
     if (!r) {
       expunged = true;
       continue;

@@ -30,7 +30,7 @@ export async function openSelected(s: ImapSession, name: string, readOnly: boole
   const lines = [
     ...sel.flagLines(),
     `* ${sel.uids.length} EXISTS`,
-    `* ${sel.recentCount} RECENT`,
+    `* ${(sel.reportedRecent = sel.recentCount)} RECENT`,
     `* OK [UIDVALIDITY ${mb.uidValidity}] UIDs valid`,
     `* OK [UIDNEXT ${mb.nextUid}] Predicted next UID`,
   ];
