@@ -40,7 +40,8 @@ test('imapflow: STARTTLS, AUTHENTICATE, special-use list, append, fetch source, 
       const msg = await c.fetchOne('1', { source: true, flags: true, envelope: true, bodyStructure: true, uid: true });
       assert.ok(msg);
       assert.equal(msg.source?.toString(), raw);
-      assert.deepEqual([...(msg.flags ?? [])].sort(), ['\\Draft', '\\Seen']);
+      // \Recent too: this session is the first to see the appended message (RFC 3501 §2.3.2).
+      assert.deepEqual([...(msg.flags ?? [])].sort(), ['\\Draft', '\\Recent', '\\Seen']);
       assert.equal(msg.envelope?.subject, 'draft \u00e9');
       assert.equal(msg.bodyStructure?.type, 'text/plain');
       const moved = await c.messageMove('1', 'Sent');

@@ -148,7 +148,8 @@ test('MIME tree offsets, ENVELOPE and BODYSTRUCTURE of a nested message', async 
   assert.equal(s.search.subject, 'café');
   const bs = s.bodystructure as unknown[];
   assert.equal(bs[2], 'mixed');
-  assert.deepEqual((bs[0] as unknown[]).slice(0, 8), ['text', 'plain', ['CHARSET', 'utf-8'], null, null, '7bit', 12, 2]);
+  // "hello\r\nworld": one line end (the CRLF before --XX belongs to the boundary); Dovecot counts 1 too.
+  assert.deepEqual((bs[0] as unknown[]).slice(0, 8), ['text', 'plain', ['CHARSET', 'utf-8'], null, null, '7bit', 12, 1]);
   const inner = bs[1] as unknown[];
   assert.equal(inner[0], 'message');
   assert.equal((inner[7] as unknown[])[1], 'inner');

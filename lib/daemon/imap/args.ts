@@ -182,10 +182,16 @@ export function inRanges(ranges: ReadonlyArray<readonly [number, number]>, n: nu
 }
 
 /** Flag list: "(\\Seen \\Flagged)" or a single flag atom. */
+const SYSTEM_FLAG_NAMES = new Set(['\\answered', '\\flagged', '\\deleted', '\\seen', '\\draft']);
+
 export function flagList(tokens: readonly Token[] | Token): string[] {
   const items = Array.isArray(tokens) ? tokens : [tokens as Token];
   return items.map((t: Token) => {
     if (t.t !== 'atom' || !/^\\?[^\s(){%*"\\\]]+$/.test(t.v)) throw bad('Invalid flag');
+    // \Recent is a fetch-only flag (RFC 3501 §9 flag vs flag-fetch): a client cannot set it (BAD, as Dovecot).
+    if (t.v.toLowerCase() === '\\recent') throw bad('\\Recent cannot be set');
+    // Other unknown system flags too: a client cannot store them either (BAD, as Dovecot).
+    if (t.v.startsWith('\\') && !SYSTEM_FLAG_NAMES.has(t.v.toLowerCase())) throw bad(`Invalid system flag ${t.v}`);
     return t.v;
   });
 }

@@ -280,6 +280,7 @@ export function tokenizeCommand(parts: readonly Part[], maxNesting = 16): Parser
   }
 }
 
+const SECTION_ATOMS = new Set(['BODY', 'BODY.PEEK', 'BINARY', 'BINARY.PEEK', 'BINARY.SIZE']);
 const ATOM_STOP = new Set([0x20, 0x28, 0x29, 0x7b, 0x22, 0x5c]); // SP ( ) { " \ (\ allowed at start: flags)
 
 class Tokenizer {
@@ -393,7 +394,9 @@ class Tokenizer {
         j++;
         continue;
       }
-      if (c === 0x5b) {
+      // '[' is an ATOM-CHAR (RFC 3501 §9: only ']' is a resp-special); it opens a section, which may hold
+      // spaces and parentheses, only after a fetch attribute name: BODY[…], BODY.PEEK[…], BINARY[…].
+      if (c === 0x5b && SECTION_ATOMS.has(s.slice(this.i, j).toUpperCase())) {
         bracket = true;
         j++;
         continue;

@@ -2,7 +2,7 @@
  * A session's view of its selected mailbox: its own UID ↔ sequence-number map and the modseq it last
  * reported. The records themselves live in the shared Mailbox; this is all a session keeps.
  */
-import type { MailboxHandle, MessageRecord } from '../../store/mailbox/index.js';
+import { SYSTEM_FLAGS, type MailboxHandle, type MessageRecord } from '../../store/mailbox/index.js';
 import { normalizeSet, type SeqSet } from './args.js';
 
 export interface Selected {
@@ -16,6 +16,10 @@ export class SelectedMailbox {
   private seenModseq: number;
   /** Flag changes this session made itself (uid → modseq): not echoed again by sync(). */
   private readonly own = new Map<number, number>();
+  /** Messages this session claimed as \Recent (RFC 3501 §2.3.2): only it shows them so. */
+  private readonly recent = new Set<number>();
+  /** The keyword table last announced in * FLAGS (joined), to announce it again when it grows. */
+  private flagsSent: string;
 
   constructor(
     readonly handle: MailboxHandle,
@@ -23,6 +27,54 @@ export class SelectedMailbox {
   ) {
     this.uids = handle.mailbox.messages.map((m) => m.uid);
     this.seenModseq = handle.mailbox.modseq;
+    this.flagsSent = this.keywordKey();
+  }
+
+  private keywordKey(): string {
+    return this.mailbox.keywords.filter((k) => k !== undefined).join(' ');
+  }
+
+  /** * FLAGS and * OK [PERMANENTFLAGS] as SELECT sends them, for the folder's current keyword table. */
+  flagLines(): string[] {
+    const flags = [...SYSTEM_FLAGS, ...this.mailbox.keywords.filter((k) => k !== undefined)].join(' ');
+    this.flagsSent = this.keywordKey();
+    return [
+      `* FLAGS (${flags})`,
+      // \* : clients may define new keywords (kept per folder, up to 26).
+      this.readOnly ? '* OK [PERMANENTFLAGS ()] Read-only mailbox' : `* OK [PERMANENTFLAGS (${flags} \\*)] Flags permitted`,
+    ];
+  }
+
+  /** The FLAGS lines again when a keyword was defined since they were sent (by any session), else none. */
+  flagUpdate(): string[] {
+    return this.keywordKey() === this.flagsSent ? [] : this.flagLines();
+  }
+
+  /**
+   * Claims the folder's unclaimed \Recent messages for this session (a read-only one never claims);
+   * returns how many this session now holds. Called at SELECT and before each update flush.
+   */
+  async claimRecent(): Promise<number> {
+    if (!this.readOnly) for (const u of await this.mailbox.claimRecent()) this.recent.add(u);
+    return this.recent.size;
+  }
+
+  /** RECENT for SELECT/EXAMINE: what this session claimed, or (EXAMINE) what nobody has claimed yet. */
+  /** The RECENT count this session last reported (SELECT sets it). */
+  reportedRecent = 0;
+
+  get recentCount(): number {
+    return this.readOnly ? this.mailbox.unclaimedRecent : this.recent.size;
+  }
+
+  isRecent(uid: number): boolean {
+    return this.readOnly ? uid >= this.mailbox.firstRecent : this.recent.has(uid);
+  }
+
+  /** A message's flags as this session shows them: the stored ones and \Recent if it is recent here. */
+  flagsOf(r: MessageRecord): string[] {
+    const f = this.mailbox.flagsOf(r);
+    return this.isRecent(r.uid) ? [...f, '\\Recent'] : f; // last, where Dovecot puts it
   }
 
   get mailbox() {
@@ -54,7 +106,8 @@ export class SelectedMailbox {
     const ranges = normalizeSet(set, byUid ? this.uids[n - 1]! : n);
     const push = (i: number) => {
       const uid = this.uids[i]!;
-      const rec = this.mailbox.byUid(uid);
+      // Expunged elsewhere but not yet reported to this session: still in its view (RFC 2180 §4.1).
+      const rec = this.mailbox.byUid(uid) ?? this.mailbox.expungedRecord(uid);
       if (rec) out.push({ seq: i + 1, uid, rec });
     };
     for (const [lo, hi] of ranges) {
@@ -92,11 +145,12 @@ export class SelectedMailbox {
   /** Untagged updates since the last call: EXPUNGE (when allowed), EXISTS, FETCH FLAGS. */
   sync(allowExpunge: boolean, withUid: boolean): string[] {
     const mb = this.mailbox;
-    const out: string[] = [];
+    const out: string[] = this.flagUpdate();
     if (allowExpunge) {
       for (let i = this.uids.length - 1; i >= 0; i--) {
         if (mb.indexOfUid(this.uids[i]!) < 0) {
           out.push(`* ${i + 1} EXPUNGE`);
+          this.recent.delete(this.uids[i]!);
           this.uids.splice(i, 1);
         }
       }
@@ -105,11 +159,13 @@ export class SelectedMailbox {
     const before = this.uids.length;
     for (const r of mb.messages) if (r.uid > last) this.uids.push(r.uid);
     if (this.uids.length !== before) out.push(`* ${this.uids.length} EXISTS`);
+    // RECENT when the count this session holds changed (new messages claimed, recent ones expunged), as Dovecot.
+    if (this.recentCount !== this.reportedRecent) out.push(`* ${(this.reportedRecent = this.recentCount)} RECENT`);
     if (mb.modseq > this.seenModseq) {
       for (const r of mb.messages) {
         if (r.modseq <= this.seenModseq || r.uid > last || this.own.get(r.uid) === r.modseq) continue;
         const seq = this.seqOf(r.uid);
-        if (seq > 0) out.push(`* ${seq} FETCH (${withUid ? `UID ${r.uid} ` : ''}FLAGS (${mb.flagsOf(r).join(' ')}))`);
+        if (seq > 0) out.push(`* ${seq} FETCH (${withUid ? `UID ${r.uid} ` : ''}FLAGS (${this.flagsOf(r).join(' ')}))`);
       }
       this.seenModseq = mb.modseq;
     }

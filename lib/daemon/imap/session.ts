@@ -243,6 +243,7 @@ export class ImapSession {
     if (!sel || this.closed) return;
     try {
       await sel.mailbox.refresh();
+      await sel.claimRecent();
     } catch (e) {
       this.log.warn({ err: e }, 'mailbox refresh failed');
       return;

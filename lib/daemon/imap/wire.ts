@@ -24,8 +24,13 @@ export function serialize(v: ImapValue, out: Array<string | Buffer>): void {
   else if (typeof v === 'string') pushPiece(out, istring(v));
   else {
     out.push('(');
+    // Lists that open a list follow each other without SP: an address list is 1*address and a multipart
+    // is 1*body before its subtype (RFC 3501 §9, as Dovecot writes them); everything after is SP-separated.
+    let leading = true;
     v.forEach((x, i) => {
-      if (i > 0) out.push(' ');
+      const isList = Array.isArray(x);
+      if (i > 0 && !(leading && isList)) out.push(' ');
+      if (!isList) leading = false;
       serialize(x, out);
     });
     out.push(')');

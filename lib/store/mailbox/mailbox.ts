@@ -24,10 +24,13 @@ import { MailfleetError } from '../../errors.js';
 import { flagsToLetters, isKeyword, keywordLetter, KEYWORDS_FILE, lettersToFlags, MAX_KEYWORDS, parseKeywords, serialiseKeywords, sortLetters } from './flags.js';
 import { withLock } from './lock.js';
 import { storeError } from '../maildir/deliver.js';
+import { addressSearchText } from './address.js';
 import { parseMime, envelopeOf, bodyStructureOf, headerValue, decodedHeader, DEFAULT_MIME_LIMITS, type ImapValue, type MimeLimits, type MimePart } from './mime.js';
 
 export const UIDLIST_FILE = 'mailfleet-uidlist';
 export const CACHE_FILE = 'mailfleet-cache';
+/** Version of the cached summaries: lines of another version (older address parsing) are parsed again. */
+const SUMMARY_FORMAT = 2;
 const LOCK_FILE = 'mailfleet-uidlist.lock';
 /** Directory mtimes closer to now than this may hide a same-tick change: treat them as unseen. */
 const RACY_MS = 2000;
@@ -36,6 +39,10 @@ const RACY_MS = 2000;
  * most this often per folder per process: files placed in cur/ by other tools show up this late at worst.
  */
 const VERIFY_MS = 1000;
+/** Lookups of a message file renamed under a reader (flag changes racing a FETCH) before giving up. */
+const READ_RETRIES = 5;
+/** Expunged records kept for sessions not yet told (Mailbox.expungedRecords). */
+const EXPUNGED_KEPT = 1000;
 
 export interface MessageRecord {
   readonly uid: number;
@@ -140,12 +147,19 @@ interface ListState {
   nextUid: number;
   modseq: number;
   curMtime: number;
+  /**
+   * UIDs from here up are \Recent: no read-write session has seen them yet (RFC 3501 §2.3.2). The first
+   * session to SELECT the folder, or to see them arrive while it has it selected, claims them
+   * (claimRecent), as Dovecot keeps first_recent_uid in its index.
+   */
+  firstRecent: number;
   messages: MessageRecord[];
 }
 
 function parseList(text: string): ListState | undefined {
   const lines = text.split('\n');
-  const head = /^MF1 V(\d+) N(\d+) M(\d+) C(-?[\d.]+)$/.exec(lines[0] ?? '');
+  // R (first recent UID) came later: a list without it has nothing recent.
+  const head = /^MF1 V(\d+) N(\d+) M(\d+) C(-?[\d.]+)(?: R(\d+))?$/.exec(lines[0] ?? '');
   if (!head) return undefined;
   const messages: MessageRecord[] = [];
   for (let i = 1; i < lines.length; i++) {
@@ -155,11 +169,12 @@ function parseList(text: string): ListState | undefined {
     messages.push({ uid: Number(m[1]), modseq: Number(m[2]), size: Number(m[3]), date: Number(m[4]), base, letters });
   }
   messages.sort((a, b) => a.uid - b.uid);
-  return { uidValidity: Number(head[1]), nextUid: Number(head[2]), modseq: Number(head[3]), curMtime: Number(head[4]), messages };
+  const nextUid = Number(head[2]);
+  return { uidValidity: Number(head[1]), nextUid, modseq: Number(head[3]), curMtime: Number(head[4]), firstRecent: head[5] === undefined ? nextUid : Number(head[5]), messages };
 }
 
 function serialiseList(s: ListState): string {
-  let out = `MF1 V${s.uidValidity} N${s.nextUid} M${s.modseq} C${s.curMtime}\n`;
+  let out = `MF1 V${s.uidValidity} N${s.nextUid} M${s.modseq} C${s.curMtime} R${s.firstRecent}\n`;
   for (const r of s.messages) out += `${r.uid} ${r.modseq} ${r.size} ${r.date} ${fileName(r)}\n`;
   return out;
 }
@@ -183,6 +198,12 @@ export interface MailboxOptions {
    * @default DEFAULT_MIME_LIMITS (1000 parts, depth 32, 1 MiB headers)
    */
   readonly mimeLimits?: MimeLimits;
+  /**
+   * Gives a new folder (or one whose list was lost) its UIDVALIDITY. The MailStore passes the user's
+   * counter (uidvalidity.ts), so a folder deleted and created again never gets a value it had before.
+   * @default - the current time in seconds
+   */
+  readonly newUidValidity?: () => Promise<number>;
 }
 
 export class Mailbox {
@@ -192,11 +213,18 @@ export class Mailbox {
   uidValidity = 0;
   nextUid = 1;
   modseq = 1;
+  /** UIDs from here up are \Recent and not claimed by any session yet (ListState.firstRecent). */
+  firstRecent = 1;
   /** Sorted by UID. Shared by every session of this process: never mutate from outside. */
   messages: MessageRecord[] = [];
   /** Increments on every visible change; watchers compare it. */
   version = 0;
   private listStamp = '';
+  /**
+   * The last loadList() found no UID list: a new folder, or one deleted and created again under the same
+   * name while this object was held. Its state starts over (new UIDVALIDITY) instead of carrying ours.
+   */
+  private listMissing = false;
   private curMtime = -1;
   private newSeen = -1;
   private queue: Promise<unknown> = Promise.resolve();
@@ -214,6 +242,32 @@ export class Mailbox {
     this.name = opts.name;
     this.dir = opts.dir;
     this.mimeLimits = opts.mimeLimits ?? DEFAULT_MIME_LIMITS;
+    this.newUidValidity = opts.newUidValidity ?? (async () => Math.floor(Date.now() / 1000));
+  }
+
+  private readonly newUidValidity: () => Promise<number>;
+
+  /** Messages no session has claimed as \Recent yet (STATUS RECENT, EXAMINE's RECENT). */
+  get unclaimedRecent(): number {
+    let n = 0;
+    for (let i = this.messages.length - 1; i >= 0 && this.messages[i]!.uid >= this.firstRecent; i--) n++;
+    return n;
+  }
+
+  /**
+   * Claims the unclaimed \Recent messages for one read-write session and returns their UIDs: the first
+   * session to look gets them, every later one sees them as not recent (RFC 3501 §2.3.2, Dovecot's
+   * behaviour). Persisted in the UID list, so sessions on other nodes agree.
+   */
+  claimRecent(): Promise<number[]> {
+    if (this.firstRecent >= this.nextUid) return Promise.resolve([]);
+    return this.serial(() =>
+      this.locked(async (s) => {
+        const from = s.firstRecent;
+        s.firstRecent = s.nextUid;
+        return s.messages.filter((r) => r.uid >= from).map((r) => r.uid);
+      }),
+    );
   }
 
   get exists(): number {
@@ -251,6 +305,7 @@ export class Mailbox {
   private async loadList(): Promise<boolean> {
     const p = join(this.dir, UIDLIST_FILE);
     const st = await statOrUndefined(p);
+    this.listMissing = !st;
     if (!st) {
       if (!(await statOrUndefined(join(this.dir, 'cur')))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${this.name}`);
       return true;
@@ -266,6 +321,29 @@ export class Mailbox {
     return false;
   }
 
+  /**
+   * Records that left `messages` lately (expunged here or on another node), newest last, at most
+   * EXPUNGED_KEPT: a session that has not been told of the EXPUNGE yet still sees them in its view (RFC
+   * 2180 §4.1): their flags for FETCH and SEARCH, NIL for their content.
+   */
+  private readonly expungedRecords = new Map<number, MessageRecord>();
+
+  /** A record expunged lately that a session's view may still hold (see expungedRecords). */
+  expungedRecord(uid: number): MessageRecord | undefined {
+    return this.expungedRecords.get(uid);
+  }
+
+  /** Notes the records of `before` missing from `after` (both sorted by UID): one merge walk. */
+  private noteExpunged(before: readonly MessageRecord[], after: readonly MessageRecord[]): void {
+    let j = 0;
+    for (const r of before) {
+      while (j < after.length && after[j]!.uid < r.uid) j++;
+      if (j < after.length && after[j]!.uid === r.uid) continue;
+      this.expungedRecords.set(r.uid, r);
+      if (this.expungedRecords.size > EXPUNGED_KEPT) this.expungedRecords.delete(this.expungedRecords.keys().next().value!);
+    }
+  }
+
   private apply(s: ListState): void {
     // Deleted and recreated (here or on another node): UIDs restart, so cached summaries are wrong.
     if (this.uidValidity !== 0 && s.uidValidity !== this.uidValidity) {
@@ -277,6 +355,9 @@ export class Mailbox {
       s.modseq !== this.modseq ||
       s.messages.length !== this.messages.length ||
       s.nextUid !== this.nextUid;
+    this.firstRecent = s.firstRecent;
+    if (s.uidValidity !== this.uidValidity) this.expungedRecords.clear();
+    else if (s.messages.length !== this.messages.length || s.nextUid !== this.nextUid) this.noteExpunged(this.messages, s.messages);
     this.uidValidity = s.uidValidity;
     this.nextUid = s.nextUid;
     this.modseq = s.modseq;
@@ -372,19 +453,23 @@ export class Mailbox {
       await this.loadList();
       // Also when there is no list yet (a folder from Dovecot has dovecot-keywords but no UID list of ours).
       await this.loadKeywords();
-      const s: ListState = {
-        uidValidity: this.uidValidity,
-        nextUid: this.nextUid,
-        modseq: this.modseq,
-        curMtime: this.curMtime,
-        messages: [...this.messages],
-      };
+      const s: ListState = this.listMissing
+        ? { uidValidity: 0, nextUid: 1, modseq: this.modseq + 1, curMtime: -1, firstRecent: 1, messages: [] }
+        : {
+            uidValidity: this.uidValidity,
+            nextUid: this.nextUid,
+            modseq: this.modseq,
+            curMtime: this.curMtime,
+            firstRecent: this.firstRecent,
+            messages: [...this.messages],
+          };
       let dirty = s.uidValidity === 0;
-      if (s.uidValidity === 0) s.uidValidity = Math.floor(Date.now() / 1000);
+      if (s.uidValidity === 0) s.uidValidity = await this.newUidValidity();
+      const firstRecent = s.firstRecent;
       dirty = (await this.scan(s)) || dirty;
       const before = s.modseq;
       const result = await change(s);
-      dirty = dirty || s.modseq !== before || s.messages.length !== this.messages.length || s.nextUid !== this.nextUid;
+      dirty = dirty || s.modseq !== before || s.messages.length !== this.messages.length || s.nextUid !== this.nextUid || s.firstRecent !== firstRecent;
       const curSt = await statOrUndefined(join(this.dir, 'cur'));
       // Recorded even when racy: curNeedsListing() re-verifies such a value until its tick is past.
       const record = curSt?.mtimeMs ?? -1;
@@ -509,19 +594,33 @@ export class Mailbox {
     return join(this.dir, 'cur', fileName(r));
   }
 
-  /** The message as stored, with CRLF line ends. Throws MESSAGE_NOT_FOUND-ish STORE error when expunged. */
+  /**
+   * The message as stored, with CRLF line ends. Another session or node may rename the file (a flag
+   * change) or remove it (expunge) between the index read and the open: the file is looked up again by
+   * its base name — through the current index first, then cur/ itself — a few times before the message
+   * counts as expunged (NOT_FOUND). A rename racing each lookup is what made FETCH fail with UNAVAILABLE.
+   */
   async read(r: MessageRecord): Promise<Buffer> {
-    try {
-      const buf = await readFile(this.path(r));
-      // The recorded wire size counts each bare LF as two octets: equal lengths mean there is none, and
-      // the 20 MB scan for them (which held the event loop) is skipped.
-      return buf.length === r.size ? buf : toCrlf(buf);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      // Flags may have changed on another node: look the file up by its base name once.
-      const n = (await readdir(join(this.dir, 'cur'))).find((x) => x.startsWith(`${r.base}:2,`) || x === r.base);
-      if (!n) throw new MailfleetError('NOT_FOUND', `message ${r.uid} has been expunged`);
-      return toCrlf(await readFile(join(this.dir, 'cur', n)));
+    let name = fileName(r);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const buf = await readFile(join(this.dir, 'cur', name));
+        // The recorded wire size counts each bare LF as two octets: equal lengths mean there is none, and
+        // the 20 MB scan for them (which held the event loop) is skipped.
+        return buf.length === r.size ? buf : toCrlf(buf);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      if (attempt >= READ_RETRIES) throw new MailfleetError('NOT_FOUND', `message ${r.uid} has been expunged`);
+      const now = this.byUid(r.uid);
+      const fromIndex = now && now.base === r.base ? fileName(now) : undefined;
+      if (fromIndex !== undefined && fromIndex !== name) {
+        name = fromIndex;
+        continue;
+      }
+      const found = (await readdir(join(this.dir, 'cur'))).find((x) => x === r.base || x.startsWith(`${r.base}:2,`));
+      if (found === undefined) throw new MailfleetError('NOT_FOUND', `message ${r.uid} has been expunged`);
+      name = found;
     }
   }
 
@@ -543,8 +642,16 @@ export class Mailbox {
           try {
             await rename(join(this.dir, 'cur', fileName(r)), join(this.dir, 'cur', fileName(nr)));
           } catch (e) {
-            if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // expunged meanwhile
-            throw e;
+            if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+            // Renamed by a tool outside the lock (the list is in sync otherwise): find it by base name.
+            const found = (await readdir(join(this.dir, 'cur'))).find((x) => x === r.base || x.startsWith(`${r.base}:2,`));
+            if (found === undefined) continue; // expunged meanwhile
+            try {
+              await rename(join(this.dir, 'cur', found), join(this.dir, 'cur', fileName(nr)));
+            } catch (e2) {
+              if ((e2 as NodeJS.ErrnoException).code === 'ENOENT') continue;
+              throw e2;
+            }
           }
           s.modseq++;
           s.messages[i] = nr;
@@ -648,7 +755,7 @@ export class Mailbox {
     const s = summarise(root, buf);
     cache.set(r.uid, s);
     // Append-only JSON lines: concurrent writers on other nodes at worst duplicate a line.
-    await writeFile(join(this.dir, CACHE_FILE), `${JSON.stringify({ u: r.uid, v: this.uidValidity, ...s })}\n`, { flag: 'a' }).catch(() => {});
+    await writeFile(join(this.dir, CACHE_FILE), `${JSON.stringify({ u: r.uid, v: this.uidValidity, f: SUMMARY_FORMAT, ...s })}\n`, { flag: 'a' }).catch(() => {});
     return s;
   }
 
@@ -660,8 +767,8 @@ export class Mailbox {
       for (const line of text.split('\n')) {
         if (!line) continue;
         try {
-          const o = JSON.parse(line) as MessageSummary & { u: number; v: number };
-          if (o.v === this.uidValidity) m.set(o.u, { envelope: o.envelope, bodystructure: o.bodystructure, body: o.body, search: o.search });
+          const o = JSON.parse(line) as MessageSummary & { u: number; v: number; f?: number };
+          if (o.v === this.uidValidity && o.f === SUMMARY_FORMAT) m.set(o.u, { envelope: o.envelope, bodystructure: o.bodystructure, body: o.body, search: o.search });
         } catch {
           /* a torn line from a crashed writer */
         }
@@ -677,7 +784,11 @@ export function summarise(root: MimePart, buf: Buffer): MessageSummary {
   const search: Record<string, string> = {};
   for (const h of ['from', 'to', 'cc', 'bcc', 'subject', 'date', 'message-id']) {
     const v = headerValue(root.headers, h);
-    if (v !== undefined) search[h] = h === 'date' ? v : decodedHeader(v);
+    if (v === undefined) continue;
+    search[h] = h === 'date' ? v : decodedHeader(v);
+    // Addresses also as `name <user@host>` without comments: SEARCH FROM user@host finds
+    // `<user (comment)@ (comment) host>` (Dovecot searches the parsed addresses too).
+    if (h === 'from' || h === 'to' || h === 'cc' || h === 'bcc') search[h] += `\n${addressSearchText(search[h])}`;
   }
   return { envelope: envelopeOf(root.headers), bodystructure: bodyStructureOf(root, buf, true), body: bodyStructureOf(root, buf, false), search };
 }

@@ -7,7 +7,7 @@
  * cache can store them and the IMAP front-end serialises them without knowing MIME.
  */
 import { Splitter } from '@zone-eu/mailsplit';
-import addressparser from 'nodemailer/lib/addressparser/index.js';
+import { parseAddressList } from './address.js';
 import libmime from 'libmime';
 
 export type ImapValue = null | string | number | ImapValue[];
@@ -240,22 +240,12 @@ function str(v: string | undefined): string | null {
 
 function addresses(v: string | undefined): ImapValue {
   if (!v) return null;
-  const list = addressparser(Buffer.from(v, 'binary').toString('utf8'));
   const out: ImapValue[] = [];
-  const one = (a: { name: string; address: string }): ImapValue => {
-    const at = a.address.lastIndexOf('@');
-    const mailbox = at < 0 ? a.address : a.address.slice(0, at);
-    const host = at < 0 ? '' : a.address.slice(at + 1);
-    return [a.name || null, null, mailbox || null, host || null];
-  };
-  for (const a of list) {
-    if ('group' in a) {
-      out.push([null, null, a.name || null, null]);
-      for (const m of a.group) out.push(one(m));
-      out.push([null, null, null, null]);
-    } else if (a.address || a.name) {
-      out.push(one(a));
-    }
+  for (const a of parseAddressList(Buffer.from(v, 'binary').toString('utf8'))) {
+    // Group markers (RFC 3501 §7.4.2): (NIL NIL "name" NIL) opens, (NIL NIL NIL NIL) closes.
+    if (a.group === 'start') out.push([null, null, a.mailbox || null, null]);
+    else if (a.group === 'end') out.push([null, null, null, null]);
+    else out.push([a.name || null, a.route || null, a.mailbox || null, a.host || null]);
   }
   return out.length > 0 ? out : null;
 }
@@ -292,11 +282,13 @@ function disposition(p: MimePart): ImapValue {
   return [(parsed.value || 'attachment').toLowerCase(), paramList(lowerKeys(parsed.params as Record<string, string>))];
 }
 
+/**
+ * body-fld-lines: the line ends in the part. A last line without one (a MIME part ends before the CRLF
+ * that belongs to the next boundary) is not counted, as Dovecot counts.
+ */
 function countLines(buf: Buffer, start: number, end: number): number {
   let n = 0;
-  for (let i = start; i < end; i++) if (buf[i] === 0x0a) n++;
-  // A body that does not end in a newline still has a last line.
-  if (end > start && buf[end - 1] !== 0x0a) n++;
+  for (let i = buf.indexOf(0x0a, start); i >= 0 && i < end; i = buf.indexOf(0x0a, i + 1)) n++;
   return n;
 }
 

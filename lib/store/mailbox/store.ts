@@ -11,6 +11,7 @@ import type { IMailboxEvents } from './events.js';
 import { createMaildirFolder, Mailbox } from './mailbox.js';
 import type { MimeLimits } from './mime.js';
 import { checkName, DELIMITER, folderDir, nameFromEntry, nameToWire } from './names.js';
+import { nextUidValidity } from './uidvalidity.js';
 
 /** Special-use folders (RFC 6154) every user gets at first login. */
 export const SPECIAL_USE: Readonly<Record<string, string>> = Object.freeze({
@@ -54,6 +55,11 @@ export interface FolderInfo {
   readonly name: string;
   readonly specialUse?: string;
   readonly hasChildren: boolean;
+  /**
+   * Not a folder, only the superior name of one (its parent was deleted, or the folders came from
+   * Dovecot, whose CREATE makes no parents): LIST shows it \Noselect (RFC 3501 §6.3.8).
+   */
+  readonly noselect?: boolean;
 }
 
 interface Entry {
@@ -123,28 +129,43 @@ export class MailStore {
     }
   }
 
-  /** Every folder of the user, INBOX first. */
+  /** Every folder of the user, INBOX first, with the superior names of folders that have no folder. */
   async list(address: string): Promise<FolderInfo[]> {
     const root = this.maildir(address);
-    const names = ['INBOX'];
+    const names = new Set(['INBOX']);
     for (const e of await readdir(root, { withFileTypes: true }).catch(() => [])) {
       if (!e.isDirectory()) continue;
       const n = nameFromEntry(e.name);
-      if (n !== undefined && n !== 'INBOX') names.push(n);
+      if (n !== undefined) names.add(n);
     }
-    const hasChildren = (n: string) => names.some((x) => x.startsWith(n + DELIMITER));
-    const rest = names.slice(1).sort();
-    return ['INBOX', ...rest].map((name) => ({ name, specialUse: SPECIAL_USE[name], hasChildren: hasChildren(name) }));
+    const parents = new Set<string>();
+    for (const n of names) for (const p of superiorNames(n)) if (!names.has(p)) parents.add(p);
+    const all = [...names, ...parents];
+    const withChildren = new Set<string>();
+    for (const n of all) for (const p of superiorNames(n)) withChildren.add(p);
+    const rest = all.filter((n) => n !== 'INBOX').sort();
+    return ['INBOX', ...rest].map((name) => ({
+      name,
+      specialUse: SPECIAL_USE[name],
+      hasChildren: withChildren.has(name),
+      ...(parents.has(name) ? { noselect: true } : {}),
+    }));
   }
 
   async exists(address: string, name: string): Promise<boolean> {
     return exists(join(folderDir(this.maildir(address), checkName(name)), 'cur'));
   }
 
+  /** Creates a folder and the superior names it needs (RFC 3501 §6.3.3 SHOULD: `Work.Projects` makes `Work`). */
   async create(address: string, name: string): Promise<void> {
     const n = checkName(name);
     if (n === 'INBOX' || (await this.exists(address, n))) throw new MailfleetError('MAILBOX_EXISTS', `mailbox already exists: ${n}`);
+    await this.createParents(address, n);
     await createMaildirFolder(folderDir(this.maildir(address), n));
+  }
+
+  private async createParents(address: string, n: string): Promise<void> {
+    for (const p of superiorNames(n)) if (p !== 'INBOX' && !(await this.exists(address, p))) await createMaildirFolder(folderDir(this.maildir(address), p));
   }
 
   async delete(address: string, name: string): Promise<void> {
@@ -163,6 +184,7 @@ export class MailStore {
     if (!(await this.exists(address, a))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${a}`);
     if (b === 'INBOX' || (await this.exists(address, b))) throw new MailfleetError('MAILBOX_EXISTS', `mailbox already exists: ${b}`);
     this.forgetClosed(folderDir(root, a));
+    await this.createParents(address, b);
     if (a === 'INBOX') {
       const target = folderDir(root, b);
       await createMaildirFolder(target);
@@ -171,7 +193,7 @@ export class MailStore {
       }
       return;
     }
-    const children = (await this.list(address)).filter((f) => f.name.startsWith(a + DELIMITER));
+    const children = (await this.list(address)).filter((f) => !f.noselect && f.name.startsWith(a + DELIMITER));
     await rename(folderDir(root, a), folderDir(root, b));
     for (const c of children) await rename(folderDir(root, c.name), folderDir(root, b + c.name.slice(a.length)));
     const subs = await this.subscriptions(address);
@@ -214,7 +236,9 @@ export class MailStore {
     let e = this.open.get(dir);
     if (!e) {
       if (!(await exists(join(dir, 'cur')))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${n}`);
-      e = this.open.get(dir) ?? { mailbox: this.takeClosed(dir) ?? new Mailbox({ name: n, dir, mimeLimits: this.props.mimeLimits }), address, refs: 0, watchers: new Set() };
+      const root = this.maildir(address);
+      const mailbox = this.takeClosed(dir) ?? new Mailbox({ name: n, dir, mimeLimits: this.props.mimeLimits, newUidValidity: () => nextUidValidity(root) });
+      e = this.open.get(dir) ?? { mailbox, address, refs: 0, watchers: new Set() };
       this.open.set(dir, e);
     }
     e.refs++;
@@ -307,6 +331,13 @@ export class MailStore {
     if (e.timer) clearInterval(e.timer);
     e.timer = undefined;
   }
+}
+
+/** `a.b.c` → `a`, `a.b` (outermost first). */
+export function superiorNames(name: string): string[] {
+  const out: string[] = [];
+  for (let i = name.indexOf(DELIMITER); i > 0; i = name.indexOf(DELIMITER, i + 1)) out.push(name.slice(0, i));
+  return out;
 }
 
 async function exists(p: string): Promise<boolean> {

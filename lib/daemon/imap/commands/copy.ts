@@ -28,17 +28,16 @@ export async function copyMessages(s: ImapSession, a: { set: SeqSet; name: strin
   try {
     const msgs = sel.resolve(a.set, byUid);
     if (msgs.length === 0) return { text: `${move ? 'MOVE' : 'COPY'} completed, nothing to do` };
-    const same = dest.mailbox === sel.mailbox;
     const newUids = await dest.mailbox.copyFrom(sel.mailbox, msgs.map((m) => m.rec));
     dest.changed();
     const code = `COPYUID ${dest.mailbox.uidValidity} ${formatSet(msgs.slice(0, newUids.length).map((m) => m.uid))} ${formatSet(newUids)}`;
     if (!move) return { code, text: 'COPY completed' };
     // RFC 6851: COPYUID goes in an untagged OK before the EXPUNGEs.
     s.write(`* OK [${code}] Moved\r\n`);
-    if (!same) {
-      await sel.mailbox.expunge(msgs.map((m) => m.uid));
-      sel.handle.changed();
-    }
+    // Into the same folder too: the copies got new UIDs, so the originals go (Dovecot does the same);
+    // keeping them doubled the message on every retry.
+    await sel.mailbox.expunge(msgs.map((m) => m.uid));
+    sel.handle.changed();
     return { text: 'MOVE completed' };
   } finally {
     dest.release();

@@ -107,7 +107,13 @@ function literal(out: Array<string | Buffer>, b: Buffer): void {
   out.push(`{${b.length}}\r\n`, b);
 }
 
-async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: readonly Att[], byUid: boolean, setSeen: boolean): Promise<Array<string | Buffer>> {
+/**
+ * One message's FETCH response. A message another session expunged after this one last synced (RFC 2180
+ * §4.1) is still answered, as Dovecot answers it: what the index holds (UID, FLAGS, sizes, dates, cached
+ * ENVELOPE/BODYSTRUCTURE) and NIL for what needed the file; `gone.expunged` makes the tagged reply
+ * OK [EXPUNGEISSUED]. The client learns of the EXPUNGE at its next command that allows one.
+ */
+async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: readonly Att[], byUid: boolean, setSeen: boolean, gone: { expunged: boolean }): Promise<Array<string | Buffer>> {
   const sel = s.selected!;
   const out: Array<string | Buffer> = [`* ${seq} FETCH (`];
   const items: Array<Array<string | Buffer>> = [];
@@ -126,13 +132,35 @@ async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: rea
   if (byUid) items.push([`UID ${r.uid}`]);
   for (const a of atts) {
     const p: Array<string | Buffer> = [];
+    try {
+      await fetchItem(a, p);
+    } catch (e) {
+      if (!isMailfleetError(e, 'NOT_FOUND')) throw e;
+      gone.expunged = true;
+      p.length = 0;
+      p.push(`${a.k === 'SECTION' ? a.label : a.k} NIL`);
+    }
+    if (p.length === 0) continue;
+    const key = typeof p[0] === 'string' ? p[0] : '';
+    if (seen.has(key)) continue;
+    seen.add(key);
+    items.push(p);
+  }
+  if (wantFlags) items.push([`FLAGS (${sel.flagsOf(rec).join(' ')})`]);
+  items.forEach((p, i) => {
+    if (i > 0) out.push(' ');
+    out.push(...p);
+  });
+  out.push(')\r\n');
+  return out;
+
+  async function fetchItem(a: Att, p: Array<string | Buffer>): Promise<void> {
     switch (a.k) {
       case 'UID':
-        if (byUid) continue;
-        p.push(`UID ${r.uid}`);
+        if (!byUid) p.push(`UID ${r.uid}`);
         break;
       case 'FLAGS':
-        continue;
+        break;
       case 'INTERNALDATE':
         p.push(`INTERNALDATE "${imapDate(r.date)}"`);
         break;
@@ -175,25 +203,14 @@ async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: rea
         break;
       }
     }
-    const key = typeof p[0] === 'string' ? p[0] : '';
-    if (seen.has(key)) continue;
-    seen.add(key);
-    items.push(p);
   }
-  if (wantFlags) items.push([`FLAGS (${sel.mailbox.flagsOf(rec).join(' ')})`]);
-  items.forEach((p, i) => {
-    if (i > 0) out.push(' ');
-    out.push(...p);
-  });
-  out.push(')\r\n');
-  return out;
 }
 
 async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[] }, byUid: boolean) {
   const sel = s.selected!;
   if (!byUid && !sel.inRange(a.set)) throw bad('Invalid message sequence number');
   const setSeen = !sel.readOnly && a.atts.some((x) => (x.k === 'SECTION' && !x.peek) || x.k === 'RFC822' || x.k === 'RFC822.TEXT');
-  let missing = false;
+  const gone = { expunged: false };
   // Responses are gathered and written in chunks of ~64 KiB: one write per message made a 1,000-message
   // FETCH FLAGS cost 1,000 syscalls. writeAsync still waits for drain, so memory stays bounded.
   const pending: Buffer[] = [];
@@ -223,24 +240,21 @@ async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[] }
   for (const m of sel.resolve(a.set, byUid)) {
     await slice.pause();
     try {
-      for (const p of await fetchOne(s, m.seq, m.rec, a.atts, byUid, setSeen)) {
+      for (const p of await fetchOne(s, m.seq, m.rec, a.atts, byUid, setSeen, gone)) {
         const b = typeof p === 'string' ? Buffer.from(p, 'utf8') : p;
         pending.push(b);
         pendingBytes += b.length;
       }
       if (pendingBytes >= FLUSH_BYTES) await flush();
     } catch (e) {
-      if (!isMailfleetError(e, 'NOT_FOUND')) {
-        await flush(); // what was fetched before the failure still reaches the client, as it used to
-        throw e;
-      }
-      missing = true; // expunged by another session meanwhile
+      await flush(); // what was fetched before the failure still reaches the client, as it used to
+      throw e;
     }
     if (s.isClosed) break;
   }
   await flush();
   if (setSeen) sel.handle.changed();
-  return missing ? { status: 'NO' as const, code: 'EXPUNGEISSUED', text: 'Some messages have been expunged' } : { text: 'FETCH completed' };
+  return gone.expunged ? { code: 'EXPUNGEISSUED', text: 'Some messages were already expunged' } : { text: 'FETCH completed' };
 }
 
 export const fetch = defineCommand({

@@ -2,6 +2,7 @@ import { AUTHENTICATED, defineCommand } from '../command.js';
 import { Args, bad } from '../args.js';
 import { decodeMutf7 } from '../../../store/mailbox/mutf7.js';
 import { DELIMITER, nameToWire } from '../../../store/mailbox/names.js';
+import { superiorNames, type FolderInfo } from '../../../store/mailbox/store.js';
 import type { ImapSession } from '../session.js';
 import { istring } from '../wire.js';
 import { WildcardPattern } from '../wildcard.js';
@@ -41,18 +42,44 @@ export async function listReply(s: ImapSession, a: ListArgs, lsub: boolean): Pro
   const inboxRe = new WildcardPattern(full.replace(/^inbox/i, 'INBOX'), DELIMITER);
   const folders = await s.deps.store.list(s.user!);
   const subs = await s.deps.store.subscriptions(s.user!);
+  const matches = (name: string) => re.matches(name) || ((name === 'INBOX' || name.startsWith('INBOX.')) && inboxRe.matches(name));
   const lines: string[] = [];
-  for (const f of folders) {
-    if (!(re.matches(f.name) || ((f.name === 'INBOX' || f.name.startsWith('INBOX.')) && inboxRe.matches(f.name)))) continue;
-    if (lsub && !subs.has(f.name)) continue;
-    if (a.specialUseOnly && !f.specialUse) continue;
-    const attrs = [f.hasChildren ? '\\HasChildren' : '\\HasNoChildren'];
-    if (f.specialUse) attrs.push(f.specialUse);
-    if (!lsub && subs.has(f.name)) attrs.push('\\Subscribed');
-    const wire = istring(nameToWire(f.name));
-    lines.push(`* ${verb} (${attrs.join(' ')}) "${DELIMITER}" ${typeof wire === 'string' ? wire : nameToWire(f.name)}`);
+  const line = (attrs: readonly string[], name: string) => {
+    const wire = istring(nameToWire(name));
+    lines.push(`* ${verb} (${attrs.join(' ')}) "${DELIMITER}" ${typeof wire === 'string' ? wire : nameToWire(name)}`);
+  };
+  if (lsub) {
+    // Subscriptions, existing or not; a superior name the pattern stops at (`%`) that is not itself
+    // subscribed is listed \Noselect so the client can descend to its subscribed children (RFC 3501 §6.3.9).
+    const byName = new Map(folders.map((f) => [f.name, f]));
+    const out = new Map<string, readonly string[]>();
+    for (const name of subs) {
+      if (matches(name)) {
+        const f = byName.get(name);
+        if (!a.specialUseOnly || f?.specialUse) out.set(name, f ? folderAttrs(f) : []);
+        continue;
+      }
+      for (const p of superiorNames(name)) if (!subs.has(p) && matches(p) && !out.has(p)) out.set(p, ['\\Noselect']);
+    }
+    const names = [...out.keys()].sort((x, y) => (x === 'INBOX' ? -1 : y === 'INBOX' ? 1 : x < y ? -1 : x > y ? 1 : 0));
+    for (const n of names) line(out.get(n)!, n);
+  } else {
+    for (const f of folders) {
+      if (!matches(f.name)) continue;
+      if (a.specialUseOnly && !f.specialUse) continue;
+      const attrs = folderAttrs(f);
+      if (subs.has(f.name)) attrs.push('\\Subscribed');
+      line(attrs, f.name);
+    }
   }
   if (lines.length > 0) s.write(lines.join('\r\n') + '\r\n');
+}
+
+function folderAttrs(f: FolderInfo): string[] {
+  const attrs = f.noselect ? ['\\Noselect'] : [];
+  attrs.push(f.hasChildren ? '\\HasChildren' : '\\HasNoChildren');
+  if (f.specialUse) attrs.push(f.specialUse);
+  return attrs;
 }
 
 export const list = defineCommand({

@@ -2,7 +2,7 @@ import { defineCommand, SELECTED } from '../command.js';
 import { Args, bad, inRanges, normalizeSet, overLimit, parseSeqSet, type SeqSet, type WorkLimits } from '../args.js';
 import { flagLetter } from '../../../store/mailbox/flags.js';
 import { parseHeaderBlock } from '../../../store/mailbox/mime.js';
-import { MailfleetError } from '../../../errors.js';
+import { isMailfleetError, MailfleetError } from '../../../errors.js';
 import type { MessageRecord } from '../../../store/mailbox/index.js';
 import type { Token } from '../parser.js';
 import type { ImapSession } from '../session.js';
@@ -14,6 +14,7 @@ type Key =
   | { readonly op: 'all' }
   | { readonly op: 'none' }
   | { readonly op: 'flag'; readonly letter: string; readonly has: boolean }
+  | { readonly op: 'recent'; readonly has: boolean }
   | { readonly op: 'keyword'; readonly keyword: string; readonly has: boolean }
   | { readonly op: 'set'; readonly set: SeqSet; readonly uid: boolean }
   | { readonly op: 'not'; readonly key: Key }
@@ -55,12 +56,13 @@ function parseKey(a: Args, depth: number, budget: KeyBudget): Key {
   switch (k) {
     case 'ALL':
       return { op: 'all' };
-    case 'NEW':
+    // \Recent as this session sees it (SelectedMailbox.isRecent); NEW is RECENT UNSEEN (RFC 3501 §6.4.4).
     case 'RECENT':
-      // \Recent is not kept: nothing is recent.
-      return { op: 'none' };
+      return { op: 'recent', has: true };
     case 'OLD':
-      return { op: 'all' };
+      return { op: 'recent', has: false };
+    case 'NEW':
+      return { op: 'and', keys: [{ op: 'recent', has: true }, { op: 'flag', letter: flagLetter('\\Seen')!, has: false }] };
     case 'KEYWORD':
     case 'UNKEYWORD':
       return { op: 'keyword', keyword: a.astring('keyword'), has: k === 'KEYWORD' };
@@ -117,6 +119,29 @@ function parseSearch(t: readonly Token[], limits: WorkLimits): Key {
   return keys.length === 1 ? keys[0]! : { op: 'and', keys };
 }
 
+const CACHED_FIELDS = ['from', 'to', 'cc', 'bcc', 'subject', 'date', 'message-id'];
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+
+/**
+ * The calendar day (as a UTC midnight, comparable with a search key's date) an RFC 5322 Date header
+ * names, ignoring its time and zone: "Sat, 24 Mar 2007 23:00:00 -0500" is 24 March. Parsed by hand from
+ * split words (client-supplied headers never reach a RegExp with backtracking); undefined when unreadable.
+ */
+export function headerDay(date: string): number | undefined {
+  const words = date.replace(/\([^()]*\)/g, ' ').replace(/,/g, ' ').split(/\s+/).filter(Boolean);
+  for (let i = 0; i + 2 < words.length; i++) {
+    const day = Number(words[i]);
+    const month = MONTHS.indexOf(words[i + 1]!.slice(0, 3).toLowerCase());
+    let year = Number(words[i + 2]);
+    if (!Number.isInteger(day) || day < 1 || day > 31 || month < 0 || !Number.isInteger(year)) continue;
+    // Obsolete two- and three-digit years (RFC 5322 §4.3).
+    if (year < 50) year += 2000;
+    else if (year < 1000) year += 1900;
+    return Date.UTC(year, month, day);
+  }
+  return undefined;
+}
+
 function dayOf(ms: number): number {
   const d = new Date(ms);
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
@@ -146,6 +171,8 @@ class Evaluator {
         return false;
       case 'flag':
         return r.letters.includes(k.letter) === k.has;
+      case 'recent':
+        return this.sel.isRecent(r.uid) === k.has;
       case 'keyword': {
         // A keyword the folder never defined is on no message.
         const letter = this.sel.mailbox.keywordLetter(k.keyword);
@@ -163,19 +190,20 @@ class Evaluator {
       case 'size':
         return k.larger ? r.size > k.n : r.size < k.n;
       case 'date': {
-        let ms = r.date;
+        let day = dayOf(r.date);
         if (k.sent) {
+          // The date as written in the Date header, in the sender's own zone (RFC 3501 §6.4.4:
+          // "disregarding time and timezone"): converting to UTC moved evening mails to the next day.
           const d = (await this.sel.mailbox.summary(r)).search.date;
-          const parsed = d ? Date.parse(d) : NaN;
-          ms = Number.isNaN(parsed) ? r.date : parsed;
+          day = (d !== undefined ? headerDay(d) : undefined) ?? day;
         }
-        const day = dayOf(ms);
         return k.cmp === 'BEFORE' ? day < k.day : k.cmp === 'ON' ? day === k.day : day >= k.day;
       }
       case 'header': {
         const sum = await this.sel.mailbox.summary(r);
         const v = sum.search[k.field];
-        if (v !== undefined || ['from', 'to', 'cc', 'bcc', 'subject', 'date', 'message-id'].includes(k.field)) return (v ?? '').toLowerCase().includes(k.value) && (v !== undefined || k.value === '');
+        // A cached field answers for the header; a message without the header matches nothing, even "".
+        if (v !== undefined || CACHED_FIELDS.includes(k.field)) return v !== undefined && v.toLowerCase().includes(k.value);
         // Field names are client input: compared as strings, never compiled into a RegExp.
         for (const [name, value] of await this.headers(r)) {
           if (name === k.field && Buffer.from(value, 'binary').toString('utf8').toLowerCase().includes(k.value)) return true;
@@ -220,15 +248,25 @@ async function runSearch(s: ImapSession, key: Key, byUid: boolean) {
   const ev = new Evaluator(sel);
   const hits: number[] = [];
   const slice = new TimeSlice();
+  let expunged = false;
   for (let i = 0; i < sel.uids.length; i++) {
     await slice.pause();
     const uid = sel.uids[i]!;
-    const r = sel.mailbox.byUid(uid);
-    if (!r) continue;
-    if (await ev.test(key, r, i + 1)) hits.push(byUid ? uid : i + 1);
+    const r = sel.mailbox.byUid(uid) ?? sel.mailbox.expungedRecord(uid);
+    if (!r) {
+      expunged = true;
+      continue;
+    }
+    try {
+      if (await ev.test(key, r, i + 1)) hits.push(byUid ? uid : i + 1);
+    } catch (e) {
+      // Expunged by another session between the index read and the file read: it matches nothing (Dovecot too).
+      if (!isMailfleetError(e, 'NOT_FOUND')) throw e;
+      expunged = true;
+    }
   }
   await s.writeAsync(`* SEARCH${hits.length > 0 ? ' ' + hits.join(' ') : ''}\r\n`);
-  return { text: 'SEARCH completed' };
+  return expunged ? { code: 'EXPUNGEISSUED', text: 'SEARCH completed' } : { text: 'SEARCH completed' };
 }
 
 export const search = defineCommand({

@@ -3,7 +3,6 @@ import { Args } from '../args.js';
 import type { Token } from '../parser.js';
 import { SelectedMailbox } from '../selected.js';
 import type { ImapSession } from '../session.js';
-import { SYSTEM_FLAGS } from '../../../store/mailbox/flags.js';
 
 export function parseMailboxOnly(t: readonly Token[]): string {
   const a = new Args(t);
@@ -19,13 +18,19 @@ export async function openSelected(s: ImapSession, name: string, readOnly: boole
   const handle = await s.deps.store.openMailbox(s.user!, name);
   const sel = new SelectedMailbox(handle, readOnly);
   const mb = sel.mailbox;
-  const flags = [...SYSTEM_FLAGS, ...mb.keywords.filter((k) => k !== undefined)].join(' ');
+  // SELECT claims the messages nobody has seen (they are \Recent to this session only); EXAMINE does not.
+  try {
+    await sel.claimRecent();
+  } catch (e) {
+    handle.release();
+    throw e;
+  }
+  // Claiming may have taken in messages that arrived meanwhile: the view starts from the claimed state.
+  sel.uids = mb.messages.map((m) => m.uid);
   const lines = [
-    `* FLAGS (${flags})`,
-    // \* : clients may define new keywords (kept per folder, up to 26).
-    `* OK [PERMANENTFLAGS (${readOnly ? '' : `${flags} \\*`})] Flags permitted`,
+    ...sel.flagLines(),
     `* ${sel.uids.length} EXISTS`,
-    '* 0 RECENT',
+    `* ${(sel.reportedRecent = sel.recentCount)} RECENT`,
     `* OK [UIDVALIDITY ${mb.uidValidity}] UIDs valid`,
     `* OK [UIDNEXT ${mb.nextUid}] Predicted next UID`,
   ];

@@ -26,7 +26,7 @@ export const status = defineCommand({
       const mb = h.mailbox;
       const values: Record<Item, number> = {
         MESSAGES: mb.exists,
-        RECENT: 0,
+        RECENT: mb.unclaimedRecent,
         UIDNEXT: mb.nextUid,
         UIDVALIDITY: mb.uidValidity,
         UNSEEN: mb.messages.filter((m) => !m.letters.includes('S')).length,

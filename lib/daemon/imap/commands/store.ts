@@ -34,12 +34,15 @@ async function runStore(s: ImapSession, a: StoreArgs, byUid: boolean) {
   const changed = await sel.mailbox.setFlags(targets.map((m) => m.uid), a.op, letters);
   sel.noteOwn(changed);
   if (changed.length > 0) sel.handle.changed();
+  // A keyword new to the folder: FLAGS and PERMANENTFLAGS again first (RFC 3501 §7.2.6), as Dovecot does.
+  const flagLines = sel.flagUpdate();
+  if (flagLines.length > 0) s.write(flagLines.join('\r\n') + '\r\n');
   if (!a.silent) {
     const lines: string[] = [];
     for (const m of targets) {
       const rec = sel.mailbox.byUid(m.uid);
       if (!rec) continue;
-      lines.push(`* ${m.seq} FETCH (${byUid ? `UID ${m.uid} ` : ''}FLAGS (${sel.mailbox.flagsOf(rec).join(' ')}))`);
+      lines.push(`* ${m.seq} FETCH (${byUid ? `UID ${m.uid} ` : ''}FLAGS (${sel.flagsOf(rec).join(' ')}))`);
     }
     if (lines.length > 0) await s.writeAsync(lines.join('\r\n') + '\r\n');
   }
