@@ -73,3 +73,31 @@ export function parseServices(list: readonly string[]): AppPasswordService[] {
   }
   return [...out];
 }
+
+interface HasAppPasswords {
+  readonly address: string;
+  appPasswords?: AppPasswordRecord[];
+}
+
+/**
+ * Adds a named app password to `user` (a users-file entry) and returns the secret, to show once.
+ * Throws when the name is taken or the user holds MAX_APP_PASSWORDS already.
+ */
+export function addAppPassword(user: HasAppPasswords, name: string, services: readonly AppPasswordService[], now = new Date()): string {
+  const list = user.appPasswords ?? [];
+  if (list.some((r) => r.name === name)) throw new Error(`${user.address} already has an app password named ${name}; revoke it first`);
+  if (list.length >= MAX_APP_PASSWORDS) throw new Error(`${user.address} has ${MAX_APP_PASSWORDS} app passwords already (the most allowed)`);
+  const password = generateAppPassword();
+  const record = appPasswordSchema.parse({ name, hash: hashAppPassword(password), ...(services.length ? { services: [...services] } : {}), createdAt: now.toISOString() });
+  user.appPasswords = [...list, record];
+  return password;
+}
+
+/** Removes the app password named `name`; false when there was none. */
+export function revokeAppPassword(user: HasAppPasswords, name: string): boolean {
+  const list = user.appPasswords ?? [];
+  const left = list.filter((r) => r.name !== name);
+  if (left.length === list.length) return false;
+  user.appPasswords = left.length ? left : undefined;
+  return true;
+}
