@@ -153,6 +153,8 @@ interface Loaded {
   readonly aliases: Record<string, string[]>;
   readonly domains: Set<string>;
   readonly stamp: string;
+  /** Some user holds a SCRAM-SHA-256 secret. */
+  readonly scram: boolean;
 }
 
 /** A valid hash of a random password: unknown logins cost the same scrypt as known ones. */
@@ -197,9 +199,10 @@ export class StaticDirectory implements IDirectory {
     return { user: toDirectoryUser(user), disabled: user.disabled ?? false, ...(scram ? { scramSha256: scram } : {}) };
   }
 
-  /** Every static user may hold a SCRAM secret (`mailfleet users add` writes one). */
+  /** True once some user holds a SCRAM secret (`mailfleet users add` writes one): SCRAM is then offered. */
   supportsScram(): boolean {
-    return true;
+    this.maybeReload();
+    return this.data.scram;
   }
 
   private lookup(login: string): StaticUser | undefined {
@@ -267,7 +270,8 @@ export class StaticDirectory implements IDirectory {
       for (const a of u.aliases ?? []) userAliases.set(a, u.address);
     }
     for (const a of Object.keys(f.aliases)) domains.add(a.split('@')[1]!);
-    return { byAddress, userAliases, aliases: f.aliases, domains, stamp };
+    const scram = f.users.some((u) => u.scramSha256 !== undefined || u.passwordHash.startsWith('scram-sha-256$'));
+    return { byAddress, userAliases, aliases: f.aliases, domains, stamp, scram };
   }
 }
 
