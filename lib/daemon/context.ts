@@ -7,6 +7,7 @@ import type { IAdmission } from '../limits/types.js';
 import type { Logger } from '../log.js';
 import type { DaemonConfig } from '../plan/types.js';
 import type { IMessageDelivery } from '../store/types.js';
+import type { SaslMechanisms } from '../auth/sasl.js';
 import type { ILoginGate } from './login-gate.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { AcceptedConnection, BusyWriter } from './net/listener.js';
@@ -20,6 +21,8 @@ export interface DaemonContext {
   readonly directory: IDirectory;
   /** Password checks for every service: lockout window, directory, failure delay (login-gate.ts). */
   readonly logins: ILoginGate;
+  /** SCRAM-SHA-256, OAUTHBEARER, XOAUTH2 through the same gate (lib/auth/sasl.ts). */
+  readonly sasl: SaslMechanisms;
   readonly delivery: IMessageDelivery;
   readonly admission: IAdmission;
   readonly logger: Logger;

@@ -41,6 +41,12 @@ export interface LoginAttempt {
   readonly service: Service;
   readonly login: string;
   readonly password: string;
+  /**
+   * The credential check of a mechanism without a password (SCRAM proof, bearer token, lib/auth/sasl.ts),
+   * run in the password's place: inside the lockout reservation, so its failures count the same.
+   * @default - the directory checks `password`
+   */
+  readonly verify?: () => Promise<AuthResult>;
   readonly remoteAddress: string;
   /** The planned listener the connection arrived on (AcceptedConnection.listener). @default - not bound to a tenant */
   readonly listener?: string;
@@ -54,6 +60,11 @@ export interface ILoginGate {
 
 export interface LoginGateProps {
   readonly directory: Pick<IDirectory, 'authenticate'>;
+  /**
+   * Refuse the main password and accept only app passwords (and SCRAM or tokens) (spec auth.requireAppPasswords).
+   * @default false
+   */
+  readonly requireAppPasswords?: boolean;
   /** Takes the user, user+IP and domain leases. */
   readonly admission: IAdmission;
   /** In process, or fleet-wide through Redis (lib/limits/auth-failures-redis.ts). @default - a window with its documented defaults */
@@ -148,7 +159,9 @@ export class LoginGate implements ILoginGate {
       const slot = reserved.reservation;
       const done = this.startChecking(login);
       try {
-        result = await this.props.directory.authenticate(a.login, a.password);
+        result = a.verify
+          ? await a.verify()
+          : await this.props.directory.authenticate(a.login, a.password, { service: a.service, mainPassword: !this.props.requireAppPasswords });
       } catch (error) {
         await slot.cancel();
         done();

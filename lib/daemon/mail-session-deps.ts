@@ -6,6 +6,7 @@
 import type { Logger } from '../log.js';
 import type { DaemonConfig } from '../plan/types.js';
 import type { DaemonContext } from './context.js';
+import type { SaslMechanisms } from '../auth/sasl.js';
 import type { ILoginGate } from './login-gate.js';
 import { mailStoreOf } from './imap/mail-store.js';
 import type { MailStore } from '../store/mailbox/index.js';
@@ -15,6 +16,8 @@ export interface MailSessionDeps<S> {
   readonly settings: S;
   /** Login and admission (login-gate.ts): lockout, password, tenant binding, the user/user+IP/domain leases. */
   readonly logins: ILoginGate;
+  /** SCRAM-SHA-256, OAUTHBEARER, XOAUTH2 (lib/auth/sasl.ts). @default - PLAIN only */
+  readonly sasl?: SaslMechanisms;
   readonly store: MailStore;
   /** Key and certificate for STARTTLS/STLS; without them the upgrade is not offered. */
   readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer };
@@ -36,6 +39,7 @@ export function mailSessionDeps<P extends ReadProtocol>(ctx: DaemonContext, prot
       hostname: ctx.config.hostname,
       settings: ctx.config[protocol],
       logins: ctx.logins,
+      sasl: ctx.sasl,
       store: mailStoreOf(ctx),
       tls: ctx.tls,
       logger: ctx.logger.child({ protocol }),

@@ -19,6 +19,8 @@ import { cleanMaildirTmp } from '../store/maildir/tmp-cleanup.js';
 import type { IMessageDelivery } from '../store/types.js';
 import type { DaemonContext, DeliveredListener, ProtocolModule } from './context.js';
 import { LoginGate } from './login-gate.js';
+import { SaslMechanisms } from '../auth/sasl.js';
+import { TokenVerifier } from '../auth/oauth.js';
 import { TenantBinding } from './tenant-binding.js';
 import { closeMailStore, mailStoreOf } from './imap/mail-store.js';
 import { createDaemonMetrics } from './metrics.js';
@@ -90,18 +92,27 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
   const metrics = createDaemonMetrics();
   // Live limits (overrides in <dataDir>/limits-state.json), fleet-wide in Redis when configured (lib/limits).
   const admission = opts.admission ?? createAdmission(config, { dataDir, logger });
+  const logins = new LoginGate({
+    directory,
+    admission,
+    // Fleet-wide in Redis when the spec names it (the admission's connection), else per node.
+    failures: limitsOf(admission)?.authFailures ?? new AuthFailureWindow(config.auth),
+    tenants: TenantBinding.fromConfig(config),
+    concurrentChecksPerIp: config.auth.concurrentChecksPerIp,
+    requireAppPasswords: config.auth.requireAppPasswords,
+    failuresTotal: metrics.authFailures,
+    lockoutsTotal: metrics.authLockouts,
+  });
   const ctx: DaemonContext = {
     config,
     directory,
-    logins: new LoginGate({
+    logins,
+    sasl: new SaslMechanisms({
+      gate: logins,
       directory,
-      admission,
-      // Fleet-wide in Redis when the spec names it (the admission's connection), else per node.
-      failures: limitsOf(admission)?.authFailures ?? new AuthFailureWindow(config.auth),
-      tenants: TenantBinding.fromConfig(config),
-      concurrentChecksPerIp: config.auth.concurrentChecksPerIp,
-      failuresTotal: metrics.authFailures,
-      lockoutsTotal: metrics.authLockouts,
+      ...(config.auth.oidc ? { tokens: new TokenVerifier(config.auth.oidc) } : {}),
+      scramSha256: config.auth.scramSha256,
+      requireAppPasswords: config.auth.requireAppPasswords,
     }),
     delivery:
       opts.delivery ??

@@ -1,6 +1,7 @@
 /**
  * Static directory: users and aliases in a YAML file, passwords as scrypt hashes
- * (`scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>`, node:crypto, timing-safe compare). The file is re-read
+ * (`scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>`, node:crypto, timing-safe compare) or as SCRAM-SHA-256 stored
+ * keys (`scram-sha-256$…`, which serve both PLAIN and SCRAM logins); app passwords beside them. The file is re-read
  * when it changes (checked at most once a second, on use), so `mailfleet users add` needs no restart.
  *
  *   users:
@@ -10,6 +11,9 @@
  *       disabled: false
  *       quotaBytes: 1073741824
  *       limits: { imap: { perUser: 5 } }
+ *       scramSha256: scram-sha-256$4096$...      # SCRAM-SHA-256 stored keys (lib/auth/scram.ts)
+ *       appPasswords:                            # lib/auth/app-passwords.ts, SHA-256 of a random secret
+ *         - { name: phone, hash: sha256$..., services: [imap, submission], createdAt: 2026-01-01T00:00:00Z }
  *   aliases:
  *     postmaster@example.com: [alice@example.com]
  */
@@ -21,7 +25,9 @@ import { z } from 'zod';
 import { MailfleetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { serviceLimitsSchema } from '../spec/schema.js';
-import type { AuthResult, DirectoryUser, IDirectory } from './types.js';
+import { appPasswordSchema, matchAppPassword, MAX_APP_PASSWORDS } from '../auth/app-passwords.js';
+import { parseScramSecret, verifyPasswordWithScram } from '../auth/scram.js';
+import type { AuthenticateOptions, AuthResult, DirectoryUser, IDirectory, UserRecord } from './types.js';
 
 /** scrypt cost for new hashes: N=2^14, r=8, p=1 (16 MiB, a few tens of ms). */
 export const SCRYPT_PARAMS = { N: 16384, r: 8, p: 1 } as const;
@@ -40,7 +46,14 @@ const address = z
 const userSchema = z
   .object({
     address,
-    passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/, 'expected scrypt$N$r$p$salt$hash'),
+    passwordHash: z
+      .string()
+      .refine((h) => /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/.test(h) || parseScramSecret(h) !== undefined, 'expected scrypt$N$r$p$salt$hash or scram-sha-256$i$salt$storedkey$serverkey'),
+    scramSha256: z
+      .string()
+      .refine((h) => parseScramSecret(h) !== undefined, 'expected scram-sha-256$iterations$salt$storedkey$serverkey')
+      .optional(),
+    appPasswords: z.array(appPasswordSchema).max(MAX_APP_PASSWORDS).optional(),
     aliases: z.array(address).optional(),
     disabled: z.boolean().optional(),
     quotaBytes: z.number().int().positive().optional(),
@@ -76,6 +89,8 @@ export async function hashPassword(password: string): Promise<string> {
 }
 
 export async function verifyPassword(password: string, encoded: string): Promise<boolean> {
+  const scram = parseScramSecret(encoded);
+  if (scram) return verifyPasswordWithScram(password, scram);
   const m = /^scrypt\$(\d+)\$(\d+)\$(\d+)\$([^$]+)\$([^$]+)$/.exec(encoded);
   if (!m) return false;
   const [N, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
@@ -138,6 +153,8 @@ interface Loaded {
   readonly aliases: Record<string, string[]>;
   readonly domains: Set<string>;
   readonly stamp: string;
+  /** Some user holds a SCRAM-SHA-256 secret. */
+  readonly scram: boolean;
 }
 
 /** A valid hash of a random password: unknown logins cost the same scrypt as known ones. */
@@ -151,19 +168,46 @@ export class StaticDirectory implements IDirectory {
     this.data = this.load();
   }
 
-  async authenticate(login: string, password: string): Promise<AuthResult> {
+  async authenticate(login: string, password: string, opts: AuthenticateOptions = {}): Promise<AuthResult> {
     this.maybeReload();
-    const key = login.trim().toLowerCase();
-    const user = this.data.byAddress.get(key) ?? this.data.byAddress.get(this.data.userAliases.get(key) ?? '');
+    const user = this.lookup(login);
     if (password.length > MAX_PASSWORD_LENGTH) return { ok: false, reason: 'bad-credentials' };
+    const mainPassword = opts.mainPassword ?? true;
     if (!user) {
-      dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
-      await verifyPassword(password, await dummyHash);
+      if (mainPassword) {
+        dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
+        await verifyPassword(password, await dummyHash);
+      }
       return { ok: false, reason: 'bad-credentials' };
     }
-    if (!(await verifyPassword(password, user.passwordHash))) return { ok: false, reason: 'bad-credentials' };
+    // App passwords first: a cheap hash compare, and the only way in when the main password is refused.
+    const app = matchAppPassword(user.appPasswords ?? [], password, opts.service);
+    let via = 'password';
+    if (app) {
+      if (!app.allowed) return { ok: false, reason: 'bad-credentials' };
+      via = `app-password:${app.record.name}`;
+    } else if (!mainPassword || !(await verifyPassword(password, user.passwordHash))) return { ok: false, reason: 'bad-credentials' };
     if (user.disabled) return { ok: false, reason: 'disabled' };
-    return { ok: true, user: toDirectoryUser(user) };
+    return { ok: true, user: toDirectoryUser(user), via };
+  }
+
+  async findUser(login: string): Promise<UserRecord | undefined> {
+    this.maybeReload();
+    const user = this.lookup(login);
+    if (!user) return undefined;
+    const scram = user.scramSha256 ?? (parseScramSecret(user.passwordHash) ? user.passwordHash : undefined);
+    return { user: toDirectoryUser(user), disabled: user.disabled ?? false, ...(scram ? { scramSha256: scram } : {}) };
+  }
+
+  /** True once some user holds a SCRAM secret (`mailfleet users add` writes one): SCRAM is then offered. */
+  supportsScram(): boolean {
+    this.maybeReload();
+    return this.data.scram;
+  }
+
+  private lookup(login: string): StaticUser | undefined {
+    const key = login.trim().toLowerCase();
+    return this.data.byAddress.get(key) ?? this.data.byAddress.get(this.data.userAliases.get(key) ?? '');
   }
 
   async resolveRecipient(addr: string): Promise<DirectoryUser[]> {
@@ -226,7 +270,8 @@ export class StaticDirectory implements IDirectory {
       for (const a of u.aliases ?? []) userAliases.set(a, u.address);
     }
     for (const a of Object.keys(f.aliases)) domains.add(a.split('@')[1]!);
-    return { byAddress, userAliases, aliases: f.aliases, domains, stamp };
+    const scram = f.users.some((u) => u.scramSha256 !== undefined || u.passwordHash.startsWith('scram-sha-256$'));
+    return { byAddress, userAliases, aliases: f.aliases, domains, stamp, scram };
   }
 }
 

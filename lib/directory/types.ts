@@ -18,12 +18,39 @@ export interface DirectoryUser {
 }
 
 export type AuthResult =
-  | { readonly ok: true; readonly user: DirectoryUser }
+  | {
+      readonly ok: true;
+      readonly user: DirectoryUser;
+      /** What proved it, for the log: the main password, an app password (by name), SCRAM, a bearer token. @default - the main password */
+      readonly via?: string;
+    }
   | { readonly ok: false; readonly reason: 'bad-credentials' | 'disabled' | 'unknown-user' };
 
+export interface AuthenticateOptions {
+  /** The service logging in (imap, pop3, submission): app passwords limited to others are refused. @default - app passwords limited to services are refused */
+  readonly service?: string;
+  /** false refuses the main password and accepts only app passwords (spec auth.requireAppPasswords). @default true */
+  readonly mainPassword?: boolean;
+}
+
+/** A user as found by login name, without a password check (SCRAM, bearer tokens). */
+export interface UserRecord {
+  readonly user: DirectoryUser;
+  readonly disabled: boolean;
+  /** The stored SCRAM-SHA-256 secret (lib/auth/scram.ts formats). @default - none: SCRAM fails for this user */
+  readonly scramSha256?: string;
+}
+
 export interface IDirectory {
-  /** Checks a login (an address, or a backend-specific login name) and password. Never cached. */
-  authenticate(login: string, password: string): Promise<AuthResult>;
+  /** Checks a login (an address, or a backend-specific login name) and password (or app password). Never cached. */
+  authenticate(login: string, password: string, opts?: AuthenticateOptions): Promise<AuthResult>;
+  /**
+   * The user a login names, for mechanisms that prove identity without a password (SCRAM, bearer tokens).
+   * undefined: no such user. Absent: those mechanisms are not offered with this directory.
+   */
+  findUser?(login: string): Promise<UserRecord | undefined>;
+  /** True when the directory holds SCRAM-SHA-256 secrets: only then is the mechanism offered. */
+  supportsScram?(): boolean;
   /**
    * Resolves an envelope recipient to the mailboxes it delivers to (aliases may fan out).
    * Returns [] when the address is unknown.

@@ -209,6 +209,10 @@ const ldapSchema = z
           .string()
           .optional()
           .describe('Attribute that marks a disabled account. Default: mailfleetDisabled (openldap; ppolicy pwdAccountLockedTime also counts), userAccountControl (active-directory, bit 0x2).'),
+        scramSha256: z
+          .string()
+          .optional()
+          .describe('Attribute holding SCRAM-SHA-256 secrets ({SCRAM-SHA-256}i,salt,stored,server or scram-sha-256$…), readable by the service account. Default: none, and SCRAM is not offered.'),
       })
       .strict()
       .optional()
@@ -408,10 +412,34 @@ export const specSchema = z
         concurrentChecksPerIp: posInt
           .default(4)
           .describe('Password checks one client IP may have in flight at once, per node; more get a temporary failure (IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP], SMTP 454 4.7.0) without checking. Bounds the hashing one address can force.'),
+        // Strong authentication (docs/auth.md).
+        requireAppPasswords: z
+          .boolean()
+          .default(false)
+          .describe('Refuse the main password over IMAP, POP3 and SMTP AUTH: only app passwords, SCRAM-SHA-256 and OIDC tokens log in.'),
+        scramSha256: z
+          .boolean()
+          .default(true)
+          .describe('Offer SCRAM-SHA-256 (IMAP, POP3) where the directory holds SCRAM secrets (static: always; LDAP: with directory.attributes.scramSha256).'),
+        oidc: z
+          .object({
+            issuer: z
+              .string()
+              .regex(/^(https:\/\/[^\s]+|http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(\/[^\s]*)?)$/, 'expected an https:// issuer URL (http:// only on loopback)')
+              .describe('OIDC issuer, exactly as tokens carry it in iss; its keys come from <issuer>/.well-known/openid-configuration.'),
+            audience: z.string().min(1).describe('Required aud of the tokens (the client ID registered for mail).'),
+            userClaim: z.string().min(1).default('email').describe('Claim naming the login (an address the directory knows).'),
+            clockToleranceSeconds: nonNegInt.default(30).describe('Clock skew allowed on exp and nbf.'),
+            timeoutMs: posInt.default(5000).describe('Timeout of the discovery and JWKS requests; an issuer that does not answer is a temporary failure.'),
+            jwksCacheSeconds: posInt.default(600).describe('How long fetched keys are used before they are fetched again (unknown key IDs refetch at once).'),
+          })
+          .strict()
+          .optional()
+          .describe('Accept OAUTHBEARER (IMAP, POP3) and XOAUTH2 (IMAP, POP3, SMTP) with JWTs from this issuer. Default: no token logins.'),
       })
       .strict()
       .prefault({})
-      .describe('Brute-force lockout window, per node. While locked, logins are refused without checking the password.'),
+      .describe('Brute-force lockout window, per node (while locked, logins are refused without checking the password), and the strong-authentication options.'),
     proxy: z
       .object({
         trustedNetworks: z

@@ -6,7 +6,7 @@
  * only unconsumed input, timers are the socket's own.
  */
 import type { MailSessionDeps } from '../mail-session-deps.js';
-import { lockoutText } from '../login-gate.js';
+import { lockoutText, type LoginOutcome } from '../login-gate.js';
 import { SessionTimers } from '../session-timers.js';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
@@ -110,7 +110,7 @@ export class ImapSession {
     const caps = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE', 'NAMESPACE', 'UIDPLUS', 'MOVE', 'UNSELECT', 'SPECIAL-USE', 'CHILDREN'];
     if (this.state === 'not-authenticated') {
       if (!this.secure && this.deps.tls) caps.push('STARTTLS');
-      if (this.authAllowed()) caps.push('AUTH=PLAIN');
+      if (this.authAllowed()) caps.push('AUTH=PLAIN', ...(this.deps.sasl?.names() ?? []).map((m) => `AUTH=${m}`));
       else caps.push('LOGINDISABLED');
     } else {
       caps.push(`APPENDLIMIT=${this.deps.settings.maxLiteralBytes}`);
@@ -254,8 +254,20 @@ export class ImapSession {
 
   /** Authenticates, takes the per-user admission lease, prepares the user's folders. */
   async login(login: string, password: string): Promise<Completion> {
+    return this.completeLogin(login, await this.deps.logins.login({ ...this.loginBase(), login, password }));
+  }
+
+  /** Who logs in from where, for the login gate (lib/auth/sasl.ts adds the credential). */
+  loginBase(): { service: 'imap'; remoteAddress: string; listener?: string; failureDelayMs: number } {
+    return { service: 'imap', remoteAddress: this.remoteAddress, listener: this.conn.listener, failureDelayMs: this.deps.settings.authFailureDelayMs };
+  }
+
+  /**
+   * Maps the gate's outcome to the reply; on success prepares the user's folders. `confirm` (SCRAM's
+   * server-final) runs before the session is logged in: false gives the lease back and fails the login.
+   */
+  async completeLogin(login: string, result: LoginOutcome, confirm?: () => Promise<boolean>): Promise<Completion> {
     const s = this.deps.settings;
-    const result = await this.deps.logins.login({ service: 'imap', login, password, remoteAddress: this.remoteAddress, listener: this.conn.listener, failureDelayMs: s.authFailureDelayMs });
     // The gate (login-gate.ts) authenticates, applies lockout and tenant binding, and takes the leases.
     switch (result.kind) {
       case 'unavailable':
@@ -277,6 +289,10 @@ export class ImapSession {
         return { status: 'NO', code: 'UNAVAILABLE', text: result.refusal.text };
     }
     const { user, lease: admitted } = result;
+    if (confirm && !(await confirm())) {
+      admitted.release();
+      return { status: 'NO', code: 'AUTHENTICATIONFAILED', text: 'Authentication cancelled' };
+    }
     if (this.closed) {
       admitted.release();
       return { status: 'NO', text: 'Connection closed' };

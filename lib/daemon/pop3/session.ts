@@ -1,11 +1,12 @@
 /**
  * One POP3 connection (RFC 1939, CAPA and response codes from RFC 2449, STLS from RFC 2595,
- * AUTH PLAIN from RFC 5034). The maildrop is INBOX, snapshotted at login; deletions apply at QUIT.
+ * AUTH from RFC 5034: PLAIN, and SCRAM-SHA-256, OAUTHBEARER, XOAUTH2 through lib/auth/sasl.ts). The maildrop is INBOX, snapshotted at login; deletions apply at QUIT.
  * The maildrop lock is an O_EXCL file in the Maildir, so a second session gets -ERR [IN-USE] on any
  * node of a shared filesystem.
  */
 import type { MailSessionDeps } from '../mail-session-deps.js';
-import { lockoutText } from '../login-gate.js';
+import { lockoutText, type LoginOutcome } from '../login-gate.js';
+import type { AttemptBase, ISaslExchange } from '../../auth/sasl.js';
 import { SessionTimers } from '../session-timers.js';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -53,7 +54,10 @@ export class Pop3Session {
   private busy = false;
   private closed = false;
   private pendingUser?: string;
-  private saslWaiting = false;
+  /** Where the next line goes while a SASL exchange waits for the client's response. */
+  private saslNext?: (line: string) => Promise<void>;
+  /** A lease taken by a SCRAM login still waiting for the client to accept the server-final message. */
+  private pendingLease?: Lease;
   private badCount = 0;
   private unauthCount = 0;
   private lease?: Lease;
@@ -139,10 +143,10 @@ export class Pop3Session {
   }
 
   private async onLine(line: string): Promise<void> {
-    if (this.saslWaiting) {
-      this.saslWaiting = false;
-      if (line === '*') return this.write('-ERR Authentication cancelled');
-      return this.plain(line);
+    const next = this.saslNext;
+    if (next) {
+      this.saslNext = undefined;
+      return next(line);
     }
     const sp = line.indexOf(' ');
     const cmd = (sp < 0 ? line : line.slice(0, sp)).toUpperCase();
@@ -164,7 +168,7 @@ export class Pop3Session {
     const lines = ['+OK Capability list follows', 'TOP', 'UIDL', 'RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING', 'IMPLEMENTATION mailfleet'];
     // Where plaintext login is refused, USER and SASL appear only after STLS (RFC 2595 §4), so clients
     // do not send credentials in the clear (as IMAP's LOGINDISABLED, SMTP's hidden AUTH).
-    if (this.authAllowed()) lines.splice(3, 0, 'USER', 'SASL PLAIN');
+    if (this.authAllowed()) lines.splice(3, 0, 'USER', ['SASL PLAIN', ...(this.deps.sasl?.names() ?? [])].join(' '));
     if (this.state === 'authorization' && !this.secure && this.deps.tls) lines.push('STLS');
     lines.push('.');
     this.write(lines.join('\r\n'));
@@ -187,13 +191,43 @@ export class Pop3Session {
   async auth(arg: string): Promise<void> {
     const [mech, initial] = arg.split(' ');
     if (!mech) return this.write('-ERR Missing mechanism');
-    if (mech.toUpperCase() !== 'PLAIN') return this.write('-ERR Unsupported mechanism');
+    const plain = mech.toUpperCase() === 'PLAIN';
+    const exchange = plain ? undefined : this.deps.sasl?.start(mech, this.loginBase());
+    if (!plain && !exchange) return this.write('-ERR Unsupported mechanism');
     if (!this.authAllowed()) return this.write('-ERR [AUTH] Use STLS before AUTH');
-    if (initial === undefined) {
-      this.saslWaiting = true;
-      return this.write('+ ');
-    }
-    await this.plain(initial);
+    const run = exchange ? (line: string) => this.saslStep(exchange, line) : (line: string) => this.plain(line);
+    if (initial === undefined) return this.challenge('', run);
+    await run(initial);
+  }
+
+  /** Sends a SASL challenge (RFC 5034 `+ base64`); the next line goes to `next`, `*` cancels. */
+  private challenge(data: string, next: (line: string) => Promise<void>): void {
+    this.saslNext = (line) => (line === '*' ? Promise.resolve(this.write('-ERR Authentication cancelled')) : next(line));
+    this.write(`+ ${Buffer.from(data).toString('base64')}`);
+  }
+
+  /** One step of SCRAM-SHA-256, OAUTHBEARER or XOAUTH2 (lib/auth/sasl.ts). */
+  private async saslStep(exchange: ISaslExchange, b64: string): Promise<void> {
+    const step = await exchange.step(Buffer.from(b64 === '=' ? '' : b64, 'base64').toString('utf8'));
+    if (step.kind === 'challenge') return this.challenge(step.data, (line) => this.saslStep(exchange, line));
+    const { outcome, final, login } = step;
+    if (final === undefined || outcome.kind !== 'ok') return this.complete(login, outcome);
+    // SCRAM's server-final as a last challenge: an empty answer accepts it, anything else gives the lease back.
+    this.pendingLease = outcome.lease;
+    this.saslNext = async (line) => {
+      this.pendingLease = undefined;
+      if (line !== '') {
+        outcome.lease.release();
+        this.write(line === '*' ? '-ERR Authentication cancelled' : REPLY.authFailed);
+        return this.countBad();
+      }
+      await this.complete(login, outcome);
+    };
+    this.write(`+ ${Buffer.from(final).toString('base64')}`);
+  }
+
+  private loginBase(): AttemptBase {
+    return { service: 'pop3', remoteAddress: this.conn.remoteAddress, listener: this.conn.listener, failureDelayMs: this.deps.settings.authFailureDelayMs };
   }
 
   private async plain(b64: string): Promise<void> {
@@ -217,8 +251,12 @@ export class Pop3Session {
   }
 
   private async login(login: string, password: string): Promise<void> {
+    await this.complete(login, await this.deps.logins.login({ ...this.loginBase(), login, password }));
+  }
+
+  /** Maps the gate's outcome to the reply; on success locks and opens the maildrop. */
+  private async complete(login: string, result: LoginOutcome): Promise<void> {
     const s = this.deps.settings;
-    const result = await this.deps.logins.login({ service: 'pop3', login, password, remoteAddress: this.conn.remoteAddress, listener: this.conn.listener, failureDelayMs: s.authFailureDelayMs });
     // The gate (login-gate.ts) authenticates, applies lockout and tenant binding, and takes the leases.
     switch (result.kind) {
       case 'unavailable':
@@ -402,6 +440,8 @@ export class Pop3Session {
     const handle = this.handle;
     const lock = this.lock;
     const lease = this.lease;
+    this.pendingLease?.release();
+    this.pendingLease = undefined;
     this.handle = undefined;
     this.lock = undefined;
     this.lease = undefined;

@@ -15,7 +15,8 @@
  * contract), each copy headed by its Return-Path and Delivered-To.
  */
 import { Readable, type Writable } from 'node:stream';
-import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { xoauth2ErrorChallenge } from '../../auth/oauth.js';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerAuthenticationResponse, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { DirectoryUser } from '../../directory/types.js';
 import type { Lease } from '../../limits/types.js';
@@ -250,7 +251,9 @@ export class SmtpFrontEnd {
       key: this.ctx.tls.key,
       cert: this.ctx.tls.cert,
       secure: protocol === 'submissions',
-      authMethods: ['PLAIN', 'LOGIN'],
+      // smtp-server runs only its built-in mechanisms (PLAIN, LOGIN, XOAUTH2, CRAM-MD5): SCRAM-SHA-256 and
+      // OAUTHBEARER would need its private handlers, so submission offers XOAUTH2 for tokens (docs/auth.md).
+      authMethods: ['PLAIN', 'LOGIN', ...(this.ctx.sasl.tokens ? ['XOAUTH2'] : [])],
       authOptional: !submission,
       disabledCommands: submission ? [] : ['AUTH'],
       allowInsecureAuth: config.smtp.allowInsecureAuth,
@@ -274,7 +277,7 @@ export class SmtpFrontEnd {
       },
       onAuth: (auth, session, cb) => {
         this.onAuth(auth, session).then(
-          (user) => cb(null, { user }),
+          (response) => cb(null, response),
           (e: unknown) => cb(e as Error),
         );
       },
@@ -343,18 +346,17 @@ export class SmtpFrontEnd {
     return new SmtpReplyError(key, text);
   }
 
-  private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<string> {
+  private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<SMTPServerAuthenticationResponse> {
     const state = this.states.get(session.id);
     const login = auth.username ?? '';
-    const password = auth.password ?? '';
-    const result = await this.ctx.logins.login({
-      service: 'submission',
-      login,
-      password,
+    const base = {
+      service: 'submission' as const,
       remoteAddress: state?.conn.remoteAddress ?? session.remoteAddress,
       listener: state?.conn.listener,
       failureDelayMs: this.ctx.config.smtp.authFailureDelayMs,
-    });
+    };
+    const xoauth2 = auth.method === 'XOAUTH2';
+    const result = xoauth2 ? await this.ctx.sasl.checkToken(base, login, auth.accessToken) : await this.ctx.logins.login({ ...base, login, password: auth.password ?? '' });
     // The gate (login-gate.ts) authenticates, applies lockout and tenant binding, and takes the leases.
     switch (result.kind) {
       case 'unavailable':
@@ -367,7 +369,12 @@ export class SmtpFrontEnd {
         state?.conn.logger.info({ login, lockout: result.lockout.scope }, 'AUTH refused: lockout');
         throw this.reject(state, 'auth-locked', 'AUTH_LOCKED', lockoutText(result.lockout));
       case 'failed':
-        state?.conn.logger.info({ login, reason: result.reason }, 'AUTH failed');
+        state?.conn.logger.info({ login, reason: result.reason, method: auth.method }, 'AUTH failed');
+        // XOAUTH2: the error challenge (334 + JSON); smtp-server answers the client's next line with 535.
+        if (xoauth2) {
+          if (state) this.ctx.metrics.messagesRejected.inc({ listener: state.conn.listener, protocol: state.conn.protocol, reason: 'auth-failed' });
+          return { data: JSON.parse(xoauth2ErrorChallenge()) as object };
+        }
         throw this.reject(state, 'auth-failed', 'AUTH_FAILED');
       case 'wrong-listener':
         state?.conn.logger.info({ user: result.user.address, belongs: result.hint.listener }, 'AUTH refused: tenant binding');
@@ -380,12 +387,12 @@ export class SmtpFrontEnd {
     // Closed while the gate worked (onClose already ran): the lease would have no one to release it.
     if (!state || this.states.get(session.id) !== state) {
       result.lease.release();
-      return user.address;
+      return { user: user.address };
     }
     state.lease?.release();
     state.lease = result.lease;
     state.conn.setUser(user.address);
-    return user.address;
+    return { user: user.address };
   }
 
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {

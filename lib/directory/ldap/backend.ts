@@ -21,7 +21,7 @@ import { InvalidCredentialsError, InappropriateAuthError, NoSuchObjectError, Res
 import { MailfleetError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { LdapDirectorySpec } from '../../spec/schema.js';
-import type { AuthResult, DirectoryUser, IDirectory } from '../types.js';
+import type { AuthenticateOptions, AuthResult, DirectoryUser, IDirectory, UserRecord } from '../types.js';
 import { TtlCache } from './cache.js';
 import { acceptableInput, escapeDnValue } from './escape.js';
 import { LdapMapping, type MappedUser, type RawEntry } from './mapping.js';
@@ -79,8 +79,10 @@ export class LdapDirectory implements IDirectory {
     this.auth = new LdapPool({ endpoints: this.endpoints, size: spec.poolSize, name: 'auth', logger: this.logger });
   }
 
-  async authenticate(login: string, password: string): Promise<AuthResult> {
+  async authenticate(login: string, password: string, opts: AuthenticateOptions = {}): Promise<AuthResult> {
     if (!acceptableInput(login)) return { ok: false, reason: 'unknown-user' };
+    // No app passwords in LDAP: with the main password refused, nothing here can pass.
+    if (opts.mainPassword === false) return { ok: false, reason: 'bad-credentials' };
     // An empty password is an unauthenticated bind (RFC 4513 5.1.2): most servers "accept" it.
     if (password.length === 0 || password.length > MAX_PASSWORD_LENGTH) return { ok: false, reason: 'bad-credentials' };
     if (this.spec.userDnTemplate) return this.authenticateDirect(login, password);
@@ -113,6 +115,22 @@ export class LdapDirectory implements IDirectory {
     }
     if (entry.disabled) return { ok: false, reason: 'disabled' };
     return { ok: true, user: entry.user };
+  }
+
+  /**
+   * The entry a login names, read fresh with the service account (SCRAM and bearer tokens need it; a login
+   * without a password cannot bind as the user). Without a service account: unsupported (undefined).
+   */
+  async findUser(login: string): Promise<UserRecord | undefined> {
+    if (!acceptableInput(login) || !this.service) return undefined;
+    const entry = await this.findLogin(login);
+    if (entry === null) return undefined;
+    return { user: entry.user, disabled: entry.disabled, ...(entry.scramSha256 ? { scramSha256: entry.scramSha256 } : {}) };
+  }
+
+  /** SCRAM only where the spec names the attribute holding the secrets, and a service account may read it. */
+  supportsScram(): boolean {
+    return this.mapping.names.scramSha256 !== undefined && this.service !== undefined;
   }
 
   async resolveRecipient(address: string): Promise<DirectoryUser[]> {

@@ -24,6 +24,8 @@ export interface LdapAttributeNames {
   readonly quota: string | undefined;
   readonly maxConnections: string | undefined;
   readonly disabled: string | undefined;
+  /** SCRAM-SHA-256 secrets (lib/auth/scram.ts formats); undefined: the directory holds none. */
+  readonly scramSha256: string | undefined;
 }
 
 export const FLAVOR_DEFAULTS: Record<LdapFlavor, LdapAttributeNames & { readonly userFilter: string }> = {
@@ -35,6 +37,7 @@ export const FLAVOR_DEFAULTS: Record<LdapFlavor, LdapAttributeNames & { readonly
     quota: 'mailQuota',
     maxConnections: 'mailfleetMaxConnections',
     disabled: 'mailfleetDisabled',
+    scramSha256: undefined,
   },
   'active-directory': {
     userFilter: '(objectClass=user)',
@@ -44,6 +47,7 @@ export const FLAVOR_DEFAULTS: Record<LdapFlavor, LdapAttributeNames & { readonly
     quota: undefined,
     maxConnections: undefined,
     disabled: 'userAccountControl',
+    scramSha256: undefined,
   },
 };
 
@@ -67,6 +71,8 @@ export interface MappedUser {
   /** Every address that delivers to this mailbox, primary first, lower-case. */
   readonly addresses: readonly string[];
   readonly disabled: boolean;
+  /** The first value of the SCRAM attribute, when one is configured and set. */
+  readonly scramSha256?: string;
 }
 
 export interface LdapMappingProps {
@@ -137,6 +143,7 @@ export class LdapMapping {
       quota: a.quota ?? d.quota,
       maxConnections: a.maxConnections ?? d.maxConnections,
       disabled: a.disabled ?? d.disabled,
+      scramSha256: a.scramSha256 ?? d.scramSha256,
     };
     for (const [k, v] of Object.entries(this.names))
       if (v !== undefined && !ATTRIBUTE_NAME.test(v))
@@ -149,7 +156,7 @@ export class LdapMapping {
   /** Attributes to request for a user entry. */
   get attributes(): string[] {
     const n = this.names;
-    const list = [n.mail, n.alias, n.login, n.quota, n.maxConnections, n.disabled];
+    const list = [n.mail, n.alias, n.login, n.quota, n.maxConnections, n.disabled, n.scramSha256];
     if (this.flavor === 'active-directory') list.push(UPN);
     else list.push(PPOLICY_LOCKED);
     return [...new Set(list.filter((x): x is string => x !== undefined))];
@@ -226,7 +233,8 @@ export class LdapMapping {
       ...(limits ? { limits } : {}),
       ...(quotaBytes !== undefined ? { quotaBytes } : {}),
     };
-    return { dn: entry.dn, user, addresses, disabled: this.isDisabled(entry) };
+    const scram = values(entry, this.names.scramSha256).find((v) => /^(scram-sha-256\$|\{SCRAM-SHA-256\})/i.test(v));
+    return { dn: entry.dn, user, addresses, disabled: this.isDisabled(entry), ...(scram ? { scramSha256: scram } : {}) };
   }
 
   /**
