@@ -7,7 +7,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
@@ -158,3 +158,22 @@ async function flushUploader(h: SmtpHarness): Promise<void> {
   assert.ok(h.daemon.journal?.uploader, 'the daemon runs an uploader');
   await h.daemon.journal.uploader.flush();
 }
+
+describe('no 250 without a journal entry', () => {
+  const cleanups: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const c of cleanups.reverse()) await c();
+  });
+
+  it('GIVEN the journal spool cannot commit WHEN a message arrives THEN it is answered 451 4.3.0, never 250, and no entry is left behind', async () => {
+    const h = await startSmtpHarness({ spec: { audit: { enabled: true } } });
+    cleanups.push(() => h.close());
+    const spool = join(h.dir, 'journal');
+    // A file where ready/ should be: the commit's rename fails (permissions would not stop root).
+    await rm(join(spool, 'ready'), { recursive: true });
+    await writeFile(join(spool, 'ready'), '');
+    const reply = await submit(h.port('smtp'), { from: 'ext@remote.test', rcpts: ['bob@example.com'], data: 'Subject: x\r\n\r\nbody' }).catch((e: Error) => e.message);
+    assert.match(reply, /451 4\.3\.0/);
+    assert.deepEqual(await readdir(join(spool, 'tmp')), []);
+  });
+});
