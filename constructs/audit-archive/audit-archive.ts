@@ -98,7 +98,11 @@ export class AuditArchive extends Construct {
     });
     this.bucket.grantRead(this.auditorRole);
     this.bucket.grantPut(this.auditorRole, `${ACCESS_LOG_PREFIX}*`);
-    acknowledge(this.auditorRole, 'AwsSolutions-IAM5', 'Auditors read every journal object (s3:GetObject* / List* on the audit bucket and decrypt with its key) and write access-log/* objects: all limited to this one bucket and key.');
+    const reason = 'Auditors read every journal object and write access-log/* objects (CDK grantRead/grantPut action groups): limited to this one bucket and its key.';
+    const bucketArn = `<${Stack.of(this).getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket)}.Arn>`;
+    for (const action of ['s3:GetBucket*', 's3:GetObject*', 's3:List*', 's3:Abort*', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'])
+      acknowledge(this.auditorRole, `AwsSolutions-IAM5[Action::${action}]`, reason);
+    for (const r of ['/*', `/${ACCESS_LOG_PREFIX}*`]) acknowledge(this.auditorRole, `AwsSolutions-IAM5[Resource::${bucketArn}${r}]`, reason);
     // Reading goes through the auditor role only: nobody else in the account may get journal objects.
     this.bucket.addToResourcePolicy(
       new iam.PolicyStatement({
@@ -113,9 +117,11 @@ export class AuditArchive extends Construct {
   }
 
   /** The mail nodes: PutObject on journal/* (and the key to encrypt with), nothing else. */
-  grantJournalWrite(grantee: iam.IGrantable): void {
-    grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [this.bucket.arnForObjects(`${JOURNAL_PREFIX}*`)] }));
-    this.key.grant(grantee, 'kms:GenerateDataKey');
+  grantJournalWrite(role: iam.IRole): void {
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [this.bucket.arnForObjects(`${JOURNAL_PREFIX}*`)] }));
+    this.key.grant(role, 'kms:GenerateDataKey');
+    const bucketArn = `<${Stack.of(this).getLogicalId(this.bucket.node.defaultChild as s3.CfnBucket)}.Arn>`;
+    acknowledge(role, `AwsSolutions-IAM5[Resource::${bucketArn}/${JOURNAL_PREFIX}*]`, 'Nodes add journal batches under journal/ with new keys each time (PutObject only: no read, no delete).');
   }
 }
 
