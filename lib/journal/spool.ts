@@ -154,7 +154,7 @@ class SpoolRecord implements IJournalRecord {
     this.path = join(spool.tmp, id);
   }
 
-  async *tee(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  async *tee(chunks: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<Buffer> {
     const hash = createHash('sha256');
     const head: Buffer[] = [];
     let headBytes = 0;

@@ -46,7 +46,7 @@ export type JournalStart = Omit<JournalEnvelope, 'v' | 'id' | 'node' | 'time' | 
 /** One message being journaled (JournalSpool.begin). */
 export interface IJournalRecord {
   /** Passes the message through to delivery unchanged, writing it to the spool on the way. */
-  tee(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer>;
+  tee(chunks: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<Buffer>;
   /** The message was delivered: make its entry durable and committed. Resolve, then the 250 may go out. */
   commit(): Promise<string>;
   /** The message was refused: drop its entry. Never throws. */
