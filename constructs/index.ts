@@ -7,3 +7,4 @@ export * from './ldap-directory/index.js';
 export * from './disaster-recovery/index.js';
 export * from './shared/index.js';
 export { cdkInventory, templatesOf, resourceCounts, kindOf, type NamedTemplate } from './inventory.js';
+export * from './audit-archive/index.js';

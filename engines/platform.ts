@@ -216,6 +216,8 @@ export interface PlatformModel {
   };
   /** Tags every resource carries. */
   readonly tags: Readonly<Record<string, string>>;
+  /** The audit journal archive (spec audit, when enabled): one Object Lock bucket per region (audit-archive.ts in each engine). */
+  readonly audit?: Plan['spec']['audit'];
 }
 
 /** Debian 12 from the Debian project's public SSM parameter (Graviton families get the arm64 image). */
@@ -517,7 +519,16 @@ export function platformModel(plan: Plan): PlatformModel {
           ],
         } as const)
       : undefined;
-  return { platform: plan.platform, regions, drills: drillsOf(plan), managedAd, dns, link, tags: { 'mailfleet:platform': plan.platform } };
+  return {
+    platform: plan.platform,
+    regions,
+    drills: drillsOf(plan),
+    managedAd,
+    dns,
+    link,
+    tags: { 'mailfleet:platform': plan.platform },
+    ...(plan.spec.audit.enabled ? { audit: plan.spec.audit } : {}),
+  };
 }
 
 /** A storage node down (heal), a proxy AZ lost (NLB shifts), every primary proxy down (DNS fails over). */

@@ -1,5 +1,6 @@
 import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { archiveStorageClassOf, AuditArchive, objectLockRetentionOf } from '../constructs/audit-archive/index.js';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as route53 from 'aws-cdk-lib/aws-route53';
@@ -51,6 +52,8 @@ export class MailPlatformStack extends Stack {
   public readonly network: MailNetwork;
   public readonly flowControl: FlowControlTier;
   public readonly fleet: MailServerFleet;
+  /** The audit journal bucket and its auditor role (audit.enabled). */
+  public readonly auditArchive?: AuditArchive;
   public readonly storage: GlusterStorageCluster | EfsMailStore;
   public readonly directory?: LdapDirectory;
   public readonly disasterRecovery?: DisasterRecovery;
@@ -118,6 +121,15 @@ export class MailPlatformStack extends Stack {
       alarmTopic: this.alarmTopic,
     });
     this.fleet.allowProxyFrom(this.flowControl.securityGroup);
+    if (plan.spec.audit.enabled) {
+      // Audit journal archive (docs/audit.md): the nodes may only add journal objects.
+      this.auditArchive = new AuditArchive(this, 'Audit', {
+        objectLockRetention: objectLockRetentionOf(plan.spec.audit),
+        archiveAfterDays: plan.spec.audit.archiveAfterDays,
+        archiveStorageClass: archiveStorageClassOf(plan.spec.audit.archiveStorageClass),
+      });
+      this.auditArchive.grantJournalWrite(this.fleet.role);
+    }
 
     if (plan.storage.kind === 'glusterfs') {
       const cluster = new GlusterStorageCluster(this, 'Storage', {

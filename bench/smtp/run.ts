@@ -4,12 +4,17 @@
  * before 250 and virtual(8) fsyncs the Maildir file before the rename).
  *
  *   npx tsx bench/smtp/run.ts [--messages 4000] [--sessions 20] [--size 2000] [--warmup 2000] [--profile] [--skip-postfix] [--tsx]
+ *   npx tsx bench/smtp/run.ts --journal [--rounds 2] [...]
  *
  * msg/s is measured to "every message is in the Maildir": for mailfleetd that is the last 250; Postfix
  * answers 250 once queued and delivers afterwards, so its figure waits for the last file to appear
  * (its ack-only rate is printed too). --profile runs mailfleetd under `node --cpu-prof` and prints the
  * top self-time functions. mailfleetd runs as the bundle the engines ship (dist/mailfleetd.mjs, built into
  * the work folder); --tsx runs the sources instead. Results: bench/results/smtp.json.
+ *
+ * --journal: the audit journal's cost instead of Postfix: mailfleetd with audit off and on (spool fsync'd
+ * before each 250, uploader shipping batches to s3rver on loopback), alternated --rounds times in one
+ * run; the median rate of each, and the cost in % of the rate from the median of each round's on/off ratio. Results: bench/results/smtp-journal.json.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,6 +25,7 @@ import { tmpdir, cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { hashPassword } from '../../lib/directory/static.js';
+import { startLocalS3 } from '../../lib/journal/local-s3.js';
 import { buildPlan } from '../../lib/plan/build.js';
 import { daemonConfig } from '../../lib/plan/daemon-config.js';
 import { PROTOCOLS, specSchema } from '../../lib/spec/schema.js';
@@ -40,6 +46,9 @@ const TSX = process.argv.includes('--tsx');
 /** Development loop: measure mailfleetd only (no ratio, results file untouched). */
 const SKIP_POSTFIX = process.argv.includes('--skip-postfix');
 const REPO = resolve(import.meta.dirname, '../..');
+/** Audit journal on vs off instead of mailfleetd vs Postfix. */
+const JOURNAL = process.argv.includes('--journal');
+const ROUNDS = arg('rounds', 2);
 
 function freePort(): Promise<number> {
   return new Promise((r, j) => {
@@ -114,14 +123,15 @@ function treeCpuSeconds(root: number): { user: number; system: number } {
   return { user: user / 100, system: system / 100 };
 }
 
-async function benchMailfleetd(work: string): Promise<{ seconds: number; cpu: { user: number; system: number } }> {
-  const dir = join(work, 'mailfleetd');
+async function benchMailfleetd(work: string, opts: { name?: string; audit?: { endpoint: string } } = {}): Promise<{ seconds: number; cpu: { user: number; system: number } }> {
+  const dir = join(work, opts.name ?? 'mailfleetd');
   mkdirSync(dir, { recursive: true });
   await writeFile(join(dir, 'users.yaml'), `users:\n  - address: bench@example.com\n    passwordHash: ${await hashPassword('x')}\n  - address: warm@example.com\n    passwordHash: ${await hashPassword('x')}\n`);
   const spec = specSchema.parse({
     platform: { name: 'bench', hostname: 'mx.bench' },
     domains: [{ name: 'example.com' }],
     limits: { smtp: { portConnections: 1000, perIp: 1000, perListener: 1000 } },
+    ...(opts.audit ? { audit: { enabled: true } } : {}),
   });
   const config = daemonConfig(buildPlan(spec), { mode: 'local-direct', host: '127.0.0.1', portOverrides: Object.fromEntries(PROTOCOLS.map((p) => [p, 0])), adminPort: 0 });
   await writeFile(join(dir, 'mailfleetd.json'), JSON.stringify(config));
@@ -130,14 +140,24 @@ async function benchMailfleetd(work: string): Promise<{ seconds: number; cpu: { 
   if (!TSX) {
     // What a mail node runs: the esbuild bundle (tsx adds per-function name helpers and source-mapped stacks).
     const bundle = join(work, 'mailfleetd.mjs');
-    const b = spawnSync(process.execPath, [join(REPO, 'scripts/bundle-daemon.mjs'), '--outfile', bundle], { encoding: 'utf8' });
+    const b = existsSync(bundle) ? { status: 0, stderr: '' } : spawnSync(process.execPath, [join(REPO, 'scripts/bundle-daemon.mjs'), '--outfile', bundle], { encoding: 'utf8' });
     if (b.status !== 0) throw new Error(`bundle-daemon failed: ${b.stderr}`);
     entry = [bundle];
   }
   const child: ChildProcess = spawn(
     process.execPath,
     [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...entry, 'serve', '--daemon-config', join(dir, 'mailfleetd.json'), '--data-dir', dir],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MAILFLEET_LOG_LEVEL: 'warn' }, cwd: REPO },
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {
+        ...process.env,
+        MAILFLEET_LOG_LEVEL: 'warn',
+        ...(opts.audit
+          ? { MAILFLEET_AUDIT_BUCKET: 'audit', MAILFLEET_AUDIT_S3_ENDPOINT: opts.audit.endpoint, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' }
+          : {}),
+      },
+      cwd: REPO,
+    },
   );
   try {
     const ready = await new Promise<{ sockets: Array<{ protocol: string; port: number }> }>((res, rej) => {
@@ -280,9 +300,52 @@ async function benchPostfix(work: string): Promise<{ ackSeconds: number; seconds
   }
 }
 
+/** The audit journal's cost: audit off and on, alternated, medians compared. */
+async function benchJournal(work: string): Promise<void> {
+  const s3 = await startLocalS3({ dir: join(work, 's3'), buckets: ['audit'] });
+  try {
+    const runs: { off: number[]; on: number[]; offCpu: number[]; onCpu: number[] } = { off: [], on: [], offCpu: [], onCpu: [] };
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const on of [false, true]) {
+        const r = await benchMailfleetd(work, { name: `mf-${on ? 'on' : 'off'}-${i}`, ...(on ? { audit: { endpoint: s3.endpoint } } : {}) });
+        const rate = MESSAGES / r.seconds;
+        const cpuMs = (1000 * (r.cpu.user + r.cpu.system)) / MESSAGES;
+        (on ? runs.on : runs.off).push(rate);
+        (on ? runs.onCpu : runs.offCpu).push(cpuMs);
+        console.log(`journal ${on ? 'on ' : 'off'} round ${i + 1}: ${rate.toFixed(0)} msg/s, ${cpuMs.toFixed(2)} ms CPU per message`);
+      }
+    }
+    // Each round's on/off pair ran back to back: their ratio is less exposed to load drifting over the run.
+    const median = (xs: number[]) => {
+      const v = [...xs].sort((a, b) => a - b);
+      return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+    };
+    const off = median(runs.off);
+    const on = median(runs.on);
+    const cost = (1 - median(runs.on.map((x, i) => x / runs.off[i]!))) * 100;
+    console.log(`journal off ${off.toFixed(0)} msg/s, on ${on.toFixed(0)} msg/s (medians): cost ${cost.toFixed(1)} % of the rate (median of the rounds' on/off ratios; target < 15 %); CPU per message ${median(runs.offCpu).toFixed(2)} → ${median(runs.onCpu).toFixed(2)} ms`);
+    mkdirSync(join(REPO, 'bench/results'), { recursive: true });
+    writeFileSync(
+      join(REPO, 'bench/results/smtp-journal.json'),
+      `${JSON.stringify({ bench: 'smtp --journal', date: new Date().toISOString(), cores: cpus().length, load: loadavg()[0], params: { messages: MESSAGES, sessions: SESSIONS, size: SIZE, warmup: WARMUP, rounds: ROUNDS }, runs, offMsgPerSecond: off, onMsgPerSecond: on, costPercent: cost, target: 15 }, null, 2)}\n`,
+    );
+  } finally {
+    await s3.close();
+  }
+}
+
 async function main(): Promise<void> {
   if (!existsSync(SMTP_SOURCE)) throw new Error(`${SMTP_SOURCE} missing: install postfix (scripts/install-system-deps.sh)`);
   const work = await mkdtemp(join(tmpdir(), 'mf-bench-smtp-'));
+  if (JOURNAL) {
+    try {
+      console.log(`smtp-source -s ${SESSIONS} -m ${MESSAGES} -l ${SIZE}, audit journal off vs on, ${cpus().length} cores, load ${loadavg()[0]!.toFixed(2)}`);
+      await benchJournal(work);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+    return;
+  }
   try {
     console.log(`smtp-source -s ${SESSIONS} -m ${MESSAGES} -l ${SIZE} (one connection per message), ${cpus().length} cores, load ${loadavg()[0]!.toFixed(2)}`);
     const mf = await benchMailfleetd(work);

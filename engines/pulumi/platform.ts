@@ -7,6 +7,7 @@ import * as aws from '@pulumi/aws';
 import type { Plan } from '../../lib/plan/types.js';
 import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
+import { auditArchivePulumi } from './audit-archive.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
 import { outputNode, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 
@@ -74,6 +75,11 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         ),
       );
     }
+    // Audit journal archive per region (audit-archive.ts).
+    if (model.audit)
+      for (const r of model.regions)
+        for (const res of auditArchivePulumi(r.role, { parent: this, provider: regions.get(r.role)!.provider, prefix: r.prefix, account: r.account, audit: model.audit, tags: tagsFor(model, 'audit', `${r.prefix}-audit`) }))
+          this.add(res);
     if (model.dns) this.dns(model, regions);
     if (model.drills.length > 0) this.drills(model, regions.get('primary')!.provider);
     this.nlbDnsNames = regions.get('primary')!.nlbs.map((lb) => lb.dnsName);

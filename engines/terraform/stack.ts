@@ -45,6 +45,7 @@ import { VolumeAttachment } from '@cdktf/provider-aws/lib/volume-attachment/inde
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule/index.js';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule/index.js';
 import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
+import { auditArchiveTerraform } from './audit-archive.js';
 import { ROLE_TAG } from '../inventory.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
 import { outputNode, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
@@ -88,6 +89,10 @@ export class MailfleetTerraformStack extends TerraformStack {
       built.set(region.role, this.region(model, region, provider));
     }
     this.regions = built;
+    // Audit journal archive per region (audit-archive.ts).
+    if (model.audit)
+      for (const r of model.regions)
+        auditArchiveTerraform(this, r.role, { provider: this.vpcs.get(r.role)!.provider, prefix: r.prefix, account: r.account, audit: model.audit, tags: tagsFor(model, 'audit', `${r.prefix}-audit`) });
     if (model.link) this.link(model);
     if (model.managedAd) this.managedAd(model);
     if (model.dns) this.dns(model);

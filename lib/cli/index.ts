@@ -1,5 +1,6 @@
 /** The `mailfleet` CLI: each command lives in lib/cli/commands/<name>.ts and is registered here. */
 import { Command } from 'commander';
+import { registerArchive } from './commands/archive.js';
 import { registerDr } from './commands/dr.js';
 import { registerEdge } from './commands/edge.js';
 import { registerLdap } from './commands/ldap.js';
@@ -27,6 +28,7 @@ const COMMANDS: RegisterCommand[] = [
   registerTop,
   registerLimit,
   registerEdge,
+  registerArchive,
 ];
 
 export function buildCli(): Command {

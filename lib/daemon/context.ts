@@ -3,6 +3,7 @@
  * interfaces, logging, metrics and the live connection registry. Built once per daemon by server.ts.
  */
 import type { IDirectory } from '../directory/types.js';
+import type { IJournal } from '../journal/types.js';
 import type { IAdmission } from '../limits/types.js';
 import type { Logger } from '../log.js';
 import type { DaemonConfig } from '../plan/types.js';
@@ -35,6 +36,8 @@ export interface DaemonContext {
   readonly connections: ConnectionRegistry;
   /** Listeners of successful deliveries; add one to be told about new mail. */
   readonly deliveryListeners: Set<DeliveredListener>;
+  /** The audit journal (audit.enabled): every accepted message is committed to it before the 250. */
+  readonly journal?: IJournal;
 }
 
 /** One wire protocol's session side; registered in lib/daemon/protocols.ts. */

@@ -11,6 +11,8 @@ import type { IDirectory } from '../directory/types.js';
 import { bindDaemonLimits, createAdmission, limitsOf } from '../limits/daemon.js';
 import { AuthFailureWindow } from '../limits/auth-failures.js';
 import type { IAdmission } from '../limits/types.js';
+import { openDaemonJournal, type DaemonJournal } from '../journal/daemon.js';
+import type { S3Target } from '../journal/s3.js';
 import { createLogger, type Logger } from '../log.js';
 import type { DaemonConfig } from '../plan/types.js';
 import type { Protocol, Service } from '../spec/schema.js';
@@ -54,6 +56,11 @@ export interface StartDaemonOptions {
    * @default true
    */
   readonly admin?: boolean;
+  /**
+   * The audit archive bucket (with audit.enabled).
+   * @default - MAILFLEET_AUDIT_BUCKET / MAILFLEET_AUDIT_S3_ENDPOINT, else the journal stays in the spool
+   */
+  readonly auditTarget?: S3Target;
 }
 
 export interface StartedSocket {
@@ -77,6 +84,8 @@ export interface RunningDaemon {
   readonly adminToken: string;
   readonly ctx: DaemonContext;
   readonly listeners: readonly DaemonListener[];
+  /** The audit journal's spool and uploader (audit.enabled). */
+  readonly journal?: DaemonJournal;
   /** Graceful stop: stop accepting, let sessions finish until the deadline, then close everything. */
   stop(deadlineMs?: number): Promise<void>;
 }
@@ -103,6 +112,8 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
     failuresTotal: metrics.authFailures,
     lockoutsTotal: metrics.authLockouts,
   });
+  // Audit journal (lib/journal): opened before any listener, so no message is accepted without it.
+  const journal = config.audit?.enabled ? await openDaemonJournal(config.audit, { dataDir, logger, registry: metrics.registry, target: opts.auditTarget }) : undefined;
   const ctx: DaemonContext = {
     config,
     directory,
@@ -130,6 +141,7 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
     mailRoot,
     connections: new ConnectionRegistry(),
     deliveryListeners,
+    ...(journal ? { journal: journal.spool } : {}),
   };
 
   const modules = opts.modules ?? PROTOCOL_MODULES;
@@ -201,12 +213,14 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
     adminTokenSource: source,
     ctx,
     listeners,
+    ...(journal ? { journal } : {}),
     stop(deadlineMs = 10_000) {
       stopping ??= (async () => {
         logger.info({ connections: ctx.connections.size }, 'mailfleetd stopping');
         await Promise.all(listeners.map((l) => l.close(deadlineMs)));
         for (const m of usedModules) await m.stop?.(ctx);
         await closeMailStore(ctx);
+        await journal?.close();
         await admin?.close();
         await limitsBinding.close();
         await directory.close();

@@ -121,6 +121,8 @@ export interface DaemonConfig {
   readonly domains: readonly string[];
   readonly directory: DirectorySpec;
   readonly redis: Spec['redis'];
+  /** The spec's audit block, present when audit.enabled: journal every accepted message (lib/journal). */
+  readonly audit?: Spec['audit'];
   readonly adminTokenEnv: string;
   readonly adminToken?: string;
   /** The spec's ops.daemons: the fleet the operator console of this daemon aggregates. @default - this daemon alone */

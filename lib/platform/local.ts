@@ -14,6 +14,10 @@ import { loadSpec } from '../spec/load.js';
 import { loadDaemonConfig, startFromSource, type LoadedDaemonConfig } from '../daemon/run.js';
 import type { RunningDaemon } from '../daemon/server.js';
 import { formatHaproxyEndpoints, localHaproxyDecision, replaceStaleHaproxy, startLocalHaproxy, type LocalHaproxy } from './haproxy.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startLocalS3, type LocalS3 } from '../journal/local-s3.js';
+import type { S3Target } from '../journal/s3.js';
 import { claimDataDir } from './pidfile.js';
 import { isAddressInUse, portInUseError } from './port-holder.js';
 
@@ -24,6 +28,8 @@ export interface LocalDaemonProps {
   /** @default - MAILFLEET_DATA_DIR, else the spec's local.dataDir */
   readonly dataDir?: string;
   readonly logger?: Logger;
+  /** The audit archive (audit.enabled): the local S3 `mailfleet up` starts. @default - MAILFLEET_AUDIT_* */
+  readonly auditTarget?: S3Target;
 }
 
 export type LocalDaemon = RunningDaemon & { readonly loaded: LoadedDaemonConfig };
@@ -31,7 +37,7 @@ export type LocalDaemon = RunningDaemon & { readonly loaded: LoadedDaemonConfig 
 export async function startLocalDaemon(props: LocalDaemonProps): Promise<LocalDaemon> {
   const src = { config: props.specFile, mode: props.mode ?? 'local-direct', dataDir: props.dataDir } as const;
   try {
-    return await startFromSource(src, { logger: props.logger });
+    return await startFromSource(src, { logger: props.logger, ...(props.auditTarget ? { auditTarget: props.auditTarget } : {}) });
   } catch (e) {
     if (!isAddressInUse(e) || e.port === undefined) throw e;
     // Name what the port is for (the daemon config holds it) and who holds it, in one line.
@@ -40,6 +46,11 @@ export async function startLocalDaemon(props: LocalDaemonProps): Promise<LocalDa
     throw portInUseError(e.address, e.port, socket ? `mailfleetd ${socket.protocol} listener ${socket.listener ?? ''}`.trim() : 'mailfleetd admin API', e);
   }
 }
+
+/** The local platform's audit bucket (in s3rver). */
+export const LOCAL_AUDIT_BUCKET = 'audit';
+/** File under the data dir holding the local S3 endpoint while `mailfleet up` runs. */
+export const LOCAL_S3_ENDPOINT_FILE = 'run/s3-endpoint';
 
 const TLS_LABEL = { none: 'plain', starttls: 'STARTTLS', implicit: 'TLS' } as const;
 
@@ -66,6 +77,8 @@ export function formatEndpoints(d: LocalDaemon): string {
 export interface LocalPlatform {
   readonly daemon: LocalDaemon;
   readonly haproxy?: LocalHaproxy;
+  /** The audit archive's local S3 (s3rver, no Object Lock) when audit.enabled. */
+  readonly s3?: LocalS3;
   /** Why HAProxy runs or not (its version, or what is missing). */
   readonly haproxyNote: string;
   /** What start-up cleaned up (a stale HAProxy or pidfile), printed above the endpoint table. */
@@ -89,19 +102,31 @@ export async function startLocalPlatform(props: Omit<LocalDaemonProps, 'mode'>):
     if (claim.stalePid !== undefined) notes.push(`took over run/up.pid from pid ${claim.stalePid}, which no longer runs mailfleet up`);
     const stale = await replaceStaleHaproxy(dataDir);
     if (stale !== undefined) notes.push(`stopped a stale HAProxy (pid ${stale}) left running by an earlier mailfleet up that did not stop`);
-    const daemon = await startLocalDaemon({ ...props, dataDir, mode });
+    // audit.enabled: the journal ships to s3rver on loopback (docs/audit.md: no Object Lock locally).
+    const s3 = spec.audit.enabled ? await startLocalS3({ dir: join(dataDir, 's3'), buckets: [LOCAL_AUDIT_BUCKET], host: spec.local.bindAddress }) : undefined;
+    // Where `mailfleet archive` finds it (the port is the OS's pick).
+    if (s3) writeFileSync(join(dataDir, LOCAL_S3_ENDPOINT_FILE), `${s3.endpoint}\n`);
+    let daemon: LocalDaemon;
+    try {
+      daemon = await startLocalDaemon({ ...props, dataDir, mode, ...(s3 ? { auditTarget: s3.target(LOCAL_AUDIT_BUCKET) } : {}) });
+    } catch (e) {
+      await s3?.close();
+      throw e;
+    }
+    const stopDaemon = (ms?: number) => daemon.stop(ms).finally(() => s3?.close());
     if (!decision.run) {
-      return { daemon, haproxyNote: decision.reason, notes, stop: (ms) => daemon.stop(ms).finally(() => claim.release()) };
+      return { daemon, s3, haproxyNote: decision.reason, notes, stop: (ms) => stopDaemon(ms).finally(() => claim.release()) };
     }
     let haproxy: LocalHaproxy;
     try {
       haproxy = await startLocalHaproxy({ plan: buildPlan(spec), dataDir, specFile: props.specFile, logger: props.logger });
     } catch (e) {
-      await daemon.stop(0);
+      await stopDaemon(0);
       throw e;
     }
     return {
       daemon,
+      s3,
       haproxy,
       haproxyNote: decision.reason,
       notes,
@@ -110,7 +135,7 @@ export async function startLocalPlatform(props: Omit<LocalDaemonProps, 'mode'>):
         // flight) reach clients; once the daemon closed them HAProxy ends by itself.
         haproxy.process.softStop();
         try {
-          await daemon.stop(ms);
+          await stopDaemon(ms);
         } finally {
           await haproxy.stop();
           claim.release();
@@ -125,7 +150,9 @@ export async function startLocalPlatform(props: Omit<LocalDaemonProps, 'mode'>):
 
 /** The endpoint table of the whole local platform. */
 export function formatPlatform(p: LocalPlatform): string {
-  const notes = p.notes.map((n) => `note: ${n}\n`).join('');
+  const notes =
+    p.notes.map((n) => `note: ${n}\n`).join('') +
+    (p.s3 ? `audit archive: s3rver at ${p.s3.endpoint}, bucket ${LOCAL_AUDIT_BUCKET} (no Object Lock locally; mailfleet archive search --endpoint ${p.s3.endpoint})\n` : '');
   if (!p.haproxy) return `${notes}no HAProxy: ${p.haproxyNote}\n\n${formatEndpoints(p.daemon)}`;
   return `${notes}${formatHaproxyEndpoints(p.haproxy)}\n\n${formatEndpoints(p.daemon)}`;
 }

@@ -113,3 +113,18 @@ export const DEFAULT_IMAP_WORK_LIMITS = Object.freeze({
   /** `* OK Still here` while a client IDLEs, so NLB (350 s) and NAT idle timeouts never drop it. */
   keepaliveSeconds: 120,
 });
+
+/** Audit journal defaults (spec audit.*, docs/audit.md). */
+export const DEFAULT_AUDIT = Object.freeze({
+  /** Object Lock retention: seven years, a common statutory period for business records. */
+  retentionDays: 2555,
+  /** Governance: an operator with s3:BypassGovernanceRetention can still fix a mistake; compliance cannot. */
+  mode: 'governance' as const,
+  /** Journal objects are rarely read after the first weeks. */
+  archiveAfterDays: 90,
+  /** Glacier Instant Retrieval: archive price, still readable by `mailfleet archive export` without a restore. */
+  archiveStorageClass: 'GLACIER_IR' as const,
+  batchMaxEntries: 1000,
+  batchMaxBytes: 64 * 1024 * 1024,
+  flushIntervalSeconds: 10,
+});

@@ -4,7 +4,7 @@
  */
 import { parseNetwork } from '../limits/networks.js';
 import { z } from 'zod';
-import { DEFAULT_IMAP_WORK_LIMITS as IMAP_WORK } from './defaults.js';
+import { DEFAULT_AUDIT as AUDIT, DEFAULT_IMAP_WORK_LIMITS as IMAP_WORK } from './defaults.js';
 
 /** Mail services. A service may be offered on several listeners (e.g. IMAP on 143 and 993). */
 export const SERVICES = ['smtp', 'submission', 'imap', 'pop3'] as const;
@@ -352,6 +352,26 @@ export const specSchema = z
       })
       .strict()
       .prefault({}),
+    audit: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe('Journal every accepted message (envelope + bytes) to a durable local spool before the 250, and ship it to the audit archive bucket (docs/audit.md).'),
+        retentionDays: posInt.default(AUDIT.retentionDays).describe('S3 Object Lock default retention of each journal object, in days.'),
+        mode: z
+          .enum(['governance', 'compliance'])
+          .default(AUDIT.mode)
+          .describe('Object Lock mode: governance (principals with s3:BypassGovernanceRetention may delete early) or compliance (nobody can, not even root, until retention ends).'),
+        archiveAfterDays: posInt.default(AUDIT.archiveAfterDays).describe('Lifecycle: journal objects move to archiveStorageClass after this many days.'),
+        archiveStorageClass: z.enum(['GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE']).default(AUDIT.archiveStorageClass),
+        batchMaxEntries: posInt.default(AUDIT.batchMaxEntries).describe('Most journal entries one uploaded batch holds.'),
+        batchMaxBytes: posInt.default(AUDIT.batchMaxBytes).describe('Most message bytes one uploaded batch holds (an entry bigger than this is a batch of its own).'),
+        flushIntervalSeconds: posInt.default(AUDIT.flushIntervalSeconds).describe('A partial batch is shipped after this long.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Audit journal (監査保存): every accepted message, kept under S3 Object Lock.'),
     imap: z
       .object({
         idleTimeoutSeconds: posInt.default(1800),

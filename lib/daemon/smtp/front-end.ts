@@ -12,7 +12,8 @@
  * Hygiene as Postfix smtpd: smtp.hardErrorLimit error replies without a delivery end the session
  * (421 4.7.0), every RCPT (repeats too) counts toward smtp.maxRecipients, bare LF/CR in DATA follow
  * smtp.bareNewline. Every message is durable in every Maildir before the 250 (IMessageDelivery
- * contract), each copy headed by its Return-Path and Delivered-To.
+ * contract), each copy headed by its Return-Path and Delivered-To, and, with audit.enabled, committed to
+ * the audit journal (lib/journal).
  */
 import { Readable, type Writable } from 'node:stream';
 import { xoauth2ErrorChallenge } from '../../auth/oauth.js';
@@ -20,6 +21,7 @@ import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { DirectoryUser } from '../../directory/types.js';
 import type { Lease } from '../../limits/types.js';
+import type { IJournalRecord } from '../../journal/types.js';
 import type { Logger } from '../../log.js';
 import type { Protocol } from '../../spec/schema.js';
 import type { DeliveryTarget } from '../../store/types.js';
@@ -517,6 +519,7 @@ export class SmtpFrontEnd {
     let tooBig = false;
     let bare: 'LF' | 'CR' | undefined;
     const normalize = this.ctx.config.smtp.bareNewline === 'normalize';
+    let journal: IJournalRecord | undefined;
     try {
       const header = Buffer.from(
         receivedHeader({
@@ -577,12 +580,26 @@ export class SmtpFrontEnd {
         if (failed) throw new SmtpReplyError(tooBig ? 'MESSAGE_TOO_BIG' : bare ? `BARE_${bare}` : 'LINE_TOO_LONG');
       };
       if (!txn || (txn.targets.length === 0 && txn.remote.length === 0)) throw new SmtpReplyError('INTERNAL', 'no valid recipients');
+      // Audit journal (lib/journal): the bytes are spooled on their way to delivery, and the entry is
+      // committed before the 250, so no message is acknowledged without it.
+      journal = this.ctx.journal?.begin({
+        protocol,
+        listener: state?.conn.listener,
+        clientIp: state?.conn.remoteAddress ?? session.remoteAddress,
+        helo: session.hostNameAppearsAs,
+        user: typeof session.user === 'string' ? session.user : undefined,
+        sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+        recipients: session.envelope.rcptTo.map((a) => a.address),
+        transaction: `${session.id}.${session.transaction}`,
+      });
+      const body = journal ? journal.tee(checked()) : checked();
       let done: { size: number; id: string; queued?: string };
-      if (txn.remote.length > 0) done = await this.deliverAndQueue(session, txn, checked());
+      if (txn.remote.length > 0) done = await this.deliverAndQueue(session, txn, body);
       else {
-        const result = await this.ctx.delivery.deliver(withTraceHeaders(session, txn.targets), await smallAsBuffer(checked()));
+        const result = await this.ctx.delivery.deliver(withTraceHeaders(session, txn.targets), await smallAsBuffer(body));
         done = { size: result.size, id: result.ids[0]! };
       }
+      await journal?.commit();
       this.ctx.metrics.deliverySeconds.observe({ protocol }, Number(process.hrtime.bigint() - started) / 1e9);
       if (state) {
         this.ctx.metrics.messagesAccepted.inc({ listener: state.conn.listener, protocol });
@@ -593,6 +610,7 @@ export class SmtpFrontEnd {
       else state?.conn.logger.info({ tx: session.transaction, size: done.size, rcpts: txn.targets.length, id: done.id }, 'delivered');
       return `2.0.0 Ok: queued as ${done.id}`;
     } catch (e) {
+      await journal?.abort();
       // smtp-server needs the stream consumed before the reply.
       if (!stream.readableEnded && !stream.destroyed) {
         stream.resume();
