@@ -85,6 +85,7 @@ export function daemonConfig(plan: Plan, opts: DaemonConfigOptions): DaemonConfi
     adminTokenEnv: spec.platform.adminTokenEnv,
     adminToken: spec.platform.adminToken,
     ...(spec.ops?.daemons ? { opsDaemons: spec.ops.daemons } : {}),
+    ...(spec.filtering ? { filtering: spec.filtering } : {}),
   };
 }
 

@@ -121,6 +121,8 @@ export interface DaemonConfig {
   readonly domains: readonly string[];
   readonly directory: DirectorySpec;
   readonly redis: Spec['redis'];
+  /** Inbound filtering and DKIM signing through rspamd (lib/filter); undefined: mail is not scanned. */
+  readonly filtering?: Spec['filtering'];
   readonly adminTokenEnv: string;
   readonly adminToken?: string;
   /** The spec's ops.daemons: the fleet the operator console of this daemon aggregates. @default - this daemon alone */
