@@ -39,7 +39,7 @@ function launcher(): string[] {
 export interface ChildDaemon {
   readonly pid: number;
   readonly logFile: string;
-  /** SIGTERM, then SIGKILL after `graceMs` (default 5000). */
+  /** SIGTERM to its process group, then SIGKILL after `graceMs` (default 5000). */
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -57,7 +57,8 @@ async function startChild(
   let child: ChildProcess;
   try {
     const argv = [...launcher(), ...cmd];
-    child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', fd, fd] });
+    // Its own process group: rspamd forks workers, and a forced stop must reach them too.
+    child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', fd, fd], detached: true });
   } finally {
     closeSync(fd);
   }
@@ -71,8 +72,15 @@ async function startChild(
   child.once('error', () => undefined);
   const stop = async (graceMs = 5000) => {
     if (exited !== undefined) return;
-    child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    const signal = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, sig);
+      } catch {
+        // already gone
+      }
+    };
+    signal('SIGTERM');
+    const t = setTimeout(() => signal('SIGKILL'), graceMs);
     await exit;
     clearTimeout(t);
   };
