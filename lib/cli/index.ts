@@ -1,5 +1,6 @@
 /** The `mailfleet` CLI: each command lives in lib/cli/commands/<name>.ts and is registered here. */
 import { Command } from 'commander';
+import { registerDkim } from './commands/dkim.js';
 import { registerDr } from './commands/dr.js';
 import { registerLdap } from './commands/ldap.js';
 import { registerLimit } from './commands/limit.js';
@@ -25,6 +26,7 @@ const COMMANDS: RegisterCommand[] = [
   registerUsers,
   registerTop,
   registerLimit,
+  registerDkim,
 ];
 
 export function buildCli(): Command {

@@ -7,13 +7,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTransport } from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
-import { dkimRecordName, dkimRecordValue, ensureDkimKey } from '../../lib/filter/dkim.js';
+import { dkimKeyDir } from '../../lib/filter/dkim.js';
+import { runCli } from '../ops/fixture.js';
 import { EICAR, GTUBE, filterStackUnavailable, startFilterStack, type FilterStack } from '../harness/rspamd.js';
 import { LineClient, PASSWORD, startSmtpHarness, type SmtpHarness } from '../daemon/smtp-harness.js';
 
@@ -47,16 +48,21 @@ describe('inbound filtering and DKIM signing through rspamd + ClamAV', { timeout
   const relayed: string[] = [];
 
   before(async () => {
+    // The DNS record is what `mailfleet dkim show` prints (it generates the key rspamd then signs with).
     keyDir = mkdtempSync(join(tmpdir(), 'mf-dkim-'));
-    const pem = ensureDkimKey(keyDir, 'example.com', 'mailfleet');
+    writeFileSync(join(keyDir, 'spec.yaml'), 'platform: { name: dkimtest }\ndomains: [{ name: example.com }]\nfiltering: {}\n');
+    const shown = await runCli(['dkim', 'show', 'example.com', '-c', join(keyDir, 'spec.yaml'), '--data-dir', keyDir, '--json']);
+    assert.equal(shown.status, 0, shown.stderr);
+    const record = JSON.parse(shown.stdout) as { name: string; value: string };
+    assert.equal(record.name, 'mailfleet._domainkey.example.com');
     stack = await startFilterStack({
-      dkimKeyDir: keyDir,
+      dkimKeyDir: dkimKeyDir(keyDir),
       records: [
         // SPF that does not allow 127.0.0.1 (-all), and one that does, with DMARC.
         { name: 'spf-fail.test', txt: 'v=spf1 ip4:192.0.2.1 -all' },
         { name: 'good.test', txt: 'v=spf1 ip4:127.0.0.1 -all' },
         { name: '_dmarc.good.test', txt: 'v=DMARC1; p=reject' },
-        { name: dkimRecordName('example.com', 'mailfleet'), txt: dkimRecordValue(pem) },
+        { name: record.name, txt: record.value },
       ],
     });
     receiver = new SMTPServer({
@@ -144,7 +150,7 @@ describe('inbound filtering and DKIM signing through rspamd + ClamAV', { timeout
     assert.doesNotMatch(got[0]!, /^X-Spam: Yes/m);
   });
 
-  it('submission mail leaves DKIM-signed (rspamd dkim_signing) and verifies with mailauth on the receiving side', async () => {
+  it('submission mail leaves DKIM-signed (rspamd dkim_signing) and verifies with mailauth against the record `mailfleet dkim show` printed', async () => {
     const t = createTransport({ host: '127.0.0.1', port: h.port('submission'), secure: false, auth: { user: 'alice@example.com', pass: PASSWORD }, tls: { rejectUnauthorized: false } });
     await t.sendMail({ from: 'alice@example.com', to: 'zed@example.net', subject: 'signed on the way out', text: 'hello over there\n' });
     t.close();
