@@ -14,6 +14,7 @@ import { loadSpec } from '../spec/load.js';
 import { loadDaemonConfig, startFromSource, type LoadedDaemonConfig } from '../daemon/run.js';
 import type { RunningDaemon } from '../daemon/server.js';
 import { formatHaproxyEndpoints, localHaproxyDecision, replaceStaleHaproxy, startLocalHaproxy, type LocalHaproxy } from './haproxy.js';
+import { startLocalFilter } from './filter.js';
 import { claimDataDir } from './pidfile.js';
 import { isAddressInUse, portInUseError } from './port-holder.js';
 
@@ -89,15 +90,26 @@ export async function startLocalPlatform(props: Omit<LocalDaemonProps, 'mode'>):
     if (claim.stalePid !== undefined) notes.push(`took over run/up.pid from pid ${claim.stalePid}, which no longer runs mailfleet up`);
     const stale = await replaceStaleHaproxy(dataDir);
     if (stale !== undefined) notes.push(`stopped a stale HAProxy (pid ${stale}) left running by an earlier mailfleet up that did not stop`);
-    const daemon = await startLocalDaemon({ ...props, dataDir, mode });
+    // rspamd (+ clamd) first when the spec filters: the daemon's first message is scanned.
+    const filter = await startLocalFilter(spec, dataDir);
+    if (filter) notes.push(filter.note);
+    let daemon: LocalDaemon;
+    try {
+      daemon = await startLocalDaemon({ ...props, dataDir, mode });
+    } catch (e) {
+      await filter?.stop();
+      throw e;
+    }
+    const stopFilter = () => filter?.stop() ?? Promise.resolve();
     if (!decision.run) {
-      return { daemon, haproxyNote: decision.reason, notes, stop: (ms) => daemon.stop(ms).finally(() => claim.release()) };
+      return { daemon, haproxyNote: decision.reason, notes, stop: (ms) => daemon.stop(ms).finally(() => stopFilter().finally(() => claim.release())) };
     }
     let haproxy: LocalHaproxy;
     try {
       haproxy = await startLocalHaproxy({ plan: buildPlan(spec), dataDir, specFile: props.specFile, logger: props.logger });
     } catch (e) {
       await daemon.stop(0);
+      await stopFilter();
       throw e;
     }
     return {
@@ -113,6 +125,7 @@ export async function startLocalPlatform(props: Omit<LocalDaemonProps, 'mode'>):
           await daemon.stop(ms);
         } finally {
           await haproxy.stop();
+          await stopFilter();
           claim.release();
         }
       },
