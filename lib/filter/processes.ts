@@ -38,6 +38,8 @@ function launcher(): string[] {
 /** A started daemon. */
 export interface ChildDaemon {
   readonly pid: number;
+  /** Settles when it answers (resolves) or exited or timed out (rejects, stopped). */
+  readonly ready: Promise<void>;
   readonly logFile: string;
   /** SIGTERM to its process group, then SIGKILL after `graceMs` (default 5000). */
   stop(graceMs?: number): Promise<void>;
@@ -49,8 +51,9 @@ async function startChild(
   what: string,
   cmd: string[],
   logFile: string,
-  ready: () => Promise<boolean>,
+  probe: () => Promise<boolean>,
   timeoutMs: number,
+  wait: boolean,
 ): Promise<ChildDaemon> {
   mkdirSync(dirname(logFile), { recursive: true });
   const fd = openSync(logFile, 'a');
@@ -85,15 +88,23 @@ async function startChild(
     clearTimeout(t);
   };
   const tail = () => readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n');
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (exited !== undefined)
-      throw new Error(`${what} exited during start (code ${String(exited)}):\n${tail()}`);
-    if (await ready().catch(() => false)) return { pid: child.pid!, logFile, stop };
-    await sleep(100);
+  const ready = (async () => {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (exited !== undefined) throw new Error(`${what} exited during start (code ${String(exited)}):\n${tail()}`);
+      if (await probe().catch(() => false)) return;
+      await sleep(100);
+    }
+    await stop(0);
+    throw new Error(`${what} did not become ready within ${timeoutMs} ms:\n${tail()}`);
+  })();
+  const d = { pid: child.pid!, logFile, ready, stop };
+  if (!wait) {
+    ready.catch(() => undefined);
+    return d;
   }
-  await stop(0);
-  throw new Error(`${what} did not become ready within ${timeoutMs} ms:\n${tail()}`);
+  await ready;
+  return d;
 }
 
 function httpPing(hostPort: string): Promise<boolean> {
@@ -120,6 +131,11 @@ export interface StartRspamdProps {
   readonly readyTimeoutMs?: number;
   /** @default - found on PATH or in /usr/sbin */
   readonly bin?: string;
+  /**
+   * Resolve once started instead of once it answers (see `ready`).
+   * @default false
+   */
+  readonly background?: boolean;
 }
 
 export async function startRspamd(p: StartRspamdProps): Promise<ChildDaemon> {
@@ -146,6 +162,7 @@ export async function startRspamd(p: StartRspamdProps): Promise<ChildDaemon> {
     join(p.dir, 'log', 'rspamd.out'),
     () => httpPing(p.config.normalBind),
     p.readyTimeoutMs ?? 60_000,
+    !p.background,
   );
 }
 
@@ -193,6 +210,7 @@ export async function startClamd(p: StartClamdProps): Promise<ChildDaemon & { re
     join(p.dir, 'clamd.out'),
     () => clamdPing(socket),
     p.readyTimeoutMs ?? 60_000,
+    true,
   );
   return { ...d, socket };
 }

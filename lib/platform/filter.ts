@@ -18,6 +18,8 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 export interface LocalFilter {
   /** What runs, or why not: printed above the endpoint table. */
   readonly note: string;
+  /** Settles when rspamd answers, or fails to start (its log tail in the error). */
+  readonly ready: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -25,8 +27,8 @@ export async function startLocalFilter(spec: Spec, dataDir: string): Promise<Loc
   const f = spec.filtering;
   if (!f) return undefined;
   const url = new URL(f.rspamd.url);
-  if (!LOOPBACK.has(url.hostname)) return { note: `filtering through rspamd at ${f.rspamd.url} (not started here)`, stop: async () => undefined };
-  if (!findProgram('rspamd')) return { note: `rspamd not installed: mail is ${f.rspamd.onUnavailable === 'accept' ? 'delivered unscanned' : 'deferred (451 4.7.1)'} (apt-get install rspamd)`, stop: async () => undefined };
+  if (!LOOPBACK.has(url.hostname)) return { note: `filtering through rspamd at ${f.rspamd.url} (not started here)`, ready: Promise.resolve(), stop: async () => undefined };
+  if (!findProgram('rspamd')) return { note: `rspamd not installed: mail is ${f.rspamd.onUnavailable === 'accept' ? 'delivered unscanned' : 'deferred (451 4.7.1)'} (apt-get install rspamd)`, ready: Promise.resolve(), stop: async () => undefined };
   const keys = dkimKeyDir(dataDir);
   if (f.dkim.sign) for (const d of spec.domains) ensureDkimKey(keys, d.name, f.dkim.selector);
   const run = join(dataDir, 'run');
@@ -37,6 +39,9 @@ export async function startLocalFilter(spec: Spec, dataDir: string): Promise<Loc
   try {
     rspamd = await startRspamd({
       dir: join(run, 'rspamd'),
+      // Up to a minute with the stock public-suffix list: `up` does not wait; until then onUnavailable applies.
+      background: true,
+      readyTimeoutMs: 300_000,
       config: { normalBind: `${url.hostname === 'localhost' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, '')}:${url.port || '80'}`, dkimKeyDir: keys, dkimSelector: f.dkim.selector, dkimSign: f.dkim.sign, clamdSocket: clamd?.socket },
     });
   } catch (e) {
@@ -45,7 +50,8 @@ export async function startLocalFilter(spec: Spec, dataDir: string): Promise<Loc
   }
   const av = clamd ? 'clamd' : f.antivirus ? 'no antivirus (clamd or its signatures missing: freshclam)' : 'antivirus off';
   return {
-    note: `rspamd ${f.rspamd.url} (pid ${rspamd.pid}), ${av}, DKIM keys in ${keys} (mailfleet dkim show <domain>)`,
+    note: `rspamd ${f.rspamd.url} (pid ${rspamd.pid}, starting: until it answers mail is ${f.rspamd.onUnavailable === 'accept' ? 'delivered unscanned' : 'deferred'}), ${av}, DKIM keys in ${keys} (mailfleet dkim show <domain>)`,
+    ready: rspamd.ready,
     async stop() {
       await rspamd.stop();
       await clamd?.stop();

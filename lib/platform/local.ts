@@ -93,6 +93,10 @@ export async function startLocalPlatform(props: Omit<LocalDaemonProps, 'mode'>):
     // rspamd (+ clamd) first when the spec filters: the daemon's first message is scanned.
     const filter = await startLocalFilter(spec, dataDir);
     if (filter) notes.push(filter.note);
+    filter?.ready.then(
+      () => props.logger?.info('rspamd ready: mail is scanned'),
+      (e: unknown) => props.logger?.error({ err: e }, 'rspamd failed to start'),
+    );
     let daemon: LocalDaemon;
     try {
       daemon = await startLocalDaemon({ ...props, dataDir, mode });
