@@ -1,6 +1,7 @@
 /** The `mailfleet` CLI: each command lives in lib/cli/commands/<name>.ts and is registered here. */
 import { Command } from 'commander';
 import { registerArchive } from './commands/archive.js';
+import { registerDkim } from './commands/dkim.js';
 import { registerDr } from './commands/dr.js';
 import { registerEdge } from './commands/edge.js';
 import { registerLdap } from './commands/ldap.js';
@@ -29,6 +30,7 @@ const COMMANDS: RegisterCommand[] = [
   registerLimit,
   registerEdge,
   registerArchive,
+  registerDkim,
 ];
 
 export function buildCli(): Command {

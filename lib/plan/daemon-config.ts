@@ -86,6 +86,7 @@ export function daemonConfig(plan: Plan, opts: DaemonConfigOptions): DaemonConfi
     adminToken: spec.platform.adminToken,
     ...(spec.ops?.daemons ? { opsDaemons: spec.ops.daemons } : {}),
     ...(spec.audit.enabled ? { audit: spec.audit } : {}),
+    ...(spec.filtering ? { filtering: spec.filtering } : {}),
   };
 }
 

@@ -123,6 +123,8 @@ export interface DaemonConfig {
   readonly redis: Spec['redis'];
   /** The spec's audit block, present when audit.enabled: journal every accepted message (lib/journal). */
   readonly audit?: Spec['audit'];
+  /** Inbound filtering and DKIM signing through rspamd (lib/filter); undefined: mail is not scanned. */
+  readonly filtering?: Spec['filtering'];
   readonly adminTokenEnv: string;
   readonly adminToken?: string;
   /** The spec's ops.daemons: the fleet the operator console of this daemon aggregates. @default - this daemon alone */

@@ -18,6 +18,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startLocalS3, type LocalS3 } from '../journal/local-s3.js';
 import type { S3Target } from '../journal/s3.js';
+import { startLocalFilter } from './filter.js';
 import { claimDataDir } from './pidfile.js';
 import { isAddressInUse, portInUseError } from './port-holder.js';
 
@@ -102,26 +103,37 @@ export async function startLocalPlatform(props: Omit<LocalDaemonProps, 'mode'>):
     if (claim.stalePid !== undefined) notes.push(`took over run/up.pid from pid ${claim.stalePid}, which no longer runs mailfleet up`);
     const stale = await replaceStaleHaproxy(dataDir);
     if (stale !== undefined) notes.push(`stopped a stale HAProxy (pid ${stale}) left running by an earlier mailfleet up that did not stop`);
+    // rspamd (+ clamd) first when the spec filters: the daemon's first message is scanned.
+    const filter = await startLocalFilter(spec, dataDir);
+    if (filter) notes.push(filter.note);
+    filter?.ready.then(
+      () => props.logger?.info('rspamd ready: mail is scanned'),
+      (e: unknown) => props.logger?.error({ err: e }, 'rspamd failed to start'),
+    );
+    const stopFilter = () => filter?.stop() ?? Promise.resolve();
     // audit.enabled: the journal ships to s3rver on loopback (docs/audit.md: no Object Lock locally).
-    const s3 = spec.audit.enabled ? await startLocalS3({ dir: join(dataDir, 's3'), buckets: [LOCAL_AUDIT_BUCKET], host: spec.local.bindAddress }) : undefined;
-    // Where `mailfleet archive` finds it (the port is the OS's pick).
-    if (s3) writeFileSync(join(dataDir, LOCAL_S3_ENDPOINT_FILE), `${s3.endpoint}\n`);
+    let s3: LocalS3 | undefined;
     let daemon: LocalDaemon;
     try {
+      s3 = spec.audit.enabled ? await startLocalS3({ dir: join(dataDir, 's3'), buckets: [LOCAL_AUDIT_BUCKET], host: spec.local.bindAddress }) : undefined;
+      // Where `mailfleet archive` finds it (the port is the OS's pick).
+      if (s3) writeFileSync(join(dataDir, LOCAL_S3_ENDPOINT_FILE), `${s3.endpoint}\n`);
       daemon = await startLocalDaemon({ ...props, dataDir, mode, ...(s3 ? { auditTarget: s3.target(LOCAL_AUDIT_BUCKET) } : {}) });
     } catch (e) {
       await s3?.close();
+      await stopFilter();
       throw e;
     }
     const stopDaemon = (ms?: number) => daemon.stop(ms).finally(() => s3?.close());
     if (!decision.run) {
-      return { daemon, s3, haproxyNote: decision.reason, notes, stop: (ms) => stopDaemon(ms).finally(() => claim.release()) };
+      return { daemon, s3, haproxyNote: decision.reason, notes, stop: (ms) => stopDaemon(ms).finally(() => stopFilter().finally(() => claim.release())) };
     }
     let haproxy: LocalHaproxy;
     try {
       haproxy = await startLocalHaproxy({ plan: buildPlan(spec), dataDir, specFile: props.specFile, logger: props.logger });
     } catch (e) {
       await stopDaemon(0);
+      await stopFilter();
       throw e;
     }
     return {
@@ -138,6 +150,7 @@ export async function startLocalPlatform(props: Omit<LocalDaemonProps, 'mode'>):
           await stopDaemon(ms);
         } finally {
           await haproxy.stop();
+          await stopFilter();
           claim.release();
         }
       },

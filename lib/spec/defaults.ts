@@ -128,3 +128,31 @@ export const DEFAULT_AUDIT = Object.freeze({
   batchMaxBytes: 64 * 1024 * 1024,
   flushIntervalSeconds: 10,
 });
+/**
+ * Spam actions of filtering.policy (docs/filtering.md). Scores are rspamd's: its own add_header is 6 and
+ * reject 15; Junk at 6 follows what mailcow and docker-mailserver do with rspamd's add_header action.
+ */
+export interface EffectiveFilterPolicy {
+  rejectScore: number;
+  junkScore: number;
+  addHeaderScore: number;
+  rewriteSubjectScore: number;
+  subjectPrefix: string;
+  spam: 'reject' | 'junk';
+  spfFail: 'score' | 'junk' | 'reject';
+}
+export const DEFAULT_FILTER_POLICY: Readonly<EffectiveFilterPolicy> = Object.freeze({
+  rejectScore: 15,
+  junkScore: 6,
+  addHeaderScore: 5,
+  rewriteSubjectScore: Number.POSITIVE_INFINITY,
+  subjectPrefix: '***SPAM***',
+  spam: 'reject',
+  spfFail: 'score',
+});
+
+/** filtering.policy with the domain's entry of filtering.domains on top. */
+export function effectiveFilterPolicy(filtering: Pick<NonNullable<Spec['filtering']>, 'policy' | 'domains'>, domain?: string): EffectiveFilterPolicy {
+  const d = domain === undefined ? undefined : filtering.domains[domain.toLowerCase()];
+  return { ...DEFAULT_FILTER_POLICY, ...stripUndefined(filtering.policy), ...stripUndefined(d ?? {}) };
+}

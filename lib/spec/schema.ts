@@ -261,6 +261,53 @@ export const localPortsSchema = z
 
 /** A client network for the edge lists: an IPv4 or IPv6 address, with or without a prefix length. */
 const edgeCidr = z.string().refine((t) => parseNetwork(t) !== undefined, 'expected an address or CIDR like 203.0.113.0/24 or 2001:db8::/32');
+/** What a message whose spam verdict says so gets, per recipient domain (filtering.policy, filtering.domains). */
+const filterPolicyFields = {
+  rejectScore: z.number().optional().describe('rspamd score from which a message is spam to refuse (then `spam` decides: 550 5.7.1 or Junk). rspamd\'s own reject (GTUBE, a DMARC p=reject, a forced action) counts too. Default: 15.'),
+  junkScore: z.number().optional().describe('rspamd score from which a message is delivered to the recipient\'s Junk folder (special-use \\Junk). Default: 6.'),
+  addHeaderScore: z.number().optional().describe('rspamd score from which `X-Spam: Yes` is added. Default: 5.'),
+  rewriteSubjectScore: z.number().optional().describe('rspamd score from which the Subject gets subjectPrefix in front. Default: never.'),
+  subjectPrefix: z.string().min(1).max(64).optional().describe('Default: ***SPAM***.'),
+  spam: z.enum(['reject', 'junk']).optional().describe('What spam past rejectScore gets: refused with 550 5.7.1 (rspamd\'s reason), or delivered to Junk. Viruses are always refused. Default: reject.'),
+  spfFail: z
+    .enum(['score', 'junk', 'reject'])
+    .optional()
+    .describe('A sender whose domain\'s SPF policy says -all for the client address (rspamd R_SPF_FAIL): only scored, delivered to Junk, or refused with 550 5.7.1. Default: score.'),
+};
+export const filterPolicySchema = z.object(filterPolicyFields).strict();
+export type FilterPolicySpec = z.infer<typeof filterPolicySchema>;
+
+/** Inbound filtering and DKIM signing through rspamd (docs/filtering.md). */
+export const filteringSchema = z
+  .object({
+    rspamd: z
+      .object({
+        url: z
+          .string()
+          .regex(/^https?:\/\/[^\s/]+\/?$/, 'expected the normal worker\'s base URL like http://127.0.0.1:11333')
+          .default('http://127.0.0.1:11333')
+          .describe('rspamd normal worker (its HTTP protocol, POST /checkv2). The local platform starts rspamd here when the host is loopback.'),
+        timeoutMs: posInt.default(20000).describe('Longest wait for a verdict; past it rspamd counts as unavailable.'),
+        onUnavailable: z
+          .enum(['tempfail', 'accept'])
+          .default('tempfail')
+          .describe('rspamd down or too slow: answer 451 4.7.1 (the sender retries), or deliver unscanned (counted in mailfleetd_filter_unavailable_total).'),
+      })
+      .strict()
+      .prefault({}),
+    antivirus: z.boolean().default(true).describe('Scan with ClamAV through rspamd\'s antivirus module (clamd); a virus is refused with 550 5.7.1.'),
+    dkim: z
+      .object({
+        sign: z.boolean().default(true).describe('DKIM-sign authenticated submission mail of local domains (rspamd dkim_signing).'),
+        selector: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected a DNS label like mailfleet').default('mailfleet'),
+      })
+      .strict()
+      .prefault({}),
+    policy: filterPolicySchema.prefault({}).describe('Spam actions for every domain without its own entry in filtering.domains.'),
+    domains: z.record(domainName, filterPolicySchema).default({}).describe('Per recipient domain: overrides of filtering.policy.'),
+  })
+  .strict();
+export type FilteringSpec = z.infer<typeof filteringSchema>;
 
 export const specSchema = z
   .object({
@@ -508,6 +555,9 @@ export const specSchema = z
       .strict()
       .prefault({})
       .describe('The L7 edge in the HAProxy tier: pregreet refusal, per-source connection rates, deny and allow lists.'),
+    filtering: filteringSchema
+      .optional()
+      .describe('Inbound spam and virus filtering, SPF/DKIM/DMARC checks and DKIM signing through rspamd. Without it mail is not scanned.'),
     directory: directorySchema.prefault({ kind: 'static' }),
     redis: z
       .object({

@@ -31,6 +31,7 @@ import type { AcceptedConnection } from '../net/listener.js';
 import { lockoutText } from '../login-gate.js';
 import type { OutboundQueue } from '../../outbound/index.js';
 import { createOutbound } from './outbound.js';
+import { MessageFilter } from '../../filter/message-filter.js';
 import { receivedHeader, traceHeaders } from './received.js';
 import { smtpRateControl, type SmtpRateControl } from '../../limits/smtp-rates.js';
 import { replyKeyOf, SMTP_REPLIES, SmtpReplyError, type SmtpReplyKey } from './replies.js';
@@ -206,12 +207,16 @@ export class SmtpFrontEnd {
   private readonly rates?: SmtpRateControl;
   /** Relays submitted mail for other domains (smtp.relay); undefined without a relay. */
   private readonly outbound?: OutboundQueue;
+  /** Content filter through rspamd (filtering in the spec); undefined: mail is not scanned. */
+  private readonly filter?: MessageFilter;
 
   constructor(private readonly ctx: DaemonContext) {
     this.log = ctx.logger.child({ component: 'smtp' });
     this.rates = smtpRateControl(ctx.admission, ctx.config.smtp.rateLimitExceptions);
     this.outbound = createOutbound(ctx);
     this.outbound?.start();
+    if (ctx.config.filtering)
+      this.filter = new MessageFilter({ filtering: ctx.config.filtering, hostname: ctx.config.hostname, registry: ctx.metrics.registry, logger: this.log.child({ component: 'filter' }) });
     for (const p of ['smtp', 'submission', 'submissions'] as const) this.servers.set(p, this.createServer(p));
   }
 
@@ -238,6 +243,7 @@ export class SmtpFrontEnd {
   async close(): Promise<void> {
     for (const s of this.servers.values()) s.connections.clear();
     await this.outbound?.stop();
+    this.filter?.close();
   }
 
   private createServer(protocol: Protocol): MailfleetSmtpServer {
@@ -500,13 +506,36 @@ export class SmtpFrontEnd {
    * relay, both durable before the 250 (if queueing fails the client retries, and local recipients may
    * get the message twice: the usual MTA trade, never a loss).
    */
-  private async deliverAndQueue(session: SMTPServerSession, txn: Transaction, chunks: AsyncGenerator<Buffer>): Promise<{ size: number; id: string; queued: string }> {
+  private async deliverAndQueue(session: SMTPServerSession, txn: Transaction, targets: readonly DeliveryTarget[], chunks: AsyncGenerator<Buffer>): Promise<{ size: number; id: string; queued: string }> {
     const parts: Buffer[] = [];
     for await (const c of chunks) parts.push(c);
     const message = Buffer.concat(parts);
-    const local = txn.targets.length > 0 ? await this.ctx.delivery.deliver(withTraceHeaders(session, txn.targets), message) : undefined;
+    const local = targets.length > 0 ? await this.ctx.delivery.deliver(withTraceHeaders(session, targets), message) : undefined;
     const queued = await this.outbound!.enqueue(session.envelope.mailFrom ? session.envelope.mailFrom.address : '', txn.remote, message);
     return { size: message.length, id: local?.ids[0] ?? queued, queued };
+  }
+
+  /**
+   * The content filter's hook (lib/filter): the message is read whole and scanned by rspamd; refused
+   * (550 5.7.1), deferred (451 4.7.1), or passed on with its header edits and each copy's folder (Junk).
+   */
+  private async scan(filter: MessageFilter, session: SMTPServerSession, state: ConnState | undefined, txn: Transaction, chunks: AsyncGenerator<Buffer>): Promise<{ chunks: AsyncGenerator<Buffer>; targets: readonly DeliveryTarget[] }> {
+    const parts: Buffer[] = [];
+    for await (const c of chunks) parts.push(c);
+    const r = await filter.scan({
+      user: typeof session.user === 'string' ? session.user : undefined,
+      remoteAddress: state?.conn.remoteAddress ?? session.remoteAddress,
+      helo: session.hostNameAppearsAs || undefined,
+      mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+      rcptTo: session.envelope.rcptTo.map((a) => a.address),
+      queueId: `${session.id}.${session.transaction}`,
+      targets: txn.targets,
+      message: Buffer.concat(parts),
+    });
+    if (r.kind === 'reject') throw new SmtpReplyError('FILTER_REJECTED', r.text);
+    if (r.kind === 'tempfail') throw new SmtpReplyError('FILTER_DEFERRED', r.text);
+    const message = r.message;
+    return { chunks: (async function* () { yield message; })(), targets: r.targets };
   }
 
   private async onData(protocol: Protocol, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
@@ -580,8 +609,11 @@ export class SmtpFrontEnd {
         if (failed) throw new SmtpReplyError(tooBig ? 'MESSAGE_TOO_BIG' : bare ? `BARE_${bare}` : 'LINE_TOO_LONG');
       };
       if (!txn || (txn.targets.length === 0 && txn.remote.length === 0)) throw new SmtpReplyError('INTERNAL', 'no valid recipients');
-      // Audit journal (lib/journal): the bytes are spooled on their way to delivery, and the entry is
-      // committed before the 250, so no message is acknowledged without it.
+      let chunks = checked();
+      let targets: readonly DeliveryTarget[] = txn.targets;
+      if (this.filter) ({ chunks, targets } = await this.scan(this.filter, session, state, txn, chunks));
+      // Audit journal (lib/journal): the bytes (as filtered) are spooled on their way to delivery, and the
+      // entry is committed before the 250, so no message is acknowledged without it.
       journal = this.ctx.journal?.begin({
         protocol,
         listener: state?.conn.listener,
@@ -592,11 +624,11 @@ export class SmtpFrontEnd {
         recipients: session.envelope.rcptTo.map((a) => a.address),
         transaction: `${session.id}.${session.transaction}`,
       });
-      const body = journal ? journal.tee(checked()) : checked();
+      const body = journal ? journal.tee(chunks) : chunks;
       let done: { size: number; id: string; queued?: string };
-      if (txn.remote.length > 0) done = await this.deliverAndQueue(session, txn, body);
+      if (txn.remote.length > 0) done = await this.deliverAndQueue(session, txn, targets, body);
       else {
-        const result = await this.ctx.delivery.deliver(withTraceHeaders(session, txn.targets), await smallAsBuffer(body));
+        const result = await this.ctx.delivery.deliver(withTraceHeaders(session, targets), await smallAsBuffer(body));
         done = { size: result.size, id: result.ids[0]! };
       }
       await journal?.commit();

@@ -38,6 +38,8 @@ export type SmtpReplyKey =
   | 'BARE_CR'
   | 'AUTH_NEEDS_TLS'
   | 'IDLE_TIMEOUT'
+  | 'FILTER_REJECTED'
+  | 'FILTER_DEFERRED'
   | 'INTERNAL';
 
 export const SMTP_REPLIES: Readonly<Record<SmtpReplyKey, SmtpReply>> = Object.freeze({
@@ -75,6 +77,9 @@ export const SMTP_REPLIES: Readonly<Record<SmtpReplyKey, SmtpReply>> = Object.fr
   // smtp.bareNewline: reject — Postfix smtpd_forbid_bare_newline = reject answers the same after the final dot.
   BARE_LF: { code: 550, enhanced: '5.5.2', text: 'Error: bare <LF> received' },
   BARE_CR: { code: 550, enhanced: '5.5.2', text: 'Error: bare <CR> received' },
+  // Content filter (lib/filter): rspamd's reject or soft reject, a virus, or rspamd unavailable with onUnavailable: tempfail.
+  FILTER_REJECTED: { code: 550, enhanced: '5.7.1', text: 'message refused by the content filter' },
+  FILTER_DEFERRED: { code: 451, enhanced: '4.7.1', text: 'message deferred by the content filter, try again later' },
   INTERNAL: { code: 451, enhanced: '4.3.0', text: 'local error in processing' },
 });
 

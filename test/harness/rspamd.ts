@@ -1,0 +1,167 @@
+/**
+ * A private filtering stack for tests: dnsmasq on a loopback UDP port serving the test's own zone records
+ * (SPF, DKIM, DMARC TXT; every other name answers NXDOMAIN at once, nothing is forwarded), clamd on a
+ * private socket with a signature database the harness writes (the EICAR test signature only: no
+ * download), and rspamd with the config mailfleet renders (lib/filter/rspamd-config.ts) on free loopback
+ * ports, pointed at that DNS server. Everything lives in one temp dir and is stopped by PID.
+ *
+ *   const stack = await startFilterStack({ records: [{ name: 'x.test', txt: 'v=spf1 -all' }] });
+ *   … filtering: { rspamd: { url: stack.url } } … stack.resolver for mailauth …
+ *   await stack.stop();
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { Resolver } from 'node:dns/promises';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findProgram, startClamd, startRspamd, type ChildDaemon } from '../../lib/filter/processes.js';
+import { freePort } from './slapd.js';
+
+/**
+ * The EICAR antivirus test file (a harmless string every scanner reports), put together at run time so that
+ * no scanner flags this source file.
+ */
+export const EICAR = ['X5O!P%@AP[4\\PZX54(P^)7CC)7}$', 'EICAR-STANDARD-ANTIVIRUS', '-TEST-FILE!$H+H*'].join('');
+/** GTUBE, the spam test string (rspamd answers it with a forced reject). */
+export const GTUBE = ['XJS*C4JDBQADN1.NSBN3*2IDNEN*', 'GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X'].join('');
+
+export interface ZoneRecord {
+  /** Owner name, e.g. `_dmarc.example.test`. */
+  readonly name: string;
+  /** TXT value (split into 255-byte strings here). */
+  readonly txt: string;
+}
+
+export interface FilterStackProps {
+  readonly records?: readonly ZoneRecord[];
+  /** Where DKIM keys are read from; @default - <dir>/dkim */
+  readonly dkimKeyDir?: string;
+  /** @default true */
+  readonly antivirus?: boolean;
+  /** Also run rspamd's proxy worker in milter mode (for Postfix); @default false */
+  readonly milter?: boolean;
+}
+
+export interface FilterStack {
+  readonly dir: string;
+  /** rspamd normal worker base URL (filtering.rspamd.url). */
+  readonly url: string;
+  /** host:port of the milter proxy worker, when asked for. */
+  readonly milter?: string;
+  readonly dkimKeyDir: string;
+  readonly dnsPort: number;
+  /** A resolver asking the stack's DNS server (the receiving side's view of the test zones). */
+  readonly resolver: Resolver;
+  readonly rspamd: ChildDaemon;
+  stop(): Promise<void>;
+}
+
+/** What is missing for the stack, or undefined when rspamd, clamd and dnsmasq are installed. */
+export function filterStackUnavailable(): string | undefined {
+  const missing = ['rspamd', 'clamd', 'dnsmasq'].filter((p) => !findProgram(p));
+  return missing.length ? `not installed: ${missing.join(', ')}` : undefined;
+}
+
+function freeUdpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.once('error', reject);
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A public-suffix list with the test TLDs only: rspamd compiles the stock one (~10,000 names) for ~20 s. */
+const TEST_TLDS = ['com', 'org', 'net', 'test', 'example', 'invalid', 'localhost'];
+
+async function startDnsmasq(dir: string, records: readonly ZoneRecord[]): Promise<{ port: number; child: ChildProcess; resolver: Resolver }> {
+  const bin = findProgram('dnsmasq');
+  if (!bin) throw new Error('dnsmasq is not installed');
+  const port = await freeUdpPort();
+  const txt = records.map((r) => {
+    const parts: string[] = [];
+    // dnsmasq splits the strings of one record at commas, and keeps quotes literally (no shell here).
+    if (r.txt.includes(',')) throw new Error(`TXT values with commas are not supported here: ${r.txt}`);
+    for (let i = 0; i < r.txt.length; i += 255) parts.push(r.txt.slice(i, i + 255));
+    return `--txt-record=${r.name},${parts.join(',')}`;
+  });
+  const args = [
+    '--keep-in-foreground',
+    '--conf-file=/dev/null',
+    `--port=${port}`,
+    '--listen-address=127.0.0.1',
+    '--bind-interfaces',
+    '--no-resolv',
+    '--no-hosts',
+    // Authoritative for every name: what is not ours is NXDOMAIN at once, nothing leaves the machine.
+    '--local=/#/',
+    `--pid-file=${join(dir, 'dnsmasq.pid')}`,
+    ...(process.getuid?.() === 0 ? ['--user=root'] : []),
+    ...txt,
+  ];
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const resolver = new Resolver({ timeout: 500, tries: 1 });
+  resolver.setServers([`127.0.0.1:${port}`]);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`dnsmasq exited: ${err}`);
+    try {
+      await resolver.resolveTxt('ready.invalid');
+      break;
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOTFOUND') break; // NXDOMAIN: it answers
+      if (Date.now() > deadline) throw new Error(`dnsmasq did not answer: ${err}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return { port, child, resolver };
+}
+
+export async function startFilterStack(props: FilterStackProps = {}): Promise<FilterStack> {
+  const dir = mkdtempSync(join(tmpdir(), 'mf-rspamd-'));
+  const dkimKeyDir = props.dkimKeyDir ?? join(dir, 'dkim');
+  mkdirSync(dkimKeyDir, { recursive: true });
+  const stops: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const dns = await startDnsmasq(dir, props.records ?? []);
+    stops.push(async () => {
+      if (dns.child.exitCode !== null) return;
+      const exited = new Promise((r) => dns.child.once('exit', r));
+      dns.child.kill('SIGTERM');
+      await exited;
+    });
+    let clamdSocket: string | undefined;
+    if (props.antivirus ?? true) {
+      const db = join(dir, 'clamdb');
+      mkdirSync(db);
+      // A body-signature database (.ndb: name, any file type, any offset, hex) holding EICAR alone.
+      writeFileSync(join(db, 'test.ndb'), `Eicar-Test-Signature:0:*:${Buffer.from(EICAR).toString('hex')}\n`);
+      const clamd = await startClamd({ dir: join(dir, 'clamd'), databaseDir: db });
+      stops.push(() => clamd.stop());
+      clamdSocket = clamd.socket;
+    }
+    const tldFile = join(dir, 'tld.dat');
+    writeFileSync(tldFile, `${TEST_TLDS.join('\n')}\n`);
+    const normal = `127.0.0.1:${await freePort()}`;
+    const milter = props.milter ? `127.0.0.1:${await freePort()}` : undefined;
+    const rspamd = await startRspamd({
+      dir: join(dir, 'rspamd'),
+      config: { normalBind: normal, milterBind: milter, dkimKeyDir, clamdSocket, nameservers: [`127.0.0.1:${dns.port}`], checkLocalNetworks: true, tldFile, logLevel: 'info' },
+    });
+    // rspamd's own graceful stop takes seconds; a test's scanner has nothing to finish.
+    stops.push(() => rspamd.stop(500));
+    return { dir, url: `http://${normal}`, milter, dkimKeyDir, dnsPort: dns.port, resolver: dns.resolver, rspamd, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
