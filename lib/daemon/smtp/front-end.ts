@@ -18,10 +18,11 @@ import { Readable, type Writable } from 'node:stream';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { DirectoryUser } from '../../directory/types.js';
+import { isMailfleetError } from '../../errors.js';
 import type { Lease } from '../../limits/types.js';
 import type { Logger } from '../../log.js';
 import type { Protocol } from '../../spec/schema.js';
-import type { DeliveryTarget } from '../../store/types.js';
+import type { DeliveryResult, DeliveryTarget } from '../../store/types.js';
 import { addressParts } from '../../store/maildir/paths.js';
 import type { DaemonContext } from '../context.js';
 import type { AcceptedConnection } from '../net/listener.js';
@@ -31,6 +32,7 @@ import { createOutbound } from './outbound.js';
 import { receivedHeader, traceHeaders } from './received.js';
 import { smtpRateControl, type SmtpRateControl } from '../../limits/smtp-rates.js';
 import { replyKeyOf, SMTP_REPLIES, SmtpReplyError, type SmtpReplyKey } from './replies.js';
+import { afterQuotaDelivery, keepHead, quotaAtData, quotaAtRcpt } from './quota.js';
 
 /** Per-transaction state: the mailboxes each accepted recipient resolved to. */
 interface Transaction {
@@ -446,6 +448,15 @@ export class SmtpFrontEnd {
       throw this.reject(state, 'directory-unavailable', replyKeyOf(e) === 'INTERNAL' ? 'DIRECTORY_UNAVAILABLE' : replyKeyOf(e));
     }
     if (!remote && users.length === 0) throw this.reject(state, 'unknown-user', 'UNKNOWN_USER', `<${parts.address}>: no such user here`);
+    if (!remote) {
+      try {
+        const from = session.envelope.mailFrom;
+        users = await quotaAtRcpt(this.ctx, users, from && from.args ? (from.args as { SIZE?: unknown }).SIZE : undefined);
+      } catch (e) {
+        if (e instanceof SmtpReplyError) throw this.reject(state, 'over-quota', e.key, e.message.slice(6));
+        throw e;
+      }
+    }
     // Flow control (lib/limits/smtp-rates.ts): recipients per message (452 4.5.3) and per hour, messages per domain (450 4.7.1).
     if (this.rates && state) {
       const submission = state.conn.protocol !== 'smtp';
@@ -495,9 +506,30 @@ export class SmtpFrontEnd {
     const parts: Buffer[] = [];
     for await (const c of chunks) parts.push(c);
     const message = Buffer.concat(parts);
-    const local = txn.targets.length > 0 ? await this.ctx.delivery.deliver(withTraceHeaders(session, txn.targets), message) : undefined;
+    const local = txn.targets.length > 0 ? await this.deliverLocal(session, txn.targets, message) : undefined;
     const queued = await this.outbound!.enqueue(session.envelope.mailFrom ? session.envelope.mailFrom.address : '', txn.remote, message);
     return { size: message.length, id: local?.ids[0] ?? queued, queued };
+  }
+
+  /**
+   * Local delivery with the quota hooks (quota.ts): mailboxes this message would push over quota are
+   * dropped and reported to the sender; every one over is 552 5.2.2 (thrown) unless `orQueued`.
+   */
+  private async deliverLocal(session: SMTPServerSession, targets: readonly DeliveryTarget[], message: Buffer | Readable, orQueued = true): Promise<DeliveryResult | undefined> {
+    const arrival = new Date();
+    const kept = Buffer.isBuffer(message) ? undefined : keepHead(message);
+    const body = kept ? Readable.from(kept.chunks, { objectMode: false }) : message;
+    const head = () => (Buffer.isBuffer(message) ? message : kept!.head());
+    let result;
+    try {
+      result = await this.ctx.delivery.deliver(withTraceHeaders(session, targets), body, quotaAtData(this.ctx, targets));
+    } catch (e) {
+      // Local mailboxes all full but relayed recipients remain: those still get the message.
+      if (!(orQueued && isMailfleetError(e, 'OVER_QUOTA'))) throw e;
+      result = { ids: [], size: head().length, refused: targets.map((_, i) => i) };
+    }
+    await afterQuotaDelivery(this.ctx, { targets, result, sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', head: head(), arrival, outbound: this.outbound });
+    return result.ids.length > 0 ? result : undefined;
   }
 
   private async onData(protocol: Protocol, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
@@ -573,7 +605,7 @@ export class SmtpFrontEnd {
       let done: { size: number; id: string; queued?: string };
       if (txn.remote.length > 0) done = await this.deliverAndQueue(session, txn, checked());
       else {
-        const result = await this.ctx.delivery.deliver(withTraceHeaders(session, txn.targets), await smallAsBuffer(checked()));
+        const result = (await this.deliverLocal(session, txn.targets, await smallAsBuffer(checked()), false))!;
         done = { size: result.size, id: result.ids[0]! };
       }
       this.ctx.metrics.deliverySeconds.observe({ protocol }, Number(process.hrtime.bigint() - started) / 1e9);

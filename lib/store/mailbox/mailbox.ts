@@ -24,6 +24,7 @@ import { MailfleetError } from '../../errors.js';
 import { flagsToLetters, isKeyword, keywordLetter, KEYWORDS_FILE, lettersToFlags, MAX_KEYWORDS, parseKeywords, serialiseKeywords, sortLetters } from './flags.js';
 import { withLock } from './lock.js';
 import { storeError } from '../maildir/deliver.js';
+import { addUsage } from '../usage.js';
 import { parseMime, envelopeOf, bodyStructureOf, headerValue, decodedHeader, DEFAULT_MIME_LIMITS, type ImapValue, type MimeLimits, type MimePart } from './mime.js';
 
 export const UIDLIST_FILE = 'mailfleet-uidlist';
@@ -183,12 +184,19 @@ export interface MailboxOptions {
    * @default DEFAULT_MIME_LIMITS (1000 parts, depth 32, 1 MiB headers)
    */
   readonly mimeLimits?: MimeLimits;
+  /**
+   * The user's Maildir, whose usage file (lib/store/usage.ts) this folder's APPEND, COPY and EXPUNGE
+   * add their deltas to.
+   * @default - no usage accounting
+   */
+  readonly usageDir?: string;
 }
 
 export class Mailbox {
   readonly name: string;
   readonly dir: string;
   readonly mimeLimits: MimeLimits;
+  readonly usageDir?: string;
   uidValidity = 0;
   nextUid = 1;
   modseq = 1;
@@ -214,6 +222,13 @@ export class Mailbox {
     this.name = opts.name;
     this.dir = opts.dir;
     this.mimeLimits = opts.mimeLimits ?? DEFAULT_MIME_LIMITS;
+    this.usageDir = opts.usageDir;
+  }
+
+  /** Adds a done change to the user's usage; a failure here must not undo or fail it (recalc repairs drift). */
+  private async account(bytes: number, messages: number): Promise<void> {
+    if (this.usageDir === undefined || messages === 0) return;
+    await addUsage(this.usageDir, { bytes, messages }).catch(() => undefined);
   }
 
   get exists(): number {
@@ -562,6 +577,7 @@ export class Mailbox {
         const want = new Set(uids);
         const removed: number[] = [];
         const kept: MessageRecord[] = [];
+        let bytes = 0;
         for (const r of s.messages) {
           if (!want.has(r.uid)) {
             kept.push(r);
@@ -571,15 +587,19 @@ export class Mailbox {
             if (e.code !== 'ENOENT') throw e;
           });
           removed.push(r.uid);
+          bytes += r.size;
         }
         if (removed.length > 0) {
           s.messages = kept;
           s.modseq++;
           for (const u of removed) this.summaries?.delete(u);
         }
-        return removed;
+        return { removed, bytes };
       }),
-    );
+    ).then(async ({ removed, bytes }) => {
+      await this.account(-bytes, -removed.length);
+      return removed;
+    });
   }
 
   /** Stores a message (APPEND): tmp/ → cur/ with its flags, then a UID under the lock. */
@@ -635,7 +655,13 @@ export class Mailbox {
         }
         return uids;
       }),
-    );
+    ).then(async (uids) => {
+      await this.account(
+        staged.reduce((n, f) => n + f.size, 0),
+        uids.length,
+      );
+      return uids;
+    });
   }
 
   /** ENVELOPE / BODYSTRUCTURE / search fields, from the cache file or parsed once and appended to it. */
