@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerDr } from './commands/dr.js';
 import { registerLdap } from './commands/ldap.js';
 import { registerLimit } from './commands/limit.js';
+import { registerQuota } from './commands/quota.js';
 import { registerPlan } from './commands/plan.js';
 import { registerRender } from './commands/render.js';
 import { registerSchema } from './commands/schema.js';
@@ -25,6 +26,7 @@ const COMMANDS: RegisterCommand[] = [
   registerUsers,
   registerTop,
   registerLimit,
+  registerQuota,
 ];
 
 export function buildCli(): Command {

@@ -9,6 +9,7 @@ import type { DaemonContext } from './context.js';
 import type { ILoginGate } from './login-gate.js';
 import { mailStoreOf } from './imap/mail-store.js';
 import type { MailStore } from '../store/mailbox/index.js';
+import { quotaOf, type QuotaService } from '../quota/index.js';
 
 export interface MailSessionDeps<S> {
   readonly hostname: string;
@@ -16,6 +17,11 @@ export interface MailSessionDeps<S> {
   /** Login and admission (login-gate.ts): lockout, password, tenant binding, the user/user+IP/domain leases. */
   readonly logins: ILoginGate;
   readonly store: MailStore;
+  /**
+   * Quota verdicts and numbers (IMAP APPEND/COPY, GETQUOTA), the same service SMTP asks.
+   * @default - no quota: nothing refused, GETQUOTA shows no resources
+   */
+  readonly quota?: QuotaService;
   /** Key and certificate for STARTTLS/STLS; without them the upgrade is not offered. */
   readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer };
   readonly logger: Logger;
@@ -37,6 +43,7 @@ export function mailSessionDeps<P extends ReadProtocol>(ctx: DaemonContext, prot
       settings: ctx.config[protocol],
       logins: ctx.logins,
       store: mailStoreOf(ctx),
+      quota: quotaOf(ctx),
       tls: ctx.tls,
       logger: ctx.logger.child({ protocol }),
     };
