@@ -148,6 +148,8 @@ export class QuotaService {
       st.limit.messages > 0 ? (st.usage.messages / st.limit.messages) * 100 : 0,
     );
     const reached = Math.max(0, ...this.spec.warnPercents.filter((p) => pct >= p));
+    // Most deliveries change no mark: no lock for them.
+    if ((await readUsage(this.maildir(address))).warned === reached) return;
     let send = false;
     await updateUsage(this.maildir(address), (r: UsageRecord) => {
       if (r.warned === reached) return r;
