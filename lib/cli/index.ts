@@ -6,6 +6,7 @@ import { registerDr } from './commands/dr.js';
 import { registerEdge } from './commands/edge.js';
 import { registerLdap } from './commands/ldap.js';
 import { registerLimit } from './commands/limit.js';
+import { registerQuota } from './commands/quota.js';
 import { registerPlan } from './commands/plan.js';
 import { registerRender } from './commands/render.js';
 import { registerSchema } from './commands/schema.js';
@@ -31,6 +32,7 @@ const COMMANDS: RegisterCommand[] = [
   registerEdge,
   registerArchive,
   registerDkim,
+  registerQuota,
 ];
 
 export function buildCli(): Command {

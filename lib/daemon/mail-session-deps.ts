@@ -10,6 +10,7 @@ import type { SaslMechanisms } from '../auth/sasl.js';
 import type { ILoginGate } from './login-gate.js';
 import { mailStoreOf } from './imap/mail-store.js';
 import type { MailStore } from '../store/mailbox/index.js';
+import { quotaOf, type QuotaService } from '../quota/index.js';
 
 export interface MailSessionDeps<S> {
   readonly hostname: string;
@@ -19,6 +20,11 @@ export interface MailSessionDeps<S> {
   /** SCRAM-SHA-256, OAUTHBEARER, XOAUTH2 (lib/auth/sasl.ts). @default - PLAIN only */
   readonly sasl?: SaslMechanisms;
   readonly store: MailStore;
+  /**
+   * Quota verdicts and numbers (IMAP APPEND/COPY, GETQUOTA), the same service SMTP asks.
+   * @default - no quota: nothing refused, GETQUOTA shows no resources
+   */
+  readonly quota?: QuotaService;
   /** Key and certificate for STARTTLS/STLS; without them the upgrade is not offered. */
   readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer };
   readonly logger: Logger;
@@ -41,6 +47,7 @@ export function mailSessionDeps<P extends ReadProtocol>(ctx: DaemonContext, prot
       logins: ctx.logins,
       sasl: ctx.sasl,
       store: mailStoreOf(ctx),
+      quota: quotaOf(ctx),
       tls: ctx.tls,
       logger: ctx.logger.child({ protocol }),
     };

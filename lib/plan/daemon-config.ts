@@ -79,6 +79,7 @@ export function daemonConfig(plan: Plan, opts: DaemonConfigOptions): DaemonConfi
     auth: spec.auth,
     imap: spec.imap,
     pop3: spec.pop3,
+    quotas: spec.quotas,
     domains: plan.domains,
     directory: plan.directory,
     redis: plan.redis,

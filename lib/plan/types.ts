@@ -118,6 +118,8 @@ export interface DaemonConfig {
   readonly auth: Spec['auth'];
   readonly imap: Spec['imap'];
   readonly pop3: Spec['pop3'];
+  /** Mailbox quotas (lib/quota); absent in configs rendered before quotas existed: the schema defaults apply. */
+  readonly quotas?: Spec['quotas'];
   readonly domains: readonly string[];
   readonly directory: DirectorySpec;
   readonly redis: Spec['redis'];

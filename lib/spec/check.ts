@@ -111,5 +111,9 @@ export function checkSpec(spec: Spec): CheckIssue[] {
     if (dir.bindPasswordFile && dir.bindPasswordEnv)
       issues.push({ path: ['directory', 'bindPasswordEnv'], message: 'set bindPasswordFile or bindPasswordEnv, not both' });
   }
+  // Quotas for a domain the platform does not serve would silently never apply.
+  const served = new Set(spec.domains.map((d) => d.name.toLowerCase()));
+  for (const d of Object.keys(spec.quotas.domains))
+    if (!served.has(d.toLowerCase())) issues.push({ path: ['quotas', 'domains', d], message: `quotas for ${d}, which is not in domains` });
   return issues;
 }

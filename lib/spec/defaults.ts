@@ -156,3 +156,17 @@ export function effectiveFilterPolicy(filtering: Pick<NonNullable<Spec['filterin
   const d = domain === undefined ? undefined : filtering.domains[domain.toLowerCase()];
   return { ...DEFAULT_FILTER_POLICY, ...stripUndefined(filtering.policy), ...stripUndefined(d ?? {}) };
 }
+/**
+ * Mailbox quotas (docs/quota.md). 1 GiB per user as Gmail-era hosting plans start; no message-count cap
+ * (Dovecot's default); warnings at 80 % and 95 % (as Dovecot's quota_warning examples).
+ */
+export const DEFAULT_QUOTAS = Object.freeze({
+  /** Per-user storage, bytes; 0 = unlimited. */
+  storageBytes: 1024 * 1024 * 1024,
+  /** Per-user messages; 0 = unlimited. */
+  messages: 0,
+  /** Usage percentages that put a warning into the mailbox, once per crossing. */
+  warnPercents: Object.freeze([80, 95]),
+  /** How long one node trusts a domain's summed usage. */
+  domainUsageCacheSeconds: 10,
+});

@@ -4,7 +4,7 @@
  */
 import { parseNetwork } from '../limits/networks.js';
 import { z } from 'zod';
-import { DEFAULT_AUDIT as AUDIT, DEFAULT_IMAP_WORK_LIMITS as IMAP_WORK } from './defaults.js';
+import { DEFAULT_AUDIT as AUDIT, DEFAULT_IMAP_WORK_LIMITS as IMAP_WORK, DEFAULT_QUOTAS } from './defaults.js';
 
 /** Mail services. A service may be offered on several listeners (e.g. IMAP on 143 and 993). */
 export const SERVICES = ['smtp', 'submission', 'imap', 'pop3'] as const;
@@ -70,6 +70,50 @@ export const ratesSchema = z
   })
   .strict();
 export type RatesSpec = z.infer<typeof ratesSchema>;
+
+/** Mailbox quotas (docs/quota.md): storage and message count, per user and per whole domain. 0 = unlimited. */
+export const quotaLimitSchema = z
+  .object({
+    storageBytes: nonNegInt.optional().describe('Bytes of mail (RFC822.SIZE, summed over every folder); 0 = unlimited.'),
+    messages: nonNegInt.optional().describe('Messages over every folder; 0 = unlimited.'),
+  })
+  .strict();
+export type QuotaLimitSpec = z.infer<typeof quotaLimitSchema>;
+
+export const domainQuotaSchema = z
+  .object({
+    user: quotaLimitSchema.optional().describe('Per-user default in this domain (over quotas.defaults).'),
+    total: quotaLimitSchema.optional().describe('The whole domain: the sum of its users. Default: unlimited.'),
+    users: z
+      .record(z.string().regex(/^[^\s@]+$/, 'expected a local part like alice'), quotaLimitSchema)
+      .optional()
+      .describe('Per-user overrides by local part (over the directory attribute and the domain default).'),
+  })
+  .strict();
+export type DomainQuotaSpec = z.infer<typeof domainQuotaSchema>;
+
+export const quotasSchema = z
+  .object({
+    defaults: z
+      .object({
+        storageBytes: nonNegInt.default(DEFAULT_QUOTAS.storageBytes).describe('Per-user storage when nothing more specific says; 0 = unlimited.'),
+        messages: nonNegInt.default(DEFAULT_QUOTAS.messages).describe('Per-user message count when nothing more specific says; 0 = unlimited.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Platform defaults per user.'),
+    domains: z.record(domainName, domainQuotaSchema).default({}).describe('Per-domain defaults, totals and per-user overrides, by domain name.'),
+    warnPercents: z
+      .array(z.number().int().min(1).max(100))
+      .max(5)
+      .default([...DEFAULT_QUOTAS.warnPercents])
+      .describe('A warning message goes into the mailbox once each time usage crosses one of these percentages.'),
+    domainUsageCacheSeconds: nonNegInt
+      .default(DEFAULT_QUOTAS.domainUsageCacheSeconds)
+      .describe('A domain total (the sum of its users\' usage files) is re-read at most this often per node, for domain quotas and metrics.'),
+  })
+  .strict();
+export type QuotasSpec = z.infer<typeof quotasSchema>;
 
 export const domainSchema = z
   .object({
@@ -558,6 +602,7 @@ export const specSchema = z
     filtering: filteringSchema
       .optional()
       .describe('Inbound spam and virus filtering, SPF/DKIM/DMARC checks and DKIM signing through rspamd. Without it mail is not scanned.'),
+    quotas: quotasSchema.prefault({}).describe('Mailbox quotas per user and per domain (docs/quota.md); the directory\'s quota attribute (directory.attributes.quota) and live `mailfleet quota set` override.'),
     directory: directorySchema.prefault({ kind: 'static' }),
     redis: z
       .object({

@@ -24,13 +24,26 @@ export interface DeliveryResult {
   /** Maildir unique names (without the :2, info part), one per target, in order. */
   readonly ids: readonly string[];
   readonly size: number;
+  /** Indexes of targets `admit` refused (they got nothing). @default - none */
+  readonly refused?: readonly number[];
+}
+
+export interface DeliveryOptions {
+  /**
+   * Asked once the message is spooled and its size known, before any mailbox sees it: one answer per
+   * target, true when it may take the message (quota). When it refuses every target it should throw
+   * (e.g. MailfleetError('OVER_QUOTA')); the spool file is removed.
+   * @default - every target admitted
+   */
+  readonly admit?: (size: number) => Promise<readonly boolean[]>;
 }
 
 export interface IMessageDelivery {
   /**
    * Writes one message to every target. The message is streamed once to a spool file, then linked or
    * copied into each Maildir. Throws MailfleetError('STORE_UNAVAILABLE' | 'STORE_FULL') on I/O failure,
-   * after removing any partial files.
+   * after removing any partial files. Each mailbox's usage file (lib/store/usage.ts) takes its copy
+   * before this resolves.
    */
-  deliver(targets: readonly DeliveryTarget[], message: Readable | Buffer): Promise<DeliveryResult>;
+  deliver(targets: readonly DeliveryTarget[], message: Readable | Buffer, opts?: DeliveryOptions): Promise<DeliveryResult>;
 }

@@ -4,6 +4,7 @@ import { connectionsRoute } from './connections.js';
 import { healthRoute } from './health.js';
 import { getLimitsRoute, putLimitsRoute } from './limits.js';
 import { metricsRoute } from './metrics.js';
+import { QUOTA_ROUTES } from './quota.js';
 import { CONSOLE_ROUTES } from '../../console/routes.js';
 
 export const ADMIN_ROUTES: readonly AdminRoute[] = [
@@ -12,5 +13,6 @@ export const ADMIN_ROUTES: readonly AdminRoute[] = [
   connectionsRoute,
   getLimitsRoute,
   putLimitsRoute,
+  ...QUOTA_ROUTES,
   ...CONSOLE_ROUTES,
 ];

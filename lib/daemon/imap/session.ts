@@ -114,6 +114,8 @@ export class ImapSession {
       else caps.push('LOGINDISABLED');
     } else {
       caps.push(`APPENDLIMIT=${this.deps.settings.maxLiteralBytes}`);
+      // RFC 9208, served by commands/getquota.ts, getquotaroot.ts, setquota.ts.
+      caps.push('QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
     }
     return caps.join(' ');
   }

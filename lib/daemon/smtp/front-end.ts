@@ -20,11 +20,12 @@ import { xoauth2ErrorChallenge } from '../../auth/oauth.js';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerAuthenticationResponse, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { DirectoryUser } from '../../directory/types.js';
+import { isMailfleetError } from '../../errors.js';
 import type { Lease } from '../../limits/types.js';
 import type { IJournalRecord } from '../../journal/types.js';
 import type { Logger } from '../../log.js';
 import type { Protocol } from '../../spec/schema.js';
-import type { DeliveryTarget } from '../../store/types.js';
+import type { DeliveryResult, DeliveryTarget } from '../../store/types.js';
 import { addressParts } from '../../store/maildir/paths.js';
 import type { DaemonContext } from '../context.js';
 import type { AcceptedConnection } from '../net/listener.js';
@@ -35,6 +36,7 @@ import { MessageFilter } from '../../filter/message-filter.js';
 import { receivedHeader, traceHeaders } from './received.js';
 import { smtpRateControl, type SmtpRateControl } from '../../limits/smtp-rates.js';
 import { replyKeyOf, SMTP_REPLIES, SmtpReplyError, type SmtpReplyKey } from './replies.js';
+import { afterQuotaDelivery, keepHead, quotaAtData, quotaAtRcpt } from './quota.js';
 
 /** Per-transaction state: the mailboxes each accepted recipient resolved to. */
 interface Transaction {
@@ -461,6 +463,15 @@ export class SmtpFrontEnd {
       throw this.reject(state, 'directory-unavailable', replyKeyOf(e) === 'INTERNAL' ? 'DIRECTORY_UNAVAILABLE' : replyKeyOf(e));
     }
     if (!remote && users.length === 0) throw this.reject(state, 'unknown-user', 'UNKNOWN_USER', `<${parts.address}>: no such user here`);
+    if (!remote) {
+      try {
+        const from = session.envelope.mailFrom;
+        users = await quotaAtRcpt(this.ctx, users, from && from.args ? (from.args as { SIZE?: unknown }).SIZE : undefined);
+      } catch (e) {
+        if (e instanceof SmtpReplyError) throw this.reject(state, 'over-quota', e.key, e.message.slice(6));
+        throw e;
+      }
+    }
     // Flow control (lib/limits/smtp-rates.ts): recipients per message (452 4.5.3) and per hour, messages per domain (450 4.7.1).
     if (this.rates && state) {
       const submission = state.conn.protocol !== 'smtp';
@@ -510,7 +521,7 @@ export class SmtpFrontEnd {
     const parts: Buffer[] = [];
     for await (const c of chunks) parts.push(c);
     const message = Buffer.concat(parts);
-    const local = targets.length > 0 ? await this.ctx.delivery.deliver(withTraceHeaders(session, targets), message) : undefined;
+    const local = targets.length > 0 ? await this.deliverLocal(session, targets, message) : undefined;
     const queued = await this.outbound!.enqueue(session.envelope.mailFrom ? session.envelope.mailFrom.address : '', txn.remote, message);
     return { size: message.length, id: local?.ids[0] ?? queued, queued };
   }
@@ -536,6 +547,27 @@ export class SmtpFrontEnd {
     if (r.kind === 'tempfail') throw new SmtpReplyError('FILTER_DEFERRED', r.text);
     const message = r.message;
     return { chunks: (async function* () { yield message; })(), targets: r.targets };
+  }
+
+  /**
+   * Local delivery with the quota hooks (quota.ts): mailboxes this message would push over quota are
+   * dropped and reported to the sender; every one over is 552 5.2.2 (thrown) unless `orQueued`.
+   */
+  private async deliverLocal(session: SMTPServerSession, targets: readonly DeliveryTarget[], message: Buffer | Readable, orQueued = true): Promise<DeliveryResult | undefined> {
+    const arrival = new Date();
+    const kept = Buffer.isBuffer(message) ? undefined : keepHead(message);
+    const body = kept ? Readable.from(kept.chunks, { objectMode: false }) : message;
+    const head = () => (Buffer.isBuffer(message) ? message : kept!.head());
+    let result;
+    try {
+      result = await this.ctx.delivery.deliver(withTraceHeaders(session, targets), body, quotaAtData(this.ctx, targets));
+    } catch (e) {
+      // Local mailboxes all full but relayed recipients remain: those still get the message.
+      if (!(orQueued && isMailfleetError(e, 'OVER_QUOTA'))) throw e;
+      result = { ids: [], size: head().length, refused: targets.map((_, i) => i) };
+    }
+    await afterQuotaDelivery(this.ctx, { targets, result, sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', head: head(), arrival, outbound: this.outbound });
+    return result.ids.length > 0 ? result : undefined;
   }
 
   private async onData(protocol: Protocol, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
@@ -628,7 +660,7 @@ export class SmtpFrontEnd {
       let done: { size: number; id: string; queued?: string };
       if (txn.remote.length > 0) done = await this.deliverAndQueue(session, txn, targets, body);
       else {
-        const result = await this.ctx.delivery.deliver(withTraceHeaders(session, targets), await smallAsBuffer(body));
+        const result = (await this.deliverLocal(session, targets, await smallAsBuffer(body), false))!;
         done = { size: result.size, id: result.ids[0]! };
       }
       await journal?.commit();

@@ -2,6 +2,7 @@
 import type { DaemonContext, ProtocolModule } from '../context.js';
 import { SmtpFrontEnd } from './front-end.js';
 import { formatReply } from './replies.js';
+import { quotaOf } from '../../quota/index.js';
 
 const frontEnds = new WeakMap<DaemonContext, SmtpFrontEnd>();
 
@@ -22,6 +23,8 @@ export const smtpModule: ProtocolModule = {
   // The outbound queue's runner must retry what a previous run left, before any client connects.
   start: (ctx) => {
     if (ctx.config.smtp.relay) frontEndOf(ctx);
+    // A damaged quotas-state.json stops the daemon here, not at the first RCPT.
+    quotaOf(ctx);
   },
   stop: async (ctx) => {
     await frontEnds.get(ctx)?.close();

@@ -30,6 +30,8 @@ export type SmtpReplyKey =
   | 'DIRECTORY_UNAVAILABLE'
   | 'STORE_UNAVAILABLE'
   | 'STORE_FULL'
+  | 'MAILBOX_FULL'
+  | 'QUOTA_EXCEEDED'
   | 'PORT_FULL'
   | 'SHUTTING_DOWN'
   | 'PROTOCOL_SYNC'
@@ -67,6 +69,10 @@ export const SMTP_REPLIES: Readonly<Record<SmtpReplyKey, SmtpReply>> = Object.fr
   DIRECTORY_UNAVAILABLE: { code: 451, enhanced: '4.3.0', text: 'directory temporarily unavailable, try again later' },
   STORE_UNAVAILABLE: { code: 451, enhanced: '4.3.0', text: 'mail store temporarily unavailable, try again later' },
   STORE_FULL: { code: 452, enhanced: '4.3.1', text: 'mail store full, try again later' },
+  // Quota (lib/daemon/smtp/quota.ts): at RCPT a mailbox already full (temporary, RFC 3463 4.2.2); a message
+  // that would push it over (SIZE= at RCPT, or at DATA), 552 5.2.2 as Postfix/Dovecot LMTP answer.
+  MAILBOX_FULL: { code: 452, enhanced: '4.2.2', text: 'mailbox full' },
+  QUOTA_EXCEEDED: { code: 552, enhanced: '5.2.2', text: 'mailbox full: message exceeds the quota' },
   PORT_FULL: { code: 421, enhanced: '4.7.0', text: 'too many connections, try again later' },
   SHUTTING_DOWN: { code: 421, enhanced: '4.3.2', text: 'server shutting down, try again later' },
   // Sent by the connection wrapper in front-end.ts, which rewrites smtp-server's own texts for these two.
@@ -90,6 +96,7 @@ const FROM_ERROR: Partial<Record<ErrorCode, SmtpReplyKey>> = {
   DIRECTORY_UNAVAILABLE: 'DIRECTORY_UNAVAILABLE',
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
   STORE_FULL: 'STORE_FULL',
+  OVER_QUOTA: 'QUOTA_EXCEEDED',
   MESSAGE_TOO_BIG: 'MESSAGE_TOO_BIG',
   LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
   RATE_EXCEEDED: 'RATE_EXCEEDED',

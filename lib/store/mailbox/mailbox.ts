@@ -25,6 +25,7 @@ import { flagsToLetters, isKeyword, keywordLetter, KEYWORDS_FILE, lettersToFlags
 import { withLock } from './lock.js';
 import { storeError } from '../maildir/deliver.js';
 import { addressSearchText } from './address.js';
+import { addUsage } from '../usage.js';
 import { parseMime, envelopeOf, bodyStructureOf, headerValue, decodedHeader, DEFAULT_MIME_LIMITS, type ImapValue, type MimeLimits, type MimePart } from './mime.js';
 
 export const UIDLIST_FILE = 'mailfleet-uidlist';
@@ -204,12 +205,19 @@ export interface MailboxOptions {
    * @default - the current time in seconds
    */
   readonly newUidValidity?: () => Promise<number>;
+  /**
+   * The user's Maildir, whose usage file (lib/store/usage.ts) this folder's APPEND, COPY and EXPUNGE
+   * add their deltas to.
+   * @default - no usage accounting
+   */
+  readonly usageDir?: string;
 }
 
 export class Mailbox {
   readonly name: string;
   readonly dir: string;
   readonly mimeLimits: MimeLimits;
+  readonly usageDir?: string;
   uidValidity = 0;
   nextUid = 1;
   modseq = 1;
@@ -243,6 +251,7 @@ export class Mailbox {
     this.dir = opts.dir;
     this.mimeLimits = opts.mimeLimits ?? DEFAULT_MIME_LIMITS;
     this.newUidValidity = opts.newUidValidity ?? (async () => Math.floor(Date.now() / 1000));
+    this.usageDir = opts.usageDir;
   }
 
   private readonly newUidValidity: () => Promise<number>;
@@ -268,6 +277,12 @@ export class Mailbox {
         return s.messages.filter((r) => r.uid >= from).map((r) => r.uid);
       }),
     );
+  }
+
+  /** Adds a done change to the user's usage; a failure here must not undo or fail it (recalc repairs drift). */
+  private async account(bytes: number, messages: number): Promise<void> {
+    if (this.usageDir === undefined || messages === 0) return;
+    await addUsage(this.usageDir, { bytes, messages }).catch(() => undefined);
   }
 
   get exists(): number {
@@ -669,6 +684,7 @@ export class Mailbox {
         const want = new Set(uids);
         const removed: number[] = [];
         const kept: MessageRecord[] = [];
+        let bytes = 0;
         for (const r of s.messages) {
           if (!want.has(r.uid)) {
             kept.push(r);
@@ -678,15 +694,19 @@ export class Mailbox {
             if (e.code !== 'ENOENT') throw e;
           });
           removed.push(r.uid);
+          bytes += r.size;
         }
         if (removed.length > 0) {
           s.messages = kept;
           s.modseq++;
           for (const u of removed) this.summaries?.delete(u);
         }
-        return removed;
+        return { removed, bytes };
       }),
-    );
+    ).then(async ({ removed, bytes }) => {
+      await this.account(-bytes, -removed.length);
+      return removed;
+    });
   }
 
   /** Stores a message (APPEND): tmp/ → cur/ with its flags, then a UID under the lock. */
@@ -742,7 +762,13 @@ export class Mailbox {
         }
         return uids;
       }),
-    );
+    ).then(async (uids) => {
+      await this.account(
+        staged.reduce((n, f) => n + f.size, 0),
+        uids.length,
+      );
+      return uids;
+    });
   }
 
   /** ENVELOPE / BODYSTRUCTURE / search fields, from the cache file or parsed once and appended to it. */

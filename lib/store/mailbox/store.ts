@@ -7,6 +7,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import { MailfleetError } from '../../errors.js';
 import { storeError } from '../maildir/deliver.js';
+import { addUsage } from '../usage.js';
 import type { IMailboxEvents } from './events.js';
 import { createMaildirFolder, Mailbox } from './mailbox.js';
 import type { MimeLimits } from './mime.js';
@@ -172,8 +173,14 @@ export class MailStore {
     const n = checkName(name);
     if (n === 'INBOX') throw new MailfleetError('MAILBOX_INVALID_NAME', 'INBOX cannot be deleted');
     if (!(await this.exists(address, n))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${n}`);
-    this.forgetClosed(folderDir(this.maildir(address), n));
-    await rm(folderDir(this.maildir(address), n), { recursive: true, force: true });
+    const dir = folderDir(this.maildir(address), n);
+    this.forgetClosed(dir);
+    // Its messages leave the user's usage: the folder's index says how much (new/ adopted first).
+    const gone = new Mailbox({ name: n, dir });
+    await gone.refresh().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    const bytes = gone.messages.reduce((x, r) => x + r.size, 0);
+    if (gone.messages.length > 0) await addUsage(this.maildir(address), { bytes: -bytes, messages: -gone.messages.length }).catch(() => undefined);
   }
 
   /** Renames a folder and its children. Renaming INBOX moves its messages into the new folder. */
@@ -237,7 +244,7 @@ export class MailStore {
     if (!e) {
       if (!(await exists(join(dir, 'cur')))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${n}`);
       const root = this.maildir(address);
-      const mailbox = this.takeClosed(dir) ?? new Mailbox({ name: n, dir, mimeLimits: this.props.mimeLimits, newUidValidity: () => nextUidValidity(root) });
+      const mailbox = this.takeClosed(dir) ?? new Mailbox({ name: n, dir, mimeLimits: this.props.mimeLimits, newUidValidity: () => nextUidValidity(root), usageDir: root });
       e = this.open.get(dir) ?? { mailbox, address, refs: 0, watchers: new Set() };
       this.open.set(dir, e);
     }

@@ -26,7 +26,8 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isMailfleetError, MailfleetError } from '../../errors.js';
-import type { DeliveryResult, DeliveryTarget, IMessageDelivery } from '../types.js';
+import type { DeliveryOptions, DeliveryResult, DeliveryTarget, IMessageDelivery } from '../types.js';
+import { addUsage } from '../usage.js';
 import { maildirPath } from './paths.js';
 
 export interface MaildirDeliveryProps {
@@ -84,9 +85,11 @@ export class MaildirDelivery implements IMessageDelivery {
     this.durable = props.fsync ?? true;
   }
 
-  async deliver(targets: readonly DeliveryTarget[], message: Readable | Buffer): Promise<DeliveryResult> {
-    if (targets.length === 0) throw new MailfleetError('BAD_REQUEST', 'delivery without targets', { status: 400 });
-    const dirs = targets.map((t) => maildirPath(this.props.root, t.address, t.folder));
+  async deliver(all: readonly DeliveryTarget[], message: Readable | Buffer, opts: DeliveryOptions = {}): Promise<DeliveryResult> {
+    if (all.length === 0) throw new MailfleetError('BAD_REQUEST', 'delivery without targets', { status: 400 });
+    let targets = all;
+    let refused: number[] = [];
+    let dirs = targets.map((t) => maildirPath(this.props.root, t.address, t.folder));
     const base = this.names.next();
     const spool = join(dirs[0]!, 'tmp', base);
     const created: string[] = [];
@@ -95,14 +98,27 @@ export class MaildirDelivery implements IMessageDelivery {
       await Promise.all([...new Set(dirs)].map((d) => this.ensureMaildir(d)));
       const firstHeaders = Buffer.from(targets[0]!.headers ?? '');
       const size = await this.spool(spool, message, firstHeaders);
+      if (opts.admit) {
+        // Quota: refused targets are dropped here; the spool file (in the first target's tmp/) still serves the rest.
+        const ok = await opts.admit(size);
+        refused = all.map((_, i) => i).filter((i) => !ok[i]);
+        if (refused.length === all.length) throw new MailfleetError('OVER_QUOTA', 'every recipient is over quota', { status: 507 });
+        if (refused.length > 0) {
+          targets = all.filter((_, i) => ok[i]);
+          dirs = dirs.filter((_, i) => ok[i]);
+        }
+      }
       const names = targets.map(() => `${base},S=${size}`);
       const finals = dirs.map((d) => join(d, 'new', names[0]!));
-      const done = new Set([dirs[0]]);
-      for (let i = 1; i < dirs.length; i++) {
+      // The spool file carries the first target's header lines: when that target was refused, every
+      // admitted one gets its own copy and the spool file goes.
+      const spoolOwner = refused[0] !== 0;
+      const done = new Set(spoolOwner ? [dirs[0]] : []);
+      for (let i = spoolOwner ? 1 : 0; i < dirs.length; i++) {
         if (done.has(dirs[i])) continue; // the same mailbox twice
         done.add(dirs[i]);
         const headers = targets[i]!.headers ?? '';
-        if (headers === targets[0]!.headers || (headers === '' && firstHeaders.length === 0)) {
+        if (headers === (all[0]!.headers ?? '') || (headers === '' && firstHeaders.length === 0)) {
           await this.linkOrCopy(spool, finals[i]!, join(dirs[i]!, 'tmp', `${base}.copy`));
         } else {
           const own = Buffer.from(headers);
@@ -112,10 +128,13 @@ export class MaildirDelivery implements IMessageDelivery {
         }
         created.push(finals[i]!);
       }
-      await rename(spool, finals[0]!);
+      if (spoolOwner) {
+        await rename(spool, finals[0]!);
+        created.push(finals[0]!);
+      } else await unlink(spool);
       renamed = true;
-      created.push(finals[0]!);
       if (this.durable) await Promise.all([...new Set(dirs)].map((d) => this.dirSync.sync(join(d, 'new'))));
+      await this.account(targets, names);
       targets.forEach((t, i) => {
         try {
           this.props.onDelivered?.(t.address, t.folder, names[i]!);
@@ -123,13 +142,31 @@ export class MaildirDelivery implements IMessageDelivery {
           // a listener's failure must not turn a durable delivery into an error
         }
       });
-      return { ids: targets.map(() => base), size };
+      return { ids: targets.map(() => base), size, ...(refused.length > 0 ? { refused } : {}) };
     } catch (e) {
       // A Maildir removed behind our back is recreated on the next delivery.
       for (const d of dirs) this.known.delete(d);
       await Promise.all([...(renamed ? [] : [spool]), ...created].map((p) => unlink(p).catch(() => undefined)));
       throw storeError(e);
     }
+  }
+
+  /** Each user's usage file takes the copy its mailbox got (one per user, whatever the folder). */
+  private async account(targets: readonly DeliveryTarget[], names: readonly string[]): Promise<void> {
+    const per = new Map<string, { bytes: number; messages: number }>();
+    const seen = new Set<string>();
+    targets.forEach((t, i) => {
+      const dir = maildirPath(this.props.root, t.address, t.folder);
+      if (seen.has(dir)) return; // the same mailbox twice got one copy
+      seen.add(dir);
+      const user = maildirPath(this.props.root, t.address);
+      const u = per.get(user) ?? { bytes: 0, messages: 0 };
+      u.bytes += Number(names[i]!.slice(names[i]!.lastIndexOf(',S=') + 3));
+      u.messages++;
+      per.set(user, u);
+    });
+    // Durable already: a usage file that cannot be updated is drift for recalc, not a failed delivery.
+    await Promise.all([...per].map(([d, u]) => addUsage(d, u).catch(() => undefined)));
   }
 
   private async ensureMaildir(dir: string): Promise<void> {

@@ -1,6 +1,8 @@
 import { AUTHENTICATED, defineCommand } from '../command.js';
 import { Args, flagList } from '../args.js';
 import { isMailfleetError } from '../../../errors.js';
+import { wireSizeSliced } from '../../../store/mailbox/mailbox.js';
+import { overQuota, quotaAdded } from '../quota.js';
 
 /** APPEND with APPENDUID (UIDPLUS, RFC 4315). */
 export const append = defineCommand({
@@ -27,8 +29,12 @@ export const append = defineCommand({
       throw e;
     }
     try {
+      const size = await wireSizeSliced(a.message);
+      const over = await overQuota(s, size, 1);
+      if (over) return over;
       const uid = await h.mailbox.append(a.message, await h.mailbox.lettersFor(a.flags, true), a.date ?? new Date());
       h.changed();
+      await quotaAdded(s, size, 1);
       return { code: `APPENDUID ${h.mailbox.uidValidity} ${uid}`, text: 'APPEND completed' };
     } finally {
       h.release();

@@ -4,6 +4,7 @@ import { isMailfleetError } from '../../../errors.js';
 import type { ImapSession } from '../session.js';
 import type { Token } from '../parser.js';
 import type { WorkLimits } from '../args.js';
+import { overQuota, quotaAdded } from '../quota.js';
 
 export function parseCopy(t: readonly Token[], limits: WorkLimits) {
   const a = new Args(t, limits);
@@ -28,8 +29,13 @@ export async function copyMessages(s: ImapSession, a: { set: SeqSet; name: strin
   try {
     const msgs = sel.resolve(a.set, byUid);
     if (msgs.length === 0) return { text: `${move ? 'MOVE' : 'COPY'} completed, nothing to do` };
+    const same = dest.mailbox === sel.mailbox;
+    const bytes = msgs.reduce((n, m) => n + m.rec.size, 0);
+    const over = move ? undefined : await overQuota(s, bytes, msgs.length);
+    if (over) return over;
     const newUids = await dest.mailbox.copyFrom(sel.mailbox, msgs.map((m) => m.rec));
     dest.changed();
+    if (!move) await quotaAdded(s, bytes, newUids.length);
     const code = `COPYUID ${dest.mailbox.uidValidity} ${formatSet(msgs.slice(0, newUids.length).map((m) => m.uid))} ${formatSet(newUids)}`;
     if (!move) return { code, text: 'COPY completed' };
     // RFC 6851: COPYUID goes in an untagged OK before the EXPUNGEs.

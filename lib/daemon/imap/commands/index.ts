@@ -15,6 +15,8 @@ import { enable } from './enable.js';
 import { examine } from './examine.js';
 import { expunge, uidExpunge } from './expunge.js';
 import { fetch, uidFetch } from './fetch.js';
+import { getquota } from './getquota.js';
+import { getquotaroot } from './getquotaroot.js';
 import { id } from './id.js';
 import { idle } from './idle.js';
 import { list } from './list.js';
@@ -27,6 +29,7 @@ import { noop } from './noop.js';
 import { rename } from './rename.js';
 import { search, uidSearch } from './search.js';
 import { select } from './select.js';
+import { setquota } from './setquota.js';
 import { starttls } from './starttls.js';
 import { status } from './status.js';
 import { store, uidStore } from './store.js';
@@ -38,6 +41,7 @@ const ALL: readonly RegisteredCommand[] = [
   append, authenticate, capability, check, close, copy, uidCopy, create, del, enable, examine, expunge, uidExpunge,
   fetch, uidFetch, id, idle, list, login, logout, lsub, move, uidMove, namespace, noop, rename, search, uidSearch,
   select, starttls, status, store, uidStore, subscribe, unselect, unsubscribe,
+  getquota, getquotaroot, setquota,
 ];
 
 export const COMMANDS: ReadonlyMap<string, RegisteredCommand> = new Map(ALL.map((c) => [c.name, c]));

@@ -1,0 +1,24 @@
+import { AUTHENTICATED, defineCommand } from '../command.js';
+import { Args } from '../args.js';
+import { nameToWire } from '../../../store/mailbox/names.js';
+import { istring } from '../wire.js';
+import { QUOTA_ROOT, quotaLine } from '../quota.js';
+
+/** GETQUOTAROOT (RFC 9208 §6.3): every folder of a user belongs to the root "". */
+export const getquotaroot = defineCommand({
+  name: 'GETQUOTAROOT',
+  states: AUTHENTICATED,
+  parse(t) {
+    const a = new Args(t);
+    const name = a.mailbox();
+    a.end();
+    return { name };
+  },
+  async handler(s, a) {
+    if (!(await s.deps.store.exists(s.user!, a.name))) return { status: 'NO', code: 'NONEXISTENT', text: 'No such mailbox' };
+    const wire = istring(nameToWire(a.name));
+    s.write(`* QUOTAROOT ${typeof wire === 'string' ? wire : nameToWire(a.name)} "${QUOTA_ROOT}"\r\n`);
+    s.write(await quotaLine(s.deps.quota, s.user!));
+    return { text: 'GETQUOTAROOT completed' };
+  },
+});
