@@ -29,7 +29,6 @@ export async function copyMessages(s: ImapSession, a: { set: SeqSet; name: strin
   try {
     const msgs = sel.resolve(a.set, byUid);
     if (msgs.length === 0) return { text: `${move ? 'MOVE' : 'COPY'} completed, nothing to do` };
-    const same = dest.mailbox === sel.mailbox;
     const bytes = msgs.reduce((n, m) => n + m.rec.size, 0);
     const over = move ? undefined : await overQuota(s, bytes, msgs.length);
     if (over) return over;
