@@ -6,6 +6,7 @@
 import { daemonConfig } from '../lib/plan/daemon-config.js';
 import { platformOutputs, regionStorageHost, type DrillId, type OutputModel, type OutputSource } from '../lib/plan/outputs.js';
 import { shardHealthPort } from '../lib/plan/build.js';
+import { nodeBoot, type NodeBootModel } from '../lib/plan/node-access.js';
 import type { Plan } from '../lib/plan/types.js';
 import { MailfleetError } from '../lib/errors.js';
 import { CLOUD_HEALTH_PORT } from '../lib/render/haproxy.js';
@@ -155,6 +156,8 @@ export interface RegionModel {
   readonly privateRecords: readonly PrivateRecordModel[];
   /** Outputs this region's engine exports (lib/plan/outputs.ts): the names the DR drill reads. */
   readonly outputs: readonly OutputModel[];
+  /** Node roles and their IAM, boot objects, SSM parameters and secrets (lib/plan/node-access.ts). */
+  readonly boot: NodeBootModel;
 }
 
 export interface ManagedAdModel {
@@ -194,6 +197,8 @@ export interface DrillModel {
 
 export interface PlatformModel {
   readonly platform: string;
+  /** The plan the model was built from: engines render the boot objects' files from it. */
+  readonly plan: Plan;
   readonly regions: readonly RegionModel[];
   /** DR drills (FIS experiment templates) in the primary region, when a DR region exists. */
   readonly drills: readonly DrillModel[];
@@ -221,6 +226,14 @@ export interface PlatformModel {
 /** Debian 12 from the Debian project's public SSM parameter (Graviton families get the arm64 image). */
 export function amiParameter(instanceType: string): string {
   return debianAmiParameter(instanceType);
+}
+
+/**
+ * A launch template's image: the pinned id, else EC2 resolves the SSM parameter when it launches
+ * (`resolve:ssm:`), so planning needs no credentials and no data source reads the parameter.
+ */
+export function launchImage(o: { readonly amiParameter: string; readonly imageId?: string }): string {
+  return o.imageId ?? `resolve:ssm:${o.amiParameter}`;
 }
 
 /** Splits the VPC into 16 equal subnets: public ones from the start, private ones from the middle. */
@@ -474,6 +487,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     privateZones: { platform: privateZoneName(plan), region: regionZoneName(plan, role) },
     privateRecords,
     outputs: platformOutputs(plan, role),
+    boot: nodeBoot(plan, role),
   };
 }
 
@@ -517,7 +531,7 @@ export function platformModel(plan: Plan): PlatformModel {
           ],
         } as const)
       : undefined;
-  return { platform: plan.platform, regions, drills: drillsOf(plan), managedAd, dns, link, tags: { 'mailfleet:platform': plan.platform } };
+  return { platform: plan.platform, plan, regions, drills: drillsOf(plan), managedAd, dns, link, tags: { 'mailfleet:platform': plan.platform } };
 }
 
 /** A storage node down (heal), a proxy AZ lost (NLB shifts), every primary proxy down (DNS fails over). */
