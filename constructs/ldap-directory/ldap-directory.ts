@@ -17,6 +17,7 @@ import { NodeFilesBundle } from '../shared/node-files-bundle.js';
 import { nodeRole } from '../shared/node-role.js';
 import { modelSecret } from '../shared/secrets.js';
 import { platformSecrets } from '../../lib/plan/node-access.js';
+import { dnsNameOfBaseDn, managedAdShortName } from '../../lib/plan/directory-names.js';
 import { tagRole } from '../shared/tags.js';
 
 export interface LdapDirectoryProps {
@@ -112,16 +113,10 @@ export class LdapDirectory extends Construct {
       if (region === 'dr') return; // the DR region uses the primary domain over the peering link
       if (subnets.length < 2) throw new MailfleetError('BAD_REQUEST', 'LdapDirectory: Managed AD needs private subnets in two AZs');
       this.adminSecret = secret('AdminSecret');
-      const domain = d.baseDn
-        .split(',')
-        .map((p) => p.trim())
-        .filter((p) => /^dc=/i.test(p))
-        .map((p) => p.slice(3))
-        .join('.')
-        .toLowerCase();
+      const domain = dnsNameOfBaseDn(d.baseDn);
       this.microsoftAd = new directoryservice.CfnMicrosoftAD(this, 'ManagedAd', {
         name: domain,
-        shortName: domain.split('.')[0]!.toUpperCase().slice(0, 15),
+        shortName: managedAdShortName(domain),
         edition: 'Standard',
         password: this.adminSecret.secretValue.unsafeUnwrap(),
         vpcSettings: { vpcId: vpc.vpcId, subnetIds: subnets.slice(0, 2).map((s) => s.subnetId) },

@@ -8,10 +8,11 @@ import type { Plan } from '../../lib/plan/types.js';
 import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { launchImage, outputNode, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { launchImage, literalArn, outputNode, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { randomBytes } from 'node:crypto';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId } from '../../lib/plan/node-access.js';
+import { drillFilters, fisRoleStatements } from '../../lib/plan/drills.js';
 import type { NodeRole } from '../../lib/render/node-layout.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
@@ -167,25 +168,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
           o,
         ),
       );
-    const regionOf = (role: string) => model.regions.find((x) => x.role === role);
-    const arnOf = (t: AccessTarget): pulumi.Input<string> => {
-      switch (t.kind) {
-        case 'ssm-parameters':
-          return `arn:aws:ssm:${r.region}:${r.account}:parameter/${t.prefix}`;
-        case 'ssm-parameter': {
-          const other = regionOf(t.region)!;
-          return `arn:aws:ssm:${other.region}:${other.account}:parameter/${t.name.replace(/^\//, '')}`;
-        }
-        case 'secret':
-          return `arn:aws:secretsmanager:${r.region}:${r.account}:secret:${t.name}-*`;
-        case 'private-zone':
-          return pulumi.interpolate`arn:aws:route53:::hostedzone/${privateZone.zoneId}`;
-        case 'boot-object':
-          return pulumi.interpolate`${bucket.arn}/${objects.get(t.object)!.key}`;
-        case 'any':
-          return '*';
-      }
-    };
+    const arnOf = (t: AccessTarget): pulumi.Input<string> =>
+      t.kind === 'private-zone' ? pulumi.interpolate`arn:aws:route53:::hostedzone/${privateZone.zoneId}` : t.kind === 'boot-object' ? pulumi.interpolate`${bucket.arn}/${objects.get(t.object)!.key}` : literalArn(model, r, t)!;
     const profiles = new Map<NodeRole, aws.iam.InstanceProfile>();
     for (const a of b.roles) {
       const role = this.add(
@@ -566,15 +550,12 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
           role: role.id,
           policy: JSON.stringify({
             Version: '2012-10-17',
-            Statement: [
-              {
-                Effect: 'Allow',
-                Action: ['ec2:StopInstances', 'ec2:StartInstances', 'ec2:TerminateInstances'],
-                Resource: 'arn:aws:ec2:*:*:instance/*',
-                Condition: { StringEquals: { 'aws:ResourceTag/mailfleet:platform': model.platform } },
-              },
-              { Effect: 'Allow', Action: ['ec2:DescribeInstances'], Resource: '*' },
-            ],
+            Statement: fisRoleStatements(model.platform).map((st) => ({
+              Effect: 'Allow',
+              Action: st.actions,
+              Resource: st.resource === 'instances' ? 'arn:aws:ec2:*:*:instance/*' : '*',
+              ...(st.conditions ? { Condition: st.conditions } : {}),
+            })),
           }),
         },
         o,
@@ -594,16 +575,13 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
                 resourceType: 'aws:ec2:instance',
                 selectionMode: d.selectionMode,
                 resourceTags: Object.entries({ ...model.tags, [ROLE_TAG]: d.nodeRole }).map(([key, value]) => ({ key, value })),
-                filters: [
-                  { path: 'State.Name', values: ['running'] },
-                  ...(d.availabilityZone ? [{ path: 'Placement.AvailabilityZone', values: [d.availabilityZone] }] : []),
-                ],
+                filters: drillFilters(d),
               },
             ],
             actions: [
               {
                 name: d.id,
-                actionId: 'aws:ec2:stop-instances',
+                actionId: d.actionId,
                 parameters: [{ key: 'startInstancesAfterDuration', value: d.startAfter }],
                 target: { key: 'Instances', value: 'nodes' },
               },

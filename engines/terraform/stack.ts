@@ -54,9 +54,10 @@ import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-securit
 import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { launchImage, outputNode, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { launchImage, literalArn, outputNode, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId } from '../../lib/plan/node-access.js';
+import { drillFilters, fisRoleStatements } from '../../lib/plan/drills.js';
 import type { NodeRole } from '../../lib/render/node-layout.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
@@ -171,25 +172,8 @@ export class MailfleetTerraformStack extends TerraformStack {
         value: prm.value.kind === 'private-zone-id' ? privateZone.zoneId : `s3://${bucket.bucket}/${objects.get(prm.value.object)!.key}`,
         tags: tags('network', prm.name),
       });
-    const regionOf = (role: string) => model.regions.find((x) => x.role === role);
-    const arnOf = (t: AccessTarget): string => {
-      switch (t.kind) {
-        case 'ssm-parameters':
-          return `arn:aws:ssm:${r.region}:${r.account}:parameter/${t.prefix}`;
-        case 'ssm-parameter': {
-          const other = regionOf(t.region)!;
-          return `arn:aws:ssm:${other.region}:${other.account}:parameter/${t.name.replace(/^\//, '')}`;
-        }
-        case 'secret':
-          return `arn:aws:secretsmanager:${r.region}:${r.account}:secret:${t.name}-*`;
-        case 'private-zone':
-          return `arn:aws:route53:::hostedzone/${privateZone.zoneId}`;
-        case 'boot-object':
-          return `${bucket.arn}/${objects.get(t.object)!.key}`;
-        case 'any':
-          return '*';
-      }
-    };
+    const arnOf = (t: AccessTarget): string =>
+      t.kind === 'private-zone' ? `arn:aws:route53:::hostedzone/${privateZone.zoneId}` : t.kind === 'boot-object' ? `${bucket.arn}/${objects.get(t.object)!.key}` : literalArn(model, r, t)!;
     const profiles = new Map<NodeRole, IamInstanceProfile>();
     for (const a of b.roles) {
       const role = new IamRole(this, `${p}-role-${a.role}`, {
@@ -570,15 +554,12 @@ export class MailfleetTerraformStack extends TerraformStack {
       role: role.id,
       policy: JSON.stringify({
         Version: '2012-10-17',
-        Statement: [
-          {
-            Effect: 'Allow',
-            Action: ['ec2:StopInstances', 'ec2:StartInstances', 'ec2:TerminateInstances'],
-            Resource: 'arn:aws:ec2:*:*:instance/*',
-            Condition: { StringEquals: { 'aws:ResourceTag/mailfleet:platform': model.platform } },
-          },
-          { Effect: 'Allow', Action: ['ec2:DescribeInstances'], Resource: '*' },
-        ],
+        Statement: fisRoleStatements(model.platform).map((st) => ({
+          Effect: 'Allow',
+          Action: st.actions,
+          Resource: st.resource === 'instances' ? 'arn:aws:ec2:*:*:instance/*' : '*',
+          ...(st.conditions ? { Condition: st.conditions } : {}),
+        })),
       }),
     });
     for (const d of model.drills) {
@@ -593,16 +574,13 @@ export class MailfleetTerraformStack extends TerraformStack {
             resourceType: 'aws:ec2:instance',
             selectionMode: d.selectionMode,
             resourceTag: Object.entries({ ...model.tags, [ROLE_TAG]: d.nodeRole }).map(([key, value]) => ({ key, value })),
-            filter: [
-              { path: 'State.Name', values: ['running'] },
-              ...(d.availabilityZone ? [{ path: 'Placement.AvailabilityZone', values: [d.availabilityZone] }] : []),
-            ],
+            filter: drillFilters(d),
           },
         ],
         action: [
           {
             name: d.id,
-            actionId: 'aws:ec2:stop-instances',
+            actionId: d.actionId,
             parameter: [{ key: 'startInstancesAfterDuration', value: d.startAfter }],
             target: { key: 'Instances', value: 'nodes' },
           },
