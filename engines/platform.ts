@@ -27,7 +27,8 @@ import {
 } from '../lib/render/node-layout.js';
 import { DEDICATED_BLOCK } from '../lib/spec/ports.js';
 import { DEFAULT_VPC_CIDR } from '../lib/spec/defaults.js';
-import { bootstrapText, type NodeRole } from './bootstrap.js';
+import { bootstrapText } from './bootstrap.js';
+import type { NodeRole } from '../lib/render/node-layout.js';
 import { ROLE_TAG, type RegionRole } from './inventory.js';
 
 /** VPC CIDRs when the spec gives none (as documented on regions.*.cidr). */
