@@ -7,8 +7,9 @@
 import { createHash } from 'node:crypto';
 import type { Plan } from '../lib/plan/types.js';
 
-/** Which region of the platform a resource belongs to. */
-export type RegionRole = 'primary' | 'dr';
+/** Which region of the platform a resource belongs to (one definition, in the node layout). */
+import type { RegionRole } from '../lib/render/node-layout.js';
+export type { RegionRole };
 
 /** Node roles. Engines tag resources with `mailfleet:role` so every extractor can tell them apart. */
 export const ROLES = ['proxy', 'mail', 'storage', 'ldap', 'efs', 'nlb', 'endpoint'] as const;

@@ -4,8 +4,13 @@
  * translate this into their own syntax, so they cannot drift apart (the parity suite checks they don't).
  */
 import { daemonConfig } from '../lib/plan/daemon-config.js';
-import { platformOutputs, regionStorageHost, type DrillId, type OutputModel, type OutputSource } from '../lib/plan/outputs.js';
+import { platformOutputs, regionStorageHost, type OutputModel, type OutputSource } from '../lib/plan/outputs.js';
 import { shardHealthPort } from '../lib/plan/build.js';
+import { nodeBoot, type AccessTarget, type NodeBootModel } from '../lib/plan/node-access.js';
+import { drillsOf, type DrillModel } from '../lib/plan/drills.js';
+import { dnsNameOfBaseDn, managedAdShortName } from '../lib/plan/directory-names.js';
+
+export type { DrillModel };
 import type { Plan } from '../lib/plan/types.js';
 import { MailfleetError } from '../lib/errors.js';
 import { CLOUD_HEALTH_PORT } from '../lib/render/haproxy.js';
@@ -22,7 +27,8 @@ import {
 } from '../lib/render/node-layout.js';
 import { DEDICATED_BLOCK } from '../lib/spec/ports.js';
 import { DEFAULT_VPC_CIDR } from '../lib/spec/defaults.js';
-import { bootstrapText, type NodeRole } from './bootstrap.js';
+import { bootstrapText } from './bootstrap.js';
+import type { NodeRole } from '../lib/render/node-layout.js';
 import { ROLE_TAG, type RegionRole } from './inventory.js';
 
 /** VPC CIDRs when the spec gives none (as documented on regions.*.cidr). */
@@ -155,6 +161,8 @@ export interface RegionModel {
   readonly privateRecords: readonly PrivateRecordModel[];
   /** Outputs this region's engine exports (lib/plan/outputs.ts): the names the DR drill reads. */
   readonly outputs: readonly OutputModel[];
+  /** Node roles and their IAM, boot objects, SSM parameters and secrets (lib/plan/node-access.ts). */
+  readonly boot: NodeBootModel;
 }
 
 export interface ManagedAdModel {
@@ -180,20 +188,10 @@ export interface DnsModel {
   readonly records: readonly DnsRecordModel[];
 }
 
-/** A FIS drill in the primary region (as the CDK DisasterRecovery construct defines them). */
-export interface DrillModel {
-  readonly id: DrillId;
-  readonly description: string;
-  /** Instances with this mailfleet:role tag (and the platform tag) are the targets. */
-  readonly nodeRole: 'storage' | 'proxy';
-  readonly selectionMode: string;
-  readonly availabilityZone?: string;
-  /** ISO 8601 duration after which FIS starts the stopped instances again. */
-  readonly startAfter: string;
-}
-
 export interface PlatformModel {
   readonly platform: string;
+  /** The plan the model was built from: engines render the boot objects' files from it. */
+  readonly plan: Plan;
   readonly regions: readonly RegionModel[];
   /** DR drills (FIS experiment templates) in the primary region, when a DR region exists. */
   readonly drills: readonly DrillModel[];
@@ -225,6 +223,14 @@ export function amiParameter(instanceType: string): string {
   return debianAmiParameter(instanceType);
 }
 
+/**
+ * A launch template's image: the pinned id, else EC2 resolves the SSM parameter when it launches
+ * (`resolve:ssm:`), so planning needs no credentials and no data source reads the parameter.
+ */
+export function launchImage(o: { readonly amiParameter: string; readonly imageId?: string }): string {
+  return o.imageId ?? `resolve:ssm:${o.amiParameter}`;
+}
+
 /** Splits the VPC into 16 equal subnets: public ones from the start, private ones from the middle. */
 export function subnetCidr(vpcCidr: string, index: number): string {
   const [addr, bitsText] = vpcCidr.split('/') as [string, string];
@@ -244,17 +250,6 @@ export function portRanges(ports: readonly number[]): { from: number; to: number
     else out.push({ from: p, to: p });
   }
   return out;
-}
-
-/** `DC=globex,DC=example` → `globex.example` */
-function dnsNameOfBaseDn(baseDn: string): string {
-  return baseDn
-    .split(',')
-    .map((p) => p.trim())
-    .filter((p) => /^dc=/i.test(p))
-    .map((p) => p.slice(3))
-    .join('.')
-    .toLowerCase();
 }
 
 /**
@@ -476,6 +471,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     privateZones: { platform: privateZoneName(plan), region: regionZoneName(plan, role) },
     privateRecords,
     outputs: platformOutputs(plan, role),
+    boot: nodeBoot(plan, role),
   };
 }
 
@@ -486,7 +482,7 @@ export function platformModel(plan: Plan): PlatformModel {
     dir.kind === 'ldap' && dir.provision === 'managed-ad'
       ? {
           name: dnsNameOfBaseDn(dir.baseDn),
-          shortName: dnsNameOfBaseDn(dir.baseDn).split('.')[0]!.toUpperCase().slice(0, 15),
+          shortName: managedAdShortName(dnsNameOfBaseDn(dir.baseDn)),
           edition: 'Standard',
           passwordInput: 'managed_ad_admin_password',
         }
@@ -521,6 +517,7 @@ export function platformModel(plan: Plan): PlatformModel {
       : undefined;
   return {
     platform: plan.platform,
+    plan,
     regions,
     drills: drillsOf(plan),
     managedAd,
@@ -531,34 +528,26 @@ export function platformModel(plan: Plan): PlatformModel {
   };
 }
 
-/** A storage node down (heal), a proxy AZ lost (NLB shifts), every primary proxy down (DNS fails over). */
-function drillsOf(plan: Plan): DrillModel[] {
-  if (!plan.regions?.dr) return [];
-  const firstAz = plan.regions.primary.availabilityZones[0];
-  return [
-    {
-      id: 'stop-one-storage-node',
-      description: 'Stop one storage node for 10 minutes: the volume keeps quorum and heals after restart',
-      nodeRole: 'storage',
-      selectionMode: 'COUNT(1)',
-      startAfter: 'PT10M',
-    },
-    {
-      id: 'lose-proxy-az',
-      description: `Stop the HAProxy nodes in ${firstAz}: the NLBs route around the zone`,
-      nodeRole: 'proxy',
-      selectionMode: 'ALL',
-      availabilityZone: firstAz,
-      startAfter: 'PT15M',
-    },
-    {
-      id: 'primary-proxy-outage',
-      description: 'Stop every primary HAProxy node for 20 minutes: the health checks fail and Route 53 answers with the DR region',
-      nodeRole: 'proxy',
-      selectionMode: 'ALL',
-      startAfter: 'PT20M',
-    },
-  ];
+/**
+ * The ARN of a model access target that names no resource of the engine's own (parameters, secrets,
+ * `*`), for engines that spell ARNs out (Terraform, Pulumi); undefined for the private zone and boot
+ * objects, whose ARNs are the engine's references.
+ */
+export function literalArn(model: PlatformModel, r: RegionModel, t: AccessTarget): string | undefined {
+  switch (t.kind) {
+    case 'ssm-parameters':
+      return `arn:aws:ssm:${r.region}:${r.account}:parameter/${t.prefix}`;
+    case 'ssm-parameter': {
+      const other = model.regions.find((x) => x.role === t.region)!;
+      return `arn:aws:ssm:${other.region}:${other.account}:parameter/${t.name.replace(/^\//, '')}`;
+    }
+    case 'secret':
+      return `arn:aws:secretsmanager:${r.region}:${r.account}:secret:${t.name}-*`;
+    case 'any':
+      return '*';
+    default:
+      return undefined;
+  }
 }
 
 /** Tags of one resource: the platform's, its role (read back by the inventory extractors) and a Name. */

@@ -7,6 +7,7 @@ import * as route53 from 'aws-cdk-lib/aws-route53';
 import { Construct } from 'constructs';
 import { MailfleetError } from '../../lib/errors.js';
 import { DRILL_IDS } from '../../lib/plan/outputs.js';
+import { drillFilters, drillsOf, fisRoleStatements } from '../../lib/plan/drills.js';
 import type { Plan } from '../../lib/plan/types.js';
 import { acknowledge, nagEnv } from '../shared/nag.js';
 import { ROLE_TAG } from '../shared/tags.js';
@@ -152,51 +153,30 @@ export class DisasterRecovery extends Construct {
       description: `mailfleet ${plan.platform} DR drills`,
     });
     const instances = stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' });
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: ['ec2:StopInstances', 'ec2:StartInstances', 'ec2:TerminateInstances'],
-        resources: [instances],
-        conditions: { StringEquals: { [`aws:ResourceTag/mailfleet:platform`]: plan.platform } },
-      }),
-    );
-    role.addToPolicy(new iam.PolicyStatement({ actions: ['ec2:DescribeInstances'], resources: ['*'] }));
+    for (const st of fisRoleStatements(plan.platform))
+      role.addToPolicy(new iam.PolicyStatement({ actions: st.actions, resources: [st.resource === 'instances' ? instances : '*'], conditions: st.conditions }));
     const env = nagEnv(role);
     acknowledge(role, `AwsSolutions-IAM5[Resource::arn:${env.partition}:ec2:${env.region}:${env.account}:instance/*]`, 'FIS picks instances at run time by tag; the statement is limited to this platform\'s instances by the mailfleet:platform tag condition.');
     acknowledge(role, 'AwsSolutions-IAM5[Resource::*]', 'ec2:DescribeInstances supports no resource-level permissions; FIS needs it to resolve tag targets.');
-    const tagTarget = (nodeRole: string, selectionMode: string, az?: string): fis.CfnExperimentTemplate.ExperimentTemplateTargetProperty => ({
-      resourceType: 'aws:ec2:instance',
-      resourceTags: { [ROLE_TAG]: nodeRole, 'mailfleet:platform': plan.platform },
-      filters: [
-        { path: 'State.Name', values: ['running'] },
-        ...(az ? [{ path: 'Placement.AvailabilityZone', values: [az] }] : []),
-      ],
-      selectionMode,
-    });
-    const template = (id: (typeof FIS_DRILLS)[number], description: string, target: fis.CfnExperimentTemplate.ExperimentTemplateTargetProperty, action: fis.CfnExperimentTemplate.ExperimentTemplateActionProperty) => {
+    // The templates as the platform model declares them (lib/plan/drills.ts), as Terraform and Pulumi write them.
+    for (const d of drillsOf(plan))
       this.experimentTemplates.push(
-        new fis.CfnExperimentTemplate(this, `Drill-${id}`, {
-          description,
+        new fis.CfnExperimentTemplate(this, `Drill-${d.id}`, {
+          description: d.description,
           roleArn: role.roleArn,
           stopConditions: [{ source: 'none' }],
-          targets: { nodes: target },
-          actions: { [id]: { ...action, targets: { Instances: 'nodes' } } },
-          tags: { Name: `${plan.platform}-${id}`, 'mailfleet:platform': plan.platform },
+          targets: {
+            nodes: {
+              resourceType: 'aws:ec2:instance',
+              resourceTags: { [ROLE_TAG]: d.nodeRole, 'mailfleet:platform': plan.platform },
+              filters: drillFilters(d),
+              selectionMode: d.selectionMode,
+            },
+          },
+          actions: { [d.id]: { actionId: d.actionId, parameters: { startInstancesAfterDuration: d.startAfter }, targets: { Instances: 'nodes' } } },
+          tags: { Name: `${plan.platform}-${d.id}`, 'mailfleet:platform': plan.platform },
         }),
       );
-    };
-    const firstAz = plan.regions?.primary.availabilityZones[0];
-    template('stop-one-storage-node', 'Stop one storage node for 10 minutes: the volume keeps quorum and heals after restart', tagTarget('storage', 'COUNT(1)'), {
-      actionId: 'aws:ec2:stop-instances',
-      parameters: { startInstancesAfterDuration: 'PT10M' },
-    });
-    template('lose-proxy-az', `Stop the HAProxy nodes in ${firstAz}: the NLBs route around the zone`, tagTarget('proxy', 'ALL', firstAz), {
-      actionId: 'aws:ec2:stop-instances',
-      parameters: { startInstancesAfterDuration: 'PT15M' },
-    });
-    template('primary-proxy-outage', 'Stop every primary HAProxy node for 20 minutes: the health checks fail and Route 53 answers with the DR region', tagTarget('proxy', 'ALL'), {
-      actionId: 'aws:ec2:stop-instances',
-      parameters: { startInstancesAfterDuration: 'PT20M' },
-    });
     return role;
   }
 }

@@ -165,9 +165,8 @@ export class FlowControlTier extends Construct implements ec2.IConnectable {
       'A public mail service: NLB instance targets see client addresses, so tenant listener ports are open to the internet; nodes sit in private subnets, reachable only through NLB listeners.',
     );
 
-    this.role = nodeRole(this, 'Role', plan, `mailfleet ${plan.platform} HAProxy nodes`);
     this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'proxy', region: props.region });
-    this.nodeFiles.grantRead(this.role);
+    this.role = nodeRole(this, 'Role', plan, 'proxy', props.region ?? 'primary', { objects: { 'node-files/proxy': this.nodeFiles.asset } });
     this.launchTemplate = nodeLaunchTemplate(this, 'LaunchTemplate', {
       instanceType: sizing.instanceType,
       role: this.role,

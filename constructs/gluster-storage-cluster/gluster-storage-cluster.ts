@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Size, Stack, Tags } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Size, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as route53 from 'aws-cdk-lib/aws-route53';
@@ -8,7 +8,7 @@ import { MailfleetError } from '../../lib/errors.js';
 import type { Plan } from '../../lib/plan/types.js';
 import { userData } from '../../lib/render/cloud-init.js';
 import { REPLICA } from '../../lib/render/gluster.js';
-import { NODE_INDEX_TAG, privateZoneName, ssmPrefix, withNamePrefix, type RegionRole } from '../../lib/render/node-layout.js';
+import { NODE_INDEX_TAG, privateZoneName, withNamePrefix, type RegionRole } from '../../lib/render/node-layout.js';
 import { nodeLaunchTemplate } from '../shared/launch-template.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
 import { nodeRole } from '../shared/node-role.js';
@@ -106,26 +106,9 @@ export class GlusterStorageCluster extends Construct implements ec2.IConnectable
       this.securityGroup.addIngressRule(peer, ec2.Port.tcpRange(GLUSTER_MGMT_PORTS.from, GLUSTER_MGMT_PORTS.to), 'glusterd from the primary region');
     }
 
-    this.role = nodeRole(this, 'Role', plan, `mailfleet ${plan.platform} GlusterFS nodes`);
-    const dr = plan.regions?.dr;
-    if (dr && (props.region ?? 'primary') === 'primary') {
-      // Node 1 hands its geo-replication key to the DR region (geo-replication-primary.sh publish).
-      this.role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          actions: ['ssm:PutParameter'],
-          resources: [
-            Stack.of(this).formatArn({
-              service: 'ssm',
-              region: dr.name,
-              resource: 'parameter',
-              resourceName: `${ssmPrefix(plan).slice(1)}/geo-replication/public-key`,
-            }),
-          ],
-        }),
-      );
-    }
     this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'storage', region: props.region });
-    this.nodeFiles.grantRead(this.role);
+    // Includes node 1's geo-replication key hand-off to the DR region (lib/plan/node-access.ts).
+    this.role = nodeRole(this, 'Role', plan, 'storage', props.region ?? 'primary', { objects: { 'node-files/storage': this.nodeFiles.asset } });
     this.launchTemplate = nodeLaunchTemplate(this, 'LaunchTemplate', {
       instanceType,
       role: this.role,

@@ -14,7 +14,10 @@ import { LDAP_ROLE_TAG, ldapHost, secretNames, withNamePrefix, type RegionRole }
 import { nodeLaunchTemplate } from '../shared/launch-template.js';
 import { acknowledge } from '../shared/nag.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
-import { grantSecretsByName, nodeRole } from '../shared/node-role.js';
+import { nodeRole } from '../shared/node-role.js';
+import { modelSecret } from '../shared/secrets.js';
+import { platformSecrets } from '../../lib/plan/node-access.js';
+import { dnsNameOfBaseDn, managedAdShortName } from '../../lib/plan/directory-names.js';
 import { tagRole } from '../shared/tags.js';
 
 export interface LdapDirectoryProps {
@@ -96,20 +99,15 @@ export class LdapDirectory extends Construct {
     const names = secretNames(plan);
     this.bindSecretName = names.ldapBind;
     const create = props.createSecrets ?? true;
-    const replicaRegions = (props.secretReplicaRegions ?? []).map((r) => ({ region: r }));
-    const secret = (cid: string, secretName: string, description: string, generated: boolean) => {
-      const s = new secretsmanager.Secret(this, cid, {
-        secretName,
-        description,
-        generateSecretString: generated ? { passwordLength: 32, excludePunctuation: true } : undefined,
-        replicaRegions,
-      });
+    // Secrets as the platform model declares them (lib/plan/node-access.ts), created by the primary only.
+    const models = new Map(platformSecrets(plan).filter((x) => x.owner === 'directory').map((x) => [x.id, x] as const));
+    const secret = (cid: string) => {
+      const s = modelSecret(this, models.get(cid)!, props.secretReplicaRegions ?? []);
       acknowledge(s, 'AwsSolutions-SMG4', 'Directory passwords change through the directory runbook (slapd/AD and the daemons together); a rotation Lambda would break binds mid-rotation.');
       return s;
     };
 
-    if (create)
-      this.bindSecret = secret('BindSecret', names.ldapBind, `mailfleet service bind password for ${d.bindDn ?? 'the directory'}`, d.provision !== 'external');
+    if (create) this.bindSecret = secret('BindSecret');
 
     if (d.provision === 'external') return;
 
@@ -117,17 +115,11 @@ export class LdapDirectory extends Construct {
     if (d.provision === 'managed-ad') {
       if (region === 'dr') return; // the DR region uses the primary domain over the peering link
       if (subnets.length < 2) throw new MailfleetError('BAD_REQUEST', 'LdapDirectory: Managed AD needs private subnets in two AZs');
-      this.adminSecret = secret('AdminSecret', names.ldapAdmin, 'Managed Microsoft AD Admin password', true);
-      const domain = d.baseDn
-        .split(',')
-        .map((p) => p.trim())
-        .filter((p) => /^dc=/i.test(p))
-        .map((p) => p.slice(3))
-        .join('.')
-        .toLowerCase();
+      this.adminSecret = secret('AdminSecret');
+      const domain = dnsNameOfBaseDn(d.baseDn);
       this.microsoftAd = new directoryservice.CfnMicrosoftAD(this, 'ManagedAd', {
         name: domain,
-        shortName: domain.split('.')[0]!.toUpperCase().slice(0, 15),
+        shortName: managedAdShortName(domain),
         edition: 'Standard',
         password: this.adminSecret.secretValue.unsafeUnwrap(),
         vpcSettings: { vpcId: vpc.vpcId, subnetIds: subnets.slice(0, 2).map((s) => s.subnetId) },
@@ -137,8 +129,8 @@ export class LdapDirectory extends Construct {
 
     // openldap-pair
     if (create) {
-      this.adminSecret = secret('AdminSecret', names.ldapAdmin, 'slapd rootdn password', true);
-      this.replicatorSecret = secret('ReplicatorSecret', names.ldapReplicator, 'syncrepl consumer password', true);
+      this.adminSecret = secret('AdminSecret');
+      this.replicatorSecret = secret('ReplicatorSecret');
     }
     this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
       vpc,
@@ -149,10 +141,8 @@ export class LdapDirectory extends Construct {
     this.securityGroup.connections.allowFrom(this.securityGroup, ec2.Port.tcp(LDAP_PORT), 'syncrepl');
     if (props.replicationPeerCidr)
       this.securityGroup.addIngressRule(ec2.Peer.ipv4(props.replicationPeerCidr), ec2.Port.tcp(LDAP_PORT), 'syncrepl from the other region');
-    this.role = nodeRole(this, 'Role', plan, `mailfleet ${plan.platform} OpenLDAP nodes`);
-    grantSecretsByName(this, this.role, [names.ldapAdmin, names.ldapReplicator, names.ldapBind]);
     this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'ldap', region });
-    this.nodeFiles.grantRead(this.role);
+    this.role = nodeRole(this, 'Role', plan, 'ldap', region, { objects: { 'node-files/ldap': this.nodeFiles.asset } });
     const lt = nodeLaunchTemplate(this, 'LaunchTemplate', {
       instanceType: props.instanceType ?? plan.sizing.mailNodes.instanceType,
       role: this.role,

@@ -1,4 +1,4 @@
-import { Annotations, ArnFormat, AssetHashType, Duration, SecretValue, Stack } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, AssetHashType, Duration, Stack } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -11,6 +11,7 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { MailfleetError } from '../../lib/errors.js';
 import { daemonConfig } from '../../lib/plan/daemon-config.js';
+import { platformSecrets } from '../../lib/plan/node-access.js';
 import type { Plan } from '../../lib/plan/types.js';
 import { userData } from '../../lib/render/cloud-init.js';
 import { CONNECTIONS_METRIC, metricNamespace } from '../../lib/render/cloudwatch-agent.js';
@@ -19,7 +20,6 @@ import {
   LAUNCH_HOOK_NAME,
   LAUNCH_HOOK_TIMEOUT_SECONDS,
   daemonBundleParameter,
-  mailNodesHost,
   secretNames,
   ssmPrefix,
   withNamePrefix,
@@ -31,8 +31,9 @@ import { isArm } from '../shared/node-image.js';
 import { contentHash, nodeLaunchTemplate } from '../shared/launch-template.js';
 import { acknowledge } from '../shared/nag.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
-import { grantSecretsByName, nodeRole } from '../shared/node-role.js';
-import { ROLE_TAG, tagRole } from '../shared/tags.js';
+import { nodeRole } from '../shared/node-role.js';
+import { modelSecret } from '../shared/secrets.js';
+import { tagRole } from '../shared/tags.js';
 import { clamp, validateProps } from '../shared/validation.js';
 
 export interface MailServerFleetProps {
@@ -176,9 +177,7 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
     this.securityGroup.addIngressRule(ec2.Peer.ipv4(vpc.vpcCidrBlock), ec2.Port.tcp(DAEMON_ADMIN_PORT), 'admin API and metrics');
     acknowledge(this.securityGroup, 'AwsSolutions-EC23', 'Ingress is the admin port from the VPC\'s own CIDR and daemon ports from the proxy group; the rule cannot evaluate a CIDR that is a CloudFormation reference.');
 
-    this.role = nodeRole(this, 'Role', plan, `mailfleet ${plan.platform} mail nodes`);
     this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'mail', region: props.region });
-    this.nodeFiles.grantRead(this.role);
     const bundle = daemonBundle({ path: props.daemonBundlePath, devBuild: this.node.tryGetContext(DEV_BUILD_CONTEXT) === true });
     // The daemon ships with its own Node.js runtime (checksummed); nodes install no Node.js of their own.
     const arch = isArm(sizing.instanceType) ? 'arm64' : 'x64';
@@ -189,7 +188,11 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
         `no Node.js runtime package (${nodeRuntimePackage(arch)}) in node_modules or MAILFLEET_NODE_RUNTIME_DIR: mail nodes will refuse to start the daemon`,
       );
     this.daemonBundle = new s3assets.Asset(this, 'DaemonBundle', { path: pkg.dir, assetHash: pkg.hash, assetHashType: AssetHashType.CUSTOM });
-    this.daemonBundle.grantRead(this.role);
+    // The role's statements come from the platform model (lib/plan/node-access.ts), as in Terraform and Pulumi.
+    this.role = nodeRole(this, 'Role', plan, 'mail', props.region ?? 'primary', {
+      objects: { 'node-files/mail': this.nodeFiles.asset, 'daemon-package': this.daemonBundle },
+      privateZone: props.privateZone,
+    });
     this.daemonBundleParameter = new ssm.StringParameter(this, 'DaemonBundleUri', {
       parameterName: daemonBundleParameter(plan),
       stringValue: this.daemonBundle.s3ObjectUrl,
@@ -202,57 +205,21 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
     });
 
     if (props.createSecrets ?? true) {
-      const replicaRegions = (props.secretReplicaRegions ?? []).map((region) => ({ region }));
-      this.adminTokenSecret = new secretsmanager.Secret(this, 'AdminToken', {
-        secretName: secrets.adminToken,
-        description: 'mailfleetd admin API token',
-        generateSecretString: { passwordLength: 48, excludePunctuation: true },
-        replicaRegions,
-      });
-      this.tlsSecret = new secretsmanager.Secret(this, 'Tls', {
-        secretName: secrets.tls,
-        description: 'mailfleetd TLS: JSON {"cert": PEM chain, "key": PEM}; set by the operator or a certificate pipeline',
-        generateSecretString: { secretStringTemplate: JSON.stringify({ cert: '', key: '' }), generateStringKey: 'placeholder' },
-        replicaRegions,
-      });
-      if (plan.directory.kind === 'static') {
-        this.staticUsersSecret = new secretsmanager.Secret(this, 'StaticUsers', {
-          secretName: secrets.staticUsers,
-          description: 'mailfleetd static directory: the users file (YAML, scrypt hashes); write it with put-secret-value',
-          secretStringValue: SecretValue.unsafePlainText('users: []\n'),
-          replicaRegions,
-        });
-        acknowledge(this.staticUsersSecret, 'AwsSolutions-SMG4', 'The users file is edited by the operator (mailfleet users add), not rotated.');
-      }
-      const relay = plan.spec.smtp.relay;
-      if (relay && (relay.usernameEnv || relay.passwordEnv)) {
-        this.relaySecret = new secretsmanager.Secret(this, 'Relay', {
-          secretName: secrets.relay,
-          description: 'mailfleetd outbound relay AUTH: JSON {"username","password"}; set by the operator',
-          generateSecretString: { secretStringTemplate: JSON.stringify({ username: '' }), generateStringKey: 'password' },
-          replicaRegions,
-        });
+      const created = new Map(
+        platformSecrets(plan)
+          .filter((x) => x.owner === 'mail')
+          .map((x) => [x.id, modelSecret(this, x, props.secretReplicaRegions ?? [])] as const),
+      );
+      this.adminTokenSecret = created.get('AdminToken');
+      this.tlsSecret = created.get('Tls');
+      this.staticUsersSecret = created.get('StaticUsers');
+      this.relaySecret = created.get('Relay');
+      if (this.staticUsersSecret) acknowledge(this.staticUsersSecret, 'AwsSolutions-SMG4', 'The users file is edited by the operator (mailfleet users add), not rotated.');
+      if (this.relaySecret)
         acknowledge(this.relaySecret, 'AwsSolutions-SMG4', 'Relay credentials are issued by the relay provider (SES SMTP credentials, an ISP account), not rotated by Secrets Manager.');
-      }
-      acknowledge(this.adminTokenSecret, 'AwsSolutions-SMG4', 'Rotating the admin token needs a rolling daemon restart; it is rotated by the ops runbook, not a Lambda.');
-      acknowledge(this.tlsSecret, 'AwsSolutions-SMG4', 'Certificates are renewed by the certificate pipeline that writes this secret, not by Secrets Manager rotation.');
+      acknowledge(this.adminTokenSecret!, 'AwsSolutions-SMG4', 'Rotating the admin token needs a rolling daemon restart; it is rotated by the ops runbook, not a Lambda.');
+      acknowledge(this.tlsSecret!, 'AwsSolutions-SMG4', 'Certificates are renewed by the certificate pipeline that writes this secret, not by Secrets Manager rotation.');
     }
-    grantSecretsByName(this, this.role, [
-      secrets.adminToken,
-      secrets.tls,
-      plan.directory.kind === 'static' ? secrets.staticUsers : secrets.ldapBind,
-      ...(plan.spec.smtp.relay?.usernameEnv || plan.spec.smtp.relay?.passwordEnv ? [secrets.relay] : []),
-    ]);
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['route53:ChangeResourceRecordSets'],
-        resources: [props.privateZone.hostedZoneArn],
-        conditions: {
-          'ForAllValues:StringEquals': { 'route53:ChangeResourceRecordSetsNormalizedRecordNames': [mailNodesHost(plan)] },
-        },
-      }),
-    );
-
     this.launchTemplate = nodeLaunchTemplate(this, 'LaunchTemplate', {
       instanceType: sizing.instanceType,
       role: this.role,
@@ -288,17 +255,6 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
       heartbeatTimeout: Duration.seconds(LAUNCH_HOOK_TIMEOUT_SECONDS),
       defaultResult: autoscaling.DefaultResult.ABANDON,
     });
-    // Completing the hook, and the node's own health check (storage + daemon) marking it Unhealthy.
-    // By tag, not by the group's ARN: the ARN would make the role's policy, the group and its launch
-    // template depend on each other.
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['autoscaling:CompleteLifecycleAction', 'autoscaling:SetInstanceHealth'],
-        resources: ['*'],
-        conditions: { StringEquals: { [`autoscaling:ResourceTag/${ROLE_TAG}`]: 'mail' } },
-      }),
-    );
-    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['autoscaling:DescribeAutoScalingInstances'], resources: ['*'] }));
     acknowledge(
       this.role,
       'AwsSolutions-IAM5[Resource::*]',

@@ -13,5 +13,5 @@ export {
   type DaemonBundleOptions,
 } from './daemon-bundle.js';
 export { NodeFilesBundle, type NodeFilesBundleProps } from './node-files-bundle.js';
-export { nodeRole, grantSecretsByName } from './node-role.js';
+export { nodeRole, type NodeRoleTargets } from './node-role.js';
 export { nodeLaunchTemplate, type NodeLaunchTemplateOptions } from './launch-template.js';

@@ -1,7 +1,3 @@
-import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
@@ -9,6 +5,7 @@ import { Construct } from 'constructs';
 import type { Plan } from '../../lib/plan/types.js';
 import { nodeFiles } from '../../lib/render/node-files.js';
 import { nodeFilesParameter, type NodeRole, type RegionRole, type RenderedFile } from '../../lib/render/node-layout.js';
+import { writeFiles } from './node-files-dir.js';
 
 export interface NodeFilesBundleProps {
   /** The plan the files are rendered from. */
@@ -47,20 +44,4 @@ export class NodeFilesBundle extends Construct {
     this.asset.grantRead(grantee);
     this.parameter.grantRead(grantee);
   }
-}
-
-/** Writes files into a content-addressed temp folder (the asset hash then follows the content only). */
-function writeFiles(files: readonly RenderedFile[]): string {
-  const h = createHash('sha256');
-  for (const f of files) h.update(`${f.path}\0${f.executable ? 'x' : '-'}\0${f.content}\0`);
-  const dir = join(tmpdir(), 'mailfleet-node-files', h.digest('hex').slice(0, 24));
-  if (existsSync(join(dir, '.complete'))) return dir;
-  for (const f of files) {
-    const p = join(dir, f.path);
-    mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, f.content);
-    chmodSync(p, f.executable ? 0o755 : 0o644);
-  }
-  writeFileSync(join(dir, '.complete'), '');
-  return dir;
 }

@@ -22,6 +22,8 @@ function mockState(type: string, name: string, inputs: Record<string, unknown>):
   if (type === 'aws:lb/loadBalancer:LoadBalancer') Object.assign(extra, { dnsName: `${name}.elb.mock`, zoneId: 'ZMOCKNLB' });
   if (type === 'aws:ec2/eip:Eip') extra.allocationId = `eipalloc-${name}`;
   if (type === 'aws:route53/zone:Zone') extra.zoneId = `ZMOCK-${name}`;
+  // S3 ARNs have no region or account: the bucket's name is the whole ARN, as on AWS.
+  if (type === 'aws:s3/bucket:Bucket') Object.assign(extra, { arn: `arn:aws:s3:::${name}`, bucket: name });
   return { ...inputs, ...extra };
 }
 

@@ -9,7 +9,12 @@ import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
 import { auditArchivePulumi } from './audit-archive.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { outputNode, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { launchImage, literalArn, outputNode, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { randomBytes } from 'node:crypto';
+import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
+import type { AccessTarget, BootObjectId } from '../../lib/plan/node-access.js';
+import { drillFilters, fisRoleStatements } from '../../lib/plan/drills.js';
+import type { NodeRole } from '../../lib/render/node-layout.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 // IMDSv2 only; instance tags in IMDS let one user data text serve every node of a role.
@@ -23,6 +28,11 @@ export interface MailfleetPlatformArgs {
    * @default - required only when the spec asks for managed-ad
    */
   readonly managedAdPassword?: pulumi.Input<string>;
+  /**
+   * Where the daemon bundle comes from and whether the program may build it (engines/boot-objects.ts).
+   * @default - the package's bundle; built when cdk.json allows dev builds
+   */
+  readonly bootObjects?: BootObjectOptions;
 }
 
 interface BuiltRegion {
@@ -53,6 +63,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     if (model.managedAd && args.managedAdPassword === undefined)
       throw new Error('directory.provision is managed-ad: pass managedAdPassword (config mailfleet:managedAdAdminPassword)');
     super('mailfleet:index:Platform', name, {}, opts);
+    this.bootObjects = args.bootObjects ?? {};
     const regions = new Map<string, BuiltRegion>();
     for (const r of model.regions) regions.set(r.role, this.region(model, r, regions));
     if (model.link) this.link(model, regions);
@@ -114,6 +125,118 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     }
   }
 
+  private bootObjects: BootObjectOptions = {};
+
+  /**
+   * What nodes need to boot (lib/plan/node-access.ts): a private bucket with the node files and daemon
+   * package, the SSM parameters naming them, one role + instance profile per node kind, and (primary)
+   * the secrets, replicated to DR.
+   */
+  private boot(
+    model: PlatformModel,
+    r: RegionModel,
+    o: pulumi.CustomResourceOptions,
+    privateZone: aws.route53.Zone,
+  ): { profiles: Map<NodeRole, aws.iam.InstanceProfile> } {
+    const n = (suffix: string) => `${r.prefix}-${suffix}`;
+    const b = r.boot;
+    const tags = (role: string, name: string) => tagsFor(model, role, name);
+    // Bucket names are global: Pulumi appends a random suffix to the resource name; destroy empties it.
+    const bucket = this.add(new aws.s3.Bucket(n('boot'), { forceDestroy: true, tags: tags('network', n('boot')) }, o));
+    this.add(
+      new aws.s3.BucketPublicAccessBlock(
+        n('boot-private'),
+        { bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
+        o,
+      ),
+    );
+    const objects = new Map<BootObjectId, aws.s3.BucketObjectv2>();
+    for (const ob of b.objects) {
+      const folder = bootObjectFolder(model.plan, r.role, ob, this.bootObjects);
+      objects.set(
+        ob.id,
+        this.add(
+          new aws.s3.BucketObjectv2(n(`boot-${ob.id.replace(/\//g, '-')}`), { bucket: bucket.id, key: ob.key, source: new pulumi.asset.FileArchive(folder.dir), sourceHash: folder.hash }, o),
+        ),
+      );
+    }
+    for (const prm of b.parameters)
+      this.add(
+        new aws.ssm.Parameter(
+          n(`param${prm.name.replace(/\//g, '-')}`),
+          {
+            name: prm.name,
+            type: 'String',
+            description: prm.description,
+            value: prm.value.kind === 'private-zone-id' ? privateZone.zoneId : pulumi.interpolate`s3://${bucket.bucket}/${objects.get(prm.value.object)!.key}`,
+            tags: tags('network', prm.name),
+          },
+          o,
+        ),
+      );
+    const arnOf = (t: AccessTarget): pulumi.Input<string> =>
+      t.kind === 'private-zone' ? pulumi.interpolate`arn:aws:route53:::hostedzone/${privateZone.zoneId}` : t.kind === 'boot-object' ? pulumi.interpolate`${bucket.arn}/${objects.get(t.object)!.key}` : literalArn(model, r, t)!;
+    const profiles = new Map<NodeRole, aws.iam.InstanceProfile>();
+    for (const a of b.roles) {
+      const role = this.add(
+        new aws.iam.Role(
+          n(`${a.role}-node`),
+          {
+            description: a.description,
+            assumeRolePolicy: JSON.stringify({
+              Version: '2012-10-17',
+              Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+            }),
+            tags: tags(a.role, n(a.role)),
+          },
+          o,
+        ),
+      );
+      a.managedPolicies.forEach((m) => this.add(new aws.iam.RolePolicyAttachment(n(`${a.role}-node-${m}`), { role: role.id, policyArn: `arn:aws:iam::aws:policy/${m}` }, o)));
+      this.add(
+        new aws.iam.RolePolicy(
+          n(`${a.role}-node`),
+          {
+            role: role.id,
+            policy: pulumi.jsonStringify({
+              Version: '2012-10-17',
+              Statement: a.statements.map((st) => ({
+                Effect: 'Allow',
+                Action: st.actions,
+                Resource: st.targets.map(arnOf),
+                ...(st.conditions ? { Condition: st.conditions } : {}),
+              })),
+            }),
+          },
+          o,
+        ),
+      );
+      profiles.set(a.role, this.add(new aws.iam.InstanceProfile(n(`${a.role}-node`), { role: role.id, tags: tags(a.role, n(a.role)) }, o)));
+    }
+    for (const sec of b.secrets) {
+      const secret = this.add(
+        new aws.secretsmanager.Secret(
+          n(`secret-${sec.id}`),
+          { name: sec.name, description: sec.description, replicas: b.secretReplicaRegions.map((region) => ({ region })), tags: tags('secret', sec.name) },
+          o,
+        ),
+      );
+      // A first value only (random values are Pulumi secrets in the state); later edits are the operator's.
+      const v = sec.value;
+      const first =
+        v.kind === 'generated'
+          ? pulumi.secret(randomBytes(v.length).toString('base64url').slice(0, v.length))
+          : v.kind === 'template'
+            ? pulumi.secret(JSON.stringify({ ...v.template, [v.generateKey]: randomBytes(24).toString('base64url') }))
+            : v.kind === 'literal'
+              ? v.text
+              : undefined;
+      if (first !== undefined)
+        this.add(new aws.secretsmanager.SecretVersion(n(`secret-${sec.id}`), { secretId: secret.id, secretString: first }, { ...o, ignoreChanges: ['secretString'] }));
+    }
+    return { profiles };
+  }
+
   private add<T extends pulumi.Resource>(r: T): T {
     this.resources.push(r);
     return r;
@@ -150,12 +273,6 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     this.add(new aws.ec2.Route(n('private-default'), { routeTableId: privateRt.id, destinationCidrBlock: '0.0.0.0/0', natGatewayId: nat.id }, o));
     publicSubnets.forEach((s, i) => this.add(new aws.ec2.RouteTableAssociation(n(`public-${i}`), { subnetId: s.id, routeTableId: publicRt.id }, o)));
     privateSubnets.forEach((s, i) => this.add(new aws.ec2.RouteTableAssociation(n(`private-${i}`), { subnetId: s.id, routeTableId: privateRt.id }, o)));
-
-    const amis = new Map<string, pulumi.Output<string>>();
-    const ami = (parameter: string) => {
-      if (!amis.has(parameter)) amis.set(parameter, aws.ssm.getParameterOutput({ name: parameter }, { provider }).value);
-      return amis.get(parameter)!;
-    };
 
     const groups = new Map<string, aws.ec2.SecurityGroup>();
     for (const g of r.securityGroups)
@@ -248,6 +365,20 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
       }
     }
 
+    // Private names the node files use (gluster-N, ldap-*, efs), in this region's own zones.
+    const zones = {
+      platform: this.add(new aws.route53.Zone(n('zone-platform'), { name: r.privateZones.platform, vpcs: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.platform) }, o)),
+      // The other region's VPC is associated by a separate resource (link()): inline `vpcs` must then be ignored.
+      region: this.add(
+        new aws.route53.Zone(
+          n('zone-region'),
+          { name: r.privateZones.region, vpcs: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.region) },
+          model.link ? { ...o, ignoreChanges: ['vpcs'] } : o,
+        ),
+      ),
+    };
+    const boot = this.boot(model, r, o, zones.platform);
+
     // One launch template per node kind, shared by the kind's groups (every HAProxy shard runs the same text).
     const launchTemplates = new Map<string, aws.ec2.LaunchTemplate>();
     const launchTemplate = (role: NodeModel['role'] | 'proxy' | 'mail', x: { amiParameter: string; imageId?: string; instanceType: string; userData: string }) => {
@@ -259,7 +390,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             name,
             {
               name,
-              imageId: x.imageId ?? ami(x.amiParameter),
+              imageId: launchImage(x),
+              iamInstanceProfile: { arn: boot.profiles.get(role)!.arn },
               instanceType: x.instanceType,
               vpcSecurityGroupIds: [groups.get(role)!.id],
               userData: b64(x.userData),
@@ -348,18 +480,6 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         );
       }
     }
-    // Private names the node files use (gluster-N, ldap-*, efs), in this region's own zones.
-    const zones = {
-      platform: this.add(new aws.route53.Zone(n('zone-platform'), { name: r.privateZones.platform, vpcs: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.platform) }, o)),
-      // The other region's VPC is associated by a separate resource (link()): inline `vpcs` must then be ignored.
-      region: this.add(
-        new aws.route53.Zone(
-          n('zone-region'),
-          { name: r.privateZones.region, vpcs: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.region) },
-          model.link ? { ...o, ignoreChanges: ['vpcs'] } : o,
-        ),
-      ),
-    };
     r.privateRecords.forEach((rec, i) =>
       this.add(
         new aws.route53.Record(
@@ -436,15 +556,12 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
           role: role.id,
           policy: JSON.stringify({
             Version: '2012-10-17',
-            Statement: [
-              {
-                Effect: 'Allow',
-                Action: ['ec2:StopInstances', 'ec2:StartInstances', 'ec2:TerminateInstances'],
-                Resource: 'arn:aws:ec2:*:*:instance/*',
-                Condition: { StringEquals: { 'aws:ResourceTag/mailfleet:platform': model.platform } },
-              },
-              { Effect: 'Allow', Action: ['ec2:DescribeInstances'], Resource: '*' },
-            ],
+            Statement: fisRoleStatements(model.platform).map((st) => ({
+              Effect: 'Allow',
+              Action: st.actions,
+              Resource: st.resource === 'instances' ? 'arn:aws:ec2:*:*:instance/*' : '*',
+              ...(st.conditions ? { Condition: st.conditions } : {}),
+            })),
           }),
         },
         o,
@@ -464,16 +581,13 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
                 resourceType: 'aws:ec2:instance',
                 selectionMode: d.selectionMode,
                 resourceTags: Object.entries({ ...model.tags, [ROLE_TAG]: d.nodeRole }).map(([key, value]) => ({ key, value })),
-                filters: [
-                  { path: 'State.Name', values: ['running'] },
-                  ...(d.availabilityZone ? [{ path: 'Placement.AvailabilityZone', values: [d.availabilityZone] }] : []),
-                ],
+                filters: drillFilters(d),
               },
             ],
             actions: [
               {
                 name: d.id,
-                actionId: 'aws:ec2:stop-instances',
+                actionId: d.actionId,
                 parameters: [{ key: 'startInstancesAfterDuration', value: d.startAfter }],
                 target: { key: 'Instances', value: 'nodes' },
               },

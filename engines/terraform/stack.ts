@@ -5,11 +5,10 @@
  * @cdktf/provider-aws 20.1.0) and kept thin — it only spells out engines/platform.ts in Terraform
  * resources. Nothing outside engines/terraform imports cdktf, so dropping it later is one folder.
  */
-import { LocalBackend, TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
+import { AssetType, LocalBackend, TerraformAsset, TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group/index.js';
 import { DataAwsRoute53Zone } from '@cdktf/provider-aws/lib/data-aws-route53-zone/index.js';
-import { DataAwsSsmParameter } from '@cdktf/provider-aws/lib/data-aws-ssm-parameter/index.js';
 import { DirectoryServiceDirectory } from '@cdktf/provider-aws/lib/directory-service-directory/index.js';
 import { EfsFileSystem } from '@cdktf/provider-aws/lib/efs-file-system/index.js';
 import { EfsMountTarget } from '@cdktf/provider-aws/lib/efs-mount-target/index.js';
@@ -19,6 +18,14 @@ import { Eip } from '@cdktf/provider-aws/lib/eip/index.js';
 import { FisExperimentTemplate } from '@cdktf/provider-aws/lib/fis-experiment-template/index.js';
 import { IamRole } from '@cdktf/provider-aws/lib/iam-role/index.js';
 import { IamRolePolicy } from '@cdktf/provider-aws/lib/iam-role-policy/index.js';
+import { IamInstanceProfile } from '@cdktf/provider-aws/lib/iam-instance-profile/index.js';
+import { IamRolePolicyAttachment } from '@cdktf/provider-aws/lib/iam-role-policy-attachment/index.js';
+import { S3Bucket } from '@cdktf/provider-aws/lib/s3-bucket/index.js';
+import { S3BucketPublicAccessBlock } from '@cdktf/provider-aws/lib/s3-bucket-public-access-block/index.js';
+import { S3Object } from '@cdktf/provider-aws/lib/s3-object/index.js';
+import { SecretsmanagerSecret } from '@cdktf/provider-aws/lib/secretsmanager-secret/index.js';
+import { SecretsmanagerSecretVersion } from '@cdktf/provider-aws/lib/secretsmanager-secret-version/index.js';
+import { SsmParameter } from '@cdktf/provider-aws/lib/ssm-parameter/index.js';
 import { Instance } from '@cdktf/provider-aws/lib/instance/index.js';
 import { InternetGateway } from '@cdktf/provider-aws/lib/internet-gateway/index.js';
 import { LaunchTemplate } from '@cdktf/provider-aws/lib/launch-template/index.js';
@@ -48,7 +55,11 @@ import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { auditArchiveTerraform } from './audit-archive.js';
 import { ROLE_TAG } from '../inventory.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { outputNode, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { launchImage, literalArn, outputNode, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
+import type { AccessTarget, BootObjectId } from '../../lib/plan/node-access.js';
+import { drillFilters, fisRoleStatements } from '../../lib/plan/drills.js';
+import type { NodeRole } from '../../lib/render/node-layout.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 // IMDSv2 only; instance tags in IMDS let one user data text serve every node of a role.
@@ -69,6 +80,11 @@ export interface MailfleetTerraformStackProps {
    * @default 'terraform.tfstate'
    */
   readonly statePath?: string;
+  /**
+   * Where the daemon bundle comes from and whether synth may build it (engines/boot-objects.ts).
+   * @default - the package's bundle; built when cdk.json allows dev builds
+   */
+  readonly bootObjects?: BootObjectOptions;
 }
 
 export class MailfleetTerraformStack extends TerraformStack {
@@ -78,6 +94,7 @@ export class MailfleetTerraformStack extends TerraformStack {
   constructor(scope: Construct, id: string, props: MailfleetTerraformStackProps) {
     super(scope, id);
     const { model } = props;
+    this.bootObjects = props.bootObjects ?? {};
     new LocalBackend(this, { path: props.statePath ?? 'terraform.tfstate' });
     const built = new Map<string, BuiltRegion>();
     for (const region of model.regions) {
@@ -118,6 +135,100 @@ export class MailfleetTerraformStack extends TerraformStack {
   }
 
   private readonly healthChecks: Route53HealthCheck[] = [];
+  private readonly bootObjects: BootObjectOptions;
+
+  /**
+   * What nodes need to boot (lib/plan/node-access.ts): a private bucket with the node files and daemon
+   * package, the SSM parameters naming them, one role + instance profile per node kind, and (primary)
+   * the secrets, replicated to DR.
+   */
+  private boot(model: PlatformModel, r: RegionModel, provider: AwsProvider, privateZone: Route53Zone): { profiles: Map<NodeRole, IamInstanceProfile> } {
+    const p = r.role;
+    const b = r.boot;
+    const tags = (role: string, name: string) => tagsFor(model, role, name);
+    const bucket = new S3Bucket(this, `${p}-boot-bucket`, {
+      provider,
+      // Bucket names are global: Terraform completes the prefix; destroy empties it (its objects are rebuilt from the plan).
+      bucketPrefix: `${r.prefix.slice(0, 30).replace(/[^a-z0-9-]/g, '-')}-boot-`,
+      forceDestroy: true,
+      tags: tags('network', `${r.prefix}-boot`),
+    });
+    new S3BucketPublicAccessBlock(this, `${p}-boot-bucket-private`, {
+      provider,
+      bucket: bucket.id,
+      blockPublicAcls: true,
+      blockPublicPolicy: true,
+      ignorePublicAcls: true,
+      restrictPublicBuckets: true,
+    });
+    const objects = new Map<BootObjectId, S3Object>();
+    for (const o of b.objects) {
+      const folder = bootObjectFolder(model.plan, r.role, o, this.bootObjects);
+      const safe = o.id.replace(/\//g, '-');
+      const asset = new TerraformAsset(this, `${p}-asset-${safe}`, { path: folder.dir, type: AssetType.ARCHIVE, assetHash: folder.hash });
+      objects.set(o.id, new S3Object(this, `${p}-boot-${safe}`, { provider, bucket: bucket.id, key: o.key, source: asset.path, sourceHash: folder.hash }));
+    }
+    for (const [i, prm] of b.parameters.entries())
+      new SsmParameter(this, `${p}-param-${i}`, {
+        provider,
+        name: prm.name,
+        type: 'String',
+        description: prm.description,
+        value: prm.value.kind === 'private-zone-id' ? privateZone.zoneId : `s3://${bucket.bucket}/${objects.get(prm.value.object)!.key}`,
+        tags: tags('network', prm.name),
+      });
+    const arnOf = (t: AccessTarget): string =>
+      t.kind === 'private-zone' ? `arn:aws:route53:::hostedzone/${privateZone.zoneId}` : t.kind === 'boot-object' ? `${bucket.arn}/${objects.get(t.object)!.key}` : literalArn(model, r, t)!;
+    const profiles = new Map<NodeRole, IamInstanceProfile>();
+    for (const a of b.roles) {
+      const role = new IamRole(this, `${p}-role-${a.role}`, {
+        provider,
+        description: a.description,
+        assumeRolePolicy: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+        }),
+        tags: tags(a.role, `${r.prefix}-${a.role}`),
+      });
+      a.managedPolicies.forEach(
+        (m, i) => new IamRolePolicyAttachment(this, `${p}-role-${a.role}-managed-${i}`, { provider, role: role.name, policyArn: `arn:aws:iam::aws:policy/${m}` }),
+      );
+      new IamRolePolicy(this, `${p}-role-${a.role}-policy`, {
+        provider,
+        role: role.id,
+        policy: JSON.stringify({
+          Version: '2012-10-17',
+          Statement: a.statements.map((st) => ({
+            Effect: 'Allow',
+            Action: st.actions,
+            Resource: st.targets.map(arnOf),
+            ...(st.conditions ? { Condition: st.conditions } : {}),
+          })),
+        }),
+      });
+      profiles.set(a.role, new IamInstanceProfile(this, `${p}-profile-${a.role}`, { provider, role: role.name, tags: tags(a.role, `${r.prefix}-${a.role}`) }));
+    }
+    for (const sec of b.secrets) {
+      const secret = new SecretsmanagerSecret(this, `${p}-secret-${sec.id}`, {
+        provider,
+        name: sec.name,
+        description: sec.description,
+        replica: b.secretReplicaRegions.map((region) => ({ region })),
+        tags: tags('secret', sec.name),
+      });
+      // Starting texts only: generated values need a random source Terraform has not without another
+      // provider (docs/engines.md: the operator puts them before the first boot); later edits are the operator's.
+      const v = sec.value;
+      if (v.kind === 'literal' || v.kind === 'template')
+        new SecretsmanagerSecretVersion(this, `${p}-secret-${sec.id}-initial`, {
+          provider,
+          secretId: secret.id,
+          secretString: v.kind === 'literal' ? v.text : JSON.stringify({ ...v.template, [v.generateKey]: '' }),
+          lifecycle: { ignoreChanges: ['secret_string'] },
+        });
+    }
+    return { profiles };
+  }
   private readonly fisTemplates = new Map<string, FisExperimentTemplate>();
 
   private region(model: PlatformModel, r: RegionModel, provider: AwsProvider): BuiltRegion {
@@ -156,16 +267,6 @@ export class MailfleetTerraformStack extends TerraformStack {
     new Route(this, `${p}-private-default`, { provider, routeTableId: privateRt.id, destinationCidrBlock: '0.0.0.0/0', natGatewayId: nat.id });
     publicSubnets.forEach((s, i) => new RouteTableAssociation(this, `${p}-public-rta-${i}`, { provider, subnetId: s.id, routeTableId: publicRt.id }));
     privateSubnets.forEach((s, i) => new RouteTableAssociation(this, `${p}-private-rta-${i}`, { provider, subnetId: s.id, routeTableId: privateRt.id }));
-
-    const amis = new Map<string, DataAwsSsmParameter>();
-    const ami = (parameter: string) => {
-      let d = amis.get(parameter);
-      if (!d) {
-        d = new DataAwsSsmParameter(this, `${p}-ami-${amis.size}`, { provider, name: parameter });
-        amis.set(parameter, d);
-      }
-      return d.value;
-    };
 
     const groups = new Map<string, SecurityGroup>();
     for (const g of r.securityGroups)
@@ -251,17 +352,32 @@ export class MailfleetTerraformStack extends TerraformStack {
       }
     }
 
+    // Private names the node files use (gluster-N, ldap-*, efs), in this region's own zones.
+    const zones = {
+      platform: new Route53Zone(this, `${p}-zone-platform`, { provider, name: r.privateZones.platform, vpc: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.platform) }),
+      // The other region's VPC is associated by a separate resource (link()): inline `vpc` must then be ignored.
+      region: new Route53Zone(this, `${p}-zone-region`, {
+        provider,
+        name: r.privateZones.region,
+        vpc: [{ vpcId: vpc.id }],
+        tags: tags('network', r.privateZones.region),
+        ...(model.link ? { lifecycle: { ignoreChanges: ['vpc'] } } : {}),
+      }),
+    };
+    const boot = this.boot(model, r, provider, zones.platform);
+
     // One launch template per node kind, shared by the kind's groups (every HAProxy shard runs the same text).
     const launchTemplates = new Map<string, LaunchTemplate>();
-    const launchTemplate = (role: string, name: string, o: { amiParameter: string; imageId?: string; instanceType: string; userData: string }) => {
+    const launchTemplate = (role: NodeRole, name: string, o: { amiParameter: string; imageId?: string; instanceType: string; userData: string }) => {
       let lt = launchTemplates.get(role);
       if (!lt) {
         lt = new LaunchTemplate(this, `${p}-lt-${role}`, {
           provider,
           name,
-          imageId: o.imageId ?? ami(o.amiParameter),
+          imageId: launchImage(o),
+          iamInstanceProfile: { arn: boot.profiles.get(role as NodeRole)!.arn },
           instanceType: o.instanceType,
-          vpcSecurityGroupIds: [groups.get(role as NodeModel['role'])!.id],
+          vpcSecurityGroupIds: [groups.get(role)!.id],
           userData: b64(o.userData),
           metadataOptions: IMDSV2,
           tagSpecifications: [{ resourceType: 'instance', tags: tags(role, name) }],
@@ -339,18 +455,6 @@ export class MailfleetTerraformStack extends TerraformStack {
         destination: { region: r.region, fileSystemId: this.efs.get('dr')!.fs.id },
       });
     }
-    // Private names the node files use (gluster-N, ldap-*, efs), in this region's own zones.
-    const zones = {
-      platform: new Route53Zone(this, `${p}-zone-platform`, { provider, name: r.privateZones.platform, vpc: [{ vpcId: vpc.id }], tags: tags('network', r.privateZones.platform) }),
-      // The other region's VPC is associated by a separate resource (link()): inline `vpc` must then be ignored.
-      region: new Route53Zone(this, `${p}-zone-region`, {
-        provider,
-        name: r.privateZones.region,
-        vpc: [{ vpcId: vpc.id }],
-        tags: tags('network', r.privateZones.region),
-        ...(model.link ? { lifecycle: { ignoreChanges: ['vpc'] } } : {}),
-      }),
-    };
     r.privateRecords.forEach((rec, i) => {
       const fs = this.efs.get(r.role)?.fs;
       new Route53Record(this, `${p}-dns-${i}`, {
@@ -455,15 +559,12 @@ export class MailfleetTerraformStack extends TerraformStack {
       role: role.id,
       policy: JSON.stringify({
         Version: '2012-10-17',
-        Statement: [
-          {
-            Effect: 'Allow',
-            Action: ['ec2:StopInstances', 'ec2:StartInstances', 'ec2:TerminateInstances'],
-            Resource: 'arn:aws:ec2:*:*:instance/*',
-            Condition: { StringEquals: { 'aws:ResourceTag/mailfleet:platform': model.platform } },
-          },
-          { Effect: 'Allow', Action: ['ec2:DescribeInstances'], Resource: '*' },
-        ],
+        Statement: fisRoleStatements(model.platform).map((st) => ({
+          Effect: 'Allow',
+          Action: st.actions,
+          Resource: st.resource === 'instances' ? 'arn:aws:ec2:*:*:instance/*' : '*',
+          ...(st.conditions ? { Condition: st.conditions } : {}),
+        })),
       }),
     });
     for (const d of model.drills) {
@@ -478,16 +579,13 @@ export class MailfleetTerraformStack extends TerraformStack {
             resourceType: 'aws:ec2:instance',
             selectionMode: d.selectionMode,
             resourceTag: Object.entries({ ...model.tags, [ROLE_TAG]: d.nodeRole }).map(([key, value]) => ({ key, value })),
-            filter: [
-              { path: 'State.Name', values: ['running'] },
-              ...(d.availabilityZone ? [{ path: 'Placement.AvailabilityZone', values: [d.availabilityZone] }] : []),
-            ],
+            filter: drillFilters(d),
           },
         ],
         action: [
           {
             name: d.id,
-            actionId: 'aws:ec2:stop-instances',
+            actionId: d.actionId,
             parameter: [{ key: 'startInstancesAfterDuration', value: d.startAfter }],
             target: { key: 'Instances', value: 'nodes' },
           },

@@ -19,8 +19,11 @@ describe('audit archive in Terraform', () => {
   before(() => {
     doc = terraformJson(auditPlan({ mode: 'compliance', retentionDays: 3650, archiveAfterDays: 30, archiveStorageClass: 'DEEP_ARCHIVE' }));
   });
+  // The archive's resources (the boot bucket of each region is an aws_s3_bucket too).
   const one = (type: string) => {
-    const all = Object.values((doc.resource as Resources)[type] ?? {});
+    const all = Object.entries((doc.resource as Resources)[type] ?? {})
+      .filter(([key]) => /audit/i.test(key))
+      .map(([, v]) => v);
     assert.equal(all.length, 1, `${type}: one per region`);
     return all[0]!;
   };
@@ -59,7 +62,7 @@ describe('audit archive in Pulumi', () => {
     regs = await registrationsOf(auditPlan({ mode: 'governance', retentionDays: 400 }));
   });
   const one = (type: string) => {
-    const all = regs.filter((r) => r.type === type);
+    const all = regs.filter((r) => r.type === type && /audit/.test(r.name));
     assert.equal(all.length, 1, `${type}: one per region`);
     return all[0]!.inputs;
   };
