@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import { link, mkdir, open, readFile, readdir, rename, stat, unlink, utimes, writeFile, copyFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { statSync, type Stats } from 'node:fs';
 import { MailfleetError } from '../../errors.js';
 import { flagsToLetters, isKeyword, keywordLetter, KEYWORDS_FILE, lettersToFlags, MAX_KEYWORDS, parseKeywords, serialiseKeywords, sortLetters } from './flags.js';
 import { withLock } from './lock.js';
@@ -158,19 +159,35 @@ function parseList(text: string): ListState | undefined {
   return { uidValidity: Number(head[1]), nextUid: Number(head[2]), modseq: Number(head[3]), curMtime: Number(head[4]), messages };
 }
 
-function serialiseList(s: ListState): string {
-  let out = `MF1 V${s.uidValidity} N${s.nextUid} M${s.modseq} C${s.curMtime}\n`;
-  for (const r of s.messages) out += `${r.uid} ${r.modseq} ${r.size} ${r.date} ${fileName(r)}\n`;
-  return out;
+/**
+ * Each record's list line, kept while the record is unchanged: every flag change or expunge rewrites the
+ * whole list, and re-formatting hundreds of unchanged lines each time showed in the profile. Records
+ * are replaced (not mutated) on change, so the object is the cache key.
+ */
+const listLines = new WeakMap<MessageRecord, { letters: string; modseq: number; line: string }>();
+
+function listLine(r: MessageRecord): string {
+  const c = listLines.get(r);
+  if (c && c.letters === r.letters && c.modseq === r.modseq) return c.line;
+  const line = `${r.uid} ${r.modseq} ${r.size} ${r.date} ${fileName(r)}\n`;
+  listLines.set(r, { letters: r.letters, modseq: r.modseq, line });
+  return line;
 }
 
-async function statOrUndefined(p: string) {
-  try {
-    return await stat(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
+function serialiseList(s: ListState): string {
+  const parts = [`MF1 V${s.uidValidity} N${s.nextUid} M${s.modseq} C${s.curMtime}\n`];
+  for (const r of s.messages) parts.push(listLine(r));
+  return parts.join('');
+}
+
+/**
+ * A metadata check (the UID list, new/, cur/): every IMAP command makes up to three. Synchronous on
+ * purpose: an async stat costs ~10x the CPU of the stat itself (a thread-pool round trip, a promise),
+ * and under bench/imap-stress these checks were the daemon's largest single cost. A stat of a hot inode
+ * answers from the kernel's cache (FUSE caches attributes too); file contents stay asynchronous.
+ */
+function statOrUndefined(p: string): Stats | undefined {
+  return statSync(p, { throwIfNoEntry: false });
 }
 
 export interface MailboxOptions {
@@ -409,7 +426,7 @@ export class Mailbox {
       await fh.close();
     }
     await rename(tmp, p);
-    const st = await stat(p);
+    const st = statSync(p);
     this.listStamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
   }
 
