@@ -160,17 +160,18 @@ function parseList(text: string): ListState | undefined {
 }
 
 /**
- * Each record's list line, kept while the record is unchanged: every flag change or expunge rewrites the
- * whole list, and re-formatting hundreds of unchanged lines each time showed in the profile. Records
- * are replaced (not mutated) on change, so the object is the cache key.
+ * Each record's list line, kept on the record while it is unchanged: every flag change or expunge
+ * rewrites the whole list, and re-formatting hundreds of unchanged lines each time showed in the
+ * profile. Non-enumerable, so the `{ ...r, letters }` copy made on a change does not inherit it.
  */
-const listLines = new WeakMap<MessageRecord, { letters: string; modseq: number; line: string }>();
+const LINE = Symbol('listLine');
+type Lined = MessageRecord & { [LINE]?: { letters: string; modseq: number; line: string } };
 
-function listLine(r: MessageRecord): string {
-  const c = listLines.get(r);
+function listLine(r: Lined): string {
+  const c = r[LINE];
   if (c && c.letters === r.letters && c.modseq === r.modseq) return c.line;
   const line = `${r.uid} ${r.modseq} ${r.size} ${r.date} ${fileName(r)}\n`;
-  listLines.set(r, { letters: r.letters, modseq: r.modseq, line });
+  Object.defineProperty(r, LINE, { value: { letters: r.letters, modseq: r.modseq, line }, writable: true });
   return line;
 }
 
@@ -223,6 +224,8 @@ export class Mailbox {
   private verifiedAt = -Infinity;
   private summaries?: Map<number, MessageSummary>;
   private summaryLoad?: Promise<Map<number, MessageSummary>>;
+  /** Changes waiting for the next locked pass (mutate()). */
+  private batch?: Array<{ run: (s: ListState) => Promise<void>; settle: (passError?: unknown) => void }>;
   /** Keyword table (index 0 = letter a) from KEYWORDS_FILE; reloaded whenever the UID list is. */
   keywords: string[] = [];
   private keywordsStamp = '';
@@ -542,61 +545,97 @@ export class Mailbox {
     }
   }
 
+  /**
+   * Runs a change under the folder lock. Changes that arrive while an earlier pass runs or waits share
+   * the next pass (group commit): one lock, one scan, one list write and fsync for all of them, each
+   * answered only after that write. Under concurrent STORE/EXPUNGE/APPEND each used to pay all of it.
+   */
+  private mutate<T>(change: (s: ListState) => Promise<T>): Promise<T> {
+    let batch = this.batch;
+    if (!batch) {
+      const b: NonNullable<Mailbox['batch']> = [];
+      batch = this.batch = b;
+      this.serial(async () => {
+        this.batch = undefined; // started: later changes wait for the next pass
+        await this.locked(async (s) => {
+          for (const c of b) await c.run(s);
+        });
+      }).then(
+        () => b.forEach((c) => c.settle()),
+        (e: unknown) => b.forEach((c) => c.settle(e ?? new Error('mailbox change failed'))),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      let result: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
+      batch.push({
+        // One change failing answers its caller with the error and leaves the others to be written.
+        run: async (s) => {
+          try {
+            result = { ok: true, value: await change(s) };
+          } catch (error) {
+            result = { ok: false, error };
+          }
+        },
+        settle: (passError) => {
+          if (passError !== undefined) reject(passError);
+          else if (result?.ok) resolve(result.value);
+          else reject(result ? result.error : new Error('mailbox change did not run'));
+        },
+      });
+    });
+  }
+
   /** Sets, adds or removes flag letters on the given UIDs. Returns the records that changed. */
   setFlags(uids: readonly number[], op: 'set' | 'add' | 'remove', letters: string): Promise<MessageRecord[]> {
-    return this.serial(() =>
-      this.locked(async (s) => {
-        const changed: MessageRecord[] = [];
-        const want = new Set(uids);
-        for (let i = 0; i < s.messages.length; i++) {
-          const r = s.messages[i]!;
-          if (!want.has(r.uid)) continue;
-          let next: string;
-          if (op === 'set') next = sortLetters(letters);
-          else if (op === 'add') next = sortLetters(r.letters + letters);
-          else next = [...r.letters].filter((l) => !letters.includes(l)).join('');
-          if (next === r.letters) continue;
-          const nr: MessageRecord = { ...r, letters: next, modseq: s.modseq + 1 };
-          try {
-            await rename(join(this.dir, 'cur', fileName(r)), join(this.dir, 'cur', fileName(nr)));
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // expunged meanwhile
-            throw e;
-          }
-          s.modseq++;
-          s.messages[i] = nr;
-          changed.push(nr);
+    return this.mutate(async (s) => {
+      const changed: MessageRecord[] = [];
+      const want = new Set(uids);
+      for (let i = 0; i < s.messages.length; i++) {
+        const r = s.messages[i]!;
+        if (!want.has(r.uid)) continue;
+        let next: string;
+        if (op === 'set') next = sortLetters(letters);
+        else if (op === 'add') next = sortLetters(r.letters + letters);
+        else next = [...r.letters].filter((l) => !letters.includes(l)).join('');
+        if (next === r.letters) continue;
+        const nr: MessageRecord = { ...r, letters: next, modseq: s.modseq + 1 };
+        try {
+          await rename(join(this.dir, 'cur', fileName(r)), join(this.dir, 'cur', fileName(nr)));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // expunged meanwhile
+          throw e;
         }
-        return changed;
-      }),
-    );
+        s.modseq++;
+        s.messages[i] = nr;
+        changed.push(nr);
+      }
+      return changed;
+    });
   }
 
   /** Removes the given UIDs (the caller picked them, e.g. those flagged \Deleted). Returns removed UIDs. */
   expunge(uids: readonly number[]): Promise<number[]> {
-    return this.serial(() =>
-      this.locked(async (s) => {
-        const want = new Set(uids);
-        const removed: number[] = [];
-        const kept: MessageRecord[] = [];
-        for (const r of s.messages) {
-          if (!want.has(r.uid)) {
-            kept.push(r);
-            continue;
-          }
-          await unlink(join(this.dir, 'cur', fileName(r))).catch((e: NodeJS.ErrnoException) => {
-            if (e.code !== 'ENOENT') throw e;
-          });
-          removed.push(r.uid);
+    return this.mutate(async (s) => {
+      const want = new Set(uids);
+      const removed: number[] = [];
+      const kept: MessageRecord[] = [];
+      for (const r of s.messages) {
+        if (!want.has(r.uid)) {
+          kept.push(r);
+          continue;
         }
-        if (removed.length > 0) {
-          s.messages = kept;
-          s.modseq++;
-          for (const u of removed) this.summaries?.delete(u);
-        }
-        return removed;
-      }),
-    );
+        await unlink(join(this.dir, 'cur', fileName(r))).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'ENOENT') throw e;
+        });
+        removed.push(r.uid);
+      }
+      if (removed.length > 0) {
+        s.messages = kept;
+        s.modseq++;
+        for (const u of removed) this.summaries?.delete(u);
+      }
+      return removed;
+    });
   }
 
   /** Stores a message (APPEND): tmp/ → cur/ with its flags, then a UID under the lock. */
@@ -641,18 +680,16 @@ export class Mailbox {
   }
 
   private adopt(staged: ReadonlyArray<{ tmp: string; base: string; letters: string; size: number; date: number }>): Promise<number[]> {
-    return this.serial(() =>
-      this.locked(async (s) => {
-        const uids: number[] = [];
-        for (const f of staged) {
-          await rename(f.tmp, join(this.dir, 'cur', `${f.base}:2,${f.letters}`));
-          const rec: MessageRecord = { uid: s.nextUid++, base: f.base, letters: f.letters, size: f.size, date: f.date, modseq: ++s.modseq };
-          s.messages.push(rec);
-          uids.push(rec.uid);
-        }
-        return uids;
-      }),
-    );
+    return this.mutate(async (s) => {
+      const uids: number[] = [];
+      for (const f of staged) {
+        await rename(f.tmp, join(this.dir, 'cur', `${f.base}:2,${f.letters}`));
+        const rec: MessageRecord = { uid: s.nextUid++, base: f.base, letters: f.letters, size: f.size, date: f.date, modseq: ++s.modseq };
+        s.messages.push(rec);
+        uids.push(rec.uid);
+      }
+      return uids;
+    });
   }
 
   /** ENVELOPE / BODYSTRUCTURE / search fields, from the cache file or parsed once and appended to it. */
