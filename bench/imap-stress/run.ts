@@ -321,7 +321,7 @@ async function startDaemonProcess(dir: string, config: DaemonConfig, nodeFlags: 
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const ready = await new Promise<{ sockets: Array<{ protocol: string; port: number }> }>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`daemon did not start within 20 s: ${stderr}`)), 20_000);
+    const t = setTimeout(() => reject(new Error(`daemon did not start within 90 s: ${stderr}`)), 90_000);
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       if (!line.startsWith('{')) return;
       clearTimeout(t);
