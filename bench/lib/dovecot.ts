@@ -15,6 +15,13 @@ export interface DovecotProps {
   /** A fresh directory for config, runtime files, log and homes. */
   readonly dir: string;
   readonly users: ReadonlyArray<{ readonly address: string; readonly password: string }>;
+  /**
+   * Dovecot's performance setting for short sessions: each imap process serves up to `reuse` sessions
+   * one after another (service_count) and `prestart` wait ready (process_min_avail), so a LOGIN does not
+   * fork and exec a process. All mail users share one uid here, which is what makes reuse possible.
+   * @default undefined (Debian's default: one new imap process per session)
+   */
+  readonly imapProcesses?: { readonly reuse: number; readonly prestart: number };
 }
 
 export interface RunningDovecot {
@@ -98,7 +105,7 @@ service imap-login {
   vsz_limit = 1G
 }
 service imap {
-  process_limit = 10000
+  process_limit = 10000${props.imapProcesses ? `\n  service_count = ${props.imapProcesses.reuse}\n  process_min_avail = ${props.imapProcesses.prestart}` : ''}
 }
 service auth {
   client_limit = 100000

@@ -234,9 +234,16 @@ export class ImapSession {
       return;
     }
     if (!completion || this.closed) return;
-    if (cmd.flushAfter) await this.flushUpdates(cmd.expungeAfter, name.startsWith('UID '));
-    const code = completion.code ? `[${completion.code}] ` : '';
-    this.write(`${tag} ${completion.status ?? 'OK'} ${code}${completion.text}\r\n`);
+    // The untagged updates and the tagged reply leave in one write (one segment, one syscall), not two.
+    const socket = this.socket;
+    socket.cork();
+    try {
+      if (cmd.flushAfter) await this.flushUpdates(cmd.expungeAfter, name.startsWith('UID '));
+      const code = completion.code ? `[${completion.code}] ` : '';
+      this.write(`${tag} ${completion.status ?? 'OK'} ${code}${completion.text}\r\n`);
+    } finally {
+      socket.uncork();
+    }
   }
 
   /** Refreshes the selected mailbox from disk and sends what changed. */

@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import { link, mkdir, open, readFile, readdir, rename, stat, unlink, utimes, writeFile, copyFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { statSync, type Stats } from 'node:fs';
 import { MailfleetError } from '../../errors.js';
 import { flagsToLetters, isKeyword, keywordLetter, KEYWORDS_FILE, lettersToFlags, MAX_KEYWORDS, parseKeywords, serialiseKeywords, sortLetters } from './flags.js';
 import { withLock } from './lock.js';
@@ -174,19 +175,36 @@ function parseList(text: string): ListState | undefined {
   return { uidValidity: Number(head[1]), nextUid, modseq: Number(head[3]), curMtime: Number(head[4]), firstRecent: head[5] === undefined ? nextUid : Number(head[5]), messages };
 }
 
-function serialiseList(s: ListState): string {
-  let out = `MF1 V${s.uidValidity} N${s.nextUid} M${s.modseq} C${s.curMtime} R${s.firstRecent}\n`;
-  for (const r of s.messages) out += `${r.uid} ${r.modseq} ${r.size} ${r.date} ${fileName(r)}\n`;
-  return out;
+/**
+ * Each record's list line, kept on the record while it is unchanged: every flag change or expunge
+ * rewrites the whole list, and re-formatting hundreds of unchanged lines each time showed in the
+ * profile. Non-enumerable, so the `{ ...r, letters }` copy made on a change does not inherit it.
+ */
+const LINE = Symbol('listLine');
+type Lined = MessageRecord & { [LINE]?: { letters: string; modseq: number; line: string } };
+
+function listLine(r: Lined): string {
+  const c = r[LINE];
+  if (c && c.letters === r.letters && c.modseq === r.modseq) return c.line;
+  const line = `${r.uid} ${r.modseq} ${r.size} ${r.date} ${fileName(r)}\n`;
+  Object.defineProperty(r, LINE, { value: { letters: r.letters, modseq: r.modseq, line }, writable: true });
+  return line;
 }
 
-async function statOrUndefined(p: string) {
-  try {
-    return await stat(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
+function serialiseList(s: ListState): string {
+  const parts = [`MF1 V${s.uidValidity} N${s.nextUid} M${s.modseq} C${s.curMtime} R${s.firstRecent}\n`];
+  for (const r of s.messages) parts.push(listLine(r));
+  return parts.join('');
+}
+
+/**
+ * A metadata check (the UID list, new/, cur/): every IMAP command makes up to three. Synchronous on
+ * purpose: an async stat costs ~10x the CPU of the stat itself (a thread-pool round trip, a promise),
+ * and under bench/imap-stress these checks were the daemon's largest single cost. A stat of a hot inode
+ * answers from the kernel's cache (FUSE caches attributes too); file contents stay asynchronous.
+ */
+function statOrUndefined(p: string): Stats | undefined {
+  return statSync(p, { throwIfNoEntry: false });
 }
 
 export interface MailboxOptions {
@@ -242,6 +260,8 @@ export class Mailbox {
   private verifiedAt = -Infinity;
   private summaries?: Map<number, MessageSummary>;
   private summaryLoad?: Promise<Map<number, MessageSummary>>;
+  /** Changes waiting for the next locked pass (mutate()). */
+  private batch?: Array<{ run: (s: ListState) => Promise<void>; settle: (passError?: unknown) => void }>;
   /** Keyword table (index 0 = letter a) from KEYWORDS_FILE; reloaded whenever the UID list is. */
   keywords: string[] = [];
   private keywordsStamp = '';
@@ -509,7 +529,7 @@ export class Mailbox {
       await fh.close();
     }
     await rename(tmp, p);
-    const st = await stat(p);
+    const st = statSync(p);
     this.listStamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
   }
 
@@ -639,71 +659,107 @@ export class Mailbox {
     }
   }
 
+  /**
+   * Runs a change under the folder lock. Changes that arrive while an earlier pass runs or waits share
+   * the next pass (group commit): one lock, one scan, one list write and fsync for all of them, each
+   * answered only after that write. Under concurrent STORE/EXPUNGE/APPEND each used to pay all of it.
+   */
+  private mutate<T>(change: (s: ListState) => Promise<T>): Promise<T> {
+    let batch = this.batch;
+    if (!batch) {
+      const b: NonNullable<Mailbox['batch']> = [];
+      batch = this.batch = b;
+      this.serial(async () => {
+        this.batch = undefined; // started: later changes wait for the next pass
+        await this.locked(async (s) => {
+          for (const c of b) await c.run(s);
+        });
+      }).then(
+        () => b.forEach((c) => c.settle()),
+        (e: unknown) => b.forEach((c) => c.settle(e ?? new Error('mailbox change failed'))),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      let result: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
+      batch.push({
+        // One change failing answers its caller with the error and leaves the others to be written.
+        run: async (s) => {
+          try {
+            result = { ok: true, value: await change(s) };
+          } catch (error) {
+            result = { ok: false, error };
+          }
+        },
+        settle: (passError) => {
+          if (passError !== undefined) reject(passError);
+          else if (result?.ok) resolve(result.value);
+          else reject(result ? result.error : new Error('mailbox change did not run'));
+        },
+      });
+    });
+  }
+
   /** Sets, adds or removes flag letters on the given UIDs. Returns the records that changed. */
   setFlags(uids: readonly number[], op: 'set' | 'add' | 'remove', letters: string): Promise<MessageRecord[]> {
-    return this.serial(() =>
-      this.locked(async (s) => {
-        const changed: MessageRecord[] = [];
-        const want = new Set(uids);
-        for (let i = 0; i < s.messages.length; i++) {
-          const r = s.messages[i]!;
-          if (!want.has(r.uid)) continue;
-          let next: string;
-          if (op === 'set') next = sortLetters(letters);
-          else if (op === 'add') next = sortLetters(r.letters + letters);
-          else next = [...r.letters].filter((l) => !letters.includes(l)).join('');
-          if (next === r.letters) continue;
-          const nr: MessageRecord = { ...r, letters: next, modseq: s.modseq + 1 };
+    return this.mutate(async (s) => {
+      const changed: MessageRecord[] = [];
+      const want = new Set(uids);
+      for (let i = 0; i < s.messages.length; i++) {
+        const r = s.messages[i]!;
+        if (!want.has(r.uid)) continue;
+        let next: string;
+        if (op === 'set') next = sortLetters(letters);
+        else if (op === 'add') next = sortLetters(r.letters + letters);
+        else next = [...r.letters].filter((l) => !letters.includes(l)).join('');
+        if (next === r.letters) continue;
+        const nr: MessageRecord = { ...r, letters: next, modseq: s.modseq + 1 };
+        try {
+          await rename(join(this.dir, 'cur', fileName(r)), join(this.dir, 'cur', fileName(nr)));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+          // Renamed by a tool outside the lock (the list is in sync otherwise): find it by base name.
+          const found = (await readdir(join(this.dir, 'cur'))).find((x) => x === r.base || x.startsWith(`${r.base}:2,`));
+          if (found === undefined) continue; // expunged meanwhile
           try {
-            await rename(join(this.dir, 'cur', fileName(r)), join(this.dir, 'cur', fileName(nr)));
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-            // Renamed by a tool outside the lock (the list is in sync otherwise): find it by base name.
-            const found = (await readdir(join(this.dir, 'cur'))).find((x) => x === r.base || x.startsWith(`${r.base}:2,`));
-            if (found === undefined) continue; // expunged meanwhile
-            try {
-              await rename(join(this.dir, 'cur', found), join(this.dir, 'cur', fileName(nr)));
-            } catch (e2) {
-              if ((e2 as NodeJS.ErrnoException).code === 'ENOENT') continue;
-              throw e2;
-            }
+            await rename(join(this.dir, 'cur', found), join(this.dir, 'cur', fileName(nr)));
+          } catch (e2) {
+            if ((e2 as NodeJS.ErrnoException).code === 'ENOENT') continue;
+            throw e2;
           }
-          s.modseq++;
-          s.messages[i] = nr;
-          changed.push(nr);
         }
-        return changed;
-      }),
-    );
+        s.modseq++;
+        s.messages[i] = nr;
+        changed.push(nr);
+      }
+      return changed;
+    });
   }
 
   /** Removes the given UIDs (the caller picked them, e.g. those flagged \Deleted). Returns removed UIDs. */
   expunge(uids: readonly number[]): Promise<number[]> {
-    return this.serial(() =>
-      this.locked(async (s) => {
-        const want = new Set(uids);
-        const removed: number[] = [];
-        const kept: MessageRecord[] = [];
-        let bytes = 0;
-        for (const r of s.messages) {
-          if (!want.has(r.uid)) {
-            kept.push(r);
-            continue;
-          }
-          await unlink(join(this.dir, 'cur', fileName(r))).catch((e: NodeJS.ErrnoException) => {
-            if (e.code !== 'ENOENT') throw e;
-          });
-          removed.push(r.uid);
-          bytes += r.size;
+    return this.mutate(async (s) => {
+      const want = new Set(uids);
+      const removed: number[] = [];
+      const kept: MessageRecord[] = [];
+      let bytes = 0;
+      for (const r of s.messages) {
+        if (!want.has(r.uid)) {
+          kept.push(r);
+          continue;
         }
-        if (removed.length > 0) {
-          s.messages = kept;
-          s.modseq++;
-          for (const u of removed) this.summaries?.delete(u);
-        }
-        return { removed, bytes };
-      }),
-    ).then(async ({ removed, bytes }) => {
+        await unlink(join(this.dir, 'cur', fileName(r))).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'ENOENT') throw e;
+        });
+        removed.push(r.uid);
+        bytes += r.size;
+      }
+      if (removed.length > 0) {
+        s.messages = kept;
+        s.modseq++;
+        for (const u of removed) this.summaries?.delete(u);
+      }
+      return { removed, bytes };
+    }).then(async ({ removed, bytes }) => {
       await this.account(-bytes, -removed.length);
       return removed;
     });
@@ -751,18 +807,16 @@ export class Mailbox {
   }
 
   private adopt(staged: ReadonlyArray<{ tmp: string; base: string; letters: string; size: number; date: number }>): Promise<number[]> {
-    return this.serial(() =>
-      this.locked(async (s) => {
-        const uids: number[] = [];
-        for (const f of staged) {
-          await rename(f.tmp, join(this.dir, 'cur', `${f.base}:2,${f.letters}`));
-          const rec: MessageRecord = { uid: s.nextUid++, base: f.base, letters: f.letters, size: f.size, date: f.date, modseq: ++s.modseq };
-          s.messages.push(rec);
-          uids.push(rec.uid);
-        }
-        return uids;
-      }),
-    ).then(async (uids) => {
+    return this.mutate(async (s) => {
+      const uids: number[] = [];
+      for (const f of staged) {
+        await rename(f.tmp, join(this.dir, 'cur', `${f.base}:2,${f.letters}`));
+        const rec: MessageRecord = { uid: s.nextUid++, base: f.base, letters: f.letters, size: f.size, date: f.date, modseq: ++s.modseq };
+        s.messages.push(rec);
+        uids.push(rec.uid);
+      }
+      return uids;
+    }).then(async (uids) => {
       await this.account(
         staged.reduce((n, f) => n + f.size, 0),
         uids.length,

@@ -1,0 +1,451 @@
+/**
+ * bench/imap-stress: a mixed IMAP load (issue 20) against mailfleetd and Dovecot in one run, local disk.
+ *
+ *   npx tsx bench/imap-stress/run.ts [--clients 20] [--seconds 20] [--users 10] [--seed 500]
+ *                                    [--rounds 2] [--label current] [--no-dovecot] [--no-mailfleetd]
+ *                                    [--gluster] [--cpu-prof <dir>]
+ *
+ * Each of --users users gets an INBOX of --seed messages, written straight into new/ (tmp/, rename) the
+ * same way for both servers. --clients clients share the users round-robin (two sessions per mailbox by
+ * default, so sessions see each other's flag changes, appends and expunges) and loop, for --seconds:
+ *   connect, LOGIN, LIST "" "*", STATUS INBOX (MESSAGES UIDNEXT UNSEEN), SELECT INBOX, then --rounds times
+ *   { FETCH <20 messages> (FLAGS ENVELOPE), FETCH <1> (BODY.PEEK[]), STORE <1> ±FLAGS (\Seen) },
+ *   APPEND INBOX (a 2 KB message), UID STORE <its APPENDUID> +FLAGS.SILENT (\Deleted), EXPUNGE, LOGOUT
+ * so each mailbox stays near --seed messages. Before measuring, one session per user reads every
+ * envelope (FETCH 1:* (FLAGS ENVELOPE)) on each server: both run in steady state, caches built. The client is a lean line reader on raw sockets (one node
+ * process, one command in flight per session) so it takes little of the machine's CPU from the servers.
+ *
+ * mailfleetd runs as its own process (`mailfleet serve`, as bench/imap-contention's second node) so its
+ * CPU is readable; users carry cheap scrypt parameters (the hash format records them) and Dovecot uses
+ * {PLAIN}, so LOGIN measures the servers, not the KDF. Server CPU is utime+stime (+ reaped children)
+ * from /proc: the mailfleetd process, or Dovecot's master with everything under it (imap processes are
+ * reaped by the master and land in its cutime/cstime).
+ *
+ * Prints commands/s, CPU ms per 1,000 commands and p50/p99 per command for each server, then the ratios
+ * mailfleetd / Dovecot; merges the run under --label into bench/results/imap-stress.json.
+ * --gluster puts mailfleetd's mail root on a GlusterFS replica-3-arbiter volume (test/harness; run under
+ * `flock /tmp/mailfleet-gluster.lock`) and skips Dovecot. --cpu-prof <dir> runs the daemon under
+ * `node --cpu-prof` and leaves the .cpuprofile there (summarise with bench/imap-stress/profile.ts).
+ */
+import { randomBytes, scryptSync } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { maildirPath } from '../../lib/store/maildir/paths.js';
+import { configFor, tempDir } from '../../test/ops/fixture.js';
+import type { DaemonConfig } from '../../lib/plan/types.js';
+import { startGlusterVolume, type GlusterVolume } from '../../test/harness/gluster.js';
+import { DOVECOT_UID, startDovecot, type RunningDovecot } from '../lib/dovecot.js';
+import { writePlot } from '../lib/plot.js';
+
+const { values } = parseArgs({
+  options: {
+    clients: { type: 'string', default: '20' },
+    seconds: { type: 'string', default: '20' },
+    users: { type: 'string', default: '10' },
+    seed: { type: 'string', default: '500' },
+    rounds: { type: 'string', default: '2' },
+    label: { type: 'string', default: 'current' },
+    'no-dovecot': { type: 'boolean', default: false },
+    'no-mailfleetd': { type: 'boolean', default: false },
+    gluster: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
+  },
+});
+const CLIENTS = Number(values.clients);
+const SECONDS = Number(values.seconds);
+const SEED = Number(values.seed);
+const ROUNDS = Number(values.rounds);
+const USERS = Array.from({ length: Number(values.users) }, (_, i) => `user${i}@example.com`);
+const PASSWORD = 'password';
+const COMMAND_TIMEOUT_MS = 30_000;
+const CLK_TCK = 100; // USER_HZ on Linux
+const COMMANDS = ['connect', 'LOGIN', 'LIST', 'STATUS', 'SELECT', 'FETCH', 'FETCH BODY', 'STORE', 'APPEND', 'STORE Deleted', 'EXPUNGE', 'LOGOUT'] as const;
+type Command = (typeof COMMANDS)[number];
+
+const BODY = Array.from({ length: 30 }, (_, i) => `stress body line ${i} ${'x'.repeat(40)}`).join('\r\n') + '\r\n';
+let unique = 0;
+function message(to: string): string {
+  const n = ++unique;
+  return (
+    `From: Bench Sender <bench${n % 7}@example.net>\r\nTo: ${to}\r\nSubject: stress message ${n}\r\n` +
+    `Date: Fri, 04 Dec 2026 07:00:00 +0000\r\nMessage-ID: <stress-${n}-${process.pid}@bench>\r\n\r\n${BODY}`
+  );
+}
+
+/** A lean IMAP client: one command at a time; resolves with the tagged line, or with the whole reply. */
+class ImapClient {
+  private chunks = '';
+  private want?: { tag: string; resolve: (reply: string) => void; reject: (e: Error) => void };
+  private constructor(private readonly socket: Socket) {
+    socket.setEncoding('latin1');
+    socket.setNoDelay(true);
+    socket.on('data', (d: string) => {
+      this.chunks += d;
+      this.check();
+    });
+    socket.on('close', () => this.want?.reject(new Error('connection closed')));
+    socket.on('error', () => undefined);
+  }
+
+  static open(port: number): Promise<ImapClient> {
+    return new Promise((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => {
+        const c = new ImapClient(s);
+        c.expect('*').then(() => resolve(c), reject);
+      });
+      s.once('error', reject);
+    });
+  }
+
+  private check(): void {
+    const w = this.want;
+    if (!w) return;
+    // The tagged line starts the buffer or follows a CRLF; literals in FETCH bodies never start a line
+    // with our tags (single letters followed by a digit and a space).
+    const at = this.chunks.startsWith(`${w.tag} `) ? 0 : this.chunks.lastIndexOf(`\r\n${w.tag} `);
+    if (at < 0) return;
+    const start = at === 0 ? 0 : at + 2;
+    const end = this.chunks.indexOf('\r\n', start);
+    if (end < 0) return;
+    const reply = this.chunks.slice(0, end);
+    this.chunks = this.chunks.slice(end + 2);
+    this.want = undefined;
+    w.resolve(reply);
+  }
+
+  private expect(tag: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timeout waiting for ${tag}`)), COMMAND_TIMEOUT_MS);
+      this.want = {
+        tag,
+        resolve: (r) => (clearTimeout(timer), resolve(r)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      };
+      this.check();
+    });
+  }
+
+  /** Sends one command (optionally with a literal, LITERAL+ not assumed) and returns the whole reply. */
+  async cmd(tag: string, line: string, literal?: string): Promise<string> {
+    if (literal === undefined) this.socket.write(`${tag} ${line}\r\n`);
+    else {
+      this.socket.write(`${tag} ${line} {${Buffer.byteLength(literal, 'latin1')}}\r\n`);
+      await this.expect('+');
+      this.socket.write(`${literal}\r\n`);
+    }
+    const reply = await this.expect(tag);
+    const last = reply.slice(reply.lastIndexOf('\n') + 1);
+    if (!last.startsWith(`${tag} OK`)) throw new Error(`${line.split(' ')[0]}: ${last.slice(0, 120)}`);
+    return reply;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+interface Tally {
+  readonly times: Record<Command, number[]>;
+  readonly errors: string[];
+  commands: number;
+  sessions: number;
+}
+
+const rnd = (n: number) => Math.floor(Math.random() * n);
+
+/** One session of the mix; every command's latency goes into the tally as it completes. */
+async function session(port: number, user: string, t: Tally): Promise<void> {
+  let tagN = 0;
+  let mark = performance.now();
+  const time = (c: Command) => {
+    const now = performance.now();
+    t.times[c].push(now - mark);
+    t.commands++;
+    mark = now;
+  };
+  const c = await ImapClient.open(port);
+  time('connect');
+  const run = async (name: Command, line: string, literal?: string) => {
+    const r = await c.cmd(`a${++tagN}`, line, literal);
+    time(name);
+    return r;
+  };
+  try {
+    await run('LOGIN', `LOGIN ${user} ${PASSWORD}`);
+    await run('LIST', 'LIST "" "*"');
+    await run('STATUS', 'STATUS INBOX (MESSAGES UIDNEXT UNSEEN)');
+    const sel = await run('SELECT', 'SELECT INBOX');
+    const exists = Number(/\* (\d+) EXISTS/.exec(sel)?.[1] ?? '0');
+    for (let r = 0; r < ROUNDS && exists > 0; r++) {
+      const from = 1 + rnd(Math.max(1, exists - 19));
+      await run('FETCH', `FETCH ${from}:${Math.min(exists, from + 19)} (FLAGS ENVELOPE)`);
+      await run('FETCH BODY', `FETCH ${1 + rnd(exists)} (BODY.PEEK[])`);
+      await run('STORE', `STORE ${1 + rnd(exists)} ${Math.random() < 0.5 ? '+' : '-'}FLAGS (\\Seen)`);
+    }
+    const app = await run('APPEND', 'APPEND INBOX (\\Seen)', message(user));
+    const uid = /APPENDUID \d+ (\d+)/.exec(app)?.[1];
+    if (uid) await run('STORE Deleted', `UID STORE ${uid} +FLAGS.SILENT (\\Deleted)`);
+    await run('EXPUNGE', 'EXPUNGE');
+    await run('LOGOUT', 'LOGOUT');
+    t.sessions++;
+  } finally {
+    c.close();
+  }
+}
+
+/**
+ * One unmeasured session per user that reads every envelope, so both servers start from built indexes
+ * and envelope caches: the measurement is a server in steady state, not its first sync of each mailbox.
+ */
+async function warm(port: number): Promise<void> {
+  await Promise.all(
+    USERS.map(async (u) => {
+      const c = await ImapClient.open(port);
+      try {
+        for (const [tag, line] of [['w1', `LOGIN ${u} ${PASSWORD}`], ['w2', 'SELECT INBOX'], ['w3', 'FETCH 1:* (FLAGS ENVELOPE)'], ['w4', 'LOGOUT']] as const) await c.cmd(tag, line);
+      } finally {
+        c.close();
+      }
+    }),
+  );
+}
+
+/** Server CPU in ms: utime+stime+cutime+cstime of a process and every live process under it. */
+function cpuMs(rootPid: number): number {
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      // After "pid (comm) ": state ppid ... utime(11) stime(12) cutime(13) cstime(14), 0-based from state.
+      stats.set(Number(d), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
+    } catch {
+      // exited while we read
+    }
+  }
+  let ticks = 0;
+  const walk = (pid: number) => {
+    const me = stats.get(pid);
+    if (!me) return;
+    ticks += me.ticks;
+    for (const [child, s] of stats) if (s.ppid === pid) walk(child);
+  };
+  walk(rootPid);
+  return (ticks * 1000) / CLK_TCK;
+}
+
+interface Result {
+  readonly server: string;
+  readonly seconds: number;
+  readonly sessions: number;
+  readonly commands: number;
+  readonly commandsPerSecond: number;
+  readonly cpuMsPer1000Commands: number;
+  readonly serverCpuPercent: number;
+  readonly errors: number;
+  readonly errorSamples: string[];
+  /** p50 / p99 / mean per command, ms. */
+  readonly latencyMs: Record<string, { count: number; p50: number; p99: number; mean: number }>;
+}
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
+const r1 = (x: number) => Math.round(x * 10) / 10;
+
+async function load(server: string, port: number, pid: number): Promise<Result> {
+  const t: Tally = { times: Object.fromEntries(COMMANDS.map((c) => [c, []])) as unknown as Record<Command, number[]>, errors: [], commands: 0, sessions: 0 };
+  await warm(port);
+  console.log(`${server}: pid ${pid}, measuring for ${SECONDS} s`);
+  const cpu0 = cpuMs(pid);
+  const t0 = performance.now();
+  const end = Date.now() + SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async (_, i) => {
+      while (Date.now() < end) {
+        try {
+          await session(port, USERS[i % USERS.length]!, t);
+        } catch (e) {
+          t.errors.push((e as Error).message.slice(0, 100));
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  const cpu = cpuMs(pid) - cpu0;
+  const latencyMs: Result['latencyMs'] = {};
+  for (const c of COMMANDS) {
+    const s = t.times[c].sort((a, b) => a - b);
+    latencyMs[c] = { count: s.length, p50: r1(pct(s, 0.5)), p99: r1(pct(s, 0.99)), mean: r1(s.reduce((a, b) => a + b, 0) / (s.length || 1)) };
+  }
+  const r: Result = {
+    server,
+    seconds: r1(elapsed),
+    sessions: t.sessions,
+    commands: t.commands,
+    commandsPerSecond: r1(t.commands / elapsed),
+    cpuMsPer1000Commands: r1((cpu / Math.max(1, t.commands)) * 1000),
+    serverCpuPercent: r1((cpu / (elapsed * 1000)) * 100),
+    errors: t.errors.length,
+    errorSamples: [...new Set(t.errors)].slice(0, 5),
+    latencyMs,
+  };
+  console.log(
+    `${server.padEnd(22)} ${String(r.commandsPerSecond).padStart(7)} commands/s  ${String(r.cpuMsPer1000Commands).padStart(6)} CPU ms/1000 commands` +
+      `  (server ${r.serverCpuPercent}% CPU, ${r.sessions} sessions, ${r.errors} errors${r.errors ? ` ${JSON.stringify(r.errorSamples)}` : ''})`,
+  );
+  console.log(`${''.padEnd(22)} p50/p99 ms: ${COMMANDS.map((c) => `${c} ${latencyMs[c]!.p50}/${latencyMs[c]!.p99}`).join(', ')}`);
+  return r;
+}
+
+interface DaemonProcess {
+  readonly pid: number;
+  readonly imapPort: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * `mailfleet serve` as a child process (test/ops/fixture's startProcess, plus node flags: --cpu-prof is
+ * refused in NODE_OPTIONS). SIGTERM lets it exit normally, which is when V8 writes the profile.
+ */
+async function startDaemonProcess(dir: string, config: DaemonConfig, nodeFlags: string[]): Promise<DaemonProcess> {
+  const file = join(dir, 'daemon-config.json');
+  writeFileSync(file, JSON.stringify(config));
+  const proc = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', 'bin/mailfleet.ts', 'serve', '--daemon-config', file, '--data-dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MAILFLEET_LOG_LEVEL: 'silent' },
+  });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const ready = await new Promise<{ sockets: Array<{ protocol: string; port: number }> }>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`daemon did not start within 90 s: ${stderr}`)), 90_000);
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      if (!line.startsWith('{')) return;
+      clearTimeout(t);
+      resolve(JSON.parse(line));
+    });
+    proc.once('exit', (code) => (clearTimeout(t), reject(new Error(`daemon exited with ${code}: ${stderr}`))));
+  });
+  return {
+    pid: proc.pid!,
+    imapPort: ready.sockets.find((s) => s.protocol === 'imap')!.port,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** Writes one message the way an MDA does: tmp/, then rename into new/. */
+function seed(maildir: string, to: string, uid?: number): void {
+  for (const d of ['cur', 'new', 'tmp']) mkdirSync(join(maildir, d), { recursive: true, mode: 0o700 });
+  if (uid !== undefined) for (const d of [join(maildir, '..', '..'), join(maildir, '..'), maildir, ...['cur', 'new', 'tmp'].map((d) => join(maildir, d))]) chownSync(d, uid, uid);
+  for (let i = 0; i < SEED; i++) {
+    const name = `${Math.floor(Date.now() / 1000)}.B${process.pid}Q${++unique}.bench`;
+    const tmp = join(maildir, 'tmp', name);
+    writeFileSync(tmp, message(to));
+    if (uid !== undefined) chownSync(tmp, uid, uid);
+    renameSync(tmp, join(maildir, 'new', name));
+  }
+}
+
+/** Users with cheap scrypt parameters (the hash carries them): LOGIN measures the session, not the KDF. */
+function usersYaml(): string {
+  const lines = ['users:'];
+  for (const u of USERS) {
+    const salt = randomBytes(16);
+    const key = scryptSync(PASSWORD, salt, 32, { N: 16, r: 1, p: 1 });
+    lines.push(`  - address: ${u}`, `    passwordHash: scrypt$16$1$1$${salt.toString('base64')}$${key.toString('base64')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const t = await tempDir('mf-bench-stress-');
+  const results: Result[] = [];
+  let dovecot: RunningDovecot | undefined;
+  let daemon: DaemonProcess | undefined;
+  let vol: GlusterVolume | undefined;
+  try {
+    if (!values['no-mailfleetd']) {
+      writeFileSync(join(t.dir, 'users.yaml'), usersYaml());
+      const big = { perIp: 100_000, perUser: 100_000, perUserIp: 100_000, listenerConnections: 100_000, sourceConnections: 100_000 };
+      const config = configFor({ limits: { imap: big } });
+      let mailRoot = join(t.dir, 'mail');
+      if (values.gluster) {
+        vol = await startGlusterVolume('mfstress');
+        mailRoot = join(vol.mountPoint, 'mail');
+        mkdirSync(mailRoot);
+        symlinkSync(mailRoot, join(t.dir, 'mail'));
+      }
+      for (const u of USERS) seed(maildirPath(mailRoot, u), u);
+      daemon = await startDaemonProcess(t.dir, config, values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values['cpu-prof'])}`] : []);
+      results.push(await load(values.gluster ? 'mailfleetd (gluster)' : 'mailfleetd', daemon.imapPort, daemon.pid));
+      await daemon.stop();
+      daemon = undefined;
+    }
+    if (!values['no-dovecot'] && !values.gluster) {
+      const dir = join(t.dir, 'dovecot');
+      mkdirSync(dir);
+      chmodSync(t.dir, 0o755); // Dovecot's auth and mail processes (other users) walk through it
+      const users = USERS.map((address) => ({ address, password: PASSWORD }));
+      dovecot = await startDovecot({ dir, users });
+      for (const u of USERS) seed(dovecot.maildirOf(u), u, DOVECOT_UID);
+      results.push(await load('dovecot', dovecot.port, dovecot.masterPid));
+      await dovecot.stop();
+      // The same Maildirs (indexes already built) with imap processes reused across sessions.
+      dovecot = await startDovecot({ dir, users, imapProcesses: { reuse: 1000, prestart: CLIENTS } });
+      results.push(await load('dovecot (reuse)', dovecot.port, dovecot.masterPid));
+    }
+  } finally {
+    await daemon?.stop().catch(() => undefined);
+    await dovecot?.stop().catch(() => undefined);
+    await vol?.stop().catch(() => undefined);
+    await t.cleanup();
+  }
+
+  // mailfleetd over each Dovecot configuration measured in this run.
+  const mf = results.find((r) => r.server.startsWith('mailfleetd'));
+  const ratios: Record<string, { commandsPerSecond: number; cpuPerCommand: number; p50: Record<string, number | null> }> = {};
+  for (const dv of results.filter((r) => r.server.startsWith('dovecot'))) {
+    if (!mf) break;
+    const x = (ratios[`mailfleetd/${dv.server}`] = {
+      commandsPerSecond: Math.round((mf.commandsPerSecond / dv.commandsPerSecond) * 100) / 100,
+      cpuPerCommand: Math.round((mf.cpuMsPer1000Commands / dv.cpuMsPer1000Commands) * 100) / 100,
+      p50: Object.fromEntries(COMMANDS.map((c) => [c, dv.latencyMs[c]!.p50 > 0 ? Math.round((mf.latencyMs[c]!.p50 / dv.latencyMs[c]!.p50) * 100) / 100 : null])),
+    });
+    console.log(`mailfleetd/${dv.server}`.padEnd(22) + ` commands/s ${x.commandsPerSecond}x, CPU per command ${x.cpuPerCommand}x`);
+    console.log(`${''.padEnd(22)} p50 ratio: ${COMMANDS.map((c) => `${c} ${x.p50[c]}`).join(', ')}`);
+  }
+
+  const file = join(import.meta.dirname, '..', 'results', 'imap-stress.json');
+  mkdirSync(join(file, '..'), { recursive: true });
+  const prior = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { runs?: Record<string, unknown> }) : {};
+  const run = {
+    measuredAt: new Date().toISOString(),
+    storage: values.gluster ? 'glusterfs replica 3 arbiter 1 (FUSE)' : 'local disk',
+    clients: CLIENTS,
+    seconds: SECONDS,
+    users: USERS.length,
+    seedPerMailbox: SEED,
+    roundsPerSession: ROUNDS,
+    results,
+    ratios,
+  };
+  writeFileSync(file, `${JSON.stringify({ bench: 'imap-stress', runs: { ...prior.runs, [values.label!]: run } }, null, 2)}\n`);
+  writePlot('imap-stress', {
+    title: `IMAP mixed load, ${CLIENTS} clients, ${SECONDS} s: commands/s, run "${values.label}"`,
+    unit: 'commands/s',
+    bars: results.map((r) => ({ label: r.server, value: r.commandsPerSecond })),
+  });
+}
+
+await main();
+process.exit(0);

@@ -1,0 +1,81 @@
+/**
+ * Group commit (Mailbox.mutate): changes that arrive together share one locked pass and one list write.
+ * What must not change: each change is answered only once the UID list on disk holds it (durability),
+ * every caller gets its own result, and a fresh reader (another process) sees the same folder.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createMaildirFolder, Mailbox } from '../../lib/store/mailbox/index.js';
+
+/** UID → letters as the list file on disk says right now. */
+function onDisk(dir: string): Map<number, string> {
+  const m = new Map<number, string>();
+  for (const line of readFileSync(join(dir, 'mailfleet-uidlist'), 'utf8').split('\n').slice(1)) {
+    const f = line.split(' ');
+    if (f.length < 5) continue;
+    const name = f.slice(4).join(' ');
+    m.set(Number(f[0]), name.slice(name.lastIndexOf(':2,') + 3));
+  }
+  return m;
+}
+
+test('GIVEN flag changes, appends and expunges issued together on one folder THEN each is in the UID list on disk when answered, results are per caller, and a fresh reader agrees', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mf-group-'));
+  try {
+    await createMaildirFolder(dir);
+    const mb = new Mailbox({ name: 'INBOX', dir });
+    await mb.refresh();
+    const body = (i: number) => Buffer.from(`Subject: m${i}\r\n\r\nbody ${i}\r\n`);
+    const first = await Promise.all(Array.from({ length: 20 }, (_, i) => mb.append(body(i), '', new Date())));
+    assert.equal(new Set(first).size, 20, 'concurrent appends get distinct UIDs');
+    for (const uid of first) assert.ok(onDisk(dir).has(uid));
+
+    const checks: Array<Promise<void>> = [];
+    // Flag changes on the even UIDs: each answered with its own record, on disk by then.
+    for (const uid of first.filter((_, i) => i % 2 === 0)) {
+      checks.push(
+        mb.setFlags([uid], 'add', 'F').then((changed) => {
+          assert.deepEqual(
+            changed.map((r) => r.uid),
+            [uid],
+          );
+          assert.equal(onDisk(dir).get(uid), 'F', `flag of ${uid} on disk when answered`);
+        }),
+      );
+    }
+    // Expunges of the first three odd UIDs.
+    const gone = [first[1]!, first[3]!, first[5]!];
+    checks.push(
+      mb.expunge(gone).then((removed) => {
+        assert.deepEqual(removed, [...gone].sort((a, b) => a - b));
+        for (const u of gone) assert.ok(!onDisk(dir).has(u), `${u} out of the list when answered`);
+      }),
+    );
+    // More appends in the same burst.
+    for (let i = 20; i < 25; i++)
+      checks.push(
+        mb.append(body(i), 'S', new Date()).then((uid) => {
+          assert.equal(onDisk(dir).get(uid), 'S', `appended ${uid} on disk when answered`);
+        }),
+      );
+    await Promise.all(checks);
+
+    // Another process's view: a new Mailbox on the same directory.
+    const fresh = new Mailbox({ name: 'INBOX', dir });
+    await fresh.refresh();
+    assert.equal(fresh.exists, 22);
+    assert.deepEqual(
+      fresh.messages.map((r) => [r.uid, r.letters]),
+      mb.messages.map((r) => [r.uid, r.letters]),
+    );
+    const files = (await readdir(join(dir, 'cur'))).sort();
+    assert.equal(files.length, 22, 'one file per listed message');
+    for (const r of fresh.messages) assert.ok(files.includes(`${r.base}:2,${r.letters}`), `file of UID ${r.uid}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true, maxRetries: 5 });
+  }
+});
