@@ -79,7 +79,8 @@ elif check == 'quiet':
         closed = s.recv(1024) == b''
     except OSError:
         closed = True
-    out(ok=closed, greeting=greeting.decode(errors='replace').strip(), droppedAfter=round(time.monotonic() - t, 1))
+    after = round(time.monotonic() - t, 1)
+    out(ok=closed and greeting.startswith(b'+OK') and after >= args['wait'] - 2, greeting=greeting.decode(errors='replace').strip()[:60], droppedAfter=after)
 elif check == 'cap':
     # Open more sessions than the tenant listener's cap; count greetings and busy replies.
     socks, greetings = [], []

@@ -30,12 +30,13 @@ const MIRROR = 'http://deb.debian.org/debian';
 const BASE_PACKAGES = 'systemd,systemd-sysv,dbus,iproute2,ca-certificates,curl,unzip,python3';
 const RUN = join(CACHE, 'run');
 const FABRIC = 'mf-fabric';
-const SUBNET = '10.77.0';
+/** First three octets of the hosts' /24: set from the template's first private subnet (the daemon trusts PROXY headers from the VPC's CIDR only). */
+let SUBNET = '10.77.0';
 const IMDS = '169.254.169.254';
 /** The VPC resolver's link-local address (dnsmasq here, serving the private zones and Route 53 changes). */
 const RESOLVER = '169.254.169.253';
 /** Where the fabric answers for *.amazonaws.com (the stand-ins, TLS with the harness's CA). */
-const API = `${SUBNET}.2`;
+let API = `${SUBNET}.2`;
 const t0 = performance.now();
 const secs = () => ((performance.now() - t0) / 1000).toFixed(1);
 const log = (m: string) => process.stdout.write(`[fleet ${secs()}s] ${m}\n`);
@@ -163,7 +164,10 @@ ip -n ${h.ns} route add default via ${SUBNET}.1`);
 /** One overlay per host on the shared base, its own cgroup, systemd as PID 1 in its namespace. */
 async function boot(h: Host, base: string): Promise<void> {
   const dir = join(RUN, h.name);
-  sh(`umount -l ${dir}/root 2>/dev/null; rm -rf ${dir}; mkdir -p ${dir}/upper ${dir}/work ${dir}/root
+  // The last run's layer goes aside and is deleted in the background: removing it here took minutes.
+  sh(`umount -l ${dir}/root 2>/dev/null; if [ -e ${dir} ]; then mkdir -p ${CACHE}/trash && mv ${dir} ${CACHE}/trash/${h.name}-$$; fi
+(nice -n 19 rm -rf ${CACHE}/trash/${h.name}-* >/dev/null 2>&1 &)
+mkdir -p ${dir}/upper ${dir}/work ${dir}/root
 mount -t overlay overlay -o lowerdir=${base},upperdir=${dir}/upper,workdir=${dir}/work ${dir}/root`);
   cleanups.push(() => sh(`umount -l ${dir}/root`, { allowFail: true }));
   writeFileSync(join(h.root, 'etc/hostname'), `${h.name}\n`);
@@ -242,7 +246,7 @@ let b = '';
 s.on('connect', () => {
   if (${hc.proxyV2}) {
     const sig = Buffer.from([0x0d,0x0a,0x0d,0x0a,0x00,0x0d,0x0a,0x51,0x55,0x49,0x54,0x0a]);
-    const addr = Buffer.from([10,77,0,1, ${target.ip.split('.').join(',')}, 0x9c,0x40, ${hc.port >> 8},${hc.port & 255}]);
+    const addr = Buffer.from([${SUBNET.split('.').join(',')},1, ${target.ip.split('.').join(',')}, 0x9c,0x40, ${hc.port >> 8},${hc.port & 255}]);
     s.write(Buffer.concat([sig, Buffer.from([0x21, 0x11, 0, 12]), addr]));
   }
   s.write('GET ${hc.path} HTTP/1.1\\r\\nHost: ${target.ip}\\r\\nUser-Agent: ELB-HealthChecker/2.0\\r\\nConnection: close\\r\\n\\r\\n');
@@ -415,6 +419,11 @@ async function main(): Promise<void> {
   const t = new Template(out.template, account, region);
   const world = t.world(out.assets, out.outdir);
   const hc = templateHealthCheck(t);
+  const privateSubnet = t.ofType('AWS::EC2::Subnet').find(([, p]) => p.MapPublicIpOnLaunch !== true)?.[1].CidrBlock;
+  if (typeof privateSubnet !== 'string') throw new Error('no private subnet in the template');
+  SUBNET = privateSubnet.split('.').slice(0, 3).join('.');
+  API = `${SUBNET}.2`;
+  NLB = `${SUBNET}.3`;
   log(`CDK synth ${((performance.now() - ts) / 1000).toFixed(1)} s: ${Object.keys(world.parameters).length} SSM parameters, ${Object.keys(world.secrets).length} secrets, ${Object.keys(world.objects).length} S3 objects from cdk.out; target group health check ${JSON.stringify(hc)}`);
   const tls = pki(region);
   const aptSock = await aptCache();
@@ -451,14 +460,12 @@ async function main(): Promise<void> {
   publishHosts(hosts);
   await awsBoundary(t, world, hosts, tls);
 
-  for (const h of hosts) hostNetwork(h, aptSock);
-  await Promise.all(
-    hosts.map(async (h) => {
-      const tb = performance.now();
-      await boot(h, base);
-      log(`${h.name} (${h.node.logicalId}): systemd running after ${((performance.now() - tb) / 1000).toFixed(1)} s`);
-    }),
-  );
+  for (const h of hosts) {
+    hostNetwork(h, aptSock);
+    const tb = performance.now();
+    await boot(h, base);
+    log(`${h.name} (${h.node.logicalId}): systemd running after ${((performance.now() - tb) / 1000).toFixed(1)} s`);
+  }
 
   // Every host runs its own user data from the template, all at once as an Auto Scaling launch would.
   const runs = new Map(hosts.map((h) => [h.name, runUserData(h)]));
@@ -512,7 +519,7 @@ async function main(): Promise<void> {
 }
 
 const USER = { uid: 'alice', mail: 'alice@acme.example', password: `Fleet-${createHash('sha256').update(String(Date.now())).digest('hex').slice(0, 16)}` };
-const NLB = `${SUBNET}.3`;
+let NLB = `${SUBNET}.3`;
 /** NLB idle timeouts and the daemon's IMAP keepalive are both divided by this in the harness. */
 const TIME_SCALE = 40;
 let nlbListeners: { port: number; targetPort: number; proxyV2: boolean; idleSeconds: number; service: string }[] = [];
@@ -614,7 +621,7 @@ async function clients(plan: Plan): Promise<void> {
     client('idle', { ...login, port: port('Ldefaultimap').port, hold: Math.ceil(imapIdle * 1.5) }),
     client('quiet', { port: port('Ldefaultpop3').port, wait: popIdle }),
   ]);
-  check(`a quiet POP3 session is dropped at the listener's idle timeout (${popIdle} s, scaled 1/${TIME_SCALE})`, quiet.ok === true && Number(quiet.droppedAfter) < popIdle + 5, JSON.stringify(quiet));
+  check(`a quiet POP3 session is dropped at the listener's idle timeout (${popIdle} s, scaled 1/${TIME_SCALE})`, quiet.ok === true && Number(quiet.droppedAfter) < popIdle + 10, JSON.stringify(quiet));
   check(`IMAP IDLE survives past the listener's idle timeout (${imapIdle} s) on the daemon's keepalive (${plan.spec.imap.keepaliveSeconds} s)`, idle.ok === true, JSON.stringify(idle));
 }
 
