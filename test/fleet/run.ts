@@ -1,13 +1,11 @@
 /**
  * The fleet harness (`npm run test:fleet`): real Debian 12 hosts booted with systemd (systemd-nspawn),
- * each in a network namespace of its own joined by a bridge like the VPC's subnets, fed the node files
- * the engines render, with stand-ins only at the AWS API boundary. Needs root, systemd-container,
- * debootstrap, apt-cacher-ng, socat and iproute2; fails loudly (exit 1) when it cannot run.
- *
- * What it proves today (docs/fleet.md keeps the list): a proxy host runs the rendered proxy role script
- * (Debian's haproxy 2.6 under systemd, the rendered haproxy.cfg), and an NLB stand-in health-checks it the
- * way the synthesized target group says (path, port, interval, thresholds, PROXY v2 header) and sees the
- * service state: unhealthy while no mail node is up.
+ * each in a network namespace of its own joined by a bridge like the VPC's subnets, each launched as the
+ * synthesized CDK template says and booted from its launch template's user data, with stand-ins only at
+ * the AWS API boundary (standins.ts: IMDSv2, SSM, Secrets Manager, S3, Auto Scaling, Route 53 and the
+ * VPC resolver, answering from the template and cdk.out) and an NLB stand-in (nlb.ts). Needs root,
+ * systemd-container, debootstrap, apt-cacher-ng, socat, iproute2, dnsmasq, zip, openssl, swaks,
+ * ldap-utils and python3; fails loudly (exit 1) when it cannot run. docs/fleet.md lists what it proves.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -53,7 +51,7 @@ function sh(cmd: string, opts: { allowFail?: boolean; input?: string; env?: Reco
 function preflight(): void {
   const missing: string[] = [];
   if (process.getuid?.() !== 0) missing.push('root');
-  for (const bin of ['systemd-nspawn', 'debootstrap', 'apt-cacher-ng', 'socat', 'ip', 'nsenter', 'dnsmasq', 'zip', 'openssl', 'npm'])
+  for (const bin of ['systemd-nspawn', 'debootstrap', 'apt-cacher-ng', 'socat', 'ip', 'nsenter', 'dnsmasq', 'zip', 'openssl', 'npm', 'swaks', 'ldapadd', 'python3'])
     if (spawnSync('bash', ['-c', `command -v ${bin}`]).status !== 0) missing.push(bin);
   if (missing.length > 0)
     throw new Error(`the fleet harness cannot run here: missing ${missing.join(', ')} (apt-get install systemd-container debootstrap apt-cacher-ng socat iproute2)`);
