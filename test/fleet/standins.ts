@@ -1,0 +1,238 @@
+/**
+ * The AWS API as a node sees it, run inside the fleet's fabric namespace by run.ts: IMDSv2 on
+ * 169.254.169.254:80 (token, placement, instance id, address, instance tags, instance-profile
+ * credentials), and on :443 (TLS, a certificate from the harness's own CA that the hosts trust) SSM
+ * GetParameter, Secrets Manager GetSecretValue, S3 GetObject/HeadObject, Auto Scaling
+ * DescribeAutoScalingInstances / CompleteLifecycleAction / SetInstanceHealth and Route 53
+ * ChangeResourceRecordSets, all answering from the AwsWorld that aws.ts read from the engine's output.
+ * Route 53 changes rewrite the private zones' hosts file and reload dnsmasq (the VPC resolver stand-in).
+ * Calls that change something are appended to the events file as JSON lines for the harness to check.
+ * Signatures are not verified: the boundary is what is asked and answered, not IAM.
+ */
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer as createHttp, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import type { AwsWorld } from './aws.js';
+
+export interface StandInConfig {
+  readonly world: AwsWorld;
+  /** JSON file: address -> { instanceId, tags, asg?, az } (re-read on each request: hosts come and go). */
+  readonly hostsFile: string;
+  /** Static private-zone records (name -> addresses), from the template. */
+  readonly staticRecords: Record<string, string[]>;
+  readonly dnsHostsFile: string;
+  readonly dnsmasqPidFile: string;
+  readonly eventsFile: string;
+  readonly tlsCert: string;
+  readonly tlsKey: string;
+  readonly imdsAddress: string;
+  readonly apiAddress: string;
+}
+
+interface HostEntry {
+  readonly instanceId: string;
+  readonly tags: Record<string, string>;
+  readonly asg?: string;
+  readonly az: string;
+}
+
+const cfg = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as StandInConfig;
+const w = cfg.world;
+let hostsCache: { mtime: number; hosts: Record<string, HostEntry> } = { mtime: -1, hosts: {} };
+function hosts(): Record<string, HostEntry> {
+  const m = statSync(cfg.hostsFile).mtimeMs;
+  if (m !== hostsCache.mtime) hostsCache = { mtime: m, hosts: JSON.parse(readFileSync(cfg.hostsFile, 'utf8')) as Record<string, HostEntry> };
+  return hostsCache.hosts;
+}
+const byInstance = (id: string) => Object.entries(hosts()).find(([, h]) => h.instanceId === id);
+const event = (e: Record<string, unknown>) => appendFileSync(cfg.eventsFile, JSON.stringify({ at: Date.now(), ...e }) + '\n');
+const peer = (q: IncomingMessage) => (q.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+const body = (q: IncomingMessage) =>
+  new Promise<string>((res) => {
+    let b = '';
+    q.on('data', (d: Buffer) => (b += d.toString()));
+    q.on('end', () => res(b));
+  });
+
+// Dynamic records (Route 53 changes): name -> set identifier -> address.
+const dynamic = new Map<string, Map<string, string>>();
+function writeDns(): void {
+  const lines: string[] = [];
+  for (const [name, ips] of Object.entries(cfg.staticRecords)) for (const ip of ips) lines.push(`${ip} ${name}`);
+  for (const [name, set] of dynamic) for (const ip of set.values()) lines.push(`${ip} ${name}`);
+  writeFileSync(cfg.dnsHostsFile, lines.join('\n') + '\n');
+  try {
+    process.kill(Number(readFileSync(cfg.dnsmasqPidFile, 'utf8').trim()), 'SIGHUP');
+  } catch {
+    /* dnsmasq not up yet: it reads the file when it starts */
+  }
+}
+writeDns();
+
+// --- IMDSv2 ---
+const TOKEN = 'fleet-imds-token';
+const ROLE = 'mailfleet-node';
+createHttp((q, s) => {
+  const h = hosts()[peer(q)];
+  if (q.method === 'PUT' && q.url === '/latest/api/token') return void s.end(TOKEN);
+  if (q.headers['x-aws-ec2-metadata-token'] !== TOKEN || !h) {
+    s.statusCode = 401;
+    return void s.end();
+  }
+  const path = (q.url ?? '').replace(/^\/latest\//, '');
+  const exp = new Date(Date.now() + 6 * 3600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const meta: Record<string, string> = {
+    'meta-data/placement/region': w.region,
+    'meta-data/placement/availability-zone': h.az,
+    'meta-data/instance-id': h.instanceId,
+    'meta-data/local-ipv4': peer(q),
+    'meta-data/iam/security-credentials/': ROLE,
+    [`meta-data/iam/security-credentials/${ROLE}`]: JSON.stringify({
+      Code: 'Success',
+      LastUpdated: new Date().toISOString(),
+      Type: 'AWS-HMAC',
+      AccessKeyId: 'ASIAFLEETSTANDIN0000',
+      SecretAccessKey: 'fleet-stand-in-secret',
+      Token: 'fleet-stand-in-session',
+      Expiration: exp,
+    }),
+    'meta-data/tags/instance': Object.keys(h.tags).join('\n'),
+  };
+  for (const [k, v] of Object.entries(h.tags)) meta[`meta-data/tags/instance/${k}`] = v;
+  const v = meta[path];
+  if (v === undefined) {
+    s.statusCode = 404;
+    return void s.end();
+  }
+  s.end(v);
+}).listen(80, cfg.imdsAddress);
+
+// --- The regional and global endpoints, by Host header ---
+function json(s: ServerResponse, status: number, o: unknown): void {
+  s.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
+  s.end(JSON.stringify(o));
+}
+function xml(s: ServerResponse, status: number, text: string): void {
+  s.writeHead(status, { 'content-type': 'text/xml' });
+  s.end(`<?xml version="1.0" encoding="UTF-8"?>\n${text}`);
+}
+const ASG_NS = 'http://autoscaling.amazonaws.com/doc/2011-01-01/';
+const asgError = (s: ServerResponse, msg: string) =>
+  xml(s, 400, `<ErrorResponse xmlns="${ASG_NS}"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>${msg}</Message></Error><RequestId>fleet</RequestId></ErrorResponse>`);
+
+const zips = new Map<string, Buffer>();
+function object(bucket: string, key: string): Buffer | undefined {
+  const o = w.objects[`${bucket}/${key}`];
+  if (!o) return undefined;
+  if (o.packaging === 'file') return readFileSync(o.path);
+  let z = zips.get(o.path);
+  if (!z) {
+    // As cdk-assets publishes a folder asset: a zip of its contents, modes kept.
+    const r = spawnSync('bash', ['-c', 'cd "$1" && zip -q -r -X - .', '-', o.path], { maxBuffer: 1 << 30 });
+    if (r.status !== 0) throw new Error(`zip ${o.path}: ${r.stderr.toString()}`);
+    z = r.stdout;
+    zips.set(o.path, z);
+  }
+  return z;
+}
+
+async function api(q: IncomingMessage, s: ServerResponse): Promise<void> {
+  const host = (q.headers.host ?? '').replace(/:\d+$/, '');
+  const b = await body(q);
+  const target = String(q.headers['x-amz-target'] ?? '');
+  const caller = hosts()[peer(q)]?.instanceId ?? peer(q);
+  if (host.startsWith('ssm.')) {
+    if (target !== 'AmazonSSM.GetParameter') return json(s, 400, { __type: 'InvalidAction', message: `stand-in: ${target}` });
+    const name = (JSON.parse(b) as { Name: string }).Name;
+    const v = w.parameters[name];
+    if (v === undefined) return json(s, 400, { __type: 'ParameterNotFound', message: `Parameter ${name} not found.` });
+    return json(s, 200, { Parameter: { Name: name, Type: 'String', Value: v, Version: 1, ARN: `arn:aws:ssm:${w.region}:${w.account}:parameter${name}` } });
+  }
+  if (host.startsWith('secretsmanager.')) {
+    if (target !== 'secretsmanager.GetSecretValue') return json(s, 400, { __type: 'InvalidRequestException', Message: `stand-in: ${target}` });
+    const id = (JSON.parse(b) as { SecretId: string }).SecretId;
+    const v = w.secrets[id];
+    event({ api: 'secretsmanager', action: 'GetSecretValue', secret: id, instance: caller, found: v !== undefined });
+    if (v === undefined) return json(s, 400, { __type: 'ResourceNotFoundException', Message: "Secrets Manager can't find the specified secret." });
+    return json(s, 200, { ARN: `arn:aws:secretsmanager:${w.region}:${w.account}:secret:${id}-AbCdEf`, Name: id, SecretString: v, VersionId: 'v1', VersionStages: ['AWSCURRENT'] });
+  }
+  if (host.startsWith('autoscaling.')) {
+    const p = new URLSearchParams(b);
+    const action = p.get('Action');
+    if (action === 'DescribeAutoScalingInstances') {
+      const ids = [...p.entries()].filter(([k]) => k.startsWith('InstanceIds.member.')).map(([, v]) => v);
+      const members = ids
+        .map((id) => byInstance(id))
+        .filter((e): e is [string, HostEntry] => e !== undefined && e[1].asg !== undefined)
+        .map(
+          ([, h]) =>
+            `<member><InstanceId>${h.instanceId}</InstanceId><AutoScalingGroupName>${h.asg}</AutoScalingGroupName><AvailabilityZone>${h.az}</AvailabilityZone><LifecycleState>Pending:Wait</LifecycleState><HealthStatus>HEALTHY</HealthStatus><ProtectedFromScaleIn>false</ProtectedFromScaleIn></member>`,
+        );
+      return xml(s, 200, `<DescribeAutoScalingInstancesResponse xmlns="${ASG_NS}"><DescribeAutoScalingInstancesResult><AutoScalingInstances>${members.join('')}</AutoScalingInstances></DescribeAutoScalingInstancesResult><ResponseMetadata><RequestId>fleet</RequestId></ResponseMetadata></DescribeAutoScalingInstancesResponse>`);
+    }
+    if (action === 'CompleteLifecycleAction') {
+      const group = p.get('AutoScalingGroupName') ?? '';
+      const hook = p.get('LifecycleHookName') ?? '';
+      if (!(w.hooks[group] ?? []).includes(hook)) return asgError(s, `No Lifecycle Hook found for ${hook} on ${group}`);
+      event({ api: 'autoscaling', action, group, hook, instance: p.get('InstanceId'), result: p.get('LifecycleActionResult') });
+      return xml(s, 200, `<CompleteLifecycleActionResponse xmlns="${ASG_NS}"><CompleteLifecycleActionResult/><ResponseMetadata><RequestId>fleet</RequestId></ResponseMetadata></CompleteLifecycleActionResponse>`);
+    }
+    if (action === 'SetInstanceHealth') {
+      event({ api: 'autoscaling', action, instance: p.get('InstanceId'), health: p.get('HealthStatus') });
+      return xml(s, 200, `<SetInstanceHealthResponse xmlns="${ASG_NS}"><ResponseMetadata><RequestId>fleet</RequestId></ResponseMetadata></SetInstanceHealthResponse>`);
+    }
+    return asgError(s, `stand-in: no ${action}`);
+  }
+  if (host === 'route53.amazonaws.com') {
+    const m = /^\/2013-04-01\/hostedzone\/([^/]+)\/rrset\/?$/.exec(q.url ?? '');
+    const zone = m ? w.zones[m[1]!] : undefined;
+    if (!m || !zone) {
+      s.writeHead(404, { 'content-type': 'text/xml' });
+      return void s.end(`<ErrorResponse><Error><Type>Sender</Type><Code>NoSuchHostedZone</Code><Message>No hosted zone found with ID: ${m?.[1]}</Message></Error></ErrorResponse>`);
+    }
+    const tag = (x: string, t: string) => x.split(`<${t}>`)[1]?.split(`</${t}>`)[0] ?? '';
+    for (const c of b.split('<Change>').slice(1)) {
+      const action = tag(c, 'Action');
+      const name = tag(c, 'Name').replace(/\.$/, '');
+      const setId = tag(c, 'SetIdentifier');
+      const ip = tag(c, 'Value');
+      const set = dynamic.get(name) ?? new Map<string, string>();
+      if (action === 'DELETE') set.delete(setId);
+      else set.set(setId, ip);
+      dynamic.set(name, set);
+      event({ api: 'route53', action, name, setId, ip, zone });
+    }
+    writeDns();
+    return xml(s, 200, `<ChangeResourceRecordSetsResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><ChangeInfo><Id>/change/C${Date.now()}</Id><Status>INSYNC</Status><SubmittedAt>${new Date().toISOString()}</SubmittedAt></ChangeInfo></ChangeResourceRecordSetsResponse>`);
+  }
+  // S3: virtual-hosted (<bucket>.s3.<region>.amazonaws.com/<key>) or path style (s3.<region>.amazonaws.com/<bucket>/<key>).
+  const s3 = /^(?:(.+)\.)?s3[.-]/.exec(host);
+  if (s3) {
+    const path = decodeURIComponent((q.url ?? '/').split('?')[0]!.slice(1));
+    const [bucket, key] = s3[1] ? [s3[1], path] : [path.split('/')[0]!, path.split('/').slice(1).join('/')];
+    const data = object(bucket, key);
+    event({ api: 's3', action: q.method === 'HEAD' ? 'HeadObject' : 'GetObject', bucket, key, instance: caller, found: data !== undefined });
+    if (!data) {
+      s.writeHead(404, { 'content-type': 'application/xml' });
+      return void s.end(q.method === 'HEAD' ? undefined : `<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Key>${key}</Key></Error>`);
+    }
+    const head = { etag: '"fleet"', 'last-modified': new Date(0).toUTCString(), 'content-type': 'application/zip', 'accept-ranges': 'bytes' };
+    // The CLI downloads objects above 8 MiB in ranged parts.
+    const range = /^bytes=(\d+)-(\d*)$/.exec(String(q.headers.range ?? ''));
+    if (range && q.method !== 'HEAD') {
+      const from = Number(range[1]);
+      const to = Math.min(range[2] ? Number(range[2]) : data.length - 1, data.length - 1);
+      s.writeHead(206, { ...head, 'content-length': to - from + 1, 'content-range': `bytes ${from}-${to}/${data.length}` });
+      return void s.end(data.subarray(from, to + 1));
+    }
+    s.writeHead(200, { ...head, 'content-length': data.length });
+    return void s.end(q.method === 'HEAD' ? undefined : data);
+  }
+  json(s, 400, { __type: 'UnknownEndpoint', message: `stand-in: no service at ${host}` });
+}
+
+createHttps({ cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) }, (q, s) => {
+  api(q, s).catch((e: unknown) => json(s, 500, { __type: 'InternalFailure', message: String(e) }));
+}).listen(443, cfg.apiAddress);
+process.stdout.write('stand-ins listening\n');
