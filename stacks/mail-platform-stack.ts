@@ -223,7 +223,7 @@ export class MailPlatformStack extends Stack {
     if (imageId) return ec2.MachineImage.genericLinux({ [this.region]: imageId });
     Annotations.of(this).addWarningV2(
       `mailfleet:unpinned-${kind}-image`,
-      `${kind} nodes follow the latest Amazon Linux image: a new release replaces them; pin regions.*.images.${kind}`,
+      `${kind} nodes follow the latest Debian 12 image (the Debian project's public SSM parameter): a new release replaces them; pin regions.*.images.${kind}`,
     );
     return undefined;
   }
