@@ -69,6 +69,8 @@ export class MailPlatformStack extends Stack {
       ...props,
       env: { account: region.account, region: region.name },
       description: `mailfleet ${plan.platform}: ${regionRole} region (${region.name})`,
+      // The spec decides whether `cdk destroy` may remove this region (default: protected).
+      terminationProtection: props.terminationProtection ?? region.terminationProtection,
     });
     // Explicit AZs: the stack never asks AWS (no lookups, offline synth).
     this.zones = [...region.availabilityZones];
@@ -138,6 +140,7 @@ export class MailPlatformStack extends Stack {
         vpc,
         privateZone,
         region: regionRole,
+        terminationProtection: region.terminationProtection,
         geoReplicationPeerCidr: standby ? primaryCidr : undefined,
       });
       cluster.allowClientsFrom(this.fleet.securityGroup);
@@ -171,6 +174,7 @@ export class MailPlatformStack extends Stack {
         vpc,
         privateZone,
         region: regionRole,
+        terminationProtection: region.terminationProtection,
         crossRegionZone: standby ? undefined : this.regionZone,
         replicationPeerCidr: !standby && dr ? drCidr : undefined,
         createSecrets: !standby,
@@ -219,7 +223,7 @@ export class MailPlatformStack extends Stack {
     if (imageId) return ec2.MachineImage.genericLinux({ [this.region]: imageId });
     Annotations.of(this).addWarningV2(
       `mailfleet:unpinned-${kind}-image`,
-      `${kind} nodes follow the latest Amazon Linux image: a new release replaces them; pin regions.*.images.${kind}`,
+      `${kind} nodes follow the latest Debian 12 image (the Debian project's public SSM parameter): a new release replaces them; pin regions.*.images.${kind}`,
     );
     return undefined;
   }

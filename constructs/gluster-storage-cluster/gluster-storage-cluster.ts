@@ -61,6 +61,12 @@ export interface GlusterStorageClusterProps {
    * @default - Debian 12 from the Debian project's public SSM parameter (or the spec's pinned image)
    */
   readonly machineImage?: ec2.IMachineImage;
+  /**
+   * DisableApiTermination on the nodes: false lets `cdk destroy` delete them (the spec's
+   * regions.<region>.terminationProtection).
+   * @default true
+   */
+  readonly terminationProtection?: boolean;
 }
 
 /**
@@ -124,8 +130,8 @@ export class GlusterStorageCluster extends Construct implements ec2.IConnectable
         launchTemplate: { launchTemplateId: this.launchTemplate.launchTemplateId, version: this.launchTemplate.latestVersionNumber },
         subnetId: subnet.subnetId,
         monitoring: true,
-        // A storage node holds a brick: never let a stray API call terminate it.
-        disableApiTermination: true,
+        // A storage node holds a brick: never let a stray API call terminate it (unless the spec says the region may be destroyed).
+        disableApiTermination: props.terminationProtection ?? true,
         tags: [
           { key: 'Name', value: `${plan.platform}-gluster-${i}` },
           { key: NODE_INDEX_TAG, value: String(i) },

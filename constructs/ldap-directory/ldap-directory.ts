@@ -68,6 +68,12 @@ export interface LdapDirectoryProps {
    * @default - Debian 12 from the Debian project's public SSM parameter (or the spec's pinned image)
    */
   readonly machineImage?: ec2.IMachineImage;
+  /**
+   * DisableApiTermination on the nodes: false lets `cdk destroy` delete them (the spec's
+   * regions.<region>.terminationProtection).
+   * @default true
+   */
+  readonly terminationProtection?: boolean;
 }
 
 /**
@@ -158,7 +164,7 @@ export class LdapDirectory extends Construct {
         launchTemplate: { launchTemplateId: lt.launchTemplateId, version: lt.latestVersionNumber },
         subnetId: subnets[i % subnets.length]!.subnetId,
         monitoring: true,
-        disableApiTermination: true,
+        disableApiTermination: props.terminationProtection ?? true,
         tags: [
           { key: 'Name', value: `${plan.platform}-ldap-${ldapRole}` },
           { key: LDAP_ROLE_TAG, value: ldapRole },

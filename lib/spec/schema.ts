@@ -172,7 +172,13 @@ const regionSchema = z
       .strict()
       .optional()
       .describe(
-        'Pinned images of the stateful nodes in this region: they change only when this value does (an explicit upgrade). Default: the latest Amazon Linux 2023, resolved at every deploy (a new image then replaces the node; synth warns).',
+        'Pinned images of the stateful nodes in this region: they change only when this value does (an explicit upgrade). Default: the latest Debian 12 (the Debian project\'s public SSM parameter), resolved at every deploy (a new image then replaces the node; synth warns).',
+      ),
+    terminationProtection: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Stack termination protection of this region and DisableApiTermination on its storage and LDAP instances. false lets `cdk destroy` (or terraform destroy) remove the region, e.g. a test platform. Default: true.',
       ),
   })
   .strict();

@@ -1,6 +1,10 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { addPlatformStacks } from '../../stacks/app.js';
 import { cleanupApps, examplePlan, testApp } from './helpers.js';
 
@@ -25,5 +29,26 @@ describe('stack ids (what `cdk deploy <name>` selects)', () => {
     }
     // The stack names CloudFormation sees stay as they were.
     assert.deepEqual([stacks.primary.stackName, stacks.dr!.stackName], ids);
+  });
+});
+
+describe('`npx cdk list` (the real CLI and bin/cdk.ts, offline)', () => {
+  it('GIVEN -c spec=examples/primary-dr.yaml THEN every stack the README and docs/cdk.md `cdk deploy` is listed', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'mailfleet-cdk-list-'));
+    try {
+      // nag=false: cdk-nag only adds findings, never stacks; it would double the time of this check.
+      const { stdout } = await promisify(execFile)('npx', ['cdk', 'list', '-c', 'spec=examples/primary-dr.yaml', '-c', 'nag=false', '-o', out], {
+        env: { ...process.env, MAILFLEET_LOG_LEVEL: 'silent' },
+        timeout: 240_000,
+      });
+      const listed = stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+      for (const file of ['README.md', 'docs/cdk.md']) {
+        const names = deployedNames(file);
+        assert.ok(names.length >= 2, `${file} shows cdk deploy commands`);
+        for (const n of names) assert.ok(listed.includes(n), `${file}: cdk deploy ${n} — cdk list prints only ${listed.join(', ')}`);
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 });
