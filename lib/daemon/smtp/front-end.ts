@@ -26,6 +26,7 @@ import type { IJournalRecord } from '../../journal/types.js';
 import type { Logger } from '../../log.js';
 import type { Protocol } from '../../spec/schema.js';
 import type { DeliveryResult, DeliveryTarget } from '../../store/types.js';
+import { storeError } from '../../store/maildir/deliver.js';
 import { addressParts } from '../../store/maildir/paths.js';
 import type { DaemonContext } from '../context.js';
 import type { AcceptedConnection } from '../net/listener.js';
@@ -35,7 +36,7 @@ import { createOutbound } from './outbound.js';
 import { MessageFilter } from '../../filter/message-filter.js';
 import { receivedHeader, traceHeaders } from './received.js';
 import { smtpRateControl, type SmtpRateControl } from '../../limits/smtp-rates.js';
-import { replyKeyOf, SMTP_REPLIES, SmtpReplyError, type SmtpReplyKey } from './replies.js';
+import { replyKeyOf, SMTP_REPLIES, SmtpReplyError, toReplyError, type SmtpReplyKey } from './replies.js';
 import { afterQuotaDelivery, keepHead, quotaAtData, quotaAtRcpt } from './quota.js';
 
 /** Per-transaction state: the mailboxes each accepted recipient resolved to. */
@@ -300,13 +301,13 @@ export class SmtpFrontEnd {
         if (!this.rates || !state) return cb();
         this.rates.onMailFrom({ submission, remoteAddress: state.conn.remoteAddress, sender: submission ? String(session.user ?? '') : address.address }).then(
           (r) => cb(r ? this.reject(state, `rate-${r.rate}`, 'RATE_LIMITED', r.text) : undefined),
-          (e: unknown) => cb(e as Error),
+          (e: unknown) => cb(toReplyError(e)),
         );
       },
       onRcptTo: (address, session, cb) => {
         this.onRcptTo(address, session).then(
           () => cb(),
-          (e: unknown) => cb(e as Error),
+          (e: unknown) => cb(toReplyError(e)),
         );
       },
       // smtp-server's public close hook: after STARTTLS it has dropped our listeners on the plain socket,
@@ -315,7 +316,7 @@ export class SmtpFrontEnd {
       onData: (stream, session, cb) => {
         this.onData(protocol, stream, session).then(
           (text) => cb(null, text),
-          (e: unknown) => cb(e as Error),
+          (e: unknown) => cb(toReplyError(e)),
         );
       },
     };
@@ -469,7 +470,10 @@ export class SmtpFrontEnd {
         users = await quotaAtRcpt(this.ctx, users, from && from.args ? (from.args as { SIZE?: unknown }).SIZE : undefined);
       } catch (e) {
         if (e instanceof SmtpReplyError) throw this.reject(state, 'over-quota', e.key, e.message.slice(6));
-        throw e;
+        // The usage file is on the mail store: failing to read it is the store's temporary failure
+        // (451 4.3.0), never a verdict on the recipient.
+        state?.conn.logger.warn({ err: e, rcpt: parts.address }, 'RCPT: quota check failed');
+        throw this.reject(state, 'store-unavailable', replyKeyOf(storeError(e)));
       }
     }
     // Flow control (lib/limits/smtp-rates.ts): recipients per message (452 4.5.3) and per hour, messages per domain (450 4.7.1).

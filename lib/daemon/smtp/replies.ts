@@ -129,3 +129,14 @@ export class SmtpReplyError extends Error {
     this.responseCode = r.code;
   }
 }
+
+/**
+ * What an SMTP callback hands smtp-server when it fails: our reply as is; a MailfleetError as its mapped
+ * reply; anything else as 451 4.3.0. smtp-server answers an error without a responseCode with a
+ * permanent 550 5.1.1 after RCPT, which would bounce mail over a transient fault.
+ */
+export function toReplyError(e: unknown): Error {
+  if (e instanceof SmtpReplyError) return e;
+  if (e instanceof Error && typeof (e as { responseCode?: unknown }).responseCode === 'number') return e;
+  return new SmtpReplyError(replyKeyOf(e));
+}
