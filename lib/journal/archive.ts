@@ -30,7 +30,7 @@ export interface ArchiveQuery {
 /** A found entry and where its bytes are. */
 export interface ArchiveHit {
   readonly entry: ArchivedEntry;
-  readonly location: { readonly kind: 's3'; readonly key: string; readonly offset: number; readonly length: number } | { readonly kind: 'spool'; readonly dir: string; readonly name: string };
+  readonly location: { readonly kind: 's3'; readonly key: string; readonly offset: number; readonly length: number } | { readonly kind: 'spool'; readonly dir: string; readonly name: string; readonly index: number };
 }
 
 export interface ArchiveProps {
@@ -78,15 +78,17 @@ export class Archive {
     for (const dir of this.props.spoolDirs ?? []) {
       const spool = JournalSpool.reader(dir);
       for (const name of await spool.pending().catch(() => [])) {
-        let entry;
+        let read;
         try {
-          ({ entry } = await spool.read(name));
+          read = await spool.read(name);
         } catch (e) {
           // Shipped and removed meanwhile: the bucket (read next) has it.
           if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
           throw e;
         }
-        if (matches(entry, q)) byId.set(entry.id, { entry, location: { kind: 'spool', dir, name } });
+        read.forEach(({ entry }, index) => {
+          if (matches(entry, q)) byId.set(entry.id, { entry, location: { kind: 'spool', dir, name, index } });
+        });
       }
     }
     if (this.props.target) {
@@ -128,7 +130,8 @@ export class Archive {
   private async bytes(h: ArchiveHit): Promise<Buffer> {
     const l = h.location;
     if (l.kind === 's3') return l.length === 0 ? Buffer.alloc(0) : this.get(l.key, `bytes=${l.offset}-${l.offset + l.length - 1}`);
-    return (await JournalSpool.reader(l.dir).read(l.name)).message;
+    const read = await JournalSpool.reader(l.dir).read(l.name);
+    return read[l.index]!.message;
   }
 
   private async get(Key: string, Range?: string): Promise<Buffer> {

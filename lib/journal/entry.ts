@@ -32,6 +32,34 @@ export function parseEntry(file: Buffer): { envelope: JournalEnvelope; message: 
 }
 
 /**
+ * Every entry of a spool file, in order: a group commit writes several entries back to back into one file
+ * (spool.ts). Read from the end: each tail gives its envelope, whose size gives where its message starts.
+ * undefined when any entry is missing or torn (a crash mid-write).
+ */
+export function parseEntries(file: Buffer): { envelope: JournalEnvelope; message: Buffer }[] | undefined {
+  const out: { envelope: JournalEnvelope; message: Buffer }[] = [];
+  for (let end = file.length; end > 0; ) {
+    const part = file.subarray(0, end);
+    if (part.length < TAIL_BYTES) return undefined;
+    const tail = part.subarray(part.length - TAIL_BYTES);
+    if (tail.subarray(10).toString('latin1') !== MAGIC) return undefined;
+    const len = Number(tail.subarray(0, 10).toString('latin1'));
+    if (!Number.isInteger(len) || len <= 0 || len > part.length - TAIL_BYTES) return undefined;
+    const jsonStart = part.length - TAIL_BYTES - len;
+    let envelope: JournalEnvelope;
+    try {
+      envelope = JSON.parse(part.subarray(jsonStart, part.length - TAIL_BYTES).toString('utf8')) as JournalEnvelope;
+    } catch {
+      return undefined;
+    }
+    if (envelope.v !== 1 || !Number.isInteger(envelope.size) || envelope.size < 0 || envelope.size > jsonStart) return undefined;
+    out.push({ envelope, message: part.subarray(jsonStart - envelope.size, jsonStart) });
+    end = jsonStart - envelope.size;
+  }
+  return out.length > 0 ? out.reverse() : undefined;
+}
+
+/**
  * The Message-ID of a header block (folded lines joined), without angle brackets. Plain string scanning:
  * this is client input (no regular expressions on it).
  */

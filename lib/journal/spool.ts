@@ -1,9 +1,12 @@
 /**
  * The durable local spool of the audit journal, with the Maildir delivery's durability discipline
- * (lib/store/maildir/deliver.ts): an entry is written into tmp/ while the message is being delivered
- * (one O_DSYNC write when it fits 64 KiB, else writes + fdatasync), and committed after the delivery
- * succeeded by renaming it into ready/ and fsyncing ready/ (coalesced across concurrent commits). The
- * SMTP front-end answers 250 only after commit() resolved, so:
+ * (lib/store/maildir/deliver.ts). Group commit: an entry up to 64 KiB is kept in memory while the message
+ * is delivered; after the delivery succeeded, commit() queues it, and the entries queued while the previous
+ * group was being written go together into one tmp/ file (one O_DSYNC write), renamed into ready/, then
+ * one fsync of ready/ — one data flush and one directory flush per group instead of per message. A bigger
+ * entry is written into its own tmp/ file as the bytes pass (writes + fdatasync) and renamed at commit.
+ * A spool file holds one or more entries back to back (entry.ts parseEntries); its name ends in `,N<count>`
+ * when it holds more than one. The SMTP front-end answers 250 only after commit() resolved, so:
  *   - every 250'd message has its entry in ready/ (or already shipped to the archive);
  *   - an entry in ready/ belongs to a message durable in every mailbox;
  *   - a crash after the entry was written but before its commit leaves it in tmp/: at the next start it
@@ -20,7 +23,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { MailfleetError } from '../errors.js';
 import { DirectorySyncer, UniqueNames } from '../store/maildir/deliver.js';
-import { entryTrailer, messageIdOf, parseEntry } from './entry.js';
+import { entryTrailer, messageIdOf, parseEntries } from './entry.js';
 import type { ArchivedEntry, IJournal, IJournalRecord, JournalEnvelope, JournalStart } from './types.js';
 
 export interface JournalSpoolProps {
@@ -43,6 +46,24 @@ export const UNACKED_SUFFIX = ',U';
 /** Header bytes kept to find the Message-ID. */
 const HEAD_BYTES = 64 * 1024;
 const SPOOL_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+/** Entries in one group file at most (the rest wait for the next group). */
+const GROUP_MAX_ENTRIES = 256;
+/** Bytes in one group file at most (one entry alone may be up to 64 KiB plus its envelope). */
+const GROUP_MAX_BYTES = 4 * 1024 * 1024;
+
+/** Entries a spool file holds, from its name (`…,N<count>`; one without it). */
+export function entriesInName(name: string): number {
+  const at = name.indexOf(',N');
+  const n = at < 0 ? 1 : Number.parseInt(name.slice(at + 2), 10);
+  return Number.isInteger(n) && n > 0 ? n : 1;
+}
+
+interface Queued {
+  readonly buf: Buffer;
+  readonly size: number;
+  readonly resolve: (name: string) => void;
+  readonly reject: (e: unknown) => void;
+}
 
 export class JournalSpool implements IJournal {
   readonly tmp: string;
@@ -54,6 +75,8 @@ export class JournalSpool implements IJournal {
   private readonly names: UniqueNames;
   private readonly dirSync = new DirectorySyncer();
   private readonly inFlight = new Set<Promise<unknown>>();
+  private queue: Queued[] = [];
+  private writing = false;
   /** Told after each commit (the uploader wakes when a batch is full). */
   onCommit?: (name: string, bytes: number) => void;
 
@@ -87,16 +110,72 @@ export class JournalSpool implements IJournal {
     return new SpoolRecord(this, this.names.next(), start);
   }
 
-  /** Entries waiting in ready/ (names, oldest first). */
+  /** Spool files waiting in ready/ (names, oldest first; each holds entriesInName(name) entries). */
   async pending(): Promise<string[]> {
     return (await readdir(this.ready)).sort();
   }
 
-  /** One ready/ entry as the archive shows it. */
-  async read(name: string): Promise<{ entry: ArchivedEntry; message: Buffer }> {
-    const parsed = parseEntry(await readFile(join(this.ready, name)));
+  /** The entries of one ready/ file as the archive shows them, in order. */
+  async read(name: string): Promise<{ entry: ArchivedEntry; message: Buffer }[]> {
+    const parsed = parseEntries(await readFile(join(this.ready, name)));
     if (!parsed) throw new MailfleetError('STORE_UNAVAILABLE', `journal entry ${name} is damaged`, { status: 500 });
-    return { entry: { ...parsed.envelope, acknowledged: !name.endsWith(UNACKED_SUFFIX) }, message: parsed.message };
+    const acknowledged = !name.endsWith(UNACKED_SUFFIX);
+    return parsed.map((p) => ({ entry: { ...p.envelope, acknowledged }, message: p.message }));
+  }
+
+  /**
+   * @internal Group commit of an entry kept in memory: resolves with its ready/ file's name once that
+   * file is durable in ready/.
+   */
+  commitGroup(buf: Buffer, size: number): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      this.queue.push({ buf, size, resolve, reject });
+      this.nextGroup();
+    });
+  }
+
+  private nextGroup(): void {
+    if (this.writing || this.queue.length === 0) return;
+    this.writing = true;
+    // Commits of this tick join the group; while it is being written the next one fills.
+    setImmediate(() => {
+      let bytes = 0;
+      let n = 0;
+      while (n < this.queue.length && n < GROUP_MAX_ENTRIES && (n === 0 || bytes + this.queue[n]!.buf.length <= GROUP_MAX_BYTES)) bytes += this.queue[n++]!.buf.length;
+      const group = this.queue.splice(0, n);
+      void this.writeGroup(group, bytes).finally(() => {
+        this.writing = false;
+        this.nextGroup();
+      });
+    });
+  }
+
+  private async writeGroup(group: Queued[], bytes: number): Promise<void> {
+    const name = group.length > 1 ? `${this.names.next()},N${group.length}` : this.names.next();
+    const tmpPath = join(this.tmp, name);
+    const readyPath = join(this.ready, name);
+    let renamed = false;
+    try {
+      const fd = await fdOpen(tmpPath, SPOOL_FLAGS | (this.durable ? constants.O_DSYNC : 0));
+      try {
+        await fdWriteAll(fd, Buffer.concat(group.map((q) => q.buf), bytes));
+      } finally {
+        await fdClose(fd);
+      }
+      await rename(tmpPath, readyPath);
+      renamed = true;
+      await this.syncReady();
+    } catch (e) {
+      // No 250 follows for any of them: no committed entry may stay behind.
+      await unlink(renamed ? readyPath : tmpPath).catch(() => undefined);
+      const err = journalError(e);
+      for (const q of group) q.reject(err);
+      return;
+    }
+    for (const q of group) {
+      this.onCommit?.(name, q.size);
+      q.resolve(name);
+    }
   }
 
   async remove(names: readonly string[]): Promise<void> {
@@ -130,7 +209,7 @@ export class JournalSpool implements IJournal {
     let moved = 0;
     for (const name of await readdir(this.tmp)) {
       const path = join(this.tmp, name);
-      const ok = parseEntry(await readFile(path)) !== undefined;
+      const ok = parseEntries(await readFile(path)) !== undefined;
       if (ok) {
         await rename(path, join(this.ready, `${name}${UNACKED_SUFFIX}`));
         moved++;
@@ -143,6 +222,8 @@ export class JournalSpool implements IJournal {
 class SpoolRecord implements IJournalRecord {
   private readonly path: string;
   private written?: Promise<number>;
+  /** The whole entry, when it fits in memory (then it is written at commit, with its group). */
+  private entry?: Buffer;
   private fd?: number;
   private failed?: unknown;
 
@@ -175,7 +256,7 @@ class SpoolRecord implements IJournalRecord {
         const buf = Buffer.concat(pending, pendingBytes);
         pending = [];
         pendingBytes = 0;
-        await this.spool.track(this.append(buf, false));
+        await this.spool.track(this.append(buf));
       }
       yield chunk;
     }
@@ -189,13 +270,25 @@ class SpoolRecord implements IJournalRecord {
       size,
       sha256: hash.digest('hex'),
     };
-    // The rest is written while delivery runs; commit() waits for it.
-    this.written = this.spool.track(this.finish(Buffer.concat([...pending, entryTrailer(envelope)])).then(() => size));
+    const rest = Buffer.concat([...pending, entryTrailer(envelope)]);
+    if (this.fd === undefined) {
+      // Nothing written yet (most messages): the entry waits in memory for its group commit.
+      this.entry = rest;
+      this.written = Promise.resolve(size);
+      return;
+    }
+    // A big entry: the rest is written while delivery runs; commit() waits for it.
+    this.written = this.spool.track(this.finish(rest).then(() => size));
     this.written.catch(() => undefined);
   }
 
   async commit(): Promise<string> {
     if (!this.written) throw new MailfleetError('STORE_UNAVAILABLE', 'journal entry not written', { status: 503 });
+    if (this.entry) {
+      const entry = this.entry;
+      this.entry = undefined;
+      return this.spool.track(this.spool.commitGroup(entry, await this.written));
+    }
     const name = this.id;
     await this.spool.track(
       (async () => {
@@ -217,16 +310,17 @@ class SpoolRecord implements IJournalRecord {
   }
 
   async abort(): Promise<void> {
+    this.entry = undefined;
     await this.written?.catch(() => undefined);
     if (this.fd !== undefined) await fdClose(this.fd).catch(() => undefined);
     this.fd = undefined;
     await unlink(this.path).catch(() => undefined);
   }
 
-  private async append(buf: Buffer, last: boolean): Promise<void> {
+  private async append(buf: Buffer): Promise<void> {
     if (this.failed) throw this.failed;
     try {
-      if (this.fd === undefined) this.fd = await fdOpen(this.path, SPOOL_FLAGS | (last && this.spool.durable ? constants.O_DSYNC : 0));
+      this.fd ??= await fdOpen(this.path, SPOOL_FLAGS);
       await fdWriteAll(this.fd, buf);
     } catch (e) {
       this.failed = e;
@@ -235,13 +329,11 @@ class SpoolRecord implements IJournalRecord {
   }
 
   private async finish(buf: Buffer): Promise<void> {
-    // One O_DSYNC write when nothing was written yet (most messages): as durable as write + fdatasync.
-    const single = this.fd === undefined;
-    await this.append(buf, true);
+    await this.append(buf);
     const fd = this.fd!;
     this.fd = undefined;
     try {
-      if (!single && this.spool.durable) await new Promise<void>((res, rej) => fdatasync(fd, (e) => (e ? rej(e) : res())));
+      if (this.spool.durable) await new Promise<void>((res, rej) => fdatasync(fd, (e) => (e ? rej(e) : res())));
     } finally {
       await fdClose(fd);
     }

@@ -19,7 +19,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log.js';
 import { DEFAULT_AUDIT } from '../spec/defaults.js';
 import { batchKeys, s3Client, type S3Target } from './s3.js';
-import { UNACKED_SUFFIX, type JournalSpool } from './spool.js';
+import { entriesInName, UNACKED_SUFFIX, type JournalSpool } from './spool.js';
 import type { ArchivedEntry } from './types.js';
 
 export interface JournalUploaderProps {
@@ -79,7 +79,7 @@ export class JournalUploader {
         help: 'Audit journal entries in the local spool not yet shipped to the archive bucket',
         registers,
         async collect() {
-          this.set((await readdir(spool.ready)).length);
+          this.set((await readdir(spool.ready)).reduce((n, name) => n + entriesInName(name), 0));
         },
       });
       new Gauge({
@@ -166,13 +166,18 @@ export class JournalUploader {
     }
   }
 
-  /** The oldest ready/ entries, up to batchMaxEntries and batchMaxBytes (an entry bigger than that ships alone). */
+  /**
+   * The oldest ready/ files, up to batchMaxEntries entries and batchMaxBytes (a file bigger than that ships
+   * alone). A file (one group commit) is never split: its entries ship in one batch.
+   */
   private async nextBatch(): Promise<string[]> {
-    const names = (await this.props.spool.pending()).slice(0, this.maxEntries);
+    const names = await this.props.spool.pending();
     let bytes = 0;
+    let entries = 0;
     for (let i = 0; i < names.length; i++) {
       bytes += (await stat(join(this.props.spool.ready, names[i]!))).size;
-      if (bytes > this.maxBytes && i > 0) return names.slice(0, i);
+      entries += entriesInName(names[i]!);
+      if ((bytes > this.maxBytes || entries > this.maxEntries) && i > 0) return names.slice(0, i);
     }
     return names;
   }
@@ -193,9 +198,11 @@ export class JournalUploader {
         throw e;
       }
       present.push(n);
-      parts.push(read.message);
-      entries.push({ ...read.entry, offset, length: read.message.length });
-      offset += read.message.length;
+      for (const r of read) {
+        parts.push(r.message);
+        entries.push({ ...r.entry, offset, length: r.message.length });
+        offset += r.message.length;
+      }
     }
     if (present.length > 0) {
       const first = entries[0]!;
@@ -207,7 +214,7 @@ export class JournalUploader {
       await this.client.send(new PutObjectCommand({ Bucket: this.props.target.bucket, Key: keys.data, Body: data, ContentType: 'application/octet-stream' }));
       await this.client.send(new PutObjectCommand({ Bucket: this.props.target.bucket, Key: keys.index, Body: JSON.stringify(index), ContentType: 'application/json' }));
       this.batchesTotal?.inc({ result: 'ok' });
-      this.entriesShipped?.inc(present.length);
+      this.entriesShipped?.inc(entries.length);
       await spool.remove(present);
     }
     await unlink(join(spool.batches, `${batch}.json`)).catch(() => undefined);
