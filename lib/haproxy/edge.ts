@@ -5,12 +5,13 @@
  * records the change in <dataDir>/haproxy/edge-lists.json, so the next render, reload and restart keep it.
  * The spec's own entries are rendered into the files and are changed by editing the spec.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { MailfleetError } from '../errors.js';
 import { parseNetwork } from '../limits/networks.js';
 import type { Plan } from '../plan/types.js';
 import { runtimeCommand } from './runtime.js';
+import { writeJsonDurably } from '../state-json.js';
 
 export const EDGE_LISTS_FILE = 'edge-lists.json';
 export const EDGE_LISTS = ['deny', 'allow'] as const;
@@ -55,18 +56,11 @@ export function readEdgeLists(file: string): EdgeListsState {
   return state;
 }
 
-function writeEdgeLists(file: string, state: EdgeListsState): void {
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n');
-  renameSync(tmp, file);
-}
-
 /** Records a live entry (atomic replace). Returns false when it was already there. */
 export function recordEdgeEntry(file: string, list: EdgeListName, network: string, now = new Date(), by?: string): boolean {
   const state = readEdgeLists(file);
   if (network in state[list]) return false;
-  writeEdgeLists(file, { ...state, [list]: { ...state[list], [network]: { setAt: now.toISOString(), ...(by ? { setBy: by } : {}) } } });
+  writeJsonDurably(file, { ...state, [list]: { ...state[list], [network]: { setAt: now.toISOString(), ...(by ? { setBy: by } : {}) } } });
   return true;
 }
 
@@ -76,7 +70,7 @@ export function removeEdgeEntry(file: string, list: EdgeListName, network: strin
   if (!(network in state[list])) return false;
   const next = { ...state[list] };
   delete next[network];
-  writeEdgeLists(file, { ...state, [list]: next });
+  writeJsonDurably(file, { ...state, [list]: next });
   return true;
 }
 

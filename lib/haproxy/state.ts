@@ -4,11 +4,12 @@
  * over it (applyListenerLimits, pure). Locally the file is <dataDir>/haproxy/listener-limits.json; for a
  * cloud deploy, keep it beside the spec and pass it to `mailfleet render --limits-state`.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { MailfleetError } from '../errors.js';
 import { proxyNumbers } from '../plan/proxy.js';
 import type { Plan } from '../plan/types.js';
+import { writeJsonDurably } from '../state-json.js';
 
 export const LISTENER_LIMITS_FILE = 'listener-limits.json';
 
@@ -59,10 +60,7 @@ export function recordListenerLimit(file: string, listener: string, cap: number,
     version: 1,
     listeners: { ...state.listeners, [listener]: { listenerConnections: cap, setAt: now.toISOString(), ...(by ? { setBy: by } : {}) } },
   };
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(next, null, 2) + '\n');
-  renameSync(tmp, file);
+  writeJsonDurably(file, next);
 }
 
 /** Forgets a listener's recorded cap (`limit set listener:<name> default`): the spec's value applies again. */
@@ -71,10 +69,7 @@ export function clearListenerLimit(file: string, listener: string): void {
   if (!(listener in state.listeners)) return;
   const listeners = { ...state.listeners };
   delete listeners[listener];
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ version: 1, listeners }, null, 2) + '\n');
-  renameSync(tmp, file);
+  writeJsonDurably(file, { version: 1, listeners });
 }
 
 /**

@@ -4,19 +4,11 @@
  * A file that cannot be read or does not validate stops the daemon with a message naming it: silently
  * starting without the operator's changes would undo them.
  */
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { MailfleetError } from '../errors.js';
+import { writeJsonDurably } from '../state-json.js';
 
 export const LIMITS_STATE_FILE = 'limits-state.json';
 
@@ -69,22 +61,5 @@ export function readLimitsState(file: string): LimitsState {
 }
 
 export function writeLimitsState(file: string, state: LimitsState): void {
-  const dir = dirname(file);
-  mkdirSync(dir, { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeSync(fd, JSON.stringify(state, null, 2) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
-  // The rename itself is durable only once the folder is synced.
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+  writeJsonDurably(file, state);
 }

@@ -3,10 +3,11 @@
  * the live limits (limits-state.json), written the same way: temp file, fsync, rename. A file that does
  * not validate stops the daemon: starting without it would undo the operator's changes.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { MailfleetError } from '../errors.js';
+import { writeJsonDurably } from '../state-json.js';
 
 export const QUOTAS_STATE_FILE = 'quotas-state.json';
 
@@ -44,14 +45,5 @@ export function readQuotasState(file: string): QuotasState {
 }
 
 export function writeQuotasState(file: string, state: QuotasState): void {
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeSync(fd, JSON.stringify(state, null, 2) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
+  writeJsonDurably(file, state);
 }
