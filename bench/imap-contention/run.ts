@@ -22,16 +22,16 @@
  * mailfleetd / dovecot; merges the run under --label into bench/results/imap-contention.json.
  */
 import { chmodSync, chownSync, mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { maildirPath } from '../../lib/store/maildir/paths.js';
-import { randomBytes, scryptSync } from 'node:crypto';
 import { symlinkSync } from 'node:fs';
 import { configFor, startInProcess, startProcess, tempDir } from '../../test/ops/fixture.js';
 import { deliver } from '../../test/faults/fleet-client.js';
 import { DOVECOT_UID, startDovecot, type RunningDovecot } from '../lib/dovecot.js';
 import { writePlot } from '../lib/plot.js';
+import { ImapClient } from '../lib/imap-client.js';
+import { cheapUsersYaml } from '../lib/users.js';
 import { startGlusterVolume, type GlusterVolume } from '../../test/harness/gluster.js';
 
 const { values } = parseArgs({
@@ -57,71 +57,13 @@ const COMMAND_TIMEOUT_MS = 20_000;
 const BODY = 'contention bench body line\r\n'.repeat(60);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A lean IMAP line client: one command at a time, resolves with the tagged reply line. */
-class ImapClient {
-  private buf = '';
-  private want?: { tag: string; resolve: (l: string) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
-  private constructor(private readonly socket: Socket) {
-    socket.setEncoding('latin1');
-    socket.on('data', (d: string) => {
-      this.buf += d;
-      this.check();
-    });
-    socket.on('close', () => this.want?.reject(new Error('closed')));
-    socket.on('error', () => undefined);
-  }
-
-  static open(port: number): Promise<ImapClient> {
-    return new Promise((resolve, reject) => {
-      const s = connect(port, '127.0.0.1', () => {
-        const c = new ImapClient(s);
-        c.expect('*').then(() => resolve(c), reject);
-      });
-      s.once('error', reject);
-    });
-  }
-
-  private check(): void {
-    const w = this.want;
-    if (!w) return;
-    const at = this.buf.startsWith(`${w.tag} `) ? 0 : this.buf.indexOf(`\r\n${w.tag} `);
-    if (at < 0) return;
-    const start = at === 0 ? 0 : at + 2;
-    const end = this.buf.indexOf('\r\n', start);
-    if (end < 0) return;
-    const line = this.buf.slice(start, end);
-    this.buf = this.buf.slice(end + 2);
-    clearTimeout(w.timer);
-    this.want = undefined;
-    w.resolve(line);
-  }
-
-  private expect(tag: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timeout waiting for ${tag}`)), COMMAND_TIMEOUT_MS);
-      this.want = { tag, resolve, reject: (e) => (clearTimeout(timer), reject(e)), timer };
-      this.check();
-    });
-  }
-
-  async cmd(tag: string, line: string): Promise<string> {
-    this.socket.write(`${tag} ${line}\r\n`);
-    const r = await this.expect(tag);
-    if (!r.startsWith(`${tag} OK`)) throw new Error(`${line.split(' ')[0]}: ${r}`);
-    return r;
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
 
 const STEPS = ['connect', 'LOGIN', 'SELECT', 'FETCH', 'LOGOUT'] as const;
 
 /** One session; returns the time of each step (connect + greeting, then each command), in ms. */
 async function imapSession(port: number, user: string): Promise<number[]> {
   const marks = [performance.now()];
-  const c = await ImapClient.open(port);
+  const c = await ImapClient.open(port, COMMAND_TIMEOUT_MS);
   marks.push(performance.now());
   try {
     for (const [tag, line] of [['a', `LOGIN ${user} ${PASSWORD}`], ['b', 'SELECT INBOX'], ['c', 'FETCH 1:* (FLAGS)'], ['d', 'LOGOUT']] as const) {
@@ -231,22 +173,12 @@ async function warm(port: number): Promise<void> {
   for (const u of USERS) await imapSession(port, u);
 }
 
-/** Users with cheap scrypt parameters (the hash carries them): LOGIN measures the session, not the KDF. */
-function usersYaml(): string {
-  const lines = ['users:'];
-  for (const u of USERS) {
-    const salt = randomBytes(16);
-    const key = scryptSync(PASSWORD, salt, 32, { N: 16, r: 1, p: 1 });
-    lines.push(`  - address: ${u}`, `    passwordHash: scrypt$16$1$1$${salt.toString('base64')}$${key.toString('base64')}`);
-  }
-  return `${lines.join('\n')}\n`;
-}
 
 async function main(): Promise<void> {
   const t = await tempDir('mf-bench-contention-');
   const t2 = await tempDir('mf-bench-contention-node2-');
-  writeFileSync(join(t.dir, 'users.yaml'), usersYaml());
-  writeFileSync(join(t2.dir, 'users.yaml'), usersYaml());
+  writeFileSync(join(t.dir, 'users.yaml'), cheapUsersYaml(USERS, PASSWORD));
+  writeFileSync(join(t2.dir, 'users.yaml'), cheapUsersYaml(USERS, PASSWORD));
   const results: PhaseResult[] = [];
   let dovecot: RunningDovecot | undefined;
   let daemon: Awaited<ReturnType<typeof startInProcess>> | undefined;

@@ -27,10 +27,8 @@
  * `flock /tmp/mailfleet-gluster.lock`) and skips Dovecot. --cpu-prof <dir> runs the daemon under
  * `node --cpu-prof` and leaves the .cpuprofile there (summarise with bench/imap-stress/profile.ts).
  */
-import { randomBytes, scryptSync } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -40,6 +38,8 @@ import type { DaemonConfig } from '../../lib/plan/types.js';
 import { startGlusterVolume, type GlusterVolume } from '../../test/harness/gluster.js';
 import { DOVECOT_UID, startDovecot, type RunningDovecot } from '../lib/dovecot.js';
 import { writePlot } from '../lib/plot.js';
+import { ImapClient } from '../lib/imap-client.js';
+import { cheapUsersYaml } from '../lib/users.js';
 
 const { values } = parseArgs({
   options: {
@@ -76,77 +76,6 @@ function message(to: string): string {
   );
 }
 
-/** A lean IMAP client: one command at a time; resolves with the tagged line, or with the whole reply. */
-class ImapClient {
-  private chunks = '';
-  private want?: { tag: string; resolve: (reply: string) => void; reject: (e: Error) => void };
-  private constructor(private readonly socket: Socket) {
-    socket.setEncoding('latin1');
-    socket.setNoDelay(true);
-    socket.on('data', (d: string) => {
-      this.chunks += d;
-      this.check();
-    });
-    socket.on('close', () => this.want?.reject(new Error('connection closed')));
-    socket.on('error', () => undefined);
-  }
-
-  static open(port: number): Promise<ImapClient> {
-    return new Promise((resolve, reject) => {
-      const s = connect(port, '127.0.0.1', () => {
-        const c = new ImapClient(s);
-        c.expect('*').then(() => resolve(c), reject);
-      });
-      s.once('error', reject);
-    });
-  }
-
-  private check(): void {
-    const w = this.want;
-    if (!w) return;
-    // The tagged line starts the buffer or follows a CRLF; literals in FETCH bodies never start a line
-    // with our tags (single letters followed by a digit and a space).
-    const at = this.chunks.startsWith(`${w.tag} `) ? 0 : this.chunks.lastIndexOf(`\r\n${w.tag} `);
-    if (at < 0) return;
-    const start = at === 0 ? 0 : at + 2;
-    const end = this.chunks.indexOf('\r\n', start);
-    if (end < 0) return;
-    const reply = this.chunks.slice(0, end);
-    this.chunks = this.chunks.slice(end + 2);
-    this.want = undefined;
-    w.resolve(reply);
-  }
-
-  private expect(tag: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timeout waiting for ${tag}`)), COMMAND_TIMEOUT_MS);
-      this.want = {
-        tag,
-        resolve: (r) => (clearTimeout(timer), resolve(r)),
-        reject: (e) => (clearTimeout(timer), reject(e)),
-      };
-      this.check();
-    });
-  }
-
-  /** Sends one command (optionally with a literal, LITERAL+ not assumed) and returns the whole reply. */
-  async cmd(tag: string, line: string, literal?: string): Promise<string> {
-    if (literal === undefined) this.socket.write(`${tag} ${line}\r\n`);
-    else {
-      this.socket.write(`${tag} ${line} {${Buffer.byteLength(literal, 'latin1')}}\r\n`);
-      await this.expect('+');
-      this.socket.write(`${literal}\r\n`);
-    }
-    const reply = await this.expect(tag);
-    const last = reply.slice(reply.lastIndexOf('\n') + 1);
-    if (!last.startsWith(`${tag} OK`)) throw new Error(`${line.split(' ')[0]}: ${last.slice(0, 120)}`);
-    return reply;
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
 
 interface Tally {
   readonly times: Record<Command, number[]>;
@@ -167,7 +96,7 @@ async function session(port: number, user: string, t: Tally): Promise<void> {
     t.commands++;
     mark = now;
   };
-  const c = await ImapClient.open(port);
+  const c = await ImapClient.open(port, COMMAND_TIMEOUT_MS);
   time('connect');
   const run = async (name: Command, line: string, literal?: string) => {
     const r = await c.cmd(`a${++tagN}`, line, literal);
@@ -204,7 +133,7 @@ async function session(port: number, user: string, t: Tally): Promise<void> {
 async function warm(port: number): Promise<void> {
   await Promise.all(
     USERS.map(async (u) => {
-      const c = await ImapClient.open(port);
+      const c = await ImapClient.open(port, COMMAND_TIMEOUT_MS);
       try {
         for (const [tag, line] of [['w1', `LOGIN ${u} ${PASSWORD}`], ['w2', 'SELECT INBOX'], ['w3', 'FETCH 1:* (FLAGS ENVELOPE)'], ['w4', 'LOGOUT']] as const) await c.cmd(tag, line);
       } finally {
@@ -356,16 +285,6 @@ function seed(maildir: string, to: string, uid?: number): void {
   }
 }
 
-/** Users with cheap scrypt parameters (the hash carries them): LOGIN measures the session, not the KDF. */
-function usersYaml(): string {
-  const lines = ['users:'];
-  for (const u of USERS) {
-    const salt = randomBytes(16);
-    const key = scryptSync(PASSWORD, salt, 32, { N: 16, r: 1, p: 1 });
-    lines.push(`  - address: ${u}`, `    passwordHash: scrypt$16$1$1$${salt.toString('base64')}$${key.toString('base64')}`);
-  }
-  return `${lines.join('\n')}\n`;
-}
 
 async function main(): Promise<void> {
   const t = await tempDir('mf-bench-stress-');
@@ -375,7 +294,7 @@ async function main(): Promise<void> {
   let vol: GlusterVolume | undefined;
   try {
     if (!values['no-mailfleetd']) {
-      writeFileSync(join(t.dir, 'users.yaml'), usersYaml());
+      writeFileSync(join(t.dir, 'users.yaml'), cheapUsersYaml(USERS, PASSWORD));
       const big = { perIp: 100_000, perUser: 100_000, perUserIp: 100_000, listenerConnections: 100_000, sourceConnections: 100_000 };
       const config = configFor({ limits: { imap: big } });
       let mailRoot = join(t.dir, 'mail');

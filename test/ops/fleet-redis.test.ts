@@ -260,7 +260,7 @@ describe('two daemon processes sharing Redis', () => {
       await new Promise((res) => dead.proc.once('exit', res));
       const atKill = await scores();
       const polls: Array<{ before: number; after: number; current: number; local: number }> = [];
-      let domAfter;
+      let domAfter: LimitsView['use'][number];
       const deadline = Date.now() + 15_000;
       for (;;) {
         const t0 = await redisNow();
@@ -269,7 +269,7 @@ describe('two daemon processes sharing Redis', () => {
         domAfter = after.use.find(
           (u) => u.scope.service === 'submission' && u.scope.kind === 'domain' && u.scope.id === 'example.com',
         )!;
-        polls.push({ before: t0, after: t1, current: domAfter.current, local: domAfter.local });
+        polls.push({ before: t0, after: t1, current: domAfter.current, local: domAfter.local ?? 0 });
         if (domAfter.current === domAfter.local || Date.now() > deadline) break;
         await new Promise((res) => setTimeout(res, 100));
       }
