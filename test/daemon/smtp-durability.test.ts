@@ -6,7 +6,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,7 @@ import { buildPlan } from '../../lib/plan/build.js';
 import { daemonConfig } from '../../lib/plan/daemon-config.js';
 import { PROTOCOLS, specSchema } from '../../lib/spec/schema.js';
 import { run } from './mail-harness.js';
-import { LineClient, startSmtpHarness, usersFileText, type SmtpHarness } from './smtp-harness.js';
+import { startSmtpHarness, taggedSmtpLoad, usersFileText, type SmtpHarness } from './smtp-harness.js';
 
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 
@@ -69,37 +69,15 @@ describe('SMTP volume and crash safety', () => {
         child.once('exit', (code) => reject(new Error(`daemon exited ${code} before ready`)));
       });
       const port = ready.sockets.find((s) => s.protocol === 'smtp')!.port;
-      let killed = false;
-      const session = async () => {
-        const c = await LineClient.open(port).catch(() => undefined);
-        if (!c) return;
-        try {
-          if (!/^220/.test(await c.reply())) return;
-          await c.cmd('EHLO crash.test');
-          while (!killed) {
-            const id = `m${round}-${++seq}`;
-            const lines = Array.from({ length: 1 + Math.floor(Math.random() * 600) }, () => randomBytes(38).toString('hex'));
-            const body = `${lines.join('\r\n')}\r\n`;
-            const sha = createHash('sha256').update(body).digest('hex');
-            sent.set(id, sha);
-            if (!/^250/.test(await c.cmd('MAIL FROM:<load@remote.test>'))) return;
-            if (!/^250/.test(await c.cmd('RCPT TO:<bob@example.com>'))) return;
-            if (!/^354/.test(await c.cmd('DATA'))) return;
-            const reply = await c.cmd(`X-Test-Id: ${id}\r\nX-Body-Sha256: ${sha}\r\nSubject: crash\r\n\r\n${body}.`);
-            if (/^250 /.test(reply)) acked.set(id, sha);
-            else return;
-          }
-        } catch {
-          // the daemon died mid-command: whatever was not acknowledged may or may not be stored
-        } finally {
-          c.close();
-        }
-      };
-      const sessions = Array.from({ length: 4 }, session);
+      const load = taggedSmtpLoad(port, {
+        sessions: 4,
+        nextId: () => `m${round}-${++seq}`,
+        onSend: (id, sha) => sent.set(id, sha),
+        onAck: (id, sha) => acked.set(id, sha),
+      });
       await new Promise((r) => setTimeout(r, 300 + Math.random() * 900));
       child.kill('SIGKILL');
-      killed = true;
-      await Promise.all(sessions);
+      await load.stop();
       await new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));
     }
     assert.ok(acked.size >= 20, `only ${acked.size} messages acknowledged: the stream did not run`);

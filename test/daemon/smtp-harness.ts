@@ -3,6 +3,7 @@
  * a static users file (alice/bob@example.com, carol@example.org, password "password") and a spec built
  * from overrides. Also a tiny line-based SMTP client for tests that need exact control of the wire.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -115,4 +116,63 @@ export class LineClient {
   close(): void {
     this.raw.close();
   }
+}
+
+export interface TaggedLoad {
+  /** Ends the sessions' loops (call right after the kill), then resolves when every session is done. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The crash tests' SMTP load: `sessions` connections each send messages to bob@example.com, one after
+ * another, until stopped or refused. Every message carries `X-Test-Id` and `X-Body-Sha256` of a random
+ * body, so the mailbox (or an archive) can be checked for exactly the acknowledged ones, whole.
+ * `onSend` hears each message before its DATA, `onAck` each one answered 250. A daemon dying mid-command
+ * ends a session quietly: what was not acknowledged may or may not be stored.
+ */
+export function taggedSmtpLoad(
+  port: number,
+  opts: {
+    readonly sessions: number;
+    readonly nextId: () => string;
+    readonly onSend?: (id: string, sha: string) => void;
+    readonly onAck: (id: string, sha: string) => void;
+    /** Adds a Message-ID header (the journal indexes by it). */
+    readonly messageId?: boolean;
+  },
+): TaggedLoad {
+  let stopped = false;
+  const session = async (): Promise<void> => {
+    const c = await LineClient.open(port).catch(() => undefined);
+    if (!c) return;
+    try {
+      if (!(await c.reply()).startsWith('220')) return;
+      await c.cmd('EHLO crash.test');
+      while (!stopped) {
+        const id = opts.nextId();
+        const lines = Array.from({ length: 1 + Math.floor(Math.random() * 600) }, () => randomBytes(38).toString('hex'));
+        const body = `${lines.join('\r\n')}\r\n`;
+        const sha = createHash('sha256').update(body).digest('hex');
+        opts.onSend?.(id, sha);
+        if (!(await c.cmd('MAIL FROM:<load@remote.test>')).startsWith('250')) return;
+        if (!(await c.cmd('RCPT TO:<bob@example.com>')).startsWith('250')) return;
+        if (!(await c.cmd('DATA')).startsWith('354')) return;
+        const mid = opts.messageId ? `Message-ID: <${id}@crash.test>\r\n` : '';
+        const reply = await c.cmd(`X-Test-Id: ${id}\r\nX-Body-Sha256: ${sha}\r\n${mid}Subject: crash\r\n\r\n${body}.`);
+        if (reply.startsWith('250 ')) opts.onAck(id, sha);
+        else return;
+      }
+    } catch {
+      // the daemon died mid-command
+    } finally {
+      c.close();
+    }
+  };
+  const running = Array.from({ length: opts.sessions }, session);
+  return {
+    async stop() {
+      stopped = true;
+      await Promise.all(running);
+    },
+  };
 }

@@ -12,7 +12,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,7 @@ import { LOCAL_S3_CREDENTIALS } from '../../lib/journal/local-s3.js';
 import { buildPlan } from '../../lib/plan/build.js';
 import { daemonConfig } from '../../lib/plan/daemon-config.js';
 import { PROTOCOLS, specSchema } from '../../lib/spec/schema.js';
-import { LineClient, usersFileText } from '../daemon/smtp-harness.js';
+import { taggedSmtpLoad, usersFileText } from '../daemon/smtp-harness.js';
 import { startS3 } from './s3-harness.js';
 
 const SESSIONS = 4;
@@ -96,39 +96,18 @@ describe('audit journal crash safety', () => {
     let seq = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const { child, port } = await startDaemon();
-      let killed = false;
-      const session = async () => {
-        const c = await LineClient.open(port).catch(() => undefined);
-        if (!c) return;
-        try {
-          if (!/^220/.test(await c.reply())) return;
-          await c.cmd('EHLO crash.test');
-          while (!killed) {
-            const id = `m${round}-${++seq}`;
-            const lines = Array.from({ length: 1 + Math.floor(Math.random() * 600) }, () => randomBytes(38).toString('hex'));
-            const body = `${lines.join('\r\n')}\r\n`;
-            const sha = createHash('sha256').update(body).digest('hex');
-            if (!/^250/.test(await c.cmd('MAIL FROM:<load@remote.test>'))) return;
-            if (!/^250/.test(await c.cmd('RCPT TO:<bob@example.com>'))) return;
-            if (!/^354/.test(await c.cmd('DATA'))) return;
-            const reply = await c.cmd(`X-Test-Id: ${id}\r\nX-Body-Sha256: ${sha}\r\nMessage-ID: <${id}@crash.test>\r\nSubject: crash\r\n\r\n${body}.`);
-            if (/^250 /.test(reply)) acked.set(id, sha);
-            else return;
-          }
-        } catch {
-          // the daemon died mid-command
-        } finally {
-          c.close();
-        }
-      };
-      const sessions = Array.from({ length: SESSIONS }, session);
+      const load = taggedSmtpLoad(port, {
+        sessions: SESSIONS,
+        nextId: () => `m${round}-${++seq}`,
+        onAck: (id, sha) => acked.set(id, sha),
+        messageId: true,
+      });
       // Kill while batches are being shipped: after this round's first one landed, at a random moment.
       const before = await indexCount();
       for (const until = Date.now() + 20_000; (await indexCount()) === before && Date.now() < until; ) await new Promise((r) => setTimeout(r, 100));
       await new Promise((r) => setTimeout(r, Math.random() * 1000));
       child.kill('SIGKILL');
-      killed = true;
-      await Promise.all(sessions);
+      await load.stop();
       await exited(child);
     }
     process.stderr.write(`journal crash test: ${acked.size} acknowledged\n`);
