@@ -51,42 +51,41 @@ export interface EdgeListing {
   readonly active?: boolean;
 }
 
-function planOf(ctx: EdgeContext): Plan | undefined {
-  const spec = ctx.specFile ?? readLocalHaproxyInfo(ctx.dataDir)?.specFile;
-  return spec ? buildPlan(loadSpec(spec).spec) : undefined;
+/** What one CLI call needs, read and planned once: the spec's plan and the running HAProxy's ACL files. */
+interface Resolved {
+  readonly plan?: Plan;
+  readonly live?: { readonly socket: string; readonly files: Record<EdgeListName, string> };
 }
 
-function aclFile(ctx: EdgeContext, list: EdgeListName): { socket: string; file: string } | undefined {
+function resolveEdge(ctx: EdgeContext): Resolved {
   const info = readLocalHaproxyInfo(ctx.dataDir);
-  if (!info) return undefined;
-  const plan = planOf({ ...ctx, specFile: ctx.specFile ?? info.specFile });
-  if (!plan) return undefined;
+  const specFile = ctx.specFile ?? info?.specFile;
+  const plan = specFile ? buildPlan(loadSpec(specFile).spec) : undefined;
+  if (!info || !plan) return { plan };
   const layout = haproxyLayout(plan, { target: 'local', runDir: info.runDir });
-  return { socket: info.adminSocket, file: list === 'deny' ? layout.denyListPath : layout.allowListPath };
+  return { plan, live: { socket: info.adminSocket, files: { deny: layout.denyListPath, allow: layout.allowListPath } } };
 }
 
 /** Adds (`block`, `allow`) or removes (`unblock`, `unallow`) one network. */
 export async function changeEdgeList(ctx: EdgeContext, list: EdgeListName, op: 'add' | 'remove', network: string): Promise<EdgeChange> {
   checkNetwork(network);
   const file = edgeListsPath(ctx.dataDir);
-  const plan = planOf(ctx);
+  const { plan, live } = resolveEdge(ctx);
   if (op === 'remove' && plan?.spec.edge[list].includes(network))
     throw new MailfleetError('BAD_REQUEST', `${network} is in the spec's edge.${list}: remove it there and restart (or reload) the tier`, { status: 400 });
   const by = ctx.by?.trim() || userInfo().username;
   const changed = op === 'add' ? recordEdgeEntry(file, list, network, new Date(), by) : removeEdgeEntry(file, list, network);
-  const target = aclFile(ctx, list);
-  if (target) await changeLiveEdgeList(target.socket, target.file, op === 'add' ? 'add' : 'del', network);
-  return { list, network, action: !changed ? 'unchanged' : op === 'add' ? 'added' : 'removed', live: target !== undefined, recordedIn: file };
+  if (live) await changeLiveEdgeList(live.socket, live.files[list], op === 'add' ? 'add' : 'del', network);
+  return { list, network, action: !changed ? 'unchanged' : op === 'add' ? 'added' : 'removed', live: live !== undefined, recordedIn: file };
 }
 
 /** Both lists: the spec's entries, the recorded ones, and whether the running HAProxy holds each. */
 export async function listEdge(ctx: EdgeContext): Promise<EdgeListing[]> {
   const state = readEdgeLists(edgeListsPath(ctx.dataDir));
-  const plan = planOf(ctx);
+  const { plan, live: running } = resolveEdge(ctx);
   const rows: EdgeListing[] = [];
   for (const list of ['deny', 'allow'] as const) {
-    const target = aclFile(ctx, list);
-    const live = target ? new Set(await showLiveEdgeList(target.socket, target.file)) : undefined;
+    const live = running ? new Set(await showLiveEdgeList(running.socket, running.files[list])) : undefined;
     const entries = plan ? edgeListEntries(plan, state, list) : Object.keys(state[list]);
     for (const network of entries) {
       const rec = state[list][network];
