@@ -57,6 +57,7 @@ const userSchema = z
     aliases: z.array(address).optional(),
     disabled: z.boolean().optional(),
     quotaBytes: z.number().int().positive().optional(),
+    quotaMessages: z.number().int().positive().optional(),
     limits: z
       .object({ smtp: serviceLimitsSchema.partial(), submission: serviceLimitsSchema.partial(), imap: serviceLimitsSchema.partial(), pop3: serviceLimitsSchema.partial() })
       .partial()
@@ -288,5 +289,6 @@ function toDirectoryUser(u: StaticUser): DirectoryUser {
     domain,
     ...(u.limits ? { limits: u.limits } : {}),
     ...(u.quotaBytes ? { quotaBytes: u.quotaBytes } : {}),
+    ...(u.quotaMessages ? { quotaMessages: u.quotaMessages } : {}),
   };
 }

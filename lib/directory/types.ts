@@ -14,7 +14,10 @@ export interface DirectoryUser {
   readonly domain: string;
   /** Per-user overrides of connection limits (e.g. from an LDAP attribute). */
   readonly limits?: Partial<Record<'smtp' | 'submission' | 'imap' | 'pop3', Partial<ServiceLimits>>>;
+  /** Storage quota from the directory (directory.attributes.quota), bytes. */
   readonly quotaBytes?: number;
+  /** Message-count quota from the directory (directory.attributes.quotaMessages). */
+  readonly quotaMessages?: number;
 }
 
 export type AuthResult =

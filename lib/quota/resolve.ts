@@ -1,7 +1,7 @@
 /**
  * Effective quota of a user and of a domain, from the most specific setting down (pure):
- *   user:   live override > spec quotas.domains[d].users[local] > directory attribute (directory.attributes.quota,
- *           bytes only) > spec quotas.domains[d].user > spec quotas.defaults
+ *   user:   live override > spec quotas.domains[d].users[local] > directory attributes (directory.attributes.quota
+ *           for bytes, quotaMessages for messages) > spec quotas.domains[d].user > spec quotas.defaults
  *   domain: live override > spec quotas.domains[d].total > unlimited
  * Each resource (storage, messages) resolves on its own, so a live storage override keeps the spec's
  * message cap.
@@ -30,14 +30,20 @@ function resolve(layers: readonly Layer[]): ResolvedLimit {
   return { limit: { storageBytes, messages }, source: { storageBytes: s1, messages: s2 } };
 }
 
-export function userQuota(spec: QuotasSpec, address: string, live: QuotaOverride | undefined, directoryBytes: number | undefined): ResolvedLimit {
+/** What the directory says of one user's quota (either may be missing). */
+export interface DirectoryQuota {
+  readonly bytes?: number;
+  readonly messages?: number;
+}
+
+export function userQuota(spec: QuotasSpec, address: string, live: QuotaOverride | undefined, directory: DirectoryQuota | undefined): ResolvedLimit {
   const at = address.lastIndexOf('@');
   const local = address.slice(0, at);
   const d = spec.domains[address.slice(at + 1)];
   return resolve([
     ['live', live],
     ['spec-user', d?.users?.[local]],
-    ['directory', directoryBytes === undefined ? undefined : { storageBytes: directoryBytes }],
+    ['directory', directory && { storageBytes: directory.bytes, messages: directory.messages }],
     ['spec-domain', d?.user],
     ['spec-default', spec.defaults],
   ]);

@@ -15,13 +15,13 @@ import type { DirectoryUser } from '../directory/types.js';
 import { quotasSchema, type QuotasSpec } from '../spec/schema.js';
 import { addressParts, maildirPath } from '../store/maildir/paths.js';
 import { measureMaildir, readUsage, updateUsage, type Usage, type UsageRecord } from '../store/usage.js';
-import { domainQuota, fits, userQuota } from './resolve.js';
+import { domainQuota, fits, userQuota, type DirectoryQuota } from './resolve.js';
 import { quotasStatePath, readQuotasState, writeQuotasState, type QuotasState } from './state-file.js';
 import type { DomainQuotaStatus, QuotaOverride, QuotaVerdict, UserQuotaStatus } from './types.js';
 import { warningMessage } from './warning.js';
 
-/** A user for a verdict: the address, and the directory's quota attribute when the caller has the entry. */
-export type QuotaSubject = string | Pick<DirectoryUser, 'address' | 'quotaBytes'>;
+/** A user for a verdict: the address, and the directory's quota attributes when the caller has the entry. */
+export type QuotaSubject = string | Pick<DirectoryUser, 'address' | 'quotaBytes' | 'quotaMessages'>;
 
 export interface RecalcResult {
   readonly address: string;
@@ -51,21 +51,21 @@ export class QuotaService {
     return maildirPath(this.ctx.mailRoot, address);
   }
 
-  /** The directory's quota attribute for a user (undefined when it has none or cannot answer now). */
-  private async directoryBytes(s: QuotaSubject): Promise<{ address: string; bytes: number | undefined }> {
-    if (typeof s !== 'string') return { address: s.address.toLowerCase(), bytes: s.quotaBytes };
+  /** The directory's quota attributes for a user (undefined when it has none or cannot answer now). */
+  private async directoryQuota(s: QuotaSubject): Promise<{ address: string; directory: DirectoryQuota | undefined }> {
+    if (typeof s !== 'string') return { address: s.address.toLowerCase(), directory: { bytes: s.quotaBytes, messages: s.quotaMessages } };
     const address = addressParts(s).address;
     try {
       const u = (await this.ctx.directory.resolveRecipient(address)).find((x) => x.address.toLowerCase() === address);
-      return { address, bytes: u?.quotaBytes };
+      return { address, directory: u && { bytes: u.quotaBytes, messages: u.quotaMessages } };
     } catch {
-      return { address, bytes: undefined }; // a directory outage must not block mail: spec limits apply
+      return { address, directory: undefined }; // a directory outage must not block mail: spec limits apply
     }
   }
 
   async status(subject: QuotaSubject): Promise<UserQuotaStatus> {
-    const { address, bytes } = await this.directoryBytes(subject);
-    const r = userQuota(this.spec, address, this.state.users[address], bytes);
+    const { address, directory } = await this.directoryQuota(subject);
+    const r = userQuota(this.spec, address, this.state.users[address], directory);
     const rec = await readUsage(this.maildir(address));
     return { address, usage: { bytes: rec.bytes, messages: rec.messages }, limit: r.limit, source: r.source, domain: await this.domainStatus(addressParts(address).domain) };
   }
@@ -113,11 +113,11 @@ export class QuotaService {
   }
 
   private async statusForVerdict(subject: QuotaSubject) {
-    const { address, bytes } = await this.directoryBytes(subject);
+    const { address, directory } = await this.directoryQuota(subject);
     const domain = addressParts(address).domain;
     return {
       domain,
-      limit: userQuota(this.spec, address, this.state.users[address], bytes).limit,
+      limit: userQuota(this.spec, address, this.state.users[address], directory).limit,
       usage: await readUsage(this.maildir(address)),
       domainLimit: domainQuota(this.spec, domain, this.state.domains[domain]).limit,
     };

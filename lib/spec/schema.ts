@@ -254,6 +254,10 @@ const ldapSchema = z
         alias: z.string().optional(),
         login: z.string().optional(),
         quota: z.string().optional(),
+        quotaMessages: z
+          .string()
+          .optional()
+          .describe('Attribute holding a message-count quota (an integer). Default: mailfleetQuotaMessages (openldap), none (active-directory).'),
         maxConnections: z.string().optional(),
         disabled: z
           .string()

@@ -66,6 +66,7 @@ describe('LDAP backend, OpenLDAP flavor', () => {
     assert.equal(byUid.ok && byUid.user.address, 'bob@example.com');
     assert.deepEqual(byUid.ok && byUid.user.limits, { imap: { perUser: 3 }, pop3: { perUser: 3 }, submission: { perUser: 3 } });
     assert.equal(byUid.ok && byUid.user.quotaBytes, 1048576);
+    assert.equal(byUid.ok && byUid.user.quotaMessages, 5000, 'mailfleetQuotaMessages, from the mailfleet schema a real slapd loaded');
   });
 
   it('fails with bad-credentials on a wrong or empty password, unknown-user for nobody, also when cached', async () => {

@@ -54,7 +54,7 @@ export function fixtureLdif(extraUsers = 0): string {
     `dn: ${SERVICE_DN}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: mailfleet\nuserPassword: ${ssha(SERVICE_PASSWORD)}\n`,
     `dn: ${PEOPLE}\nobjectClass: organizationalUnit\nou: people\n`,
     people('alice', 'alice@example.com', ['mailAlternateAddress: postmaster@example.com', 'mailAlternateAddress: sales@example.com']),
-    people('bob', 'Bob@Example.com', ['mailAlternateAddress: sales@example.com', 'mailQuota: 1048576', 'mailfleetMaxConnections: 3']),
+    people('bob', 'Bob@Example.com', ['mailAlternateAddress: sales@example.com', 'mailQuota: 1048576', 'mailfleetQuotaMessages: 5000', 'mailfleetMaxConnections: 3']),
     people('carol', 'carol@example.org', ['mailfleetMaxConnections: imap=7', 'mailfleetMaxConnections: pop3=1']),
     `dn: ${AD_USERS}\nobjectClass: organizationalUnit\nou: ad\n`,
     // 512 = NORMAL_ACCOUNT, 514 = NORMAL_ACCOUNT | ACCOUNTDISABLE

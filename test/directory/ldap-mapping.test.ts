@@ -95,6 +95,7 @@ describe('OpenLDAP mapping', () => {
       mail: 'Bob@Example.com',
       mailAlternateAddress: ['sales@example.com'],
       mailQuota: '1048576',
+      mailfleetQuotaMessages: '5000',
       mailfleetMaxConnections: '3',
     });
     assert.ok(m);
@@ -103,6 +104,7 @@ describe('OpenLDAP mapping', () => {
       localPart: 'bob',
       domain: 'example.com',
       quotaBytes: 1048576,
+      quotaMessages: 5000,
       limits: { imap: { perUser: 3 }, pop3: { perUser: 3 }, submission: { perUser: 3 } },
     });
     assert.deepEqual(m.addresses, ['bob@example.com', 'sales@example.com']);

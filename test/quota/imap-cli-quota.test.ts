@@ -54,7 +54,7 @@ describe('IMAP quota and mailfleet quota', () => {
   let c: ImapFlow;
   before(async () => {
     h = await startSmtpHarness({
-      spec: { imap: { allowInsecureAuth: true }, quotas: { warnPercents: [], domains: { 'example.com': { users: { alice: { storageBytes: 20_000, messages: 50 } } } } } },
+      spec: { imap: { allowInsecureAuth: true }, quotas: { warnPercents: [], domains: { 'example.com': { total: { storageBytes: 50_000_000, messages: 10_000 }, users: { alice: { storageBytes: 20_000, messages: 50 } } } } } },
     });
     c = new ImapFlow({ host: '127.0.0.1', port: imapPort(h), secure: false, auth: { user: ALICE, pass: PASSWORD }, logger: false, tls: { rejectUnauthorized: false } });
     await c.connect();
@@ -119,6 +119,28 @@ describe('IMAP quota and mailfleet quota', () => {
     raw.socket.write('d GETQUOTA ""\r\n');
     const d = await raw.readUntil(/^d /, 5000);
     assert.ok(d!.lines.some((l) => /^\* QUOTA "" \(STORAGE \d+ 19 MESSAGE 1 50\)$/.test(l)), d!.lines.join('\n'));
+    raw.close();
+  });
+
+  it('GIVEN a domain total WHEN GETQUOTAROOT THEN the domain is a second quota root, with the numbers of `quota get`; another domain is NO', async () => {
+    const raw = await RawClient.open(imapPort(h));
+    await raw.readUntil(/^\* OK/, 5000);
+    raw.socket.write(`a LOGIN ${ALICE} ${PASSWORD}\r\n`);
+    assert.ok(await raw.readUntil(/^a OK/, 5000));
+    raw.socket.write('b GETQUOTAROOT INBOX\r\n');
+    const b = (await raw.readUntil(/^b /, 5000))!.lines;
+    assert.ok(b.includes('* QUOTAROOT "INBOX" "" "example.com"'), b.join('\n'));
+    const got = JSON.parse(await cli(h, ['quota', 'get', ALICE, '--json'])) as UserQuotaStatus;
+    const domainLine = `* QUOTA "example.com" (STORAGE ${Math.floor(got.domain.usage.bytes / 1024)} ${Math.floor(50_000_000 / 1024)} MESSAGE ${got.domain.usage.messages} 10000)`;
+    assert.ok(b.includes(domainLine), `${domainLine} in\n${b.join('\n')}`);
+    const own = b.findIndex((l) => l.startsWith('* QUOTA "" '));
+    assert.ok(own > b.indexOf(domainLine), 'the user\'s own root comes last, for clients that fold QUOTA responses into one');
+    assert.match(b.at(-1)!, /^b OK /);
+    raw.socket.write('c GETQUOTA "example.com"\r\n');
+    const c2 = (await raw.readUntil(/^c /, 5000))!.lines;
+    assert.ok(c2.includes(domainLine), c2.join('\n'));
+    raw.socket.write('d GETQUOTA "example.org"\r\n');
+    assert.match((await raw.readUntil(/^d /, 5000))!.lines.at(-1)!, /^d NO \[NONEXISTENT\]/);
     raw.close();
   });
 

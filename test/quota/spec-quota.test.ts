@@ -41,9 +41,19 @@ describe('spec quotas', () => {
       '/some/dir/mailfleet.yaml',
     ).quotas;
     assert.deepEqual(userQuota(spec, 'bob@a.example', undefined, undefined).limit, { storageBytes: 200, messages: 10 });
-    assert.deepEqual(userQuota(spec, 'bob@a.example', undefined, 300).limit, { storageBytes: 300, messages: 10 });
-    const ceo = userQuota(spec, 'ceo@a.example', { storageBytes: 5 }, 300);
+    assert.deepEqual(userQuota(spec, 'bob@a.example', undefined, { bytes: 300 }).limit, { storageBytes: 300, messages: 10 });
+    const ceo = userQuota(spec, 'ceo@a.example', { storageBytes: 5 }, { bytes: 300 });
     assert.deepEqual(ceo.limit, { storageBytes: 5, messages: 99 });
     assert.deepEqual(ceo.source, { storageBytes: 'live', messages: 'spec-user' });
+  });
+
+  it('takes the message count from the directory too (directory.attributes.quotaMessages), each resource on its own', () => {
+    const spec = parseSpec(`${BASE}quotas:\n  defaults: { storageBytes: 100, messages: 10 }\n`, '/some/dir/mailfleet.yaml').quotas;
+    const both = userQuota(spec, 'bob@a.example', undefined, { bytes: 300, messages: 7 });
+    assert.deepEqual(both.limit, { storageBytes: 300, messages: 7 });
+    assert.deepEqual(both.source, { storageBytes: 'directory', messages: 'directory' });
+    const onlyMessages = userQuota(spec, 'bob@a.example', undefined, { messages: 7 });
+    assert.deepEqual(onlyMessages.limit, { storageBytes: 100, messages: 7 });
+    assert.deepEqual(onlyMessages.source, { storageBytes: 'spec-default', messages: 'directory' });
   });
 });

@@ -1,21 +1,61 @@
 /**
- * IMAP QUOTA (RFC 9208) from the daemon's quota service: one quota root per user, named "" (every folder
- * of the user counts toward it), with STORAGE in units of 1024 octets and MESSAGE; an unlimited resource
- * is left out. The same numbers as `mailfleet quota get` (usage and limit in KiB, rounded down).
+ * IMAP QUOTA (RFC 9208) from the daemon's quota service. Two quota roots:
+ * - "" — the user's own: every folder of the user counts toward it;
+ * - the user's domain name (e.g. "example.com") — the domain total (spec quotas.domains[d].total or a live
+ *   domain override), listed only when the domain has a limit. A message into any folder counts toward both.
+ * STORAGE is in units of 1024 octets, MESSAGE in messages; an unlimited resource is left out. The same
+ * numbers as `mailfleet quota get` (usage and limit in KiB, rounded down).
  */
 import type { QuotaService } from '../../quota/index.js';
+import type { QuotaLimit } from '../../quota/types.js';
+import type { Usage } from '../../store/usage.js';
 import type { Completion } from './command.js';
 import type { ImapSession } from './session.js';
+import { istring } from './wire.js';
 
 export const QUOTA_ROOT = '';
 
-export async function quotaLine(quota: QuotaService | undefined, user: string): Promise<string> {
-  if (!quota) return `* QUOTA "${QUOTA_ROOT}" ()\r\n`;
-  const st = await quota.status(user);
+function resources(usage: Pick<Usage, 'bytes' | 'messages'>, limit: QuotaLimit): string {
   const res: string[] = [];
-  if (st.limit.storageBytes > 0) res.push(`STORAGE ${Math.floor(st.usage.bytes / 1024)} ${Math.floor(st.limit.storageBytes / 1024)}`);
-  if (st.limit.messages > 0) res.push(`MESSAGE ${st.usage.messages} ${st.limit.messages}`);
-  return `* QUOTA "${QUOTA_ROOT}" (${res.join(' ')})\r\n`;
+  if (limit.storageBytes > 0) res.push(`STORAGE ${Math.floor(usage.bytes / 1024)} ${Math.floor(limit.storageBytes / 1024)}`);
+  if (limit.messages > 0) res.push(`MESSAGE ${usage.messages} ${limit.messages}`);
+  return res.join(' ');
+}
+
+function rootName(root: string): string {
+  const w = istring(root);
+  return typeof w === 'string' ? w : `"${root}"`;
+}
+
+/** The quota roots of a user's folders: "" and, when the domain has a limit, the domain. */
+export async function quotaRoots(quota: QuotaService | undefined, user: string): Promise<string[]> {
+  if (!quota) return [QUOTA_ROOT];
+  const st = await quota.status(user);
+  const d = st.domain.limit;
+  return d.storageBytes > 0 || d.messages > 0 ? [QUOTA_ROOT, st.domain.domain] : [QUOTA_ROOT];
+}
+
+/**
+ * The `* QUOTA` line of one of the user's roots, or undefined when `root` is not one of them (another
+ * domain's total is not the user's to read).
+ */
+export async function quotaLine(quota: QuotaService | undefined, user: string, root: string = QUOTA_ROOT): Promise<string | undefined> {
+  if (!quota) return root === QUOTA_ROOT ? `* QUOTA "${QUOTA_ROOT}" ()\r\n` : undefined;
+  const st = await quota.status(user);
+  if (root === QUOTA_ROOT) return `* QUOTA "${QUOTA_ROOT}" (${resources(st.usage, st.limit)})\r\n`;
+  const d = st.domain;
+  if (root.toLowerCase() !== d.domain || (d.limit.storageBytes === 0 && d.limit.messages === 0)) return undefined;
+  return `* QUOTA ${rootName(d.domain)} (${resources(d.usage, d.limit)})\r\n`;
+}
+
+/** `* QUOTAROOT` and the `* QUOTA` of each root, for GETQUOTAROOT. */
+export async function quotaRootLines(quota: QuotaService | undefined, user: string, wireName: string): Promise<string> {
+  const roots = await quotaRoots(quota, user);
+  const lines = [`* QUOTAROOT ${wireName} ${roots.map(rootName).join(' ')}\r\n`];
+  // The user's own root last: clients that fold every QUOTA response into one (imapflow keeps the last
+  // value of each resource) then show the user's numbers, which are what a user can act on.
+  for (const r of [...roots].reverse()) lines.push((await quotaLine(quota, user, r))!);
+  return lines.join('');
 }
 
 /**

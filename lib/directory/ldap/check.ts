@@ -114,6 +114,7 @@ export function formatLdapCheck(r: LdapCheckReport): string {
       lines.push(`  aliases:  ${m.addresses.slice(1).join(', ') || '-'}`);
       lines.push(`  disabled: ${m.disabled ? 'yes' : 'no'}`);
       lines.push(`  quota:    ${m.user.quotaBytes !== undefined ? `${m.user.quotaBytes} bytes` : '-'}`);
+      lines.push(`  messages: ${m.user.quotaMessages !== undefined ? `${m.user.quotaMessages} (quota)` : '-'}`);
       lines.push(`  limits:   ${m.user.limits ? JSON.stringify(m.user.limits) : '-'}`);
     }
   }

@@ -22,6 +22,8 @@ export interface LdapAttributeNames {
   readonly alias: string;
   readonly login: string;
   readonly quota: string | undefined;
+  /** Message-count quota (an integer). */
+  readonly quotaMessages: string | undefined;
   readonly maxConnections: string | undefined;
   readonly disabled: string | undefined;
   /** SCRAM-SHA-256 secrets (lib/auth/scram.ts formats); undefined: the directory holds none. */
@@ -35,6 +37,7 @@ export const FLAVOR_DEFAULTS: Record<LdapFlavor, LdapAttributeNames & { readonly
     alias: 'mailAlternateAddress',
     login: 'uid',
     quota: 'mailQuota',
+    quotaMessages: 'mailfleetQuotaMessages',
     maxConnections: 'mailfleetMaxConnections',
     disabled: 'mailfleetDisabled',
     scramSha256: undefined,
@@ -45,6 +48,7 @@ export const FLAVOR_DEFAULTS: Record<LdapFlavor, LdapAttributeNames & { readonly
     alias: 'proxyAddresses',
     login: 'sAMAccountName',
     quota: undefined,
+    quotaMessages: undefined,
     maxConnections: undefined,
     disabled: 'userAccountControl',
     scramSha256: undefined,
@@ -108,6 +112,15 @@ export function parseQuota(raw: string | undefined): number | undefined {
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
+/** A positive message count ("5000"); anything else is ignored (the spec's limits apply). */
+export function parseCount(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const t = raw.trim();
+  if (t.length === 0 || t.length > 15 || ![...t].every((c) => c >= '0' && c <= '9')) return undefined;
+  const n = Number(t);
+  return n > 0 ? n : undefined;
+}
+
 /** Per-user session caps from values like "5" (imap, pop3, submission) or "imap=7". */
 export function parseMaxConnections(raws: readonly string[]): DirectoryUser['limits'] {
   const out: Partial<Record<CappedService, Partial<ServiceLimits>>> = {};
@@ -141,6 +154,7 @@ export class LdapMapping {
       alias: a.alias ?? d.alias,
       login: a.login ?? d.login,
       quota: a.quota ?? d.quota,
+      quotaMessages: a.quotaMessages ?? d.quotaMessages,
       maxConnections: a.maxConnections ?? d.maxConnections,
       disabled: a.disabled ?? d.disabled,
       scramSha256: a.scramSha256 ?? d.scramSha256,
@@ -156,7 +170,7 @@ export class LdapMapping {
   /** Attributes to request for a user entry. */
   get attributes(): string[] {
     const n = this.names;
-    const list = [n.mail, n.alias, n.login, n.quota, n.maxConnections, n.disabled, n.scramSha256];
+    const list = [n.mail, n.alias, n.login, n.quota, n.quotaMessages, n.maxConnections, n.disabled, n.scramSha256];
     if (this.flavor === 'active-directory') list.push(UPN);
     else list.push(PPOLICY_LOCKED);
     return [...new Set(list.filter((x): x is string => x !== undefined))];
@@ -226,12 +240,14 @@ export class LdapMapping {
     if (!primary || !parts) return undefined;
     const limits = parseMaxConnections(values(entry, this.names.maxConnections));
     const quotaBytes = parseQuota(values(entry, this.names.quota)[0]);
+    const quotaMessages = parseCount(values(entry, this.names.quotaMessages)[0]);
     const user: DirectoryUser = {
       address: primary,
       localPart: parts.localPart,
       domain: parts.domain,
       ...(limits ? { limits } : {}),
       ...(quotaBytes !== undefined ? { quotaBytes } : {}),
+      ...(quotaMessages !== undefined ? { quotaMessages } : {}),
     };
     const scram = values(entry, this.names.scramSha256).find((v) => /^(scram-sha-256\$|\{SCRAM-SHA-256\})/i.test(v));
     return { dn: entry.dn, user, addresses, disabled: this.isDisabled(entry), ...(scram ? { scramSha256: scram } : {}) };

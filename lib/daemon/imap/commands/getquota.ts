@@ -1,8 +1,8 @@
 import { AUTHENTICATED, defineCommand } from '../command.js';
 import { Args } from '../args.js';
-import { QUOTA_ROOT, quotaLine } from '../quota.js';
+import { quotaLine } from '../quota.js';
 
-/** GETQUOTA (RFC 9208 §6.2): the user's one quota root "". */
+/** GETQUOTA (RFC 9208 §6.2): the user's root "" or their domain's total (lib/daemon/imap/quota.ts). */
 export const getquota = defineCommand({
   name: 'GETQUOTA',
   states: AUTHENTICATED,
@@ -13,8 +13,9 @@ export const getquota = defineCommand({
     return { root };
   },
   async handler(s, a) {
-    if (a.root !== QUOTA_ROOT) return { status: 'NO', code: 'NONEXISTENT', text: 'No such quota root' };
-    s.write(await quotaLine(s.deps.quota, s.user!));
+    const line = await quotaLine(s.deps.quota, s.user!, a.root);
+    if (!line) return { status: 'NO', code: 'NONEXISTENT', text: 'No such quota root' };
+    s.write(line);
     return { text: 'GETQUOTA completed' };
   },
 });

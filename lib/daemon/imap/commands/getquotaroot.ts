@@ -2,9 +2,9 @@ import { AUTHENTICATED, defineCommand } from '../command.js';
 import { Args } from '../args.js';
 import { nameToWire } from '../../../store/mailbox/names.js';
 import { istring } from '../wire.js';
-import { QUOTA_ROOT, quotaLine } from '../quota.js';
+import { quotaRootLines } from '../quota.js';
 
-/** GETQUOTAROOT (RFC 9208 §6.3): every folder of a user belongs to the root "". */
+/** GETQUOTAROOT (RFC 9208 §6.3): every folder of a user belongs to the root "", and to the domain's when it has a total. */
 export const getquotaroot = defineCommand({
   name: 'GETQUOTAROOT',
   states: AUTHENTICATED,
@@ -17,8 +17,7 @@ export const getquotaroot = defineCommand({
   async handler(s, a) {
     if (!(await s.deps.store.exists(s.user!, a.name))) return { status: 'NO', code: 'NONEXISTENT', text: 'No such mailbox' };
     const wire = istring(nameToWire(a.name));
-    s.write(`* QUOTAROOT ${typeof wire === 'string' ? wire : nameToWire(a.name)} "${QUOTA_ROOT}"\r\n`);
-    s.write(await quotaLine(s.deps.quota, s.user!));
+    s.write(await quotaRootLines(s.deps.quota, s.user!, typeof wire === 'string' ? wire : nameToWire(a.name)));
     return { text: 'GETQUOTAROOT completed' };
   },
 });
