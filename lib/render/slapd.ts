@@ -1,12 +1,14 @@
 /**
  * OpenLDAP for `directory.provision: openldap-pair`: slapd.conf for the provider (syncprov) and for
- * consumers (syncrepl refreshAndPersist; the DR consumer uses the same file), the base entries, and
+ * consumers (syncrepl refreshAndPersist; the DR consumer uses the same file), the base entries, the
+ * mailfleet schema (so entries can carry the attributes the backend reads: aliases, quotas, caps), and
  * the role script. Passwords never appear in the rendered text: the node hashes its secrets at boot
  * into small include files.
  */
 import type { Plan } from '../plan/types.js';
 import type { LdapDirectorySpec } from '../spec/schema.js';
 import { MailfleetError } from '../errors.js';
+import { MAILFLEET_LDAP_SCHEMA } from '../directory/ldap/schema.js';
 import type { Renderer } from './types.js';
 import { LDAP_ROLE_TAG, joinFiles, ldapProviderHost, secretNames, shq, type RenderedFile } from './node-layout.js';
 
@@ -14,6 +16,8 @@ export const SLAPD_CONF = '/etc/ldap/slapd.conf';
 export const ROOTPW_INCLUDE = '/etc/ldap/mailfleet-rootpw.conf';
 export const SYNCREPL_INCLUDE = '/etc/ldap/mailfleet-syncrepl.conf';
 export const LDAP_DB_DIR = '/var/lib/ldap';
+/** Where nodes install the mailfleet schema (the backend's default attributes: aliases, quotas, caps). */
+export const MAILFLEET_SCHEMA_PATH = '/etc/ldap/schema/mailfleet.schema';
 
 function ldapSpec(plan: Plan): LdapDirectorySpec {
   const d = plan.directory;
@@ -42,6 +46,7 @@ include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/nis.schema
 include /etc/ldap/schema/inetorgperson.schema
+include ${MAILFLEET_SCHEMA_PATH}
 pidfile /run/slapd/slapd.pid
 argsfile /run/slapd/slapd.args
 modulepath /usr/lib/ldap
@@ -56,7 +61,7 @@ rootdn "${dn.admin}"
 include ${ROOTPW_INCLUDE}
 directory ${LDAP_DB_DIR}
 index objectClass eq
-index mail,uid,cn eq
+index mail,uid,cn,mailAlternateAddress eq
 index entryCSN,entryUUID eq
 # Passwords: users change their own, anyone may bind, the replicator copies them, nobody else reads them.
 access to attrs=userPassword
@@ -129,6 +134,7 @@ systemctl disable --now slapd 2>/dev/null || true
 role=$(tag ${LDAP_ROLE_TAG})
 case "\${role}" in provider | consumer) ;; *) echo "unknown LDAP role \${role}" >&2; exit 1 ;; esac
 install -d -m 0755 /etc/ldap
+install -m 0644 "\${MAILFLEET_FILES}/ldap/mailfleet.schema" ${MAILFLEET_SCHEMA_PATH}
 install -m 0644 "\${MAILFLEET_FILES}/ldap/slapd-\${role}.conf" ${SLAPD_CONF}
 install -d -m 0700 -o openldap -g openldap ${LDAP_DB_DIR}
 
@@ -171,6 +177,7 @@ export function slapdFiles(plan: Plan): RenderedFile[] {
     { path: 'ldap/slapd-provider.conf', content: slapdConf(plan, 'provider') },
     { path: 'ldap/slapd-consumer.conf', content: slapdConf(plan, 'consumer') },
     { path: 'ldap/base.ldif', content: baseLdif(plan) },
+    { path: 'ldap/mailfleet.schema', content: MAILFLEET_LDAP_SCHEMA },
     { path: 'bootstrap/ldap.sh', content: ldapScript(plan), executable: true },
   ];
 }

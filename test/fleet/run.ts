@@ -543,15 +543,16 @@ async function ldapRole(ldap: readonly Host[], world: ReturnType<Template['world
   const d = plan.directory;
   if (d.kind !== 'ldap') return false;
   const s = secretNames(plan);
-  const ldif = `dn: uid=${USER.uid},ou=people,${d.baseDn}\nobjectClass: inetOrgPerson\nuid: ${USER.uid}\ncn: Alice Fleet\nsn: Fleet\nmail: ${USER.mail}\nuserPassword: ${USER.password}\n`;
+  const ldif = `dn: uid=${USER.uid},ou=people,${d.baseDn}\nobjectClass: inetOrgPerson\nobjectClass: mailfleetUser\nuid: ${USER.uid}\ncn: Alice Fleet\nsn: Fleet\nmail: ${USER.mail}\nmailQuota: 1073741824\nuserPassword: ${USER.password}\n`;
   const add = sh(`ip netns exec ${FABRIC} ldapadd -x -H ldap://${provider.ip} -D cn=admin,${d.baseDn} -w "$ADMIN"`, { allowFail: true, input: ldif, env: { ADMIN: world.secrets[s.ldapAdmin]! } });
   const tr = performance.now();
   let seen = '';
   for (let i = 0; i < 60 && !seen.includes(USER.mail); i++) {
-    seen = sh(`ip netns exec ${FABRIC} ldapsearch -x -LLL -H ldap://${consumer.ip} -D '${d.bindDn}' -w "$BIND" -b ou=people,${d.baseDn} '(uid=${USER.uid})' mail`, { allowFail: true, env: { BIND: world.secrets[s.ldapBind]! } });
+    seen = sh(`ip netns exec ${FABRIC} ldapsearch -x -LLL -H ldap://${consumer.ip} -D '${d.bindDn}' -w "$BIND" -b ou=people,${d.baseDn} '(uid=${USER.uid})' mail mailQuota`, { allowFail: true, env: { BIND: world.secrets[s.ldapBind]! } });
     if (!seen.includes(USER.mail)) await sleep(500);
   }
   check('a user added on the LDAP provider reaches the consumer (syncrepl), read with the service account', seen.includes(USER.mail), `${((performance.now() - tr) / 1000).toFixed(1)} s ${seen.includes(USER.mail) ? '' : add + seen}`);
+  check('the LDAP nodes load the mailfleet schema: an entry with mailfleetUser and mailQuota is stored and read back', seen.includes('mailQuota: 1073741824'), seen || add);
   return seen.includes(USER.mail);
 }
 

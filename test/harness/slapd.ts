@@ -17,12 +17,11 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Client } from 'ldapts';
+import { MAILFLEET_LDAP_SCHEMA } from '../../lib/directory/ldap/schema.js';
 
 const SCHEMA_DIR = '/etc/ldap/schema';
 const MODULE_DIR = '/usr/lib/ldap';
-const MAILFLEET_SCHEMA = fileURLToPath(new URL('../../lib/directory/ldap/schema/mailfleet.schema', import.meta.url));
 
 /**
  * A test-only schema shaped like Active Directory's user attributes (real AD OIDs and names), so the
@@ -219,7 +218,10 @@ async function startServer(cfg: ServerConfig): Promise<SlapdServer> {
 
   const includes = ['core', 'cosine', 'inetorgperson'].map((s) => join(SCHEMA_DIR, `${s}.schema`));
   for (const s of cfg.schemas) {
-    if (s === 'mailfleet') includes.push(MAILFLEET_SCHEMA);
+    if (s === 'mailfleet') {
+      writeFileSync(join(dir, 'mailfleet.schema'), MAILFLEET_LDAP_SCHEMA);
+      includes.push(join(dir, 'mailfleet.schema'));
+    }
     else if (s === 'ad') {
       writeFileSync(join(dir, 'ad-shape.schema'), AD_SHAPE_SCHEMA);
       includes.push(join(dir, 'ad-shape.schema'));

@@ -10,7 +10,7 @@ import { RENDERERS, renderer } from '../../lib/render/index.js';
 import { userData } from '../../lib/render/cloud-init.js';
 import { nodeFiles } from '../../lib/render/node-files.js';
 import { NODE_ROLES, nodePath, secretNames, type NodeRole } from '../../lib/render/node-layout.js';
-import { slapdFiles } from '../../lib/render/slapd.js';
+import { MAILFLEET_SCHEMA_PATH, slapdFiles } from '../../lib/render/slapd.js';
 import { systemdUnits } from '../../lib/render/systemd.js';
 import { cloudwatchAgentConfig } from '../../lib/render/cloudwatch-agent.js';
 import { volumeCreateArgs } from '../../lib/render/gluster.js';
@@ -162,9 +162,15 @@ describe('node bootstrap renderers', () => {
           ? 'syncrepl rid=001 provider=ldap://127.0.0.1:1 type=refreshAndPersist searchbase="dc=acme,dc=example" bindmethod=simple binddn="cn=replicator,dc=acme,dc=example" credentials=x\n'
           : '',
       );
-      const conf = slapdFiles(single)
+      const files = slapdFiles(single);
+      // The schema file the node installs where the conf includes it (ldap.sh), here in the temp dir.
+      const script = files.find((f) => f.path === 'bootstrap/ldap.sh')!.content;
+      assert.ok(script.includes(`install -m 0644 "\${MAILFLEET_FILES}/ldap/mailfleet.schema" ${MAILFLEET_SCHEMA_PATH}`), 'ldap.sh installs the schema');
+      writeFileSync(join(dir, 'mailfleet.schema'), files.find((f) => f.path === 'ldap/mailfleet.schema')!.content);
+      const conf = files
         .find((f) => f.path === `ldap/slapd-${role}.conf`)!
-        .content.replace('/etc/ldap/mailfleet-rootpw.conf', join(dir, 'rootpw.conf'))
+        .content.replace(`include ${MAILFLEET_SCHEMA_PATH}`, `include ${join(dir, 'mailfleet.schema')}`)
+        .replace('/etc/ldap/mailfleet-rootpw.conf', join(dir, 'rootpw.conf'))
         .replace('/etc/ldap/mailfleet-syncrepl.conf', join(dir, 'syncrepl.conf'))
         .replace('/var/lib/ldap', join(dir, 'db'))
         .replace(/\/run\/slapd\//g, `${dir}/`);
@@ -172,6 +178,18 @@ describe('node bootstrap renderers', () => {
       const r = spawnSync('slaptest', ['-u', '-f', join(dir, 'slapd.conf')], { encoding: 'utf8' });
       assert.ok(!r.error, `slaptest is missing (apt-get install slapd): ${r.error?.message}`);
       assert.equal(r.status, 0, `${role}: ${r.stdout}${r.stderr}`);
+      if (role === 'provider') {
+        // A user entry with the attributes the backend reads (alias, quotas, cap, disabled) is valid
+        // under the rendered provider's schema: slapadd's dry run checks it against the schema.
+        const base = 'dc=acme,dc=example';
+        assert.ok(conf.includes(`suffix "${base}"`), 'the example\'s suffix');
+        const ldif = `dn: ${base}\nobjectClass: dcObject\nobjectClass: organization\ndc: acme\no: acme\n\n` +
+          `dn: uid=bob,${base}\nobjectClass: inetOrgPerson\nobjectClass: mailfleetUser\nuid: bob\ncn: Bob\nsn: B\nmail: bob@acme.example\n` +
+          'mailAlternateAddress: sales@acme.example\nmailQuota: 1048576\nmailfleetQuotaMessages: 5000\nmailfleetMaxConnections: imap=3\nmailfleetDisabled: FALSE\n';
+        writeFileSync(join(dir, 'users.ldif'), ldif);
+        const add = spawnSync('slapadd', ['-u', '-f', join(dir, 'slapd.conf'), '-l', join(dir, 'users.ldif')], { encoding: 'utf8' });
+        assert.equal(add.status, 0, `slapadd -u: ${add.stdout}${add.stderr}`);
+      }
     }
   });
 });

@@ -1,4 +1,5 @@
 import { checkLdap, formatLdapCheck } from '../../directory/ldap/check.js';
+import { MAILFLEET_LDAP_SCHEMA } from '../../directory/ldap/schema.js';
 import { MailfleetError } from '../../errors.js';
 import { createLogger } from '../../log.js';
 import { loadSpec } from '../../spec/index.js';
@@ -26,4 +27,8 @@ export const registerLdap: RegisterCommand = (program) => {
         if (!report.ok) throw new MailfleetError('DIRECTORY_UNAVAILABLE', `ldap check failed: ${report.problems[0]}`);
       }),
     );
+  ldap
+    .command('schema')
+    .description('print the mailfleet OpenLDAP schema (slapd.conf format): the attributes the openldap flavor reads by default')
+    .action(() => runAction(async () => void process.stdout.write(MAILFLEET_LDAP_SCHEMA)));
 };
