@@ -19,6 +19,9 @@ import {
   type RenderedFile,
 } from './node-layout.js';
 
+/** glusterd's state on the data volume, bind-mounted over /var/lib/glusterd (a replaced node keeps its identity). */
+export const GLUSTERD_STATE = `${BRICK_MOUNT}/glusterd`;
+
 /** Replica set size: three copies, or two plus an arbiter that holds metadata only. */
 export const REPLICA = 3;
 
@@ -96,7 +99,29 @@ if ! mountpoint -q ${BRICK_MOUNT}; then
   mount ${BRICK_MOUNT} 2>/dev/null || mountpoint -q ${BRICK_MOUNT}
 fi
 install -d -m 0755 ${BRICK_DIR}
+
+# The pool identity (glusterd.info's UUID, the peers, the volume definitions) lives on the data volume
+# beside the brick, bind-mounted over /var/lib/glusterd. An instance that replaces this one (same hostname,
+# same data volume) starts glusterd as the same peer with the same brick: nothing is re-probed or
+# replace-brick'ed, and self-heal brings the brick up to date (docs/storage.md).
+state=${GLUSTERD_STATE}
+if ! mountpoint -q /var/lib/glusterd; then
+  systemctl stop glusterd 2>/dev/null || true
+  if [ ! -f "\${state}/glusterd.info" ]; then
+    install -d -m 0755 "\${state}"
+    cp -a /var/lib/glusterd/. "\${state}/" 2>/dev/null || true
+  fi
+  install -d -m 0755 /var/lib/glusterd
+  grep -q ' /var/lib/glusterd ' /etc/fstab || echo "\${state} /var/lib/glusterd none bind,nofail,x-systemd.requires-mounts-for=${BRICK_MOUNT} 0 0" >>/etc/fstab
+  mount /var/lib/glusterd
+fi
+printf '[Unit]\\nRequiresMountsFor=/var/lib/glusterd ${BRICK_MOUNT}\\n' | install -D -m 0644 /dev/stdin /etc/systemd/system/glusterd.service.d/mailfleet-state.conf
+systemctl daemon-reload
 systemctl enable --now glusterd
+# A returning peer (its state came with the volume): ask for a heal of what it missed while away.
+if [ -d "\${state}/vols/"${shq(glusterSpec(plan).volumeName)} ]; then
+  gluster volume heal ${shq(glusterSpec(plan).volumeName)} >/dev/null 2>&1 || true
+fi
 install_cloudwatch_agent storage
 if [ "\${index}" = 1 ]; then
   "\${MAILFLEET_FILES}/bootstrap/gluster-volume.sh"
