@@ -26,7 +26,7 @@ import {
   type RegionRole,
 } from '../../lib/render/node-layout.js';
 import { portRanges } from '../../engines/platform.js';
-import { daemonBundle, daemonPackage, DEV_BUILD_CONTEXT, nodeRuntimePackage } from '../shared/daemon-bundle.js';
+import { daemonBundle, daemonPackage, DEV_BUILD_CONTEXT, NODE_RUNTIME_FETCH_COMMAND, nodeRuntimePackage } from '../shared/daemon-bundle.js';
 import { isArm } from '../shared/node-image.js';
 import { contentHash, nodeLaunchTemplate } from '../shared/launch-template.js';
 import { acknowledge } from '../shared/nag.js';
@@ -185,7 +185,7 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
     if (!pkg.nodeVersion)
       Annotations.of(this).addWarningV2(
         'mailfleet:no-node-runtime',
-        `no Node.js runtime package (${nodeRuntimePackage(arch)}) in node_modules or MAILFLEET_NODE_RUNTIME_DIR: mail nodes will refuse to start the daemon`,
+        `no Node.js ${arch} runtime in this checkout (dist/node-runtime, MAILFLEET_NODE_RUNTIME_DIR or node_modules/${nodeRuntimePackage(arch)}): mail nodes will refuse to start the daemon; \`${NODE_RUNTIME_FETCH_COMMAND}\` fetches it`,
       );
     this.daemonBundle = new s3assets.Asset(this, 'DaemonBundle', { path: pkg.dir, assetHash: pkg.hash, assetHashType: AssetHashType.CUSTOM });
     // The role's statements come from the platform model (lib/plan/node-access.ts), as in Terraform and Pulumi.

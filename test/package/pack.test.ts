@@ -3,21 +3,31 @@
  * daemon with its manifest and the CLI), the tarball installed into an app that brings its own
  * aws-cdk-lib and constructs, and examples/consumer-app synthesized there with plain node, as the CDK
  * CLI runs it (CDK_OUTDIR set, no tsx). The pack runs in a copy of the sources, so the repository's own
- * dist/ is never rebuilt under other tests. Slow by nature (tsc + npm install + synths): 7.3 minutes
- * on the shared 2-core box at load 17–19 (before(): pack + install 5.7 min; consumer synth 1 min).
+ * dist/ is never rebuilt under other tests. Slow by nature (tsc + npm install + synths, and ~250 MB of
+ * Node.js runtimes to gzip, unpack and hash): 6.8 minutes on the shared 2-core box at load 13–18, 4.6
+ * before the runtimes shipped (docs/package.md). The runtimes come from ~/.cache/mailfleet (fetched from
+ * the npm registry once per machine by scripts/fetch-node-runtime.mjs, which prepack runs).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { NodeRuntimeManifest } from '../../constructs/shared/daemon-bundle.js';
+import { isArm } from '../../constructs/shared/node-image.js';
+import { buildPlan } from '../../lib/plan/index.js';
+import { loadSpec } from '../../lib/spec/index.js';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 const CONSUMER = join(REPO, 'examples', 'consumer-app');
 /** What `npm pack` needs from a checkout (package.json `files` picks from the build output). */
 const SOURCES = ['bin', 'lib', 'constructs', 'engines', 'stacks', 'scripts', 'schema', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'cdk.json', 'README.md'];
+
+const sha256 = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
+/** The Node.js runtime pinned in package.json (scripts/fetch-node-runtime.mjs fetches it at pack time). */
+const PIN = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { nodeRuntime: { version: string; sha256: Record<'x64' | 'arm64', string> } }).nodeRuntime;
 
 const versionOf = (pkg: string): string => (JSON.parse(readFileSync(join(REPO, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -51,12 +61,16 @@ function physicalNames(resources: Resources): Map<string, string[]> {
   return out;
 }
 
-// Longer than run-tests' 5-minute default: packing and installing alone take 2–6 minutes on a loaded box.
-describe('mailfleet as an npm package', { timeout: 900_000 }, () => {
+// Longer than run-tests' 5-minute default: packing and installing alone take 2–7 minutes on a loaded box
+// (the two Node.js runtimes add ~250 MB to gzip, unpack and hash).
+describe('mailfleet as an npm package', { timeout: 1_200_000 }, () => {
   let work = '';
   let src = '';
   let app = '';
   let tarball = '';
+  let files: string[] | undefined;
+  /** The tarball's file list (listing ~100 MB of gzip takes seconds: once). */
+  const listing = (): string[] => (files ??= ok(sh('tar', ['-tzf', tarball], work), 'tar').split('\n').filter(Boolean));
 
   before(() => {
     work = mkdtempSync(join(tmpdir(), 'mailfleet-pack-'));
@@ -73,14 +87,14 @@ describe('mailfleet as an npm package', { timeout: 900_000 }, () => {
     // The app's own aws-cdk-lib and constructs, at the repository's versions (from the npm cache when there).
     const deps = [tarball, `aws-cdk-lib@${versionOf('aws-cdk-lib')}`, `constructs@${versionOf('constructs')}`];
     ok(sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', ...deps], app), 'npm install');
-  }, { timeout: 600_000 });
+  }, { timeout: 900_000 });
 
   after(() => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
   it('ships the compiled library, the daemon bundle with its manifest and the CLI bundle, and no sources, tests or source maps', () => {
-    const r = ok(sh('tar', ['-tzf', tarball], work), 'tar').split('\n').filter(Boolean);
+    const r = listing();
     for (const f of ['package/dist/constructs/index.js', 'package/dist/constructs/index.d.ts', 'package/dist/lib/plan/index.js', 'package/dist/lib/spec/index.d.ts', 'package/dist/mailfleetd.mjs', 'package/dist/mailfleetd.manifest.json', 'package/dist/cli/mailfleet.mjs'])
       assert.ok(r.includes(f), `tarball lacks ${f}`);
     assert.deepEqual(r.filter((f) => /\.ts$/.test(f) && !f.endsWith('.d.ts')), [], 'TypeScript sources in the tarball');
@@ -88,6 +102,23 @@ describe('mailfleet as an npm package', { timeout: 900_000 }, () => {
     const deps = Object.keys((JSON.parse(readFileSync(join(app, 'node_modules/mailfleet/package.json'), 'utf8')) as { dependencies: object }).dependencies);
     assert.deepEqual(deps.sort(), ['js-yaml', 'zod'], 'runtime dependencies of the library');
     assert.deepEqual(readdirSync(join(app, 'node_modules')).filter((d) => ['smtp-server', 'pino', 'commander', 'cdktf', '@pulumi'].includes(d)), []);
+  });
+
+  it('ships the pinned Node.js runtime for both arches (bin/node and LICENSE), each matching the manifest and the pin, and leaves none in the packed checkout', () => {
+    const r = listing();
+    const rt = r.filter((f) => f.startsWith('package/dist/node-runtime/')).sort();
+    assert.deepEqual(rt, ['arm64/LICENSE', 'arm64/bin/node', 'manifest.json', 'x64/LICENSE', 'x64/bin/node'].map((f) => `package/dist/node-runtime/${f}`));
+    // npm install extracted the tarball as it is: its files are the tarball's.
+    const dir = join(app, 'node_modules/mailfleet/dist/node-runtime');
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as NodeRuntimeManifest;
+    assert.equal(manifest.version, PIN.version);
+    for (const arch of ['x64', 'arm64'] as const) {
+      const entry = manifest.runtimes[arch]!;
+      assert.equal(entry.sha256, PIN.sha256[arch], `${arch}: manifest vs package.json pin`);
+      assert.equal(sha256(join(dir, entry.file)), entry.sha256, `${arch}: shipped binary vs manifest`);
+      assert.equal(statSync(join(dir, entry.file)).mode & 0o111, 0o111, `${arch}: bin/node executable`);
+    }
+    assert.equal(existsSync(join(src, 'dist/node-runtime')), false, 'postpack left the runtimes in the checkout: every synth there would stage them');
   });
 
   it('GIVEN the tarball in an app with its own aws-cdk-lib WHEN examples/consumer-app runs under plain node THEN one aws-cdk-lib and constructs, two fleets and two edges in one stack, no physical name twice', () => {
@@ -116,6 +147,15 @@ describe('mailfleet as an npm package', { timeout: 900_000 }, () => {
     const shipped = readdirSync(out).filter((f) => f.startsWith('asset.') && existsSync(join(out, f, 'mailfleetd.mjs')));
     assert.deepEqual(shipped.map((f) => createHash('sha256').update(readFileSync(join(out, f, 'mailfleetd.mjs'))).digest('hex')), [manifest.sha256]);
     assert.match(readFileSync(join(out, shipped[0]!, 'SHA256SUMS'), 'utf8'), new RegExp(`^${manifest.sha256}  mailfleetd\\.mjs$`, 'm'));
+    // With the Node.js runtime of the nodes' arch (the example's Graviton m7g nodes: arm64, whatever machine
+    // synthesizes), the one the package ships, byte for byte, executable.
+    const arch = isArm(buildPlan(loadSpec(join(CONSUMER, 'mailfleet.yaml')).spec).sizing.mailNodes.instanceType) ? 'arm64' : 'x64';
+    const runtimes = JSON.parse(readFileSync(join(app, 'node_modules/mailfleet/dist/node-runtime/manifest.json'), 'utf8')) as NodeRuntimeManifest;
+    const node = join(out, shipped[0]!, 'node', 'bin', 'node');
+    assert.equal(sha256(node), runtimes.runtimes[arch]!.sha256, `the ${arch} runtime`);
+    assert.equal(statSync(node).mode & 0o111, 0o111);
+    assert.match(readFileSync(join(out, shipped[0]!, 'SHA256SUMS'), 'utf8'), new RegExp(`^${runtimes.runtimes[arch]!.sha256}  node/bin/node$`, 'm'));
+    assert.doesNotMatch(r, /no-node-runtime/);
   });
 
   it('GIVEN the installed package WHEN its daemon bundle was altered THEN synth fails, naming how to get a good one', () => {
@@ -128,6 +168,20 @@ describe('mailfleet as an npm package', { timeout: 900_000 }, () => {
       assert.match(r.stderr, /does not match its manifest.*reinstall mailfleet.*npm run build:daemon/s);
     } finally {
       writeFileSync(bundle, original);
+    }
+  });
+
+  it('GIVEN the installed package WHEN the shipped Node.js runtime of the nodes\' arch was altered THEN synth fails, naming how to get a good one', () => {
+    const arch = isArm(buildPlan(loadSpec(join(CONSUMER, 'mailfleet.yaml')).spec).sizing.mailNodes.instanceType) ? 'arm64' : 'x64';
+    const node = join(app, `node_modules/mailfleet/dist/node-runtime/${arch}/bin/node`);
+    const size = statSync(node).size;
+    try {
+      appendFileSync(node, '\n# altered\n');
+      const r = sh(process.execPath, ['main.js'], app, { CDK_OUTDIR: join(work, 'cdk.out.altered-runtime') });
+      assert.notEqual(r.status, 0, 'synth shipped an altered Node.js runtime');
+      assert.match(r.stderr, new RegExp(`the Node\\.js ${arch} runtime .*does not match its manifest.*reinstall mailfleet.*npm run fetch-runtime`, 's'));
+    } finally {
+      truncateSync(node, size);
     }
   });
 
