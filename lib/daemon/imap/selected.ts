@@ -150,12 +150,12 @@ export class SelectedMailbox {
   }
 
   /**
-   * An untagged FETCH carrying a message's flags. With CONDSTORE enabled it also carries UID and MODSEQ
-   * (RFC 7162 §3.1: every untagged FETCH then does, whatever caused it).
+   * An untagged FETCH carrying a message's flags. With CONDSTORE enabled it also carries MODSEQ (RFC
+   * 7162 §3.1); UID in answer to a UID command and always once QRESYNC is enabled (§3.2.4), as Dovecot.
    */
   flagsFetch(seq: number, r: MessageRecord, withUid: boolean): string {
     const cs = this.modes.condstore;
-    return `* ${seq} FETCH (${withUid || cs ? `UID ${r.uid} ` : ''}FLAGS (${this.flagsOf(r).join(' ')})${cs ? ` MODSEQ (${r.modseq})` : ''})`;
+    return `* ${seq} FETCH (${withUid || this.modes.qresync ? `UID ${r.uid} ` : ''}FLAGS (${this.flagsOf(r).join(' ')})${cs ? ` MODSEQ (${r.modseq})` : ''})`;
   }
 
   /** Untagged updates since the last call: EXPUNGE or VANISHED (when allowed), EXISTS, FETCH FLAGS. */

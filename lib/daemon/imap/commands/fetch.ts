@@ -142,9 +142,10 @@ async function fetchOne(
   }
   const seen = new Set<string>();
   const wantFlags = atts.some((a) => a.k === 'FLAGS') || rec !== r;
-  // RFC 7162 §3.1: with CONDSTORE enabled, a FETCH that set \Seen carries UID and MODSEQ too.
-  const implicit = cs.enabled && rec !== r;
-  if (byUid || implicit) items.push([`UID ${r.uid}`]);
+  // RFC 7162 §3.1: with CONDSTORE enabled, a FETCH that set \Seen reports the new MODSEQ too (in a
+  // FETCH of its own after this one, as Dovecot does).
+  const implicit = cs.enabled && !cs.want && rec !== r;
+  if (byUid) items.push([`UID ${r.uid}`]);
   for (const a of atts) {
     const p: Array<string | Buffer> = [];
     try {
@@ -162,18 +163,19 @@ async function fetchOne(
     items.push(p);
   }
   if (wantFlags) items.push([`FLAGS (${sel.flagsOf(rec).join(' ')})`]);
-  if (cs.want || implicit) items.push([`MODSEQ (${rec.modseq})`]);
+  if (cs.want) items.push([`MODSEQ (${rec.modseq})`]);
   items.forEach((p, i) => {
     if (i > 0) out.push(' ');
     out.push(...p);
   });
   out.push(')\r\n');
+  if (implicit) out.push(`* ${seq} FETCH (${byUid ? `UID ${r.uid} ` : ''}MODSEQ (${rec.modseq}))\r\n`);
   return out;
 
   async function fetchItem(a: Att, p: Array<string | Buffer>): Promise<void> {
     switch (a.k) {
       case 'UID':
-        if (!byUid && !implicit) p.push(`UID ${r.uid}`);
+        if (!byUid) p.push(`UID ${r.uid}`);
         break;
       case 'FLAGS':
       case 'MODSEQ': // placed after FLAGS, from the record as stored now
@@ -269,7 +271,8 @@ async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[]; 
     if (changedSince !== undefined && m.rec.modseq <= changedSince) continue; // CONDSTORE
     await slice.pause();
     try {
-      for (const p of await fetchOne(s, m.seq, m.rec, a.atts, byUid, setSeen, gone, cs)) {
+      // QRESYNC: every FETCH response carries the UID (RFC 7162 §3.2.4).
+      for (const p of await fetchOne(s, m.seq, m.rec, a.atts, byUid || modesOf(s).qresync, setSeen, gone, cs)) {
         const b = typeof p === 'string' ? Buffer.from(p, 'utf8') : p;
         pending.push(b);
         pendingBytes += b.length;

@@ -50,8 +50,9 @@ export async function openSelected(s: ImapSession, args: SelectArgs, readOnly: b
   ];
   const firstUnseen = mb.messages.findIndex((m) => !m.letters.includes('S'));
   if (firstUnseen >= 0) lines.push(`* OK [UNSEEN ${firstUnseen + 1}] First unseen`);
-  // RFC 7162 §3.1.2.1, sent (as Dovecot) once the connection uses CONDSTORE.
-  if (modes.condstore) lines.push(`* OK [HIGHESTMODSEQ ${mb.modseq}] Highest`);
+  // RFC 7162 §3.1.2.1: a server with persistent modseqs sends it on every SELECT/EXAMINE. (Dovecot only
+  // once a client has used CONDSTORE on the mailbox: it starts tracking modseqs then; the index always does.)
+  lines.push(`* OK [HIGHESTMODSEQ ${mb.modseq}] Highest`);
   if (params.qresync) lines.push(...qresyncLines(sel, params.qresync));
   s.write(lines.join('\r\n') + '\r\n');
   s.selected = sel;

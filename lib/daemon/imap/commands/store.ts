@@ -73,7 +73,7 @@ async function runStore(s: ImapSession, a: StoreArgs, byUid: boolean) {
   } else if (condstore) {
     // RFC 7162 §3.1.3: even .SILENT, the new MODSEQ of each changed message is sent.
     const seqOf = new Map(targets.map((m) => [m.uid, m.seq]));
-    for (const r of changed) lines.push(`* ${seqOf.get(r.uid)} FETCH (UID ${r.uid} MODSEQ (${r.modseq}))`);
+    for (const r of changed) lines.push(`* ${seqOf.get(r.uid)} FETCH (${byUid || modesOf(s).qresync ? `UID ${r.uid} ` : ''}MODSEQ (${r.modseq}))`);
   }
   if (lines.length > 0) await s.writeAsync(lines.join('\r\n') + '\r\n');
   if (modified.length > 0) {
