@@ -30,13 +30,19 @@ function parseStore(t: readonly Token[], limits: WorkLimits): StoreArgs {
   const a = new Args(t, limits);
   const set = seqSetArg(a);
   const mods = a.optionalList();
-  const unchangedSince = mods ? parseModifiers(mods) : undefined;
+  let unchangedSince = mods ? parseModifiers(mods) : undefined;
   const item = a.atom('store item').toUpperCase();
   const m = /^([+-]?)FLAGS(\.SILENT)?$/.exec(item);
   if (!m) throw bad('Expected FLAGS, +FLAGS or -FLAGS');
   const flags: string[] = [];
   while (a.left > 0) {
     const x = a.next('flags');
+    // imapflow sends the modifier list last (`+FLAGS (\Seen) (UNCHANGEDSINCE n)`), against RFC 7162's
+    // grammar: accepted there too, as a list cannot be a flag.
+    if (x.t === 'list' && flags.length > 0 && a.left === 0 && unchangedSince === undefined && x.v[0]?.t === 'atom' && x.v[0].v.toUpperCase() === 'UNCHANGEDSINCE') {
+      unchangedSince = parseModifiers(x.v);
+      break;
+    }
     flags.push(...flagList(x.t === 'list' ? x.v : x));
   }
   return { set, op: m[1] === '+' ? 'add' : m[1] === '-' ? 'remove' : 'set', silent: m[2] !== undefined, flags, unchangedSince };
