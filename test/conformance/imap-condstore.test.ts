@@ -194,7 +194,12 @@ describe('RFC 7162 scripts against mailfleetd and Dovecot', { concurrency: 4 }, 
       { c: 'EXPUNGE', s: 2 },
       { c: 'NOOP' },
       { c: 'FETCH 1:* (UID)' },
-    ], ['* VANISHED 2,4', '* VANISHED 1']));
+      { c: 'CREATE Q6dest' },
+      { c: 'UID MOVE 3 Q6dest' },
+      { c: 'UID STORE 5 +FLAGS.SILENT (\\Deleted)' },
+      { c: 'UID EXPUNGE 5' },
+      { c: 'FETCH 1:* (UID)' },
+    ], ['* VANISHED 2,4', '* VANISHED 1', '* VANISHED 3', '* VANISHED 5']));
 
   test('SELECT (QRESYNC …): VANISHED (EARLIER) and changed FETCHes since the modseq; known UIDs; UID FETCH (CHANGEDSINCE VANISHED); errors', () =>
     conform([
@@ -213,6 +218,9 @@ describe('RFC 7162 scripts against mailfleetd and Dovecot', { concurrency: 4 }, 
       { c: 'UNSELECT' },
       { c: (v) => `EXAMINE Q7box (QRESYNC (${v.uidv} ${v.saved.start} 1:4))` },
       { c: 'UNSELECT' },
+      { c: (v) => `SELECT Q7box (QRESYNC (${v.uidv} ${v.saved.start} 1:6 (1:6 1:6)))` },
+      { c: 'UNSELECT' },
+      { c: (v) => `SELECT Q7box (QRESYNC (${v.uidv} ${v.saved.start} 1:6 (1:6)))` },
       { c: (v) => `SELECT Q7box (QRESYNC (${v.uidv + 1} ${v.saved.start}))` },
       { c: (v) => `UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${v.saved.start} VANISHED)` },
       { c: (v) => `FETCH 1:* (FLAGS) (CHANGEDSINCE ${v.saved.start} VANISHED)` },
