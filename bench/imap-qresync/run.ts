@@ -20,7 +20,13 @@ import { DOVECOT_UID, startDovecot } from '../lib/dovecot.js';
 import { RawImap, type Reply } from '../../test/conformance/raw-imap.js';
 import { PASSWORD, startImapHarness } from '../../test/daemon/mail-harness.js';
 
-const { values } = parseArgs({ options: { messages: { type: 'string', default: '10000' }, changes: { type: 'string', default: '100' }, 'no-dovecot': { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '10000' },
+    changes: { type: 'string', default: '100' },
+    'no-dovecot': { type: 'boolean', default: false },
+  },
+});
 const MESSAGES = Number(values.messages);
 const CHANGES = Number(values.changes);
 const USER = 'alice@example.com';
@@ -40,7 +46,10 @@ function seedMaildir(dir: string, owner?: number): void {
   const sec = 1_700_000_000;
   for (let i = 1; i <= MESSAGES; i++) {
     const p = join(dir, 'new', `${sec + i}.M${i}P1Q${i}.bench`);
-    writeFileSync(p, `Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nFrom: sender${i % 50}@example.org\r\nTo: ${USER}\r\nSubject: message ${i}\r\nMessage-ID: <${i}@bench>\r\n\r\nBody of message ${i}.\r\n`);
+    writeFileSync(
+      p,
+      `Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nFrom: sender${i % 50}@example.org\r\nTo: ${USER}\r\nSubject: message ${i}\r\nMessage-ID: <${i}@bench>\r\n\r\nBody of message ${i}.\r\n`,
+    );
     if (owner !== undefined) chownSync(p, owner, owner);
   }
 }
@@ -62,7 +71,8 @@ async function measure(server: string, port: number): Promise<Result> {
   const sel = await a.cmd('SELECT INBOX');
   const uidv = Number(/UIDVALIDITY (\d+)/.exec(sel.untagged.join('\n'))?.[1]);
   const hms = Number(/HIGHESTMODSEQ (\d+)/.exec(sel.untagged.join('\n'))?.[1]);
-  if (!uidv || !hms) throw new Error(`${server}: no UIDVALIDITY/HIGHESTMODSEQ in ${sel.untagged.join(' | ')}`);
+  if (!uidv || !hms)
+    throw new Error(`${server}: no UIDVALIDITY/HIGHESTMODSEQ in ${sel.untagged.join(' | ')}`);
   const initial = await a.cmd('FETCH 1:* (UID FLAGS)');
   const exists = initial.untagged.filter((l) => / FETCH /.test(l)).length;
   if (exists !== MESSAGES) throw new Error(`${server}: ${exists} messages, expected ${MESSAGES}`);
@@ -92,7 +102,15 @@ async function measure(server: string, port: number): Promise<Result> {
   const ff = await f.cmd('FETCH 1:* (UID FLAGS)', 'a0');
   const fullMs = performance.now() - t;
   await f.close();
-  return { server, initialFullBytes: bytes(initial), qresyncBytes: bytes(qr), qresyncFetches, qresyncMs, fullBytes: bytes(fs) + bytes(ff), fullMs };
+  return {
+    server,
+    initialFullBytes: bytes(initial),
+    qresyncBytes: bytes(qr),
+    qresyncFetches,
+    qresyncMs,
+    fullBytes: bytes(fs) + bytes(ff),
+    fullMs,
+  };
 }
 
 const results: Result[] = [];
@@ -131,14 +149,25 @@ if (!values['no-dovecot']) {
 }
 
 console.log(`bench/imap-qresync: ${MESSAGES} messages, ${CHANGES} flag changes, then one resync`);
-console.log('server       initial FETCH   QRESYNC resync (FETCHes, ms)   full FETCH FLAGS resync (ms)   full / QRESYNC');
+console.log(
+  'server       initial FETCH   QRESYNC resync (FETCHes, ms)   full FETCH FLAGS resync (ms)   full / QRESYNC',
+);
 for (const r of results) {
   console.log(
-    `${r.server.padEnd(12)} ${String(r.initialFullBytes).padStart(10)} B   ${String(r.qresyncBytes).padStart(8)} B (${r.qresyncFetches}, ${r.qresyncMs.toFixed(0)} ms)`.padEnd(66) +
+    `${r.server.padEnd(12)} ${String(r.initialFullBytes).padStart(10)} B   ${String(r.qresyncBytes).padStart(8)} B (${r.qresyncFetches}, ${r.qresyncMs.toFixed(0)} ms)`.padEnd(
+      66,
+    ) +
       `${String(r.fullBytes).padStart(10)} B (${r.fullMs.toFixed(0)} ms)      ${(r.fullBytes / r.qresyncBytes).toFixed(0)}x`,
   );
 }
 const file = join(import.meta.dirname, '..', 'results', 'imap-qresync.json');
 const prev = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
-writeFileSync(file, JSON.stringify({ ...prev, [new Date().toISOString()]: { messages: MESSAGES, changes: CHANGES, results } }, null, 2) + '\n');
+writeFileSync(
+  file,
+  JSON.stringify(
+    { ...prev, [new Date().toISOString()]: { messages: MESSAGES, changes: CHANGES, results } },
+    null,
+    2,
+  ) + '\n',
+);
 process.exit(0);

@@ -27,7 +27,16 @@ after(async () => {
 });
 
 const message = (n: number) => `From: a@example.com\r\nTo: ${USER}\r\nSubject: m${n}\r\n\r\nbody ${n}\r\n`;
-const client = () => new ImapFlow({ host: '127.0.0.1', port: h.port, secure: false, auth: { user: USER, pass: PASSWORD }, logger: false, qresync: true, tls: { rejectUnauthorized: false } });
+const client = () =>
+  new ImapFlow({
+    host: '127.0.0.1',
+    port: h.port,
+    secure: false,
+    auth: { user: USER, pass: PASSWORD },
+    logger: false,
+    qresync: true,
+    tls: { rejectUnauthorized: false },
+  });
 
 test('imapflow (qresync: true): HIGHESTMODSEQ, FETCH changedSince, STORE unchangedSince, and a QRESYNC reopen gets VANISHED (EARLIER) and the flag changes', async () => {
   const a = client();
@@ -51,17 +60,27 @@ test('imapflow (qresync: true): HIGHESTMODSEQ, FETCH changedSince, STORE unchang
     await b.messageFlagsAdd('3,5', ['\\Deleted']);
     await b.messageDelete('3,5');
     const changed: number[] = [];
-    for await (const m of b.fetch('1:*', { uid: true, flags: true }, { changedSince: start })) changed.push(m.uid);
-    assert.deepEqual(changed, [2], 'only the flagged message changed since the start (expunged ones are gone)');
+    for await (const m of b.fetch('1:*', { uid: true, flags: true }, { changedSince: start }))
+      changed.push(m.uid);
+    assert.deepEqual(
+      changed,
+      [2],
+      'only the flagged message changed since the start (expunged ones are gone)',
+    );
     const now = b.mailbox && b.mailbox.highestModseq;
     assert.ok(now && now > start, 'HIGHESTMODSEQ moved');
     // A conditional STORE against a stale modseq fails for the changed message only.
     const r = await b.messageFlagsAdd('1:2', ['\\Answered'], { unchangedSince: start });
     assert.equal(r, true);
     const flags = new Map<number, string[]>();
-    for await (const m of b.fetch('1:*', { uid: true, flags: true })) flags.set(m.uid, [...(m.flags ?? [])].filter((f) => f !== '\\Recent').sort());
+    for await (const m of b.fetch('1:*', { uid: true, flags: true }))
+      flags.set(m.uid, [...(m.flags ?? [])].filter((f) => f !== '\\Recent').sort());
     assert.deepEqual(flags.get(1), ['\\Answered']);
-    assert.deepEqual(flags.get(2), ['\\Flagged'], 'message 2 changed after `start`: UNCHANGEDSINCE left it alone');
+    assert.deepEqual(
+      flags.get(2),
+      ['\\Flagged'],
+      'message 2 changed after `start`: UNCHANGEDSINCE left it alone',
+    );
 
     // Resynchronise with QRESYNC: only what changed comes back.
     const vanished: number[] = [];
@@ -73,16 +92,26 @@ test('imapflow (qresync: true): HIGHESTMODSEQ, FETCH changedSince, STORE unchang
       if (e.uid) flagUpdates.push(e.uid);
     });
     const reopened = await a.mailboxOpen('Sync', { changedSince: start, uidValidity } as never);
-    assert.equal((reopened as unknown as { qresync?: boolean }).qresync, true, 'imapflow accepted the QRESYNC answer');
-    assert.deepEqual(vanished.sort((x, y) => x - y), [3, 5]);
-    assert.deepEqual(flagUpdates.sort((x, y) => x - y), [1, 2]);
+    assert.equal(
+      (reopened as unknown as { qresync?: boolean }).qresync,
+      true,
+      'imapflow accepted the QRESYNC answer',
+    );
+    assert.deepEqual(
+      vanished.sort((x, y) => x - y),
+      [3, 5],
+    );
+    assert.deepEqual(
+      flagUpdates.sort((x, y) => x - y),
+      [1, 2],
+    );
   } finally {
     await a.logout().catch(() => undefined);
     await b.logout().catch(() => undefined);
   }
 });
 
-test('raw: ENABLE reports what it enabled; a QRESYNC session gets VANISHED for another session\'s EXPUNGE, a plain one EXPUNGE; unsolicited FETCH carries MODSEQ', async () => {
+test("raw: ENABLE reports what it enabled; a QRESYNC session gets VANISHED for another session's EXPUNGE, a plain one EXPUNGE; unsolicited FETCH carries MODSEQ", async () => {
   for (let i = 1; i <= 3; i++) await h.deliver(USER, message(i));
   const q = await RawImap.login(h.port, USER, PASSWORD);
   const plain = await RawImap.login(h.port, USER, PASSWORD);
@@ -91,7 +120,10 @@ test('raw: ENABLE reports what it enabled; a QRESYNC session gets VANISHED for a
     assert.deepEqual((await q.cmd('ENABLE QRESYNC X-NOPE')).untagged, ['* ENABLED QRESYNC']);
     assert.deepEqual((await plain.cmd('ENABLE X-NOPE')).untagged, ['* ENABLED']);
     const sel = await q.cmd('SELECT INBOX');
-    assert.ok(sel.untagged.some((l) => /^\* OK \[HIGHESTMODSEQ \d+\]/.test(l)), sel.untagged.join('\n'));
+    assert.ok(
+      sel.untagged.some((l) => /^\* OK \[HIGHESTMODSEQ \d+\]/.test(l)),
+      sel.untagged.join('\n'),
+    );
     await plain.cmd('SELECT INBOX');
     await other.cmd('SELECT INBOX');
     const uids = (await other.cmd('UID SEARCH ALL')).untagged[0]!.slice(9).split(' ').map(Number);
@@ -101,20 +133,34 @@ test('raw: ENABLE reports what it enabled; a QRESYNC session gets VANISHED for a
     const qr = await q.cmd('NOOP');
     assert.ok(qr.untagged.includes(`* VANISHED ${uids[1]}`), qr.untagged.join('\n'));
     assert.ok(!qr.untagged.some((l) => / EXPUNGE$/.test(l)));
-    assert.ok(qr.untagged.some((l) => new RegExp(`^\\* 1 FETCH \\(UID ${uids[0]} FLAGS \\(\\\\Flagged( \\\\Recent)?\\) MODSEQ \\(\\d+\\)\\)$`).test(l)), qr.untagged.join('\n'));
+    assert.ok(
+      qr.untagged.some((l) =>
+        new RegExp(
+          `^\\* 1 FETCH \\(UID ${uids[0]} FLAGS \\(\\\\Flagged( \\\\Recent)?\\) MODSEQ \\(\\d+\\)\\)$`,
+        ).test(l),
+      ),
+      qr.untagged.join('\n'),
+    );
     const pr = await plain.cmd('NOOP');
     assert.ok(pr.untagged.includes('* 2 EXPUNGE'), pr.untagged.join('\n'));
-    assert.ok(pr.untagged.some((l) => /^\* 1 FETCH \(FLAGS \(\\Flagged[^)]*\)\)$/.test(l)), `no MODSEQ before CONDSTORE is enabled: ${pr.untagged.join('\n')}`);
+    assert.ok(
+      pr.untagged.some((l) => /^\* 1 FETCH \(FLAGS \(\\Flagged[^)]*\)\)$/.test(l)),
+      `no MODSEQ before CONDSTORE is enabled: ${pr.untagged.join('\n')}`,
+    );
   } finally {
     await Promise.all([q.close(), plain.close(), other.close()]);
   }
 });
 
 /** A folder with `n` messages delivered into new/ and indexed. */
-async function folder(n: number, opts: { expungeHistoryUids?: number } = {}): Promise<{ dir: string; mb: Mailbox }> {
+async function folder(
+  n: number,
+  opts: { expungeHistoryUids?: number } = {},
+): Promise<{ dir: string; mb: Mailbox }> {
   const dir = await mkdtemp(join(tmpdir(), 'mf-condstore-'));
   await createMaildirFolder(dir);
-  for (let i = 0; i < n; i++) await writeFile(join(dir, 'new', `1700000000.M${i}P1Q${i + 1}.test`), message(i));
+  for (let i = 0; i < n; i++)
+    await writeFile(join(dir, 'new', `1700000000.M${i}P1Q${i + 1}.test`), message(i));
   const mb = new Mailbox({ name: 'INBOX', dir, ...opts });
   await mb.refresh();
   return { dir, mb };
@@ -135,11 +181,19 @@ test('cross-process: an expunge and a flag change made by another process are se
       await mb.expunge([2, 4]);
       console.log(JSON.stringify({ modseq: mb.modseq, vanished: mb.vanishedSince(${start}), records: mb.messages.map((r) => [r.uid, r.modseq]) }));
     `;
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, dir], { cwd: process.cwd() });
+    const { stdout } = await run(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script, dir],
+      { cwd: process.cwd() },
+    );
     const theirs = JSON.parse(stdout) as { modseq: number; vanished: number[]; records: number[][] };
     await mb.refresh();
     assert.equal(mb.modseq, theirs.modseq, 'HIGHESTMODSEQ agrees');
-    assert.deepEqual(mb.messages.map((r) => [r.uid, r.modseq]), theirs.records, 'per-message modseqs agree');
+    assert.deepEqual(
+      mb.messages.map((r) => [r.uid, r.modseq]),
+      theirs.records,
+      'per-message modseqs agree',
+    );
     assert.deepEqual(mb.vanishedSince(start), [2, 4]);
     assert.deepEqual(theirs.vanished, [2, 4]);
     assert.ok(mb.byUid(1)!.modseq > start);
@@ -189,13 +243,19 @@ test('format versioning: an old list (no history line) reads, with history unkno
     // What an old daemon writes after its own expunge of UID 2: the header's modseq moves, no history line.
     const m = OLD_HEAD.exec(head!)!;
     const oldModseq = Number(m[3]) + 1;
-    const rewritten = [head!.replace(/ M\d+ /, ` M${oldModseq} `), ...records.filter((l) => !l.startsWith('2 '))].join('\n') + '\n';
+    const rewritten =
+      [head!.replace(/ M\d+ /, ` M${oldModseq} `), ...records.filter((l) => !l.startsWith('2 '))].join('\n') +
+      '\n';
     await unlink(join(dir, 'cur', records.find((l) => l.startsWith('2 '))!.split(' ')[4]!));
     await writeFile(p, rewritten);
     const other = new Mailbox({ name: 'INBOX', dir });
     await other.refresh();
     assert.equal(other.modseq, oldModseq);
-    assert.equal(other.vanishedSince(oldModseq - 2), undefined, 'history lost: unknown, so QRESYNC falls back to known UIDs');
+    assert.equal(
+      other.vanishedSince(oldModseq - 2),
+      undefined,
+      'history lost: unknown, so QRESYNC falls back to known UIDs',
+    );
     assert.deepEqual(other.vanishedSince(oldModseq), []);
     // The next write by a new daemon starts history again from there.
     await other.expunge([3]);
@@ -203,7 +263,10 @@ test('format versioning: an old list (no history line) reads, with history unkno
 
     // A stale history line (header moved on under an old daemon that kept the line verbatim) is not trusted either.
     const again = await readFile(p, 'utf8');
-    await writeFile(p, again.replace(/^MF1 (V\d+ N\d+) M(\d+)/, (_, vn: string, ms: string) => `MF1 ${vn} M${Number(ms) + 5}`));
+    await writeFile(
+      p,
+      again.replace(/^MF1 (V\d+ N\d+) M(\d+)/, (_, vn: string, ms: string) => `MF1 ${vn} M${Number(ms) + 5}`),
+    );
     const third = new Mailbox({ name: 'INBOX', dir });
     await third.refresh();
     assert.equal(third.vanishedSince(oldModseq), undefined);
@@ -230,12 +293,53 @@ test('raw: SELECT (QRESYNC) after history was lost reports every known UID that 
     // Drop the history line, as a daemon without it would on rewrite (and move the header on).
     const p = join(h.maildir(USER), '.Lost', 'mailfleet-uidlist');
     const text = await readFile(p, 'utf8');
-    await writeFile(p, text.split('\n').filter((l) => !l.startsWith('X')).join('\n').replace(/ M(\d+) /, (_, ms: string) => ` M${Number(ms) + 1} `));
+    await writeFile(
+      p,
+      text
+        .split('\n')
+        .filter((l) => !l.startsWith('X'))
+        .join('\n')
+        .replace(/ M(\d+) /, (_, ms: string) => ` M${Number(ms) + 1} `),
+    );
     const again = await r.cmd(`SELECT Lost (QRESYNC (${uidv} ${hms} 1:4))`);
     assert.ok(again.untagged.includes('* VANISHED (EARLIER) 2'), again.untagged.join('\n'));
     const none = await r.cmd(`UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${hms + 1} VANISHED)`);
     assert.ok(none.untagged.includes('* VANISHED (EARLIER) 2'), 'fallback for UID FETCH VANISHED too');
   } finally {
     await r.close();
+  }
+});
+
+test('imap.expungeHistoryUids reaches the index: past it an old modseq gets the known-UID fallback (UID 1, expunged before it, included)', async () => {
+  const small = await startImapHarness({ imap: { expungeHistoryUids: 2 } });
+  try {
+    const answers: string[] = [];
+    for (const hh of [h, small]) {
+      const r = await RawImap.login(hh.port, USER, PASSWORD);
+      try {
+        await r.cmd('CREATE Bound');
+        for (let i = 1; i <= 6; i++) await r.cmd(`APPEND Bound {${message(i).length}+}\r\n${message(i)}`);
+        await r.cmd('ENABLE QRESYNC');
+        await r.cmd('SELECT Bound');
+        await r.cmd('UID STORE 1 +FLAGS.SILENT (\\Deleted)');
+        const ex = await r.cmd('EXPUNGE');
+        assert.ok(ex.untagged.includes('* VANISHED 1'));
+        const sel = await r.cmd('SELECT Bound');
+        const uidv = /UIDVALIDITY (\d+)/.exec(sel.untagged.join('\n'))![1];
+        const start = /HIGHESTMODSEQ (\d+)/.exec(sel.untagged.join('\n'))![1];
+        for (const u of [2, 3, 4]) {
+          await r.cmd(`UID STORE ${u} +FLAGS.SILENT (\\Deleted)`);
+          await r.cmd('EXPUNGE');
+        }
+        await r.cmd('UNSELECT');
+        const q = await r.cmd(`SELECT Bound (QRESYNC (${uidv} ${start} 1:6))`);
+        answers.push(q.untagged.find((l) => l.startsWith('* VANISHED')) ?? '');
+      } finally {
+        await r.close();
+      }
+    }
+    assert.deepEqual(answers, ['* VANISHED (EARLIER) 2:4', '* VANISHED (EARLIER) 1:4']);
+  } finally {
+    await small.close();
   }
 });

@@ -47,7 +47,7 @@ export function modseqArg(a: Args, what: string): number {
 export function uidSet(uids: readonly number[]): string {
   const sorted = [...uids].sort((a, b) => a - b);
   const out: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
     out.push(i === j ? String(sorted[i]) : `${sorted[i]}:${sorted[j]}`);
@@ -96,7 +96,10 @@ function parseQresync(t: readonly Token[], maxRanges: number): QresyncParam {
   if (a.left > 0 && a.peek()?.t === 'atom') knownUids = parseSeqSet(a.atom('known UIDs'), maxRanges);
   if (a.left > 0) {
     const m = new Args(a.list('sequence match data'));
-    seqMatch = [parseSeqSet(m.atom('known sequence set'), maxRanges), parseSeqSet(m.atom('known UID set'), maxRanges)];
+    seqMatch = [
+      parseSeqSet(m.atom('known sequence set'), maxRanges),
+      parseSeqSet(m.atom('known UID set'), maxRanges),
+    ];
     m.end();
   }
   a.end();
@@ -170,5 +173,7 @@ export function hasModseqKey(k: unknown): boolean {
   if (typeof k !== 'object' || k === null) return false;
   const o = k as Record<string, unknown>;
   if (o.op === 'modseq') return true;
-  return ['key', 'a', 'b'].some((f) => hasModseqKey(o[f])) || (Array.isArray(o.keys) && o.keys.some(hasModseqKey));
+  return (
+    ['key', 'a', 'b'].some((f) => hasModseqKey(o[f])) || (Array.isArray(o.keys) && o.keys.some(hasModseqKey))
+  );
 }

@@ -48,6 +48,7 @@ const EXPUNGED_KEPT = 1000;
 /**
  * Expunged UIDs whose expunge modseq the UID list remembers for QRESYNC (RFC 7162 VANISHED); older ones
  * raise the history floor instead. 10,000 UIDs cost at most ~110 KB of list, usually far less (ranges).
+ * The spec's imap.expungeHistoryUids (lib/spec/defaults.ts) has the same default.
  */
 export const DEFAULT_EXPUNGE_HISTORY_UIDS = 10_000;
 
