@@ -112,6 +112,10 @@ export const DEFAULT_IMAP_WORK_LIMITS = Object.freeze({
   maxHeaderBytes: 1024 * 1024,
   /** `* OK Still here` while a client IDLEs, so NLB (350 s) and NAT idle timeouts never drop it. */
   keepaliveSeconds: 120,
+  // --- CONDSTORE/QRESYNC
+  /** Expunged UIDs per folder whose expunge modseq the UID list keeps for QRESYNC VANISHED (older: floor). */
+  expungeHistoryUids: 10_000,
+  // --- end CONDSTORE/QRESYNC
 });
 
 /** Audit journal defaults (spec audit.*, docs/audit.md). */

@@ -506,6 +506,11 @@ export const specSchema = z
         keepaliveSeconds: posInt
           .default(IMAP_WORK.keepaliveSeconds)
           .describe('While a client IDLEs, send "* OK Still here" this often (with up to 10% jitter); keep it below the NLB idle timeout (350 s).'),
+        // --- CONDSTORE/QRESYNC
+        expungeHistoryUids: posInt
+          .default(IMAP_WORK.expungeHistoryUids)
+          .describe('Expunged UIDs per folder whose expunge modseq the UID list keeps for QRESYNC; a client that last synchronised before the oldest kept gets every missing UID it knows as VANISHED (EARLIER).'),
+        // --- end CONDSTORE/QRESYNC
       })
       .strict()
       .prefault({}),

@@ -4,6 +4,7 @@
  */
 import { SYSTEM_FLAGS, type MailboxHandle, type MessageRecord } from '../../store/mailbox/index.js';
 import { normalizeSet, type SeqSet } from './args.js';
+import { uidSet, type ModseqModes } from './condstore.js';
 
 export interface Selected {
   readonly seq: number;
@@ -24,6 +25,12 @@ export class SelectedMailbox {
   constructor(
     readonly handle: MailboxHandle,
     readonly readOnly: boolean,
+    /**
+     * The connection's CONDSTORE/QRESYNC modes (condstore.ts), by reference: ENABLE or a CONDSTORE
+     * command later in the session changes what sync() sends.
+     * @default - neither enabled
+     */
+    readonly modes: ModseqModes = { condstore: false, qresync: false },
   ) {
     this.uids = handle.mailbox.messages.map((m) => m.uid);
     this.seenModseq = handle.mailbox.modseq;
@@ -142,18 +149,31 @@ export class SelectedMailbox {
     for (const r of recs) this.own.set(r.uid, r.modseq);
   }
 
-  /** Untagged updates since the last call: EXPUNGE (when allowed), EXISTS, FETCH FLAGS. */
+  /**
+   * An untagged FETCH carrying a message's flags. With CONDSTORE enabled it also carries MODSEQ (RFC
+   * 7162 §3.1); UID in answer to a UID command and always once QRESYNC is enabled (§3.2.4), as Dovecot.
+   */
+  flagsFetch(seq: number, r: MessageRecord, withUid: boolean): string {
+    const cs = this.modes.condstore;
+    return `* ${seq} FETCH (${withUid || this.modes.qresync ? `UID ${r.uid} ` : ''}FLAGS (${this.flagsOf(r).join(' ')})${cs ? ` MODSEQ (${r.modseq})` : ''})`;
+  }
+
+  /** Untagged updates since the last call: EXPUNGE or VANISHED (when allowed), EXISTS, FETCH FLAGS. */
   sync(allowExpunge: boolean, withUid: boolean): string[] {
     const mb = this.mailbox;
     const out: string[] = this.flagUpdate();
     if (allowExpunge) {
+      const vanished: number[] = [];
       for (let i = this.uids.length - 1; i >= 0; i--) {
         if (mb.indexOfUid(this.uids[i]!) < 0) {
-          out.push(`* ${i + 1} EXPUNGE`);
+          // QRESYNC sessions get one VANISHED with UIDs instead of an EXPUNGE per message (RFC 7162 §3.2.10).
+          if (this.modes.qresync) vanished.push(this.uids[i]!);
+          else out.push(`* ${i + 1} EXPUNGE`);
           this.recent.delete(this.uids[i]!);
           this.uids.splice(i, 1);
         }
       }
+      if (vanished.length > 0) out.push(`* VANISHED ${uidSet(vanished)}`);
     }
     const last = this.uids.length > 0 ? this.uids[this.uids.length - 1]! : 0;
     const before = this.uids.length;
@@ -165,7 +185,7 @@ export class SelectedMailbox {
       for (const r of mb.messages) {
         if (r.modseq <= this.seenModseq || r.uid > last || this.own.get(r.uid) === r.modseq) continue;
         const seq = this.seqOf(r.uid);
-        if (seq > 0) out.push(`* ${seq} FETCH (${withUid ? `UID ${r.uid} ` : ''}FLAGS (${this.flagsOf(r).join(' ')}))`);
+        if (seq > 0) out.push(this.flagsFetch(seq, r, withUid));
       }
       this.seenModseq = mb.modseq;
     }

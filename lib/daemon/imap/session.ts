@@ -116,6 +116,8 @@ export class ImapSession {
       caps.push(`APPENDLIMIT=${this.deps.settings.maxLiteralBytes}`);
       // RFC 9208, served by commands/getquota.ts, getquotaroot.ts, setquota.ts.
       caps.push('QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
+      // RFC 7162, served by condstore.ts, qresync.ts and the SELECT/FETCH/STORE/STATUS/SEARCH/ENABLE commands.
+      caps.push('CONDSTORE', 'QRESYNC');
     }
     return caps.join(' ');
   }

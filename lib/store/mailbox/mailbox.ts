@@ -45,6 +45,12 @@ const VERIFY_MS = 1000;
 const READ_RETRIES = 5;
 /** Expunged records kept for sessions not yet told (Mailbox.expungedRecords). */
 const EXPUNGED_KEPT = 1000;
+/**
+ * Expunged UIDs whose expunge modseq the UID list remembers for QRESYNC (RFC 7162 VANISHED); older ones
+ * raise the history floor instead. 10,000 UIDs cost at most ~110 KB of list, usually far less (ranges).
+ * The spec's imap.expungeHistoryUids (lib/spec/defaults.ts) has the same default.
+ */
+export const DEFAULT_EXPUNGE_HISTORY_UIDS = 10_000;
 
 export interface MessageRecord {
   readonly uid: number;
@@ -156,6 +162,91 @@ interface ListState {
    */
   firstRecent: number;
   messages: MessageRecord[];
+  /** Expunge history (QRESYNC): see ExpungeHistory. */
+  history: ExpungeHistory;
+}
+
+/**
+ * Which UIDs left the folder at which modseq, oldest first, for VANISHED (RFC 7162 §3.2.5, §3.2.6).
+ * Every expunge with a modseq above `floor` is listed; below it, what left is unknown (trimmed to the
+ * bound, or the list was written by a daemon without history), and callers fall back to "every UID the
+ * client knows that is not here any more", which the RFC allows.
+ */
+export interface ExpungeHistory {
+  floor: number;
+  /** [modseq, uid], ascending by modseq (expunges are appended as they happen). */
+  entries: Array<readonly [number, number]>;
+}
+
+/**
+ * The history line of the UID list: `X1 M<list modseq> F<floor> <modseq>:<uid set> …`. Versioned on
+ * its own line because daemons before it skip lines they do not know but drop them when they rewrite
+ * the list; the M field ties it to the header it was written with, so a list rewritten by such a
+ * daemon (header modseq moved on, or the line gone) reads as "history unknown up to the header".
+ */
+function serialiseHistory(modseq: number, h: ExpungeHistory): string {
+  const groups: string[] = [];
+  let i = 0;
+  while (i < h.entries.length) {
+    const ms = h.entries[i]![0];
+    const uids: number[] = [];
+    for (; i < h.entries.length && h.entries[i]![0] === ms; i++) uids.push(h.entries[i]![1]);
+    uids.sort((a, b) => a - b);
+    groups.push(`${ms}:${compactSet(uids)}`);
+  }
+  return `X1 M${modseq} F${h.floor}${groups.map((g) => ` ${g}`).join('')}\n`;
+}
+
+/** Entries a history line may expand to when read (far above any configured bound). */
+const MAX_HISTORY_PARSE = 1_000_000;
+
+function parseHistory(line: string | undefined, modseq: number): ExpungeHistory {
+  const unknown: ExpungeHistory = { floor: modseq, entries: [] };
+  if (!line?.startsWith('X1 ')) return unknown;
+  const parts = line.split(' ');
+  if (parts[1] !== `M${modseq}` || !parts[2]?.startsWith('F')) return unknown;
+  const floor = Number(parts[2].slice(1));
+  if (!Number.isSafeInteger(floor)) return unknown;
+  const entries: Array<readonly [number, number]> = [];
+  for (const g of parts.slice(3)) {
+    const c = g.indexOf(':');
+    const ms = Number(g.slice(0, c));
+    if (c <= 0 || !Number.isSafeInteger(ms)) return unknown;
+    for (const r of g.slice(c + 1).split(',')) {
+      const d = r.indexOf('-');
+      const a = Number(d < 0 ? r : r.slice(0, d));
+      const b = d < 0 ? a : Number(r.slice(d + 1));
+      // A damaged range must not expand into millions of entries: the history is just unknown then.
+      if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || b < a || entries.length + b - a > MAX_HISTORY_PARSE) return unknown;
+      for (let u = a; u <= b; u++) entries.push([ms, u]);
+    }
+  }
+  return { floor, entries };
+}
+
+/** "3,5-9" (a dash, not IMAP's colon, which separates the modseq in the history line). */
+function compactSet(sorted: readonly number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    out.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return out.join(',');
+}
+
+/** Notes UIDs expunged at `modseq` and trims the history to `max` UIDs (the floor rises past what goes). */
+function recordExpunged(h: ExpungeHistory, uids: readonly number[], modseq: number, max: number): void {
+  for (const u of uids) h.entries.push([modseq, u]);
+  if (h.entries.length <= max) return;
+  const drop = h.entries.length - max;
+  // The floor is the modseq up to which history is incomplete: the newest modseq dropped.
+  h.floor = Math.max(h.floor, h.entries[drop - 1]![0]);
+  // Entries of that modseq left behind would claim a completeness the floor now denies: drop them too.
+  let cut = drop;
+  while (cut < h.entries.length && h.entries[cut]![0] <= h.floor) cut++;
+  h.entries.splice(0, cut);
 }
 
 function parseList(text: string): ListState | undefined {
@@ -164,7 +255,12 @@ function parseList(text: string): ListState | undefined {
   const head = /^MF1 V(\d+) N(\d+) M(\d+) C(-?[\d.]+)(?: R(\d+))?$/.exec(lines[0] ?? '');
   if (!head) return undefined;
   const messages: MessageRecord[] = [];
+  let historyLine: string | undefined;
   for (let i = 1; i < lines.length; i++) {
+    if (lines[i]!.startsWith('X')) {
+      historyLine = lines[i];
+      continue;
+    }
     const m = /^(\d+) (\d+) (\d+) (\d+) (.+)$/.exec(lines[i]!);
     if (!m) continue;
     const { base, letters } = splitName(m[5]!);
@@ -172,7 +268,8 @@ function parseList(text: string): ListState | undefined {
   }
   messages.sort((a, b) => a.uid - b.uid);
   const nextUid = Number(head[2]);
-  return { uidValidity: Number(head[1]), nextUid, modseq: Number(head[3]), curMtime: Number(head[4]), firstRecent: head[5] === undefined ? nextUid : Number(head[5]), messages };
+  const modseq = Number(head[3]);
+  return { uidValidity: Number(head[1]), nextUid, modseq, curMtime: Number(head[4]), firstRecent: head[5] === undefined ? nextUid : Number(head[5]), messages, history: parseHistory(historyLine, modseq) };
 }
 
 /**
@@ -192,7 +289,8 @@ function listLine(r: Lined): string {
 }
 
 function serialiseList(s: ListState): string {
-  const parts = [`MF1 V${s.uidValidity} N${s.nextUid} M${s.modseq} C${s.curMtime} R${s.firstRecent}\n`];
+  // The header keeps its old shape: daemons before the history line must still parse it.
+  const parts = [`MF1 V${s.uidValidity} N${s.nextUid} M${s.modseq} C${s.curMtime} R${s.firstRecent}\n`, serialiseHistory(s.modseq, s.history)];
   for (const r of s.messages) parts.push(listLine(r));
   return parts.join('');
 }
@@ -229,6 +327,12 @@ export interface MailboxOptions {
    * @default - no usage accounting
    */
   readonly usageDir?: string;
+  /**
+   * Expunged UIDs whose expunge modseq the UID list keeps for QRESYNC (VANISHED); past it the oldest go
+   * and the history floor rises (clients older than it get every missing UID they know as VANISHED).
+   * @default DEFAULT_EXPUNGE_HISTORY_UIDS (10,000)
+   */
+  readonly expungeHistoryUids?: number;
 }
 
 export class Mailbox {
@@ -272,6 +376,24 @@ export class Mailbox {
     this.mimeLimits = opts.mimeLimits ?? DEFAULT_MIME_LIMITS;
     this.newUidValidity = opts.newUidValidity ?? (async () => Math.floor(Date.now() / 1000));
     this.usageDir = opts.usageDir;
+    this.expungeHistoryUids = opts.expungeHistoryUids ?? DEFAULT_EXPUNGE_HISTORY_UIDS;
+  }
+
+  private readonly expungeHistoryUids: number;
+  /** Expunge history as of the last list read or write (ExpungeHistory); shared with every node via the list. */
+  private history: ExpungeHistory = { floor: 0, entries: [] };
+
+  /**
+   * UIDs expunged after `modseq` (RFC 7162 VANISHED (EARLIER)), ascending; undefined when the history
+   * does not reach back that far (modseq below the floor): the caller then reports every UID the client
+   * knows that is gone.
+   */
+  vanishedSince(modseq: number): number[] | undefined {
+    if (modseq < this.history.floor) return undefined;
+    const out: number[] = [];
+    const e = this.history.entries;
+    for (let i = e.length - 1; i >= 0 && e[i]![0] > modseq; i--) out.push(e[i]![1]);
+    return out.sort((a, b) => a - b);
   }
 
   private readonly newUidValidity: () => Promise<number>;
@@ -398,6 +520,7 @@ export class Mailbox {
     this.modseq = s.modseq;
     this.curMtime = s.curMtime;
     this.messages = s.messages;
+    this.history = s.history;
     if (changed) this.version++;
   }
 
@@ -489,7 +612,7 @@ export class Mailbox {
       // Also when there is no list yet (a folder from Dovecot has dovecot-keywords but no UID list of ours).
       await this.loadKeywords();
       const s: ListState = this.listMissing
-        ? { uidValidity: 0, nextUid: 1, modseq: this.modseq + 1, curMtime: -1, firstRecent: 1, messages: [] }
+        ? { uidValidity: 0, nextUid: 1, modseq: this.modseq + 1, curMtime: -1, firstRecent: 1, messages: [], history: { floor: 0, entries: [] } }
         : {
             uidValidity: this.uidValidity,
             nextUid: this.nextUid,
@@ -497,6 +620,7 @@ export class Mailbox {
             curMtime: this.curMtime,
             firstRecent: this.firstRecent,
             messages: [...this.messages],
+            history: { floor: this.history.floor, entries: [...this.history.entries] },
           };
       let dirty = s.uidValidity === 0;
       if (s.uidValidity === 0) s.uidValidity = await this.newUidValidity();
@@ -567,10 +691,12 @@ export class Mailbox {
       this.verifiedAt = Date.now();
       for (const n of await readdir(curDir)) if (!n.startsWith('.')) onDisk.set(splitName(n).base, n);
       const kept: MessageRecord[] = [];
+      const gone: number[] = [];
       for (const r of s.messages) {
         const n = onDisk.get(r.base);
         if (n === undefined) {
           dirty = true; // removed behind our back
+          gone.push(r.uid);
           continue;
         }
         onDisk.delete(r.base);
@@ -590,6 +716,8 @@ export class Mailbox {
           dirty = true;
         }
       }
+      // Removed by another tool: an expunge like ours, with its own modseq, so QRESYNC clients learn of it.
+      if (gone.length > 0) recordExpunged(s.history, gone, ++s.modseq, this.expungeHistoryUids);
       s.messages = kept;
     }
     return dirty;
@@ -700,13 +828,26 @@ export class Mailbox {
   }
 
   /** Sets, adds or removes flag letters on the given UIDs. Returns the records that changed. */
-  setFlags(uids: readonly number[], op: 'set' | 'add' | 'remove', letters: string): Promise<MessageRecord[]> {
+  async setFlags(uids: readonly number[], op: 'set' | 'add' | 'remove', letters: string): Promise<MessageRecord[]> {
+    return (await this.storeFlags(uids, op, letters)).changed;
+  }
+
+  /**
+   * setFlags() with CONDSTORE's condition (RFC 7162 §3.1.3): a message whose modseq is above
+   * `unchangedSince` when the folder lock is held is left alone and returned in `modified`.
+   */
+  storeFlags(uids: readonly number[], op: 'set' | 'add' | 'remove', letters: string, unchangedSince?: number): Promise<{ changed: MessageRecord[]; modified: number[] }> {
     return this.mutate(async (s) => {
       const changed: MessageRecord[] = [];
+      const modified: number[] = [];
       const want = new Set(uids);
       for (let i = 0; i < s.messages.length; i++) {
         const r = s.messages[i]!;
         if (!want.has(r.uid)) continue;
+        if (unchangedSince !== undefined && r.modseq > unchangedSince) {
+          modified.push(r.uid);
+          continue;
+        }
         let next: string;
         if (op === 'set') next = sortLetters(letters);
         else if (op === 'add') next = sortLetters(r.letters + letters);
@@ -731,7 +872,7 @@ export class Mailbox {
         s.messages[i] = nr;
         changed.push(nr);
       }
-      return changed;
+      return { changed, modified };
     });
   }
 
@@ -756,6 +897,7 @@ export class Mailbox {
       if (removed.length > 0) {
         s.messages = kept;
         s.modseq++;
+        recordExpunged(s.history, removed, s.modseq, this.expungeHistoryUids);
         for (const u of removed) this.summaries?.delete(u);
       }
       return { removed, bytes };

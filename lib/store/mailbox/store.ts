@@ -40,6 +40,11 @@ export interface MailStoreProps {
    */
   readonly mimeLimits?: MimeLimits;
   /**
+   * Expunged UIDs per folder kept with their modseq for QRESYNC (imap.expungeHistoryUids).
+   * @default DEFAULT_EXPUNGE_HISTORY_UIDS (10,000)
+   */
+  readonly expungeHistoryUids?: number;
+  /**
    * Folders no session holds any more are kept this many at most (least recently used go first), so
    * the next session (short IMAP sessions, POP3 checks) skips re-reading the UID list and cur/.
    * @default 200
@@ -244,7 +249,7 @@ export class MailStore {
     if (!e) {
       if (!(await exists(join(dir, 'cur')))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${n}`);
       const root = this.maildir(address);
-      const mailbox = this.takeClosed(dir) ?? new Mailbox({ name: n, dir, mimeLimits: this.props.mimeLimits, newUidValidity: () => nextUidValidity(root), usageDir: root });
+      const mailbox = this.takeClosed(dir) ?? new Mailbox({ name: n, dir, mimeLimits: this.props.mimeLimits, expungeHistoryUids: this.props.expungeHistoryUids, newUidValidity: () => nextUidValidity(root), usageDir: root });
       e = this.open.get(dir) ?? { mailbox, address, refs: 0, watchers: new Set() };
       this.open.set(dir, e);
     }

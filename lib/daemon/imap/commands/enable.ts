@@ -1,7 +1,21 @@
 import { AUTHENTICATED, defineCommand } from '../command.js';
 import { Args } from '../args.js';
+import { enableCondstore, modesOf } from '../condstore.js';
+import type { ImapSession } from '../session.js';
 
-/** ENABLE (RFC 5161): no extension this server has needs enabling, so none is enabled. */
+/**
+ * Extensions ENABLE can turn on, each with what enabling does. ENABLED lists only the names enabled by
+ * this command (RFC 5161 §3.1); unknown ones are ignored. QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+ */
+const ENABLERS: Record<string, (s: ImapSession) => void> = {
+  CONDSTORE: (s) => enableCondstore(s),
+  QRESYNC: (s) => {
+    enableCondstore(s);
+    modesOf(s).qresync = true;
+  },
+};
+
+/** ENABLE (RFC 5161). */
 export const enable = defineCommand({
   name: 'ENABLE',
   states: AUTHENTICATED,
@@ -12,8 +26,16 @@ export const enable = defineCommand({
     while (a.left > 0) names.push(a.atom('capability'));
     return names;
   },
-  async handler(s) {
-    s.write('* ENABLED\r\n');
+  async handler(s, names) {
+    const enabled: string[] = [];
+    for (const raw of names) {
+      const name = raw.toUpperCase();
+      const on = ENABLERS[name];
+      if (!on || enabled.includes(name)) continue;
+      on(s);
+      enabled.push(name);
+    }
+    s.write(`* ENABLED${enabled.map((n) => ` ${n}`).join('')}\r\n`);
     return { text: 'ENABLE completed' };
   },
 });

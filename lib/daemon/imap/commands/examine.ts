@@ -1,10 +1,10 @@
 import { AUTHENTICATED, defineCommand } from '../command.js';
-import { openSelected, parseMailboxOnly } from './select.js';
+import { openSelected, parseSelect } from './select.js';
 
 export const examine = defineCommand({
   name: 'EXAMINE',
   states: AUTHENTICATED,
-  parse: parseMailboxOnly,
-  handler: (s, name) => openSelected(s, name, true),
+  parse: parseSelect,
+  handler: (s, a) => openSelected(s, a, true),
   flushAfter: false,
 });

@@ -7,6 +7,7 @@ import type { Token } from '../parser.js';
 import type { ImapSession } from '../session.js';
 import { imapDate, serialize } from '../wire.js';
 import { TimeSlice } from '../time-slice.js';
+import { enableCondstore, modesOf, parseFetchModifiers, uidSet, vanishedFor, type FetchModifiers } from '../condstore.js';
 
 type Simple = 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY' | 'UID' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT';
 
@@ -20,7 +21,7 @@ interface SectionAtt {
   /** The section as echoed in the response: BODY[1.HEADER.FIELDS (SUBJECT)]<0> */
   readonly label: string;
 }
-type Att = { readonly k: Simple } | SectionAtt;
+type Att = { readonly k: Simple } | SectionAtt | { readonly k: 'MODSEQ' };
 
 const SIMPLE = new Set<string>(['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODYSTRUCTURE', 'BODY', 'UID', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
 const MACROS: Record<string, Simple[]> = {
@@ -52,6 +53,7 @@ function parseAtt(t: Token): Att[] {
   const up = t.v.toUpperCase();
   if (MACROS[up]) return MACROS[up]!.map((k) => ({ k }));
   if (SIMPLE.has(up)) return [{ k: up as Simple }];
+  if (up === 'MODSEQ') return [{ k: 'MODSEQ' }]; // CONDSTORE (RFC 7162 §3.1.4)
   return [parseSection(t.v)];
 }
 
@@ -61,9 +63,10 @@ function parseFetch(t: readonly Token[], limits: WorkLimits) {
   const x = a.next('fetch attributes');
   const atts = x.t === 'list' ? x.v.flatMap(parseAtt) : parseAtt(x);
   if (atts.length === 0) throw bad('Empty fetch attribute list');
-  if (a.left > 0) a.optionalList(); // fetch modifiers (CHANGEDSINCE) are not supported: ignored
+  // CONDSTORE/QRESYNC fetch modifiers: (CHANGEDSINCE n [VANISHED]) — condstore.ts.
+  const mods = parseFetchModifiers(a.left > 0 ? a.list('fetch modifiers') : undefined);
   a.end();
-  return { set, atts };
+  return { set, atts, mods };
 }
 
 function headerFields(header: Buffer, fields: readonly string[], not: boolean): Buffer {
@@ -113,7 +116,17 @@ function literal(out: Array<string | Buffer>, b: Buffer): void {
  * ENVELOPE/BODYSTRUCTURE) and NIL for what needed the file; `gone.expunged` makes the tagged reply
  * OK [EXPUNGEISSUED]. The client learns of the EXPUNGE at its next command that allows one.
  */
-async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: readonly Att[], byUid: boolean, setSeen: boolean, gone: { expunged: boolean }): Promise<Array<string | Buffer>> {
+async function fetchOne(
+  s: ImapSession,
+  seq: number,
+  r: MessageRecord,
+  atts: readonly Att[],
+  byUid: boolean,
+  setSeen: boolean,
+  gone: { expunged: boolean },
+  /** CONDSTORE: MODSEQ asked for (item or CHANGEDSINCE), and whether the connection enabled CONDSTORE. */
+  cs: { readonly want: boolean; readonly enabled: boolean } = { want: false, enabled: false },
+): Promise<Array<string | Buffer>> {
   const sel = s.selected!;
   const out: Array<string | Buffer> = [`* ${seq} FETCH (`];
   const items: Array<Array<string | Buffer>> = [];
@@ -129,6 +142,9 @@ async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: rea
   }
   const seen = new Set<string>();
   const wantFlags = atts.some((a) => a.k === 'FLAGS') || rec !== r;
+  // RFC 7162 §3.1: with CONDSTORE enabled, a FETCH that set \Seen reports the new MODSEQ too (in a
+  // FETCH of its own after this one, as Dovecot does).
+  const implicit = cs.enabled && !cs.want && rec !== r;
   if (byUid) items.push([`UID ${r.uid}`]);
   for (const a of atts) {
     const p: Array<string | Buffer> = [];
@@ -147,11 +163,13 @@ async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: rea
     items.push(p);
   }
   if (wantFlags) items.push([`FLAGS (${sel.flagsOf(rec).join(' ')})`]);
+  if (cs.want) items.push([`MODSEQ (${rec.modseq})`]);
   items.forEach((p, i) => {
     if (i > 0) out.push(' ');
     out.push(...p);
   });
   out.push(')\r\n');
+  if (implicit) out.push(`* ${seq} FETCH (${byUid ? `UID ${r.uid} ` : ''}MODSEQ (${rec.modseq}))\r\n`);
   return out;
 
   async function fetchItem(a: Att, p: Array<string | Buffer>): Promise<void> {
@@ -160,6 +178,7 @@ async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: rea
         if (!byUid) p.push(`UID ${r.uid}`);
         break;
       case 'FLAGS':
+      case 'MODSEQ': // placed after FLAGS, from the record as stored now
         break;
       case 'INTERNALDATE':
         p.push(`INTERNALDATE "${imapDate(r.date)}"`);
@@ -206,9 +225,20 @@ async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: rea
   }
 }
 
-async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[] }, byUid: boolean) {
+async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[]; mods: FetchModifiers }, byUid: boolean) {
   const sel = s.selected!;
   if (!byUid && !sel.inRange(a.set)) throw bad('Invalid message sequence number');
+  // --- CONDSTORE/QRESYNC (RFC 7162 §3.1.4, §3.2.6)
+  const changedSince = a.mods.changedSince;
+  if (a.mods.vanished && (!byUid || !modesOf(s).qresync)) throw bad(byUid ? 'QRESYNC is not enabled' : 'VANISHED needs UID FETCH');
+  const wantModseq = changedSince !== undefined || a.atts.some((x) => x.k === 'MODSEQ');
+  if (wantModseq) enableCondstore(s);
+  const cs = { want: wantModseq, enabled: modesOf(s).condstore };
+  if (a.mods.vanished && changedSince !== undefined) {
+    const gone = vanishedFor(sel.mailbox, changedSince, a.set);
+    if (gone.length > 0) await s.writeAsync(`* VANISHED (EARLIER) ${uidSet(gone)}\r\n`);
+  }
+  // --- end CONDSTORE/QRESYNC
   const setSeen = !sel.readOnly && a.atts.some((x) => (x.k === 'SECTION' && !x.peek) || x.k === 'RFC822' || x.k === 'RFC822.TEXT');
   const gone = { expunged: false };
   // Responses are gathered and written in chunks of ~64 KiB: one write per message made a 1,000-message
@@ -238,9 +268,11 @@ async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[] }
   };
   const slice = new TimeSlice();
   for (const m of sel.resolve(a.set, byUid)) {
+    if (changedSince !== undefined && m.rec.modseq <= changedSince) continue; // CONDSTORE
     await slice.pause();
     try {
-      for (const p of await fetchOne(s, m.seq, m.rec, a.atts, byUid, setSeen, gone)) {
+      // QRESYNC: every FETCH response carries the UID (RFC 7162 §3.2.4).
+      for (const p of await fetchOne(s, m.seq, m.rec, a.atts, byUid || modesOf(s).qresync, setSeen, gone, cs)) {
         const b = typeof p === 'string' ? Buffer.from(p, 'utf8') : p;
         pending.push(b);
         pendingBytes += b.length;

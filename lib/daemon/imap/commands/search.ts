@@ -8,6 +8,7 @@ import type { Token } from '../parser.js';
 import type { ImapSession } from '../session.js';
 import type { SelectedMailbox } from '../selected.js';
 import { TimeSlice } from '../time-slice.js';
+import { enableCondstore, hasModseqKey, parseModseqKey } from '../condstore.js';
 
 /** A parsed search key (RFC 3501 §6.4.4). */
 type Key =
@@ -23,7 +24,9 @@ type Key =
   | { readonly op: 'size'; readonly larger: boolean; readonly n: number }
   | { readonly op: 'date'; readonly sent: boolean; readonly cmp: 'BEFORE' | 'ON' | 'SINCE'; readonly day: number }
   | { readonly op: 'header'; readonly field: string; readonly value: string }
-  | { readonly op: 'text'; readonly bodyOnly: boolean; readonly value: string };
+  | { readonly op: 'text'; readonly bodyOnly: boolean; readonly value: string }
+  // CONDSTORE (RFC 7162 §3.1.5): messages whose modseq is at least `min`.
+  | { readonly op: 'modseq'; readonly min: number };
 
 const FLAG_KEYS: Record<string, [string, boolean]> = {
   ANSWERED: ['\\Answered', true],
@@ -68,6 +71,8 @@ function parseKey(a: Args, depth: number, budget: KeyBudget): Key {
       return { op: 'keyword', keyword: a.astring('keyword'), has: k === 'KEYWORD' };
     case 'NOT':
       return { op: 'not', key: parseKey(a, depth + 1, budget) };
+    case 'MODSEQ': // CONDSTORE
+      return { op: 'modseq', min: parseModseqKey(a) };
     case 'OR':
       return { op: 'or', a: parseKey(a, depth + 1, budget), b: parseKey(a, depth + 1, budget) };
     case 'UID':
@@ -216,6 +221,10 @@ class Evaluator {
         const i = text.indexOf('\r\n\r\n');
         return (i < 0 ? '' : text.slice(i + 4)).includes(k.value);
       }
+      // --- CONDSTORE: from the index's per-message modseq.
+      case 'modseq':
+        return r.modseq >= k.min;
+      // --- end CONDSTORE
     }
   }
 
@@ -247,6 +256,11 @@ async function runSearch(s: ImapSession, key: Key, byUid: boolean) {
   const sel = s.selected!;
   const ev = new Evaluator(sel);
   const hits: number[] = [];
+  // --- CONDSTORE: a MODSEQ key enables CONDSTORE and adds the hits' highest modseq (RFC 7162 §3.1.5).
+  const modseqKey = hasModseqKey(key);
+  if (modseqKey) enableCondstore(s);
+  let highest = 0;
+  // --- end CONDSTORE
   const slice = new TimeSlice();
   let expunged = false;
   for (let i = 0; i < sel.uids.length; i++) {
@@ -258,14 +272,18 @@ async function runSearch(s: ImapSession, key: Key, byUid: boolean) {
       continue;
     }
     try {
-      if (await ev.test(key, r, i + 1)) hits.push(byUid ? uid : i + 1);
+      if (await ev.test(key, r, i + 1)) {
+        hits.push(byUid ? uid : i + 1);
+        highest = Math.max(highest, r.modseq); // CONDSTORE
+      }
     } catch (e) {
       // Expunged by another session between the index read and the file read: it matches nothing (Dovecot too).
       if (!isMailfleetError(e, 'NOT_FOUND')) throw e;
       expunged = true;
     }
   }
-  await s.writeAsync(`* SEARCH${hits.length > 0 ? ' ' + hits.join(' ') : ''}\r\n`);
+  const modseqSuffix = modseqKey && hits.length > 0 ? ` (MODSEQ ${highest})` : ''; // CONDSTORE
+  await s.writeAsync(`* SEARCH${hits.length > 0 ? ' ' + hits.join(' ') : ''}${modseqSuffix}\r\n`);
   return expunged ? { code: 'EXPUNGEISSUED', text: 'SEARCH completed' } : { text: 'SEARCH completed' };
 }
 

@@ -1,22 +1,36 @@
 import { AUTHENTICATED, defineCommand, type Completion } from '../command.js';
-import { Args } from '../args.js';
+import { Args, bad, type WorkLimits } from '../args.js';
+import { modesOf, parseSelectParams, type SelectParams } from '../condstore.js';
 import type { Token } from '../parser.js';
 import { SelectedMailbox } from '../selected.js';
 import type { ImapSession } from '../session.js';
+import { qresyncLines } from '../qresync.js';
 
-export function parseMailboxOnly(t: readonly Token[]): string {
-  const a = new Args(t);
+export interface SelectArgs {
+  readonly name: string;
+  /** (CONDSTORE), (QRESYNC (…)) — RFC 7162. */
+  readonly params: SelectParams;
+}
+
+export function parseSelect(t: readonly Token[], limits: WorkLimits): SelectArgs {
+  const a = new Args(t, limits);
   const name = a.mailbox();
-  if (a.left > 0) a.optionalList(); // select parameters (CONDSTORE …) are not supported: ignored
+  const params = parseSelectParams(a.left > 0 ? a.list('select parameters') : undefined, limits.maxSequenceSetRanges);
   a.end();
-  return name;
+  return { name, params };
 }
 
 /** SELECT and EXAMINE: open the shared mailbox, report its state, keep a private sequence view. */
-export async function openSelected(s: ImapSession, name: string, readOnly: boolean): Promise<Completion> {
+export async function openSelected(s: ImapSession, args: SelectArgs, readOnly: boolean): Promise<Completion> {
+  const { name, params } = args;
+  const modes = modesOf(s);
+  // RFC 7162 §3.2.5: QRESYNC parameters only after ENABLE QRESYNC.
+  if (params.qresync && !modes.qresync) throw bad('QRESYNC is not enabled');
   s.deselect();
   const handle = await s.deps.store.openMailbox(s.user!, name);
-  const sel = new SelectedMailbox(handle, readOnly);
+  // SELECT (CONDSTORE) and SELECT (QRESYNC …) enable CONDSTORE for the connection (RFC 7162 §3.1).
+  if (params.condstore || params.qresync) modes.condstore = true;
+  const sel = new SelectedMailbox(handle, readOnly, modes);
   const mb = sel.mailbox;
   // SELECT claims the messages nobody has seen (they are \Recent to this session only); EXAMINE does not.
   try {
@@ -36,6 +50,10 @@ export async function openSelected(s: ImapSession, name: string, readOnly: boole
   ];
   const firstUnseen = mb.messages.findIndex((m) => !m.letters.includes('S'));
   if (firstUnseen >= 0) lines.push(`* OK [UNSEEN ${firstUnseen + 1}] First unseen`);
+  // RFC 7162 §3.1.2.1: a server with persistent modseqs sends it on every SELECT/EXAMINE. (Dovecot only
+  // once a client has used CONDSTORE on the mailbox: it starts tracking modseqs then; the index always does.)
+  lines.push(`* OK [HIGHESTMODSEQ ${mb.modseq}] Highest`);
+  if (params.qresync) lines.push(...qresyncLines(sel, params.qresync));
   s.write(lines.join('\r\n') + '\r\n');
   s.selected = sel;
   s.state = 'selected';
@@ -45,7 +63,7 @@ export async function openSelected(s: ImapSession, name: string, readOnly: boole
 export const select = defineCommand({
   name: 'SELECT',
   states: AUTHENTICATED,
-  parse: parseMailboxOnly,
-  handler: (s, name) => openSelected(s, name, false),
+  parse: parseSelect,
+  handler: (s, a) => openSelected(s, a, false),
   flushAfter: false,
 });

@@ -2,8 +2,13 @@ import { AUTHENTICATED, defineCommand } from '../command.js';
 import { Args, bad } from '../args.js';
 import { nameToWire } from '../../../store/mailbox/names.js';
 import { istring } from '../wire.js';
+import { enableCondstore } from '../condstore.js';
 
-const ITEMS = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN'] as const;
+// --- CONDSTORE (RFC 7162 §3.1.1): HIGHESTMODSEQ is a status item, and asking for it enables CONDSTORE.
+const CONDSTORE_ITEMS = ['HIGHESTMODSEQ'] as const;
+// --- end CONDSTORE
+
+const ITEMS = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', ...CONDSTORE_ITEMS] as const;
 type Item = (typeof ITEMS)[number];
 
 export const status = defineCommand({
@@ -22,6 +27,7 @@ export const status = defineCommand({
   },
   async handler(s, a) {
     const h = await s.deps.store.openMailbox(s.user!, a.name);
+    if (a.items.includes('HIGHESTMODSEQ')) enableCondstore(s); // CONDSTORE
     try {
       const mb = h.mailbox;
       const values: Record<Item, number> = {
@@ -30,6 +36,7 @@ export const status = defineCommand({
         UIDNEXT: mb.nextUid,
         UIDVALIDITY: mb.uidValidity,
         UNSEEN: mb.messages.filter((m) => !m.letters.includes('S')).length,
+        HIGHESTMODSEQ: mb.modseq, // CONDSTORE
       };
       const wire = istring(nameToWire(a.name));
       s.write(`* STATUS ${typeof wire === 'string' ? wire : nameToWire(a.name)} (${a.items.map((i) => `${i} ${values[i]}`).join(' ')})\r\n`);
