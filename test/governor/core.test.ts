@@ -139,15 +139,19 @@ describe('governor core', () => {
     assert.ok(n.all.every((x) => x.d.action === 'lower'), 'only steps down: 70 % of the target is never reached');
   });
 
-  it('closed loop: a platform whose load follows the heavy cap settles; flaps back off exponentially', () => {
-    // Sessions = light 10 + min(heavy demand 80, heavy cap); target 50, release under 35.
-    const c = cfg({ targets: { connections: 50 }, cooldownSeconds: 3, settleSeconds: 1, floor: 2 });
+  it('closed loop: against a platform whose load follows the heavy cap, flaps back off exponentially', () => {
+    // Sessions = light 10 + min(heavy demand 80, heavy cap); target 50, calm under 45: a band narrower than
+    // one raising step, so every raise overshoots into overload (the worst case for flapping).
+    const c = cfg({ targets: { connections: 50 }, cooldownSeconds: 3, settleSeconds: 1, floor: 2, releaseRatio: 0.9 });
     let state: GovernorState = EMPTY_STATE;
     let cap = 100;
     let override: number | null = null;
     const actions: string[] = [];
-    for (let i = 0; i < 2000; i++) {
+    let overTicks = 0;
+    const ticks = 2000;
+    for (let i = 0; i < ticks; i++) {
       const heavy = Math.min(80, cap);
+      if (10 + heavy > 50) overTicks++;
       const snap: GovernorSnapshot = {
         at: i * 1000,
         signals: { connections: 10 + heavy },
@@ -163,10 +167,10 @@ describe('governor core', () => {
       state = { ...state, managed: Object.fromEntries(Object.entries(state.managed).map(([k, m]) => [k, { ...m, confirmed: true }])) };
     }
     const reversals = actions.filter((a, i) => a === 'lower' && i > 0 && actions[i - 1] !== 'lower').length;
-    // Each flap doubles the wait before the next raise (up to 2^5 × cooldown = 96 s): in 2000 s at most
-    // ~5 doublings plus 2000 / 96 capped cycles.
-    assert.ok(reversals <= 5 + Math.ceil(2000 / 96), `reversals ${reversals}: ${actions.join(' ')}`);
-    assert.ok(cap <= 40, `the heavy tenant stays capped while it floods: cap ${cap}`);
+    // Each flap doubles the wait before the next raise, up to 2^5 × cooldown = 96 s: at most 5 doublings
+    // plus one flap per 96 s (without the back-off: one per 6 s, 333 in this run).
+    assert.ok(reversals <= 5 + Math.ceil(ticks / 96), `reversals ${reversals}: ${actions.join(' ')}`);
+    assert.ok(overTicks / ticks < 0.05, `over the target ${overTicks} of ${ticks} s`);
   });
 
   it('raises back in steps after the cooldown and releases to the plan value; a restart from the saved state continues', () => {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDaemonMetrics } from '../../lib/daemon/metrics.js';
 import { deliveryP99Ms, nodeSample, parsePrometheus, scopeOf } from '../../lib/governor/signals.js';
+import { formatGovernorLog } from '../../lib/governor/format.js';
 import { GovernorStore } from '../../lib/governor/store.js';
 
 describe('governor signals', () => {
@@ -58,5 +59,17 @@ describe('governor store', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('governor log format', () => {
+  it('advise entries carry the command a person runs; failures say why', () => {
+    const decision = { action: 'lower' as const, scope: 'user:a@b.com:imap', kind: 'user' as const, from: 20, to: 4, signals: [], why: 'connections 10 > 6' };
+    const text = formatGovernorLog([
+      { at: 't1', event: 'decision', mode: 'advise', status: 'proposed', decision, command: 'mailfleet limit set user:a@b.com:imap 4 --by mailfleet-governor' },
+      { at: 't2', event: 'decision', mode: 'enforce', status: 'failed', decision, error: 'did not answer' },
+    ]);
+    assert.match(text, /advise\s+proposed\s+lower\s+user:a@b\.com:imap\s+20\s+4\s+connections 10 > 6 → run: mailfleet limit set user:a@b\.com:imap 4 --by mailfleet-governor/);
+    assert.match(text, /enforce\s+failed\s+lower .* FAILED: did not answer/);
   });
 });
