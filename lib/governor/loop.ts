@@ -158,8 +158,14 @@ export class Governor {
           this.log.error({ err: e }, 'governor tick failed');
         }
         await new Promise<void>((r) => {
-          const t = setTimeout(r, this.props.config.intervalSeconds * 1000);
-          signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+          // One listener per wait, removed when the wait ends: a long run must not pile them up on the signal.
+          const done = () => {
+            clearTimeout(t);
+            signal.removeEventListener('abort', done);
+            r();
+          };
+          const t = setTimeout(done, this.props.config.intervalSeconds * 1000);
+          signal.addEventListener('abort', done, { once: true });
         });
       }
     } finally {
