@@ -4,6 +4,7 @@ import { registerArchive } from './commands/archive.js';
 import { registerDkim } from './commands/dkim.js';
 import { registerDr } from './commands/dr.js';
 import { registerEdge } from './commands/edge.js';
+import { registerGovernor } from './commands/governor.js';
 import { registerLdap } from './commands/ldap.js';
 import { registerLimit } from './commands/limit.js';
 import { registerQuota } from './commands/quota.js';
@@ -33,6 +34,7 @@ const COMMANDS: RegisterCommand[] = [
   registerArchive,
   registerDkim,
   registerQuota,
+  registerGovernor,
 ];
 
 export function buildCli(): Command {

@@ -174,3 +174,29 @@ export const DEFAULT_QUOTAS = Object.freeze({
   /** How long one node trusts a domain's summed usage. */
   domainUsageCacheSeconds: 10,
 });
+/**
+ * The adaptive flow governor (spec governor.*, docs/governor.md). It starts in observe mode: it logs what
+ * it would do and changes nothing until an operator switches it to advise or enforce.
+ */
+export const DEFAULT_GOVERNOR = Object.freeze({
+  /** observe: log only; advise: log the `mailfleet limit set` command for a person; enforce: apply it. */
+  mode: 'observe' as const,
+  /** How often the governor reads every daemon's signals and limits. */
+  intervalSeconds: 5,
+  /** Between two lowering steps: long enough for the last one to show in the signals. */
+  settleSeconds: 15,
+  /** Load must stay under the release threshold this long before a lowered limit is raised one step. */
+  cooldownSeconds: 60,
+  /** A lowering step cuts a scope to this percentage below its sessions (or its limit, if lower). */
+  stepPercent: 25,
+  /** A raising step adds this percentage of the value the scope had before the governor lowered it. */
+  raiseStepPercent: 25,
+  /** No governed limit goes below this many sessions. */
+  floor: 2,
+  /** Calm (may raise) only when every targeted signal is under this fraction of its target. */
+  releaseRatio: 0.7,
+  /** Event-loop lag p99 (ms) over the interval, highest node. */
+  eventLoopLagMs: 50,
+  /** End of DATA to durable in every Maildir, p99 (ms) over the interval, highest node. */
+  storageLatencyMs: 500,
+});

@@ -4,7 +4,7 @@
  */
 import { parseNetwork } from '../limits/networks.js';
 import { z } from 'zod';
-import { DEFAULT_AUDIT as AUDIT, DEFAULT_IMAP_WORK_LIMITS as IMAP_WORK, DEFAULT_QUOTAS } from './defaults.js';
+import { DEFAULT_AUDIT as AUDIT, DEFAULT_GOVERNOR as GOVERNOR, DEFAULT_IMAP_WORK_LIMITS as IMAP_WORK, DEFAULT_QUOTAS } from './defaults.js';
 
 /** Mail services. A service may be offered on several listeners (e.g. IMAP on 143 and 993). */
 export const SERVICES = ['smtp', 'submission', 'imap', 'pop3'] as const;
@@ -363,6 +363,43 @@ export const filteringSchema = z
   .strict();
 export type FilteringSpec = z.infer<typeof filteringSchema>;
 
+/** The adaptive flow governor (docs/governor.md): targets, mode, and how it steps limits. */
+export const GOVERNOR_MODES = ['observe', 'advise', 'enforce'] as const;
+export const GOVERNED_KINDS = ['user', 'ip', 'domain', 'listener'] as const;
+const posNum = z.number().positive();
+export const governorSchema = z
+  .object({
+    mode: z
+      .enum(GOVERNOR_MODES)
+      .default(GOVERNOR.mode)
+      .describe('observe: log what it would do; advise: log the `mailfleet limit set` command for a person to run; enforce: apply it on every daemon and HAProxy.'),
+    targets: z
+      .object({
+        eventLoopLagMs: posNum.optional().describe(`Event-loop lag p99 over one interval, highest node, in ms. Default: ${GOVERNOR.eventLoopLagMs} when no target is given.`),
+        storageLatencyMs: posNum.optional().describe(`Delivery time (end of DATA to durable in every Maildir) p99 over one interval, highest node, in ms. Default: ${GOVERNOR.storageLatencyMs} when no target is given.`),
+        cpuPercent: posNum.optional().describe('Daemon CPU (100 = one core) over one interval, highest node. Default: no CPU target.'),
+        connections: posInt.optional().describe('Sessions on all daemons together. Default: no connection target.'),
+        refusalsPerSecond: posNum.optional().describe('Connections refused per second, all daemons together. Default: no refusal target.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Load targets: over any of them the governor lowers the heaviest scope; under releaseRatio × each of them for cooldownSeconds it raises back.'),
+    intervalSeconds: posNum.default(GOVERNOR.intervalSeconds).describe('How often every daemon is read.'),
+    settleSeconds: z.number().nonnegative().default(GOVERNOR.settleSeconds).describe('Least time between two lowering steps, so the last one can show.'),
+    cooldownSeconds: z.number().nonnegative().default(GOVERNOR.cooldownSeconds).describe('Load must stay under the release threshold this long before each raising step.'),
+    stepPercent: z.number().int().min(1).max(90).default(GOVERNOR.stepPercent).describe('A lowering step sets the scope this percentage under its sessions (or its limit, if lower).'),
+    raiseStepPercent: z.number().int().min(1).max(100).default(GOVERNOR.raiseStepPercent).describe('A raising step adds this percentage of the value the scope had before the governor lowered it.'),
+    floor: posInt.default(GOVERNOR.floor).describe('No governed limit goes below this; nor below the scope\'s fair share (sessions of its kind / active scopes of its kind).'),
+    releaseRatio: z.number().gt(0).lt(1).default(GOVERNOR.releaseRatio).describe('Calm means every targeted signal is under this fraction of its target (the hysteresis band).'),
+    scopes: z
+      .array(z.enum(GOVERNED_KINDS))
+      .min(1)
+      .default([...GOVERNED_KINDS])
+      .describe('Kinds of scope the governor may lower: user, ip, domain, listener (a tenant listener; a listener shared by several domains is never one).'),
+  })
+  .strict();
+export type GovernorSpec = z.infer<typeof governorSchema>;
+
 export const specSchema = z
   .object({
     $schema: z.string().optional(),
@@ -669,6 +706,9 @@ export const specSchema = z
       .strict()
       .optional()
       .describe('Where the ops CLI finds the fleet.'),
+    governor: governorSchema
+      .optional()
+      .describe('The adaptive flow governor (`mailfleet governor run`, docs/governor.md). Default: every option at its default, mode observe.'),
   })
   .strict();
 

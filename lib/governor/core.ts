@@ -1,0 +1,220 @@
+/**
+ * The governor's decision core: one tick is a pure function of what the daemons report now, what the
+ * governor remembers, and its settings. No I/O, no clock: the loop passes the time in the snapshot.
+ *
+ *   over  (any targeted signal above its target)      → lower the heaviest scope one step, at most every settleSeconds
+ *   calm  (every signal under releaseRatio × target)  → after cooldownSeconds of calm, raise one lowered scope one step
+ *   band  (in between)                                → hold: the gap between the two thresholds is the hysteresis
+ *
+ * The heaviest scope is the one with the most sessions above its fair share (sessions of its kind and
+ * service / active scopes of that kind); ties go to the narrower kind (user, ip, domain, listener). A scope
+ * at or under its fair share is never lowered, and no step goes below max(floor, fair share).
+ */
+import type { GovernorConfig, GovernedKind } from './config.js';
+import { GOVERNOR_SIGNALS } from './config.js';
+import type {
+  Decision,
+  GovernorSnapshot,
+  GovernorState,
+  LoadState,
+  ManagedScope,
+  ScopeLoad,
+  SignalReading,
+  TickResult,
+} from './types.js';
+
+/** Who the governor's changes are recorded as on the daemons (X-Mailfleet-Actor). */
+export const GOVERNOR_ACTOR = 'mailfleet-governor';
+
+export function isGovernorActor(by: string | undefined): boolean {
+  return by !== undefined && by.startsWith(GOVERNOR_ACTOR);
+}
+
+/** Narrowest first: on equal excess the governor hurts the fewest sessions. */
+const KIND_ORDER: Readonly<Record<GovernedKind, number>> = { user: 0, ip: 1, domain: 2, listener: 3 };
+
+/** A flapping scope waits cooldown × 2^flaps before its next raise, up to this many doublings. */
+export const MAX_FLAP_DOUBLINGS = 5;
+
+export function readSignals(snap: GovernorSnapshot, cfg: GovernorConfig): SignalReading[] {
+  const out: SignalReading[] = [];
+  for (const name of GOVERNOR_SIGNALS) {
+    const target = cfg.targets[name];
+    const value = snap.signals[name];
+    if (target === undefined || value === undefined || !Number.isFinite(value)) continue;
+    out.push({ name, value, target });
+  }
+  return out;
+}
+
+/** A missing signal (no deliveries this interval, say) counts as no pressure; all missing is unknown. */
+export function loadState(readings: readonly SignalReading[], releaseRatio: number): LoadState {
+  if (readings.length === 0) return 'unknown';
+  if (readings.some((r) => r.value > r.target)) return 'over';
+  if (readings.every((r) => r.value < r.target * releaseRatio)) return 'calm';
+  return 'band';
+}
+
+/** Fair share per kind and service: the sessions of that kind spread evenly over its active scopes. */
+export function fairShares(scopes: readonly ScopeLoad[]): Map<string, number> {
+  const sums = new Map<string, { total: number; active: number }>();
+  for (const s of scopes) {
+    if (s.current <= 0) continue;
+    const k = `${s.kind}|${s.service}`;
+    const x = sums.get(k) ?? { total: 0, active: 0 };
+    x.total += s.current;
+    x.active += 1;
+    sums.set(k, x);
+  }
+  return new Map([...sums].map(([k, v]) => [k, v.total / v.active]));
+}
+
+function raiseWaitMs(cfg: GovernorConfig, state: GovernorState, scope: string): number {
+  const flaps = Math.min(MAX_FLAP_DOUBLINGS, state.flaps[scope]?.count ?? 0);
+  return cfg.cooldownSeconds * 1000 * 2 ** flaps;
+}
+
+/** The lowering step for the heaviest scope over its fair share, or undefined when none can go lower. */
+export function pickLowering(snap: GovernorSnapshot, cfg: GovernorConfig, readings: readonly SignalReading[]): Decision | undefined {
+  const fair = fairShares(snap.scopes);
+  const over = readings.filter((r) => r.value > r.target);
+  const candidates: Array<Decision & { excess: number }> = [];
+  for (const s of snap.scopes) {
+    if (!cfg.scopes.includes(s.kind) || s.limit === undefined) continue;
+    const share = fair.get(`${s.kind}|${s.service}`) ?? 0;
+    if (s.current <= share) continue;
+    const bound = Math.max(cfg.floor, Math.ceil(share));
+    const base = Math.min(s.limit, s.current);
+    const to = Math.max(bound, Math.floor((base * (100 - cfg.stepPercent)) / 100));
+    if (to >= s.limit) continue;
+    candidates.push({
+      action: 'lower',
+      scope: s.scope,
+      kind: s.kind,
+      from: s.limit,
+      to,
+      signals: over,
+      current: s.current,
+      fairShare: share,
+      bound,
+      why: `${over.map((r) => `${r.name} ${round(r.value)} > ${r.target}`).join(', ')}; ${s.scope} holds ${s.current} sessions, fair share ${round(share)}`,
+      excess: s.current - share,
+    });
+  }
+  candidates.sort((a, b) => b.excess - a.excess || KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || a.scope.localeCompare(b.scope));
+  const best = candidates[0];
+  if (!best) return undefined;
+  const { excess: _excess, ...decision } = best;
+  return decision;
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+/** One tick. `applied` is the state when the decisions are carried out, `proposed` when they are not. */
+export function tick(snap: GovernorSnapshot, state: GovernorState, cfg: GovernorConfig): TickResult {
+  const t = snap.at;
+  const readings = readSignals(snap, cfg);
+  const load = loadState(readings, cfg.releaseRatio);
+  const decisions: Decision[] = [];
+  const managed: Record<string, ManagedScope> = { ...state.managed };
+  const flaps: Record<string, { count: number; at: number }> = { ...state.flaps };
+
+  // Reconcile what the governor set with what the daemons hold.
+  for (const [scope, m] of Object.entries(state.managed)) {
+    const live = snap.scopes.find((s) => s.scope === scope);
+    if (!live) continue; // not reported this tick: decide nothing about it
+    if (live.override === m.value) {
+      if (!m.confirmed) managed[scope] = { ...m, confirmed: true };
+      continue;
+    }
+    if (!m.confirmed || isGovernorActor(live.setBy)) {
+      // The governor's own change did not land (it died before, or a node missed it): put it back.
+      decisions.push({ action: 'reassert', scope, kind: m.kind, from: live.limit, to: m.value, signals: readings, why: `the daemons hold ${live.override ?? 'no override'}, the governor set ${m.value}` });
+    } else {
+      // An operator changed or reset it: theirs wins, and the governor lets go of the scope.
+      delete managed[scope];
+      decisions.push({ action: 'yield', scope, kind: m.kind, from: m.value, to: live.override ?? 'default', signals: readings, why: `changed by ${live.setBy ?? 'someone else'} to ${live.override ?? 'its plan value'}` });
+    }
+  }
+
+  const calmSince = load === 'calm' ? (state.calmSince ?? t) : undefined;
+  let lastLowerAt = state.lastLowerAt;
+  let lastRaiseAt = state.lastRaiseAt;
+
+  if (load === 'over' && (lastLowerAt === undefined || t - lastLowerAt >= cfg.settleSeconds * 1000)) {
+    const d = pickLowering(snap, cfg, readings);
+    if (d) {
+      decisions.push(d);
+      lastLowerAt = t;
+      const before = managed[d.scope];
+      const live = snap.scopes.find((s) => s.scope === d.scope)!;
+      managed[d.scope] = {
+        kind: d.kind,
+        service: live.service,
+        value: d.to as number,
+        restoreTo: before ? before.restoreTo : (live.override ?? 'default'),
+        restoreValue: before ? before.restoreValue : d.from!,
+        changedAt: t,
+        confirmed: false,
+      };
+      const f = flaps[d.scope];
+      if (f && t - f.at < 2 * raiseWaitMs(cfg, state, d.scope)) flaps[d.scope] = { count: f.count + 1, at: f.at };
+    }
+  } else if (load === 'calm' && calmSince !== undefined) {
+    const order = Object.entries(managed).sort((a, b) => a[1].changedAt - b[1].changedAt || a[0].localeCompare(b[0]));
+    for (const [scope, m] of order) {
+      const wait = raiseWaitMs(cfg, state, scope);
+      if (t - calmSince < wait || t - m.changedAt < wait || (lastRaiseAt !== undefined && t - lastRaiseAt < wait)) continue;
+      const next = m.value + Math.max(1, Math.ceil((m.restoreValue * cfg.raiseStepPercent) / 100));
+      const why = `calm for ${round((t - calmSince) / 1000)} s: ${readings.map((r) => `${r.name} ${round(r.value)} < ${round(r.target * cfg.releaseRatio)}`).join(', ')}`;
+      if (next >= m.restoreValue) {
+        delete managed[scope];
+        decisions.push({ action: 'release', scope, kind: m.kind, from: m.value, to: m.restoreTo, signals: readings, why });
+      } else {
+        managed[scope] = { ...m, value: next, changedAt: t, confirmed: false };
+        decisions.push({ action: 'raise', scope, kind: m.kind, from: m.value, to: next, signals: readings, why });
+      }
+      flaps[scope] = { count: flaps[scope]?.count ?? 0, at: t };
+      lastRaiseAt = t;
+      break;
+    }
+  }
+
+  // Forget flap history of scopes no longer governed once calm has outlasted it.
+  for (const [scope, f] of Object.entries(flaps))
+    if (!managed[scope] && t - f.at > 8 * raiseWaitMs(cfg, state, scope)) delete flaps[scope];
+
+  const timers = {
+    ...(calmSince !== undefined ? { calmSince } : {}),
+    ...(lastLowerAt !== undefined ? { lastLowerAt } : {}),
+    ...(lastRaiseAt !== undefined ? { lastRaiseAt } : {}),
+  };
+  return {
+    load,
+    readings,
+    decisions,
+    applied: { ...timers, managed, flaps },
+    // Not applied: proposals are paced like actions, but nothing is governed.
+    proposed: { ...timers, managed: state.managed, flaps: state.flaps },
+  };
+}
+
+/** The limit changes a mode carries out: only enforce changes anything ('yield' is never a change). */
+export function changesFor(mode: GovernorConfig['mode'], decisions: readonly Decision[]): Array<{ scope: string; value: number | 'default' }> {
+  if (mode !== 'enforce') return [];
+  return decisions.filter((d) => d.action !== 'yield').map((d) => ({ scope: d.scope, value: d.to }));
+}
+
+/** After the daemons confirmed changes: those scopes' values are known to be live. */
+export function confirm(state: GovernorState, scopes: readonly string[]): GovernorState {
+  const managed = { ...state.managed };
+  for (const s of scopes) if (managed[s]) managed[s] = { ...managed[s]!, confirmed: true };
+  return { ...state, managed };
+}
+
+/** The command a person runs to apply a decision (advise mode). */
+export function commandFor(d: Decision): string {
+  return `mailfleet limit set ${d.scope} ${d.to} --by ${GOVERNOR_ACTOR}`;
+}

@@ -1,0 +1,223 @@
+/**
+ * The governor's eyes: one snapshot of the fleet from every daemon's admin API — GET /v1/connections and
+ * GET /v1/limits (the same reads as `mailfleet top`, grouped by the same rowsFor) and GET /metrics for the
+ * load signals. Rates and the storage-latency p99 are deltas between two snapshots, so the first one has
+ * none of them.
+ */
+import type { ConnectionInfo } from '../daemon/net/registry.js';
+import type { LimitsView } from '../admin/routes/limits.js';
+import { fanOut, type Fleet } from '../ops/fleet.js';
+import { rowsFor, type TopSection } from '../ops/top.js';
+import type { GovernedKind, GovernorSignal } from './config.js';
+import type { GovernorSnapshot, ScopeLoad } from './types.js';
+
+/** One parsed Prometheus sample. */
+export interface PromSample {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** The Prometheus text format, as prom-client writes it (no escapes inside our label values but \" and \\). */
+export function parsePrometheus(text: string): PromSample[] {
+  const out: PromSample[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const brace = line.indexOf('{');
+    const space = line.lastIndexOf(' ');
+    if (space < 0) continue;
+    const value = Number(line.slice(space + 1));
+    if (Number.isNaN(value)) continue;
+    if (brace < 0 || brace > space) {
+      out.push({ name: line.slice(0, space), labels: {}, value });
+      continue;
+    }
+    const close = line.lastIndexOf('}');
+    const labels: Record<string, string> = {};
+    let i = brace + 1;
+    while (i < close) {
+      const eq = line.indexOf('=', i);
+      if (eq < 0 || line[eq + 1] !== '"') break;
+      const key = line.slice(i, eq).trim();
+      let j = eq + 2;
+      let v = '';
+      while (j < close && line[j] !== '"') {
+        if (line[j] === '\\' && j + 1 < close) j++;
+        v += line[j];
+        j++;
+      }
+      labels[key] = v;
+      i = j + 1;
+      if (line[i] === ',') i++;
+    }
+    out.push({ name: line.slice(0, brace), labels, value });
+  }
+  return out;
+}
+
+/** What one node's metrics said at one time: the counters deltas are taken from. */
+export interface NodeSample {
+  readonly at: number;
+  readonly lagP99Ms?: number;
+  readonly cpuSeconds?: number;
+  readonly refused: number;
+  /** Delivery histogram buckets summed over protocols: upper bound (s) → cumulative count. */
+  readonly delivery: ReadonlyArray<readonly [number, number]>;
+}
+
+export function nodeSample(at: number, samples: readonly PromSample[]): NodeSample {
+  let lag: number | undefined;
+  let cpu: number | undefined;
+  let refused = 0;
+  const buckets = new Map<number, number>();
+  for (const s of samples) {
+    if (s.name === 'mailfleetd_event_loop_lag_seconds' && s.labels.quantile === '0.99') lag = s.value * 1000;
+    else if (s.name === 'mailfleetd_process_cpu_seconds_total') cpu = s.value;
+    else if (s.name === 'mailfleetd_connections_refused_total') refused += s.value;
+    else if (s.name === 'mailfleetd_delivery_seconds_bucket') {
+      const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
+      buckets.set(le, (buckets.get(le) ?? 0) + s.value);
+    }
+  }
+  return { at, lagP99Ms: lag, cpuSeconds: cpu, refused, delivery: [...buckets].sort((a, b) => a[0] - b[0]) };
+}
+
+/** p99 of the deliveries between two samples, in ms (the bucket bound it falls in); undefined without any. */
+export function deliveryP99Ms(prev: NodeSample, now: NodeSample): number | undefined {
+  const before = new Map(prev.delivery);
+  const delta = now.delivery.map(([le, n]) => [le, n - (before.get(le) ?? 0)] as const);
+  const count = delta.find(([le]) => le === Infinity)?.[1] ?? 0;
+  if (count <= 0) return undefined;
+  const finite = delta.filter(([le]) => Number.isFinite(le));
+  for (const [le, n] of finite) if (n >= 0.99 * count) return le * 1000;
+  // Beyond the largest bucket: say twice it (the histogram cannot tell more).
+  return (finite[finite.length - 1]?.[0] ?? 1) * 2000;
+}
+
+interface NodeRead {
+  readonly connections: { hostname: string; connections: ConnectionInfo[] };
+  readonly limits: LimitsView;
+  readonly metrics: NodeSample;
+}
+
+export interface FleetReading {
+  readonly snapshot: GovernorSnapshot;
+  /** Per node URL: its metrics sample (the next reading's deltas start from it). */
+  readonly samples: ReadonlyMap<string, NodeSample>;
+  readonly answered: number;
+  readonly failed: ReadonlyArray<{ node: string; error: string }>;
+}
+
+const SECTION_OF: Readonly<Record<GovernedKind, TopSection>> = { user: 'user', ip: 'ip', domain: 'domain', listener: 'listener' };
+
+/** The limit scope a row of `mailfleet top` is governed through. */
+export function scopeOf(kind: GovernedKind, id: string, service: string): string {
+  switch (kind) {
+    case 'user':
+      return `user:${id.toLowerCase()}:${service}`;
+    case 'ip':
+      return `ip:${id.toLowerCase()}:${service}`;
+    case 'domain':
+      return `${service}.perDomain@${id.toLowerCase()}`;
+    case 'listener':
+      return `listener:${id}`;
+  }
+}
+
+/**
+ * Reads every node once. `managed` scopes are always reported (from the live overrides) even when they
+ * hold no session, so the governor can raise them back after the flood is gone.
+ */
+export async function readFleet(
+  fleet: Fleet,
+  prev: ReadonlyMap<string, NodeSample>,
+  managed: readonly string[],
+  now: () => number = Date.now,
+): Promise<FleetReading> {
+  const results = await fanOut(fleet, async (c): Promise<NodeRead> => {
+    const [connections, limits, text] = await Promise.all([
+      c.get<NodeRead['connections']>('/v1/connections'),
+      c.get<LimitsView>('/v1/limits'),
+      fetchText(`${c.url}/metrics`, c.node.token, fleet.timeoutMs),
+    ]);
+    return { connections, limits, metrics: nodeSample(now(), parsePrometheus(text)) };
+  });
+  const ok = results.flatMap((r) => (r.ok ? [{ node: r.node, ...r.value }] : []));
+  const at = now();
+  const signals: Partial<Record<GovernorSignal, number>> = {};
+  const samples = new Map<string, NodeSample>();
+  let refusedRate: number | undefined;
+  for (const n of ok) {
+    samples.set(n.node, n.metrics);
+    const m = n.metrics;
+    if (m.lagP99Ms !== undefined) signals.eventLoopLagMs = Math.max(signals.eventLoopLagMs ?? 0, m.lagP99Ms);
+    const p = prev.get(n.node);
+    if (!p) continue;
+    const dt = (m.at - p.at) / 1000;
+    if (dt <= 0) continue;
+    if (m.cpuSeconds !== undefined && p.cpuSeconds !== undefined)
+      signals.cpuPercent = Math.max(signals.cpuPercent ?? 0, ((m.cpuSeconds - p.cpuSeconds) / dt) * 100);
+    const p99 = deliveryP99Ms(p, m);
+    if (p99 !== undefined) signals.storageLatencyMs = Math.max(signals.storageLatencyMs ?? 0, p99);
+    // A counter that went down is a restarted daemon: count from zero.
+    refusedRate = (refusedRate ?? 0) + Math.max(0, m.refused >= p.refused ? m.refused - p.refused : m.refused) / dt;
+  }
+  if (refusedRate !== undefined) signals.refusalsPerSecond = refusedRate;
+  if (ok.length > 0) signals.connections = ok.reduce((s, n) => s + n.connections.connections.length, 0);
+
+  const scopes = ok.length > 0 ? scopeLoads(ok, managed) : [];
+  return {
+    snapshot: { at, signals, scopes },
+    samples,
+    answered: ok.length,
+    failed: results.flatMap((r) => (r.ok ? [] : [{ node: r.node, error: r.error }])),
+  };
+}
+
+function scopeLoads(nodes: ReadonlyArray<NodeRead & { node: string }>, managed: readonly string[]): ScopeLoad[] {
+  const overrides = new Map<string, { value: number; by?: string }>();
+  for (const n of nodes)
+    for (const [scope, value] of Object.entries(n.limits.overrides))
+      if (!overrides.has(scope)) overrides.set(scope, { value, by: n.limits.overrideDetails?.find((d) => d.scope === scope)?.by });
+  // A listener carrying sessions of several domains is shared, not a tenant's: never a governed scope.
+  const domainsOn = new Map<string, Set<string>>();
+  for (const n of nodes)
+    for (const c of n.connections.connections)
+      if (c.user) domainsOn.set(c.listener, (domainsOn.get(c.listener) ?? new Set()).add(c.user.slice(c.user.lastIndexOf('@') + 1).toLowerCase()));
+  const out = new Map<string, ScopeLoad>();
+  for (const kind of Object.keys(SECTION_OF) as GovernedKind[]) {
+    for (const row of rowsFor(SECTION_OF[kind], nodes)) {
+      if (kind === 'listener' && (row.id.startsWith('default-') || (domainsOn.get(row.id)?.size ?? 0) > 1)) continue;
+      const scope = scopeOf(kind, row.id, row.service);
+      const o = overrides.get(scope);
+      out.set(scope, {
+        scope,
+        kind,
+        service: row.service,
+        current: (out.get(scope)?.current ?? 0) + row.current,
+        limit: o?.value ?? row.limit,
+        override: o?.value ?? null,
+        ...(o?.by ? { setBy: o.by } : {}),
+      });
+    }
+  }
+  for (const scope of managed) {
+    if (out.has(scope)) continue;
+    const o = overrides.get(scope);
+    const kind: GovernedKind = scope.startsWith('user:') ? 'user' : scope.startsWith('ip:') ? 'ip' : scope.startsWith('listener:') ? 'listener' : 'domain';
+    out.set(scope, { scope, kind, service: scope.startsWith('listener:') ? '' : serviceOf(scope), current: 0, limit: o?.value, override: o?.value ?? null, ...(o?.by ? { setBy: o.by } : {}) });
+  }
+  return [...out.values()];
+}
+
+function serviceOf(scope: string): string {
+  if (scope.startsWith('user:') || scope.startsWith('ip:')) return scope.slice(scope.lastIndexOf(':') + 1);
+  return scope.slice(0, scope.indexOf('.'));
+}
+
+async function fetchText(url: string, token: string | undefined, timeoutMs: number): Promise<string> {
+  const res = await fetch(url, { headers: token ? { Authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return res.text();
+}

@@ -1,0 +1,212 @@
+/**
+ * The governor's decision core, as a pure function: hysteresis (no oscillation at the threshold), floors
+ * and fair share, the audit content of each decision, observe/advise changing nothing, and a closed loop
+ * against a simulated platform whose load follows the heavy tenant's cap.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { governorConfig, type GovernorConfig } from '../../lib/governor/config.js';
+import { changesFor, fairShares, tick } from '../../lib/governor/core.js';
+import { EMPTY_STATE, type GovernorSnapshot, type GovernorState, type ScopeLoad } from '../../lib/governor/types.js';
+import { governorSchema } from '../../lib/spec/schema.js';
+
+const cfg = (o: Record<string, unknown> = {}): GovernorConfig =>
+  governorConfig(governorSchema.parse({ mode: 'enforce', targets: { connections: 100 }, settleSeconds: 1, cooldownSeconds: 5, ...o }));
+
+const user = (name: string, current: number, limit = 20, override: number | null = null): ScopeLoad => ({
+  scope: `user:${name}:imap`,
+  kind: 'user',
+  service: 'imap',
+  current,
+  limit: override ?? limit,
+  override,
+});
+
+const scopeArb: fc.Arbitrary<ScopeLoad> = fc
+  .record({
+    kind: fc.constantFrom('user', 'ip', 'domain', 'listener' as const),
+    id: fc.integer({ min: 0, max: 5 }),
+    service: fc.constantFrom('imap', 'pop3'),
+    current: fc.integer({ min: 0, max: 200 }),
+    limit: fc.integer({ min: 1, max: 300 }),
+    overridden: fc.boolean(),
+  })
+  .map((r) => ({
+    scope: `${r.kind}:s${r.id}:${r.service}`,
+    kind: r.kind,
+    service: r.service,
+    current: r.current,
+    limit: r.limit,
+    override: r.overridden ? r.limit : null,
+  }));
+const scopesArb = fc.uniqueArray(scopeArb, { selector: (s) => s.scope, maxLength: 12 });
+
+/** Runs ticks over a constant set of scopes, applying each decision to the scopes (enforce). */
+function run(c: GovernorConfig, signals: readonly number[], scopes: ScopeLoad[], stepMs = 1000) {
+  let state: GovernorState = EMPTY_STATE;
+  let live = scopes.map((s) => ({ ...s }));
+  const all = [];
+  for (let i = 0; i < signals.length; i++) {
+    const r = tick({ at: i * stepMs, signals: { connections: signals[i]! }, scopes: live }, state, c);
+    state = r.applied;
+    for (const d of r.decisions) {
+      all.push({ i, d });
+      live = live.map((s) =>
+        s.scope !== d.scope ? s : d.to === 'default' ? { ...s, limit: scopes.find((x) => x.scope === s.scope)!.limit, override: null } : { ...s, limit: d.to, override: d.to, setBy: 'mailfleet-governor' },
+      );
+    }
+    state = { ...state, managed: Object.fromEntries(Object.entries(state.managed).map(([k, m]) => [k, { ...m, confirmed: true }])) };
+  }
+  return { all, state, live };
+}
+
+describe('governor core', () => {
+  it('lowers the heaviest user over its fair share, never below floor or fair share, and audits inputs, scope, before and after', () => {
+    const c = cfg({ targets: { connections: 10 } });
+    const r = tick({ at: 0, signals: { connections: 30 }, scopes: [user('heavy@a.com', 24), user('l1@b.com', 3), user('l2@b.com', 3)] }, EMPTY_STATE, c);
+    assert.equal(r.load, 'over');
+    assert.equal(r.decisions.length, 1);
+    const d = r.decisions[0]!;
+    assert.deepEqual([d.action, d.scope, d.from, d.to], ['lower', 'user:heavy@a.com:imap', 20, 15]);
+    assert.deepEqual(d.signals, [{ name: 'connections', value: 30, target: 10 }]);
+    assert.equal(d.fairShare, 10);
+    assert.equal(d.current, 24);
+  });
+
+  it('property: every lowering respects the floor and fair share, touches only scopes above their fair share, and lowers', () => {
+    fc.assert(
+      fc.property(scopesArb, fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 90 }), (scopes, floor, stepPercent) => {
+        const c = cfg({ floor, stepPercent, targets: { connections: 1 } });
+        const r = tick({ at: 0, signals: { connections: 1000 }, scopes }, EMPTY_STATE, c);
+        const fair = fairShares(scopes);
+        for (const d of r.decisions) {
+          assert.equal(d.action, 'lower');
+          const s = scopes.find((x) => x.scope === d.scope)!;
+          const share = fair.get(`${s.kind}|${s.service}`)!;
+          assert.ok(s.current > share, 'only scopes above their fair share');
+          assert.equal(typeof d.to, 'number');
+          assert.ok((d.to as number) >= floor, 'floor');
+          assert.ok((d.to as number) >= Math.ceil(share), 'fair share');
+          assert.ok((d.to as number) < s.limit!, 'a step down');
+          assert.equal(d.from, s.limit);
+          assert.ok(d.signals.length > 0 && d.why.length > 0, 'the decision names its signal');
+        }
+      }),
+    );
+  });
+
+  it('property: observe and advise change nothing (no limit change, no governed scope), enforce carries out what it decides', () => {
+    fc.assert(
+      fc.property(scopesArb, fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 1, maxLength: 40 }), (scopes, signals) => {
+        for (const mode of ['observe', 'advise'] as const) {
+          const c = cfg({ mode, targets: { connections: 100 } });
+          let state: GovernorState = EMPTY_STATE;
+          signals.forEach((v, i) => {
+            const r = tick({ at: i * 1000, signals: { connections: v }, scopes }, state, c);
+            assert.deepEqual(changesFor(mode, r.decisions), []);
+            assert.deepEqual(r.proposed.managed, {});
+            state = r.proposed;
+          });
+        }
+        const r = tick({ at: 0, signals: { connections: signals[0]! }, scopes }, EMPTY_STATE, cfg({ targets: { connections: 100 } }));
+        assert.equal(changesFor('enforce', r.decisions).length, r.decisions.length);
+      }),
+    );
+  });
+
+  it('property: hysteresis — load that never falls under the release threshold is never raised; load never above the target is never lowered', () => {
+    fc.assert(
+      fc.property(fc.array(fc.double({ min: 70.01, max: 140, noNaN: true }), { minLength: 1, maxLength: 200 }), (signals) => {
+        const { all } = run(cfg(), signals, [user('heavy@a.com', 60, 100), user('l@b.com', 2)]);
+        assert.ok(all.every((x) => x.d.action === 'lower'), 'no raise without calm');
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.double({ min: 0, max: 100, noNaN: true }), { minLength: 1, maxLength: 200 }), (signals) => {
+        const { all } = run(cfg(), signals, [user('heavy@a.com', 60, 100), user('l@b.com', 2)]);
+        assert.deepEqual(all, [], 'at or under the target nothing is lowered');
+      }),
+    );
+  });
+
+  it('steady load at the threshold: a flat signal exactly at, or noise around, the target never flaps', () => {
+    const at = run(cfg(), Array(300).fill(100), [user('heavy@a.com', 60, 100), user('l@b.com', 2)]);
+    assert.deepEqual(at.all, []);
+    const noisy = Array.from({ length: 300 }, (_, i) => 100 + (i % 2 === 0 ? 3 : -3));
+    const n = run(cfg(), noisy, [user('heavy@a.com', 60, 100), user('l@b.com', 2)]);
+    assert.ok(n.all.length > 0, 'over the target half the time: it lowers');
+    assert.ok(n.all.every((x) => x.d.action === 'lower'), 'only steps down: 70 % of the target is never reached');
+  });
+
+  it('closed loop: against a platform whose load follows the heavy cap, flaps back off exponentially', () => {
+    // Sessions = light 10 + min(heavy demand 80, heavy cap); target 50, calm under 45: a band narrower than
+    // one raising step, so every raise overshoots into overload (the worst case for flapping).
+    const c = cfg({ targets: { connections: 50 }, cooldownSeconds: 3, settleSeconds: 1, floor: 2, releaseRatio: 0.9 });
+    let state: GovernorState = EMPTY_STATE;
+    let cap = 100;
+    let override: number | null = null;
+    const actions: string[] = [];
+    let overTicks = 0;
+    const ticks = 2000;
+    for (let i = 0; i < ticks; i++) {
+      const heavy = Math.min(80, cap);
+      if (10 + heavy > 50) overTicks++;
+      const snap: GovernorSnapshot = {
+        at: i * 1000,
+        signals: { connections: 10 + heavy },
+        scopes: [user('heavy@a.com', heavy, 100, override), ...Array.from({ length: 10 }, (_, k) => user(`l${k}@b.com`, 1))],
+      };
+      const r = tick(snap, state, c);
+      state = r.applied;
+      for (const d of r.decisions) {
+        actions.push(d.action);
+        cap = d.to === 'default' ? 100 : d.to;
+        override = d.to === 'default' ? null : d.to;
+      }
+      state = { ...state, managed: Object.fromEntries(Object.entries(state.managed).map(([k, m]) => [k, { ...m, confirmed: true }])) };
+    }
+    const reversals = actions.filter((a, i) => a === 'lower' && i > 0 && actions[i - 1] !== 'lower').length;
+    // Each flap doubles the wait before the next raise, up to 2^5 × cooldown = 96 s: at most 5 doublings
+    // plus one flap per 96 s (without the back-off: one per 6 s, 333 in this run).
+    assert.ok(reversals <= 5 + Math.ceil(ticks / 96), `reversals ${reversals}: ${actions.join(' ')}`);
+    assert.ok(overTicks / ticks < 0.05, `over the target ${overTicks} of ${ticks} s`);
+  });
+
+  it('raises back in steps after the cooldown and releases to the plan value; a restart from the saved state continues', () => {
+    const c = cfg({ targets: { connections: 10 }, cooldownSeconds: 5, raiseStepPercent: 10 });
+    const heavyOver = [user('heavy@a.com', 24), user('l@b.com', 2)];
+    let r = tick({ at: 0, signals: { connections: 26 }, scopes: heavyOver }, EMPTY_STATE, c);
+    assert.equal(r.decisions[0]!.to, 15);
+    // JSON round trip: what the state file holds is all a restarted governor has.
+    let state: GovernorState = JSON.parse(JSON.stringify(r.applied));
+    const lowered = [user('heavy@a.com', 0, 20, 15), user('l@b.com', 2)].map((s) => ({ ...s, setBy: 'mailfleet-governor' }));
+    const seen: Array<[number, string, unknown]> = [];
+    for (let t = 1000; t <= 30_000; t += 1000) {
+      r = tick({ at: t, signals: { connections: 2 }, scopes: lowered }, state, c);
+      state = JSON.parse(JSON.stringify(r.applied));
+      for (const d of r.decisions) {
+        seen.push([t, d.action, d.to]);
+        const s = lowered.find((x) => x.scope === d.scope)!;
+        Object.assign(s, d.to === 'default' ? { override: null, limit: 20 } : { override: d.to, limit: d.to });
+      }
+    }
+    // 15 + 10 % of 20 per step, one step per 5 s cooldown, the last one drops the override.
+    assert.deepEqual(seen, [
+      [6000, 'raise', 17],
+      [11000, 'raise', 19],
+      [16000, 'release', 'default'],
+    ]);
+  });
+
+  it('an operator change to a governed scope wins: the governor yields; its own lost change is reasserted', () => {
+    const c = cfg({ targets: { connections: 10 } });
+    const r = tick({ at: 0, signals: { connections: 26 }, scopes: [user('heavy@a.com', 24), user('l@b.com', 2)] }, EMPTY_STATE, c);
+    const confirmed: GovernorState = { ...r.applied, managed: { 'user:heavy@a.com:imap': { ...r.applied.managed['user:heavy@a.com:imap']!, confirmed: true } } };
+    const human = tick({ at: 500, signals: { connections: 26 }, scopes: [{ ...user('heavy@a.com', 24, 20, 18), setBy: 'alice@ops' }] }, confirmed, c);
+    assert.deepEqual(human.decisions.map((d) => [d.action, d.to]), [['yield', 18]]);
+    assert.deepEqual(human.applied.managed, {});
+    const lost = tick({ at: 500, signals: { connections: 26 }, scopes: [user('heavy@a.com', 24)] }, r.applied, c);
+    assert.deepEqual(lost.decisions.map((d) => [d.action, d.to]), [['reassert', 15]]);
+  });
+});
