@@ -116,6 +116,8 @@ export class ImapSession {
       caps.push(`APPENDLIMIT=${this.deps.settings.maxLiteralBytes}`);
       // RFC 9208, served by commands/getquota.ts, getquotaroot.ts, setquota.ts.
       caps.push('QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
+      // RFC 4731, 5182, 5256, 5267: commands/search.ts, sort.ts, thread.ts.
+      caps.push('ESEARCH', 'SEARCHRES', 'SORT', 'ESORT', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES');
     }
     return caps.join(' ');
   }
