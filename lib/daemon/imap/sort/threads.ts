@@ -79,8 +79,10 @@ export function orderedSubject(items: readonly SortItem[], id: (i: SortItem) => 
 /** Makes `child` a child of `parent` unless it has a parent and `replace` is false, or a loop would form. */
 function link(parent: ThreadNode, child: ThreadNode, replace: boolean): void {
   if (child.parent && !replace) return;
-  if (child.parent === parent) return;
-  for (let p: ThreadNode | undefined = parent; p; p = p.parent) if (p === child) return;
+  if (child.parent === parent || child === parent) return;
+  // Only a child with children of its own can be an ancestor of `parent`: a new message (the usual
+  // case, References in arrival order) skips the walk up a chain that may be thousands deep.
+  if (child.children.length > 0) for (let p: ThreadNode | undefined = parent; p; p = p.parent) if (p === child) return;
   unlink(child);
   child.parent = parent;
   parent.children.push(child);
