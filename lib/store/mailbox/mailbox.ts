@@ -842,6 +842,14 @@ export class Mailbox {
     return s;
   }
 
+  /**
+   * The summaries cached so far, by UID (what summary() would answer without reading a file). SORT and
+   * THREAD look up 10,000 keys at a time: a map lookup each instead of a promise each.
+   */
+  cachedSummaries(): Promise<ReadonlyMap<number, MessageSummary>> {
+    return this.loadSummaries();
+  }
+
   private loadSummaries(): Promise<Map<number, MessageSummary>> {
     if (this.summaries) return Promise.resolve(this.summaries);
     this.summaryLoad ??= (async () => {

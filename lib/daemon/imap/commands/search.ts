@@ -358,7 +358,8 @@ export async function matchMessages(sel: SelectedMailbox, key: Key): Promise<{ h
       continue;
     }
     try {
-      if (await ev.test(key, r, i + 1)) hits.push({ seq: i + 1, uid, rec: r });
+      // ALL (what SORT and THREAD usually ask) needs no evaluation: no promise per message.
+      if (key.op === 'all' || (await ev.test(key, r, i + 1))) hits.push({ seq: i + 1, uid, rec: r });
     } catch (e) {
       // Expunged by another session between the index read and the file read: it matches nothing (Dovecot too).
       if (!isMailfleetError(e, 'NOT_FOUND')) throw e;

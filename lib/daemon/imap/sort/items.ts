@@ -15,13 +15,18 @@ const NO_KEYS: SortKeys = { subject: '', reply: false, from: '', to: '', cc: '',
 export async function sortItemsOf(sel: SelectedMailbox, hits: ReadonlyArray<{ readonly seq: number; readonly uid: number; readonly rec: MessageRecord }>): Promise<SortItem[]> {
   const out: SortItem[] = [];
   const slice = new TimeSlice();
+  const cache = await sel.mailbox.cachedSummaries();
   for (const h of hits) {
     await slice.pause();
-    let keys = NO_KEYS;
-    try {
-      keys = (await sel.mailbox.summary(h.rec)).sort;
-    } catch (e) {
-      if (!isMailfleetError(e, 'NOT_FOUND')) throw e;
+    // Cached: a map lookup, no promise per message (10,000 of them showed in the profile).
+    let keys = cache.get(h.uid)?.sort;
+    if (!keys) {
+      try {
+        keys = (await sel.mailbox.summary(h.rec)).sort;
+      } catch (e) {
+        if (!isMailfleetError(e, 'NOT_FOUND')) throw e;
+        keys = NO_KEYS;
+      }
     }
     out.push({ seq: h.seq, uid: h.uid, arrival: h.rec.date, size: h.rec.size, keys });
   }

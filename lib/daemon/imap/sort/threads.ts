@@ -33,19 +33,17 @@ function cmpNodes(a: ThreadNode, b: ThreadNode): number {
   return x.date - y.date || x.id - y.id;
 }
 
-/** Every node under `roots`, children before their parents. */
+/** Every node under `roots`, children before their parents (an explicit stack, no tuples). */
 function postOrder(roots: readonly ThreadNode[]): ThreadNode[] {
   const out: ThreadNode[] = [];
-  const stack: Array<[ThreadNode, boolean]> = roots.map((r) => [r, false]);
+  const stack: ThreadNode[] = [...roots];
+  // Pre-order with children pushed, reversed at the end: every parent lands after its descendants.
   while (stack.length > 0) {
-    const [n, done] = stack.pop()!;
-    if (done) out.push(n);
-    else {
-      stack.push([n, true]);
-      for (const c of n.children) stack.push([c, false]);
-    }
+    const n = stack.pop()!;
+    out.push(n);
+    for (const c of n.children) stack.push(c);
   }
-  return out;
+  return out.reverse();
 }
 
 /** Sorts every sibling list, children first (a dummy's date is its first child's after sorting). */
@@ -202,13 +200,16 @@ export function formatThreads(roots: readonly ThreadNode[]): string {
       parts.push(x);
       continue;
     }
-    const items: Array<ThreadNode | string> = [];
-    if (x.id !== 0) items.push(String(x.id));
-    if (x.children.length > 0 && x.id !== 0) items.push(' ');
-    // A single child continues the line; several each get their own parentheses.
-    if (x.children.length === 1) items.push(x.children[0]!);
-    else for (const c of x.children) items.push('(', c, ')');
-    for (let k = items.length - 1; k >= 0; k--) stack.push(items[k]!);
+    // A single child continues the line (followed without the stack); several each get parentheses.
+    for (let n = x; ; ) {
+      if (n.id !== 0) parts.push(n.children.length > 0 ? `${n.id} ` : String(n.id));
+      if (n.children.length === 1) {
+        n = n.children[0]!;
+        continue;
+      }
+      for (let k = n.children.length - 1; k >= 0; k--) stack.push(')', n.children[k]!, '(');
+      break;
+    }
   }
   return parts.join('');
 }
