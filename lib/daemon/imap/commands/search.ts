@@ -350,7 +350,8 @@ export async function matchMessages(sel: SelectedMailbox, key: Key): Promise<{ h
   const slice = new TimeSlice();
   let expunged = false;
   for (let i = 0; i < sel.uids.length; i++) {
-    await slice.pause();
+    // The slice's own check is per call; a promise per message of a 10,000-message SORT showed in the profile.
+    if ((i & 15) === 15) await slice.pause();
     const uid = sel.uids[i]!;
     const r = sel.mailbox.byUid(uid) ?? sel.mailbox.expungedRecord(uid);
     if (!r) {

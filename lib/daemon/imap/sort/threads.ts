@@ -16,8 +16,18 @@ export interface ThreadNode {
   children: ThreadNode[];
 }
 
+/** Every field set, in one order: one object shape for all nodes keeps property access monomorphic. */
 function node(i: SortItem | undefined, id: number): ThreadNode {
-  return { id, date: i ? sentDate(i) : 0, subject: i?.keys.subject ?? '', reply: i?.keys.reply ?? false, children: [] };
+  const n: ThreadNode = { id: 0, date: 0, subject: '', reply: false, parent: undefined, children: [] };
+  if (i) fill(n, i, id);
+  return n;
+}
+
+function fill(n: ThreadNode, i: SortItem, id: number): void {
+  n.id = id;
+  n.date = sentDate(i);
+  n.subject = i.keys.subject;
+  n.reply = i.keys.reply;
 }
 
 /** The first real message under a dummy: its date, id and subject stand for the dummy's. */
@@ -106,13 +116,15 @@ export function referencesThreads(items: readonly SortItem[], id: (i: SortItem) 
     return n;
   };
   // (1) Link messages by their references, in mailbox order.
-  for (const i of [...items].sort((a, b) => a.seq - b.seq)) {
+  let inOrder = true;
+  for (let k = 1; k < items.length && inOrder; k++) inOrder = items[k - 1]!.seq < items[k]!.seq;
+  for (const i of inOrder ? items : [...items].sort((a, b) => a.seq - b.seq)) {
     const mid = i.keys.messageId;
     let n = mid === undefined ? undefined : byMsgId.get(mid);
     if (mid !== undefined && n === undefined) n = container(mid);
     if (n !== undefined && n.id === 0) {
       // A container seen only in references so far, or new: the message takes it.
-      Object.assign(n, node(i, id(i)), { parent: n.parent, children: n.children });
+      fill(n, i, id(i));
     } else {
       // No Message-ID, or a duplicate one: a container of its own.
       all.push((n = node(i, id(i))));
