@@ -838,8 +838,24 @@ export class Mailbox {
     const s = summarise(root, buf);
     cache.set(r.uid, s);
     // Append-only JSON lines: concurrent writers on other nodes at worst duplicate a line.
-    await writeFile(join(this.dir, CACHE_FILE), `${JSON.stringify({ u: r.uid, v: this.uidValidity, f: SUMMARY_FORMAT, ...s })}\n`, { flag: 'a' }).catch(() => {});
+    await this.appendCache(`${JSON.stringify({ u: r.uid, v: this.uidValidity, f: SUMMARY_FORMAT, ...s })}\n`);
     return s;
+  }
+
+  /** Cache lines made in the same event-loop turn, appended by one write (a cold SORT makes thousands). */
+  private cacheLines: string[] = [];
+  private cacheFlush?: Promise<void>;
+
+  private appendCache(line: string): Promise<void> {
+    this.cacheLines.push(line);
+    this.cacheFlush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      const text = this.cacheLines.join('');
+      this.cacheLines = [];
+      this.cacheFlush = undefined;
+      // A torn line (crash, or two writers' chunks interleaving) is skipped at load and made again.
+      await writeFile(join(this.dir, CACHE_FILE), text, { flag: 'a' }).catch(() => {});
+    });
+    return this.cacheFlush;
   }
 
   /**
