@@ -53,37 +53,41 @@ export function sentDate(i: SortItem): number {
   return i.keys.date ?? i.arrival;
 }
 
-function cmpKey(key: SortKey, a: SortItem, b: SortItem): number {
+/** The value a key compares for one message: a number, or a casemapped string (sort-keys.ts casemap). */
+function keyValue(key: SortKey, i: SortItem): number | string {
   switch (key) {
     case 'ARRIVAL':
-      return a.arrival - b.arrival;
+      return i.arrival;
     case 'DATE':
-      return sentDate(a) - sentDate(b);
+      return sentDate(i);
     case 'SIZE':
-      return a.size - b.size;
+      return i.size;
     case 'SUBJECT':
-      return cmpStr(a.keys.subject, b.keys.subject);
+      return i.keys.subject;
     case 'FROM':
-      return cmpStr(a.keys.from, b.keys.from);
+      return i.keys.from;
     case 'TO':
-      return cmpStr(a.keys.to, b.keys.to);
+      return i.keys.to;
     case 'CC':
-      return cmpStr(a.keys.cc, b.keys.cc);
+      return i.keys.cc;
   }
 }
 
-/** Casemapped keys (sort-keys.ts casemap) compare by code unit. */
-function cmpStr(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Sorts in place by the criteria, then by sequence number. */
+/**
+ * Sorts by the criteria, then by sequence number. Each criterion's values are taken out once into a
+ * column and the comparator indexes the columns (strings compare by code unit): 140,000 comparisons of a
+ * 10,000-message SORT no longer walk the items' objects each time.
+ */
 export function sortItems(items: SortItem[], criteria: readonly SortCriterion[]): SortItem[] {
-  return items.sort((a, b) => {
-    for (const c of criteria) {
-      const d = cmpKey(c.key, a, b);
-      if (d !== 0) return c.reverse ? -d : d;
+  const cols = criteria.map((c) => ({ dir: c.reverse ? -1 : 1, v: items.map((i) => keyValue(c.key, i)) }));
+  const order = items.map((_, k) => k);
+  order.sort((a, b) => {
+    for (const c of cols) {
+      const x = c.v[a]!;
+      const y = c.v[b]!;
+      if (x !== y) return x < y ? -c.dir : c.dir;
     }
-    return a.seq - b.seq;
+    return items[a]!.seq - items[b]!.seq;
   });
+  return order.map((k) => items[k]!);
 }
