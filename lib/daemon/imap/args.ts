@@ -124,8 +124,21 @@ export class Args {
 /** A sequence set: ranges with '*' (Infinity) resolved against the view by the caller. */
 export type SeqSet = ReadonlyArray<readonly [number, number]>;
 
+// --- SEARCHRES (RFC 5182) ---
+/**
+ * "$": the result the last SEARCH/SORT … RETURN (SAVE) kept (SelectedMailbox.searchResult). Parsing
+ * has no session, so it is this marker (an empty set to code that does not know it), substituted when
+ * the set is resolved (SelectedMailbox.resolve, SEARCH's `$` key).
+ */
+export const SEARCH_RESULT: SeqSet = Object.freeze([]);
+
+export function isSearchResult(set: SeqSet): boolean {
+  return set === SEARCH_RESULT;
+}
+// --- end SEARCHRES ---
+
 export function parseSeqSet(s: string, maxRanges = Infinity): SeqSet {
-  if (s === '$') throw bad('SEARCHRES is not supported');
+  if (s === '$') return SEARCH_RESULT;
   let ranges = 1;
   for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 0x2c) ranges++;
   if (ranges > maxRanges) throw overLimit(`Too many ranges in the sequence set (limit ${maxRanges})`);

@@ -3,7 +3,7 @@
  * reported. The records themselves live in the shared Mailbox; this is all a session keeps.
  */
 import { SYSTEM_FLAGS, type MailboxHandle, type MessageRecord } from '../../store/mailbox/index.js';
-import { normalizeSet, type SeqSet } from './args.js';
+import { isSearchResult, normalizeSet, type SeqSet } from './args.js';
 import { uidSet, type ModseqModes } from './condstore.js';
 
 export interface Selected {
@@ -109,6 +109,7 @@ export class SelectedMailbox {
     const out: Selected[] = [];
     const n = this.uids.length;
     if (n === 0) return out;
+    if (isSearchResult(set)) set = this.savedSet(byUid);
     // '*' is the highest UID (or sequence number); a range past it still names that message (RFC 3501 §6.4.8).
     const ranges = normalizeSet(set, byUid ? this.uids[n - 1]! : n);
     const push = (i: number) => {
@@ -139,8 +140,25 @@ export class SelectedMailbox {
     return lo;
   }
 
+  /**
+   * UIDs (ascending) the last SEARCH/SORT RETURN (SAVE) kept, for "$" (RFC 5182). Kept per selection: a
+   * new SELECT/EXAMINE starts with none. Messages expunged since simply no longer resolve.
+   */
+  searchResult: readonly number[] = [];
+
+  /** The saved result as ranges of UIDs or of this session's sequence numbers. */
+  private savedSet(byUid: boolean): SeqSet {
+    const out: Array<[number, number]> = [];
+    for (const u of this.searchResult) {
+      const n = byUid ? u : this.seqOf(u);
+      if (n > 0) out.push([n, n]);
+    }
+    return out;
+  }
+
   /** True when every sequence number in the set exists (a non-UID command naming more is a BAD). */
   inRange(set: SeqSet): boolean {
+    if (isSearchResult(set)) return true; // "$" names only messages of this view
     const n = this.uids.length;
     return set.every(([a, b]) => (a === Infinity || a <= n) && (b === Infinity || b <= n) && n > 0);
   }

@@ -118,6 +118,8 @@ export class ImapSession {
       caps.push('QUOTA', 'QUOTA=RES-STORAGE', 'QUOTA=RES-MESSAGE');
       // RFC 7162, served by condstore.ts, qresync.ts and the SELECT/FETCH/STORE/STATUS/SEARCH/ENABLE commands.
       caps.push('CONDSTORE', 'QRESYNC');
+      // RFC 4731, 5182, 5256, 5267: commands/search.ts, sort.ts, thread.ts.
+      caps.push('ESEARCH', 'SEARCHRES', 'SORT', 'ESORT', 'THREAD=ORDEREDSUBJECT', 'THREAD=REFERENCES');
     }
     return caps.join(' ');
   }

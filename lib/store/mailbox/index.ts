@@ -7,3 +7,4 @@ export * from './mutf7.js';
 export * from './names.js';
 export * from './store.js';
 export * from './redis-events.js';
+export * from './sort-keys.js';

@@ -30,10 +30,12 @@ import { rename } from './rename.js';
 import { search, uidSearch } from './search.js';
 import { select } from './select.js';
 import { setquota } from './setquota.js';
+import { sort, uidSort } from './sort.js';
 import { starttls } from './starttls.js';
 import { status } from './status.js';
 import { store, uidStore } from './store.js';
 import { subscribe } from './subscribe.js';
+import { thread, uidThread } from './thread.js';
 import { unselect } from './unselect.js';
 import { unsubscribe } from './unsubscribe.js';
 
@@ -42,6 +44,7 @@ const ALL: readonly RegisteredCommand[] = [
   fetch, uidFetch, id, idle, list, login, logout, lsub, move, uidMove, namespace, noop, rename, search, uidSearch,
   select, starttls, status, store, uidStore, subscribe, unselect, unsubscribe,
   getquota, getquotaroot, setquota,
+  sort, uidSort, thread, uidThread,
 ];
 
 export const COMMANDS: ReadonlyMap<string, RegisteredCommand> = new Map(ALL.map((c) => [c.name, c]));
