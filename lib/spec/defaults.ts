@@ -112,6 +112,15 @@ export const DEFAULT_IMAP_WORK_LIMITS = Object.freeze({
   maxHeaderBytes: 1024 * 1024,
   /** `* OK Still here` while a client IDLEs, so NLB (350 s) and NAT idle timeouts never drop it. */
   keepaliveSeconds: 120,
+  // --- LIST-EXTENDED, COMPRESS (issue 21) ---
+  /** Patterns in one LIST-EXTENDED `LIST "" (p1 p2 …)`: each is matched against every folder of the user. */
+  maxListPatterns: 64,
+  /**
+   * zlib memory all COMPRESS=DEFLATE sessions of one process may hold (each costs its deflate and inflate
+   * state, about 100 KiB: lib/daemon/imap/compress.ts); beyond it COMPRESS answers NO [LIMIT].
+   */
+  maxCompressMemoryBytes: 256 * 1024 * 1024,
+  // --- end issue 21 ---
 });
 
 /** Audit journal defaults (spec audit.*, docs/audit.md). */

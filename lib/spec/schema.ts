@@ -502,6 +502,13 @@ export const specSchema = z
         keepaliveSeconds: posInt
           .default(IMAP_WORK.keepaliveSeconds)
           .describe('While a client IDLEs, send "* OK Still here" this often (with up to 10% jitter); keep it below the NLB idle timeout (350 s).'),
+        // LIST-EXTENDED and COMPRESS=DEFLATE bounds (issue 21, docs/imap-pop3.md).
+        maxListPatterns: posInt
+          .default(IMAP_WORK.maxListPatterns)
+          .describe('Mailbox patterns in one LIST-EXTENDED LIST "" (p1 p2 …) (NO [LIMIT] beyond).'),
+        maxCompressMemoryBytes: posInt
+          .default(IMAP_WORK.maxCompressMemoryBytes)
+          .describe('zlib memory all COMPRESS=DEFLATE sessions of one process may hold (about 100 KiB each); beyond it COMPRESS answers NO [LIMIT].'),
       })
       .strict()
       .prefault({}),

@@ -1,0 +1,58 @@
+/**
+ * Issue 21 extensions (LIST-EXTENDED, LIST-STATUS, STATUS=SIZE, MULTIAPPEND, BINARY, COMPRESS=DEFLATE)
+ * in raw scripted sessions and real clients, against the real daemon. Their conformance with Dovecot is
+ * test/conformance/imap-misc-ext.test.ts; here: advertising, work limits, and what only mailfleetd shows.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { PASSWORD, startImapHarness, type Harness } from './mail-harness.js';
+import { RawImap, slit } from '../conformance/raw-imap.js';
+
+let h: Harness;
+const USER = 'alice@example.com';
+
+before(async () => {
+  h = await startImapHarness({ imap: { maxListPatterns: 3 } });
+});
+after(() => h?.close());
+
+const login = () => RawImap.login(h.port, USER, PASSWORD);
+
+describe('LIST-EXTENDED, LIST-STATUS, STATUS=SIZE', () => {
+  test('advertised after login', async () => {
+    const c = await login();
+    const caps = (await c.cmd('CAPABILITY')).untagged[0]!.split(' ');
+    for (const cap of ['LIST-EXTENDED', 'LIST-STATUS', 'STATUS=SIZE']) assert.ok(caps.includes(cap), cap);
+    await c.close();
+  });
+
+  test('more patterns than imap.maxListPatterns: NO [LIMIT], not counted as a bad command', async () => {
+    const c = await login();
+    const r = await c.cmd('LIST "" (a b c d)');
+    assert.match(r.tagged, /^NO \[LIMIT\] Too many mailbox patterns \(limit 3\)/);
+    assert.equal((await c.cmd('LIST "" (INBOX a b)')).untagged.length, 1);
+    await c.close();
+  });
+
+  test('a backtracking-shaped pattern in a pattern list stays linear', async () => {
+    const c = await login();
+    await c.cmd(`CREATE ${'a'.repeat(150)}`);
+    const t0 = Date.now();
+    const r = await c.cmd('LIST "" ("%*%*%*%*%*%*%*%*x" "*%*%*%*%*%*%*%*%y") RETURN (STATUS (MESSAGES SIZE))');
+    assert.equal(r.status, 'OK');
+    assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms`);
+    await c.close();
+  });
+
+  test('STATUS SIZE is the sum of RFC822.SIZE (bare LFs counted as CRLF), also in LIST-STATUS', async () => {
+    const c = await login();
+    await c.cmd('CREATE Sz');
+    await c.cmd(`APPEND Sz ${slit('Subject: a\n\nbody\n')}`);
+    await c.cmd(`APPEND Sz ${slit('Subject: b\r\n\r\nbody two\r\n')}`);
+    const r = await c.cmd('STATUS Sz (SIZE)');
+    assert.equal(r.untagged[0], `* STATUS "Sz" (SIZE ${'Subject: a\r\n\r\nbody\r\n'.length + 'Subject: b\r\n\r\nbody two\r\n'.length})`);
+    const l = await c.cmd('LIST "" Sz RETURN (STATUS (SIZE MESSAGES))');
+    assert.deepEqual(l.untagged, ['* LIST (\\HasNoChildren) "." "Sz"', `${r.untagged[0]!.slice(0, -1)} MESSAGES 2)`]);
+    await c.close();
+  });
+});
