@@ -162,6 +162,20 @@ describe('issue 21 extension scripts against mailfleetd and Dovecot', { concurre
       { c: 'LIST "" Q* RETURN (STATUS (BOGUS))' },
       { c: 'LIST "" INBOX RETURN (STATUS (MESSAGES UIDNEXT))' },
     ]));
+
+  test('RFC 3502 MULTIAPPEND: several messages with their own flags and dates, all or none', () =>
+    conform([
+      { c: 'CREATE Ma' },
+      { c: `APPEND Ma ${lit(M1)} ${lit(M2)}` },
+      { c: `APPEND Ma (\\Seen) "17-Jul-1996 02:44:25 -0700" ${lit(M1)} (\\Flagged $Work) "24-Mar-2007 23:00:00 -0500" ${lit(M2)}` },
+      { c: `APPEND Mnosuch ${lit(M1)} ${lit(M2)}` },
+      { c: `APPEND Ma ${lit(M1)} (\\Recent) ${lit(M2)}` },
+      { c: `APPEND Ma ${lit(M1)} "bad-date" ${lit(M2)}` },
+      { c: `APPEND Ma ${lit(M1)} ${lit(M2)} ${lit(M1)}` },
+      { c: 'STATUS Ma (MESSAGES UIDNEXT)' },
+      { c: 'EXAMINE Ma' },
+      { c: 'FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE UID)' },
+    ]));
 });
 
 

@@ -12,7 +12,7 @@ let h: Harness;
 const USER = 'alice@example.com';
 
 before(async () => {
-  h = await startImapHarness({ imap: { maxListPatterns: 3 } });
+  h = await startImapHarness({ imap: { maxListPatterns: 3, maxLiteralBytes: 100_000 } });
 });
 after(() => h?.close());
 
@@ -22,7 +22,7 @@ describe('LIST-EXTENDED, LIST-STATUS, STATUS=SIZE', () => {
   test('advertised after login', async () => {
     const c = await login();
     const caps = (await c.cmd('CAPABILITY')).untagged[0]!.split(' ');
-    for (const cap of ['LIST-EXTENDED', 'LIST-STATUS', 'STATUS=SIZE']) assert.ok(caps.includes(cap), cap);
+    for (const cap of ['LIST-EXTENDED', 'LIST-STATUS', 'STATUS=SIZE', 'MULTIAPPEND']) assert.ok(caps.includes(cap), cap);
     await c.close();
   });
 
@@ -53,6 +53,30 @@ describe('LIST-EXTENDED, LIST-STATUS, STATUS=SIZE', () => {
     assert.equal(r.untagged[0], `* STATUS "Sz" (SIZE ${'Subject: a\r\n\r\nbody\r\n'.length + 'Subject: b\r\n\r\nbody two\r\n'.length})`);
     const l = await c.cmd('LIST "" Sz RETURN (STATUS (SIZE MESSAGES))');
     assert.deepEqual(l.untagged, ['* LIST (\\HasNoChildren) "." "Sz"', `${r.untagged[0]!.slice(0, -1)} MESSAGES 2)`]);
+    await c.close();
+  });
+});
+
+describe('MULTIAPPEND', () => {
+  test('all literals of one APPEND together are bounded by imap.maxLiteralBytes, and nothing is stored', async () => {
+    const c = await login();
+    await c.cmd('CREATE Mbig');
+    const body = `Subject: x\r\n\r\n${'y'.repeat(40_000)}\r\n`;
+    const r = await c.cmd(`APPEND Mbig ${slit(body)} ${slit(body)} ${slit(body)}`);
+    assert.match(r.tagged, /^NO \[TOOBIG\]/);
+    // The refused third literal was never invited: the session goes on with the next command.
+    assert.equal((await c.cmd('STATUS Mbig (MESSAGES)')).untagged[0], '* STATUS "Mbig" (MESSAGES 0)');
+    const ok = await c.cmd(`APPEND Mbig ${slit(body)} ${slit(body)}`);
+    assert.match(ok.tagged, /^OK \[APPENDUID \d+ 1:2\]/);
+    await c.close();
+  });
+
+  test('a failing message stores none of the others (all or none)', async () => {
+    const c = await login();
+    await c.cmd('CREATE Mall');
+    const r = await c.cmd(`APPEND Mall ${slit('Subject: a\r\n\r\na\r\n')} (\\Bogus) ${slit('Subject: b\r\n\r\nb\r\n')}`);
+    assert.equal(r.status, 'BAD');
+    assert.equal((await c.cmd('STATUS Mall (MESSAGES)')).untagged[0], '* STATUS "Mall" (MESSAGES 0)');
     await c.close();
   });
 });
