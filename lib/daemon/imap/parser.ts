@@ -347,7 +347,7 @@ class Tokenizer {
     // literal8 (BINARY, RFC 3516): `~{n}`, framed like a literal; APPEND takes it as the message.
     if (c === 0x7e && s.charCodeAt(this.i + 1) === 0x7b) {
       this.i++;
-      return { ...this.literal(), binary: true };
+      return { t: 'string', v: this.literal().v as Buffer, literal: true, binary: true };
     }
     if (c === 0x29) throw new TokenError('Unexpected )');
     return this.atom();
