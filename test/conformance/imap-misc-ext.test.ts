@@ -104,6 +104,16 @@ async function conform(steps: readonly Step[]): Promise<void> {
 
 const M1 = 'From: a@example.com\r\nSubject: one\r\n\r\nhello one\r\n';
 const M2 = 'From: b@example.com\r\nSubject: two\r\n\r\nsecond message body\r\n';
+/** base64, quoted-printable and 7bit parts, and an embedded message with a base64 part. */
+const MB1 =
+  'From: a@example.com\r\nSubject: bin\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n' +
+  '--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECA2hlbGxvAP8=\r\n' +
+  '--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 soft=\r\nbreak =3D end\r\n' +
+  '--b\r\nContent-Type: text/plain\r\n\r\nplain 7bit\r\n' +
+  '--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary="i"\r\n\r\n' +
+  '--i\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: Base64\r\n\r\naW5uZXIgdGV4dA==\r\n--i\r\nContent-Type: text/html\r\n\r\n<b>x</b>\r\n--i--\r\n' +
+  '--b--\r\n';
+const MB2 = 'Subject: one\r\nContent-Transfer-Encoding: base64\r\n\r\naGk=\r\n';
 
 describe('issue 21 extension scripts against mailfleetd and Dovecot', { concurrency: 4 }, () => {
   test('RFC 5258 LIST-EXTENDED: selection options, pattern lists, RETURN options, errors', () =>
@@ -175,6 +185,33 @@ describe('issue 21 extension scripts against mailfleetd and Dovecot', { concurre
       { c: 'STATUS Ma (MESSAGES UIDNEXT)' },
       { c: 'EXAMINE Ma' },
       { c: 'FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE UID)' },
+    ]));
+
+  test('RFC 3516 BINARY: decoded parts, sizes, partials, rebuilt BINARY[], literal8 APPEND, \\Seen', () =>
+    conform([
+      { c: 'CREATE Bi' },
+      { c: `APPEND Bi ${lit(MB1)}` },
+      { c: `APPEND Bi ${lit(MB2)}` },
+      { c: `APPEND Bi ~${lit('Subject: nul\r\n\r\na\x00b\r\n')}` },
+      { c: 'SELECT Bi' },
+      { c: 'FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])' },
+      { c: 'FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2])' },
+      { c: 'FETCH 1 (BINARY.PEEK[3] BINARY.SIZE[3])' },
+      { c: 'FETCH 1 (BINARY.PEEK[4.1] BINARY.SIZE[4.2])' },
+      { c: 'FETCH 1 (BINARY.PEEK[1]<2.4> BINARY.PEEK[2]<0>)' },
+      { c: 'FETCH 1 (BINARY.PEEK[] BINARY.SIZE[])' },
+      // Not scripted: BINARY[4], a message/rfc822 part holding a multipart: Dovecot ends it with a CRLF
+      // after the closing boundary that BODY[4] does not have (docs/imap-pop3.md).
+      { c: 'FETCH 1 (BINARY.PEEK[9] BINARY.SIZE[9])' },
+      { c: 'FETCH 2 (BINARY.PEEK[] BINARY.SIZE[] BINARY.PEEK[1] BINARY.SIZE[1])' },
+      { c: 'FETCH 3 (BINARY.PEEK[] BINARY.SIZE[] RFC822.SIZE BINARY.PEEK[1])' },
+      { c: 'FETCH 1:3 (FLAGS)' },
+      { c: 'FETCH 1 BINARY[1]' },
+      { c: 'FETCH 2 (BINARY.SIZE[1])' },
+      { c: 'FETCH 1:3 (FLAGS)' },
+      { c: 'UID FETCH 2 (BINARY[1])' },
+      // Not scripted: BINARY[1.HEADER] and BINARY[0]: RFC 3516 §4.1 allows part numbers only, mailfleetd
+      // answers BAD; Dovecot accepts them (docs/imap-pop3.md).
     ]));
 });
 

@@ -22,7 +22,7 @@ describe('LIST-EXTENDED, LIST-STATUS, STATUS=SIZE', () => {
   test('advertised after login', async () => {
     const c = await login();
     const caps = (await c.cmd('CAPABILITY')).untagged[0]!.split(' ');
-    for (const cap of ['LIST-EXTENDED', 'LIST-STATUS', 'STATUS=SIZE', 'MULTIAPPEND']) assert.ok(caps.includes(cap), cap);
+    for (const cap of ['LIST-EXTENDED', 'LIST-STATUS', 'STATUS=SIZE', 'MULTIAPPEND', 'BINARY']) assert.ok(caps.includes(cap), cap);
     await c.close();
   });
 
@@ -77,6 +77,24 @@ describe('MULTIAPPEND', () => {
     const r = await c.cmd(`APPEND Mall ${slit('Subject: a\r\n\r\na\r\n')} (\\Bogus) ${slit('Subject: b\r\n\r\nb\r\n')}`);
     assert.equal(r.status, 'BAD');
     assert.equal((await c.cmd('STATUS Mall (MESSAGES)')).untagged[0], '* STATUS "Mall" (MESSAGES 0)');
+    await c.close();
+  });
+});
+
+describe('BINARY', () => {
+  test('an unknown Content-Transfer-Encoding answers NO [UNKNOWN-CTE]; other parts still decode; NUL goes out as literal8', async () => {
+    const c = await login();
+    await c.cmd('CREATE Bx');
+    const msg =
+      'Subject: x\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n' +
+      '--b\r\nContent-Transfer-Encoding: base64\r\n\r\nAGE=\r\n--b--\r\n';
+    await c.cmd(`APPEND Bx ${slit(msg)}`);
+    await c.cmd('SELECT Bx');
+    assert.match((await c.cmd('FETCH 1 (BINARY.PEEK[1])')).tagged, /^NO \[UNKNOWN-CTE\]/);
+    assert.match((await c.cmd('FETCH 1 (BINARY.SIZE[])')).tagged, /^NO \[UNKNOWN-CTE\]/);
+    const r = await c.cmd('FETCH 1 (BINARY.PEEK[2])');
+    assert.deepEqual(r.untagged, ['* 1 FETCH (BINARY[2] ~{2}\r\n\x00a)']);
+    assert.equal((await c.cmd('FETCH 1 (BINARY.PEEK[1.TEXT])')).status, 'BAD');
     await c.close();
   });
 });

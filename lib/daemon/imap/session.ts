@@ -108,8 +108,8 @@ export class ImapSession {
   /** Capabilities for the current state (RFC 3501 §6.1.1). */
   capabilities(): string {
     const caps = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE', 'NAMESPACE', 'UIDPLUS', 'MOVE', 'UNSELECT', 'SPECIAL-USE', 'CHILDREN'];
-    // Issue 21 (docs/imap-pop3.md "Extensions beyond RFC 3501"): LIST-EXTENDED, LIST-STATUS, STATUS=SIZE, MULTIAPPEND.
-    caps.push('LIST-EXTENDED', 'LIST-STATUS', 'STATUS=SIZE', 'MULTIAPPEND');
+    // Issue 21 (docs/imap-pop3.md "Extensions beyond RFC 3501"): LIST-EXTENDED, LIST-STATUS, STATUS=SIZE, MULTIAPPEND, BINARY.
+    caps.push('LIST-EXTENDED', 'LIST-STATUS', 'STATUS=SIZE', 'MULTIAPPEND', 'BINARY');
     if (this.state === 'not-authenticated') {
       if (!this.secure && this.deps.tls) caps.push('STARTTLS');
       if (this.authAllowed()) caps.push('AUTH=PLAIN', ...(this.deps.sasl?.names() ?? []).map((m) => `AUTH=${m}`));

@@ -7,6 +7,7 @@ import type { Token } from '../parser.js';
 import type { ImapSession } from '../session.js';
 import { imapDate, serialize } from '../wire.js';
 import { TimeSlice } from '../time-slice.js';
+import { binaryItem, binarySetsSeen, parseBinaryAtt, type BinaryAtt } from '../fetch-binary.js';
 
 type Simple = 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY' | 'UID' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT';
 
@@ -20,7 +21,7 @@ interface SectionAtt {
   /** The section as echoed in the response: BODY[1.HEADER.FIELDS (SUBJECT)]<0> */
   readonly label: string;
 }
-type Att = { readonly k: Simple } | SectionAtt;
+type Att = { readonly k: Simple } | SectionAtt | BinaryAtt;
 
 const SIMPLE = new Set<string>(['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODYSTRUCTURE', 'BODY', 'UID', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
 const MACROS: Record<string, Simple[]> = {
@@ -52,6 +53,9 @@ function parseAtt(t: Token): Att[] {
   const up = t.v.toUpperCase();
   if (MACROS[up]) return MACROS[up]!.map((k) => ({ k }));
   if (SIMPLE.has(up)) return [{ k: up as Simple }];
+  // BINARY (RFC 3516): fetch-binary.ts.
+  const binary = parseBinaryAtt(t.v);
+  if (binary) return [binary];
   return [parseSection(t.v)];
 }
 
@@ -138,7 +142,7 @@ async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: rea
       if (!isMailfleetError(e, 'NOT_FOUND')) throw e;
       gone.expunged = true;
       p.length = 0;
-      p.push(`${a.k === 'SECTION' ? a.label : a.k} NIL`);
+      p.push(`${a.k === 'SECTION' || a.k === 'BINARY' ? a.label : a.k} NIL`);
     }
     if (p.length === 0) continue;
     const key = typeof p[0] === 'string' ? p[0] : '';
@@ -192,6 +196,9 @@ async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: rea
         literal(p, a.k === 'RFC822.HEADER' ? b.subarray(0, split) : b.subarray(split));
         break;
       }
+      case 'BINARY':
+        p.push(...(await binaryItem(a, await content(), tree)));
+        break;
       case 'SECTION': {
         let bytes = await sectionBytes(a, await content(), tree);
         if (a.partial) {
@@ -209,7 +216,7 @@ async function fetchOne(s: ImapSession, seq: number, r: MessageRecord, atts: rea
 async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[] }, byUid: boolean) {
   const sel = s.selected!;
   if (!byUid && !sel.inRange(a.set)) throw bad('Invalid message sequence number');
-  const setSeen = !sel.readOnly && a.atts.some((x) => (x.k === 'SECTION' && !x.peek) || x.k === 'RFC822' || x.k === 'RFC822.TEXT');
+  const setSeen = !sel.readOnly && a.atts.some((x) => (x.k === 'SECTION' && !x.peek) || x.k === 'RFC822' || x.k === 'RFC822.TEXT' || (x.k === 'BINARY' && binarySetsSeen(x)));
   const gone = { expunged: false };
   // Responses are gathered and written in chunks of ~64 KiB: one write per message made a 1,000-message
   // FETCH FLAGS cost 1,000 syscalls. writeAsync still waits for drain, so memory stays bounded.
