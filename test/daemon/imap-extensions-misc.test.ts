@@ -6,13 +6,16 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { PASSWORD, startImapHarness, type Harness } from './mail-harness.js';
+import { ImapFlow } from 'imapflow';
+import { COMPRESS_SESSION_BYTES } from '../../lib/daemon/imap/compress.js';
 import { RawImap, slit } from '../conformance/raw-imap.js';
 
 let h: Harness;
 const USER = 'alice@example.com';
 
 before(async () => {
-  h = await startImapHarness({ imap: { maxListPatterns: 3, maxLiteralBytes: 100_000 } });
+  // Room for exactly one compressed session at a time (the COMPRESS limit test).
+  h = await startImapHarness({ imap: { maxListPatterns: 3, maxLiteralBytes: 100_000, maxCompressMemoryBytes: COMPRESS_SESSION_BYTES } });
 });
 after(() => h?.close());
 
@@ -22,7 +25,7 @@ describe('LIST-EXTENDED, LIST-STATUS, STATUS=SIZE', () => {
   test('advertised after login', async () => {
     const c = await login();
     const caps = (await c.cmd('CAPABILITY')).untagged[0]!.split(' ');
-    for (const cap of ['LIST-EXTENDED', 'LIST-STATUS', 'STATUS=SIZE', 'MULTIAPPEND', 'BINARY']) assert.ok(caps.includes(cap), cap);
+    for (const cap of ['LIST-EXTENDED', 'LIST-STATUS', 'STATUS=SIZE', 'MULTIAPPEND', 'BINARY', 'COMPRESS=DEFLATE']) assert.ok(caps.includes(cap), cap);
     await c.close();
   });
 
@@ -96,5 +99,63 @@ describe('BINARY', () => {
     assert.deepEqual(r.untagged, ['* 1 FETCH (BINARY[2] ~{2}\r\n\x00a)']);
     assert.equal((await c.cmd('FETCH 1 (BINARY.PEEK[1.TEXT])')).status, 'BAD');
     await c.close();
+  });
+});
+
+describe('COMPRESS=DEFLATE', () => {
+  const flow = (doSTARTTLS: boolean) =>
+    new ImapFlow({ host: '127.0.0.1', port: h.port, secure: false, doSTARTTLS, tls: { rejectUnauthorized: false }, auth: { user: USER, pass: PASSWORD }, logger: false });
+
+  for (const tls of [false, true]) {
+    test(`imapflow compresses by default${tls ? ' over STARTTLS' : ''}: LIST, APPEND, FETCH of an 80 kB message, IDLE hears a delivery`, async () => {
+      const c = flow(tls);
+      await c.connect();
+      try {
+        assert.ok((c as unknown as { _deflate?: unknown })._deflate, 'compression negotiated');
+        assert.equal(c.capabilities.has('COMPRESS=DEFLATE'), true);
+        const big = `Subject: z\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.alloc(60_000, 7).toString('base64').replace(/.{76}/g, '$&\r\n')}\r\n`;
+        await c.append('INBOX', big);
+        const lock = await c.getMailboxLock('INBOX');
+        let before: number;
+        try {
+          const msg = await c.fetchOne('*', { source: true });
+          assert.equal(msg && msg.source?.length, Buffer.byteLength(big));
+          before = (c.mailbox as { exists: number }).exists;
+        } finally {
+          lock.release();
+        }
+        // IDLE now (imapflow's own starts after 15 s): the delivery must arrive through the compressed stream.
+        const exists = new Promise<number>((resolve) => c.on('exists', (d: { count: number }) => resolve(d.count)));
+        void c.idle();
+        setTimeout(() => void h.deliver(USER, 'Subject: idle\r\n\r\nnew\r\n'), 300);
+        assert.equal(await exists, before + 1);
+        assert.ok((await c.list()).some((m) => m.path === 'INBOX'));
+      } finally {
+        await c.logout();
+      }
+    });
+  }
+
+  test('past imap.maxCompressMemoryBytes COMPRESS answers NO [LIMIT] and the session goes on uncompressed; twice is COMPRESSIONACTIVE', async () => {
+    const first = flow(false);
+    await first.connect();
+    try {
+      const c = await login();
+      const r = await c.cmd('COMPRESS DEFLATE');
+      assert.match(r.tagged, /^NO \[LIMIT\]/);
+      assert.equal((await c.cmd('NOOP')).status, 'OK');
+      assert.equal((await c.cmd('COMPRESS BOGUS')).status, 'BAD');
+      await c.close();
+    } finally {
+      await first.logout();
+    }
+    // The budget came back when the compressed session ended.
+    const again = flow(false);
+    await again.connect();
+    assert.ok((again as unknown as { _deflate?: unknown })._deflate);
+    // A second COMPRESS inside the compressed session is refused by code.
+    const res = await again.exec('COMPRESS', [{ type: 'ATOM', value: 'DEFLATE' }]).catch((e: { response?: unknown }) => e.response ?? e);
+    assert.match(JSON.stringify(res), /COMPRESSIONACTIVE/);
+    await again.logout();
   });
 });

@@ -8,6 +8,7 @@ import { authenticate } from './authenticate.js';
 import { capability } from './capability.js';
 import { check } from './check.js';
 import { close } from './close.js';
+import { compress } from './compress.js';
 import { copy, uidCopy } from './copy.js';
 import { create } from './create.js';
 import { del } from './delete.js';
@@ -42,6 +43,7 @@ const ALL: readonly RegisteredCommand[] = [
   fetch, uidFetch, id, idle, list, login, logout, lsub, move, uidMove, namespace, noop, rename, search, uidSearch,
   select, starttls, status, store, uidStore, subscribe, unselect, unsubscribe,
   getquota, getquotaroot, setquota,
+  compress,
 ];
 
 export const COMMANDS: ReadonlyMap<string, RegisteredCommand> = new Map(ALL.map((c) => [c.name, c]));
