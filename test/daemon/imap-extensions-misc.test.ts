@@ -154,7 +154,7 @@ describe('COMPRESS=DEFLATE', () => {
     await again.connect();
     assert.ok((again as unknown as { _deflate?: unknown })._deflate);
     // A second COMPRESS inside the compressed session is refused by code.
-    const res = await again.exec('COMPRESS', [{ type: 'ATOM', value: 'DEFLATE' }]).catch((e: { response?: unknown }) => e.response ?? e);
+    const res = await (again as unknown as { exec(c: string, a: unknown[]): Promise<unknown> }).exec('COMPRESS', [{ type: 'ATOM', value: 'DEFLATE' }]).catch((e: { response?: unknown }) => e.response ?? e);
     assert.match(JSON.stringify(res), /COMPRESSIONACTIVE/);
     await again.logout();
   });
