@@ -7,6 +7,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { PASSWORD, startImapHarness, type Harness } from './mail-harness.js';
 import { ImapFlow } from 'imapflow';
+import { connect } from 'node:net';
+import { constants, createDeflateRaw, createInflateRaw } from 'node:zlib';
 import { COMPRESS_SESSION_BYTES } from '../../lib/daemon/imap/compress.js';
 import { RawImap, slit } from '../conformance/raw-imap.js';
 
@@ -157,5 +159,34 @@ describe('COMPRESS=DEFLATE', () => {
     const res = await (again as unknown as { exec(c: string, a: unknown[]): Promise<unknown> }).exec('COMPRESS', [{ type: 'ATOM', value: 'DEFLATE' }]).catch((e: { response?: unknown }) => e.response ?? e);
     assert.match(JSON.stringify(res), /COMPRESSIONACTIVE/);
     await again.logout();
+  });
+});
+
+describe('COMPRESS=DEFLATE with a raw client', () => {
+  test('a deflated 32 MB line (a few kB on the wire) is discarded as too long and the session answers the next command', async () => {
+    const sock = connect(h.port, '127.0.0.1');
+    let plain = '';
+    let inflated = '';
+    const inflate = createInflateRaw();
+    inflate.on('data', (d: Buffer) => (inflated += d.toString('latin1')));
+    let compressed = false;
+    sock.on('data', (d: Buffer) => (compressed ? inflate.write(d) : (plain += d.toString('latin1'))));
+    const waitFor = async (get: () => string, re: RegExp) => {
+      for (let i = 0; i < 300 && !re.test(get()); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.match(get(), re);
+    };
+    await waitFor(() => plain, /^\* OK/);
+    sock.write(`a1 LOGIN ${USER} ${PASSWORD}\r\na2 COMPRESS DEFLATE\r\n`);
+    await waitFor(() => plain, /a2 OK DEFLATE active\r\n/);
+    compressed = true;
+    const deflate = createDeflateRaw();
+    deflate.on('data', (d: Buffer) => sock.write(d));
+    const chunk = Buffer.alloc(1024 * 1024, 0x61);
+    for (let i = 0; i < 32; i++) deflate.write(chunk);
+    deflate.write('\r\na3 NOOP\r\n');
+    deflate.flush(constants.Z_SYNC_FLUSH);
+    await waitFor(() => inflated, /a3 OK/);
+    assert.match(inflated, /BAD Line too long/);
+    sock.destroy();
   });
 });
