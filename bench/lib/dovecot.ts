@@ -22,6 +22,11 @@ export interface DovecotProps {
    * @default undefined (Debian's default: one new imap process per session)
    */
   readonly imapProcesses?: { readonly reuse: number; readonly prestart: number };
+  /**
+   * Load imap_zlib so Dovecot offers COMPRESS=DEFLATE (RFC 4978), for conformance scripts that compress.
+   * @default false
+   */
+  readonly compress?: boolean;
 }
 
 export interface RunningDovecot {
@@ -109,7 +114,7 @@ service imap {
 }
 service auth {
   client_limit = 100000
-}
+}${props.compress ? '\nprotocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}' : ''}
 service anvil {
   client_limit = 100000
 }

@@ -116,6 +116,15 @@ export const DEFAULT_IMAP_WORK_LIMITS = Object.freeze({
   /** Expunged UIDs per folder whose expunge modseq the UID list keeps for QRESYNC VANISHED (older: floor). */
   expungeHistoryUids: 10_000,
   // --- end CONDSTORE/QRESYNC
+  // --- LIST-EXTENDED, COMPRESS (issue 21) ---
+  /** Patterns in one LIST-EXTENDED `LIST "" (p1 p2 …)`: each is matched against every folder of the user. */
+  maxListPatterns: 64,
+  /**
+   * zlib memory all COMPRESS=DEFLATE sessions of one process may hold (each costs its deflate and inflate
+   * state, about 100 KiB: lib/daemon/imap/compress.ts); beyond it COMPRESS answers NO [LIMIT].
+   */
+  maxCompressMemoryBytes: 256 * 1024 * 1024,
+  // --- end issue 21 ---
 });
 
 /** Audit journal defaults (spec audit.*, docs/audit.md). */

@@ -548,6 +548,13 @@ export const specSchema = z
           .default(IMAP_WORK.expungeHistoryUids)
           .describe('Expunged UIDs per folder whose expunge modseq the UID list keeps for QRESYNC; a client that last synchronised before the oldest kept gets every missing UID it knows as VANISHED (EARLIER).'),
         // --- end CONDSTORE/QRESYNC
+        // LIST-EXTENDED and COMPRESS=DEFLATE bounds (issue 21, docs/imap-pop3.md).
+        maxListPatterns: posInt
+          .default(IMAP_WORK.maxListPatterns)
+          .describe('Mailbox patterns in one LIST-EXTENDED LIST "" (p1 p2 …) (NO [LIMIT] beyond).'),
+        maxCompressMemoryBytes: posInt
+          .default(IMAP_WORK.maxCompressMemoryBytes)
+          .describe('zlib memory all COMPRESS=DEFLATE sessions of one process may hold (about 100 KiB each); beyond it COMPRESS answers NO [LIMIT].'),
       })
       .strict()
       .prefault({}),

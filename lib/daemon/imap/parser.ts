@@ -27,7 +27,7 @@ export interface ParserLimits {
 
 export type Token =
   | { readonly t: 'atom'; readonly v: string }
-  | { readonly t: 'string'; readonly v: Buffer; readonly literal: boolean }
+  | { readonly t: 'string'; readonly v: Buffer; readonly literal: boolean; /** literal8 `~{n}` (BINARY, RFC 3516) */ readonly binary?: boolean }
   | { readonly t: 'list'; readonly v: readonly Token[] };
 
 export type ParserEvent =
@@ -344,6 +344,11 @@ class Tokenizer {
     }
     if (c === 0x22) return this.quoted();
     if (c === 0x7b) return this.literal();
+    // literal8 (BINARY, RFC 3516): `~{n}`, framed like a literal; APPEND takes it as the message.
+    if (c === 0x7e && s.charCodeAt(this.i + 1) === 0x7b) {
+      this.i++;
+      return { t: 'string', v: this.literal().v as Buffer, literal: true, binary: true };
+    }
     if (c === 0x29) throw new TokenError('Unexpected )');
     return this.atom();
   }

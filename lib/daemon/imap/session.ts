@@ -15,6 +15,7 @@ import type { Lease } from '../../limits/types.js';
 import type { Spec } from '../../spec/schema.js';
 import { COMMANDS } from './commands/index.js';
 import type { Completion, ImapState } from './command.js';
+import { DeflateSocket } from './compress.js';
 import { LiteralBudget } from './literal-budget.js';
 import { imapWorkLimits } from './work-limits.js';
 import { ImapParser, type ParserEvent } from './parser.js';
@@ -65,6 +66,8 @@ export class ImapSession {
   private lease?: Lease;
   private readonly log: Logger;
   private readonly timers: SessionTimers;
+  /** COMPRESS=DEFLATE: gives the session's zlib memory back to the budget (compress.ts). */
+  private compressRelease?: () => void;
 
   constructor(
     readonly conn: ImapConnection,
@@ -108,6 +111,10 @@ export class ImapSession {
   /** Capabilities for the current state (RFC 3501 §6.1.1). */
   capabilities(): string {
     const caps = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE', 'NAMESPACE', 'UIDPLUS', 'MOVE', 'UNSELECT', 'SPECIAL-USE', 'CHILDREN'];
+    // Issue 21 (docs/imap-pop3.md "Extensions beyond RFC 3501"): LIST-EXTENDED, LIST-STATUS, STATUS=SIZE, MULTIAPPEND, BINARY,
+    // COMPRESS=DEFLATE (until it is active).
+    caps.push('LIST-EXTENDED', 'LIST-STATUS', 'STATUS=SIZE', 'MULTIAPPEND', 'BINARY');
+    if (!this.compressed) caps.push('COMPRESS=DEFLATE');
     if (this.state === 'not-authenticated') {
       if (!this.secure && this.deps.tls) caps.push('STARTTLS');
       if (this.authAllowed()) caps.push('AUTH=PLAIN', ...(this.deps.sasl?.names() ?? []).map((m) => `AUTH=${m}`));
@@ -342,6 +349,24 @@ export class ImapSession {
     this.attach(secure);
   }
 
+  get compressed(): boolean {
+    return this.compressRelease !== undefined;
+  }
+
+  /** Switches both directions to DEFLATE after "tag OK DEFLATE active" has been written (RFC 4978). */
+  startCompress(release: () => void): void {
+    const raw = this.socket;
+    raw.off('data', this.onData);
+    // The client sends nothing compressed before it has read the OK: anything pipelined is dropped.
+    this.parser.dispose();
+    this.parser = this.newParser();
+    const z = new DeflateSocket(raw);
+    z.on('error', () => this.cleanup());
+    this.compressRelease = release;
+    this.socket = z as unknown as ImapConnection['socket'];
+    this.attach(z);
+  }
+
   /** Leaves the selected state (CLOSE, UNSELECT, SELECT of another mailbox). */
   deselect(): void {
     this.selected?.handle.release();
@@ -371,6 +396,7 @@ export class ImapSession {
     this.deselect();
     this.lease?.release();
     this.lease = undefined;
+    this.compressRelease?.();
   }
 
   get isClosed(): boolean {

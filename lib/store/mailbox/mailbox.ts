@@ -912,22 +912,39 @@ export class Mailbox {
 
   /** Stores a message (APPEND): tmp/ → cur/ with its flags, then a UID under the lock. */
   async append(data: Buffer, letters: string, date: Date): Promise<number> {
-    const base = uniqueName();
-    const tmp = join(this.dir, 'tmp', base);
-    let fh;
+    return (await this.appendMany([{ data, letters, date }]))[0]!;
+  }
+
+  /**
+   * Stores messages all or none (MULTIAPPEND, RFC 3502): each is written to tmp/ first, and only when
+   * all are there do they move to cur/ and take UIDs, under one lock.
+   */
+  async appendMany(items: ReadonlyArray<{ readonly data: Buffer; readonly letters: string; readonly date: Date }>): Promise<number[]> {
+    const staged: Array<{ tmp: string; base: string; letters: string; size: number; date: number }> = [];
     try {
-      fh = await open(tmp, 'wx', 0o600);
-      await fh.writeFile(data);
-      await fh.sync();
+      for (const { data, letters, date } of items) {
+        const base = uniqueName();
+        const tmp = join(this.dir, 'tmp', base);
+        let fh;
+        try {
+          fh = await open(tmp, 'wx', 0o600);
+          staged.push({ tmp, base, letters: sortLetters(letters), size: await wireSizeSliced(data), date: date.getTime() });
+          await fh.writeFile(data);
+          await fh.sync();
+        } catch (e) {
+          // A full or unreachable disk: a typed (temporary) error.
+          throw storeError(e);
+        } finally {
+          await fh?.close();
+        }
+        await utimes(tmp, date, date);
+      }
     } catch (e) {
-      // A full or unreachable disk: no partial file left in tmp/, and a typed (temporary) error.
-      await unlink(tmp).catch(() => undefined);
-      throw storeError(e);
-    } finally {
-      await fh?.close();
+      // No partial file left in tmp/.
+      for (const f of staged) await unlink(f.tmp).catch(() => undefined);
+      throw e;
     }
-    await utimes(tmp, date, date);
-    return this.adopt([{ tmp, base, letters: sortLetters(letters), size: await wireSizeSliced(data), date: date.getTime() }]).then((u) => u[0]!);
+    return this.adopt(staged);
   }
 
   /** Copies records of `from` into this folder (hard links when possible). Returns the new UIDs. */

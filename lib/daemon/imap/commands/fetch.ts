@@ -8,6 +8,7 @@ import type { ImapSession } from '../session.js';
 import { imapDate, serialize } from '../wire.js';
 import { TimeSlice } from '../time-slice.js';
 import { enableCondstore, modesOf, parseFetchModifiers, uidSet, vanishedFor, type FetchModifiers } from '../condstore.js';
+import { binaryItem, binarySetsSeen, parseBinaryAtt, type BinaryAtt } from '../fetch-binary.js';
 
 type Simple = 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY' | 'UID' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT';
 
@@ -21,7 +22,7 @@ interface SectionAtt {
   /** The section as echoed in the response: BODY[1.HEADER.FIELDS (SUBJECT)]<0> */
   readonly label: string;
 }
-type Att = { readonly k: Simple } | SectionAtt | { readonly k: 'MODSEQ' };
+type Att = { readonly k: Simple } | SectionAtt | { readonly k: 'MODSEQ' } | BinaryAtt;
 
 const SIMPLE = new Set<string>(['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODYSTRUCTURE', 'BODY', 'UID', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
 const MACROS: Record<string, Simple[]> = {
@@ -54,6 +55,9 @@ function parseAtt(t: Token): Att[] {
   if (MACROS[up]) return MACROS[up]!.map((k) => ({ k }));
   if (SIMPLE.has(up)) return [{ k: up as Simple }];
   if (up === 'MODSEQ') return [{ k: 'MODSEQ' }]; // CONDSTORE (RFC 7162 §3.1.4)
+  // BINARY (RFC 3516): fetch-binary.ts.
+  const binary = parseBinaryAtt(t.v);
+  if (binary) return [binary];
   return [parseSection(t.v)];
 }
 
@@ -154,7 +158,7 @@ async function fetchOne(
       if (!isMailfleetError(e, 'NOT_FOUND')) throw e;
       gone.expunged = true;
       p.length = 0;
-      p.push(`${a.k === 'SECTION' ? a.label : a.k} NIL`);
+      p.push(`${a.k === 'SECTION' || a.k === 'BINARY' ? a.label : a.k} NIL`);
     }
     if (p.length === 0) continue;
     const key = typeof p[0] === 'string' ? p[0] : '';
@@ -211,6 +215,9 @@ async function fetchOne(
         literal(p, a.k === 'RFC822.HEADER' ? b.subarray(0, split) : b.subarray(split));
         break;
       }
+      case 'BINARY':
+        p.push(...(await binaryItem(a, await content(), tree)));
+        break;
       case 'SECTION': {
         let bytes = await sectionBytes(a, await content(), tree);
         if (a.partial) {
@@ -239,7 +246,7 @@ async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[]; 
     if (gone.length > 0) await s.writeAsync(`* VANISHED (EARLIER) ${uidSet(gone)}\r\n`);
   }
   // --- end CONDSTORE/QRESYNC
-  const setSeen = !sel.readOnly && a.atts.some((x) => (x.k === 'SECTION' && !x.peek) || x.k === 'RFC822' || x.k === 'RFC822.TEXT');
+  const setSeen = !sel.readOnly && a.atts.some((x) => (x.k === 'SECTION' && !x.peek) || x.k === 'RFC822' || x.k === 'RFC822.TEXT' || (x.k === 'BINARY' && binarySetsSeen(x)));
   const gone = { expunged: false };
   // Responses are gathered and written in chunks of ~64 KiB: one write per message made a 1,000-message
   // FETCH FLAGS cost 1,000 syscalls. writeAsync still waits for drain, so memory stays bounded.

@@ -8,6 +8,7 @@ import { authenticate } from './authenticate.js';
 import { capability } from './capability.js';
 import { check } from './check.js';
 import { close } from './close.js';
+import { compress } from './compress.js';
 import { copy, uidCopy } from './copy.js';
 import { create } from './create.js';
 import { del } from './delete.js';
@@ -45,6 +46,7 @@ const ALL: readonly RegisteredCommand[] = [
   select, starttls, status, store, uidStore, subscribe, unselect, unsubscribe,
   getquota, getquotaroot, setquota,
   sort, uidSort, thread, uidThread,
+  compress,
 ];
 
 export const COMMANDS: ReadonlyMap<string, RegisteredCommand> = new Map(ALL.map((c) => [c.name, c]));

@@ -1,15 +1,52 @@
 import { AUTHENTICATED, defineCommand } from '../command.js';
 import { Args, bad } from '../args.js';
 import { nameToWire } from '../../../store/mailbox/names.js';
+import type { Token } from '../parser.js';
+import type { ImapSession } from '../session.js';
 import { istring } from '../wire.js';
 import { enableCondstore } from '../condstore.js';
 
 // --- CONDSTORE (RFC 7162 §3.1.1): HIGHESTMODSEQ is a status item, and asking for it enables CONDSTORE.
 const CONDSTORE_ITEMS = ['HIGHESTMODSEQ'] as const;
 // --- end CONDSTORE
+// --- STATUS=SIZE (RFC 8438): SIZE is the sum of the messages' RFC822.SIZE, from the index. ---
+const SIZE_ITEMS = ['SIZE'] as const;
+// --- end STATUS=SIZE ---
+const ITEMS = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', ...CONDSTORE_ITEMS, ...SIZE_ITEMS] as const;
+export type StatusItem = (typeof ITEMS)[number];
 
-const ITEMS = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', ...CONDSTORE_ITEMS] as const;
-type Item = (typeof ITEMS)[number];
+/** A status item list: `(MESSAGES UNSEEN …)`; STATUS and LIST … RETURN (STATUS (…)) (RFC 5819) share it. */
+export function parseStatusItems(list: readonly Token[]): StatusItem[] {
+  return list.map((x) => {
+    const v = x.t === 'atom' ? x.v.toUpperCase() : '';
+    if (!(ITEMS as readonly string[]).includes(v)) throw bad(`Unknown status item ${v}`);
+    return v as StatusItem;
+  });
+}
+
+/** Writes `* STATUS name (…)` for one mailbox (throws MAILBOX_NOT_FOUND when it does not exist). */
+export async function writeStatus(s: ImapSession, name: string, items: readonly StatusItem[]): Promise<void> {
+  const h = await s.deps.store.openMailbox(s.user!, name);
+  if (items.includes('HIGHESTMODSEQ')) enableCondstore(s); // CONDSTORE
+  try {
+    const mb = h.mailbox;
+    const values: Record<StatusItem, () => number> = {
+      MESSAGES: () => mb.exists,
+      RECENT: () => mb.unclaimedRecent,
+      UIDNEXT: () => mb.nextUid,
+      UIDVALIDITY: () => mb.uidValidity,
+      UNSEEN: () => mb.messages.filter((m) => !m.letters.includes('S')).length,
+      HIGHESTMODSEQ: () => mb.modseq, // CONDSTORE
+      // --- STATUS=SIZE (RFC 8438) ---
+      SIZE: () => mb.messages.reduce((n, m) => n + m.size, 0),
+      // --- end STATUS=SIZE ---
+    };
+    const wire = istring(nameToWire(name));
+    s.write(`* STATUS ${typeof wire === 'string' ? wire : nameToWire(name)} (${items.map((i) => `${i} ${values[i]()}`).join(' ')})\r\n`);
+  } finally {
+    h.release();
+  }
+}
 
 export const status = defineCommand({
   name: 'STATUS',
@@ -17,32 +54,12 @@ export const status = defineCommand({
   parse(t) {
     const a = new Args(t);
     const name = a.mailbox();
-    const items = a.list('status items').map((x) => {
-      const v = x.t === 'atom' ? x.v.toUpperCase() : '';
-      if (!(ITEMS as readonly string[]).includes(v)) throw bad(`Unknown status item ${v}`);
-      return v as Item;
-    });
+    const items = parseStatusItems(a.list('status items'));
     a.end();
     return { name, items };
   },
   async handler(s, a) {
-    const h = await s.deps.store.openMailbox(s.user!, a.name);
-    if (a.items.includes('HIGHESTMODSEQ')) enableCondstore(s); // CONDSTORE
-    try {
-      const mb = h.mailbox;
-      const values: Record<Item, number> = {
-        MESSAGES: mb.exists,
-        RECENT: mb.unclaimedRecent,
-        UIDNEXT: mb.nextUid,
-        UIDVALIDITY: mb.uidValidity,
-        UNSEEN: mb.messages.filter((m) => !m.letters.includes('S')).length,
-        HIGHESTMODSEQ: mb.modseq, // CONDSTORE
-      };
-      const wire = istring(nameToWire(a.name));
-      s.write(`* STATUS ${typeof wire === 'string' ? wire : nameToWire(a.name)} (${a.items.map((i) => `${i} ${values[i]}`).join(' ')})\r\n`);
-    } finally {
-      h.release();
-    }
+    await writeStatus(s, a.name, a.items);
     return { text: 'STATUS completed' };
   },
 });
