@@ -65,10 +65,18 @@ export function renderRspamdConfig(p: RspamdConfigProps): Record<string, string>
     ? `
 worker "rspamd_proxy" {
   bind_socket = ${q(p.milterBind)};
-  .include "$CONFDIR/worker-proxy.inc"
-  # Scans in its own process instead of forwarding to a normal worker.
-  self_scan = yes;
+  milter = yes;
+  timeout = 120s;
+  # Scans in its own process instead of forwarding to a normal worker: self_scan belongs to the upstream
+  # (at the worker level rspamd ignores it and forwards to localhost:11333, Debian's stock upstream).
+  upstream "local" {
+    default = yes;
+    self_scan = yes;
+  }
   count = 1;
+  discard_on_reject = false;
+  quarantine_on_reject = false;
+  spam_header = "X-Spam";
 }
 `
     : '';

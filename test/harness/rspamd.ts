@@ -54,6 +54,8 @@ export interface FilterStack {
   /** A resolver asking the stack's DNS server (the receiving side's view of the test zones). */
   readonly resolver: Resolver;
   readonly rspamd: ChildDaemon;
+  /** clamd, when antivirus is on (benches add its CPU to the filter's). */
+  readonly clamd?: ChildDaemon;
   stop(): Promise<void>;
 }
 
@@ -140,14 +142,16 @@ export async function startFilterStack(props: FilterStackProps = {}): Promise<Fi
       await exited;
     });
     let clamdSocket: string | undefined;
+    let clamd: ChildDaemon | undefined;
     if (props.antivirus ?? true) {
       const db = join(dir, 'clamdb');
       mkdirSync(db);
       // A body-signature database (.ndb: name, any file type, any offset, hex) holding EICAR alone.
       writeFileSync(join(db, 'test.ndb'), `Eicar-Test-Signature:0:*:${Buffer.from(EICAR).toString('hex')}\n`);
-      const clamd = await startClamd({ dir: join(dir, 'clamd'), databaseDir: db });
-      stops.push(() => clamd.stop());
-      clamdSocket = clamd.socket;
+      const c = await startClamd({ dir: join(dir, 'clamd'), databaseDir: db });
+      stops.push(() => c.stop());
+      clamdSocket = c.socket;
+      clamd = c;
     }
     const tldFile = join(dir, 'tld.dat');
     writeFileSync(tldFile, `${TEST_TLDS.join('\n')}\n`);
@@ -159,7 +163,7 @@ export async function startFilterStack(props: FilterStackProps = {}): Promise<Fi
     });
     // rspamd's own graceful stop takes seconds; a test's scanner has nothing to finish.
     stops.push(() => rspamd.stop(500));
-    return { dir, url: `http://${normal}`, milter, dkimKeyDir, dnsPort: dns.port, resolver: dns.resolver, rspamd, stop };
+    return { dir, url: `http://${normal}`, milter, dkimKeyDir, dnsPort: dns.port, resolver: dns.resolver, rspamd, clamd, stop };
   } catch (e) {
     await stop();
     throw e;
