@@ -4,7 +4,7 @@
  * milter mode), in one run, on one rspamd with ClamAV (antivirus module) and a private DNS server for the
  * SPF/DMARC lookups (test/harness/rspamd.ts: rspamd, clamd and dnsmasq, nothing leaves the machine).
  *
- *   npx tsx bench/smtp-filter/run.ts [--messages 2000] [--sessions 20] [--warmup 400] [--rounds 1] [--tsx]
+ *   npx tsx bench/smtp-filter/run.ts [--messages 2000] [--sessions 20] [--warmup 400] [--rounds 1] [--no-baseline] [--tsx] [--profile]
  *
  * Both get the same message mix, in the same order, from the same client (one connection per message,
  * `--sessions` at a time): 60 % ham (SPF and DMARC pass), 20 % spam-ish (lottery wording, HTML only, no
@@ -16,11 +16,13 @@
  * durably before 250; Postfix: queued at 250, the run waits for virtual(8) to deliver). Latency is what the
  * client sees per message, connect to the reply to the final dot. CPU per message counts the MTA's
  * processes, then the filter's too (rspamd's process tree and clamd). --rounds N alternates the two N times
- * and reports medians. mailfleetd runs as the bundle the engines ship (--tsx: the sources).
+ * and reports medians. Each round also runs both without filtering (same mix, all accepted), which says what
+ * filtering costs each of them on this machine (--no-baseline skips it). --profile: mailfleetd only, under
+ * `node --cpu-prof`, top self-time functions printed. mailfleetd runs as the bundle the engines ship (--tsx: the sources).
  * Results: bench/results/smtp-filter.json (+ .svg).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -45,6 +47,10 @@ const SESSIONS = arg('sessions', 20);
 const WARMUP = arg('warmup', 400);
 const ROUNDS = arg('rounds', 1);
 const TSX = process.argv.includes('--tsx');
+/** Also run both without filtering (same mix) to show what filtering costs each; --no-baseline skips it. */
+const BASELINE = !process.argv.includes('--no-baseline');
+/** Development loop: mailfleetd only, under `node --cpu-prof`, with its top self-time functions printed. */
+const PROFILE = process.argv.includes('--profile');
 const REPO = resolve(import.meta.dirname, '../..');
 
 // ---------------------------------------------------------------------------------------------------
@@ -220,7 +226,7 @@ function filterCpu(stack: FilterStack): Cpu {
 
 const accepted = (o: readonly Outcome[]) => o.filter((x) => x.code === 2).length;
 
-async function runMailfleetd(work: string, name: string, stack: FilterStack): Promise<Run> {
+async function runMailfleetd(work: string, name: string, stack: FilterStack, filter: boolean): Promise<Run> {
   const dir = join(work, name);
   mkdirSync(dir, { recursive: true });
   await writeFile(join(dir, 'users.yaml'), `users:\n  - address: bench@example.com\n    passwordHash: ${await hashPassword('x')}\n  - address: warm@example.com\n    passwordHash: ${await hashPassword('x')}\n`);
@@ -229,7 +235,7 @@ async function runMailfleetd(work: string, name: string, stack: FilterStack): Pr
     domains: [{ name: 'example.com' }],
     limits: { smtp: { portConnections: 1000, perIp: 1000, perListener: 1000 } },
     // The defaults otherwise: spam past 15 refused, past 6 to Junk; ClamAV through rspamd.
-    filtering: { rspamd: { url: stack.url } },
+    ...(filter ? { filtering: { rspamd: { url: stack.url } } } : {}),
   });
   const config = daemonConfig(buildPlan(spec), { mode: 'local-direct', host: '127.0.0.1', portOverrides: Object.fromEntries(PROTOCOLS.map((p) => [p, 0])), adminPort: 0 });
   await writeFile(join(dir, 'mailfleetd.json'), JSON.stringify(config));
@@ -241,7 +247,8 @@ async function runMailfleetd(work: string, name: string, stack: FilterStack): Pr
     if (b.status !== 0) throw new Error(`bundle-daemon failed: ${b.stderr}`);
     entry = [bundle];
   }
-  const child: ChildProcess = spawn(process.execPath, [...entry, 'serve', '--daemon-config', join(dir, 'mailfleetd.json'), '--data-dir', dir], {
+  const profDir = join(work, 'cpu-prof');
+  const child: ChildProcess = spawn(process.execPath, [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...entry, 'serve', '--daemon-config', join(dir, 'mailfleetd.json'), '--data-dir', dir], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, MAILFLEET_LOG_LEVEL: 'warn' },
     cwd: REPO,
@@ -273,12 +280,12 @@ async function runMailfleetd(work: string, name: string, stack: FilterStack): Pr
   }
 }
 
-async function runPostfix(work: string, name: string, stack: FilterStack): Promise<Run> {
+async function runPostfix(work: string, name: string, stack: FilterStack, filter: boolean): Promise<Run> {
   const pf = await startPostfix({
     dir: join(work, name),
     // rspamd's Postfix integration (https://rspamd.com/doc/integration.html): the proxy worker as milter;
     // rspamd unreachable: 4xx, like mailfleetd's onUnavailable: tempfail.
-    extraMain: [
+    extraMain: !filter ? [] : [
       `smtpd_milters = inet:${stack.milter!}`,
       'milter_protocol = 6',
       'milter_default_action = tempfail',
@@ -314,6 +321,26 @@ async function runPostfix(work: string, name: string, stack: FilterStack): Promi
 
 // ---------------------------------------------------------------------------------------------------
 // Figures
+
+function topOfProfile(profDir: string): string[] {
+  const f = existsSync(profDir) ? readdirSync(profDir).find((x) => x.endsWith('.cpuprofile')) : undefined;
+  if (!f) return [];
+  const prof = JSON.parse(readFileSync(join(profDir, f), 'utf8')) as {
+    nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+    samples: number[];
+  };
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const counts = new Map<string, number>();
+  for (const s of prof.samples) {
+    const n = byId.get(s)!;
+    const key = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*node_modules\//, '').replace(`file://${REPO}/`, '')}:${n.callFrame.lineNumber + 1}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 20)
+    .map(([k, c]) => `${((100 * c) / prof.samples.length).toFixed(1).padStart(5)}%  ${k}`);
+}
 
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
@@ -386,15 +413,30 @@ async function main(): Promise<void> {
     );
     const mf: Figures[] = [];
     const pf: Figures[] = [];
+    const mfPlain: Figures[] = [];
+    const pfPlain: Figures[] = [];
     for (let i = 0; i < ROUNDS; i++) {
-      const a = figures(await runMailfleetd(work, `mf-${i}`, stack));
+      const a = figures(await runMailfleetd(work, `mf-${i}`, stack, true));
       console.log(line('mailfleetd', a));
-      const b = figures(await runPostfix(work, `pf-${i}`, stack));
+      if (PROFILE) {
+        console.log(topOfProfile(join(work, 'cpu-prof')).join('\n'));
+        return;
+      }
+      const b = figures(await runPostfix(work, `pf-${i}`, stack, true));
       console.log(line('postfix', b));
       // Same rspamd, same mix: GTUBE and EICAR must be refused by both (else one of them is not filtering).
       for (const f of [a, b]) for (const k of ['gtube', 'eicar'] as const) if (f.replies[k]['2xx']) throw new Error(`${k} accepted: ${tally(f)}`);
       mf.push(a);
       pf.push(b);
+      if (BASELINE) {
+        // The same two without filtering, same mix (everything accepted): what filtering costs each.
+        const c = figures(await runMailfleetd(work, `mf-plain-${i}`, stack, false));
+        console.log(line('mf plain', c));
+        const d = figures(await runPostfix(work, `pf-plain-${i}`, stack, false));
+        console.log(line('pf plain', d));
+        mfPlain.push(c);
+        pfPlain.push(d);
+      }
     }
     const pick = (xs: Figures[], k: keyof Omit<Figures, 'replies' | 'folders'>) => median(xs.map((x) => x[k]));
     const ratio = pick(mf, 'msgPerSecond') / pick(pf, 'msgPerSecond');
@@ -405,6 +447,17 @@ async function main(): Promise<void> {
       mtaCpu: pick(pf, 'mtaCpuMsPerMessage') / pick(mf, 'mtaCpuMsPerMessage'),
       totalCpu: pick(pf, 'totalCpuMsPerMessage') / pick(mf, 'totalCpuMsPerMessage'),
     };
+    const cost = (plain: Figures[], filtered: Figures[]) => ({
+      ratePercent: (1 - pick(filtered, 'msgPerSecond') / pick(plain, 'msgPerSecond')) * 100,
+      mtaCpuMsPerMessage: pick(filtered, 'mtaCpuMsPerMessage') - pick(plain, 'mtaCpuMsPerMessage'),
+    });
+    const filterCost = BASELINE ? { mailfleetd: cost(mfPlain, mf), postfix: cost(pfPlain, pf) } : undefined;
+    if (filterCost)
+      console.log(
+        `without filtering: mailfleetd ${pick(mfPlain, 'msgPerSecond').toFixed(0)} msg/s, postfix ${pick(pfPlain, 'msgPerSecond').toFixed(0)} msg/s; ` +
+          `filtering costs mailfleetd ${filterCost.mailfleetd.ratePercent.toFixed(0)} % of its rate and ${filterCost.mailfleetd.mtaCpuMsPerMessage.toFixed(2)} ms MTA CPU per message, ` +
+          `postfix ${filterCost.postfix.ratePercent.toFixed(0)} % and ${filterCost.postfix.mtaCpuMsPerMessage.toFixed(2)} ms`,
+      );
     console.log(
       `${ROUNDS > 1 ? `medians of ${ROUNDS} rounds: ` : ''}mailfleetd / postfix+milter: rate ${ratios.rate.toFixed(2)}x; latency p50 ${ratios.p50.toFixed(2)}x, p99 ${ratios.p99.toFixed(2)}x lower; ` +
         `CPU per message postfix / mailfleetd: MTA alone ${ratios.mtaCpu.toFixed(2)}x, with the filter ${ratios.totalCpu.toFixed(2)}x`,
@@ -417,6 +470,7 @@ async function main(): Promise<void> {
       params: { messages: MESSAGES, sessions: SESSIONS, warmup: WARMUP, rounds: ROUNDS, mix: PATTERN, daemon: TSX ? 'tsx lib/daemon/main.ts' : 'bundle', filter: 'rspamd (1 scanning process) + clamd + dnsmasq' },
       mailfleetd: mf,
       postfix: pf,
+      ...(BASELINE ? { unfiltered: { mailfleetd: mfPlain, postfix: pfPlain }, filterCost } : {}),
       ratios,
     };
     mkdirSync(join(REPO, 'bench/results'), { recursive: true });

@@ -48,10 +48,10 @@ export interface RspamdConfigProps {
   /** @default 'warning' */
   readonly logLevel?: 'error' | 'warning' | 'notice' | 'info' | 'debug';
   /**
-   * Worker processes of the normal worker.
+   * Worker processes of the normal worker; 'cores': rspamd's own default, one per CPU (mail nodes).
    * @default 1
    */
-  readonly workers?: number;
+  readonly workers?: number | 'cores';
 }
 
 /** The symbol rspamd's antivirus module adds for a ClamAV hit (mailfleetd always refuses those). */
@@ -95,8 +95,7 @@ logging {
 worker "normal" {
   bind_socket = ${q(p.normalBind)};
   .include "$CONFDIR/worker-normal.inc"
-  count = ${p.workers ?? 1};
-}
+${p.workers === 'cores' ? '' : `  count = ${p.workers ?? 1};\n`}}
 ${milter}`;
   const options: string[] = [];
   if (p.nameservers?.length)
