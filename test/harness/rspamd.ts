@@ -16,6 +16,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findProgram, startClamd, startRspamd, type ChildDaemon } from '../../lib/filter/processes.js';
+import type { RspamdConfigProps } from '../../lib/filter/rspamd-config.js';
 import { freePort } from './slapd.js';
 
 /**
@@ -41,6 +42,12 @@ export interface FilterStackProps {
   readonly antivirus?: boolean;
   /** Also run rspamd's proxy worker in milter mode (for Postfix); @default false */
   readonly milter?: boolean;
+  /**
+   * Run rspamd with these files (conf/-relative) instead of the ones rendered for the stack, given the
+   * stack's own settings (e.g. a mail node's bundle with its paths and ports swapped for the stack's).
+   * @default - renderRspamdConfig of the stack's settings
+   */
+  readonly rspamdFiles?: (stack: RspamdConfigProps & { readonly tldFile: string }) => Record<string, string>;
 }
 
 export interface FilterStack {
@@ -157,10 +164,8 @@ export async function startFilterStack(props: FilterStackProps = {}): Promise<Fi
     writeFileSync(tldFile, `${TEST_TLDS.join('\n')}\n`);
     const normal = `127.0.0.1:${await freePort()}`;
     const milter = props.milter ? `127.0.0.1:${await freePort()}` : undefined;
-    const rspamd = await startRspamd({
-      dir: join(dir, 'rspamd'),
-      config: { normalBind: normal, milterBind: milter, dkimKeyDir, clamdSocket, nameservers: [`127.0.0.1:${dns.port}`], checkLocalNetworks: true, tldFile, logLevel: 'info' },
-    });
+    const config: RspamdConfigProps = { normalBind: normal, milterBind: milter, dkimKeyDir, clamdSocket, nameservers: [`127.0.0.1:${dns.port}`], checkLocalNetworks: true, tldFile, logLevel: 'info' };
+    const rspamd = await startRspamd({ dir: join(dir, 'rspamd'), config, ...(props.rspamdFiles ? { files: props.rspamdFiles({ ...config, tldFile }) } : {}) });
     // rspamd's own graceful stop takes seconds; a test's scanner has nothing to finish.
     stops.push(() => rspamd.stop(500));
     return { dir, url: `http://${normal}`, milter, dkimKeyDir, dnsPort: dns.port, resolver: dns.resolver, rspamd, clamd, stop };
