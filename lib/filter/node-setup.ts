@@ -133,6 +133,10 @@ export function filteringBootstrap(plan: Plan): string {
       '# Signatures come from the ClamAV mirror through Debian\'s freshclam service (started by the package);',
       '# clamd starts when they are there, now or later, and mail is not held back meanwhile.',
       `install_units ${CLAMD_START_PATH_UNIT}`,
+      '# Without signatures clamd cannot start, but its socket (started by the package) would take rspamd\'s',
+      '# connections and hold them until rspamd times out: stopped, rspamd fails over at once. Starting clamd',
+      '# (the path unit) starts the socket again.',
+      `if ! compgen -G '/var/lib/clamav/daily.c[vl]d' >/dev/null; then systemctl stop clamav-daemon.socket || true; fi`,
       'systemctl enable --now clamav-freshclam.service',
       `systemctl enable --now ${CLAMD_START_PATH_UNIT}`,
     );

@@ -139,3 +139,41 @@ describe('the rspamd config of the mail node bundle, run by a real rspamd with C
     assert.match(added, new RegExp(`d=${domain.replaceAll('.', '\\.')};\\\\r\\\\n\\\\ts=mailfleet;`));
   });
 });
+
+describe('a node before freshclam has fetched signatures: clamd not running', { timeout: 120_000 }, () => {
+  let stack: FilterStack;
+  let client: RspamdClient;
+  before(async () => {
+    stack = await startFilterStack({
+      antivirus: false,
+      rspamdFiles: (s) => {
+        const files: Record<string, string> = {};
+        for (const f of bundle.filter((x) => x.path.startsWith('rspamd/')))
+          files[f.path.slice('rspamd/'.length)] = f.content
+            .replaceAll(/"127\.0\.0\.1:\d+"/g, JSON.stringify(s.normalBind))
+            // Nothing listens here: what rspamd meets while the bootstrap keeps clamd's socket stopped.
+            .replaceAll(NODE_CLAMD_SOCKET, join(s.dkimKeyDir, 'no-clamd.sock'))
+            .replaceAll(NODE_DKIM_DIR, s.dkimKeyDir);
+        files['local.d/options.inc'] = `${files['local.d/options.inc'] ?? ''}dns { nameserver = ["${s.nameservers![0]}"]; timeout = 1s; }\nurl_tld = ${JSON.stringify(s.tldFile)};\n`;
+        return files;
+      },
+    });
+    client = new RspamdClient({ url: stack.url, timeoutMs: 15_000 });
+  });
+  after(async () => {
+    client?.close();
+    await stack?.stop();
+  });
+
+  it('mail is scanned for spam only and answered at once (not held until a timeout), GTUBE still refused', async () => {
+    const req = { ip: '198.51.100.7', helo: 'client.test', from: 'someone@elsewhere.test', rcpt: [`bob@${domain}`], queueId: 'q2', mtaName: 'mx.test' };
+    const msg = (body: string) => Buffer.from(`From: someone@elsewhere.test\r\nTo: bob@${domain}\r\nSubject: t\r\n\r\n${body}\r\n`);
+    const t0 = performance.now();
+    const r = await client.check(req, msg(EICAR));
+    // Generous for a loaded machine; rspamd's antivirus timeout would be 10 s or more.
+    assert.ok(performance.now() - t0 < 5000, `${(performance.now() - t0).toFixed(0)} ms`);
+    assert.notEqual(r.action, 'reject');
+    assert.ok(!Object.keys(r.symbols ?? {}).includes('CLAM_VIRUS'));
+    assert.equal((await client.check(req, msg(GTUBE))).action, 'reject');
+  });
+});
