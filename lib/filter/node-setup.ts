@@ -16,8 +16,11 @@ import type { Plan } from '../plan/types.js';
 import { NODE_FILES_DIR, nameRoot, shq, type RenderedFile } from '../render/node-layout.js';
 import { renderRspamdConfig } from './rspamd-config.js';
 
-/** Where the node's rspamd config lives (LOCAL_CONFDIR): Debian's /etc/rspamd stays the package's. */
-export const NODE_RSPAMD_DIR = '/etc/mailfleet/rspamd';
+/**
+ * Where the node's rspamd config lives (LOCAL_CONFDIR): a folder of our own beside the package's files (which
+ * stay as shipped), readable by rspamd's user: /etc/mailfleet is the daemon's, closed to other users.
+ */
+export const NODE_RSPAMD_DIR = '/etc/rspamd/mailfleet';
 /** DKIM private keys on the node, `<domain>.<selector>.key`, readable by rspamd only. */
 export const NODE_DKIM_DIR = '/var/lib/mailfleet/dkim';
 /** Debian's clamd socket (clamav-daemon.socket). */

@@ -177,3 +177,13 @@ describe('a node before freshclam has fetched signatures: clamd not running', { 
     assert.equal((await client.check(req, msg(GTUBE))).action, 'reject');
   });
 });
+
+describe('rspamd (user _rspamd) can reach what the bootstrap gives it', () => {
+  it('no folder the bootstrap closes to other users (0750, 0700) holds rspamd\'s config or DKIM keys', () => {
+    const closed = [...mailSh.matchAll(/install -d -m 07[0-5]0 (?:-o \S+ -g \S+ )?([^\n]+)/g)].flatMap((m) => m[1]!.split(' ').filter((p) => p.startsWith('/')));
+    assert.ok(closed.includes('/etc/mailfleet'), closed.join(' '));
+    for (const dir of closed)
+      for (const own of [NODE_RSPAMD_DIR, NODE_DKIM_DIR])
+        if (own !== dir) assert.ok(!own.startsWith(`${dir}/`), `${own} is under ${dir}, which _rspamd cannot enter`);
+  });
+});

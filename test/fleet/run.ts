@@ -635,7 +635,7 @@ async function clients(plan: Plan): Promise<void> {
 function filteringChecks(mail: Host): void {
   const ping = inHost(mail, 'curl -fsS -m 5 http://127.0.0.1:11333/ping', true).trim();
   const exec = inHost(mail, 'systemctl show rspamd.service -p ExecStart --value', true);
-  check('mail1 runs rspamd from Debian with the bundle\'s config, answering before mailfleetd', ping === 'pong' && exec.includes('/etc/mailfleet/rspamd/rspamd.conf'), `ping: ${ping || 'no answer'}; ${exec.trim().slice(0, 200)}`);
+  check('mail1 runs rspamd from Debian with the bundle\'s config, answering before mailfleetd', ping === 'pong' && exec.includes('/etc/rspamd/mailfleet/rspamd.conf'), `ping: ${ping || 'no answer'}; ${exec.trim().slice(0, 200)}`);
   const gtube = ['XJS*C4JDBQADN1.NSBN3*2IDNEN*', 'GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X'].join('');
   const port = nlbListeners.find((l) => l.service.includes('Ldefaultsmtp'))!.port;
   const swaks = sh(`ip netns exec ${FABRIC} swaks --server ${NLB}:${port} --from fleet@example.org --to ${USER.mail} --header 'Subject: gtube' --body '${gtube}' --timeout 60`, { allowFail: true });
