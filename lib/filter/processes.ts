@@ -136,6 +136,12 @@ export interface StartRspamdProps {
    * @default false
    */
   readonly background?: boolean;
+  /**
+   * Config files to run instead of rendering `config` (e.g. a mail node's bundle; `config.normalBind`
+   * still says where to ping), relative to conf/.
+   * @default - renderRspamdConfig(config)
+   */
+  readonly files?: Readonly<Record<string, string>>;
 }
 
 export async function startRspamd(p: StartRspamdProps): Promise<ChildDaemon> {
@@ -143,8 +149,10 @@ export async function startRspamd(p: StartRspamdProps): Promise<ChildDaemon> {
   if (!bin) throw new Error('rspamd is not installed (Debian: apt-get install rspamd)');
   const conf = join(p.dir, 'conf');
   for (const d of ['conf/local.d', 'db', 'run', 'log']) mkdirSync(join(p.dir, d), { recursive: true });
-  for (const [name, text] of Object.entries(renderRspamdConfig(p.config)))
+  for (const [name, text] of Object.entries(p.files ?? renderRspamdConfig(p.config))) {
+    mkdirSync(dirname(join(conf, name)), { recursive: true });
     writeFileSync(join(conf, name), text);
+  }
   const args = [
     '-f',
     '-c',

@@ -48,10 +48,10 @@ export interface RspamdConfigProps {
   /** @default 'warning' */
   readonly logLevel?: 'error' | 'warning' | 'notice' | 'info' | 'debug';
   /**
-   * Worker processes of the normal worker.
+   * Worker processes of the normal worker; 'cores': rspamd's own default, one per CPU (mail nodes).
    * @default 1
    */
-  readonly workers?: number;
+  readonly workers?: number | 'cores';
 }
 
 /** The symbol rspamd's antivirus module adds for a ClamAV hit (mailfleetd always refuses those). */
@@ -65,10 +65,18 @@ export function renderRspamdConfig(p: RspamdConfigProps): Record<string, string>
     ? `
 worker "rspamd_proxy" {
   bind_socket = ${q(p.milterBind)};
-  .include "$CONFDIR/worker-proxy.inc"
-  # Scans in its own process instead of forwarding to a normal worker.
-  self_scan = yes;
+  milter = yes;
+  timeout = 120s;
+  # Scans in its own process instead of forwarding to a normal worker: self_scan belongs to the upstream
+  # (at the worker level rspamd ignores it and forwards to localhost:11333, Debian's stock upstream).
+  upstream "local" {
+    default = yes;
+    self_scan = yes;
+  }
   count = 1;
+  discard_on_reject = false;
+  quarantine_on_reject = false;
+  spam_header = "X-Spam";
 }
 `
     : '';
@@ -87,8 +95,7 @@ logging {
 worker "normal" {
   bind_socket = ${q(p.normalBind)};
   .include "$CONFDIR/worker-normal.inc"
-  count = ${p.workers ?? 1};
-}
+${p.workers === 'cores' ? '' : `  count = ${p.workers ?? 1};\n`}}
 ${milter}`;
   const options: string[] = [];
   if (p.nameservers?.length)

@@ -14,6 +14,7 @@ import {
   type NodeRole,
   type RegionRole,
 } from '../render/node-layout.js';
+import { dkimSecretsReadBy } from '../filter/node-setup.js';
 import type { Plan } from './types.js';
 
 /** Something a statement grants on, engine-neutral. */
@@ -160,7 +161,7 @@ export function platformSecrets(plan: Plan): SecretModel[] {
 /** Secrets a node role reads at boot. */
 export function secretsReadBy(plan: Plan, role: NodeRole): string[] {
   const n = secretNames(plan);
-  if (role === 'mail') return [n.adminToken, n.tls, plan.directory.kind === 'static' ? n.staticUsers : n.ldapBind, ...(hasRelayCredentials(plan) ? [n.relay] : [])];
+  if (role === 'mail') return [n.adminToken, n.tls, plan.directory.kind === 'static' ? n.staticUsers : n.ldapBind, ...(hasRelayCredentials(plan) ? [n.relay] : []), ...dkimSecretsReadBy(plan)];
   if (role === 'ldap') return [n.ldapAdmin, n.ldapReplicator, n.ldapBind];
   return [];
 }

@@ -10,6 +10,7 @@
  */
 import type { Plan } from '../plan/types.js';
 import type { Renderer } from './types.js';
+import { filteringBootstrap } from '../filter/node-setup.js';
 import { BUSY_TLS_PEM_FILE, CLOUD_HAPROXY_DIR } from './haproxy.js';
 import {
   BOOTSTRAP_LOG_PATH,
@@ -279,7 +280,7 @@ ln -sf ${DAEMON_NODE_PATH} /usr/local/bin/mailfleet-node
 install -d -m 0750 -o root -g mailfleet /etc/mailfleet ${tls}
 install -d -m 0755 -o mailfleet -g mailfleet "$(dirname ${DAEMON_LOG_PATH})"
 install -m 0640 -o root -g mailfleet "\${MAILFLEET_FILES}/mailfleetd.json" ${DAEMON_CONFIG_PATH}
-
+${filteringBootstrap(plan)}
 # Secrets stay on the node: environment file and TLS key readable by the daemon only.
 umask 077
 ${reads.join('\n')}

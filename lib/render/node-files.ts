@@ -4,6 +4,7 @@
  * the user data reads, so Terraform and Pulumi ship exactly the files CDK ships.
  */
 import { renderEdgeList } from '../haproxy/edge.js';
+import { filteringNodeFiles } from '../filter/node-setup.js';
 import type { Plan } from '../plan/types.js';
 import { EDGE_ALLOW_FILE, EDGE_DENY_FILE } from './haproxy.js';
 import { cloudwatchAgentFiles } from './cloudwatch-agent.js';
@@ -51,6 +52,8 @@ export function nodeFiles(plan: Plan, role: NodeRole, region: RegionRole): Rende
         registerUnit(plan),
         ...healthUnits(),
         { path: 'mailfleetd.json', content: daemonConfig },
+        // rspamd (+ ClamAV) on the node when the spec filters there (lib/filter/node-setup.ts).
+        ...filteringNodeFiles(plan),
       ];
     }
     case 'storage':

@@ -308,6 +308,8 @@ function fleetPlan(): Plan {
         domains: example.domains.map((d) => (d.limits?.imap ? { ...d, limits: { ...d.limits, imap: { ...d.limits.imap, listenerConnections: 3 } } } : d)),
         // Time in the harness runs TIME_SCALE times faster: the NLB stand-in divides the listeners' idle timeouts too.
         imap: { ...example.imap, keepaliveSeconds: Math.max(1, Math.round(120 / TIME_SCALE)) },
+        // rspamd (+ clamd) on the mail node from Debian, as the bootstrap's filtering block installs it (filteringChecks).
+        filtering: {},
       }),
       'fleet.yaml',
     ),
@@ -510,6 +512,7 @@ async function main(): Promise<void> {
   await nlbStandIn(t, proxy);
   if (ldapOk) await clients(plan);
   else check('clients through the NLB stand-in', false, 'not run: no directory to log in against');
+  filteringChecks(mail);
   // Without its store the mail node must fail its own health check (what the health timer acts on).
   inHost(mail, `umount -l ${MAIL_MOUNT}`, true);
   const sick = runUnit(mail, '/opt/mailfleet/bootstrap/health.sh');
@@ -624,6 +627,23 @@ async function clients(plan: Plan): Promise<void> {
   check(`IMAP IDLE survives past the listener's idle timeout (${imapIdle} s) on the daemon's keepalive (${plan.spec.imap.keepaliveSeconds} s)`, idle.ok === true, JSON.stringify(idle));
 }
 
+
+/**
+ * Filtering on the mail node (lib/filter/node-setup.ts, docs/filtering.md): rspamd from Debian runs the
+ * bundle's config and answers, GTUBE sent through the NLB stand-in is refused by mailfleetd on rspamd's
+ * verdict, and clamd waits for signatures (the hosts reach no ClamAV mirror) behind its path unit.
+ */
+function filteringChecks(mail: Host): void {
+  const ping = inHost(mail, 'curl -fsS -m 5 http://127.0.0.1:11333/ping', true).trim();
+  const exec = inHost(mail, 'systemctl show rspamd.service -p ExecStart --value', true);
+  check('mail1 runs rspamd from Debian with the bundle\'s config, answering before mailfleetd', ping === 'pong' && exec.includes('/etc/rspamd/mailfleet/rspamd.conf'), `ping: ${ping || 'no answer'}; ${exec.trim().slice(0, 200)}`);
+  const gtube = ['XJS*C4JDBQADN1.NSBN3*2IDNEN*', 'GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X'].join('');
+  const port = nlbListeners.find((l) => l.service.includes('Ldefaultsmtp'))!.port;
+  const swaks = sh(`ip netns exec ${FABRIC} swaks --server ${NLB}:${port} --from fleet@example.org --to ${USER.mail} --header 'Subject: gtube' --body '${gtube}' --timeout 60`, { allowFail: true });
+  check('GTUBE through the NLB stand-in is refused 550 5.7.1 (mailfleetd on rspamd\'s verdict)', /^<\*\* +550 5\.7\.1 /m.test(swaks), swaks.split('\n').filter((l) => /^<[-*]/.test(l)).slice(-3).join(' | '));
+  const path = inHost(mail, 'systemctl is-active mailfleet-clamd-start.path', true).trim();
+  check('clamd waits for freshclam\'s signatures behind mailfleet-clamd-start.path', path === 'active', path);
+}
 
 function cleanup(): void {
   stopping = true;

@@ -16,6 +16,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findProgram, startClamd, startRspamd, type ChildDaemon } from '../../lib/filter/processes.js';
+import type { RspamdConfigProps } from '../../lib/filter/rspamd-config.js';
 import { freePort } from './slapd.js';
 
 /**
@@ -41,6 +42,12 @@ export interface FilterStackProps {
   readonly antivirus?: boolean;
   /** Also run rspamd's proxy worker in milter mode (for Postfix); @default false */
   readonly milter?: boolean;
+  /**
+   * Run rspamd with these files (conf/-relative) instead of the ones rendered for the stack, given the
+   * stack's own settings (e.g. a mail node's bundle with its paths and ports swapped for the stack's).
+   * @default - renderRspamdConfig of the stack's settings
+   */
+  readonly rspamdFiles?: (stack: RspamdConfigProps & { readonly tldFile: string }) => Record<string, string>;
 }
 
 export interface FilterStack {
@@ -54,6 +61,8 @@ export interface FilterStack {
   /** A resolver asking the stack's DNS server (the receiving side's view of the test zones). */
   readonly resolver: Resolver;
   readonly rspamd: ChildDaemon;
+  /** clamd, when antivirus is on (benches add its CPU to the filter's). */
+  readonly clamd?: ChildDaemon;
   stop(): Promise<void>;
 }
 
@@ -140,26 +149,26 @@ export async function startFilterStack(props: FilterStackProps = {}): Promise<Fi
       await exited;
     });
     let clamdSocket: string | undefined;
+    let clamd: ChildDaemon | undefined;
     if (props.antivirus ?? true) {
       const db = join(dir, 'clamdb');
       mkdirSync(db);
       // A body-signature database (.ndb: name, any file type, any offset, hex) holding EICAR alone.
       writeFileSync(join(db, 'test.ndb'), `Eicar-Test-Signature:0:*:${Buffer.from(EICAR).toString('hex')}\n`);
-      const clamd = await startClamd({ dir: join(dir, 'clamd'), databaseDir: db });
-      stops.push(() => clamd.stop());
-      clamdSocket = clamd.socket;
+      const c = await startClamd({ dir: join(dir, 'clamd'), databaseDir: db });
+      stops.push(() => c.stop());
+      clamdSocket = c.socket;
+      clamd = c;
     }
     const tldFile = join(dir, 'tld.dat');
     writeFileSync(tldFile, `${TEST_TLDS.join('\n')}\n`);
     const normal = `127.0.0.1:${await freePort()}`;
     const milter = props.milter ? `127.0.0.1:${await freePort()}` : undefined;
-    const rspamd = await startRspamd({
-      dir: join(dir, 'rspamd'),
-      config: { normalBind: normal, milterBind: milter, dkimKeyDir, clamdSocket, nameservers: [`127.0.0.1:${dns.port}`], checkLocalNetworks: true, tldFile, logLevel: 'info' },
-    });
+    const config: RspamdConfigProps = { normalBind: normal, milterBind: milter, dkimKeyDir, clamdSocket, nameservers: [`127.0.0.1:${dns.port}`], checkLocalNetworks: true, tldFile, logLevel: 'info' };
+    const rspamd = await startRspamd({ dir: join(dir, 'rspamd'), config, ...(props.rspamdFiles ? { files: props.rspamdFiles({ ...config, tldFile }) } : {}) });
     // rspamd's own graceful stop takes seconds; a test's scanner has nothing to finish.
     stops.push(() => rspamd.stop(500));
-    return { dir, url: `http://${normal}`, milter, dkimKeyDir, dnsPort: dns.port, resolver: dns.resolver, rspamd, stop };
+    return { dir, url: `http://${normal}`, milter, dkimKeyDir, dnsPort: dns.port, resolver: dns.resolver, rspamd, clamd, stop };
   } catch (e) {
     await stop();
     throw e;
