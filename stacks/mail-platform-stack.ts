@@ -105,7 +105,15 @@ export class MailPlatformStack extends Stack {
     const privateZone = this.network.privateZone!;
     this.regionZone = new route53.PrivateHostedZone(this, 'RegionZone', { zoneName: regionZoneName(plan, regionRole), vpc });
 
+    // Audit journal archive (docs/audit.md), one per region: this region's mail nodes may only add journal objects to it.
+    if (plan.spec.audit.enabled)
+      this.auditArchive = new AuditArchive(this, 'Audit', {
+        objectLockRetention: objectLockRetentionOf(plan.spec.audit),
+        archiveAfterDays: plan.spec.audit.archiveAfterDays,
+        archiveStorageClass: archiveStorageClassOf(plan.spec.audit.archiveStorageClass),
+      });
     this.fleet = new MailServerFleet(this, 'Mail', {
+      auditArchive: this.auditArchive,
       plan,
       vpc,
       privateZone,
@@ -123,15 +131,6 @@ export class MailPlatformStack extends Stack {
       alarmTopic: this.alarmTopic,
     });
     this.fleet.allowProxyFrom(this.flowControl.securityGroup);
-    if (plan.spec.audit.enabled) {
-      // Audit journal archive (docs/audit.md): the nodes may only add journal objects.
-      this.auditArchive = new AuditArchive(this, 'Audit', {
-        objectLockRetention: objectLockRetentionOf(plan.spec.audit),
-        archiveAfterDays: plan.spec.audit.archiveAfterDays,
-        archiveStorageClass: archiveStorageClassOf(plan.spec.audit.archiveStorageClass),
-      });
-      this.auditArchive.grantJournalWrite(this.fleet.role);
-    }
 
     if (plan.storage.kind === 'glusterfs') {
       const cluster = new GlusterStorageCluster(this, 'Storage', {

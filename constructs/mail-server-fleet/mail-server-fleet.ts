@@ -3,7 +3,9 @@ import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as route53 from 'aws-cdk-lib/aws-route53';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sns from 'aws-cdk-lib/aws-sns';
@@ -19,6 +21,7 @@ import {
   DAEMON_ADMIN_PORT,
   LAUNCH_HOOK_NAME,
   LAUNCH_HOOK_TIMEOUT_SECONDS,
+  auditBucketParameter,
   daemonBundleParameter,
   secretNames,
   ssmPrefix,
@@ -113,6 +116,12 @@ export interface MailServerFleetProps {
    * @default 20
    */
   readonly rootVolumeGiB?: number;
+  /**
+   * The region's audit archive (required when the plan's audit is enabled): the nodes' role may add
+   * journal objects to it, and an SSM parameter tells the nodes its name.
+   * @default - none (audit off)
+   */
+  readonly auditArchive?: { readonly bucket: s3.IBucket; readonly key: kms.IKey };
 }
 
 /**
@@ -161,6 +170,7 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
         failed: props.createSecrets === false && (props.secretReplicaRegions?.length ?? 0) > 0,
         message: 'secretReplicaRegions is set while createSecrets is false: a fleet that reads replicas creates none to replicate',
       },
+      { failed: plan.spec.audit.enabled && !props.auditArchive, message: 'the plan has audit.enabled but no auditArchive was given: the nodes would journal with nowhere to ship' },
     ]);
     const secrets = secretNames(plan);
 
@@ -192,6 +202,7 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
     this.role = nodeRole(this, 'Role', plan, 'mail', props.region ?? 'primary', {
       objects: { 'node-files/mail': this.nodeFiles.asset, 'daemon-package': this.daemonBundle },
       privateZone: props.privateZone,
+      auditArchive: props.auditArchive,
     });
     this.daemonBundleParameter = new ssm.StringParameter(this, 'DaemonBundleUri', {
       parameterName: daemonBundleParameter(plan),
@@ -203,6 +214,12 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
       stringValue: props.privateZone.hostedZoneId,
       description: 'Private zone mail nodes register in',
     });
+    if (props.auditArchive)
+      new ssm.StringParameter(this, 'AuditBucket', {
+        parameterName: auditBucketParameter(plan),
+        stringValue: props.auditArchive.bucket.bucketName,
+        description: 'Audit archive bucket the mail nodes of this region ship their journal to',
+      });
 
     if (props.createSecrets ?? true) {
       const created = new Map(

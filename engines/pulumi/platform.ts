@@ -7,12 +7,12 @@ import * as aws from '@pulumi/aws';
 import type { Plan } from '../../lib/plan/types.js';
 import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
-import { auditArchivePulumi } from './audit-archive.js';
+import { auditArchivePulumi, JOURNAL_KEYS } from './audit-archive.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
 import { launchImage, literalArn, outputNode, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { randomBytes } from 'node:crypto';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
-import type { AccessTarget, BootObjectId } from '../../lib/plan/node-access.js';
+import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
 import { drillFilters, fisRoleStatements } from '../../lib/plan/drills.js';
 import type { NodeRole } from '../../lib/render/node-layout.js';
 
@@ -86,11 +86,6 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         ),
       );
     }
-    // Audit journal archive per region (audit-archive.ts).
-    if (model.audit)
-      for (const r of model.regions)
-        for (const res of auditArchivePulumi(r.role, { parent: this, provider: regions.get(r.role)!.provider, prefix: r.prefix, account: r.account, audit: model.audit, tags: tagsFor(model, 'audit', `${r.prefix}-audit`) }))
-          this.add(res);
     if (model.dns) this.dns(model, regions);
     if (model.drills.length > 0) this.drills(model, regions.get('primary')!.provider);
     this.nlbDnsNames = regions.get('primary')!.nlbs.map((lb) => lb.dnsName);
@@ -160,6 +155,25 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         ),
       );
     }
+    // The region's own audit journal archive (audit-archive.ts): its mail nodes ship there.
+    const audit = model.audit
+      ? auditArchivePulumi(r.role, { parent: this, provider: o.provider as aws.Provider, prefix: r.prefix, account: r.account, audit: model.audit, tags: tags('audit', `${r.prefix}-audit`) })
+      : undefined;
+    for (const res of audit?.resources ?? []) this.add(res);
+    const mustAudit = () => {
+      if (!audit) throw new Error(`pulumi: the model names the audit archive in ${r.role} but audit is off`);
+      return audit;
+    };
+    const parameterValue = (v: ParameterModel['value']): pulumi.Input<string> => {
+      switch (v.kind) {
+        case 'private-zone-id':
+          return privateZone.zoneId;
+        case 'audit-bucket':
+          return mustAudit().bucket.bucket;
+        case 'object-uri':
+          return pulumi.interpolate`s3://${bucket.bucket}/${objects.get(v.object)!.key}`;
+      }
+    };
     for (const prm of b.parameters)
       this.add(
         new aws.ssm.Parameter(
@@ -168,14 +182,26 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             name: prm.name,
             type: 'String',
             description: prm.description,
-            value: prm.value.kind === 'private-zone-id' ? privateZone.zoneId : pulumi.interpolate`s3://${bucket.bucket}/${objects.get(prm.value.object)!.key}`,
+            value: parameterValue(prm.value),
             tags: tags('network', prm.name),
           },
           o,
         ),
       );
-    const arnOf = (t: AccessTarget): pulumi.Input<string> =>
-      t.kind === 'private-zone' ? pulumi.interpolate`arn:aws:route53:::hostedzone/${privateZone.zoneId}` : t.kind === 'boot-object' ? pulumi.interpolate`${bucket.arn}/${objects.get(t.object)!.key}` : literalArn(model, r, t)!;
+    const arnOf = (t: AccessTarget): pulumi.Input<string> => {
+      switch (t.kind) {
+        case 'private-zone':
+          return pulumi.interpolate`arn:aws:route53:::hostedzone/${privateZone.zoneId}`;
+        case 'boot-object':
+          return pulumi.interpolate`${bucket.arn}/${objects.get(t.object)!.key}`;
+        case 'audit-journal':
+          return pulumi.interpolate`${mustAudit().bucket.arn}/${JOURNAL_KEYS}`;
+        case 'audit-key':
+          return mustAudit().key.arn;
+        default:
+          return literalArn(model, r, t)!;
+      }
+    };
     const profiles = new Map<NodeRole, aws.iam.InstanceProfile>();
     for (const a of b.roles) {
       const role = this.add(

@@ -52,12 +52,12 @@ import { VolumeAttachment } from '@cdktf/provider-aws/lib/volume-attachment/inde
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule/index.js';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule/index.js';
 import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
-import { auditArchiveTerraform } from './audit-archive.js';
+import { auditArchiveTerraform, JOURNAL_KEYS } from './audit-archive.js';
 import { ROLE_TAG } from '../inventory.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
 import { launchImage, literalArn, outputNode, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
-import type { AccessTarget, BootObjectId } from '../../lib/plan/node-access.js';
+import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
 import { drillFilters, fisRoleStatements } from '../../lib/plan/drills.js';
 import type { NodeRole } from '../../lib/render/node-layout.js';
 
@@ -106,10 +106,6 @@ export class MailfleetTerraformStack extends TerraformStack {
       built.set(region.role, this.region(model, region, provider));
     }
     this.regions = built;
-    // Audit journal archive per region (audit-archive.ts).
-    if (model.audit)
-      for (const r of model.regions)
-        auditArchiveTerraform(this, r.role, { provider: this.vpcs.get(r.role)!.provider, prefix: r.prefix, account: r.account, audit: model.audit, tags: tagsFor(model, 'audit', `${r.prefix}-audit`) });
     if (model.link) this.link(model);
     if (model.managedAd) this.managedAd(model);
     if (model.dns) this.dns(model);
@@ -168,17 +164,47 @@ export class MailfleetTerraformStack extends TerraformStack {
       const asset = new TerraformAsset(this, `${p}-asset-${safe}`, { path: folder.dir, type: AssetType.ARCHIVE, assetHash: folder.hash });
       objects.set(o.id, new S3Object(this, `${p}-boot-${safe}`, { provider, bucket: bucket.id, key: o.key, source: asset.path, sourceHash: folder.hash }));
     }
+    // The region's own audit journal archive (audit-archive.ts): its mail nodes ship there.
+    const audit = model.audit
+      ? auditArchiveTerraform(this, p, { provider, prefix: r.prefix, account: r.account, audit: model.audit, tags: tags('audit', `${r.prefix}-audit`) })
+      : undefined;
+    const mustAudit = () => {
+      if (!audit) throw new Error(`terraform: the model names the audit archive in ${r.role} but audit is off`);
+      return audit;
+    };
+    const parameterValue = (v: ParameterModel['value']): string => {
+      switch (v.kind) {
+        case 'private-zone-id':
+          return privateZone.zoneId;
+        case 'audit-bucket':
+          return mustAudit().bucket.bucket;
+        case 'object-uri':
+          return `s3://${bucket.bucket}/${objects.get(v.object)!.key}`;
+      }
+    };
     for (const [i, prm] of b.parameters.entries())
       new SsmParameter(this, `${p}-param-${i}`, {
         provider,
         name: prm.name,
         type: 'String',
         description: prm.description,
-        value: prm.value.kind === 'private-zone-id' ? privateZone.zoneId : `s3://${bucket.bucket}/${objects.get(prm.value.object)!.key}`,
+        value: parameterValue(prm.value),
         tags: tags('network', prm.name),
       });
-    const arnOf = (t: AccessTarget): string =>
-      t.kind === 'private-zone' ? `arn:aws:route53:::hostedzone/${privateZone.zoneId}` : t.kind === 'boot-object' ? `${bucket.arn}/${objects.get(t.object)!.key}` : literalArn(model, r, t)!;
+    const arnOf = (t: AccessTarget): string => {
+      switch (t.kind) {
+        case 'private-zone':
+          return `arn:aws:route53:::hostedzone/${privateZone.zoneId}`;
+        case 'boot-object':
+          return `${bucket.arn}/${objects.get(t.object)!.key}`;
+        case 'audit-journal':
+          return `${mustAudit().bucket.arn}/${JOURNAL_KEYS}`;
+        case 'audit-key':
+          return mustAudit().key.arn;
+        default:
+          return literalArn(model, r, t)!;
+      }
+    };
     const profiles = new Map<NodeRole, IamInstanceProfile>();
     for (const a of b.roles) {
       const role = new IamRole(this, `${p}-role-${a.role}`, {

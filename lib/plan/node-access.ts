@@ -6,6 +6,7 @@
  * parity suite compares the three translations statement by statement.
  */
 import {
+  auditBucketParameter,
   daemonBundleParameter,
   mailNodesHost,
   nodeFilesParameter,
@@ -28,6 +29,10 @@ export type AccessTarget =
   | { readonly kind: 'private-zone' }
   /** One of the region's boot objects (BootObjectModel.id). */
   | { readonly kind: 'boot-object'; readonly object: BootObjectId }
+  /** Journal objects (`journal/*`) in the region's own audit archive bucket (audit.enabled). */
+  | { readonly kind: 'audit-journal' }
+  /** The KMS key the region's audit archive bucket encrypts with. */
+  | { readonly kind: 'audit-key' }
   | { readonly kind: 'any' };
 
 export interface StatementModel {
@@ -59,7 +64,11 @@ export interface BootObjectModel {
 export interface ParameterModel {
   readonly name: string;
   readonly description: string;
-  readonly value: { readonly kind: 'object-uri'; readonly object: BootObjectId } | { readonly kind: 'private-zone-id' };
+  readonly value:
+    | { readonly kind: 'object-uri'; readonly object: BootObjectId }
+    | { readonly kind: 'private-zone-id' }
+    /** The name of the region's own audit archive bucket. */
+    | { readonly kind: 'audit-bucket' };
 }
 
 /** How a secret gets its first value. */
@@ -196,6 +205,13 @@ export function nodeAccess(plan: Plan, role: NodeRole, region: RegionRole): Node
       },
       { actions: ['autoscaling:DescribeAutoScalingInstances'], targets: [{ kind: 'any' }] },
     );
+  // The journal uploader adds batches to its own region's archive: PutObject under journal/ only (no
+  // read, no delete) and the bucket key's data keys (SSE-KMS). Reading goes through the auditor role.
+  if (role === 'mail' && plan.spec.audit.enabled)
+    statements.push(
+      { actions: ['s3:PutObject'], targets: [{ kind: 'audit-journal' }] },
+      { actions: ['kms:GenerateDataKey'], targets: [{ kind: 'audit-key' }] },
+    );
   const secrets = secretsReadBy(plan, role);
   if (secrets.length > 0) statements.push({ actions: ['secretsmanager:GetSecretValue'], targets: secrets.map((name) => ({ kind: 'secret', name })) });
   // Storage node 1 of the primary hands its geo-replication key to the DR region (gluster.ts publish step).
@@ -224,6 +240,9 @@ export function nodeBoot(plan: Plan, region: RegionRole): NodeBootModel {
     })),
     { name: daemonBundleParameter(plan), description: 'mailfleetd esbuild bundle', value: { kind: 'object-uri', object: 'daemon-package' } },
     { name: `${ssmPrefix(plan)}/private-zone-id`, description: 'Private zone mail nodes register in', value: { kind: 'private-zone-id' } },
+    ...(plan.spec.audit.enabled
+      ? [{ name: auditBucketParameter(plan), description: 'Audit archive bucket the mail nodes of this region ship their journal to', value: { kind: 'audit-bucket' as const } }]
+      : []),
   ];
   const dr = plan.regions?.dr;
   return {

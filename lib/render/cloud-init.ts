@@ -20,6 +20,7 @@ import {
   LAUNCH_HOOK_NAME,
   MAIL_UID,
   STORAGE_WAIT,
+  auditBucketParameter,
   DAEMON_CONFIG_PATH,
   DAEMON_ENV_PATH,
   DAEMON_LOG_PATH,
@@ -240,6 +241,21 @@ function mailScript(plan: Plan): RenderedFile {
   // A static directory's users file comes from its secret (the daemon re-reads it when it changes).
   const usersFile = d.kind === 'static' ? daemonFile(s.staticUsers, d.file, 'users_yaml') : '';
   const tls = DAEMON_TLS_DIR;
+  // The journal uploader (lib/journal/s3.ts) ships to this region's own archive bucket, named by the
+  // region's SSM parameter; the SDK takes the region from AWS_REGION and the instance role's credentials.
+  const audit = plan.spec.audit.enabled;
+  const auditRead = audit
+    ? `# >>> audit archive (docs/audit.md): this region's bucket, from this region's SSM parameter
+audit_bucket=$(param ${shq(auditBucketParameter(plan).slice(ssmPrefix(plan).length + 1))})
+if [ -z "\${audit_bucket}" ] || [ "\${audit_bucket}" = None ]; then
+  echo "mailfleet bootstrap: no audit archive bucket in ${auditBucketParameter(plan)}" >&2
+  exit 1
+fi
+# <<< audit archive
+`
+    : '';
+  const auditEnv = audit ? `  printf 'MAILFLEET_AUDIT_BUCKET=%s\\nAWS_REGION=%s\\n' "\${audit_bucket}" "\${REGION}"
+` : '';
   return {
     path: 'bootstrap/mail.sh',
     executable: true,
@@ -283,12 +299,12 @@ install -m 0640 -o root -g mailfleet "\${MAILFLEET_FILES}/mailfleetd.json" ${DAE
 # Secrets stay on the node: environment file and TLS key readable by the daemon only.
 umask 077
 ${reads.join('\n')}
-{
+${auditRead}{
 ${envLines.join('\n')}
   # The unit's --data-dir, so mailfleet commands run on the node find the daemon's data.
   printf 'MAILFLEET_DATA_DIR=%s\\n' ${MAIL_MOUNT}/maildir
   printf 'MAILFLEET_TLS_CERT=%s\\nMAILFLEET_TLS_KEY=%s\\n' ${tls}/cert.pem ${tls}/key.pem
-} >${DAEMON_ENV_PATH}
+${auditEnv}} >${DAEMON_ENV_PATH}
 ${ldapBindFile}${usersFile}tls_json=$(secret ${shq(s.tls)})
 tls_cert=$(json_field "\${tls_json}" cert)
 tls_key=$(json_field "\${tls_json}" key)

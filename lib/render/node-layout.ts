@@ -128,6 +128,14 @@ export function daemonBundleParameter(plan: Plan): string {
   return `${ssmPrefix(plan)}/daemon-bundle`;
 }
 
+/**
+ * SSM parameter holding the name of this region's audit archive bucket (audit.enabled): each region's
+ * mail nodes ship their journal to their own region's bucket (the engines write it per region).
+ */
+export function auditBucketParameter(plan: Plan): string {
+  return `${ssmPrefix(plan)}/audit-bucket`;
+}
+
 /** Secrets Manager names (the engines create them; nodes read them at boot). */
 export function secretNames(plan: Plan) {
   const p = nameRoot(plan);
