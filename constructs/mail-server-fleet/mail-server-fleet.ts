@@ -257,6 +257,9 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
       maxCapacity: max,
       // Unset unless asked for: a set desired capacity resets a scaled-out group on every deploy.
       desiredCapacity: desired === undefined ? undefined : clamp(desired, Math.min(min, max), max),
+      // EC2 checks plus the node's own: no load balancer fronts the mail tier (HAProxy finds nodes through
+      // the private zone), so mailfleet-health.timer reports a node whose store or daemon fails as
+      // Unhealthy (SetInstanceHealth), and the group replaces it; a node that never serves abandons its hook.
       healthChecks: autoscaling.HealthChecks.ec2({ gracePeriod: Duration.minutes(10) }),
       updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({ maxBatchSize: 1, minInstancesInService: Math.min(min, max) }),
       notifications: props.alarmTopic ? [{ topic: props.alarmTopic }] : undefined,

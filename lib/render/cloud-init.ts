@@ -414,7 +414,9 @@ failures=$(( $(cat "\${state}" 2>/dev/null || echo 0) + 1 ))
 echo "\${failures}" >"\${state}"
 if [ "\${failures}" -ge ${HEALTH_FAILURES_BEFORE_UNHEALTHY} ]; then
   echo "health: \${failures} failed checks, marking this instance Unhealthy" >&2
-  aws autoscaling set-instance-health --instance-id "\${INSTANCE_ID}" --health-status Unhealthy --should-respect-grace-period
+  # Not --should-respect-grace-period: this job starts only once the node has served, so a failure now is
+  # real, and the group's grace period would hide it for 10 minutes.
+  aws autoscaling set-instance-health --instance-id "\${INSTANCE_ID}" --health-status Unhealthy
 fi
 exit 1
 `,

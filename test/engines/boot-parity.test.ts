@@ -37,7 +37,7 @@ const NAMES = Object.keys(TARGETS) as Target[];
 const SECTIONS = ['statements', 'managedPolicies', 'instanceProfiles', 'parameters', 'secrets', 'drills', 'archiveParameters'] as const;
 
 /** primary-dr with the audit journal on: each region gets its own archive (issue 22). */
-const AUDIT = 'primary-dr + audit';
+const AUDIT = 'primary-dr + audit' as const;
 const planOf = (example: (typeof EXAMPLES)[number] | typeof AUDIT): Plan =>
   example === AUDIT
     ? buildPlan(parseSpec(JSON.stringify({ ...loadSpec('examples/primary-dr.yaml').spec, audit: { enabled: true } }), 'primary-dr-audit.yaml'))

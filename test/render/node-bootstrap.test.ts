@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -9,7 +9,7 @@ import { parseSpec, loadSpec } from '../../lib/spec/index.js';
 import { RENDERERS, renderer } from '../../lib/render/index.js';
 import { userData } from '../../lib/render/cloud-init.js';
 import { nodeFiles } from '../../lib/render/node-files.js';
-import { NODE_ROLES, nodePath, secretNames, type NodeRole } from '../../lib/render/node-layout.js';
+import { HEALTH_FAILURES_BEFORE_UNHEALTHY, NODE_ROLES, nodePath, secretNames, type NodeRole } from '../../lib/render/node-layout.js';
 import { slapdFiles } from '../../lib/render/slapd.js';
 import { systemdUnits } from '../../lib/render/systemd.js';
 import { cloudwatchAgentConfig } from '../../lib/render/cloudwatch-agent.js';
@@ -311,6 +311,34 @@ describe('audit archive on mail nodes: each region ships to its own bucket (issu
   test('GIVEN audit off WHEN mail.sh is rendered THEN it neither reads an archive parameter nor sets a bucket', () => {
     const mail = nodeFiles(single, 'mail', 'primary').find((f) => f.path === 'bootstrap/mail.sh')!.content;
     assert.doesNotMatch(mail, /audit-bucket|MAILFLEET_AUDIT_BUCKET/);
+  });
+});
+
+describe('mail node health: a node without storage or daemon gets replaced (issue 17)', () => {
+  test(`GIVEN the store is not mounted WHEN the health timer's job runs ${HEALTH_FAILURES_BEFORE_UNHEALTHY} times THEN the last run marks the instance Unhealthy in its group, not deferred by the grace period`, () => {
+    const dir = mkdtempSync(join(tmp, 'health-'));
+    for (const f of nodeFiles(single, 'mail', 'primary').filter((x) => x.path.startsWith('bootstrap/'))) {
+      mkdirSync(join(dir, 'bootstrap'), { recursive: true });
+      writeFileSync(join(dir, f.path), f.content, { mode: 0o755 });
+    }
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    const stub = (name: string, body: string) => writeFileSync(join(bin, name), `#!/bin/bash\n${body}\n`, { mode: 0o755 });
+    stub('curl', 'case "$*" in *api/token*) echo tok ;; *instance-id*) echo i-0fleet ;; *) echo stub ;; esac');
+    stub('mountpoint', 'exit 1');
+    stub('aws', `echo "$*" >>${dir}/aws.log`);
+    const state = join(dir, 'failures');
+    const watch = readFileSync(join(dir, 'bootstrap/health-watch.sh'), 'utf8').replace('/run/mailfleet-health-failures', state);
+    writeFileSync(join(dir, 'bootstrap/health-watch.sh'), watch, { mode: 0o755 });
+    const calls: string[] = [];
+    for (let i = 1; i <= HEALTH_FAILURES_BEFORE_UNHEALTHY; i++) {
+      const r = spawnSync('bash', [join(dir, 'bootstrap/health-watch.sh')], { encoding: 'utf8', env: { PATH: `${bin}:/usr/bin:/bin` } });
+      assert.notEqual(r.status, 0, `run ${i} reports the failure`);
+      calls.push(existsSync(join(dir, 'aws.log')) ? readFileSync(join(dir, 'aws.log'), 'utf8') : '');
+    }
+    assert.equal(calls[HEALTH_FAILURES_BEFORE_UNHEALTHY - 2], '', 'no report before the limit');
+    const last = calls[HEALTH_FAILURES_BEFORE_UNHEALTHY - 1]!.trim();
+    assert.match(last, /^autoscaling set-instance-health --instance-id i-0fleet --health-status Unhealthy$/);
   });
 });
 
