@@ -12,7 +12,8 @@ import { shardHealthPort } from '../lib/plan/build.js';
 import { platformOutputs, type OutputSource } from '../lib/plan/outputs.js';
 import type { Plan } from '../lib/plan/types.js';
 import { logGroupNames } from '../lib/render/cloudwatch-agent.js';
-import { privateZoneName, regionZoneName, type RegionRole } from '../lib/render/node-layout.js';
+import { privateZoneName, provisionsRedis, regionZoneName, type RegionRole } from '../lib/render/node-layout.js';
+import { FleetRedis } from '../constructs/fleet-redis/fleet-redis.js';
 import { DisasterRecovery, FIS_DRILLS, publicRecordName } from '../constructs/disaster-recovery/disaster-recovery.js';
 import { EfsMailStore } from '../constructs/efs-mail-store/efs-mail-store.js';
 import { FlowControlTier } from '../constructs/flow-control-tier/flow-control-tier.js';
@@ -56,6 +57,8 @@ export class MailPlatformStack extends Stack {
   public readonly auditArchive?: AuditArchive;
   public readonly storage: GlusterStorageCluster | EfsMailStore;
   public readonly directory?: LdapDirectory;
+  /** The mail nodes' Redis (redis.provision elasticache). */
+  public readonly redis?: FleetRedis;
   public readonly disasterRecovery?: DisasterRecovery;
   public readonly alarmTopic: sns.Topic;
   public readonly regionZone: route53.PrivateHostedZone;
@@ -131,6 +134,11 @@ export class MailPlatformStack extends Stack {
       alarmTopic: this.alarmTopic,
     });
     this.fleet.allowProxyFrom(this.flowControl.securityGroup);
+    // Fleet-wide limits: the region's own Redis, reachable from the mail nodes only.
+    if (provisionsRedis(plan)) {
+      this.redis = new FleetRedis(this, 'Redis', { plan, vpc, region: regionRole, authSecretDependency: this.fleet.redisAuthSecret });
+      this.redis.allowClientsFrom(this.fleet);
+    }
 
     if (plan.storage.kind === 'glusterfs') {
       const cluster = new GlusterStorageCluster(this, 'Storage', {

@@ -145,6 +145,8 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
   public readonly staticUsersSecret?: secretsmanager.Secret;
   /** AUTH credentials for smtp.relay, JSON {"username","password"}; undefined without relay credentials. */
   public readonly relaySecret?: secretsmanager.Secret;
+  /** AUTH token of the provisioned Redis (FleetRedis); undefined without one or with createSecrets false. */
+  public readonly redisAuthSecret?: secretsmanager.Secret;
   public readonly scalingMetric: cw.Metric;
   /** Daemon ports behind HAProxy (PROXY v2). */
   public readonly daemonPorts: readonly number[];
@@ -231,6 +233,9 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
       this.tlsSecret = created.get('Tls');
       this.staticUsersSecret = created.get('StaticUsers');
       this.relaySecret = created.get('Relay');
+      this.redisAuthSecret = created.get('RedisAuth');
+      if (this.redisAuthSecret)
+        acknowledge(this.redisAuthSecret, 'AwsSolutions-SMG4', 'The ElastiCache AUTH token is rotated with modify-replication-group (ROTATE, then SET) and a rolling node restart, by the ops runbook.');
       if (this.staticUsersSecret) acknowledge(this.staticUsersSecret, 'AwsSolutions-SMG4', 'The users file is edited by the operator (mailfleet users add), not rotated.');
       if (this.relaySecret)
         acknowledge(this.relaySecret, 'AwsSolutions-SMG4', 'Relay credentials are issued by the relay provider (SES SMTP credentials, an ISP account), not rotated by Secrets Manager.');

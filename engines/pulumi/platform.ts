@@ -121,6 +121,47 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
   }
 
   private bootObjects: BootObjectOptions = {};
+  private redisToken?: pulumi.Output<string>;
+
+  /** One AUTH token for the platform's Redis in both regions (and its secret): random, a Pulumi secret in the state. */
+  private redisAuthToken(): pulumi.Output<string> {
+    this.redisToken ??= pulumi.secret(randomBytes(24).toString('hex'));
+    return this.redisToken;
+  }
+
+  /**
+   * The region's Redis (RedisModel): a Valkey replication group, primary + replica across AZs, TLS and
+   * at-rest encryption, the platform's AUTH token, in the private subnets behind the redis security group.
+   */
+  private redis(model: PlatformModel, r: RegionModel, o: pulumi.CustomResourceOptions, subnets: aws.ec2.Subnet[], sg: aws.ec2.SecurityGroup): aws.elasticache.ReplicationGroup {
+    const m = r.redis!;
+    const group = this.add(
+      new aws.elasticache.SubnetGroup(`${r.prefix}-redis`, { name: m.name, description: 'mailfleet Redis: private subnets', subnetIds: subnets.map((s) => s.id), tags: tagsFor(model, 'redis', m.name) }, o),
+    );
+    return this.add(
+      new aws.elasticache.ReplicationGroup(
+        `${r.prefix}-redis`,
+        {
+          replicationGroupId: m.name,
+          description: 'mailfleet fleet-wide limits',
+          engine: m.engine,
+          engineVersion: m.engineVersion,
+          nodeType: m.nodeType,
+          numCacheClusters: m.nodes,
+          port: m.port,
+          automaticFailoverEnabled: true,
+          multiAzEnabled: true,
+          transitEncryptionEnabled: true,
+          atRestEncryptionEnabled: true,
+          authToken: this.redisAuthToken(),
+          subnetGroupName: group.name,
+          securityGroupIds: [sg.id],
+          tags: tagsFor(model, 'redis', m.name),
+        },
+        o,
+      ),
+    );
+  }
 
   /**
    * What nodes need to boot (lib/plan/node-access.ts): a private bucket with the node files and daemon
@@ -132,6 +173,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     r: RegionModel,
     o: pulumi.CustomResourceOptions,
     privateZone: aws.route53.Zone,
+    redis?: aws.elasticache.ReplicationGroup,
   ): { profiles: Map<NodeRole, aws.iam.InstanceProfile> } {
     const n = (suffix: string) => `${r.prefix}-${suffix}`;
     const b = r.boot;
@@ -170,6 +212,9 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
           return privateZone.zoneId;
         case 'audit-bucket':
           return mustAudit().bucket.bucket;
+        case 'redis-endpoint':
+          if (!redis) throw new Error(`pulumi: the model names Redis in ${r.role} but none is provisioned`);
+          return pulumi.interpolate`${redis.primaryEndpointAddress}:${redis.port}`;
         case 'object-uri':
           return pulumi.interpolate`s3://${bucket.bucket}/${objects.get(v.object)!.key}`;
       }
@@ -250,7 +295,9 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
       // A first value only (random values are Pulumi secrets in the state); later edits are the operator's.
       const v = sec.value;
       const first =
-        v.kind === 'generated'
+        sec.id === 'RedisAuth'
+          ? this.redisAuthToken()
+          : v.kind === 'generated'
           ? pulumi.secret(randomBytes(v.length).toString('base64url').slice(0, v.length))
           : v.kind === 'template'
             ? pulumi.secret(JSON.stringify({ ...v.template, [v.generateKey]: randomBytes(24).toString('base64url') }))
@@ -403,7 +450,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         ),
       ),
     };
-    const boot = this.boot(model, r, o, zones.platform);
+    const redis = r.redis ? this.redis(model, r, o, privateSubnets, groups.get('redis')!) : undefined;
+    const boot = this.boot(model, r, o, zones.platform, redis);
 
     // One launch template per node kind, shared by the kind's groups (every HAProxy shard runs the same text).
     const launchTemplates = new Map<string, aws.ec2.LaunchTemplate>();

@@ -10,6 +10,8 @@ import {
   daemonBundleParameter,
   mailNodesHost,
   nodeFilesParameter,
+  provisionsRedis,
+  redisEndpointParameter,
   secretNames,
   ssmPrefix,
   type NodeRole,
@@ -68,7 +70,9 @@ export interface ParameterModel {
     | { readonly kind: 'object-uri'; readonly object: BootObjectId }
     | { readonly kind: 'private-zone-id' }
     /** The name of the region's own audit archive bucket. */
-    | { readonly kind: 'audit-bucket' };
+    | { readonly kind: 'audit-bucket' }
+    /** `<host>:<port>` of the region's provisioned Redis primary endpoint. */
+    | { readonly kind: 'redis-endpoint' };
 }
 
 /** How a secret gets its first value. */
@@ -146,6 +150,9 @@ export function platformSecrets(plan: Plan): SecretModel[] {
       description: 'mailfleetd outbound relay AUTH: JSON {"username","password"}; set by the operator',
       value: { kind: 'template', template: { username: '' }, generateKey: 'password' },
     });
+  // ElastiCache AUTH tokens: 16-128 printable characters without / " @ or space; letters and digits only.
+  if (provisionsRedis(plan))
+    out.push({ id: 'RedisAuth', owner: 'mail', name: n.redisAuth, description: 'AUTH token of the provisioned Redis (ElastiCache)', value: { kind: 'generated', length: 32, excludePunctuation: true } });
   const d = plan.directory;
   if (d.kind === 'ldap') {
     const generated = { kind: 'generated', length: 32, excludePunctuation: true } as const;
@@ -169,7 +176,14 @@ export function platformSecrets(plan: Plan): SecretModel[] {
 /** Secrets a node role reads at boot. */
 export function secretsReadBy(plan: Plan, role: NodeRole): string[] {
   const n = secretNames(plan);
-  if (role === 'mail') return [n.adminToken, n.tls, plan.directory.kind === 'static' ? n.staticUsers : n.ldapBind, ...(hasRelayCredentials(plan) ? [n.relay] : [])];
+  if (role === 'mail')
+    return [
+      n.adminToken,
+      n.tls,
+      plan.directory.kind === 'static' ? n.staticUsers : n.ldapBind,
+      ...(hasRelayCredentials(plan) ? [n.relay] : []),
+      ...(provisionsRedis(plan) ? [n.redisAuth] : []),
+    ];
   if (role === 'ldap') return [n.ldapAdmin, n.ldapReplicator, n.ldapBind];
   return [];
 }
@@ -242,6 +256,9 @@ export function nodeBoot(plan: Plan, region: RegionRole): NodeBootModel {
     { name: `${ssmPrefix(plan)}/private-zone-id`, description: 'Private zone mail nodes register in', value: { kind: 'private-zone-id' } },
     ...(plan.spec.audit.enabled
       ? [{ name: auditBucketParameter(plan), description: 'Audit archive bucket the mail nodes of this region ship their journal to', value: { kind: 'audit-bucket' as const } }]
+      : []),
+    ...(provisionsRedis(plan)
+      ? [{ name: redisEndpointParameter(plan), description: 'Primary endpoint (host:port) of the Redis the mail nodes of this region share', value: { kind: 'redis-endpoint' as const } }]
       : []),
   ];
   const dr = plan.regions?.dr;

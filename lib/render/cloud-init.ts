@@ -21,6 +21,8 @@ import {
   MAIL_UID,
   STORAGE_WAIT,
   auditBucketParameter,
+  provisionsRedis,
+  redisEndpointParameter,
   DAEMON_CONFIG_PATH,
   DAEMON_ENV_PATH,
   DAEMON_LOG_PATH,
@@ -254,6 +256,32 @@ fi
 # <<< audit archive
 `
     : '';
+  // The provisioned Redis (redis.provision elasticache): the daemon's redis.url becomes this region's
+  // endpoint over TLS with the AUTH token; the token goes through the environment, never argv.
+  const redisRead = provisionsRedis(plan)
+    ? `# >>> fleet redis (docs/engines.md): this region's ElastiCache, TLS and AUTH
+redis_endpoint=$(param ${shq(redisEndpointParameter(plan).slice(ssmPrefix(plan).length + 1))})
+if [ -z "\${redis_endpoint}" ] || [ "\${redis_endpoint}" = None ]; then
+  echo "mailfleet bootstrap: no Redis endpoint in ${redisEndpointParameter(plan)}" >&2
+  exit 1
+fi
+redis_auth=$(secret ${shq(s.redisAuth)})
+REDIS_ENDPOINT="\${redis_endpoint}" REDIS_AUTH="\${redis_auth}" python3 - ${DAEMON_CONFIG_PATH} <<'PY'
+import json, os, sys, urllib.parse
+path = sys.argv[1]
+with open(path) as f:
+    cfg = json.load(f)
+auth = urllib.parse.quote(os.environ["REDIS_AUTH"], safe="")
+cfg.setdefault("redis", {})["url"] = "rediss://:%s@%s" % (auth, os.environ["REDIS_ENDPOINT"])
+with open(path + ".tmp", "w") as f:
+    json.dump(cfg, f, indent=2)
+os.replace(path + ".tmp", path)
+PY
+chgrp mailfleet ${DAEMON_CONFIG_PATH}
+chmod 0640 ${DAEMON_CONFIG_PATH}
+# <<< fleet redis
+`
+    : '';
   const auditEnv = audit ? `  printf 'MAILFLEET_AUDIT_BUCKET=%s\\nAWS_REGION=%s\\n' "\${audit_bucket}" "\${REGION}"
 ` : '';
   return {
@@ -299,7 +327,7 @@ install -m 0640 -o root -g mailfleet "\${MAILFLEET_FILES}/mailfleetd.json" ${DAE
 # Secrets stay on the node: environment file and TLS key readable by the daemon only.
 umask 077
 ${reads.join('\n')}
-${auditRead}{
+${auditRead}${redisRead}{
 ${envLines.join('\n')}
   # The unit's --data-dir, so mailfleet commands run on the node find the daemon's data.
   printf 'MAILFLEET_DATA_DIR=%s\\n' ${MAIL_MOUNT}/maildir

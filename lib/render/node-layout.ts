@@ -154,8 +154,23 @@ export function secretNames(plan: Plan) {
     staticUsers: `${p}/users`,
     /** JSON {"username","password"} for AUTH to smtp.relay; filled by the operator. */
     relay: `${p}/relay`,
+    /** AUTH token of the provisioned Redis (redis.provision elasticache; generated, the same in both regions). */
+    redisAuth: `${p}/redis-auth`,
   } as const;
 }
+
+/** SSM parameter holding `<host>:<port>` of this region's provisioned Redis primary endpoint. */
+export function redisEndpointParameter(plan: Plan): string {
+  return `${ssmPrefix(plan)}/redis-endpoint`;
+}
+
+/** Whether the cloud engines provision Redis for the plan (spec redis with provision elasticache). */
+export function provisionsRedis(plan: Pick<Plan, 'spec'>): boolean {
+  return plan.spec.redis?.provision === 'elasticache';
+}
+
+/** Port of the provisioned Redis (ElastiCache's default; the security group admits only the mail nodes). */
+export const REDIS_PORT = 6379;
 
 /**
  * Private DNS zone of the platform. Each region has its own zone of this one name, associated with its

@@ -312,6 +312,9 @@ function fleetPlan(): Plan {
         domains: example.domains.map((d) => (d.limits?.imap ? { ...d, limits: { ...d.limits, imap: { ...d.limits.imap, listenerConnections: 3 } } } : d)),
         // Time in the harness runs TIME_SCALE times faster: the NLB stand-in divides the listeners' idle timeouts too.
         imap: { ...example.imap, keepaliveSeconds: Math.max(1, Math.round(120 / TIME_SCALE)) },
+        // No Redis stand-in yet: the provisioned ElastiCache (redis.provision elasticache) is proven at the
+        // template/render boundary only (test/constructs/fleet-redis.test.ts), so the harness keeps the URL.
+        redis: { ...example.redis!, provision: 'external' },
         // The audit journal on, shipping partial batches every second: mail nodes ship to the template's archive.
         audit: { ...example.audit, enabled: true, flushIntervalSeconds: 1 },
       }),
