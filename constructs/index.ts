@@ -8,3 +8,4 @@ export * from './disaster-recovery/index.js';
 export * from './shared/index.js';
 export { cdkInventory, templatesOf, resourceCounts, kindOf, type NamedTemplate } from './inventory.js';
 export * from './audit-archive/index.js';
+export * from './fleet-redis/index.js';

@@ -22,7 +22,10 @@ import {
   efsHost,
   ldapHost,
   privateZoneName,
+  provisionsRedis,
+  REDIS_PORT,
   regionZoneName,
+  secretNames,
   storageHost,
 } from '../lib/render/node-layout.js';
 import { DEDICATED_BLOCK } from '../lib/spec/ports.js';
@@ -49,6 +52,8 @@ export const INTERFACE_ENDPOINTS = ['ssm', 'ssmmessages', 'ec2messages', 'logs',
 /** GlusterFS geo-replication runs over SSH from the primary's storage nodes to the DR ones. */
 export const GEO_REPLICATION_PORT = 22;
 export const ANYWHERE = '0.0.0.0/0';
+/** ElastiCache for Valkey (Redis 7 compatible: the daemons' Lua scripts and commands run unchanged). */
+export const REDIS_ENGINE_VERSION = '8.0';
 
 export interface SubnetModel {
   readonly name: string;
@@ -61,7 +66,7 @@ export interface SubnetModel {
 export type RulePeer = { readonly cidr: string } | { readonly role: GroupRole };
 
 /** Security groups by role: the node kinds, EFS mount targets, and the interface endpoints. */
-export type GroupRole = NodeRole | 'efs' | 'endpoint';
+export type GroupRole = NodeRole | 'efs' | 'endpoint' | 'redis';
 
 export interface IngressRuleModel {
   readonly protocol: 'tcp';
@@ -163,6 +168,25 @@ export interface RegionModel {
   readonly outputs: readonly OutputModel[];
   /** Node roles and their IAM, boot objects, SSM parameters and secrets (lib/plan/node-access.ts). */
   readonly boot: NodeBootModel;
+  readonly redis?: RedisModel;
+}
+
+/**
+ * The Redis the mail nodes of a region share for fleet-wide limits (redis.provision elasticache): an
+ * ElastiCache for Valkey replication group, primary + replica across AZs, TLS in transit, encrypted at
+ * rest, AUTH token from the platform's secret, in the private subnets behind the `redis` group.
+ */
+export interface RedisModel {
+  readonly name: string;
+  readonly engine: 'valkey';
+  readonly engineVersion: string;
+  readonly nodeType: string;
+  readonly nodes: number;
+  readonly port: number;
+  /** The secret holding the AUTH token (created in the primary, replicated to DR). */
+  readonly authSecret: string;
+  /** Engine input holding the AUTH token where the engine cannot generate it (a Terraform variable). */
+  readonly authInput: string;
 }
 
 export interface ManagedAdModel {
@@ -338,6 +362,13 @@ function securityGroups(plan: Plan, prefix: string, cidr: string, role: RegionRo
       egressAllTo: ANYWHERE,
     });
   }
+  if (provisionsRedis(plan))
+    groups.push({
+      role: 'redis',
+      name: `${prefix}-redis`,
+      description: 'Redis (ElastiCache): fleet-wide limits, from the mail tier only',
+      ingress: [tcp(REDIS_PORT, REDIS_PORT, { role: 'mail' }, 'Redis (TLS) from mail tier')],
+    });
   if (plan.directory.kind === 'ldap' && plan.directory.provision === 'openldap-pair') {
     groups.push({
       role: 'ldap',
@@ -472,7 +503,15 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     privateRecords,
     outputs: platformOutputs(plan, role),
     boot: nodeBoot(plan, role),
+    redis: redisModel(plan, role),
   };
+}
+
+/** The region's provisioned Redis (redis.provision elasticache), else undefined. */
+export function redisModel(plan: Plan, role: RegionRole): RedisModel | undefined {
+  if (!provisionsRedis(plan)) return undefined;
+  const prefix = role === 'primary' ? plan.platform : `${plan.platform}-dr`;
+  return { name: `${prefix}-redis`, engine: 'valkey', engineVersion: REDIS_ENGINE_VERSION, nodeType: plan.spec.redis!.nodeType, nodes: 2, port: REDIS_PORT, authSecret: secretNames(plan).redisAuth, authInput: 'redis_auth_token' };
 }
 
 export function platformModel(plan: Plan): PlatformModel {

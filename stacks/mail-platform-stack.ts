@@ -12,7 +12,8 @@ import { shardHealthPort } from '../lib/plan/build.js';
 import { platformOutputs, type OutputSource } from '../lib/plan/outputs.js';
 import type { Plan } from '../lib/plan/types.js';
 import { logGroupNames } from '../lib/render/cloudwatch-agent.js';
-import { privateZoneName, regionZoneName, type RegionRole } from '../lib/render/node-layout.js';
+import { privateZoneName, provisionsRedis, regionZoneName, type RegionRole } from '../lib/render/node-layout.js';
+import { FleetRedis } from '../constructs/fleet-redis/fleet-redis.js';
 import { DisasterRecovery, FIS_DRILLS, publicRecordName } from '../constructs/disaster-recovery/disaster-recovery.js';
 import { EfsMailStore } from '../constructs/efs-mail-store/efs-mail-store.js';
 import { FlowControlTier } from '../constructs/flow-control-tier/flow-control-tier.js';
@@ -56,6 +57,8 @@ export class MailPlatformStack extends Stack {
   public readonly auditArchive?: AuditArchive;
   public readonly storage: GlusterStorageCluster | EfsMailStore;
   public readonly directory?: LdapDirectory;
+  /** The mail nodes' Redis (redis.provision elasticache). */
+  public readonly redis?: FleetRedis;
   public readonly disasterRecovery?: DisasterRecovery;
   public readonly alarmTopic: sns.Topic;
   public readonly regionZone: route53.PrivateHostedZone;
@@ -105,7 +108,15 @@ export class MailPlatformStack extends Stack {
     const privateZone = this.network.privateZone!;
     this.regionZone = new route53.PrivateHostedZone(this, 'RegionZone', { zoneName: regionZoneName(plan, regionRole), vpc });
 
+    // Audit journal archive (docs/audit.md), one per region: this region's mail nodes may only add journal objects to it.
+    if (plan.spec.audit.enabled)
+      this.auditArchive = new AuditArchive(this, 'Audit', {
+        objectLockRetention: objectLockRetentionOf(plan.spec.audit),
+        archiveAfterDays: plan.spec.audit.archiveAfterDays,
+        archiveStorageClass: archiveStorageClassOf(plan.spec.audit.archiveStorageClass),
+      });
     this.fleet = new MailServerFleet(this, 'Mail', {
+      auditArchive: this.auditArchive,
       plan,
       vpc,
       privateZone,
@@ -123,14 +134,10 @@ export class MailPlatformStack extends Stack {
       alarmTopic: this.alarmTopic,
     });
     this.fleet.allowProxyFrom(this.flowControl.securityGroup);
-    if (plan.spec.audit.enabled) {
-      // Audit journal archive (docs/audit.md): the nodes may only add journal objects.
-      this.auditArchive = new AuditArchive(this, 'Audit', {
-        objectLockRetention: objectLockRetentionOf(plan.spec.audit),
-        archiveAfterDays: plan.spec.audit.archiveAfterDays,
-        archiveStorageClass: archiveStorageClassOf(plan.spec.audit.archiveStorageClass),
-      });
-      this.auditArchive.grantJournalWrite(this.fleet.role);
+    // Fleet-wide limits: the region's own Redis, reachable from the mail nodes only.
+    if (provisionsRedis(plan)) {
+      this.redis = new FleetRedis(this, 'Redis', { plan, vpc, region: regionRole, authSecretDependency: this.fleet.redisAuthSecret });
+      this.redis.allowClientsFrom(this.fleet);
     }
 
     if (plan.storage.kind === 'glusterfs') {

@@ -3,7 +3,9 @@ import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as route53 from 'aws-cdk-lib/aws-route53';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sns from 'aws-cdk-lib/aws-sns';
@@ -19,6 +21,7 @@ import {
   DAEMON_ADMIN_PORT,
   LAUNCH_HOOK_NAME,
   LAUNCH_HOOK_TIMEOUT_SECONDS,
+  auditBucketParameter,
   daemonBundleParameter,
   secretNames,
   ssmPrefix,
@@ -113,6 +116,12 @@ export interface MailServerFleetProps {
    * @default 20
    */
   readonly rootVolumeGiB?: number;
+  /**
+   * The region's audit archive (required when the plan's audit is enabled): the nodes' role may add
+   * journal objects to it, and an SSM parameter tells the nodes its name.
+   * @default - none (audit off)
+   */
+  readonly auditArchive?: { readonly bucket: s3.IBucket; readonly key: kms.IKey };
 }
 
 /**
@@ -136,6 +145,8 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
   public readonly staticUsersSecret?: secretsmanager.Secret;
   /** AUTH credentials for smtp.relay, JSON {"username","password"}; undefined without relay credentials. */
   public readonly relaySecret?: secretsmanager.Secret;
+  /** AUTH token of the provisioned Redis (FleetRedis); undefined without one or with createSecrets false. */
+  public readonly redisAuthSecret?: secretsmanager.Secret;
   public readonly scalingMetric: cw.Metric;
   /** Daemon ports behind HAProxy (PROXY v2). */
   public readonly daemonPorts: readonly number[];
@@ -161,6 +172,7 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
         failed: props.createSecrets === false && (props.secretReplicaRegions?.length ?? 0) > 0,
         message: 'secretReplicaRegions is set while createSecrets is false: a fleet that reads replicas creates none to replicate',
       },
+      { failed: plan.spec.audit.enabled && !props.auditArchive, message: 'the plan has audit.enabled but no auditArchive was given: the nodes would journal with nowhere to ship' },
     ]);
     const secrets = secretNames(plan);
 
@@ -192,6 +204,7 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
     this.role = nodeRole(this, 'Role', plan, 'mail', props.region ?? 'primary', {
       objects: { 'node-files/mail': this.nodeFiles.asset, 'daemon-package': this.daemonBundle },
       privateZone: props.privateZone,
+      auditArchive: props.auditArchive,
     });
     this.daemonBundleParameter = new ssm.StringParameter(this, 'DaemonBundleUri', {
       parameterName: daemonBundleParameter(plan),
@@ -203,6 +216,12 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
       stringValue: props.privateZone.hostedZoneId,
       description: 'Private zone mail nodes register in',
     });
+    if (props.auditArchive)
+      new ssm.StringParameter(this, 'AuditBucket', {
+        parameterName: auditBucketParameter(plan),
+        stringValue: props.auditArchive.bucket.bucketName,
+        description: 'Audit archive bucket the mail nodes of this region ship their journal to',
+      });
 
     if (props.createSecrets ?? true) {
       const created = new Map(
@@ -214,6 +233,9 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
       this.tlsSecret = created.get('Tls');
       this.staticUsersSecret = created.get('StaticUsers');
       this.relaySecret = created.get('Relay');
+      this.redisAuthSecret = created.get('RedisAuth');
+      if (this.redisAuthSecret)
+        acknowledge(this.redisAuthSecret, 'AwsSolutions-SMG4', 'The ElastiCache AUTH token is rotated with modify-replication-group (ROTATE, then SET) and a rolling node restart, by the ops runbook.');
       if (this.staticUsersSecret) acknowledge(this.staticUsersSecret, 'AwsSolutions-SMG4', 'The users file is edited by the operator (mailfleet users add), not rotated.');
       if (this.relaySecret)
         acknowledge(this.relaySecret, 'AwsSolutions-SMG4', 'Relay credentials are issued by the relay provider (SES SMTP credentials, an ISP account), not rotated by Secrets Manager.');
@@ -240,6 +262,9 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
       maxCapacity: max,
       // Unset unless asked for: a set desired capacity resets a scaled-out group on every deploy.
       desiredCapacity: desired === undefined ? undefined : clamp(desired, Math.min(min, max), max),
+      // EC2 checks plus the node's own: no load balancer fronts the mail tier (HAProxy finds nodes through
+      // the private zone), so mailfleet-health.timer reports a node whose store or daemon fails as
+      // Unhealthy (SetInstanceHealth), and the group replaces it; a node that never serves abandons its hook.
       healthChecks: autoscaling.HealthChecks.ec2({ gracePeriod: Duration.minutes(10) }),
       updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({ maxBatchSize: 1, minInstancesInService: Math.min(min, max) }),
       notifications: props.alarmTopic ? [{ topic: props.alarmTopic }] : undefined,

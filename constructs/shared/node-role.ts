@@ -1,6 +1,8 @@
-import { ArnFormat, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Stack, type CfnElement } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as route53 from 'aws-cdk-lib/aws-route53';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import type { Construct } from 'constructs';
 import { nodeAccess, type AccessTarget, type BootObjectId } from '../../lib/plan/node-access.js';
@@ -18,7 +20,15 @@ export interface NodeRoleTargets {
    * @default - none
    */
   readonly privateZone?: route53.IHostedZone;
+  /**
+   * The region's audit archive bucket and its key, for roles whose statements name them (mail, audit.enabled).
+   * @default - none
+   */
+  readonly auditArchive?: { readonly bucket: s3.IBucket; readonly key: kms.IKey };
 }
+
+/** Key prefix the journal uploader writes under (lib/journal/s3.ts batchKeys). */
+export const JOURNAL_KEYS = 'journal/*';
 
 /**
  * The instance role of one node kind, translated from the platform model (lib/plan/node-access.ts):
@@ -51,6 +61,11 @@ export function nodeRole(scope: Construct, id: string, plan: Plan, role: NodeRol
         if (!asset) throw new Error(`nodeRole ${role}: no asset for boot object ${t.object}`);
         return asset.bucket.arnForObjects(asset.s3ObjectKey);
       }
+      case 'audit-journal':
+      case 'audit-key': {
+        if (!targets.auditArchive) throw new Error(`nodeRole ${role}: the model grants on the audit archive but none was given`);
+        return t.kind === 'audit-key' ? targets.auditArchive.key.keyArn : targets.auditArchive.bucket.arnForObjects(JOURNAL_KEYS);
+      }
       case 'any':
         return '*';
     }
@@ -78,6 +93,15 @@ export function nodeRole(scope: Construct, id: string, plan: Plan, role: NodeRol
           `AwsSolutions-IAM5[Resource::arn:${env.partition}:secretsmanager:${env.region}:${env.account}:secret:${t.name}-*]`,
           'Secrets are granted by name: Secrets Manager appends a random 6-character suffix to every secret ARN, and the DR region reads replicas it did not create.',
         );
+      if (t.kind === 'audit-journal' && targets.auditArchive) {
+        const bucket = targets.auditArchive.bucket.node.defaultChild as CfnElement | undefined;
+        if (bucket)
+          acknowledge(
+            r,
+            `AwsSolutions-IAM5[Resource::<${Stack.of(bucket).getLogicalId(bucket)}.Arn>/${JOURNAL_KEYS}]`,
+            'Nodes add journal batches under journal/ with new keys each time (PutObject only: no read, no delete).',
+          );
+      }
     }
   acknowledge(
     r,

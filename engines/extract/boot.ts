@@ -22,6 +22,11 @@ export interface BootInventory {
   readonly secrets: readonly string[];
   /** One line per FIS template: description, targets and actions, sorted. */
   readonly drills: readonly string[];
+  /**
+   * "<region> <parameter> -> object-lock bucket in <region>": SSM parameters whose value is the name of an
+   * Object Lock bucket (the audit archive), with the region the bucket is created in, sorted.
+   */
+  readonly archiveParameters: readonly string[];
 }
 
 const NODE_ROLES = new Set(['proxy', 'mail', 'storage', 'ldap']);
@@ -32,7 +37,9 @@ const NODE_ROLES = new Set(['proxy', 'mail', 'storage', 'ldap']);
  */
 export function normalizeArn(arn: string, ownRegion: string): string {
   if (arn === '*') return '*';
-  if (arn.startsWith('arn:') && arn.split(':')[2] === 's3') return 's3-object';
+  // Journal objects keep their key pattern: the grant is on journal/* only, not the whole bucket.
+  if (arn.startsWith('arn:') && arn.split(':')[2] === 's3') return arn.endsWith('/journal/*') ? 's3-object journal/*' : 's3-object';
+  if (arn.startsWith('arn:') && arn.split(':')[2] === 'kms' && (arn.split(':')[5] ?? '').startsWith('key/')) return 'kms-key';
   if (/^arn:[^:]*:route53:::hostedzone\//.test(arn)) return 'hostedzone';
   const parts = arn.split(':');
   if (parts[0] !== 'arn' || parts.length < 6) return arn;
@@ -90,7 +97,10 @@ function drillLine(d: Drill): string {
 
 const sorted = (xs: string[]) => [...xs].sort();
 
-function finish(b: { statements: string[]; managedPolicies: string[]; instanceProfiles: string[]; parameters: string[]; secrets: string[]; drills: string[] }): BootInventory {
+type Collected = { statements: string[]; managedPolicies: string[]; instanceProfiles: string[]; parameters: string[]; secrets: string[]; drills: string[]; archiveParameters: string[] };
+const collected = (): Collected => ({ statements: [], managedPolicies: [], instanceProfiles: [], parameters: [], secrets: [], drills: [], archiveParameters: [] });
+
+function finish(b: Collected): BootInventory {
   return {
     statements: sorted([...new Set(b.statements)]),
     managedPolicies: sorted(b.managedPolicies),
@@ -98,6 +108,7 @@ function finish(b: { statements: string[]; managedPolicies: string[]; instancePr
     parameters: sorted(b.parameters),
     secrets: sorted(b.secrets),
     drills: sorted(b.drills),
+    archiveParameters: sorted(b.archiveParameters),
   };
 }
 
@@ -105,15 +116,25 @@ function finish(b: { statements: string[]; managedPolicies: string[]; instancePr
 
 type CfnResources = Record<string, { Type: string; Properties?: Record<string, unknown> }>;
 
-/** A CloudFormation value as text: pseudo parameters of the own region/account spelled as normalizeArn expects. */
-function cfnText(v: unknown): string {
+/**
+ * A CloudFormation value as text: pseudo parameters of the own region/account spelled as normalizeArn
+ * expects; the ARN of a bucket or KMS key of the template (GetAtt) as an ARN of its kind.
+ */
+function cfnText(v: unknown, res: CfnResources = {}): string {
   if (typeof v === 'string') return v;
   if (v && typeof v === 'object') {
     const o = v as Record<string, unknown>;
+    if ('Fn::GetAtt' in o) {
+      const [id, attr] = o['Fn::GetAtt'] as [string, string];
+      const type = res[id]?.Type;
+      if (attr === 'Arn' && type === 'AWS::S3::Bucket') return 'arn:aws:s3:::bucket';
+      if (attr === 'Arn' && type === 'AWS::KMS::Key') return 'arn:aws:kms:<self>:000000000000:key/ref';
+      return '<ref>';
+    }
     if ('Ref' in o) return o.Ref === 'AWS::Partition' ? 'aws' : o.Ref === 'AWS::Region' ? '<self>' : o.Ref === 'AWS::AccountId' ? '000000000000' : '<ref>';
     if ('Fn::Join' in o) {
       const [sep, parts] = o['Fn::Join'] as [string, unknown[]];
-      return parts.map(cfnText).join(sep);
+      return parts.map((x) => cfnText(x, res)).join(sep);
     }
     if ('Fn::Sub' in o) return String(o['Fn::Sub']).replace(/\$\{AWS::Region\}/g, '<self>').replace(/\$\{AWS::AccountId\}/g, '000000000000').replace(/\$\{AWS::Partition\}/g, 'aws');
   }
@@ -127,7 +148,7 @@ const cfnTags = (p: Record<string, unknown> | undefined): Record<string, string>
 
 /** `regions`: each region role's AWS region (CDK stacks with an env write it literally into ARNs). */
 export function cloudFormationBoot(templates: readonly RegionTemplate[], regions: Partial<Record<RegionRole, string>>): BootInventory {
-  const b = { statements: [] as string[], managedPolicies: [] as string[], instanceProfiles: [] as string[], parameters: [] as string[], secrets: [] as string[], drills: [] as string[] };
+  const b = collected();
   for (const { region, template } of templates) {
     const res = (template.Resources ?? {}) as CfnResources;
     const roleOf = new Map<string, string>();
@@ -146,7 +167,7 @@ export function cloudFormationBoot(templates: readonly RegionTemplate[], regions
           if (!role) continue;
           const doc = p.PolicyDocument as { Statement: Statement[] };
           b.statements.push(
-            ...statementLines(region, role, doc.Statement, (x) => normalizeArn(cfnText(x).replace(/<self>/g, regions[region] ?? '<self>'), regions[region] ?? '<self>')),
+            ...statementLines(region, role, doc.Statement, (x) => normalizeArn(cfnText(x, res).replace(/<self>/g, regions[region] ?? '<self>'), regions[region] ?? '<self>')),
           );
         }
       if (r.Type === 'AWS::IAM::InstanceProfile')
@@ -154,7 +175,14 @@ export function cloudFormationBoot(templates: readonly RegionTemplate[], regions
           const role = roleOf.get(ref.Ref ?? '');
           if (role) b.instanceProfiles.push(`${region} ${role}`);
         }
-      if (r.Type === 'AWS::SSM::Parameter') b.parameters.push(`${region} ${cfnText(p.Name)}`);
+      if (r.Type === 'AWS::SSM::Parameter') {
+        b.parameters.push(`${region} ${cfnText(p.Name)}`);
+        // One stack per region: a bucket Ref'd here is created in this parameter's region.
+        const ref = (p.Value as { Ref?: string } | undefined)?.Ref;
+        const target = ref ? res[ref] : undefined;
+        if (target?.Type === 'AWS::S3::Bucket' && target.Properties?.ObjectLockEnabled === true)
+          b.archiveParameters.push(`${region} ${cfnText(p.Name)} -> object-lock bucket in ${region}`);
+      }
       if (r.Type === 'AWS::SecretsManager::Secret')
         b.secrets.push(`${cfnText(p.Name)} replicas ${((p.ReplicaRegions as { Region: string }[] | undefined) ?? []).map((x) => x.Region).sort().join(',')}`);
       if (r.Type === 'AWS::FIS::ExperimentTemplate') {
@@ -181,11 +209,14 @@ type TfBody = Record<string, unknown>;
 
 /** `${aws_s3_bucket.x.arn}` and friends: references become placeholders of the right shape. */
 function tfText(s: string): string {
-  return s.replace(/\$\{aws_s3_bucket\.[^}]+\.arn\}/g, 'arn:aws:s3:::bucket').replace(/\$\{[^}]+\}/g, '<ref>');
+  return s
+    .replace(/\$\{aws_s3_bucket\.[^}]+\.arn\}/g, 'arn:aws:s3:::bucket')
+    .replace(/^\$\{aws_kms_key\.[^}]+\.arn\}$/, 'arn:aws:kms:self:000000000000:key/ref')
+    .replace(/\$\{[^}]+\}/g, '<ref>');
 }
 
 export function terraformBoot(doc: Record<string, unknown>): BootInventory {
-  const b = { statements: [] as string[], managedPolicies: [] as string[], instanceProfiles: [] as string[], parameters: [] as string[], secrets: [] as string[], drills: [] as string[] };
+  const b = collected();
   const res = (doc.resource ?? {}) as Record<string, Record<string, TfBody>>;
   const providers = ((doc.provider as { aws?: { alias?: string; region: string }[] } | undefined)?.aws ?? []).map((p) => ({
     role: (p.alias ?? 'primary') as RegionRole,
@@ -217,7 +248,12 @@ export function terraformBoot(doc: Record<string, unknown>): BootInventory {
     const role = roleByRef(body.role);
     if (role) b.instanceProfiles.push(`${regionOf(body)} ${role}`);
   }
-  for (const body of Object.values(res.aws_ssm_parameter ?? {})) b.parameters.push(`${regionOf(body)} ${String(body.name)}`);
+  for (const body of Object.values(res.aws_ssm_parameter ?? {})) {
+    b.parameters.push(`${regionOf(body)} ${String(body.name)}`);
+    const m = /^\$\{aws_s3_bucket\.([^.}]+)\.bucket\}$/.exec(String(body.value));
+    const bucket = m ? res.aws_s3_bucket?.[m[1]!] : undefined;
+    if (bucket?.object_lock_enabled === true) b.archiveParameters.push(`${regionOf(body)} ${String(body.name)} -> object-lock bucket in ${regionOf(bucket)}`);
+  }
   for (const body of Object.values(res.aws_secretsmanager_secret ?? {}))
     b.secrets.push(`${String(body.name)} replicas ${((body.replica as { region: string }[] | undefined) ?? []).map((x) => x.region).sort().join(',')}`);
   for (const body of Object.values(res.aws_fis_experiment_template ?? {})) {
@@ -239,7 +275,7 @@ export function terraformBoot(doc: Record<string, unknown>): BootInventory {
 // ---------------------------------------------------------------- Pulumi
 
 export function pulumiBoot(registrations: readonly PulumiRegistration[]): BootInventory {
-  const b = { statements: [] as string[], managedPolicies: [] as string[], instanceProfiles: [] as string[], parameters: [] as string[], secrets: [] as string[], drills: [] as string[] };
+  const b = collected();
   const regionOf = (r: PulumiRegistration): RegionRole => {
     const parts = (r.provider ?? '').split('::');
     return parts[parts.length - 2] === 'dr' ? 'dr' : 'primary';
@@ -268,7 +304,14 @@ export function pulumiBoot(registrations: readonly PulumiRegistration[]): BootIn
       const role = roleOf.get(String(i.role));
       if (role) b.instanceProfiles.push(`${region} ${role}`);
     }
-    if (r.type === 'aws:ssm/parameter:Parameter') b.parameters.push(`${region} ${String(i.name)}`);
+    if (r.type === 'aws:ssm/parameter:Parameter') {
+      b.parameters.push(`${region} ${String(i.name)}`);
+      // The mocks give a bucket its resource name as its bucket name.
+      // (a value from another resource may arrive wrapped as an output: { <sig>, value }).
+      const value = i.value && typeof i.value === 'object' ? (i.value as { value?: unknown }).value : i.value;
+      const bucket = registrations.find((x) => x.type === 'aws:s3/bucket:Bucket' && x.name === value);
+      if (bucket?.inputs.objectLockEnabled === true) b.archiveParameters.push(`${region} ${String(i.name)} -> object-lock bucket in ${regionOf(bucket)}`);
+    }
     if (r.type === 'aws:secretsmanager/secret:Secret')
       b.secrets.push(`${String(i.name)} replicas ${((i.replicas as { region: string }[] | undefined) ?? []).map((x) => x.region).sort().join(',')}`);
     if (r.type === 'aws:fis/experimentTemplate:ExperimentTemplate') {

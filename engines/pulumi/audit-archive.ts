@@ -1,17 +1,20 @@
 /**
  * The audit archive in Pulumi (the CDK's constructs/audit-archive, docs/audit.md): per region an S3 bucket
  * with Object Lock (mode and retention from the spec), versioning, SSE-KMS with a rotating key, lifecycle
- * to the archive class, no public access, TLS only, reads only through the auditor role; the journal
- * writer role (for the mail nodes' instance profile) may PutObject on journal/* only.
+ * to the archive class, no public access, TLS only, reads only through the auditor role. The mail nodes'
+ * own role gets PutObject on journal/* (the platform model's statements, platform.ts).
  */
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import type { PlatformModel } from '../platform.js';
 
+/** Objects the journal uploader writes (lib/journal/s3.ts batchKeys): the mail nodes' grant. */
+export const JOURNAL_KEYS = 'journal/*';
+
 export function auditArchivePulumi(
   p: string,
   o: { parent: pulumi.Resource; provider: aws.Provider; prefix: string; account: string; audit: NonNullable<PlatformModel['audit']>; tags: Record<string, string> },
-): pulumi.Resource[] {
+): { bucket: aws.s3.Bucket; key: aws.kms.Key; resources: pulumi.Resource[] } {
   const { audit, tags } = o;
   const opts = { parent: o.parent, provider: o.provider };
   const key = new aws.kms.Key(`${p}-audit-key`, { description: 'mailfleet audit journal', enableKeyRotation: true, tags }, opts);
@@ -49,21 +52,6 @@ export function auditArchivePulumi(
     opts,
   );
   const assume = (principal: Record<string, string>) => JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: principal, Action: 'sts:AssumeRole' }] });
-  const writer = new aws.iam.Role(`${p}-audit-writer`, { namePrefix: `${o.prefix}-journal-`, assumeRolePolicy: assume({ Service: 'ec2.amazonaws.com' }), tags }, opts);
-  const writerPolicy = new aws.iam.RolePolicy(
-    `${p}-audit-writer-policy`,
-    {
-      role: writer.id,
-      policy: pulumi.jsonStringify({
-        Version: '2012-10-17',
-        Statement: [
-          { Effect: 'Allow', Action: 's3:PutObject', Resource: pulumi.interpolate`${bucket.arn}/journal/*` },
-          { Effect: 'Allow', Action: 'kms:GenerateDataKey', Resource: key.arn },
-        ],
-      }),
-    },
-    opts,
-  );
   const auditor = new aws.iam.Role(`${p}-audit-auditor`, { namePrefix: `${o.prefix}-auditor-`, assumeRolePolicy: assume({ AWS: `arn:aws:iam::${o.account}:root` }), tags }, opts);
   const auditorPolicy = new aws.iam.RolePolicy(
     `${p}-audit-auditor-policy`,
@@ -108,5 +96,5 @@ export function auditArchivePulumi(
     },
     { ...opts, dependsOn: [publicBlock] },
   );
-  return [key, bucket, versioning, lock, sse, lifecycle, publicBlock, writer, writerPolicy, auditor, auditorPolicy, bucketPolicy];
+  return { bucket, key, resources: [key, bucket, versioning, lock, sse, lifecycle, publicBlock, auditor, auditorPolicy, bucketPolicy] };
 }

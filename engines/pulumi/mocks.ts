@@ -24,6 +24,8 @@ function mockState(type: string, name: string, inputs: Record<string, unknown>):
   if (type === 'aws:route53/zone:Zone') extra.zoneId = `ZMOCK-${name}`;
   // S3 ARNs have no region or account: the bucket's name is the whole ARN, as on AWS.
   if (type === 'aws:s3/bucket:Bucket') Object.assign(extra, { arn: `arn:aws:s3:::${name}`, bucket: name });
+  // KMS key ARNs as AWS spells them (the parity extractor reads their kind).
+  if (type === 'aws:kms/key:Key') extra.arn = `arn:aws:kms:mock:000000000000:key/${name}`;
   return { ...inputs, ...extra };
 }
 

@@ -7,12 +7,12 @@ import * as aws from '@pulumi/aws';
 import type { Plan } from '../../lib/plan/types.js';
 import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
-import { auditArchivePulumi } from './audit-archive.js';
+import { auditArchivePulumi, JOURNAL_KEYS } from './audit-archive.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
 import { launchImage, literalArn, outputNode, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { randomBytes } from 'node:crypto';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
-import type { AccessTarget, BootObjectId } from '../../lib/plan/node-access.js';
+import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
 import { drillFilters, fisRoleStatements } from '../../lib/plan/drills.js';
 import type { NodeRole } from '../../lib/render/node-layout.js';
 
@@ -86,11 +86,6 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         ),
       );
     }
-    // Audit journal archive per region (audit-archive.ts).
-    if (model.audit)
-      for (const r of model.regions)
-        for (const res of auditArchivePulumi(r.role, { parent: this, provider: regions.get(r.role)!.provider, prefix: r.prefix, account: r.account, audit: model.audit, tags: tagsFor(model, 'audit', `${r.prefix}-audit`) }))
-          this.add(res);
     if (model.dns) this.dns(model, regions);
     if (model.drills.length > 0) this.drills(model, regions.get('primary')!.provider);
     this.nlbDnsNames = regions.get('primary')!.nlbs.map((lb) => lb.dnsName);
@@ -126,6 +121,47 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
   }
 
   private bootObjects: BootObjectOptions = {};
+  private redisToken?: pulumi.Output<string>;
+
+  /** One AUTH token for the platform's Redis in both regions (and its secret): random, a Pulumi secret in the state. */
+  private redisAuthToken(): pulumi.Output<string> {
+    this.redisToken ??= pulumi.secret(randomBytes(24).toString('hex'));
+    return this.redisToken;
+  }
+
+  /**
+   * The region's Redis (RedisModel): a Valkey replication group, primary + replica across AZs, TLS and
+   * at-rest encryption, the platform's AUTH token, in the private subnets behind the redis security group.
+   */
+  private redis(model: PlatformModel, r: RegionModel, o: pulumi.CustomResourceOptions, subnets: aws.ec2.Subnet[], sg: aws.ec2.SecurityGroup): aws.elasticache.ReplicationGroup {
+    const m = r.redis!;
+    const group = this.add(
+      new aws.elasticache.SubnetGroup(`${r.prefix}-redis`, { name: m.name, description: 'mailfleet Redis: private subnets', subnetIds: subnets.map((s) => s.id), tags: tagsFor(model, 'redis', m.name) }, o),
+    );
+    return this.add(
+      new aws.elasticache.ReplicationGroup(
+        `${r.prefix}-redis`,
+        {
+          replicationGroupId: m.name,
+          description: 'mailfleet fleet-wide limits',
+          engine: m.engine,
+          engineVersion: m.engineVersion,
+          nodeType: m.nodeType,
+          numCacheClusters: m.nodes,
+          port: m.port,
+          automaticFailoverEnabled: true,
+          multiAzEnabled: true,
+          transitEncryptionEnabled: true,
+          atRestEncryptionEnabled: true,
+          authToken: this.redisAuthToken(),
+          subnetGroupName: group.name,
+          securityGroupIds: [sg.id],
+          tags: tagsFor(model, 'redis', m.name),
+        },
+        o,
+      ),
+    );
+  }
 
   /**
    * What nodes need to boot (lib/plan/node-access.ts): a private bucket with the node files and daemon
@@ -137,6 +173,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     r: RegionModel,
     o: pulumi.CustomResourceOptions,
     privateZone: aws.route53.Zone,
+    redis?: aws.elasticache.ReplicationGroup,
   ): { profiles: Map<NodeRole, aws.iam.InstanceProfile> } {
     const n = (suffix: string) => `${r.prefix}-${suffix}`;
     const b = r.boot;
@@ -160,6 +197,28 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         ),
       );
     }
+    // The region's own audit journal archive (audit-archive.ts): its mail nodes ship there.
+    const audit = model.audit
+      ? auditArchivePulumi(r.role, { parent: this, provider: o.provider as aws.Provider, prefix: r.prefix, account: r.account, audit: model.audit, tags: tags('audit', `${r.prefix}-audit`) })
+      : undefined;
+    for (const res of audit?.resources ?? []) this.add(res);
+    const mustAudit = () => {
+      if (!audit) throw new Error(`pulumi: the model names the audit archive in ${r.role} but audit is off`);
+      return audit;
+    };
+    const parameterValue = (v: ParameterModel['value']): pulumi.Input<string> => {
+      switch (v.kind) {
+        case 'private-zone-id':
+          return privateZone.zoneId;
+        case 'audit-bucket':
+          return mustAudit().bucket.bucket;
+        case 'redis-endpoint':
+          if (!redis) throw new Error(`pulumi: the model names Redis in ${r.role} but none is provisioned`);
+          return pulumi.interpolate`${redis.primaryEndpointAddress}:${redis.port}`;
+        case 'object-uri':
+          return pulumi.interpolate`s3://${bucket.bucket}/${objects.get(v.object)!.key}`;
+      }
+    };
     for (const prm of b.parameters)
       this.add(
         new aws.ssm.Parameter(
@@ -168,14 +227,26 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             name: prm.name,
             type: 'String',
             description: prm.description,
-            value: prm.value.kind === 'private-zone-id' ? privateZone.zoneId : pulumi.interpolate`s3://${bucket.bucket}/${objects.get(prm.value.object)!.key}`,
+            value: parameterValue(prm.value),
             tags: tags('network', prm.name),
           },
           o,
         ),
       );
-    const arnOf = (t: AccessTarget): pulumi.Input<string> =>
-      t.kind === 'private-zone' ? pulumi.interpolate`arn:aws:route53:::hostedzone/${privateZone.zoneId}` : t.kind === 'boot-object' ? pulumi.interpolate`${bucket.arn}/${objects.get(t.object)!.key}` : literalArn(model, r, t)!;
+    const arnOf = (t: AccessTarget): pulumi.Input<string> => {
+      switch (t.kind) {
+        case 'private-zone':
+          return pulumi.interpolate`arn:aws:route53:::hostedzone/${privateZone.zoneId}`;
+        case 'boot-object':
+          return pulumi.interpolate`${bucket.arn}/${objects.get(t.object)!.key}`;
+        case 'audit-journal':
+          return pulumi.interpolate`${mustAudit().bucket.arn}/${JOURNAL_KEYS}`;
+        case 'audit-key':
+          return mustAudit().key.arn;
+        default:
+          return literalArn(model, r, t)!;
+      }
+    };
     const profiles = new Map<NodeRole, aws.iam.InstanceProfile>();
     for (const a of b.roles) {
       const role = this.add(
@@ -224,7 +295,9 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
       // A first value only (random values are Pulumi secrets in the state); later edits are the operator's.
       const v = sec.value;
       const first =
-        v.kind === 'generated'
+        sec.id === 'RedisAuth'
+          ? this.redisAuthToken()
+          : v.kind === 'generated'
           ? pulumi.secret(randomBytes(v.length).toString('base64url').slice(0, v.length))
           : v.kind === 'template'
             ? pulumi.secret(JSON.stringify({ ...v.template, [v.generateKey]: randomBytes(24).toString('base64url') }))
@@ -377,7 +450,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         ),
       ),
     };
-    const boot = this.boot(model, r, o, zones.platform);
+    const redis = r.redis ? this.redis(model, r, o, privateSubnets, groups.get('redis')!) : undefined;
+    const boot = this.boot(model, r, o, zones.platform, redis);
 
     // One launch template per node kind, shared by the kind's groups (every HAProxy shard runs the same text).
     const launchTemplates = new Map<string, aws.ec2.LaunchTemplate>();

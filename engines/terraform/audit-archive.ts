@@ -1,8 +1,8 @@
 /**
  * The audit archive in Terraform (the CDK's constructs/audit-archive, docs/audit.md): per region an S3
  * bucket with Object Lock (mode and retention from the spec), versioning, SSE-KMS with a rotating key,
- * lifecycle to the archive class, no public access, TLS only, and reads only through the auditor role;
- * the journal writer role (for the mail nodes' instance profile) may PutObject on journal/* only.
+ * lifecycle to the archive class, no public access, TLS only, and reads only through the auditor role.
+ * The mail nodes' own role gets PutObject on journal/* (the platform model's statements, stack.ts).
  */
 import { DataAwsIamPolicyDocument } from '@cdktf/provider-aws/lib/data-aws-iam-policy-document/index.js';
 import { IamRole } from '@cdktf/provider-aws/lib/iam-role/index.js';
@@ -19,9 +19,12 @@ import { S3BucketVersioningA } from '@cdktf/provider-aws/lib/s3-bucket-versionin
 import type { Construct } from 'constructs';
 import type { PlatformModel } from '../platform.js';
 
+/** Objects the journal uploader writes (lib/journal/s3.ts batchKeys): the mail nodes' grant. */
+export const JOURNAL_KEYS = 'journal/*';
+
 export interface TerraformAuditArchive {
   readonly bucket: S3Bucket;
-  readonly writerRole: IamRole;
+  readonly key: KmsKey;
   readonly auditorRole: IamRole;
 }
 
@@ -60,18 +63,6 @@ export function auditArchiveTerraform(
   new S3BucketPublicAccessBlock(scope, `${p}-audit-public`, { provider, bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true });
 
   const assume = (principal: Record<string, string>) => JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: principal, Action: 'sts:AssumeRole' }] });
-  const writerRole = new IamRole(scope, `${p}-audit-writer`, { provider, namePrefix: `${o.prefix}-journal-`, assumeRolePolicy: assume({ Service: 'ec2.amazonaws.com' }), tags });
-  new IamRolePolicy(scope, `${p}-audit-writer-policy`, {
-    provider,
-    role: writerRole.id,
-    policy: JSON.stringify({
-      Version: '2012-10-17',
-      Statement: [
-        { Effect: 'Allow', Action: 's3:PutObject', Resource: `${bucket.arn}/journal/*` },
-        { Effect: 'Allow', Action: 'kms:GenerateDataKey', Resource: key.arn },
-      ],
-    }),
-  });
   const auditorRole = new IamRole(scope, `${p}-audit-auditor`, { provider, namePrefix: `${o.prefix}-auditor-`, assumeRolePolicy: assume({ AWS: `arn:aws:iam::${o.account}:root` }), tags });
   new IamRolePolicy(scope, `${p}-audit-auditor-policy`, {
     provider,
@@ -107,5 +98,5 @@ export function auditArchiveTerraform(
     ],
   });
   new S3BucketPolicy(scope, `${p}-audit-bucket-policy`, { provider, bucket: bucket.id, policy: policy.json });
-  return { bucket, writerRole, auditorRole };
+  return { bucket, key, auditorRole };
 }

@@ -52,12 +52,14 @@ import { VolumeAttachment } from '@cdktf/provider-aws/lib/volume-attachment/inde
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule/index.js';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule/index.js';
 import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
-import { auditArchiveTerraform } from './audit-archive.js';
+import { auditArchiveTerraform, JOURNAL_KEYS } from './audit-archive.js';
+import { ElasticacheReplicationGroup } from '@cdktf/provider-aws/lib/elasticache-replication-group/index.js';
+import { ElasticacheSubnetGroup } from '@cdktf/provider-aws/lib/elasticache-subnet-group/index.js';
 import { ROLE_TAG } from '../inventory.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
 import { launchImage, literalArn, outputNode, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
-import type { AccessTarget, BootObjectId } from '../../lib/plan/node-access.js';
+import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
 import { drillFilters, fisRoleStatements } from '../../lib/plan/drills.js';
 import type { NodeRole } from '../../lib/render/node-layout.js';
 
@@ -106,10 +108,6 @@ export class MailfleetTerraformStack extends TerraformStack {
       built.set(region.role, this.region(model, region, provider));
     }
     this.regions = built;
-    // Audit journal archive per region (audit-archive.ts).
-    if (model.audit)
-      for (const r of model.regions)
-        auditArchiveTerraform(this, r.role, { provider: this.vpcs.get(r.role)!.provider, prefix: r.prefix, account: r.account, audit: model.audit, tags: tagsFor(model, 'audit', `${r.prefix}-audit`) });
     if (model.link) this.link(model);
     if (model.managedAd) this.managedAd(model);
     if (model.dns) this.dns(model);
@@ -142,7 +140,7 @@ export class MailfleetTerraformStack extends TerraformStack {
    * package, the SSM parameters naming them, one role + instance profile per node kind, and (primary)
    * the secrets, replicated to DR.
    */
-  private boot(model: PlatformModel, r: RegionModel, provider: AwsProvider, privateZone: Route53Zone): { profiles: Map<NodeRole, IamInstanceProfile> } {
+  private boot(model: PlatformModel, r: RegionModel, provider: AwsProvider, privateZone: Route53Zone, redis?: ElasticacheReplicationGroup): { profiles: Map<NodeRole, IamInstanceProfile> } {
     const p = r.role;
     const b = r.boot;
     const tags = (role: string, name: string) => tagsFor(model, role, name);
@@ -168,17 +166,50 @@ export class MailfleetTerraformStack extends TerraformStack {
       const asset = new TerraformAsset(this, `${p}-asset-${safe}`, { path: folder.dir, type: AssetType.ARCHIVE, assetHash: folder.hash });
       objects.set(o.id, new S3Object(this, `${p}-boot-${safe}`, { provider, bucket: bucket.id, key: o.key, source: asset.path, sourceHash: folder.hash }));
     }
+    // The region's own audit journal archive (audit-archive.ts): its mail nodes ship there.
+    const audit = model.audit
+      ? auditArchiveTerraform(this, p, { provider, prefix: r.prefix, account: r.account, audit: model.audit, tags: tags('audit', `${r.prefix}-audit`) })
+      : undefined;
+    const mustAudit = () => {
+      if (!audit) throw new Error(`terraform: the model names the audit archive in ${r.role} but audit is off`);
+      return audit;
+    };
+    const parameterValue = (v: ParameterModel['value']): string => {
+      switch (v.kind) {
+        case 'private-zone-id':
+          return privateZone.zoneId;
+        case 'audit-bucket':
+          return mustAudit().bucket.bucket;
+        case 'redis-endpoint':
+          if (!redis) throw new Error(`terraform: the model names Redis in ${r.role} but none is provisioned`);
+          return `${redis.primaryEndpointAddress}:${redis.port}`;
+        case 'object-uri':
+          return `s3://${bucket.bucket}/${objects.get(v.object)!.key}`;
+      }
+    };
     for (const [i, prm] of b.parameters.entries())
       new SsmParameter(this, `${p}-param-${i}`, {
         provider,
         name: prm.name,
         type: 'String',
         description: prm.description,
-        value: prm.value.kind === 'private-zone-id' ? privateZone.zoneId : `s3://${bucket.bucket}/${objects.get(prm.value.object)!.key}`,
+        value: parameterValue(prm.value),
         tags: tags('network', prm.name),
       });
-    const arnOf = (t: AccessTarget): string =>
-      t.kind === 'private-zone' ? `arn:aws:route53:::hostedzone/${privateZone.zoneId}` : t.kind === 'boot-object' ? `${bucket.arn}/${objects.get(t.object)!.key}` : literalArn(model, r, t)!;
+    const arnOf = (t: AccessTarget): string => {
+      switch (t.kind) {
+        case 'private-zone':
+          return `arn:aws:route53:::hostedzone/${privateZone.zoneId}`;
+        case 'boot-object':
+          return `${bucket.arn}/${objects.get(t.object)!.key}`;
+        case 'audit-journal':
+          return `${mustAudit().bucket.arn}/${JOURNAL_KEYS}`;
+        case 'audit-key':
+          return mustAudit().key.arn;
+        default:
+          return literalArn(model, r, t)!;
+      }
+    };
     const profiles = new Map<NodeRole, IamInstanceProfile>();
     for (const a of b.roles) {
       const role = new IamRole(this, `${p}-role-${a.role}`, {
@@ -219,7 +250,10 @@ export class MailfleetTerraformStack extends TerraformStack {
       // Starting texts only: generated values need a random source Terraform has not without another
       // provider (docs/engines.md: the operator puts them before the first boot); later edits are the operator's.
       const v = sec.value;
-      if (v.kind === 'literal' || v.kind === 'template')
+      // The Redis AUTH token is the variable the replication groups are created with.
+      if (sec.id === 'RedisAuth' && this.redisAuth)
+        new SecretsmanagerSecretVersion(this, `${p}-secret-${sec.id}-initial`, { provider, secretId: secret.id, secretString: this.redisAuth.stringValue });
+      else if (v.kind === 'literal' || v.kind === 'template')
         new SecretsmanagerSecretVersion(this, `${p}-secret-${sec.id}-initial`, {
           provider,
           secretId: secret.id,
@@ -230,6 +264,42 @@ export class MailfleetTerraformStack extends TerraformStack {
     return { profiles };
   }
   private readonly fisTemplates = new Map<string, FisExperimentTemplate>();
+  private redisAuth?: TerraformVariable;
+
+  /**
+   * The region's Redis (RedisModel): a Valkey replication group, primary + replica across AZs, TLS and
+   * at-rest encryption, AUTH token from a sensitive variable (Terraform has no random source without
+   * another provider), in the private subnets behind the redis security group.
+   */
+  private redis(model: PlatformModel, r: RegionModel, provider: AwsProvider, subnets: Subnet[], sg: SecurityGroup): ElasticacheReplicationGroup {
+    const m = r.redis!;
+    this.redisAuth ??= new TerraformVariable(this, m.authInput, {
+      type: 'string',
+      sensitive: true,
+      description: `AUTH token of the provisioned Redis (also stored in the secret ${m.authSecret}): 16-128 letters and digits`,
+      // JSON syntax: an expression is a template (`${…}`).
+      validation: [{ condition: '${can(regex("^[A-Za-z0-9]{16,128}$", var.' + m.authInput + '))}', errorMessage: 'redis_auth_token: 16-128 letters and digits' }],
+    });
+    const group = new ElasticacheSubnetGroup(this, `${r.role}-redis-subnets`, { provider, name: m.name, description: 'mailfleet Redis: private subnets', subnetIds: subnets.map((s) => s.id), tags: tagsFor(model, 'redis', m.name) });
+    return new ElasticacheReplicationGroup(this, `${r.role}-redis`, {
+      provider,
+      replicationGroupId: m.name,
+      description: 'mailfleet fleet-wide limits',
+      engine: m.engine,
+      engineVersion: m.engineVersion,
+      nodeType: m.nodeType,
+      numCacheClusters: m.nodes,
+      port: m.port,
+      automaticFailoverEnabled: true,
+      multiAzEnabled: true,
+      transitEncryptionEnabled: true,
+      atRestEncryptionEnabled: 'true',
+      authToken: this.redisAuth.stringValue,
+      subnetGroupName: group.name,
+      securityGroupIds: [sg.id],
+      tags: tagsFor(model, 'redis', m.name),
+    });
+  }
 
   private region(model: PlatformModel, r: RegionModel, provider: AwsProvider): BuiltRegion {
     const p = r.role; // construct id prefix; Terraform addresses read "aws_vpc.primary-vpc"
@@ -364,7 +434,8 @@ export class MailfleetTerraformStack extends TerraformStack {
         ...(model.link ? { lifecycle: { ignoreChanges: ['vpc'] } } : {}),
       }),
     };
-    const boot = this.boot(model, r, provider, zones.platform);
+    const redis = r.redis ? this.redis(model, r, provider, privateSubnets, groups.get('redis')!) : undefined;
+    const boot = this.boot(model, r, provider, zones.platform, redis);
 
     // One launch template per node kind, shared by the kind's groups (every HAProxy shard runs the same text).
     const launchTemplates = new Map<string, LaunchTemplate>();

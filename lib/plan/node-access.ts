@@ -6,9 +6,12 @@
  * parity suite compares the three translations statement by statement.
  */
 import {
+  auditBucketParameter,
   daemonBundleParameter,
   mailNodesHost,
   nodeFilesParameter,
+  provisionsRedis,
+  redisEndpointParameter,
   secretNames,
   ssmPrefix,
   type NodeRole,
@@ -29,6 +32,10 @@ export type AccessTarget =
   | { readonly kind: 'private-zone' }
   /** One of the region's boot objects (BootObjectModel.id). */
   | { readonly kind: 'boot-object'; readonly object: BootObjectId }
+  /** Journal objects (`journal/*`) in the region's own audit archive bucket (audit.enabled). */
+  | { readonly kind: 'audit-journal' }
+  /** The KMS key the region's audit archive bucket encrypts with. */
+  | { readonly kind: 'audit-key' }
   | { readonly kind: 'any' };
 
 export interface StatementModel {
@@ -60,7 +67,13 @@ export interface BootObjectModel {
 export interface ParameterModel {
   readonly name: string;
   readonly description: string;
-  readonly value: { readonly kind: 'object-uri'; readonly object: BootObjectId } | { readonly kind: 'private-zone-id' };
+  readonly value:
+    | { readonly kind: 'object-uri'; readonly object: BootObjectId }
+    | { readonly kind: 'private-zone-id' }
+    /** The name of the region's own audit archive bucket. */
+    | { readonly kind: 'audit-bucket' }
+    /** `<host>:<port>` of the region's provisioned Redis primary endpoint. */
+    | { readonly kind: 'redis-endpoint' };
 }
 
 /** How a secret gets its first value. */
@@ -138,6 +151,9 @@ export function platformSecrets(plan: Plan): SecretModel[] {
       description: 'mailfleetd outbound relay AUTH: JSON {"username","password"}; set by the operator',
       value: { kind: 'template', template: { username: '' }, generateKey: 'password' },
     });
+  // ElastiCache AUTH tokens: 16-128 printable characters without / " @ or space; letters and digits only.
+  if (provisionsRedis(plan))
+    out.push({ id: 'RedisAuth', owner: 'mail', name: n.redisAuth, description: 'AUTH token of the provisioned Redis (ElastiCache)', value: { kind: 'generated', length: 32, excludePunctuation: true } });
   const d = plan.directory;
   if (d.kind === 'ldap') {
     const generated = { kind: 'generated', length: 32, excludePunctuation: true } as const;
@@ -161,7 +177,15 @@ export function platformSecrets(plan: Plan): SecretModel[] {
 /** Secrets a node role reads at boot. */
 export function secretsReadBy(plan: Plan, role: NodeRole): string[] {
   const n = secretNames(plan);
-  if (role === 'mail') return [n.adminToken, n.tls, plan.directory.kind === 'static' ? n.staticUsers : n.ldapBind, ...(hasRelayCredentials(plan) ? [n.relay] : []), ...dkimSecretsReadBy(plan)];
+  if (role === 'mail')
+    return [
+      n.adminToken,
+      n.tls,
+      plan.directory.kind === 'static' ? n.staticUsers : n.ldapBind,
+      ...(hasRelayCredentials(plan) ? [n.relay] : []),
+      ...(provisionsRedis(plan) ? [n.redisAuth] : []),
+      ...dkimSecretsReadBy(plan),
+    ];
   if (role === 'ldap') return [n.ldapAdmin, n.ldapReplicator, n.ldapBind];
   return [];
 }
@@ -197,6 +221,13 @@ export function nodeAccess(plan: Plan, role: NodeRole, region: RegionRole): Node
       },
       { actions: ['autoscaling:DescribeAutoScalingInstances'], targets: [{ kind: 'any' }] },
     );
+  // The journal uploader adds batches to its own region's archive: PutObject under journal/ only (no
+  // read, no delete) and the bucket key's data keys (SSE-KMS). Reading goes through the auditor role.
+  if (role === 'mail' && plan.spec.audit.enabled)
+    statements.push(
+      { actions: ['s3:PutObject'], targets: [{ kind: 'audit-journal' }] },
+      { actions: ['kms:GenerateDataKey'], targets: [{ kind: 'audit-key' }] },
+    );
   const secrets = secretsReadBy(plan, role);
   if (secrets.length > 0) statements.push({ actions: ['secretsmanager:GetSecretValue'], targets: secrets.map((name) => ({ kind: 'secret', name })) });
   // Storage node 1 of the primary hands its geo-replication key to the DR region (gluster.ts publish step).
@@ -225,6 +256,12 @@ export function nodeBoot(plan: Plan, region: RegionRole): NodeBootModel {
     })),
     { name: daemonBundleParameter(plan), description: 'mailfleetd esbuild bundle', value: { kind: 'object-uri', object: 'daemon-package' } },
     { name: `${ssmPrefix(plan)}/private-zone-id`, description: 'Private zone mail nodes register in', value: { kind: 'private-zone-id' } },
+    ...(plan.spec.audit.enabled
+      ? [{ name: auditBucketParameter(plan), description: 'Audit archive bucket the mail nodes of this region ship their journal to', value: { kind: 'audit-bucket' as const } }]
+      : []),
+    ...(provisionsRedis(plan)
+      ? [{ name: redisEndpointParameter(plan), description: 'Primary endpoint (host:port) of the Redis the mail nodes of this region share', value: { kind: 'redis-endpoint' as const } }]
+      : []),
   ];
   const dr = plan.regions?.dr;
   return {

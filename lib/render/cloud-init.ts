@@ -21,6 +21,9 @@ import {
   LAUNCH_HOOK_NAME,
   MAIL_UID,
   STORAGE_WAIT,
+  auditBucketParameter,
+  provisionsRedis,
+  redisEndpointParameter,
   DAEMON_CONFIG_PATH,
   DAEMON_ENV_PATH,
   DAEMON_LOG_PATH,
@@ -241,6 +244,47 @@ function mailScript(plan: Plan): RenderedFile {
   // A static directory's users file comes from its secret (the daemon re-reads it when it changes).
   const usersFile = d.kind === 'static' ? daemonFile(s.staticUsers, d.file, 'users_yaml') : '';
   const tls = DAEMON_TLS_DIR;
+  // The journal uploader (lib/journal/s3.ts) ships to this region's own archive bucket, named by the
+  // region's SSM parameter; the SDK takes the region from AWS_REGION and the instance role's credentials.
+  const audit = plan.spec.audit.enabled;
+  const auditRead = audit
+    ? `# >>> audit archive (docs/audit.md): this region's bucket, from this region's SSM parameter
+audit_bucket=$(param ${shq(auditBucketParameter(plan).slice(ssmPrefix(plan).length + 1))})
+if [ -z "\${audit_bucket}" ] || [ "\${audit_bucket}" = None ]; then
+  echo "mailfleet bootstrap: no audit archive bucket in ${auditBucketParameter(plan)}" >&2
+  exit 1
+fi
+# <<< audit archive
+`
+    : '';
+  // The provisioned Redis (redis.provision elasticache): the daemon's redis.url becomes this region's
+  // endpoint over TLS with the AUTH token; the token goes through the environment, never argv.
+  const redisRead = provisionsRedis(plan)
+    ? `# >>> fleet redis (docs/engines.md): this region's ElastiCache, TLS and AUTH
+redis_endpoint=$(param ${shq(redisEndpointParameter(plan).slice(ssmPrefix(plan).length + 1))})
+if [ -z "\${redis_endpoint}" ] || [ "\${redis_endpoint}" = None ]; then
+  echo "mailfleet bootstrap: no Redis endpoint in ${redisEndpointParameter(plan)}" >&2
+  exit 1
+fi
+redis_auth=$(secret ${shq(s.redisAuth)})
+REDIS_ENDPOINT="\${redis_endpoint}" REDIS_AUTH="\${redis_auth}" python3 - ${DAEMON_CONFIG_PATH} <<'PY'
+import json, os, sys, urllib.parse
+path = sys.argv[1]
+with open(path) as f:
+    cfg = json.load(f)
+auth = urllib.parse.quote(os.environ["REDIS_AUTH"], safe="")
+cfg.setdefault("redis", {})["url"] = "rediss://:%s@%s" % (auth, os.environ["REDIS_ENDPOINT"])
+with open(path + ".tmp", "w") as f:
+    json.dump(cfg, f, indent=2)
+os.replace(path + ".tmp", path)
+PY
+chgrp mailfleet ${DAEMON_CONFIG_PATH}
+chmod 0640 ${DAEMON_CONFIG_PATH}
+# <<< fleet redis
+`
+    : '';
+  const auditEnv = audit ? `  printf 'MAILFLEET_AUDIT_BUCKET=%s\\nAWS_REGION=%s\\n' "\${audit_bucket}" "\${REGION}"
+` : '';
   return {
     path: 'bootstrap/mail.sh',
     executable: true,
@@ -284,12 +328,12 @@ ${filteringBootstrap(plan)}
 # Secrets stay on the node: environment file and TLS key readable by the daemon only.
 umask 077
 ${reads.join('\n')}
-{
+${auditRead}${redisRead}{
 ${envLines.join('\n')}
   # The unit's --data-dir, so mailfleet commands run on the node find the daemon's data.
   printf 'MAILFLEET_DATA_DIR=%s\\n' ${MAIL_MOUNT}/maildir
   printf 'MAILFLEET_TLS_CERT=%s\\nMAILFLEET_TLS_KEY=%s\\n' ${tls}/cert.pem ${tls}/key.pem
-} >${DAEMON_ENV_PATH}
+${auditEnv}} >${DAEMON_ENV_PATH}
 ${ldapBindFile}${usersFile}tls_json=$(secret ${shq(s.tls)})
 tls_cert=$(json_field "\${tls_json}" cert)
 tls_key=$(json_field "\${tls_json}" key)
@@ -399,7 +443,9 @@ failures=$(( $(cat "\${state}" 2>/dev/null || echo 0) + 1 ))
 echo "\${failures}" >"\${state}"
 if [ "\${failures}" -ge ${HEALTH_FAILURES_BEFORE_UNHEALTHY} ]; then
   echo "health: \${failures} failed checks, marking this instance Unhealthy" >&2
-  aws autoscaling set-instance-health --instance-id "\${INSTANCE_ID}" --health-status Unhealthy --should-respect-grace-period
+  # Not --should-respect-grace-period: this job starts only once the node has served, so a failure now is
+  # real, and the group's grace period would hide it for 10 minutes.
+  aws autoscaling set-instance-health --instance-id "\${INSTANCE_ID}" --health-status Unhealthy
 fi
 exit 1
 `,

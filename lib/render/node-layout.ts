@@ -128,6 +128,14 @@ export function daemonBundleParameter(plan: Plan): string {
   return `${ssmPrefix(plan)}/daemon-bundle`;
 }
 
+/**
+ * SSM parameter holding the name of this region's audit archive bucket (audit.enabled): each region's
+ * mail nodes ship their journal to their own region's bucket (the engines write it per region).
+ */
+export function auditBucketParameter(plan: Plan): string {
+  return `${ssmPrefix(plan)}/audit-bucket`;
+}
+
 /** Secrets Manager names (the engines create them; nodes read them at boot). */
 export function secretNames(plan: Plan) {
   const p = nameRoot(plan);
@@ -146,8 +154,23 @@ export function secretNames(plan: Plan) {
     staticUsers: `${p}/users`,
     /** JSON {"username","password"} for AUTH to smtp.relay; filled by the operator. */
     relay: `${p}/relay`,
+    /** AUTH token of the provisioned Redis (redis.provision elasticache; generated, the same in both regions). */
+    redisAuth: `${p}/redis-auth`,
   } as const;
 }
+
+/** SSM parameter holding `<host>:<port>` of this region's provisioned Redis primary endpoint. */
+export function redisEndpointParameter(plan: Plan): string {
+  return `${ssmPrefix(plan)}/redis-endpoint`;
+}
+
+/** Whether the cloud engines provision Redis for the plan (spec redis with provision elasticache). */
+export function provisionsRedis(plan: Pick<Plan, 'spec'>): boolean {
+  return plan.spec.redis?.provision === 'elasticache';
+}
+
+/** Port of the provisioned Redis (ElastiCache's default; the security group admits only the mail nodes). */
+export const REDIS_PORT = 6379;
 
 /**
  * Private DNS zone of the platform. Each region has its own zone of this one name, associated with its

@@ -667,6 +667,12 @@ export const specSchema = z
       .object({
         url: z.string().regex(/^rediss?:\/\//, 'expected redis:// or rediss:// URL'),
         leaseSeconds: posInt.default(30).describe('Connection lease TTL; live sessions refresh it.'),
+        // --- cloud provisioning (docs/engines.md) ---
+        provision: z
+          .enum(['elasticache', 'external'])
+          .default('elasticache')
+          .describe('In the cloud: `elasticache` provisions a Valkey replication group per region (TLS, AUTH token, reachable from the mail nodes only) and the nodes use it instead of `url`; `external` keeps `url` as given.'),
+        nodeType: z.string().default('cache.t4g.small').describe('ElastiCache node type of the provisioned replication group (two nodes, Multi-AZ).'),
       })
       .strict()
       .optional()

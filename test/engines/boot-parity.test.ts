@@ -15,6 +15,9 @@ import { registrationsOf } from '../../engines/pulumi/mocks.js';
 import { terraformJson } from '../../engines/terraform/index.js';
 import { nodeBoot } from '../../lib/plan/node-access.js';
 import type { Plan } from '../../lib/plan/types.js';
+import { auditBucketParameter } from '../../lib/render/node-layout.js';
+import { buildPlan } from '../../lib/plan/index.js';
+import { loadSpec, parseSpec } from '../../lib/spec/index.js';
 import { EXAMPLES, examplePlan } from './helpers.js';
 
 const TARGETS = {
@@ -31,11 +34,18 @@ const TARGETS = {
 } as const;
 type Target = keyof typeof TARGETS;
 const NAMES = Object.keys(TARGETS) as Target[];
-const SECTIONS = ['statements', 'managedPolicies', 'instanceProfiles', 'parameters', 'secrets', 'drills'] as const;
+const SECTIONS = ['statements', 'managedPolicies', 'instanceProfiles', 'parameters', 'secrets', 'drills', 'archiveParameters'] as const;
 
-for (const example of EXAMPLES) {
+/** primary-dr with the audit journal on: each region gets its own archive (issue 22). */
+const AUDIT = 'primary-dr + audit' as const;
+const planOf = (example: (typeof EXAMPLES)[number] | typeof AUDIT): Plan =>
+  example === AUDIT
+    ? buildPlan(parseSpec(JSON.stringify({ ...loadSpec('examples/primary-dr.yaml').spec, audit: { enabled: true } }), 'primary-dr-audit.yaml'))
+    : examplePlan(example);
+
+for (const example of [...EXAMPLES, AUDIT]) {
   describe(`boot parity: ${example}`, () => {
-    const plan = examplePlan(example);
+    const plan = planOf(example);
     const got = new Map<Target, BootInventory>();
     before(async () => {
       for (const t of NAMES) got.set(t, await TARGETS[t](plan));
@@ -58,6 +68,24 @@ for (const example of EXAMPLES) {
         assert.equal(inv.drills.length, plan.regions?.dr ? 3 : 0, `${t}: FIS drill templates`);
       }
     });
+
+    if (plan.spec.audit.enabled)
+      it('every engine tells each region\'s mail nodes their own region\'s archive bucket and lets them add journal objects (and nothing else) to it', () => {
+        const name = auditBucketParameter(plan);
+        for (const t of NAMES) {
+          const inv = got.get(t)!;
+          // One Object Lock bucket per region, named in that region's parameter.
+          assert.deepEqual(inv.archiveParameters, [`dr ${name} -> object-lock bucket in dr`, `primary ${name} -> object-lock bucket in primary`], t);
+          for (const region of ['primary', 'dr'])
+            assert.deepEqual(
+              inv.statements.filter((l) => l.startsWith(`${region} mail s3:PutObject`) || l.startsWith(`${region} mail kms:`)),
+              [`${region} mail kms:GenerateDataKey on kms-key`, `${region} mail s3:PutObject on s3-object journal/*`],
+              `${t}: ${region}`,
+            );
+          // Only the mail nodes write the journal.
+          assert.deepEqual(inv.statements.filter((l) => / (proxy|storage|ldap) (s3:PutObject|kms:)/.test(l)), [], t);
+        }
+      });
 
     for (const section of SECTIONS)
       for (const [i, a] of NAMES.entries())

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { cdkJsonContext } from '../../constructs/shared/cdk-context.js';
 import { buildPlan, type Plan } from '../../lib/plan/index.js';
-import { BOOTSTRAP_LOG_PATH, BRICK_MOUNT, LDAP_ROLE_TAG, MAIL_MOUNT, mailNodesHost, secretNames } from '../../lib/render/node-layout.js';
+import { BOOTSTRAP_LOG_PATH, BRICK_MOUNT, HEALTH_FAILURES_BEFORE_UNHEALTHY, LDAP_ROLE_TAG, MAIL_MOUNT, auditBucketParameter, mailNodesHost, secretNames } from '../../lib/render/node-layout.js';
 import { loadSpec, parseSpec } from '../../lib/spec/index.js';
 import { addPlatformStacks } from '../../stacks/app.js';
 import { Template, type NodeSpec } from './aws.js';
@@ -178,6 +178,10 @@ mount -t overlay overlay -o lowerdir=${base},upperdir=${dir}/upper,workdir=${dir
   // Debian's awscli verifies against its own bundled CA list, not the system store: point root's at it.
   mkdirSync(join(h.root, 'root/.aws'), { recursive: true });
   writeFileSync(join(h.root, 'root/.aws/config'), '[default]\nca_bundle = /etc/ssl/certs/ca-certificates.crt\n');
+  // Node.js trusts its own bundled list too: the daemon (its S3 journal uploader) gets the harness's CA
+  // the same way (on AWS the endpoints' certificates chain to roots in that list).
+  mkdirSync(join(h.root, 'etc/systemd/system/mailfleetd.service.d'), { recursive: true });
+  writeFileSync(join(h.root, 'etc/systemd/system/mailfleetd.service.d/fleet-ca.conf'), '[Service]\nEnvironment=NODE_EXTRA_CA_CERTS=/usr/local/share/ca-certificates/mailfleet-fleet-aws.crt\n');
   const cg = `mf-${h.name}`;
   h.nspawn = bg(
     `for d in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified; do mkdir -p $d/${cg} && echo $$ > $d/${cg}/cgroup.procs; done
@@ -310,6 +314,11 @@ function fleetPlan(): Plan {
         imap: { ...example.imap, keepaliveSeconds: Math.max(1, Math.round(120 / TIME_SCALE)) },
         // rspamd (+ clamd) on the mail node from Debian, as the bootstrap's filtering block installs it (filteringChecks).
         filtering: {},
+        // No Redis stand-in yet: the provisioned ElastiCache (redis.provision elasticache) is proven at the
+        // template/render boundary only (test/constructs/fleet-redis.test.ts), so the harness keeps the URL.
+        redis: { ...example.redis!, provision: 'external' },
+        // The audit journal on, shipping partial batches every second: mail nodes ship to the template's archive.
+        audit: { ...example.audit, enabled: true, flushIntervalSeconds: 1 },
       }),
       'fleet.yaml',
     ),
@@ -356,7 +365,11 @@ async function awsBoundary(t: Template, world: ReturnType<Template['world']>, ho
     tlsKey: tls.key,
     imdsAddress: IMDS,
     apiAddress: API,
+    // The audit archive (Object Lock buckets of the template) takes the journal's PutObject calls.
+    writableBuckets: t.ofType('AWS::S3::Bucket').filter(([, p]) => p.ObjectLockEnabled === true).map(([id]) => t.physicalId(id)),
+    objectsDir: join(RUN, 's3'),
   };
+  rmSync(cfg.objectsDir, { recursive: true, force: true });
   rmSync(cfg.eventsFile, { force: true });
   writeFileSync(join(RUN, 'standins.json'), JSON.stringify(cfg));
   writeFileSync(cfg.dnsHostsFile, '');
@@ -513,10 +526,46 @@ async function main(): Promise<void> {
   if (ldapOk) await clients(plan);
   else check('clients through the NLB stand-in', false, 'not run: no directory to log in against');
   filteringChecks(mail);
-  // Without its store the mail node must fail its own health check (what the health timer acts on).
+  await journalShipped(world, plan, mail);
+  // Without its store the mail node must fail its own health check, and the health timer's job then
+  // reports the instance Unhealthy to its Auto Scaling group (which replaces it).
   inHost(mail, `umount -l ${MAIL_MOUNT}`, true);
   const sick = runUnit(mail, '/opt/mailfleet/bootstrap/health.sh');
   check('mail1 health check fails without storage', sick.status !== 0, sick.out.trim().split('\n').pop() ?? '');
+  const tu = performance.now();
+  let unhealthy: Record<string, string> | undefined;
+  for (let i = 0; i < HEALTH_FAILURES_BEFORE_UNHEALTHY && !unhealthy; i++) {
+    runUnit(mail, '/opt/mailfleet/bootstrap/health-watch.sh');
+    unhealthy = events().find((e) => e.action === 'SetInstanceHealth' && e.instance === mail.instanceId && e.health === 'Unhealthy');
+  }
+  check(
+    `mail1 without storage reports itself Unhealthy to its group after ${HEALTH_FAILURES_BEFORE_UNHEALTHY} failed checks (SetInstanceHealth)`,
+    unhealthy !== undefined,
+    unhealthy ? `${((performance.now() - tu) / 1000).toFixed(1)} s of checks` : 'no SetInstanceHealth Unhealthy call',
+  );
+}
+
+/** The message swaks sent is journaled and shipped by mail1 to the archive bucket the template's parameter names. */
+async function journalShipped(world: ReturnType<Template['world']>, plan: Plan, mail: Host): Promise<void> {
+  const bucket = world.parameters[auditBucketParameter(plan)];
+  const t0 = performance.now();
+  let index: Record<string, string> | undefined;
+  let recipients = '';
+  for (let i = 0; i < 60 && !index; i++) {
+    for (const e of events().filter((x) => x.action === 'PutObject' && x.instance === mail.instanceId && x.bucket === bucket && /^journal\/.*\.index\.json$/.test(x.key ?? ''))) {
+      const text = readFileSync(join(RUN, 's3', e.bucket!, e.key!), 'utf8');
+      if (text.includes(USER.mail)) {
+        index = e;
+        recipients = text;
+      }
+    }
+    if (!index) await sleep(1000);
+  }
+  check(
+    'mail1 ships the journal of the accepted message to its region\'s archive bucket (the template\'s SSM parameter)',
+    index !== undefined,
+    index ? `${index.key} in ${bucket} after ${((performance.now() - t0) / 1000).toFixed(1)} s (${recipients.length} bytes of index)` : `no journal index naming ${USER.mail} in ${bucket}; PutObject calls: ${JSON.stringify(events().filter((x) => x.action === 'PutObject').slice(-3))}`,
+  );
 }
 
 const USER = { uid: 'alice', mail: 'alice@acme.example', password: `Fleet-${createHash('sha256').update(String(Date.now())).digest('hex').slice(0, 16)}` };

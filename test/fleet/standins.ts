@@ -2,7 +2,8 @@
  * The AWS API as a node sees it, run inside the fleet's fabric namespace by run.ts: IMDSv2 on
  * 169.254.169.254:80 (token, placement, instance id, address, instance tags, instance-profile
  * credentials), and on :443 (TLS, a certificate from the harness's own CA that the hosts trust) SSM
- * GetParameter, Secrets Manager GetSecretValue, S3 GetObject/HeadObject, Auto Scaling
+ * GetParameter, Secrets Manager GetSecretValue, S3 GetObject/HeadObject (and PutObject into the buckets
+ * the template creates, kept under the run folder: the audit journal), Auto Scaling
  * DescribeAutoScalingInstances / CompleteLifecycleAction / SetInstanceHealth and Route 53
  * ChangeResourceRecordSets, all answering from the AwsWorld that aws.ts read from the engine's output.
  * Route 53 changes rewrite the private zones' hosts file and reload dnsmasq (the VPC resolver stand-in).
@@ -10,7 +11,8 @@
  * Signatures are not verified: the boundary is what is asked and answered, not IAM.
  */
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createServer as createHttp, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import type { AwsWorld } from './aws.js';
@@ -26,6 +28,9 @@ export interface StandInConfig {
   readonly eventsFile: string;
   readonly tlsCert: string;
   readonly tlsKey: string;
+  /** Buckets the template creates that take PutObject (the audit archive), and the folder their objects go to. */
+  readonly writableBuckets: readonly string[];
+  readonly objectsDir: string;
   readonly imdsAddress: string;
   readonly apiAddress: string;
 }
@@ -48,13 +53,6 @@ function hosts(): Record<string, HostEntry> {
 const byInstance = (id: string) => Object.entries(hosts()).find(([, h]) => h.instanceId === id);
 const event = (e: Record<string, unknown>) => appendFileSync(cfg.eventsFile, JSON.stringify({ at: Date.now(), ...e }) + '\n');
 const peer = (q: IncomingMessage) => (q.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-const body = (q: IncomingMessage) =>
-  new Promise<string>((res) => {
-    let b = '';
-    q.on('data', (d: Buffer) => (b += d.toString()));
-    q.on('end', () => res(b));
-  });
-
 // Dynamic records (Route 53 changes): name -> set identifier -> address.
 const dynamic = new Map<string, Map<string, string>>();
 function writeDns(): void {
@@ -137,9 +135,33 @@ function object(bucket: string, key: string): Buffer | undefined {
   return z;
 }
 
+/** A PutObject body: the SDK may send it aws-chunked (`<hex size>[;…]\r\n<data>\r\n` … `0`), else as is. */
+function objectBody(q: IncomingMessage, raw: Buffer): Buffer {
+  if (!String(q.headers['content-encoding'] ?? '').includes('aws-chunked')) return raw;
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const eol = raw.indexOf('\r\n', at);
+    if (eol < 0) break;
+    const size = parseInt(raw.subarray(at, eol).toString('latin1').split(';')[0]!, 16);
+    if (!(size > 0)) break;
+    parts.push(raw.subarray(eol + 2, eol + 2 + size));
+    at = eol + 2 + size + 2;
+  }
+  return Buffer.concat(parts);
+}
+
+const rawBody = (q: IncomingMessage) =>
+  new Promise<Buffer>((res) => {
+    const chunks: Buffer[] = [];
+    q.on('data', (d: Buffer) => chunks.push(d));
+    q.on('end', () => res(Buffer.concat(chunks)));
+  });
+
 async function api(q: IncomingMessage, s: ServerResponse): Promise<void> {
   const host = (q.headers.host ?? '').replace(/:\d+$/, '');
-  const b = await body(q);
+  const raw = await rawBody(q);
+  const b = raw.toString();
   const target = String(q.headers['x-amz-target'] ?? '');
   const caller = hosts()[peer(q)]?.instanceId ?? peer(q);
   if (host.startsWith('ssm.')) {
@@ -211,6 +233,19 @@ async function api(q: IncomingMessage, s: ServerResponse): Promise<void> {
   if (s3) {
     const path = decodeURIComponent((q.url ?? '/').split('?')[0]!.slice(1));
     const [bucket, key] = s3[1] ? [s3[1], path] : [path.split('/')[0]!, path.split('/').slice(1).join('/')];
+    if (q.method === 'PUT') {
+      const ok = cfg.writableBuckets.includes(bucket) && key !== '' && !key.split('/').includes('..');
+      event({ api: 's3', action: 'PutObject', bucket, key, instance: caller, stored: ok });
+      if (!ok) {
+        s.writeHead(403, { 'content-type': 'application/xml' });
+        return void s.end(`<Error><Code>AccessDenied</Code><Message>stand-in: no PutObject into ${bucket}</Message></Error>`);
+      }
+      const file = join(cfg.objectsDir, bucket, key);
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, objectBody(q, raw));
+      s.writeHead(200, { etag: '"fleet"' });
+      return void s.end();
+    }
     const data = object(bucket, key);
     event({ api: 's3', action: q.method === 'HEAD' ? 'HeadObject' : 'GetObject', bucket, key, instance: caller, found: data !== undefined });
     if (!data) {

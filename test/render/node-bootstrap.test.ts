@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -9,7 +9,7 @@ import { parseSpec, loadSpec } from '../../lib/spec/index.js';
 import { RENDERERS, renderer } from '../../lib/render/index.js';
 import { userData } from '../../lib/render/cloud-init.js';
 import { nodeFiles } from '../../lib/render/node-files.js';
-import { NODE_ROLES, nodePath, secretNames, type NodeRole } from '../../lib/render/node-layout.js';
+import { HEALTH_FAILURES_BEFORE_UNHEALTHY, NODE_ROLES, nodePath, secretNames, type NodeRole } from '../../lib/render/node-layout.js';
 import { MAILFLEET_SCHEMA_PATH, slapdFiles } from '../../lib/render/slapd.js';
 import { systemdUnits } from '../../lib/render/systemd.js';
 import { cloudwatchAgentConfig } from '../../lib/render/cloudwatch-agent.js';
@@ -18,6 +18,7 @@ import { matchSnapshot } from './snapshot.js';
 import { App } from 'aws-cdk-lib';
 import { cdkJsonContext } from '../../constructs/shared/cdk-context.js';
 import { platformModel } from '../../engines/platform.js';
+import { s3TargetFromEnv } from '../../lib/journal/s3.js';
 import { addPlatformStacks } from '../../stacks/app.js';
 
 const single = buildPlan(loadSpec('examples/single-region.yaml').spec);
@@ -32,6 +33,7 @@ const efsPlan = variant({
   storage: { kind: 'efs' },
   directory: { kind: 'static' },
   smtp: { relay: { host: 'smtp.relay.example', usernameEnv: 'RELAY_USER', passwordEnv: 'RELAY_PASSWORD' } },
+  audit: { enabled: true },
 });
 
 const tmp = mkdtempSync(join(tmpdir(), 'mailfleet-render-'));
@@ -267,6 +269,94 @@ describe('secrets on nodes: a failed or empty read stops the bootstrap', () => {
     const mail = nodeFiles(single, 'mail', 'primary').find((f) => f.path === 'bootstrap/mail.sh')!.content;
     assert.match(mail, /openssl req -x509 [^\n]*-subj '\/CN=mx\.acme\.example'/);
     assert.match(mail, /openssl x509 -noout -in \/etc\/mailfleet\/tls\/cert\.pem/);
+  });
+});
+
+describe('audit archive on mail nodes: each region ships to its own bucket (issue 22)', () => {
+  const auditDr = buildPlan(parseSpec(JSON.stringify({ ...loadSpec('examples/primary-dr.yaml').spec, audit: { enabled: true } }), 'audit-dr.yaml'));
+  type Resources = Record<string, { Type: string; Properties: Record<string, unknown> }>;
+
+  test('GIVEN audit on in primary and DR WHEN synthesized with CDK and the rendered mail.sh reads its parameter THEN the daemon\'s environment names that region\'s Object Lock bucket and region', () => {
+    const app = new App({ context: { ...cdkJsonContext(), 'aws:cdk:disable-stack-trace': true }, outdir: mkdtempSync(join(tmp, 'cdk-audit-')) });
+    addPlatformStacks(app, auditDr);
+    const stacks = app.synth().stacks;
+    assert.equal(stacks.length, 2);
+    const buckets = new Set<string>();
+    for (const stack of stacks) {
+      const region = stack.environment.region;
+      const resources = (stack.template as { Resources: Resources }).Resources;
+      // What the stand-in SSM would answer: each parameter's value, a bucket Ref as the bucket's logical id.
+      const params: Record<string, string> = {};
+      for (const r of Object.values(resources))
+        if (r.Type === 'AWS::SSM::Parameter' && typeof r.Properties.Name === 'string') {
+          const v = r.Properties.Value as { Ref?: string } | string;
+          params[r.Properties.Name] = typeof v === 'string' ? v : (v.Ref ?? 'unresolved');
+        }
+      const dir = mkdtempSync(join(tmp, 'audit-env-'));
+      const files = nodeFiles(auditDr, 'mail', 'primary');
+      writeFileSync(join(dir, 'common.sh'), files.find((f) => f.path === 'bootstrap/common.sh')!.content);
+      const mail = files.find((f) => f.path === 'bootstrap/mail.sh')!.content;
+      const block = /# >>> audit archive[^\n]*\n[\s\S]*?# <<< audit archive\n/.exec(mail)?.[0];
+      const envLine = /^ *printf 'MAILFLEET_AUDIT_BUCKET=.*$/m.exec(mail)?.[0];
+      assert.ok(block && envLine, 'mail.sh reads the archive bucket and writes it into the daemon environment');
+      writeFileSync(join(dir, 'params.json'), JSON.stringify(params));
+      mkdirSync(join(dir, 'bin'));
+      writeFileSync(join(dir, 'bin', 'curl'), `#!/bin/sh\ncase "$*" in *placement/region*) echo ${region} ;; *) echo stub ;; esac\n`, { mode: 0o755 });
+      // aws ssm get-parameter --name X … answered from the template's parameters (unknown names fail as SSM does).
+      writeFileSync(
+        join(dir, 'bin', 'aws'),
+        `#!/usr/bin/python3\nimport json,sys\np=json.load(open('${dir}/params.json'))\nn=sys.argv[sys.argv.index('--name')+1]\nif n not in p: sys.exit('ParameterNotFound '+n)\nprint(p[n])\n`,
+        { mode: 0o755 },
+      );
+      const r = spawnSync('bash', ['-c', `set -euo pipefail\n. ${dir}/common.sh\n${block}{\n${envLine}\n} >${dir}/env`], { encoding: 'utf8', env: { PATH: `${dir}/bin:/usr/bin:/bin` } });
+      assert.equal(r.status, 0, r.stderr);
+      const env = Object.fromEntries(
+        readFileSync(join(dir, 'env'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      );
+      assert.equal(env.AWS_REGION, region);
+      const target = s3TargetFromEnv(env);
+      const bucket = resources[target?.bucket ?? ''];
+      assert.equal(bucket?.Type, 'AWS::S3::Bucket', `${region}: ${target?.bucket} is a bucket of this region's stack`);
+      assert.equal((bucket!.Properties.ObjectLockConfiguration as { ObjectLockEnabled: string }).ObjectLockEnabled, 'Enabled');
+      buckets.add(`${stack.stackName}/${target!.bucket}`);
+    }
+    assert.equal(buckets.size, 2, 'one archive per region');
+  });
+
+  test('GIVEN audit off WHEN mail.sh is rendered THEN it neither reads an archive parameter nor sets a bucket', () => {
+    const mail = nodeFiles(single, 'mail', 'primary').find((f) => f.path === 'bootstrap/mail.sh')!.content;
+    assert.doesNotMatch(mail, /audit-bucket|MAILFLEET_AUDIT_BUCKET/);
+  });
+});
+
+describe('mail node health: a node without storage or daemon gets replaced (issue 17)', () => {
+  test(`GIVEN the store is not mounted WHEN the health timer's job runs ${HEALTH_FAILURES_BEFORE_UNHEALTHY} times THEN the last run marks the instance Unhealthy in its group, not deferred by the grace period`, () => {
+    const dir = mkdtempSync(join(tmp, 'health-'));
+    for (const f of nodeFiles(single, 'mail', 'primary').filter((x) => x.path.startsWith('bootstrap/'))) {
+      mkdirSync(join(dir, 'bootstrap'), { recursive: true });
+      writeFileSync(join(dir, f.path), f.content, { mode: 0o755 });
+    }
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    const stub = (name: string, body: string) => writeFileSync(join(bin, name), `#!/bin/bash\n${body}\n`, { mode: 0o755 });
+    stub('curl', 'case "$*" in *api/token*) echo tok ;; *instance-id*) echo i-0fleet ;; *) echo stub ;; esac');
+    stub('mountpoint', 'exit 1');
+    stub('aws', `echo "$*" >>${dir}/aws.log`);
+    const state = join(dir, 'failures');
+    const watch = readFileSync(join(dir, 'bootstrap/health-watch.sh'), 'utf8').replace('/run/mailfleet-health-failures', state);
+    writeFileSync(join(dir, 'bootstrap/health-watch.sh'), watch, { mode: 0o755 });
+    const calls: string[] = [];
+    for (let i = 1; i <= HEALTH_FAILURES_BEFORE_UNHEALTHY; i++) {
+      const r = spawnSync('bash', [join(dir, 'bootstrap/health-watch.sh')], { encoding: 'utf8', env: { PATH: `${bin}:/usr/bin:/bin` } });
+      assert.notEqual(r.status, 0, `run ${i} reports the failure`);
+      calls.push(existsSync(join(dir, 'aws.log')) ? readFileSync(join(dir, 'aws.log'), 'utf8') : '');
+    }
+    assert.equal(calls[HEALTH_FAILURES_BEFORE_UNHEALTHY - 2], '', 'no report before the limit');
+    const last = calls[HEALTH_FAILURES_BEFORE_UNHEALTHY - 1]!.trim();
+    assert.match(last, /^autoscaling set-instance-health --instance-id i-0fleet --health-status Unhealthy$/);
   });
 });
 
