@@ -146,6 +146,9 @@ export function filteringBootstrap(plan: Plan): string {
   lines.push(
     'systemctl daemon-reload',
     'systemctl enable rspamd.service',
+    "# The package started rspamd on Debian's stock config; if that failed fast enough to hit systemd's start",
+    '# limit, a plain restart is refused: clear it first.',
+    'systemctl reset-failed rspamd.service || true',
     'systemctl restart rspamd.service',
     '# mailfleetd defers or passes unscanned mail while rspamd is down (filtering.rspamd.onUnavailable): wait.',
     'rspamd_ready=""',

@@ -38,6 +38,8 @@ export interface ArchiveProps {
   readonly target?: S3Target;
   /** Local spools to include (entries not yet shipped). @default [] */
   readonly spoolDirs?: readonly string[];
+  /** Where the access log goes without a bucket. @default - the first of spoolDirs */
+  readonly accessLogDir?: string;
   /** Who is asking, for the access log. @default - <OS user>@<host> */
   readonly actor?: string;
 }
@@ -162,7 +164,7 @@ export class Archive {
       await (await this.s3()).send(new PutObjectCommand({ Bucket: this.props.target.bucket, Key: key, Body: body, ContentType: 'application/json' }));
       return;
     }
-    const file = join(this.props.spoolDirs![0]!, 'access.log');
+    const file = join(this.props.accessLogDir ?? this.props.spoolDirs![0]!, 'access.log');
     await appendFile(file, body, { mode: 0o600 });
     const fh = await open(file, 'r');
     try {
@@ -177,7 +179,7 @@ export class Archive {
 export async function readAccessLog(props: ArchiveProps): Promise<Array<Record<string, unknown>>> {
   if (!props.target) {
     const { readFile } = await import('node:fs/promises');
-    const text = await readFile(join(props.spoolDirs![0]!, 'access.log'), 'utf8').catch(() => '');
+    const text = await readFile(join(props.accessLogDir ?? props.spoolDirs![0]!, 'access.log'), 'utf8').catch(() => '');
     return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
   }
   const { GetObjectCommand, ListObjectsV2Command } = await import('@aws-sdk/client-s3');

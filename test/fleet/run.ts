@@ -169,6 +169,9 @@ mkdir -p ${dir}/upper ${dir}/work ${dir}/root
 mount -t overlay overlay -o lowerdir=${base},upperdir=${dir}/upper,workdir=${dir}/work ${dir}/root`);
   cleanups.push(() => sh(`umount -l ${dir}/root`, { allowFail: true }));
   writeFileSync(join(h.root, 'etc/hostname'), `${h.name}\n`);
+  // As on Debian's cloud images (cloud-init writes it): localhost resolves. debootstrap's minbase has no
+  // /etc/hosts, and rspamd's stock config (started by its package) binds localhost:11333.
+  writeFileSync(join(h.root, 'etc/hosts'), `127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n127.0.1.1 ${h.name}\n`);
   // As in a VPC: DHCP names the Amazon resolver; the instance trusts the AWS endpoints' certificates.
   writeFileSync(join(h.root, 'etc/resolv.conf'), `nameserver ${RESOLVER}\n`);
   const ca = readFileSync(join(CACHE, 'pki', 'ca.pem'), 'utf8');

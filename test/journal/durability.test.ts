@@ -14,8 +14,9 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { nodeSpoolDir, spoolNodeName } from '../../lib/journal/node-spools.js';
 import { createInterface } from 'node:readline';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { JournalSpool } from '../../lib/journal/spool.js';
@@ -140,7 +141,7 @@ describe('audit journal crash safety', () => {
     };
 
     // The spool as the next start sees it: tmp/ leftovers become ready/<id>,U (JournalSpool.open recovers).
-    const spool = await JournalSpool.open({ dir: join(dir, 'journal') });
+    const spool = await JournalSpool.open({ dir: nodeSpoolDir(dir, spoolNodeName(hostname())) });
     const manifests = new Set<string>();
     for (const m of await readdir(spool.batches)) for (const n of JSON.parse(await readFile(join(spool.batches, m), 'utf8')) as string[]) manifests.add(n);
     const spooled = new Map<string, { name: string; acknowledged: boolean }>();

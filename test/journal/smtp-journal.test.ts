@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { nodeSpoolDir, spoolNodeName } from '../../lib/journal/node-spools.js';
 import { PassThrough } from 'node:stream';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { Archive, readAccessLog } from '../../lib/journal/archive.js';
@@ -60,7 +62,7 @@ describe('audit journal on a running daemon', () => {
     assert.match(await submit(h.port('smtp'), { from: 'ext@remote.test', rcpts: ['bob@example.com'], data: 'Subject: mx\r\n\r\nother' }), /^250 /);
 
     // Before shipping: both in the spool, committed (not ,U).
-    const spoolDir = join(h.dir, 'journal');
+    const spoolDir = nodeSpoolDir(h.dir, spoolNodeName(hostname()));
     const ready = await readdir(join(spoolDir, 'ready'));
     assert.equal(ready.length, 2);
     assert.ok(ready.every((n) => !n.endsWith(',U')));
@@ -132,7 +134,7 @@ describe('audit journal on a running daemon', () => {
     await client.send(new CreateBucketCommand({ Bucket: 'late' }));
     client.destroy();
     await waitFor(async () => (await metric(h, 'mailfleetd_journal_backlog_entries')) === 0, 20_000);
-    const archive = new Archive({ target: s3.target('late'), spoolDirs: [join(h.dir, 'journal')] });
+    const archive = new Archive({ target: s3.target('late'), spoolDirs: [nodeSpoolDir(h.dir, spoolNodeName(hostname()))] });
     cleanups.push(() => archive.close());
     const hits = await archive.search({});
     assert.deepEqual(hits.map((x) => x.entry.messageId).sort(), [0, 1, 2, 3, 4].map((i) => `late-${i}@remote.test`));
@@ -168,7 +170,7 @@ describe('no 250 without a journal entry', () => {
   it('GIVEN the journal spool cannot commit WHEN a message arrives THEN it is answered 451 4.3.0, never 250, and no entry is left behind', async () => {
     const h = await startSmtpHarness({ spec: { audit: { enabled: true } } });
     cleanups.push(() => h.close());
-    const spool = join(h.dir, 'journal');
+    const spool = nodeSpoolDir(h.dir, spoolNodeName(hostname()));
     // A file where ready/ should be: the commit's rename fails (permissions would not stop root).
     await rm(join(spool, 'ready'), { recursive: true });
     await writeFile(join(spool, 'ready'), '');

@@ -4,6 +4,7 @@
  * local platform's s3rver) and the local spool's entries not yet shipped; every run is written to the
  * access log before any result is shown.
  */
+import { journalRoot, journalSpoolDirs } from '../../journal/node-spools.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -53,13 +54,18 @@ function archiveOf(o: ArchiveOptions): Archive {
   } catch {
     // No spec here: bucket and --spool only.
   }
+  let accessLogDir: string | undefined;
   if (dataDir) {
-    if (spools.length === 0 && existsSync(join(dataDir, 'journal'))) spools.push(join(dataDir, 'journal'));
+    // Every node's spool under the data dir (lib/journal/node-spools.ts); the access log beside them.
+    if (spools.length === 0 && existsSync(journalRoot(dataDir))) {
+      spools.push(...journalSpoolDirs(dataDir));
+      accessLogDir = journalRoot(dataDir);
+    }
     const local = join(dataDir, LOCAL_S3_ENDPOINT_FILE);
     if (!target && existsSync(local)) target = { bucket: LOCAL_AUDIT_BUCKET, endpoint: readFileSync(local, 'utf8').trim(), credentials: LOCAL_S3_CREDENTIALS };
   }
   if (target?.endpoint && !target.credentials && !process.env.AWS_ACCESS_KEY_ID) target = { ...target, credentials: LOCAL_S3_CREDENTIALS };
-  return new Archive({ ...(target ? { target } : {}), spoolDirs: spools });
+  return new Archive({ ...(target ? { target } : {}), spoolDirs: spools, ...(accessLogDir ? { accessLogDir } : {}) });
 }
 
 function withOptions(c: Command): Command {
