@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -99,6 +99,24 @@ test('GIVEN a stale lock left by a dead process WHEN a mailbox changes THEN the 
     await held.acquire();
     await assert.rejects(new FileLock(join(dir, 'x.lock'), { timeoutMs: 50 }).acquire(), (e) => isMailfleetError(e, 'MAILBOX_LOCKED'));
     await held.release();
+  } finally {
+    await done();
+  }
+});
+
+test('GIVEN an empty lock file (its holder was killed between creating it and writing its name) older than a moment THEN it is taken over, long before staleMs', async () => {
+  const { dir, done } = await tempMaildir();
+  try {
+    const path = join(dir, 'empty.lock');
+    await writeFile(path, '');
+    const past = new Date(Date.now() - 5_000);
+    await utimes(path, past, past);
+    const lock = new FileLock(path, { timeoutMs: 1_000 }); // staleMs stays at its 30 s default
+    await lock.acquire();
+    await lock.release();
+    // A fresh empty file may be a live holder about to write its name: not taken over at once.
+    await writeFile(path, '');
+    await assert.rejects(new FileLock(path, { timeoutMs: 200 }).acquire(), (e) => isMailfleetError(e, 'MAILBOX_LOCKED'));
   } finally {
     await done();
   }

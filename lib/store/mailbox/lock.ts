@@ -2,7 +2,8 @@
  * A lock that works across processes and across nodes of a shared filesystem: an O_EXCL-created file
  * (GlusterFS and NFS honour exclusive create; flock is not reliable across nodes there). The file names
  * its holder (host, pid, time). A holder that keeps the lock refreshes its mtime; a lock whose mtime is
- * older than `staleMs`, or whose holder is a dead process on this host, is taken over.
+ * older than `staleMs`, whose holder is a dead process on this host, or that is still empty 2 s after it
+ * was made (its holder killed before writing its name), is taken over.
  */
 import { open, rename, stat, unlink, utimes, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -16,6 +17,8 @@ export interface FileLockOptions {
 }
 
 const HOST = hostname();
+/** How long a lock file may stay empty (created, its holder's name not yet written) before it counts as abandoned. */
+const EMPTY_GRACE_MS = 2_000;
 
 export class FileLock {
   private refresher?: NodeJS.Timeout;
@@ -75,7 +78,11 @@ export class FileLock {
     try {
       const st = await stat(this.path);
       if (Date.now() - st.mtimeMs > staleMs) return true;
-      const [host, pid] = (await readFile(this.path, 'utf8')).split(' ');
+      const text = await readFile(this.path, 'utf8');
+      // Empty: its holder died between creating the file and writing its name (a SIGKILL in that window).
+      // A live holder writes it at once, so an empty file older than EMPTY_GRACE_MS is abandoned.
+      if (text === '' && Date.now() - st.mtimeMs > EMPTY_GRACE_MS) return true;
+      const [host, pid] = text.split(' ');
       if (host === HOST && pid && Number(pid) !== process.pid) {
         try {
           process.kill(Number(pid), 0);
