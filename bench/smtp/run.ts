@@ -17,10 +17,11 @@
  * run; the median rate of each, and the cost in % of the rate from the median of each round's on/off ratio. Results: bench/results/smtp-journal.json.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { writePlot } from '../lib/plot.js';
-import { createServer } from 'node:net';
+import { countFiles, SMTP_SOURCE, startPostfix, waitForCount } from '../lib/postfix.js';
+import { cpuSeconds, treeCpuSeconds } from '../lib/proc.js';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -30,7 +31,6 @@ import { buildPlan } from '../../lib/plan/build.js';
 import { daemonConfig } from '../../lib/plan/daemon-config.js';
 import { PROTOCOLS, specSchema } from '../../lib/spec/schema.js';
 
-const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
@@ -50,25 +50,6 @@ const REPO = resolve(import.meta.dirname, '../..');
 const JOURNAL = process.argv.includes('--journal');
 const ROUNDS = arg('rounds', 2);
 
-function freePort(): Promise<number> {
-  return new Promise((r, j) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => r(p));
-    });
-    s.once('error', j);
-  });
-}
-
-function countFiles(dir: string): number {
-  try {
-    return readdirSync(dir).length;
-  } catch {
-    return 0;
-  }
-}
-
 async function smtpSource(port: number, to: string): Promise<number> {
   const t0 = performance.now();
   const r = spawnSync(SMTP_SOURCE, ['-s', String(SESSIONS), '-m', String(MESSAGES), '-l', String(SIZE), '-f', 'bench@remote.test', '-t', to, '-M', 'client.test', `127.0.0.1:${port}`], {
@@ -77,50 +58,6 @@ async function smtpSource(port: number, to: string): Promise<number> {
   });
   if (r.status !== 0) throw new Error(`smtp-source failed (${r.status}): ${r.stderr}`);
   return (performance.now() - t0) / 1000;
-}
-
-async function waitForCount(dir: string, n: number, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (countFiles(dir) < n) {
-    if (Date.now() > end) throw new Error(`only ${countFiles(dir)} of ${n} messages arrived in ${dir}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** CPU seconds a process has used so far (user, system), from /proc; the rate alone moves with machine load. */
-function cpuSeconds(pid: number): { user: number; system: number } {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-  // After the command: state is field 3, utime and stime are fields 14 and 15 (clock ticks, 100 per second).
-  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
-}
-
-/**
- * CPU seconds of a process tree: every living descendant of `root` plus what `root` has reaped (Postfix's
- * master spawns and waits for every Postfix daemon, so short-lived ones count too).
- */
-function treeCpuSeconds(root: number): { user: number; system: number } {
-  const procs = new Map<number, { ppid: number; f: string[] }>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const f = readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-      procs.set(Number(d), { ppid: Number(f[1]), f });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const inTree = (pid: number): boolean => {
-    for (let p = pid, hops = 0; p > 1 && hops < 64; p = procs.get(p)?.ppid ?? 0, hops++) if (p === root) return true;
-    return false;
-  };
-  let user = 0;
-  let system = 0;
-  for (const [pid, { f }] of procs) {
-    if (!inTree(pid)) continue;
-    user += Number(f[11]) + (pid === root ? Number(f[13]) : 0);
-    system += Number(f[12]) + (pid === root ? Number(f[14]) : 0);
-  }
-  return { user: user / 100, system: system / 100 };
 }
 
 async function benchMailfleetd(work: string, opts: { name?: string; audit?: { endpoint: string } } = {}): Promise<{ seconds: number; cpu: { user: number; system: number } }> {
@@ -209,98 +146,31 @@ function topOfProfile(profDir: string): string[] {
 }
 
 async function benchPostfix(work: string): Promise<{ ackSeconds: number; seconds: number; cpu: { user: number; system: number } }> {
-  const base = join(work, 'postfix');
-  const etc = join(base, 'etc');
-  const spool = join(base, 'spool');
-  const data = join(base, 'data');
-  const vmail = join(base, 'vmail');
-  for (const d of [etc, spool, data, vmail]) mkdirSync(d, { recursive: true });
-  // mkdtemp makes the work folder 0700: the postfix user must be able to reach its own folders.
   chmodSync(work, 0o755);
-  chmodSync(base, 0o755);
-  const uid = Number(spawnSync('id', ['-u', 'postfix'], { encoding: 'utf8' }).stdout.trim());
-  const gid = Number(spawnSync('id', ['-g', 'postfix'], { encoding: 'utf8' }).stdout.trim());
-  chownSync(data, uid, gid);
-  chownSync(vmail, uid, gid);
-  const port = await freePort();
-  writeFileSync(
-    join(etc, 'main.cf'),
-    [
-      'compatibility_level = 3.6',
-      `queue_directory = ${spool}`,
-      `data_directory = ${data}`,
-      'mail_owner = postfix',
-      'myhostname = pf.bench',
-      'mydomain = pf.bench',
-      'mydestination =',
-      'inet_interfaces = 127.0.0.1',
-      'inet_protocols = ipv4',
-      'mynetworks = 127.0.0.0/8',
-      'smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination',
-      'virtual_mailbox_domains = example.com',
-      `virtual_mailbox_base = ${vmail}`,
-      'virtual_mailbox_maps = static:bench/Maildir/',
-      `virtual_uid_maps = static:${uid}`,
-      `virtual_gid_maps = static:${gid}`,
-      'virtual_destination_concurrency_limit = 20',
-      'virtual_destination_recipient_limit = 1',
-      `maillog_file = ${join(base, 'maillog')}`,
-      `maillog_file_prefixes = ${base}`,
-      'alias_maps =',
-      'alias_database =',
-      'smtpd_banner = $myhostname ESMTP',
-      'default_process_limit = 100',
-      'smtpd_client_connection_count_limit = 0',
-      'smtpd_client_event_limit_exceptions =',
-      'biff = no',
-      '',
-    ].join('\n'),
-  );
-  // Debian's master.cf with chroot off (the private queue directory has no chroot files) and our port.
-  const master = readFileSync('/etc/postfix/master.cf', 'utf8')
-    .split('\n')
-    .map((l) => {
-      if (/^smtp\s+inet/.test(l)) return `127.0.0.1:${port} inet n - n - - smtpd`;
-      const m = /^(\S+\s+\S+\s+\S+\s+\S+\s+)y(\s.*)$/.exec(l);
-      return m ? `${m[1]}n${m[2]}` : l;
-    })
-    .join('\n');
-  writeFileSync(join(etc, 'master.cf'), master);
-  const pf = (...a: string[]) => spawnSync('postfix', ['-c', etc, ...a], { encoding: 'utf8' });
-  const started = pf('start');
-  if (started.status !== 0) {
-    // postfix(1) reports fatal errors only to syslog or a terminal: ask again under script(1) for the reason.
-    const why = spawnSync('script', ['-qec', `postfix -c ${etc} start`, '/dev/null'], { encoding: 'utf8' });
-    const log = existsSync(join(base, 'maillog')) ? readFileSync(join(base, 'maillog'), 'utf8').split('\n').slice(-8).join('\n') : '';
-    throw new Error(`postfix start failed: ${why.stdout}${why.stderr}\n${log}`);
-  }
+  const pf = await startPostfix({ dir: join(work, 'postfix') });
   try {
     // Ready when the port answers.
     for (let i = 0; i < 100; i++) {
-      const r = spawnSync(SMTP_SOURCE, ['-m', '1', '-t', 'warm@example.com', `127.0.0.1:${port}`], { encoding: 'utf8' });
+      const r = spawnSync(SMTP_SOURCE, ['-m', '1', '-t', 'warm@example.com', `127.0.0.1:${pf.port}`], { encoding: 'utf8' });
       if (r.status === 0) break;
       await new Promise((r2) => setTimeout(r2, 100));
     }
-    const newDir = join(vmail, 'bench/Maildir/new');
-    await waitForCount(newDir, 1, 20_000);
-    spawnSync(SMTP_SOURCE, ['-s', '4', '-m', String(WARMUP - 1), '-l', String(SIZE), '-f', 'bench@remote.test', '-t', 'warm@example.com', `127.0.0.1:${port}`]);
-    await waitForCount(newDir, WARMUP, 60_000);
-    const before = countFiles(newDir);
-    const master = Number(readFileSync(join(spool, 'pid/master.pid'), 'utf8').trim());
-    const cpu0 = treeCpuSeconds(master);
+    await waitForCount(pf.newDir, 1, 20_000);
+    spawnSync(SMTP_SOURCE, ['-s', '4', '-m', String(WARMUP - 1), '-l', String(SIZE), '-f', 'bench@remote.test', '-t', 'warm@example.com', `127.0.0.1:${pf.port}`]);
+    await waitForCount(pf.newDir, WARMUP, 60_000);
+    const before = countFiles(pf.newDir);
+    const cpu0 = treeCpuSeconds(pf.masterPid);
     const t0 = performance.now();
-    const ackSeconds = await smtpSource(port, 'bench@example.com');
-    await waitForCount(newDir, before + MESSAGES, 600_000);
+    const ackSeconds = await smtpSource(pf.port, 'bench@example.com');
+    await waitForCount(pf.newDir, before + MESSAGES, 600_000);
     const seconds = (performance.now() - t0) / 1000;
-    const cpu1 = treeCpuSeconds(master);
+    const cpu1 = treeCpuSeconds(pf.masterPid);
     return { ackSeconds, seconds, cpu: { user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system } };
   } finally {
-    const stop = pf('stop');
-    if (stop.status !== 0) process.stderr.write(`postfix stop: ${stop.stderr}\n`);
+    pf.stop();
   }
 }
 
-/** The audit journal's cost: audit off and on, alternated, medians compared. */
 async function benchJournal(work: string): Promise<void> {
   const s3 = await startLocalS3({ dir: join(work, 's3'), buckets: ['audit'] });
   try {
