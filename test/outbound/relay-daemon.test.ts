@@ -85,7 +85,9 @@ describe('submission to other domains through smtp.relay (two real daemons)', { 
     assert.match(bounce, /Subject: Undelivered Mail Returned to Sender/);
     assert.match(bounce, /^Return-Path: <>\r\nDelivered-To: alice@example\.com\r\n/, 'a bounce carries the null sender');
     assert.match(bounce, /Final-Recipient: rfc822; nouser@example\.net\r\nAction: failed\r\nStatus: 5\.1\.1/);
-    assert.deepEqual(readdirSync(join(dirA, 'queue', hostname())), [], 'queue empty (one folder per node)');
+    // The queue entry goes after the bounce is delivered (never before): wait for it, do not race it.
+    await until(() => readdirSync(join(dirA, 'queue', hostname())).length === 0, 10_000, 'queue empty (one folder per node)');
+    assert.deepEqual(readdirSync(join(dirA, 'queue', hostname())), []);
     const text = await metricsText(a.adminUrl);
     assert.match(text, /^mailfleetd_outbound_recipients_total\{outcome="relayed"\} 1$/m);
     assert.match(text, /^mailfleetd_outbound_recipients_total\{outcome="bounced"\} 1$/m);
