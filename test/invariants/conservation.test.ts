@@ -91,8 +91,11 @@ describe('conservation: after every client has gone, every counter is back where
       await lockOut(f);
       releases.push(await holdCappedUser(f));
       await new Promise((r) => setTimeout(r, 300));
-      f.baseline = await residue(f.daemon);
-      assert.equal(f.baseline.registry, 3, `${f.name}: the three holders are counted`);
+      const r = await residue(f.daemon);
+      assert.equal(r.registry, 3, `${f.name}: the three holders are counted`);
+      // The holders' own sockets only: behind HAProxy a health-check connection may be open at this moment
+      // (it never becomes a session); a baseline that caught one waited for a socket that had left (CI).
+      f.baseline = { ...r, sockets: r.registry };
     }
   });
 
