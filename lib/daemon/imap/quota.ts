@@ -27,12 +27,21 @@ function rootName(root: string): string {
   return typeof w === 'string' ? w : `"${root}"`;
 }
 
-/** The quota roots of a user's folders: "" and, when the domain has a limit, the domain. */
-export async function quotaRoots(quota: QuotaService | undefined, user: string): Promise<string[]> {
-  if (!quota) return [QUOTA_ROOT];
-  const st = await quota.status(user);
-  const d = st.domain.limit;
-  return d.storageBytes > 0 || d.messages > 0 ? [QUOTA_ROOT, st.domain.domain] : [QUOTA_ROOT];
+type QuotaStatus = Awaited<ReturnType<QuotaService['status']>>;
+
+/** The user's roots, from one status read: "" and, when the domain has a limit, the domain. */
+function rootsOf(st: QuotaStatus | undefined): string[] {
+  const d = st?.domain.limit;
+  return d && (d.storageBytes > 0 || d.messages > 0) ? [QUOTA_ROOT, st!.domain.domain] : [QUOTA_ROOT];
+}
+
+/** The `* QUOTA` line of `root`, or undefined when it is not one of the user's roots. */
+function lineOf(st: QuotaStatus | undefined, root: string): string | undefined {
+  if (!st) return root === QUOTA_ROOT ? `* QUOTA "${QUOTA_ROOT}" ()\r\n` : undefined;
+  if (root === QUOTA_ROOT) return `* QUOTA "${QUOTA_ROOT}" (${resources(st.usage, st.limit)})\r\n`;
+  const d = st.domain;
+  if (root.toLowerCase() !== d.domain || !rootsOf(st).includes(d.domain)) return undefined;
+  return `* QUOTA ${rootName(d.domain)} (${resources(d.usage, d.limit)})\r\n`;
 }
 
 /**
@@ -40,21 +49,17 @@ export async function quotaRoots(quota: QuotaService | undefined, user: string):
  * domain's total is not the user's to read).
  */
 export async function quotaLine(quota: QuotaService | undefined, user: string, root: string = QUOTA_ROOT): Promise<string | undefined> {
-  if (!quota) return root === QUOTA_ROOT ? `* QUOTA "${QUOTA_ROOT}" ()\r\n` : undefined;
-  const st = await quota.status(user);
-  if (root === QUOTA_ROOT) return `* QUOTA "${QUOTA_ROOT}" (${resources(st.usage, st.limit)})\r\n`;
-  const d = st.domain;
-  if (root.toLowerCase() !== d.domain || (d.limit.storageBytes === 0 && d.limit.messages === 0)) return undefined;
-  return `* QUOTA ${rootName(d.domain)} (${resources(d.usage, d.limit)})\r\n`;
+  return lineOf(quota && (await quota.status(user)), root);
 }
 
-/** `* QUOTAROOT` and the `* QUOTA` of each root, for GETQUOTAROOT. */
+/** `* QUOTAROOT` and the `* QUOTA` of each root, for GETQUOTAROOT (one status read for all of them). */
 export async function quotaRootLines(quota: QuotaService | undefined, user: string, wireName: string): Promise<string> {
-  const roots = await quotaRoots(quota, user);
+  const st = quota && (await quota.status(user));
+  const roots = rootsOf(st);
   const lines = [`* QUOTAROOT ${wireName} ${roots.map(rootName).join(' ')}\r\n`];
   // The user's own root last: clients that fold every QUOTA response into one (imapflow keeps the last
   // value of each resource) then show the user's numbers, which are what a user can act on.
-  for (const r of [...roots].reverse()) lines.push((await quotaLine(quota, user, r))!);
+  for (const r of [...roots].reverse()) lines.push(lineOf(st, r)!);
   return lines.join('');
 }
 
