@@ -7,12 +7,20 @@
  *   3. the directory checks the password; a failure keeps its slot and is answered after the delay;
  *   4. tenant binding (tenant-binding.ts): the user's domain must belong on the listener used;
  *   5. admission: the user, user+IP and domain leases, with the user's own limits from the directory.
+ * Except for a password this node verified for the same login and service within verifiedTtlSeconds: then
+ * admission (5) goes first, before any password work, and a full cap is refused at once. A flooding client
+ * that retries against its cap then costs a map lookup and an HMAC, not a password hash each time (scrypt
+ * runs on libuv's thread pool, shared with every file operation of every tenant). The memory of verified
+ * passwords only ever refuses, it never admits: an admitted attempt still goes through 1–4, and a wrong or
+ * unknown password never reaches the early refusal, so the reply says nothing about the user to anyone who
+ * does not know the password (docs/governor.md).
  * It returns the lease or a refusal; each protocol only maps the outcome to its reply (docs/limits.md):
  *   busy, locked, unavailable   SMTP 454 4.7.0, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]
  *   failed                      SMTP 535 5.7.8, IMAP NO [AUTHENTICATIONFAILED], POP3 -ERR [AUTH]
  *   wrong-listener              SMTP 535 5.7.1, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/PERM], naming the port
  *   refused (a cap)             SMTP 421 4.7.0, IMAP NO [UNAVAILABLE], POP3 -ERR [IN-USE]
  */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Counter } from 'prom-client';
 import type { AuthResult, DirectoryUser, IDirectory } from '../directory/types.js';
 import { AuthFailureWindow, ipKey, type IAuthFailures, type Lockout, type LockoutScope } from '../limits/auth-failures.js';
@@ -80,6 +88,58 @@ export interface LoginGateProps {
   readonly failuresTotal?: Counter<'service'>;
   /** Logins refused because of a lockout, by service and scope. */
   readonly lockoutsTotal?: Counter<'service' | 'scope'>;
+  /**
+   * How long a verified password lets a later attempt with the same login, service and password take its
+   * leases before the password check (so a full cap is refused without hashing). 0 turns it off.
+   * @default 600
+   */
+  readonly verifiedTtlSeconds?: number;
+  /**
+   * Verified passwords remembered at most (oldest dropped first).
+   * @default 10000
+   */
+  readonly verifiedMaxEntries?: number;
+}
+
+/**
+ * Per login and service: an HMAC (random per-process key) of the password that last passed the check, and
+ * the user it named. Only the early admission reads it (see the file comment); the directory is asked for
+ * every login that is admitted.
+ */
+class VerifiedPasswords {
+  private readonly key = randomBytes(32);
+  private readonly entries = new Map<string, { mac: Buffer; user: DirectoryUser; until: number }>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly max: number,
+  ) {}
+
+  private mac(password: string): Buffer {
+    return createHmac('sha256', this.key).update(password).digest();
+  }
+
+  /** The user a matching, unexpired entry names. */
+  match(id: string, password: string): DirectoryUser | undefined {
+    const e = this.entries.get(id);
+    if (!e) return undefined;
+    if (e.until < Date.now()) {
+      this.entries.delete(id);
+      return undefined;
+    }
+    return timingSafeEqual(e.mac, this.mac(password)) ? e.user : undefined;
+  }
+
+  remember(id: string, password: string, user: DirectoryUser): void {
+    if (this.ttlMs <= 0) return;
+    this.entries.delete(id);
+    this.entries.set(id, { mac: this.mac(password), user, until: Date.now() + this.ttlMs });
+    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  forget(id: string): void {
+    this.entries.delete(id);
+  }
 }
 
 export class LoginGate implements ILoginGate {
@@ -109,18 +169,51 @@ export class LoginGate implements ILoginGate {
     return new Promise((r) => this.checking.get(login)!.waiters.push(r));
   }
 
+  private readonly verified: VerifiedPasswords;
+
   constructor(private readonly props: LoginGateProps) {
     this.failures = props.failures ?? new AuthFailureWindow();
     this.maxInFlight = props.concurrentChecksPerIp ?? 4;
+    this.verified = new VerifiedPasswords((props.verifiedTtlSeconds ?? 600) * 1000, props.verifiedMaxEntries ?? 10_000);
   }
 
   async login(a: LoginAttempt): Promise<LoginOutcome> {
-    const checked = await this.check(a);
-    if (checked.kind !== 'authenticated') return checked;
+    // A password without its own verifier (not SCRAM or a token) that passed here before: admission first.
+    const id = `${a.service}\0${a.login.toLowerCase()}`;
+    const known = a.verify ? undefined : this.verified.match(id, a.password);
+    let early: Lease | undefined;
+    if (known && !this.props.tenants?.check(a.listener, known.domain)) {
+      const r = await this.admit(a, known);
+      if (!r.ok) return { kind: 'refused', user: known, refusal: r };
+      early = r;
+    }
+    let checked: Awaited<ReturnType<LoginGate['check']>>;
+    try {
+      checked = await this.check(a);
+    } catch (e) {
+      early?.release();
+      throw e;
+    }
+    if (!a.verify) {
+      if (checked.kind === 'authenticated') this.verified.remember(id, a.password, checked.user);
+      else if (checked.kind === 'failed') this.verified.forget(id);
+    }
+    if (checked.kind !== 'authenticated') {
+      early?.release();
+      return checked;
+    }
     const user = checked.user;
+    // The early leases count the user the memory named; the directory may name another one now.
+    if (early && user.address === known!.address) return { kind: 'ok', user, lease: early };
+    early?.release();
     const hint = this.props.tenants?.check(a.listener, user.domain);
     if (hint) return { kind: 'wrong-listener', user, hint };
-    const r = await this.props.admission.acquire(
+    const r = await this.admit(a, user);
+    return r.ok ? { kind: 'ok', user, lease: r } : { kind: 'refused', user, refusal: r };
+  }
+
+  private admit(a: LoginAttempt, user: DirectoryUser): Promise<Lease | Refusal> {
+    return this.props.admission.acquire(
       [
         { kind: 'user', service: a.service, id: user.address },
         { kind: 'userip', service: a.service, id: `${user.address}|${a.remoteAddress}` },
@@ -128,7 +221,6 @@ export class LoginGate implements ILoginGate {
       ],
       { user }, // with the user's own limits from the directory (lib/limits AcquireOptions)
     );
-    return r.ok ? { kind: 'ok', user, lease: r } : { kind: 'refused', user, refusal: r };
   }
 
   /** Concurrency cap, lockout reservation, password check. */
