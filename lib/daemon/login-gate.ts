@@ -14,6 +14,11 @@
  * passwords only ever refuses, it never admits: an admitted attempt still goes through 1–4, and a wrong or
  * unknown password never reaches the early refusal, so the reply says nothing about the user to anyone who
  * does not know the password (docs/governor.md).
+ * And the password checks themselves take turns: at most concurrentChecks run at once on this node, queued
+ * per login name and served round-robin. scrypt runs on libuv's thread pool (4 threads), where every file
+ * operation of the Maildir store waits too; unbounded, one user's flood of logins fills the pool and
+ * everybody's deliveries and logins queue behind it. Bounded and fair, a light user's login waits for at
+ * most one check per active login name, and the pool keeps threads for the store.
  * It returns the lease or a refusal; each protocol only maps the outcome to its reply (docs/limits.md):
  *   busy, locked, unavailable   SMTP 454 4.7.0, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]
  *   failed                      SMTP 535 5.7.8, IMAP NO [AUTHENTICATIONFAILED], POP3 -ERR [AUTH]
@@ -89,6 +94,11 @@ export interface LoginGateProps {
   /** Logins refused because of a lockout, by service and scope. */
   readonly lockoutsTotal?: Counter<'service' | 'scope'>;
   /**
+   * Password checks in flight at once on this node (a login waits its turn, round-robin per login name).
+   * @default - half of libuv's thread pool (UV_THREADPOOL_SIZE, 4 unless set): 2
+   */
+  readonly concurrentChecks?: number;
+  /**
    * How long a verified password lets a later attempt with the same login, service and password take its
    * leases before the password check (so a full cap is refused without hashing). 0 turns it off.
    * @default 600
@@ -99,6 +109,45 @@ export interface LoginGateProps {
    * @default 10000
    */
   readonly verifiedMaxEntries?: number;
+}
+
+/** Slots for password checks, handed out round-robin over keys (login names) when all are taken. */
+class FairSlots {
+  private inUse = 0;
+  /** Waiters per key, in round-robin order (Map insertion order: a served key goes to the back). */
+  private readonly queues = new Map<string, Array<() => void>>();
+
+  constructor(private readonly max: number) {}
+
+  /** Resolves with the release of a slot once it is this key's turn. */
+  async take(key: string): Promise<() => void> {
+    if (this.inUse < this.max && this.queues.size === 0) this.inUse++;
+    else
+      await new Promise<void>((r) => {
+        const q = this.queues.get(key);
+        if (q) q.push(r);
+        else this.queues.set(key, [r]);
+      });
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.handOver();
+    };
+  }
+
+  private handOver(): void {
+    const next = this.queues.entries().next();
+    if (next.done) {
+      this.inUse--;
+      return;
+    }
+    const [key, q] = next.value;
+    const wake = q.shift()!;
+    this.queues.delete(key);
+    if (q.length > 0) this.queues.set(key, q);
+    wake(); // the slot passes to the waiter: inUse is unchanged
+  }
 }
 
 /**
@@ -170,10 +219,12 @@ export class LoginGate implements ILoginGate {
   }
 
   private readonly verified: VerifiedPasswords;
+  private readonly slots: FairSlots;
 
   constructor(private readonly props: LoginGateProps) {
     this.failures = props.failures ?? new AuthFailureWindow();
     this.maxInFlight = props.concurrentChecksPerIp ?? 4;
+    this.slots = new FairSlots(props.concurrentChecks ?? Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2)));
     this.verified = new VerifiedPasswords((props.verifiedTtlSeconds ?? 600) * 1000, props.verifiedMaxEntries ?? 10_000);
   }
 
@@ -250,15 +301,18 @@ export class LoginGate implements ILoginGate {
       }
       const slot = reserved.reservation;
       const done = this.startChecking(login);
+      const turn = await this.slots.take(login);
       try {
         result = a.verify
           ? await a.verify()
           : await this.props.directory.authenticate(a.login, a.password, { service: a.service, mainPassword: !this.props.requireAppPasswords });
       } catch (error) {
+        turn();
         await slot.cancel();
         done();
         return { kind: 'unavailable', error };
       }
+      turn();
       settle = async () => {
         await (result.ok ? slot.succeeded : slot.failed)();
         done();

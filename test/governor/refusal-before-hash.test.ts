@@ -8,9 +8,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { LoginGate } from '../../lib/daemon/login-gate.js';
 import { startDaemon, type RunningDaemon } from '../../lib/daemon/server.js';
 import type { AuthenticateOptions, AuthResult } from '../../lib/directory/types.js';
 import { StaticDirectory } from '../../lib/directory/static.js';
+import { AuthFailureWindow } from '../../lib/limits/auth-failures.js';
+import { LocalAdmission } from '../../lib/limits/local.js';
 import { silentLogger } from '../../lib/log.js';
 import { testCert } from '../daemon/mail-harness.js';
 import { configFor, RawClient, tempDir } from '../ops/fixture.js';
@@ -99,5 +102,35 @@ describe('refusal before the password check', { timeout: 60_000 }, () => {
       assert.match(await c.send(`AUTH PLAIN ${plain('bob@example.com', 'password')}`, /^\d{3} /, 10_000), /^421 4\.7\.0 /);
     }
     assert.equal(directory.calls, checks);
+  });
+});
+
+describe('password checks take turns per login name', { timeout: 60_000 }, () => {
+  it('GIVEN 12 logins of alice in flight WHEN bob logs in after them THEN his check is not queued behind all of hers', async () => {
+    const t = await tempDir('mf-gov-fair-');
+    try {
+      const directory = new StaticDirectory({ file: join(t.dir, 'users.yaml'), domains: ['example.com'], logger: silentLogger });
+      const gate = new LoginGate({
+        directory,
+        admission: new LocalAdmission(() => 1000),
+        failures: new AuthFailureWindow({ failuresPerIp: 1000, failuresPerUser: 1000 }),
+        concurrentChecksPerIp: 1000,
+      });
+      const done: string[] = [];
+      const attempt = (login: string) =>
+        gate.login({ service: 'imap', login, password: 'password', remoteAddress: '127.0.0.1', failureDelayMs: 0 }).then((o) => {
+          assert.equal(o.kind, 'ok');
+          if (o.kind === 'ok') o.lease.release();
+          done.push(login);
+        });
+      const all = Array.from({ length: 12 }, () => attempt('alice@example.com'));
+      all.push(attempt('bob@example.com'));
+      await Promise.all(all);
+      // FIFO on the thread pool, bob's check would end last (13th); round-robin serves him at the next turn.
+      const at = done.indexOf('bob@example.com');
+      assert.ok(at <= 4, `bob's login ended ${at + 1}th of 13: ${done.join(', ')}`);
+    } finally {
+      await t.cleanup();
+    }
   });
 });
