@@ -373,7 +373,7 @@ export function consolePage(): string {
   </form>
 </section>
 <main id="main" hidden>
-  <p><span id="summary" role="status"></span> <button type="button" id="logout">Sign out</button></p>
+  <p><span id="summary" role="status"></span> <button type="button" id="logout">Sign out</button> <a href="/console/governor">Governor</a></p>
   <p id="error" role="alert"></p>
   <details open><summary>Nodes</summary><ul id="nodes"></ul></details>
   <div role="tablist" aria-label="Group connections by">

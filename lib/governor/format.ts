@@ -18,7 +18,7 @@ export function formatGovernorLog(entries: readonly GovernorLogEntry[], opts: Fo
         : [
             e.at,
             e.mode,
-            e.status ?? '-',
+            `${e.status ?? '-'}${e.by ? ` by ${e.by}` : ''}`,
             e.decision?.action ?? '-',
             e.decision?.scope ?? '-',
             e.decision?.from ?? '-',

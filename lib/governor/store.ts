@@ -47,6 +47,10 @@ export interface GovernorLogEntry {
   readonly error?: string;
   /** start: the scopes it governs after a restart. */
   readonly resumed?: readonly string[];
+  /** Who applied an advise-mode proposal (the console's Apply), when not the governor itself. */
+  readonly by?: 'console';
+  /** The proposal (`<at> <scope>`) an entry `by` the console applied. */
+  readonly proposal?: string;
 }
 
 export class GovernorStore {
