@@ -64,7 +64,7 @@ async function startDaemon(dir: string, config: ReturnType<typeof configFor>): P
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const ready = await new Promise<{ sockets: Array<{ protocol: string; port: number; listener: string }>; admin: { port: number } }>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`daemon did not start within 60 s: ${stderr}`)), 60_000);
+    const t = setTimeout(() => reject(new Error(`daemon did not start within 120 s: ${stderr}`)), 120_000);
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       if (!line.startsWith('{')) return;
       clearTimeout(t);
