@@ -33,7 +33,9 @@ const SECONDS = arg('seconds', 20);
 const HEAVY = arg('heavy', 12);
 const BASELINE_SECONDS = arg('baseline-seconds', 5);
 /** How long the enforce run goes on after the flood (the cap comes back in raiseStepPercent steps, one per cooldown). */
-const AFTER_SECONDS = arg('after-seconds', 15);
+const AFTER_SECONDS = arg('after-seconds', 20);
+/** The governor's cooldownSeconds: how long load must stay calm before each raising step. */
+const COOLDOWN = arg('cooldown', 4);
 const FSYNC_MS = arg('fsync-ms', 4);
 /** A refused heavy client's first wait before it tries again; doubled per refusal in a row, up to RETRY_MAX_MS. */
 const RETRY_MS = arg('retry-ms', 250);
@@ -213,7 +215,7 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
     // Target: the p99 the light users may reach (1.5 × this run's unloaded p99): a fixed number is wrong on a shared box.
     target = Math.max(20, Math.round(1.5 * p99(baseline.flatMap((s) => s.lightDelivery))));
     const config = governorConfig(
-      governorSchema.parse({ mode: 'enforce', targets: { storageLatencyMs: target }, intervalSeconds: 0.5, settleSeconds: 1, cooldownSeconds: 2, raiseStepPercent: 50, scopes: ['user'] }),
+      governorSchema.parse({ mode: 'enforce', targets: { storageLatencyMs: target }, intervalSeconds: 0.5, settleSeconds: 1, cooldownSeconds: COOLDOWN, raiseStepPercent: 50, scopes: ['user'] }),
     );
     governor = new Governor({ fleet: resolveFleet({ admin: [d.adminUrl], token: TOKEN }), config, stateDir: join(tmp.dir, 'governor') });
     stopped = governor.run(ac.signal);
