@@ -139,10 +139,35 @@ function topOfProfile(profDir: string): string[] {
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   const total = prof.samples.length;
+  // Native frames (writeUtf8String, close, fstat…) say nothing alone: print the JS frames that called them.
+  const parent = new Map<number, number>();
+  for (const n of prof.nodes as Array<{ id: number; children?: number[] }>) for (const c of n.children ?? []) parent.set(c, n.id);
+  const frame = (id: number) => {
+    const n = byId.get(id)!;
+    return `${n.callFrame.functionName || '(anonymous)'}:${n.callFrame.lineNumber + 1}`;
+  };
+  const callers = new Map<string, Map<string, number>>();
+  for (const s of prof.samples) {
+    const n = byId.get(s)!;
+    if (n.callFrame.url) continue;
+    const key = `${n.callFrame.functionName || '(anonymous)'} :0`;
+    const chain: string[] = [];
+    for (let p = parent.get(s); p !== undefined && chain.length < 4; p = parent.get(p)) if (byId.get(p)!.callFrame.url) chain.push(frame(p));
+    const m = callers.get(key) ?? new Map<string, number>();
+    m.set(chain.join(' < '), (m.get(chain.join(' < ')) ?? 0) + 1);
+    callers.set(key, m);
+  }
   return [...counts.entries()]
     .sort((a, b) => b[1] - a[1])
     .slice(0, 15)
-    .map(([k, c]) => `${((100 * c) / total).toFixed(1).padStart(5)}%  ${k}`);
+    .flatMap(([k, c]) => [
+      `${((100 * c) / total).toFixed(1).padStart(5)}%  ${k}`,
+      ...[...(callers.get(k) ?? new Map<string, number>()).entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 3)
+        .filter(([chain]) => chain)
+        .map(([chain, n]) => `          ${((100 * n) / total).toFixed(1).padStart(4)}%  < ${chain}`),
+    ]);
 }
 
 async function benchPostfix(work: string): Promise<{ ackSeconds: number; seconds: number; cpu: { user: number; system: number } }> {

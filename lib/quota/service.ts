@@ -142,14 +142,17 @@ export class QuotaService {
    * the mark, so the next climb past it warns again.
    */
   private async warnIfCrossed(address: string): Promise<void> {
-    const st = await this.status(address);
-    const pct = Math.max(
-      st.limit.storageBytes > 0 ? (st.usage.bytes / st.limit.storageBytes) * 100 : 0,
-      st.limit.messages > 0 ? (st.usage.messages / st.limit.messages) * 100 : 0,
-    );
+    // No thresholds: no mark to keep and nothing to send (a delivery then reads no usage file here).
+    if (this.spec.warnPercents.length === 0) return;
+    // One read of the usage file per delivery: the limit and the mark come from the same record (the
+    // full status, with the domain's sum, only when a warning is actually sent).
+    const { address: a, directory } = await this.directoryQuota(address);
+    const limit = userQuota(this.spec, a, this.state.users[a], directory).limit;
+    const rec = await readUsage(this.maildir(a));
+    const pct = Math.max(limit.storageBytes > 0 ? (rec.bytes / limit.storageBytes) * 100 : 0, limit.messages > 0 ? (rec.messages / limit.messages) * 100 : 0);
     const reached = Math.max(0, ...this.spec.warnPercents.filter((p) => pct >= p));
     // Most deliveries change no mark: no lock for them.
-    if ((await readUsage(this.maildir(address))).warned === reached) return;
+    if (rec.warned === reached) return;
     let send = false;
     await updateUsage(this.maildir(address), (r: UsageRecord) => {
       if (r.warned === reached) return r;
@@ -157,6 +160,7 @@ export class QuotaService {
       return { ...r, warned: reached };
     });
     if (!send) return;
+    const st = await this.status(address);
     this.warnings.inc({ domain: addressParts(address).domain, percent: String(reached) });
     // Straight into the mailbox, without a quota check: the warning must arrive at 95 % too.
     await this.ctx.delivery.deliver([{ address, headers: traceHeaders('', address) }], warningMessage({ hostname: this.ctx.config.hostname, address, percent: reached, status: st }));
