@@ -7,6 +7,7 @@ import type { AdminRequest, AdminRoute } from '../admin/types.js';
 import { TextBody } from '../admin/types.js';
 import type { DaemonContext } from '../daemon/context.js';
 import { parseLimitRequest, setLimits, type LimitReport } from '../ops/limit.js';
+import { CONSOLE_EDGE_ROUTES } from './edge.js';
 import { consolePage, consoleScript } from './page.js';
 import { collectSnapshot, consoleFleet, selfAdminUrl, type ConsoleSnapshot } from './snapshot.js';
 
@@ -57,4 +58,5 @@ export const CONSOLE_ROUTES: readonly AdminRoute[] = [
   consoleScriptRoute,
   consoleSnapshotRoute,
   consoleLimitRoute,
+  ...CONSOLE_EDGE_ROUTES,
 ];
