@@ -3,11 +3,11 @@
  * provisions Redis, the mail bundle renders rspamd's classifier with the Redis backend behind a local TLS
  * tunnel, and the bootstrap writes the tunnel's endpoint and the AUTH token at boot. The bundle's rspamd
  * config passes `rspamadm configtest` of the real package with the classifier merged as meant, and a real
- * rspamd running it talks to a real redis-server that requires the password (AUTH accepted, classifier
- * reads done, no refused command).
+ * rspamd running it reaches a real TLS-only redis-server that requires the password through the unit's own
+ * socat tunnel (AUTH accepted, classifier reads done, no refused command); the tunnel verifies the name.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -27,7 +27,7 @@ import { nodeFiles } from '../../lib/render/node-files.js';
 import type { RenderedFile } from '../../lib/render/node-layout.js';
 import { loadSpec, parseSpec } from '../../lib/spec/index.js';
 import { filterStackUnavailable, startFilterStack, type FilterStack } from '../harness/rspamd.js';
-import { startRedis, type RedisServer } from '../limits/redis-server.js';
+import { freePort } from '../harness/slapd.js';
 
 const missing = filterStackUnavailable();
 if (missing) throw new Error(`filtering tests need rspamd, clamd and dnsmasq (${missing}): scripts/install-system-deps.sh`);
@@ -99,26 +99,66 @@ describe('Bayes in the fleet Redis: what the mail bundle carries', () => {
   });
 });
 
-describe('Bayes in the fleet Redis: the bundle config under the real rspamd package', { timeout: 120_000 }, () => {
+describe('Bayes in the fleet Redis: the bundle config under the real rspamd package, through the tunnel to a TLS-only Redis', { timeout: 120_000 }, () => {
   let dir: string;
-  let redis: RedisServer;
+  let redisPort: number;
+  let tunnelPort: number;
+  const procs: ChildProcess[] = [];
   let stack: FilterStack;
-  const cli = (...args: string[]) => spawnSync('redis-cli', ['-p', String(redis.port), '--no-auth-warning', ...args], { encoding: 'utf8' });
+  const cli = (port: number, tls: boolean, ...args: string[]) =>
+    spawnSync('redis-cli', ['-h', 'localhost', '-p', String(port), '-a', PASSWORD, '--no-auth-warning', ...(tls ? ['--tls', '--cacert', join(dir, 'ca.crt')] : []), ...args], { encoding: 'utf8', timeout: 10_000 });
+  /** The unit's socat command for an endpoint, with the test's CA and listen port. */
+  const tunnel = (endpoint: string, port: number): ChildProcess => {
+    const exec = /^ExecStart=(.+)$/m.exec(file(withRedis, `systemd/${BAYES_REDIS_TUNNEL_UNIT}`)!)![1]!
+      .replace('${REDIS_ENDPOINT}', endpoint)
+      .replace('cafile=/etc/ssl/certs/ca-certificates.crt', `cafile=${join(dir, 'ca.crt')}`)
+      .replace(`TCP-LISTEN:${NODE_BAYES_REDIS_TUNNEL.split(':')[1]},`, `TCP-LISTEN:${port},`)
+      .split(' ');
+    const p = spawn(exec[0]!, exec.slice(1), { stdio: 'ignore' });
+    procs.push(p);
+    return p;
+  };
+  const waitFor = async (what: string, ok: () => boolean) => {
+    for (let i = 0; i < 100; i++) {
+      if (ok()) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`${what} did not come up`);
+  };
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mf-bayes-'));
     writeFileSync(join(dir, 'redis-password.inc'), `password = "${PASSWORD}";\n`);
-    redis = await startRedis();
-    assert.equal(cli('CONFIG', 'SET', 'requirepass', PASSWORD).stdout.trim(), 'OK');
+    // A CA and a certificate for "localhost": the endpoint name the tunnel verifies (ElastiCache's is its DNS name).
+    const ssl = (...a: string[]) => assert.equal(spawnSync('openssl', a, { cwd: dir, encoding: 'utf8' }).status, 0, a.join(' '));
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=mailfleet test CA');
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'redis.key', '-out', 'redis.csr', '-subj', '/CN=localhost');
+    writeFileSync(join(dir, 'ext'), 'subjectAltName=DNS:localhost\n');
+    ssl('x509', '-req', '-in', 'redis.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'redis.crt', '-days', '1', '-extfile', 'ext');
+    redisPort = await freePort();
+    tunnelPort = await freePort();
+    // TLS only and AUTH, like the provisioned ElastiCache.
+    procs.push(spawn('redis-server', ['--port', '0', '--tls-port', String(redisPort), '--bind', '127.0.0.1', '--tls-cert-file', join(dir, 'redis.crt'), '--tls-key-file', join(dir, 'redis.key'), '--tls-ca-cert-file', join(dir, 'ca.crt'), '--tls-auth-clients', 'no', '--requirepass', PASSWORD, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }));
+    await waitFor('redis-server (TLS)', () => cli(redisPort, true, 'PING').stdout.trim() === 'PONG');
+    tunnel(`localhost:${redisPort}`, tunnelPort);
+    await waitFor('the tunnel', () => cli(tunnelPort, false, 'PING').stdout.trim() === 'PONG');
   });
   after(async () => {
     await stack?.stop();
-    await redis?.stop();
+    for (const p of procs.reverse()) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('GIVEN the tunnel unit\'s socat command WHEN the endpoint name does not match the certificate THEN nothing passes (the name is verified)', async () => {
+    const port = await freePort();
+    const p = tunnel(`127.0.0.1:${redisPort}`, port);
+    await waitFor('the mismatched tunnel', () => spawnSync('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`]).status === 0);
+    assert.notEqual(cli(port, false, 'PING').stdout.trim(), 'PONG');
+    p.kill('SIGKILL');
   });
 
   it('GIVEN the bundle\'s files THEN rspamadm configtest says syntax OK and configdump shows the bayes classifier on Redis with the included password', () => {
     const conf = join(dir, 'conf');
-    for (const [name, text] of Object.entries(bundleRspamdFiles({ normalBind: '127.0.0.1:11999', redis: `127.0.0.1:${redis.port}`, passwordFile: join(dir, 'redis-password.inc'), confDir: conf }))) {
+    for (const [name, text] of Object.entries(bundleRspamdFiles({ normalBind: '127.0.0.1:11999', redis: `127.0.0.1:${tunnelPort}`, passwordFile: join(dir, 'redis-password.inc'), confDir: conf }))) {
       mkdirSync(dirname(join(conf, name)), { recursive: true });
       writeFileSync(join(conf, name), text);
     }
@@ -133,22 +173,22 @@ describe('Bayes in the fleet Redis: the bundle config under the real rspamd pack
     assert.equal(dump.status, 0, dump.stderr);
     const bayes = dump.stdout.slice(dump.stdout.indexOf('bayes {'));
     assert.match(bayes, /backend = "redis";/);
-    assert.match(bayes, new RegExp(`servers = "127\\.0\\.0\\.1:${redis.port}";`));
+    assert.match(bayes, new RegExp(`servers = "127\\.0\\.0\\.1:${tunnelPort}";`));
     assert.match(bayes, new RegExp(`password = "${PASSWORD}";`));
     assert.match(bayes, /spam_threshold = 12;/);
   });
 
-  it('GIVEN a real rspamd running the bundle\'s config against a redis-server that requires the password WHEN it scans mail THEN its Bayes classifier AUTHs and reads there, with nothing refused', async () => {
+  it('GIVEN a real rspamd running the bundle\'s config against a redis-server that requires the password through the tunnel WHEN it scans mail THEN its Bayes classifier AUTHs and reads there, with nothing refused', async () => {
     stack = await startFilterStack({
       antivirus: false,
       rspamdFiles: (s) => {
-        const files = bundleRspamdFiles({ normalBind: s.normalBind, redis: `127.0.0.1:${redis.port}`, passwordFile: join(dir, 'redis-password.inc'), confDir: join(dir, 'run') });
+        const files = bundleRspamdFiles({ normalBind: s.normalBind, redis: `127.0.0.1:${tunnelPort}`, passwordFile: join(dir, 'redis-password.inc'), confDir: join(dir, 'run') });
         // Test-only: the private DNS server, and a short public-suffix list (the stock one takes 20 s).
         files['local.d/options.inc'] = `${files['local.d/options.inc'] ?? ''}dns { nameserver = ["${s.nameservers![0]}"]; timeout = 1s; }\nurl_tld = ${JSON.stringify(s.tldFile)};\n`;
         return files;
       },
     });
-    cli('-a', PASSWORD, 'CONFIG', 'RESETSTAT');
+    cli(redisPort, true, 'CONFIG', 'RESETSTAT');
     const client = new RspamdClient({ url: stack.url, timeoutMs: 15_000 });
     try {
       for (let i = 0; i < 3; i++) {
@@ -162,7 +202,7 @@ describe('Bayes in the fleet Redis: the bundle config under the real rspamd pack
     } finally {
       client.close();
     }
-    const stats = cli('-a', PASSWORD, 'INFO', 'commandstats').stdout;
+    const stats = cli(redisPort, true, 'INFO', 'commandstats').stdout;
     const calls = (cmd: string) => Number(new RegExp(`^cmdstat_${cmd}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0);
     const failed = [...stats.matchAll(/^cmdstat_(\w+):.*failed_calls=(\d+)/gm)].filter((m) => Number(m[2]) > 0).map((m) => m[1]);
     const rejected = [...stats.matchAll(/^cmdstat_(\w+):.*rejected_calls=(\d+)/gm)].filter((m) => Number(m[2]) > 0).map((m) => m[1]);
