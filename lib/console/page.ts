@@ -10,6 +10,8 @@
  * consoleApp must stay self-contained: it runs in the browser, so it may use nothing from its module.
  */
 
+import { edgeSection } from './edge.js';
+
 /** Runs in the browser. */
 function consoleApp(): void {
   type Section = 'listener' | 'domain' | 'user' | 'ip';
@@ -361,6 +363,7 @@ export function consolePage(): string {
 <title>mailfleet console</title>
 <style>${CSS}</style>
 <script src="/console/app.js" defer></script>
+<script src="/console/edge.js" defer></script>
 </head>
 <body>
 <h1>mailfleet console</h1>
@@ -406,6 +409,7 @@ export function consolePage(): string {
     </form>
     <div id="limit-result" aria-live="polite"></div>
   </section>
+  ${edgeSection()}
 </main>
 </body>
 </html>

@@ -8,6 +8,7 @@ import { TextBody } from '../admin/types.js';
 import type { DaemonContext } from '../daemon/context.js';
 import { parseLimitRequest, setLimits, type LimitReport } from '../ops/limit.js';
 import { GOVERNOR_CONSOLE_ROUTES } from './governor.js';
+import { CONSOLE_EDGE_ROUTES } from './edge.js';
 import { consolePage, consoleScript } from './page.js';
 import { collectSnapshot, consoleFleet, selfAdminUrl, type ConsoleSnapshot } from './snapshot.js';
 
@@ -59,4 +60,5 @@ export const CONSOLE_ROUTES: readonly AdminRoute[] = [
   consoleSnapshotRoute,
   consoleLimitRoute,
   ...GOVERNOR_CONSOLE_ROUTES,
+  ...CONSOLE_EDGE_ROUTES,
 ];

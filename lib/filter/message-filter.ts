@@ -14,6 +14,7 @@ import type { DeliveryTarget } from '../store/types.js';
 import { editHeaders } from './headers.js';
 import { CLAMAV_SYMBOL } from './rspamd-config.js';
 import { RspamdClient } from './rspamd-client.js';
+import type { FilterHealth } from './health.js';
 import { decide } from './verdict.js';
 
 /** The special-use \Junk folder every user has (lib/store/mailbox/store.ts SPECIAL_USE). */
@@ -44,6 +45,8 @@ export interface MessageFilterProps {
   readonly hostname: string;
   readonly registry: Registry;
   readonly logger: Logger;
+  /** Told of every scan's outcome, for the daemon's health (health.ts). @default - not told */
+  readonly health?: FilterHealth;
 }
 
 function counter<L extends string>(
@@ -103,6 +106,7 @@ export class MessageFilter {
         m.message,
       );
     } catch (e) {
+      this.props.health?.recordFailure(e as Error);
       const outcome = f.rspamd.onUnavailable;
       this.unavailable.inc({ outcome });
       this.props.logger.warn({ err: e, outcome }, 'rspamd unavailable');
@@ -110,6 +114,7 @@ export class MessageFilter {
         return { kind: 'tempfail', text: 'content filter unavailable, try again later' };
       return { kind: 'deliver', message: m.message, targets: m.targets };
     }
+    this.props.health?.recordVerdict();
     const policyOf = (d: string) => effectiveFilterPolicy(f, d);
     const verdict = decide({
       result,

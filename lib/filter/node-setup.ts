@@ -6,15 +6,19 @@
  * secret, and waits for rspamd to answer before mailfleetd starts. An rspamd URL elsewhere (a shared
  * scanner the operator runs): nothing is installed.
  *
- * Decisions (docs/filtering.md): no Redis for rspamd (Bayes, fuzzy storage, rate limits, greylisting and
- * the history are off: per-node state would diverge between nodes and die with each node); ClamAV
+ * Decisions (docs/filtering.md): Bayes statistics go to the fleet's Redis when the spec provisions one
+ * (ElastiCache, TLS + AUTH): rspamd 3.4 speaks no TLS to Redis, so a local socat tunnel carries it, and the
+ * AUTH token is written at boot into a file the config includes. Without a provisioned Redis, no Redis for
+ * rspamd (Bayes, fuzzy storage, rate limits, greylisting and the history are off: per-node state would
+ * diverge between nodes and die with each node); fuzzy storage, rate limits and the rest stay off either way. ClamAV
  * signatures from the ClamAV mirror through Debian's freshclam service (the one download that is not a
  * Debian package); clamd starts once signatures are there (a path unit), and until then rspamd's antivirus
  * module reports a failure symbol and mail is scanned for spam only.
  */
 import type { Plan } from '../plan/types.js';
-import { NODE_FILES_DIR, nameRoot, shq, type RenderedFile } from '../render/node-layout.js';
-import { renderRspamdConfig } from './rspamd-config.js';
+import { NODE_FILES_DIR, nameRoot, provisionsRedis, redisEndpointParameter, secretNames, shq, ssmPrefix, type RenderedFile } from '../render/node-layout.js';
+import { effectiveFilterPolicy } from '../spec/defaults.js';
+import { renderRspamdConfig, type RspamdConfigProps } from './rspamd-config.js';
 
 /**
  * Where the node's rspamd config lives (LOCAL_CONFDIR): a folder of our own beside the package's files (which
@@ -27,6 +31,14 @@ export const NODE_DKIM_DIR = '/var/lib/mailfleet/dkim';
 export const NODE_CLAMD_SOCKET = '/run/clamav/clamd.ctl';
 /** Path unit that starts clamd once freshclam has written the signatures. */
 export const CLAMD_START_PATH_UNIT = 'mailfleet-clamd-start.path';
+/** Where the socat tunnel to the fleet's Redis (TLS) listens for rspamd on the node. */
+export const NODE_BAYES_REDIS_TUNNEL = '127.0.0.1:6380';
+/** The tunnel's unit; its EnvironmentFile holds REDIS_ENDPOINT (host:port from SSM, written at boot). */
+export const BAYES_REDIS_TUNNEL_UNIT = 'mailfleet-rspamd-redis.service';
+export const BAYES_REDIS_TUNNEL_ENV = '/etc/default/mailfleet-rspamd-redis';
+/** `password = "<AUTH token>";`, written at boot, readable by rspamd only; included by classifier-bayes.conf. */
+export const NODE_BAYES_REDIS_PASSWORD = `${NODE_RSPAMD_DIR}/redis-password.inc`;
+
 /** Longest wait for rspamd to answer /ping at boot (it compiles the stock public-suffix list first). */
 export const RSPAMD_READY_SECONDS = 180;
 
@@ -39,6 +51,17 @@ export function nodeRspamdBind(plan: Plan): string | undefined {
   const url = new URL(f.rspamd.url);
   if (!LOOPBACK.has(url.hostname)) return undefined;
   return `${url.hostname === 'localhost' ? '127.0.0.1' : url.hostname}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
+}
+
+/**
+ * Bayes in the fleet's Redis: only when the spec provisions Redis (`redis.provision: elasticache`) and the
+ * node runs rspamd. An `external` Redis is not used for Bayes (its credentials are in the spec's URL and
+ * would have to be copied into rspamd's config: not done).
+ */
+export function nodeBayesRedis(plan: Plan): RspamdConfigProps['bayesRedis'] {
+  const f = plan.spec.filtering;
+  if (!f || !nodeRspamdBind(plan) || !provisionsRedis(plan)) return undefined;
+  return { servers: NODE_BAYES_REDIS_TUNNEL, passwordFile: NODE_BAYES_REDIS_PASSWORD, spamThreshold: effectiveFilterPolicy(f).rejectScore };
 }
 
 /** Secret holding a domain's DKIM private key (PEM), created by the operator (docs/filtering.md). */
@@ -66,6 +89,7 @@ export function filteringNodeFiles(plan: Plan): RenderedFile[] {
     ...(f.antivirus ? { clamdSocket: NODE_CLAMD_SOCKET } : {}),
     // One normal worker per core (rspamd's default): the node's scanning rate.
     workers: 'cores',
+    bayesRedis: nodeBayesRedis(plan),
   });
   const files: RenderedFile[] = Object.entries(conf).map(([name, content]) => ({ path: `rspamd/${name}`, content }));
   files.push({
@@ -76,6 +100,29 @@ ExecStart=
 ExecStart=/usr/bin/rspamd -c ${NODE_RSPAMD_DIR}/rspamd.conf --var=LOCAL_CONFDIR=${NODE_RSPAMD_DIR} -f
 `,
   });
+  if (nodeBayesRedis(plan))
+    files.push({
+      path: `systemd/${BAYES_REDIS_TUNNEL_UNIT}`,
+      content: `# mailfleet: rspamd's Bayes statistics to the fleet's Redis. rspamd 3.4 speaks plain Redis only and
+# ElastiCache only TLS: socat takes rspamd's connections on ${NODE_BAYES_REDIS_TUNNEL} and opens a verified
+# TLS connection (the endpoint's name against its certificate) for each.
+[Unit]
+Description=TLS tunnel from rspamd to the fleet's Redis
+After=network-online.target
+Wants=network-online.target
+Before=rspamd.service
+
+[Service]
+EnvironmentFile=${BAYES_REDIS_TUNNEL_ENV}
+ExecStart=/usr/bin/socat TCP-LISTEN:${NODE_BAYES_REDIS_TUNNEL.split(':')[1]},bind=${NODE_BAYES_REDIS_TUNNEL.split(':')[0]},reuseaddr,fork OPENSSL:\${REDIS_ENDPOINT},verify=1,cafile=/etc/ssl/certs/ca-certificates.crt
+Restart=always
+RestartSec=2
+DynamicUser=yes
+
+[Install]
+WantedBy=multi-user.target
+`,
+    });
   if (f.antivirus)
     files.push(
       {
@@ -108,7 +155,7 @@ export function filteringBootstrap(plan: Plan): string {
   const files = NODE_FILES_DIR;
   const lines: string[] = [
     '# --- filtering (lib/filter/node-setup.ts): rspamd, ClamAV, DKIM keys; docs/filtering.md ---',
-    `pkg_install rspamd${f.antivirus ? ' clamav-daemon clamav-freshclam' : ''}`,
+    `pkg_install rspamd${f.antivirus ? ' clamav-daemon clamav-freshclam' : ''}${nodeBayesRedis(plan) ? ' socat' : ''}`,
     `install -d -m 0755 ${NODE_RSPAMD_DIR} ${NODE_RSPAMD_DIR}/local.d`,
     `install -m 0644 "\${MAILFLEET_FILES}/rspamd/rspamd.conf" ${NODE_RSPAMD_DIR}/rspamd.conf`,
     `install -m 0644 "\${MAILFLEET_FILES}"/rspamd/local.d/* ${NODE_RSPAMD_DIR}/local.d/`,
@@ -142,6 +189,22 @@ export function filteringBootstrap(plan: Plan): string {
       `if ! compgen -G '/var/lib/clamav/daily.c[vl]d' >/dev/null; then systemctl stop clamav-daemon.socket || true; fi`,
       'systemctl enable --now clamav-freshclam.service',
       `systemctl enable --now ${CLAMD_START_PATH_UNIT}`,
+    );
+  if (nodeBayesRedis(plan))
+    lines.push(
+      '# Bayes statistics in the fleet\'s Redis (ElastiCache, TLS + AUTH): the tunnel to this region\'s endpoint, and',
+      '# the AUTH token where classifier-bayes.conf includes it (readable by rspamd only, never in the bundle).',
+      `bayes_redis_endpoint=$(param ${shq(redisEndpointParameter(plan).slice(ssmPrefix(plan).length + 1))})`,
+      'if [ -z "${bayes_redis_endpoint}" ] || [ "${bayes_redis_endpoint}" = None ]; then',
+      `  echo "mailfleet bootstrap: no Redis endpoint in ${redisEndpointParameter(plan)}" >&2`,
+      '  exit 1',
+      'fi',
+      `printf 'REDIS_ENDPOINT=%s\\n' "\${bayes_redis_endpoint}" >${BAYES_REDIS_TUNNEL_ENV}`,
+      `bayes_redis_auth=$(secret ${shq(secretNames(plan).redisAuth)})`,
+      `(umask 027 && printf 'password = "%s";\\n' "\${bayes_redis_auth}" >${NODE_BAYES_REDIS_PASSWORD})`,
+      `chgrp _rspamd ${NODE_BAYES_REDIS_PASSWORD}`,
+      `install_units ${BAYES_REDIS_TUNNEL_UNIT}`,
+      `systemctl enable --now ${BAYES_REDIS_TUNNEL_UNIT}`,
     );
   lines.push(
     'systemctl daemon-reload',

@@ -52,6 +52,14 @@ export interface RspamdConfigProps {
    * @default 1
    */
   readonly workers?: number | 'cores';
+  /**
+   * Bayes statistics in Redis (every node pointed at the same Redis learns into and reads the same
+   * tokens): plain Redis at `servers` (host:port); `passwordFile` (`password = "…";`, written at boot, so
+   * the secret never sits in the bundle) is included when it exists; autolearn spam at `spamThreshold`
+   * (the spec's rejectScore), ham under -0.5.
+   * @default - no Bayes (rspamd keeps no statistics)
+   */
+  readonly bayesRedis?: { readonly servers: string; readonly passwordFile?: string; readonly spamThreshold: number };
 }
 
 /** The symbol rspamd's antivirus module adds for a ClamAV hit (mailfleetd always refuses those). */
@@ -121,6 +129,17 @@ sign_inbound = false;
 use_domain = "header";
 use_esld = false;
 allow_username_mismatch = false;
+`;
+  if (p.bayesRedis)
+    files['local.d/classifier-bayes.conf'] = `# Bayes statistics in the fleet's Redis: every node learns into and reads the same tokens.
+backend = "redis";
+servers = ${q(p.bayesRedis.servers)};
+${p.bayesRedis.passwordFile ? `.include(try=true) ${q(p.bayesRedis.passwordFile)}\n` : ''}autolearn {
+  spam_threshold = ${p.bayesRedis.spamThreshold};
+  ham_threshold = -0.5;
+  check_balance = true;
+  min_balance = 0.9;
+}
 `;
   if (p.clamdSocket)
     files['local.d/antivirus.conf'] = `clamav {

@@ -23,6 +23,15 @@ import {
 import { haproxyLayout } from '../render/haproxy.js';
 import { readLocalHaproxyInfo } from '../platform/haproxy.js';
 
+/** The four changes, as the CLI and the console name them (one table for both). */
+export const EDGE_ACTIONS = [
+  { name: 'block', list: 'deny', op: 'add', help: 'refuse a client network at the edge (closed before any byte), live' },
+  { name: 'unblock', list: 'deny', op: 'remove', help: 'take a network off the deny list, live' },
+  { name: 'allow', list: 'allow', op: 'add', help: 'exempt a network from the deny list and the connection-rate limits, live' },
+  { name: 'unallow', list: 'allow', op: 'remove', help: 'take a network off the allow list, live' },
+] as const;
+export type EdgeActionName = (typeof EDGE_ACTIONS)[number]['name'];
+
 export interface EdgeContext {
   readonly dataDir: string;
   /** The spec the tier runs (for its own list entries). @default - the one the running HAProxy names */

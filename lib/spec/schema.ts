@@ -346,6 +346,9 @@ export const filteringSchema = z
           .enum(['tempfail', 'accept'])
           .default('tempfail')
           .describe('rspamd down or too slow: answer 451 4.7.1 (the sender retries), or deliver unscanned (counted in mailfleetd_filter_unavailable_total).'),
+        unhealthyAfterFailures: posInt
+          .default(3)
+          .describe('With onUnavailable tempfail: the daemon\'s /healthz fails its filter check (503) after this many scans in a row without a verdict, or at once when rspamd does not answer /ping (docs/filtering.md, "Health").'),
       })
       .strict()
       .prefault({}),

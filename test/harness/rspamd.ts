@@ -61,6 +61,8 @@ export interface FilterStack {
   /** A resolver asking the stack's DNS server (the receiving side's view of the test zones). */
   readonly resolver: Resolver;
   readonly rspamd: ChildDaemon;
+  /** What rspamd was started with (startRspamd({ dir: <dir>/rspamd, config }) starts it again). */
+  readonly rspamdConfig: RspamdConfigProps;
   /** clamd, when antivirus is on (benches add its CPU to the filter's). */
   readonly clamd?: ChildDaemon;
   stop(): Promise<void>;
@@ -168,7 +170,7 @@ export async function startFilterStack(props: FilterStackProps = {}): Promise<Fi
     const rspamd = await startRspamd({ dir: join(dir, 'rspamd'), config, ...(props.rspamdFiles ? { files: props.rspamdFiles({ ...config, tldFile }) } : {}) });
     // rspamd's own graceful stop takes seconds; a test's scanner has nothing to finish.
     stops.push(() => rspamd.stop(500));
-    return { dir, url: `http://${normal}`, milter, dkimKeyDir, dnsPort: dns.port, resolver: dns.resolver, rspamd, clamd, stop };
+    return { dir, url: `http://${normal}`, milter, dkimKeyDir, dnsPort: dns.port, resolver: dns.resolver, rspamd, rspamdConfig: config, clamd, stop };
   } catch (e) {
     await stop();
     throw e;

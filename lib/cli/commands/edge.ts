@@ -1,6 +1,6 @@
 /** `mailfleet edge`: deny and allow client networks at the HAProxy tier, live (lib/ops/edge.ts). */
 import { resolve } from 'node:path';
-import { changeEdgeList, formatEdgeListing, listEdge, type EdgeContext } from '../../ops/edge.js';
+import { changeEdgeList, EDGE_ACTIONS, formatEdgeListing, listEdge, type EdgeContext } from '../../ops/edge.js';
 import { loadSpec } from '../../spec/index.js';
 import { runAction } from '../run.js';
 import type { RegisterCommand } from '../types.js';
@@ -18,13 +18,6 @@ function contextOf(opts: EdgeCliOptions): EdgeContext {
   return { dataDir, specFile: opts.config, by: opts.by };
 }
 
-const ACTIONS = [
-  { name: 'block', list: 'deny', op: 'add', help: 'refuse a client network at the edge (closed before any byte), live' },
-  { name: 'unblock', list: 'deny', op: 'remove', help: 'take a network off the deny list, live' },
-  { name: 'allow', list: 'allow', op: 'add', help: 'exempt a network from the deny list and the connection-rate limits, live' },
-  { name: 'unallow', list: 'allow', op: 'remove', help: 'take a network off the allow list, live' },
-] as const;
-
 export const registerEdge: RegisterCommand = (program) => {
   const edge = program.command('edge').description('the L7 edge in the HAProxy tier: deny and allow lists of client networks');
   const common = (cmd: ReturnType<typeof edge.command>) =>
@@ -32,7 +25,7 @@ export const registerEdge: RegisterCommand = (program) => {
       .option('-c, --config <file>', 'spec file (default: the one the running HAProxy was started with, else examples/local.yaml)')
       .option('--data-dir <dir>', 'local data dir (the running HAProxy, edge-lists.json)')
       .option('--json', 'print JSON');
-  for (const a of ACTIONS)
+  for (const a of EDGE_ACTIONS)
     common(edge.command(`${a.name} <network>`).description(`${a.help}; <network> is an address or CIDR`))
       .option('--by <name>', 'who makes the change, recorded with it (default: your OS user)')
       .action((network: string, opts: EdgeCliOptions) =>

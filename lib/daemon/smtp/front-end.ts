@@ -33,6 +33,7 @@ import type { AcceptedConnection } from '../net/listener.js';
 import { lockoutText } from '../login-gate.js';
 import type { OutboundQueue } from '../../outbound/index.js';
 import { createOutbound } from './outbound.js';
+import { filterHealthOf } from '../../filter/health.js';
 import { MessageFilter } from '../../filter/message-filter.js';
 import { receivedHeader, traceHeaders } from './received.js';
 import { smtpRateControl, type SmtpRateControl } from '../../limits/smtp-rates.js';
@@ -219,7 +220,7 @@ export class SmtpFrontEnd {
     this.outbound = createOutbound(ctx);
     this.outbound?.start();
     if (ctx.config.filtering)
-      this.filter = new MessageFilter({ filtering: ctx.config.filtering, hostname: ctx.config.hostname, registry: ctx.metrics.registry, logger: this.log.child({ component: 'filter' }) });
+      this.filter = new MessageFilter({ filtering: ctx.config.filtering, hostname: ctx.config.hostname, registry: ctx.metrics.registry, logger: this.log.child({ component: 'filter' }), health: filterHealthOf(ctx) });
     for (const p of ['smtp', 'submission', 'submissions'] as const) this.servers.set(p, this.createServer(p));
   }
 
