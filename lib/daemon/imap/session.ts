@@ -114,6 +114,8 @@ export class ImapSession {
     // Issue 21 (docs/imap-pop3.md "Extensions beyond RFC 3501"): LIST-EXTENDED, LIST-STATUS, STATUS=SIZE, MULTIAPPEND, BINARY,
     // COMPRESS=DEFLATE (until it is active).
     caps.push('LIST-EXTENDED', 'LIST-STATUS', 'STATUS=SIZE', 'MULTIAPPEND', 'BINARY');
+    // RFC 8970: FETCH PREVIEW (fetch-preview.ts).
+    caps.push('PREVIEW');
     if (!this.compressed) caps.push('COMPRESS=DEFLATE');
     if (this.state === 'not-authenticated') {
       if (!this.secure && this.deps.tls) caps.push('STARTTLS');
