@@ -110,7 +110,8 @@ export class ImapSession {
 
   /** Capabilities for the current state (RFC 3501 §6.1.1). */
   capabilities(): string {
-    const caps = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE', 'NAMESPACE', 'UIDPLUS', 'MOVE', 'UNSELECT', 'SPECIAL-USE', 'CHILDREN'];
+    // IMAP4rev2 (RFC 9051) beside rev1: a client turns it on with ENABLE IMAP4rev2 (rev2.ts).
+    const caps = ['IMAP4rev1', 'IMAP4rev2', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE', 'NAMESPACE', 'UIDPLUS', 'MOVE', 'UNSELECT', 'SPECIAL-USE', 'CHILDREN'];
     // Issue 21 (docs/imap-pop3.md "Extensions beyond RFC 3501"): LIST-EXTENDED, LIST-STATUS, STATUS=SIZE, MULTIAPPEND, BINARY,
     // COMPRESS=DEFLATE (until it is active).
     caps.push('LIST-EXTENDED', 'LIST-STATUS', 'STATUS=SIZE', 'MULTIAPPEND', 'BINARY');

@@ -15,7 +15,7 @@ import type { ImapSession } from '../session.js';
 import { istring } from '../wire.js';
 import { WildcardPattern } from '../wildcard.js';
 import type { ImapWorkLimits } from '../work-limits.js';
-import { parseStatusItems, writeStatus, type StatusItem } from './status.js';
+import { checkStatusItems, parseStatusItems, writeStatus, type StatusItem } from './status.js';
 
 export interface ListArgs {
   readonly reference: string;
@@ -124,6 +124,7 @@ interface Entry {
 
 export async function listReply(s: ImapSession, a: ListArgs, lsub: boolean): Promise<void> {
   const verb = lsub ? 'LSUB' : 'LIST';
+  if (a.returnStatus) checkStatusItems(s, a.returnStatus);
   const plainEmpty = a.patterns.length === 1 && a.patterns[0] === '';
   if (plainEmpty && !a.extended) {
     s.write(`* ${verb} (\\Noselect) "${DELIMITER}" ""\r\n`);
