@@ -177,6 +177,26 @@ describe('IMAP4rev2 (RFC 9051) after ENABLE IMAP4rev2, on mailfleetd', () => {
     }
   });
 
+  test('§5.1 mailbox names are UTF-8 in rev2 sessions (sent and received); a rev1 session sees the same folders in modified UTF-7', async () => {
+    const u = user();
+    const c = await session(port(), u, { rev2: true });
+    const old = await session(port(), u, { rev2: false });
+    // RawImap writes strings as UTF-8 and reads lines as latin1: compare the UTF-8 octets.
+    const w = (x: string) => Buffer.from(x, 'utf8').toString('latin1');
+    try {
+      assert.equal((await cmd(c, 'CREATE "Grüße.Köln"')).status, 'OK');
+      assert.deepEqual((await cmd(c, 'LIST "" "Grü*"')).untagged, [w('* LIST (\\HasChildren) "." "Grüße"'), w('* LIST (\\HasNoChildren) "." "Grüße.Köln"')]);
+      assert.deepEqual((await cmd(c, 'STATUS "Grüße.Köln" (MESSAGES)')).untagged, [w('* STATUS "Grüße.Köln" (MESSAGES 0)')]);
+      assert.ok((await cmd(c, 'SELECT "Grüße"')).untagged.includes(w('* LIST () "." "Grüße"')));
+      assert.deepEqual((await cmd(old, 'LIST "" Gr*')).untagged, ['* LIST (\\HasChildren) "." "Gr&APwA3w-e"', '* LIST (\\HasNoChildren) "." "Gr&APwA3w-e.K&APY-ln"']);
+      assert.equal((await cmd(old, 'SELECT Gr&APwA3w-e.K&APY-ln')).status, 'OK');
+      assert.equal((await cmd(c, 'CREATE "bad\xff"')).status, 'BAD');
+    } finally {
+      await c.close();
+      await old.close();
+    }
+  });
+
   test('§7.5.2 unsolicited FETCH responses carry UID (flag changes made by another session)', async () => {
     const u = user();
     const c = await session(port(), u, { rev2: true, box: 'Uf', n: 2 });

@@ -8,14 +8,14 @@ import { Args, bad, overLimit, type WorkLimits } from '../args.js';
 import { isMailfleetError } from '../../../errors.js';
 import { DEFAULT_IMAP_WORK_LIMITS } from '../../../spec/defaults.js';
 import { decodeMutf7 } from '../../../store/mailbox/mutf7.js';
-import { DELIMITER, nameToWire } from '../../../store/mailbox/names.js';
+import { DELIMITER } from '../../../store/mailbox/names.js';
 import { superiorNames, type FolderInfo } from '../../../store/mailbox/store.js';
 import type { Token } from '../parser.js';
 import type { ImapSession } from '../session.js';
-import { istring } from '../wire.js';
 import { WildcardPattern } from '../wildcard.js';
 import type { ImapWorkLimits } from '../work-limits.js';
 import { checkStatusItems, parseStatusItems, writeStatus, type StatusItem } from './status.js';
+import { mailboxWire } from '../rev2.js';
 
 export interface ListArgs {
   readonly reference: string;
@@ -168,9 +168,8 @@ export async function listReply(s: ImapSession, a: ListArgs, lsub: boolean): Pro
     if (lines.length > 0) s.write(lines.splice(0).join('\r\n') + '\r\n');
   };
   for (const e of entries) {
-    const wire = istring(nameToWire(e.name));
     const extData = e.childInfo ? ' (CHILDINFO ("SUBSCRIBED"))' : '';
-    lines.push(`* ${verb} (${e.attrs.join(' ')}) "${DELIMITER}" ${typeof wire === 'string' ? wire : nameToWire(e.name)}${extData}`);
+    lines.push(`* ${verb} (${e.attrs.join(' ')}) "${DELIMITER}" ${mailboxWire(s, e.name)}${extData}`);
     if (a.returnStatus && e.selectable && !lsub) {
       flush();
       try {

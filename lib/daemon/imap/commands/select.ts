@@ -5,9 +5,8 @@ import type { Token } from '../parser.js';
 import { SelectedMailbox } from '../selected.js';
 import type { ImapSession } from '../session.js';
 import { qresyncLines } from '../qresync.js';
-import { isRev2 } from '../rev2.js';
-import { DELIMITER, nameToWire } from '../../../store/mailbox/names.js';
-import { istring } from '../wire.js';
+import { isRev2, mailboxWire } from '../rev2.js';
+import { DELIMITER } from '../../../store/mailbox/names.js';
 
 export interface SelectArgs {
   readonly name: string;
@@ -53,8 +52,7 @@ export async function openSelected(s: ImapSession, args: SelectArgs, readOnly: b
   lines.push(`* OK [UIDVALIDITY ${mb.uidValidity}] UIDs valid`, `* OK [UIDNEXT ${mb.nextUid}] Predicted next UID`);
   if (rev2) {
     // RFC 9051 §6.3.2: a LIST response for the mailbox instead of RECENT and UNSEEN (both removed).
-    const wire = istring(nameToWire(name));
-    lines.push(`* LIST () "${DELIMITER}" ${typeof wire === 'string' ? wire : nameToWire(name)}`);
+    lines.push(`* LIST () "${DELIMITER}" ${mailboxWire(s, name)}`);
   } else {
     const firstUnseen = mb.messages.findIndex((m) => !m.letters.includes('S'));
     if (firstUnseen >= 0) lines.push(`* OK [UNSEEN ${firstUnseen + 1}] First unseen`);

@@ -1,11 +1,9 @@
 import { AUTHENTICATED, defineCommand } from '../command.js';
 import { Args, bad } from '../args.js';
-import { nameToWire } from '../../../store/mailbox/names.js';
 import type { Token } from '../parser.js';
 import type { ImapSession } from '../session.js';
-import { istring } from '../wire.js';
 import { enableCondstore } from '../condstore.js';
-import { isRev2 } from '../rev2.js';
+import { isRev2, mailboxWire } from '../rev2.js';
 
 // --- CONDSTORE (RFC 7162 §3.1.1): HIGHESTMODSEQ is a status item, and asking for it enables CONDSTORE.
 const CONDSTORE_ITEMS = ['HIGHESTMODSEQ'] as const;
@@ -53,8 +51,7 @@ export async function writeStatus(s: ImapSession, name: string, items: readonly 
       // --- end STATUS=SIZE ---
       DELETED: () => mb.messages.filter((m) => m.letters.includes('T')).length, // IMAP4rev2
     };
-    const wire = istring(nameToWire(name));
-    s.write(`* STATUS ${typeof wire === 'string' ? wire : nameToWire(name)} (${items.map((i) => `${i} ${values[i]()}`).join(' ')})\r\n`);
+    s.write(`* STATUS ${mailboxWire(s, name)} (${items.map((i) => `${i} ${values[i]()}`).join(' ')})\r\n`);
   } finally {
     h.release();
   }
