@@ -7,6 +7,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ImapFlow } from 'imapflow';
 import { PASSWORD } from '../daemon/mail-harness.js';
 import { normalize } from './normalize.js';
 import { usePeers } from './peers.js';
@@ -190,9 +191,40 @@ describe('IMAP4rev2 (RFC 9051) after ENABLE IMAP4rev2, on mailfleetd', () => {
       assert.ok((await cmd(c, 'SELECT "Grüße"')).untagged.includes(w('* LIST () "." "Grüße"')));
       assert.deepEqual((await cmd(old, 'LIST "" Gr*')).untagged, ['* LIST (\\HasChildren) "." "Gr&APwA3w-e"', '* LIST (\\HasNoChildren) "." "Gr&APwA3w-e.K&APY-ln"']);
       assert.equal((await cmd(old, 'SELECT Gr&APwA3w-e.K&APY-ln')).status, 'OK');
+      // 7-bit names are UTF-8 too in rev2: "R&D" is that name, which a rev1 session sees as R&-D.
+      assert.equal((await cmd(c, 'CREATE R&D')).status, 'OK');
+      assert.deepEqual((await cmd(c, 'LIST "" R&*')).untagged, ['* LIST (\\HasNoChildren) "." "R&D"']);
+      assert.equal((await cmd(c, 'SELECT "R&D"')).status, 'OK');
+      assert.deepEqual((await cmd(old, 'LIST "" R*')).untagged, ['* LIST (\\HasNoChildren) "." "R&-D"']);
     } finally {
       await c.close();
       await old.close();
+    }
+  });
+
+  test('imapflow (which enables IMAP4rev2 when offered) works with UTF-8 and "&" folder names, STATUS DELETED and ESEARCH', async () => {
+    const c = new ImapFlow({ host: '127.0.0.1', port: port(), secure: false, tls: { rejectUnauthorized: false }, auth: { user: user(), pass: PASSWORD }, logger: false });
+    await c.connect();
+    try {
+      assert.ok((c as unknown as { enabled: Set<string> }).enabled.has('IMAP4REV2'));
+      await c.mailboxCreate('Grüße & Co');
+      await c.append('Grüße & Co', M(1), ['\\Deleted']);
+      await c.append('Grüße & Co', M(2));
+      assert.ok((await c.list()).some((b) => b.path === 'Grüße & Co'));
+      const st = await c.status('Grüße & Co', { messages: true, deleted: true } as never);
+      assert.equal(st.messages, 2);
+      assert.equal((st as { deleted?: number }).deleted, 1);
+      const lock = await c.getMailboxLock('Grüße & Co');
+      try {
+        assert.deepEqual(await c.search({ deleted: false }, { uid: true }), [2]);
+        const flags: string[] = [];
+        for await (const m of c.fetch('1:*', { flags: true })) flags.push([...(m.flags ?? [])].sort().join(','));
+        assert.deepEqual(flags, ['\\Deleted', '']);
+      } finally {
+        lock.release();
+      }
+    } finally {
+      await c.logout();
     }
   });
 

@@ -18,6 +18,8 @@ import type { Completion, ImapState } from './command.js';
 import { DeflateSocket } from './compress.js';
 import { LiteralBudget } from './literal-budget.js';
 import { imapWorkLimits } from './work-limits.js';
+import { withNameMode } from './args.js';
+import { isRev2 } from './rev2.js';
 import { ImapParser, type ParserEvent } from './parser.js';
 import { errorReply, REPLY } from './replies.js';
 import type { SelectedMailbox } from './selected.js';
@@ -237,7 +239,7 @@ export class ImapSession {
     }
     let completion: Completion | undefined;
     try {
-      const handler = cmd.bind(tokens, imapWorkLimits(this.deps.settings));
+      const handler = withNameMode(isRev2(this), () => cmd.bind(tokens, imapWorkLimits(this.deps.settings)));
       completion = await handler(this, tag);
     } catch (e) {
       const r = errorReply(tag, e);

@@ -15,7 +15,7 @@ import type { ImapSession } from '../session.js';
 import { WildcardPattern } from '../wildcard.js';
 import type { ImapWorkLimits } from '../work-limits.js';
 import { checkStatusItems, parseStatusItems, writeStatus, type StatusItem } from './status.js';
-import { mailboxWire } from '../rev2.js';
+import { isRev2, mailboxWire } from '../rev2.js';
 
 export interface ListArgs {
   readonly reference: string;
@@ -104,9 +104,10 @@ export function parseList(t: readonly Token[], limits?: WorkLimits): ListArgs {
 
 type Matcher = (name: string) => boolean;
 
-function matcherOf(reference: string, patterns: readonly string[]): Matcher {
+function matcherOf(reference: string, patterns: readonly string[], rev2: boolean): Matcher {
   const all = patterns.map((pat) => {
-    const full = decodeMutf7(reference + pat) ?? reference + pat;
+    // IMAP4rev2 patterns are UTF-8 as sent (RFC 9051 §5.1); rev1 ones modified UTF-7.
+    const full = rev2 ? reference + pat : (decodeMutf7(reference + pat) ?? reference + pat);
     // A linear-time matcher: the pattern is client input (see wildcard.ts for why not a RegExp).
     return { re: new WildcardPattern(full, DELIMITER), inboxRe: new WildcardPattern(full.replace(/^inbox/i, 'INBOX'), DELIMITER) };
   });
@@ -132,7 +133,7 @@ export async function listReply(s: ImapSession, a: ListArgs, lsub: boolean): Pro
   }
   const patterns = a.patterns.filter((p) => p !== '');
   if (patterns.length === 0) return;
-  const matches = matcherOf(a.reference, patterns);
+  const matches = matcherOf(a.reference, patterns, isRev2(s));
   const folders = await s.deps.store.list(s.user!);
   const subs = await s.deps.store.subscriptions(s.user!);
   const entries: Entry[] = [];
