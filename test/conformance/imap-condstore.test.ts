@@ -6,13 +6,10 @@
  * returns, what MODIFIED and VANISHED name — is compared exactly. A step may use the values its own
  * server answered earlier (`v.hms`, `v.uidv`, saved ones), since a client resynchronises with those.
  */
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startDovecot, type RunningDovecot } from '../../bench/lib/dovecot.js';
-import { PASSWORD, startImapHarness, type Harness } from '../daemon/mail-harness.js';
+import { PASSWORD } from '../daemon/mail-harness.js';
+import { usePeers } from './peers.js';
 import { normalize } from './normalize.js';
 import { RawImap, slit as lit, type Reply } from './raw-imap.js';
 
@@ -31,22 +28,9 @@ interface Step {
 }
 
 const USERS = Array.from({ length: 12 }, (_, i) => `q${i}@example.com`);
-let mf: Harness;
-let dc: RunningDovecot;
-let dcDir: string;
 let next = 0;
 
-before(async () => {
-  dcDir = mkdtempSync(join(tmpdir(), 'mf-conf-condstore-'));
-  [mf, dc] = await Promise.all([
-    startImapHarness({ users: USERS }),
-    startDovecot({ dir: dcDir, users: USERS.map((address) => ({ address, password: PASSWORD })) }),
-  ]);
-});
-after(async () => {
-  await Promise.all([mf?.close(), dc?.stop()]);
-  rmSync(dcDir, { recursive: true, force: true });
-});
+const peers = usePeers({ users: USERS, label: 'condstore' });
 
 const msg = (n: number) =>
   `Date: Wed, 17 Jul 1996 02:23:25 -0700\r\nFrom: a@example.com\r\nSubject: m${n}\r\n\r\nbody ${n}\r\n`;
@@ -121,8 +105,8 @@ async function runScript(port: number, user: string, steps: readonly Step[]): Pr
 async function conform(steps: readonly Step[], expect: readonly string[] = []): Promise<void> {
   const user = USERS[next++]!;
   const [ours, theirs] = await Promise.all([
-    runScript(mf.port, user, steps),
-    runScript(dc.port, user, steps),
+    runScript(peers.mf.port, user, steps),
+    runScript(peers.dc.port, user, steps),
   ]);
   for (let i = 0; i < theirs.length; i++)
     assert.deepEqual(

@@ -11,13 +11,10 @@
  * mailfleetd creates at first login are kept out by LIST patterns under each script's own prefix.
  * Message literals are synchronising: Dovecot reads no LITERAL+ body of an APPEND it refuses early.
  */
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startDovecot, type RunningDovecot } from '../../bench/lib/dovecot.js';
-import { PASSWORD, startImapHarness, type Harness } from '../daemon/mail-harness.js';
+import { PASSWORD } from '../daemon/mail-harness.js';
+import { usePeers } from './peers.js';
 import { normalize } from './normalize.js';
 import { quote, RawImap, slit as lit } from './raw-imap.js';
 
@@ -30,19 +27,9 @@ interface Step {
 }
 
 const USERS = Array.from({ length: 16 }, (_, i) => `c${i}@example.com`);
-let mf: Harness;
-let dc: RunningDovecot;
-let dcDir: string;
 let next = 0;
 
-before(async () => {
-  dcDir = mkdtempSync(join(tmpdir(), 'mf-conf-dovecot-'));
-  [mf, dc] = await Promise.all([startImapHarness({ users: USERS }), startDovecot({ dir: dcDir, users: USERS.map((address) => ({ address, password: PASSWORD })) })]);
-});
-after(async () => {
-  await Promise.all([mf?.close(), dc?.stop()]);
-  rmSync(dcDir, { recursive: true, force: true });
-});
+const peers = usePeers({ users: USERS, label: 'rfc3501' });
 
 const M1 = 'Date: Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\r\nFrom: Terry Gray <gray@cac.washington.edu>\r\nSubject: IMAP4rev1 WG mtg summary and minutes\r\nTo: imap@cac.washington.edu\r\ncc: minutes@CNRI.Reston.VA.US, John Klensin <KLENSIN@MIT.EDU>\r\nMessage-Id: <B27397-0100000@cac.washington.edu>\r\nMIME-Version: 1.0\r\nContent-Type: TEXT/PLAIN; CHARSET=US-ASCII\r\n\r\nHello Joe, do you think we can meet at 3:30 tomorrow?\r\n';
 const M2 = 'Date: Sat, 24 Mar 2007 23:00:00 -0500\r\nFrom: <user-from (comment)@ (comment) domain.org>\r\nTo: group2: (foo) ;, <@route:user@domain>\r\nSubject: second\r\nX-Extra: yes\r\n\r\nsecond body\r\n';
@@ -78,7 +65,7 @@ async function runScript(port: number, user: string, steps: readonly Step[]): Pr
 /** Runs one script on both servers (own fresh user on each) and compares the normalised replies. */
 async function conform(steps: readonly Step[]): Promise<void> {
   const user = USERS[next++]!;
-  const [ours, theirs] = await Promise.all([runScript(mf.port, user, steps), runScript(dc.port, user, steps)]);
+  const [ours, theirs] = await Promise.all([runScript(peers.mf.port, user, steps), runScript(peers.dc.port, user, steps)]);
   for (let i = 0; i < theirs.length; i++) assert.deepEqual(ours[i], theirs[i], `step ${i + 1}: ${theirs[i]![0]}\nmailfleetd: ${JSON.stringify(ours[i])}\ndovecot:    ${JSON.stringify(theirs[i])}`);
   assert.equal(ours.length, theirs.length);
 }

@@ -4,31 +4,18 @@
  * normalize.ts. Dovecot is the reference: where it disagrees with a reading of the RFCs, the script is
  * wrong (deliberate differences are listed in docs/imap-pop3.md).
  */
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startDovecot, type RunningDovecot } from '../../bench/lib/dovecot.js';
-import { PASSWORD, startImapHarness, type Harness } from '../daemon/mail-harness.js';
+import { PASSWORD } from '../daemon/mail-harness.js';
+import { usePeers } from './peers.js';
 import { normalize } from './normalize.js';
 import { quote, RawImap, slit as lit } from './raw-imap.js';
 import { SORT_SET, THREAD_SET } from './sort-fixtures.js';
 
 const USERS = Array.from({ length: 6 }, (_, i) => `s${i}@example.com`);
-let mf: Harness;
-let dc: RunningDovecot;
-let dcDir: string;
 let next = 0;
 
-before(async () => {
-  dcDir = mkdtempSync(join(tmpdir(), 'mf-sort-dovecot-'));
-  [mf, dc] = await Promise.all([startImapHarness({ users: USERS }), startDovecot({ dir: dcDir, users: USERS.map((address) => ({ address, password: PASSWORD })) })]);
-});
-after(async () => {
-  await Promise.all([mf?.close(), dc?.stop()]);
-  rmSync(dcDir, { recursive: true, force: true });
-});
+const peers = usePeers({ users: USERS, label: 'sort' });
 
 async function runScript(port: number, user: string, steps: readonly string[]): Promise<string[][]> {
   const c = await RawImap.open(port);
@@ -45,7 +32,7 @@ async function runScript(port: number, user: string, steps: readonly string[]): 
 
 async function conform(steps: readonly string[]): Promise<void> {
   const user = USERS[next++]!;
-  const [ours, theirs] = await Promise.all([runScript(mf.port, user, steps), runScript(dc.port, user, steps)]);
+  const [ours, theirs] = await Promise.all([runScript(peers.mf.port, user, steps), runScript(peers.dc.port, user, steps)]);
   for (let i = 0; i < theirs.length; i++) assert.deepEqual(ours[i], theirs[i], `step ${i + 1}: ${theirs[i]![0]}\nmailfleetd: ${JSON.stringify(ours[i])}\ndovecot:    ${JSON.stringify(theirs[i])}`);
   assert.equal(ours.length, theirs.length);
 }

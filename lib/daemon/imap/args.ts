@@ -3,7 +3,7 @@
  * MailfleetError('BAD_REQUEST'), which the session answers with a tagged BAD.
  */
 import { MailfleetError } from '../../errors.js';
-import { nameFromWire } from '../../store/mailbox/names.js';
+import { checkName, nameFromWire } from '../../store/mailbox/names.js';
 import type { Token } from './parser.js';
 import { parseImapDate } from './wire.js';
 
@@ -30,6 +30,39 @@ export interface WorkLimits {
 }
 
 const NO_LIMITS: WorkLimits = { maxSearchKeys: Infinity, maxSearchDepth: Infinity, maxSequenceSetRanges: Infinity };
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Set while an IMAP4rev2 session's command is parsed (withNameMode): 7-bit names are not modified UTF-7. */
+let utf8Names = false;
+
+/**
+ * Runs a command's parse (synchronous) reading mailbox names as the session sends them: UTF-8 for an
+ * IMAP4rev2 session (RFC 9051 §5.1), modified UTF-7 for IMAP4rev1.
+ */
+export function withNameMode<T>(rev2: boolean, parse: () => T): T {
+  const prev = utf8Names;
+  utf8Names = rev2;
+  try {
+    return parse();
+  } finally {
+    utf8Names = prev;
+  }
+}
+
+/**
+ * A mailbox name or pattern sent in 8-bit: UTF-8, as IMAP4rev2 clients send them (RFC 9051 §5.1), in
+ * NFC; undefined for 7-bit text (modified UTF-7, as before). An IMAP4rev1 client may not send 8-bit
+ * names at all, so taking them as UTF-8 in every session changes nothing for rev1.
+ */
+function utf8Text(b: Buffer): string | undefined {
+  if (!b.some((c) => c > 0x7f)) return undefined;
+  try {
+    return STRICT_UTF8.decode(b).normalize('NFC');
+  } catch {
+    throw bad('Mailbox name is not UTF-8');
+  }
+}
 
 /** Sequential reader over a command's tokens. */
 export class Args {
@@ -76,15 +109,18 @@ export class Args {
   mailbox(): string {
     const t = this.next('mailbox name');
     if (t.t === 'list') throw bad('Expected mailbox name');
+    const utf8 = t.t === 'string' ? utf8Text(t.v) : undefined;
+    if (utf8 !== undefined) return checkName(utf8);
     const wire = t.t === 'atom' ? t.v : t.v.toString('latin1');
-    return nameFromWire(wire);
+    // IMAP4rev2 names are UTF-8 even when 7-bit: "R&D" is R&D, not modified UTF-7.
+    return utf8Names ? checkName(wire) : nameFromWire(wire);
   }
 
   /** A list pattern: kept raw (wildcards allowed). */
   pattern(what: string): string {
     const t = this.next(what);
     if (t.t === 'list') throw bad(`Expected ${what}`);
-    return t.t === 'atom' ? t.v : t.v.toString('latin1');
+    return t.t === 'atom' ? t.v : (utf8Text(t.v) ?? t.v.toString('latin1'));
   }
 
   list(what: string): readonly Token[] {

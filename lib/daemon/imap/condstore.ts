@@ -14,6 +14,8 @@ import type { ImapSession } from './session.js';
 export interface ModseqModes {
   condstore: boolean;
   qresync: boolean;
+  /** ENABLE IMAP4rev2 (RFC 9051, rev2.ts): no \Recent, UID in unsolicited FETCH. @default false */
+  rev2?: boolean;
 }
 
 const modes = new WeakMap<ImapSession, ModseqModes>();

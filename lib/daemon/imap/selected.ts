@@ -81,7 +81,8 @@ export class SelectedMailbox {
   /** A message's flags as this session shows them: the stored ones and \Recent if it is recent here. */
   flagsOf(r: MessageRecord): string[] {
     const f = this.mailbox.flagsOf(r);
-    return this.isRecent(r.uid) ? [...f, '\\Recent'] : f; // last, where Dovecot puts it
+    // IMAP4rev2 has no \Recent (RFC 9051 Appendix E).
+    return this.isRecent(r.uid) && !this.modes.rev2 ? [...f, '\\Recent'] : f; // last, where Dovecot puts it
   }
 
   get mailbox() {
@@ -169,11 +170,12 @@ export class SelectedMailbox {
 
   /**
    * An untagged FETCH carrying a message's flags. With CONDSTORE enabled it also carries MODSEQ (RFC
-   * 7162 §3.1); UID in answer to a UID command and always once QRESYNC is enabled (§3.2.4), as Dovecot.
+   * 7162 §3.1); UID in answer to a UID command and always once QRESYNC is enabled (§3.2.4), as Dovecot,
+   * or IMAP4rev2 (RFC 9051 §7.5.2: unsolicited FETCH responses carry UID).
    */
   flagsFetch(seq: number, r: MessageRecord, withUid: boolean): string {
     const cs = this.modes.condstore;
-    return `* ${seq} FETCH (${withUid || this.modes.qresync ? `UID ${r.uid} ` : ''}FLAGS (${this.flagsOf(r).join(' ')})${cs ? ` MODSEQ (${r.modseq})` : ''})`;
+    return `* ${seq} FETCH (${withUid || this.modes.qresync || this.modes.rev2 ? `UID ${r.uid} ` : ''}FLAGS (${this.flagsOf(r).join(' ')})${cs ? ` MODSEQ (${r.modseq})` : ''})`;
   }
 
   /** Untagged updates since the last call: EXPUNGE or VANISHED (when allowed), EXISTS, FETCH FLAGS. */
@@ -198,7 +200,7 @@ export class SelectedMailbox {
     for (const r of mb.messages) if (r.uid > last) this.uids.push(r.uid);
     if (this.uids.length !== before) out.push(`* ${this.uids.length} EXISTS`);
     // RECENT when the count this session holds changed (new messages claimed, recent ones expunged), as Dovecot.
-    if (this.recentCount !== this.reportedRecent) out.push(`* ${(this.reportedRecent = this.recentCount)} RECENT`);
+    if (this.recentCount !== this.reportedRecent && !this.modes.rev2) out.push(`* ${(this.reportedRecent = this.recentCount)} RECENT`);
     if (mb.modseq > this.seenModseq) {
       for (const r of mb.messages) {
         if (r.modseq <= this.seenModseq || r.uid > last || this.own.get(r.uid) === r.modseq) continue;

@@ -18,6 +18,8 @@ import type { Completion, ImapState } from './command.js';
 import { DeflateSocket } from './compress.js';
 import { LiteralBudget } from './literal-budget.js';
 import { imapWorkLimits } from './work-limits.js';
+import { withNameMode } from './args.js';
+import { isRev2 } from './rev2.js';
 import { ImapParser, type ParserEvent } from './parser.js';
 import { errorReply, REPLY } from './replies.js';
 import type { SelectedMailbox } from './selected.js';
@@ -110,10 +112,13 @@ export class ImapSession {
 
   /** Capabilities for the current state (RFC 3501 §6.1.1). */
   capabilities(): string {
-    const caps = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE', 'NAMESPACE', 'UIDPLUS', 'MOVE', 'UNSELECT', 'SPECIAL-USE', 'CHILDREN'];
+    // IMAP4rev2 (RFC 9051) beside rev1: a client turns it on with ENABLE IMAP4rev2 (rev2.ts).
+    const caps = ['IMAP4rev1', 'IMAP4rev2', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE', 'NAMESPACE', 'UIDPLUS', 'MOVE', 'UNSELECT', 'SPECIAL-USE', 'CHILDREN'];
     // Issue 21 (docs/imap-pop3.md "Extensions beyond RFC 3501"): LIST-EXTENDED, LIST-STATUS, STATUS=SIZE, MULTIAPPEND, BINARY,
     // COMPRESS=DEFLATE (until it is active).
     caps.push('LIST-EXTENDED', 'LIST-STATUS', 'STATUS=SIZE', 'MULTIAPPEND', 'BINARY');
+    // RFC 8970: FETCH PREVIEW (fetch-preview.ts).
+    caps.push('PREVIEW');
     if (!this.compressed) caps.push('COMPRESS=DEFLATE');
     if (this.state === 'not-authenticated') {
       if (!this.secure && this.deps.tls) caps.push('STARTTLS');
@@ -234,7 +239,7 @@ export class ImapSession {
     }
     let completion: Completion | undefined;
     try {
-      const handler = cmd.bind(tokens, imapWorkLimits(this.deps.settings));
+      const handler = withNameMode(isRev2(this), () => cmd.bind(tokens, imapWorkLimits(this.deps.settings)));
       completion = await handler(this, tag);
     } catch (e) {
       const r = errorReply(tag, e);

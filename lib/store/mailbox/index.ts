@@ -8,3 +8,4 @@ export * from './names.js';
 export * from './store.js';
 export * from './redis-events.js';
 export * from './sort-keys.js';
+export * from './preview.js';

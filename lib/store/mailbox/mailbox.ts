@@ -27,6 +27,7 @@ import { withLock } from './lock.js';
 import { storeError } from '../maildir/deliver.js';
 import { addressSearchText } from './address.js';
 import { sortKeysOf, type SortKeys } from './sort-keys.js';
+import { previewOf } from './preview.js';
 import { addUsage } from '../usage.js';
 import { parseMime, envelopeOf, bodyStructureOf, headerValue, decodedHeader, DEFAULT_MIME_LIMITS, type ImapValue, type MimeLimits, type MimePart } from './mime.js';
 
@@ -76,6 +77,8 @@ export interface MessageSummary {
   readonly search: Readonly<Record<string, string>>;
   /** SORT and THREAD keys (RFC 5256): kept here so neither reads message files. */
   readonly sort: SortKeys;
+  /** PREVIEW text (RFC 8970, preview.ts), added at the first FETCH PREVIEW; absent until then. */
+  readonly preview?: string;
 }
 
 let uniqueCounter = 0;
@@ -1001,6 +1004,22 @@ export class Mailbox {
     return s;
   }
 
+  /**
+   * PREVIEW text (RFC 8970): from the cache, else made from the file once and kept with the summary (a
+   * later line for the same UID replaces the earlier one at load). `lazy` answers only from the cache.
+   */
+  async preview(r: MessageRecord, lazy = false): Promise<string | undefined> {
+    const cache = await this.loadSummaries();
+    const hit = cache.get(r.uid);
+    if (hit?.preview !== undefined || lazy) return hit?.preview;
+    const buf = await this.read(r);
+    const root = await parseMime(buf, this.mimeLimits);
+    const s = { ...(hit ?? summarise(root, buf)), preview: previewOf(root, buf) };
+    cache.set(r.uid, s);
+    await this.appendCache(`${JSON.stringify({ u: r.uid, v: this.uidValidity, f: SUMMARY_FORMAT, ...s })}\n`);
+    return s.preview;
+  }
+
   /** Cache lines made in the same event-loop turn, appended by one write (a cold SORT makes thousands). */
   private cacheLines: string[] = [];
   private cacheFlush?: Promise<void>;
@@ -1034,7 +1053,7 @@ export class Mailbox {
         if (!line) continue;
         try {
           const o = JSON.parse(line) as MessageSummary & { u: number; v: number; f?: number };
-          if (o.v === this.uidValidity && o.f === SUMMARY_FORMAT) m.set(o.u, { envelope: o.envelope, bodystructure: o.bodystructure, body: o.body, search: o.search, sort: o.sort });
+          if (o.v === this.uidValidity && o.f === SUMMARY_FORMAT) m.set(o.u, { envelope: o.envelope, bodystructure: o.bodystructure, body: o.body, search: o.search, sort: o.sort, preview: o.preview });
         } catch {
           /* a torn line from a crashed writer */
         }

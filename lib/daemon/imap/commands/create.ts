@@ -9,8 +9,10 @@ export const create = defineCommand({
     const a = new Args(t);
     // A trailing delimiter only says "will have children" (RFC 3501 §6.3.3).
     const tok = a.next('mailbox name');
-    const raw = tok.t === 'atom' ? tok.v : tok.t === 'string' ? tok.v.toString('latin1') : '';
-    const name = new Args([{ t: 'atom', v: raw.endsWith(DELIMITER) ? raw.slice(0, -1) : raw }]).mailbox();
+    // Octets kept as sent: an 8-bit name is UTF-8 (IMAP4rev2, args.ts mailbox()).
+    const raw = tok.t === 'atom' ? Buffer.from(tok.v, 'latin1') : tok.t === 'string' ? tok.v : Buffer.alloc(0);
+    const trimmed = raw.length > 0 && raw[raw.length - 1] === DELIMITER.charCodeAt(0) ? raw.subarray(0, -1) : raw;
+    const name = new Args([{ t: 'string', v: trimmed, literal: false }]).mailbox();
     a.optionalList();
     a.end();
     return name;

@@ -1,6 +1,7 @@
 import { AUTHENTICATED, defineCommand } from '../command.js';
 import { Args } from '../args.js';
 import { enableCondstore, modesOf } from '../condstore.js';
+import { enableRev2 } from '../rev2.js';
 import type { ImapSession } from '../session.js';
 
 /**
@@ -13,7 +14,11 @@ const ENABLERS: Record<string, (s: ImapSession) => void> = {
     enableCondstore(s);
     modesOf(s).qresync = true;
   },
+  // RFC 9051 §6.3.1: the session follows IMAP4rev2 from here on (rev2.ts).
+  IMAP4REV2: (s) => enableRev2(s),
 };
+/** Names as ENABLED echoes them (the capability's own spelling). */
+const SPELLING: Record<string, string> = { IMAP4REV2: 'IMAP4rev2' };
 
 /** ENABLE (RFC 5161). */
 export const enable = defineCommand({
@@ -35,7 +40,7 @@ export const enable = defineCommand({
       on(s);
       enabled.push(name);
     }
-    s.write(`* ENABLED${enabled.map((n) => ` ${n}`).join('')}\r\n`);
+    s.write(`* ENABLED${enabled.map((n) => ` ${SPELLING[n] ?? n}`).join('')}\r\n`);
     return { text: 'ENABLE completed' };
   },
 });

@@ -9,6 +9,7 @@ import { imapDate, serialize } from '../wire.js';
 import { TimeSlice } from '../time-slice.js';
 import { enableCondstore, modesOf, parseFetchModifiers, uidSet, vanishedFor, type FetchModifiers } from '../condstore.js';
 import { binaryItem, binarySetsSeen, parseBinaryAtt, type BinaryAtt } from '../fetch-binary.js';
+import { parsePreviewAtt, previewItem, type PreviewAtt } from '../fetch-preview.js';
 
 type Simple = 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'ENVELOPE' | 'BODYSTRUCTURE' | 'BODY' | 'UID' | 'RFC822' | 'RFC822.HEADER' | 'RFC822.TEXT';
 
@@ -22,7 +23,7 @@ interface SectionAtt {
   /** The section as echoed in the response: BODY[1.HEADER.FIELDS (SUBJECT)]<0> */
   readonly label: string;
 }
-type Att = { readonly k: Simple } | SectionAtt | { readonly k: 'MODSEQ' } | BinaryAtt;
+type Att = { readonly k: Simple } | SectionAtt | { readonly k: 'MODSEQ' } | BinaryAtt | PreviewAtt;
 
 const SIMPLE = new Set<string>(['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODYSTRUCTURE', 'BODY', 'UID', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
 const MACROS: Record<string, Simple[]> = {
@@ -55,17 +56,31 @@ function parseAtt(t: Token): Att[] {
   if (MACROS[up]) return MACROS[up]!.map((k) => ({ k }));
   if (SIMPLE.has(up)) return [{ k: up as Simple }];
   if (up === 'MODSEQ') return [{ k: 'MODSEQ' }]; // CONDSTORE (RFC 7162 §3.1.4)
+  if (up === 'PREVIEW') return [parsePreviewAtt(undefined)]; // RFC 8970, fetch-preview.ts
   // BINARY (RFC 3516): fetch-binary.ts.
   const binary = parseBinaryAtt(t.v);
   if (binary) return [binary];
   return [parseSection(t.v)];
 }
 
+/** The attribute list; PREVIEW may be followed by its modifier list (RFC 8970: PREVIEW (LAZY)). */
+function parseAtts(tokens: readonly Token[]): Att[] {
+  const out: Att[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t.t === 'atom' && t.v.toUpperCase() === 'PREVIEW') {
+      const mods = tokens[i + 1]?.t === 'list' ? tokens[++i] : undefined;
+      out.push(parsePreviewAtt(mods));
+    } else out.push(...parseAtt(t));
+  }
+  return out;
+}
+
 function parseFetch(t: readonly Token[], limits: WorkLimits) {
   const a = new Args(t, limits);
   const set = seqSetArg(a);
   const x = a.next('fetch attributes');
-  const atts = x.t === 'list' ? x.v.flatMap(parseAtt) : parseAtt(x);
+  const atts = x.t === 'list' ? parseAtts(x.v) : parseAtt(x);
   if (atts.length === 0) throw bad('Empty fetch attribute list');
   // CONDSTORE/QRESYNC fetch modifiers: (CHANGEDSINCE n [VANISHED]) — condstore.ts.
   const mods = parseFetchModifiers(a.left > 0 ? a.list('fetch modifiers') : undefined);
@@ -217,6 +232,9 @@ async function fetchOne(
       }
       case 'BINARY':
         p.push(...(await binaryItem(a, await content(), tree)));
+        break;
+      case 'PREVIEW':
+        p.push(...(await previewItem(a, sel.mailbox, r)));
         break;
       case 'SECTION': {
         let bytes = await sectionBytes(a, await content(), tree);

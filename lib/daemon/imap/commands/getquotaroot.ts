@@ -1,7 +1,6 @@
 import { AUTHENTICATED, defineCommand } from '../command.js';
 import { Args } from '../args.js';
-import { nameToWire } from '../../../store/mailbox/names.js';
-import { istring } from '../wire.js';
+import { mailboxWire } from '../rev2.js';
 import { quotaRootLines } from '../quota.js';
 
 /** GETQUOTAROOT (RFC 9208 §6.3): every folder of a user belongs to the root "", and to the domain's when it has a total. */
@@ -16,8 +15,7 @@ export const getquotaroot = defineCommand({
   },
   async handler(s, a) {
     if (!(await s.deps.store.exists(s.user!, a.name))) return { status: 'NO', code: 'NONEXISTENT', text: 'No such mailbox' };
-    const wire = istring(nameToWire(a.name));
-    s.write(await quotaRootLines(s.deps.quota, s.user!, typeof wire === 'string' ? wire : nameToWire(a.name)));
+    s.write(await quotaRootLines(s.deps.quota, s.user!, mailboxWire(s, a.name)));
     return { text: 'GETQUOTAROOT completed' };
   },
 });

@@ -8,14 +8,14 @@ import { Args, bad, overLimit, type WorkLimits } from '../args.js';
 import { isMailfleetError } from '../../../errors.js';
 import { DEFAULT_IMAP_WORK_LIMITS } from '../../../spec/defaults.js';
 import { decodeMutf7 } from '../../../store/mailbox/mutf7.js';
-import { DELIMITER, nameToWire } from '../../../store/mailbox/names.js';
+import { DELIMITER } from '../../../store/mailbox/names.js';
 import { superiorNames, type FolderInfo } from '../../../store/mailbox/store.js';
 import type { Token } from '../parser.js';
 import type { ImapSession } from '../session.js';
-import { istring } from '../wire.js';
 import { WildcardPattern } from '../wildcard.js';
 import type { ImapWorkLimits } from '../work-limits.js';
-import { parseStatusItems, writeStatus, type StatusItem } from './status.js';
+import { checkStatusItems, parseStatusItems, writeStatus, type StatusItem } from './status.js';
+import { isRev2, mailboxWire } from '../rev2.js';
 
 export interface ListArgs {
   readonly reference: string;
@@ -104,9 +104,10 @@ export function parseList(t: readonly Token[], limits?: WorkLimits): ListArgs {
 
 type Matcher = (name: string) => boolean;
 
-function matcherOf(reference: string, patterns: readonly string[]): Matcher {
+function matcherOf(reference: string, patterns: readonly string[], rev2: boolean): Matcher {
   const all = patterns.map((pat) => {
-    const full = decodeMutf7(reference + pat) ?? reference + pat;
+    // IMAP4rev2 patterns are UTF-8 as sent (RFC 9051 §5.1); rev1 ones modified UTF-7.
+    const full = rev2 ? reference + pat : (decodeMutf7(reference + pat) ?? reference + pat);
     // A linear-time matcher: the pattern is client input (see wildcard.ts for why not a RegExp).
     return { re: new WildcardPattern(full, DELIMITER), inboxRe: new WildcardPattern(full.replace(/^inbox/i, 'INBOX'), DELIMITER) };
   });
@@ -124,6 +125,7 @@ interface Entry {
 
 export async function listReply(s: ImapSession, a: ListArgs, lsub: boolean): Promise<void> {
   const verb = lsub ? 'LSUB' : 'LIST';
+  if (a.returnStatus) checkStatusItems(s, a.returnStatus);
   const plainEmpty = a.patterns.length === 1 && a.patterns[0] === '';
   if (plainEmpty && !a.extended) {
     s.write(`* ${verb} (\\Noselect) "${DELIMITER}" ""\r\n`);
@@ -131,7 +133,7 @@ export async function listReply(s: ImapSession, a: ListArgs, lsub: boolean): Pro
   }
   const patterns = a.patterns.filter((p) => p !== '');
   if (patterns.length === 0) return;
-  const matches = matcherOf(a.reference, patterns);
+  const matches = matcherOf(a.reference, patterns, isRev2(s));
   const folders = await s.deps.store.list(s.user!);
   const subs = await s.deps.store.subscriptions(s.user!);
   const entries: Entry[] = [];
@@ -167,9 +169,8 @@ export async function listReply(s: ImapSession, a: ListArgs, lsub: boolean): Pro
     if (lines.length > 0) s.write(lines.splice(0).join('\r\n') + '\r\n');
   };
   for (const e of entries) {
-    const wire = istring(nameToWire(e.name));
     const extData = e.childInfo ? ' (CHILDINFO ("SUBSCRIBED"))' : '';
-    lines.push(`* ${verb} (${e.attrs.join(' ')}) "${DELIMITER}" ${typeof wire === 'string' ? wire : nameToWire(e.name)}${extData}`);
+    lines.push(`* ${verb} (${e.attrs.join(' ')}) "${DELIMITER}" ${mailboxWire(s, e.name)}${extData}`);
     if (a.returnStatus && e.selectable && !lsub) {
       flush();
       try {

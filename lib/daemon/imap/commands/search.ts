@@ -9,6 +9,7 @@ import type { ImapSession } from '../session.js';
 import type { SelectedMailbox } from '../selected.js';
 import { TimeSlice } from '../time-slice.js';
 import { enableCondstore, hasModseqKey, parseModseqKey } from '../condstore.js';
+import { isRev2, refuseRecentKeys } from '../rev2.js';
 
 /** A parsed search key (RFC 3501 §6.4.4). */
 export type Key =
@@ -379,9 +380,12 @@ export async function matchMessages(sel: SelectedMailbox, key: Key): Promise<{ h
   return { hits, expunged };
 }
 
+const REV2_DEFAULT_RETURN: ReadonlySet<ReturnOption> = new Set(['ALL']);
+
 async function runSearch(s: ImapSession, p: SearchProgram, byUid: boolean, tag: string) {
   const sel = s.selected!;
   // --- CONDSTORE: a MODSEQ key enables CONDSTORE and adds the hits' highest modseq (RFC 7162 §3.1.5).
+  refuseRecentKeys(s, p.key);
   const modseqKey = hasModseqKey(p.key);
   if (modseqKey) enableCondstore(s);
   // --- end CONDSTORE
@@ -396,8 +400,10 @@ async function runSearch(s: ImapSession, p: SearchProgram, byUid: boolean, tag: 
   // CONDSTORE: the highest modseq of the hits, after the result (SEARCH) or as an ESEARCH item (§3.1.5).
   let highest = 0;
   if (modseqKey) for (const h of hits) highest = Math.max(highest, h.rec.modseq);
-  if (p.ret) {
-    const line = replyWithReturn(sel, p.ret, hits, byUid, tag, false);
+  // IMAP4rev2 answers every SEARCH with ESEARCH; no RETURN means RETURN (ALL) (RFC 9051 §6.4.4).
+  const ret = p.ret ?? (isRev2(s) ? REV2_DEFAULT_RETURN : undefined);
+  if (ret) {
+    const line = replyWithReturn(sel, ret, hits, byUid, tag, false);
     if (line !== undefined) await s.writeAsync(`${line}${highest > 0 ? ` MODSEQ ${highest}` : ''}\r\n`);
   } else
     await s.writeAsync(`* SEARCH${hits.length > 0 ? ' ' + hits.map((h) => (byUid ? h.uid : h.seq)).join(' ') : ''}${highest > 0 ? ` (MODSEQ ${highest})` : ''}\r\n`);
