@@ -6,7 +6,6 @@
  * was made (its holder killed before writing its name), is taken over.
  */
 import { open, rename, stat, unlink, utimes, readFile } from 'node:fs/promises';
-import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { MailfleetError } from '../../errors.js';
 
@@ -15,12 +14,6 @@ export interface FileLockOptions {
   readonly staleMs?: number;
   /** How long acquire() waits for a busy lock before failing. @default 10000; 0 = try once */
   readonly timeoutMs?: number;
-  /**
-   * Create and remove the lock file with synchronous syscalls: for a lock on a local filesystem, taken
-   * once per mailbox change, where the async round trips cost more CPU than the syscalls (see io.ts).
-   * @default false
-   */
-  readonly syncIo?: boolean;
 }
 
 const HOST = hostname();
@@ -43,19 +36,9 @@ export class FileLock {
     let delay = 2;
     for (;;) {
       try {
-        const holder = `${HOST} ${process.pid} ${Date.now()}\n`;
-        if (this.opts.syncIo) {
-          const fd = openSync(this.path, 'wx', 0o600);
-          try {
-            writeSync(fd, holder);
-          } finally {
-            closeSync(fd);
-          }
-        } else {
-          const fh = await open(this.path, 'wx', 0o600);
-          await fh.writeFile(holder);
-          await fh.close();
-        }
+        const fh = await open(this.path, 'wx', 0o600);
+        await fh.writeFile(`${HOST} ${process.pid} ${Date.now()}\n`);
+        await fh.close();
         this.held = true;
         // Long holders (a POP3 session) keep the lock fresh so nobody takes it over.
         this.refresher = setInterval(() => void utimes(this.path, new Date(), new Date()).catch(() => {}), Math.max(1000, staleMs / 3));
@@ -88,13 +71,7 @@ export class FileLock {
     this.refresher = undefined;
     if (!this.held) return;
     this.held = false;
-    if (this.opts.syncIo) {
-      try {
-        unlinkSync(this.path);
-      } catch {
-        /* taken over as stale meanwhile */
-      }
-    } else await unlink(this.path).catch(() => {});
+    await unlink(this.path).catch(() => {});
   }
 
   private async isStale(staleMs: number): Promise<boolean> {

@@ -17,14 +17,13 @@
  * only their own UID → sequence view and the modseq they last reported.
  */
 import { createHash } from 'node:crypto';
-import { link, mkdir, readFile, rename, stat, unlink, writeFile, copyFile } from 'node:fs/promises';
+import { link, mkdir, open, readFile, readdir, rename, stat, unlink, utimes, writeFile, copyFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { statSync, type Stats } from 'node:fs';
 import { MailfleetError } from '../../errors.js';
 import { flagsToLetters, isKeyword, keywordLetter, KEYWORDS_FILE, lettersToFlags, MAX_KEYWORDS, parseKeywords, serialiseKeywords, sortLetters } from './flags.js';
 import { withLock } from './lock.js';
-import { ASYNC_IO, folderIoFor, FolderIo } from './io.js';
 import { storeError } from '../maildir/deliver.js';
 import { addressSearchText } from './address.js';
 import { sortKeysOf, type SortKeys } from './sort-keys.js';
@@ -337,12 +336,6 @@ export interface MailboxOptions {
    * @default DEFAULT_EXPUNGE_HISTORY_UIDS (10,000)
    */
   readonly expungeHistoryUids?: number;
-  /**
-   * Small file operations of a change (lock, list write, renames, unlinks, small reads) as synchronous
-   * syscalls (io.ts).
-   * @default - true on a local filesystem (ext4, xfs, btrfs, tmpfs, …), false on FUSE, NFS, CIFS and others
-   */
-  readonly syncIo?: boolean;
 }
 
 export class Mailbox {
@@ -387,14 +380,6 @@ export class Mailbox {
     this.newUidValidity = opts.newUidValidity ?? (async () => Math.floor(Date.now() / 1000));
     this.usageDir = opts.usageDir;
     this.expungeHistoryUids = opts.expungeHistoryUids ?? DEFAULT_EXPUNGE_HISTORY_UIDS;
-    if (opts.syncIo !== undefined) this.ioMode = opts.syncIo ? new FolderIo(true) : ASYNC_IO;
-  }
-
-  private ioMode?: FolderIo;
-
-  /** How this folder's small file operations run (io.ts): told from its filesystem once the directory exists. */
-  private get io(): FolderIo {
-    return (this.ioMode ??= folderIoFor(this.dir)) ?? ASYNC_IO;
   }
 
   private readonly expungeHistoryUids: number;
@@ -489,7 +474,7 @@ export class Mailbox {
     if (stamp === this.listStamp) return false;
     // Another process changed the folder: a keyword it defined comes with the flag change it made.
     await this.loadKeywords();
-    const parsed = parseList((await this.io.read(p, st.size)).toString('utf8'));
+    const parsed = parseList(await readFile(p, 'utf8'));
     if (!parsed) return true; // damaged: rebuilt under the lock, keeping UIDVALIDITY if we had it
     this.apply(parsed);
     this.listStamp = stamp;
@@ -597,7 +582,7 @@ export class Mailbox {
     const st = await statOrUndefined(join(this.dir, 'new'));
     if (!st) return false;
     if (st.mtimeMs === this.newSeen) return false;
-    const names = (await this.io.readdir(join(this.dir, 'new'))).filter((n) => !n.startsWith('.'));
+    const names = (await readdir(join(this.dir, 'new'))).filter((n) => !n.startsWith('.'));
     this.newSeen = Date.now() - st.mtimeMs < RACY_MS ? -1 : st.mtimeMs;
     return names.length > 0;
   }
@@ -625,7 +610,6 @@ export class Mailbox {
    * cur/ reconciled when it changed behind our back), then writes the list if anything changed.
    */
   private async locked<T>(change: (s: ListState) => Promise<T>): Promise<T> {
-    const io = this.io;
     return withLock(join(this.dir, LOCK_FILE), async () => {
       await this.loadList();
       // Also when there is no list yet (a folder from Dovecot has dovecot-keywords but no UID list of ours).
@@ -658,14 +642,20 @@ export class Mailbox {
       this.apply(s);
       if (dirty) this.version++;
       return result;
-    }, { syncIo: io.sync });
+    });
   }
 
   private async writeList(s: ListState): Promise<void> {
     const p = join(this.dir, UIDLIST_FILE);
     const tmp = join(this.dir, `${UIDLIST_FILE}.${process.pid}.${Date.now()}.tmp`);
-    await this.io.writeFile(tmp, serialiseList(s), 'w', true);
-    await this.io.rename(tmp, p);
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(serialiseList(s));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, p);
     const st = statSync(p);
     this.listStamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
   }
@@ -680,18 +670,12 @@ export class Mailbox {
     // cur/ untouched since the list was written: arrivals can be added without listing cur/.
     const inSync = before !== undefined && !this.curNeedsListing(before.mtimeMs, s.curMtime);
     // Oldest first, so UIDs follow arrival order (readdir order is the file system's hash order).
-    let newNames: string[];
-    try {
-      newNames = await this.io.readdir(newDir);
-    } catch {
-      newNames = [];
-    }
-    for (const n of newNames.sort(byArrival)) {
+    for (const n of (await readdir(newDir).catch(() => [] as string[])).sort(byArrival)) {
       if (n.startsWith('.')) continue;
       const { base, letters } = splitName(n);
       const target = `${base}:2,${letters}`;
       try {
-        await this.io.rename(join(newDir, n), join(curDir, target));
+        await rename(join(newDir, n), join(curDir, target));
         arrived.push({ base, letters, file: target });
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
@@ -708,7 +692,7 @@ export class Mailbox {
     } else if (before) {
       const onDisk = new Map<string, string>();
       this.verifiedAt = Date.now();
-      for (const n of await this.io.readdir(curDir)) if (!n.startsWith('.')) onDisk.set(splitName(n).base, n);
+      for (const n of await readdir(curDir)) if (!n.startsWith('.')) onDisk.set(splitName(n).base, n);
       const kept: MessageRecord[] = [];
       const gone: number[] = [];
       for (const r of s.messages) {
@@ -745,12 +729,7 @@ export class Mailbox {
   private async recordFor(file: string, base: string, letters: string, s: ListState): Promise<MessageRecord | undefined> {
     try {
       const p = join(this.dir, 'cur', file);
-      let st: Stats;
-      let buf: Buffer;
-      if (this.io.sync) {
-        st = statSync(p);
-        buf = await this.io.read(p, st.size);
-      } else [st, buf] = await Promise.all([stat(p), readFile(p)]);
+      const [st, buf] = await Promise.all([stat(p), readFile(p)]);
       return { uid: s.nextUid++, base, letters, size: wireSize(buf), date: Math.floor(st.mtimeMs), modseq: ++s.modseq };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -791,7 +770,7 @@ export class Mailbox {
     let name = fileName(r);
     for (let attempt = 0; ; attempt++) {
       try {
-        const buf = await this.io.read(join(this.dir, 'cur', name), r.size);
+        const buf = await readFile(join(this.dir, 'cur', name));
         // The recorded wire size counts each bare LF as two octets: equal lengths mean there is none, and
         // the 20 MB scan for them (which held the event loop) is skipped.
         return buf.length === r.size ? buf : toCrlf(buf);
@@ -805,7 +784,7 @@ export class Mailbox {
         name = fromIndex;
         continue;
       }
-      const found = (await this.io.readdir(join(this.dir, 'cur'))).find((x) => x === r.base || x.startsWith(`${r.base}:2,`));
+      const found = (await readdir(join(this.dir, 'cur'))).find((x) => x === r.base || x.startsWith(`${r.base}:2,`));
       if (found === undefined) throw new MailfleetError('NOT_FOUND', `message ${r.uid} has been expunged`);
       name = found;
     }
@@ -879,14 +858,14 @@ export class Mailbox {
         if (next === r.letters) continue;
         const nr: MessageRecord = { ...r, letters: next, modseq: s.modseq + 1 };
         try {
-          await this.io.rename(join(this.dir, 'cur', fileName(r)), join(this.dir, 'cur', fileName(nr)));
+          await rename(join(this.dir, 'cur', fileName(r)), join(this.dir, 'cur', fileName(nr)));
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
           // Renamed by a tool outside the lock (the list is in sync otherwise): find it by base name.
-          const found = (await this.io.readdir(join(this.dir, 'cur'))).find((x) => x === r.base || x.startsWith(`${r.base}:2,`));
+          const found = (await readdir(join(this.dir, 'cur'))).find((x) => x === r.base || x.startsWith(`${r.base}:2,`));
           if (found === undefined) continue; // expunged meanwhile
           try {
-            await this.io.rename(join(this.dir, 'cur', found), join(this.dir, 'cur', fileName(nr)));
+            await rename(join(this.dir, 'cur', found), join(this.dir, 'cur', fileName(nr)));
           } catch (e2) {
             if ((e2 as NodeJS.ErrnoException).code === 'ENOENT') continue;
             throw e2;
@@ -912,11 +891,9 @@ export class Mailbox {
           kept.push(r);
           continue;
         }
-        try {
-          await this.io.unlink(join(this.dir, 'cur', fileName(r)));
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        }
+        await unlink(join(this.dir, 'cur', fileName(r))).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'ENOENT') throw e;
+        });
         removed.push(r.uid);
         bytes += r.size;
       }
@@ -948,16 +925,19 @@ export class Mailbox {
       for (const { data, letters, date } of items) {
         const base = uniqueName();
         const tmp = join(this.dir, 'tmp', base);
-        const size = await wireSizeSliced(data);
+        let fh;
         try {
-          // Staged before the write: a failed write leaves a file in tmp/ that the cleanup below removes.
-          staged.push({ tmp, base, letters: sortLetters(letters), size, date: date.getTime() });
-          await this.io.writeFile(tmp, data, 'wx', true);
+          fh = await open(tmp, 'wx', 0o600);
+          staged.push({ tmp, base, letters: sortLetters(letters), size: await wireSizeSliced(data), date: date.getTime() });
+          await fh.writeFile(data);
+          await fh.sync();
         } catch (e) {
           // A full or unreachable disk: a typed (temporary) error.
           throw storeError(e);
+        } finally {
+          await fh?.close();
         }
-        await this.io.utimes(tmp, date);
+        await utimes(tmp, date, date);
       }
     } catch (e) {
       // No partial file left in tmp/.
@@ -992,7 +972,7 @@ export class Mailbox {
     return this.mutate(async (s) => {
       const uids: number[] = [];
       for (const f of staged) {
-        await this.io.rename(f.tmp, join(this.dir, 'cur', `${f.base}:2,${f.letters}`));
+        await rename(f.tmp, join(this.dir, 'cur', `${f.base}:2,${f.letters}`));
         const rec: MessageRecord = { uid: s.nextUid++, base: f.base, letters: f.letters, size: f.size, date: f.date, modseq: ++s.modseq };
         s.messages.push(rec);
         uids.push(rec.uid);
@@ -1032,11 +1012,7 @@ export class Mailbox {
       this.cacheLines = [];
       this.cacheFlush = undefined;
       // A torn line (crash, or two writers' chunks interleaving) is skipped at load and made again.
-      try {
-        await this.io.append(join(this.dir, CACHE_FILE), text);
-      } catch {
-        /* a cache: lost lines are made again */
-      }
+      await writeFile(join(this.dir, CACHE_FILE), text, { flag: 'a' }).catch(() => {});
     });
     return this.cacheFlush;
   }
