@@ -3,7 +3,7 @@
  *
  *   npx tsx bench/imap-stress/run.ts [--clients 20] [--seconds 20] [--users 10] [--seed 500]
  *                                    [--rounds 2] [--label current] [--no-dovecot] [--no-mailfleetd]
- *                                    [--gluster] [--cpu-prof <dir>]
+ *                                    [--gluster] [--cpu-prof <dir>] [--tsx]
  *
  * Each of --users users gets an INBOX of --seed messages, written straight into new/ (tmp/, rename) the
  * same way for both servers. --clients clients share the users round-robin (two sessions per mailbox by
@@ -15,7 +15,7 @@
  * envelope (FETCH 1:* (FLAGS ENVELOPE)) on each server: both run in steady state, caches built. The client is a lean line reader on raw sockets (one node
  * process, one command in flight per session) so it takes little of the machine's CPU from the servers.
  *
- * mailfleetd runs as its own process (`mailfleet serve`, as bench/imap-contention's second node) so its
+ * mailfleetd runs as its own process (`mailfleetd serve`, bench/lib/daemon.ts) so its
  * CPU is readable; users carry cheap scrypt parameters (the hash format records them) and Dovecot uses
  * {PLAIN}, so LOGIN measures the servers, not the KDF. Server CPU is utime+stime (+ reaped children)
  * from /proc: the mailfleetd process, or Dovecot's master with everything under it (imap processes are
@@ -25,17 +25,17 @@
  * mailfleetd / Dovecot; merges the run under --label into bench/results/imap-stress.json.
  * --gluster puts mailfleetd's mail root on a GlusterFS replica-3-arbiter volume (test/harness; run under
  * `flock /tmp/mailfleet-gluster.lock`) and skips Dovecot. --cpu-prof <dir> runs the daemon under
- * `node --cpu-prof` and leaves the .cpuprofile there (summarise with bench/imap-stress/profile.ts).
+ * `node --cpu-prof` (after a warm-up in an unprofiled daemon) and leaves the .cpuprofile there (summarise
+ * with bench/imap-stress/profile.ts). mailfleetd runs from the esbuild bundle (what a node runs; bench/lib/
+ * daemon.ts); --tsx runs the sources.
  */
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { maildirPath } from '../../lib/store/maildir/paths.js';
 import { configFor, tempDir } from '../../test/ops/fixture.js';
-import type { DaemonConfig } from '../../lib/plan/types.js';
 import { startGlusterVolume, type GlusterVolume } from '../../test/harness/gluster.js';
+import { startBenchDaemon, type BenchDaemon } from '../lib/daemon.js';
 import { DOVECOT_UID, startDovecot, type RunningDovecot } from '../lib/dovecot.js';
 import { writePlot } from '../lib/plot.js';
 import { ImapClient } from '../lib/imap-client.js';
@@ -53,6 +53,7 @@ const { values } = parseArgs({
     'no-mailfleetd': { type: 'boolean', default: false },
     gluster: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    tsx: { type: 'boolean', default: false },
   },
 });
 const CLIENTS = Number(values.clients);
@@ -230,48 +231,6 @@ async function load(server: string, port: number, pid: number): Promise<Result> 
   return r;
 }
 
-interface DaemonProcess {
-  readonly pid: number;
-  readonly imapPort: number;
-  stop(): Promise<void>;
-}
-
-/**
- * `mailfleet serve` as a child process (test/ops/fixture's startProcess, plus node flags: --cpu-prof is
- * refused in NODE_OPTIONS). SIGTERM lets it exit normally, which is when V8 writes the profile.
- */
-async function startDaemonProcess(dir: string, config: DaemonConfig, nodeFlags: string[]): Promise<DaemonProcess> {
-  const file = join(dir, 'daemon-config.json');
-  writeFileSync(file, JSON.stringify(config));
-  const proc = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', 'bin/mailfleet.ts', 'serve', '--daemon-config', file, '--data-dir', dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, MAILFLEET_LOG_LEVEL: 'silent' },
-  });
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const ready = await new Promise<{ sockets: Array<{ protocol: string; port: number }> }>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`daemon did not start within 90 s: ${stderr}`)), 90_000);
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      if (!line.startsWith('{')) return;
-      clearTimeout(t);
-      resolve(JSON.parse(line));
-    });
-    proc.once('exit', (code) => (clearTimeout(t), reject(new Error(`daemon exited with ${code}: ${stderr}`))));
-  });
-  return {
-    pid: proc.pid!,
-    imapPort: ready.sockets.find((s) => s.protocol === 'imap')!.port,
-    async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
-}
-
 /** Writes one message the way an MDA does: tmp/, then rename into new/. */
 function seed(maildir: string, to: string, uid?: number): void {
   for (const d of ['cur', 'new', 'tmp']) mkdirSync(join(maildir, d), { recursive: true, mode: 0o700 });
@@ -290,7 +249,7 @@ async function main(): Promise<void> {
   const t = await tempDir('mf-bench-stress-');
   const results: Result[] = [];
   let dovecot: RunningDovecot | undefined;
-  let daemon: DaemonProcess | undefined;
+  let daemon: BenchDaemon | undefined;
   let vol: GlusterVolume | undefined;
   try {
     if (!values['no-mailfleetd']) {
@@ -305,8 +264,18 @@ async function main(): Promise<void> {
         symlinkSync(mailRoot, join(t.dir, 'mail'));
       }
       for (const u of USERS) seed(maildirPath(mailRoot, u), u);
-      daemon = await startDaemonProcess(t.dir, config, values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values['cpu-prof'])}`] : []);
-      results.push(await load(values.gluster ? 'mailfleetd (gluster)' : 'mailfleetd', daemon.imapPort, daemon.pid));
+      const configFile = join(t.dir, 'daemon-config.json');
+      writeFileSync(configFile, JSON.stringify(config));
+      const start = (nodeFlags: string[] = []) => startBenchDaemon({ configFile, dataDir: t.dir, work: t.dir, tsx: values.tsx, nodeFlags, logLevel: 'silent' });
+      if (values['cpu-prof']) {
+        // The first sync of every mailbox (moving 5,000 deliveries, parsing each) happens in an unprofiled
+        // daemon: the profile is of the steady state the figures are about.
+        daemon = await start();
+        await warm(daemon.port('imap'));
+        await daemon.stop();
+        daemon = await start(['--cpu-prof', `--cpu-prof-dir=${resolve(values['cpu-prof'])}`]);
+      } else daemon = await start();
+      results.push(await load(values.gluster ? 'mailfleetd (gluster)' : 'mailfleetd', daemon.port('imap'), daemon.pid));
       await daemon.stop();
       daemon = undefined;
     }
@@ -350,6 +319,7 @@ async function main(): Promise<void> {
   const run = {
     measuredAt: new Date().toISOString(),
     storage: values.gluster ? 'glusterfs replica 3 arbiter 1 (FUSE)' : 'local disk',
+    daemon: values.tsx ? 'tsx (sources)' : 'bundle',
     clients: CLIENTS,
     seconds: SECONDS,
     users: USERS.length,

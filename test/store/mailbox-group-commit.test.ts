@@ -79,3 +79,22 @@ test('GIVEN flag changes, appends and expunges issued together on one folder THE
     await rm(dir, { recursive: true, force: true, maxRetries: 5 });
   }
 });
+
+test('GIVEN sessions claiming \\Recent while flag changes share the pass (RFC 3501 §2.3.2) THEN each recent UID goes to exactly one claimer and the claim is on disk when answered', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mf-group-recent-'));
+  try {
+    await createMaildirFolder(dir);
+    const mb = new Mailbox({ name: 'INBOX', dir });
+    await mb.refresh();
+    const uids = await Promise.all(Array.from({ length: 6 }, (_, i) => mb.append(Buffer.from(`Subject: r${i}\r\n\r\nx\r\n`), '', new Date())));
+    const claims = await Promise.all([mb.claimRecent(), mb.setFlags([uids[0]!], 'add', 'S').then(() => mb.claimRecent()), mb.claimRecent(), mb.claimRecent()]);
+    assert.deepEqual(claims.flat().sort((a, b) => a - b), [...uids].sort((a, b) => a - b), 'every recent UID claimed once');
+    const header = readFileSync(join(dir, 'mailfleet-uidlist'), 'utf8').split('\n')[0]!;
+    assert.ok(header.endsWith(` R${mb.nextUid}`), `nothing left to claim on disk: ${header}`);
+    const fresh = new Mailbox({ name: 'INBOX', dir });
+    await fresh.refresh();
+    assert.equal(fresh.unclaimedRecent, 0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
