@@ -16,15 +16,15 @@
  * before each 250, uploader shipping batches to s3rver on loopback), alternated --rounds times in one
  * run; the median rate of each, and the cost in % of the rate from the median of each round's on/off ratio. Results: bench/results/smtp-journal.json.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { startBenchDaemon } from '../lib/daemon.js';
 import { writePlot } from '../lib/plot.js';
 import { countFiles, SMTP_SOURCE, startPostfix, waitForCount } from '../lib/postfix.js';
 import { cpuSeconds, treeCpuSeconds } from '../lib/proc.js';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { hashPassword } from '../../lib/directory/static.js';
 import { startLocalS3 } from '../../lib/journal/local-s3.js';
 import { buildPlan } from '../../lib/plan/build.js';
@@ -73,38 +73,19 @@ async function benchMailfleetd(work: string, opts: { name?: string; audit?: { en
   const config = daemonConfig(buildPlan(spec), { mode: 'local-direct', host: '127.0.0.1', portOverrides: Object.fromEntries(PROTOCOLS.map((p) => [p, 0])), adminPort: 0 });
   await writeFile(join(dir, 'mailfleetd.json'), JSON.stringify(config));
   const profDir = join(work, 'cpu-prof');
-  let entry = ['--import', 'tsx', join(REPO, 'lib/daemon/main.ts')];
-  if (!TSX) {
-    // What a mail node runs: the esbuild bundle (tsx adds per-function name helpers and source-mapped stacks).
-    const bundle = join(work, 'mailfleetd.mjs');
-    const b = existsSync(bundle) ? { status: 0, stderr: '' } : spawnSync(process.execPath, [join(REPO, 'scripts/bundle-daemon.mjs'), '--outfile', bundle], { encoding: 'utf8' });
-    if (b.status !== 0) throw new Error(`bundle-daemon failed: ${b.stderr}`);
-    entry = [bundle];
-  }
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...entry, 'serve', '--daemon-config', join(dir, 'mailfleetd.json'), '--data-dir', dir],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: {
-        ...process.env,
-        MAILFLEET_LOG_LEVEL: 'warn',
-        ...(opts.audit
-          ? { MAILFLEET_AUDIT_BUCKET: 'audit', MAILFLEET_AUDIT_S3_ENDPOINT: opts.audit.endpoint, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' }
-          : {}),
-      },
-      cwd: REPO,
-    },
-  );
+  const daemon = await startBenchDaemon({
+    configFile: join(dir, 'mailfleetd.json'),
+    dataDir: dir,
+    work,
+    tsx: TSX,
+    nodeFlags: PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
+    env: opts.audit
+      ? { MAILFLEET_AUDIT_BUCKET: 'audit', MAILFLEET_AUDIT_S3_ENDPOINT: opts.audit.endpoint, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' }
+      : {},
+  });
+  const child = daemon.child;
   try {
-    const ready = await new Promise<{ sockets: Array<{ protocol: string; port: number }> }>((res, rej) => {
-      // Log lines share stdout: the ready line is the JSON with ready: true.
-      createInterface({ input: child.stdout! }).on('line', (l) => {
-        if (l.includes('"ready":true')) res(JSON.parse(l) as { sockets: Array<{ protocol: string; port: number }> });
-      });
-      child.once('exit', (c) => rej(new Error(`mailfleetd exited ${c}`)));
-    });
-    const port = ready.sockets.find((s) => s.protocol === 'smtp')!.port;
+    const port = daemon.port('smtp');
     // Warm-up (JIT, first Maildir creation) outside the measurement.
     const warm = spawnSync(SMTP_SOURCE, ['-s', '4', '-m', String(WARMUP), '-l', String(SIZE), '-f', 'bench@remote.test', '-t', 'warm@example.com', `127.0.0.1:${port}`], { encoding: 'utf8' });
     // A refused warm-up (unknown recipient) would leave the JIT cold and the figure low without a word.
@@ -117,8 +98,7 @@ async function benchMailfleetd(work: string, opts: { name?: string; audit?: { en
     if (got !== MESSAGES) throw new Error(`mailfleetd stored ${got} of ${MESSAGES}`);
     return { seconds, cpu };
   } finally {
-    child.kill('SIGTERM');
-    await new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
+    await daemon.stop();
   }
 }
 
