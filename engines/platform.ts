@@ -6,6 +6,7 @@
 import { platformOutputs, type OutputModel, type OutputSource } from '../lib/plan/outputs.js';
 import { nodeBoot, type AccessTarget, type NodeBootModel } from '../lib/plan/node-access.js';
 import { drillsOf, type DrillModel } from '../lib/plan/drills.js';
+import { reloadsOf, RELOAD_TRIGGER_PARAMETER, type ReloadModel } from '../lib/plan/reload.js';
 import {
   ldapRoles,
   nodeName,
@@ -126,6 +127,8 @@ export interface RegionModel {
   readonly outputs: readonly OutputModel[];
   /** Node roles and their IAM, boot objects, SSM parameters and secrets (lib/plan/node-access.ts). */
   readonly boot: NodeBootModel;
+  /** In-place reloads of the stateless tiers (lib/plan/reload.ts): SSM document + State Manager association each. */
+  readonly reloads: readonly ReloadModel[];
   readonly redis?: RedisModel;
 }
 
@@ -297,6 +300,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     privateRecords: privateRecordsOf(plan, role),
     outputs: platformOutputs(plan, role),
     boot: nodeBoot(plan, role),
+    reloads: reloadsOf(plan, role),
     redis: redisModel(plan, role),
   };
 }
@@ -368,6 +372,16 @@ export function literalArn(model: PlatformModel, r: RegionModel, t: AccessTarget
     default:
       return undefined;
   }
+}
+
+/** The State Manager association targets of a reload (tag targets, as every engine spells them). */
+export function reloadTargets(r: ReloadModel): { key: string; values: string[] }[] {
+  return Object.entries(r.targetTags).map(([k, v]) => ({ key: `tag:${k}`, values: [v] }));
+}
+
+/** The association parameters of a reload: the hash of the node files the engine ships for the kind. */
+export function reloadParameters(hash: string): Record<string, string> {
+  return { [RELOAD_TRIGGER_PARAMETER]: hash };
 }
 
 /** Tags of one resource: the platform's, its role (read back by the inventory extractors) and a Name. */
