@@ -4,7 +4,7 @@ import * as efs from 'aws-cdk-lib/aws-efs';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import { Construct } from 'constructs';
 import { privateRecordsOf, securityGroupOf, type SecurityGroupModel } from '../../lib/plan/network.js';
-import { allowGroupIngress } from '../shared/security-rules.js';
+import { allowGroupIngress, modelSecurityGroup } from '../shared/security-rules.js';
 import { MailfleetError } from '../../lib/errors.js';
 import type { Plan } from '../../lib/plan/types.js';
 import { tagRole } from '../shared/tags.js';
@@ -54,8 +54,7 @@ export class EfsMailStore extends Construct implements ec2.IConnectable {
       { failed: !!props.replicationFileSystemId && !!props.replicationTarget, message: 'replicationFileSystemId (replicate out) and replicationTarget (be replicated into) conflict' },
     ]);
     this.sgModel = securityGroupOf(plan, 'primary', 'efs')!;
-    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', { vpc: props.vpc, description: this.sgModel.description, allowAllOutbound: this.sgModel.egressAllTo !== undefined });
-    tagRole(this.securityGroup, 'efs');
+    this.securityGroup = modelSecurityGroup(this, props.vpc, this.sgModel);
     this.connections = this.securityGroup.connections;
     this.fileSystem = new efs.FileSystem(this, 'FileSystem', {
       vpc: props.vpc,

@@ -9,7 +9,7 @@ import type { Plan } from '../../lib/plan/types.js';
 import { redisEndpointParameter, type RegionRole } from '../../lib/render/node-layout.js';
 import { acknowledge } from '../shared/nag.js';
 import { securityGroupOf, type SecurityGroupModel } from '../../lib/plan/network.js';
-import { allowGroupIngress } from '../shared/security-rules.js';
+import { allowGroupIngress, modelSecurityGroup } from '../shared/security-rules.js';
 import { tagRole } from '../shared/tags.js';
 
 export interface FleetRedisProps {
@@ -50,8 +50,7 @@ export class FleetRedis extends Construct implements ec2.IConnectable {
     if (!model) throw new MailfleetError('PLAN_INVALID', 'FleetRedis: the plan provisions no Redis (spec redis.provision elasticache)');
     this.model = model;
     this.sgModel = securityGroupOf(props.plan, region, 'redis')!;
-    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', { vpc: props.vpc, description: this.sgModel.description, allowAllOutbound: this.sgModel.egressAllTo !== undefined });
-    tagRole(this.securityGroup, 'redis');
+    this.securityGroup = modelSecurityGroup(this, props.vpc, this.sgModel);
     this.connections = new ec2.Connections({ securityGroups: [this.securityGroup], defaultPort: ec2.Port.tcp(model.port) });
     const subnets = new elasticache.CfnSubnetGroup(this, 'Subnets', {
       description: 'mailfleet Redis: private subnets',

@@ -19,7 +19,7 @@ import { NodeFilesBundle } from '../shared/node-files-bundle.js';
 import { contentHash, nodeLaunchTemplate } from '../shared/launch-template.js';
 import { nodeRole } from '../shared/node-role.js';
 import { tagRole } from '../shared/tags.js';
-import { addCidrIngress } from '../shared/security-rules.js';
+import { modelSecurityGroup } from '../shared/security-rules.js';
 import { inPlaceReload, type ReloadResources } from '../shared/reload.js';
 import { reloadsOf } from '../../lib/plan/reload.js';
 import { clamp, validateProps } from '../shared/validation.js';
@@ -153,11 +153,8 @@ export class FlowControlTier extends Construct implements ec2.IConnectable {
     const nest = props.nestShards ?? plan.nlbShards.length > 1;
     const nodeSubnets = props.nodeSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
 
-    const sgModel = securityGroupOf(plan, props.region ?? 'primary', 'proxy')!;
-    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', { vpc, description: sgModel.description, allowAllOutbound: sgModel.egressAllTo !== undefined });
-    tagRole(this.securityGroup, 'proxy');
+    this.securityGroup = modelSecurityGroup(this, vpc, securityGroupOf(plan, props.region ?? 'primary', 'proxy')!);
     this.connections = this.securityGroup.connections;
-    addCidrIngress(this.securityGroup, sgModel, vpc);
     acknowledge(
       this.securityGroup,
       'AwsSolutions-EC23',

@@ -4,7 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import { Construct } from 'constructs';
 import { geoReplicationRules, privateRecordsOf, securityGroupOf, type SecurityGroupModel } from '../../lib/plan/network.js';
-import { addCidrIngress, allowGroupIngress } from '../shared/security-rules.js';
+import { addCidrIngress, allowGroupIngress, modelSecurityGroup } from '../shared/security-rules.js';
 import { MailfleetError } from '../../lib/errors.js';
 import type { Plan } from '../../lib/plan/types.js';
 import { userData } from '../../lib/render/cloud-init.js';
@@ -103,11 +103,9 @@ export class GlusterStorageCluster extends Construct implements ec2.IConnectable
 
     const region = props.region ?? 'primary';
     this.sgModel = securityGroupOf(plan, region, 'storage')!;
-    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', { vpc, description: this.sgModel.description, allowAllOutbound: this.sgModel.egressAllTo !== undefined });
-    tagRole(this.securityGroup, 'storage');
+    this.securityGroup = modelSecurityGroup(this, vpc, this.sgModel);
     this.connections = this.securityGroup.connections;
     allowGroupIngress(this.securityGroup, this.sgModel, 'storage', this.securityGroup);
-    addCidrIngress(this.securityGroup, this.sgModel, vpc);
     if (props.geoReplicationPeerCidr) addCidrIngress(this.securityGroup, geoReplicationRules({ cidr: props.geoReplicationPeerCidr }), vpc);
 
     this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'storage', region: props.region });

@@ -6,7 +6,7 @@ import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { ldapReplicationRules, ldapRoles, privateRecordsOf, securityGroupOf, type SecurityGroupModel } from '../../lib/plan/network.js';
-import { addCidrIngress, allowGroupIngress } from '../shared/security-rules.js';
+import { addCidrIngress, allowGroupIngress, modelSecurityGroup } from '../shared/security-rules.js';
 import { MailfleetError } from '../../lib/errors.js';
 import type { Plan } from '../../lib/plan/types.js';
 import type { LdapDirectorySpec } from '../../lib/spec/schema.js';
@@ -142,10 +142,8 @@ export class LdapDirectory extends Construct {
       this.replicatorSecret = secret('ReplicatorSecret');
     }
     this.sgModel = securityGroupOf(plan, region, 'ldap')!;
-    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', { vpc, description: this.sgModel.description, allowAllOutbound: this.sgModel.egressAllTo !== undefined });
-    tagRole(this.securityGroup, 'ldap');
+    this.securityGroup = modelSecurityGroup(this, vpc, this.sgModel);
     allowGroupIngress(this.securityGroup, this.sgModel, 'ldap', this.securityGroup);
-    addCidrIngress(this.securityGroup, this.sgModel, vpc);
     if (props.replicationPeerCidr) addCidrIngress(this.securityGroup, ldapReplicationRules({ cidr: props.replicationPeerCidr }), vpc);
     this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'ldap', region });
     this.role = nodeRole(this, 'Role', plan, 'ldap', region, { objects: { 'node-files/ldap': this.nodeFiles.asset } });

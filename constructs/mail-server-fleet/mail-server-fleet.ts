@@ -28,7 +28,7 @@ import {
   type RegionRole,
 } from '../../lib/render/node-layout.js';
 import { securityGroupOf, type SecurityGroupModel } from '../../lib/plan/network.js';
-import { addCidrIngress, allowGroupIngress } from '../shared/security-rules.js';
+import { allowGroupIngress, modelSecurityGroup } from '../shared/security-rules.js';
 import { inPlaceReload, type ReloadResources } from '../shared/reload.js';
 import { reloadsOf } from '../../lib/plan/reload.js';
 import { daemonBundle, daemonPackage, DEV_BUILD_CONTEXT, NODE_RUNTIME_FETCH_COMMAND, nodeRuntimePackage } from '../shared/daemon-bundle.js';
@@ -184,12 +184,10 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
 
     this.daemonPorts = daemonConfig(plan, { mode: 'cloud' }).sockets.map((s) => s.port);
     this.sgModel = securityGroupOf(plan, props.region ?? 'primary', 'mail')!;
-    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', { vpc, description: this.sgModel.description, allowAllOutbound: this.sgModel.egressAllTo !== undefined });
-    tagRole(this.securityGroup, 'mail');
+    this.securityGroup = modelSecurityGroup(this, vpc, this.sgModel);
     this.connections = this.securityGroup.connections;
     this.secretNames = secrets;
     this.staticDirectory = plan.directory.kind === 'static';
-    addCidrIngress(this.securityGroup, this.sgModel, vpc);
     acknowledge(this.securityGroup, 'AwsSolutions-EC23', 'Ingress is the admin port from the VPC\'s own CIDR and daemon ports from the proxy group; the rule cannot evaluate a CIDR that is a CloudFormation reference.');
 
     this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'mail', region: props.region });

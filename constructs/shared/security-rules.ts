@@ -3,6 +3,8 @@
  * spell no port, peer or description of their own, so CDK, Terraform and Pulumi open the same ports.
  */
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type { Construct } from 'constructs';
+import { tagRole } from './tags.js';
 import type { GroupRole, IngressRuleModel, SecurityGroupModel } from '../../lib/plan/network.js';
 
 const portOf = (r: IngressRuleModel): ec2.Port => (r.fromPort === r.toPort && !r.range ? ec2.Port.tcp(r.fromPort) : ec2.Port.tcpRange(r.fromPort, r.toPort));
@@ -23,4 +25,12 @@ export function addCidrIngress(sg: ec2.SecurityGroup, rules: SecurityGroupModel 
 /** Adds the model group's rules whose peer is the group of role `from`, with `peer` standing for that group. */
 export function allowGroupIngress(sg: ec2.SecurityGroup, group: SecurityGroupModel, from: GroupRole, peer: ec2.IConnectable): void {
   for (const r of group.ingress) if ('role' in r.peer && r.peer.role === from) sg.connections.allowFrom(peer, portOf(r), r.description);
+}
+
+/** The model group as a CDK security group (id `Sg`): its description, egress, role tag and CIDR rules. */
+export function modelSecurityGroup(scope: Construct, vpc: ec2.IVpc, group: SecurityGroupModel): ec2.SecurityGroup {
+  const sg = new ec2.SecurityGroup(scope, 'Sg', { vpc, description: group.description, allowAllOutbound: group.egressAllTo !== undefined });
+  tagRole(sg, group.role);
+  addCidrIngress(sg, group, vpc);
+  return sg;
 }
