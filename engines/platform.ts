@@ -100,6 +100,8 @@ export interface NodeModel {
   readonly imageId?: string;
   readonly userData: string;
   readonly dataVolumeGiB?: number;
+  /** DisableApiTermination (the spec's regions.<region>.terminationProtection, as the CDK stacks set it). */
+  readonly terminationProtection: boolean;
   /** Instance tags the role's bootstrap reads through IMDS (node index, LDAP provider/consumer). */
   readonly nodeTags: Readonly<Record<string, string>>;
 }
@@ -256,6 +258,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
           imageId: r.images?.storage,
           userData: bootstrapText(plan, 'storage', role),
           dataVolumeGiB: plan.storage.kind === 'glusterfs' ? plan.storage.volumeSizeGiB : undefined,
+          terminationProtection: r.terminationProtection ?? true,
           // Storage hosts are numbered from 1 (gluster-1.<zone>), as the gluster renderer names them.
           nodeTags: { [NODE_INDEX_TAG]: String(i + 1) },
         }))
@@ -271,6 +274,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     imageId: r.images?.ldap,
     userData: bootstrapText(plan, 'ldap', role),
     nodeTags: { [LDAP_ROLE_TAG]: ldapRole },
+    terminationProtection: r.terminationProtection ?? true,
   }));
   const byName = new Map(plan.listeners.map((l) => [l.name, l]));
   return {

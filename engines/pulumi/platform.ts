@@ -539,6 +539,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             launchTemplate: { id: lt.id, version: '$Latest' },
             subnetId: privateSubnets[m.subnet]!.id,
             rootBlockDevice: { encrypted: true, volumeType: 'gp3' },
+            // The spec decides whether `pulumi destroy` may remove the node (as the CDK stacks do).
+            disableApiTermination: m.terminationProtection,
             tags: { ...tags(m.role, m.name), ...m.nodeTags },
           },
           o,

@@ -506,6 +506,8 @@ export class MailfleetTerraformStack extends TerraformStack {
         launchTemplate: { id: lt.id, version: '$Latest' },
         subnetId: privateSubnets[n.subnet]!.id,
         rootBlockDevice: { encrypted: true, volumeType: 'gp3' },
+        // The spec decides whether `terraform destroy` may remove the node (as the CDK stacks do).
+        disableApiTermination: n.terminationProtection,
         tags: { ...tags(n.role, n.name), ...n.nodeTags },
       });
       instances.set(n.name, instance);
