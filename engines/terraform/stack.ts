@@ -5,7 +5,7 @@
  * @cdktf/provider-aws 20.1.0) and kept thin — it only spells out engines/platform.ts in Terraform
  * resources. Nothing outside engines/terraform imports cdktf, so dropping it later is one folder.
  */
-import { AssetType, LocalBackend, TerraformAsset, TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
+import { AssetType, Fn, LocalBackend, TerraformAsset, TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group/index.js';
 import { DataAwsRoute53Zone } from '@cdktf/provider-aws/lib/data-aws-route53-zone/index.js';
@@ -172,7 +172,7 @@ export class MailfleetTerraformStack extends TerraformStack {
     }
     // In-place reloads (lib/plan/reload.ts): a new node-files hash is a new association parameter, which State Manager runs again.
     for (const rl of r.reloads) {
-      const doc = new SsmDocument(this, `${p}-reload-${rl.kind}-doc`, { provider, name: rl.documentName, documentType: 'Command', documentFormat: 'JSON', content: JSON.stringify(rl.document), tags: tags(rl.kind, rl.documentName) });
+      const doc = new SsmDocument(this, `${p}-reload-${rl.kind}-doc`, { provider, name: rl.documentName, documentType: 'Command', documentFormat: 'JSON', content: literalText(JSON.stringify(rl.document)), tags: tags(rl.kind, rl.documentName) });
       new SsmAssociation(this, `${p}-reload-${rl.kind}`, {
         provider,
         name: doc.name,
@@ -732,4 +732,12 @@ export class MailfleetTerraformStack extends TerraformStack {
       });
     }
   }
+}
+
+/**
+ * A string Terraform must take literally (a shell script full of `${`): its JSON syntax reads strings as
+ * templates, so the text travels base64-encoded and Terraform decodes it at plan time, byte for byte.
+ */
+function literalText(s: string): string {
+  return Fn.base64decode(Buffer.from(s, 'utf8').toString('base64'));
 }

@@ -28,7 +28,9 @@ describe('in-place reload: every engine translates the model', () => {
     const docs = Object.values(a.aws_ssm_document ?? {});
     assert.deepEqual(docs.map((d) => d.name).sort(), ['acme-mail-reload-mail', 'acme-mail-reload-proxy']);
     const proxyDoc = docs.find((d) => d.name === 'acme-mail-reload-proxy')!;
-    const steps = (JSON.parse(String(proxyDoc.content)) as { mainSteps: { inputs: { runCommand: string[] } }[] }).mainSteps;
+    // The script travels base64-encoded (${base64decode("…")}) so Terraform does not read its `${` as interpolation.
+    const b64 = /^\$\{base64decode\("([A-Za-z0-9+/=]+)"\)\}$/.exec(String(proxyDoc.content))![1]!;
+    const steps = (JSON.parse(Buffer.from(b64, 'base64').toString('utf8')) as { mainSteps: { inputs: { runCommand: string[] } }[] }).mainSteps;
     assert.equal(steps[0]!.inputs.runCommand.join('\n'), proxyReloadScript(single()));
     const assoc = (r: Record<string, Record<string, Body>>, kind: string) =>
       Object.values(r.aws_ssm_association ?? {}).find((x) => x.association_name === `acme-mail-reload-${kind}`)!;
