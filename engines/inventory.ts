@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Plan } from '../lib/plan/types.js';
+import { privateRecordsOf, publicDnsOf, securityGroupsOf } from '../lib/plan/network.js';
 
 /** Which region of the platform a resource belongs to (one definition, in the node layout). */
 import type { RegionRole } from '../lib/render/node-layout.js';
@@ -25,6 +26,11 @@ export interface EngineInventory {
   readonly securityGroupRules: readonly string[];
   /** "<region>/<role>" → sha256 of the node bootstrap (user data) text. */
   readonly bootstrapHashes: Readonly<Record<string, string>>;
+  /**
+   * Route 53 records, sorted, once per record an engine writes: "A gluster-1.acme.internal" (no trailing
+   * dot). No region: which provider writes a public failover record is the engine's business.
+   */
+  readonly recordNames: readonly string[];
 }
 
 /** One resource after an extractor has read it from engine output. */
@@ -36,6 +42,8 @@ export interface NeutralResource {
   readonly port?: number;
   /** Launch templates and instances: decoded user data. */
   readonly userData?: string;
+  /** Route 53 records: the type and the name as written (a trailing dot is dropped). */
+  readonly record?: { readonly type: string; readonly name: string };
 }
 
 /** A security-group rule after the extractor resolved group ids to roles. */
@@ -65,6 +73,8 @@ export function ruleText(r: NeutralRule): string {
     ? `${r.region} ingress ${r.protocol} ${ports} from ${r.peer} to ${r.group}`
     : `${r.region} egress ${r.protocol} ${ports} from ${r.group} to ${r.peer}`;
 }
+
+export const recordText = (type: string, name: string): string => `${type} ${name.endsWith('.') ? name.slice(0, -1) : name}`;
 
 /** IpProtocol numbers and names as the three engines spell them. */
 export function normalizeProtocol(p: string | number | undefined): string {
@@ -100,6 +110,7 @@ export function inventoryOf(resources: readonly NeutralResource[], rules: readon
     listenerPorts,
     securityGroupRules: rules.map(ruleText).sort(),
     bootstrapHashes,
+    recordNames: resources.flatMap((r) => (r.record ? [recordText(r.record.type, r.record.name)] : [])).sort(),
   };
 }
 
@@ -116,6 +127,8 @@ export function diffInventories(a: EngineInventory, b: EngineInventory, labels: 
     out.push(`listener ports: ${la} [${a.listenerPorts.join(',')}], ${lb} [${b.listenerPorts.join(',')}]`);
   for (const [rule, n] of multisetDiff(a.securityGroupRules, b.securityGroupRules))
     out.push(n > 0 ? `rule only in ${la} (×${n}): ${rule}` : `rule only in ${lb} (×${-n}): ${rule}`);
+  for (const [rec, n] of multisetDiff(a.recordNames, b.recordNames))
+    out.push(n > 0 ? `record only in ${la} (×${n}): ${rec}` : `record only in ${lb} (×${-n}): ${rec}`);
   for (const key of [...new Set([...Object.keys(a.bootstrapHashes), ...Object.keys(b.bootstrapHashes)])].sort()) {
     const x = a.bootstrapHashes[key];
     const y = b.bootstrapHashes[key];
@@ -146,6 +159,33 @@ export function diffFromPlan(plan: Plan, inv: EngineInventory, label = 'engine')
   if (ports.join(',') !== inv.listenerPorts.join(','))
     out.push(`listener ports: plan [${ports.join(',')}], ${label} [${inv.listenerPorts.join(',')}]`);
   return out;
+}
+
+/**
+ * The security-group rules and record names the platform model (lib/plan/network.ts) declares, in the
+ * inventory's text form: what every engine's output must hold, exactly.
+ */
+export function modelNetwork(plan: Plan): Pick<EngineInventory, 'securityGroupRules' | 'recordNames'> {
+  const regions = plan.regions?.dr ? (['primary', 'dr'] as const) : (['primary'] as const);
+  const rules: NeutralRule[] = regions.flatMap((region) =>
+    securityGroupsOf(plan, region).flatMap((g) => [
+      ...g.ingress.map((r): NeutralRule => ({
+        region,
+        direction: 'ingress',
+        protocol: r.protocol,
+        fromPort: r.fromPort,
+        toPort: r.toPort,
+        group: g.role,
+        peer: 'cidr' in r.peer ? r.peer.cidr : r.peer.role,
+      })),
+      ...(g.egressAllTo ? [{ region, direction: 'egress', protocol: 'all', group: g.role, peer: g.egressAllTo } as NeutralRule] : []),
+    ]),
+  );
+  const records = regions.flatMap((region) => privateRecordsOf(plan, region).map((r) => recordText(r.node ? 'A' : 'CNAME', r.name)));
+  const dns = publicDnsOf(plan);
+  // CDK writes public records only with a hosted zone id (it never looks zones up); the examples give one.
+  if (dns) for (const r of dns.records) for (let i = 0; i < (dns.failover ? 2 : 1); i++) records.push(recordText('A', r.name));
+  return { securityGroupRules: rules.map(ruleText).sort(), recordNames: records.sort() };
 }
 
 /**

@@ -3,55 +3,50 @@
  * ports, sizes and bootstrap text, read from the plan and the renderers in one place. Engines only
  * translate this into their own syntax, so they cannot drift apart (the parity suite checks they don't).
  */
-import { daemonConfig } from '../lib/plan/daemon-config.js';
-import { platformOutputs, regionStorageHost, type OutputModel, type OutputSource } from '../lib/plan/outputs.js';
-import { shardHealthPort } from '../lib/plan/build.js';
+import { platformOutputs, type OutputModel, type OutputSource } from '../lib/plan/outputs.js';
 import { nodeBoot, type AccessTarget, type NodeBootModel } from '../lib/plan/node-access.js';
 import { drillsOf, type DrillModel } from '../lib/plan/drills.js';
+import { reloadsOf, RELOAD_TRIGGER_PARAMETER, type ReloadModel } from '../lib/plan/reload.js';
+import {
+  ldapRoles,
+  nodeName,
+  privateRecordsOf,
+  publicDnsOf,
+  regionCidr,
+  regionPrefix,
+  securityGroupsOf,
+  type DnsModel,
+  type PrivateRecordModel,
+  type SecurityGroupModel,
+} from '../lib/plan/network.js';
+export * from '../lib/plan/network.js';
 import { dnsNameOfBaseDn, managedAdShortName } from '../lib/plan/directory-names.js';
 
 export type { DrillModel };
 import type { Plan } from '../lib/plan/types.js';
 import { MailfleetError } from '../lib/errors.js';
-import { CLOUD_HEALTH_PORT } from '../lib/render/haproxy.js';
 import { nlbIdleTimeoutSeconds } from '../lib/render/nlb.js';
 import {
   debianAmiParameter,
   LDAP_ROLE_TAG,
   NODE_INDEX_TAG,
-  efsHost,
-  ldapHost,
   privateZoneName,
   provisionsRedis,
   REDIS_PORT,
   regionZoneName,
   secretNames,
-  storageHost,
 } from '../lib/render/node-layout.js';
-import { DEDICATED_BLOCK } from '../lib/spec/ports.js';
 import { DEFAULT_VPC_CIDR } from '../lib/spec/defaults.js';
 import { bootstrapText } from './bootstrap.js';
-import type { NodeRole } from '../lib/render/node-layout.js';
 import { ROLE_TAG, type RegionRole } from './inventory.js';
 
 /** VPC CIDRs when the spec gives none (as documented on regions.*.cidr). */
 export const DEFAULT_CIDR: Readonly<Record<RegionRole, string>> = DEFAULT_VPC_CIDR;
-/** GlusterFS management (glusterd, 24007) and RDMA management (24008). */
-export const GLUSTER_MGMT_PORTS = { from: 24007, to: 24008 } as const;
-/** One port per brick from 49152; 100 leaves room for several volumes per node. */
-export const GLUSTER_BRICK_PORTS = { from: 49152, to: 49251 } as const;
-export const LDAP_PORT = 389;
-export const LDAPS_PORT = 636;
-export const NFS_PORT = 2049;
-export const HTTPS_PORT = 443;
 /**
  * Interface endpoints the nodes call (Session Manager, CloudWatch, Secrets Manager) besides the S3 gateway
  * endpoint, as the CDK MailNetwork creates them: nodes reach AWS APIs without the NAT gateway.
  */
 export const INTERFACE_ENDPOINTS = ['ssm', 'ssmmessages', 'ec2messages', 'logs', 'monitoring', 'secretsmanager'] as const;
-/** GlusterFS geo-replication runs over SSH from the primary's storage nodes to the DR ones. */
-export const GEO_REPLICATION_PORT = 22;
-export const ANYWHERE = '0.0.0.0/0';
 /** ElastiCache for Valkey (Redis 7 compatible: the daemons' Lua scripts and commands run unchanged). */
 export const REDIS_ENGINE_VERSION = '8.0';
 
@@ -60,32 +55,6 @@ export interface SubnetModel {
   readonly az: string;
   readonly cidr: string;
   readonly public: boolean;
-}
-
-/** A peer of a rule: a CIDR or another group of the same region, by role. */
-export type RulePeer = { readonly cidr: string } | { readonly role: GroupRole };
-
-/** Security groups by role: the node kinds, EFS mount targets, and the interface endpoints. */
-export type GroupRole = NodeRole | 'efs' | 'endpoint' | 'redis';
-
-export interface IngressRuleModel {
-  readonly protocol: 'tcp';
-  readonly fromPort: number;
-  readonly toPort: number;
-  readonly peer: RulePeer;
-  readonly description: string;
-}
-
-export interface SecurityGroupModel {
-  readonly role: GroupRole;
-  readonly name: string;
-  readonly description: string;
-  readonly ingress: readonly IngressRuleModel[];
-  /**
-   * Node groups may reach anything (package mirrors, AWS APIs, Redis, external LDAP); undefined: no
-   * egress at all (the endpoint group only answers).
-   */
-  readonly egressAllTo?: string;
 }
 
 export interface NlbListenerModel {
@@ -131,18 +100,10 @@ export interface NodeModel {
   readonly imageId?: string;
   readonly userData: string;
   readonly dataVolumeGiB?: number;
+  /** DisableApiTermination (the spec's regions.<region>.terminationProtection, as the CDK stacks set it). */
+  readonly terminationProtection: boolean;
   /** Instance tags the role's bootstrap reads through IMDS (node index, LDAP provider/consumer). */
   readonly nodeTags: Readonly<Record<string, string>>;
-}
-
-/** A private DNS name nodes resolve (the renderers write these names into node files). */
-export interface PrivateRecordModel {
-  /** `platform`: <platform>.internal in this region; `region`: <region>.<platform>.internal. */
-  readonly zone: 'platform' | 'region';
-  readonly name: string;
-  readonly ttl: number;
-  /** A record: the private IP of this node (a NodeModel name); otherwise a CNAME to the region's EFS. */
-  readonly node?: string;
 }
 
 export interface RegionModel {
@@ -168,6 +129,8 @@ export interface RegionModel {
   readonly outputs: readonly OutputModel[];
   /** Node roles and their IAM, boot objects, SSM parameters and secrets (lib/plan/node-access.ts). */
   readonly boot: NodeBootModel;
+  /** In-place reloads of the stateless tiers (lib/plan/reload.ts): SSM document + State Manager association each. */
+  readonly reloads: readonly ReloadModel[];
   readonly redis?: RedisModel;
 }
 
@@ -195,21 +158,6 @@ export interface ManagedAdModel {
   readonly edition: 'Standard';
   /** Engine input holding the admin password (a Terraform variable, a Pulumi secret config key). */
   readonly passwordInput: string;
-}
-
-export interface DnsRecordModel {
-  readonly name: string;
-  readonly shard: number;
-  /** Port the Route 53 health check opens on the primary NLB (the shard's first listener). */
-  readonly healthCheckPort: number;
-}
-
-export interface DnsModel {
-  readonly zoneName: string;
-  readonly hostedZoneId?: string;
-  /** With a DR region: PRIMARY/SECONDARY failover pairs with a health check per primary shard. */
-  readonly failover: boolean;
-  readonly records: readonly DnsRecordModel[];
 }
 
 export interface PlatformModel {
@@ -264,141 +212,11 @@ export function subnetCidr(vpcCidr: string, index: number): string {
   return `${[24, 16, 8, 0].map((s) => (ip >>> s) & 255).join('.')}/${bits}`;
 }
 
-/** Contiguous ports become one rule, so dedicated tenants' port blocks stay within SG rule quotas. */
-export function portRanges(ports: readonly number[]): { from: number; to: number }[] {
-  const sorted = [...new Set(ports)].sort((a, b) => a - b);
-  const out: { from: number; to: number }[] = [];
-  for (const p of sorted) {
-    const last = out[out.length - 1];
-    if (last && p === last.to + 1) last.to = p;
-    else out.push({ from: p, to: p });
-  }
-  return out;
-}
-
-/**
- * Listener ports for the proxy group. Ports closer than a dedicated tenant's block are merged into one
- * range (as the CDK FlowControlTier does), keeping 500 tenants within the 60-rule quota of a group; the
- * extra ports lead nowhere (nodes are private and the NLBs only forward their own listeners).
- */
-export function listenerPortRanges(ports: readonly number[]): { from: number; to: number }[] {
-  const out: { from: number; to: number }[] = [];
-  for (const p of [...new Set(ports)].sort((a, b) => a - b)) {
-    const last = out[out.length - 1];
-    if (last && p - last.to <= DEDICATED_BLOCK) last.to = p;
-    else out.push({ from: p, to: p });
-  }
-  return out;
-}
-
-function securityGroups(plan: Plan, prefix: string, cidr: string, role: RegionRole, peerCidr?: string): SecurityGroupModel[] {
-  const cloud = daemonConfig(plan, { mode: 'cloud' });
-  const tcp = (from: number, to: number, peer: RulePeer, description: string): IngressRuleModel => ({
-    protocol: 'tcp',
-    fromPort: from,
-    toPort: to,
-    peer,
-    description,
-  });
-  const groups: SecurityGroupModel[] = [
-    {
-      role: 'proxy',
-      name: `${prefix}-proxy`,
-      description: 'HAProxy tier: NLB listeners (client IPs preserved, PROXY v2)',
-      // NLB instance targets see the client's own address, so listener ports are open to the world.
-      ingress: [
-        ...listenerPortRanges(plan.listeners.map((l) => l.publicPort)).map((r) =>
-          tcp(r.from, r.to, { cidr: ANYWHERE }, 'mail listeners via NLB'),
-        ),
-        tcp(CLOUD_HEALTH_PORT, CLOUD_HEALTH_PORT, { cidr }, 'NLB health checks'),
-      ],
-      egressAllTo: ANYWHERE,
-    },
-    {
-      role: 'mail',
-      name: `${prefix}-mail`,
-      description: 'mailfleetd tier: daemon ports from HAProxy, admin API from the VPC',
-      ingress: [
-        ...portRanges(cloud.sockets.map((s) => s.port)).map((r) => tcp(r.from, r.to, { role: 'proxy' }, 'daemon ports, PROXY v2')),
-        tcp(cloud.admin.port, cloud.admin.port, { cidr }, 'admin API and metrics'),
-      ],
-      egressAllTo: ANYWHERE,
-    },
-  ];
-  groups.push({
-    role: 'endpoint',
-    name: `${prefix}-endpoints`,
-    description: 'Interface endpoints: HTTPS from the VPC',
-    ingress: [tcp(HTTPS_PORT, HTTPS_PORT, { cidr }, 'HTTPS from the VPC')],
-  });
-  if (plan.storage.kind === 'glusterfs') {
-    const g = (peer: RulePeer, who: string) => [
-      tcp(GLUSTER_MGMT_PORTS.from, GLUSTER_MGMT_PORTS.to, peer, `glusterd from ${who}`),
-      tcp(GLUSTER_BRICK_PORTS.from, GLUSTER_BRICK_PORTS.to, peer, `bricks from ${who}`),
-    ];
-    groups.push({
-      role: 'storage',
-      name: `${prefix}-storage`,
-      description: 'GlusterFS nodes: clients on the mail tier, peers',
-      ingress: [
-        ...g({ role: 'mail' }, 'mail tier'),
-        ...g({ role: 'storage' }, 'peers'),
-        // Geo-replication from the primary: SSH transport and glusterd on the DR nodes.
-        ...(role === 'dr' && peerCidr
-          ? [
-              tcp(GEO_REPLICATION_PORT, GEO_REPLICATION_PORT, { cidr: peerCidr }, 'geo-replication (SSH transport) from the primary region'),
-              tcp(GLUSTER_MGMT_PORTS.from, GLUSTER_MGMT_PORTS.to, { cidr: peerCidr }, 'glusterd from the primary region'),
-            ]
-          : []),
-      ],
-      egressAllTo: ANYWHERE,
-    });
-  } else {
-    groups.push({
-      role: 'efs',
-      name: `${prefix}-efs`,
-      description: 'EFS mount targets: NFS from the mail tier',
-      ingress: [tcp(NFS_PORT, NFS_PORT, { role: 'mail' }, 'NFS from mail tier')],
-      egressAllTo: ANYWHERE,
-    });
-  }
-  if (provisionsRedis(plan))
-    groups.push({
-      role: 'redis',
-      name: `${prefix}-redis`,
-      description: 'Redis (ElastiCache): fleet-wide limits, from the mail tier only',
-      ingress: [tcp(REDIS_PORT, REDIS_PORT, { role: 'mail' }, 'Redis (TLS) from mail tier')],
-    });
-  if (plan.directory.kind === 'ldap' && plan.directory.provision === 'openldap-pair') {
-    groups.push({
-      role: 'ldap',
-      name: `${prefix}-ldap`,
-      description: 'OpenLDAP provider/consumer: lookups from the mail tier, syncrepl between nodes',
-      ingress: [
-        tcp(LDAP_PORT, LDAP_PORT, { role: 'mail' }, 'LDAP from mail tier'),
-        tcp(LDAPS_PORT, LDAPS_PORT, { role: 'mail' }, 'LDAPS from mail tier'),
-        tcp(LDAP_PORT, LDAP_PORT, { role: 'ldap' }, 'syncrepl'),
-        // The DR consumer replicates from the primary provider.
-        ...(role === 'primary' && peerCidr ? [tcp(LDAP_PORT, LDAP_PORT, { cidr: peerCidr }, 'syncrepl from the other region')] : []),
-      ],
-      egressAllTo: ANYWHERE,
-    });
-  }
-  return groups;
-}
-
-/** The other region's VPC CIDR, when the platform has two regions. */
-function peerCidrOf(plan: Plan, role: RegionRole): string | undefined {
-  if (!plan.regions?.dr) return undefined;
-  const other: RegionRole = role === 'primary' ? 'dr' : 'primary';
-  return plan.regions[other]?.cidr ?? DEFAULT_CIDR[other];
-}
-
 function regionModel(plan: Plan, role: RegionRole): RegionModel {
   const r = role === 'primary' ? plan.regions?.primary : plan.regions?.dr;
   if (!r) throw new MailfleetError('PLAN_INVALID', `the cloud engines need regions.${role} in the spec`);
-  const cidr = r.cidr ?? DEFAULT_CIDR[role];
-  const prefix = role === 'primary' ? plan.platform : `${plan.platform}-dr`;
+  const cidr = regionCidr(plan, role);
+  const prefix = regionPrefix(plan, role);
   const azs = r.availabilityZones;
   const subnets = (pub: boolean) =>
     azs.map((az, i) => ({
@@ -433,49 +251,32 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     plan.storage.kind === 'glusterfs'
       ? Array.from({ length: plan.sizing.storageNodes }, (_, i) => ({
           role: 'storage' as const,
-          name: `${prefix}-storage-${i}`,
+          name: nodeName(plan, role, 'storage', i),
           subnet: i % azs.length,
           instanceType: plan.storage.kind === 'glusterfs' ? plan.storage.instanceType : '',
           amiParameter: amiParameter(plan.storage.kind === 'glusterfs' ? plan.storage.instanceType : ''),
           imageId: r.images?.storage,
           userData: bootstrapText(plan, 'storage', role),
           dataVolumeGiB: plan.storage.kind === 'glusterfs' ? plan.storage.volumeSizeGiB : undefined,
+          terminationProtection: r.terminationProtection ?? true,
           // Storage hosts are numbered from 1 (gluster-1.<zone>), as the gluster renderer names them.
           nodeTags: { [NODE_INDEX_TAG]: String(i + 1) },
         }))
       : [];
-  const pair = plan.directory.kind === 'ldap' && plan.directory.provision === 'openldap-pair';
-  // Provider + consumer in the primary, one consumer in DR (the plan's ldap-instance line).
-  const ldapCount = pair ? (role === 'primary' ? 2 : 1) : 0;
   const ldapType = plan.sizing.mailNodes.instanceType;
-  const ldapNodes: NodeModel[] = Array.from({ length: ldapCount }, (_, i) => ({
+  // Provider + consumer in the primary, one consumer in DR (the plan's ldap-instance line).
+  const ldapNodes: NodeModel[] = ldapRoles(plan, role).map((ldapRole, i) => ({
     role: 'ldap' as const,
-    name: `${prefix}-ldap-${i}`,
+    name: nodeName(plan, role, 'ldap', i),
     subnet: i % azs.length,
     instanceType: ldapType,
     amiParameter: amiParameter(ldapType),
     imageId: r.images?.ldap,
     userData: bootstrapText(plan, 'ldap', role),
-    nodeTags: { [LDAP_ROLE_TAG]: role === 'primary' && i === 0 ? 'provider' : 'consumer' },
+    nodeTags: { [LDAP_ROLE_TAG]: ldapRole },
+    terminationProtection: r.terminationProtection ?? true,
   }));
   const byName = new Map(plan.listeners.map((l) => [l.name, l]));
-  const privateRecords: PrivateRecordModel[] = [
-    ...storageNodes.map((n, i) => ({ zone: 'platform' as const, name: storageHost(plan, i + 1), ttl: 60, node: n.name })),
-    // Geo-replication names storage node 1 of the other region in that region's zone (gluster-1.dr.…
-    // forward, gluster-1.primary.… for the drill's fail-back copy).
-    ...(plan.regions?.dr && storageNodes[0]
-      ? [{ zone: 'region' as const, name: regionStorageHost(plan, role), ttl: 1800, node: storageNodes[0].name }]
-      : []),
-    ...(plan.storage.kind === 'efs' ? [{ zone: 'platform' as const, name: efsHost(plan), ttl: 300 }] : []),
-    ...ldapNodes.flatMap((n) => {
-      const which = n.nodeTags[LDAP_ROLE_TAG] as 'provider' | 'consumer';
-      return [
-        { zone: 'platform' as const, name: ldapHost(plan, which), ttl: 60, node: n.name },
-        // DR consumers reach the provider as ldap-provider.primary.<platform>.internal.
-        ...(which === 'provider' ? [{ zone: 'region' as const, name: `ldap-provider.${regionZoneName(plan, role)}`, ttl: 60, node: n.name }] : []),
-      ];
-    }),
-  ];
   return {
     role,
     region: r.name,
@@ -484,7 +285,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     prefix,
     publicSubnets: subnets(true),
     privateSubnets: subnets(false),
-    securityGroups: securityGroups(plan, prefix, cidr, role, peerCidrOf(plan, role)),
+    securityGroups: securityGroupsOf(plan, role),
     nlbs: plan.nlbShards.map((shard) => ({
       index: shard.index,
       name: shard.name,
@@ -500,9 +301,10 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     ldapNodes,
     interfaceEndpoints: INTERFACE_ENDPOINTS,
     privateZones: { platform: privateZoneName(plan), region: regionZoneName(plan, role) },
-    privateRecords,
+    privateRecords: privateRecordsOf(plan, role),
     outputs: platformOutputs(plan, role),
     boot: nodeBoot(plan, role),
+    reloads: reloadsOf(plan, role),
     redis: redisModel(plan, role),
   };
 }
@@ -510,7 +312,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
 /** The region's provisioned Redis (redis.provision elasticache), else undefined. */
 export function redisModel(plan: Plan, role: RegionRole): RedisModel | undefined {
   if (!provisionsRedis(plan)) return undefined;
-  const prefix = role === 'primary' ? plan.platform : `${plan.platform}-dr`;
+  const prefix = regionPrefix(plan, role);
   return { name: `${prefix}-redis`, engine: 'valkey', engineVersion: REDIS_ENGINE_VERSION, nodeType: plan.spec.redis!.nodeType, nodes: 2, port: REDIS_PORT, authSecret: secretNames(plan).redisAuth, authInput: 'redis_auth_token' };
 }
 
@@ -526,20 +328,7 @@ export function platformModel(plan: Plan): PlatformModel {
           passwordInput: 'managed_ad_admin_password',
         }
       : undefined;
-  const dnsSpec = plan.spec.dns;
-  const dns: DnsModel | undefined = dnsSpec
-    ? {
-        zoneName: dnsSpec.zoneName,
-        hostedZoneId: dnsSpec.hostedZoneId,
-        failover: regions.length === 2,
-        records: plan.nlbShards.map((shard) => ({
-          // Shard 0 keeps the plain name; later shards are numbered (tenants keep their shard for life).
-          name: `${dnsSpec.recordPrefix}${shard.index === 0 ? '' : `-${shard.index}`}.${dnsSpec.zoneName}`,
-          shard: shard.index,
-          healthCheckPort: shardHealthPort(plan, shard.index),
-        })),
-      }
-    : undefined;
+  const dns = publicDnsOf(plan);
   const pr = regions.find((r) => r.role === 'primary');
   const dr = regions.find((r) => r.role === 'dr');
   const crossAccount = pr !== undefined && dr !== undefined && pr.account !== dr.account;
@@ -587,6 +376,16 @@ export function literalArn(model: PlatformModel, r: RegionModel, t: AccessTarget
     default:
       return undefined;
   }
+}
+
+/** The State Manager association targets of a reload (tag targets, as every engine spells them). */
+export function reloadTargets(r: ReloadModel): { key: string; values: string[] }[] {
+  return Object.entries(r.targetTags).map(([k, v]) => ({ key: `tag:${k}`, values: [v] }));
+}
+
+/** The association parameters of a reload: the hash of the node files the engine ships for the kind. */
+export function reloadParameters(hash: string): Record<string, string> {
+  return { [RELOAD_TRIGGER_PARAMETER]: hash };
 }
 
 /** Tags of one resource: the platform's, its role (read back by the inventory extractors) and a Name. */

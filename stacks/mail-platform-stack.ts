@@ -6,7 +6,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
-import { DEFAULT_CIDR } from '../engines/platform.js';
+import { privateRecordsOf, publicDnsOf, regionCidr } from '../lib/plan/network.js';
 import { MailfleetError } from '../lib/errors.js';
 import { shardHealthPort } from '../lib/plan/build.js';
 import { platformOutputs, type OutputSource } from '../lib/plan/outputs.js';
@@ -14,7 +14,7 @@ import type { Plan } from '../lib/plan/types.js';
 import { logGroupNames } from '../lib/render/cloudwatch-agent.js';
 import { privateZoneName, provisionsRedis, regionZoneName, type RegionRole } from '../lib/render/node-layout.js';
 import { FleetRedis } from '../constructs/fleet-redis/fleet-redis.js';
-import { DisasterRecovery, FIS_DRILLS, publicRecordName } from '../constructs/disaster-recovery/disaster-recovery.js';
+import { DisasterRecovery, FIS_DRILLS } from '../constructs/disaster-recovery/disaster-recovery.js';
 import { EfsMailStore } from '../constructs/efs-mail-store/efs-mail-store.js';
 import { FlowControlTier } from '../constructs/flow-control-tier/flow-control-tier.js';
 import { GlusterStorageCluster } from '../constructs/gluster-storage-cluster/gluster-storage-cluster.js';
@@ -84,8 +84,8 @@ export class MailPlatformStack extends Stack {
     });
     const links = props.links ?? {};
     const dr = plan.regions?.dr;
-    const primaryCidr = plan.regions!.primary.cidr ?? DEFAULT_CIDR.primary;
-    const drCidr = dr?.cidr ?? DEFAULT_CIDR.dr;
+    const primaryCidr = regionCidr(plan, 'primary');
+    const drCidr = regionCidr(plan, 'dr');
     const standby = regionRole === 'dr';
     const replicaRegions = !standby && dr ? [dr.name] : [];
     // Pilot light: no compute in DR until failover; warm standby keeps one node per tier.
@@ -151,14 +151,14 @@ export class MailPlatformStack extends Stack {
         geoReplicationPeerCidr: standby ? primaryCidr : undefined,
       });
       cluster.allowClientsFrom(this.fleet.securityGroup);
-      if (dr)
-        // Storage node 1 as the other region names it: gluster-1.dr.… is the geo-replication target,
-        // gluster-1.primary.… the target of the DR drill's fail-back copy.
+      // Storage node 1 as the other region names it: gluster-1.dr.… is the geo-replication target,
+      // gluster-1.primary.… the target of the DR drill's fail-back copy.
+      for (const rec of privateRecordsOf(plan, regionRole).filter((r) => r.zone === 'region' && r.nodeKind === 'storage'))
         new route53.ARecord(this, 'GeoReplicationTarget', {
           zone: this.regionZone,
-          recordName: 'gluster-1',
-          ttl: Duration.seconds(1800),
-          target: route53.RecordTarget.fromIpAddresses(cluster.instances[0]!.attrPrivateIp),
+          recordName: `${rec.name}.`,
+          ttl: Duration.seconds(rec.ttl),
+          target: route53.RecordTarget.fromIpAddresses(cluster.instances[rec.nodeIndex!]!.attrPrivateIp),
         });
       this.storage = cluster;
     } else {
@@ -207,11 +207,12 @@ export class MailPlatformStack extends Stack {
     } else if (plan.spec.dns?.hostedZoneId) {
       // One region: a plain alias per shard (with DR, DisasterRecovery writes the failover pairs).
       const zoneId = plan.spec.dns.hostedZoneId;
+      const names = publicDnsOf(plan)!.records;
       this.flowControl.loadBalancers.forEach(
         (nlb, shard) =>
           new route53.CfnRecordSet(this, `PublicName${shard}`, {
             hostedZoneId: zoneId,
-            name: `${publicRecordName(plan, shard)}.`,
+            name: `${names[shard]!.name}.`,
             type: 'A',
             aliasTarget: { dnsName: nlb.loadBalancerDnsName, hostedZoneId: nlb.loadBalancerCanonicalHostedZoneId, evaluateTargetHealth: true },
           }),

@@ -7,17 +7,12 @@ import * as route53 from 'aws-cdk-lib/aws-route53';
 import { Construct } from 'constructs';
 import { MailfleetError } from '../../lib/errors.js';
 import { DRILL_IDS } from '../../lib/plan/outputs.js';
+import { publicDnsOf } from '../../lib/plan/network.js';
 import { drillFilters, drillsOf, fisRoleStatements } from '../../lib/plan/drills.js';
 import type { Plan } from '../../lib/plan/types.js';
 import { acknowledge, nagEnv } from '../shared/nag.js';
 import { ROLE_TAG } from '../shared/tags.js';
 
-/** The public name of each NLB shard: shard 0 keeps the plain prefix (same naming as the other engines). */
-export function publicRecordName(plan: Plan, shard: number): string {
-  const dns = plan.spec.dns;
-  if (!dns) throw new MailfleetError('PLAN_INVALID', 'publicRecordName: the spec has no dns section');
-  return `${dns.recordPrefix}${shard === 0 ? '' : `-${shard}`}.${dns.zoneName}`;
-}
 
 /** Drills the FIS templates run, in this order; each names what it proves (the platform model declares them). */
 export const FIS_DRILLS = DRILL_IDS;
@@ -82,7 +77,7 @@ export class DisasterRecovery extends Construct {
     if ((props.peerVpcId || props.peeringConnectionId) && !props.peerCidr)
       throw new MailfleetError('BAD_REQUEST', 'DisasterRecovery: peerVpcId or peeringConnectionId needs peerCidr');
     if (props.peerVpcId && !props.peerRegion) throw new MailfleetError('BAD_REQUEST', 'DisasterRecovery: peerVpcId needs peerRegion');
-    const dns = plan.spec.dns;
+    const dns = publicDnsOf(plan);
 
     props.loadBalancers.forEach((nlb, shard) => {
       let healthCheck: route53.CfnHealthCheck | undefined;
@@ -103,7 +98,7 @@ export class DisasterRecovery extends Construct {
         this.records.push(
           new route53.CfnRecordSet(this, `Failover${shard}`, {
             hostedZoneId: dns.hostedZoneId,
-            name: `${publicRecordName(plan, shard)}.`,
+            name: `${dns.records[shard]!.name}.`,
             type: 'A',
             setIdentifier: `${plan.platform}-${standby ? 'dr' : 'primary'}-${shard}`,
             failover: standby ? 'SECONDARY' : 'PRIMARY',

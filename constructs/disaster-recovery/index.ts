@@ -1,1 +1,1 @@
-export { DisasterRecovery, publicRecordName, FIS_DRILLS, type DisasterRecoveryProps } from './disaster-recovery.js';
+export { DisasterRecovery, FIS_DRILLS, type DisasterRecoveryProps } from './disaster-recovery.js';

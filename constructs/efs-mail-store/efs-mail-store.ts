@@ -3,10 +3,10 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as efs from 'aws-cdk-lib/aws-efs';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import { Construct } from 'constructs';
-import { NFS_PORT } from '../../engines/platform.js';
+import { privateRecordsOf, securityGroupOf, type SecurityGroupModel } from '../../lib/plan/network.js';
+import { allowGroupIngress, modelSecurityGroup } from '../shared/security-rules.js';
 import { MailfleetError } from '../../lib/errors.js';
 import type { Plan } from '../../lib/plan/types.js';
-import { efsHost } from '../../lib/render/node-layout.js';
 import { tagRole } from '../shared/tags.js';
 import { validateProps } from '../shared/validation.js';
 
@@ -41,6 +41,8 @@ export class EfsMailStore extends Construct implements ec2.IConnectable {
   public readonly record: route53.CnameRecord;
   /** The mount targets' security group; `allowClientsFrom` opens NFS to a client tier. */
   public readonly connections: ec2.Connections;
+  /** The efs group of the platform model (lib/plan/network.ts): its rules, translated. */
+  private readonly sgModel: SecurityGroupModel;
 
   constructor(scope: Construct, id: string, props: EfsMailStoreProps) {
     super(scope, id);
@@ -51,12 +53,8 @@ export class EfsMailStore extends Construct implements ec2.IConnectable {
       { failed: !!props.replicationFileSystemId && !props.replicationRegion, message: 'replicationFileSystemId needs replicationRegion' },
       { failed: !!props.replicationFileSystemId && !!props.replicationTarget, message: 'replicationFileSystemId (replicate out) and replicationTarget (be replicated into) conflict' },
     ]);
-    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
-      vpc: props.vpc,
-      description: 'EFS mount targets: NFS from the mail tier',
-      allowAllOutbound: true,
-    });
-    tagRole(this.securityGroup, 'efs');
+    this.sgModel = securityGroupOf(plan, 'primary', 'efs')!;
+    this.securityGroup = modelSecurityGroup(this, props.vpc, this.sgModel);
     this.connections = this.securityGroup.connections;
     this.fileSystem = new efs.FileSystem(this, 'FileSystem', {
       vpc: props.vpc,
@@ -74,16 +72,17 @@ export class EfsMailStore extends Construct implements ec2.IConnectable {
       (this.fileSystem.node.defaultChild as efs.CfnFileSystem).replicationConfiguration = {
         destinations: [{ fileSystemId: props.replicationFileSystemId, region: props.replicationRegion }],
       };
+    const name = privateRecordsOf(plan, 'primary').find((r) => r.node === undefined)!;
     this.record = new route53.CnameRecord(this, 'Name', {
       zone: props.privateZone,
-      recordName: `${efsHost(plan)}.`,
+      recordName: `${name.name}.`,
       domainName: `${this.fileSystem.fileSystemId}.efs.${Stack.of(this).region}.${Stack.of(this).urlSuffix}`,
-      ttl: Duration.seconds(300),
+      ttl: Duration.seconds(name.ttl),
     });
   }
 
   /** Opens NFS to the mail tier. */
   allowClientsFrom(peer: ec2.IConnectable): void {
-    this.securityGroup.connections.allowFrom(peer, ec2.Port.tcp(NFS_PORT), 'NFS from mail tier');
+    allowGroupIngress(this.securityGroup, this.sgModel, 'mail', peer);
   }
 }

@@ -8,6 +8,8 @@ import { MailfleetError } from '../../lib/errors.js';
 import type { Plan } from '../../lib/plan/types.js';
 import { redisEndpointParameter, type RegionRole } from '../../lib/render/node-layout.js';
 import { acknowledge } from '../shared/nag.js';
+import { securityGroupOf, type SecurityGroupModel } from '../../lib/plan/network.js';
+import { allowGroupIngress, modelSecurityGroup } from '../shared/security-rules.js';
 import { tagRole } from '../shared/tags.js';
 
 export interface FleetRedisProps {
@@ -38,6 +40,8 @@ export class FleetRedis extends Construct implements ec2.IConnectable {
   public readonly securityGroup: ec2.SecurityGroup;
   public readonly connections: ec2.Connections;
   public readonly model: RedisModel;
+  /** The redis group of the platform model (lib/plan/network.ts): its rules, translated. */
+  private readonly sgModel: SecurityGroupModel;
 
   constructor(scope: Construct, id: string, props: FleetRedisProps) {
     super(scope, id);
@@ -45,8 +49,8 @@ export class FleetRedis extends Construct implements ec2.IConnectable {
     const model = redisModel(props.plan, region);
     if (!model) throw new MailfleetError('PLAN_INVALID', 'FleetRedis: the plan provisions no Redis (spec redis.provision elasticache)');
     this.model = model;
-    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', { vpc: props.vpc, description: 'Redis (ElastiCache): fleet-wide limits, from the mail tier only', allowAllOutbound: false });
-    tagRole(this.securityGroup, 'redis');
+    this.sgModel = securityGroupOf(props.plan, region, 'redis')!;
+    this.securityGroup = modelSecurityGroup(this, props.vpc, this.sgModel);
     this.connections = new ec2.Connections({ securityGroups: [this.securityGroup], defaultPort: ec2.Port.tcp(model.port) });
     const subnets = new elasticache.CfnSubnetGroup(this, 'Subnets', {
       description: 'mailfleet Redis: private subnets',
@@ -80,6 +84,6 @@ export class FleetRedis extends Construct implements ec2.IConnectable {
 
   /** Lets the mail nodes connect (TLS, the group's port); nothing else may. */
   allowClientsFrom(peer: ec2.IConnectable): void {
-    this.connections.allowFrom(peer, ec2.Port.tcp(this.model.port), 'Redis (TLS) from mail tier');
+    allowGroupIngress(this.securityGroup, this.sgModel, 'mail', peer);
   }
 }

@@ -11,15 +11,17 @@ import { MailfleetError } from '../../lib/errors.js';
 import type { NlbShard, Plan, PlannedListener } from '../../lib/plan/types.js';
 import { NLB_MAX_LISTENERS } from '../../lib/plan/index.js';
 import { userData } from '../../lib/render/cloud-init.js';
-import { CLOUD_HEALTH_PORT } from '../../lib/render/haproxy.js';
 import { NLB_HEALTH_CHECK, nlbIdleTimeoutSeconds } from '../../lib/render/nlb.js';
 import { withNamePrefix, type RegionRole } from '../../lib/render/node-layout.js';
-import { DEDICATED_BLOCK } from '../../lib/spec/ports.js';
+import { listenerPortRanges, securityGroupOf } from '../../lib/plan/network.js';
 import { acknowledge } from '../shared/nag.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
 import { contentHash, nodeLaunchTemplate } from '../shared/launch-template.js';
 import { nodeRole } from '../shared/node-role.js';
 import { tagRole } from '../shared/tags.js';
+import { modelSecurityGroup } from '../shared/security-rules.js';
+import { inPlaceReload, type ReloadResources } from '../shared/reload.js';
+import { reloadsOf } from '../../lib/plan/reload.js';
 import { clamp, validateProps } from '../shared/validation.js';
 
 /** AWS quota: target groups one Auto Scaling group can attach. With ≤ 50 listeners per NLB, one group per shard fits. */
@@ -125,6 +127,8 @@ export class FlowControlTier extends Construct implements ec2.IConnectable {
   public readonly launchTemplate: ec2.LaunchTemplate;
   public readonly role: iam.Role;
   public readonly nodeFiles: NodeFilesBundle;
+  /** The in-place reload (SSM document + State Manager association) of running HAProxy nodes. */
+  public readonly reload: ReloadResources;
   /** The HAProxy nodes' security group, for `allowTo` the mail tier (`MailServerFleet.allowProxyFrom` takes it too). */
   public readonly connections: ec2.Connections;
 
@@ -149,16 +153,8 @@ export class FlowControlTier extends Construct implements ec2.IConnectable {
     const nest = props.nestShards ?? plan.nlbShards.length > 1;
     const nodeSubnets = props.nodeSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
 
-    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
-      vpc,
-      description: 'HAProxy tier: tenant listener ports from the NLBs (client addresses preserved), health checks from the VPC',
-      allowAllOutbound: true,
-    });
-    tagRole(this.securityGroup, 'proxy');
+    this.securityGroup = modelSecurityGroup(this, vpc, securityGroupOf(plan, props.region ?? 'primary', 'proxy')!);
     this.connections = this.securityGroup.connections;
-    for (const r of listenerPortRules(plan.listeners.map((l) => l.publicPort)))
-      this.securityGroup.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcpRange(r.from, r.to), 'mail listeners via NLB');
-    this.securityGroup.addIngressRule(ec2.Peer.ipv4(vpc.vpcCidrBlock), ec2.Port.tcp(CLOUD_HEALTH_PORT), 'NLB health checks');
     acknowledge(
       this.securityGroup,
       'AwsSolutions-EC23',
@@ -178,6 +174,8 @@ export class FlowControlTier extends Construct implements ec2.IConnectable {
       contentHash: contentHash(this.nodeFiles.asset.assetHash),
     });
     tagRole(this.launchTemplate, 'proxy');
+    // Running nodes get a new haproxy.cfg in place: the master reloads, established sessions stay.
+    this.reload = inPlaceReload(this, reloadsOf(plan, props.region ?? 'primary').find((r) => r.kind === 'proxy')!, contentHash(this.nodeFiles.asset.assetHash));
 
     const byName = new Map(plan.listeners.map((l) => [l.name, l]));
     for (const shard of plan.nlbShards) {
@@ -282,18 +280,5 @@ export class FlowControlTier extends Construct implements ec2.IConnectable {
   }
 }
 
-/**
- * Security-group rules for the listener ports. Ports closer than a dedicated tenant's block are merged
- * into one range, keeping 500 tenants within the 60-rule quota of a group; the extra ports in a range
- * lead nowhere (nodes are private and the NLBs only forward their own listeners).
- */
-export function listenerPortRules(ports: readonly number[]): { from: number; to: number }[] {
-  const sorted = [...new Set(ports)].sort((a, b) => a - b);
-  const out: { from: number; to: number }[] = [];
-  for (const p of sorted) {
-    const last = out[out.length - 1];
-    if (last && p - last.to <= DEDICATED_BLOCK) last.to = p;
-    else out.push({ from: p, to: p });
-  }
-  return out;
-}
+/** Listener port rules of the proxy group (the platform model's merge, lib/plan/network.ts). */
+export const listenerPortRules = listenerPortRanges;

@@ -3,19 +3,20 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import { Construct } from 'constructs';
-import { GLUSTER_BRICK_PORTS, GLUSTER_MGMT_PORTS } from '../../engines/platform.js';
+import { geoReplicationRules, privateRecordsOf, securityGroupOf, type SecurityGroupModel } from '../../lib/plan/network.js';
+import { addCidrIngress, allowGroupIngress, modelSecurityGroup } from '../shared/security-rules.js';
 import { MailfleetError } from '../../lib/errors.js';
 import type { Plan } from '../../lib/plan/types.js';
 import { userData } from '../../lib/render/cloud-init.js';
 import { REPLICA } from '../../lib/render/gluster.js';
-import { NODE_INDEX_TAG, privateZoneName, withNamePrefix, type RegionRole } from '../../lib/render/node-layout.js';
+import { NODE_INDEX_TAG, withNamePrefix, type RegionRole } from '../../lib/render/node-layout.js';
 import { nodeLaunchTemplate } from '../shared/launch-template.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
 import { nodeRole } from '../shared/node-role.js';
 import { tagRole } from '../shared/tags.js';
 
 /** SSH, only as GlusterFS geo-replication's transport between storage nodes (operators use Session Manager). */
-export const GEO_REPLICATION_PORT = 22;
+export { GEO_REPLICATION_PORT } from '../../lib/plan/network.js';
 
 export interface GlusterStorageClusterProps {
   /** The plan: storage.kind must be glusterfs (nodes, arbiter, volume size and name come from it). */
@@ -84,6 +85,8 @@ export class GlusterStorageCluster extends Construct implements ec2.IConnectable
   public readonly nodeFiles: NodeFilesBundle;
   /** The storage nodes' security group; `allowClientsFrom` opens the GlusterFS ports to a client tier. */
   public readonly connections: ec2.Connections;
+  /** The storage group of the platform model (lib/plan/network.ts): its rules, translated. */
+  private readonly sgModel: SecurityGroupModel;
 
   constructor(scope: Construct, id: string, props: GlusterStorageClusterProps) {
     super(scope, id);
@@ -98,19 +101,12 @@ export class GlusterStorageCluster extends Construct implements ec2.IConnectable
     if (subnets.length === 0) throw new MailfleetError('BAD_REQUEST', 'GlusterStorageCluster: no subnets selected for the storage nodes');
     const instanceType = props.instanceType ?? storage.instanceType;
 
-    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
-      vpc,
-      description: 'GlusterFS nodes: clients on the mail tier, peers',
-      allowAllOutbound: true,
-    });
-    tagRole(this.securityGroup, 'storage');
+    const region = props.region ?? 'primary';
+    this.sgModel = securityGroupOf(plan, region, 'storage')!;
+    this.securityGroup = modelSecurityGroup(this, vpc, this.sgModel);
     this.connections = this.securityGroup.connections;
-    this.allowClientsFrom(this.securityGroup, 'peers');
-    if (props.geoReplicationPeerCidr) {
-      const peer = ec2.Peer.ipv4(props.geoReplicationPeerCidr);
-      this.securityGroup.addIngressRule(peer, ec2.Port.tcp(GEO_REPLICATION_PORT), 'geo-replication (SSH transport) from the primary region');
-      this.securityGroup.addIngressRule(peer, ec2.Port.tcpRange(GLUSTER_MGMT_PORTS.from, GLUSTER_MGMT_PORTS.to), 'glusterd from the primary region');
-    }
+    allowGroupIngress(this.securityGroup, this.sgModel, 'storage', this.securityGroup);
+    if (props.geoReplicationPeerCidr) addCidrIngress(this.securityGroup, geoReplicationRules({ cidr: props.geoReplicationPeerCidr }), vpc);
 
     this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'storage', region: props.region });
     // Includes node 1's geo-replication key hand-off to the DR region (lib/plan/node-access.ts).
@@ -124,6 +120,7 @@ export class GlusterStorageCluster extends Construct implements ec2.IConnectable
       machineImage: props.machineImage,
     });
 
+    const names = privateRecordsOf(plan, region).filter((r) => r.zone === 'platform' && r.nodeKind === 'storage');
     for (let i = 1; i <= storage.nodes; i++) {
       const subnet = subnets[(i - 1) % subnets.length]!;
       const node = new ec2.CfnInstance(this, `Node${i}`, {
@@ -150,9 +147,9 @@ export class GlusterStorageCluster extends Construct implements ec2.IConnectable
       this.records.push(
         new route53.ARecord(this, `Name${i}`, {
           zone: props.privateZone,
-          recordName: `gluster-${i}.${privateZoneName(plan)}.`,
+          recordName: `${names[i - 1]!.name}.`,
           target: route53.RecordTarget.fromIpAddresses(node.attrPrivateIp),
-          ttl: Duration.seconds(60),
+          ttl: Duration.seconds(names[i - 1]!.ttl),
         }),
       );
       this.instances.push(node);
@@ -160,10 +157,9 @@ export class GlusterStorageCluster extends Construct implements ec2.IConnectable
     }
   }
 
-  /** Opens glusterd and the brick ports to clients (the mail tier) or peers. */
-  allowClientsFrom(peer: ec2.IConnectable, who = 'mail tier'): void {
-    this.securityGroup.connections.allowFrom(peer, ec2.Port.tcpRange(GLUSTER_MGMT_PORTS.from, GLUSTER_MGMT_PORTS.to), `glusterd from ${who}`);
-    this.securityGroup.connections.allowFrom(peer, ec2.Port.tcpRange(GLUSTER_BRICK_PORTS.from, GLUSTER_BRICK_PORTS.to), `bricks from ${who}`);
+  /** Opens glusterd and the brick ports to the clients (the mail tier). */
+  allowClientsFrom(peer: ec2.IConnectable): void {
+    allowGroupIngress(this.securityGroup, this.sgModel, 'mail', peer);
   }
 }
 

@@ -5,12 +5,13 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { LDAPS_PORT, LDAP_PORT } from '../../engines/platform.js';
+import { ldapReplicationRules, ldapRoles, privateRecordsOf, securityGroupOf, type SecurityGroupModel } from '../../lib/plan/network.js';
+import { addCidrIngress, allowGroupIngress, modelSecurityGroup } from '../shared/security-rules.js';
 import { MailfleetError } from '../../lib/errors.js';
 import type { Plan } from '../../lib/plan/types.js';
 import type { LdapDirectorySpec } from '../../lib/spec/schema.js';
 import { userData } from '../../lib/render/cloud-init.js';
-import { LDAP_ROLE_TAG, ldapHost, secretNames, withNamePrefix, type RegionRole } from '../../lib/render/node-layout.js';
+import { LDAP_ROLE_TAG, secretNames, withNamePrefix, type RegionRole } from '../../lib/render/node-layout.js';
 import { nodeLaunchTemplate } from '../shared/launch-template.js';
 import { acknowledge } from '../shared/nag.js';
 import { NodeFilesBundle } from '../shared/node-files-bundle.js';
@@ -84,6 +85,8 @@ export interface LdapDirectoryProps {
 export class LdapDirectory extends Construct {
   public readonly instances: ec2.CfnInstance[] = [];
   public readonly securityGroup?: ec2.SecurityGroup;
+  /** The ldap group of the platform model (lib/plan/network.ts), with an OpenLDAP pair. */
+  private sgModel?: SecurityGroupModel;
   public readonly role?: iam.Role;
   public readonly nodeFiles?: NodeFilesBundle;
   public readonly microsoftAd?: directoryservice.CfnMicrosoftAD;
@@ -138,15 +141,10 @@ export class LdapDirectory extends Construct {
       this.adminSecret = secret('AdminSecret');
       this.replicatorSecret = secret('ReplicatorSecret');
     }
-    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
-      vpc,
-      description: 'OpenLDAP provider/consumer: lookups from the mail tier, syncrepl between nodes',
-      allowAllOutbound: true,
-    });
-    tagRole(this.securityGroup, 'ldap');
-    this.securityGroup.connections.allowFrom(this.securityGroup, ec2.Port.tcp(LDAP_PORT), 'syncrepl');
-    if (props.replicationPeerCidr)
-      this.securityGroup.addIngressRule(ec2.Peer.ipv4(props.replicationPeerCidr), ec2.Port.tcp(LDAP_PORT), 'syncrepl from the other region');
+    this.sgModel = securityGroupOf(plan, region, 'ldap')!;
+    this.securityGroup = modelSecurityGroup(this, vpc, this.sgModel);
+    allowGroupIngress(this.securityGroup, this.sgModel, 'ldap', this.securityGroup);
+    if (props.replicationPeerCidr) addCidrIngress(this.securityGroup, ldapReplicationRules({ cidr: props.replicationPeerCidr }), vpc);
     this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'ldap', region });
     this.role = nodeRole(this, 'Role', plan, 'ldap', region, { objects: { 'node-files/ldap': this.nodeFiles.asset } });
     const lt = nodeLaunchTemplate(this, 'LaunchTemplate', {
@@ -157,8 +155,8 @@ export class LdapDirectory extends Construct {
       rootVolumeGiB: 20,
       machineImage: props.machineImage,
     });
-    const roles: ('provider' | 'consumer')[] = region === 'primary' ? ['provider', 'consumer'] : ['consumer'];
-    roles.forEach((ldapRole, i) => {
+    const records = privateRecordsOf(plan, region).filter((r) => r.nodeKind === 'ldap');
+    ldapRoles(plan, region).forEach((ldapRole, i) => {
       const name = ldapRole === 'provider' ? 'Provider' : 'Consumer';
       const node = new ec2.CfnInstance(this, name, {
         launchTemplate: { launchTemplateId: lt.launchTemplateId, version: lt.latestVersionNumber },
@@ -171,19 +169,17 @@ export class LdapDirectory extends Construct {
         ],
       });
       tagRole(node, 'ldap');
-      new route53.ARecord(this, `${name}Name`, {
-        zone: props.privateZone,
-        recordName: `${ldapHost(plan, ldapRole)}.`,
-        target: route53.RecordTarget.fromIpAddresses(node.attrPrivateIp),
-        ttl: Duration.seconds(60),
-      });
-      if (ldapRole === 'provider' && props.crossRegionZone)
-        new route53.ARecord(this, 'ProviderCrossRegionName', {
-          zone: props.crossRegionZone,
-          recordName: 'ldap-provider',
+      for (const rec of records.filter((r) => r.nodeIndex === i)) {
+        // The provider's region-zone name only where the caller gave that zone (the other region resolves it).
+        const zone = rec.zone === 'platform' ? props.privateZone : props.crossRegionZone;
+        if (!zone) continue;
+        new route53.ARecord(this, rec.zone === 'platform' ? `${name}Name` : 'ProviderCrossRegionName', {
+          zone,
+          recordName: `${rec.name}.`,
           target: route53.RecordTarget.fromIpAddresses(node.attrPrivateIp),
-          ttl: Duration.seconds(60),
+          ttl: Duration.seconds(rec.ttl),
         });
+      }
       this.instances.push(node);
     });
   }
@@ -205,7 +201,6 @@ export class LdapDirectory extends Construct {
   /** Opens LDAP and LDAPS to the directory's clients (the mail tier). */
   allowClientsFrom(peer: ec2.IConnectable): void {
     if (!this.securityGroup) return;
-    this.securityGroup.connections.allowFrom(peer, ec2.Port.tcp(LDAP_PORT), 'LDAP from mail tier');
-    this.securityGroup.connections.allowFrom(peer, ec2.Port.tcp(LDAPS_PORT), 'LDAPS from mail tier');
+    allowGroupIngress(this.securityGroup, this.sgModel!, 'mail', peer);
   }
 }

@@ -5,6 +5,8 @@ import * as route53 from 'aws-cdk-lib/aws-route53';
 import { Construct } from 'constructs';
 import { validateProps } from '../shared/validation.js';
 import { acknowledge } from '../shared/nag.js';
+import { endpointGroup } from '../../lib/plan/network.js';
+import { addCidrIngress } from '../shared/security-rules.js';
 
 /** Interface endpoints private nodes need with no route to the internet for AWS APIs. */
 export const NODE_INTERFACE_ENDPOINTS: ReadonlyArray<readonly [string, ec2.InterfaceVpcEndpointAwsService]> = [
@@ -99,12 +101,10 @@ export class MailNetwork extends Construct {
 
     if (props.endpoints ?? !props.vpc) {
       this.vpc.addGatewayEndpoint('S3', { service: ec2.GatewayVpcEndpointAwsService.S3 });
-      this.endpointSecurityGroup = new ec2.SecurityGroup(this, 'EndpointSg', {
-        vpc: this.vpc,
-        description: 'Interface endpoints: HTTPS from the VPC',
-        allowAllOutbound: false,
-      });
-      this.endpointSecurityGroup.addIngressRule(ec2.Peer.ipv4(this.vpc.vpcCidrBlock), ec2.Port.tcp(443), 'HTTPS from the VPC');
+      // The model's endpoint group (lib/plan/network.ts); this construct takes no plan, so by the VPC alone.
+      const group = endpointGroup('endpoints', this.vpc.vpcCidrBlock);
+      this.endpointSecurityGroup = new ec2.SecurityGroup(this, 'EndpointSg', { vpc: this.vpc, description: group.description, allowAllOutbound: group.egressAllTo !== undefined });
+      addCidrIngress(this.endpointSecurityGroup, group, this.vpc);
       acknowledge(this.endpointSecurityGroup, 'AwsSolutions-EC23', 'The only ingress is HTTPS from the VPC\'s own CIDR; the rule cannot evaluate a CIDR that is a CloudFormation reference.');
       for (const [name, service] of NODE_INTERFACE_ENDPOINTS)
         this.vpc.addInterfaceEndpoint(name, { service, securityGroups: [this.endpointSecurityGroup], privateDnsEnabled: true });

@@ -18,7 +18,6 @@ import type { Plan } from '../../lib/plan/types.js';
 import { userData } from '../../lib/render/cloud-init.js';
 import { CONNECTIONS_METRIC, metricNamespace } from '../../lib/render/cloudwatch-agent.js';
 import {
-  DAEMON_ADMIN_PORT,
   LAUNCH_HOOK_NAME,
   LAUNCH_HOOK_TIMEOUT_SECONDS,
   auditBucketParameter,
@@ -28,7 +27,10 @@ import {
   withNamePrefix,
   type RegionRole,
 } from '../../lib/render/node-layout.js';
-import { portRanges } from '../../engines/platform.js';
+import { securityGroupOf, type SecurityGroupModel } from '../../lib/plan/network.js';
+import { allowGroupIngress, modelSecurityGroup } from '../shared/security-rules.js';
+import { inPlaceReload, type ReloadResources } from '../shared/reload.js';
+import { reloadsOf } from '../../lib/plan/reload.js';
 import { daemonBundle, daemonPackage, DEV_BUILD_CONTEXT, NODE_RUNTIME_FETCH_COMMAND, nodeRuntimePackage } from '../shared/daemon-bundle.js';
 import { isArm } from '../shared/node-image.js';
 import { contentHash, nodeLaunchTemplate } from '../shared/launch-template.js';
@@ -152,8 +154,12 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
   public readonly daemonPorts: readonly number[];
   /** The mail nodes' security group, for `allowFrom`/`allowTo` (e.g. a relay or a monitoring host). */
   public readonly connections: ec2.Connections;
+  /** The in-place reload (SSM document + State Manager association) of running mail nodes. */
+  public readonly reload: ReloadResources;
   private readonly secretNames: ReturnType<typeof secretNames>;
   private readonly staticDirectory: boolean;
+  /** The mail group of the platform model (lib/plan/network.ts): its rules, translated. */
+  private readonly sgModel: SecurityGroupModel;
 
   constructor(scope: Construct, id: string, props: MailServerFleetProps) {
     super(scope, id);
@@ -177,16 +183,11 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
     const secrets = secretNames(plan);
 
     this.daemonPorts = daemonConfig(plan, { mode: 'cloud' }).sockets.map((s) => s.port);
-    this.securityGroup = new ec2.SecurityGroup(this, 'Sg', {
-      vpc,
-      description: 'mailfleetd tier: daemon ports from HAProxy, admin API from the VPC',
-      allowAllOutbound: true,
-    });
-    tagRole(this.securityGroup, 'mail');
+    this.sgModel = securityGroupOf(plan, props.region ?? 'primary', 'mail')!;
+    this.securityGroup = modelSecurityGroup(this, vpc, this.sgModel);
     this.connections = this.securityGroup.connections;
     this.secretNames = secrets;
     this.staticDirectory = plan.directory.kind === 'static';
-    this.securityGroup.addIngressRule(ec2.Peer.ipv4(vpc.vpcCidrBlock), ec2.Port.tcp(DAEMON_ADMIN_PORT), 'admin API and metrics');
     acknowledge(this.securityGroup, 'AwsSolutions-EC23', 'Ingress is the admin port from the VPC\'s own CIDR and daemon ports from the proxy group; the rule cannot evaluate a CIDR that is a CloudFormation reference.');
 
     this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'mail', region: props.region });
@@ -253,6 +254,8 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
       contentHash: contentHash(this.nodeFiles.asset.assetHash, this.daemonBundle.assetHash),
     });
     tagRole(this.launchTemplate, 'mail');
+    // New node files (daemon configuration) reach running nodes in place: withdrawn, drained, restarted.
+    this.reload = inPlaceReload(this, reloadsOf(plan, props.region ?? 'primary').find((r) => r.kind === 'mail')!, contentHash(this.nodeFiles.asset.assetHash));
     this.autoScalingGroup = new autoscaling.AutoScalingGroup(this, 'Asg', {
       vpc,
       vpcSubnets: props.nodeSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
@@ -332,8 +335,7 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
 
   /** Opens the daemon ports (PROXY v2) to the proxy tier. */
   allowProxyFrom(peer: ec2.IConnectable): void {
-    for (const r of portRanges(this.daemonPorts))
-      this.securityGroup.connections.allowFrom(peer, ec2.Port.tcpRange(r.from, r.to), 'daemon ports, PROXY v2');
+    allowGroupIngress(this.securityGroup, this.sgModel, 'proxy', peer);
   }
 }
 

@@ -116,6 +116,7 @@ export function cloudFormationInventory(templates: readonly RegionTemplate[]): E
         role,
         port: shared === 'nlb-listener' ? Number(p.Port) : undefined,
         userData,
+        record: shared === 'route53-record' ? { type: String(p.Type), name: String(p.Name) } : undefined,
       });
     }
     const groupName = (v: unknown) => {

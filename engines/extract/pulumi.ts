@@ -67,6 +67,7 @@ export function pulumiInventory(registrations: readonly PulumiRegistration[]): E
       region: regionOf(r),
       role,
       port: kind === 'nlb-listener' ? Number(r.inputs.port) : undefined,
+      record: kind === 'route53-record' ? { type: String(r.inputs.type), name: String(r.inputs.name) } : undefined,
       userData: typeof ud === 'string' ? decodeBase64(ud) : typeof r.inputs.userData === 'string' ? r.inputs.userData : undefined,
     });
   }

@@ -70,6 +70,7 @@ export function terraformInventory(doc: Record<string, unknown>): EngineInventor
         role,
         port: type === 'aws_lb_listener' ? Number(body.port) : undefined,
         userData,
+        record: type === 'aws_route53_record' ? { type: String(body.type), name: String(body.name) } : undefined,
       });
     }
   }

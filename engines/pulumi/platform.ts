@@ -9,7 +9,7 @@ import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
 import { auditArchivePulumi, JOURNAL_KEYS } from './audit-archive.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { launchImage, literalArn, outputNode, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { launchImage, literalArn, outputNode, reloadParameters, reloadTargets, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { randomBytes } from 'node:crypto';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
@@ -188,12 +188,35 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
       ),
     );
     const objects = new Map<BootObjectId, aws.s3.BucketObjectv2>();
+    const hashes = new Map<BootObjectId, string>();
     for (const ob of b.objects) {
       const folder = bootObjectFolder(model.plan, r.role, ob, this.bootObjects);
+      hashes.set(ob.id, folder.hash);
       objects.set(
         ob.id,
         this.add(
           new aws.s3.BucketObjectv2(n(`boot-${ob.id.replace(/\//g, '-')}`), { bucket: bucket.id, key: ob.key, source: new pulumi.asset.FileArchive(folder.dir), sourceHash: folder.hash }, o),
+        ),
+      );
+    }
+    // In-place reloads (lib/plan/reload.ts): a new node-files hash is a new association parameter, which State Manager runs again.
+    for (const rl of r.reloads) {
+      const doc = this.add(
+        new aws.ssm.Document(n(`reload-${rl.kind}`), { name: rl.documentName, documentType: 'Command', documentFormat: 'JSON', content: JSON.stringify(rl.document), tags: tags(rl.kind, rl.documentName) }, o),
+      );
+      this.add(
+        new aws.ssm.Association(
+          n(`reload-${rl.kind}`),
+          {
+            name: doc.name,
+            associationName: rl.associationName,
+            documentVersion: '$LATEST',
+            targets: reloadTargets(rl),
+            parameters: reloadParameters(hashes.get(`node-files/${rl.kind}`) ?? ''),
+            maxConcurrency: rl.maxConcurrency,
+            maxErrors: rl.maxErrors,
+          },
+          o,
         ),
       );
     }
@@ -516,6 +539,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             launchTemplate: { id: lt.id, version: '$Latest' },
             subnetId: privateSubnets[m.subnet]!.id,
             rootBlockDevice: { encrypted: true, volumeType: 'gp3' },
+            // The spec decides whether `pulumi destroy` may remove the node (as the CDK stacks do).
+            disableApiTermination: m.terminationProtection,
             tags: { ...tags(m.role, m.name), ...m.nodeTags },
           },
           o,

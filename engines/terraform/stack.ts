@@ -5,7 +5,7 @@
  * @cdktf/provider-aws 20.1.0) and kept thin — it only spells out engines/platform.ts in Terraform
  * resources. Nothing outside engines/terraform imports cdktf, so dropping it later is one folder.
  */
-import { AssetType, LocalBackend, TerraformAsset, TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
+import { AssetType, Fn, LocalBackend, TerraformAsset, TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group/index.js';
 import { DataAwsRoute53Zone } from '@cdktf/provider-aws/lib/data-aws-route53-zone/index.js';
@@ -26,6 +26,8 @@ import { S3Object } from '@cdktf/provider-aws/lib/s3-object/index.js';
 import { SecretsmanagerSecret } from '@cdktf/provider-aws/lib/secretsmanager-secret/index.js';
 import { SecretsmanagerSecretVersion } from '@cdktf/provider-aws/lib/secretsmanager-secret-version/index.js';
 import { SsmParameter } from '@cdktf/provider-aws/lib/ssm-parameter/index.js';
+import { SsmDocument } from '@cdktf/provider-aws/lib/ssm-document/index.js';
+import { SsmAssociation } from '@cdktf/provider-aws/lib/ssm-association/index.js';
 import { Instance } from '@cdktf/provider-aws/lib/instance/index.js';
 import { InternetGateway } from '@cdktf/provider-aws/lib/internet-gateway/index.js';
 import { LaunchTemplate } from '@cdktf/provider-aws/lib/launch-template/index.js';
@@ -57,7 +59,7 @@ import { ElasticacheReplicationGroup } from '@cdktf/provider-aws/lib/elasticache
 import { ElasticacheSubnetGroup } from '@cdktf/provider-aws/lib/elasticache-subnet-group/index.js';
 import { ROLE_TAG } from '../inventory.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { launchImage, literalArn, outputNode, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { launchImage, literalArn, outputNode, reloadParameters, reloadTargets, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
 import { drillFilters, fisRoleStatements } from '../../lib/plan/drills.js';
@@ -160,11 +162,27 @@ export class MailfleetTerraformStack extends TerraformStack {
       restrictPublicBuckets: true,
     });
     const objects = new Map<BootObjectId, S3Object>();
+    const hashes = new Map<BootObjectId, string>();
     for (const o of b.objects) {
       const folder = bootObjectFolder(model.plan, r.role, o, this.bootObjects);
       const safe = o.id.replace(/\//g, '-');
       const asset = new TerraformAsset(this, `${p}-asset-${safe}`, { path: folder.dir, type: AssetType.ARCHIVE, assetHash: folder.hash });
       objects.set(o.id, new S3Object(this, `${p}-boot-${safe}`, { provider, bucket: bucket.id, key: o.key, source: asset.path, sourceHash: folder.hash }));
+      hashes.set(o.id, folder.hash);
+    }
+    // In-place reloads (lib/plan/reload.ts): a new node-files hash is a new association parameter, which State Manager runs again.
+    for (const rl of r.reloads) {
+      const doc = new SsmDocument(this, `${p}-reload-${rl.kind}-doc`, { provider, name: rl.documentName, documentType: 'Command', documentFormat: 'JSON', content: literalText(JSON.stringify(rl.document)), tags: tags(rl.kind, rl.documentName) });
+      new SsmAssociation(this, `${p}-reload-${rl.kind}`, {
+        provider,
+        name: doc.name,
+        associationName: rl.associationName,
+        documentVersion: '$LATEST',
+        targets: reloadTargets(rl),
+        parameters: reloadParameters(hashes.get(`node-files/${rl.kind}`) ?? ''),
+        maxConcurrency: rl.maxConcurrency,
+        maxErrors: rl.maxErrors,
+      });
     }
     // The region's own audit journal archive (audit-archive.ts): its mail nodes ship there.
     const audit = model.audit
@@ -488,6 +506,8 @@ export class MailfleetTerraformStack extends TerraformStack {
         launchTemplate: { id: lt.id, version: '$Latest' },
         subnetId: privateSubnets[n.subnet]!.id,
         rootBlockDevice: { encrypted: true, volumeType: 'gp3' },
+        // The spec decides whether `terraform destroy` may remove the node (as the CDK stacks do).
+        disableApiTermination: n.terminationProtection,
         tags: { ...tags(n.role, n.name), ...n.nodeTags },
       });
       instances.set(n.name, instance);
@@ -712,4 +732,12 @@ export class MailfleetTerraformStack extends TerraformStack {
       });
     }
   }
+}
+
+/**
+ * A string Terraform must take literally (a shell script full of `${`): its JSON syntax reads strings as
+ * templates, so the text travels base64-encoded and Terraform decodes it at plan time, byte for byte.
+ */
+function literalText(s: string): string {
+  return Fn.base64decode(Buffer.from(s, 'utf8').toString('base64'));
 }

@@ -1,6 +1,7 @@
 /**
  * Parity: the same spec through AWS CDK, Terraform (cdktf) and Pulumi gives the same inventory — kinds and
- * counts, listener ports, security-group rules, bootstrap hashes — and the kinds the plan lists match it.
+ * counts, listener ports, security-group rules, record names, bootstrap hashes — the rules and names are the
+ * platform model's, and the kinds the plan lists match it.
  * Each engine synthesizes each spec once.
  */
 import { before, describe, it } from 'node:test';
@@ -10,7 +11,7 @@ import { synthCdk } from '../../engines/cdk.js';
 import { cloudFormationInventory } from '../../engines/extract/cloudformation.js';
 import { pulumiInventory } from '../../engines/extract/pulumi.js';
 import { terraformInventory } from '../../engines/extract/terraform.js';
-import { diffFromPlan, diffInventories, sha256, type EngineInventory } from '../../engines/inventory.js';
+import { diffFromPlan, diffInventories, modelNetwork, sha256, type EngineInventory } from '../../engines/inventory.js';
 import { registrationsOf } from '../../engines/pulumi/mocks.js';
 import { terraformJson } from '../../engines/terraform/index.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -58,9 +59,17 @@ for (const example of EXAMPLES) {
         assert.deepEqual(diffFromPlan(plan, get(t), t), []);
       });
     }
+    // Read back from each producer's real output: the rules and names the platform model declares, no more, no fewer.
+    for (const t of NAMES) {
+      it(`${t}: security-group rules and record names are the platform model's (lib/plan/network.ts)`, () => {
+        const model = modelNetwork(plan);
+        assert.deepEqual(get(t).securityGroupRules, model.securityGroupRules);
+        assert.deepEqual(get(t).recordNames, model.recordNames);
+      });
+    }
     for (const [i, a] of NAMES.entries()) {
       for (const b of NAMES.slice(i + 1)) {
-        it(`${a} ≡ ${b}: same kinds, listener ports, security-group rules and bootstrap hashes`, () => {
+        it(`${a} ≡ ${b}: same kinds, listener ports, security-group rules, record names and bootstrap hashes`, () => {
           assert.deepEqual(diffInventories(get(a), get(b), [a, b]), []);
         });
       }
