@@ -21,18 +21,17 @@
  * `node --cpu-prof`, top self-time functions printed. mailfleetd runs as the bundle the engines ship (--tsx: the sources).
  * Results: bench/results/smtp-filter.json (+ .svg).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { hashPassword } from '../../lib/directory/static.js';
 import { buildPlan } from '../../lib/plan/build.js';
 import { daemonConfig } from '../../lib/plan/daemon-config.js';
 import { PROTOCOLS, specSchema } from '../../lib/spec/schema.js';
 import { EICAR, GTUBE, filterStackUnavailable, startFilterStack, type FilterStack } from '../../test/harness/rspamd.js';
+import { startBenchDaemon } from '../lib/daemon.js';
 import { writePlot } from '../lib/plot.js';
 import { countFiles, startPostfix, waitForCount } from '../lib/postfix.js';
 import { cpuDelta, cpuSeconds, treeCpuSeconds, type Cpu } from '../lib/proc.js';
@@ -239,28 +238,11 @@ async function runMailfleetd(work: string, name: string, stack: FilterStack, fil
   });
   const config = daemonConfig(buildPlan(spec), { mode: 'local-direct', host: '127.0.0.1', portOverrides: Object.fromEntries(PROTOCOLS.map((p) => [p, 0])), adminPort: 0 });
   await writeFile(join(dir, 'mailfleetd.json'), JSON.stringify(config));
-  let entry = ['--import', 'tsx', join(REPO, 'lib/daemon/main.ts')];
-  if (!TSX) {
-    // What a mail node runs: the esbuild bundle.
-    const bundle = join(work, 'mailfleetd.mjs');
-    const b = existsSync(bundle) ? { status: 0, stderr: '' } : spawnSync(process.execPath, [join(REPO, 'scripts/bundle-daemon.mjs'), '--outfile', bundle], { encoding: 'utf8' });
-    if (b.status !== 0) throw new Error(`bundle-daemon failed: ${b.stderr}`);
-    entry = [bundle];
-  }
   const profDir = join(work, 'cpu-prof');
-  const child: ChildProcess = spawn(process.execPath, [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...entry, 'serve', '--daemon-config', join(dir, 'mailfleetd.json'), '--data-dir', dir], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, MAILFLEET_LOG_LEVEL: 'warn' },
-    cwd: REPO,
-  });
+  const daemon = await startBenchDaemon({ configFile: join(dir, 'mailfleetd.json'), dataDir: dir, work, tsx: TSX, nodeFlags: PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [] });
+  const child = daemon.child;
   try {
-    const ready = await new Promise<{ sockets: Array<{ protocol: string; port: number }> }>((res, rej) => {
-      createInterface({ input: child.stdout! }).on('line', (l) => {
-        if (l.includes('"ready":true')) res(JSON.parse(l) as { sockets: Array<{ protocol: string; port: number }> });
-      });
-      child.once('exit', (c) => rej(new Error(`mailfleetd exited ${c}`)));
-    });
-    const port = ready.sockets.find((s) => s.protocol === 'smtp')!.port;
+    const port = daemon.port('smtp');
     const warm = await drive(port, WARMUP, 'warm@example.com');
     // A warm-up refused for another reason (rspamd not answering: 451) would measure nothing useful.
     if (warm.outcomes.some((o) => o.kind === 'ham' && o.code !== 2)) throw new Error('mailfleetd refused ham during the warm-up');
@@ -275,8 +257,7 @@ async function runMailfleetd(work: string, name: string, stack: FilterStack, fil
     if (folders.inbox + folders.junk !== accepted(outcomes)) throw new Error(`mailfleetd stored ${folders.inbox + folders.junk} of ${accepted(outcomes)} accepted`);
     return { seconds, ackSeconds: seconds, outcomes, mtaCpu, filterCpu: fCpu, folders };
   } finally {
-    child.kill('SIGTERM');
-    await new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
+    await daemon.stop();
   }
 }
 
