@@ -132,9 +132,32 @@ export class Template {
       }));
   }
 
+  /**
+   * The primary endpoint ElastiCache gives each replication group of the template: its DNS name (shaped as
+   * AWS names them, `master.<group id>.<hash>.<region short>.cache.amazonaws.com`) and port.
+   */
+  redisEndpoints(): { logicalId: string; host: string; port: number }[] {
+    // eu-west-1 -> euw1, us-east-1 -> use1, as ElastiCache names its endpoints.
+    const [geo = '', ...rest] = this.region.split('-');
+    const short = geo + rest.map((p) => (/^\d+$/.test(p) ? p : p[0])).join('');
+    return this.ofType('AWS::ElastiCache::ReplicationGroup').map(([id, p]) => ({
+      logicalId: id,
+      host: `master.${this.resolve(p.ReplicationGroupId ?? id).toLowerCase()}.${createHash('sha256').update(id).digest('hex').slice(0, 6)}.${short}.cache.amazonaws.com`,
+      port: Number(p.Port ?? 6379),
+    }));
+  }
+
+  /** GetAtt values the stand-ins can know: ElastiCache endpoints (the rest stay unresolved). */
+  private attribute(logicalId: string, attr: string): string {
+    const redis = this.redisEndpoints().find((r) => r.logicalId === logicalId);
+    if (redis && attr === 'PrimaryEndPoint.Address') return redis.host;
+    if (redis && attr === 'PrimaryEndPoint.Port') return String(redis.port);
+    return 'unresolved';
+  }
+
   world(assetsFile: string, outdir: string): AwsWorld {
     const parameters: Record<string, string> = {};
-    for (const [, p] of this.ofType('AWS::SSM::Parameter')) parameters[this.resolve(p.Name)] = this.resolve(p.Value);
+    for (const [, p] of this.ofType('AWS::SSM::Parameter')) parameters[this.resolve(p.Name)] = this.resolve(p.Value, (id, attr) => this.attribute(id, attr));
     const secrets: Record<string, string> = {};
     for (const [, p] of this.ofType('AWS::SecretsManager::Secret')) secrets[this.resolve(p.Name)] = secretValue(p);
     const objects: AwsWorld['objects'] = {};

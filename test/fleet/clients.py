@@ -5,6 +5,7 @@ Python's own imaplib and poplib, as a mail user's scripts would use them.
 """
 import imaplib
 import json
+import os
 import poplib
 import socket
 import ssl
@@ -106,3 +107,79 @@ elif check == 'cap':
     for s in socks:
         s.close()
     out(ok=served == args['cap'] and busy == args['open'] - args['cap'], served=served, busy=busy, sample=greetings[-1][:80])
+elif check == 'count':
+    # Messages whose subject contains a marker (search is a substring match), and the mailbox's total.
+    m = imaplib.IMAP4(host, args['port'], timeout=20)
+    m.starttls(TLS)
+    m.login(args['user'], args['password'])
+    typ, data = m.select('INBOX')
+    typ, found = m.search(None, 'SUBJECT', '"%s"' % args['subject'])
+    m.logout()
+    out(ok=True, found=len(found[0].split()), messages=int(data[0]))
+elif check == 'hold':
+    # Logs in n sessions of one user and holds them (a SELECT each: the messages each node sees), writes
+    # the ready file, waits for the go file, then tries `extra` more logins (each refused or admitted),
+    # optionally frees one session and logs in again (the lease released), and closes everything.
+    def login():
+        m = imaplib.IMAP4(host, args['port'], timeout=20)
+        try:
+            m.starttls(TLS)
+            m.login(args['user'], args['password'])
+            typ, data = m.select('INBOX')
+            return m, int(data[0])
+        except (imaplib.IMAP4.error, OSError) as e:
+            try:
+                m.shutdown()
+            except OSError:
+                pass
+            return None, str(e)
+
+    held, counts, failed = [], [], []
+    for _ in range(args['n']):
+        m, r = login()
+        if m:
+            held.append(m)
+            counts.append(r)
+        else:
+            failed.append(r)
+    with open(args['ready'], 'w') as f:
+        f.write(json.dumps({'held': len(held), 'failed': failed}))
+    t = time.monotonic()
+    last = time.monotonic()
+    while not os.path.exists(args['go']) and time.monotonic() - t < args.get('wait', 300):
+        time.sleep(0.2)
+        # A NOOP now and then: the NLB stand-in drops a flow idle for the listener's (scaled) timeout.
+        if time.monotonic() - last > 5:
+            last = time.monotonic()
+            for m in held:
+                try:
+                    m.noop()
+                except (imaplib.IMAP4.error, OSError):
+                    pass
+    refused, admitted = [], 0
+    for _ in range(args.get('extra', 0)):
+        m, r = login()
+        if m:
+            admitted += 1
+            m.logout()
+        else:
+            refused.append(r)
+    readmitted = None
+    if args.get('readmit') and held:
+        held.pop().logout()
+        time.sleep(0.5)
+        m, r = login()
+        readmitted = m is not None if m else r
+        if m:
+            readmitted = True
+            m.logout()
+    n_held = len(held) + (1 if args.get('readmit') and readmitted is not None else 0)
+    for m in held:
+        try:
+            if args.get('drop'):
+                m.shutdown()
+            else:
+                m.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
+    out(ok=not failed, held=n_held, counts=counts, failed=failed, refused=refused, admittedExtra=admitted, readmitted=readmitted)
