@@ -9,7 +9,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PASSWORD } from '../daemon/mail-harness.js';
-import { usePeers } from './peers.js';
+import { conformBoth, usePeers } from './peers.js';
 import { normalize } from './normalize.js';
 import { RawImap, slit as lit, type Reply } from './raw-imap.js';
 
@@ -104,17 +104,7 @@ async function runScript(port: number, user: string, steps: readonly Step[]): Pr
 /** Runs the script on both servers; `expect` lists lines that must appear (so a script cannot pass by both saying nothing). */
 async function conform(steps: readonly Step[], expect: readonly string[] = []): Promise<void> {
   const user = USERS[next++]!;
-  const [ours, theirs] = await Promise.all([
-    runScript(peers.mf.port, user, steps),
-    runScript(peers.dc.port, user, steps),
-  ]);
-  for (let i = 0; i < theirs.length; i++)
-    assert.deepEqual(
-      ours[i],
-      theirs[i],
-      `step ${i + 1}: ${theirs[i]![0]}\nmailfleetd: ${JSON.stringify(ours[i])}\ndovecot:    ${JSON.stringify(theirs[i])}`,
-    );
-  assert.equal(ours.length, theirs.length);
+  const ours = await conformBoth(peers, (port) => runScript(port, user, steps));
   const all = ours.flat();
   for (const e of expect) assert.ok(all.includes(e), `expected ${e} in ${JSON.stringify(ours)}`);
 }

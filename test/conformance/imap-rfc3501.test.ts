@@ -12,9 +12,8 @@
  * Message literals are synchronising: Dovecot reads no LITERAL+ body of an APPEND it refuses early.
  */
 import { describe, test } from 'node:test';
-import assert from 'node:assert/strict';
 import { PASSWORD } from '../daemon/mail-harness.js';
-import { usePeers } from './peers.js';
+import { conformBoth, usePeers } from './peers.js';
 import { normalize } from './normalize.js';
 import { quote, RawImap, slit as lit } from './raw-imap.js';
 
@@ -65,9 +64,7 @@ async function runScript(port: number, user: string, steps: readonly Step[]): Pr
 /** Runs one script on both servers (own fresh user on each) and compares the normalised replies. */
 async function conform(steps: readonly Step[]): Promise<void> {
   const user = USERS[next++]!;
-  const [ours, theirs] = await Promise.all([runScript(peers.mf.port, user, steps), runScript(peers.dc.port, user, steps)]);
-  for (let i = 0; i < theirs.length; i++) assert.deepEqual(ours[i], theirs[i], `step ${i + 1}: ${theirs[i]![0]}\nmailfleetd: ${JSON.stringify(ours[i])}\ndovecot:    ${JSON.stringify(theirs[i])}`);
-  assert.equal(ours.length, theirs.length);
+  await conformBoth(peers, (port) => runScript(port, user, steps));
 }
 
 // Scripts use their own users and run side by side: the slow steps (Dovecot's 2 s delay after a bad

@@ -3,6 +3,7 @@
  * Dovecot from Debian (bench/lib/dovecot.ts), started together before the file's tests and stopped
  * after. One helper instead of the same start-up repeated in each file.
  */
+import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,4 +46,17 @@ export function usePeers(opts: {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
   return peers;
+}
+
+/**
+ * Runs one script on both servers (`run` gets the port; the caller picks a fresh user for it) and asserts
+ * that the normalised transcripts are equal step by step (each step's first element is its command line).
+ * Returns mailfleetd's transcript for further checks.
+ */
+export async function conformBoth<T extends readonly unknown[]>(peers: Peers, run: (port: number) => Promise<readonly T[]>): Promise<readonly T[]> {
+  const [ours, theirs] = await Promise.all([run(peers.mf.port), run(peers.dc.port)]);
+  for (let i = 0; i < theirs.length; i++)
+    assert.deepEqual(ours[i], theirs[i], `step ${i + 1}: ${String(theirs[i]![0])}\nmailfleetd: ${JSON.stringify(ours[i])}\ndovecot:    ${JSON.stringify(theirs[i])}`);
+  assert.equal(ours.length, theirs.length);
+  return ours;
 }

@@ -28,6 +28,7 @@ import type { RenderedFile } from '../../lib/render/node-layout.js';
 import { loadSpec, parseSpec } from '../../lib/spec/index.js';
 import { filterStackUnavailable, startFilterStack, type FilterStack } from '../harness/rspamd.js';
 import { freePort } from '../harness/slapd.js';
+import { assertBundleShellchecks } from '../harness/shellcheck.js';
 
 const missing = filterStackUnavailable();
 if (missing) throw new Error(`filtering tests need rspamd, clamd and dnsmasq (${missing}): scripts/install-system-deps.sh`);
@@ -76,18 +77,7 @@ describe('Bayes in the fleet Redis: what the mail bundle carries', () => {
     const unit = file(withRedis, `systemd/${BAYES_REDIS_TUNNEL_UNIT}`)!;
     assert.match(unit, /^ExecStart=\/usr\/bin\/socat TCP-LISTEN:6380,bind=127\.0\.0\.1,reuseaddr,fork OPENSSL:\$\{REDIS_ENDPOINT\},verify=1,cafile=\/etc\/ssl\/certs\/ca-certificates\.crt$/m);
     assert.ok(unit.includes(`EnvironmentFile=${BAYES_REDIS_TUNNEL_ENV}`));
-    const root = mkdtempSync(join(tmpdir(), 'mf-bayes-sh-'));
-    try {
-      for (const f of withRedis) {
-        mkdirSync(dirname(join(root, f.path)), { recursive: true });
-        writeFileSync(join(root, f.path), f.content);
-      }
-      const r = spawnSync('shellcheck', ['-x', '-s', 'bash', join(root, 'bootstrap/mail.sh')], { cwd: join(root, 'bootstrap'), encoding: 'utf8' });
-      assert.ok(!r.error, `shellcheck is not installed: ${r.error?.message}`);
-      assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
+    assertBundleShellchecks(withRedis);
   });
 
   it('GIVEN no Redis, or an external one THEN no Bayes config, no tunnel, no socat', () => {

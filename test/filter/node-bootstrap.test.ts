@@ -5,10 +5,8 @@
  * refuse EICAR through ClamAV, refuse GTUBE, and DKIM-sign with a key where the bootstrap puts it.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { chmodSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ensureDkimKey } from '../../lib/filter/dkim.js';
 import { CLAMD_START_PATH_UNIT, NODE_CLAMD_SOCKET, NODE_DKIM_DIR, NODE_RSPAMD_DIR, dkimSecretName } from '../../lib/filter/node-setup.js';
@@ -19,6 +17,7 @@ import { nodeFiles } from '../../lib/render/node-files.js';
 import type { RenderedFile } from '../../lib/render/node-layout.js';
 import { loadSpec, parseSpec } from '../../lib/spec/index.js';
 import { EICAR, GTUBE, filterStackUnavailable, startFilterStack, type FilterStack } from '../harness/rspamd.js';
+import { assertBundleShellchecks } from '../harness/shellcheck.js';
 
 const missing = filterStackUnavailable();
 if (missing) throw new Error(`filtering tests need rspamd, clamd and dnsmasq (${missing}): scripts/install-system-deps.sh`);
@@ -61,18 +60,7 @@ describe('mail node bootstrap with filtering: what it installs and in which orde
   });
 
   it('the mail bundle passes shellcheck with the filtering block', () => {
-    const root = mkdtempSync(join(tmpdir(), 'mf-node-filter-'));
-    try {
-      for (const f of bundle) {
-        mkdirSync(dirname(join(root, f.path)), { recursive: true });
-        writeFileSync(join(root, f.path), f.content);
-      }
-      const r = spawnSync('shellcheck', ['-x', '-s', 'bash', join(root, 'bootstrap/mail.sh')], { cwd: join(root, 'bootstrap'), encoding: 'utf8' });
-      assert.ok(!r.error, `shellcheck is not installed: ${r.error?.message}`);
-      assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
+    assertBundleShellchecks(bundle);
   });
 
   it('without filtering, or with rspamd elsewhere, the node installs no scanner', () => {
