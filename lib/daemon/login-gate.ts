@@ -14,7 +14,8 @@
  * passwords only ever refuses, it never admits: an admitted attempt still goes through 1–4, and a wrong or
  * unknown password never reaches the early refusal, so the reply says nothing about the user to anyone who
  * does not know the password (docs/governor.md).
- * And the password checks themselves take turns: at most concurrentChecks run at once on this node, queued
+ * And the password checks themselves take turns where the directory asks for it (IDirectory.concurrentChecks;
+ * the static directory does): at most that many run at once on this node, queued
  * per login name and served round-robin. scrypt runs on libuv's thread pool (4 threads), where every file
  * operation of the Maildir store waits too; unbounded, one user's flood of logins fills the pool and
  * everybody's deliveries and logins queue behind it. Bounded and fair, a light user's login waits for at
@@ -72,7 +73,7 @@ export interface ILoginGate {
 }
 
 export interface LoginGateProps {
-  readonly directory: Pick<IDirectory, 'authenticate'>;
+  readonly directory: Pick<IDirectory, 'authenticate' | 'concurrentChecks'>;
   /**
    * Refuse the main password and accept only app passwords (and SCRAM or tokens) (spec auth.requireAppPasswords).
    * @default false
@@ -95,7 +96,8 @@ export interface LoginGateProps {
   readonly lockoutsTotal?: Counter<'service' | 'scope'>;
   /**
    * Password checks in flight at once on this node (a login waits its turn, round-robin per login name).
-   * @default - half of libuv's thread pool (UV_THREADPOOL_SIZE, 4 unless set): 2
+   * @default - the directory's own bound (IDirectory.concurrentChecks: half of libuv's thread pool for the
+   * static directory, which hashes there); unbounded for a directory that sets none (LDAP)
    */
   readonly concurrentChecks?: number;
   /**
@@ -224,7 +226,7 @@ export class LoginGate implements ILoginGate {
   constructor(private readonly props: LoginGateProps) {
     this.failures = props.failures ?? new AuthFailureWindow();
     this.maxInFlight = props.concurrentChecksPerIp ?? 4;
-    this.slots = new FairSlots(props.concurrentChecks ?? Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2)));
+    this.slots = new FairSlots(props.concurrentChecks ?? props.directory.concurrentChecks ?? Number.POSITIVE_INFINITY);
     this.verified = new VerifiedPasswords((props.verifiedTtlSeconds ?? 600) * 1000, props.verifiedMaxEntries ?? 10_000);
   }
 

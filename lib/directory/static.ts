@@ -162,6 +162,8 @@ interface Loaded {
 let dummyHash: Promise<string> | undefined;
 
 export class StaticDirectory implements IDirectory {
+  /** scrypt runs on libuv's thread pool: at most half of it (UV_THREADPOOL_SIZE, 4 unless set) checks at once. */
+  readonly concurrentChecks = Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2));
   private data: Loaded;
   private lastCheck = 0;
 

@@ -55,6 +55,13 @@ export interface IDirectory {
   /** True when the directory holds SCRAM-SHA-256 secrets: only then is the mechanism offered. */
   supportsScram?(): boolean;
   /**
+   * How many password checks should run at once on this node; the login gate queues the rest, fairly per
+   * login name. Set by directories whose checks hash on libuv's thread pool, which the Maildir store
+   * shares (static: scrypt). Absent: not bounded by the gate (LDAP binds wait on the network and are
+   * bounded by the directory's connection pool; throttling them to the pool's size would cap logins/s).
+   */
+  readonly concurrentChecks?: number;
+  /**
    * Resolves an envelope recipient to the mailboxes it delivers to (aliases may fan out).
    * Returns [] when the address is unknown.
    */
