@@ -51,12 +51,12 @@ export function withNameMode<T>(rev2: boolean, parse: () => T): T {
 }
 
 /**
- * A mailbox name or pattern sent in 8-bit: UTF-8, as IMAP4rev2 clients send them (RFC 9051 §5.1), in
- * NFC; undefined for 7-bit text (modified UTF-7, as before). An IMAP4rev1 client may not send 8-bit
- * names at all, so taking them as UTF-8 in every session changes nothing for rev1.
+ * A mailbox name or pattern sent in 8-bit by an IMAP4rev2 session: UTF-8 (RFC 9051 §5.1), in NFC;
+ * undefined for 7-bit text and for IMAP4rev1 sessions, whose names are modified UTF-7 only: an 8-bit
+ * name there is refused as before (as Dovecot does), not taken as UTF-8.
  */
 function utf8Text(b: Buffer): string | undefined {
-  if (!b.some((c) => c > 0x7f)) return undefined;
+  if (!utf8Names || !b.some((c) => c > 0x7f)) return undefined;
   try {
     return STRICT_UTF8.decode(b).normalize('NFC');
   } catch {
