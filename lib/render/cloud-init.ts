@@ -419,7 +419,15 @@ timeout 10 setpriv --reuid=mailfleet --regid=mailfleet --init-groups sh -c "date
   echo "health: the Maildir store takes no write" >&2
   exit 1
 }
-curl -fsS -m 5 -o /dev/null http://127.0.0.1:${DAEMON_ADMIN_PORT}/healthz || { echo "health: the daemon does not answer" >&2; exit 1; }
+# A 503 is the daemon saying a dependency failed (storage, filter): report what it said, not "no answer".
+body=$(mktemp)
+trap 'rm -f "\${body}"' EXIT
+code=$(curl -sS -m 5 -o "\${body}" -w '%{http_code}' http://127.0.0.1:${DAEMON_ADMIN_PORT}/healthz 2>/dev/null) || code=000
+case "\${code}" in
+  200) ;;
+  000) echo "health: the daemon does not answer on 127.0.0.1:${DAEMON_ADMIN_PORT}" >&2; exit 1 ;;
+  *) echo "health: the daemon reports unhealthy (HTTP \${code}): $(head -c 300 "\${body}" | tr -d '\n')" >&2; exit 1 ;;
+esac
 `,
   };
 }
