@@ -207,7 +207,8 @@ export function nodeAccess(plan: Plan, role: NodeRole, region: RegionRole): Node
   if (role === 'mail')
     statements.push(
       { actions: ['s3:GetObject'], targets: [{ kind: 'boot-object', object: 'daemon-package' }] },
-      // Register the node's address under the one name HAProxy resolves, nothing else in the zone.
+      // Register the node's address under the one name HAProxy resolves, nothing else in the zone (the read
+      // is of the zone: ListResourceRecordSets takes no record-name condition).
       {
         actions: ['route53:ChangeResourceRecordSets'],
         targets: [{ kind: 'private-zone' }],
@@ -219,7 +220,9 @@ export function nodeAccess(plan: Plan, role: NodeRole, region: RegionRole): Node
         targets: [{ kind: 'any' }],
         conditions: { StringEquals: { 'autoscaling:ResourceTag/mailfleet:role': 'mail' } },
       },
-      { actions: ['autoscaling:DescribeAutoScalingInstances'], targets: [{ kind: 'any' }] },
+      { actions: ['route53:ListResourceRecordSets'], targets: [{ kind: 'private-zone' }] },
+      // register.sh RECONCILE: which addresses are still instances of the group (Describe* take no resource).
+      { actions: ['autoscaling:DescribeAutoScalingInstances', 'autoscaling:DescribeAutoScalingGroups', 'ec2:DescribeInstances'], targets: [{ kind: 'any' }] },
     );
   // The journal uploader adds batches to its own region's archive: PutObject under journal/ only (no
   // read, no delete) and the bucket key's data keys (SSE-KMS). Reading goes through the auditor role.

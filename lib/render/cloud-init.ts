@@ -18,6 +18,7 @@ import {
   DAEMON_DIR,
   DAEMON_NODE_PATH,
   HEALTH_FAILURES_BEFORE_UNHEALTHY,
+  DISCOVERY,
   LAUNCH_HOOK_NAME,
   MAIL_UID,
   STORAGE_WAIT,
@@ -359,6 +360,8 @@ umask 022
 install_units ${MAIL_MOUNT_UNIT}
 install_units mailfleetd.service
 install_units mailfleet-register.service
+install_units mailfleet-register-reconcile.service
+install_units mailfleet-register.timer
 install_units mailfleet-health.service
 install_units mailfleet-health.timer
 param private-zone-id >/etc/mailfleet/private-zone-id
@@ -392,7 +395,7 @@ if [ -z "\${ready}" ]; then
   echo "mailfleet bootstrap: the daemon did not become healthy" >&2
   exit 1
 fi
-systemctl enable --now mailfleet-register.service mailfleet-health.timer
+systemctl enable --now mailfleet-register.service mailfleet-health.timer mailfleet-register.timer
 install_cloudwatch_agent mail
 signal_launch CONTINUE
 launch_signalled=yes
@@ -460,24 +463,103 @@ exit 1
   };
 }
 
-/** Publishes (UPSERT) or withdraws (DELETE) this mail node's A record, so HAProxy finds the mail tier. */
+/** Keeps this mail node in (UPSERT) or out of (DELETE) the mail tier's one A record, and drops dead members (RECONCILE). */
 function registerScript(plan: Plan): RenderedFile {
   return {
     path: 'bootstrap/register.sh',
     executable: true,
     content: `#!/bin/bash
-# Called by mailfleet-register.service: UPSERT at start, DELETE at stop.
+# The mail tier's member list: ONE simple A record whose values are the mail nodes' addresses, which
+# HAProxy's server-template resolves. (A multivalue record per node would answer at most 8 of them, and a
+# node that died without its ExecStop would stay in it.)
+#   UPSERT    add this node (mailfleet-register.service start)
+#   DELETE    remove this node (service stop, in-place reload drain)
+#   RECONCILE drop addresses that are no longer instances of this group (mailfleet-register.timer)
+# Each change is a read-modify-write that Route 53 makes atomic: the batch DELETEs the exact set read and
+# CREATEs the new one, so a concurrent change by another node fails it and it is retried on a fresh read.
 set -euo pipefail
 # shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
-action=\${1:?usage: register.sh UPSERT|DELETE}
+action=\${1:?usage: register.sh UPSERT|DELETE|RECONCILE}
 zone_id=$(cat /etc/mailfleet/private-zone-id)
-batch=$(printf '{"Changes":[{"Action":"%s","ResourceRecordSet":{"Name":"%s","Type":"A","SetIdentifier":"%s","MultiValueAnswer":true,"TTL":10,"ResourceRecords":[{"Value":"%s"}]}}]}' \\
-  "\${action}" ${shq(mailNodesHost(plan))} "\${INSTANCE_ID}" "\${LOCAL_IPV4}")
-if ! aws route53 change-resource-record-sets --hosted-zone-id "\${zone_id}" --change-batch "\${batch}" >/dev/null; then
-  # Withdrawing a record that is already gone is fine; failing to publish is not.
-  [ "\${action}" = DELETE ] || exit 1
-fi
+asg=None
+if [ "\${action}" = RECONCILE ]; then asg=$(asg_name); fi
+exec python3 - "\${action}" "\${zone_id}" ${shq(mailNodesHost(plan))} "\${LOCAL_IPV4}" "\${asg}" <<'PY'
+import json, random, subprocess, sys, time
+
+action, zone, name, own, asg = sys.argv[1:6]
+TTL = ${DISCOVERY.ttlSeconds}
+TRIES = ${DISCOVERY.changeTries}
+
+
+def aws(*args):
+    r = subprocess.run(["aws", *args, "--output", "json"], capture_output=True, text=True)
+    return r.returncode, r.stdout, r.stderr.strip()
+
+
+def record_sets():
+    """Every A record set of the name: the simple one, and any per-node multivalue ones of older nodes."""
+    code, out, err = aws("route53", "list-resource-record-sets", "--hosted-zone-id", zone,
+                         "--start-record-name", name, "--start-record-type", "A")
+    if code != 0:
+        sys.exit("register: cannot read %s: %s" % (name, err))
+    return [s for s in json.loads(out)["ResourceRecordSets"]
+            if s["Name"].rstrip(".").lower() == name.lower() and s["Type"] == "A"]
+
+
+def group_addresses():
+    """Private addresses of this group's instances that are launching or in service."""
+    code, out, err = aws("autoscaling", "describe-auto-scaling-groups", "--auto-scaling-group-names", asg)
+    if code != 0:
+        sys.exit("register: cannot describe group %s: %s" % (asg, err))
+    groups = json.loads(out)["AutoScalingGroups"]
+    if not groups:
+        sys.exit("register: no group %s" % asg)
+    ids = [i["InstanceId"] for i in groups[0]["Instances"]
+           if i["LifecycleState"] in ("Pending", "Pending:Wait", "Pending:Proceed", "InService")]
+    if not ids:
+        return set()
+    code, out, err = aws("ec2", "describe-instances", "--instance-ids", *ids)
+    if code != 0:
+        sys.exit("register: cannot describe instances: %s" % err)
+    return {i["PrivateIpAddress"] for r in json.loads(out)["Reservations"] for i in r["Instances"] if i.get("PrivateIpAddress")}
+
+
+def wanted(current):
+    if action == "UPSERT":
+        return current | {own}
+    if action == "DELETE":
+        return current - {own}
+    if action == "RECONCILE":
+        alive = group_addresses() | {own}
+        gone = current - alive
+        if gone:
+            print("register: dropping %s (not instances of %s)" % (" ".join(sorted(gone)), asg), file=sys.stderr)
+        return current & alive
+    sys.exit("usage: register.sh UPSERT|DELETE|RECONCILE")
+
+
+for attempt in range(TRIES):
+    sets = record_sets()
+    current = {v["Value"] for s in sets for v in s.get("ResourceRecords", [])}
+    new = wanted(current)
+    simple = len(sets) <= 1 and all("SetIdentifier" not in s for s in sets)
+    if new == current and simple:
+        sys.exit(0)
+    changes = [{"Action": "DELETE", "ResourceRecordSet": s} for s in sets]
+    if new:
+        changes.append({"Action": "CREATE", "ResourceRecordSet": {
+            "Name": name, "Type": "A", "TTL": TTL, "ResourceRecords": [{"Value": ip} for ip in sorted(new)]}})
+    code, _, err = aws("route53", "change-resource-record-sets", "--hosted-zone-id", zone,
+                       "--change-batch", json.dumps({"Changes": changes}))
+    if code == 0:
+        print("register: %s %s: %d address(es)" % (action, name, len(new)), file=sys.stderr)
+        sys.exit(0)
+    # Another node changed the set between our read and our batch (or the API throttled): read again.
+    print("register: attempt %d: %s" % (attempt + 1, err.splitlines()[-1] if err else "failed"), file=sys.stderr)
+    time.sleep(random.uniform(0.2, min(5.0, 0.2 * 2 ** attempt)))
+sys.exit("register: %s %s failed %d times" % (action, name, TRIES))
+PY
 `,
   };
 }

@@ -13,7 +13,7 @@ import { glusterFiles } from './gluster.js';
 import { renderer } from './index.js';
 import type { NodeRole, RegionRole, RenderedFile } from './node-layout.js';
 import { slapdFiles } from './slapd.js';
-import { haproxyLimits, healthUnits, mailfleetdUnit, mailMountUnit, registerUnit, slapdUnit } from './systemd.js';
+import { haproxyLimits, healthUnits, mailfleetdUnit, mailMountUnit, registerReconcileUnits, registerUnit, slapdUnit } from './systemd.js';
 
 /** What a proxy node gets when the 'haproxy' renderer is not registered yet: its check fails the boot loudly. */
 const MISSING_HAPROXY = '# the haproxy renderer is not registered: no configuration to run\nthis line makes haproxy -c fail\n';
@@ -50,6 +50,7 @@ export function nodeFiles(plan: Plan, role: NodeRole, region: RegionRole): Rende
         mailMountUnit(plan),
         mailfleetdUnit(plan),
         registerUnit(plan),
+        ...registerReconcileUnits(plan),
         ...healthUnits(),
         { path: 'mailfleetd.json', content: daemonConfig },
         // rspamd (+ ClamAV) on the node when the spec filters there (lib/filter/node-setup.ts).

@@ -87,6 +87,12 @@ export const LAUNCH_HOOK_NAME = 'mailfleet-ready';
 export const LAUNCH_HOOK_TIMEOUT_SECONDS = 30 * 60;
 /** A mail node tries to mount the Maildir store this many times, this far apart, before it gives up. */
 export const STORAGE_WAIT = { tries: 120, intervalSeconds: 10 } as const;
+/**
+ * Mail tier membership (bootstrap/register.sh): the one A record's TTL, how often each mail node drops
+ * addresses that are no longer instances of its group, and how often a read-modify-write of the record is
+ * retried when another node changed it in between.
+ */
+export const DISCOVERY = { ttlSeconds: 10, reconcileSeconds: 30, changeTries: 20 } as const;
 /** Consecutive failed node health checks before the node marks itself Unhealthy in its Auto Scaling group. */
 export const HEALTH_FAILURES_BEFORE_UNHEALTHY = 3;
 
@@ -247,8 +253,9 @@ export function regionOf(opts?: { region?: RegionRole }): RegionRole {
 }
 
 /**
- * Mail nodes publish themselves under one multivalue name (an A record per instance, set at start and
- * removed at stop by mailfleet-register.service); HAProxy resolves it with `server-template`.
+ * Mail nodes publish themselves as the values of one simple A record (added at start and removed at stop
+ * by mailfleet-register.service, dead members dropped by mailfleet-register.timer); HAProxy resolves it
+ * with `server-template`. A simple record answers every value (a multivalue one at most 8).
  */
 export function mailNodesHost(plan: Plan): string {
   return cloudMailDiscoveryName(plan);

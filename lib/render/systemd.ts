@@ -5,6 +5,7 @@
 import type { Plan } from '../plan/types.js';
 import type { Renderer } from './types.js';
 import {
+  DISCOVERY,
   DAEMON_BUNDLE_PATH,
   DAEMON_NODE_PATH,
   DAEMON_CONFIG_PATH,
@@ -114,6 +115,37 @@ WantedBy=multi-user.target
   };
 }
 
+/** Drops mail tier members that are no longer instances of the group (nodes that died without ExecStop). */
+export function registerReconcileUnits(plan: Plan): RenderedFile[] {
+  return [
+    {
+      path: 'systemd/mailfleet-register-reconcile.service',
+      content: `[Unit]
+Description=Drop dead mail nodes from the mail tier's DNS name (${plan.platform})
+
+[Service]
+Type=oneshot
+ExecStart=${NODE_FILES_DIR}/bootstrap/register.sh RECONCILE
+`,
+    },
+    {
+      path: 'systemd/mailfleet-register.timer',
+      content: `[Unit]
+Description=Drop dead mail nodes from the mail tier's DNS name every ${DISCOVERY.reconcileSeconds} s
+
+[Timer]
+OnActiveSec=${DISCOVERY.reconcileSeconds}
+OnUnitActiveSec=${DISCOVERY.reconcileSeconds}
+RandomizedDelaySec=${Math.round(DISCOVERY.reconcileSeconds / 3)}
+Unit=mailfleet-register-reconcile.service
+
+[Install]
+WantedBy=timers.target
+`,
+    },
+  ];
+}
+
 /** Runs the mail node's health check every 30 s (bootstrap/health-watch.sh); see HEALTH_FAILURES_BEFORE_UNHEALTHY. */
 export function healthUnits(): RenderedFile[] {
   return [
@@ -185,7 +217,7 @@ WantedBy=multi-user.target
 
 /** Every unit for a region; engines pick the ones a role needs. */
 export function systemdUnits(plan: Plan): RenderedFile[] {
-  return [mailMountUnit(plan), mailfleetdUnit(plan), registerUnit(plan), ...healthUnits(), haproxyLimits(), slapdUnit()];
+  return [mailMountUnit(plan), mailfleetdUnit(plan), registerUnit(plan), ...registerReconcileUnits(plan), ...healthUnits(), haproxyLimits(), slapdUnit()];
 }
 
 export const systemdRenderer: Renderer = {

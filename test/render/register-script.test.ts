@@ -1,0 +1,121 @@
+/**
+ * The mail tier's membership script (bootstrap/register.sh), run as rendered against an AWS API stand-in
+ * (test/render/fixtures/route53-asg-standin.py: IMDSv2, Route 53 with its batch rules, Auto Scaling, EC2)
+ * inside a private network and mount namespace. What it must give HAProxy's server-template: every live
+ * mail node in one record (a multivalue record answers at most 8), nobody lost when nodes register at
+ * once, and no address of an instance that is gone.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { buildPlan } from '../../lib/plan/index.js';
+import { nodeFiles } from '../../lib/render/node-files.js';
+import { mailNodesHost } from '../../lib/render/node-layout.js';
+import { loadSpec } from '../../lib/spec/index.js';
+
+const plan = buildPlan(loadSpec('examples/single-region.yaml').spec);
+const NAME = mailNodesHost(plan);
+const STANDIN = resolve('test/render/fixtures/route53-asg-standin.py');
+const root = mkdtempSync(join(tmpdir(), 'mf-register-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+const files = nodeFiles(plan, 'mail', 'primary');
+for (const f of ['bootstrap/register.sh', 'bootstrap/common.sh']) writeFileSync(join(root, f.split('/')[1]!), files.find((x) => x.path === f)!.content, { mode: 0o755 });
+
+interface RecordSet { Name: string; Type: string; TTL: number; Values: string[]; SetIdentifier?: string }
+interface State {
+  records: RecordSet[];
+  nextLocalIps: string[];
+  instances: { id: string; ip: string; state: string }[];
+  delay?: number;
+  asgFails?: boolean;
+  changes?: number;
+}
+
+let n = 0;
+/** Runs `commands` (bash, register.sh as $R) in a fresh namespace with the stand-in at `initial`; returns its end state. */
+function scenario(initial: State, commands: string): { state: State; stderr: string; code: number | null } {
+  const dir = join(root, `s${++n}`);
+  mkdirSync(join(dir, 'u'), { recursive: true });
+  mkdirSync(join(dir, 'w'));
+  writeFileSync(join(dir, 'state.json'), JSON.stringify(initial));
+  const script = `set -e
+mount --make-rprivate /
+ip link set lo up
+ip addr add 169.254.169.254/32 dev lo
+# /etc/mailfleet exists only in this namespace's view (an overlay over the host's /etc).
+mount -t overlay overlay -o lowerdir=/etc,upperdir=${dir}/u,workdir=${dir}/w /etc
+mkdir -p /etc/mailfleet && echo ZFLEET >/etc/mailfleet/private-zone-id
+python3 ${STANDIN} ${dir}/state.json 2>${dir}/standin.log &
+for i in $(seq 100); do curl -s -o /dev/null -X PUT http://169.254.169.254/latest/api/token && break; sleep 0.1; done
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_ENDPOINT_URL=http://169.254.169.254 AWS_EC2_METADATA_DISABLED=true
+R=${root}/register.sh
+set +e
+${commands}`;
+  const r = spawnSync('unshare', ['--net', '--mount', '--fork', 'bash', '-c', script], { encoding: 'utf8', timeout: 240_000 });
+  return { state: JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as State, stderr: r.stderr, code: r.status };
+}
+
+const ips = (k: number, base = 10) => Array.from({ length: k }, (_, i) => `10.0.${base}.${i + 1}`);
+const valuesOf = (s: State) => s.records.filter((r) => r.Name.replace(/\.$/, '') === NAME && r.Type === 'A').flatMap((r) => r.Values).sort();
+
+describe('register.sh: the mail tier in one record (rendered script, Route 53 stand-in)', () => {
+  test('GIVEN 8 members WHEN 4 more nodes register at once (overlapping read-modify-writes) THEN one simple record holds all 12 addresses', () => {
+    const members = ips(8);
+    const joining = ips(4, 11);
+    const r = scenario(
+      { records: [{ Name: NAME, Type: 'A', TTL: 10, Values: members }], nextLocalIps: [...joining], instances: [], delay: 0.2 },
+      `pids=(); for i in 1 2 3 4; do "$R" UPSERT & pids+=($!); done; rc=0; for j in "\${pids[@]}"; do wait "$j" || rc=1; done; exit $rc`,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const sets = r.state.records.filter((x) => x.Name.replace(/\.$/, '') === NAME);
+    assert.equal(sets.length, 1, 'one record set');
+    assert.equal(sets[0]!.SetIdentifier, undefined, 'simple routing, not multivalue (8 answers at most)');
+    assert.deepEqual(valuesOf(r.state), [...members, ...joining].sort());
+    assert.match(r.stderr, /attempt \d+: .*InvalidChangeBatch/, 'the writes did overlap (a batch on a changed set was refused and retried)');
+  });
+
+  test('GIVEN per-node multivalue records of older nodes WHEN a new node registers THEN they become one simple record with every address', () => {
+    const old = ips(3, 20);
+    const records = old.map((ip, i) => ({ Name: `${NAME}.`, Type: 'A', TTL: 10, Values: [ip], SetIdentifier: `i-old${i}` }));
+    const r = scenario({ records, nextLocalIps: ['10.0.30.1'], instances: [] }, '"$R" UPSERT');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.state.records.map((x) => x.SetIdentifier), [undefined]);
+    assert.deepEqual(valuesOf(r.state), [...old, '10.0.30.1'].sort());
+  });
+
+  test('GIVEN a record of 3 WHEN one node stops (DELETE) THEN only its address goes; the last one leaving removes the record', () => {
+    const three = ips(3);
+    const r = scenario({ records: [{ Name: NAME, Type: 'A', TTL: 10, Values: three }], nextLocalIps: ['10.0.10.2'], instances: [] }, '"$R" DELETE');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(valuesOf(r.state), ['10.0.10.1', '10.0.10.3']);
+    const last = scenario({ records: [{ Name: NAME, Type: 'A', TTL: 10, Values: ['10.0.10.1'] }], nextLocalIps: ['10.0.10.1'], instances: [] }, '"$R" DELETE');
+    assert.equal(last.code, 0, last.stderr);
+    assert.deepEqual(last.state.records, []);
+  });
+
+  test('GIVEN two members whose instances are gone (killed, no ExecStop) WHEN a node reconciles THEN exactly those are dropped', () => {
+    const five = ips(5);
+    const instances = [
+      { id: 'i-1', ip: five[0]!, state: 'InService' },
+      { id: 'i-2', ip: five[1]!, state: 'InService' },
+      { id: 'i-4', ip: five[3]!, state: 'Terminating:Wait' },
+      { id: 'i-9', ip: '10.0.99.9', state: 'Pending:Wait' },
+    ];
+    const r = scenario({ records: [{ Name: NAME, Type: 'A', TTL: 10, Values: five }], nextLocalIps: [five[2]!], instances }, '"$R" RECONCILE');
+    assert.equal(r.code, 0, r.stderr);
+    // i-1, i-2 in service; own (five[2]) kept; five[3] terminating and five[4] gone are dropped; a pending node is not added.
+    assert.deepEqual(valuesOf(r.state), [five[0]!, five[1]!, five[2]!].sort());
+  });
+
+  test('GIVEN the group cannot be described WHEN a node reconciles THEN it fails and drops nobody', () => {
+    const five = ips(5);
+    const r = scenario({ records: [{ Name: NAME, Type: 'A', TTL: 10, Values: five }], nextLocalIps: [five[0]!], instances: [], asgFails: true }, '"$R" RECONCILE');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /cannot describe group/);
+    assert.deepEqual(valuesOf(r.state), five);
+    assert.equal(r.state.changes ?? 0, 0);
+  });
+});
