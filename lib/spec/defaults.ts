@@ -204,6 +204,11 @@ export const DEFAULT_GOVERNOR = Object.freeze({
   floor: 2,
   /** Calm (may raise) only when every targeted signal is under this fraction of its target. */
   releaseRatio: 0.7,
+  /**
+   * A lowered scope is raised only once its own refusals have stayed at or under this rate (per second,
+   * all daemons) for the cooldown: a capped client still knocking is not let back in to flood again.
+   */
+  releaseRefusalsPerSecond: 0,
   /** Event-loop lag p99 (ms) over the interval, highest node. */
   eventLoopLagMs: 50,
   /** End of DATA to durable in every Maildir, p99 (ms) over the interval, highest node. */

@@ -394,6 +394,11 @@ export const governorSchema = z
     raiseStepPercent: z.number().int().min(1).max(100).default(GOVERNOR.raiseStepPercent).describe('A raising step adds this percentage of the value the scope had before the governor lowered it.'),
     floor: posInt.default(GOVERNOR.floor).describe('No governed limit goes below this; nor below the scope\'s fair share (sessions of its kind / active scopes of its kind).'),
     releaseRatio: z.number().gt(0).lt(1).default(GOVERNOR.releaseRatio).describe('Calm means every targeted signal is under this fraction of its target (the hysteresis band).'),
+    releaseRefusalsPerSecond: z
+      .number()
+      .nonnegative()
+      .default(GOVERNOR.releaseRefusalsPerSecond)
+      .describe('A lowered scope is raised only once its own refusals (all daemons, per second) stayed at or under this for cooldownSeconds: a capped client still knocking is not let back in. 0: no refusal at all.'),
     scopes: z
       .array(z.enum(GOVERNED_KINDS))
       .min(1)
