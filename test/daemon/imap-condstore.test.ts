@@ -249,7 +249,7 @@ test('format versioning: an old list (no history line) reads, with history unkno
       '\n';
     await unlink(join(dir, 'cur', records.find((l) => l.startsWith('2 '))!.split(' ')[4]!));
     await writeFile(p, rewritten);
-    const other = new Mailbox({ name: 'INBOX', dir });
+    const other = new Mailbox({ name: 'INBOX', dir, changeLogBytes: 0 });
     await other.refresh();
     assert.equal(other.modseq, oldModseq);
     assert.equal(
@@ -268,7 +268,7 @@ test('format versioning: an old list (no history line) reads, with history unkno
       p,
       again.replace(/^MF1 (V\d+ N\d+) M(\d+)/, (_, vn: string, ms: string) => `MF1 ${vn} M${Number(ms) + 5}`),
     );
-    const third = new Mailbox({ name: 'INBOX', dir });
+    const third = new Mailbox({ name: 'INBOX', dir, changeLogBytes: 0 });
     await third.refresh();
     assert.equal(third.vanishedSince(oldModseq), undefined);
   } finally {

@@ -293,10 +293,7 @@ function parseList(text: string): ListState | undefined {
   messages.sort((a, b) => a.uid - b.uid);
   const nextUid = Number(head[2]);
   const modseq = Number(head[3]);
-  // `L<generation> M<modseq>`: a list whose header moved on without the line (rewritten by a daemon that
-  // kept it verbatim) is continued by no log, as the history line is trusted only with its header.
-  const gl = generationLine?.split(' ');
-  const generation = gl?.length === 2 && gl[0]!.length > 1 && gl[1] === `M${modseq}` ? gl[0]!.slice(1) : undefined;
+  const generation = generationLine?.split(' ')[0]!.slice(1) || undefined;
   return { uidValidity: Number(head[1]), nextUid, modseq, curMtime: Number(head[4]), firstRecent: head[5] === undefined ? nextUid : Number(head[5]), messages, history: parseHistory(historyLine, modseq), generation };
 }
 
@@ -320,7 +317,7 @@ function serialiseList(s: ListState): string {
   // The header keeps its old shape: daemons before the history line must still parse it.
   const parts = [`MF1 V${s.uidValidity} N${s.nextUid} M${s.modseq} C${s.curMtime} R${s.firstRecent}\n`, serialiseHistory(s.modseq, s.history)];
   // Daemons before the change log skip this line (it matches no record) and drop it when they rewrite.
-  if (s.generation !== undefined) parts.push(`L${s.generation} M${s.modseq}\n`);
+  if (s.generation !== undefined) parts.push(`L${s.generation}\n`);
   for (const r of s.messages) parts.push(listLine(r));
   return parts.join('');
 }
