@@ -116,6 +116,13 @@ export const DEFAULT_IMAP_WORK_LIMITS = Object.freeze({
   /** Expunged UIDs per folder whose expunge modseq the UID list keeps for QRESYNC VANISHED (older: floor). */
   expungeHistoryUids: 10_000,
   // --- end CONDSTORE/QRESYNC
+  // --- change log beside the UID list (issue 20)
+  /**
+   * Bytes the append-only change log beside a folder's UID list may reach before the next change rewrites
+   * the list with the logged changes folded in (lib/store/mailbox/change-log.ts); 0 = no log.
+   */
+  changeLogBytes: 64 * 1024,
+  // --- end change log
   // --- LIST-EXTENDED, COMPRESS (issue 21) ---
   /** Patterns in one LIST-EXTENDED `LIST "" (p1 p2 …)`: each is matched against every folder of the user. */
   maxListPatterns: 64,

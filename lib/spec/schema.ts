@@ -556,6 +556,10 @@ export const specSchema = z
           .default(IMAP_WORK.expungeHistoryUids)
           .describe('Expunged UIDs per folder whose expunge modseq the UID list keeps for QRESYNC; a client that last synchronised before the oldest kept gets every missing UID it knows as VANISHED (EARLIER).'),
         // --- end CONDSTORE/QRESYNC
+        // Change log beside the UID list (issue 20, docs/imap-performance.md).
+        changeLogBytes: nonNegInt
+          .default(IMAP_WORK.changeLogBytes)
+          .describe('Bytes the append-only change log beside a folder\'s UID list may reach before the next flag change, APPEND or EXPUNGE rewrites the whole list with the logged changes folded in. 0 rewrites the list on every change and keeps no log, as daemons before the log did: set it while nodes of an older version share the mail root, since they read the list only.'),
         // LIST-EXTENDED and COMPRESS=DEFLATE bounds (issue 21, docs/imap-pop3.md).
         maxListPatterns: posInt
           .default(IMAP_WORK.maxListPatterns)
