@@ -119,9 +119,12 @@ export const DEFAULT_IMAP_WORK_LIMITS = Object.freeze({
   // --- change log beside the UID list (issue 20)
   /**
    * Bytes the append-only change log beside a folder's UID list may reach before the next change rewrites
-   * the list with the logged changes folded in (lib/store/mailbox/change-log.ts); 0 = no log.
+   * the list with the logged changes folded in (lib/store/mailbox/change-log.ts); 0 = no log. Off by
+   * default: daemons before the log read the list only, so on a mail root shared with them (every rolling
+   * upgrade from such a version) a logged change would be unseen there, and their whole-list rewrite would
+   * drop it. Turn it on (65536 is the measured value) once every node runs a version with the log.
    */
-  changeLogBytes: 64 * 1024,
+  changeLogBytes: 0,
   // --- end change log
   // --- LIST-EXTENDED, COMPRESS (issue 21) ---
   /** Patterns in one LIST-EXTENDED `LIST "" (p1 p2 …)`: each is matched against every folder of the user. */

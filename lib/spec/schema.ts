@@ -559,7 +559,7 @@ export const specSchema = z
         // Change log beside the UID list (issue 20, docs/imap-performance.md).
         changeLogBytes: nonNegInt
           .default(IMAP_WORK.changeLogBytes)
-          .describe('Bytes the append-only change log beside a folder\'s UID list may reach before the next flag change, APPEND or EXPUNGE rewrites the whole list with the logged changes folded in. 0 rewrites the list on every change and keeps no log, as daemons before the log did: set it while nodes of an older version share the mail root, since they read the list only.'),
+          .describe('Bytes the append-only change log beside a folder\'s UID list may reach before the next flag change, APPEND or EXPUNGE rewrites the whole list with the logged changes folded in. 0 (the default) rewrites the list on every change and keeps no log, as daemons before the log did: nodes of an older version read the list only, so turn the log on (65536 measured best) only once every node sharing the mail root runs a version with it (docs/imap-performance.md).'),
         // LIST-EXTENDED and COMPRESS=DEFLATE bounds (issue 21, docs/imap-pop3.md).
         maxListPatterns: posInt
           .default(IMAP_WORK.maxListPatterns)
