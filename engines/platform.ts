@@ -388,6 +388,22 @@ export function reloadParameters(hash: string): Record<string, string> {
   return { [RELOAD_TRIGGER_PARAMETER]: hash };
 }
 
+/**
+ * A reload's State Manager association as Terraform and Pulumi write it (their AWS providers share the
+ * argument names): the model's name, tag targets and rollout bounds, and the hash of the node files the
+ * engine ships as the parameter whose change runs the document again.
+ */
+export function reloadAssociationProps(rl: ReloadModel, hash: string) {
+  return {
+    associationName: rl.associationName,
+    documentVersion: '$LATEST',
+    targets: reloadTargets(rl),
+    parameters: reloadParameters(hash),
+    maxConcurrency: rl.maxConcurrency,
+    maxErrors: rl.maxErrors,
+  };
+}
+
 /** Tags of one resource: the platform's, its role (read back by the inventory extractors) and a Name. */
 export function tagsFor(model: PlatformModel, role: string, name: string): Record<string, string> {
   return { ...model.tags, [ROLE_TAG]: role, Name: name };

@@ -9,7 +9,7 @@ import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
 import { auditArchivePulumi, JOURNAL_KEYS } from './audit-archive.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { launchImage, literalArn, outputNode, reloadParameters, reloadTargets, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { launchImage, literalArn, outputNode, reloadAssociationProps, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { randomBytes } from 'node:crypto';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
@@ -205,19 +205,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         new aws.ssm.Document(n(`reload-${rl.kind}`), { name: rl.documentName, documentType: 'Command', documentFormat: 'JSON', content: JSON.stringify(rl.document), tags: tags(rl.kind, rl.documentName) }, o),
       );
       this.add(
-        new aws.ssm.Association(
-          n(`reload-${rl.kind}`),
-          {
-            name: doc.name,
-            associationName: rl.associationName,
-            documentVersion: '$LATEST',
-            targets: reloadTargets(rl),
-            parameters: reloadParameters(hashes.get(`node-files/${rl.kind}`) ?? ''),
-            maxConcurrency: rl.maxConcurrency,
-            maxErrors: rl.maxErrors,
-          },
-          o,
-        ),
+        new aws.ssm.Association(n(`reload-${rl.kind}`), { name: doc.name, ...reloadAssociationProps(rl, hashes.get(`node-files/${rl.kind}`) ?? '') }, o),
       );
     }
     // The region's own audit journal archive (audit-archive.ts): its mail nodes ship there.

@@ -59,7 +59,7 @@ import { ElasticacheReplicationGroup } from '@cdktf/provider-aws/lib/elasticache
 import { ElasticacheSubnetGroup } from '@cdktf/provider-aws/lib/elasticache-subnet-group/index.js';
 import { ROLE_TAG } from '../inventory.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { launchImage, literalArn, outputNode, reloadParameters, reloadTargets, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { launchImage, literalArn, outputNode, reloadAssociationProps, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
 import { drillFilters, fisRoleStatements } from '../../lib/plan/drills.js';
@@ -173,16 +173,7 @@ export class MailfleetTerraformStack extends TerraformStack {
     // In-place reloads (lib/plan/reload.ts): a new node-files hash is a new association parameter, which State Manager runs again.
     for (const rl of r.reloads) {
       const doc = new SsmDocument(this, `${p}-reload-${rl.kind}-doc`, { provider, name: rl.documentName, documentType: 'Command', documentFormat: 'JSON', content: literalText(JSON.stringify(rl.document)), tags: tags(rl.kind, rl.documentName) });
-      new SsmAssociation(this, `${p}-reload-${rl.kind}`, {
-        provider,
-        name: doc.name,
-        associationName: rl.associationName,
-        documentVersion: '$LATEST',
-        targets: reloadTargets(rl),
-        parameters: reloadParameters(hashes.get(`node-files/${rl.kind}`) ?? ''),
-        maxConcurrency: rl.maxConcurrency,
-        maxErrors: rl.maxErrors,
-      });
+      new SsmAssociation(this, `${p}-reload-${rl.kind}`, { provider, name: doc.name, ...reloadAssociationProps(rl, hashes.get(`node-files/${rl.kind}`) ?? '') });
     }
     // The region's own audit journal archive (audit-archive.ts): its mail nodes ship there.
     const audit = model.audit
