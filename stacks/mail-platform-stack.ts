@@ -177,6 +177,7 @@ export class MailPlatformStack extends Stack {
         loadBalancers: this.flowControl.loadBalancers,
         healthCheckPorts: plan.nlbShards.map((s) => shardHealthPort(plan, s.index)),
         regionZone: this.regionZone,
+        proxyGroupNames: this.flowControl.autoScalingGroups.map((g) => g.autoScalingGroupName),
         fileSystemId: this.storage instanceof EfsMailStore ? this.storage.fileSystem.fileSystemId : undefined,
         peerCidr: standby ? primaryCidr : drCidr,
       });

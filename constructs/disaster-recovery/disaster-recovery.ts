@@ -4,11 +4,23 @@ import type * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as fis from 'aws-cdk-lib/aws-fis';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as route53 from 'aws-cdk-lib/aws-route53';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { MailfleetError } from '../../lib/errors.js';
 import { DRILL_IDS } from '../../lib/plan/outputs.js';
 import { publicDnsOf } from '../../lib/plan/network.js';
-import { drillFilters, drillsOf, fisRoleStatements } from '../../lib/plan/drills.js';
+import {
+  drillActions,
+  drillFilters,
+  drillsOf,
+  fisRoleStatements,
+  processesDocument,
+  processesDocumentName,
+  processesParameters,
+  processesRoleStatements,
+  PROCESSES_MAX_DURATION,
+  type FisResource,
+} from '../../lib/plan/drills.js';
 import type { Plan } from '../../lib/plan/types.js';
 import { LINK_OWNER } from '../../lib/plan/link.js';
 import type { RegionRole } from '../../lib/render/node-layout.js';
@@ -42,6 +54,12 @@ export interface DisasterRecoveryProps {
    * @default - none (GlusterFS storage)
    */
   readonly fileSystemId?: string;
+  /**
+   * Names of this region's proxy Auto Scaling groups: the drills that stop proxy nodes suspend their
+   * replacing processes meanwhile (lib/plan/drills.ts drillActions).
+   * @default - none (required in the primary for drills of Auto Scaling instances)
+   */
+  readonly proxyGroupNames?: string[];
   /**
    * The other region's VPC CIDR.
    * @default - required with a DR region in the plan
@@ -128,7 +146,7 @@ export class DisasterRecovery extends Construct {
       }
     }
 
-    if (!standby) this.fisRole = this.drills(plan);
+    if (!standby) this.fisRole = this.drills(plan, props.proxyGroupNames ?? []);
   }
 
   /**
@@ -155,23 +173,60 @@ export class DisasterRecovery extends Construct {
     return { peerLink, peering };
   }
 
-  /** FIS templates: a storage node down (heal), a proxy AZ lost (NLB shifts), the primary proxies down (DNS fails over). */
-  private drills(plan: Plan): iam.Role {
+  /**
+   * FIS templates as the platform model declares them (lib/plan/drills.ts), as Terraform and Pulumi
+   * write them: a storage node down (heal), a proxy AZ lost (NLB shifts), the primary proxies down (DNS
+   * fails over). Drills of Auto Scaling instances suspend the replacing processes around the stop
+   * through an SSM Automation document, so the group does not replace what the drill stopped.
+   */
+  private drills(plan: Plan, proxyGroupNames: string[]): iam.Role {
     const stack = Stack.of(this);
+    const env = nagEnv(this);
+    const document = new ssm.CfnDocument(this, 'ProcessesDocument', {
+      name: processesDocumentName(plan),
+      documentType: 'Automation',
+      documentFormat: 'JSON',
+      content: processesDocument(),
+    });
+    const automationRole = new iam.Role(this, 'ProcessesRole', {
+      assumedBy: new iam.ServicePrincipal('ssm.amazonaws.com'),
+      description: `mailfleet ${plan.platform} DR drills: suspend and resume proxy group processes`,
+    });
+    for (const st of processesRoleStatements(plan.platform))
+      automationRole.addToPolicy(new iam.PolicyStatement({ actions: st.actions, resources: [st.resource], conditions: st.conditions }));
+    acknowledge(automationRole, 'AwsSolutions-IAM5[Resource::*]', 'Suspend/ResumeProcesses are limited to this platform\'s groups by the autoscaling:ResourceTag/mailfleet:platform condition; group ARNs carry a generated id.');
     const role = new iam.Role(this, 'FisRole', {
       assumedBy: new iam.ServicePrincipal('fis.amazonaws.com'),
       description: `mailfleet ${plan.platform} DR drills`,
     });
     const instances = stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' });
+    const definition = `arn:${env.partition}:ssm:${env.region}:${env.account}:automation-definition/${processesDocumentName(plan)}:*`;
+    const executions = `arn:${env.partition}:ssm:${env.region}:${env.account}:automation-execution/*`;
+    const resourceOf = (r: FisResource): string =>
+      r === 'instances' ? instances : r === 'automation-definition' ? definition : r === 'automation-execution' ? executions : r === 'automation-role' ? automationRole.roleArn : '*';
     for (const st of fisRoleStatements(plan.platform))
-      role.addToPolicy(new iam.PolicyStatement({ actions: st.actions, resources: [st.resource === 'instances' ? instances : '*'], conditions: st.conditions }));
-    const env = nagEnv(role);
+      role.addToPolicy(new iam.PolicyStatement({ actions: st.actions, resources: [resourceOf(st.resource)], conditions: st.conditions }));
     acknowledge(role, `AwsSolutions-IAM5[Resource::arn:${env.partition}:ec2:${env.region}:${env.account}:instance/*]`, 'FIS picks instances at run time by tag; the statement is limited to this platform\'s instances by the mailfleet:platform tag condition.');
     acknowledge(role, 'AwsSolutions-IAM5[Resource::*]', 'ec2:DescribeInstances supports no resource-level permissions; FIS needs it to resolve tag targets.');
-    // The templates as the platform model declares them (lib/plan/drills.ts), as Terraform and Pulumi write them.
-    for (const d of drillsOf(plan))
-      this.experimentTemplates.push(
-        new fis.CfnExperimentTemplate(this, `Drill-${d.id}`, {
+    acknowledge(role, `AwsSolutions-IAM5[Resource::${definition}]`, 'FIS starts the drills\' own processes automation document, any version of it.');
+    acknowledge(role, `AwsSolutions-IAM5[Resource::${executions}]`, 'Automation execution ids are generated per run; FIS polls and stops the executions it started.');
+    const documentArn = `arn:${env.partition}:ssm:${env.region}:${env.account}:automation-definition/${processesDocumentName(plan)}:$DEFAULT`;
+    for (const d of drillsOf(plan)) {
+      const actions: Record<string, fis.CfnExperimentTemplate.ExperimentTemplateActionProperty> = {};
+      for (const a of drillActions(d))
+        actions[a.name] = {
+          actionId: a.actionId,
+          startAfter: a.startAfter.length > 0 ? [...a.startAfter] : undefined,
+          parameters: a.stop
+            ? { startInstancesAfterDuration: a.stop.startInstancesAfterDuration }
+            : {
+                documentArn,
+                documentParameters: stack.toJsonString(processesParameters(automationRole.roleArn, proxyGroupNames, a.processes!)),
+                maxDuration: PROCESSES_MAX_DURATION,
+              },
+          targets: a.stop ? { Instances: 'nodes' } : undefined,
+        };
+      const template = new fis.CfnExperimentTemplate(this, `Drill-${d.id}`, {
           description: d.description,
           roleArn: role.roleArn,
           stopConditions: [{ source: 'none' }],
@@ -183,10 +238,13 @@ export class DisasterRecovery extends Construct {
               selectionMode: d.selectionMode,
             },
           },
-          actions: { [d.id]: { actionId: d.actionId, parameters: { startInstancesAfterDuration: d.startAfter }, targets: { Instances: 'nodes' } } },
+          actions,
           tags: { Name: `${plan.platform}-${d.id}`, 'mailfleet:platform': plan.platform },
-        }),
-      );
+        });
+      // The ARN names the document by its name: the template must wait for it.
+      template.addDependency(document);
+      this.experimentTemplates.push(template);
+    }
     return role;
   }
 }
