@@ -5,7 +5,15 @@
  */
 import { platformOutputs, type OutputModel, type OutputSource } from '../lib/plan/outputs.js';
 import { nodeBoot, type AccessTarget, type NodeBootModel } from '../lib/plan/node-access.js';
-import { drillsOf, type DrillModel } from '../lib/plan/drills.js';
+import {
+  drillActions,
+  drillsOf,
+  processesDocumentName,
+  processesParameters,
+  PROCESSES_MAX_DURATION,
+  type DrillModel,
+  type FisResource,
+} from '../lib/plan/drills.js';
 import { reloadsOf, RELOAD_TRIGGER_PARAMETER, type ReloadModel } from '../lib/plan/reload.js';
 import {
   ldapRoles,
@@ -386,6 +394,61 @@ export function reloadTargets(r: ReloadModel): { key: string; values: string[] }
 /** The association parameters of a reload: the hash of the node files the engine ships for the kind. */
 export function reloadParameters(hash: string): Record<string, string> {
   return { [RELOAD_TRIGGER_PARAMETER]: hash };
+}
+
+/**
+ * A reload's State Manager association as Terraform and Pulumi write it (their AWS providers share the
+ * argument names): the model's name, tag targets and rollout bounds, and the hash of the node files the
+ * engine ships as the parameter whose change runs the document again.
+ */
+export function reloadAssociationProps(rl: ReloadModel, hash: string) {
+  return {
+    associationName: rl.associationName,
+    documentVersion: '$LATEST',
+    targets: reloadTargets(rl),
+    parameters: reloadParameters(hash),
+    maxConcurrency: rl.maxConcurrency,
+    maxErrors: rl.maxErrors,
+  };
+}
+
+/** The role the drills' processes automation runs as (Terraform and Pulumi name it; CDK generates it). */
+export function processesRoleName(model: Pick<PlatformModel, 'platform'>): string {
+  return `${model.platform}-drill-processes`;
+}
+
+/** A FIS role statement's resource as Terraform and Pulumi spell it (literal ARNs in the primary region). */
+export function fisResourceArn(model: PlatformModel, r: RegionModel, resource: FisResource): string {
+  switch (resource) {
+    case 'instances':
+      return 'arn:aws:ec2:*:*:instance/*';
+    case 'automation-definition':
+      return `arn:aws:ssm:${r.region}:${r.account}:automation-definition/${processesDocumentName(model)}:*`;
+    case 'automation-execution':
+      return `arn:aws:ssm:${r.region}:${r.account}:automation-execution/*`;
+    case 'automation-role':
+      return `arn:aws:iam::${r.account}:role/${processesRoleName(model)}`;
+    case '*':
+      return '*';
+  }
+}
+
+/** A drill's FIS actions with their parameters as Terraform and Pulumi write them (lib/plan/drills.ts drillActions). */
+export function fisActions(model: PlatformModel, r: RegionModel, d: DrillModel): { name: string; actionId: string; startAfter: string[]; parameters: Record<string, string>; target?: 'nodes' }[] {
+  const proxyGroups = r.tiers.filter((t) => t.role === 'proxy').map((t) => t.name);
+  return drillActions(d).map((a) => ({
+    name: a.name as string,
+    actionId: a.actionId,
+    startAfter: [...a.startAfter],
+    parameters: (a.stop
+      ? { startInstancesAfterDuration: a.stop.startInstancesAfterDuration }
+      : {
+          documentArn: `arn:aws:ssm:${r.region}:${r.account}:automation-definition/${processesDocumentName(model)}:$DEFAULT`,
+          documentParameters: JSON.stringify(processesParameters(fisResourceArn(model, r, 'automation-role'), proxyGroups, a.processes!)),
+          maxDuration: PROCESSES_MAX_DURATION,
+        }) as Record<string, string>,
+    target: a.stop ? ('nodes' as const) : undefined,
+  }));
 }
 
 /** Tags of one resource: the platform's, its role (read back by the inventory extractors) and a Name. */

@@ -22,30 +22,10 @@ import { LdapDirectory } from '../constructs/ldap-directory/ldap-directory.js';
 import { MailNetwork } from '../constructs/mail-network/mail-network.js';
 import { MailServerFleet } from '../constructs/mail-server-fleet/mail-server-fleet.js';
 
-/**
- * Values only known once the other region is deployed, passed as cdk context by the CI pipeline
- * (docs/cdk.md): they link the regions (peering, zone association, EFS replication).
- */
-export interface RegionLinks {
-  /** The primary VPC (DR side: peering request and zone association). */
-  readonly primaryVpcId?: string;
-  /** The DR VPC (primary side: zone association). */
-  readonly drVpcId?: string;
-  /** The DR-requested peering connection (primary side: return routes). */
-  readonly drPeeringConnectionId?: string;
-  /** The DR file system the primary EFS replicates into. */
-  readonly drEfsFileSystemId?: string;
-}
-
 export interface MailPlatformStackProps extends StackProps {
   readonly plan: Plan;
   /** Which region of the spec this stack deploys. */
   readonly regionRole: RegionRole;
-  /**
-   * Cross-region values from deployed stacks.
-   * @default - none: the regions synthesize unlinked
-   */
-  readonly links?: RegionLinks;
 }
 
 /** One region of the platform, wired from the plan. The DR region runs the same parts at pilot-light size. */
@@ -82,7 +62,6 @@ export class MailPlatformStack extends Stack {
       id: 'CloudFormation-Validate::W3010',
       reason: 'Availability zones come from the spec on purpose: synth never looks them up, and storage nodes are pinned one per zone.',
     });
-    const links = props.links ?? {};
     const dr = plan.regions?.dr;
     const primaryCidr = regionCidr(plan, 'primary');
     const drCidr = regionCidr(plan, 'dr');
@@ -166,9 +145,9 @@ export class MailPlatformStack extends Stack {
         plan,
         vpc,
         privateZone,
+        // The DR file system is the replication target; the DR stack's link starts the replication
+        // (constructs/disaster-recovery), so the primary's template never names the other region's file system.
         replicationTarget: standby,
-        replicationFileSystemId: standby ? undefined : links.drEfsFileSystemId,
-        replicationRegion: standby ? undefined : dr?.name,
       });
       store.allowClientsFrom(this.fleet.securityGroup);
       this.storage = store;
@@ -198,10 +177,9 @@ export class MailPlatformStack extends Stack {
         loadBalancers: this.flowControl.loadBalancers,
         healthCheckPorts: plan.nlbShards.map((s) => shardHealthPort(plan, s.index)),
         regionZone: this.regionZone,
-        peerVpcId: standby ? links.primaryVpcId : links.drVpcId,
-        peeringConnectionId: standby ? undefined : links.drPeeringConnectionId,
+        proxyGroupNames: this.flowControl.autoScalingGroups.map((g) => g.autoScalingGroupName),
+        fileSystemId: this.storage instanceof EfsMailStore ? this.storage.fileSystem.fileSystemId : undefined,
         peerCidr: standby ? primaryCidr : drCidr,
-        peerRegion: standby ? plan.regions!.primary.name : dr.name,
       });
       if (this.disasterRecovery.peering) new CfnOutput(this, 'PeeringConnectionId', { value: this.disasterRecovery.peering.ref });
     } else if (plan.spec.dns?.hostedZoneId) {

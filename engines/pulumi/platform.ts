@@ -9,11 +9,11 @@ import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
 import { auditArchivePulumi, JOURNAL_KEYS } from './audit-archive.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { launchImage, literalArn, outputNode, reloadParameters, reloadTargets, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { fisActions, fisResourceArn, launchImage, literalArn, outputNode, processesRoleName, reloadAssociationProps, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { randomBytes } from 'node:crypto';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
-import { drillFilters, fisRoleStatements } from '../../lib/plan/drills.js';
+import { drillFilters, fisRoleStatements, processesDocument, processesDocumentName, processesRoleStatements } from '../../lib/plan/drills.js';
 import type { NodeRole } from '../../lib/render/node-layout.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
@@ -205,19 +205,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         new aws.ssm.Document(n(`reload-${rl.kind}`), { name: rl.documentName, documentType: 'Command', documentFormat: 'JSON', content: JSON.stringify(rl.document), tags: tags(rl.kind, rl.documentName) }, o),
       );
       this.add(
-        new aws.ssm.Association(
-          n(`reload-${rl.kind}`),
-          {
-            name: doc.name,
-            associationName: rl.associationName,
-            documentVersion: '$LATEST',
-            targets: reloadTargets(rl),
-            parameters: reloadParameters(hashes.get(`node-files/${rl.kind}`) ?? ''),
-            maxConcurrency: rl.maxConcurrency,
-            maxErrors: rl.maxErrors,
-          },
-          o,
-        ),
+        new aws.ssm.Association(n(`reload-${rl.kind}`), { name: doc.name, ...reloadAssociationProps(rl, hashes.get(`node-files/${rl.kind}`) ?? '') }, o),
       );
     }
     // The region's own audit journal archive (audit-archive.ts): its mail nodes ship there.
@@ -633,6 +621,40 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
   private drills(model: PlatformModel, provider: aws.Provider) {
     const o = { parent: this, provider };
     const name = `${model.platform}-fis-drills`;
+    const primary = model.regions.find((x) => x.role === 'primary')!;
+    // The processes automation (lib/plan/drills.ts): drills of Auto Scaling instances hold the group's replacement.
+    const document = this.add(
+      new aws.ssm.Document(
+        processesDocumentName(model),
+        { name: processesDocumentName(model), documentType: 'Automation', documentFormat: 'JSON', content: JSON.stringify(processesDocument()), tags: tagsFor(model, 'dr', processesDocumentName(model)) },
+        o,
+      ),
+    );
+    const processesRole = this.add(
+      new aws.iam.Role(
+        processesRoleName(model),
+        {
+          name: processesRoleName(model),
+          description: `mailfleet ${model.platform} DR drills: suspend and resume proxy group processes`,
+          assumeRolePolicy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ssm.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
+          tags: tagsFor(model, 'dr', processesRoleName(model)),
+        },
+        o,
+      ),
+    );
+    this.add(
+      new aws.iam.RolePolicy(
+        processesRoleName(model),
+        {
+          role: processesRole.id,
+          policy: JSON.stringify({
+            Version: '2012-10-17',
+            Statement: processesRoleStatements(model.platform).map((st) => ({ Effect: 'Allow', Action: st.actions, Resource: st.resource, ...(st.conditions ? { Condition: st.conditions } : {}) })),
+          }),
+        },
+        o,
+      ),
+    );
     const role = this.add(
       new aws.iam.Role(
         name,
@@ -658,7 +680,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             Statement: fisRoleStatements(model.platform).map((st) => ({
               Effect: 'Allow',
               Action: st.actions,
-              Resource: st.resource === 'instances' ? 'arn:aws:ec2:*:*:instance/*' : '*',
+              Resource: fisResourceArn(model, primary, st.resource),
               ...(st.conditions ? { Condition: st.conditions } : {}),
             })),
           }),
@@ -683,17 +705,16 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
                 filters: drillFilters(d),
               },
             ],
-            actions: [
-              {
-                name: d.id,
-                actionId: d.actionId,
-                parameters: [{ key: 'startInstancesAfterDuration', value: d.startAfter }],
-                target: { key: 'Instances', value: 'nodes' },
-              },
-            ],
+            actions: fisActions(model, primary, d).map((a) => ({
+              name: a.name,
+              actionId: a.actionId,
+              ...(a.startAfter.length > 0 ? { startAfters: a.startAfter } : {}),
+              parameters: Object.entries(a.parameters).map(([key, value]) => ({ key, value })),
+              ...(a.target ? { target: { key: 'Instances', value: a.target } } : {}),
+            })),
             tags: tagsFor(model, 'dr', `${model.platform}-${d.id}`),
           },
-          o,
+          { ...o, dependsOn: [document, processesRole] },
         ),
       );
       this.fisTemplates.set(d.id, template);

@@ -59,10 +59,10 @@ import { ElasticacheReplicationGroup } from '@cdktf/provider-aws/lib/elasticache
 import { ElasticacheSubnetGroup } from '@cdktf/provider-aws/lib/elasticache-subnet-group/index.js';
 import { ROLE_TAG } from '../inventory.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { launchImage, literalArn, outputNode, reloadParameters, reloadTargets, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { fisActions, fisResourceArn, launchImage, literalArn, outputNode, processesRoleName, reloadAssociationProps, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
-import { drillFilters, fisRoleStatements } from '../../lib/plan/drills.js';
+import { drillFilters, fisRoleStatements, processesDocument, processesDocumentName, processesRoleStatements } from '../../lib/plan/drills.js';
 import type { NodeRole } from '../../lib/render/node-layout.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
@@ -173,16 +173,7 @@ export class MailfleetTerraformStack extends TerraformStack {
     // In-place reloads (lib/plan/reload.ts): a new node-files hash is a new association parameter, which State Manager runs again.
     for (const rl of r.reloads) {
       const doc = new SsmDocument(this, `${p}-reload-${rl.kind}-doc`, { provider, name: rl.documentName, documentType: 'Command', documentFormat: 'JSON', content: literalText(JSON.stringify(rl.document)), tags: tags(rl.kind, rl.documentName) });
-      new SsmAssociation(this, `${p}-reload-${rl.kind}`, {
-        provider,
-        name: doc.name,
-        associationName: rl.associationName,
-        documentVersion: '$LATEST',
-        targets: reloadTargets(rl),
-        parameters: reloadParameters(hashes.get(`node-files/${rl.kind}`) ?? ''),
-        maxConcurrency: rl.maxConcurrency,
-        maxErrors: rl.maxErrors,
-      });
+      new SsmAssociation(this, `${p}-reload-${rl.kind}`, { provider, name: doc.name, ...reloadAssociationProps(rl, hashes.get(`node-files/${rl.kind}`) ?? '') });
     }
     // The region's own audit journal archive (audit-archive.ts): its mail nodes ship there.
     const audit = model.audit
@@ -635,6 +626,31 @@ export class MailfleetTerraformStack extends TerraformStack {
   /** FIS drill templates in the primary, with a role that may stop and start this platform's instances only. */
   private drills(model: PlatformModel) {
     const provider = this.vpcs.get('primary')!.provider;
+    const primary = model.regions.find((x) => x.role === 'primary')!;
+    // The processes automation (lib/plan/drills.ts): drills of Auto Scaling instances hold the group's replacement.
+    const document = new SsmDocument(this, 'drill-processes-doc', {
+      provider,
+      name: processesDocumentName(model),
+      documentType: 'Automation',
+      documentFormat: 'JSON',
+      content: literalText(JSON.stringify(processesDocument())),
+      tags: tagsFor(model, 'dr', processesDocumentName(model)),
+    });
+    const processesRole = new IamRole(this, 'drill-processes-role', {
+      provider,
+      name: processesRoleName(model),
+      description: `mailfleet ${model.platform} DR drills: suspend and resume proxy group processes`,
+      assumeRolePolicy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ssm.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
+      tags: tagsFor(model, 'dr', processesRoleName(model)),
+    });
+    new IamRolePolicy(this, 'drill-processes-policy', {
+      provider,
+      role: processesRole.id,
+      policy: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: processesRoleStatements(model.platform).map((st) => ({ Effect: 'Allow', Action: st.actions, Resource: st.resource, ...(st.conditions ? { Condition: st.conditions } : {}) })),
+      }),
+    });
     const role = new IamRole(this, 'fis-role', {
       provider,
       name: `${model.platform}-fis-drills`,
@@ -653,7 +669,7 @@ export class MailfleetTerraformStack extends TerraformStack {
         Statement: fisRoleStatements(model.platform).map((st) => ({
           Effect: 'Allow',
           Action: st.actions,
-          Resource: st.resource === 'instances' ? 'arn:aws:ec2:*:*:instance/*' : '*',
+          Resource: fisResourceArn(model, primary, st.resource),
           ...(st.conditions ? { Condition: st.conditions } : {}),
         })),
       }),
@@ -673,15 +689,15 @@ export class MailfleetTerraformStack extends TerraformStack {
             filter: drillFilters(d),
           },
         ],
-        action: [
-          {
-            name: d.id,
-            actionId: d.actionId,
-            parameter: [{ key: 'startInstancesAfterDuration', value: d.startAfter }],
-            target: { key: 'Instances', value: 'nodes' },
-          },
-        ],
+        action: fisActions(model, primary, d).map((a) => ({
+          name: a.name,
+          actionId: a.actionId,
+          ...(a.startAfter.length > 0 ? { startAfter: a.startAfter } : {}),
+          parameter: Object.entries(a.parameters).map(([key, value]) => ({ key, value })),
+          ...(a.target ? { target: { key: 'Instances', value: a.target } } : {}),
+        })),
         tags: tagsFor(model, 'dr', `${model.platform}-${d.id}`),
+        dependsOn: [document, processesRole],
       });
       this.fisTemplates.set(d.id, t);
     }

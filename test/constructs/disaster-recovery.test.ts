@@ -19,7 +19,7 @@ function setup() {
 describe('DisasterRecovery', () => {
   test('GIVEN the primary side THEN a TCP health check per NLB drives a PRIMARY failover record, and FIS drills exist', () => {
     const { stack, vpc, nlb, regionZone } = setup();
-    new DisasterRecovery(stack, 'Dr', { plan: primaryDr(), vpc, loadBalancers: [nlb], healthCheckPorts: [25], regionZone });
+    new DisasterRecovery(stack, 'Dr', { plan: primaryDr(), vpc, loadBalancers: [nlb], healthCheckPorts: [25], regionZone, peerCidr: '10.41.0.0/16' });
     const t = Template.fromStack(stack);
     t.hasResourceProperties('AWS::Route53::HealthCheck', { HealthCheckConfig: Match.objectLike({ Type: 'TCP', Port: 25, RequestInterval: 10 }) });
     t.hasResourceProperties('AWS::Route53::RecordSet', {
@@ -36,7 +36,7 @@ describe('DisasterRecovery', () => {
     });
   });
 
-  test('GIVEN the standby side with the primary VPC known THEN SECONDARY records, a peering request, routes and a zone association', () => {
+  test('GIVEN the standby side THEN SECONDARY records, a peering to the VPC the primary publishes, routes and a zone association (no context)', () => {
     const { stack, vpc, nlb, regionZone } = setup();
     new DisasterRecovery(stack, 'Dr', {
       plan: primaryDr(),
@@ -45,29 +45,26 @@ describe('DisasterRecovery', () => {
       loadBalancers: [nlb],
       healthCheckPorts: [25],
       regionZone,
-      peerVpcId: 'vpc-primary',
       peerCidr: '10.40.0.0/16',
-      peerRegion: 'eu-west-1',
     });
     const t = Template.fromStack(stack);
     t.hasResourceProperties('AWS::Route53::RecordSet', { Failover: 'SECONDARY', HealthCheckId: Match.absent() });
     t.resourceCountIs('AWS::Route53::HealthCheck', 0);
     t.resourceCountIs('AWS::FIS::ExperimentTemplate', 0);
-    t.hasResourceProperties('AWS::EC2::VPCPeeringConnection', { PeerVpcId: 'vpc-primary', PeerRegion: 'eu-west-1' });
+    const primaryVpc = { 'Fn::GetAtt': [Match.stringLikeRegexp('^DrLinkFacts'), 'VpcId'] };
+    t.hasResourceProperties('AWS::EC2::VPCPeeringConnection', { PeerVpcId: primaryVpc, PeerRegion: 'eu-west-1' });
     t.resourceCountIs('AWS::EC2::Route', 3);
-    t.hasResourceProperties('AWS::Route53::HostedZone', { VPCs: Match.arrayWith([{ VPCId: 'vpc-primary', VPCRegion: 'eu-west-1' }]) });
+    t.hasResourceProperties('AWS::Route53::HostedZone', { VPCs: Match.arrayWith([{ VPCId: primaryVpc, VPCRegion: 'eu-west-1' }]) });
+    t.hasResourceProperties('Custom::MailfleetRegionLink', { Region: 'eu-west-1', RouteTableIds: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DrLinkFacts'), 'RouteTableIds'] } });
   });
 
   test('fails when health-check ports do not match the load balancers', () => {
     const { stack, vpc, nlb, regionZone } = setup();
-    assert.throws(() => new DisasterRecovery(stack, 'Dr', { plan: primaryDr(), vpc, loadBalancers: [nlb], healthCheckPorts: [], regionZone }), /same length/);
+    assert.throws(() => new DisasterRecovery(stack, 'Dr', { plan: primaryDr(), vpc, loadBalancers: [nlb], healthCheckPorts: [], regionZone, peerCidr: '10.41.0.0/16' }), /same length/);
   });
 
-  test('fails when a peer VPC comes without its CIDR', () => {
+  test('fails when the peer CIDR is missing', () => {
     const { stack, vpc, nlb, regionZone } = setup();
-    assert.throws(
-      () => new DisasterRecovery(stack, 'Dr', { plan: primaryDr(), vpc, loadBalancers: [nlb], healthCheckPorts: [25], regionZone, peerVpcId: 'vpc-1', peerRegion: 'eu-west-1' }),
-      /needs peerCidr/,
-    );
+    assert.throws(() => new DisasterRecovery(stack, 'Dr', { plan: primaryDr(), vpc, loadBalancers: [nlb], healthCheckPorts: [25], regionZone }), /peerCidr is required/);
   });
 });
