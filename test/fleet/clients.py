@@ -138,8 +138,10 @@ elif check == 'hold':
     def login(src):
         try:
             m = IMAP(args['port'], timeout, src)
-        except OSError as e:
-            return None, 'connect from %s: %s' % (src, e)
+        except (imaplib.IMAP4.error, OSError) as e:
+            # HAProxy closes the connection when the server a source sticks to is dead: imaplib raises
+            # abort (not an OSError) on the missing greeting. Before, that ended the script without its ready file.
+            return None, 'greeting from %s: %s' % (src, e)
         try:
             m.starttls(TLS)
             m.login(args['user'], args['password'])

@@ -785,8 +785,10 @@ async function hold(args: Record<string, unknown>, during: (ready: { held: numbe
   const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const ready = join(RUN, `hold-${id}.ready`);
   const go = join(RUN, `hold-${id}.go`);
-  const result = client('hold', { ...login(), ready, go, ...args });
-  for (let i = 0; i < 1200 && !existsSync(ready); i++) await sleep(100);
+  let exited = false;
+  const result = client('hold', { ...login(), ready, go, ...args }).finally(() => (exited = true));
+  // A client that ends without its ready file (a crash) is not waited for.
+  for (let i = 0; i < 1200 && !existsSync(ready) && !exited; i++) await sleep(100);
   await sleep(100);
   const r = existsSync(ready) ? (JSON.parse(readFileSync(ready, 'utf8')) as { held: number; failed: string[] }) : { held: 0, failed: ['no ready file'] };
   try {
@@ -988,7 +990,9 @@ async function replaceMailNode(o: {
     // Leftovers: the journal of mail the doomed node accepts stays in its spool (no route to the S3 endpoint).
     sh(`ip -n ${dead.ns} route add blackhole ${API}/32`);
     accepted = await swaksBatch(marker, 6);
-    const spool = inHost(survivor, `d=$(find ${MAIL_MOUNT} -maxdepth 6 -type d -path '*/journal/nodes/${deadNode}' 2>/dev/null | head -1); echo "$d"; ls "$d/ready" 2>/dev/null | wc -l`, true).trim().split('\n');
+    // runUnit, not inHost: inHost's command passes through a double-quoted bash string, where $(...) would
+    // run on the harness host (the old check searched the harness's own file system and found nothing).
+    const spool = runUnit(survivor, `d=$(find ${MAIL_MOUNT} -maxdepth 6 -type d -path '*/journal/nodes/${deadNode}' 2>/dev/null | head -1); echo "$d"; ls "$d/ready" 2>/dev/null | wc -l`).out.trim().split('\n');
     spoolDir = spool[0] ?? '';
     leftInSpool = Number(spool[1] ?? 0);
     leasesAtKill = userLeases(o.redis);
