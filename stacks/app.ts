@@ -37,5 +37,6 @@ export function linksFromContext(app: App): RegionLinks {
     drVpcId: get('drVpcId'),
     drPeeringConnectionId: get('drPeeringConnectionId'),
     drEfsFileSystemId: get('drEfsFileSystemId'),
+    managedAdDnsIps: get('managedAdDnsIps')?.split(',').map((ip) => ip.trim()),
   };
 }

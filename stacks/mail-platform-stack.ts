@@ -1,4 +1,4 @@
-import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { archiveStorageClassOf, AuditArchive, objectLockRetentionOf } from '../constructs/audit-archive/index.js';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -35,6 +35,8 @@ export interface RegionLinks {
   readonly drPeeringConnectionId?: string;
   /** The DR file system the primary EFS replicates into. */
   readonly drEfsFileSystemId?: string;
+  /** The primary Managed AD's domain controller addresses (DR side: the Resolver forward rule's targets). */
+  readonly managedAdDnsIps?: string[];
 }
 
 export interface MailPlatformStackProps extends StackProps {
@@ -186,8 +188,12 @@ export class MailPlatformStack extends Stack {
         replicationPeerCidr: !standby && dr ? drCidr : undefined,
         createSecrets: !standby,
         secretReplicaRegions: replicaRegions,
+        managedAdDnsIps: standby ? links.managedAdDnsIps : undefined,
       });
       this.directory.allowClientsFrom(this.fleet.securityGroup);
+      // The DR region's forward rule needs these (cdk context managedAdDnsIps, docs/cdk.md).
+      if (this.directory.microsoftAd)
+        new CfnOutput(this, 'ManagedAdDnsIps', { value: Fn.join(',', this.directory.microsoftAd.attrDnsIpAddresses), description: 'Managed AD domain controller DNS addresses' });
     }
 
     if (dr) {

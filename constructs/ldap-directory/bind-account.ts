@@ -1,0 +1,51 @@
+import { CustomResource, Duration, Stack } from 'aws-cdk-lib';
+import type * as directoryservice from 'aws-cdk-lib/aws-directoryservice';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as cr from 'aws-cdk-lib/custom-resources';
+import { Construct } from 'constructs';
+import { BIND_ACCOUNT_FUNCTION, type BindAccountInput } from '../../lib/plan/managed-ad.js';
+import { BIND_ACCOUNT_HANDLER } from '../../lib/render/bind-account.js';
+import { acknowledge } from '../shared/nag.js';
+
+export interface ManagedAdBindAccountProps {
+  /** The directory the account is created in. */
+  readonly directory: directoryservice.CfnMicrosoftAD;
+  /** sAMAccountName of the account (it lands in OU=Users,OU=<NetBIOS name>). */
+  readonly samAccountName: string;
+  /** The secret whose value becomes the account's password; the function reads it by ARN. */
+  readonly bindSecret: secretsmanager.ISecret;
+}
+
+/**
+ * The daemons' service account in an AWS Managed Microsoft AD, which CloudFormation cannot create: a
+ * custom resource whose function (lib/render/bind-account.ts) enables Directory Data Access, creates the
+ * user with the Directory Service Data API and sets its password from the bind secret with
+ * ResetUserPassword. The password never appears in the template, the event or the logs.
+ */
+export class ManagedAdBindAccount extends Construct {
+  /** The function that creates the account (also the provider's onEvent handler). */
+  public readonly function: lambda.Function;
+  public readonly resource: CustomResource;
+
+  constructor(scope: Construct, id: string, props: ManagedAdBindAccountProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const directoryArn = stack.formatArn({ service: 'ds', resource: 'directory', resourceName: props.directory.ref });
+    this.function = new lambda.Function(this, 'Function', {
+      description: 'mailfleet: creates the Managed AD service account and sets its password from the bind secret',
+      runtime: new lambda.Runtime(BIND_ACCOUNT_FUNCTION.runtime, lambda.RuntimeFamily.NODEJS),
+      handler: BIND_ACCOUNT_FUNCTION.handler,
+      code: lambda.Code.fromInline(BIND_ACCOUNT_HANDLER),
+      timeout: Duration.seconds(BIND_ACCOUNT_FUNCTION.timeoutSeconds),
+    });
+    this.function.addToRolePolicy(new iam.PolicyStatement({ actions: [...BIND_ACCOUNT_FUNCTION.directoryActions], resources: [directoryArn] }));
+    this.function.addToRolePolicy(new iam.PolicyStatement({ actions: [...BIND_ACCOUNT_FUNCTION.secretActions], resources: [props.bindSecret.secretArn] }));
+    const provider = new cr.Provider(this, 'Provider', { onEventHandler: this.function });
+    const input: BindAccountInput = { DirectoryId: props.directory.ref, SamAccountName: props.samAccountName, SecretArn: props.bindSecret.secretArn };
+    this.resource = new CustomResource(this, 'Resource', { serviceToken: provider.serviceToken, resourceType: 'Custom::MailfleetAdBindAccount', properties: { ...input } });
+    const why = 'CDK provider framework and a one-shot provisioning function: AWS-managed basic execution policy, the framework invokes its handler by version wildcard, runtime pinned to the model (lib/plan/managed-ad.ts).';
+    for (const rule of ['AwsSolutions-IAM4', 'AwsSolutions-IAM5', 'AwsSolutions-L1']) acknowledge(this, rule, why);
+  }
+}
