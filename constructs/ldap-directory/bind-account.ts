@@ -9,6 +9,10 @@ import { BIND_ACCOUNT_FUNCTION, type BindAccountInput } from '../../lib/plan/man
 import { BIND_ACCOUNT_HANDLER } from '../../lib/render/bind-account.js';
 import { acknowledge } from '../shared/nag.js';
 
+// The model's runtime as CDK spells it (CDK knows which runtimes take inline code).
+const BIND_ACCOUNT_RUNTIME = lambda.Runtime.NODEJS_22_X;
+if (BIND_ACCOUNT_RUNTIME.name !== BIND_ACCOUNT_FUNCTION.runtime) throw new Error(`bind account runtime: the model says ${BIND_ACCOUNT_FUNCTION.runtime}`);
+
 export interface ManagedAdBindAccountProps {
   /** The directory the account is created in. */
   readonly directory: directoryservice.CfnMicrosoftAD;
@@ -35,7 +39,7 @@ export class ManagedAdBindAccount extends Construct {
     const directoryArn = stack.formatArn({ service: 'ds', resource: 'directory', resourceName: props.directory.ref });
     this.function = new lambda.Function(this, 'Function', {
       description: 'mailfleet: creates the Managed AD service account and sets its password from the bind secret',
-      runtime: new lambda.Runtime(BIND_ACCOUNT_FUNCTION.runtime, lambda.RuntimeFamily.NODEJS),
+      runtime: BIND_ACCOUNT_RUNTIME,
       handler: BIND_ACCOUNT_FUNCTION.handler,
       code: lambda.Code.fromInline(BIND_ACCOUNT_HANDLER),
       timeout: Duration.seconds(BIND_ACCOUNT_FUNCTION.timeoutSeconds),
