@@ -16,7 +16,7 @@ import { Route53ResolverEndpoint } from '@cdktf/provider-aws/lib/route53-resolve
 import { Route53ResolverRule } from '@cdktf/provider-aws/lib/route53-resolver-rule/index.js';
 import { Route53ResolverRuleAssociation } from '@cdktf/provider-aws/lib/route53-resolver-rule-association/index.js';
 import { writeFiles } from '../../constructs/shared/node-files-dir.js';
-import { BIND_ACCOUNT_FUNCTION, type BindAccountInput } from '../../lib/plan/managed-ad.js';
+import type { BindAccountInput } from '../../lib/plan/managed-ad.js';
 import { BIND_ACCOUNT_HANDLER } from '../../lib/render/bind-account.js';
 import { EfsFileSystem } from '@cdktf/provider-aws/lib/efs-file-system/index.js';
 import { EfsMountTarget } from '@cdktf/provider-aws/lib/efs-mount-target/index.js';
