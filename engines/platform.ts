@@ -20,15 +20,18 @@ import {
   nodeName,
   privateRecordsOf,
   publicDnsOf,
+  resolverOf,
   regionCidr,
   regionPrefix,
   securityGroupsOf,
   type DnsModel,
   type PrivateRecordModel,
+  type ResolverModel,
   type SecurityGroupModel,
 } from '../lib/plan/network.js';
 export * from '../lib/plan/network.js';
 import { dnsNameOfBaseDn, managedAdShortName } from '../lib/plan/directory-names.js';
+import { BIND_ACCOUNT_FUNCTION, managedAdOf } from '../lib/plan/managed-ad.js';
 
 export type { DrillModel };
 import type { Plan } from '../lib/plan/types.js';
@@ -140,6 +143,8 @@ export interface RegionModel {
   /** In-place reloads of the stateless tiers (lib/plan/reload.ts): SSM document + State Manager association each. */
   readonly reloads: readonly ReloadModel[];
   readonly redis?: RedisModel;
+  /** Managed AD: the Resolver outbound endpoint and forward rule for the domain in this region. */
+  readonly resolver?: ResolverModel;
 }
 
 /**
@@ -166,6 +171,12 @@ export interface ManagedAdModel {
   readonly edition: 'Standard';
   /** Engine input holding the admin password (a Terraform variable, a Pulumi secret config key). */
   readonly passwordInput: string;
+  /** sAMAccountName of the daemons' service account (created in OU=Users,OU=<shortName>). */
+  readonly serviceAccount: string;
+  /** Engine input holding the service account's password where the engine cannot generate it (a Terraform variable). */
+  readonly bindPasswordInput: string;
+  /** The function that creates the service account, with its physical name (lib/plan/managed-ad.ts). */
+  readonly bindAccount: typeof BIND_ACCOUNT_FUNCTION & { readonly name: string };
 }
 
 export interface PlatformModel {
@@ -314,6 +325,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     boot: nodeBoot(plan, role),
     reloads: reloadsOf(plan, role),
     redis: redisModel(plan, role),
+    resolver: resolverOf(plan, role),
   };
 }
 
@@ -334,6 +346,9 @@ export function platformModel(plan: Plan): PlatformModel {
           shortName: managedAdShortName(dnsNameOfBaseDn(dir.baseDn)),
           edition: 'Standard',
           passwordInput: 'managed_ad_admin_password',
+          serviceAccount: managedAdOf(dir)!.serviceAccount,
+          bindPasswordInput: 'managed_ad_bind_password',
+          bindAccount: { ...BIND_ACCOUNT_FUNCTION, name: `${plan.platform}-ad-bind-account` },
         }
       : undefined;
   const dns = publicDnsOf(plan);

@@ -1,4 +1,4 @@
-import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { archiveStorageClassOf, AuditArchive, objectLockRetentionOf } from '../constructs/audit-archive/index.js';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -165,8 +165,12 @@ export class MailPlatformStack extends Stack {
         replicationPeerCidr: !standby && dr ? drCidr : undefined,
         createSecrets: !standby,
         secretReplicaRegions: replicaRegions,
+        managedAdDnsIps: undefined,
       });
       this.directory.allowClientsFrom(this.fleet.securityGroup);
+      // The DR region's forward rule needs these (cdk context managedAdDnsIps, docs/cdk.md).
+      if (this.directory.microsoftAd)
+        new CfnOutput(this, 'ManagedAdDnsIps', { value: Fn.join(',', this.directory.microsoftAd.attrDnsIpAddresses), description: 'Managed AD domain controller DNS addresses' });
     }
 
     if (dr) {

@@ -26,6 +26,8 @@ function mockState(type: string, name: string, inputs: Record<string, unknown>):
   if (type === 'aws:s3/bucket:Bucket') Object.assign(extra, { arn: `arn:aws:s3:::${name}`, bucket: name });
   // KMS key ARNs as AWS spells them (the parity extractor reads their kind).
   if (type === 'aws:kms/key:Key') extra.arn = `arn:aws:kms:mock:000000000000:key/${name}`;
+  // A Managed AD answers with its two domain controllers' addresses (the Resolver forward rule's targets).
+  if (type === 'aws:directoryservice/directory:Directory') extra.dnsIpAddresses = ['10.0.8.10', '10.0.9.10'];
   return { ...inputs, ...extra };
 }
 

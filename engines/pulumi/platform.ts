@@ -15,6 +15,8 @@ import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
 import { drillFilters, fisRoleStatements, processesDocument, processesDocumentName, processesRoleStatements } from '../../lib/plan/drills.js';
 import type { NodeRole } from '../../lib/render/node-layout.js';
+import type { BindAccountInput } from '../../lib/plan/managed-ad.js';
+import { BIND_ACCOUNT_HANDLER } from '../../lib/render/bind-account.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 // IMDSv2 only; instance tags in IMDS let one user data text serve every node of a role.
@@ -46,6 +48,8 @@ interface BuiltRegion {
   readonly model: RegionModel;
   readonly mailAsg?: aws.autoscaling.Group;
   readonly instances: ReadonlyMap<string, aws.ec2.Instance>;
+  /** Managed AD: the group of the Resolver outbound endpoint. */
+  readonly resolverSg?: aws.ec2.SecurityGroup;
 }
 
 export class MailfleetPlatform extends pulumi.ComponentResource {
@@ -70,7 +74,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     if (model.managedAd) {
       const ad = model.managedAd;
       const primary = regions.get('primary')!;
-      this.add(
+      const directory = this.add(
         new aws.directoryservice.Directory(
           `${model.platform}-managed-ad`,
           {
@@ -85,6 +89,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
           { parent: this, provider: primary.provider },
         ),
       );
+      this.forwardDomain(model, regions, directory);
+      this.bindAccount(model, primary, directory);
     }
     if (model.dns) this.dns(model, regions);
     if (model.drills.length > 0) this.drills(model, regions.get('primary')!.provider);
@@ -92,6 +98,100 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     for (const r of model.regions)
       for (const out of r.outputs) this.outputs[qualifiedOutputName(r.role, out.name)] = this.outputValue(regions.get(r.role)!, out.source);
     this.registerOutputs({ nlbDnsNames: this.nlbDnsNames, ...this.outputs });
+  }
+
+  /** Each region forwards the AD domain to the (primary's) domain controllers through its own outbound endpoint. */
+  private forwardDomain(model: PlatformModel, regions: ReadonlyMap<string, BuiltRegion>, directory: aws.directoryservice.Directory): void {
+    for (const r of model.regions) {
+      const b = regions.get(r.role)!;
+      const m = r.resolver!;
+      const o = { parent: this, provider: b.provider };
+      const endpoint = this.add(
+        new aws.route53.ResolverEndpoint(
+          m.endpointName,
+          {
+            name: m.endpointName,
+            direction: 'OUTBOUND',
+            securityGroupIds: [b.resolverSg!.id],
+            ipAddresses: b.privateSubnets.slice(0, m.subnets).map((s) => ({ subnetId: s.id })),
+            tags: tagsFor(model, 'resolver', m.endpointName),
+          },
+          o,
+        ),
+      );
+      const rule = this.add(
+        new aws.route53.ResolverRule(
+          m.ruleName,
+          {
+            name: m.ruleName,
+            domainName: m.domain,
+            ruleType: 'FORWARD',
+            resolverEndpointId: endpoint.id,
+            targetIps: directory.dnsIpAddresses.apply((ips) => [...ips].sort().slice(0, 2).map((ip) => ({ ip, port: m.port }))),
+            tags: tagsFor(model, 'resolver', m.ruleName),
+          },
+          o,
+        ),
+      );
+      this.add(new aws.route53.ResolverRuleAssociation(`${m.ruleName}-vpc`, { resolverRuleId: rule.id, vpcId: b.vpc.id }, o));
+    }
+  }
+
+  /**
+   * The daemons' service account (lib/plan/managed-ad.ts): the shared function, invoked once the directory
+   * and the bind secret's first version exist; it reads the password from the secret itself.
+   */
+  private bindAccount(model: PlatformModel, primary: BuiltRegion, directory: aws.directoryservice.Directory): void {
+    const ad = model.managedAd!;
+    const f = ad.bindAccount;
+    const bind = this.bindSecret!;
+    const o = { parent: this, provider: primary.provider };
+    const role = this.add(
+      new aws.iam.Role(
+        f.name,
+        {
+          name: f.name,
+          assumeRolePolicy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
+          tags: tagsFor(model, 'directory', f.name),
+        },
+        o,
+      ),
+    );
+    this.add(new aws.iam.RolePolicyAttachment(`${f.name}-logs`, { role: role.name, policyArn: 'arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole' }, o));
+    this.add(
+      new aws.iam.RolePolicy(
+        `${f.name}-policy`,
+        {
+          role: role.id,
+          policy: pulumi.jsonStringify({
+            Version: '2012-10-17',
+            Statement: [
+              { Effect: 'Allow', Action: [...f.directoryActions], Resource: pulumi.interpolate`arn:aws:ds:${primary.model.region}:${primary.model.account}:directory/${directory.id}` },
+              { Effect: 'Allow', Action: [...f.secretActions], Resource: bind.secret.arn },
+            ],
+          }),
+        },
+        o,
+      ),
+    );
+    const fn = this.add(
+      new aws.lambda.Function(
+        f.name,
+        {
+          name: f.name,
+          description: 'mailfleet: creates the Managed AD service account and sets its password from the bind secret',
+          role: role.arn,
+          runtime: f.runtime,
+          handler: f.handler,
+          timeout: f.timeoutSeconds,
+          code: new pulumi.asset.AssetArchive({ 'index.js': new pulumi.asset.StringAsset(BIND_ACCOUNT_HANDLER) }),
+          tags: tagsFor(model, 'directory', f.name),
+        },
+        o,
+      ),
+    );
+    const input = pulumi.jsonStringify({ DirectoryId: directory.id, SamAccountName: ad.serviceAccount, SecretArn: bind.secret.arn } satisfies Record<keyof BindAccountInput, unknown>);
+    this.add(new aws.lambda.Invocation(`${f.name}-run`, { functionName: fn.name, input }, { ...o, dependsOn: [bind.version] }));
   }
 
   private outputValue(b: BuiltRegion, source: OutputSource): pulumi.Output<string> {
@@ -122,6 +222,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
 
   private bootObjects: BootObjectOptions = {};
   private redisToken?: pulumi.Output<string>;
+  private bindSecret?: { secret: aws.secretsmanager.Secret; version: aws.secretsmanager.SecretVersion };
 
   /** One AUTH token for the platform's Redis in both regions (and its secret): random, a Pulumi secret in the state. */
   private redisAuthToken(): pulumi.Output<string> {
@@ -309,14 +410,17 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         sec.id === 'RedisAuth'
           ? this.redisAuthToken()
           : v.kind === 'generated'
-          ? pulumi.secret(randomBytes(v.length).toString('base64url').slice(0, v.length))
+          ? pulumi.secret(randomPassword(v.length, v.requireEachIncludedType === true))
           : v.kind === 'template'
             ? pulumi.secret(JSON.stringify({ ...v.template, [v.generateKey]: randomBytes(24).toString('base64url') }))
             : v.kind === 'literal'
               ? v.text
               : undefined;
-      if (first !== undefined)
-        this.add(new aws.secretsmanager.SecretVersion(n(`secret-${sec.id}`), { secretId: secret.id, secretString: first }, { ...o, ignoreChanges: ['secretString'] }));
+      if (first !== undefined) {
+        const version = this.add(new aws.secretsmanager.SecretVersion(n(`secret-${sec.id}`), { secretId: secret.id, secretString: first }, { ...o, ignoreChanges: ['secretString'] }));
+        // Managed AD: the bind account function reads this secret once its first version exists.
+        if (sec.id === 'BindSecret') this.bindSecret = { secret, version };
+      }
     }
     return { profiles };
   }
@@ -583,7 +687,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         ),
       ),
     );
-    return { provider, vpc, privateSubnets, nlbs, efs, privateRt, regionZone: zones.region, model: r, mailAsg, instances };
+    return { provider, vpc, privateSubnets, nlbs, efs, privateRt, regionZone: zones.region, model: r, mailAsg, instances, resolverSg: groups.get('resolver') };
   }
 
   /** Peering between the regions, routes both ways, and each region-qualified zone on the other VPC. */
@@ -779,4 +883,12 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
 /** Builds the platform of a plan; the Pulumi program and the setMocks tests both call this. */
 export function buildPlatform(plan: Plan, opts: { managedAdPassword?: pulumi.Input<string> } = {}): MailfleetPlatform {
   return new MailfleetPlatform(plan.platform, { plan, managedAdPassword: opts.managedAdPassword });
+}
+
+/** A random password; with `eachClass`, one that has an upper case letter, a lower case letter and a digit (Active Directory's rule). */
+function randomPassword(length: number, eachClass: boolean): string {
+  for (;;) {
+    const p = randomBytes(length).toString('base64url').slice(0, length);
+    if (!eachClass || (/[A-Z]/.test(p) && /[a-z]/.test(p) && /[0-9]/.test(p))) return p;
+  }
 }

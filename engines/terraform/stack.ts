@@ -10,6 +10,14 @@ import type { Construct } from 'constructs';
 import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group/index.js';
 import { DataAwsRoute53Zone } from '@cdktf/provider-aws/lib/data-aws-route53-zone/index.js';
 import { DirectoryServiceDirectory } from '@cdktf/provider-aws/lib/directory-service-directory/index.js';
+import { LambdaFunction } from '@cdktf/provider-aws/lib/lambda-function/index.js';
+import { LambdaInvocation } from '@cdktf/provider-aws/lib/lambda-invocation/index.js';
+import { Route53ResolverEndpoint } from '@cdktf/provider-aws/lib/route53-resolver-endpoint/index.js';
+import { Route53ResolverRule } from '@cdktf/provider-aws/lib/route53-resolver-rule/index.js';
+import { Route53ResolverRuleAssociation } from '@cdktf/provider-aws/lib/route53-resolver-rule-association/index.js';
+import { writeFiles } from '../../constructs/shared/node-files-dir.js';
+import type { BindAccountInput } from '../../lib/plan/managed-ad.js';
+import { BIND_ACCOUNT_HANDLER } from '../../lib/render/bind-account.js';
 import { EfsFileSystem } from '@cdktf/provider-aws/lib/efs-file-system/index.js';
 import { EfsMountTarget } from '@cdktf/provider-aws/lib/efs-mount-target/index.js';
 import { EfsReplicationConfiguration } from '@cdktf/provider-aws/lib/efs-replication-configuration/index.js';
@@ -100,6 +108,13 @@ export class MailfleetTerraformStack extends TerraformStack {
     const { model } = props;
     this.bootObjects = props.bootObjects ?? {};
     new LocalBackend(this, { path: props.statePath ?? 'terraform.tfstate' });
+    // Managed AD: the service account's password, which the bind secret starts with and the account gets.
+    if (model.managedAd)
+      this.bindPassword = new TerraformVariable(this, model.managedAd.bindPasswordInput, {
+        type: 'string',
+        sensitive: true,
+        description: 'Password of the Managed AD service account the daemons bind with (AD complexity rules apply)',
+      });
     const built = new Map<string, BuiltRegion>();
     for (const region of model.regions) {
       const provider = new AwsProvider(this, `aws-${region.role}`, {
@@ -262,6 +277,12 @@ export class MailfleetTerraformStack extends TerraformStack {
       // The Redis AUTH token is the variable the replication groups are created with.
       if (sec.id === 'RedisAuth' && this.redisAuth)
         new SecretsmanagerSecretVersion(this, `${p}-secret-${sec.id}-initial`, { provider, secretId: secret.id, secretString: this.redisAuth.stringValue });
+      // The Managed AD service password is the variable the bind account is created with.
+      else if (sec.id === 'BindSecret' && this.bindPassword)
+        this.bindSecret = {
+          secret,
+          version: new SecretsmanagerSecretVersion(this, `${p}-secret-${sec.id}-initial`, { provider, secretId: secret.id, secretString: this.bindPassword.stringValue, lifecycle: { ignoreChanges: ['secret_string'] } }),
+        };
       else if (v.kind === 'literal' || v.kind === 'template')
         new SecretsmanagerSecretVersion(this, `${p}-secret-${sec.id}-initial`, {
           provider,
@@ -274,6 +295,8 @@ export class MailfleetTerraformStack extends TerraformStack {
   }
   private readonly fisTemplates = new Map<string, FisExperimentTemplate>();
   private redisAuth?: TerraformVariable;
+  private bindPassword?: TerraformVariable;
+  private bindSecret?: { secret: SecretsmanagerSecret; version: SecretsmanagerSecretVersion };
 
   /**
    * The region's Redis (RedisModel): a Valkey replication group, primary + replica across AZs, TLS and
@@ -549,7 +572,7 @@ export class MailfleetTerraformStack extends TerraformStack {
           : { type: 'CNAME', records: [`${fs!.id}.efs.${r.region}.amazonaws.com`] }),
       });
     });
-    this.vpcs.set(r.role, { vpc, privateSubnets, provider, privateRt, regionZone: zones.region, model: r });
+    this.vpcs.set(r.role, { vpc, privateSubnets, provider, privateRt, regionZone: zones.region, model: r, resolverSg: groups.get('resolver') });
     const values: BuiltRegion['values'] = new Map<OutputSource['kind'], (source: OutputSource) => string | undefined>([
       ['vpc-id', () => vpc.id],
       ['nlb-dns', (o) => (o.kind === 'nlb-dns' ? nlbs[o.shard]?.dnsName : undefined)],
@@ -565,7 +588,7 @@ export class MailfleetTerraformStack extends TerraformStack {
   private readonly efs = new Map<string, { fs: EfsFileSystem; provider: AwsProvider }>();
   private readonly vpcs = new Map<
     string,
-    { vpc: Vpc; privateSubnets: Subnet[]; provider: AwsProvider; privateRt: RouteTable; regionZone: Route53Zone; model: RegionModel }
+    { vpc: Vpc; privateSubnets: Subnet[]; provider: AwsProvider; privateRt: RouteTable; regionZone: Route53Zone; model: RegionModel; resolverSg?: SecurityGroup }
   >();
 
   /** Peering between the regions, routes both ways, and each region-qualified zone on the other VPC. */
@@ -611,7 +634,7 @@ export class MailfleetTerraformStack extends TerraformStack {
       sensitive: true,
       description: 'Admin password of the AWS Managed Microsoft AD',
     });
-    new DirectoryServiceDirectory(this, 'managed-ad', {
+    const dir = new DirectoryServiceDirectory(this, 'managed-ad', {
       provider: primary.provider,
       type: 'MicrosoftAD',
       edition: ad.edition,
@@ -621,6 +644,76 @@ export class MailfleetTerraformStack extends TerraformStack {
       vpcSettings: { vpcId: primary.vpc.id, subnetIds: primary.privateSubnets.slice(0, 2).map((s) => s.id) },
       tags: tagsFor(model, 'directory', ad.name),
     });
+    // Each region forwards the domain to the (primary's two) domain controllers through its own outbound endpoint.
+    const dcs = Fn.tolist(dir.dnsIpAddresses);
+    for (const r of model.regions) {
+      const v = this.vpcs.get(r.role)!;
+      const m = r.resolver!;
+      const endpoint = new Route53ResolverEndpoint(this, `${r.prefix}-ad-outbound`, {
+        provider: v.provider,
+        name: m.endpointName,
+        direction: 'OUTBOUND',
+        securityGroupIds: [v.resolverSg!.id],
+        ipAddress: v.privateSubnets.slice(0, m.subnets).map((s) => ({ subnetId: s.id })),
+        tags: tagsFor(model, 'resolver', m.endpointName),
+      });
+      const rule = new Route53ResolverRule(this, `${r.prefix}-ad-forward`, {
+        provider: v.provider,
+        name: m.ruleName,
+        domainName: m.domain,
+        ruleType: 'FORWARD',
+        resolverEndpointId: endpoint.id,
+        targetIp: [0, 1].map((i) => ({ ip: Fn.element(dcs, i), port: m.port })),
+        tags: tagsFor(model, 'resolver', m.ruleName),
+      });
+      new Route53ResolverRuleAssociation(this, `${r.prefix}-ad-forward-vpc`, { provider: v.provider, resolverRuleId: rule.id, vpcId: v.vpc.id });
+    }
+    this.bindAccount(model, dir);
+  }
+
+  /**
+   * The daemons' service account (lib/plan/managed-ad.ts): the shared function, invoked once the
+   * directory and the bind secret's first version exist; it reads the password from the secret itself.
+   */
+  private bindAccount(model: PlatformModel, dir: DirectoryServiceDirectory) {
+    const ad = model.managedAd!;
+    const f = ad.bindAccount;
+    const primary = this.vpcs.get('primary')!;
+    const provider = primary.provider;
+    const bind = this.bindSecret!;
+    const code = new TerraformAsset(this, 'ad-bind-account-code', { path: writeFiles([{ path: 'index.js', content: BIND_ACCOUNT_HANDLER }]), type: AssetType.ARCHIVE });
+    const role = new IamRole(this, 'ad-bind-account-role', {
+      provider,
+      name: f.name,
+      assumeRolePolicy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
+      tags: tagsFor(model, 'directory', f.name),
+    });
+    new IamRolePolicyAttachment(this, 'ad-bind-account-logs', { provider, role: role.name, policyArn: 'arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole' });
+    new IamRolePolicy(this, 'ad-bind-account-policy', {
+      provider,
+      role: role.id,
+      policy: Fn.jsonencode({
+        Version: '2012-10-17',
+        Statement: [
+          { Effect: 'Allow', Action: [...f.directoryActions], Resource: `arn:aws:ds:${primary.model.region}:${primary.model.account}:directory/${dir.id}` },
+          { Effect: 'Allow', Action: [...f.secretActions], Resource: bind.secret.arn },
+        ],
+      }),
+    });
+    const fn = new LambdaFunction(this, 'ad-bind-account', {
+      provider,
+      functionName: f.name,
+      description: 'mailfleet: creates the Managed AD service account and sets its password from the bind secret',
+      role: role.arn,
+      runtime: f.runtime,
+      handler: f.handler,
+      timeout: f.timeoutSeconds,
+      filename: code.path,
+      sourceCodeHash: Fn.filebase64sha256(code.path),
+      tags: tagsFor(model, 'directory', f.name),
+    });
+    const input: BindAccountInput = { DirectoryId: dir.id, SamAccountName: ad.serviceAccount, SecretArn: bind.secret.arn };
+    new LambdaInvocation(this, 'ad-bind-account-run', { provider, functionName: fn.functionName, input: Fn.jsonencode(input), dependsOn: [bind.version] });
   }
 
   /** FIS drill templates in the primary, with a role that may stop and start this platform's instances only. */

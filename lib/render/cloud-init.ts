@@ -11,6 +11,7 @@
 import type { Plan } from '../plan/types.js';
 import type { Renderer } from './types.js';
 import { filteringBootstrap } from '../filter/node-setup.js';
+import { ldapCaBootstrap } from './managed-ad-boot.js';
 import { BUSY_TLS_PEM_FILE, CLOUD_HAPROXY_DIR } from './haproxy.js';
 import {
   BOOTSTRAP_LOG_PATH,
@@ -241,6 +242,7 @@ function mailScript(plan: Plan): RenderedFile {
     return `${v}=$(secret ${shq(secretName)})\ninstall -d -m 0750 -o root -g mailfleet "$(dirname ${f})"\nprintf '%s\\n' "\${${v}}" >${f}\nchgrp mailfleet ${f}\nchmod 0640 ${f}\n`;
   };
   const ldapBindFile = d.kind === 'ldap' && !d.bindPasswordEnv && d.bindPasswordFile ? daemonFile(s.ldapBind, d.bindPasswordFile, 'ldap_bind') : '';
+  const ldapCaFile = ldapCaBootstrap(plan);
   // A static directory's users file comes from its secret (the daemon re-reads it when it changes).
   const usersFile = d.kind === 'static' ? daemonFile(s.staticUsers, d.file, 'users_yaml') : '';
   const tls = DAEMON_TLS_DIR;
@@ -334,7 +336,7 @@ ${envLines.join('\n')}
   printf 'MAILFLEET_DATA_DIR=%s\\n' ${MAIL_MOUNT}/maildir
   printf 'MAILFLEET_TLS_CERT=%s\\nMAILFLEET_TLS_KEY=%s\\n' ${tls}/cert.pem ${tls}/key.pem
 ${auditEnv}} >${DAEMON_ENV_PATH}
-${ldapBindFile}${usersFile}tls_json=$(secret ${shq(s.tls)})
+${ldapBindFile}${ldapCaFile}${usersFile}tls_json=$(secret ${shq(s.tls)})
 tls_cert=$(json_field "\${tls_json}" cert)
 tls_key=$(json_field "\${tls_json}" key)
 if [ -n "\${tls_cert}" ] && [ -n "\${tls_key}" ]; then

@@ -275,6 +275,12 @@ const ldapSchema = z
       .enum(['openldap-pair', 'external', 'managed-ad'])
       .default('external')
       .describe('What the cloud engines create: an OpenLDAP provider/consumer pair, nothing (external), or AWS Managed Microsoft AD.'),
+    tls: z
+      .enum(['ldaps', 'starttls', 'none-in-vpc'])
+      .optional()
+      .describe(
+        'provision managed-ad only: how cloud nodes protect binds to the domain (docs/ldap.md, "AWS Managed Microsoft AD"). ldaps: ldaps://<domain> verified against the CA bundle in the ldap-ca secret; starttls: ldap://<domain> upgraded with StartTLS, same CA; none-in-vpc: plaintext simple binds inside the VPC, an explicit choice. Default: ldaps.',
+      ),
   })
   .strict();
 
