@@ -131,3 +131,28 @@ export function alarmTopicPublishStatement(account: string, topicArn: string) {
     Condition: { StringEquals: { 'aws:SourceAccount': account } },
   } as const;
 }
+
+/** The whole key policy where an engine writes it out (Terraform, Pulumi): the account administers, CloudWatch uses. */
+export function alarmTopicKeyPolicy(account: string, partition = 'aws') {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      { Sid: 'AccountAdministers', Effect: 'Allow', Principal: { AWS: `arn:${partition}:iam::${account}:root` }, Action: 'kms:*', Resource: '*' },
+      alarmTopicKeyStatement(account),
+    ],
+  };
+}
+
+/** The whole topic policy where an engine writes it out: CloudWatch publishes; nothing over plain HTTP. */
+export function alarmTopicPolicy(account: string, topicArn: string) {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      alarmTopicPublishStatement(account, topicArn),
+      { Sid: 'EnforceTls', Effect: 'Deny', Principal: '*', Action: 'sns:Publish', Resource: topicArn, Condition: { Bool: { 'aws:SecureTransport': 'false' } } },
+    ],
+  };
+}
+
+/** Physical alarm names (Terraform and Pulumi need one; CDK lets CloudFormation name them). */
+export const alarmName = (platform: string, region: string, what: string): string => `${platform}-${region}-${what}`;
