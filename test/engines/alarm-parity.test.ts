@@ -24,11 +24,6 @@ interface Alarm {
   comparison: string;
   missing: string;
 }
-interface Check {
-  type: string;
-  insufficient: string;
-  alarm: string;
-}
 
 const plan = examplePlan('primary-dr');
 const listenerNames = new Set(plan.listeners.map((l) => l.name));
