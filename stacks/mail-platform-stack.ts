@@ -1,6 +1,7 @@
 import { Annotations, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { archiveStorageClassOf, AuditArchive, objectLockRetentionOf } from '../constructs/audit-archive/index.js';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as route53 from 'aws-cdk-lib/aws-route53';
@@ -8,10 +9,11 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { privateRecordsOf, publicDnsOf, regionCidr } from '../lib/plan/network.js';
 import { MailfleetError } from '../lib/errors.js';
-import { shardHealthPort } from '../lib/plan/build.js';
 import { platformOutputs, type OutputSource } from '../lib/plan/outputs.js';
 import type { Plan } from '../lib/plan/types.js';
 import { logGroupNames } from '../lib/render/cloudwatch-agent.js';
+import { alarmTopicKeyStatement, alarmTopicPublishStatement, selfSignedCertAlarm } from '../lib/render/alarms.js';
+import { modelAlarm } from '../constructs/shared/alarm.js';
 import { privateZoneName, provisionsRedis, regionZoneName, type RegionRole } from '../lib/render/node-layout.js';
 import { FleetRedis } from '../constructs/fleet-redis/fleet-redis.js';
 import { DisasterRecovery, FIS_DRILLS } from '../constructs/disaster-recovery/disaster-recovery.js';
@@ -41,6 +43,8 @@ export class MailPlatformStack extends Stack {
   public readonly redis?: FleetRedis;
   public readonly disasterRecovery?: DisasterRecovery;
   public readonly alarmTopic: sns.Topic;
+  /** The alarm topic's customer-managed key (CloudWatch may use it). */
+  public readonly alarmTopicKey: kms.Key;
   public readonly regionZone: route53.PrivateHostedZone;
   private readonly zones: string[];
 
@@ -70,11 +74,18 @@ export class MailPlatformStack extends Stack {
     // Pilot light: no compute in DR until failover; warm standby keeps one node per tier.
     const standbyNodes = plan.dr?.mode === 'warm-standby' ? 1 : 0;
 
+    // A customer-managed key: CloudWatch cannot publish to a topic under the AWS-managed alias/aws/sns key.
+    this.alarmTopicKey = new kms.Key(this, 'AlarmsKey', {
+      description: `mailfleet ${plan.platform} ${regionRole}: alarm topic encryption`,
+      enableKeyRotation: true,
+    });
+    this.alarmTopicKey.addToResourcePolicy(iam.PolicyStatement.fromJson(alarmTopicKeyStatement(this.account)));
     this.alarmTopic = new sns.Topic(this, 'Alarms', {
       displayName: `mailfleet ${plan.platform} ${regionRole} alarms`,
-      masterKey: kms.Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
+      masterKey: this.alarmTopicKey,
       enforceSSL: true,
     });
+    this.alarmTopic.addToResourcePolicy(iam.PolicyStatement.fromJson(alarmTopicPublishStatement(this.account, this.alarmTopic.topicArn)));
     for (const [key, name] of Object.entries(logGroupNames(plan)))
       new logs.LogGroup(this, `Logs-${key}`, { logGroupName: name, retention: logs.RetentionDays.THREE_MONTHS, removalPolicy: RemovalPolicy.RETAIN });
 
@@ -113,6 +124,8 @@ export class MailPlatformStack extends Stack {
       alarmTopic: this.alarmTopic,
     });
     this.fleet.allowProxyFrom(this.flowControl.securityGroup);
+    // Until a real certificate is in the TLS secret, nodes serve a generated one and report it (health timer → agent).
+    modelAlarm(this, 'SelfSignedCertificate', selfSignedCertAlarm(plan, this.fleet.autoScalingGroup.autoScalingGroupName), this.alarmTopic);
     // Fleet-wide limits: the region's own Redis, reachable from the mail nodes only.
     if (provisionsRedis(plan)) {
       this.redis = new FleetRedis(this, 'Redis', { plan, vpc, region: regionRole, authSecretDependency: this.fleet.redisAuthSecret });
@@ -179,7 +192,11 @@ export class MailPlatformStack extends Stack {
         vpc,
         standby,
         loadBalancers: this.flowControl.loadBalancers,
-        healthCheckPorts: plan.nlbShards.map((s) => shardHealthPort(plan, s.index)),
+        healthTargets: this.flowControl.shards.map((s) => ({
+          loadBalancerFullName: s.loadBalancer.loadBalancerFullName,
+          targetGroupFullName: s.listeners[0] ? this.flowControl.targetGroups.get(s.listeners[0].name)!.targetGroupFullName : undefined,
+        })),
+        alarmTopic: this.alarmTopic,
         regionZone: this.regionZone,
         proxyGroupNames: this.flowControl.autoScalingGroups.map((g) => g.autoScalingGroupName),
         fileSystemId: this.storage instanceof EfsMailStore ? this.storage.fileSystem.fileSystemId : undefined,

@@ -27,6 +27,9 @@ import type { RegionRole } from '../../lib/render/node-layout.js';
 import { LinkFacts, PeerLink } from './region-link.js';
 import { acknowledge, nagEnv } from '../shared/nag.js';
 import { ROLE_TAG } from '../shared/tags.js';
+import { modelAlarm } from '../shared/alarm.js';
+import { HEALTH_CHECK_INSUFFICIENT_DATA, serviceHealthAlarm } from '../../lib/render/alarms.js';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 
 
 /** Drills the FIS templates run, in this order; each names what it proves (the platform model declares them). */
@@ -44,8 +47,18 @@ export interface DisasterRecoveryProps {
   readonly standby?: boolean;
   /** This region's NLBs in shard order; each gets a failover record (and, in the primary, a health check). */
   readonly loadBalancers: elbv2.INetworkLoadBalancer[];
-  /** Port the health check opens on each shard's NLB (its first listener), in shard order. */
-  readonly healthCheckPorts: number[];
+  /**
+   * What each shard's failover health check watches, in shard order: the NLB's full name and the full
+   * name of its first listener's target group (none for an emptied shard). The check follows an alarm on
+   * the target group's HealthyHostCount: HAProxy's /healthz says 503 while no mail node answers.
+   * @default - none: required unless standby
+   */
+  readonly healthTargets?: readonly { readonly loadBalancerFullName: string; readonly targetGroupFullName?: string }[];
+  /**
+   * Topic the failover alarms notify.
+   * @default - alarms without actions
+   */
+  readonly alarmTopic?: sns.ITopic;
   /** This region's cross-region zone (primary.<platform>.internal or dr.<platform>.internal). */
   readonly regionZone: route53.PrivateHostedZone;
   /**
@@ -89,8 +102,8 @@ export class DisasterRecovery extends Construct {
     super(scope, id);
     const { plan } = props;
     const standby = props.standby ?? false;
-    if (props.loadBalancers.length !== props.healthCheckPorts.length)
-      throw new MailfleetError('BAD_REQUEST', 'DisasterRecovery: loadBalancers and healthCheckPorts must be the same length');
+    if (!standby && props.loadBalancers.length !== (props.healthTargets?.length ?? 0))
+      throw new MailfleetError('BAD_REQUEST', 'DisasterRecovery: loadBalancers and healthTargets must be the same length');
     if (!plan.regions?.dr) throw new MailfleetError('BAD_REQUEST', 'DisasterRecovery: the plan has no DR region');
     if (!props.peerCidr) throw new MailfleetError('BAD_REQUEST', 'DisasterRecovery: peerCidr is required');
     const dns = publicDnsOf(plan);
@@ -98,13 +111,14 @@ export class DisasterRecovery extends Construct {
     props.loadBalancers.forEach((nlb, shard) => {
       let healthCheck: route53.CfnHealthCheck | undefined;
       if (!standby) {
+        // The service, not a TCP accept: healthy HAProxy targets, each healthy only while a mail node answers (docs/dr.md).
+        const target = props.healthTargets![shard]!;
+        const alarm = modelAlarm(this, `ServiceHealth${shard}`, serviceHealthAlarm(target.loadBalancerFullName, target.targetGroupFullName), props.alarmTopic);
         healthCheck = new route53.CfnHealthCheck(this, `Health${shard}`, {
           healthCheckConfig: {
-            type: 'TCP',
-            fullyQualifiedDomainName: nlb.loadBalancerDnsName,
-            port: props.healthCheckPorts[shard]!,
-            requestInterval: 10,
-            failureThreshold: 3,
+            type: 'CLOUDWATCH_METRIC',
+            alarmIdentifier: { name: alarm.alarmName, region: Stack.of(this).region },
+            insufficientDataHealthStatus: HEALTH_CHECK_INSUFFICIENT_DATA,
           },
           healthCheckTags: [{ key: 'Name', value: `${plan.platform}-nlb-${shard}` }],
         });

@@ -19,7 +19,9 @@ export interface Registration {
 /** Output state the program reads back from resources (ARNs, DNS names) and from data sources. */
 function mockState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
   const extra: Record<string, unknown> = { arn: `arn:aws:mock:::${type}/${name}` };
-  if (type === 'aws:lb/loadBalancer:LoadBalancer') Object.assign(extra, { dnsName: `${name}.elb.mock`, zoneId: 'ZMOCKNLB' });
+  if (type === 'aws:lb/loadBalancer:LoadBalancer') Object.assign(extra, { dnsName: `${name}.elb.mock`, zoneId: 'ZMOCKNLB', arnSuffix: `net/${name}/mock` });
+  // CloudWatch dimensions name load balancers and target groups by their ARN suffix.
+  if (type === 'aws:lb/targetGroup:TargetGroup') extra.arnSuffix = `targetgroup/${name}/mock`;
   if (type === 'aws:ec2/eip:Eip') extra.allocationId = `eipalloc-${name}`;
   if (type === 'aws:route53/zone:Zone') extra.zoneId = `ZMOCK-${name}`;
   // S3 ARNs have no region or account: the bucket's name is the whole ARN, as on AWS.

@@ -17,6 +17,16 @@ import { drillFilters, fisRoleStatements, processesDocument, processesDocumentNa
 import type { NodeRole } from '../../lib/render/node-layout.js';
 import type { BindAccountInput } from '../../lib/plan/managed-ad.js';
 import { BIND_ACCOUNT_HANDLER } from '../../lib/render/bind-account.js';
+import {
+  HEALTH_CHECK_INSUFFICIENT_DATA,
+  alarmName,
+  alarmTopicKeyPolicy,
+  alarmTopicPolicy,
+  saturationAlarm,
+  selfSignedCertAlarm,
+  serviceHealthAlarm,
+  type MetricAlarmModel,
+} from '../../lib/render/alarms.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 // IMDSv2 only; instance tags in IMDS let one user data text serve every node of a role.
@@ -50,6 +60,9 @@ interface BuiltRegion {
   readonly instances: ReadonlyMap<string, aws.ec2.Instance>;
   /** Managed AD: the group of the Resolver outbound endpoint. */
   readonly resolverSg?: aws.ec2.SecurityGroup;
+  /** By plan listener name. */
+  readonly targetGroups: ReadonlyMap<string, aws.lb.TargetGroup>;
+  readonly alarmTopic: aws.sns.Topic;
 }
 
 export class MailfleetPlatform extends pulumi.ComponentResource {
@@ -687,7 +700,54 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         ),
       ),
     );
-    return { provider, vpc, privateSubnets, nlbs, efs, privateRt, regionZone: zones.region, model: r, mailAsg, instances, resolverSg: groups.get('resolver') };
+    // Alarms (lib/render/alarms.ts) to a topic CloudWatch can publish to: listener saturation, the generated certificate.
+    const alarmTopic = this.alarmTopic(model, r, o);
+    for (const nlb of r.nlbs) {
+      const min = r.tiers.find((t) => t.role === 'proxy' && (t.shard ?? 0) === nlb.index)?.min ?? 0;
+      for (const l of nlb.listeners)
+        this.alarm(alarmName(model.platform, r.role, `saturation-${l.name}`), saturationAlarm(model.plan, model.plan.listeners.find((x) => x.name === l.name)!, min), alarmTopic, o);
+    }
+    if (mailAsg) this.alarm(alarmName(model.platform, r.role, 'self-signed-certificate'), selfSignedCertAlarm(model.plan, r.tiers.find((t) => t.role === 'mail')!.name), alarmTopic, o);
+    return { provider, vpc, privateSubnets, nlbs, efs, privateRt, regionZone: zones.region, model: r, mailAsg, instances, resolverSg: groups.get('resolver'), targetGroups, alarmTopic };
+  }
+
+  /** The region's alarm topic under a customer-managed key CloudWatch may use (alias/aws/sns refuses it). */
+  private alarmTopic(model: PlatformModel, r: RegionModel, o: pulumi.CustomResourceOptions): aws.sns.Topic {
+    const name = alarmName(model.platform, r.role, 'alarms');
+    const key = this.add(
+      new aws.kms.Key(
+        `${name}-key`,
+        { description: `mailfleet ${model.platform} ${r.role}: alarm topic encryption`, enableKeyRotation: true, policy: JSON.stringify(alarmTopicKeyPolicy(r.account)), tags: tagsFor(model, 'alarms', `${r.prefix}-alarms`) },
+        o,
+      ),
+    );
+    const topic = this.add(new aws.sns.Topic(name, { name, displayName: `mailfleet ${model.platform} ${r.role} alarms`, kmsMasterKeyId: key.arn, tags: tagsFor(model, 'alarms', `${r.prefix}-alarms`) }, o));
+    this.add(new aws.sns.TopicPolicy(`${name}-policy`, { arn: topic.arn, policy: topic.arn.apply((arn) => JSON.stringify(alarmTopicPolicy(r.account, arn))) }, o));
+    return topic;
+  }
+
+  private alarm(name: string, m: MetricAlarmModel, topic: aws.sns.Topic, o: pulumi.CustomResourceOptions, dimensions?: pulumi.Input<Record<string, pulumi.Input<string>>>): aws.cloudwatch.MetricAlarm {
+    return this.add(
+      new aws.cloudwatch.MetricAlarm(
+        name,
+        {
+          name,
+          alarmDescription: m.description,
+          namespace: m.namespace,
+          metricName: m.metricName,
+          dimensions: dimensions ?? { ...m.dimensions },
+          statistic: m.statistic,
+          period: m.periodSeconds,
+          evaluationPeriods: m.evaluationPeriods,
+          datapointsToAlarm: m.datapointsToAlarm,
+          threshold: m.threshold,
+          comparisonOperator: m.comparison,
+          treatMissingData: m.treatMissingData,
+          alarmActions: [topic.arn],
+        },
+        o,
+      ),
+    );
   }
 
   /** Peering between the regions, routes both ways, and each region-qualified zone on the other VPC. */
@@ -838,10 +898,22 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         this.add(new aws.route53.Record(`${model.platform}-record-${rec.shard}`, { zoneId, name: rec.name, type: 'A', aliases: alias(lb) }, o));
         continue;
       }
+      // The service, not a TCP accept: an alarm on the shard's healthy HAProxy targets (docs/dr.md).
+      const first = model.plan.nlbShards[rec.shard]?.listeners[0];
+      const tg = first === undefined ? undefined : primary.targetGroups.get(first);
+      const health = serviceHealthAlarm('<lb>', tg ? '<tg>' : undefined);
+      const dimensions: Record<string, pulumi.Input<string>> = tg ? { LoadBalancer: lb.arnSuffix, TargetGroup: tg.arnSuffix } : { LoadBalancer: lb.arnSuffix };
+      const alarm = this.alarm(alarmName(model.platform, 'primary', `service-health-${rec.shard}`), health, primary.alarmTopic, o, dimensions);
       const hc = this.add(
         new aws.route53.HealthCheck(
           `${model.platform}-health-${rec.shard}`,
-          { type: 'TCP', fqdn: lb.dnsName, port: rec.healthCheckPort, requestInterval: 10, failureThreshold: 3, tags: tagsFor(model, 'dns', rec.name) },
+          {
+            type: 'CLOUDWATCH_METRIC',
+            cloudwatchAlarmName: alarm.name,
+            cloudwatchAlarmRegion: primary.model.region,
+            insufficientDataHealthStatus: HEALTH_CHECK_INSUFFICIENT_DATA,
+            tags: tagsFor(model, 'dns', rec.name),
+          },
           o,
         ),
       );

@@ -46,6 +46,20 @@ import { NatGateway } from '@cdktf/provider-aws/lib/nat-gateway/index.js';
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider/index.js';
 import { Route } from '@cdktf/provider-aws/lib/route/index.js';
 import { Route53HealthCheck } from '@cdktf/provider-aws/lib/route53-health-check/index.js';
+import { CloudwatchMetricAlarm } from '@cdktf/provider-aws/lib/cloudwatch-metric-alarm/index.js';
+import { KmsKey } from '@cdktf/provider-aws/lib/kms-key/index.js';
+import { SnsTopic } from '@cdktf/provider-aws/lib/sns-topic/index.js';
+import { SnsTopicPolicy } from '@cdktf/provider-aws/lib/sns-topic-policy/index.js';
+import {
+  HEALTH_CHECK_INSUFFICIENT_DATA,
+  alarmName,
+  alarmTopicKeyPolicy,
+  alarmTopicPolicy,
+  saturationAlarm,
+  selfSignedCertAlarm,
+  serviceHealthAlarm,
+  type MetricAlarmModel,
+} from '../../lib/render/alarms.js';
 import { Route53Zone } from '@cdktf/provider-aws/lib/route53-zone/index.js';
 import { Route53VpcAssociationAuthorization } from '@cdktf/provider-aws/lib/route53-vpc-association-authorization/index.js';
 import { Route53ZoneAssociation } from '@cdktf/provider-aws/lib/route53-zone-association/index.js';
@@ -79,6 +93,9 @@ const IMDSV2 = { httpTokens: 'required', httpEndpoint: 'enabled', instanceMetada
 
 interface BuiltRegion {
   readonly nlbs: Lb[];
+  /** By plan listener name. */
+  readonly targetGroups: ReadonlyMap<string, LbTargetGroup>;
+  readonly alarmTopic: SnsTopic;
   /** Terraform expressions of the region's model outputs that region() can answer (the rest: dns(), drills()). */
   readonly values: Map<OutputSource['kind'], (source: OutputSource) => string | undefined>;
 }
@@ -582,7 +599,54 @@ export class MailfleetTerraformStack extends TerraformStack {
       ['ldap-instance-id', (o) => instances.get(outputNode(r, o) ?? '')?.id],
       ['efs-id', () => this.efs.get(r.role)?.fs.id],
     ]);
-    return { nlbs, values };
+    // Alarms (lib/render/alarms.ts) to a topic CloudWatch can publish to: listener saturation, the generated certificate.
+    const alarmTopic = this.alarmTopic(model, r, provider);
+    for (const n of r.nlbs) {
+      const min = r.tiers.find((t) => t.role === 'proxy' && (t.shard ?? 0) === n.index)?.min ?? 0;
+      for (const l of n.listeners)
+        this.alarm(`${p}-saturation-${l.name}`, provider, alarmName(model.platform, p, `saturation-${l.name}`), saturationAlarm(model.plan, model.plan.listeners.find((x) => x.name === l.name)!, min), alarmTopic);
+    }
+    if (mailAsg) this.alarm(`${p}-self-signed-certificate`, provider, alarmName(model.platform, p, 'self-signed-certificate'), selfSignedCertAlarm(model.plan, mailAsg.name), alarmTopic);
+    return { nlbs, targetGroups, alarmTopic, values };
+  }
+
+  /** The region's alarm topic under a customer-managed key CloudWatch may use (alias/aws/sns refuses it). */
+  private alarmTopic(model: PlatformModel, r: RegionModel, provider: AwsProvider): SnsTopic {
+    const key = new KmsKey(this, `${r.role}-alarms-key`, {
+      provider,
+      description: `mailfleet ${model.platform} ${r.role}: alarm topic encryption`,
+      enableKeyRotation: true,
+      policy: JSON.stringify(alarmTopicKeyPolicy(r.account)),
+      tags: tagsFor(model, 'alarms', `${r.prefix}-alarms`),
+    });
+    const topic = new SnsTopic(this, `${r.role}-alarms`, {
+      provider,
+      name: alarmName(model.platform, r.role, 'alarms'),
+      displayName: `mailfleet ${model.platform} ${r.role} alarms`,
+      kmsMasterKeyId: key.arn,
+      tags: tagsFor(model, 'alarms', `${r.prefix}-alarms`),
+    });
+    new SnsTopicPolicy(this, `${r.role}-alarms-policy`, { provider, arn: topic.arn, policy: JSON.stringify(alarmTopicPolicy(r.account, topic.arn)) });
+    return topic;
+  }
+
+  private alarm(id: string, provider: AwsProvider, name: string, m: MetricAlarmModel, topic: SnsTopic): CloudwatchMetricAlarm {
+    return new CloudwatchMetricAlarm(this, id, {
+      provider,
+      alarmName: name,
+      alarmDescription: m.description,
+      namespace: m.namespace,
+      metricName: m.metricName,
+      dimensions: { ...m.dimensions },
+      statistic: m.statistic,
+      period: m.periodSeconds,
+      evaluationPeriods: m.evaluationPeriods,
+      datapointsToAlarm: m.datapointsToAlarm,
+      threshold: m.threshold,
+      comparisonOperator: m.comparison,
+      treatMissingData: m.treatMissingData,
+      alarmActions: [topic.arn],
+    });
   }
 
   private readonly efs = new Map<string, { fs: EfsFileSystem; provider: AwsProvider }>();
@@ -809,13 +873,17 @@ export class MailfleetTerraformStack extends TerraformStack {
         new Route53Record(this, `record-${rec.shard}`, { provider, zoneId, name: rec.name, type: 'A', alias: alias(lb) });
         continue;
       }
+      // The service, not a TCP accept: an alarm on the shard's healthy HAProxy targets (docs/dr.md).
+      const built = this.regions.get('primary')!;
+      const first = model.plan.nlbShards[rec.shard]?.listeners[0];
+      const tg = first === undefined ? undefined : built.targetGroups.get(first);
+      const alarm = this.alarm(`health-${rec.shard}-alarm`, provider, alarmName(model.platform, 'primary', `service-health-${rec.shard}`), serviceHealthAlarm(lb.arnSuffix, tg?.arnSuffix), built.alarmTopic);
       const hc = new Route53HealthCheck(this, `health-${rec.shard}`, {
         provider,
-        type: 'TCP',
-        fqdn: lb.dnsName,
-        port: rec.healthCheckPort,
-        requestInterval: 10,
-        failureThreshold: 3,
+        type: 'CLOUDWATCH_METRIC',
+        cloudwatchAlarmName: alarm.alarmName,
+        cloudwatchAlarmRegion: model.regions.find((x) => x.role === 'primary')!.region,
+        insufficientDataHealthStatus: HEALTH_CHECK_INSUFFICIENT_DATA,
         tags: tagsFor(model, 'dns', rec.name),
       });
       this.healthChecks[rec.shard] = hc;

@@ -12,16 +12,35 @@ after(cleanupApps);
 function setup() {
   const f = fixture();
   const nlb = new elbv2.NetworkLoadBalancer(f.stack, 'Nlb', { vpc: f.vpc, internetFacing: true });
+  const tg = new elbv2.NetworkTargetGroup(f.stack, 'Tg', { vpc: f.vpc, port: 25, protocol: elbv2.Protocol.TCP, targetType: elbv2.TargetType.INSTANCE });
+  nlb.addListener('L25', { port: 25, defaultTargetGroups: [tg] });
   const regionZone = new route53.PrivateHostedZone(f.stack, 'RegionZone', { zoneName: 'primary.globex-mail.internal', vpc: f.vpc });
-  return { ...f, nlb, regionZone };
+  const healthTargets = [{ loadBalancerFullName: nlb.loadBalancerFullName, targetGroupFullName: tg.targetGroupFullName }];
+  return { ...f, nlb, tg, regionZone, healthTargets };
 }
 
 describe('DisasterRecovery', () => {
-  test('GIVEN the primary side THEN a TCP health check per NLB drives a PRIMARY failover record, and FIS drills exist', () => {
-    const { stack, vpc, nlb, regionZone } = setup();
-    new DisasterRecovery(stack, 'Dr', { plan: primaryDr(), vpc, loadBalancers: [nlb], healthCheckPorts: [25], regionZone, peerCidr: '10.41.0.0/16' });
+  test('GIVEN the primary side THEN a health check per NLB follows the alarm on its target group\'s healthy HAProxy targets (the service, not a TCP accept), drives a PRIMARY failover record, and FIS drills exist', () => {
+    const { stack, vpc, nlb, regionZone, healthTargets } = setup();
+    new DisasterRecovery(stack, 'Dr', { plan: primaryDr(), vpc, loadBalancers: [nlb], healthTargets, regionZone, peerCidr: '10.41.0.0/16' });
     const t = Template.fromStack(stack);
-    t.hasResourceProperties('AWS::Route53::HealthCheck', { HealthCheckConfig: Match.objectLike({ Type: 'TCP', Port: 25, RequestInterval: 10 }) });
+    const checks = Object.values(t.findResources('AWS::Route53::HealthCheck'));
+    assert.equal(checks.length, 1);
+    const cfg = checks[0]!.Properties.HealthCheckConfig as { Type: string; AlarmIdentifier: { Name: unknown; Region: string }; InsufficientDataHealthStatus: string };
+    assert.equal(cfg.Type, 'CLOUDWATCH_METRIC');
+    assert.equal(cfg.InsufficientDataHealthStatus, 'LastKnownStatus');
+    assert.equal(cfg.AlarmIdentifier.Region, 'eu-west-1');
+    // The identifier names the alarm the construct made, and that alarm watches the target group.
+    const alarms = t.findResources('AWS::CloudWatch::Alarm');
+    const ref = (cfg.AlarmIdentifier.Name as { Ref: string }).Ref;
+    const alarm = alarms[ref]!.Properties as Record<string, unknown>;
+    assert.equal(alarm.Namespace, 'AWS/NetworkELB');
+    assert.equal(alarm.MetricName, 'HealthyHostCount');
+    assert.equal(alarm.Statistic, 'Minimum');
+    assert.equal(alarm.ComparisonOperator, 'LessThanThreshold');
+    assert.equal(alarm.Threshold, 1);
+    assert.equal(alarm.TreatMissingData, 'breaching');
+    assert.deepEqual((alarm.Dimensions as { Name: string }[]).map((d) => d.Name).sort(), ['LoadBalancer', 'TargetGroup']);
     t.hasResourceProperties('AWS::Route53::RecordSet', {
       Name: 'mail.globex.example.',
       Failover: 'PRIMARY',
@@ -43,7 +62,6 @@ describe('DisasterRecovery', () => {
       vpc,
       standby: true,
       loadBalancers: [nlb],
-      healthCheckPorts: [25],
       regionZone,
       peerCidr: '10.40.0.0/16',
     });
@@ -58,13 +76,13 @@ describe('DisasterRecovery', () => {
     t.hasResourceProperties('Custom::MailfleetRegionLink', { Region: 'eu-west-1', RouteTableIds: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DrLinkFacts'), 'RouteTableIds'] } });
   });
 
-  test('fails when health-check ports do not match the load balancers', () => {
+  test('fails when health targets do not match the load balancers', () => {
     const { stack, vpc, nlb, regionZone } = setup();
-    assert.throws(() => new DisasterRecovery(stack, 'Dr', { plan: primaryDr(), vpc, loadBalancers: [nlb], healthCheckPorts: [], regionZone, peerCidr: '10.41.0.0/16' }), /same length/);
+    assert.throws(() => new DisasterRecovery(stack, 'Dr', { plan: primaryDr(), vpc, loadBalancers: [nlb], healthTargets: [], regionZone, peerCidr: '10.41.0.0/16' }), /same length/);
   });
 
   test('fails when the peer CIDR is missing', () => {
-    const { stack, vpc, nlb, regionZone } = setup();
-    assert.throws(() => new DisasterRecovery(stack, 'Dr', { plan: primaryDr(), vpc, loadBalancers: [nlb], healthCheckPorts: [25], regionZone }), /peerCidr is required/);
+    const { stack, vpc, nlb, regionZone, healthTargets } = setup();
+    assert.throws(() => new DisasterRecovery(stack, 'Dr', { plan: primaryDr(), vpc, loadBalancers: [nlb], healthTargets, regionZone }), /peerCidr is required/);
   });
 });
