@@ -21,6 +21,7 @@ import { EfsMailStore } from '../constructs/efs-mail-store/efs-mail-store.js';
 import { FlowControlTier } from '../constructs/flow-control-tier/flow-control-tier.js';
 import { GlusterStorageCluster } from '../constructs/gluster-storage-cluster/gluster-storage-cluster.js';
 import { LdapDirectory } from '../constructs/ldap-directory/ldap-directory.js';
+import { managedAdOf } from '../lib/plan/managed-ad.js';
 import { MailNetwork } from '../constructs/mail-network/mail-network.js';
 import { MailServerFleet } from '../constructs/mail-server-fleet/mail-server-fleet.js';
 
@@ -166,26 +167,6 @@ export class MailPlatformStack extends Stack {
       this.storage = store;
     }
 
-    if (plan.directory.kind === 'ldap') {
-      this.directory = new LdapDirectory(this, 'Directory', {
-        plan,
-        machineImage: plan.directory.provision === 'openldap-pair' ? this.statefulImage('ldap', region.images?.ldap) : undefined,
-        vpc,
-        privateZone,
-        region: regionRole,
-        terminationProtection: region.terminationProtection,
-        crossRegionZone: standby ? undefined : this.regionZone,
-        replicationPeerCidr: !standby && dr ? drCidr : undefined,
-        createSecrets: !standby,
-        secretReplicaRegions: replicaRegions,
-        managedAdDnsIps: undefined,
-      });
-      this.directory.allowClientsFrom(this.fleet.securityGroup);
-      // The DR region's forward rule needs these (cdk context managedAdDnsIps, docs/cdk.md).
-      if (this.directory.microsoftAd)
-        new CfnOutput(this, 'ManagedAdDnsIps', { value: Fn.join(',', this.directory.microsoftAd.attrDnsIpAddresses), description: 'Managed AD domain controller DNS addresses' });
-    }
-
     if (dr) {
       this.disasterRecovery = new DisasterRecovery(this, 'DisasterRecovery', {
         plan,
@@ -216,6 +197,33 @@ export class MailPlatformStack extends Stack {
             aliasTarget: { dnsName: nlb.loadBalancerDnsName, hostedZoneId: nlb.loadBalancerCanonicalHostedZoneId, evaluateTargetHealth: true },
           }),
       );
+    }
+
+    // After DisasterRecovery: the link carries the Managed AD controllers' addresses from the primary to DR.
+    if (plan.directory.kind === 'ldap') {
+      const peerLink = this.disasterRecovery?.peerLink;
+      this.directory = new LdapDirectory(this, 'Directory', {
+        plan,
+        machineImage: plan.directory.provision === 'openldap-pair' ? this.statefulImage('ldap', region.images?.ldap) : undefined,
+        vpc,
+        privateZone,
+        region: regionRole,
+        terminationProtection: region.terminationProtection,
+        crossRegionZone: standby ? undefined : this.regionZone,
+        replicationPeerCidr: !standby && dr ? drCidr : undefined,
+        createSecrets: !standby,
+        secretReplicaRegions: replicaRegions,
+        // The primary's ad-dns-ips link fact (Managed AD always has two controllers); none across accounts (no link).
+        managedAdDnsIps:
+          standby && peerLink && managedAdOf(plan.directory) ? [0, 1].map((i) => Fn.select(i, Fn.split(',', peerLink.fact('ad-dns-ips')))) : undefined,
+      });
+      this.directory.allowClientsFrom(this.fleet.securityGroup);
+      if (this.directory.microsoftAd) {
+        const ips = Fn.join(',', this.directory.microsoftAd.attrDnsIpAddresses);
+        // The DR region's forward rule reads these through the link.
+        this.disasterRecovery?.linkFacts.publish('ad-dns-ips', ips);
+        new CfnOutput(this, 'ManagedAdDnsIps', { value: ips, description: 'Managed AD domain controller DNS addresses' });
+      }
     }
 
     for (const o of platformOutputs(plan, regionRole)) new CfnOutput(this, o.name, { value: this.outputValue(o.source), description: o.description });

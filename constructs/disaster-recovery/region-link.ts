@@ -6,7 +6,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as route53 from 'aws-cdk-lib/aws-route53';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { linkParameterPrefix, linkParametersOf, missingLinkFactMessage, type LinkFact } from '../../lib/plan/link.js';
+import { MailfleetError } from '../../lib/errors.js';
+import { linkParameterPrefix, linkParametersOf, missingLinkFactMessage, type LinkFact, type LinkParameterModel } from '../../lib/plan/link.js';
 import type { Plan } from '../../lib/plan/types.js';
 import type { RegionRole } from '../../lib/render/node-layout.js';
 import { acknowledge, nagEnv } from '../shared/nag.js';
@@ -37,29 +38,33 @@ export interface LinkFactsProps {
  */
 export class LinkFacts extends Construct {
   public readonly parameters: ssm.CfnParameter[] = [];
+  private readonly models: Map<LinkFact, LinkParameterModel>;
 
   constructor(scope: Construct, id: string, props: LinkFactsProps) {
     super(scope, id);
+    this.models = new Map(linkParametersOf(props.plan, props.region).map((p) => [p.fact, p] as const));
     const routeTables = [...new Set(props.vpc.privateSubnets.map((s) => s.routeTable.routeTableId))];
-    const values: Record<LinkFact, string | undefined> = {
+    const values: Partial<Record<LinkFact, string>> = {
       'vpc-id': props.vpc.vpcId,
       cidr: props.vpc.vpcCidrBlock,
       'route-table-ids': routeTables.join(','),
       'region-zone-id': props.regionZone.hostedZoneId,
       'efs-id': props.fileSystemId,
     };
-    for (const p of linkParametersOf(props.plan, props.region)) {
-      const value = values[p.fact];
-      if (value === undefined) continue;
-      this.parameters.push(
-        new ssm.CfnParameter(this, linkFactKey(p.fact), {
-          name: p.name,
-          type: p.type,
-          value,
-          description: p.description,
-        }),
-      );
-    }
+    for (const [fact, value] of Object.entries(values) as [LinkFact, string | undefined][])
+      if (value !== undefined && this.models.has(fact)) this.publish(fact, value);
+  }
+
+  /**
+   * Publishes a fact the model lists for this region, e.g. one whose resource is created after this
+   * construct (`ad-dns-ips`: the stack's directory). A StringList takes its items comma-joined.
+   */
+  publish(fact: LinkFact, value: string): ssm.CfnParameter {
+    const p = this.models.get(fact);
+    if (!p) throw new MailfleetError('INTERNAL', `LinkFacts: the link model has no ${fact} fact for this region`);
+    const parameter = new ssm.CfnParameter(this, linkFactKey(p.fact), { name: p.name, type: p.type, value, description: p.description });
+    this.parameters.push(parameter);
+    return parameter;
   }
 }
 

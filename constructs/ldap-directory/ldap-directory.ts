@@ -52,8 +52,8 @@ export interface LdapDirectoryProps {
    */
   readonly replicationPeerCidr?: string;
   /**
-   * Managed AD in the DR region: the primary domain controllers' DNS addresses (the primary stack's
-   * ManagedAdDnsIps output), the targets of this region's forward rule.
+   * Managed AD in the DR region: the primary domain controllers' DNS addresses, the targets of this
+   * region's forward rule (MailPlatformStack passes the primary's `ad-dns-ips` link fact, lib/plan/link.ts).
    * @default - no forward rule in DR (synth warns)
    */
   readonly managedAdDnsIps?: string[];
@@ -100,7 +100,7 @@ export class LdapDirectory extends Construct {
   public readonly microsoftAd?: directoryservice.CfnMicrosoftAD;
   /** Managed AD: the outbound endpoint through which the VPC resolver reaches the domain's DNS. */
   public resolverEndpoint?: route53resolver.CfnResolverEndpoint;
-  /** Managed AD: the FORWARD rule for the domain (absent in DR until managedAdDnsIps is given). */
+  /** Managed AD: the FORWARD rule for the domain (absent in DR without managedAdDnsIps). */
   public resolverRule?: route53resolver.CfnResolverRule;
   /** Managed AD: the service account, created in the customer OU with the bind secret's password. */
   public bindAccount?: ManagedAdBindAccount;
@@ -229,7 +229,7 @@ export class LdapDirectory extends Construct {
     if (!dcs || dcs.length === 0) {
       Annotations.of(this).addWarningV2(
         'mailfleet:managed-ad-dns-ips',
-        `no forward rule for ${m.domain} in the DR region yet: pass the primary's ManagedAdDnsIps output as cdk context managedAdDnsIps (docs/cdk.md); until then DR nodes cannot resolve the domain`,
+        `no forward rule for ${m.domain} in the DR region: the primary's domain controller addresses come through the region link (its ad-dns-ips fact), which the CDK stacks make only with both regions in one account; without the rule DR nodes cannot resolve the domain (docs/ldap.md)`,
       );
       return;
     }

@@ -8,16 +8,20 @@
  * pieces directly (engines/platform.ts `link`).
  */
 import { ssmPrefix, type RegionRole } from '../render/node-layout.js';
+import { managedAdOf } from './managed-ad.js';
 import type { Plan } from './types.js';
 
-/** The facts a region publishes for the other one. */
-export type LinkFact = 'vpc-id' | 'cidr' | 'route-table-ids' | 'region-zone-id' | 'efs-id';
+/**
+ * The facts a region publishes for the other one. `ad-dns-ips` (primary, Managed AD): the domain
+ * controllers' DNS addresses, the targets of the DR region's Resolver forward rule.
+ */
+export type LinkFact = 'vpc-id' | 'cidr' | 'route-table-ids' | 'region-zone-id' | 'efs-id' | 'ad-dns-ips';
 
 export interface LinkParameterModel {
   readonly fact: LinkFact;
   /** SSM parameter name in the publishing region. */
   readonly name: string;
-  /** `route-table-ids` is a StringList (comma-separated); the rest are Strings. */
+  /** `route-table-ids` and `ad-dns-ips` are StringLists (comma-separated); the rest are Strings. */
   readonly type: 'String' | 'StringList';
   readonly description: string;
 }
@@ -51,6 +55,8 @@ export function linkParametersOf(plan: Plan, role: RegionRole): LinkParameterMod
     param('route-table-ids', 'private route tables', 'StringList'),
     param('region-zone-id', 'region-qualified private zone id'),
     ...(plan.storage.kind === 'efs' ? [param('efs-id', 'mail file system id')] : []),
+    // The directory lives in the primary only; DR forwards the domain to its controllers.
+    ...(role === 'primary' && managedAdOf(plan.directory) ? [param('ad-dns-ips', 'Managed AD domain controller DNS addresses', 'StringList')] : []),
   ];
 }
 

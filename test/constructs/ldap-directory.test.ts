@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { LdapDirectory } from '../../constructs/ldap-directory/index.js';
 import { LDAP_ROLE_TAG, secretNames } from '../../lib/render/node-layout.js';
 import { cleanupApps } from '../stacks/helpers.js';
@@ -116,6 +116,11 @@ describe('LdapDirectory', () => {
     u.resourceCountIs('AWS::Route53Resolver::ResolverEndpoint', 1);
     u.resourceCountIs('AWS::Route53Resolver::ResolverRule', 0);
     u.resourceCountIs('AWS::DirectoryService::MicrosoftAD', 0);
+    // The warning points at the region link; no cdk context key exists any more.
+    const warnings = Annotations.fromStack(unlinked.stack).findWarning('*', Match.stringLikeRegexp('no forward rule for globex.example'));
+    assert.equal(warnings.length, 1);
+    assert.match(String(warnings[0]!.entry.data), /region link \(its ad-dns-ips fact\)/);
+    assert.doesNotMatch(String(warnings[0]!.entry.data), /context|managedAdDnsIps/);
     const linked = fixture();
     new LdapDirectory(linked.stack, 'Dir', { plan, vpc: linked.vpc, privateZone: linked.zone, region: 'dr', createSecrets: false, managedAdDnsIps: ['10.40.8.10', '10.40.9.10'] });
     const l = Template.fromStack(linked.stack);

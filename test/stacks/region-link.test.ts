@@ -32,7 +32,7 @@ function templates(plan: Plan): { primary: Json; dr: Json } {
  * Resolves a template value to what CloudFormation would pass at deploy time: Refs and GetAtts from
  * `deployed` (the physical ids of a fake deployment), literals as written.
  */
-function resolver(template: Json, deployed: (logicalId: string, attr?: string) => string) {
+function resolver(template: Json, deployed: (logicalId: string, attr?: string) => unknown) {
   const resources = resourcesOf(template);
   const resolve = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(resolve);
@@ -46,8 +46,9 @@ function resolver(template: Json, deployed: (logicalId: string, attr?: string) =
       return typeof literal === 'string' ? literal : deployed(id, attr);
     }
     if (Array.isArray(o['Fn::Join'])) {
-      const [sep, parts] = o['Fn::Join'] as [string, unknown[]];
-      return (parts.map(resolve) as string[]).join(sep);
+      // The parts are a list, or a list-valued attribute (a Managed AD's DnsIpAddresses).
+      const [sep, parts] = o['Fn::Join'] as [string, unknown];
+      return (resolve(parts) as string[]).join(sep);
     }
     return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, resolve(x)]));
   };
@@ -160,10 +161,13 @@ class FakeAws {
   }
 }
 
+const PRIMARY_DC_IPS = ['10.40.8.10', '10.40.9.10'];
+
 /** A fake deployment of the primary template: its link parameters, route tables and zones exist in AWS. */
 function deployPrimary(aws: FakeAws, plan: Plan, primary: Json): void {
   const region = plan.regions!.primary.name;
-  const resolve = resolver(primary, (id) => `phys-${id}`);
+  // A Managed AD's DnsIpAddresses is a list: its two controllers.
+  const resolve = resolver(primary, (id, attr) => (attr === 'DnsIpAddresses' ? [...PRIMARY_DC_IPS] : `phys-${id}`));
   for (const [id] of ofType(primary, 'AWS::EC2::RouteTable')) aws.routeTables.set(`${region}|phys-${id}`, new Map());
   for (const [id] of ofType(primary, 'AWS::Route53::HostedZone')) aws.zones.set(`phys-${id}`, [{ VPCId: 'primary-vpc', VPCRegion: region }]);
   for (const [, r] of ofType(primary, 'AWS::SSM::Parameter')) {
@@ -242,6 +246,29 @@ describe('the region link without cdk context (examples/primary-dr.yaml)', () =>
     assert.equal(aws.zones.get(String(facts.RegionZoneId))!.length, 1);
     // A second delete (CloudFormation retries) finds nothing and still succeeds.
     assert.equal((await runCustom(aws, t.dr, 'Custom::MailfleetRegionLink', 'Delete', facts)).Status, 'SUCCESS');
+  });
+
+  it('GIVEN managed AD and no -c values THEN the primary publishes its controllers\' addresses, and the DR forward rule targets them through the link', async () => {
+    // The primary: an ad-dns-ips StringList parameter from the directory's DnsIpAddresses attribute.
+    const [[adId]] = ofType(t.primary, 'AWS::DirectoryService::MicrosoftAD');
+    const adParam = ofType(t.primary, 'AWS::SSM::Parameter').map(([, r]) => r.Properties!).find((p) => p.Name === '/mailfleet/globex-mail/link/primary/ad-dns-ips');
+    assert.ok(adParam, 'the primary publishes ad-dns-ips');
+    assert.equal(adParam.Type, 'StringList');
+    assert.deepEqual(adParam.Value, { 'Fn::Join': [',', { 'Fn::GetAtt': [adId, 'DnsIpAddresses'] }] });
+    // The DR stack: a forward rule for the domain whose two targets are the link's AdDnsIps attribute.
+    const [[factsId]] = ofType(t.dr, 'Custom::MailfleetLinkFacts');
+    const rules = ofType(t.dr, 'AWS::Route53Resolver::ResolverRule');
+    assert.equal(rules.length, 1, 'the DR region keeps its forward rule without context');
+    const rule = rules[0]![1].Properties!;
+    assert.equal(rule.DomainName, 'globex.example');
+    assert.deepEqual(rule.TargetIps, [0, 1].map((i) => ({ Ip: { 'Fn::Select': [i, { 'Fn::Split': [',', { 'Fn::GetAtt': [factsId, 'AdDnsIps'] }] }] }, Port: '53' })));
+    assert.equal(ofType(t.dr, 'AWS::Route53Resolver::ResolverRuleAssociation').length, 1);
+    // The handler reads the published value back as the attribute (a StringList reads as its comma-joined text).
+    const aws = new FakeAws();
+    deployPrimary(aws, plan, t.primary);
+    const read = await runCustom(aws, t.dr, 'Custom::MailfleetLinkFacts', 'Create');
+    assert.equal(read.Status, 'SUCCESS', String(read.Reason));
+    assert.equal((read.Data as Json).AdDnsIps, PRIMARY_DC_IPS.join(','));
   });
 
   it('fails when the primary is not deployed: the read names the stack to deploy first', async () => {
