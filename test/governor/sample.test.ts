@@ -9,16 +9,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFleet, type NodeSample } from '../../lib/governor/signals.js';
 import { resolveFleet } from '../../lib/ops/fleet.js';
-import { adminPut, configFor, RawClient, startInProcess, tempDir, TOKEN, type TestDaemon } from '../ops/fixture.js';
+import { adminPut, configFor, imapLogin, RawClient, startInProcess, tempDir, TOKEN } from '../ops/fixture.js';
 
 const ALICE = 'user:alice@example.com:imap';
 
-async function login(d: TestDaemon, user: string, clients: RawClient[]): Promise<string> {
-  const c = await RawClient.open(d.port('imap'));
-  clients.push(c);
-  await c.waitFor(/^\* (OK|BYE)/, 10_000);
-  return c.send(`a1 LOGIN ${user} password`, /^a1 /, 10_000);
-}
+const login = imapLogin;
 
 const sorted = <T extends { scope: string }>(xs: readonly T[]) => [...xs].sort((a, b) => a.scope.localeCompare(b.scope));
 const body = async (url: string) => (await (await fetch(url, { headers: { Authorization: `Bearer ${TOKEN}` } })).text()).length;
