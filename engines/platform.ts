@@ -49,6 +49,7 @@ import {
 } from '../lib/render/node-layout.js';
 import { DEFAULT_VPC_CIDR } from '../lib/spec/defaults.js';
 import { bootstrapText } from './bootstrap.js';
+import type { MetricAlarmModel } from '../lib/render/alarms.js';
 import { ROLE_TAG, type RegionRole } from './inventory.js';
 
 /** VPC CIDRs when the spec gives none (as documented on regions.*.cidr). */
@@ -409,6 +410,27 @@ export function reloadTargets(r: ReloadModel): { key: string; values: string[] }
 /** The association parameters of a reload: the hash of the node files the engine ships for the kind. */
 export function reloadParameters(hash: string): Record<string, string> {
   return { [RELOAD_TRIGGER_PARAMETER]: hash };
+}
+
+/**
+ * A metric alarm's properties as Terraform's aws_cloudwatch_metric_alarm and Pulumi's MetricAlarm both take
+ * them (same argument names; each engine adds its own name key).
+ */
+export function metricAlarmProps<T>(m: MetricAlarmModel, topicArn: T) {
+  return {
+    alarmDescription: m.description,
+    namespace: m.namespace,
+    metricName: m.metricName,
+    dimensions: { ...m.dimensions },
+    statistic: m.statistic,
+    period: m.periodSeconds,
+    evaluationPeriods: m.evaluationPeriods,
+    datapointsToAlarm: m.datapointsToAlarm,
+    threshold: m.threshold,
+    comparisonOperator: m.comparison,
+    treatMissingData: m.treatMissingData,
+    alarmActions: [topicArn],
+  };
 }
 
 /**

@@ -9,7 +9,7 @@ import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
 import { auditArchivePulumi, JOURNAL_KEYS } from './audit-archive.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { fisActions, fisResourceArn, launchImage, literalArn, outputNode, processesRoleName, reloadAssociationProps, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { fisActions, fisResourceArn, launchImage, literalArn, metricAlarmProps, outputNode, processesRoleName, reloadAssociationProps, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { randomBytes } from 'node:crypto';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
@@ -732,18 +732,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         name,
         {
           name,
-          alarmDescription: m.description,
-          namespace: m.namespace,
-          metricName: m.metricName,
-          dimensions: dimensions ?? { ...m.dimensions },
-          statistic: m.statistic,
-          period: m.periodSeconds,
-          evaluationPeriods: m.evaluationPeriods,
-          datapointsToAlarm: m.datapointsToAlarm,
-          threshold: m.threshold,
-          comparisonOperator: m.comparison,
-          treatMissingData: m.treatMissingData,
-          alarmActions: [topic.arn],
+          ...metricAlarmProps(m, topic.arn),
+          ...(dimensions ? { dimensions } : {}),
         },
         o,
       ),

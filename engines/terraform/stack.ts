@@ -81,7 +81,7 @@ import { ElasticacheReplicationGroup } from '@cdktf/provider-aws/lib/elasticache
 import { ElasticacheSubnetGroup } from '@cdktf/provider-aws/lib/elasticache-subnet-group/index.js';
 import { ROLE_TAG } from '../inventory.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { fisActions, fisResourceArn, launchImage, literalArn, outputNode, processesRoleName, reloadAssociationProps, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { fisActions, fisResourceArn, launchImage, literalArn, metricAlarmProps, outputNode, processesRoleName, reloadAssociationProps, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
 import { drillFilters, fisRoleStatements, processesDocument, processesDocumentName, processesRoleStatements } from '../../lib/plan/drills.js';
@@ -631,22 +631,7 @@ export class MailfleetTerraformStack extends TerraformStack {
   }
 
   private alarm(id: string, provider: AwsProvider, name: string, m: MetricAlarmModel, topic: SnsTopic): CloudwatchMetricAlarm {
-    return new CloudwatchMetricAlarm(this, id, {
-      provider,
-      alarmName: name,
-      alarmDescription: m.description,
-      namespace: m.namespace,
-      metricName: m.metricName,
-      dimensions: { ...m.dimensions },
-      statistic: m.statistic,
-      period: m.periodSeconds,
-      evaluationPeriods: m.evaluationPeriods,
-      datapointsToAlarm: m.datapointsToAlarm,
-      threshold: m.threshold,
-      comparisonOperator: m.comparison,
-      treatMissingData: m.treatMissingData,
-      alarmActions: [topic.arn],
-    });
+    return new CloudwatchMetricAlarm(this, id, { provider, alarmName: name, ...metricAlarmProps(m, topic.arn) });
   }
 
   private readonly efs = new Map<string, { fs: EfsFileSystem; provider: AwsProvider }>();
