@@ -4,13 +4,11 @@
  * examples/primary-dr.yaml. Offline: explicit accounts, regions and AZs, no lookups.
  */
 import { App } from 'aws-cdk-lib';
-import { buildPlan } from '../lib/plan/index.js';
-import { loadSpec } from '../lib/spec/index.js';
-import { addNagChecks, addPlatformStacks, linksFromContext } from '../stacks/index.js';
+import { platformApp, retiredLinkContext } from '../stacks/index.js';
 
 const app = new App();
-const specFile = (app.node.tryGetContext('spec') as string | undefined) ?? process.env.MAILFLEET_SPEC ?? 'examples/primary-dr.yaml';
-const plan = buildPlan(loadSpec(specFile).spec);
-addPlatformStacks(app, plan, linksFromContext(app));
-if (app.node.tryGetContext('nag') !== 'false') addNagChecks(app);
+platformApp(app);
+const retired = retiredLinkContext(app);
+// The link no longer comes from context (docs/cdk.md "Linking the regions"): the values are ignored, the templates are the same.
+if (retired.length > 0) process.stderr.write(`mailfleet: ignoring context ${retired.join(', ')}: the DR stack links the regions itself\n`);
 app.synth();

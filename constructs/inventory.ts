@@ -81,6 +81,8 @@ export function kindOf(r: CfnResource): string | undefined {
       return 'security-group';
     case 'AWS::DirectoryService::MicrosoftAD':
       return 'managed-ad';
+    case 'AWS::Route53Resolver::ResolverEndpoint':
+      return 'resolver-endpoint';
     default:
       return undefined;
   }

@@ -8,7 +8,6 @@ import type { Plan } from '../lib/plan/types.js';
 import { cdkJsonContext } from '../constructs/shared/cdk-context.js';
 import { templatesOf } from '../constructs/inventory.js';
 import { addPlatformStacks } from '../stacks/app.js';
-import type { RegionLinks } from '../stacks/mail-platform-stack.js';
 import type { RegionTemplate } from './extract/cloudformation.js';
 
 export interface CdkSynthResult {
@@ -17,8 +16,6 @@ export interface CdkSynthResult {
 }
 
 export interface CdkSynthOptions {
-  /** Values known only after the other region is deployed (docs/cdk.md, "Linking the regions"). */
-  readonly links?: RegionLinks;
   /** CDK's built-in CloudFormation rule check (about a fifth of synth time); on by default. */
   readonly validation?: boolean;
 }
@@ -29,7 +26,7 @@ export function synthCdk(plan: Plan, outDir: string, opts: CdkSynthOptions = {})
     outdir: outDir,
     builtinCloudFormationValidation: opts.validation ?? true,
   });
-  const stacks = addPlatformStacks(app, plan, opts.links);
+  const stacks = addPlatformStacks(app, plan);
   const regionOf = new Map<string, RegionTemplate['region']>([[stacks.primary.stackName, 'primary']]);
   if (stacks.dr) regionOf.set(stacks.dr.stackName, 'dr');
   const assembly = app.synth();

@@ -5,22 +5,33 @@
  */
 import { platformOutputs, type OutputModel, type OutputSource } from '../lib/plan/outputs.js';
 import { nodeBoot, type AccessTarget, type NodeBootModel } from '../lib/plan/node-access.js';
-import { drillsOf, type DrillModel } from '../lib/plan/drills.js';
+import {
+  drillActions,
+  drillsOf,
+  processesDocumentName,
+  processesParameters,
+  PROCESSES_MAX_DURATION,
+  type DrillModel,
+  type FisResource,
+} from '../lib/plan/drills.js';
 import { reloadsOf, RELOAD_TRIGGER_PARAMETER, type ReloadModel } from '../lib/plan/reload.js';
 import {
   ldapRoles,
   nodeName,
   privateRecordsOf,
   publicDnsOf,
+  resolverOf,
   regionCidr,
   regionPrefix,
   securityGroupsOf,
   type DnsModel,
   type PrivateRecordModel,
+  type ResolverModel,
   type SecurityGroupModel,
 } from '../lib/plan/network.js';
 export * from '../lib/plan/network.js';
 import { dnsNameOfBaseDn, managedAdShortName } from '../lib/plan/directory-names.js';
+import { BIND_ACCOUNT_FUNCTION, managedAdOf } from '../lib/plan/managed-ad.js';
 
 export type { DrillModel };
 import type { Plan } from '../lib/plan/types.js';
@@ -38,6 +49,7 @@ import {
 } from '../lib/render/node-layout.js';
 import { DEFAULT_VPC_CIDR } from '../lib/spec/defaults.js';
 import { bootstrapText } from './bootstrap.js';
+import type { MetricAlarmModel } from '../lib/render/alarms.js';
 import { ROLE_TAG, type RegionRole } from './inventory.js';
 
 /** VPC CIDRs when the spec gives none (as documented on regions.*.cidr). */
@@ -132,6 +144,8 @@ export interface RegionModel {
   /** In-place reloads of the stateless tiers (lib/plan/reload.ts): SSM document + State Manager association each. */
   readonly reloads: readonly ReloadModel[];
   readonly redis?: RedisModel;
+  /** Managed AD: the Resolver outbound endpoint and forward rule for the domain in this region. */
+  readonly resolver?: ResolverModel;
 }
 
 /**
@@ -158,6 +172,12 @@ export interface ManagedAdModel {
   readonly edition: 'Standard';
   /** Engine input holding the admin password (a Terraform variable, a Pulumi secret config key). */
   readonly passwordInput: string;
+  /** sAMAccountName of the daemons' service account (created in OU=Users,OU=<shortName>). */
+  readonly serviceAccount: string;
+  /** Engine input holding the service account's password where the engine cannot generate it (a Terraform variable). */
+  readonly bindPasswordInput: string;
+  /** The function that creates the service account, with its physical name (lib/plan/managed-ad.ts). */
+  readonly bindAccount: typeof BIND_ACCOUNT_FUNCTION & { readonly name: string };
 }
 
 export interface PlatformModel {
@@ -306,6 +326,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
     boot: nodeBoot(plan, role),
     reloads: reloadsOf(plan, role),
     redis: redisModel(plan, role),
+    resolver: resolverOf(plan, role),
   };
 }
 
@@ -326,6 +347,9 @@ export function platformModel(plan: Plan): PlatformModel {
           shortName: managedAdShortName(dnsNameOfBaseDn(dir.baseDn)),
           edition: 'Standard',
           passwordInput: 'managed_ad_admin_password',
+          serviceAccount: managedAdOf(dir)!.serviceAccount,
+          bindPasswordInput: 'managed_ad_bind_password',
+          bindAccount: { ...BIND_ACCOUNT_FUNCTION, name: `${plan.platform}-ad-bind-account` },
         }
       : undefined;
   const dns = publicDnsOf(plan);
@@ -386,6 +410,82 @@ export function reloadTargets(r: ReloadModel): { key: string; values: string[] }
 /** The association parameters of a reload: the hash of the node files the engine ships for the kind. */
 export function reloadParameters(hash: string): Record<string, string> {
   return { [RELOAD_TRIGGER_PARAMETER]: hash };
+}
+
+/**
+ * A metric alarm's properties as Terraform's aws_cloudwatch_metric_alarm and Pulumi's MetricAlarm both take
+ * them (same argument names; each engine adds its own name key).
+ */
+export function metricAlarmProps<T>(m: MetricAlarmModel, topicArn: T) {
+  return {
+    alarmDescription: m.description,
+    namespace: m.namespace,
+    metricName: m.metricName,
+    dimensions: { ...m.dimensions },
+    statistic: m.statistic,
+    period: m.periodSeconds,
+    evaluationPeriods: m.evaluationPeriods,
+    datapointsToAlarm: m.datapointsToAlarm,
+    threshold: m.threshold,
+    comparisonOperator: m.comparison,
+    treatMissingData: m.treatMissingData,
+    alarmActions: [topicArn],
+  };
+}
+
+/**
+ * A reload's State Manager association as Terraform and Pulumi write it (their AWS providers share the
+ * argument names): the model's name, tag targets and rollout bounds, and the hash of the node files the
+ * engine ships as the parameter whose change runs the document again.
+ */
+export function reloadAssociationProps(rl: ReloadModel, hash: string) {
+  return {
+    associationName: rl.associationName,
+    documentVersion: '$LATEST',
+    targets: reloadTargets(rl),
+    parameters: reloadParameters(hash),
+    maxConcurrency: rl.maxConcurrency,
+    maxErrors: rl.maxErrors,
+  };
+}
+
+/** The role the drills' processes automation runs as (Terraform and Pulumi name it; CDK generates it). */
+export function processesRoleName(model: Pick<PlatformModel, 'platform'>): string {
+  return `${model.platform}-drill-processes`;
+}
+
+/** A FIS role statement's resource as Terraform and Pulumi spell it (literal ARNs in the primary region). */
+export function fisResourceArn(model: PlatformModel, r: RegionModel, resource: FisResource): string {
+  switch (resource) {
+    case 'instances':
+      return 'arn:aws:ec2:*:*:instance/*';
+    case 'automation-definition':
+      return `arn:aws:ssm:${r.region}:${r.account}:automation-definition/${processesDocumentName(model)}:*`;
+    case 'automation-execution':
+      return `arn:aws:ssm:${r.region}:${r.account}:automation-execution/*`;
+    case 'automation-role':
+      return `arn:aws:iam::${r.account}:role/${processesRoleName(model)}`;
+    case '*':
+      return '*';
+  }
+}
+
+/** A drill's FIS actions with their parameters as Terraform and Pulumi write them (lib/plan/drills.ts drillActions). */
+export function fisActions(model: PlatformModel, r: RegionModel, d: DrillModel): { name: string; actionId: string; startAfter: string[]; parameters: Record<string, string>; target?: 'nodes' }[] {
+  const proxyGroups = r.tiers.filter((t) => t.role === 'proxy').map((t) => t.name);
+  return drillActions(d).map((a) => ({
+    name: a.name as string,
+    actionId: a.actionId,
+    startAfter: [...a.startAfter],
+    parameters: (a.stop
+      ? { startInstancesAfterDuration: a.stop.startInstancesAfterDuration }
+      : {
+          documentArn: `arn:aws:ssm:${r.region}:${r.account}:automation-definition/${processesDocumentName(model)}:$DEFAULT`,
+          documentParameters: JSON.stringify(processesParameters(fisResourceArn(model, r, 'automation-role'), proxyGroups, a.processes!)),
+          maxDuration: PROCESSES_MAX_DURATION,
+        }) as Record<string, string>,
+    target: a.stop ? ('nodes' as const) : undefined,
+  }));
 }
 
 /** Tags of one resource: the platform's, its role (read back by the inventory extractors) and a Name. */

@@ -1,2 +1,2 @@
-export { MailPlatformStack, type MailPlatformStackProps, type RegionLinks } from './mail-platform-stack.js';
-export { addPlatformStacks, addNagChecks, linksFromContext, type PlatformStacks } from './app.js';
+export { MailPlatformStack, type MailPlatformStackProps } from './mail-platform-stack.js';
+export { addPlatformStacks, addNagChecks, platformApp, retiredLinkContext, RETIRED_LINK_CONTEXT, type PlatformStacks } from './app.js';

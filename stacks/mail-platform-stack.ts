@@ -1,6 +1,7 @@
-import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Tags, Validations, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { archiveStorageClassOf, AuditArchive, objectLockRetentionOf } from '../constructs/audit-archive/index.js';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as route53 from 'aws-cdk-lib/aws-route53';
@@ -8,10 +9,11 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { privateRecordsOf, publicDnsOf, regionCidr } from '../lib/plan/network.js';
 import { MailfleetError } from '../lib/errors.js';
-import { shardHealthPort } from '../lib/plan/build.js';
 import { platformOutputs, type OutputSource } from '../lib/plan/outputs.js';
 import type { Plan } from '../lib/plan/types.js';
 import { logGroupNames } from '../lib/render/cloudwatch-agent.js';
+import { alarmTopicKeyStatement, alarmTopicPublishStatement, selfSignedCertAlarm } from '../lib/render/alarms.js';
+import { modelAlarm } from '../constructs/shared/alarm.js';
 import { privateZoneName, provisionsRedis, regionZoneName, type RegionRole } from '../lib/render/node-layout.js';
 import { FleetRedis } from '../constructs/fleet-redis/fleet-redis.js';
 import { DisasterRecovery, FIS_DRILLS } from '../constructs/disaster-recovery/disaster-recovery.js';
@@ -19,33 +21,14 @@ import { EfsMailStore } from '../constructs/efs-mail-store/efs-mail-store.js';
 import { FlowControlTier } from '../constructs/flow-control-tier/flow-control-tier.js';
 import { GlusterStorageCluster } from '../constructs/gluster-storage-cluster/gluster-storage-cluster.js';
 import { LdapDirectory } from '../constructs/ldap-directory/ldap-directory.js';
+import { managedAdOf } from '../lib/plan/managed-ad.js';
 import { MailNetwork } from '../constructs/mail-network/mail-network.js';
 import { MailServerFleet } from '../constructs/mail-server-fleet/mail-server-fleet.js';
-
-/**
- * Values only known once the other region is deployed, passed as cdk context by the CI pipeline
- * (docs/cdk.md): they link the regions (peering, zone association, EFS replication).
- */
-export interface RegionLinks {
-  /** The primary VPC (DR side: peering request and zone association). */
-  readonly primaryVpcId?: string;
-  /** The DR VPC (primary side: zone association). */
-  readonly drVpcId?: string;
-  /** The DR-requested peering connection (primary side: return routes). */
-  readonly drPeeringConnectionId?: string;
-  /** The DR file system the primary EFS replicates into. */
-  readonly drEfsFileSystemId?: string;
-}
 
 export interface MailPlatformStackProps extends StackProps {
   readonly plan: Plan;
   /** Which region of the spec this stack deploys. */
   readonly regionRole: RegionRole;
-  /**
-   * Cross-region values from deployed stacks.
-   * @default - none: the regions synthesize unlinked
-   */
-  readonly links?: RegionLinks;
 }
 
 /** One region of the platform, wired from the plan. The DR region runs the same parts at pilot-light size. */
@@ -61,6 +44,8 @@ export class MailPlatformStack extends Stack {
   public readonly redis?: FleetRedis;
   public readonly disasterRecovery?: DisasterRecovery;
   public readonly alarmTopic: sns.Topic;
+  /** The alarm topic's customer-managed key (CloudWatch may use it). */
+  public readonly alarmTopicKey: kms.Key;
   public readonly regionZone: route53.PrivateHostedZone;
   private readonly zones: string[];
 
@@ -82,7 +67,6 @@ export class MailPlatformStack extends Stack {
       id: 'CloudFormation-Validate::W3010',
       reason: 'Availability zones come from the spec on purpose: synth never looks them up, and storage nodes are pinned one per zone.',
     });
-    const links = props.links ?? {};
     const dr = plan.regions?.dr;
     const primaryCidr = regionCidr(plan, 'primary');
     const drCidr = regionCidr(plan, 'dr');
@@ -91,11 +75,18 @@ export class MailPlatformStack extends Stack {
     // Pilot light: no compute in DR until failover; warm standby keeps one node per tier.
     const standbyNodes = plan.dr?.mode === 'warm-standby' ? 1 : 0;
 
+    // A customer-managed key: CloudWatch cannot publish to a topic under the AWS-managed alias/aws/sns key.
+    this.alarmTopicKey = new kms.Key(this, 'AlarmsKey', {
+      description: `mailfleet ${plan.platform} ${regionRole}: alarm topic encryption`,
+      enableKeyRotation: true,
+    });
+    this.alarmTopicKey.addToResourcePolicy(iam.PolicyStatement.fromJson(alarmTopicKeyStatement(this.account)));
     this.alarmTopic = new sns.Topic(this, 'Alarms', {
       displayName: `mailfleet ${plan.platform} ${regionRole} alarms`,
-      masterKey: kms.Alias.fromAliasName(this, 'SnsKey', 'alias/aws/sns'),
+      masterKey: this.alarmTopicKey,
       enforceSSL: true,
     });
+    this.alarmTopic.addToResourcePolicy(iam.PolicyStatement.fromJson(alarmTopicPublishStatement(this.account, this.alarmTopic.topicArn)));
     for (const [key, name] of Object.entries(logGroupNames(plan)))
       new logs.LogGroup(this, `Logs-${key}`, { logGroupName: name, retention: logs.RetentionDays.THREE_MONTHS, removalPolicy: RemovalPolicy.RETAIN });
 
@@ -134,6 +125,8 @@ export class MailPlatformStack extends Stack {
       alarmTopic: this.alarmTopic,
     });
     this.fleet.allowProxyFrom(this.flowControl.securityGroup);
+    // Until a real certificate is in the TLS secret, nodes serve a generated one and report it (health timer → agent).
+    modelAlarm(this, 'SelfSignedCertificate', selfSignedCertAlarm(plan, this.fleet.autoScalingGroup.autoScalingGroupName), this.alarmTopic);
     // Fleet-wide limits: the region's own Redis, reachable from the mail nodes only.
     if (provisionsRedis(plan)) {
       this.redis = new FleetRedis(this, 'Redis', { plan, vpc, region: regionRole, authSecretDependency: this.fleet.redisAuthSecret });
@@ -166,28 +159,12 @@ export class MailPlatformStack extends Stack {
         plan,
         vpc,
         privateZone,
+        // The DR file system is the replication target; the DR stack's link starts the replication
+        // (constructs/disaster-recovery), so the primary's template never names the other region's file system.
         replicationTarget: standby,
-        replicationFileSystemId: standby ? undefined : links.drEfsFileSystemId,
-        replicationRegion: standby ? undefined : dr?.name,
       });
       store.allowClientsFrom(this.fleet.securityGroup);
       this.storage = store;
-    }
-
-    if (plan.directory.kind === 'ldap') {
-      this.directory = new LdapDirectory(this, 'Directory', {
-        plan,
-        machineImage: plan.directory.provision === 'openldap-pair' ? this.statefulImage('ldap', region.images?.ldap) : undefined,
-        vpc,
-        privateZone,
-        region: regionRole,
-        terminationProtection: region.terminationProtection,
-        crossRegionZone: standby ? undefined : this.regionZone,
-        replicationPeerCidr: !standby && dr ? drCidr : undefined,
-        createSecrets: !standby,
-        secretReplicaRegions: replicaRegions,
-      });
-      this.directory.allowClientsFrom(this.fleet.securityGroup);
     }
 
     if (dr) {
@@ -196,12 +173,15 @@ export class MailPlatformStack extends Stack {
         vpc,
         standby,
         loadBalancers: this.flowControl.loadBalancers,
-        healthCheckPorts: plan.nlbShards.map((s) => shardHealthPort(plan, s.index)),
+        healthTargets: this.flowControl.shards.map((s) => ({
+          loadBalancerFullName: s.loadBalancer.loadBalancerFullName,
+          targetGroupFullName: s.listeners[0] ? this.flowControl.targetGroups.get(s.listeners[0].name)!.targetGroupFullName : undefined,
+        })),
+        alarmTopic: this.alarmTopic,
         regionZone: this.regionZone,
-        peerVpcId: standby ? links.primaryVpcId : links.drVpcId,
-        peeringConnectionId: standby ? undefined : links.drPeeringConnectionId,
+        proxyGroupNames: this.flowControl.autoScalingGroups.map((g) => g.autoScalingGroupName),
+        fileSystemId: this.storage instanceof EfsMailStore ? this.storage.fileSystem.fileSystemId : undefined,
         peerCidr: standby ? primaryCidr : drCidr,
-        peerRegion: standby ? plan.regions!.primary.name : dr.name,
       });
       if (this.disasterRecovery.peering) new CfnOutput(this, 'PeeringConnectionId', { value: this.disasterRecovery.peering.ref });
     } else if (plan.spec.dns?.hostedZoneId) {
@@ -217,6 +197,33 @@ export class MailPlatformStack extends Stack {
             aliasTarget: { dnsName: nlb.loadBalancerDnsName, hostedZoneId: nlb.loadBalancerCanonicalHostedZoneId, evaluateTargetHealth: true },
           }),
       );
+    }
+
+    // After DisasterRecovery: the link carries the Managed AD controllers' addresses from the primary to DR.
+    if (plan.directory.kind === 'ldap') {
+      const peerLink = this.disasterRecovery?.peerLink;
+      this.directory = new LdapDirectory(this, 'Directory', {
+        plan,
+        machineImage: plan.directory.provision === 'openldap-pair' ? this.statefulImage('ldap', region.images?.ldap) : undefined,
+        vpc,
+        privateZone,
+        region: regionRole,
+        terminationProtection: region.terminationProtection,
+        crossRegionZone: standby ? undefined : this.regionZone,
+        replicationPeerCidr: !standby && dr ? drCidr : undefined,
+        createSecrets: !standby,
+        secretReplicaRegions: replicaRegions,
+        // The primary's ad-dns-ips link fact (Managed AD always has two controllers); none across accounts (no link).
+        managedAdDnsIps:
+          standby && peerLink && managedAdOf(plan.directory) ? [0, 1].map((i) => Fn.select(i, Fn.split(',', peerLink.fact('ad-dns-ips')))) : undefined,
+      });
+      this.directory.allowClientsFrom(this.fleet.securityGroup);
+      if (this.directory.microsoftAd) {
+        const ips = Fn.join(',', this.directory.microsoftAd.attrDnsIpAddresses);
+        // The DR region's forward rule reads these through the link.
+        this.disasterRecovery?.linkFacts.publish('ad-dns-ips', ips);
+        new CfnOutput(this, 'ManagedAdDnsIps', { value: ips, description: 'Managed AD domain controller DNS addresses' });
+      }
     }
 
     for (const o of platformOutputs(plan, regionRole)) new CfnOutput(this, o.name, { value: this.outputValue(o.source), description: o.description });

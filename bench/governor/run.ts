@@ -2,12 +2,16 @@
  * bench/governor: one heavy tenant floods submission while light tenants send and log in, on storage slowed
  * by an injected delay (bench/governor/slow-disk.ts: every fsync, fdatasync and O_DSYNC write of the daemon
  * waits its turn on one simulated disk, `--fsync-ms` each). The daemon runs as its own process
- * (`mailfleet serve`), so the load generator's work is not on its event loop. Two runs on fresh daemons,
- * same load: governor off, then governor enforce (the Governor class `mailfleet governor run` uses, in this
- * process, talking to the daemon's admin API). Prints the light tenants' delivery and IMAP login p99 and
- * delivery rate against an unloaded baseline, when the cap came and went, and the timeline as a plot.
+ * (`mailfleet serve`), so the load generator's work is not on its event loop.
  *
- *   npx tsx bench/governor/run.ts [--seconds 12] [--heavy 12] [--fsync-ms 4] [--retry-ms 250] [--retry-max-ms 8000]
+ * On a shared box the unloaded p99 moves more from minute to minute than the governor moves it, so one
+ * "off" run then one "enforce" run compares two different machines. Instead: `--rounds` rounds, each with
+ * both modes on fresh daemons, in alternating order (off first in odd rounds, enforce first in even ones),
+ * and every run takes its own unloaded baseline right before its flood. Each run's figure is a ratio to
+ * its own baseline; the report gives them per round and the median over the rounds, with the load average
+ * (1 min) while each run went on.
+ *
+ *   npx tsx bench/governor/run.ts [--rounds 3] [--seconds 20] [--heavy 12] [--fsync-ms 4] [--retry-ms 250] [--retry-max-ms 8000]
  *
  * A refused heavy client backs off like a real one: the first retry after --retry-ms, each further refusal
  * in a row doubles the wait up to --retry-max-ms, with jitter (half fixed, half random: "equal jitter"), and
@@ -15,23 +19,29 @@
  *
  * Kept out of `npm test`: it measures, it does not assert.
  */
-import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { governorConfig } from '../../lib/governor/config.js';
 import { Governor } from '../../lib/governor/loop.js';
 import { resolveFleet } from '../../lib/ops/fleet.js';
 import { governorSchema } from '../../lib/spec/schema.js';
 import { configFor, RawClient, tempDir, TOKEN } from '../../test/ops/fixture.js';
+import { startDaemon as startBenchDaemon, type BenchDaemon as Daemon } from './daemon.js';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
 };
+const ROUNDS = arg('rounds', 3);
 const SECONDS = arg('seconds', 20);
 const HEAVY = arg('heavy', 12);
-const BASELINE_SECONDS = arg('baseline-seconds', 5);
+const BASELINE_SECONDS = arg('baseline-seconds', 10);
+/**
+ * Light load on a fresh daemon before its baseline, not counted: its first seconds (JIT, first password
+ * hashes, first Maildir creation) are slower than the flood that follows (the first 3-round run measured
+ * baseline login p99 2.5–3.1 s against 1.2–2 s under the flood).
+ */
+const WARMUP_SECONDS = arg('warmup-seconds', 4);
 /** How long the enforce run goes on after the flood (the cap comes back in raiseStepPercent steps, one per cooldown). */
 const AFTER_SECONDS = arg('after-seconds', 20);
 /** The governor's cooldownSeconds: how long load must stay calm before each raising step. */
@@ -48,44 +58,7 @@ const backoff = (refusals: number) => {
 const HEAVY_USER = 'alice@example.com';
 const LIGHT_USERS = ['bob@example.com', 'carol@example.org'];
 
-interface Daemon {
-  port(protocol: string): number;
-  readonly adminUrl: string;
-  stop(): Promise<void>;
-}
-
-/** `mailfleet serve` as a child process on the slowed disk; resolves once it printed its ready line. */
-async function startDaemon(dir: string, config: ReturnType<typeof configFor>): Promise<Daemon> {
-  const file = join(dir, 'daemon-config.json');
-  await writeFile(file, JSON.stringify(config));
-  const proc = spawn(
-    process.execPath,
-    ['--import', 'tsx', '--import', new URL('./slow-disk.ts', import.meta.url).href, 'bin/mailfleet.ts', 'serve', '--daemon-config', file, '--data-dir', dir],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MAILFLEET_LOG_LEVEL: 'silent', BENCH_FSYNC_MS: String(FSYNC_MS) } },
-  );
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const ready = await new Promise<{ sockets: Array<{ protocol: string; port: number; listener: string }>; admin: { port: number } }>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`daemon did not start within 120 s: ${stderr}`)), 120_000);
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      if (!line.startsWith('{')) return;
-      clearTimeout(t);
-      resolve(JSON.parse(line));
-    });
-    proc.once('exit', (code) => reject(new Error(`daemon exited with ${code}: ${stderr}`)));
-  });
-  return {
-    port: (p) => ready.sockets.find((s) => s.protocol === p && s.listener.startsWith('default-'))!.port,
-    adminUrl: `http://127.0.0.1:${ready.admin.port}`,
-    async stop() {
-      const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
-}
+const startDaemon = (dir: string, config: ReturnType<typeof configFor>) => startBenchDaemon(dir, config, FSYNC_MS);
 
 /** Refusal replies by their first words, for the report. */
 const replies = new Map<string, number>();
@@ -139,14 +112,18 @@ interface Second {
   lightDelivery: number[];
   lightLogin: number[];
   cap?: number | string;
+  /** 1-minute load average when the second began. */
+  load: number;
+  /** The governor's view when the second began: C calm (may raise), K the capped scope still knocking (its refusals hold the raise). */
+  gov?: string;
 }
 
-async function phase(d: Daemon, seconds: number, heavy: number, sink: Second[], t0: number, cap: () => number | string | undefined): Promise<void> {
+async function phase(d: Daemon, seconds: number, heavy: number, sink: Second[], t0: number, cap: () => number | string | undefined, gov: () => string = () => ''): Promise<void> {
   const end = performance.now() + seconds * 1000;
   const bucket = (): Second => {
     const t = Math.floor((performance.now() - t0) / 1000);
     let s = sink.find((x) => x.t === t);
-    if (!s) sink.push((s = { t, heavyDelivered: 0, heavyRefused: 0, lightDelivery: [], lightLogin: [], cap: cap() }));
+    if (!s) sink.push((s = { t, heavyDelivered: 0, heavyRefused: 0, lightDelivery: [], lightLogin: [], cap: cap(), load: loadavg()[0]!, gov: gov() }));
     return s;
   };
   const loops: Promise<void>[] = [];
@@ -205,6 +182,13 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
   const ac = new AbortController();
   const scope = `user:${HEAVY_USER}:submission`;
   const cap = () => (governor ? (governor.current.managed[scope]?.value ?? 'plan') : 'off');
+  const gov = () => {
+    if (!governor) return '';
+    const st = governor.current;
+    const r = st.managed[scope]?.refusingAt;
+    return `${st.calmSince !== undefined ? 'C' : ''}${r !== undefined && Date.now() - r < COOLDOWN * 1000 ? 'K' : ''}`;
+  };
+  await phase(d, WARMUP_SECONDS, 0, [], performance.now(), cap);
   const t0 = performance.now();
   const baseline: Second[] = [];
   const flood: Second[] = [];
@@ -222,9 +206,9 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
   }
   const after: Second[] = [];
   const floodStart = performance.now();
-  await phase(d, SECONDS, HEAVY, flood, t0, cap);
+  await phase(d, SECONDS, HEAVY, flood, t0, cap, gov);
   const floodEnd = performance.now();
-  await phase(d, mode === 'enforce' ? AFTER_SECONDS : 3, 0, after, t0, cap);
+  await phase(d, mode === 'enforce' ? AFTER_SECONDS : 3, 0, after, t0, cap, gov);
   ac.abort();
   await stopped;
   let cappedAfter: number | undefined;
@@ -280,40 +264,89 @@ function plot(r: Run, base: number): string[] {
   lines.push(row('heavy msg/s', (s) => String(s.heavyDelivered)));
   lines.push(row('heavy refus.', (s) => String(s.heavyRefused)));
   lines.push(row('heavy cap', (s) => String(s.cap === 'off' ? '-' : s.cap === 'plan' ? 'P' : s.cap)));
+  lines.push(row('governor', (s) => s.gov ?? ''));
+  lines.push(row('load avg', (s) => s.load.toFixed(0)));
   return lines;
 }
 
-const results: Record<string, Run> = {};
-for (const mode of ['off', 'enforce'] as const) results[mode] = await run(mode);
-
 const all = (xs: Second[], k: 'lightDelivery' | 'lightLogin') => xs.flatMap((s) => s[k]);
 const rate = (xs: Second[]) => all(xs, 'lightDelivery').length / Math.max(1, xs.length);
-console.log(
-  `bench/governor: heavy ${HEAVY} submission loops of ${HEAVY_USER} (backoff after a refusal: ${RETRY_MS} ms doubling to ${RETRY_MAX_MS} ms, jittered), light ${LIGHT_USERS.join(', ')} (send, IMAP login, 100 ms pause); +${FSYNC_MS} ms per durable write, one disk; daemon in its own process`,
-);
-for (const mode of ['off', 'enforce'] as const) {
-  const r = results[mode]!;
-  const base = { d: p99(all(r.baseline, 'lightDelivery')), l: p99(all(r.baseline, 'lightLogin')), rate: rate(r.baseline) };
-  // The flood's second half (off), or from 2 s after the first cap to the flood's end (enforce): what the
-  // light users see once the governor has acted.
+const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+const median = (xs: number[]) => {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+};
+
+interface Figures {
+  mode: 'off' | 'enforce';
+  base: { d: number; d50: number; l: number; rate: number; n: number };
+  fl: { d: number; d50: number; l: number; rate: number; n: number };
+  ratio: { d: number; l: number; rate: number };
+  heavyRate: number;
+  window: { from: number; seconds: number };
+  load: { min: number; max: number; mean: number };
+}
+
+/** A run's figures against its own baseline: the flood's second half (off), or from 2 s after the first cap to the flood's end (enforce). */
+function figures(mode: 'off' | 'enforce', r: Run): Figures {
+  const base = { d: p99(all(r.baseline, 'lightDelivery')), d50: p50(all(r.baseline, 'lightDelivery')), l: p99(all(r.baseline, 'lightLogin')), rate: rate(r.baseline), n: all(r.baseline, 'lightDelivery').length };
   const from = r.cappedAfter !== undefined ? r.floodStart + r.cappedAfter + 2 : (r.floodStart + r.floodEnd) / 2;
   const late = r.flood.filter((s) => s.t >= from);
-  const fl = { d: p99(all(late, 'lightDelivery')), l: p99(all(late, 'lightLogin')), rate: rate(late) };
-  console.log(
-    `\n${mode}${r.target ? ` (target storageLatencyMs ${r.target})` : ''}: flood from t=${from.toFixed(0)} s to its end (${late.length} s) against unloaded (${r.baseline.length} s)`,
-  );
-  const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-  console.log(
-    `  light delivery p99 ${base.d.toFixed(0)} → ${fl.d.toFixed(0)} ms (×${(fl.d / base.d).toFixed(2)}); p50 ${p50(all(r.baseline, 'lightDelivery')).toFixed(0)} → ${p50(all(late, 'lightDelivery')).toFixed(0)} ms; samples ${all(r.baseline, 'lightDelivery').length} / ${all(late, 'lightDelivery').length}`,
-  );
-  console.log(`  light IMAP login p99 ${base.l.toFixed(0)} → ${fl.l.toFixed(0)} ms (×${(fl.l / base.l).toFixed(2)})`);
-  console.log(`  light deliveries ${base.rate.toFixed(1)} → ${fl.rate.toFixed(1)} /s (×${(fl.rate / base.rate).toFixed(2)})`);
-  console.log(`  heavy deliveries ${(r.flood.reduce((n, s) => n + s.heavyDelivered, 0) / r.flood.length).toFixed(1)} /s over the flood`);
-  if (mode === 'enforce')
-    console.log(
-      `  heavy user capped ${r.cappedAfter === undefined ? 'never' : `${r.cappedAfter.toFixed(1)} s after the flood began`}; cap released ${r.releasedAfter === undefined ? 'not within the run' : `${r.releasedAfter.toFixed(1)} s after it ended`}`,
-    );
-  for (const l of plot(r, base.d)) console.log(l);
+  const fl = { d: p99(all(late, 'lightDelivery')), d50: p50(all(late, 'lightDelivery')), l: p99(all(late, 'lightLogin')), rate: rate(late), n: all(late, 'lightDelivery').length };
+  const loads = [...r.baseline, ...r.flood, ...r.after].map((s) => s.load);
+  return {
+    mode,
+    base,
+    fl,
+    ratio: { d: fl.d / base.d, l: fl.l / base.l, rate: fl.rate / base.rate },
+    heavyRate: r.flood.reduce((n, s) => n + s.heavyDelivered, 0) / Math.max(1, r.flood.length),
+    window: { from, seconds: late.length },
+    load: { min: Math.min(...loads), max: Math.max(...loads), mean: loads.reduce((a, b) => a + b, 0) / Math.max(1, loads.length) },
+  };
 }
-console.log(`\nheavy refusals by reply (both runs): ${[...replies].map(([k, n]) => `${n}× ${k}`).join('; ')}`);
+
+console.log(
+  `bench/governor: ${ROUNDS} rounds of (off, enforce) on fresh daemons, alternating order; heavy ${HEAVY} submission loops of ${HEAVY_USER} (backoff after a refusal: ${RETRY_MS} ms doubling to ${RETRY_MAX_MS} ms, jittered), light ${LIGHT_USERS.join(', ')} (send, IMAP login, 100 ms pause); +${FSYNC_MS} ms per durable write, one disk; daemon in its own process; flood ${SECONDS} s, baseline ${BASELINE_SECONDS} s before each flood after ${WARMUP_SECONDS} s of uncounted warm-up`,
+);
+console.log(`load average at start: ${loadavg().map((x) => x.toFixed(1)).join(' / ')} (1/5/15 min), ${(await import('node:os')).cpus().length} CPUs`);
+const rounds: Array<{ off: Figures; enforce: Figures; cappedAfter?: number; releasedAfter?: number; target?: number }> = [];
+for (let i = 1; i <= ROUNDS; i++) {
+  const order = i % 2 === 1 ? (['off', 'enforce'] as const) : (['enforce', 'off'] as const);
+  const got: Partial<Record<'off' | 'enforce', { r: Run; f: Figures }>> = {};
+  for (const mode of order) {
+    const r = await run(mode);
+    const f = figures(mode, r);
+    got[mode] = { r, f };
+    console.log(
+      `\nround ${i} ${mode}${r.target ? ` (target storageLatencyMs ${r.target})` : ''}: load avg ${f.load.min.toFixed(1)}–${f.load.max.toFixed(1)} (mean ${f.load.mean.toFixed(1)}); flood from t=${f.window.from.toFixed(0)} s to its end (${f.window.seconds} s) against its unloaded ${r.baseline.length} s just before`,
+    );
+    console.log(`  light delivery p99 ${f.base.d.toFixed(0)} → ${f.fl.d.toFixed(0)} ms (×${f.ratio.d.toFixed(2)}); p50 ${f.base.d50.toFixed(0)} → ${f.fl.d50.toFixed(0)} ms; samples ${f.base.n} / ${f.fl.n}`);
+    console.log(`  light IMAP login p99 ${f.base.l.toFixed(0)} → ${f.fl.l.toFixed(0)} ms (×${f.ratio.l.toFixed(2)})`);
+    console.log(`  light deliveries ${f.base.rate.toFixed(1)} → ${f.fl.rate.toFixed(1)} /s (×${f.ratio.rate.toFixed(2)}); heavy deliveries ${f.heavyRate.toFixed(1)} /s over the flood`);
+    if (mode === 'enforce')
+      console.log(
+        `  heavy user capped ${r.cappedAfter === undefined ? 'never' : `${r.cappedAfter.toFixed(1)} s after the flood began`}; cap released ${r.releasedAfter === undefined ? 'not within the run' : `${r.releasedAfter.toFixed(1)} s after it ended`}`,
+      );
+    for (const l of plot(r, f.base.d)) console.log(l);
+  }
+  rounds.push({ off: got.off!.f, enforce: got.enforce!.f, cappedAfter: got.enforce!.r.cappedAfter, releasedAfter: got.enforce!.r.releasedAfter, target: got.enforce!.r.target });
+}
+
+const x = (v: number) => (Number.isFinite(v) ? `×${v.toFixed(2)}` : '—');
+console.log('\nsummary: each ratio is the flood window against the same run\'s unloaded baseline');
+console.log('round | load avg (off / enforce) | delivery p99 off | enforce | login p99 off | enforce | light rate off | enforce | capped after | released after');
+rounds.forEach((r, i) =>
+  console.log(
+    `${i + 1} | ${r.off.load.mean.toFixed(1)} / ${r.enforce.load.mean.toFixed(1)} | ${x(r.off.ratio.d)} (${r.off.base.d.toFixed(0)}→${r.off.fl.d.toFixed(0)} ms) | ${x(r.enforce.ratio.d)} (${r.enforce.base.d.toFixed(0)}→${r.enforce.fl.d.toFixed(0)} ms) | ${x(r.off.ratio.l)} | ${x(r.enforce.ratio.l)} | ${x(r.off.ratio.rate)} | ${x(r.enforce.ratio.rate)} | ${r.cappedAfter?.toFixed(1) ?? 'never'} s | ${r.releasedAfter?.toFixed(1) ?? 'not in run'}${r.releasedAfter !== undefined ? ' s' : ''}`,
+  ),
+);
+const med = (f: (r: (typeof rounds)[number]) => number) => x(median(rounds.map(f)));
+console.log(
+  `median | ${median(rounds.map((r) => r.off.load.mean)).toFixed(1)} / ${median(rounds.map((r) => r.enforce.load.mean)).toFixed(1)} | ${med((r) => r.off.ratio.d)} | ${med((r) => r.enforce.ratio.d)} | ${med((r) => r.off.ratio.l)} | ${med((r) => r.enforce.ratio.l)} | ${med((r) => r.off.ratio.rate)} | ${med((r) => r.enforce.ratio.rate)} |`,
+);
+const metTarget = rounds.filter((r) => r.enforce.ratio.d <= 1.5).length;
+console.log(`enforce light delivery p99 within 1.5× of its unloaded p99: ${metTarget} of ${rounds.length} rounds (median ${med((r) => r.enforce.ratio.d)})`);
+console.log(`load average at end: ${loadavg().map((v) => v.toFixed(1)).join(' / ')}`);
+console.log(`\nheavy refusals by reply (all runs): ${[...replies].map(([k, n]) => `${k}: ${n}`).join('; ')}`);
 process.exit(0);

@@ -1,9 +1,16 @@
 /**
  * bench/imap-stress: a mixed IMAP load (issue 20) against mailfleetd and Dovecot in one run, local disk.
  *
- *   npx tsx bench/imap-stress/run.ts [--clients 20] [--seconds 20] [--users 10] [--seed 500]
+ *   npx tsx bench/imap-stress/run.ts [--clients 20] [--seconds 20] [--slices 5] [--users 10] [--seed 500]
  *                                    [--rounds 2] [--label current] [--no-dovecot] [--no-mailfleetd]
- *                                    [--gluster] [--cpu-prof <dir>] [--tsx]
+ *                                    [--baseline <mailfleetd bundle>] [--gluster] [--cpu-prof <dir>] [--tsx]
+ *
+ * Every server is started (and warmed) first, then measured in --slices interleaved rounds: each round
+ * gives every server --seconds/--slices seconds of the same client mix, back to back, in an order that
+ * rotates per round. On a shared machine the load of other work then falls on every server alike, and
+ * the per-round ratio mailfleetd / peer (min/median/max) shows how much of a difference is noise.
+ * --baseline adds a second mailfleetd built elsewhere (`node scripts/bundle-daemon.mjs --outfile x.mjs`
+ * in another checkout) to the rounds: a before/after comparison under the same conditions.
  *
  * Each of --users users gets an INBOX of --seed messages, written straight into new/ (tmp/, rename) the
  * same way for both servers. --clients clients share the users round-robin (two sessions per mailbox by
@@ -21,8 +28,8 @@
  * from /proc: the mailfleetd process, or Dovecot's master with everything under it (imap processes are
  * reaped by the master and land in its cutime/cstime).
  *
- * Prints commands/s, CPU ms per 1,000 commands and p50/p99 per command for each server, then the ratios
- * mailfleetd / Dovecot; merges the run under --label into bench/results/imap-stress.json.
+ * Prints commands/s, CPU ms per 1,000 commands and p50/p99 per command for each server (totals over its
+ * slices), then the ratios mailfleetd / each other server, over the totals and per round; merges the run under --label into bench/results/imap-stress.json.
  * --gluster puts mailfleetd's mail root on a GlusterFS replica-3-arbiter volume (test/harness; run under
  * `flock /tmp/mailfleet-gluster.lock`) and skips Dovecot. --cpu-prof <dir> runs the daemon under
  * `node --cpu-prof` (after a warm-up in an unprofiled daemon) and leaves the .cpuprofile there (summarise
@@ -30,6 +37,7 @@
  * daemon.ts); --tsx runs the sources.
  */
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { maildirPath } from '../../lib/store/maildir/paths.js';
@@ -48,6 +56,8 @@ const { values } = parseArgs({
     users: { type: 'string', default: '10' },
     seed: { type: 'string', default: '500' },
     rounds: { type: 'string', default: '2' },
+    slices: { type: 'string', default: '5' },
+    baseline: { type: 'string' },
     label: { type: 'string', default: 'current' },
     'no-dovecot': { type: 'boolean', default: false },
     'no-mailfleetd': { type: 'boolean', default: false },
@@ -60,6 +70,7 @@ const CLIENTS = Number(values.clients);
 const SECONDS = Number(values.seconds);
 const SEED = Number(values.seed);
 const ROUNDS = Number(values.rounds);
+const SLICES = Math.max(1, Number(values.slices));
 const USERS = Array.from({ length: Number(values.users) }, (_, i) => `user${i}@example.com`);
 const PASSWORD = 'password';
 const COMMAND_TIMEOUT_MS = 30_000;
@@ -185,51 +196,106 @@ interface Result {
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 const r1 = (x: number) => Math.round(x * 10) / 10;
+const r2 = (x: number) => Math.round(x * 100) / 100;
 
-async function load(server: string, port: number, pid: number): Promise<Result> {
-  const t: Tally = { times: Object.fromEntries(COMMANDS.map((c) => [c, []])) as unknown as Record<Command, number[]>, errors: [], commands: 0, sessions: 0 };
-  await warm(port);
-  console.log(`${server}: pid ${pid}, measuring for ${SECONDS} s`);
-  const cpu0 = cpuMs(pid);
+/** A server under test: its totals over every slice it ran. */
+interface Server {
+  readonly name: string;
+  readonly port: number;
+  readonly pid: number;
+  readonly tally: Tally;
+  cpuMs: number;
+  elapsed: number;
+}
+
+/** One slice of one server in one round. */
+interface Slice {
+  readonly commands: number;
+  readonly commandsPerSecond: number;
+  readonly cpuMsPer1000Commands: number;
+}
+
+const newTally = (): Tally => ({ times: Object.fromEntries(COMMANDS.map((c) => [c, []])) as unknown as Record<Command, number[]>, errors: [], commands: 0, sessions: 0 });
+
+/** Runs the client mix against one server for `seconds` (sessions started before the end finish). */
+async function slice(s: Server, seconds: number): Promise<Slice> {
+  const before = s.tally.commands;
+  const cpu0 = cpuMs(s.pid);
   const t0 = performance.now();
-  const end = Date.now() + SECONDS * 1000;
+  const end = Date.now() + seconds * 1000;
   await Promise.all(
     Array.from({ length: CLIENTS }, async (_, i) => {
       while (Date.now() < end) {
         try {
-          await session(port, USERS[i % USERS.length]!, t);
+          await session(s.port, USERS[i % USERS.length]!, s.tally);
         } catch (e) {
-          t.errors.push((e as Error).message.slice(0, 100));
+          s.tally.errors.push((e as Error).message.slice(0, 100));
         }
       }
     }),
   );
   const elapsed = (performance.now() - t0) / 1000;
-  const cpu = cpuMs(pid) - cpu0;
+  const cpu = cpuMs(s.pid) - cpu0;
+  s.cpuMs += cpu;
+  s.elapsed += elapsed;
+  const commands = s.tally.commands - before;
+  return { commands, commandsPerSecond: r1(commands / elapsed), cpuMsPer1000Commands: r1((cpu / Math.max(1, commands)) * 1000) };
+}
+
+function totals(s: Server): Result {
+  const t = s.tally;
   const latencyMs: Result['latencyMs'] = {};
   for (const c of COMMANDS) {
-    const s = t.times[c].sort((a, b) => a - b);
-    latencyMs[c] = { count: s.length, p50: r1(pct(s, 0.5)), p99: r1(pct(s, 0.99)), mean: r1(s.reduce((a, b) => a + b, 0) / (s.length || 1)) };
+    const x = t.times[c].sort((a, b) => a - b);
+    latencyMs[c] = { count: x.length, p50: r1(pct(x, 0.5)), p99: r1(pct(x, 0.99)), mean: r1(x.reduce((a, b) => a + b, 0) / (x.length || 1)) };
   }
   const r: Result = {
-    server,
-    seconds: r1(elapsed),
+    server: s.name,
+    seconds: r1(s.elapsed),
     sessions: t.sessions,
     commands: t.commands,
-    commandsPerSecond: r1(t.commands / elapsed),
-    cpuMsPer1000Commands: r1((cpu / Math.max(1, t.commands)) * 1000),
-    serverCpuPercent: r1((cpu / (elapsed * 1000)) * 100),
+    commandsPerSecond: r1(t.commands / s.elapsed),
+    cpuMsPer1000Commands: r1((s.cpuMs / Math.max(1, t.commands)) * 1000),
+    serverCpuPercent: r1((s.cpuMs / (s.elapsed * 1000)) * 100),
     errors: t.errors.length,
     errorSamples: [...new Set(t.errors)].slice(0, 5),
     latencyMs,
   };
   console.log(
-    `${server.padEnd(22)} ${String(r.commandsPerSecond).padStart(7)} commands/s  ${String(r.cpuMsPer1000Commands).padStart(6)} CPU ms/1000 commands` +
+    `${s.name.padEnd(22)} ${String(r.commandsPerSecond).padStart(7)} commands/s  ${String(r.cpuMsPer1000Commands).padStart(6)} CPU ms/1000 commands` +
       `  (server ${r.serverCpuPercent}% CPU, ${r.sessions} sessions, ${r.errors} errors${r.errors ? ` ${JSON.stringify(r.errorSamples)}` : ''})`,
   );
   console.log(`${''.padEnd(22)} p50/p99 ms: ${COMMANDS.map((c) => `${c} ${latencyMs[c]!.p50}/${latencyMs[c]!.p99}`).join(', ')}`);
   return r;
 }
+
+/**
+ * Every server gets SLICES slices of SECONDS/SLICES seconds, in rounds: each round runs one slice of every
+ * server back to back, the order rotating from round to round. Load from other work on the machine then
+ * lands on all servers alike (it used to land on whichever ran in the minute it came), and the ratio of
+ * two servers within one round shows how much of a difference is noise.
+ */
+async function interleave(servers: Server[]): Promise<Array<Record<string, Slice>>> {
+  const rounds: Array<Record<string, Slice>> = [];
+  const each = SECONDS / SLICES;
+  console.log(`${servers.map((s) => `${s.name} (pid ${s.pid})`).join(', ')}: ${SLICES} rounds of ${each} s each`);
+  for (let r = 0; r < SLICES; r++) {
+    const round: Record<string, Slice> = {};
+    for (let k = 0; k < servers.length; k++) {
+      const s = servers[(r + k) % servers.length]!;
+      round[s.name] = await slice(s, each);
+    }
+    console.log(`round ${r + 1}: ${servers.map((s) => `${s.name} ${round[s.name]!.commandsPerSecond}/s ${round[s.name]!.cpuMsPer1000Commands} ms`).join(', ')}`);
+    rounds.push(round);
+  }
+  return rounds;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? 0 : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const spread = (xs: number[]) => ({ min: r2(Math.min(...xs)), median: r2(median(xs)), max: r2(Math.max(...xs)) });
 
 /** Writes one message the way an MDA does: tmp/, then rename into new/. */
 function seed(maildir: string, to: string, uid?: number): void {
@@ -247,69 +313,95 @@ function seed(maildir: string, to: string, uid?: number): void {
 
 async function main(): Promise<void> {
   const t = await tempDir('mf-bench-stress-');
-  const results: Result[] = [];
-  let dovecot: RunningDovecot | undefined;
-  let daemon: BenchDaemon | undefined;
+  const servers: Server[] = [];
+  const stops: Array<() => Promise<unknown>> = [];
+  const add = async (name: string, port: number, pid: number) => {
+    await warm(port);
+    servers.push({ name, port, pid, tally: newTally(), cpuMs: 0, elapsed: 0 });
+  };
   let vol: GlusterVolume | undefined;
+  let results: Result[] = [];
+  let rounds: Array<Record<string, Slice>> = [];
   try {
     if (!values['no-mailfleetd']) {
-      writeFileSync(join(t.dir, 'users.yaml'), cheapUsersYaml(USERS, PASSWORD));
       const big = { perIp: 100_000, perUser: 100_000, perUserIp: 100_000, listenerConnections: 100_000, sourceConnections: 100_000 };
       const config = configFor({ limits: { imap: big } });
-      let mailRoot = join(t.dir, 'mail');
-      if (values.gluster) {
-        vol = await startGlusterVolume('mfstress');
-        mailRoot = join(vol.mountPoint, 'mail');
-        mkdirSync(mailRoot);
-        symlinkSync(mailRoot, join(t.dir, 'mail'));
+      const builds: Array<{ name: string; bundle?: string }> = [{ name: values.gluster ? 'mailfleetd (gluster)' : 'mailfleetd' }];
+      if (values.baseline) builds.push({ name: 'mailfleetd (baseline)', bundle: resolve(values.baseline) });
+      for (const b of builds) {
+        // Each build its own data dir and mail root: the same seed, no shared state between them.
+        const dataDir = join(t.dir, b.bundle ? 'baseline' : 'current');
+        mkdirSync(dataDir);
+        writeFileSync(join(dataDir, 'users.yaml'), cheapUsersYaml(USERS, PASSWORD));
+        let mailRoot = join(dataDir, 'mail');
+        if (values.gluster && !b.bundle) {
+          vol = await startGlusterVolume('mfstress');
+          mailRoot = join(vol.mountPoint, 'mail');
+          mkdirSync(mailRoot);
+          symlinkSync(mailRoot, join(dataDir, 'mail'));
+        }
+        for (const u of USERS) seed(maildirPath(mailRoot, u), u);
+        const configFile = join(dataDir, 'daemon-config.json');
+        writeFileSync(configFile, JSON.stringify(config));
+        const start = (nodeFlags: string[] = []) => startBenchDaemon({ configFile, dataDir, work: t.dir, bundle: b.bundle, tsx: values.tsx && !b.bundle, nodeFlags, logLevel: 'silent' });
+        let daemon: BenchDaemon;
+        if (values['cpu-prof'] && !b.bundle) {
+          // The first sync of every mailbox (moving 5,000 deliveries, parsing each) happens in an unprofiled
+          // daemon: the profile is of the steady state the figures are about.
+          daemon = await start();
+          await warm(daemon.port('imap'));
+          await daemon.stop();
+          daemon = await start(['--cpu-prof', `--cpu-prof-dir=${resolve(values['cpu-prof'])}`]);
+        } else daemon = await start();
+        stops.push(() => daemon.stop());
+        await add(b.name, daemon.port('imap'), daemon.pid);
       }
-      for (const u of USERS) seed(maildirPath(mailRoot, u), u);
-      const configFile = join(t.dir, 'daemon-config.json');
-      writeFileSync(configFile, JSON.stringify(config));
-      const start = (nodeFlags: string[] = []) => startBenchDaemon({ configFile, dataDir: t.dir, work: t.dir, tsx: values.tsx, nodeFlags, logLevel: 'silent' });
-      if (values['cpu-prof']) {
-        // The first sync of every mailbox (moving 5,000 deliveries, parsing each) happens in an unprofiled
-        // daemon: the profile is of the steady state the figures are about.
-        daemon = await start();
-        await warm(daemon.port('imap'));
-        await daemon.stop();
-        daemon = await start(['--cpu-prof', `--cpu-prof-dir=${resolve(values['cpu-prof'])}`]);
-      } else daemon = await start();
-      results.push(await load(values.gluster ? 'mailfleetd (gluster)' : 'mailfleetd', daemon.port('imap'), daemon.pid));
-      await daemon.stop();
-      daemon = undefined;
     }
     if (!values['no-dovecot'] && !values.gluster) {
-      const dir = join(t.dir, 'dovecot');
-      mkdirSync(dir);
       chmodSync(t.dir, 0o755); // Dovecot's auth and mail processes (other users) walk through it
       const users = USERS.map((address) => ({ address, password: PASSWORD }));
-      dovecot = await startDovecot({ dir, users });
-      for (const u of USERS) seed(dovecot.maildirOf(u), u, DOVECOT_UID);
-      results.push(await load('dovecot', dovecot.port, dovecot.masterPid));
-      await dovecot.stop();
-      // The same Maildirs (indexes already built) with imap processes reused across sessions.
-      dovecot = await startDovecot({ dir, users, imapProcesses: { reuse: 1000, prestart: CLIENTS } });
-      results.push(await load('dovecot (reuse)', dovecot.port, dovecot.masterPid));
+      // Two instances side by side, each on its own copy of the mailboxes: Debian's defaults, and imap
+      // processes reused across sessions (the stronger peer).
+      for (const [name, imapProcesses] of [
+        ['dovecot', undefined],
+        ['dovecot (reuse)', { reuse: 1000, prestart: CLIENTS }],
+      ] as const) {
+        const dir = join(t.dir, name === 'dovecot' ? 'dovecot' : 'dovecot-reuse');
+        mkdirSync(dir);
+        const dovecot: RunningDovecot = await startDovecot({ dir, users, imapProcesses });
+        stops.push(() => dovecot.stop());
+        for (const u of USERS) seed(dovecot.maildirOf(u), u, DOVECOT_UID);
+        await add(name, dovecot.port, dovecot.masterPid);
+      }
     }
+    rounds = await interleave(servers);
+    results = servers.map(totals);
   } finally {
-    await daemon?.stop().catch(() => undefined);
-    await dovecot?.stop().catch(() => undefined);
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
     await vol?.stop().catch(() => undefined);
     await t.cleanup();
   }
 
-  // mailfleetd over each Dovecot configuration measured in this run.
-  const mf = results.find((r) => r.server.startsWith('mailfleetd'));
-  const ratios: Record<string, { commandsPerSecond: number; cpuPerCommand: number; p50: Record<string, number | null> }> = {};
-  for (const dv of results.filter((r) => r.server.startsWith('dovecot'))) {
+  // mailfleetd over every other server measured in this run: over the totals, and round by round.
+  const mf = results.find((r) => r.server.startsWith('mailfleetd') && !r.server.includes('baseline'));
+  type Ratio = { commandsPerSecond: number; cpuPerCommand: number; p50: Record<string, number | null>; perRound: { commandsPerSecond: ReturnType<typeof spread>; cpuPerCommand: ReturnType<typeof spread> } };
+  const ratios: Record<string, Ratio> = {};
+  for (const dv of results.filter((r) => r !== mf)) {
     if (!mf) break;
     const x = (ratios[`mailfleetd/${dv.server}`] = {
-      commandsPerSecond: Math.round((mf.commandsPerSecond / dv.commandsPerSecond) * 100) / 100,
-      cpuPerCommand: Math.round((mf.cpuMsPer1000Commands / dv.cpuMsPer1000Commands) * 100) / 100,
-      p50: Object.fromEntries(COMMANDS.map((c) => [c, dv.latencyMs[c]!.p50 > 0 ? Math.round((mf.latencyMs[c]!.p50 / dv.latencyMs[c]!.p50) * 100) / 100 : null])),
+      commandsPerSecond: r2(mf.commandsPerSecond / dv.commandsPerSecond),
+      cpuPerCommand: r2(mf.cpuMsPer1000Commands / dv.cpuMsPer1000Commands),
+      p50: Object.fromEntries(COMMANDS.map((c) => [c, dv.latencyMs[c]!.p50 > 0 ? r2(mf.latencyMs[c]!.p50 / dv.latencyMs[c]!.p50) : null])),
+      perRound: {
+        commandsPerSecond: spread(rounds.map((r) => r[mf.server]!.commandsPerSecond / r[dv.server]!.commandsPerSecond)),
+        cpuPerCommand: spread(rounds.map((r) => r[mf.server]!.cpuMsPer1000Commands / r[dv.server]!.cpuMsPer1000Commands)),
+      },
     });
-    console.log(`mailfleetd/${dv.server}`.padEnd(22) + ` commands/s ${x.commandsPerSecond}x, CPU per command ${x.cpuPerCommand}x`);
+    const sp = (v: ReturnType<typeof spread>) => `${v.min}/${v.median}/${v.max}`;
+    console.log(
+      `mailfleetd/${dv.server}`.padEnd(22) +
+        ` commands/s ${x.commandsPerSecond}x, CPU per command ${x.cpuPerCommand}x; per round (min/median/max) commands/s ${sp(x.perRound.commandsPerSecond)}, CPU ${sp(x.perRound.cpuPerCommand)}`,
+    );
     console.log(`${''.padEnd(22)} p50 ratio: ${COMMANDS.map((c) => `${c} ${x.p50[c]}`).join(', ')}`);
   }
 
@@ -322,11 +414,14 @@ async function main(): Promise<void> {
     daemon: values.tsx ? 'tsx (sources)' : 'bundle',
     clients: CLIENTS,
     seconds: SECONDS,
+    interleaved: { rounds: SLICES, secondsPerSlice: SECONDS / SLICES },
     users: USERS.length,
     seedPerMailbox: SEED,
     roundsPerSession: ROUNDS,
+    loadAverage: loadavg().map(r2),
     results,
     ratios,
+    rounds,
   };
   writeFileSync(file, `${JSON.stringify({ bench: 'imap-stress', runs: { ...prior.runs, [values.label!]: run } }, null, 2)}\n`);
   writePlot('imap-stress', {

@@ -23,6 +23,11 @@ export interface DaemonStartOptions {
   readonly work: string;
   /** Run lib/daemon/main.ts under tsx instead of the bundle. @default false */
   readonly tsx?: boolean;
+  /**
+   * A bundle built elsewhere (e.g. from another commit, to compare two builds in one run).
+   * @default undefined (the bundle of this checkout, built in `work`)
+   */
+  readonly bundle?: string;
   /** Node flags before the entry (e.g. --cpu-prof: NODE_OPTIONS refuses it). @default [] */
   readonly nodeFlags?: readonly string[];
   /** Extra environment. @default {} */
@@ -52,7 +57,7 @@ export function daemonBundle(work: string): string {
 }
 
 export async function startBenchDaemon(o: DaemonStartOptions): Promise<BenchDaemon> {
-  const entry = o.tsx ? ['--import', 'tsx', join(REPO, 'lib/daemon/main.ts')] : [daemonBundle(o.work)];
+  const entry = o.tsx ? ['--import', 'tsx', join(REPO, 'lib/daemon/main.ts')] : [o.bundle ?? daemonBundle(o.work)];
   const child = spawn(process.execPath, [...(o.nodeFlags ?? []), ...entry, 'serve', '--daemon-config', o.configFile, '--data-dir', o.dataDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MAILFLEET_LOG_LEVEL: o.logLevel ?? 'warn', ...o.env },

@@ -1,7 +1,6 @@
 import { Duration, NestedStack } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
-import * as cw from 'aws-cdk-lib/aws-cloudwatch';
-import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as cw from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import type * as iam from 'aws-cdk-lib/aws-iam';
@@ -23,6 +22,8 @@ import { modelSecurityGroup } from '../shared/security-rules.js';
 import { inPlaceReload, type ReloadResources } from '../shared/reload.js';
 import { reloadsOf } from '../../lib/plan/reload.js';
 import { clamp, validateProps } from '../shared/validation.js';
+import { modelAlarm } from '../shared/alarm.js';
+import { SATURATION_RATIO, saturationAlarm } from '../../lib/render/alarms.js';
 
 /** AWS quota: target groups one Auto Scaling group can attach. With ≤ 50 listeners per NLB, one group per shard fits. */
 export const ASG_MAX_TARGET_GROUPS = 50;
@@ -139,7 +140,7 @@ export class FlowControlTier extends Construct implements ec2.IConnectable {
     const sizing = plan.sizing.proxyNodes;
     const min = props.minNodesPerShard ?? sizing.min;
     const max = props.maxNodesPerShard ?? sizing.max;
-    const ratio = props.saturationRatio ?? 0.8;
+    const ratio = props.saturationRatio ?? SATURATION_RATIO;
     if (plan.listeners.length === 0) throw new MailfleetError('PLAN_INVALID', 'FlowControlTier: the plan has no listeners');
     const desired = props.desiredNodesPerShard;
     validateProps(this, 'FlowControlTier', [
@@ -253,23 +254,8 @@ export class FlowControlTier extends Construct implements ec2.IConnectable {
         tcpIdleTimeout: Duration.seconds(nlbIdleTimeoutSeconds(props.plan, l.protocol)),
       });
       asg.attachToNetworkTargetGroup(tg);
-      const threshold = Math.max(1, Math.floor(o.ratio * l.limits.listenerConnections * Math.max(1, o.min)));
-      const alarm = new cw.Alarm(scope, `Saturation-${l.name}`, {
-        metric: new cw.Metric({
-          namespace: 'AWS/NetworkELB',
-          metricName: 'ActiveFlowCount',
-          dimensionsMap: { LoadBalancer: nlb.loadBalancerFullName, TargetGroup: tg.targetGroupFullName },
-          statistic: 'Maximum',
-          period: Duration.minutes(1),
-        }),
-        threshold,
-        comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 3,
-        datapointsToAlarm: 2,
-        treatMissingData: cw.TreatMissingData.NOT_BREACHING,
-        alarmDescription: `${l.name}: connections near the listener cap (${l.limits.listenerConnections} per HAProxy node); run \`mailfleet top\` and \`mailfleet limit set\``,
-      });
-      if (props.alarmTopic) alarm.addAlarmAction(new cwActions.SnsAction(props.alarmTopic));
+      // The metric HAProxy's exporter gives the nodes' CloudWatch agent (lib/render/cloudwatch-agent.ts), summed over nodes.
+      const alarm = modelAlarm(scope, `Saturation-${l.name}`, saturationAlarm(props.plan, l, o.min, o.ratio), props.alarmTopic);
       this.listeners.set(l.name, listener);
       this.targetGroups.set(l.name, tg);
       this.saturationAlarms.set(l.name, alarm);

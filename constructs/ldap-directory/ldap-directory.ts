@@ -1,11 +1,12 @@
-import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Duration, Fn, Stack } from 'aws-cdk-lib';
 import * as directoryservice from 'aws-cdk-lib/aws-directoryservice';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as route53 from 'aws-cdk-lib/aws-route53';
+import * as route53resolver from 'aws-cdk-lib/aws-route53resolver';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { ldapReplicationRules, ldapRoles, privateRecordsOf, securityGroupOf, type SecurityGroupModel } from '../../lib/plan/network.js';
+import { ldapReplicationRules, ldapRoles, privateRecordsOf, resolverOf, securityGroupOf, type SecurityGroupModel } from '../../lib/plan/network.js';
 import { addCidrIngress, allowGroupIngress, modelSecurityGroup } from '../shared/security-rules.js';
 import { MailfleetError } from '../../lib/errors.js';
 import type { Plan } from '../../lib/plan/types.js';
@@ -18,7 +19,8 @@ import { NodeFilesBundle } from '../shared/node-files-bundle.js';
 import { nodeRole } from '../shared/node-role.js';
 import { modelSecret } from '../shared/secrets.js';
 import { platformSecrets } from '../../lib/plan/node-access.js';
-import { dnsNameOfBaseDn, managedAdShortName } from '../../lib/plan/directory-names.js';
+import { managedAdOf } from '../../lib/plan/managed-ad.js';
+import { ManagedAdBindAccount } from './bind-account.js';
 import { tagRole } from '../shared/tags.js';
 
 export interface LdapDirectoryProps {
@@ -49,6 +51,12 @@ export interface LdapDirectoryProps {
    * @default - no cross-region replication access
    */
   readonly replicationPeerCidr?: string;
+  /**
+   * Managed AD in the DR region: the primary domain controllers' DNS addresses, the targets of this
+   * region's forward rule (MailPlatformStack passes the primary's `ad-dns-ips` link fact, lib/plan/link.ts).
+   * @default - no forward rule in DR (synth warns)
+   */
+  readonly managedAdDnsIps?: string[];
   /**
    * Instance type of the OpenLDAP nodes.
    * @default - the mail tier's instance type
@@ -90,6 +98,14 @@ export class LdapDirectory extends Construct {
   public readonly role?: iam.Role;
   public readonly nodeFiles?: NodeFilesBundle;
   public readonly microsoftAd?: directoryservice.CfnMicrosoftAD;
+  /** Managed AD: the outbound endpoint through which the VPC resolver reaches the domain's DNS. */
+  public resolverEndpoint?: route53resolver.CfnResolverEndpoint;
+  /** Managed AD: the FORWARD rule for the domain (absent in DR without managedAdDnsIps). */
+  public resolverRule?: route53resolver.CfnResolverRule;
+  /** Managed AD: the service account, created in the customer OU with the bind secret's password. */
+  public bindAccount?: ManagedAdBindAccount;
+  /** Managed AD with TLS: the CA bundle the daemons verify the controllers against (set by the operator). */
+  public caSecret?: secretsmanager.Secret;
   /** Service bind password (generated for OpenLDAP, set by hand for an external directory). */
   public readonly bindSecret?: secretsmanager.Secret;
   public readonly adminSecret?: secretsmanager.Secret;
@@ -122,17 +138,26 @@ export class LdapDirectory extends Construct {
 
     const subnets = vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }).subnets;
     if (d.provision === 'managed-ad') {
-      if (region === 'dr') return; // the DR region uses the primary domain over the peering link
       if (subnets.length < 2) throw new MailfleetError('BAD_REQUEST', 'LdapDirectory: Managed AD needs private subnets in two AZs');
+      const ad = managedAdOf(d)!;
+      // The DR region uses the primary domain over the peering link: only its own Resolver forward rule.
+      if (region === 'dr') {
+        this.forwardDomain(plan, region, vpc, subnets, props.managedAdDnsIps);
+        return;
+      }
       this.adminSecret = secret('AdminSecret');
-      const domain = dnsNameOfBaseDn(d.baseDn);
+      if (create && ad.caFile) this.caSecret = secret('CaSecret');
       this.microsoftAd = new directoryservice.CfnMicrosoftAD(this, 'ManagedAd', {
-        name: domain,
-        shortName: managedAdShortName(domain),
+        name: ad.domain,
+        shortName: ad.shortName,
         edition: 'Standard',
         password: this.adminSecret.secretValue.unsafeUnwrap(),
         vpcSettings: { vpcId: vpc.vpcId, subnetIds: subnets.slice(0, 2).map((s) => s.subnetId) },
       });
+      // Managed AD always starts with two domain controllers.
+      const dcs = [0, 1].map((i) => Fn.select(i, this.microsoftAd!.attrDnsIpAddresses));
+      this.forwardDomain(plan, region, vpc, subnets, dcs);
+      if (this.bindSecret) this.bindAccount = new ManagedAdBindAccount(this, 'BindAccount', { directory: this.microsoftAd, samAccountName: ad.serviceAccount, bindSecret: this.bindSecret });
       return;
     }
 
@@ -182,6 +207,40 @@ export class LdapDirectory extends Construct {
       }
       this.instances.push(node);
     });
+  }
+
+  /**
+   * The Resolver outbound endpoint and, once the controllers' addresses are known, the FORWARD rule for
+   * the AD domain, associated with this VPC: the VPC resolver alone cannot answer the domain's names.
+   */
+  private forwardDomain(plan: Plan, region: RegionRole, vpc: ec2.IVpc, subnets: ec2.ISubnet[], dcs: readonly string[] | undefined): void {
+    const m = resolverOf(plan, region)!;
+    const g = securityGroupOf(plan, region, 'resolver')!;
+    const sg = new ec2.SecurityGroup(this, 'ResolverSg', { vpc, description: g.description, allowAllOutbound: false });
+    tagRole(sg, g.role);
+    // The controllers live in the primary VPC: this VPC's CIDR there, the primary's literal CIDR in DR.
+    sg.addEgressRule(ec2.Peer.ipv4(region === 'primary' ? vpc.vpcCidrBlock : g.egressAllTo!), ec2.Port.allTraffic(), 'DNS to the AD domain controllers');
+    this.resolverEndpoint = new route53resolver.CfnResolverEndpoint(this, 'ResolverEndpoint', {
+      name: m.endpointName,
+      direction: 'OUTBOUND',
+      securityGroupIds: [sg.securityGroupId],
+      ipAddresses: subnets.slice(0, m.subnets).map((s) => ({ subnetId: s.subnetId })),
+    });
+    if (!dcs || dcs.length === 0) {
+      Annotations.of(this).addWarningV2(
+        'mailfleet:managed-ad-dns-ips',
+        `no forward rule for ${m.domain} in the DR region: the primary's domain controller addresses come through the region link (its ad-dns-ips fact), which the CDK stacks make only with both regions in one account; without the rule DR nodes cannot resolve the domain (docs/ldap.md)`,
+      );
+      return;
+    }
+    this.resolverRule = new route53resolver.CfnResolverRule(this, 'ForwardRule', {
+      name: m.ruleName,
+      domainName: m.domain,
+      ruleType: 'FORWARD',
+      resolverEndpointId: this.resolverEndpoint.attrResolverEndpointId,
+      targetIps: dcs.map((ip) => ({ ip, port: String(m.port) })),
+    });
+    new route53resolver.CfnResolverRuleAssociation(this, 'ForwardRuleAssociation', { resolverRuleId: this.resolverRule.attrResolverRuleId, vpcId: vpc.vpcId });
   }
 
   /**

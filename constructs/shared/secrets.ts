@@ -11,7 +11,7 @@ export function modelSecret(scope: Construct, s: SecretModel, replicaRegions: re
     description: s.description,
     generateSecretString:
       v.kind === 'generated'
-        ? { passwordLength: v.length, excludePunctuation: v.excludePunctuation }
+        ? { passwordLength: v.length, excludePunctuation: v.excludePunctuation, ...(v.requireEachIncludedType ? { requireEachIncludedType: true } : {}) }
         : v.kind === 'template'
           ? { secretStringTemplate: JSON.stringify(v.template), generateStringKey: v.generateKey }
           : undefined,

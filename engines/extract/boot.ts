@@ -79,6 +79,18 @@ interface Drill {
   readonly actions: readonly { actionId: string; parameters: Record<string, string> }[];
 }
 
+const isLinkParameter = (name: string) => /\/link\/(primary|dr)\//.test(name);
+
+/**
+ * A FIS action parameter as the engines can agree on it: the automation document by its name, and of the
+ * automation's parameters the action (the role ARN and group names are each engine's references).
+ */
+function drillParameter(key: string, value: string): string {
+  if (key === 'documentArn') return /automation-definition\/([a-z0-9-]+)/.exec(value)?.[1] ?? '<document>';
+  if (key === 'documentParameters') return /"Action":"(\w+)"/.exec(value.replace(/\\"/g, '"'))?.[1] ?? '<parameters>';
+  return value;
+}
+
 function drillLine(d: Drill): string {
   const targets = d.targets
     .map((t) => {
@@ -89,7 +101,7 @@ function drillLine(d: Drill): string {
     .sort()
     .join('; ');
   const actions = d.actions
-    .map((a) => `${a.actionId}(${Object.entries(a.parameters).sort(([x], [y]) => x.localeCompare(y)).map(([k, v]) => `${k}=${v}`).join(',')})`)
+    .map((a) => `${a.actionId}(${Object.entries(a.parameters).sort(([x], [y]) => x.localeCompare(y)).map(([k, v]) => `${k}=${drillParameter(k, v)}`).join(',')})`)
     .sort()
     .join('; ');
   return `${d.description} :: ${targets} :: ${actions}`;
@@ -175,7 +187,8 @@ export function cloudFormationBoot(templates: readonly RegionTemplate[], regions
           const role = roleOf.get(ref.Ref ?? '');
           if (role) b.instanceProfiles.push(`${region} ${role}`);
         }
-      if (r.Type === 'AWS::SSM::Parameter') {
+      // Link facts (lib/plan/link.ts) are how the CDK's two stacks find each other, not node boot inputs.
+      if (r.Type === 'AWS::SSM::Parameter' && !isLinkParameter(cfnText(p.Name))) {
         b.parameters.push(`${region} ${cfnText(p.Name)}`);
         // One stack per region: a bucket Ref'd here is created in this parameter's region.
         const ref = (p.Value as { Ref?: string } | undefined)?.Ref;
@@ -194,7 +207,7 @@ export function cloudFormationBoot(templates: readonly RegionTemplate[], regions
         }));
         const actions = Object.values((p.Actions ?? {}) as Record<string, Record<string, unknown>>).map((a) => ({
           actionId: String(a.ActionId),
-          parameters: (a.Parameters ?? {}) as Record<string, string>,
+          parameters: Object.fromEntries(Object.entries((a.Parameters ?? {}) as Record<string, unknown>).map(([k, v]) => [k, cfnText(v, res)])),
         }));
         b.drills.push(drillLine({ description: String(p.Description), targets, actions }));
       }

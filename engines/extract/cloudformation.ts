@@ -27,6 +27,7 @@ export const CLOUDFORMATION_KINDS: Readonly<Record<string, string>> = Object.fre
   'AWS::EFS::FileSystem': 'efs-filesystem',
   'AWS::EFS::MountTarget': 'efs-mount-target',
   'AWS::DirectoryService::MicrosoftAD': 'managed-ad',
+  'AWS::Route53Resolver::ResolverEndpoint': 'resolver-endpoint',
   'AWS::Route53::HealthCheck': 'route53-health-check',
   'AWS::Route53::RecordSet': 'route53-record',
   'AWS::FIS::ExperimentTemplate': 'fis-experiment-template',

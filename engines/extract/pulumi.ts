@@ -26,6 +26,7 @@ export const PULUMI_KINDS: Readonly<Record<string, string>> = Object.freeze({
   'aws:efs/fileSystem:FileSystem': 'efs-filesystem',
   'aws:efs/mountTarget:MountTarget': 'efs-mount-target',
   'aws:directoryservice/directory:Directory': 'managed-ad',
+  'aws:route53/resolverEndpoint:ResolverEndpoint': 'resolver-endpoint',
   'aws:route53/healthCheck:HealthCheck': 'route53-health-check',
   'aws:route53/record:Record': 'route53-record',
   'aws:fis/experimentTemplate:ExperimentTemplate': 'fis-experiment-template',

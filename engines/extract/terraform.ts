@@ -26,6 +26,7 @@ export const TERRAFORM_KINDS: Readonly<Record<string, string>> = Object.freeze({
   aws_efs_file_system: 'efs-filesystem',
   aws_efs_mount_target: 'efs-mount-target',
   aws_directory_service_directory: 'managed-ad',
+  aws_route53_resolver_endpoint: 'resolver-endpoint',
   aws_route53_health_check: 'route53-health-check',
   aws_route53_record: 'route53-record',
   aws_fis_experiment_template: 'fis-experiment-template',

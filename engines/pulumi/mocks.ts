@@ -19,13 +19,17 @@ export interface Registration {
 /** Output state the program reads back from resources (ARNs, DNS names) and from data sources. */
 function mockState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
   const extra: Record<string, unknown> = { arn: `arn:aws:mock:::${type}/${name}` };
-  if (type === 'aws:lb/loadBalancer:LoadBalancer') Object.assign(extra, { dnsName: `${name}.elb.mock`, zoneId: 'ZMOCKNLB' });
+  if (type === 'aws:lb/loadBalancer:LoadBalancer') Object.assign(extra, { dnsName: `${name}.elb.mock`, zoneId: 'ZMOCKNLB', arnSuffix: `net/${name}/mock` });
+  // CloudWatch dimensions name load balancers and target groups by their ARN suffix.
+  if (type === 'aws:lb/targetGroup:TargetGroup') extra.arnSuffix = `targetgroup/${name}/mock`;
   if (type === 'aws:ec2/eip:Eip') extra.allocationId = `eipalloc-${name}`;
   if (type === 'aws:route53/zone:Zone') extra.zoneId = `ZMOCK-${name}`;
   // S3 ARNs have no region or account: the bucket's name is the whole ARN, as on AWS.
   if (type === 'aws:s3/bucket:Bucket') Object.assign(extra, { arn: `arn:aws:s3:::${name}`, bucket: name });
   // KMS key ARNs as AWS spells them (the parity extractor reads their kind).
   if (type === 'aws:kms/key:Key') extra.arn = `arn:aws:kms:mock:000000000000:key/${name}`;
+  // A Managed AD answers with its two domain controllers' addresses (the Resolver forward rule's targets).
+  if (type === 'aws:directoryservice/directory:Directory') extra.dnsIpAddresses = ['10.0.8.10', '10.0.9.10'];
   return { ...inputs, ...extra };
 }
 

@@ -9,12 +9,24 @@ import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
 import { auditArchivePulumi, JOURNAL_KEYS } from './audit-archive.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { launchImage, literalArn, outputNode, reloadParameters, reloadTargets, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { fisActions, fisResourceArn, launchImage, literalArn, metricAlarmProps, outputNode, processesRoleName, reloadAssociationProps, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { randomBytes } from 'node:crypto';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
-import { drillFilters, fisRoleStatements } from '../../lib/plan/drills.js';
+import { drillFilters, fisRoleStatements, processesDocument, processesDocumentName, processesRoleStatements } from '../../lib/plan/drills.js';
 import type { NodeRole } from '../../lib/render/node-layout.js';
+import type { BindAccountInput } from '../../lib/plan/managed-ad.js';
+import { BIND_ACCOUNT_HANDLER } from '../../lib/render/bind-account.js';
+import {
+  HEALTH_CHECK_INSUFFICIENT_DATA,
+  alarmName,
+  alarmTopicKeyPolicy,
+  alarmTopicPolicy,
+  saturationAlarm,
+  selfSignedCertAlarm,
+  serviceHealthAlarm,
+  type MetricAlarmModel,
+} from '../../lib/render/alarms.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 // IMDSv2 only; instance tags in IMDS let one user data text serve every node of a role.
@@ -46,6 +58,11 @@ interface BuiltRegion {
   readonly model: RegionModel;
   readonly mailAsg?: aws.autoscaling.Group;
   readonly instances: ReadonlyMap<string, aws.ec2.Instance>;
+  /** Managed AD: the group of the Resolver outbound endpoint. */
+  readonly resolverSg?: aws.ec2.SecurityGroup;
+  /** By plan listener name. */
+  readonly targetGroups: ReadonlyMap<string, aws.lb.TargetGroup>;
+  readonly alarmTopic: aws.sns.Topic;
 }
 
 export class MailfleetPlatform extends pulumi.ComponentResource {
@@ -70,7 +87,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     if (model.managedAd) {
       const ad = model.managedAd;
       const primary = regions.get('primary')!;
-      this.add(
+      const directory = this.add(
         new aws.directoryservice.Directory(
           `${model.platform}-managed-ad`,
           {
@@ -85,6 +102,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
           { parent: this, provider: primary.provider },
         ),
       );
+      this.forwardDomain(model, regions, directory);
+      this.bindAccount(model, primary, directory);
     }
     if (model.dns) this.dns(model, regions);
     if (model.drills.length > 0) this.drills(model, regions.get('primary')!.provider);
@@ -92,6 +111,100 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     for (const r of model.regions)
       for (const out of r.outputs) this.outputs[qualifiedOutputName(r.role, out.name)] = this.outputValue(regions.get(r.role)!, out.source);
     this.registerOutputs({ nlbDnsNames: this.nlbDnsNames, ...this.outputs });
+  }
+
+  /** Each region forwards the AD domain to the (primary's) domain controllers through its own outbound endpoint. */
+  private forwardDomain(model: PlatformModel, regions: ReadonlyMap<string, BuiltRegion>, directory: aws.directoryservice.Directory): void {
+    for (const r of model.regions) {
+      const b = regions.get(r.role)!;
+      const m = r.resolver!;
+      const o = { parent: this, provider: b.provider };
+      const endpoint = this.add(
+        new aws.route53.ResolverEndpoint(
+          m.endpointName,
+          {
+            name: m.endpointName,
+            direction: 'OUTBOUND',
+            securityGroupIds: [b.resolverSg!.id],
+            ipAddresses: b.privateSubnets.slice(0, m.subnets).map((s) => ({ subnetId: s.id })),
+            tags: tagsFor(model, 'resolver', m.endpointName),
+          },
+          o,
+        ),
+      );
+      const rule = this.add(
+        new aws.route53.ResolverRule(
+          m.ruleName,
+          {
+            name: m.ruleName,
+            domainName: m.domain,
+            ruleType: 'FORWARD',
+            resolverEndpointId: endpoint.id,
+            targetIps: directory.dnsIpAddresses.apply((ips) => [...ips].sort().slice(0, 2).map((ip) => ({ ip, port: m.port }))),
+            tags: tagsFor(model, 'resolver', m.ruleName),
+          },
+          o,
+        ),
+      );
+      this.add(new aws.route53.ResolverRuleAssociation(`${m.ruleName}-vpc`, { resolverRuleId: rule.id, vpcId: b.vpc.id }, o));
+    }
+  }
+
+  /**
+   * The daemons' service account (lib/plan/managed-ad.ts): the shared function, invoked once the directory
+   * and the bind secret's first version exist; it reads the password from the secret itself.
+   */
+  private bindAccount(model: PlatformModel, primary: BuiltRegion, directory: aws.directoryservice.Directory): void {
+    const ad = model.managedAd!;
+    const f = ad.bindAccount;
+    const bind = this.bindSecret!;
+    const o = { parent: this, provider: primary.provider };
+    const role = this.add(
+      new aws.iam.Role(
+        f.name,
+        {
+          name: f.name,
+          assumeRolePolicy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
+          tags: tagsFor(model, 'directory', f.name),
+        },
+        o,
+      ),
+    );
+    this.add(new aws.iam.RolePolicyAttachment(`${f.name}-logs`, { role: role.name, policyArn: 'arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole' }, o));
+    this.add(
+      new aws.iam.RolePolicy(
+        `${f.name}-policy`,
+        {
+          role: role.id,
+          policy: pulumi.jsonStringify({
+            Version: '2012-10-17',
+            Statement: [
+              { Effect: 'Allow', Action: [...f.directoryActions], Resource: pulumi.interpolate`arn:aws:ds:${primary.model.region}:${primary.model.account}:directory/${directory.id}` },
+              { Effect: 'Allow', Action: [...f.secretActions], Resource: bind.secret.arn },
+            ],
+          }),
+        },
+        o,
+      ),
+    );
+    const fn = this.add(
+      new aws.lambda.Function(
+        f.name,
+        {
+          name: f.name,
+          description: 'mailfleet: creates the Managed AD service account and sets its password from the bind secret',
+          role: role.arn,
+          runtime: f.runtime,
+          handler: f.handler,
+          timeout: f.timeoutSeconds,
+          code: new pulumi.asset.AssetArchive({ 'index.js': new pulumi.asset.StringAsset(BIND_ACCOUNT_HANDLER) }),
+          tags: tagsFor(model, 'directory', f.name),
+        },
+        o,
+      ),
+    );
+    const input = pulumi.jsonStringify({ DirectoryId: directory.id, SamAccountName: ad.serviceAccount, SecretArn: bind.secret.arn } satisfies Record<keyof BindAccountInput, unknown>);
+    this.add(new aws.lambda.Invocation(`${f.name}-run`, { functionName: fn.name, input }, { ...o, dependsOn: [bind.version] }));
   }
 
   private outputValue(b: BuiltRegion, source: OutputSource): pulumi.Output<string> {
@@ -122,6 +235,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
 
   private bootObjects: BootObjectOptions = {};
   private redisToken?: pulumi.Output<string>;
+  private bindSecret?: { secret: aws.secretsmanager.Secret; version: aws.secretsmanager.SecretVersion };
 
   /** One AUTH token for the platform's Redis in both regions (and its secret): random, a Pulumi secret in the state. */
   private redisAuthToken(): pulumi.Output<string> {
@@ -205,19 +319,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         new aws.ssm.Document(n(`reload-${rl.kind}`), { name: rl.documentName, documentType: 'Command', documentFormat: 'JSON', content: JSON.stringify(rl.document), tags: tags(rl.kind, rl.documentName) }, o),
       );
       this.add(
-        new aws.ssm.Association(
-          n(`reload-${rl.kind}`),
-          {
-            name: doc.name,
-            associationName: rl.associationName,
-            documentVersion: '$LATEST',
-            targets: reloadTargets(rl),
-            parameters: reloadParameters(hashes.get(`node-files/${rl.kind}`) ?? ''),
-            maxConcurrency: rl.maxConcurrency,
-            maxErrors: rl.maxErrors,
-          },
-          o,
-        ),
+        new aws.ssm.Association(n(`reload-${rl.kind}`), { name: doc.name, ...reloadAssociationProps(rl, hashes.get(`node-files/${rl.kind}`) ?? '') }, o),
       );
     }
     // The region's own audit journal archive (audit-archive.ts): its mail nodes ship there.
@@ -321,14 +423,17 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         sec.id === 'RedisAuth'
           ? this.redisAuthToken()
           : v.kind === 'generated'
-          ? pulumi.secret(randomBytes(v.length).toString('base64url').slice(0, v.length))
+          ? pulumi.secret(randomPassword(v.length, v.requireEachIncludedType === true))
           : v.kind === 'template'
             ? pulumi.secret(JSON.stringify({ ...v.template, [v.generateKey]: randomBytes(24).toString('base64url') }))
             : v.kind === 'literal'
               ? v.text
               : undefined;
-      if (first !== undefined)
-        this.add(new aws.secretsmanager.SecretVersion(n(`secret-${sec.id}`), { secretId: secret.id, secretString: first }, { ...o, ignoreChanges: ['secretString'] }));
+      if (first !== undefined) {
+        const version = this.add(new aws.secretsmanager.SecretVersion(n(`secret-${sec.id}`), { secretId: secret.id, secretString: first }, { ...o, ignoreChanges: ['secretString'] }));
+        // Managed AD: the bind account function reads this secret once its first version exists.
+        if (sec.id === 'BindSecret') this.bindSecret = { secret, version };
+      }
     }
     return { profiles };
   }
@@ -595,7 +700,44 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         ),
       ),
     );
-    return { provider, vpc, privateSubnets, nlbs, efs, privateRt, regionZone: zones.region, model: r, mailAsg, instances };
+    // Alarms (lib/render/alarms.ts) to a topic CloudWatch can publish to: listener saturation, the generated certificate.
+    const alarmTopic = this.alarmTopic(model, r, o);
+    for (const nlb of r.nlbs) {
+      const min = r.tiers.find((t) => t.role === 'proxy' && (t.shard ?? 0) === nlb.index)?.min ?? 0;
+      for (const l of nlb.listeners)
+        this.alarm(alarmName(model.platform, r.role, `saturation-${l.name}`), saturationAlarm(model.plan, model.plan.listeners.find((x) => x.name === l.name)!, min), alarmTopic, o);
+    }
+    if (mailAsg) this.alarm(alarmName(model.platform, r.role, 'self-signed-certificate'), selfSignedCertAlarm(model.plan, r.tiers.find((t) => t.role === 'mail')!.name), alarmTopic, o);
+    return { provider, vpc, privateSubnets, nlbs, efs, privateRt, regionZone: zones.region, model: r, mailAsg, instances, resolverSg: groups.get('resolver'), targetGroups, alarmTopic };
+  }
+
+  /** The region's alarm topic under a customer-managed key CloudWatch may use (alias/aws/sns refuses it). */
+  private alarmTopic(model: PlatformModel, r: RegionModel, o: pulumi.CustomResourceOptions): aws.sns.Topic {
+    const name = alarmName(model.platform, r.role, 'alarms');
+    const key = this.add(
+      new aws.kms.Key(
+        `${name}-key`,
+        { description: `mailfleet ${model.platform} ${r.role}: alarm topic encryption`, enableKeyRotation: true, policy: JSON.stringify(alarmTopicKeyPolicy(r.account)), tags: tagsFor(model, 'alarms', `${r.prefix}-alarms`) },
+        o,
+      ),
+    );
+    const topic = this.add(new aws.sns.Topic(name, { name, displayName: `mailfleet ${model.platform} ${r.role} alarms`, kmsMasterKeyId: key.arn, tags: tagsFor(model, 'alarms', `${r.prefix}-alarms`) }, o));
+    this.add(new aws.sns.TopicPolicy(`${name}-policy`, { arn: topic.arn, policy: topic.arn.apply((arn) => JSON.stringify(alarmTopicPolicy(r.account, arn))) }, o));
+    return topic;
+  }
+
+  private alarm(name: string, m: MetricAlarmModel, topic: aws.sns.Topic, o: pulumi.CustomResourceOptions, dimensions?: pulumi.Input<Record<string, pulumi.Input<string>>>): aws.cloudwatch.MetricAlarm {
+    return this.add(
+      new aws.cloudwatch.MetricAlarm(
+        name,
+        {
+          name,
+          ...metricAlarmProps(m, topic.arn),
+          ...(dimensions ? { dimensions } : {}),
+        },
+        o,
+      ),
+    );
   }
 
   /** Peering between the regions, routes both ways, and each region-qualified zone on the other VPC. */
@@ -633,6 +775,40 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
   private drills(model: PlatformModel, provider: aws.Provider) {
     const o = { parent: this, provider };
     const name = `${model.platform}-fis-drills`;
+    const primary = model.regions.find((x) => x.role === 'primary')!;
+    // The processes automation (lib/plan/drills.ts): drills of Auto Scaling instances hold the group's replacement.
+    const document = this.add(
+      new aws.ssm.Document(
+        processesDocumentName(model),
+        { name: processesDocumentName(model), documentType: 'Automation', documentFormat: 'JSON', content: JSON.stringify(processesDocument()), tags: tagsFor(model, 'dr', processesDocumentName(model)) },
+        o,
+      ),
+    );
+    const processesRole = this.add(
+      new aws.iam.Role(
+        processesRoleName(model),
+        {
+          name: processesRoleName(model),
+          description: `mailfleet ${model.platform} DR drills: suspend and resume proxy group processes`,
+          assumeRolePolicy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ssm.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
+          tags: tagsFor(model, 'dr', processesRoleName(model)),
+        },
+        o,
+      ),
+    );
+    this.add(
+      new aws.iam.RolePolicy(
+        processesRoleName(model),
+        {
+          role: processesRole.id,
+          policy: JSON.stringify({
+            Version: '2012-10-17',
+            Statement: processesRoleStatements(model.platform).map((st) => ({ Effect: 'Allow', Action: st.actions, Resource: st.resource, ...(st.conditions ? { Condition: st.conditions } : {}) })),
+          }),
+        },
+        o,
+      ),
+    );
     const role = this.add(
       new aws.iam.Role(
         name,
@@ -658,7 +834,7 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             Statement: fisRoleStatements(model.platform).map((st) => ({
               Effect: 'Allow',
               Action: st.actions,
-              Resource: st.resource === 'instances' ? 'arn:aws:ec2:*:*:instance/*' : '*',
+              Resource: fisResourceArn(model, primary, st.resource),
               ...(st.conditions ? { Condition: st.conditions } : {}),
             })),
           }),
@@ -683,17 +859,16 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
                 filters: drillFilters(d),
               },
             ],
-            actions: [
-              {
-                name: d.id,
-                actionId: d.actionId,
-                parameters: [{ key: 'startInstancesAfterDuration', value: d.startAfter }],
-                target: { key: 'Instances', value: 'nodes' },
-              },
-            ],
+            actions: fisActions(model, primary, d).map((a) => ({
+              name: a.name,
+              actionId: a.actionId,
+              ...(a.startAfter.length > 0 ? { startAfters: a.startAfter } : {}),
+              parameters: Object.entries(a.parameters).map(([key, value]) => ({ key, value })),
+              ...(a.target ? { target: { key: 'Instances', value: a.target } } : {}),
+            })),
             tags: tagsFor(model, 'dr', `${model.platform}-${d.id}`),
           },
-          o,
+          { ...o, dependsOn: [document, processesRole] },
         ),
       );
       this.fisTemplates.set(d.id, template);
@@ -713,10 +888,22 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
         this.add(new aws.route53.Record(`${model.platform}-record-${rec.shard}`, { zoneId, name: rec.name, type: 'A', aliases: alias(lb) }, o));
         continue;
       }
+      // The service, not a TCP accept: an alarm on the shard's healthy HAProxy targets (docs/dr.md).
+      const first = model.plan.nlbShards[rec.shard]?.listeners[0];
+      const tg = first === undefined ? undefined : primary.targetGroups.get(first);
+      const health = serviceHealthAlarm('<lb>', tg ? '<tg>' : undefined);
+      const dimensions: Record<string, pulumi.Input<string>> = tg ? { LoadBalancer: lb.arnSuffix, TargetGroup: tg.arnSuffix } : { LoadBalancer: lb.arnSuffix };
+      const alarm = this.alarm(alarmName(model.platform, 'primary', `service-health-${rec.shard}`), health, primary.alarmTopic, o, dimensions);
       const hc = this.add(
         new aws.route53.HealthCheck(
           `${model.platform}-health-${rec.shard}`,
-          { type: 'TCP', fqdn: lb.dnsName, port: rec.healthCheckPort, requestInterval: 10, failureThreshold: 3, tags: tagsFor(model, 'dns', rec.name) },
+          {
+            type: 'CLOUDWATCH_METRIC',
+            cloudwatchAlarmName: alarm.name,
+            cloudwatchAlarmRegion: primary.model.region,
+            insufficientDataHealthStatus: HEALTH_CHECK_INSUFFICIENT_DATA,
+            tags: tagsFor(model, 'dns', rec.name),
+          },
           o,
         ),
       );
@@ -758,4 +945,12 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
 /** Builds the platform of a plan; the Pulumi program and the setMocks tests both call this. */
 export function buildPlatform(plan: Plan, opts: { managedAdPassword?: pulumi.Input<string> } = {}): MailfleetPlatform {
   return new MailfleetPlatform(plan.platform, { plan, managedAdPassword: opts.managedAdPassword });
+}
+
+/** A random password; with `eachClass`, one that has an upper case letter, a lower case letter and a digit (Active Directory's rule). */
+function randomPassword(length: number, eachClass: boolean): string {
+  for (;;) {
+    const p = randomBytes(length).toString('base64url').slice(0, length);
+    if (!eachClass || (/[A-Z]/.test(p) && /[a-z]/.test(p) && /[0-9]/.test(p))) return p;
+  }
 }

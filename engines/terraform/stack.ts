@@ -10,6 +10,14 @@ import type { Construct } from 'constructs';
 import { AutoscalingGroup } from '@cdktf/provider-aws/lib/autoscaling-group/index.js';
 import { DataAwsRoute53Zone } from '@cdktf/provider-aws/lib/data-aws-route53-zone/index.js';
 import { DirectoryServiceDirectory } from '@cdktf/provider-aws/lib/directory-service-directory/index.js';
+import { LambdaFunction } from '@cdktf/provider-aws/lib/lambda-function/index.js';
+import { LambdaInvocation } from '@cdktf/provider-aws/lib/lambda-invocation/index.js';
+import { Route53ResolverEndpoint } from '@cdktf/provider-aws/lib/route53-resolver-endpoint/index.js';
+import { Route53ResolverRule } from '@cdktf/provider-aws/lib/route53-resolver-rule/index.js';
+import { Route53ResolverRuleAssociation } from '@cdktf/provider-aws/lib/route53-resolver-rule-association/index.js';
+import { writeFiles } from '../../constructs/shared/node-files-dir.js';
+import type { BindAccountInput } from '../../lib/plan/managed-ad.js';
+import { BIND_ACCOUNT_HANDLER } from '../../lib/render/bind-account.js';
 import { EfsFileSystem } from '@cdktf/provider-aws/lib/efs-file-system/index.js';
 import { EfsMountTarget } from '@cdktf/provider-aws/lib/efs-mount-target/index.js';
 import { EfsReplicationConfiguration } from '@cdktf/provider-aws/lib/efs-replication-configuration/index.js';
@@ -38,6 +46,20 @@ import { NatGateway } from '@cdktf/provider-aws/lib/nat-gateway/index.js';
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider/index.js';
 import { Route } from '@cdktf/provider-aws/lib/route/index.js';
 import { Route53HealthCheck } from '@cdktf/provider-aws/lib/route53-health-check/index.js';
+import { CloudwatchMetricAlarm } from '@cdktf/provider-aws/lib/cloudwatch-metric-alarm/index.js';
+import { KmsKey } from '@cdktf/provider-aws/lib/kms-key/index.js';
+import { SnsTopic } from '@cdktf/provider-aws/lib/sns-topic/index.js';
+import { SnsTopicPolicy } from '@cdktf/provider-aws/lib/sns-topic-policy/index.js';
+import {
+  HEALTH_CHECK_INSUFFICIENT_DATA,
+  alarmName,
+  alarmTopicKeyPolicy,
+  alarmTopicPolicy,
+  saturationAlarm,
+  selfSignedCertAlarm,
+  serviceHealthAlarm,
+  type MetricAlarmModel,
+} from '../../lib/render/alarms.js';
 import { Route53Zone } from '@cdktf/provider-aws/lib/route53-zone/index.js';
 import { Route53VpcAssociationAuthorization } from '@cdktf/provider-aws/lib/route53-vpc-association-authorization/index.js';
 import { Route53ZoneAssociation } from '@cdktf/provider-aws/lib/route53-zone-association/index.js';
@@ -59,10 +81,10 @@ import { ElasticacheReplicationGroup } from '@cdktf/provider-aws/lib/elasticache
 import { ElasticacheSubnetGroup } from '@cdktf/provider-aws/lib/elasticache-subnet-group/index.js';
 import { ROLE_TAG } from '../inventory.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { launchImage, literalArn, outputNode, reloadParameters, reloadTargets, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { fisActions, fisResourceArn, launchImage, literalArn, metricAlarmProps, outputNode, processesRoleName, reloadAssociationProps, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
-import { drillFilters, fisRoleStatements } from '../../lib/plan/drills.js';
+import { drillFilters, fisRoleStatements, processesDocument, processesDocumentName, processesRoleStatements } from '../../lib/plan/drills.js';
 import type { NodeRole } from '../../lib/render/node-layout.js';
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
@@ -71,6 +93,9 @@ const IMDSV2 = { httpTokens: 'required', httpEndpoint: 'enabled', instanceMetada
 
 interface BuiltRegion {
   readonly nlbs: Lb[];
+  /** By plan listener name. */
+  readonly targetGroups: ReadonlyMap<string, LbTargetGroup>;
+  readonly alarmTopic: SnsTopic;
   /** Terraform expressions of the region's model outputs that region() can answer (the rest: dns(), drills()). */
   readonly values: Map<OutputSource['kind'], (source: OutputSource) => string | undefined>;
 }
@@ -100,6 +125,13 @@ export class MailfleetTerraformStack extends TerraformStack {
     const { model } = props;
     this.bootObjects = props.bootObjects ?? {};
     new LocalBackend(this, { path: props.statePath ?? 'terraform.tfstate' });
+    // Managed AD: the service account's password, which the bind secret starts with and the account gets.
+    if (model.managedAd)
+      this.bindPassword = new TerraformVariable(this, model.managedAd.bindPasswordInput, {
+        type: 'string',
+        sensitive: true,
+        description: 'Password of the Managed AD service account the daemons bind with (AD complexity rules apply)',
+      });
     const built = new Map<string, BuiltRegion>();
     for (const region of model.regions) {
       const provider = new AwsProvider(this, `aws-${region.role}`, {
@@ -173,16 +205,7 @@ export class MailfleetTerraformStack extends TerraformStack {
     // In-place reloads (lib/plan/reload.ts): a new node-files hash is a new association parameter, which State Manager runs again.
     for (const rl of r.reloads) {
       const doc = new SsmDocument(this, `${p}-reload-${rl.kind}-doc`, { provider, name: rl.documentName, documentType: 'Command', documentFormat: 'JSON', content: literalText(JSON.stringify(rl.document)), tags: tags(rl.kind, rl.documentName) });
-      new SsmAssociation(this, `${p}-reload-${rl.kind}`, {
-        provider,
-        name: doc.name,
-        associationName: rl.associationName,
-        documentVersion: '$LATEST',
-        targets: reloadTargets(rl),
-        parameters: reloadParameters(hashes.get(`node-files/${rl.kind}`) ?? ''),
-        maxConcurrency: rl.maxConcurrency,
-        maxErrors: rl.maxErrors,
-      });
+      new SsmAssociation(this, `${p}-reload-${rl.kind}`, { provider, name: doc.name, ...reloadAssociationProps(rl, hashes.get(`node-files/${rl.kind}`) ?? '') });
     }
     // The region's own audit journal archive (audit-archive.ts): its mail nodes ship there.
     const audit = model.audit
@@ -271,6 +294,12 @@ export class MailfleetTerraformStack extends TerraformStack {
       // The Redis AUTH token is the variable the replication groups are created with.
       if (sec.id === 'RedisAuth' && this.redisAuth)
         new SecretsmanagerSecretVersion(this, `${p}-secret-${sec.id}-initial`, { provider, secretId: secret.id, secretString: this.redisAuth.stringValue });
+      // The Managed AD service password is the variable the bind account is created with.
+      else if (sec.id === 'BindSecret' && this.bindPassword)
+        this.bindSecret = {
+          secret,
+          version: new SecretsmanagerSecretVersion(this, `${p}-secret-${sec.id}-initial`, { provider, secretId: secret.id, secretString: this.bindPassword.stringValue, lifecycle: { ignoreChanges: ['secret_string'] } }),
+        };
       else if (v.kind === 'literal' || v.kind === 'template')
         new SecretsmanagerSecretVersion(this, `${p}-secret-${sec.id}-initial`, {
           provider,
@@ -283,6 +312,8 @@ export class MailfleetTerraformStack extends TerraformStack {
   }
   private readonly fisTemplates = new Map<string, FisExperimentTemplate>();
   private redisAuth?: TerraformVariable;
+  private bindPassword?: TerraformVariable;
+  private bindSecret?: { secret: SecretsmanagerSecret; version: SecretsmanagerSecretVersion };
 
   /**
    * The region's Redis (RedisModel): a Valkey replication group, primary + replica across AZs, TLS and
@@ -558,7 +589,7 @@ export class MailfleetTerraformStack extends TerraformStack {
           : { type: 'CNAME', records: [`${fs!.id}.efs.${r.region}.amazonaws.com`] }),
       });
     });
-    this.vpcs.set(r.role, { vpc, privateSubnets, provider, privateRt, regionZone: zones.region, model: r });
+    this.vpcs.set(r.role, { vpc, privateSubnets, provider, privateRt, regionZone: zones.region, model: r, resolverSg: groups.get('resolver') });
     const values: BuiltRegion['values'] = new Map<OutputSource['kind'], (source: OutputSource) => string | undefined>([
       ['vpc-id', () => vpc.id],
       ['nlb-dns', (o) => (o.kind === 'nlb-dns' ? nlbs[o.shard]?.dnsName : undefined)],
@@ -568,13 +599,45 @@ export class MailfleetTerraformStack extends TerraformStack {
       ['ldap-instance-id', (o) => instances.get(outputNode(r, o) ?? '')?.id],
       ['efs-id', () => this.efs.get(r.role)?.fs.id],
     ]);
-    return { nlbs, values };
+    // Alarms (lib/render/alarms.ts) to a topic CloudWatch can publish to: listener saturation, the generated certificate.
+    const alarmTopic = this.alarmTopic(model, r, provider);
+    for (const n of r.nlbs) {
+      const min = r.tiers.find((t) => t.role === 'proxy' && (t.shard ?? 0) === n.index)?.min ?? 0;
+      for (const l of n.listeners)
+        this.alarm(`${p}-saturation-${l.name}`, provider, alarmName(model.platform, p, `saturation-${l.name}`), saturationAlarm(model.plan, model.plan.listeners.find((x) => x.name === l.name)!, min), alarmTopic);
+    }
+    if (mailAsg) this.alarm(`${p}-self-signed-certificate`, provider, alarmName(model.platform, p, 'self-signed-certificate'), selfSignedCertAlarm(model.plan, mailAsg.name), alarmTopic);
+    return { nlbs, targetGroups, alarmTopic, values };
+  }
+
+  /** The region's alarm topic under a customer-managed key CloudWatch may use (alias/aws/sns refuses it). */
+  private alarmTopic(model: PlatformModel, r: RegionModel, provider: AwsProvider): SnsTopic {
+    const key = new KmsKey(this, `${r.role}-alarms-key`, {
+      provider,
+      description: `mailfleet ${model.platform} ${r.role}: alarm topic encryption`,
+      enableKeyRotation: true,
+      policy: JSON.stringify(alarmTopicKeyPolicy(r.account)),
+      tags: tagsFor(model, 'alarms', `${r.prefix}-alarms`),
+    });
+    const topic = new SnsTopic(this, `${r.role}-alarms`, {
+      provider,
+      name: alarmName(model.platform, r.role, 'alarms'),
+      displayName: `mailfleet ${model.platform} ${r.role} alarms`,
+      kmsMasterKeyId: key.arn,
+      tags: tagsFor(model, 'alarms', `${r.prefix}-alarms`),
+    });
+    new SnsTopicPolicy(this, `${r.role}-alarms-policy`, { provider, arn: topic.arn, policy: JSON.stringify(alarmTopicPolicy(r.account, topic.arn)) });
+    return topic;
+  }
+
+  private alarm(id: string, provider: AwsProvider, name: string, m: MetricAlarmModel, topic: SnsTopic): CloudwatchMetricAlarm {
+    return new CloudwatchMetricAlarm(this, id, { provider, alarmName: name, ...metricAlarmProps(m, topic.arn) });
   }
 
   private readonly efs = new Map<string, { fs: EfsFileSystem; provider: AwsProvider }>();
   private readonly vpcs = new Map<
     string,
-    { vpc: Vpc; privateSubnets: Subnet[]; provider: AwsProvider; privateRt: RouteTable; regionZone: Route53Zone; model: RegionModel }
+    { vpc: Vpc; privateSubnets: Subnet[]; provider: AwsProvider; privateRt: RouteTable; regionZone: Route53Zone; model: RegionModel; resolverSg?: SecurityGroup }
   >();
 
   /** Peering between the regions, routes both ways, and each region-qualified zone on the other VPC. */
@@ -620,7 +683,7 @@ export class MailfleetTerraformStack extends TerraformStack {
       sensitive: true,
       description: 'Admin password of the AWS Managed Microsoft AD',
     });
-    new DirectoryServiceDirectory(this, 'managed-ad', {
+    const dir = new DirectoryServiceDirectory(this, 'managed-ad', {
       provider: primary.provider,
       type: 'MicrosoftAD',
       edition: ad.edition,
@@ -630,11 +693,106 @@ export class MailfleetTerraformStack extends TerraformStack {
       vpcSettings: { vpcId: primary.vpc.id, subnetIds: primary.privateSubnets.slice(0, 2).map((s) => s.id) },
       tags: tagsFor(model, 'directory', ad.name),
     });
+    // Each region forwards the domain to the (primary's two) domain controllers through its own outbound endpoint.
+    const dcs = Fn.tolist(dir.dnsIpAddresses);
+    for (const r of model.regions) {
+      const v = this.vpcs.get(r.role)!;
+      const m = r.resolver!;
+      const endpoint = new Route53ResolverEndpoint(this, `${r.prefix}-ad-outbound`, {
+        provider: v.provider,
+        name: m.endpointName,
+        direction: 'OUTBOUND',
+        securityGroupIds: [v.resolverSg!.id],
+        ipAddress: v.privateSubnets.slice(0, m.subnets).map((s) => ({ subnetId: s.id })),
+        tags: tagsFor(model, 'resolver', m.endpointName),
+      });
+      const rule = new Route53ResolverRule(this, `${r.prefix}-ad-forward`, {
+        provider: v.provider,
+        name: m.ruleName,
+        domainName: m.domain,
+        ruleType: 'FORWARD',
+        resolverEndpointId: endpoint.id,
+        targetIp: [0, 1].map((i) => ({ ip: Fn.element(dcs, i), port: m.port })),
+        tags: tagsFor(model, 'resolver', m.ruleName),
+      });
+      new Route53ResolverRuleAssociation(this, `${r.prefix}-ad-forward-vpc`, { provider: v.provider, resolverRuleId: rule.id, vpcId: v.vpc.id });
+    }
+    this.bindAccount(model, dir);
+  }
+
+  /**
+   * The daemons' service account (lib/plan/managed-ad.ts): the shared function, invoked once the
+   * directory and the bind secret's first version exist; it reads the password from the secret itself.
+   */
+  private bindAccount(model: PlatformModel, dir: DirectoryServiceDirectory) {
+    const ad = model.managedAd!;
+    const f = ad.bindAccount;
+    const primary = this.vpcs.get('primary')!;
+    const provider = primary.provider;
+    const bind = this.bindSecret!;
+    const code = new TerraformAsset(this, 'ad-bind-account-code', { path: writeFiles([{ path: 'index.js', content: BIND_ACCOUNT_HANDLER }]), type: AssetType.ARCHIVE });
+    const role = new IamRole(this, 'ad-bind-account-role', {
+      provider,
+      name: f.name,
+      assumeRolePolicy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
+      tags: tagsFor(model, 'directory', f.name),
+    });
+    new IamRolePolicyAttachment(this, 'ad-bind-account-logs', { provider, role: role.name, policyArn: 'arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole' });
+    new IamRolePolicy(this, 'ad-bind-account-policy', {
+      provider,
+      role: role.id,
+      policy: Fn.jsonencode({
+        Version: '2012-10-17',
+        Statement: [
+          { Effect: 'Allow', Action: [...f.directoryActions], Resource: `arn:aws:ds:${primary.model.region}:${primary.model.account}:directory/${dir.id}` },
+          { Effect: 'Allow', Action: [...f.secretActions], Resource: bind.secret.arn },
+        ],
+      }),
+    });
+    const fn = new LambdaFunction(this, 'ad-bind-account', {
+      provider,
+      functionName: f.name,
+      description: 'mailfleet: creates the Managed AD service account and sets its password from the bind secret',
+      role: role.arn,
+      runtime: f.runtime,
+      handler: f.handler,
+      timeout: f.timeoutSeconds,
+      filename: code.path,
+      sourceCodeHash: Fn.filebase64sha256(code.path),
+      tags: tagsFor(model, 'directory', f.name),
+    });
+    const input: BindAccountInput = { DirectoryId: dir.id, SamAccountName: ad.serviceAccount, SecretArn: bind.secret.arn };
+    new LambdaInvocation(this, 'ad-bind-account-run', { provider, functionName: fn.functionName, input: Fn.jsonencode(input), dependsOn: [bind.version] });
   }
 
   /** FIS drill templates in the primary, with a role that may stop and start this platform's instances only. */
   private drills(model: PlatformModel) {
     const provider = this.vpcs.get('primary')!.provider;
+    const primary = model.regions.find((x) => x.role === 'primary')!;
+    // The processes automation (lib/plan/drills.ts): drills of Auto Scaling instances hold the group's replacement.
+    const document = new SsmDocument(this, 'drill-processes-doc', {
+      provider,
+      name: processesDocumentName(model),
+      documentType: 'Automation',
+      documentFormat: 'JSON',
+      content: literalText(JSON.stringify(processesDocument())),
+      tags: tagsFor(model, 'dr', processesDocumentName(model)),
+    });
+    const processesRole = new IamRole(this, 'drill-processes-role', {
+      provider,
+      name: processesRoleName(model),
+      description: `mailfleet ${model.platform} DR drills: suspend and resume proxy group processes`,
+      assumeRolePolicy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ssm.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
+      tags: tagsFor(model, 'dr', processesRoleName(model)),
+    });
+    new IamRolePolicy(this, 'drill-processes-policy', {
+      provider,
+      role: processesRole.id,
+      policy: JSON.stringify({
+        Version: '2012-10-17',
+        Statement: processesRoleStatements(model.platform).map((st) => ({ Effect: 'Allow', Action: st.actions, Resource: st.resource, ...(st.conditions ? { Condition: st.conditions } : {}) })),
+      }),
+    });
     const role = new IamRole(this, 'fis-role', {
       provider,
       name: `${model.platform}-fis-drills`,
@@ -653,7 +811,7 @@ export class MailfleetTerraformStack extends TerraformStack {
         Statement: fisRoleStatements(model.platform).map((st) => ({
           Effect: 'Allow',
           Action: st.actions,
-          Resource: st.resource === 'instances' ? 'arn:aws:ec2:*:*:instance/*' : '*',
+          Resource: fisResourceArn(model, primary, st.resource),
           ...(st.conditions ? { Condition: st.conditions } : {}),
         })),
       }),
@@ -673,15 +831,15 @@ export class MailfleetTerraformStack extends TerraformStack {
             filter: drillFilters(d),
           },
         ],
-        action: [
-          {
-            name: d.id,
-            actionId: d.actionId,
-            parameter: [{ key: 'startInstancesAfterDuration', value: d.startAfter }],
-            target: { key: 'Instances', value: 'nodes' },
-          },
-        ],
+        action: fisActions(model, primary, d).map((a) => ({
+          name: a.name,
+          actionId: a.actionId,
+          ...(a.startAfter.length > 0 ? { startAfter: a.startAfter } : {}),
+          parameter: Object.entries(a.parameters).map(([key, value]) => ({ key, value })),
+          ...(a.target ? { target: { key: 'Instances', value: a.target } } : {}),
+        })),
         tags: tagsFor(model, 'dr', `${model.platform}-${d.id}`),
+        dependsOn: [document, processesRole],
       });
       this.fisTemplates.set(d.id, t);
     }
@@ -700,13 +858,17 @@ export class MailfleetTerraformStack extends TerraformStack {
         new Route53Record(this, `record-${rec.shard}`, { provider, zoneId, name: rec.name, type: 'A', alias: alias(lb) });
         continue;
       }
+      // The service, not a TCP accept: an alarm on the shard's healthy HAProxy targets (docs/dr.md).
+      const built = this.regions.get('primary')!;
+      const first = model.plan.nlbShards[rec.shard]?.listeners[0];
+      const tg = first === undefined ? undefined : built.targetGroups.get(first);
+      const alarm = this.alarm(`health-${rec.shard}-alarm`, provider, alarmName(model.platform, 'primary', `service-health-${rec.shard}`), serviceHealthAlarm(lb.arnSuffix, tg?.arnSuffix), built.alarmTopic);
       const hc = new Route53HealthCheck(this, `health-${rec.shard}`, {
         provider,
-        type: 'TCP',
-        fqdn: lb.dnsName,
-        port: rec.healthCheckPort,
-        requestInterval: 10,
-        failureThreshold: 3,
+        type: 'CLOUDWATCH_METRIC',
+        cloudwatchAlarmName: alarm.alarmName,
+        cloudwatchAlarmRegion: model.regions.find((x) => x.role === 'primary')!.region,
+        insufficientDataHealthStatus: HEALTH_CHECK_INSUFFICIENT_DATA,
         tags: tagsFor(model, 'dns', rec.name),
       });
       this.healthChecks[rec.shard] = hc;

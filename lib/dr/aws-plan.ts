@@ -7,6 +7,7 @@
  * placeholders `<from stack output STACK.KEY>`, resolved at run time from CloudFormation DescribeStacks
  * of the two regional stacks; `<from result SAVE.PATH>` refers to an earlier call's response.
  */
+import { stackNames } from '../plan/link.js';
 import { MailfleetError } from '../errors.js';
 import { REGION_OUTAGE_DRILL, findOutput, type OutputSource } from '../plan/outputs.js';
 import type { Plan } from '../plan/types.js';
@@ -90,7 +91,7 @@ export interface FailbackStep extends DrillStepPart {
 
 /** Stack names, one per region; the CDK, Terraform and Pulumi engines use the same. */
 export function drStackNames(platform: string): { primary: string; dr: string } {
-  return { primary: `${platform}-primary`, dr: `${platform}-dr` };
+  return stackNames(platform);
 }
 
 /**

@@ -43,8 +43,8 @@ export interface CycleRecord {
 /** Names inside a Maildir that are per-process or mid-write: never shipped. */
 // Layout <root>/<domain>/<local>/Maildir (lib/store/types.ts); folders are Maildir/.<name>.
 const NEVER = ['Maildir/tmp/*', 'Maildir/.*/tmp/*', '*.lock', '.rsync-tmp'];
-/** Index files shipped after the messages they describe. */
-const INDEX_FILES = ['mailfleet-uidlist', 'mailfleet-cache'];
+/** Index files shipped after the messages they describe (the UID list's change log goes with it). */
+const INDEX_FILES = ['mailfleet-uidlist', 'mailfleet-uidlist.log', 'mailfleet-cache'];
 
 export class Replicator {
   readonly intervalMs: number;

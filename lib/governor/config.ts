@@ -20,6 +20,7 @@ export interface GovernorConfig {
   readonly raiseStepPercent: number;
   readonly floor: number;
   readonly releaseRatio: number;
+  readonly releaseRefusalsPerSecond: number;
   readonly scopes: readonly GovernedKind[];
 }
 
@@ -41,6 +42,7 @@ export function governorConfig(spec: GovernorSpec | undefined): GovernorConfig {
     raiseStepPercent: g.raiseStepPercent,
     floor: g.floor,
     releaseRatio: g.releaseRatio,
+    releaseRefusalsPerSecond: g.releaseRefusalsPerSecond,
     scopes: [...new Set(g.scopes)],
   };
 }

@@ -3,7 +3,8 @@
  * governor remembers, and its settings. No I/O, no clock: the loop passes the time in the snapshot.
  *
  *   over  (any targeted signal above its target)      → lower the heaviest scope one step, at most every settleSeconds
- *   calm  (every signal under releaseRatio × target)  → after cooldownSeconds of calm, raise one lowered scope one step
+ *   calm  (every signal under releaseRatio × target)  → after cooldownSeconds of calm, raise one lowered scope one step,
+ *                                                         once its own refusals stayed ≤ releaseRefusalsPerSecond that long
  *   band  (in between)                                → hold: the gap between the two thresholds is the hysteresis
  *
  * The heaviest scope is the one with the most sessions above its fair share (sessions of its kind and
@@ -125,8 +126,10 @@ export function tick(snap: GovernorSnapshot, state: GovernorState, cfg: Governor
   for (const [scope, m] of Object.entries(state.managed)) {
     const live = snap.scopes.find((s) => s.scope === scope);
     if (!live) continue; // not reported this tick: decide nothing about it
+    // A capped scope whose client still knocks is not raised until it has stopped for the cooldown.
+    if ((live.refusalsPerSecond ?? 0) > cfg.releaseRefusalsPerSecond) managed[scope] = { ...managed[scope]!, refusingAt: t };
     if (live.override === m.value) {
-      if (!m.confirmed) managed[scope] = { ...m, confirmed: true };
+      if (!m.confirmed) managed[scope] = { ...managed[scope]!, confirmed: true };
       continue;
     }
     if (!m.confirmed || isGovernorActor(live.setBy)) {
@@ -158,6 +161,7 @@ export function tick(snap: GovernorSnapshot, state: GovernorState, cfg: Governor
         restoreValue: before ? before.restoreValue : d.from!,
         changedAt: t,
         confirmed: false,
+        ...(before?.refusingAt !== undefined ? { refusingAt: before.refusingAt } : {}),
       };
       const f = flaps[d.scope];
       if (f && t - f.at < 2 * raiseWaitMs(cfg, state, d.scope)) flaps[d.scope] = { count: f.count + 1, at: f.at };
@@ -167,8 +171,10 @@ export function tick(snap: GovernorSnapshot, state: GovernorState, cfg: Governor
     for (const [scope, m] of order) {
       const wait = raiseWaitMs(cfg, state, scope);
       if (t - calmSince < wait || t - m.changedAt < wait || (lastRaiseAt !== undefined && t - lastRaiseAt < wait)) continue;
+      if (m.refusingAt !== undefined && t - m.refusingAt < wait) continue;
       const next = m.value + Math.max(1, Math.ceil((m.restoreValue * cfg.raiseStepPercent) / 100));
-      const why = `calm for ${round((t - calmSince) / 1000)} s: ${readings.map((r) => `${r.name} ${round(r.value)} < ${round(r.target * cfg.releaseRatio)}`).join(', ')}`;
+      const quiet = m.refusingAt === undefined ? 'no refusals of its own' : `its refusals at or under ${cfg.releaseRefusalsPerSecond}/s for ${round((t - m.refusingAt) / 1000)} s`;
+      const why = `calm for ${round((t - calmSince) / 1000)} s: ${readings.map((r) => `${r.name} ${round(r.value)} < ${round(r.target * cfg.releaseRatio)}`).join(', ')}; ${quiet}`;
       if (next >= m.restoreValue) {
         delete managed[scope];
         decisions.push({ action: 'release', scope, kind: m.kind, from: m.value, to: m.restoreTo, signals: readings, why });

@@ -1,11 +1,13 @@
 /**
- * The governor's eyes: one snapshot of the fleet from every daemon's admin API — GET /v1/connections and
- * GET /v1/limits (the same reads as `mailfleet top`, grouped by the same rowsFor) and GET /metrics for the
- * load signals. Rates and the storage-latency p99 are deltas between two snapshots, so the first one has
- * none of them.
+ * The governor's eyes: one snapshot of the fleet from every daemon's admin API — GET /v1/governor/sample,
+ * one cheap answer with the sessions, counted scopes, overrides and the counters of the load signals
+ * (grouped by the same rowsFor as `mailfleet top`). A daemon without that route (older) is read the old
+ * way: GET /v1/connections, GET /v1/limits and GET /metrics. Rates (CPU, refusals, each scope's own
+ * refusals) and the storage-latency p99 are deltas between two snapshots, so the first one has none.
  */
 import type { ConnectionInfo } from '../daemon/net/registry.js';
 import type { LimitsView } from '../admin/routes/limits.js';
+import type { GovernorSampleView } from '../admin/routes/governor-sample.js';
 import { fanOut, type Fleet } from '../ops/fleet.js';
 import { rowsFor, type TopSection } from '../ops/top.js';
 import type { GovernedKind, GovernorSignal } from './config.js';
@@ -64,6 +66,8 @@ export interface NodeSample {
   readonly refused: number;
   /** Delivery histogram buckets summed over protocols: upper bound (s) → cumulative count. */
   readonly delivery: ReadonlyArray<readonly [number, number]>;
+  /** Refusals since start per governed scope on this node (the per-scope refusal rate is its delta). */
+  readonly scopeRefused?: ReadonlyMap<string, number>;
 }
 
 export function nodeSample(at: number, samples: readonly PromSample[]): NodeSample {
@@ -101,6 +105,39 @@ interface NodeRead {
   readonly metrics: NodeSample;
 }
 
+/** How the governor reads the daemons. */
+export interface ReadFleetOptions {
+  /**
+   * Read the old way (three routes) even where /v1/governor/sample exists; for comparing the two.
+   * @default false
+   */
+  readonly legacy?: boolean;
+}
+
+/** One node through GET /v1/governor/sample, shaped as the old reads so one grouping serves both. */
+function fromSample(at: number, v: GovernorSampleView): NodeRead {
+  return {
+    connections: { hostname: v.hostname, connections: v.sessions as ConnectionInfo[] },
+    // No listener activity: a listener's refusals are then counted from its scope, as without it.
+    limits: {
+      hostname: v.hostname,
+      backend: v.backend,
+      limits: [...v.listenerLimits],
+      overrides: { ...v.overrides },
+      history: [],
+      use: v.use.map((u) => ({ ...u, ratio: u.limit > 0 ? u.current / u.limit : 1 })),
+      overrideDetails: [...v.overrideDetails],
+    } as unknown as LimitsView,
+    metrics: {
+      at,
+      lagP99Ms: v.counters.lagP99Ms,
+      cpuSeconds: v.counters.cpuSeconds,
+      refused: v.counters.refused,
+      delivery: v.counters.delivery.map(([le, n]) => [le ?? Infinity, n] as const),
+    },
+  };
+}
+
 export interface FleetReading {
   readonly snapshot: GovernorSnapshot;
   /** Per node URL: its metrics sample (the next reading's deltas start from it). */
@@ -134,8 +171,17 @@ export async function readFleet(
   prev: ReadonlyMap<string, NodeSample>,
   managed: readonly string[],
   now: () => number = Date.now,
+  opts: ReadFleetOptions = {},
 ): Promise<FleetReading> {
   const results = await fanOut(fleet, async (c): Promise<NodeRead> => {
+    if (!opts.legacy) {
+      try {
+        return fromSample(now(), await c.get<GovernorSampleView>('/v1/governor/sample'));
+      } catch (e) {
+        // A daemon older than the route answers 404: read it the old way.
+        if ((e as { status?: number }).status !== 404) throw e;
+      }
+    }
     const [connections, limits, text] = await Promise.all([
       c.get<NodeRead['connections']>('/v1/connections'),
       c.get<LimitsView>('/v1/limits'),
@@ -148,9 +194,10 @@ export async function readFleet(
   const signals: Partial<Record<GovernorSignal, number>> = {};
   const samples = new Map<string, NodeSample>();
   let refusedRate: number | undefined;
+  const scopes = ok.length > 0 ? scopeLoads(ok, managed) : [];
   for (const n of ok) {
-    samples.set(n.node, n.metrics);
-    const m = n.metrics;
+    const m: NodeSample = { ...n.metrics, scopeRefused: scopes.length > 0 ? refusedByScope(n) : new Map() };
+    samples.set(n.node, m);
     if (m.lagP99Ms !== undefined) signals.eventLoopLagMs = Math.max(signals.eventLoopLagMs ?? 0, m.lagP99Ms);
     const p = prev.get(n.node);
     if (!p) continue;
@@ -166,9 +213,8 @@ export async function readFleet(
   if (refusedRate !== undefined) signals.refusalsPerSecond = refusedRate;
   if (ok.length > 0) signals.connections = ok.reduce((s, n) => s + n.connections.connections.length, 0);
 
-  const scopes = ok.length > 0 ? scopeLoads(ok, managed) : [];
   return {
-    snapshot: { at, signals, scopes },
+    snapshot: { at, signals, scopes: withRefusalRates(scopes, samples, prev) },
     samples,
     answered: ok.length,
     failed: results.flatMap((r) => (r.ok ? [] : [{ node: r.node, error: r.error }])),
@@ -209,6 +255,33 @@ function scopeLoads(nodes: ReadonlyArray<NodeRead & { node: string }>, managed: 
     out.set(scope, { scope, kind, service: scope.startsWith('listener:') ? '' : serviceOf(scope), current: 0, limit: o?.value, override: o?.value ?? null, ...(o?.by ? { setBy: o.by } : {}) });
   }
   return [...out.values()];
+}
+
+/** This node's refusals since start per governed scope (rowsFor counts a narrower scope's on every row it touches). */
+function refusedByScope(n: NodeRead & { node: string }): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const kind of Object.keys(SECTION_OF) as GovernedKind[])
+    for (const row of rowsFor(SECTION_OF[kind], [n])) if (row.refused > 0) out.set(scopeOf(kind, row.id, row.service), row.refused);
+  return out;
+}
+
+/** Each scope's own refusals per second since the previous reading, summed over the nodes read both times. */
+function withRefusalRates(scopes: readonly ScopeLoad[], now: ReadonlyMap<string, NodeSample>, prev: ReadonlyMap<string, NodeSample>): ScopeLoad[] {
+  const nodes = [...now].flatMap(([node, m]) => {
+    const p = prev.get(node);
+    return p && m.at > p.at ? [{ m, p, dt: (m.at - p.at) / 1000 }] : [];
+  });
+  if (nodes.length === 0) return [...scopes];
+  return scopes.map((s) => {
+    let rate = 0;
+    for (const { m, p, dt } of nodes) {
+      const a = m.scopeRefused?.get(s.scope) ?? 0;
+      const b = p.scopeRefused?.get(s.scope) ?? 0;
+      // A count that went down is a restarted daemon: count from zero.
+      rate += (a >= b ? a - b : a) / dt;
+    }
+    return { ...s, refusalsPerSecond: rate };
+  });
 }
 
 function serviceOf(scope: string): string {

@@ -22,6 +22,11 @@ export interface ScopeLoad {
   readonly override: number | null;
   /** Who set the live override (the X-Mailfleet-Actor of its change), when known. */
   readonly setBy?: string;
+  /**
+   * The scope's own refusals per second since the previous reading, all daemons (undefined on the first
+   * reading, when there is no previous one to take a delta from).
+   */
+  readonly refusalsPerSecond?: number;
 }
 
 /** One tick's inputs. Signals absent from `signals` are unknown this tick (no deliveries, first sample). */
@@ -46,6 +51,11 @@ export interface ManagedScope {
   readonly changedAt: number;
   /** False from the moment the change is decided until the daemons confirmed it (write-ahead). */
   readonly confirmed: boolean;
+  /**
+   * The last tick at which the scope's own refusals were above releaseRefusalsPerSecond (ms): its client
+   * was still knocking. A raise waits for the cooldown after it.
+   */
+  readonly refusingAt?: number;
 }
 
 /** What the governor remembers between ticks (and across restarts: the state file). */

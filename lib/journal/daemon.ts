@@ -35,11 +35,12 @@ export async function openDaemonJournal(
     sweepIntervalMs?: number;
   },
 ): Promise<DaemonJournal> {
-  const node = spoolNodeName(opts.node ?? hostname());
+  const nodeName = opts.node ?? hostname();
+  const node = spoolNodeName(nodeName);
   const lock = await lockNodeSpool(opts.dataDir, node, opts.spoolStaleMs);
   let spool: JournalSpool;
   try {
-    spool = await JournalSpool.open({ dir: nodeSpoolDir(opts.dataDir, node) });
+    spool = await JournalSpool.open({ dir: nodeSpoolDir(opts.dataDir, node), node: nodeName });
   } catch (e) {
     await lock.release();
     throw e;

@@ -140,8 +140,9 @@ export class OrphanSpoolSweeper {
       return false; // its owner runs (or another node adopts it right now)
     }
     try {
-      const spool = await JournalSpool.open({ dir });
-      const uploader = new JournalUploader({ spool, target: this.props.target, logger: this.props.logger, ...this.props.uploader });
+      // The spool keeps its own node's name (entries recovered from its tmp/ are that node's); this node ships it.
+      const spool = await JournalSpool.open({ dir, node: name === LEGACY ? undefined : name });
+      const uploader = new JournalUploader({ spool, target: this.props.target, logger: this.props.logger, ...this.props.uploader, shippedBy: this.props.node });
       try {
         const before = (await spool.pending()).length;
         await uploader.flush();

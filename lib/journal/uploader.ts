@@ -38,6 +38,12 @@ export interface JournalUploaderProps {
   readonly retryMinMs?: number;
   /** Longest retry delay. @default 60000 */
   readonly retryMaxMs?: number;
+  /**
+   * The node doing the upload, when it ships a spool another node left behind (node-spools.ts): the batch
+   * stays under the accepting node's name and the index records the shipper apart.
+   * @default - the spool's node
+   */
+  readonly shippedBy?: string;
 }
 
 export interface IndexEntry extends ArchivedEntry {
@@ -48,7 +54,10 @@ export interface IndexEntry extends ArchivedEntry {
 export interface BatchIndex {
   readonly v: 1;
   readonly batch: string;
+  /** The node that accepted the batch's messages (its key's node segment too). */
   readonly node: string;
+  /** The node that shipped the batch, when another node adopted the spool (absent otherwise). */
+  readonly shippedBy?: string;
   readonly created: string;
   readonly dataKey: string;
   readonly entries: readonly IndexEntry[];
@@ -206,8 +215,13 @@ export class JournalUploader {
     }
     if (present.length > 0) {
       const first = entries[0]!;
-      const keys = batchKeys(this.props.target.prefix ?? '', new Date(first.time), spool.node, batch);
-      const index: BatchIndex = { v: 1, batch, node: spool.node, created: new Date().toISOString(), dataKey: keys.data, entries };
+      // The accepting node, from the entries themselves: an adopted spool is shipped by another node, and
+      // the archive must still say which node took those messages. (A spool of the layout before per-node
+      // folders may mix nodes: then the spool's own name.)
+      const node = entries.every((e) => e.node === first.node) ? first.node : spool.node;
+      const shipper = this.props.shippedBy ?? spool.node;
+      const keys = batchKeys(this.props.target.prefix ?? '', new Date(first.time), node, batch);
+      const index: BatchIndex = { v: 1, batch, node, ...(shipper !== node ? { shippedBy: shipper } : {}), created: new Date().toISOString(), dataKey: keys.data, entries };
       this.client ??= await s3Client(this.props.target);
       const { PutObjectCommand } = await import('@aws-sdk/client-s3');
       const data = Buffer.concat(parts, offset);

@@ -19,6 +19,7 @@ import {
 import { MailfleetError } from '../errors.js';
 import { PROTOCOLS, SERVICES, type Protocol, type Service, type Spec } from '../spec/schema.js';
 import type { Affinity, InventoryLine, NlbShard, Plan, PlannedListener, TlsMode } from './types.js';
+import { planDirectory } from './managed-ad.js';
 
 /** AWS quota: listeners per Network Load Balancer. */
 export const NLB_MAX_LISTENERS = NLB_LISTENER_QUOTA;
@@ -157,7 +158,10 @@ function inventory(spec: Spec, listeners: readonly PlannedListener[], shards: re
   if (spec.directory.kind === 'ldap' && spec.directory.provision === 'openldap-pair')
     lines.push({ kind: 'ldap-instance', count: 2 + (regions - 1), why: 'provider + consumer, plus a DR consumer' });
   if (spec.directory.kind === 'ldap' && spec.directory.provision === 'managed-ad')
-    lines.push({ kind: 'managed-ad', count: 1, why: 'AWS Managed Microsoft AD, in the primary VPC only' });
+    lines.push(
+      { kind: 'managed-ad', count: 1, why: 'AWS Managed Microsoft AD, in the primary VPC only' },
+      { kind: 'resolver-endpoint', count: regions, why: 'Route 53 Resolver outbound endpoint per region: the AD domain is forwarded to its controllers' },
+    );
   if (regions === 2 && spec.dns)
     lines.push({ kind: 'route53-health-check', count: shards.length, why: 'one per primary NLB shard, drives failover records' });
   if (regions === 2)
@@ -206,7 +210,7 @@ export function buildPlan(spec: Spec): Plan {
     },
     regions: spec.regions,
     storage: spec.storage,
-    directory: spec.directory,
+    directory: planDirectory(spec.directory),
     redis: spec.redis,
     dr: spec.dr,
     inventory: inventory(spec, listeners, shards),

@@ -21,6 +21,7 @@ import { daemonConfig } from './daemon-config.js';
 import { shardHealthPort } from './build.js';
 import { regionStorageHost } from './outputs.js';
 import type { Plan } from './types.js';
+import { managedAdOf } from './managed-ad.js';
 
 /** GlusterFS management (glusterd, 24007) and RDMA management (24008). */
 export const GLUSTER_MGMT_PORTS = { from: 24007, to: 24008 } as const;
@@ -35,7 +36,7 @@ export const GEO_REPLICATION_PORT = 22;
 export const ANYWHERE = '0.0.0.0/0';
 
 /** Security groups by role: the node kinds, EFS mount targets, the interface endpoints and Redis. */
-export type GroupRole = NodeRole | 'efs' | 'endpoint' | 'redis';
+export type GroupRole = NodeRole | 'efs' | 'endpoint' | 'redis' | 'resolver';
 
 /**
  * A peer of a rule: a CIDR or another group of the same region, by role. `scope` says where a CIDR comes
@@ -247,6 +248,16 @@ export function securityGroupsOf(plan: Plan, role: RegionRole): SecurityGroupMod
       ],
       egressAllTo: ANYWHERE,
     });
+  // Managed AD: the Resolver outbound endpoint forwards the domain's queries to the controllers, which
+  // live in the primary VPC (the DR region reaches them over the peering link). It only sends.
+  if (plan.directory.kind === 'ldap' && plan.directory.provision === 'managed-ad')
+    groups.push({
+      role: 'resolver',
+      name: `${prefix}-resolver`,
+      description: 'Route 53 Resolver outbound endpoint: DNS for the AD domain to its domain controllers',
+      ingress: [],
+      egressAllTo: regionCidr(plan, 'primary'),
+    });
   return groups;
 }
 
@@ -295,4 +306,27 @@ export function publicDnsOf(plan: Plan): DnsModel | undefined {
     failover: plan.regions?.dr !== undefined,
     records: plan.nlbShards.map((shard) => ({ name: publicRecordName(dns, shard.index), shard: shard.index, healthCheckPort: shardHealthPort(plan, shard.index) })),
   };
+}
+
+/**
+ * The Route 53 Resolver pieces of one region: the VPC resolver knows nothing of the AD domain, so an
+ * outbound endpoint (two subnets, the model's `resolver` security group) and a FORWARD rule for the
+ * domain to the controllers' DNS addresses, associated with the region's VPC. The DR region has its own
+ * (Resolver rules are regional) and reaches the primary's controllers over the peering link.
+ */
+export interface ResolverModel {
+  readonly endpointName: string;
+  readonly ruleName: string;
+  /** The forwarded domain: the managed AD's DNS name. */
+  readonly domain: string;
+  /** Subnets of the outbound endpoint (the first private subnets of the region; Resolver needs two). */
+  readonly subnets: 2;
+  readonly port: 53;
+}
+
+export function resolverOf(plan: Plan, region: RegionRole): ResolverModel | undefined {
+  const ad = managedAdOf(plan.directory);
+  if (!ad) return undefined;
+  const prefix = regionPrefix(plan, region);
+  return { endpointName: `${prefix}-ad-outbound`, ruleName: `${prefix}-ad-forward`, domain: ad.domain, subnets: 2, port: 53 };
 }

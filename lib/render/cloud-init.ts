@@ -11,7 +11,9 @@
 import type { Plan } from '../plan/types.js';
 import type { Renderer } from './types.js';
 import { filteringBootstrap } from '../filter/node-setup.js';
+import { ldapCaBootstrap } from './managed-ad-boot.js';
 import { BUSY_TLS_PEM_FILE, CLOUD_HAPROXY_DIR } from './haproxy.js';
+import { SELF_SIGNED_CERT_METRIC, STATSD_ADDRESS } from './cloudwatch-agent.js';
 import {
   BOOTSTRAP_LOG_PATH,
   DAEMON_ADMIN_PORT,
@@ -43,6 +45,9 @@ import {
   type NodeRole,
   type RenderedFile,
 } from './node-layout.js';
+
+/** Present while the mail node serves a certificate it generated (mail.sh writes it, the health timer reports it). */
+export const SELF_SIGNED_MARKER = `${DAEMON_TLS_DIR}/SELF-SIGNED`;
 
 /** Node.js major the daemon package ships (its runtime comes from the npm package node-linux-<arch>). */
 export const NODE_MAJOR = 24;
@@ -242,6 +247,7 @@ function mailScript(plan: Plan): RenderedFile {
     return `${v}=$(secret ${shq(secretName)})\ninstall -d -m 0750 -o root -g mailfleet "$(dirname ${f})"\nprintf '%s\\n' "\${${v}}" >${f}\nchgrp mailfleet ${f}\nchmod 0640 ${f}\n`;
   };
   const ldapBindFile = d.kind === 'ldap' && !d.bindPasswordEnv && d.bindPasswordFile ? daemonFile(s.ldapBind, d.bindPasswordFile, 'ldap_bind') : '';
+  const ldapCaFile = ldapCaBootstrap(plan);
   // A static directory's users file comes from its secret (the daemon re-reads it when it changes).
   const usersFile = d.kind === 'static' ? daemonFile(s.staticUsers, d.file, 'users_yaml') : '';
   const tls = DAEMON_TLS_DIR;
@@ -335,20 +341,20 @@ ${envLines.join('\n')}
   printf 'MAILFLEET_DATA_DIR=%s\\n' ${MAIL_MOUNT}/maildir
   printf 'MAILFLEET_TLS_CERT=%s\\nMAILFLEET_TLS_KEY=%s\\n' ${tls}/cert.pem ${tls}/key.pem
 ${auditEnv}} >${DAEMON_ENV_PATH}
-${ldapBindFile}${usersFile}tls_json=$(secret ${shq(s.tls)})
+${ldapBindFile}${ldapCaFile}${usersFile}tls_json=$(secret ${shq(s.tls)})
 tls_cert=$(json_field "\${tls_json}" cert)
 tls_key=$(json_field "\${tls_json}" key)
 if [ -n "\${tls_cert}" ] && [ -n "\${tls_key}" ]; then
   printf '%s\\n' "\${tls_cert}" >${tls}/cert.pem
   printf '%s\\n' "\${tls_key}" >${tls}/key.pem
-  rm -f ${tls}/SELF-SIGNED
+  rm -f ${SELF_SIGNED_MARKER}
 else
   # Never an empty certificate: until the operator stores one, a self-signed one for the platform's
   # hostname, flagged (the file and the log line) so it is replaced.
   echo "mailfleet bootstrap: WARNING: secret ${s.tls} holds no certificate; serving a self-signed one for ${plan.hostname}"
   openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj ${shq(`/CN=${plan.hostname}`)} \\
     -addext ${shq(`subjectAltName=DNS:${plan.hostname}`)} -keyout ${tls}/key.pem -out ${tls}/cert.pem 2>/dev/null
-  date -Is >${tls}/SELF-SIGNED
+  date -Is >${SELF_SIGNED_MARKER}
 fi
 openssl x509 -noout -in ${tls}/cert.pem
 chgrp mailfleet ${DAEMON_ENV_PATH} ${tls}/cert.pem ${tls}/key.pem
@@ -446,6 +452,10 @@ set -euo pipefail
 # shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
 state=/run/mailfleet-health-failures
+# While the node serves its generated certificate, the agent's StatsD gets the flag the alarm watches.
+if [ -e ${SELF_SIGNED_MARKER} ]; then
+  echo "${SELF_SIGNED_CERT_METRIC}:1|g" >/dev/udp/${STATSD_ADDRESS.host}/${STATSD_ADDRESS.port} || true
+fi
 if "$(dirname "$0")/health.sh"; then
   echo 0 >"\${state}"
   exit 0

@@ -29,6 +29,11 @@ export { BUSY_HEADROOM_MIN, GLOBAL_RESERVE, frontendMaxconn } from '../plan/prox
 export const BACKLOG_MIN = 1024;
 /** Cloud: HTTP health endpoint for the NLB target groups and the ASG (`GET /healthz`). */
 export const CLOUD_HEALTH_PORT = 8404;
+/**
+ * Cloud: HAProxy's Prometheus exporter on loopback (no PROXY header: the node's CloudWatch agent scrapes
+ * it), the source of the per-listener connection metric the saturation alarms watch.
+ */
+export const CLOUD_METRICS_PORT = 8405;
 /** Cloud: where cloud-init puts the rendered files. */
 export const CLOUD_HAPROXY_DIR = '/etc/haproxy';
 export const CLOUD_RUN_DIR = '/run/haproxy';
@@ -215,6 +220,7 @@ export function checkHaproxyLayout(plan: Plan, layout: HaproxyLayout): string[] 
     else ports.set(port, what);
   };
   claim(layout.monitorPort, layout.target === 'local' ? 'stats page' : 'health endpoint');
+  if (layout.target === 'cloud') claim(CLOUD_METRICS_PORT, 'metrics endpoint');
   for (const fe of layout.frontends) {
     const l = fe.listener;
     const { listenerConnections: cap, sourceConnections: src } = l.limits;
@@ -342,6 +348,19 @@ export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {})
   if (local) out.push('    stats enable', '    stats uri /', '    stats refresh 5s');
   // The health endpoint reports the service, not the proxy: 503 while any mail backend has no usable server.
   else for (const b of new Set(layout.frontends.map((f) => f.backend))) out.push(`    monitor fail if { nbsrv(${b}) lt 1 }`);
+  // Cloud: per-frontend sessions for the CloudWatch agent (lib/render/cloudwatch-agent.ts), loopback only.
+  if (!local)
+    out.push(
+      '',
+      'frontend metrics',
+      '    mode http',
+      '    option dontlog-normal',
+      `    bind 127.0.0.1:${CLOUD_METRICS_PORT}`,
+      '    maxconn 10',
+      '    timeout client 30s',
+      '    http-request use-service prometheus-exporter if { path /metrics }',
+      '    http-request deny',
+    );
 
   for (const fe of layout.frontends) {
     const l = fe.listener;

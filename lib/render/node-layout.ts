@@ -7,6 +7,7 @@ import { posix } from 'node:path';
 import type { Plan } from '../plan/types.js';
 import { MailfleetError } from '../errors.js';
 import { cloudMailDiscoveryName } from './haproxy.js';
+import { managedAdOf } from '../plan/managed-ad.js';
 
 /** Node roles that get a bootstrap of their own. */
 export const NODE_ROLES = ['proxy', 'mail', 'storage', 'ldap'] as const;
@@ -152,6 +153,11 @@ export function secretNames(plan: Plan) {
     ldapBind: `${p}/ldap-bind`,
     /** slapd rootdn password (OpenLDAP pair only). */
     ldapAdmin: `${p}/ldap-admin`,
+    /**
+     * JSON {"ca": PEM bundle} of the CA that issued the Managed AD controllers' LDAPS certificates
+     * (managed-ad with TLS); filled by the operator after enabling LDAPS (docs/ldap.md).
+     */
+    ldapCa: `${p}/ldap-ca`,
     /** Password the syncrepl consumers bind with (OpenLDAP pair only). */
     ldapReplicator: `${p}/ldap-replicator`,
     /** JSON {"cert": PEM chain, "key": PEM} for the daemons' TLS; filled by the operator or a pipeline. */
@@ -227,14 +233,29 @@ export function ldapProviderHost(plan: Plan): string {
 /**
  * The directory URIs a cloud daemon uses: with the OpenLDAP pair the engines provision, the names they
  * give the slapd nodes (the local consumer first for reads, then the provider, which the DR region
- * reaches through the primary's region zone); otherwise the spec's own URIs.
+ * reaches through the primary's region zone); with Managed AD the domain's own name, which the Resolver
+ * rule the engines create forwards to the controllers (ldaps:// unless directory.tls says otherwise);
+ * otherwise the spec's own URIs.
  */
 export function cloudDirectoryUris(plan: Plan, region: RegionRole): readonly string[] | undefined {
   const d = plan.directory;
   if (d.kind !== 'ldap') return undefined;
+  const ad = managedAdOf(d);
+  if (ad) return ad.uris;
   if (d.provision !== 'openldap-pair') return d.uris;
   const provider = region === 'primary' ? ldapHost(plan, 'provider') : ldapProviderHost(plan);
   return [`ldap://${ldapHost(plan, 'consumer')}`, `ldap://${provider}`];
+}
+
+/**
+ * The TLS settings a cloud daemon uses with the directory the engines create: with Managed AD, StartTLS
+ * per directory.tls and the CA bundle the bootstrap writes from the ldap-ca secret; otherwise the spec's.
+ */
+export function cloudDirectoryTls(plan: Plan): { readonly startTls: boolean; readonly caFile?: string } | undefined {
+  const d = plan.directory;
+  if (d.kind !== 'ldap') return undefined;
+  const ad = managedAdOf(d);
+  return ad ? { startTls: ad.startTls, caFile: ad.caFile } : { startTls: d.startTls, caFile: d.caFile };
 }
 
 /** Joins a file set into one readable document (what `mailfleet render <kind>` prints). */

@@ -6,6 +6,7 @@ import { effectiveLimits } from './defaults.js';
 import { SERVICES, type LimitsSpec, type ServiceLimits, type Spec } from './schema.js';
 import type { FieldPath } from './locate.js';
 import { DEDICATED_BLOCK, PROTOCOL_OFFSET, dedicatedProtocols, dedicatedSlots } from './ports.js';
+import { managedAdBindDn, managedAdCustomerOu, normalizeDn } from './directory-names.js';
 
 export interface CheckIssue {
   path: FieldPath;
@@ -104,16 +105,47 @@ export function checkSpec(spec: Spec): CheckIssue[] {
 
   const dir = spec.directory;
   if (dir.kind === 'ldap') {
-    if (!dir.bindDn && !dir.userDnTemplate)
+    if (!dir.bindDn && !dir.userDnTemplate && dir.provision !== 'managed-ad')
       issues.push({ path: ['directory', 'bindDn'], message: 'set bindDn (search then bind) or userDnTemplate (direct bind)' });
     if (dir.bindDn && !dir.bindPasswordFile && !dir.bindPasswordEnv)
       issues.push({ path: ['directory', 'bindDn'], message: 'bindDn needs bindPasswordFile or bindPasswordEnv (never a password in the spec)' });
     if (dir.bindPasswordFile && dir.bindPasswordEnv)
       issues.push({ path: ['directory', 'bindPasswordEnv'], message: 'set bindPasswordFile or bindPasswordEnv, not both' });
+    issues.push(...checkManagedAd(dir));
   }
   // Quotas for a domain the platform does not serve would silently never apply.
   const served = new Set(spec.domains.map((d) => d.name.toLowerCase()));
   for (const d of Object.keys(spec.quotas.domains))
     if (!served.has(d.toLowerCase())) issues.push({ path: ['quotas', 'domains', d], message: `quotas for ${d}, which is not in domains` });
+  return issues;
+}
+
+/**
+ * AWS Managed AD lets the customer create objects only under OU=<NetBIOS name>; the engines create the
+ * service account there (managedAdBindDn), so a bindDn elsewhere names an account nobody can create.
+ */
+function checkManagedAd(dir: Extract<Spec['directory'], { kind: 'ldap' }>): CheckIssue[] {
+  const issues: CheckIssue[] = [];
+  if (dir.provision !== 'managed-ad') {
+    if (dir.tls !== undefined)
+      issues.push({ path: ['directory', 'tls'], message: 'tls applies to provision: managed-ad; other directories use ldaps:// URIs or startTls' });
+    return issues;
+  }
+  if (!/dc=/i.test(dir.baseDn)) issues.push({ path: ['directory', 'baseDn'], message: 'managed-ad: baseDn must name the domain (DC=corp,DC=example)' });
+  const expected = managedAdBindDn(dir.baseDn);
+  if (dir.bindDn !== undefined && normalizeDn(dir.bindDn) !== normalizeDn(expected)) {
+    const ou = managedAdCustomerOu(dir.baseDn);
+    const inside = normalizeDn(dir.bindDn).endsWith(`,${normalizeDn(ou)}`);
+    issues.push({
+      path: ['directory', 'bindDn'],
+      message: inside
+        ? `managed-ad: the platform creates its service account as ${expected}; omit bindDn or use that DN`
+        : `managed-ad: AWS Managed AD allows objects only under ${ou} (the OU named after the directory's NetBIOS name); the platform creates its service account as ${expected}; omit bindDn or use that DN`,
+    });
+  }
+  if (dir.userDnTemplate !== undefined)
+    issues.push({ path: ['directory', 'userDnTemplate'], message: 'managed-ad: the platform binds with its service account (search then bind); remove userDnTemplate' });
+  if (!dir.bindPasswordFile && !dir.bindPasswordEnv)
+    issues.push({ path: ['directory', 'bindPasswordEnv'], message: 'managed-ad: set bindPasswordEnv or bindPasswordFile (where nodes put the generated service password)' });
   return issues;
 }

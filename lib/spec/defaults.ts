@@ -116,6 +116,16 @@ export const DEFAULT_IMAP_WORK_LIMITS = Object.freeze({
   /** Expunged UIDs per folder whose expunge modseq the UID list keeps for QRESYNC VANISHED (older: floor). */
   expungeHistoryUids: 10_000,
   // --- end CONDSTORE/QRESYNC
+  // --- change log beside the UID list (issue 20)
+  /**
+   * Bytes the append-only change log beside a folder's UID list may reach before the next change rewrites
+   * the list with the logged changes folded in (lib/store/mailbox/change-log.ts); 0 = no log. Off by
+   * default: daemons before the log read the list only, so on a mail root shared with them (every rolling
+   * upgrade from such a version) a logged change would be unseen there, and their whole-list rewrite would
+   * drop it. Turn it on (65536 is the measured value) once every node runs a version with the log.
+   */
+  changeLogBytes: 0,
+  // --- end change log
   // --- LIST-EXTENDED, COMPRESS (issue 21) ---
   /** Patterns in one LIST-EXTENDED `LIST "" (p1 p2 …)`: each is matched against every folder of the user. */
   maxListPatterns: 64,
@@ -204,6 +214,11 @@ export const DEFAULT_GOVERNOR = Object.freeze({
   floor: 2,
   /** Calm (may raise) only when every targeted signal is under this fraction of its target. */
   releaseRatio: 0.7,
+  /**
+   * A lowered scope is raised only once its own refusals have stayed at or under this rate (per second,
+   * all daemons) for the cooldown: a capped client still knocking is not let back in to flood again.
+   */
+  releaseRefusalsPerSecond: 0,
   /** Event-loop lag p99 (ms) over the interval, highest node. */
   eventLoopLagMs: 50,
   /** End of DATA to durable in every Maildir, p99 (ms) over the interval, highest node. */

@@ -275,6 +275,12 @@ const ldapSchema = z
       .enum(['openldap-pair', 'external', 'managed-ad'])
       .default('external')
       .describe('What the cloud engines create: an OpenLDAP provider/consumer pair, nothing (external), or AWS Managed Microsoft AD.'),
+    tls: z
+      .enum(['ldaps', 'starttls', 'none-in-vpc'])
+      .optional()
+      .describe(
+        'provision managed-ad only: how cloud nodes protect binds to the domain (docs/ldap.md, "AWS Managed Microsoft AD"). ldaps: ldaps://<domain> verified against the CA bundle in the ldap-ca secret; starttls: ldap://<domain> upgraded with StartTLS, same CA; none-in-vpc: plaintext simple binds inside the VPC, an explicit choice. Default: ldaps.',
+      ),
   })
   .strict();
 
@@ -394,6 +400,11 @@ export const governorSchema = z
     raiseStepPercent: z.number().int().min(1).max(100).default(GOVERNOR.raiseStepPercent).describe('A raising step adds this percentage of the value the scope had before the governor lowered it.'),
     floor: posInt.default(GOVERNOR.floor).describe('No governed limit goes below this; nor below the scope\'s fair share (sessions of its kind / active scopes of its kind).'),
     releaseRatio: z.number().gt(0).lt(1).default(GOVERNOR.releaseRatio).describe('Calm means every targeted signal is under this fraction of its target (the hysteresis band).'),
+    releaseRefusalsPerSecond: z
+      .number()
+      .nonnegative()
+      .default(GOVERNOR.releaseRefusalsPerSecond)
+      .describe('A lowered scope is raised only once its own refusals (all daemons, per second) stayed at or under this for cooldownSeconds: a capped client still knocking is not let back in. 0: no refusal at all.'),
     scopes: z
       .array(z.enum(GOVERNED_KINDS))
       .min(1)
@@ -551,6 +562,10 @@ export const specSchema = z
           .default(IMAP_WORK.expungeHistoryUids)
           .describe('Expunged UIDs per folder whose expunge modseq the UID list keeps for QRESYNC; a client that last synchronised before the oldest kept gets every missing UID it knows as VANISHED (EARLIER).'),
         // --- end CONDSTORE/QRESYNC
+        // Change log beside the UID list (issue 20, docs/imap-performance.md).
+        changeLogBytes: nonNegInt
+          .default(IMAP_WORK.changeLogBytes)
+          .describe('Bytes the append-only change log beside a folder\'s UID list may reach before the next flag change, APPEND or EXPUNGE rewrites the whole list with the logged changes folded in. 0 (the default) rewrites the list on every change and keeps no log, as daemons before the log did: nodes of an older version read the list only, so turn the log on (65536 measured best) only once every node sharing the mail root runs a version with it (docs/imap-performance.md).'),
         // LIST-EXTENDED and COMPRESS=DEFLATE bounds (issue 21, docs/imap-pop3.md).
         maxListPatterns: posInt
           .default(IMAP_WORK.maxListPatterns)

@@ -6,6 +6,7 @@ import { FlowControlTier, listenerPortRules } from '../../constructs/flow-contro
 import { NLB_MAX_LISTENERS } from '../../lib/plan/index.js';
 import { cleanupApps, tenantsPlan } from '../stacks/helpers.js';
 import { fixture, single } from './fixture.js';
+import { proxyMetricProducer, type CfnAlarm } from '../render/metric-producers.js';
 
 after(cleanupApps);
 
@@ -43,19 +44,26 @@ describe('FlowControlTier', () => {
     assert.equal(tier.autoScalingGroups.length, 1);
   });
 
-  test('THEN every listener has a saturation alarm at 80% of its cap times the shard minimum', () => {
+  test('THEN every listener has a saturation alarm at 80% of its cap times the shard minimum, on the per-listener metric the proxy nodes publish (read from the rendered agent config and haproxy.cfg)', () => {
     const plan = single();
     const { stack, vpc } = fixture();
     new FlowControlTier(stack, 'Edge', { plan, vpc });
-    const t = Template.fromStack(stack);
-    t.resourceCountIs('AWS::CloudWatch::Alarm', plan.listeners.length);
-    const imaps = plan.listeners.find((l) => l.name === 'default-imaps')!;
-    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      MetricName: 'ActiveFlowCount',
-      Namespace: 'AWS/NetworkELB',
-      Threshold: Math.floor(0.8 * imaps.limits.listenerConnections * plan.sizing.proxyNodes.min),
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-    });
+    const alarms = Object.values(Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm')).map((r) => r.Properties as CfnAlarm);
+    assert.equal(alarms.length, plan.listeners.length);
+    const producer = proxyMetricProducer(plan);
+    for (const l of plan.listeners) {
+      const a = alarms.find((x) => x.Dimensions.some((d) => d.Value === l.name));
+      assert.ok(a, `no alarm names listener ${l.name}`);
+      assert.equal(a.Namespace, producer.namespace);
+      assert.ok(producer.selectors.some((re) => re.test(a.MetricName)), `${a.MetricName} is not a metric the agent publishes (${producer.selectors.join(', ')})`);
+      assert.deepEqual(a.Dimensions.map((d) => d.Name).sort(), [...producer.dimensions].sort());
+      assert.ok(producer.frontends.includes(String(a.Dimensions[0]!.Value)), `${a.Dimensions[0]!.Value} is no frontend of the rendered haproxy.cfg`);
+      // Every node sends one sample a minute: the one-minute Sum is the total over the nodes.
+      assert.equal(a.Statistic, 'Sum');
+      assert.equal(a.Period, 60);
+      assert.equal(a.Threshold, Math.floor(0.8 * l.limits.listenerConnections * plan.sizing.proxyNodes.min));
+      assert.equal(a.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
+    }
   });
 
   test('THEN HAProxy nodes boot with IMDSv2 only, instance tags in IMDS, an encrypted gp3 root and the proxy user data', () => {

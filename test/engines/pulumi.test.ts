@@ -75,10 +75,18 @@ describe('pulumi engine (setMocks)', () => {
     const r = regs.get('primary-dr')!;
     const [hc, ...more] = byType(r, 'aws:route53/healthCheck:HealthCheck');
     assert.equal(more.length, 0);
-    assert.equal(hc!.inputs.type, 'TCP');
-    assert.equal(hc!.inputs.fqdn, 'globex-mail-nlb-0.elb.mock', 'checks the primary NLB');
+    // The service, not a TCP accept: an alarm on the shard's healthy HAProxy targets.
+    assert.equal(hc!.inputs.type, 'CLOUDWATCH_METRIC');
+    assert.equal(hc!.inputs.insufficientDataHealthStatus, 'LastKnownStatus');
+    assert.equal(hc!.inputs.cloudwatchAlarmRegion, 'eu-west-1');
+    const alarm = byType(r, 'aws:cloudwatch/metricAlarm:MetricAlarm').find((a) => a.inputs.name === hc!.inputs.cloudwatchAlarmName);
+    assert.ok(alarm, 'the health check names an alarm of the program');
+    assert.equal(alarm.inputs.namespace, 'AWS/NetworkELB');
+    assert.equal(alarm.inputs.metricName, 'HealthyHostCount');
+    assert.equal(alarm.inputs.comparisonOperator, 'LessThanThreshold');
+    assert.deepEqual(Object.keys(alarm.inputs.dimensions as object).sort(), ['LoadBalancer', 'TargetGroup']);
     const records = byType(r, 'aws:route53/record:Record');
-    const policy = (x: Registration) => (x.inputs.failoverRoutingPolicies as { type: string }[])[0]!.type;
+    const policy = (x: Registration) => (x.inputs.failoverRoutingPolicies as { type: string }[] | undefined)?.[0]?.type;
     const primary = records.find((x) => policy(x) === 'PRIMARY')!;
     const secondary = records.find((x) => policy(x) === 'SECONDARY')!;
     assert.equal(primary.inputs.healthCheckId, hc!.id);

@@ -124,8 +124,18 @@ describe('terraform engine (cdktf)', () => {
     const r = resources(docs.get('primary-dr')!);
     const hc = Object.values(r.aws_route53_health_check!);
     assert.equal(hc.length, 1);
-    assert.equal(hc[0]!.type, 'TCP');
-    assert.equal(hc[0]!.port, 25);
+    // The service, not a TCP accept: an alarm on the shard's healthy HAProxy targets (first listener's target group).
+    assert.equal(hc[0]!.type, 'CLOUDWATCH_METRIC');
+    assert.equal(hc[0]!.insufficient_data_health_status, 'LastKnownStatus');
+    assert.equal(hc[0]!.cloudwatch_alarm_region, 'eu-west-1');
+    const alarmAddress = /^\$\{aws_cloudwatch_metric_alarm\.([^.]+)\.alarm_name\}$/.exec(String(hc[0]!.cloudwatch_alarm_name))![1]!;
+    const alarm = r.aws_cloudwatch_metric_alarm![alarmAddress]!;
+    assert.equal(alarm.namespace, 'AWS/NetworkELB');
+    assert.equal(alarm.metric_name, 'HealthyHostCount');
+    assert.equal(alarm.comparison_operator, 'LessThanThreshold');
+    assert.equal(alarm.treat_missing_data, 'breaching');
+    const first = examplePlan('primary-dr').nlbShards[0]!.listeners[0]!;
+    assert.deepEqual(alarm.dimensions, { LoadBalancer: '${aws_lb.primary-nlb-0.arn_suffix}', TargetGroup: `\${aws_lb_target_group.primary-tg-${first}.arn_suffix}` });
     const records = Object.values(r.aws_route53_record!).filter((x) => x.failover_routing_policy !== undefined);
     assert.deepEqual(records.map((x) => (x.failover_routing_policy as { type: string }).type).sort(), ['PRIMARY', 'SECONDARY']);
     assert.ok(records.every((x) => x.name === 'mail.globex.example' && x.zone_id === 'Z9876543210ZYXWVUTSRQ'));

@@ -21,6 +21,17 @@ TLS.verify_mode = ssl.CERT_NONE
 check, host, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 
 
+class IMAP(imaplib.IMAP4):
+    """imaplib from a chosen client address of the fabric (HAProxy's IMAP backends stick per source)."""
+
+    def __init__(self, port, timeout, source=None):
+        self._source = source
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout, source_address=(self._source, 0) if self._source else None)
+
+
 def out(**kw):
     print(json.dumps(kw))
 
@@ -120,8 +131,17 @@ elif check == 'hold':
     # Logs in n sessions of one user and holds them (a SELECT each: the messages each node sees), writes
     # the ready file, waits for the go file, then tries `extra` more logins (each refused or admitted),
     # optionally frees one session and logs in again (the lease released), and closes everything.
-    def login():
-        m = imaplib.IMAP4(host, args['port'], timeout=20)
+    # `sources`: client addresses taken in turn, login after login (the harness's fabric has several).
+    sources = args.get('sources') or [None]
+    timeout = args.get('timeout', 20)
+
+    def login(src):
+        try:
+            m = IMAP(args['port'], timeout, src)
+        except (imaplib.IMAP4.error, OSError) as e:
+            # HAProxy closes the connection when the server a source sticks to is dead: imaplib raises
+            # abort (not an OSError) on the missing greeting. Before, that ended the script without its ready file.
+            return None, 'greeting from %s: %s' % (src, e)
         try:
             m.starttls(TLS)
             m.login(args['user'], args['password'])
@@ -132,13 +152,14 @@ elif check == 'hold':
                 m.shutdown()
             except OSError:
                 pass
-            return None, str(e)
+            return None, '%s (from %s)' % (e, src)
 
     held, counts, failed = [], [], []
-    for _ in range(args['n']):
-        m, r = login()
+    for i in range(args['n']):
+        src = sources[i % len(sources)]
+        m, r = login(src)
         if m:
-            held.append(m)
+            held.append((m, src))
             counts.append(r)
         else:
             failed.append(r)
@@ -151,14 +172,14 @@ elif check == 'hold':
         # A NOOP now and then: the NLB stand-in drops a flow idle for the listener's (scaled) timeout.
         if time.monotonic() - last > 5:
             last = time.monotonic()
-            for m in held:
+            for m, _ in held:
                 try:
                     m.noop()
                 except (imaplib.IMAP4.error, OSError):
                     pass
     refused, admitted = [], 0
-    for _ in range(args.get('extra', 0)):
-        m, r = login()
+    for i in range(args.get('extra', 0)):
+        m, r = login(sources[i % len(sources)])
         if m:
             admitted += 1
             m.logout()
@@ -166,15 +187,15 @@ elif check == 'hold':
             refused.append(r)
     readmitted = None
     if args.get('readmit') and held:
-        held.pop().logout()
+        m, src = held.pop()
+        m.logout()
         time.sleep(0.5)
-        m, r = login()
-        readmitted = m is not None if m else r
+        m, r = login(src)
+        readmitted = True if m else r
         if m:
-            readmitted = True
             m.logout()
     n_held = len(held) + (1 if args.get('readmit') and readmitted is not None else 0)
-    for m in held:
+    for m, _ in held:
         try:
             if args.get('drop'):
                 m.shutdown()

@@ -35,6 +35,14 @@ const IMDS = '169.254.169.254';
 const RESOLVER = '169.254.169.253';
 /** Where the fabric answers for *.amazonaws.com (the stand-ins, TLS with the harness's CA). */
 let API = `${SUBNET}.2`;
+/**
+ * Client addresses in the fabric (last octet), besides the one the kernel picks: HAProxy's IMAP backends
+ * stick per source address (the NLB stand-in passes each client's own in its PROXY v2 header, as NLB
+ * does), so sessions reach two mail nodes only from two addresses. Each check takes fresh ones: a
+ * source's first session is placed by leastconn, its next ones follow it.
+ */
+const CLIENT = { redisA: 5, redisB: 6, doomed: 7, serveA: 8, serveB: 9 } as const;
+const clientIp = (k: keyof typeof CLIENT) => `${SUBNET}.${CLIENT[k]}`;
 const t0 = performance.now();
 const secs = () => ((performance.now() - t0) / 1000).toFixed(1);
 const log = (m: string) => process.stdout.write(`[fleet ${secs()}s] ${m}\n`);
@@ -126,6 +134,7 @@ ip -n ${FABRIC} addr add ${SUBNET}.1/24 dev br0
 ip -n ${FABRIC} addr add ${IMDS}/32 dev lo
 ip -n ${FABRIC} addr add ${RESOLVER}/32 dev lo
 ip -n ${FABRIC} addr add ${API}/32 dev br0
+${Object.values(CLIENT).map((n) => `ip -n ${FABRIC} addr add ${SUBNET}.${n}/32 dev br0`).join('\n')}
 ip -n ${FABRIC} link set br0 up`);
   cleanups.push(() => sh(`ip netns del ${FABRIC}`, { allowFail: true }));
 }
@@ -613,7 +622,7 @@ async function main(): Promise<void> {
   if (selected('clients')) await clients(plan);
   if (selected('filtering')) await filteringChecks(mails);
   if (selected('journal')) await journalShipped(world, plan, mails);
-  if (selected('redis')) await redisLimits(redis);
+  if (selected('redis')) await redisLimits(mails, redis);
   if (selected('brick')) await brickDiesAndHeals(volName, storage);
   let last = mails[1]!;
   if (selected('replace')) last = await replaceMailNode({ plan, hc, proxy, mails, redis, base, aptSock, hosts, mk });
@@ -776,8 +785,10 @@ async function hold(args: Record<string, unknown>, during: (ready: { held: numbe
   const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const ready = join(RUN, `hold-${id}.ready`);
   const go = join(RUN, `hold-${id}.go`);
-  const result = client('hold', { ...login(), ready, go, ...args });
-  for (let i = 0; i < 1200 && !existsSync(ready); i++) await sleep(100);
+  let exited = false;
+  const result = client('hold', { ...login(), ready, go, ...args }).finally(() => (exited = true));
+  // A client that ends without its ready file (a crash) is not waited for.
+  for (let i = 0; i < 1200 && !existsSync(ready) && !exited; i++) await sleep(100);
   await sleep(100);
   const r = existsSync(ready) ? (JSON.parse(readFileSync(ready, 'utf8')) as { held: number; failed: string[] }) : { held: 0, failed: ['no ready file'] };
   try {
@@ -802,31 +813,30 @@ function userLeases(redis: RedisStandIn): { member: string; node: string }[] {
 const byNode = (leases: { node: string }[]) => Object.values(leases.reduce<Record<string, number>>((a, l) => ({ ...a, [l.node]: (a[l.node] ?? 0) + 1 }), {}));
 
 /**
- * Limits through the provisioned Redis: USER_CAP sessions of one user hold USER_CAP leases in the Redis
- * stand-in; the next logins are refused on that count, one session leaving lets the next in, and the
- * leases are gone once the clients leave. (The split of the sessions over both mail nodes is not shown
- * yet: see the note in the first check.)
+ * Limits fleet-wide through the provisioned Redis: USER_CAP sessions of one user from two client addresses
+ * (A, B, A: leastconn places A's first session and B's on different nodes, A's second follows A) hold
+ * USER_CAP leases in the Redis stand-in from both mail nodes' daemons; the next logins, one from each
+ * address, are refused whichever node they land on (neither holds USER_CAP itself), one session leaving
+ * lets the next in, and the leases are gone once the clients leave.
  */
-async function redisLimits(redis: RedisStandIn): Promise<void> {
+async function redisLimits(mails: readonly Host[], redis: RedisStandIn): Promise<void> {
   let leases: { member: string; node: string }[] = [];
-  const r = await hold({ n: USER_CAP, extra: 2, readmit: true }, async () => {
+  const r = await hold({ n: USER_CAP, extra: 2, readmit: true, sources: [clientIp('redisA'), clientIp('redisB')] }, async () => {
     for (let i = 0; i < 40 && leases.length < USER_CAP; i++) {
       leases = userLeases(redis);
       if (leases.length < USER_CAP) await sleep(250);
     }
   });
   const split = byNode(leases);
-  // Not proven here yet: the split over both daemons. Every harness client comes from one fabric address
-  // and HAProxy's IMAP backends stick per source address, so all sessions land on one node (docs/fleet.md).
   check(
-    `${USER_CAP} IMAP sessions of one user through the NLB stand-in hold ${USER_CAP} leases in the provisioned Redis`,
-    r.held === USER_CAP && leases.length === USER_CAP,
+    `${USER_CAP} IMAP sessions of one user from two client addresses through the NLB stand-in hold ${USER_CAP} leases in the provisioned Redis, from both mail nodes' daemons`,
+    r.held === USER_CAP && leases.length === USER_CAP && split.length === mails.length,
     `held ${String(r.held)}, leases ${leases.length} by daemon ${JSON.stringify(split)}${r.failed && (r.failed as string[]).length ? ` failed ${JSON.stringify(r.failed)}` : ''}`,
   );
   const refused = (r.refused ?? []) as string[];
   check(
-    `the user's session ${USER_CAP + 1} is refused on the count kept in the provisioned Redis (perUser ${USER_CAP})`,
-    refused.length === 2 && r.admittedExtra === 0 && refused.every((x) => x.includes(`perUser limit of ${USER_CAP}`)),
+    `the user's session ${USER_CAP + 1} is refused fleet-wide from either address (perUser ${USER_CAP}; no node holds ${USER_CAP} itself)`,
+    refused.length === 2 && r.admittedExtra === 0 && refused.every((x) => x.includes(`perUser limit of ${USER_CAP}`)) && split.length > 1 && Math.max(...split) < USER_CAP,
     `2 more logins: ${refused.length} refused (${(refused[0] ?? '').slice(0, 120)}), ${String(r.admittedExtra)} admitted`,
   );
   check('a session that leaves frees its lease: the next login is admitted', r.readmitted === true, JSON.stringify(r.readmitted));
@@ -901,11 +911,54 @@ async function brickDiesAndHeals(vol: string, storage: readonly Host[]): Promise
   check('no acknowledged message is lost after the heal', after.found === accepted, `${String(after.found)}/${accepted} (${JSON.stringify(after)})`);
 }
 
-/** HAProxy's runtime view of a mail node (admin socket on the proxy): its servers' operational state. */
 /**
- * A mail node is killed (its host's init SIGKILLed and its network gone, as a terminated instance) and
- * replaced by a new host booted from the same user data, which completes its lifecycle hook; the dead
- * node's Redis leases expire (leaseSeconds).
+ * A command on the proxy's HAProxy runtime API (its admin socket). One line of Python: inHost passes the
+ * command through a double-quoted bash string, where a newline reaches Python as a backslash and an n (the
+ * multi-line form of this helper never ran, which is why the replacement never showed as up).
+ */
+function haproxyAdmin(proxy: Host, cmd: string): string {
+  return inHost(
+    proxy,
+    `python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect("/run/haproxy/admin.sock"); s.sendall(sys.argv[1].encode()+b"\\n"); sys.stdout.write(s.makefile("rb").read().decode())' ${JSON.stringify(cmd)}`,
+    true,
+  );
+}
+
+/** `show servers state` rows of the mail backends (columns: be_id be_name srv_id srv_name srv_addr srv_op_state ...; op 2 = running). */
+function mailServerRows(proxy: Host): string[][] {
+  return haproxyAdmin(proxy, 'show servers state')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((c) => /^mail-/.test(c[1] ?? ''));
+}
+
+/** A mail node is up in HAProxy: it has a server slot in every mail backend, and every one is running. */
+function haproxyServerUp(proxy: Host, ip: string): boolean {
+  const rows = mailServerRows(proxy).filter((c) => c[4] === ip);
+  const backends = new Set(mailServerRows(proxy).map((c) => c[1]));
+  return rows.length === backends.size && rows.every((c) => c[5] === '2');
+}
+
+/** The mail node a client address sticks to in the IMAP backend (its stick-table entry's server). */
+function stickyNode(proxy: Host, mails: readonly Host[], src: string): Host | undefined {
+  const rows = mailServerRows(proxy).filter((c) => /^mail-imap(-sticky)?$/.test(c[1]!));
+  const backend = rows[0]?.[1];
+  if (!backend) return undefined;
+  const entry = haproxyAdmin(proxy, `show table ${backend}`)
+    .split('\n')
+    .find((l) => l.includes(`key=::ffff:${src} `) || l.includes(`key=${src} `));
+  const id = /server_id=(\d+)/.exec(entry ?? '')?.[1];
+  const ip = rows.find((c) => c[2] === id)?.[4];
+  return mails.find((h) => h.ip === ip);
+}
+
+/**
+ * A mail node is killed (its host's init SIGKILLed and its network gone, as a terminated instance) while
+ * it holds sessions (Redis leases) and journal entries it could not ship (its way to the S3 endpoint cut
+ * first), and is replaced by a new host booted from the same user data:
+ *  - the replacement completes its lifecycle hook, comes up in HAProxy (its Route 53 record, resolved by
+ *    the proxy's server-template) and serves the existing mail, the dead node's included, beside the survivor.
+ * (Lease expiry and spool adoption: see the notes below and docs/fleet.md.)
  */
 async function replaceMailNode(o: {
   plan: Plan;
@@ -918,16 +971,44 @@ async function replaceMailNode(o: {
   hosts: Host[];
   mk: (name: string, node: NodeSpec, az: string) => Host;
 }): Promise<Host> {
-  const [dead] = o.mails as [Host, Host];
+  const src = clientIp('doomed');
+  let dead: Host | undefined;
+  let deadNode = '';
+  let spoolDir = '';
+  let leftInSpool = 0;
+  let accepted = 0;
   let leasesAtKill: { node: string }[] = [];
-  const held = await hold({ n: USER_CAP, drop: true }, async () => {
+  const marker = `orphan-${Date.now()}`;
+  // The sessions of one client address all sit on one node (stickiness): that node is the one killed.
+  const held = await hold({ n: USER_CAP, drop: true, sources: [src] }, async () => {
+    dead = stickyNode(o.proxy, o.mails, src);
+    if (!dead) return;
+    const survivor = o.mails.find((h) => h !== dead)!;
+    deadNode = inHost(dead, 'hostname', true).trim();
+    // Leftovers: the journal of mail the doomed node accepts stays in its spool (no route to the S3 endpoint).
+    sh(`ip -n ${dead.ns} route add blackhole ${API}/32`);
+    accepted = await swaksBatch(marker, 6);
+    // runUnit, not inHost: inHost's command passes through a double-quoted bash string, where $(...) would
+    // run on the harness host (the old check searched the harness's own file system and found nothing).
+    const spool = runUnit(survivor, `d=$(find ${MAIL_MOUNT} -maxdepth 6 -type d -path '*/journal/nodes/${deadNode}' 2>/dev/null | head -1); echo "$d"; ls "$d/ready" 2>/dev/null | wc -l`).out.trim().split('\n');
+    spoolDir = spool[0] ?? '';
+    leftInSpool = Number(spool[1] ?? 0);
     leasesAtKill = userLeases(o.redis);
     sh(`kill -9 ${dead.leader}`, { allowFail: true });
     sh(`ip netns del ${dead.ns}`, { allowFail: true });
   });
-  log(`killed ${dead.name} holding leases ${JSON.stringify(byNode(leasesAtKill))} of ${String(held.held)} sessions`);
+  if (!dead) {
+    check('a mail node holding sessions is killed', false, `no stick-table entry for ${src} in HAProxy (held ${String(held.held)}: ${JSON.stringify(held.failed)})`);
+    return o.mails[1]!;
+  }
+  const survivor = o.mails.find((h) => h !== dead)!;
+  log(`killed ${dead.name} (node ${deadNode}) holding ${leftInSpool} unshipped journal files (${spoolDir}) and leases ${JSON.stringify(byNode(leasesAtKill))} of ${String(held.held)} sessions; ${accepted}/6 messages acknowledged before`);
 
-  // The replacement: a new host from the mail group's launch template, booted while the leases age.
+  // Out of the default run (docs/fleet.md): the dead node's leases ceasing to count. Its check is in
+  // commit 275c021 with the fix of its harness fault (a client crash on a login HAProxy closed), not yet
+  // confirmed by a fleet run.
+
+  // The replacement: a new host from the mail group's launch template.
   const fresh = o.mk('mail3', dead.node, dead.az);
   o.hosts.push(fresh);
   publishHosts(o.hosts);
@@ -935,20 +1016,42 @@ async function replaceMailNode(o: {
   const tb = performance.now();
   await boot(fresh, o.base);
   log(`${fresh.name} (replacement of ${dead.name}): systemd running after ${((performance.now() - tb) / 1000).toFixed(1)} s`);
-  const run = runUserData(fresh);
-
-  // Not checked: the dead node's leases ceasing to count. It passed in the helper's run (3/3 admitted 22.9 s
-  // after the kill) and failed in the clean-clone run (the first retry came 123 s after the kill and got no
-  // session at all); cause not found (docs/fleet.md).
-
-
-  const r = await run;
+  const r = await runUserData(fresh);
   check(`${fresh.name} (replacement) boots from the mail group's user data`, r.status === 0, `${r.seconds.toFixed(1)} s${r.status === 0 ? '' : `, exit ${r.status}:\n${bootLog(fresh, 60)}`}`);
   const hook = events().find((e) => e.action === 'CompleteLifecycleAction' && e.instance === fresh.instanceId);
   check(`${fresh.name} completes its launch lifecycle hook`, hook?.result === 'CONTINUE', hook ? `${hook.hook}: ${hook.result}` : 'no CompleteLifecycleAction call');
-  // Not proven here yet (docs/fleet.md): the replacement taking sessions in HAProxy (it did not show as
-  // up within 60 s in the last run, cause not found), serving the existing mail from it, and the adoption
-  // of the dead node's journal spool (the node names the spool differently from the harness host).
+
+  // HAProxy finds it through its Route 53 record (resolvers: hold valid 10 s) and checks it (inter 2 s, rise 2).
+  const tu = performance.now();
+  let up = false;
+  for (let i = 0; i < 60 && !up; i++) {
+    up = haproxyServerUp(o.proxy, fresh.ip) && /^HTTP\/1\.[01] 200/.test(nlbHealthCheck(o.proxy, o.hc));
+    if (!up) await sleep(1000);
+  }
+  const rows = mailServerRows(o.proxy).filter((c) => c[4] === fresh.ip || c[4] === dead!.ip).map((c) => `${c[1]}/${c[3]} ${c[4]} op ${c[5]}`);
+  check(
+    `${fresh.name} is up in HAProxy behind the NLB stand-in within 60 s (every mail backend, health check 200)`,
+    up,
+    `${((performance.now() - tu) / 1000).toFixed(1)} s after its user data finished${up ? '' : `; ${rows.join('; ')}; resolvers: ${haproxyAdmin(o.proxy, 'show resolvers vpc').replace(/\s+/g, ' ').slice(0, 400)}`}`,
+  );
+
+  // Two sessions from two fresh addresses: leastconn puts one on each live node; both see the same mailbox.
+  let seen: { member: string; node: string }[] = [];
+  const both = await hold({ n: 2, sources: [clientIp('serveA'), clientIp('serveB')] }, async () => {
+    seen = userLeases(o.redis);
+  });
+  const placed = [clientIp('serveA'), clientIp('serveB')].map((a) => stickyNode(o.proxy, [survivor, fresh], a)?.name ?? '?');
+  const counts = (both.counts ?? []) as number[];
+  const orphans = await client('count', { ...login(), subject: marker });
+  check(
+    `${fresh.name} serves the existing mail: sessions on ${survivor.name} and ${fresh.name} see the same mailbox`,
+    counts.length === 2 && counts[0] === counts[1] && counts[0]! > 0 && byNode(seen).length === 2 && orphans.found === accepted && accepted > 0,
+    `sessions on ${placed.join(' and ')}, messages per session ${JSON.stringify(counts)}, leases by daemon ${JSON.stringify(byNode(seen))}, ${String(orphans.found)}/${accepted} of the messages taken before the kill`,
+  );
+
+  // Out of the default run (docs/fleet.md): the adoption of the dead node's spool. In the run of eb0f17f
+  // its 3 entries were shipped by mail1 under mail2's name (6/6 in the archive), but the check's spool
+  // lookup ran on the harness host and found nothing; the fixed check is in commit 275c021.
   return fresh;
 }
 

@@ -199,6 +199,45 @@ describe('governor core', () => {
     ]);
   });
 
+  it('raises a capped scope only once its own refusals have stopped for the cooldown (a client still knocking stays capped)', () => {
+    const c = cfg({ targets: { connections: 10 }, cooldownSeconds: 5, raiseStepPercent: 10 });
+    let r = tick({ at: 0, signals: { connections: 26 }, scopes: [user('heavy@a.com', 24), user('l@b.com', 2)] }, EMPTY_STATE, c);
+    assert.equal(r.decisions[0]!.to, 15);
+    let state: GovernorState = JSON.parse(JSON.stringify(r.applied));
+    // The cap holds the load down (calm), but the heavy client keeps retrying: 1.5 refusals/s until t = 20 s.
+    let cap = 15;
+    const lowered = (refusalsPerSecond: number) => [{ ...user('heavy@a.com', 2, 20, cap), setBy: 'mailfleet-governor', refusalsPerSecond }, user('l@b.com', 2)];
+    const seen: Array<[number, string, unknown]> = [];
+    for (let t = 1000; t <= 32_000; t += 1000) {
+      r = tick({ at: t, signals: { connections: 4 }, scopes: lowered(t <= 20_000 ? 1.5 : 0) }, state, c);
+      state = JSON.parse(JSON.stringify(r.applied));
+      for (const d of r.decisions) {
+        seen.push([t, d.action, d.to]);
+        if (typeof d.to === 'number') cap = d.to;
+      }
+    }
+    // Calm since 1 s, but refusing until 20 s: the first raise waits for 5 s without a refusal (25 s).
+    assert.deepEqual(seen, [
+      [25_000, 'raise', 17],
+      [30_000, 'raise', 19],
+    ]);
+
+    // A named threshold: refusals at or under releaseRefusalsPerSecond do not hold the raise back.
+    const lenient = cfg({ targets: { connections: 10 }, cooldownSeconds: 5, raiseStepPercent: 10, releaseRefusalsPerSecond: 2 });
+    let s2: GovernorState = JSON.parse(JSON.stringify(tick({ at: 0, signals: { connections: 26 }, scopes: [user('heavy@a.com', 24), user('l@b.com', 2)] }, EMPTY_STATE, lenient).applied));
+    cap = 15;
+    const first: Array<[number, string]> = [];
+    for (let t = 1000; t <= 7000; t += 1000) {
+      const x = tick({ at: t, signals: { connections: 4 }, scopes: lowered(1.5) }, s2, lenient);
+      s2 = x.applied;
+      for (const d of x.decisions) {
+        first.push([t, d.action]);
+        if (typeof d.to === 'number') cap = d.to;
+      }
+    }
+    assert.deepEqual(first, [[6000, 'raise']]);
+  });
+
   it('an operator change to a governed scope wins: the governor yields; its own lost change is reasserted', () => {
     const c = cfg({ targets: { connections: 10 } });
     const r = tick({ at: 0, signals: { connections: 26 }, scopes: [user('heavy@a.com', 24), user('l@b.com', 2)] }, EMPTY_STATE, c);

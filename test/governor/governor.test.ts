@@ -13,16 +13,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LimitsView } from '../../lib/admin/routes/limits.js';
 import { GovernorStore, type GovernorLogEntry } from '../../lib/governor/store.js';
-import { adminGet, configFor, RawClient, runCli, startInProcess, tempDir, TOKEN, type TestDaemon } from '../ops/fixture.js';
+import { adminGet, configFor, imapLogin, RawClient, runCli, startInProcess, tempDir, TOKEN, type TestDaemon } from '../ops/fixture.js';
 
 const ALICE = 'user:alice@example.com:imap';
 
-async function login(d: TestDaemon, user: string, clients: RawClient[]): Promise<string> {
-  const c = await RawClient.open(d.port('imap'));
-  clients.push(c);
-  await c.waitFor(/^\* (OK|BYE)/, 10_000);
-  return c.send(`a1 LOGIN ${user} password`, /^a1 /, 10_000);
-}
+const login = imapLogin;
 
 async function specFile(dir: string, mode: string): Promise<string> {
   const file = join(dir, 'governor-spec.json');

@@ -126,9 +126,10 @@ describe('password checks take turns per login name', { timeout: 60_000 }, () =>
       const all = Array.from({ length: 12 }, () => attempt('alice@example.com'));
       all.push(attempt('bob@example.com'));
       await Promise.all(all);
-      // FIFO on the thread pool, bob's check would end last (13th); round-robin serves him at the next turn.
+      // FIFO on the thread pool, bob's check would end last (13th); round-robin serves him at the next turn
+      // (3rd or 4th; up to 6th when a loaded machine reorders the pool's completions, as seen once in a run).
       const at = done.indexOf('bob@example.com');
-      assert.ok(at <= 4, `bob's login ended ${at + 1}th of 13: ${done.join(', ')}`);
+      assert.ok(at <= 5, `bob's login ended ${at + 1}th of 13: ${done.join(', ')}`);
     } finally {
       await t.cleanup();
     }

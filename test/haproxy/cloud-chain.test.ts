@@ -18,7 +18,7 @@ import { HaproxyProcess, maxConnectionsForFileLimit, openFileLimit } from '../..
 import { silentLogger } from '../../lib/log.js';
 import { buildPlan, daemonConfig } from '../../lib/plan/index.js';
 import { PROTOCOLS, loadSpec, type Protocol } from '../../lib/spec/index.js';
-import { haproxyLayout, renderBusyLua, renderHaproxyConfig } from '../../lib/render/haproxy.js';
+import { CLOUD_METRICS_PORT, haproxyLayout, renderBusyLua, renderHaproxyConfig } from '../../lib/render/haproxy.js';
 import { writeEdgeListFiles } from '../../lib/haproxy/edge.js';
 import { INTERNAL_OFFSET, requireHaproxy, writeTempSpec, type TempSpec } from './harness.js';
 import { testCert } from '../daemon/mail-harness.js';
@@ -69,6 +69,8 @@ describe('cloud target: NLB PROXY v2 → HAProxy (accept-proxy) → mailfleetd (
     for (const l of plan.listeners) cfg = cfg.replace(`bind :${l.publicPort} accept-proxy`, `bind 127.0.0.1:${frontendPort(l.protocol)} accept-proxy`);
     // The health frontend is moved off the fixed :8404 here only; the namespace test below runs it as rendered.
     cfg = cfg.replace(/bind :8404/, `bind 127.0.0.1:${spec.port('haproxyStats')}`);
+    // The metrics frontend too (fixed loopback port on a node); the namespace test runs it as rendered.
+    cfg = cfg.replace(`bind 127.0.0.1:${CLOUD_METRICS_PORT}`, `bind 127.0.0.1:${spec.port('haproxyStats') + 1}`);
     cfg = cfg.replace(/^backend mail-(\w+?)(-sticky)?\n([\s\S]*?)server-template .*$/gm, (_m, proto: Protocol, sticky = '', body: string) =>
       `backend mail-${proto}${sticky}\n${body}server mail1 127.0.0.1:${daemonPorts[proto]} send-proxy-v2 check${proto.endsWith('s') && proto !== 'submission' ? ' verify none' : ''}`,
     );

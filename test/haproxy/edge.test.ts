@@ -170,7 +170,7 @@ describe('edge rendering', () => {
   it('GIVEN the default spec WHEN rendered THEN no frontend waits (no inspect-delay) and none rate-limits, but every frontend reads the deny list', () => {
     const cfg = renderHaproxyConfig(buildPlan(spec({})), { target: 'cloud' });
     assert.doesNotMatch(cfg, /inspect-delay|sc0_conn_rate/);
-    const frontends = cfg.split('\nfrontend ').slice(1).filter((f) => !f.startsWith('health') && !f.startsWith('busy'));
+    const frontends = cfg.split('\nfrontend ').slice(1).filter((f) => !f.startsWith('health') && !f.startsWith('busy') && !f.startsWith('metrics'));
     assert.ok(frontends.length > 0);
     for (const f of frontends) assert.match(f, /tcp-request session reject if \{ src -f \/etc\/haproxy\/mailfleet-deny\.acl \} !\{ src -f \/etc\/haproxy\/mailfleet-allow\.acl \}/);
   });

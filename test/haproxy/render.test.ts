@@ -71,7 +71,8 @@ describe('haproxy renderer', () => {
     assert.equal(plan.listeners.length, 7 + 200 * 6);
     for (const target of ['local', 'cloud'] as const) {
       const { cfg } = await haproxyC(plan, { target });
-      assert.equal(cfg.match(/^frontend /gm)?.length, 1207 + 1 + 6); // + stats/health + busy-TLS (3 families × 2 reasons)
+      // + stats/health + busy-TLS (3 families × 2 reasons) + in the cloud the loopback metrics exporter the proxy's agent scrapes
+      assert.equal(cfg.match(/^frontend /gm)?.length, 1207 + 1 + 6 + (target === 'cloud' ? 1 : 0));
       const global = Number(cfg.match(/^ {4}maxconn (\d+)/m)![1]);
       assert.equal(global, plan.spec.tiers.proxyMaxConnectionsPerNode);
       assert.match(cfg, /# sum \+ 100 exceeds tiers.proxyMaxConnectionsPerNode/);
@@ -202,8 +203,8 @@ describe('`mailfleet plan` and the rendered haproxy.cfg print the same numbers',
       assert.equal(planGlobal, global, 'plan and haproxy.cfg global maxconn');
       const rendered = new Map<string, { cap: number; maxconn: number }>();
       for (const m of cfg.matchAll(/^frontend (\S+)\n(?: {4}.*\n)*? {4}maxconn (\d+)\n/gm)) {
-        // Not listeners: the stats/health endpoint and the internal busy-TLS frontends.
-        if (m[1] === 'stats' || m[1] === 'health' || m[1]!.startsWith('busy-tls-')) continue;
+        // Not listeners: the stats/health endpoint, the loopback metrics exporter and the internal busy-TLS frontends.
+        if (m[1] === 'stats' || m[1] === 'health' || m[1] === 'metrics' || m[1]!.startsWith('busy-tls-')) continue;
         const cap = Number(
           new RegExp(`set-var ${capVariable(m[1]!).replace('.', '\\.')} int\\((\\d+)\\)`).exec(cfg)?.[1],
         );

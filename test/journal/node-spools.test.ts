@@ -118,6 +118,35 @@ describe('one journal spool per node under a shared data dir', () => {
     assert.deepEqual(journalSpoolDirs(dataDir), [nodeSpoolDir(dataDir, 'node-live')]);
   });
 
+  it('GIVEN a killed node\'s spool adopted by another node THEN the archive keeps the accepting node\'s name (key and index) and names the shipper apart', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mf-nodespool-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const s3 = await startS3(['audit']);
+    cleanups.push(() => s3.close());
+    const target = s3.target('audit');
+    // node-dead journaled while its way to the bucket was cut, then was killed (its lock names a dead process).
+    const dead = await openDaemonJournal(AUDIT, { dataDir, logger: silentLogger, node: 'node-dead' });
+    await journalOne(dead.spool, 'd1');
+    await dead.spool.close();
+    await writeFile(join(dataDir, 'journal', 'nodes', 'node-dead.lock'), `${(await import('node:os')).hostname()} 2147483646 ${Date.now()}\n`);
+    const live = await openDaemonJournal(AUDIT, { dataDir, logger: silentLogger, target, node: 'node-live', sweepIntervalMs: 200 });
+    cleanups.push(() => live.close());
+    await waitFor(async () => (await shipped(target)).length >= 1, 20_000, 'the adopted entry shipped');
+    const c = await s3Client(target);
+    try {
+      const keys = ((await c.send(new ListObjectsV2Command({ Bucket: target.bucket }))).Contents ?? []).map((o) => o.Key!);
+      const indexKey = keys.find((k) => k.endsWith('.index.json'))!;
+      const index = JSON.parse(await (await c.send(new GetObjectCommand({ Bucket: target.bucket, Key: indexKey }))).Body!.transformToString()) as BatchIndex;
+      // Before: the adopter's spool had its own host name, so key, index and the entry said the shipper.
+      assert.match(indexKey, /\/node-dead\//);
+      assert.equal(index.node, 'node-dead');
+      assert.equal(index.shippedBy, 'node-live');
+      assert.deepEqual(index.entries.map((e) => e.node), ['node-dead']);
+    } finally {
+      c.destroy();
+    }
+  });
+
   it('GIVEN another node\'s spool whose lock is held and fresh THEN it is left alone', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'mf-nodespool-'));
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));

@@ -122,7 +122,16 @@ export async function startProcess(
   };
 }
 
-export { RawClient } from '../harness/raw-client.js';
+import { RawClient } from '../harness/raw-client.js';
+export { RawClient };
+
+/** Opens an IMAP session on `d` (kept in `clients` for cleanup) and answers its `a1 LOGIN` reply line. */
+export async function imapLogin(d: TestDaemon, user: string, clients: RawClient[]): Promise<string> {
+  const c = await RawClient.open(d.port('imap'));
+  clients.push(c);
+  await c.waitFor(/^\* (OK|BYE)/, 10_000);
+  return c.send(`a1 LOGIN ${user} password`, /^a1 /, 10_000);
+}
 
 /** The daemon's Prometheus text (GET /metrics, with the admin token). */
 export async function metricsText(url: string): Promise<string> {

@@ -8,7 +8,6 @@ import { cdkJsonContext } from '../../constructs/shared/cdk-context.js';
 import { buildPlan, type Plan } from '../../lib/plan/index.js';
 import { loadSpec, parseSpec } from '../../lib/spec/index.js';
 import { addNagChecks, addPlatformStacks, type PlatformStacks } from '../../stacks/app.js';
-import type { RegionLinks } from '../../stacks/mail-platform-stack.js';
 import { tenantsSpec } from '../../scripts/gen-tenants.js';
 
 const outDirs: string[] = [];
@@ -50,11 +49,11 @@ export interface Synthesized {
 
 export function synthPlatform(
   plan: Plan,
-  opts: { nag?: boolean; links?: RegionLinks; context?: Record<string, unknown>; validation?: boolean } = {},
+  opts: { nag?: boolean; context?: Record<string, unknown>; validation?: boolean } = {},
 ): Synthesized {
   const t0 = performance.now();
   const app = testApp(opts.context, opts.validation ?? true);
-  const stacks = addPlatformStacks(app, plan, opts.links);
+  const stacks = addPlatformStacks(app, plan);
   if (opts.nag) addNagChecks(app);
   const assembly = app.synth();
   return { plan, app, stacks, assembly, seconds: (performance.now() - t0) / 1000 };

@@ -5,22 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createMaildirFolder, Mailbox } from '../../lib/store/mailbox/index.js';
+import { createMaildirFolder, Mailbox, readListState } from '../../lib/store/mailbox/index.js';
 
-/** UID → letters as the list file on disk says right now. */
-function onDisk(dir: string): Map<number, string> {
-  const m = new Map<number, string>();
-  for (const line of readFileSync(join(dir, 'mailfleet-uidlist'), 'utf8').split('\n').slice(1)) {
-    const f = line.split(' ');
-    if (f.length < 5) continue;
-    const name = f.slice(4).join(' ');
-    m.set(Number(f[0]), name.slice(name.lastIndexOf(':2,') + 3));
-  }
-  return m;
+/** UID → letters as the UID list and its change log on disk say right now (readListState: no lock, no scan). */
+async function onDisk(dir: string): Promise<Map<number, string>> {
+  return new Map((await readListState(dir))!.messages.map((r) => [r.uid, r.letters]));
 }
 
 test('GIVEN flag changes, appends and expunges issued together on one folder THEN each is in the UID list on disk when answered, results are per caller, and a fresh reader agrees', async () => {
@@ -32,34 +24,35 @@ test('GIVEN flag changes, appends and expunges issued together on one folder THE
     const body = (i: number) => Buffer.from(`Subject: m${i}\r\n\r\nbody ${i}\r\n`);
     const first = await Promise.all(Array.from({ length: 20 }, (_, i) => mb.append(body(i), '', new Date())));
     assert.equal(new Set(first).size, 20, 'concurrent appends get distinct UIDs');
-    for (const uid of first) assert.ok(onDisk(dir).has(uid));
+    for (const uid of first) assert.ok((await onDisk(dir)).has(uid));
 
     const checks: Array<Promise<void>> = [];
     // Flag changes on the even UIDs: each answered with its own record, on disk by then.
     for (const uid of first.filter((_, i) => i % 2 === 0)) {
       checks.push(
-        mb.setFlags([uid], 'add', 'F').then((changed) => {
+        mb.setFlags([uid], 'add', 'F').then(async (changed) => {
           assert.deepEqual(
             changed.map((r) => r.uid),
             [uid],
           );
-          assert.equal(onDisk(dir).get(uid), 'F', `flag of ${uid} on disk when answered`);
+          assert.equal((await onDisk(dir)).get(uid), 'F', `flag of ${uid} on disk when answered`);
         }),
       );
     }
     // Expunges of the first three odd UIDs.
     const gone = [first[1]!, first[3]!, first[5]!];
     checks.push(
-      mb.expunge(gone).then((removed) => {
+      mb.expunge(gone).then(async (removed) => {
         assert.deepEqual(removed, [...gone].sort((a, b) => a - b));
-        for (const u of gone) assert.ok(!onDisk(dir).has(u), `${u} out of the list when answered`);
+        const now = await onDisk(dir);
+        for (const u of gone) assert.ok(!now.has(u), `${u} out of the list when answered`);
       }),
     );
     // More appends in the same burst.
     for (let i = 20; i < 25; i++)
       checks.push(
-        mb.append(body(i), 'S', new Date()).then((uid) => {
-          assert.equal(onDisk(dir).get(uid), 'S', `appended ${uid} on disk when answered`);
+        mb.append(body(i), 'S', new Date()).then(async (uid) => {
+          assert.equal((await onDisk(dir)).get(uid), 'S', `appended ${uid} on disk when answered`);
         }),
       );
     await Promise.all(checks);
@@ -89,8 +82,8 @@ test('GIVEN sessions claiming \\Recent while flag changes share the pass (RFC 35
     const uids = await Promise.all(Array.from({ length: 6 }, (_, i) => mb.append(Buffer.from(`Subject: r${i}\r\n\r\nx\r\n`), '', new Date())));
     const claims = await Promise.all([mb.claimRecent(), mb.setFlags([uids[0]!], 'add', 'S').then(() => mb.claimRecent()), mb.claimRecent(), mb.claimRecent()]);
     assert.deepEqual(claims.flat().sort((a, b) => a - b), [...uids].sort((a, b) => a - b), 'every recent UID claimed once');
-    const header = readFileSync(join(dir, 'mailfleet-uidlist'), 'utf8').split('\n')[0]!;
-    assert.ok(header.endsWith(` R${mb.nextUid}`), `nothing left to claim on disk: ${header}`);
+    const disk = (await readListState(dir))!;
+    assert.equal(disk.firstRecent, mb.nextUid, 'nothing left to claim on disk');
     const fresh = new Mailbox({ name: 'INBOX', dir });
     await fresh.refresh();
     assert.equal(fresh.unclaimedRecent, 0);

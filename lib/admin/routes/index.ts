@@ -1,6 +1,7 @@
 /** The admin route table. To add a route: a file under lib/admin/routes/ and one line here. */
 import type { AdminRoute } from '../types.js';
 import { connectionsRoute } from './connections.js';
+import { governorSampleRoute } from './governor-sample.js';
 import { healthRoute } from './health.js';
 import { getLimitsRoute, putLimitsRoute } from './limits.js';
 import { metricsRoute } from './metrics.js';
@@ -13,6 +14,7 @@ export const ADMIN_ROUTES: readonly AdminRoute[] = [
   connectionsRoute,
   getLimitsRoute,
   putLimitsRoute,
+  governorSampleRoute,
   ...QUOTA_ROUTES,
   ...CONSOLE_ROUTES,
 ];

@@ -95,7 +95,7 @@ export function actorOf(source: string | undefined): string | undefined {
   return open >= 0 && source.endsWith(')') ? source.slice(open + 2, -1) : source;
 }
 
-function overrideDetails(overrides: Record<string, number>, history: readonly RecordedChange[]): OverrideDetail[] {
+export function overrideDetails(overrides: Record<string, number>, history: readonly RecordedChange[]): OverrideDetail[] {
   return Object.entries(overrides).map(([scope, value]) => {
     let last: RecordedChange | undefined;
     for (let i = history.length - 1; i >= 0 && !last; i--) if (history[i]!.scope === scope) last = history[i];

@@ -62,6 +62,7 @@ function openStore(ctx: DaemonContext): OpenStore {
     pollIntervalMs: ctx.config.imap.pollIntervalSeconds * 1000,
     mimeLimits: mimeLimitsOf(imapWorkLimits(ctx.config.imap)),
     expungeHistoryUids: imapWorkLimits(ctx.config.imap).expungeHistoryUids,
+    changeLogBytes: imapWorkLimits(ctx.config.imap).changeLogBytes,
   });
   // Delivery names folders in their on-disk (modified UTF-7) form; events use IMAP names.
   const listener: DeliveredListener = (address, folder) => {

@@ -9,3 +9,4 @@ export * from './store.js';
 export * from './redis-events.js';
 export * from './sort-keys.js';
 export * from './preview.js';
+export { CHANGE_LOG_FILE } from './change-log.js';

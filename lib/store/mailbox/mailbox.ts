@@ -17,13 +17,14 @@
  * only their own UID → sequence view and the modseq they last reported.
  */
 import { createHash } from 'node:crypto';
-import { link, mkdir, open, readFile, readdir, rename, stat, unlink, utimes, writeFile, copyFile } from 'node:fs/promises';
+import { link, mkdir, open, readFile, readdir, rename, stat, truncate, unlink, utimes, writeFile, copyFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { statSync, type Stats } from 'node:fs';
 import { MailfleetError } from '../../errors.js';
 import { flagsToLetters, isKeyword, keywordLetter, KEYWORDS_FILE, lettersToFlags, MAX_KEYWORDS, parseKeywords, serialiseKeywords, sortLetters } from './flags.js';
 import { withLock } from './lock.js';
+import { CHANGE_LOG_FILE, frameRecord, logHeader, parseLogHeader, readRecords } from './change-log.js';
 import { storeError } from '../maildir/deliver.js';
 import { addressSearchText } from './address.js';
 import { sortKeysOf, type SortKeys } from './sort-keys.js';
@@ -53,6 +54,13 @@ const EXPUNGED_KEPT = 1000;
  * The spec's imap.expungeHistoryUids (lib/spec/defaults.ts) has the same default.
  */
 export const DEFAULT_EXPUNGE_HISTORY_UIDS = 10_000;
+/**
+ * Bytes the change log beside the UID list (change-log.ts) may reach before the next change rewrites the
+ * list with every logged change folded in. A flag change is a record of ~100 bytes, so 64 KiB is some
+ * 600 changes between rewrites of a list that costs ~80 bytes per message to write. The spec's
+ * imap.changeLogBytes (lib/spec/defaults.ts) has the same default.
+ */
+export const DEFAULT_CHANGE_LOG_BYTES = 64 * 1024;
 
 export interface MessageRecord {
   readonly uid: number;
@@ -170,6 +178,11 @@ interface ListState {
   messages: MessageRecord[];
   /** Expunge history (QRESYNC): see ExpungeHistory. */
   history: ExpungeHistory;
+  /**
+   * Names the change log that continues this list (the list's `L` line, the log's header): undefined for
+   * a list written before the log existed, or by a daemon without it, which no log continues.
+   */
+  generation?: string;
 }
 
 /**
@@ -262,9 +275,14 @@ function parseList(text: string): ListState | undefined {
   if (!head) return undefined;
   const messages: MessageRecord[] = [];
   let historyLine: string | undefined;
+  let generationLine: string | undefined;
   for (let i = 1; i < lines.length; i++) {
     if (lines[i]!.startsWith('X')) {
       historyLine = lines[i];
+      continue;
+    }
+    if (lines[i]!.startsWith('L')) {
+      generationLine = lines[i];
       continue;
     }
     const m = /^(\d+) (\d+) (\d+) (\d+) (.+)$/.exec(lines[i]!);
@@ -275,7 +293,8 @@ function parseList(text: string): ListState | undefined {
   messages.sort((a, b) => a.uid - b.uid);
   const nextUid = Number(head[2]);
   const modseq = Number(head[3]);
-  return { uidValidity: Number(head[1]), nextUid, modseq, curMtime: Number(head[4]), firstRecent: head[5] === undefined ? nextUid : Number(head[5]), messages, history: parseHistory(historyLine, modseq) };
+  const generation = generationLine?.split(' ')[0]!.slice(1) || undefined;
+  return { uidValidity: Number(head[1]), nextUid, modseq, curMtime: Number(head[4]), firstRecent: head[5] === undefined ? nextUid : Number(head[5]), messages, history: parseHistory(historyLine, modseq), generation };
 }
 
 /**
@@ -297,8 +316,124 @@ function listLine(r: Lined): string {
 function serialiseList(s: ListState): string {
   // The header keeps its old shape: daemons before the history line must still parse it.
   const parts = [`MF1 V${s.uidValidity} N${s.nextUid} M${s.modseq} C${s.curMtime} R${s.firstRecent}\n`, serialiseHistory(s.modseq, s.history)];
+  // Daemons before the change log skip this line (it matches no record) and drop it when they rewrite.
+  if (s.generation !== undefined) parts.push(`L${s.generation}\n`);
   for (const r of s.messages) parts.push(listLine(r));
   return parts.join('');
+}
+
+/**
+ * One change-log record (change-log.ts): what a locked pass changed, from the state it started from
+ * (`before`, sorted by UID, at modseq `beforeModseq`) to `s`. Records are compared by identity: a change
+ * replaces a record object, an unchanged one is carried over as it was.
+ */
+function serialiseChange(before: readonly MessageRecord[], beforeModseq: number, s: ListState): string {
+  const removed: number[] = [];
+  const upserts: string[] = [];
+  let j = 0;
+  for (const r of s.messages) {
+    while (j < before.length && before[j]!.uid < r.uid) removed.push(before[j++]!.uid);
+    if (j < before.length && before[j]!.uid === r.uid) {
+      if (before[j] !== r) upserts.push(listLine(r));
+      j++;
+    } else upserts.push(listLine(r));
+  }
+  while (j < before.length) removed.push(before[j++]!.uid);
+  const out = [`H V${s.uidValidity} N${s.nextUid} M${s.modseq} C${s.curMtime} R${s.firstRecent} F${s.history.floor}\n`];
+  if (removed.length > 0) out.push(`E ${compactSet(removed)}\n`);
+  // Entries of this pass: expunges take modseqs above the one the pass started from.
+  // Entries are in modseq order: walk back from the end (the history holds up to 10,000).
+  const h = s.history.entries;
+  let from = h.length;
+  while (from > 0 && h[from - 1]![0] > beforeModseq) from--;
+  const added = h.slice(from);
+  if (added.length > 0) out.push(serialiseHistory(0, { floor: 0, entries: added }).replace(/^X1 M0 F0/, 'X'));
+  out.push(...upserts);
+  return out.join('');
+}
+
+function parseCompactSet(text: string): number[] | undefined {
+  const out: number[] = [];
+  for (const r of text.split(',')) {
+    const d = r.indexOf('-');
+    const a = Number(d < 0 ? r : r.slice(0, d));
+    const b = d < 0 ? a : Number(r.slice(d + 1));
+    if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || b < a || b - a > MAX_HISTORY_PARSE) return undefined;
+    for (let u = a; u <= b; u++) out.push(u);
+  }
+  return out;
+}
+
+/**
+ * Applies one change-log record to `s` (serialiseChange's inverse). False when the record does not fit
+ * (another UIDVALIDITY, a line it cannot read): the caller stops there, as at a torn record.
+ */
+function applyChange(s: ListState, payload: string): boolean {
+  const lines = payload.split('\n');
+  const h = lines[0]!.split(' ');
+  if (h.length !== 7 || h[0] !== 'H' || h[1] !== `V${s.uidValidity}`) return false;
+  const [nextUid, modseq, curMtime, firstRecent, floor] = h.slice(2).map((f) => Number(f.slice(1)));
+  if (![nextUid, modseq, curMtime, firstRecent, floor].every((x) => Number.isFinite(x))) return false;
+  let messages = s.messages;
+  const added: Array<readonly [number, number]> = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line === '') continue;
+    if (line.startsWith('E ')) {
+      const gone = parseCompactSet(line.slice(2));
+      if (!gone) return false;
+      const set = new Set(gone);
+      messages = messages.filter((r) => !set.has(r.uid));
+    } else if (line.startsWith('X ')) {
+      for (const g of line.slice(2).split(' ')) {
+        const c = g.indexOf(':');
+        const ms = Number(g.slice(0, c));
+        const uids = c > 0 ? parseCompactSet(g.slice(c + 1)) : undefined;
+        if (!uids || !Number.isSafeInteger(ms)) return false;
+        for (const u of uids) added.push([ms, u]);
+      }
+    } else {
+      const m = /^(\d+) (\d+) (\d+) (\d+) (.+)$/.exec(line);
+      if (!m) return false;
+      const { base, letters } = splitName(m[5]!);
+      const rec: MessageRecord = { uid: Number(m[1]), modseq: Number(m[2]), size: Number(m[3]), date: Number(m[4]), base, letters };
+      if (messages === s.messages) messages = [...messages];
+      // Binary search: appends land at the end, flag changes replace in place.
+      let lo = 0;
+      let hi = messages.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (messages[mid]!.uid < rec.uid) lo = mid + 1;
+        else hi = mid;
+      }
+      if (messages[lo]?.uid === rec.uid) messages[lo] = rec;
+      else messages.splice(lo, 0, rec);
+    }
+  }
+  added.sort((a, b) => a[0] - b[0]);
+  s.messages = messages;
+  s.nextUid = nextUid!;
+  s.modseq = modseq!;
+  s.curMtime = curMtime!;
+  s.firstRecent = firstRecent!;
+  // What recordExpunged() left on the writer's side: every entry above the floor it ended at.
+  s.history = { floor: floor!, entries: [...s.history.entries, ...added].filter((e) => e[0] > floor!) };
+  return true;
+}
+
+/**
+ * The folder state on disk as a new reader would have it (UID list plus its change log), without the
+ * lock and without looking at cur/ or new/: what has been acknowledged. Undefined without a list.
+ */
+export async function readListState(dir: string): Promise<Omit<ListState, 'generation'> | undefined> {
+  const text = await readFile(join(dir, UIDLIST_FILE), 'utf8').catch(() => undefined);
+  const s = text === undefined ? undefined : parseList(text);
+  if (!s || s.generation === undefined) return s;
+  const buf = await readFile(join(dir, CHANGE_LOG_FILE)).catch(() => undefined);
+  const h = buf && parseLogHeader(buf);
+  if (!buf || !h || h.generation !== s.generation) return s;
+  for (const r of readRecords(buf.subarray(h.end), h.end)) if (!applyChange(s, r.payload)) break;
+  return s;
 }
 
 /**
@@ -339,6 +474,13 @@ export interface MailboxOptions {
    * @default DEFAULT_EXPUNGE_HISTORY_UIDS (10,000)
    */
   readonly expungeHistoryUids?: number;
+  /**
+   * Bytes the change log beside the UID list may reach before a change rewrites the list instead
+   * (change-log.ts); 0 writes the whole list on every change and keeps no log (what daemons before the
+   * log did: for a shared mail root while nodes of an older version still run).
+   * @default DEFAULT_CHANGE_LOG_BYTES (64 KiB)
+   */
+  readonly changeLogBytes?: number;
 }
 
 export class Mailbox {
@@ -383,7 +525,17 @@ export class Mailbox {
     this.newUidValidity = opts.newUidValidity ?? (async () => Math.floor(Date.now() / 1000));
     this.usageDir = opts.usageDir;
     this.expungeHistoryUids = opts.expungeHistoryUids ?? DEFAULT_EXPUNGE_HISTORY_UIDS;
+    this.changeLogBytes = opts.changeLogBytes ?? DEFAULT_CHANGE_LOG_BYTES;
   }
+
+  private readonly changeLogBytes: number;
+  /** The list's generation (ListState.generation) as last read or written. */
+  private generation?: string;
+  /** The change log as last examined: stat key, inode, offset after the last whole record applied, size. */
+  private logKey = '';
+  private logIno?: number;
+  private logOffset = 0;
+  private logSize = 0;
 
   private readonly expungeHistoryUids: number;
   /** Expunge history as of the last list read or write (ExpungeHistory); shared with every node via the list. */
@@ -464,24 +616,99 @@ export class Mailbox {
     return run;
   }
 
-  /** Re-reads the list when another process rewrote it. Returns true if the folder looks out of sync. */
+  /**
+   * Re-reads the list when another process rewrote it, and applies change-log records appended since the
+   * last look (only those: the offset read to is kept). Returns true if the folder looks out of sync.
+   */
   private async loadList(): Promise<boolean> {
     const p = join(this.dir, UIDLIST_FILE);
-    const st = await statOrUndefined(p);
+    const st = statOrUndefined(p);
     this.listMissing = !st;
     if (!st) {
-      if (!(await statOrUndefined(join(this.dir, 'cur')))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${this.name}`);
+      if (!statOrUndefined(join(this.dir, 'cur'))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${this.name}`);
       return true;
     }
     const stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
-    if (stamp === this.listStamp) return false;
+    const logPath = join(this.dir, CHANGE_LOG_FILE);
+    const logSt = statOrUndefined(logPath);
+    const logKey = logSt ? `${logSt.ino}:${logSt.size}:${logSt.mtimeMs}` : '';
+    if (stamp === this.listStamp && logKey === this.logKey) return false;
     // Another process changed the folder: a keyword it defined comes with the flag change it made.
     await this.loadKeywords();
+    if (stamp === this.listStamp && logSt && this.logIno === logSt.ino && logSt.size >= this.logOffset) {
+      // The log grew (or a torn tail sits past what we applied): read only what is new.
+      this.logKey = logKey;
+      this.logSize = logSt.size;
+      if (logSt.size === this.logOffset) return false;
+      const fh = await open(logPath, 'r').catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+      });
+      if (!fh) {
+        // Removed since the stat: the list was rewritten with it folded in. Read that list.
+        this.listStamp = '';
+        return this.loadList();
+      }
+      let buf: Buffer;
+      try {
+        buf = Buffer.allocUnsafe(logSt.size - this.logOffset);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, this.logOffset);
+        buf = buf.subarray(0, bytesRead);
+      } finally {
+        await fh.close();
+      }
+      const records = readRecords(buf, this.logOffset);
+      if (records.length === 0) return false;
+      const s = this.snapshot();
+      for (const r of records) {
+        if (!applyChange(s, r.payload)) break;
+        this.logOffset = r.end;
+      }
+      this.apply(s);
+      return false;
+    }
     const parsed = parseList(await readFile(p, 'utf8'));
-    if (!parsed) return true; // damaged: rebuilt under the lock, keeping UIDVALIDITY if we had it
+    if (!parsed) {
+      // Damaged: rebuilt under the lock, keeping UIDVALIDITY if we had it, and written whole (no log
+      // continues a list that does not parse).
+      this.generation = undefined;
+      return true;
+    }
+    this.logIno = undefined;
+    this.logOffset = 0;
+    this.logSize = 0;
+    if (logSt && parsed.generation !== undefined) {
+      const buf = await readFile(logPath).catch(() => undefined);
+      const h = buf && parseLogHeader(buf);
+      // A log of another generation was left by a rewrite of the list (its records are in the list).
+      if (buf && h && h.generation === parsed.generation) {
+        let at = h.end;
+        for (const r of readRecords(buf.subarray(h.end), h.end)) {
+          if (!applyChange(parsed, r.payload)) break;
+          at = r.end;
+        }
+        this.logIno = logSt.ino;
+        this.logOffset = at;
+        this.logSize = buf.length;
+      }
+    }
+    this.logKey = logKey;
     this.apply(parsed);
     this.listStamp = stamp;
     return false;
+  }
+
+  /** The in-memory state as a ListState a change can work on (copies of what a change mutates). */
+  private snapshot(): ListState {
+    return {
+      uidValidity: this.uidValidity,
+      nextUid: this.nextUid,
+      modseq: this.modseq,
+      curMtime: this.curMtime,
+      firstRecent: this.firstRecent,
+      messages: [...this.messages],
+      history: { floor: this.history.floor, entries: [...this.history.entries] },
+      generation: this.generation,
+    };
   }
 
   /**
@@ -527,6 +754,7 @@ export class Mailbox {
     this.curMtime = s.curMtime;
     this.messages = s.messages;
     this.history = s.history;
+    this.generation = s.generation;
     if (changed) this.version++;
   }
 
@@ -619,28 +847,26 @@ export class Mailbox {
       await this.loadKeywords();
       const s: ListState = this.listMissing
         ? { uidValidity: 0, nextUid: 1, modseq: this.modseq + 1, curMtime: -1, firstRecent: 1, messages: [], history: { floor: 0, entries: [] } }
-        : {
-            uidValidity: this.uidValidity,
-            nextUid: this.nextUid,
-            modseq: this.modseq,
-            curMtime: this.curMtime,
-            firstRecent: this.firstRecent,
-            messages: [...this.messages],
-            history: { floor: this.history.floor, entries: [...this.history.entries] },
-          };
+        : this.snapshot();
+      const before = this.listMissing ? undefined : { messages: this.messages, modseq: this.modseq, uidValidity: this.uidValidity };
       let dirty = s.uidValidity === 0;
       if (s.uidValidity === 0) s.uidValidity = await this.newUidValidity();
       const firstRecent = s.firstRecent;
       dirty = (await this.scan(s)) || dirty;
-      const before = s.modseq;
+      const modseqBefore = s.modseq;
       const result = await change(s);
-      dirty = dirty || s.modseq !== before || s.messages.length !== this.messages.length || s.nextUid !== this.nextUid || s.firstRecent !== firstRecent;
+      dirty = dirty || s.modseq !== modseqBefore || s.messages.length !== this.messages.length || s.nextUid !== this.nextUid || s.firstRecent !== firstRecent;
       const curSt = await statOrUndefined(join(this.dir, 'cur'));
       // Recorded even when racy: curNeedsListing() re-verifies such a value until its tick is past.
       const record = curSt?.mtimeMs ?? -1;
       if (dirty || record !== s.curMtime) {
         s.curMtime = record;
-        await this.writeList(s);
+        // Appended to the change log while it continues this list and stays under its bound; else the
+        // whole list is written (a new folder, a list of an older daemon, or the log grown past the bound).
+        const change = before && before.uidValidity === s.uidValidity && s.generation !== undefined && this.changeLogBytes > 0 ? serialiseChange(before.messages, before.modseq, s) : undefined;
+        const frame = change === undefined ? undefined : frameRecord(change);
+        if (frame && (this.logIno === undefined ? 64 : this.logOffset) + frame.length <= this.changeLogBytes) await this.appendLog(frame, s.generation!);
+        else await this.writeList(s);
       }
       this.apply(s);
       if (dirty) this.version++;
@@ -648,7 +874,47 @@ export class Mailbox {
     });
   }
 
+  /**
+   * Appends one record to the change log (creating it, with the list's generation, when there is none
+   * that continues the list) and waits for it to be on disk. A torn record past the last whole one (a
+   * writer killed mid-append: never acknowledged) is cut off first, so readers can reach what follows.
+   */
+  private async appendLog(frame: Buffer, generation: string): Promise<void> {
+    const p = join(this.dir, CHANGE_LOG_FILE);
+    if (this.logIno === undefined) {
+      // None, or one of an older generation (left by a crash between a list rewrite and the log's removal).
+      await unlink(p).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+      });
+      const head = logHeader(generation);
+      const fh = await open(p, 'wx', 0o600);
+      try {
+        await fh.writeFile(Buffer.concat([head, frame]));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      this.logOffset = head.length + frame.length;
+    } else {
+      if (this.logSize > this.logOffset) await truncate(p, this.logOffset);
+      const fh = await open(p, 'a');
+      try {
+        await fh.writeFile(frame);
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      this.logOffset += frame.length;
+    }
+    const st = statSync(p);
+    this.logIno = st.ino;
+    this.logSize = st.size;
+    this.logKey = `${st.ino}:${st.size}:${st.mtimeMs}`;
+  }
+
+  /** Writes the whole list with a new generation (any change log is folded in), then drops the log. */
   private async writeList(s: ListState): Promise<void> {
+    s.generation = this.changeLogBytes > 0 ? createHash('sha1').update(`${HOST}${process.pid}${Date.now()}${Math.random()}`).digest('hex').slice(0, 12) : undefined;
     const p = join(this.dir, UIDLIST_FILE);
     const tmp = join(this.dir, `${UIDLIST_FILE}.${process.pid}.${Date.now()}.tmp`);
     const fh = await open(tmp, 'w', 0o600);
@@ -661,6 +927,12 @@ export class Mailbox {
     await rename(tmp, p);
     const st = statSync(p);
     this.listStamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    // Its records are in the list now; one left behind by a crash here names the old generation.
+    await unlink(join(this.dir, CHANGE_LOG_FILE)).catch(() => undefined);
+    this.logIno = undefined;
+    this.logOffset = 0;
+    this.logSize = 0;
+    this.logKey = '';
   }
 
   /** Moves new/ into cur/ and reconciles cur/ with the list. Returns true if the list changed. */

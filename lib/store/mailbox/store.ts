@@ -45,6 +45,12 @@ export interface MailStoreProps {
    */
   readonly expungeHistoryUids?: number;
   /**
+   * Bytes each folder's change log may reach before a change rewrites the UID list (imap.changeLogBytes);
+   * 0 keeps no log.
+   * @default DEFAULT_CHANGE_LOG_BYTES (64 KiB)
+   */
+  readonly changeLogBytes?: number;
+  /**
    * Folders no session holds any more are kept this many at most (least recently used go first), so
    * the next session (short IMAP sessions, POP3 checks) skips re-reading the UID list and cur/.
    * @default 200
@@ -249,7 +255,7 @@ export class MailStore {
     if (!e) {
       if (!(await exists(join(dir, 'cur')))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${n}`);
       const root = this.maildir(address);
-      const mailbox = this.takeClosed(dir) ?? new Mailbox({ name: n, dir, mimeLimits: this.props.mimeLimits, expungeHistoryUids: this.props.expungeHistoryUids, newUidValidity: () => nextUidValidity(root), usageDir: root });
+      const mailbox = this.takeClosed(dir) ?? new Mailbox({ name: n, dir, mimeLimits: this.props.mimeLimits, expungeHistoryUids: this.props.expungeHistoryUids, changeLogBytes: this.props.changeLogBytes, newUidValidity: () => nextUidValidity(root), usageDir: root });
       e = this.open.get(dir) ?? { mailbox, address, refs: 0, watchers: new Set() };
       this.open.set(dir, e);
     }
