@@ -97,8 +97,8 @@ export MAILFLEET_PREFIX MAILFLEET_FILES
 
 imds() {
   local token
-  token=$(curl -fsS -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')
-  curl -fsS -H "X-aws-ec2-metadata-token: \${token}" "http://169.254.169.254/latest/$1"
+  token=$(curl -fsS --connect-timeout 2 -m 5 --retry 3 -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')
+  curl -fsS --connect-timeout 2 -m 5 --retry 3 -H "X-aws-ec2-metadata-token: \${token}" "http://169.254.169.254/latest/$1"
 }
 
 REGION=$(imds meta-data/placement/region)
@@ -475,6 +475,7 @@ exit 1
 
 /** Keeps this mail node in (UPSERT) or out of (DELETE) the mail tier's one A record, and drops dead members (RECONCILE). */
 function registerScript(plan: Plan): RenderedFile {
+  const D = DISCOVERY;
   return {
     path: 'bootstrap/register.sh',
     executable: true,
@@ -492,83 +493,127 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 action=\${1:?usage: register.sh UPSERT|DELETE|RECONCILE}
 zone_id=$(cat /etc/mailfleet/private-zone-id)
-asg=None
-if [ "\${action}" = RECONCILE ]; then asg=$(asg_name); fi
-exec python3 - "\${action}" "\${zone_id}" ${shq(mailNodesHost(plan))} "\${LOCAL_IPV4}" "\${asg}" <<'PY'
-import json, random, subprocess, sys, time
+exec python3 - "\${action}" "\${zone_id}" ${shq(mailNodesHost(plan))} "\${LOCAL_IPV4}" "\${INSTANCE_ID}" <<'PY'
+# One process for every call: botocore in-process (what the aws CLI runs on) instead of an aws CLI start
+# per call, each call with connect/read timeouts; the loop is bounded by tries and a deadline.
+import random, sys, time
 
-action, zone, name, own, asg = sys.argv[1:6]
-TTL = ${DISCOVERY.ttlSeconds}
-TRIES = ${DISCOVERY.changeTries}
+try:
+    import awscli  # noqa: F401  Debian's aws CLI v2 vendors botocore; importing awscli makes it importable
+except ImportError:
+    pass
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+action, zone, name, own, instance = sys.argv[1:6]
+if action not in ("UPSERT", "DELETE", "RECONCILE"):
+    sys.exit("usage: register.sh UPSERT|DELETE|RECONCILE")
+TTL = ${D.ttlSeconds}
+TRIES = ${D.changeTries}
+DEADLINE = time.monotonic() + ${D.deadlineSeconds}
+LIVE = ("Pending", "Pending:Wait", "Pending:Proceed", "InService")
+# A batch on a set that changed since the read, or Route 53 still applying the previous change: read again.
+CONFLICT = ("InvalidChangeBatch", "PriorRequestNotComplete", "Throttling", "ThrottlingException")
+
+session = botocore.session.get_session()
+config = Config(connect_timeout=${D.connectTimeoutSeconds}, read_timeout=${D.readTimeoutSeconds},
+                retries={"max_attempts": ${D.apiAttempts}, "mode": "standard"})
+route53 = session.create_client("route53", config=config)
 
 
-def aws(*args):
-    r = subprocess.run(["aws", *args, "--output", "json"], capture_output=True, text=True)
-    return r.returncode, r.stdout, r.stderr.strip()
+def say(msg):
+    print("register: " + msg, file=sys.stderr, flush=True)
+
+
+def code_of(e):
+    return e.response.get("Error", {}).get("Code", "") if isinstance(e, ClientError) else type(e).__name__
 
 
 def record_sets():
     """Every A record set of the name: the simple one, and any per-node multivalue ones of older nodes."""
-    code, out, err = aws("route53", "list-resource-record-sets", "--hosted-zone-id", zone,
-                         "--start-record-name", name, "--start-record-type", "A")
-    if code != 0:
-        sys.exit("register: cannot read %s: %s" % (name, err))
-    return [s for s in json.loads(out)["ResourceRecordSets"]
-            if s["Name"].rstrip(".").lower() == name.lower() and s["Type"] == "A"]
+    out = route53.list_resource_record_sets(HostedZoneId=zone, StartRecordName=name, StartRecordType="A", MaxItems="300")
+    return [s for s in out["ResourceRecordSets"] if s["Name"].rstrip(".").lower() == name.lower() and s["Type"] == "A"]
 
 
 def group_addresses():
-    """Private addresses of this group's instances that are launching or in service."""
-    code, out, err = aws("autoscaling", "describe-auto-scaling-groups", "--auto-scaling-group-names", asg)
-    if code != 0:
-        sys.exit("register: cannot describe group %s: %s" % (asg, err))
-    groups = json.loads(out)["AutoScalingGroups"]
-    if not groups:
-        sys.exit("register: no group %s" % asg)
-    ids = [i["InstanceId"] for i in groups[0]["Instances"]
-           if i["LifecycleState"] in ("Pending", "Pending:Wait", "Pending:Proceed", "InService")]
-    if not ids:
-        return set()
-    code, out, err = aws("ec2", "describe-instances", "--instance-ids", *ids)
-    if code != 0:
-        sys.exit("register: cannot describe instances: %s" % err)
-    return {i["PrivateIpAddress"] for r in json.loads(out)["Reservations"] for i in r["Instances"] if i.get("PrivateIpAddress")}
-
-
-def wanted(current):
-    if action == "UPSERT":
-        return current | {own}
-    if action == "DELETE":
-        return current - {own}
-    if action == "RECONCILE":
-        alive = group_addresses() | {own}
-        gone = current - alive
-        if gone:
-            print("register: dropping %s (not instances of %s)" % (" ".join(sorted(gone)), asg), file=sys.stderr)
-        return current & alive
-    sys.exit("usage: register.sh UPSERT|DELETE|RECONCILE")
+    """Private addresses of this group's live instances, or None when membership cannot be read in full
+    (then nobody is dropped: a failed read must never empty the record)."""
+    try:
+        asc = session.create_client("autoscaling", config=config)
+        me = asc.describe_auto_scaling_instances(InstanceIds=[instance])["AutoScalingInstances"]
+        if not me:
+            say("RECONCILE: %s is in no Auto Scaling group: nothing to reconcile against" % instance)
+            return None
+        asg = me[0]["AutoScalingGroupName"]
+        groups = asc.describe_auto_scaling_groups(AutoScalingGroupNames=[asg])["AutoScalingGroups"]
+        if not groups:
+            say("RECONCILE: cannot describe group %s: not found" % asg)
+            return None
+        ids = sorted(i["InstanceId"] for i in groups[0]["Instances"] if i["LifecycleState"] in LIVE)
+        if instance not in ids:
+            say("RECONCILE: group %s does not list this instance as live: keeping every address" % asg)
+            return None
+        found = {}
+        ec2 = session.create_client("ec2", config=config)
+        for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]:
+            for i in r["Instances"]:
+                if i.get("PrivateIpAddress"):
+                    found[i["InstanceId"]] = i["PrivateIpAddress"]
+        if set(found) != set(ids):
+            say("RECONCILE: no address for %s: keeping every address" % " ".join(sorted(set(ids) - set(found))))
+            return None
+        return asg, set(found.values())
+    except (ClientError, BotoCoreError) as e:
+        say("RECONCILE: cannot describe group membership (%s): keeping every address" % code_of(e))
+        return None
 
 
 for attempt in range(TRIES):
-    sets = record_sets()
+    try:
+        sets = record_sets()
+    except (ClientError, BotoCoreError) as e:
+        sys.exit("register: cannot read %s: %s" % (name, e))
     current = {v["Value"] for s in sets for v in s.get("ResourceRecords", [])}
-    new = wanted(current)
     simple = len(sets) <= 1 and all("SetIdentifier" not in s for s in sets)
+    if action == "UPSERT":
+        new = current | {own}
+    elif action == "DELETE":
+        new = current - {own}
+    else:
+        if not simple:
+            sys.exit(0)  # older nodes' per-node records: left to their own DELETE and to the next UPSERT
+        new = current
+        if current - {own}:
+            # Read after the record: every address in it belongs to an instance already in the group.
+            members = group_addresses()
+            if members is None:
+                sys.exit(1)
+            asg, alive = members
+            new = current & (alive | {own})
+            if current - new:
+                say("dropping %s (not live instances of %s)" % (" ".join(sorted(current - new)), asg))
     if new == current and simple:
         sys.exit(0)
     changes = [{"Action": "DELETE", "ResourceRecordSet": s} for s in sets]
     if new:
         changes.append({"Action": "CREATE", "ResourceRecordSet": {
             "Name": name, "Type": "A", "TTL": TTL, "ResourceRecords": [{"Value": ip} for ip in sorted(new)]}})
-    code, _, err = aws("route53", "change-resource-record-sets", "--hosted-zone-id", zone,
-                       "--change-batch", json.dumps({"Changes": changes}))
-    if code == 0:
-        print("register: %s %s: %d address(es)" % (action, name, len(new)), file=sys.stderr)
+    try:
+        route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": changes})
+        say("%s %s: %d address(es)" % (action, name, len(new)))
         sys.exit(0)
-    # Another node changed the set between our read and our batch (or the API throttled): read again.
-    print("register: attempt %d: %s" % (attempt + 1, err.splitlines()[-1] if err else "failed"), file=sys.stderr)
-    time.sleep(random.uniform(0.2, min(5.0, 0.2 * 2 ** attempt)))
-sys.exit("register: %s %s failed %d times" % (action, name, TRIES))
+    except (ClientError, BotoCoreError) as e:
+        code = code_of(e)
+        if isinstance(e, ClientError) and code not in CONFLICT:
+            sys.exit("register: %s %s refused: %s" % (action, name, e))
+        say("attempt %d: %s" % (attempt + 1, code))
+    # Full jitter: concurrent writers spread out instead of colliding again in step.
+    pause = random.uniform(0, min(${D.backoffCapSeconds}, ${D.backoffBaseSeconds} * 2 ** attempt))
+    if time.monotonic() + pause > DEADLINE:
+        break
+    time.sleep(pause)
+sys.exit("register: %s %s failed %d times" % (action, name, attempt + 1))
 PY
 `,
   };

@@ -89,11 +89,23 @@ export const LAUNCH_HOOK_TIMEOUT_SECONDS = 30 * 60;
 /** A mail node tries to mount the Maildir store this many times, this far apart, before it gives up. */
 export const STORAGE_WAIT = { tries: 120, intervalSeconds: 10 } as const;
 /**
- * Mail tier membership (bootstrap/register.sh): the one A record's TTL, how often each mail node drops
- * addresses that are no longer instances of its group, and how often a read-modify-write of the record is
- * retried when another node changed it in between.
+ * Mail tier membership (bootstrap/register.sh): the one A record's TTL; how often each mail node drops
+ * addresses that are no longer instances of its group; how often, with what jittered backoff (full jitter,
+ * base and cap in seconds) and within what deadline a read-modify-write of the record is retried when
+ * another node changed it in between; and the connect/read timeouts of each AWS API call (botocore also
+ * retries a throttled or dropped call, at most apiAttempts times).
  */
-export const DISCOVERY = { ttlSeconds: 10, reconcileSeconds: 30, changeTries: 20 } as const;
+export const DISCOVERY = {
+  ttlSeconds: 10,
+  reconcileSeconds: 30,
+  changeTries: 25,
+  backoffBaseSeconds: 0.1,
+  backoffCapSeconds: 3,
+  deadlineSeconds: 90,
+  connectTimeoutSeconds: 5,
+  readTimeoutSeconds: 10,
+  apiAttempts: 3,
+} as const;
 /** Consecutive failed node health checks before the node marks itself Unhealthy in its Auto Scaling group. */
 export const HEALTH_FAILURES_BEFORE_UNHEALTHY = 3;
 

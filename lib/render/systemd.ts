@@ -108,6 +108,8 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStart=${NODE_FILES_DIR}/bootstrap/register.sh UPSERT
 ExecStop=${NODE_FILES_DIR}/bootstrap/register.sh DELETE
+# register.sh gives up after its own deadline; this only bounds a hung interpreter.
+TimeoutSec=${DISCOVERY.deadlineSeconds + 30}
 
 [Install]
 WantedBy=multi-user.target
@@ -126,6 +128,7 @@ Description=Drop dead mail nodes from the mail tier's DNS name (${plan.platform}
 [Service]
 Type=oneshot
 ExecStart=${NODE_FILES_DIR}/bootstrap/register.sh RECONCILE
+TimeoutSec=${DISCOVERY.deadlineSeconds + 30}
 `,
     },
     {

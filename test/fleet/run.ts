@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { cdkJsonContext } from '../../constructs/shared/cdk-context.js';
 import { buildPlan, type Plan } from '../../lib/plan/index.js';
-import { BOOTSTRAP_LOG_PATH, BRICK_MOUNT, DAEMON_CONFIG_PATH, HEALTH_FAILURES_BEFORE_UNHEALTHY, LDAP_ROLE_TAG, MAIL_MOUNT, auditBucketParameter, mailNodesHost, redisEndpointParameter, secretNames } from '../../lib/render/node-layout.js';
+import { BOOTSTRAP_LOG_PATH, BRICK_MOUNT, DAEMON_CONFIG_PATH, DISCOVERY, HEALTH_FAILURES_BEFORE_UNHEALTHY, LDAP_ROLE_TAG, MAIL_MOUNT, auditBucketParameter, mailNodesHost, redisEndpointParameter, secretNames } from '../../lib/render/node-layout.js';
 import { loadSpec, parseSpec } from '../../lib/spec/index.js';
 import { addPlatformStacks } from '../../stacks/app.js';
 import { Template, type NodeSpec } from './aws.js';
@@ -152,6 +152,8 @@ interface Host {
   readonly binds?: readonly string[];
   leader?: number;
   nspawn?: ChildProcess;
+  /** Killed by the harness: a terminated instance, no longer in its group. */
+  terminated?: boolean;
 }
 
 function hostNetwork(h: Host, aptSock: string): void {
@@ -279,8 +281,9 @@ setTimeout(() => { process.stdout.write(b.split('\\r\\n')[0] || 'timeout'); proc
 /**
  * Groups of end-to-end checks after the boot (all by default): MAILFLEET_FLEET_CHECKS=redis,brick runs
  * only those, for iterating on one; the boot, volume, LDAP and NLB health checks always run.
+ * lease-expiry and spool-adoption are parts of replace (they run only with it).
  */
-const CHECK_GROUPS = ['clients', 'filtering', 'journal', 'redis', 'brick', 'replace'] as const;
+const CHECK_GROUPS = ['clients', 'filtering', 'journal', 'redis', 'brick', 'replace', 'lease-expiry', 'spool-adoption'] as const;
 const wanted = (process.env.MAILFLEET_FLEET_CHECKS ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 for (const w of wanted) if (!(CHECK_GROUPS as readonly string[]).includes(w)) throw new Error(`MAILFLEET_FLEET_CHECKS: unknown group ${w} (known: ${CHECK_GROUPS.join(', ')})`);
 const selected = (g: (typeof CHECK_GROUPS)[number]) => wanted.length === 0 || wanted.includes(g);
@@ -360,15 +363,29 @@ function synth(plan: Plan): { template: string; assets: string; outdir: string }
   return { template: stack.templateFullPath, assets: join(outdir, `${stack.stackName}.assets.json`), outdir };
 }
 
-let hostsTable: Record<string, { instanceId: string; tags: Record<string, string>; asg?: string; az: string }> = {};
+let hostsTable: Record<string, { instanceId: string; tags: Record<string, string>; asg?: string; az: string; terminated?: boolean }> = {};
 function publishHosts(hosts: readonly Host[]): void {
-  hostsTable = Object.fromEntries(hosts.map((h) => [h.ip, { instanceId: h.instanceId, tags: h.node.tags, asg: h.node.asg, az: h.az }]));
+  hostsTable = Object.fromEntries(hosts.map((h) => [h.ip, { instanceId: h.instanceId, tags: h.node.tags, asg: h.node.asg, az: h.az, ...(h.terminated ? { terminated: true } : {}) }]));
   writeFileSync(join(RUN, 'hosts.json'), JSON.stringify(hostsTable));
 }
 
 function events(): Record<string, string>[] {
   const f = join(RUN, 'events.jsonl');
   return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, string>) : [];
+}
+
+/** Accepted Route 53 changes of one name (the stand-in's events): who made each, the addresses before and after. */
+function tierChanges(name: string): { instance: string; before: string[]; after: string[]; changes: string[]; at: number }[] {
+  return events()
+    .filter((e) => e.api === 'route53' && e.action === 'ChangeResourceRecordSets' && (e as { accepted?: boolean }).accepted === true && e.name === name)
+    .map((e) => e as unknown as { instance: string; before: string[]; after: string[]; changes: string[]; at: number });
+}
+
+/** The record as the last accepted change left it (the stand-in logs the sets' values; simple = no set identifiers). */
+function tierRecord(name: string): { values: string[]; sets: number; simple: boolean } {
+  const last = tierChanges(name).pop();
+  const sets = (last as { sets?: number } | undefined)?.sets ?? 0;
+  return { values: last?.after ?? [], sets, simple: (last as { simple?: boolean } | undefined)?.simple === true };
 }
 
 /** dnsmasq as the VPC resolver, and the AWS API stand-ins, both inside the fabric. */
@@ -593,8 +610,15 @@ async function main(): Promise<void> {
   const ev = events();
   const hook = ev.find((e) => e.action === 'CompleteLifecycleAction' && e.instance === mail.instanceId);
   check('mail1 completes its launch lifecycle hook', hook?.result === 'CONTINUE', hook ? `${hook.hook} on ${hook.group}: ${hook.result}` : 'no CompleteLifecycleAction call');
-  const reg = ev.find((e) => e.api === 'route53' && e.action === 'UPSERT' && e.ip === mail.ip);
-  check('mail1 registers in the private zone', reg !== undefined && reg.name === mailNodesHost(plan), reg ? `${reg.name} -> ${reg.ip}` : 'no Route 53 change');
+  // Both mail nodes registered at once (overlapping read-modify-writes of the one record): each added itself.
+  const tier = mailNodesHost(plan);
+  for (const h of mails) {
+    const reg = tierChanges(tier).find((e) => e.instance === h.instanceId && e.after.includes(h.ip) && !e.before.includes(h.ip));
+    check(`${h.name} registers: its address added to the mail tier's one record (${tier})`, reg !== undefined, reg ? `${reg.before.join(',') || 'empty'} -> ${reg.after.join(',')} (${reg.changes.join('+')})` : `no accepted Route 53 change by ${h.instanceId}`);
+  }
+  const rec = tierRecord(tier);
+  const refused = events().filter((e) => e.api === 'route53' && (e as { accepted?: boolean }).accepted === false).length;
+  check('the mail tier is one simple record holding both mail nodes', rec.simple && mails.every((h) => rec.values.includes(h.ip)), `${rec.sets} set(s), values ${rec.values.join(',')}; ${refused} batch(es) refused for a concurrent change and retried`);
 
   // The NLB stand-in checks as the target group says: healthy once HAProxy sees the mail node.
   let status = '';
@@ -953,6 +977,40 @@ function stickyNode(proxy: Host, mails: readonly Host[], src: string): Host | un
 }
 
 /**
+ * A killed mail node ran no ExecStop: its address leaves the mail tier's record through a live node's
+ * RECONCILE (mailfleet-register.timer: no longer an instance of the group), then leaves the proxy's DNS
+ * answer and HAProxy's server-template (no server slot left on it, or the slot in resolution maintenance: admin state 0x20).
+ */
+async function deadAddressDropped(tier: string, proxy: Host, dead: Host, survivor: Host, fresh: Host, killedAt: number): Promise<void> {
+  // The timer fires every DISCOVERY.reconcileSeconds (+ up to a third of it at random); the replacement's
+  // boot usually outlasts it, the bound covers a quick one.
+  const until = Math.max(killedAt + (DISCOVERY.reconcileSeconds * 2 + 60) * 1000, Date.now() + 30_000);
+  let drop: ReturnType<typeof tierChanges>[number] | undefined;
+  let answer: string[] = [];
+  let slots: string[][] = [];
+  const live = () => slots.filter((c) => c[4] === dead.ip && (Number(c[6]) & 0x20) === 0);
+  for (;;) {
+    drop = tierChanges(tier).find((e) => e.before.includes(dead.ip) && !e.after.includes(dead.ip));
+    // No $ in the command: inHost passes it through a double-quoted bash string on the harness host.
+    answer = inHost(proxy, `getent ahostsv4 ${tier} | cut -d' ' -f1 | sort -u`, true).trim().split('\n').filter(Boolean);
+    slots = mailServerRows(proxy);
+    if ((drop && !answer.includes(dead.ip) && live().length === 0) || Date.now() > until) break;
+    await sleep(2000);
+  }
+  const by = [survivor, fresh].find((h) => h.instanceId === drop?.instance)?.name ?? drop?.instance ?? '-';
+  check(
+    `${dead.name}'s address (${dead.ip}) is dropped from the mail tier's record by a live node's RECONCILE`,
+    drop !== undefined && drop.instance !== dead.instanceId,
+    drop ? `by ${by} ${((drop.at - killedAt) / 1000).toFixed(1)} s after the kill: ${drop.before.join(',')} -> ${drop.after.join(',')}` : `not dropped ${((Date.now() - killedAt) / 1000).toFixed(0)} s after the kill; record ${tierRecord(tier).values.join(',')}`,
+  );
+  check(
+    `${dead.name}'s address leaves the proxy's DNS answer and HAProxy's server-template`,
+    !answer.includes(dead.ip) && live().length === 0 && answer.includes(survivor.ip) && answer.includes(fresh.ip),
+    `answer ${answer.join(',')}; slots on ${dead.ip}: ${slots.filter((c) => c[4] === dead.ip).map((c) => `${c[1]}/${c[3]} op ${c[5]} admin ${c[6]}`).join('; ') || 'none'}`,
+  );
+}
+
+/**
  * A mail node is killed (its host's init SIGKILLed and its network gone, as a terminated instance) while
  * it holds sessions (Redis leases) and journal entries it could not ship (its way to the S3 endpoint cut
  * first), and is replaced by a new host booted from the same user data:
@@ -978,6 +1036,7 @@ async function replaceMailNode(o: {
   let leftInSpool = 0;
   let accepted = 0;
   let leasesAtKill: { node: string }[] = [];
+  let killedAt = 0;
   const marker = `orphan-${Date.now()}`;
   // The sessions of one client address all sit on one node (stickiness): that node is the one killed.
   const held = await hold({ n: USER_CAP, drop: true, sources: [src] }, async () => {
@@ -996,6 +1055,7 @@ async function replaceMailNode(o: {
     leasesAtKill = userLeases(o.redis);
     sh(`kill -9 ${dead.leader}`, { allowFail: true });
     sh(`ip netns del ${dead.ns}`, { allowFail: true });
+    killedAt = Date.now();
   });
   if (!dead) {
     check('a mail node holding sessions is killed', false, `no stick-table entry for ${src} in HAProxy (held ${String(held.held)}: ${JSON.stringify(held.failed)})`);
@@ -1004,9 +1064,32 @@ async function replaceMailNode(o: {
   const survivor = o.mails.find((h) => h !== dead)!;
   log(`killed ${dead.name} (node ${deadNode}) holding ${leftInSpool} unshipped journal files (${spoolDir}) and leases ${JSON.stringify(byNode(leasesAtKill))} of ${String(held.held)} sessions; ${accepted}/6 messages acknowledged before`);
 
-  // Out of the default run (docs/fleet.md): the dead node's leases ceasing to count. Its check is in
-  // commit 275c021 with the fix of its harness fault (a client crash on a login HAProxy closed), not yet
-  // confirmed by a fleet run.
+  // The killed instance is terminated: it leaves its group (DescribeAutoScalingGroups no longer lists it).
+  dead.terminated = true;
+  publishHosts(o.hosts);
+
+  // The dead node's leases stop counting once they expire: all USER_CAP sessions are admitted again. The
+  // client address still sticks to the dead node's server until HAProxy's checks take it out (fall 3,
+  // inter 2 s, timeout 5 s: up to ~20 s; logins meanwhile fail), hence the margin over leaseSeconds.
+  if (selected('lease-expiry')) {
+    const lease = o.plan.spec.redis?.leaseSeconds ?? 30;
+    const margin = 30;
+    const tries: string[] = [];
+    let admittedAfter = -1;
+    while (admittedAfter < 0 && Date.now() - killedAt < (lease + 2 * margin) * 1000) {
+      const r = await hold({ n: USER_CAP, sources: [src], timeout: 10 });
+      const at = (Date.now() - killedAt) / 1000;
+      const why = ((r.failed ?? []) as string[]).map((f) => (f.includes('perUser') ? 'perUser' : f.slice(0, 60)));
+      tries.push(`${at.toFixed(1)}s ${String(r.held)}/${USER_CAP}${why.length ? ` ${[...new Set(why)].join('|')}` : ''}`);
+      if (r.held === USER_CAP) admittedAfter = at;
+      else await sleep(2000);
+    }
+    check(
+      `the killed node's Redis leases expire: ${USER_CAP} sessions of the user are admitted again within leaseSeconds (${lease} s) + ${margin} s`,
+      admittedAfter >= 0 && admittedAfter <= lease + margin,
+      `${admittedAfter >= 0 ? `${admittedAfter.toFixed(1)} s after the kill` : 'never'}; dead leases were ${byNode(leasesAtKill).join('+')}; tries: ${tries.join(', ')}`,
+    );
+  }
 
   // The replacement: a new host from the mail group's launch template.
   const fresh = o.mk('mail3', dead.node, dead.az);
@@ -1049,9 +1132,46 @@ async function replaceMailNode(o: {
     `sessions on ${placed.join(' and ')}, messages per session ${JSON.stringify(counts)}, leases by daemon ${JSON.stringify(byNode(seen))}, ${String(orphans.found)}/${accepted} of the messages taken before the kill`,
   );
 
-  // Out of the default run (docs/fleet.md): the adoption of the dead node's spool. In the run of eb0f17f
-  // its 3 entries were shipped by mail1 under mail2's name (6/6 in the archive), but the check's spool
-  // lookup ran on the harness host and found nothing; the fixed check is in commit 275c021.
+  await deadAddressDropped(mailNodesHost(o.plan), o.proxy, dead, survivor, fresh, killedAt);
+
+  // The dead node's spool: adopted by a live node once its lock is stale, shipped under the dead node's
+  // name (the archive says which node accepted the messages; shippedBy says who shipped them), removed.
+  // Adopted batches are the ones whose index names a shipper apart (shippedBy).
+  const shipped = (adoptedOnly: boolean) => {
+    const found = new Set<string>();
+    const batches: string[] = [];
+    for (const e of events().filter((x) => x.action === 'PutObject' && (x.key ?? '').endsWith('.msgs'))) {
+      const file = join(RUN, 's3', e.bucket!, e.key!);
+      const index = file.replace(/\.msgs$/, '.index.json');
+      if (!existsSync(file) || !existsSync(index)) continue;
+      const x = JSON.parse(readFileSync(index, 'utf8')) as { node: string; shippedBy?: string };
+      if (adoptedOnly && (x.shippedBy === undefined || e.instance === dead!.instanceId)) continue;
+      let any = false;
+      for (const m of readFileSync(file, 'latin1').matchAll(new RegExp(`${marker}-\\d+`, 'g'))) {
+        found.add(m[0]);
+        any = true;
+      }
+      if (any) batches.push(`${x.node}${x.shippedBy ? ` by ${x.shippedBy}` : ''}`);
+    }
+    return { found, batches };
+  };
+  if (!selected('spool-adoption')) return fresh;
+  let late = shipped(true);
+  let all = shipped(false);
+  let gone = false;
+  const bound = 300;
+  const done = () => all.found.size === accepted && late.found.size > 0 && gone && late.batches.every((b) => b.startsWith(`${deadNode} by `));
+  while (!done() && Date.now() - killedAt < bound * 1000) {
+    await sleep(2000);
+    late = shipped(true);
+    all = shipped(false);
+    gone = spoolDir !== '' && inHost(survivor, `test -e ${spoolDir} && echo yes || echo no`, true).trim() === 'no';
+  }
+  check(
+    `${dead.name}'s journal spool (${leftInSpool} unshipped files) is adopted by a live node and shipped under ${deadNode}'s name: every message acknowledged before the kill is in the archive`,
+    leftInSpool > 0 && done(),
+    `${all.found.size}/${accepted} in the archive, ${late.found.size} in adopted batches (${[...new Set(late.batches)].join(', ') || 'none'}; ${((Date.now() - killedAt) / 1000).toFixed(0)} s after the kill); spool removed: ${gone}`,
+  );
   return fresh;
 }
 
