@@ -49,7 +49,7 @@ import {
 } from '../lib/render/node-layout.js';
 import { DEFAULT_VPC_CIDR } from '../lib/spec/defaults.js';
 import { bootstrapText } from './bootstrap.js';
-import type { MetricAlarmModel } from '../lib/render/alarms.js';
+import { saturationAlarm, type MetricAlarmModel } from '../lib/render/alarms.js';
 import { ROLE_TAG, type RegionRole } from './inventory.js';
 
 /** VPC CIDRs when the spec gives none (as documented on regions.*.cidr). */
@@ -431,6 +431,17 @@ export function metricAlarmProps<T>(m: MetricAlarmModel, topicArn: T) {
     treatMissingData: m.treatMissingData,
     alarmActions: [topicArn],
   };
+}
+
+/**
+ * A region's listener saturation alarms as Terraform and Pulumi write them (CDK builds them in the tier
+ * construct): one per listener of each NLB shard, against that shard's minimum proxy node count.
+ */
+export function regionSaturationAlarms(plan: Plan, r: RegionModel): { listener: string; alarm: MetricAlarmModel }[] {
+  return r.nlbs.flatMap((n) => {
+    const min = r.tiers.find((t) => t.role === 'proxy' && (t.shard ?? 0) === n.index)?.min ?? 0;
+    return n.listeners.map((l) => ({ listener: l.name, alarm: saturationAlarm(plan, plan.listeners.find((x) => x.name === l.name)!, min) }));
+  });
 }
 
 /**

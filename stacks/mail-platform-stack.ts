@@ -12,7 +12,7 @@ import { MailfleetError } from '../lib/errors.js';
 import { platformOutputs, type OutputSource } from '../lib/plan/outputs.js';
 import type { Plan } from '../lib/plan/types.js';
 import { logGroupNames } from '../lib/render/cloudwatch-agent.js';
-import { alarmTopicKeyStatement, alarmTopicPublishStatement, selfSignedCertAlarm } from '../lib/render/alarms.js';
+import { alarmTopicAutoScalingKeyStatement, alarmTopicKeyStatement, alarmTopicPublishStatement, selfSignedCertAlarm } from '../lib/render/alarms.js';
 import { modelAlarm } from '../constructs/shared/alarm.js';
 import { privateZoneName, provisionsRedis, regionZoneName, type RegionRole } from '../lib/render/node-layout.js';
 import { FleetRedis } from '../constructs/fleet-redis/fleet-redis.js';
@@ -81,6 +81,8 @@ export class MailPlatformStack extends Stack {
       enableKeyRotation: true,
     });
     this.alarmTopicKey.addToResourcePolicy(iam.PolicyStatement.fromJson(alarmTopicKeyStatement(this.account)));
+    // The tiers' Auto Scaling groups send their notifications to the same topic.
+    this.alarmTopicKey.addToResourcePolicy(iam.PolicyStatement.fromJson(alarmTopicAutoScalingKeyStatement(this.account, this.partition)));
     this.alarmTopic = new sns.Topic(this, 'Alarms', {
       displayName: `mailfleet ${plan.platform} ${regionRole} alarms`,
       masterKey: this.alarmTopicKey,

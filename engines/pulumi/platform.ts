@@ -9,7 +9,7 @@ import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
 import { ROLE_TAG } from '../inventory.js';
 import { auditArchivePulumi, JOURNAL_KEYS } from './audit-archive.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { fisActions, fisResourceArn, launchImage, literalArn, metricAlarmProps, outputNode, processesRoleName, reloadAssociationProps, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { fisActions, fisResourceArn, launchImage, literalArn, metricAlarmProps, outputNode, processesRoleName, regionSaturationAlarms, reloadAssociationProps, platformModel, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { randomBytes } from 'node:crypto';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
@@ -22,7 +22,6 @@ import {
   alarmName,
   alarmTopicKeyPolicy,
   alarmTopicPolicy,
-  saturationAlarm,
   selfSignedCertAlarm,
   serviceHealthAlarm,
   type MetricAlarmModel,
@@ -702,11 +701,8 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
     );
     // Alarms (lib/render/alarms.ts) to a topic CloudWatch can publish to: listener saturation, the generated certificate.
     const alarmTopic = this.alarmTopic(model, r, o);
-    for (const nlb of r.nlbs) {
-      const min = r.tiers.find((t) => t.role === 'proxy' && (t.shard ?? 0) === nlb.index)?.min ?? 0;
-      for (const l of nlb.listeners)
-        this.alarm(alarmName(model.platform, r.role, `saturation-${l.name}`), saturationAlarm(model.plan, model.plan.listeners.find((x) => x.name === l.name)!, min), alarmTopic, o);
-    }
+    for (const { listener, alarm } of regionSaturationAlarms(model.plan, r))
+      this.alarm(alarmName(model.platform, r.role, `saturation-${listener}`), alarm, alarmTopic, o);
     if (mailAsg) this.alarm(alarmName(model.platform, r.role, 'self-signed-certificate'), selfSignedCertAlarm(model.plan, r.tiers.find((t) => t.role === 'mail')!.name), alarmTopic, o);
     return { provider, vpc, privateSubnets, nlbs, efs, privateRt, regionZone: zones.region, model: r, mailAsg, instances, resolverSg: groups.get('resolver'), targetGroups, alarmTopic };
   }

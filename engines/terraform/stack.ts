@@ -55,7 +55,6 @@ import {
   alarmName,
   alarmTopicKeyPolicy,
   alarmTopicPolicy,
-  saturationAlarm,
   selfSignedCertAlarm,
   serviceHealthAlarm,
   type MetricAlarmModel,
@@ -81,7 +80,7 @@ import { ElasticacheReplicationGroup } from '@cdktf/provider-aws/lib/elasticache
 import { ElasticacheSubnetGroup } from '@cdktf/provider-aws/lib/elasticache-subnet-group/index.js';
 import { ROLE_TAG } from '../inventory.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
-import { fisActions, fisResourceArn, launchImage, literalArn, metricAlarmProps, outputNode, processesRoleName, reloadAssociationProps, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
+import { fisActions, fisResourceArn, launchImage, literalArn, metricAlarmProps, outputNode, processesRoleName, regionSaturationAlarms, reloadAssociationProps, tagsFor, type NodeModel, type PlatformModel, type RegionModel } from '../platform.js';
 import { bootObjectFolder, type BootObjectOptions } from '../boot-objects.js';
 import type { AccessTarget, BootObjectId, ParameterModel } from '../../lib/plan/node-access.js';
 import { drillFilters, fisRoleStatements, processesDocument, processesDocumentName, processesRoleStatements } from '../../lib/plan/drills.js';
@@ -601,11 +600,8 @@ export class MailfleetTerraformStack extends TerraformStack {
     ]);
     // Alarms (lib/render/alarms.ts) to a topic CloudWatch can publish to: listener saturation, the generated certificate.
     const alarmTopic = this.alarmTopic(model, r, provider);
-    for (const n of r.nlbs) {
-      const min = r.tiers.find((t) => t.role === 'proxy' && (t.shard ?? 0) === n.index)?.min ?? 0;
-      for (const l of n.listeners)
-        this.alarm(`${p}-saturation-${l.name}`, provider, alarmName(model.platform, p, `saturation-${l.name}`), saturationAlarm(model.plan, model.plan.listeners.find((x) => x.name === l.name)!, min), alarmTopic);
-    }
+    for (const { listener, alarm } of regionSaturationAlarms(model.plan, r))
+      this.alarm(`${p}-saturation-${listener}`, provider, alarmName(model.platform, p, `saturation-${listener}`), alarm, alarmTopic);
     if (mailAsg) this.alarm(`${p}-self-signed-certificate`, provider, alarmName(model.platform, p, 'self-signed-certificate'), selfSignedCertAlarm(model.plan, mailAsg.name), alarmTopic);
     return { nlbs, targetGroups, alarmTopic, values };
   }

@@ -87,14 +87,25 @@ export function nodeSample(at: number, samples: readonly PromSample[]): NodeSamp
   return { at, lagP99Ms: lag, cpuSeconds: cpu, refused, delivery: [...buckets].sort((a, b) => a[0] - b[0]) };
 }
 
-/** p99 of the deliveries between two samples, in ms (the bucket bound it falls in); undefined without any. */
+/**
+ * p99 of the deliveries between two samples, in ms; undefined without any. Interpolated linearly inside the
+ * bucket the 99th percentile falls in, as Prometheus' histogram_quantile does: the bucket's upper bound
+ * alone rounds every target and release threshold up to a bound (a target of 56 ms acted at 50).
+ */
 export function deliveryP99Ms(prev: NodeSample, now: NodeSample): number | undefined {
   const before = new Map(prev.delivery);
   const delta = now.delivery.map(([le, n]) => [le, n - (before.get(le) ?? 0)] as const);
   const count = delta.find(([le]) => le === Infinity)?.[1] ?? 0;
   if (count <= 0) return undefined;
   const finite = delta.filter(([le]) => Number.isFinite(le));
-  for (const [le, n] of finite) if (n >= 0.99 * count) return le * 1000;
+  const rank = 0.99 * count;
+  let lower = 0;
+  let below = 0;
+  for (const [le, n] of finite) {
+    if (n >= rank) return (lower + (le - lower) * (n > below ? (rank - below) / (n - below) : 1)) * 1000;
+    lower = le;
+    below = n;
+  }
   // Beyond the largest bucket: say twice it (the histogram cannot tell more).
   return (finite[finite.length - 1]?.[0] ?? 1) * 2000;
 }

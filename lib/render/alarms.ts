@@ -120,6 +120,27 @@ export function alarmTopicKeyStatement(account: string) {
   } as const;
 }
 
+/**
+ * Auto Scaling's service-linked role publishes the groups' launch/terminate notifications to the alarm
+ * topic, and SNS encrypts them under the topic's key as that role: without this statement every
+ * notification is refused by KMS. The role is matched by a condition, not named as the principal: a key
+ * policy naming a principal that does not exist yet is rejected, and the role appears only with the
+ * account's first Auto Scaling group, i.e. in this same deploy, after the key.
+ */
+export function alarmTopicAutoScalingKeyStatement(account: string, partition = 'aws') {
+  return {
+    Sid: 'AutoScalingNotificationsUseTheKey',
+    Effect: 'Allow',
+    Principal: { AWS: '*' },
+    Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+    Resource: '*',
+    Condition: {
+      StringEquals: { 'kms:CallerAccount': account },
+      ArnEquals: { 'aws:PrincipalArn': `arn:${partition}:iam::${account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling` },
+    },
+  } as const;
+}
+
 /** The topic policy statement letting this account's CloudWatch alarms publish. */
 export function alarmTopicPublishStatement(account: string, topicArn: string) {
   return {

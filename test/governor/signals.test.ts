@@ -22,12 +22,33 @@ describe('governor signals', () => {
     assert.equal(first.refused, 3);
     assert.ok(first.lagP99Ms !== undefined && first.lagP99Ms >= 0, 'the lag gauge is read');
     assert.ok(first.cpuSeconds !== undefined && first.cpuSeconds > 0, 'process CPU is read');
-    // The next interval: 97 fast deliveries and 3 slow ones (fsync stalls): p99 lands in the 0.25 s bucket.
+    // The next interval: 97 fast deliveries and 3 slow ones (fsync stalls): p99 lands in the (150, 200 ms] bucket.
     for (let i = 0; i < 97; i++) m.deliverySeconds.observe({ protocol: 'submission' }, 0.003);
     for (let i = 0; i < 3; i++) m.deliverySeconds.observe({ protocol: 'smtp' }, 0.2);
     const second = nodeSample(2000, parsePrometheus(await m.registry.metrics()));
-    assert.equal(deliveryP99Ms(first, second), 250);
+    assert.equal(Math.round(deliveryP99Ms(first, second)!), 183, 'rank 99 of 100: two thirds into the bucket of the three slow ones');
     assert.equal(deliveryP99Ms(second, second), undefined, 'no delivery in the interval: no reading');
+  });
+
+  it('reads the delivery p99 finely enough that a target and its release threshold mean what they say, not the next bucket bound', async () => {
+    const m = createDaemonMetrics();
+    const read = async () => nodeSample(Date.now(), parsePrometheus(await m.registry.metrics()));
+    let prev = await read();
+    const p99Of = async (ms: number[]) => {
+      for (const x of ms) m.deliverySeconds.observe({ protocol: 'submission' }, x / 1000);
+      const now = await read();
+      const r = deliveryP99Ms(prev, now)!;
+      prev = now;
+      return r;
+    };
+    // Deliveries of 55 ms are under a 70 ms target (the old bounds said 100: over).
+    const at55 = await p99Of(Array.from({ length: 100 }, () => 55));
+    assert.ok(at55 > 50 && at55 <= 60, `55 ms deliveries read as ${at55} ms`);
+    // An unloaded interval of 20–30 ms deliveries is calm under 0.7 × 56 = 39 ms (the old bounds said 50: never calm).
+    const calm = await p99Of(Array.from({ length: 100 }, (_, i) => 20 + (i % 11)));
+    assert.ok(calm <= 39, `20–30 ms deliveries read as ${calm} ms`);
+    // Past the last bucket: twice it.
+    assert.equal(await p99Of([9000]), 10_000);
   });
 
   it('parses labels with escaped quotes and maps rows to limit scopes', () => {

@@ -44,6 +44,21 @@ describe('the primary stack of primary-dr.yaml', () => {
     assert.deepEqual(publish.Condition, { StringEquals: { 'aws:SourceAccount': account } });
   });
 
+  test('THEN every Auto Scaling group that notifies the topic can encrypt under its key: the key lets the Auto Scaling service-linked role use it', () => {
+    const notified = ofType('AWS::AutoScaling::AutoScalingGroup').flatMap(([, r]) => ((r.Properties.NotificationConfigurations ?? []) as { TopicARN?: unknown }[]).map((n) => JSON.stringify(n.TopicARN)));
+    assert.ok(notified.length > 0, 'no group sends notifications (the statement would be unneeded)');
+    const [[topicId, topic]] = ofType('AWS::SNS::Topic') as [[string, Res]];
+    for (const t of notified) assert.equal(t, JSON.stringify({ Ref: topicId }));
+    const key = resources[(topic.Properties.KmsMasterKeyId as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]!]!;
+    type KeyStatement = Statement & { Principal?: { AWS?: string }; Condition?: Record<string, Record<string, unknown>> };
+    const stmts = (key.Properties.KeyPolicy as { Statement: KeyStatement[] }).Statement;
+    const asg = stmts.find((s) => JSON.stringify(s.Condition?.ArnEquals?.['aws:PrincipalArn'] ?? '').includes('role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling'));
+    assert.ok(asg, `no key statement for the Auto Scaling service-linked role: ${JSON.stringify(stmts.map((s) => s.Principal))}`);
+    assert.equal(asg.Effect, 'Allow');
+    assert.deepEqual([asg.Action].flat().sort(), ['kms:Decrypt', 'kms:GenerateDataKey*']);
+    assert.deepEqual(asg.Condition?.StringEquals, { 'kms:CallerAccount': account });
+  });
+
   test('THEN an alarm to the topic watches the gauge mail nodes send while they serve their generated certificate', () => {
     const producer = selfSignedProducer(plan);
     const alarms = ofType('AWS::CloudWatch::Alarm').map(([, r]) => r.Properties as unknown as CfnAlarm);
