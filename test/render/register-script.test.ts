@@ -16,6 +16,17 @@ import { nodeFiles } from '../../lib/render/node-files.js';
 import { mailNodesHost } from '../../lib/render/node-layout.js';
 import { loadSpec } from '../../lib/spec/index.js';
 
+/**
+ * The stand-in is reached through AWS_ENDPOINT_URL, which botocore honours from 1.31 on (Debian 12's
+ * python3-botocore is 1.29 and would call the real Route 53). Nodes run the script on Debian's awscli
+ * against the real endpoints; the fleet harness runs it that way (stand-ins by host name). Here the
+ * python3 on PATH must have a botocore that honours the variable: said plainly if it has not.
+ */
+const botocore = spawnSync('python3', ['-c', 'import botocore; print(botocore.__version__)'], { encoding: 'utf8' });
+const [major = 0, minor = 0] = botocore.stdout.trim().split('.').map(Number);
+if (botocore.status !== 0 || major < 1 || (major === 1 && minor < 31))
+  throw new Error(`register-script test: the python3 on PATH needs botocore >= 1.31 (AWS_ENDPOINT_URL); found ${botocore.stdout.trim() || botocore.stderr.trim().split('\n').pop()}`);
+
 const plan = buildPlan(loadSpec('examples/single-region.yaml').spec);
 const NAME = mailNodesHost(plan);
 const STANDIN = resolve('test/render/fixtures/route53-asg-standin.py');
