@@ -91,3 +91,26 @@ test('GIVEN sessions claiming \\Recent while flag changes share the pass (RFC 35
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('GIVEN a session appending to the folder it has selected WHEN appendClaiming claims THEN the new message and any unclaimed one are claimed in the APPEND\'s own pass, on disk when answered', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mf-group-'));
+  try {
+    await createMaildirFolder(dir);
+    const mb = new Mailbox({ name: 'INBOX', dir });
+    await mb.refresh();
+    const body = Buffer.from('Subject: r\r\n\r\nr\r\n');
+    const [first] = await mb.appendMany([{ data: body, letters: '', date: new Date() }]); // unclaimed
+    assert.equal(mb.unclaimedRecent, 1);
+    const { uids, claimed } = await mb.appendClaiming([{ data: body, letters: 'S', date: new Date() }], true);
+    assert.deepEqual(claimed, [first!, uids[0]!]);
+    assert.equal(mb.unclaimedRecent, 0);
+    const disk = (await readListState(dir))!;
+    assert.equal(disk.firstRecent, disk.nextUid, 'the claim is in the list written by the APPEND');
+    assert.deepEqual(await mb.claimRecent(), [], 'nothing left for a later claim');
+    const plain = await mb.appendClaiming([{ data: body, letters: '', date: new Date() }], false);
+    assert.deepEqual(plain.claimed, []);
+    assert.equal(mb.unclaimedRecent, 1, 'without claim the new message stays \\Recent for whoever looks first');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1262,6 +1262,15 @@ export class Mailbox {
    * all are there do they move to cur/ and take UIDs, under one lock.
    */
   async appendMany(items: ReadonlyArray<{ readonly data: Buffer; readonly letters: string; readonly date: Date }>): Promise<number[]> {
+    return (await this.appendClaiming(items, false)).uids;
+  }
+
+  /**
+   * appendMany() that, with `claim`, also claims the folder's unclaimed \Recent messages, the new ones
+   * included, in the same locked pass (claimRecent()): what the appending session, which has this folder
+   * selected read-write, would claim at its next update anyway, in a pass of its own.
+   */
+  async appendClaiming(items: ReadonlyArray<{ readonly data: Buffer; readonly letters: string; readonly date: Date }>, claim: boolean): Promise<{ uids: number[]; claimed: number[] }> {
     const staged: Array<{ tmp: string; base: string; letters: string; size: number; date: number }> = [];
     try {
       for (const { data, letters, date } of items) {
@@ -1286,7 +1295,7 @@ export class Mailbox {
       for (const f of staged) await unlink(f.tmp).catch(() => undefined);
       throw e;
     }
-    return this.adopt(staged);
+    return this.adopt(staged, claim);
   }
 
   /** Copies records of `from` into this folder (hard links when possible). Returns the new UIDs. */
@@ -1307,10 +1316,10 @@ export class Mailbox {
       }
       staged.push({ tmp, base, letters, size: r.size, date: r.date });
     }
-    return this.adopt(staged);
+    return (await this.adopt(staged, false)).uids;
   }
 
-  private adopt(staged: ReadonlyArray<{ tmp: string; base: string; letters: string; size: number; date: number }>): Promise<number[]> {
+  private adopt(staged: ReadonlyArray<{ tmp: string; base: string; letters: string; size: number; date: number }>, claim: boolean): Promise<{ uids: number[]; claimed: number[] }> {
     return this.mutate(async (s) => {
       const uids: number[] = [];
       for (const f of staged) {
@@ -1319,13 +1328,19 @@ export class Mailbox {
         s.messages.push(rec);
         uids.push(rec.uid);
       }
-      return uids;
-    }).then(async (uids) => {
+      let claimed: number[] = [];
+      if (claim) {
+        const from = s.firstRecent;
+        s.firstRecent = s.nextUid;
+        claimed = s.messages.filter((r) => r.uid >= from).map((r) => r.uid);
+      }
+      return { uids, claimed };
+    }).then(async (r) => {
       await this.account(
         staged.reduce((n, f) => n + f.size, 0),
-        uids.length,
+        r.uids.length,
       );
-      return uids;
+      return r;
     });
   }
 
