@@ -209,16 +209,41 @@ export interface ExpungeHistory {
  * daemon (header modseq moved on, or the line gone) reads as "history unknown up to the header".
  */
 function serialiseHistory(modseq: number, h: ExpungeHistory): string {
+  return `X1 M${modseq} F${h.floor}${historyGroups(h.entries)}\n`;
+}
+
+/** ` <modseq>:<uid set>` for each modseq of `entries[from…]`, in order. */
+function groupsText(entries: ReadonlyArray<readonly [number, number]>, from: number): string {
   const groups: string[] = [];
-  let i = 0;
-  while (i < h.entries.length) {
-    const ms = h.entries[i]![0];
+  let i = from;
+  while (i < entries.length) {
+    const ms = entries[i]![0];
     const uids: number[] = [];
-    for (; i < h.entries.length && h.entries[i]![0] === ms; i++) uids.push(h.entries[i]![1]);
+    for (; i < entries.length && entries[i]![0] === ms; i++) uids.push(entries[i]![1]);
     uids.sort((a, b) => a - b);
-    groups.push(`${ms}:${compactSet(uids)}`);
+    groups.push(` ${ms}:${compactSet(uids)}`);
   }
-  return `X1 M${modseq} F${h.floor}${groups.map((g) => ` ${g}`).join('')}\n`;
+  return groups.join('');
+}
+
+/**
+ * The history's groups as last written, by the entry they start from: entries are only appended (each
+ * expunge a group of its own modseq) or cut from the front, and the pairs are shared between the states
+ * of successive passes. Every list write wrote the whole history (up to 10,000 UIDs) from scratch.
+ */
+const historyText = new WeakMap<readonly [number, number], { n: number; last: readonly [number, number]; text: string }>();
+
+function historyGroups(entries: ReadonlyArray<readonly [number, number]>): string {
+  const first = entries[0];
+  if (first === undefined) return '';
+  const c = historyText.get(first);
+  let text: string;
+  if (c && c.n === entries.length && entries[c.n - 1] === c.last) text = c.text;
+  // Appended since: new groups after the cached ones (a new expunge has a modseq of its own).
+  else if (c && c.n < entries.length && entries[c.n - 1] === c.last && entries[c.n]![0] !== c.last[0]) text = c.text + groupsText(entries, c.n);
+  else text = groupsText(entries, 0);
+  historyText.set(first, { n: entries.length, last: entries[entries.length - 1]!, text });
+  return text;
 }
 
 /** Entries a history line may expand to when read (far above any configured bound). */
