@@ -4,6 +4,7 @@
  *   npx tsx bench/imap-stress/run.ts [--clients 20] [--seconds 20] [--slices 5] [--users 10] [--seed 500]
  *                                    [--rounds 2] [--label current] [--no-dovecot] [--no-mailfleetd]
  *                                    [--baseline <mailfleetd bundle>] [--gluster] [--cpu-prof <dir>] [--tsx]
+ *                                    [--strace]
  *
  * Every server is started (and warmed) first, then measured in --slices interleaved rounds: each round
  * gives every server --seconds/--slices seconds of the same client mix, back to back, in an order that
@@ -35,7 +36,12 @@
  * `node --cpu-prof` (after a warm-up in an unprofiled daemon) and leaves the .cpuprofile there (summarise
  * with bench/imap-stress/profile.ts). mailfleetd runs from the esbuild bundle (what a node runs; bench/lib/
  * daemon.ts); --tsx runs the sources.
+ * --strace attaches `strace -f -c` to each mailfleetd for the measured rounds and prints its system calls
+ * per command (file operations, socket writes): a count that does not move with the machine's load, where
+ * commands/s and CPU per command do. Attached, every call stops the daemon, so its other figures mean
+ * nothing in such a run.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -64,6 +70,7 @@ const { values } = parseArgs({
     gluster: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     tsx: { type: 'boolean', default: false },
+    strace: { type: 'boolean', default: false },
   },
 });
 const CLIENTS = Number(values.clients);
@@ -297,6 +304,32 @@ const median = (xs: number[]) => {
 };
 const spread = (xs: number[]) => ({ min: r2(Math.min(...xs)), median: r2(median(xs)), max: r2(Math.max(...xs)) });
 
+/**
+ * `strace -f -c` attached to a server for the measured rounds; report() detaches and prints its system
+ * calls per command, the most frequent first.
+ */
+function attachStrace(s: Server): { report: () => Promise<void> } {
+  const out = join(t0Dir, `strace-${s.pid}.txt`);
+  const before = s.tally.commands;
+  const child: ChildProcess = spawn('strace', ['-f', '-c', '-U', 'name,calls', '-o', out, '-p', String(s.pid)], { stdio: 'ignore' });
+  return {
+    async report() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      await exited;
+      const commands = Math.max(1, s.tally.commands - before);
+      const calls: Array<[string, number]> = [];
+      for (const line of readFileSync(out, 'utf8').split('\n')) {
+        const m = /^\s*(\w+)\s+(\d+)\s*$/.exec(line);
+        if (m && m[1] !== 'total') calls.push([m[1]!, Number(m[2])]);
+      }
+      calls.sort((a, b) => b[1] - a[1]);
+      const total = calls.reduce((n, [, c]) => n + c, 0);
+      console.log(`${s.name}: ${r2(total / commands)} system calls per command (${commands} commands): ${calls.slice(0, 16).map(([n, c]) => `${n} ${r2(c / commands)}`).join(', ')}`);
+    },
+  };
+}
+
 /** Writes one message the way an MDA does: tmp/, then rename into new/. */
 function seed(maildir: string, to: string, uid?: number): void {
   for (const d of ['cur', 'new', 'tmp']) mkdirSync(join(maildir, d), { recursive: true, mode: 0o700 });
@@ -311,8 +344,11 @@ function seed(maildir: string, to: string, uid?: number): void {
 }
 
 
+let t0Dir = '';
+
 async function main(): Promise<void> {
   const t = await tempDir('mf-bench-stress-');
+  t0Dir = t.dir;
   const servers: Server[] = [];
   const stops: Array<() => Promise<unknown>> = [];
   const add = async (name: string, port: number, pid: number) => {
@@ -374,8 +410,11 @@ async function main(): Promise<void> {
         await add(name, dovecot.port, dovecot.masterPid);
       }
     }
+    const traces = values.strace ? servers.filter((s) => s.name.startsWith('mailfleetd')).map(attachStrace) : [];
+    if (traces.length > 0) await new Promise((r) => setTimeout(r, 1000)); // attached to every thread
     rounds = await interleave(servers);
     results = servers.map(totals);
+    for (const tr of traces) await tr.report();
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
     await vol?.stop().catch(() => undefined);

@@ -126,6 +126,14 @@ export const DEFAULT_IMAP_WORK_LIMITS = Object.freeze({
    */
   changeLogBytes: 0,
   // --- end change log
+  // --- folder lock kept between passes (issue 20)
+  /**
+   * Milliseconds a folder's lock file is kept after a locked pass (flag change, APPEND, EXPUNGE, new-mail
+   * scan) so the next pass of the same daemon reuses it instead of creating and unlinking it again
+   * (lib/store/mailbox/lock.ts HeldLock); held at most 100 ms in a row. 0 releases it after every pass.
+   */
+  folderLockHoldMs: 20,
+  // --- end folder lock
   // --- LIST-EXTENDED, COMPRESS (issue 21) ---
   /** Patterns in one LIST-EXTENDED `LIST "" (p1 p2 …)`: each is matched against every folder of the user. */
   maxListPatterns: 64,

@@ -566,6 +566,10 @@ export const specSchema = z
         changeLogBytes: nonNegInt
           .default(IMAP_WORK.changeLogBytes)
           .describe('Bytes the append-only change log beside a folder\'s UID list may reach before the next flag change, APPEND or EXPUNGE rewrites the whole list with the logged changes folded in. 0 (the default) rewrites the list on every change and keeps no log, as daemons before the log did: nodes of an older version read the list only, so turn the log on (65536 measured best) only once every node sharing the mail root runs a version with it (docs/imap-performance.md).'),
+        // Folder lock kept between passes (issue 20, docs/imap-performance.md).
+        folderLockHoldMs: nonNegInt
+          .default(IMAP_WORK.folderLockHoldMs)
+          .describe('Milliseconds a folder\'s lock file is kept after a flag change, APPEND, EXPUNGE or new-mail scan, so the next one on this node reuses it instead of taking it again (at most 100 ms in a row, then it is released). Other nodes and processes wait at most this much longer for the folder; 0 releases the lock after every change.'),
         // LIST-EXTENDED and COMPRESS=DEFLATE bounds (issue 21, docs/imap-pop3.md).
         maxListPatterns: posInt
           .default(IMAP_WORK.maxListPatterns)

@@ -10,9 +10,10 @@
  * Changes made outside the daemon (files removed by hand) are not seen: `mailfleet quota recalc`
  * recomputes from the Maildir.
  */
-import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { open, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { withLock } from './mailbox/lock.js';
+import { HeldLock } from './mailbox/lock.js';
 import { wireSize } from './mailbox/mailbox.js';
 
 export const USAGE_FILE = 'mailfleet-usage';
@@ -30,16 +31,66 @@ export interface UsageRecord extends Usage {
 const EMPTY: UsageRecord = Object.freeze({ bytes: 0, messages: 0, warned: 0 });
 let tmpCounter = 0;
 
-/** The usage of the user whose Maildir is `maildir` (zero when no file exists yet). */
-export async function readUsage(maildir: string): Promise<UsageRecord> {
-  let text: string;
+/**
+ * Usage files as last read here, by path, with the stat that dated them (inode, size, mtime: a rewrite is
+ * a rename of a new file). A quota check before each APPEND and after it read the whole file (open, fstat,
+ * read, close); a hit is one stat. Bounded: the oldest entry goes past USAGE_CACHE_ENTRIES.
+ */
+const usageCache = new Map<string, { stamp: string; rec: UsageRecord }>();
+const USAGE_CACHE_ENTRIES = 10_000;
+
+function usageStamp(file: string): string | undefined {
   try {
-    text = await readFile(join(maildir, USAGE_FILE), 'utf8');
+    const st = statSync(file, { throwIfNoEntry: false });
+    return st && `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw e;
+  }
+}
+
+function remember(file: string, stamp: string, rec: UsageRecord): void {
+  usageCache.delete(file);
+  usageCache.set(file, { stamp, rec });
+  if (usageCache.size > USAGE_CACHE_ENTRIES) usageCache.delete(usageCache.keys().next().value!);
+}
+
+/**
+ * The usage of the user whose Maildir is `maildir` (zero when no file exists yet): for checks outside the
+ * lock (quota verdicts, GETQUOTA), from the cache when a stat says the file is the one read before.
+ */
+export async function readUsage(maildir: string): Promise<UsageRecord> {
+  const file = join(maildir, USAGE_FILE);
+  const stamp = usageStamp(file);
+  if (stamp === undefined) return EMPTY;
+  const hit = usageCache.get(file);
+  if (hit?.stamp === stamp) return hit.rec;
+  const rec = await readUsageFile(file);
+  // Dated by the stat taken before the read: a file replaced in between reads as changed next time.
+  remember(file, stamp, rec);
+  return rec;
+}
+
+/** Bytes a usage file can hold (`MU1` and three numbers); a longer one is read whole. */
+const USAGE_READ_BYTES = 128;
+
+/** Reads the file itself: open, one read, close (readFile's fstat is a fourth file operation). */
+async function readUsageFile(file: string): Promise<UsageRecord> {
+  let fh;
+  try {
+    fh = await open(file, 'r');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return EMPTY;
     throw e;
   }
-  return parseUsage(text);
+  try {
+    const buf = Buffer.allocUnsafe(USAGE_READ_BYTES);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    if (bytesRead < buf.length) return parseUsage(buf.toString('utf8', 0, bytesRead));
+  } finally {
+    await fh.close();
+  }
+  return parseUsage(await readFile(file, 'utf8'));
 }
 
 /** `MU1 <bytes> <messages> <warned>`; anything else reads as zero (recalc repairs it). */
@@ -52,18 +103,31 @@ export function parseUsage(text: string): UsageRecord {
 }
 
 /**
- * Changes the record under the lock; `fn` sees the current record and returns the next one (or the same
- * object for no write). Returns the record after the change.
+ * Usage-file locks kept between updates (lock.ts HeldLock), by lock path. An entry is dropped when its
+ * lock is given up, so the map holds only the users updated in the last few ms.
  */
-export async function updateUsage(maildir: string, fn: (r: UsageRecord) => UsageRecord): Promise<UsageRecord> {
+const usageLocks = new Map<string, HeldLock>();
+
+/**
+ * Changes the record under the lock; `fn` sees the current record and returns the next one (or the same
+ * object for no write). Returns the record after the change. `holdMs` keeps the lock that long for the
+ * next update of this process (HeldLock; 0 releases it at once, as before).
+ */
+export async function updateUsage(maildir: string, fn: (r: UsageRecord) => UsageRecord, holdMs = 0): Promise<UsageRecord> {
   const file = join(maildir, USAGE_FILE);
-  return withLock(`${file}.lock`, async () => {
-    const cur = await readUsage(maildir);
+  const lockPath = `${file}.lock`;
+  let lock = usageLocks.get(lockPath);
+  if (!lock) usageLocks.set(lockPath, (lock = new HeldLock(lockPath, { holdMs, onRelease: () => usageLocks.get(lockPath) === lock && usageLocks.delete(lockPath) })));
+  return lock.run(async () => {
+    // Under the lock the file itself is read, never the cache: another node may have just written it.
+    const cur = await readUsageFile(file);
     const next = fn(cur);
     if (next === cur) return cur;
     const tmp = `${file}.${process.pid}.${++tmpCounter}.tmp`;
     await writeFile(tmp, `MU1 ${next.bytes} ${next.messages} ${next.warned}\n`, { mode: 0o600 });
     await rename(tmp, file);
+    const stamp = usageStamp(file);
+    if (stamp !== undefined) remember(file, stamp, next);
     return next;
   });
 }
@@ -87,7 +151,7 @@ const pendingUsage = new Map<string, PendingUsage>();
  * fraction; now a process takes the lock once per batch. Other processes and nodes still take turns on
  * the lock, so the sums stay exact across them.
  */
-export function addUsage(maildir: string, delta: Usage): Promise<UsageRecord> {
+export function addUsage(maildir: string, delta: Usage, holdMs = 0): Promise<UsageRecord> {
   if (delta.bytes === 0 && delta.messages === 0) return readUsage(maildir);
   let q = pendingUsage.get(maildir);
   if (!q) {
@@ -97,11 +161,11 @@ export function addUsage(maildir: string, delta: Usage): Promise<UsageRecord> {
   q.bytes += delta.bytes;
   q.messages += delta.messages;
   const done = new Promise<UsageRecord>((resolve, reject) => q.waiters.push({ resolve, reject }));
-  if (!q.running) void drainUsage(maildir, q);
+  if (!q.running) void drainUsage(maildir, q, holdMs);
   return done;
 }
 
-async function drainUsage(maildir: string, q: PendingUsage): Promise<void> {
+async function drainUsage(maildir: string, q: PendingUsage, holdMs: number): Promise<void> {
   q.running = true;
   while (q.waiters.length > 0) {
     const waiters = q.waiters.splice(0);
@@ -113,7 +177,7 @@ async function drainUsage(maildir: string, q: PendingUsage): Promise<void> {
         bytes: Math.max(0, r.bytes + d.bytes),
         messages: Math.max(0, r.messages + d.messages),
         warned: r.warned,
-      }));
+      }), holdMs);
       for (const w of waiters) w.resolve(after);
     } catch (e) {
       for (const w of waiters) w.reject(e);

@@ -19,7 +19,8 @@ after(async () => {
 async function files(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) out.push(join(e.parentPath ?? (e as unknown as { path: string }).path, e.name).slice(dir.length));
+    // Lock files come and go: the daemon keeps a folder's lock a moment after a change (folderLockHoldMs).
+    if (e.isFile() && !e.name.endsWith('.lock')) out.push(join(e.parentPath ?? (e as unknown as { path: string }).path, e.name).slice(dir.length));
   }
   return out.sort();
 }

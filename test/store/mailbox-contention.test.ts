@@ -26,7 +26,8 @@ async function deliver(dir: string): Promise<string> {
 
 test('GIVEN cur/ just changed by the daemon itself WHEN another process holds the folder lock THEN a refresh answers at once from the list', async () => {
   const { dir, done } = await tempMaildir();
-  const other = new FileLock(join(dir, 'mailfleet-uidlist.lock'), { timeoutMs: 0 });
+  // Another process taking the lock waits for ours, which the Mailbox keeps a moment after a pass (folderLockHoldMs).
+  const other = new FileLock(join(dir, 'mailfleet-uidlist.lock'), { timeoutMs: 2_000 });
   try {
     const mb = new Mailbox({ name: 'INBOX', dir });
     await deliver(dir);
@@ -46,7 +47,8 @@ test('GIVEN cur/ just changed by the daemon itself WHEN another process holds th
 
 test('GIVEN new mail and the lock busy WHEN many sessions refresh at once THEN they share one queued pass and all see the mail', async () => {
   const { dir, done } = await tempMaildir();
-  const other = new FileLock(join(dir, 'mailfleet-uidlist.lock'), { timeoutMs: 0 });
+  // Another process taking the lock waits for ours, which the Mailbox keeps a moment after a pass (folderLockHoldMs).
+  const other = new FileLock(join(dir, 'mailfleet-uidlist.lock'), { timeoutMs: 2_000 });
   try {
     const mb = new Mailbox({ name: 'INBOX', dir });
     await mb.refresh();

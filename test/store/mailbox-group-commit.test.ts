@@ -91,3 +91,60 @@ test('GIVEN sessions claiming \\Recent while flag changes share the pass (RFC 35
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('GIVEN a session appending to the folder it has selected WHEN appendClaiming claims THEN the new message and any unclaimed one are claimed in the APPEND\'s own pass, on disk when answered', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mf-group-'));
+  try {
+    await createMaildirFolder(dir);
+    const mb = new Mailbox({ name: 'INBOX', dir });
+    await mb.refresh();
+    const body = Buffer.from('Subject: r\r\n\r\nr\r\n');
+    const [first] = await mb.appendMany([{ data: body, letters: '', date: new Date() }]); // unclaimed
+    assert.equal(mb.unclaimedRecent, 1);
+    const { uids, claimed } = await mb.appendClaiming([{ data: body, letters: 'S', date: new Date() }], true);
+    assert.deepEqual(claimed, [first!, uids[0]!]);
+    assert.equal(mb.unclaimedRecent, 0);
+    const disk = (await readListState(dir))!;
+    assert.equal(disk.firstRecent, disk.nextUid, 'the claim is in the list written by the APPEND');
+    assert.deepEqual(await mb.claimRecent(), [], 'nothing left for a later claim');
+    const plain = await mb.appendClaiming([{ data: body, letters: '', date: new Date() }], false);
+    assert.deepEqual(plain.claimed, []);
+    assert.equal(mb.unclaimedRecent, 1, 'without claim the new message stays \\Recent for whoever looks first');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('GIVEN expunges one after another, several in one pass, and a history trimmed to its bound THEN the history line on disk always lists exactly what the folder remembers (cached groups)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mf-group-'));
+  try {
+    await createMaildirFolder(dir);
+    const mb = new Mailbox({ name: 'INBOX', dir, expungeHistoryUids: 12, changeLogBytes: 0 });
+    await mb.refresh();
+    const body = Buffer.from('Subject: h\r\n\r\nh\r\n');
+    const uids = await mb.appendMany(Array.from({ length: 40 }, () => ({ data: body, letters: '', date: new Date() })));
+    const mem = () => (mb as unknown as { history: { floor: number; entries: Array<readonly [number, number]> } }).history;
+    const check = async () => {
+      const disk = (await readListState(dir))!;
+      assert.equal(disk.history.floor, mem().floor);
+      assert.deepEqual(
+        disk.history.entries.map((e) => `${e[0]}:${e[1]}`),
+        mem().entries.map((e) => `${e[0]}:${e[1]}`),
+        'the list on disk remembers the same expunges',
+      );
+      assert.ok(mem().entries.length <= 12 && mem().entries.length > 0);
+    };
+    let k = 0;
+    for (let round = 0; round < 8; round++) {
+      // One expunge alone, then two in one pass (group commit), then a flag change (history unchanged).
+      await mb.expunge([uids[k++]!]);
+      await check();
+      await Promise.all([mb.expunge([uids[k++]!, uids[k++]!]), mb.expunge([uids[k++]!])]);
+      await check();
+      await mb.setFlags([uids[39]!], round % 2 ? 'add' : 'remove', 'S');
+      await check();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -63,6 +63,8 @@ function openStore(ctx: DaemonContext): OpenStore {
     mimeLimits: mimeLimitsOf(imapWorkLimits(ctx.config.imap)),
     expungeHistoryUids: imapWorkLimits(ctx.config.imap).expungeHistoryUids,
     changeLogBytes: imapWorkLimits(ctx.config.imap).changeLogBytes,
+    // Read as set: 0 (release after every pass) is a valid value, which imapWorkLimits() would replace.
+    lockHoldMs: typeof ctx.config.imap.folderLockHoldMs === 'number' ? ctx.config.imap.folderLockHoldMs : imapWorkLimits(ctx.config.imap).folderLockHoldMs,
   });
   // Delivery names folders in their on-disk (modified UTF-7) form; events use IMAP names.
   const listener: DeliveredListener = (address, folder) => {

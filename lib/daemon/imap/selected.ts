@@ -66,6 +66,11 @@ export class SelectedMailbox {
     return this.recent.size;
   }
 
+  /** Messages this session claimed as \Recent elsewhere (its APPEND to this folder: appendClaiming). */
+  noteRecent(uids: readonly number[]): void {
+    for (const u of uids) this.recent.add(u);
+  }
+
   /** RECENT for SELECT/EXAMINE: what this session claimed, or (EXAMINE) what nobody has claimed yet. */
   /** The RECENT count this session last reported (SELECT sets it). */
   reportedRecent = 0;

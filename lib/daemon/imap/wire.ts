@@ -3,6 +3,9 @@ import type { ImapValue } from '../../store/mailbox/mime.js';
 
 /** Quoted when it can be, else a literal (8-bit, CR/LF, or long). Buffers stay bytes. */
 export function istring(v: string | Buffer): string | Buffer[] {
+  // Most values (ENVELOPE fields) are short printable ASCII: quoted straight from the string, without
+  // the Buffer a FETCH of 20 envelopes made some 200 times.
+  if (typeof v === 'string' && v.length < 1024 && isQuotableAscii(v)) return `"${v.replace(/[\\"]/g, (m) => '\\' + m)}"`;
   const b = typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
   let quotable = b.length < 1024;
   for (let i = 0; quotable && i < b.length; i++) {
@@ -11,6 +14,15 @@ export function istring(v: string | Buffer): string | Buffer[] {
   }
   if (quotable) return `"${b.toString('latin1').replace(/[\\"]/g, (m) => '\\' + m)}"`;
   return [Buffer.from(`{${b.length}}\r\n`), b];
+}
+
+/** Every character 7-bit, none of NUL, CR, LF, DEL (what a quoted string may carry). */
+function isQuotableAscii(v: string): boolean {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 0x0d || c === 0x0a || c === 0 || c > 0x7e) return false;
+  }
+  return true;
 }
 
 export function nstring(v: string | Buffer | null | undefined): string | Buffer[] {

@@ -1,6 +1,6 @@
 export * from './events.js';
 export * from './flags.js';
-export { FileLock, withLock, type FileLockOptions } from './lock.js';
+export { FileLock, HeldLock, withLock, type FileLockOptions, type HeldLockOptions } from './lock.js';
 export * from './mailbox.js';
 export * from './mime.js';
 export * from './mutf7.js';

@@ -6,6 +6,7 @@
  * was made (its holder killed before writing its name), is taken over.
  */
 import { open, rename, stat, unlink, utimes, readFile } from 'node:fs/promises';
+import { unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { MailfleetError } from '../../errors.js';
 
@@ -74,6 +75,19 @@ export class FileLock {
     await unlink(this.path).catch(() => {});
   }
 
+  /** release() for an exit hook, where nothing asynchronous runs any more. */
+  releaseSync(): void {
+    if (this.refresher) clearInterval(this.refresher);
+    this.refresher = undefined;
+    if (!this.held) return;
+    this.held = false;
+    try {
+      unlinkSync(this.path);
+    } catch {
+      /* gone already */
+    }
+  }
+
   private async isStale(staleMs: number): Promise<boolean> {
     try {
       const st = await stat(this.path);
@@ -105,5 +119,112 @@ export async function withLock<T>(path: string, fn: () => Promise<T>, opts?: Fil
     return await fn();
   } finally {
     await lock.release();
+  }
+}
+
+/** Locks a HeldLock keeps between passes, released at exit (see HeldLock). */
+const lingering = new Set<FileLock>();
+let exitHook = false;
+
+export interface HeldLockOptions extends FileLockOptions {
+  /**
+   * How long the lock is kept after a pass ends, for the next pass of this holder to run without taking
+   * it again. 0 releases it after every pass.
+   * @default 0
+   */
+  readonly holdMs?: number;
+  /**
+   * Longest the lock is kept across consecutive passes before it is released (and taken again by the
+   * next pass), so holders in other processes and on other nodes get their turn.
+   * @default 100
+   */
+  readonly maxHoldMs?: number;
+  /** Called each time the lock is given up (its owner may forget this HeldLock). @default - nothing */
+  readonly onRelease?: () => void;
+}
+
+/**
+ * The same O_EXCL lock file as FileLock, kept by one holder across its passes: a pass that starts within
+ * `holdMs` of the last one ending (a group-commit batch queued behind it, the next command of a session)
+ * runs under the lock it already holds, where taking it anew costs four file operations (create, write,
+ * close, unlink). Passes of one HeldLock run one after the other. Other processes and nodes see an
+ * ordinary lock held a little longer (at most maxHoldMs + holdMs in a row), so nodes of older versions
+ * interoperate unchanged. A lock still kept when the process exits is removed by an exit hook; a killed
+ * process leaves it for the usual takeover (dead pid on this host, or staleMs elsewhere), as a pass would.
+ */
+export class HeldLock {
+  private lock?: FileLock;
+  private since = 0;
+  private timer?: NodeJS.Timeout;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly path: string,
+    private readonly opts: HeldLockOptions = {},
+  ) {}
+
+  /** True while the lock is kept between passes (for tests). */
+  get holding(): boolean {
+    return this.lock !== undefined;
+  }
+
+  /** Runs `fn` holding the lock; calls are serialised. */
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const go = async (): Promise<T> => {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      if (!this.lock) {
+        const lock = new FileLock(this.path, this.opts);
+        await lock.acquire();
+        this.lock = lock;
+        this.since = Date.now();
+      }
+      try {
+        return await fn();
+      } finally {
+        await this.afterPass();
+      }
+    };
+    const run = this.queue.then(go, go);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async afterPass(): Promise<void> {
+    const hold = this.opts.holdMs ?? 0;
+    if (hold > 0 && Date.now() - this.since < (this.opts.maxHoldMs ?? 100)) {
+      lingering.add(this.lock!);
+      if (!exitHook) {
+        exitHook = true;
+        process.once('exit', () => {
+          for (const l of lingering) l.releaseSync();
+        });
+      }
+      // Through the queue: a pass queued before the timer fired runs first, under the lock.
+      this.timer = setTimeout(() => void this.release(), hold);
+      return;
+    }
+    await this.drop();
+  }
+
+  /** Gives the lock up now if no pass holds it (a later run() takes it again). */
+  release(): Promise<void> {
+    const go = async () => {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      await this.drop();
+    };
+    const run = this.queue.then(go, go);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async drop(): Promise<void> {
+    const lock = this.lock;
+    this.lock = undefined;
+    if (!lock) return;
+    lingering.delete(lock);
+    await lock.release();
+    this.opts.onRelease?.();
   }
 }

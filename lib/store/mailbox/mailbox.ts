@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { statSync, type Stats } from 'node:fs';
 import { MailfleetError } from '../../errors.js';
 import { flagsToLetters, isKeyword, keywordLetter, KEYWORDS_FILE, lettersToFlags, MAX_KEYWORDS, parseKeywords, serialiseKeywords, sortLetters } from './flags.js';
-import { withLock } from './lock.js';
+import { HeldLock } from './lock.js';
 import { CHANGE_LOG_FILE, frameRecord, logHeader, parseLogHeader, readRecords } from './change-log.js';
 import { storeError } from '../maildir/deliver.js';
 import { addressSearchText } from './address.js';
@@ -61,6 +61,11 @@ export const DEFAULT_EXPUNGE_HISTORY_UIDS = 10_000;
  * imap.changeLogBytes (lib/spec/defaults.ts) has the same default.
  */
 export const DEFAULT_CHANGE_LOG_BYTES = 64 * 1024;
+/**
+ * How long a folder's lock is kept after a locked pass for the next pass of this process to reuse
+ * (lock.ts HeldLock). The spec's imap.folderLockHoldMs (lib/spec/defaults.ts) has the same default.
+ */
+export const DEFAULT_FOLDER_LOCK_HOLD_MS = 20;
 
 export interface MessageRecord {
   readonly uid: number;
@@ -204,16 +209,41 @@ export interface ExpungeHistory {
  * daemon (header modseq moved on, or the line gone) reads as "history unknown up to the header".
  */
 function serialiseHistory(modseq: number, h: ExpungeHistory): string {
+  return `X1 M${modseq} F${h.floor}${historyGroups(h.entries)}\n`;
+}
+
+/** ` <modseq>:<uid set>` for each modseq of `entries[from…]`, in order. */
+function groupsText(entries: ReadonlyArray<readonly [number, number]>, from: number): string {
   const groups: string[] = [];
-  let i = 0;
-  while (i < h.entries.length) {
-    const ms = h.entries[i]![0];
+  let i = from;
+  while (i < entries.length) {
+    const ms = entries[i]![0];
     const uids: number[] = [];
-    for (; i < h.entries.length && h.entries[i]![0] === ms; i++) uids.push(h.entries[i]![1]);
+    for (; i < entries.length && entries[i]![0] === ms; i++) uids.push(entries[i]![1]);
     uids.sort((a, b) => a - b);
-    groups.push(`${ms}:${compactSet(uids)}`);
+    groups.push(` ${ms}:${compactSet(uids)}`);
   }
-  return `X1 M${modseq} F${h.floor}${groups.map((g) => ` ${g}`).join('')}\n`;
+  return groups.join('');
+}
+
+/**
+ * The history's groups as last written, by the entry they start from: entries are only appended (each
+ * expunge a group of its own modseq) or cut from the front, and the pairs are shared between the states
+ * of successive passes. Every list write wrote the whole history (up to 10,000 UIDs) from scratch.
+ */
+const historyText = new WeakMap<readonly [number, number], { n: number; last: readonly [number, number]; text: string }>();
+
+function historyGroups(entries: ReadonlyArray<readonly [number, number]>): string {
+  const first = entries[0];
+  if (first === undefined) return '';
+  const c = historyText.get(first);
+  let text: string;
+  if (c && c.n === entries.length && entries[c.n - 1] === c.last) text = c.text;
+  // Appended since: new groups after the cached ones (a new expunge has a modseq of its own).
+  else if (c && c.n < entries.length && entries[c.n - 1] === c.last && entries[c.n]![0] !== c.last[0]) text = c.text + groupsText(entries, c.n);
+  else text = groupsText(entries, 0);
+  historyText.set(first, { n: entries.length, last: entries[entries.length - 1]!, text });
+  return text;
 }
 
 /** Entries a history line may expand to when read (far above any configured bound). */
@@ -313,12 +343,41 @@ function listLine(r: Lined): string {
   return line;
 }
 
-function serialiseList(s: ListState): string {
+/** Records per cached block of list lines (ListBlocks). */
+const BLOCK_RECORDS = 64;
+
+/**
+ * The record lines of the list in blocks of BLOCK_RECORDS, each joined once and kept while its records
+ * are the same objects with the same flags and modseq: a change touches one record (or appends at the
+ * end), and joining 500 cached lines on every change was still the list write's largest cost.
+ */
+type ListBlocks = Array<{ recs: MessageRecord[]; letters: string[]; modseqs: number[]; text: string } | undefined>;
+
+function serialiseList(s: ListState, blocks: ListBlocks = []): string {
   // The header keeps its old shape: daemons before the history line must still parse it.
   const parts = [`MF1 V${s.uidValidity} N${s.nextUid} M${s.modseq} C${s.curMtime} R${s.firstRecent}\n`, serialiseHistory(s.modseq, s.history)];
   // Daemons before the change log skip this line (it matches no record) and drop it when they rewrite.
   if (s.generation !== undefined) parts.push(`L${s.generation}\n`);
-  for (const r of s.messages) parts.push(listLine(r));
+  const n = Math.ceil(s.messages.length / BLOCK_RECORDS);
+  blocks.length = n;
+  for (let b = 0; b < n; b++) {
+    const from = b * BLOCK_RECORDS;
+    const to = Math.min(from + BLOCK_RECORDS, s.messages.length);
+    const cached = blocks[b];
+    let same = cached !== undefined && cached.recs.length === to - from;
+    for (let i = from; same && i < to; i++) {
+      const r = s.messages[i]!;
+      same = cached!.recs[i - from] === r && cached!.letters[i - from] === r.letters && cached!.modseqs[i - from] === r.modseq;
+    }
+    if (same) {
+      parts.push(cached!.text);
+      continue;
+    }
+    const recs = s.messages.slice(from, to);
+    const text = recs.map((r) => listLine(r)).join('');
+    blocks[b] = { recs, letters: recs.map((r) => r.letters), modseqs: recs.map((r) => r.modseq), text };
+    parts.push(text);
+  }
   return parts.join('');
 }
 
@@ -481,6 +540,13 @@ export interface MailboxOptions {
    * @default DEFAULT_CHANGE_LOG_BYTES (64 KiB)
    */
   readonly changeLogBytes?: number;
+  /**
+   * Milliseconds the folder lock is kept after a locked pass, so the next pass (a group-commit batch
+   * queued behind it, the next STORE or EXPUNGE of a session) runs without taking it again; 0 releases it
+   * after every pass. Other processes and nodes wait at most this long more for it.
+   * @default DEFAULT_FOLDER_LOCK_HOLD_MS (20)
+   */
+  readonly lockHoldMs?: number;
 }
 
 export class Mailbox {
@@ -505,6 +571,8 @@ export class Mailbox {
   private listMissing = false;
   private curMtime = -1;
   private newSeen = -1;
+  /** new/'s mtime when scan() last listed it empty, once that mtime was past the racy window; else -1. */
+  private newEmpty = -1;
   private queue: Promise<unknown> = Promise.resolve();
   /** A refresh queued but not started yet: later callers join it instead of queueing another. */
   private pendingRefresh?: Promise<boolean>;
@@ -526,6 +594,25 @@ export class Mailbox {
     this.usageDir = opts.usageDir;
     this.expungeHistoryUids = opts.expungeHistoryUids ?? DEFAULT_EXPUNGE_HISTORY_UIDS;
     this.changeLogBytes = opts.changeLogBytes ?? DEFAULT_CHANGE_LOG_BYTES;
+    this.lockHoldMs = opts.lockHoldMs ?? DEFAULT_FOLDER_LOCK_HOLD_MS;
+    this.folderLock = new HeldLock(join(this.dir, LOCK_FILE), { holdMs: this.lockHoldMs });
+  }
+
+  /** MailboxOptions.lockHoldMs; the user's usage-file lock is kept as long (usage.ts). */
+  private readonly lockHoldMs: number;
+
+  /** Cached blocks of the list's record lines (serialiseList). */
+  private readonly listBlocks: ListBlocks = [];
+
+  /** The folder's O_EXCL lock, kept a moment between passes (lockHoldMs). */
+  private readonly folderLock: HeldLock;
+
+  /**
+   * Gives up the folder lock if it is kept between passes: before the folder's directory is renamed or
+   * removed (the lock file would go with it, or a new folder's lock be unlinked by our late release).
+   */
+  releaseLock(): Promise<void> {
+    return this.folderLock.release();
   }
 
   private readonly changeLogBytes: number;
@@ -582,7 +669,7 @@ export class Mailbox {
   /** Adds a done change to the user's usage; a failure here must not undo or fail it (recalc repairs drift). */
   private async account(bytes: number, messages: number): Promise<void> {
     if (this.usageDir === undefined || messages === 0) return;
-    await addUsage(this.usageDir, { bytes, messages }).catch(() => undefined);
+    await addUsage(this.usageDir, { bytes, messages }, this.lockHoldMs).catch(() => undefined);
   }
 
   get exists(): number {
@@ -785,7 +872,7 @@ export class Mailbox {
     const missing = flags.filter((f) => isKeyword(f) && keywordLetter(f, this.keywords) === undefined);
     if (define && missing.length > 0)
       await this.serial(() =>
-        withLock(join(this.dir, LOCK_FILE), async () => {
+        this.folderLock.run(async () => {
           await this.loadKeywords();
           const table = [...this.keywords];
           let added = false;
@@ -841,7 +928,7 @@ export class Mailbox {
    * cur/ reconciled when it changed behind our back), then writes the list if anything changed.
    */
   private async locked<T>(change: (s: ListState) => Promise<T>): Promise<T> {
-    return withLock(join(this.dir, LOCK_FILE), async () => {
+    return this.folderLock.run(async () => {
       await this.loadList();
       // Also when there is no list yet (a folder from Dovecot has dovecot-keywords but no UID list of ours).
       await this.loadKeywords();
@@ -919,7 +1006,7 @@ export class Mailbox {
     const tmp = join(this.dir, `${UIDLIST_FILE}.${process.pid}.${Date.now()}.tmp`);
     const fh = await open(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(serialiseList(s));
+      await fh.writeFile(serialiseList(s, this.listBlocks));
       await fh.sync();
     } finally {
       await fh.close();
@@ -927,8 +1014,9 @@ export class Mailbox {
     await rename(tmp, p);
     const st = statSync(p);
     this.listStamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
-    // Its records are in the list now; one left behind by a crash here names the old generation.
-    await unlink(join(this.dir, CHANGE_LOG_FILE)).catch(() => undefined);
+    // Its records are in the list now; one left behind by a crash here names the old generation. The
+    // locked pass stat'ed the log just before (loadList): without one there is nothing to remove.
+    if (this.logKey !== '' || this.logIno !== undefined) await unlink(join(this.dir, CHANGE_LOG_FILE)).catch(() => undefined);
     this.logIno = undefined;
     this.logOffset = 0;
     this.logSize = 0;
@@ -944,9 +1032,13 @@ export class Mailbox {
     const before = await statOrUndefined(curDir);
     // cur/ untouched since the list was written: arrivals can be added without listing cur/.
     const inSync = before !== undefined && !this.curNeedsListing(before.mtimeMs, s.curMtime);
+    // new/ listed empty at this mtime, long enough ago that a later arrival would have moved it: nothing
+    // to move, and no listing (one file operation less in every locked pass).
+    const newSt = statOrUndefined(newDir);
+    const newNames = newSt && newSt.mtimeMs === this.newEmpty ? [] : (await readdir(newDir).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
+    this.newEmpty = newSt && newNames.length === 0 && Date.now() - newSt.mtimeMs >= RACY_MS ? newSt.mtimeMs : -1;
     // Oldest first, so UIDs follow arrival order (readdir order is the file system's hash order).
-    for (const n of (await readdir(newDir).catch(() => [] as string[])).sort(byArrival)) {
-      if (n.startsWith('.')) continue;
+    for (const n of newNames.sort(byArrival)) {
       const { base, letters } = splitName(n);
       const target = `${base}:2,${letters}`;
       try {
@@ -1195,6 +1287,15 @@ export class Mailbox {
    * all are there do they move to cur/ and take UIDs, under one lock.
    */
   async appendMany(items: ReadonlyArray<{ readonly data: Buffer; readonly letters: string; readonly date: Date }>): Promise<number[]> {
+    return (await this.appendClaiming(items, false)).uids;
+  }
+
+  /**
+   * appendMany() that, with `claim`, also claims the folder's unclaimed \Recent messages, the new ones
+   * included, in the same locked pass (claimRecent()): what the appending session, which has this folder
+   * selected read-write, would claim at its next update anyway, in a pass of its own.
+   */
+  async appendClaiming(items: ReadonlyArray<{ readonly data: Buffer; readonly letters: string; readonly date: Date }>, claim: boolean): Promise<{ uids: number[]; claimed: number[] }> {
     const staged: Array<{ tmp: string; base: string; letters: string; size: number; date: number }> = [];
     try {
       for (const { data, letters, date } of items) {
@@ -1219,7 +1320,7 @@ export class Mailbox {
       for (const f of staged) await unlink(f.tmp).catch(() => undefined);
       throw e;
     }
-    return this.adopt(staged);
+    return this.adopt(staged, claim);
   }
 
   /** Copies records of `from` into this folder (hard links when possible). Returns the new UIDs. */
@@ -1240,10 +1341,10 @@ export class Mailbox {
       }
       staged.push({ tmp, base, letters, size: r.size, date: r.date });
     }
-    return this.adopt(staged);
+    return (await this.adopt(staged, false)).uids;
   }
 
-  private adopt(staged: ReadonlyArray<{ tmp: string; base: string; letters: string; size: number; date: number }>): Promise<number[]> {
+  private adopt(staged: ReadonlyArray<{ tmp: string; base: string; letters: string; size: number; date: number }>, claim: boolean): Promise<{ uids: number[]; claimed: number[] }> {
     return this.mutate(async (s) => {
       const uids: number[] = [];
       for (const f of staged) {
@@ -1252,13 +1353,19 @@ export class Mailbox {
         s.messages.push(rec);
         uids.push(rec.uid);
       }
-      return uids;
-    }).then(async (uids) => {
+      let claimed: number[] = [];
+      if (claim) {
+        const from = s.firstRecent;
+        s.firstRecent = s.nextUid;
+        claimed = s.messages.filter((r) => r.uid >= from).map((r) => r.uid);
+      }
+      return { uids, claimed };
+    }).then(async (r) => {
       await this.account(
         staged.reduce((n, f) => n + f.size, 0),
-        uids.length,
+        r.uids.length,
       );
-      return uids;
+      return r;
     });
   }
 

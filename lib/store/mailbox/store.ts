@@ -51,6 +51,12 @@ export interface MailStoreProps {
    */
   readonly changeLogBytes?: number;
   /**
+   * Milliseconds a folder's lock is kept after a locked pass for the next one of this process
+   * (imap.folderLockHoldMs); 0 releases it after every pass.
+   * @default DEFAULT_FOLDER_LOCK_HOLD_MS (20)
+   */
+  readonly lockHoldMs?: number;
+  /**
    * Folders no session holds any more are kept this many at most (least recently used go first), so
    * the next session (short IMAP sessions, POP3 checks) skips re-reading the UID list and cur/.
    * @default 200
@@ -185,9 +191,10 @@ export class MailStore {
     if (n === 'INBOX') throw new MailfleetError('MAILBOX_INVALID_NAME', 'INBOX cannot be deleted');
     if (!(await this.exists(address, n))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${n}`);
     const dir = folderDir(this.maildir(address), n);
+    await this.releaseLocks(dir);
     this.forgetClosed(dir);
     // Its messages leave the user's usage: the folder's index says how much (new/ adopted first).
-    const gone = new Mailbox({ name: n, dir });
+    const gone = new Mailbox({ name: n, dir, lockHoldMs: 0 });
     await gone.refresh().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
     const bytes = gone.messages.reduce((x, r) => x + r.size, 0);
@@ -201,6 +208,7 @@ export class MailStore {
     const root = this.maildir(address);
     if (!(await this.exists(address, a))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${a}`);
     if (b === 'INBOX' || (await this.exists(address, b))) throw new MailfleetError('MAILBOX_EXISTS', `mailbox already exists: ${b}`);
+    await this.releaseLocks(folderDir(root, a));
     this.forgetClosed(folderDir(root, a));
     await this.createParents(address, b);
     if (a === 'INBOX') {
@@ -255,7 +263,7 @@ export class MailStore {
     if (!e) {
       if (!(await exists(join(dir, 'cur')))) throw new MailfleetError('MAILBOX_NOT_FOUND', `no such mailbox: ${n}`);
       const root = this.maildir(address);
-      const mailbox = this.takeClosed(dir) ?? new Mailbox({ name: n, dir, mimeLimits: this.props.mimeLimits, expungeHistoryUids: this.props.expungeHistoryUids, changeLogBytes: this.props.changeLogBytes, newUidValidity: () => nextUidValidity(root), usageDir: root });
+      const mailbox = this.takeClosed(dir) ?? new Mailbox({ name: n, dir, mimeLimits: this.props.mimeLimits, expungeHistoryUids: this.props.expungeHistoryUids, changeLogBytes: this.props.changeLogBytes, lockHoldMs: this.props.lockHoldMs, newUidValidity: () => nextUidValidity(root), usageDir: root });
       e = this.open.get(dir) ?? { mailbox, address, refs: 0, watchers: new Set() };
       this.open.set(dir, e);
     }
@@ -315,6 +323,17 @@ export class MailStore {
     if (!c) return undefined;
     this.closed.delete(dir);
     return Date.now() - c.at < this.keepClosedMs ? c.mailbox : undefined;
+  }
+
+  /**
+   * Gives up the folder locks this process keeps between passes (Mailbox.releaseLock) for the folders at
+   * or under `dir`, before it is renamed or removed: a lock file carried along by a rename would name a
+   * live holder (this process) and hold the folder under its new name until staleMs.
+   */
+  private async releaseLocks(dir: string): Promise<void> {
+    const under = (d: string) => d === dir || d.startsWith(`${dir}.`);
+    for (const [d, e] of this.open) if (under(d)) await e.mailbox.releaseLock();
+    for (const [d, c] of this.closed) if (under(d)) await c.mailbox.releaseLock();
   }
 
   /** Drops kept folders at or under `dir` (deleted or renamed here: a new folder may take the name). */

@@ -53,7 +53,13 @@ export const append = defineCommand({
       if (over) return over;
       const items = [];
       for (const m of a.messages) items.push({ data: m.message, letters: await h.mailbox.lettersFor(m.flags, true), date: m.date ?? new Date() });
-      const uids = await h.mailbox.appendMany(items);
+      // Appending to the folder it has selected read-write, the session claims the new messages as
+      // \Recent in the APPEND's own locked pass: its update after this command would claim them in one
+      // more (lock, scan, list write, fsync).
+      const sel = s.selected;
+      const claim = sel !== undefined && !sel.readOnly && sel.mailbox === h.mailbox;
+      const { uids, claimed } = await h.mailbox.appendClaiming(items, claim);
+      if (claim) sel.noteRecent(claimed);
       h.changed();
       await quotaAdded(s, size, a.messages.length);
       return { code: `APPENDUID ${h.mailbox.uidValidity} ${formatSet(uids)}`, text: 'APPEND completed' };

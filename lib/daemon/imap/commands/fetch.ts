@@ -6,6 +6,7 @@ import type { MessageRecord } from '../../../store/mailbox/index.js';
 import type { Token } from '../parser.js';
 import type { ImapSession } from '../session.js';
 import { imapDate, serialize } from '../wire.js';
+import type { ImapValue } from '../../../store/mailbox/mime.js';
 import { TimeSlice } from '../time-slice.js';
 import { enableCondstore, modesOf, parseFetchModifiers, uidSet, vanishedFor, type FetchModifiers } from '../condstore.js';
 import { binaryItem, binarySetsSeen, parseBinaryAtt, type BinaryAtt } from '../fetch-binary.js';
@@ -121,6 +122,30 @@ async function sectionBytes(a: SectionAtt, buf: Buffer, tree: () => Promise<Mime
   return fieldsOf ? headerFields(bytes, a.fields, a.text === 'HEADER.FIELDS.NOT') : bytes;
 }
 
+/**
+ * Wire forms of cached ENVELOPE / BODYSTRUCTURE values, by the value (the summary the folder keeps; a new
+ * summary is a new key, a dropped one takes its entry along). A mail client fetches the same envelopes
+ * again and again; serialising one was some 50 small pieces each time.
+ */
+const wireCache = new WeakMap<object, ReadonlyArray<string | Buffer>>();
+
+function wireOf(v: ImapValue): ReadonlyArray<string | Buffer> {
+  if (!Array.isArray(v)) {
+    const out: Array<string | Buffer> = [];
+    serialize(v, out);
+    return out;
+  }
+  let w = wireCache.get(v);
+  if (!w) {
+    const out: Array<string | Buffer> = [];
+    serialize(v, out);
+    // All strings (the usual case): one string. With literals (8-bit text): the pieces as they are.
+    w = out.every((x) => typeof x === 'string') ? [out.join('')] : out;
+    wireCache.set(v, w);
+  }
+  return w;
+}
+
 const FLUSH_BYTES = 64 * 1024;
 /** Slice size for writing large literals (each slice waits for the socket to drain). */
 const WRITE_SLICE_BYTES = 256 * 1024;
@@ -206,16 +231,13 @@ async function fetchOne(
         p.push(`RFC822.SIZE ${r.size}`);
         break;
       case 'ENVELOPE':
-        p.push('ENVELOPE ');
-        serialize((await sel.mailbox.summary(r)).envelope, p);
+        p.push('ENVELOPE ', ...wireOf((await sel.mailbox.summary(r)).envelope));
         break;
       case 'BODYSTRUCTURE':
-        p.push('BODYSTRUCTURE ');
-        serialize((await sel.mailbox.summary(r)).bodystructure, p);
+        p.push('BODYSTRUCTURE ', ...wireOf((await sel.mailbox.summary(r)).bodystructure));
         break;
       case 'BODY':
-        p.push('BODY ');
-        serialize((await sel.mailbox.summary(r)).body, p);
+        p.push('BODY ', ...wireOf((await sel.mailbox.summary(r)).body));
         break;
       case 'RFC822':
         p.push('RFC822 ');
@@ -267,8 +289,10 @@ async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[]; 
   const setSeen = !sel.readOnly && a.atts.some((x) => (x.k === 'SECTION' && !x.peek) || x.k === 'RFC822' || x.k === 'RFC822.TEXT' || (x.k === 'BINARY' && binarySetsSeen(x)));
   const gone = { expunged: false };
   // Responses are gathered and written in chunks of ~64 KiB: one write per message made a 1,000-message
-  // FETCH FLAGS cost 1,000 syscalls. writeAsync still waits for drain, so memory stays bounded.
-  const pending: Buffer[] = [];
+  // FETCH FLAGS cost 1,000 syscalls. writeAsync still waits for drain, so memory stays bounded. Pieces
+  // stay strings until the write: runs of them are joined and encoded once (a Buffer per piece was most
+  // of FETCH's allocation).
+  const pending: Array<string | Buffer> = [];
   let pendingBytes = 0;
   const flush = async () => {
     if (pending.length === 0) return;
@@ -277,17 +301,29 @@ async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[]; 
     // Small pieces are joined into one write; a large literal (BODY[] of a 20 MB message) goes out in
     // slices of itself: copying it whole held the event loop for hundreds of ms on a busy host.
     let small: Buffer[] = [];
+    let text: string[] = [];
+    const endText = () => {
+      if (text.length > 0) small.push(Buffer.from(text.join(''), 'utf8'));
+      text = [];
+    };
     const writeSmall = async () => {
-      if (small.length > 0) await s.writeAsync(small.length === 1 ? small[0]! : Buffer.concat(small));
+      if (small.length === 0 && text.length > 0) await s.writeAsync(text.join(''));
+      else {
+        endText();
+        if (small.length > 0) await s.writeAsync(small.length === 1 ? small[0]! : Buffer.concat(small));
+      }
       small = [];
+      text = [];
     };
     for (const b of pieces) {
-      if (b.length < FLUSH_BYTES) {
+      if (typeof b === 'string') text.push(b);
+      else if (b.length < FLUSH_BYTES) {
+        endText();
         small.push(b);
-        continue;
+      } else {
+        await writeSmall();
+        for (let off = 0; off < b.length && !s.isClosed; off += WRITE_SLICE_BYTES) await s.writeAsync(b.subarray(off, off + WRITE_SLICE_BYTES));
       }
-      await writeSmall();
-      for (let off = 0; off < b.length && !s.isClosed; off += WRITE_SLICE_BYTES) await s.writeAsync(b.subarray(off, off + WRITE_SLICE_BYTES));
     }
     await writeSmall();
   };
@@ -298,9 +334,8 @@ async function runFetch(s: ImapSession, a: { set: SeqSet; atts: readonly Att[]; 
     try {
       // QRESYNC: every FETCH response carries the UID (RFC 7162 §3.2.4).
       for (const p of await fetchOne(s, m.seq, m.rec, a.atts, byUid || modesOf(s).qresync, setSeen, gone, cs)) {
-        const b = typeof p === 'string' ? Buffer.from(p, 'utf8') : p;
-        pending.push(b);
-        pendingBytes += b.length;
+        pending.push(p);
+        pendingBytes += p.length; // a string's length: close enough to its bytes for when to flush
       }
       if (pendingBytes >= FLUSH_BYTES) await flush();
     } catch (e) {
