@@ -5,19 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { istring, serialize } from '../../lib/daemon/imap/wire.js';
+import { istring, istringBytes, serialize } from '../../lib/daemon/imap/wire.js';
 
 /** The byte-wise form every string took before the quick path (RFC 3501 §4.3 quoted, else a literal). */
-function reference(v: string): string | Buffer[] {
-  const b = Buffer.from(v, 'utf8');
-  let quotable = b.length < 1024;
-  for (let i = 0; quotable && i < b.length; i++) {
-    const c = b[i]!;
-    if (c === 0x0d || c === 0x0a || c === 0 || c > 0x7e) quotable = false;
-  }
-  if (quotable) return `"${b.toString('latin1').replace(/[\\"]/g, (m) => '\\' + m)}"`;
-  return [Buffer.from(`{${b.length}}\r\n`), b];
-}
+const reference = (v: string) => istringBytes(Buffer.from(v, 'utf8'));
 
 test('istring: quoted or literal exactly as the byte-wise check decides, for any string (ASCII, quotes, CR/LF, 8-bit, 1023/1024 long)', () => {
   const edge = fc.constantFrom('', '"', '\\', 'a"b\\c', '\r\n', 'x\u0000y', '\u007f', 'é', '台北', 'x'.repeat(1023), 'x'.repeat(1024), '"'.repeat(1023));

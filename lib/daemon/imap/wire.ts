@@ -6,7 +6,11 @@ export function istring(v: string | Buffer): string | Buffer[] {
   // Most values (ENVELOPE fields) are short printable ASCII: quoted straight from the string, without
   // the Buffer a FETCH of 20 envelopes made some 200 times.
   if (typeof v === 'string' && v.length < 1024 && isQuotableAscii(v)) return `"${v.replace(/[\\"]/g, (m) => '\\' + m)}"`;
-  const b = typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
+  return istringBytes(typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
+}
+
+/** The byte-wise rule (RFC 3501 §4.3): quoted if short and every byte may be in a quoted string, else a literal. */
+export function istringBytes(b: Buffer): string | Buffer[] {
   let quotable = b.length < 1024;
   for (let i = 0; quotable && i < b.length; i++) {
     const c = b[i]!;
