@@ -25,6 +25,7 @@ import { loadSpec } from '../../lib/spec/index.js';
 import { nodeFiles } from '../../lib/render/node-files.js';
 import { drStorageHost, storageHost, type RegionRole } from '../../lib/render/node-layout.js';
 import { volumeCreateArgs } from '../../lib/render/gluster.js';
+import { glusterCheckpointScript } from '../../lib/dr/aws-plan.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SPEC = join(here, '../../examples/primary-dr.yaml');
@@ -188,7 +189,7 @@ describe('GlusterFS geo-replication (rendered scripts, two namespaced hosts, rea
     rmSync(root, { recursive: true, force: true });
   });
 
-  test('DR trusts the key, the primary starts the session, a Maildir message reaches the DR volume with its content', async () => {
+  test('DR trusts the key, the primary starts the session, Maildir messages reach the DR volume with their content and the drill checkpoint completes', async () => {
     const script = (h: Host, name: string) => join(h.dir, 'files/bootstrap', name);
     mustIn(primary, ['bash', script(primary, 'geo-replication-primary.sh'), 'publish']);
     mustIn(dr, ['bash', script(dr, 'geo-replication-dr.sh')]);
@@ -212,5 +213,26 @@ describe('GlusterFS geo-replication (rendered scripts, two namespaced hosts, rea
     mustIn(dr, ['mount', '-t', 'glusterfs', '-o', 'ro', `127.0.0.1:/${volume}`, join(dr.dir, 'mnt')]);
     assert.match(mustIn(dr, ['cat', join(dr.dir, 'mnt/alice/Maildir/new/1.m')]), /hello DR/);
     console.log(`geo-replication: message on the DR brick ${arrivedMs} ms after delivery`);
+
+    // A later message travels the live changelog path (the first one went by the initial crawl).
+    const deliver = (n: number) =>
+      `printf 'Subject: m${n}\\r\\n\\r\\nmessage ${n}\\r\\n' >${md}/tmp/${n}.m && mv ${md}/tmp/${n}.m ${md}/new/${n}.m`;
+    mustIn(primary, ['sh', '-c', deliver(2)]);
+    const two = join(dr.dir, 'brick', volume, 'alice/Maildir/new/2.m');
+    const t2 = Date.now();
+    while (Date.now() - t2 < 60_000 && !(existsSync(two) && readFileSync(two, 'utf8').includes('message 2'))) await sleep(250);
+    assert.ok(existsSync(two) && readFileSync(two, 'utf8').includes('message 2'), 'second message not on the DR volume within 60 s');
+    console.log(`geo-replication: live change on the DR brick ${Date.now() - t2} ms after delivery`);
+
+    // The drill's own checkpoint script (lib/dr/aws-plan.ts), while mail keeps arriving (one message 2 s
+    // in): gsyncd marks a checkpoint completed once a changelog newer than it has been synced.
+    const t3 = Date.now();
+    const drillScript = glusterCheckpointScript(volume, drHost, 60).join('\n');
+    const drill = inHost(primary, ['bash', '-c', `(sleep 2; ${deliver(3)}) & ${drillScript}\nwait`], 90_000);
+    if (drill.code !== 0) {
+      const detail = inHost(primary, ['gluster', 'volume', 'geo-replication', ...session, 'status', 'detail']).out;
+      assert.fail(`drill checkpoint wait failed: ${drill.out}\n${detail}`);
+    }
+    console.log(`geo-replication: drill checkpoint completed after ${Date.now() - t3} ms`);
   });
 });
