@@ -125,7 +125,8 @@ export function glusterCheckpointScript(volume: string, toHost: string, timeoutS
   return [
     `gluster volume geo-replication ${session} config checkpoint now`,
     // No `exit 0` inside the loop: SSM runs all lines as one script, and later lines must still run.
-    `ok=0; for i in $(seq 1 ${Math.ceil(timeoutSeconds / 5)}); do gluster volume geo-replication ${session} status detail | grep -q 'Checkpoint Completed: *Yes' && { ok=1; break; }; sleep 5; done; [ $ok = 1 ] || { echo 'checkpoint not completed in ${timeoutSeconds} s' >&2; exit 1; }`,
+    // GlusterFS 10 prints `status detail` as a table (a "CHECKPOINT COMPLETED" column): read the XML field.
+    `ok=0; for i in $(seq 1 ${Math.ceil(timeoutSeconds / 5)}); do gluster volume geo-replication ${session} status detail --xml | grep -q '<checkpoint_completed>Yes</checkpoint_completed>' && { ok=1; break; }; sleep 5; done; [ $ok = 1 ] || { echo 'checkpoint not completed in ${timeoutSeconds} s' >&2; exit 1; }`,
   ];
 }
 
@@ -336,7 +337,7 @@ export function buildAwsDrillPlan(plan: Plan): AwsDrillPlan {
       id: 'storage-checkpoint',
       title: `GlusterFS geo-replication checkpoint ${vol} → ${dr}`,
       does: 'Sets a geo-replication checkpoint on the primary volume and waits until gsyncd reports it completed: every change made before it is on the DR volume. The time it takes is the replication lag (RPO) at drill time.',
-      verify: `geo-replication status detail shows "Checkpoint Completed: Yes" within ${rpoTimeout} s.`,
+      verify: `geo-replication status detail --xml shows checkpoint_completed Yes within ${rpoTimeout} s.`,
       calls: [
         {
           ...ssmRun(

@@ -194,7 +194,8 @@ function geoReplicationScripts(plan: Plan): RenderedFile[] {
 set -euo pipefail
 volume=${shq(g.volumeName)}
 dr_region=${shq(dr.name)}
-dr_target=${shq(`${drHost}::${g.volumeName}`)}
+dr_host=${shq(drHost)}
+dr_target="\${dr_host}::\${volume}"
 case "\${1:-}" in
   publish)
     gluster system:: execute gsec_create
@@ -204,7 +205,27 @@ case "\${1:-}" in
     ;;
   start)
     gluster volume geo-replication "\${volume}" "\${dr_target}" create push-pem force
+    # push-pem installs the session key on the DR node from a hook that finishes after \`create\` returns:
+    # a session started before that fails its first SSH login and stays "Created" for good. Wait until
+    # the DR node accepts the key (the command is the one gsyncd's monitor runs first).
+    ok=0
+    for _ in $(seq 1 60); do
+      if ssh -oBatchMode=yes -oStrictHostKeyChecking=no -i /var/lib/glusterd/geo-replication/secret.pem "\${dr_host}" \\
+        /usr/sbin/gluster --xml --remote-host=localhost volume info "\${volume}" >/dev/null 2>&1; then
+        ok=1
+        break
+      fi
+      sleep 2
+    done
+    if [ "\${ok}" != 1 ]; then
+      echo "mailfleet: \${dr_host} did not accept the geo-replication session key in 120 s" >&2
+      exit 1
+    fi
     gluster volume geo-replication "\${volume}" "\${dr_target}" config sync-jobs 3
+    # Data over tar+ssh, not rsync: Debian 12's rsync (3.5.0+ds1-0+deb12u1) writes --inplace data through
+    # the DR side's .gfid/<gfid> paths into nothing, so every file arrives empty while rsync reports
+    # success (test/dr/georep.test.ts). Maildir messages are written once, so whole-file copies lose nothing.
+    gluster volume geo-replication "\${volume}" "\${dr_target}" config sync-method tarssh
     gluster volume geo-replication "\${volume}" "\${dr_target}" start
     gluster volume geo-replication "\${volume}" "\${dr_target}" status
     ;;

@@ -87,7 +87,7 @@ describe('AWS drill plan', () => {
       commands[0],
       'gluster volume geo-replication mail <from stack output globex-mail-dr.StorageHost>::mail config checkpoint now',
     );
-    assert.match(commands[1]!, /Checkpoint Completed/);
+    assert.match(commands[1]!, /status detail --xml \| grep -q '<checkpoint_completed>Yes<\/checkpoint_completed>'/);
     assert.ok(drill.requiredOutputs['globex-mail-primary']!.includes('HealthCheckId0'));
     assert.ok(drill.requiredOutputs['globex-mail-dr']!.includes('Nlb0Dns'));
     // Managed AD: nothing to promote, no calls.
