@@ -15,6 +15,7 @@ PKGS=(
   dovecot-imapd dovecot-pop3d       # peer for bench/imap-idle
   swaks isync fetchmail getmail6    # real mail clients
   shellcheck rsync openssl ca-certificates procps psmisc iproute2
+  openssh-server                    # geo-replication transport between storage hosts (test/dr/georep)
   strace                            # syscall order of Maildir delivery (test/store/maildir-sync-order)
   chromium                          # operator console end-to-end tests
   systemd-container debootstrap apt-cacher-ng  # the fleet harness (npm run test:fleet): Debian hosts under nspawn
