@@ -220,8 +220,13 @@ describe('GlusterFS geo-replication (rendered scripts, two namespaced hosts, rea
     mustIn(primary, ['sh', '-c', deliver(2)]);
     const two = join(dr.dir, 'brick', volume, 'alice/Maildir/new/2.m');
     const t2 = Date.now();
-    while (Date.now() - t2 < 60_000 && !(existsSync(two) && readFileSync(two, 'utf8').includes('message 2'))) await sleep(250);
-    assert.ok(existsSync(two) && readFileSync(two, 'utf8').includes('message 2'), 'second message not on the DR volume within 60 s');
+    // 120 s: the claim is that the changelog path delivers, not how fast; a loaded CI box once took over 60 s.
+    while (Date.now() - t2 < 120_000 && !(existsSync(two) && readFileSync(two, 'utf8').includes('message 2'))) await sleep(250);
+    if (!(existsSync(two) && readFileSync(two, 'utf8').includes('message 2'))) {
+      const detail = inHost(primary, ['gluster', 'volume', 'geo-replication', ...session, 'status', 'detail']).out;
+      const logs = run('sh', ['-c', `tail -n 40 ${primary.dir}/log/geo-replication/*/gsyncd.log`]).out;
+      assert.fail(`second message not on the DR volume within 120 s (on the brick: ${existsSync(two)}); session status:\n${detail}\nlogs:\n${logs}`);
+    }
     console.log(`geo-replication: live change on the DR brick ${Date.now() - t2} ms after delivery`);
 
     // The drill's own checkpoint script (lib/dr/aws-plan.ts), while mail keeps arriving (one message 2 s
