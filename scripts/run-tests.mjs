@@ -32,21 +32,35 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.MAILFLEET_TEST_CONCURRENCY ?? '2';
+// *.serial.test.ts files run after the others, one at a time, with the box to themselves:
+// test/dr/georep.serial.test.ts (GlusterFS geo-replication between two namespaced hosts) passed every time
+// alone and failed every time beside other test files (its live-changelog step never delivered; cause not
+// found, see docs/dr.md).
+const serial = files.filter((f) => f.endsWith('.serial.test.ts'));
+const parallel = files.filter((f) => !f.endsWith('.serial.test.ts'));
 // A hung test fails after 5 min (suites may set longer timeouts); a hung run (a file whose handles never
-// close) is killed after 45 min, well inside CI's 90: the whole suite takes about 4 min.
+// close) is killed after 45 min, well inside CI's 90: the whole suite takes about 20 min.
 const WATCHDOG_MS = Number(process.env.MAILFLEET_TEST_WATCHDOG_MS ?? 45 * 60_000);
-const r = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', '--test-reporter=spec', ...files],
-  {
-    stdio: 'inherit',
-    env: { ...process.env, MAILFLEET_LOG_LEVEL: process.env.MAILFLEET_LOG_LEVEL ?? 'silent' },
-    timeout: WATCHDOG_MS,
-    killSignal: 'SIGKILL',
-  },
-);
-if (r.error && r.signal === 'SIGKILL') {
-  console.error(`run-tests: the test run did not finish within ${WATCHDOG_MS / 60_000} min and was killed (a hung test or a leaked handle)`);
-  process.exit(1);
+function run(batch, n) {
+  if (batch.length === 0) return 0;
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--test', `--test-concurrency=${n}`, '--test-timeout=300000', '--test-reporter=spec', ...batch],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, MAILFLEET_LOG_LEVEL: process.env.MAILFLEET_LOG_LEVEL ?? 'silent' },
+      timeout: WATCHDOG_MS,
+      killSignal: 'SIGKILL',
+    },
+  );
+  if (r.error && r.signal === 'SIGKILL') {
+    console.error(`run-tests: the test run did not finish within ${WATCHDOG_MS / 60_000} min and was killed (a hung test or a leaked handle)`);
+    return 1;
+  }
+  return r.status ?? 1;
 }
-process.exit(r.status ?? 1);
+const first = run(parallel, concurrency);
+if (serial.length > 0) console.log(`run-tests: ${serial.length} serial file(s), one at a time: ${serial.join(', ')}`);
+const second = run(serial, '1');
+if (first !== 0 || second !== 0) console.error(`run-tests: failed (${first !== 0 ? 'the parallel files' : ''}${first !== 0 && second !== 0 ? ' and ' : ''}${second !== 0 ? 'the serial files' : ''})`);
+process.exit(first !== 0 ? first : second);

@@ -224,7 +224,7 @@ case "\${1:-}" in
     gluster volume geo-replication "\${volume}" "\${dr_target}" config sync-jobs 3
     # Data over tar+ssh, not rsync: Debian 12's rsync (3.5.0+ds1-0+deb12u1) writes --inplace data through
     # the DR side's .gfid/<gfid> paths into nothing, so every file arrives empty while rsync reports
-    # success (test/dr/georep.test.ts). Maildir messages are written once, so whole-file copies lose nothing.
+    # success (test/dr/georep.serial.test.ts). Maildir messages are written once, so whole-file copies lose nothing.
     gluster volume geo-replication "\${volume}" "\${dr_target}" config sync-method tarssh
     gluster volume geo-replication "\${volume}" "\${dr_target}" start
     gluster volume geo-replication "\${volume}" "\${dr_target}" status
