@@ -9,14 +9,13 @@
  *   … filtering: { rspamd: { url: stack.url } } … stack.resolver for mailauth …
  *   await stack.stop();
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findProgram, startClamd, startRspamd, type ChildDaemon } from '../../lib/filter/processes.js';
 import type { RspamdConfigProps } from '../../lib/filter/rspamd-config.js';
+import { startDnsmasq, type Dnsmasq } from './dnsmasq.js';
 import { freePort } from './slapd.js';
 
 /**
@@ -74,24 +73,10 @@ export function filterStackUnavailable(): string | undefined {
   return missing.length ? `not installed: ${missing.join(', ')}` : undefined;
 }
 
-function freeUdpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.once('error', reject);
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** A public-suffix list with the test TLDs only: rspamd compiles the stock one (~10,000 names) for ~20 s. */
 const TEST_TLDS = ['com', 'org', 'net', 'test', 'example', 'invalid', 'localhost'];
 
-async function startDnsmasq(dir: string, records: readonly ZoneRecord[]): Promise<{ port: number; child: ChildProcess; resolver: Resolver }> {
-  const bin = findProgram('dnsmasq');
-  if (!bin) throw new Error('dnsmasq is not installed');
-  const port = await freeUdpPort();
+async function startZoneServer(dir: string, records: readonly ZoneRecord[]): Promise<Dnsmasq> {
   const txt = records.map((r) => {
     const parts: string[] = [];
     // dnsmasq splits the strings of one record at commas, and keeps quotes literally (no shell here).
@@ -99,38 +84,18 @@ async function startDnsmasq(dir: string, records: readonly ZoneRecord[]): Promis
     for (let i = 0; i < r.txt.length; i += 255) parts.push(r.txt.slice(i, i + 255));
     return `--txt-record=${r.name},${parts.join(',')}`;
   });
-  const args = [
-    '--keep-in-foreground',
-    '--conf-file=/dev/null',
-    `--port=${port}`,
-    '--listen-address=127.0.0.1',
-    '--bind-interfaces',
-    '--no-resolv',
-    '--no-hosts',
-    // Authoritative for every name: what is not ours is NXDOMAIN at once, nothing leaves the machine.
-    '--local=/#/',
-    `--pid-file=${join(dir, 'dnsmasq.pid')}`,
-    ...(process.getuid?.() === 0 ? ['--user=root'] : []),
-    ...txt,
-  ];
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const resolver = new Resolver({ timeout: 500, tries: 1 });
-  resolver.setServers([`127.0.0.1:${port}`]);
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`dnsmasq exited: ${err}`);
-    try {
-      await resolver.resolveTxt('ready.invalid');
-      break;
-    } catch (e) {
-      if ((e as { code?: string }).code === 'ENOTFOUND') break; // NXDOMAIN: it answers
-      if (Date.now() > deadline) throw new Error(`dnsmasq did not answer: ${err}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  return { port, child, resolver };
+  return startDnsmasq({
+    args: [
+      '--conf-file=/dev/null',
+      '--no-resolv',
+      '--no-hosts',
+      // Authoritative for every name: what is not ours is NXDOMAIN at once, nothing leaves the machine.
+      '--local=/#/',
+      `--pid-file=${join(dir, 'dnsmasq.pid')}`,
+      ...(process.getuid?.() === 0 ? ['--user=root'] : []),
+      ...txt,
+    ],
+  });
 }
 
 export async function startFilterStack(props: FilterStackProps = {}): Promise<FilterStack> {
@@ -143,13 +108,8 @@ export async function startFilterStack(props: FilterStackProps = {}): Promise<Fi
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const dns = await startDnsmasq(dir, props.records ?? []);
-    stops.push(async () => {
-      if (dns.child.exitCode !== null) return;
-      const exited = new Promise((r) => dns.child.once('exit', r));
-      dns.child.kill('SIGTERM');
-      await exited;
-    });
+    const dns = await startZoneServer(dir, props.records ?? []);
+    stops.push(() => dns.stop());
     let clamdSocket: string | undefined;
     let clamd: ChildDaemon | undefined;
     if (props.antivirus ?? true) {

@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,6 +18,7 @@ import { renderHaproxyConfig } from '../../lib/render/haproxy.js';
 import { mailNodesHost } from '../../lib/render/node-layout.js';
 import { loadSpec } from '../../lib/spec/index.js';
 import { requireHaproxy } from '../haproxy/harness.js';
+import { startDnsmasq } from '../harness/dnsmasq.js';
 
 const plan = buildPlan(loadSpec('examples/single-region.yaml').spec);
 const NAME = mailNodesHost(plan);
@@ -29,16 +29,6 @@ after(() => {
   for (const c of children) c.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 });
-
-function freeUdpPort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createSocket('udp4');
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
 
 function admin(sock: string, cmd: string): Promise<string> {
   return new Promise((res, rej) => {
@@ -66,18 +56,16 @@ describe('HAProxy mail discovery (rendered resolvers + server-template) against 
     assert.ok(SLOTS > 8, `the mail group grows past what a multivalue answer holds (max ${SLOTS})`);
     const { resolvers, template } = renderedDiscovery();
     assert.match(resolvers, /accepted_payload_size (\d+)/);
-    const port = await freeUdpPort();
     const hostsFile = join(dir, 'hosts');
     const addrs = Array.from({ length: 12 }, (_, i) => `10.99.0.${i + 1}`);
     const writeHosts = (list: string[]) => writeFileSync(hostsFile, list.map((a) => `${a} ${NAME}`).join('\n') + '\n');
     writeHosts(addrs);
     const pidFile = join(dir, 'dnsmasq.pid');
-    const dns = spawn(
-      'dnsmasq',
-      ['-k', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', `--addn-hosts=${hostsFile}`, '--listen-address=127.0.0.1', `--port=${port}`, '--bind-interfaces', `--pid-file=${pidFile}`, '--user=root', '--local-ttl=1'],
-      { stdio: 'ignore' },
-    );
-    children.push(dns);
+    const dns = await startDnsmasq({
+      args: ['--conf-file=/dev/null', '--no-resolv', '--no-hosts', `--addn-hosts=${hostsFile}`, `--pid-file=${pidFile}`, '--user=root', '--local-ttl=1'],
+    });
+    children.push(dns.child);
+    const port = dns.port;
     const sock = join(dir, 'admin.sock');
     // Only the resolver address differs from the rendered section; checks are off (nothing listens there).
     const cfg = [
