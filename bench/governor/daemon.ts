@@ -6,12 +6,21 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { configFor } from '../../test/ops/fixture.js';
 
+/** The simulated disk's figures: operations so far, queue waits since the last call (ms), callers (BENCH_DISK_SITES=1). */
+export interface DiskStats {
+  ops: number;
+  wait: { n: number; p50: number; p99: number; max: number };
+  sites: Record<string, number>;
+}
+
 export interface BenchDaemon {
   port(protocol: string): number;
   readonly adminUrl: string;
   readonly pid: number;
   /** CPU seconds (user + system) the daemon process has used, from /proc. */
   cpuSeconds(): number;
+  /** Durable operations the simulated disk has served so far, and by which code (with BENCH_DISK_SITES=1). */
+  diskStats(): Promise<DiskStats>;
   stop(): Promise<void>;
 }
 
@@ -21,11 +30,15 @@ export async function startDaemon(dir: string, config: ReturnType<typeof configF
   await writeFile(file, JSON.stringify(config));
   const proc = spawn(
     process.execPath,
-    ['--import', 'tsx', '--import', new URL('./slow-disk.ts', import.meta.url).href, 'bin/mailfleet.ts', 'serve', '--daemon-config', file, '--data-dir', dir],
+    [...(process.env.BENCH_DAEMON_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_DAEMON_CPU_PROF] : []), '--import', 'tsx', '--import', new URL('./slow-disk.ts', import.meta.url).href, 'bin/mailfleet.ts', 'serve', '--daemon-config', file, '--data-dir', dir],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MAILFLEET_LOG_LEVEL: 'silent', BENCH_FSYNC_MS: String(fsyncMs) } },
   );
   let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const statsWaiters: Array<(s: DiskStats) => void> = [];
+  createInterface({ input: proc.stderr! }).on('line', (line) => {
+    if (line.startsWith('slow-disk ')) statsWaiters.shift()?.(JSON.parse(line.slice('slow-disk '.length)));
+    else stderr += line + '\n';
+  });
   const ready = await new Promise<{ sockets: Array<{ protocol: string; port: number; listener: string }>; admin: { port: number } }>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`daemon did not start within 120 s: ${stderr}`)), 120_000);
     createInterface({ input: proc.stdout! }).on('line', (line) => {
@@ -44,6 +57,12 @@ export async function startDaemon(dir: string, config: ReturnType<typeof configF
       const stat = readFileSync(`/proc/${proc.pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       return (Number(f[11]) + Number(f[12])) / 100;
+    },
+    diskStats() {
+      return new Promise((resolve) => {
+        statsWaiters.push(resolve);
+        proc.kill('SIGUSR2');
+      });
     },
     async stop() {
       const exited = new Promise<void>((r) => proc.once('exit', () => r()));

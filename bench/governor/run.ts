@@ -19,14 +19,17 @@
  *
  * Kept out of `npm test`: it measures, it does not assert.
  */
+import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { governorConfig } from '../../lib/governor/config.js';
 import { Governor } from '../../lib/governor/loop.js';
 import { resolveFleet } from '../../lib/ops/fleet.js';
 import { governorSchema } from '../../lib/spec/schema.js';
-import { configFor, RawClient, tempDir, TOKEN } from '../../test/ops/fixture.js';
-import { startDaemon as startBenchDaemon, type BenchDaemon as Daemon } from './daemon.js';
+import { configFor, tempDir, TOKEN } from '../../test/ops/fixture.js';
+import { imapLogin, sendOne } from './client.js';
+import { startDaemon as startBenchDaemon, type BenchDaemon as Daemon, type DiskStats } from './daemon.js';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -72,11 +75,6 @@ const RELEASE_RATIO = arg('release-ratio', 0.9);
 /** A refused heavy client's first wait before it tries again; doubled per refusal in a row, up to RETRY_MAX_MS. */
 const RETRY_MS = arg('retry-ms', 250);
 const RETRY_MAX_MS = arg('retry-max-ms', 8000);
-/** Exponential backoff with equal jitter after `refusals` refusals in a row. */
-const backoff = (refusals: number) => {
-  const base = Math.min(RETRY_MAX_MS, RETRY_MS * 2 ** (refusals - 1));
-  return base / 2 + Math.random() * (base / 2);
-};
 const HEAVY_USER = 'alice@example.com';
 const LIGHT_USERS = ['bob@example.com', 'carol@example.org'];
 /**
@@ -95,40 +93,26 @@ const note = (reply: string) => {
   replies.set(k, (replies.get(k) ?? 0) + 1);
 };
 
-/** One message through submission; ms from end of DATA to the reply, or refused at AUTH. */
-async function sendOne(d: Daemon, user: string): Promise<{ refused: boolean; ms?: number }> {
-  const c = await RawClient.open(d.port('submission'), ADDRESS[user]);
-  try {
-    await c.waitFor(/^220 /, 30_000);
-    await c.send('EHLO bench.test', /^250 /, 30_000);
-    const auth = await c.send(`AUTH PLAIN ${Buffer.from(`\0${user}\0password`).toString('base64')}`, /^\d{3} /, 30_000);
-    if (!auth.startsWith('235')) {
-      note(auth);
-      return { refused: true };
-    }
-    await c.send(`MAIL FROM:<${user}>`, /^250 /, 30_000);
-    await c.send(`RCPT TO:<${user}>`, /^250 /, 30_000);
-    await c.send('DATA', /^354 /, 30_000);
-    const t0 = performance.now();
-    const r = await c.send(`Subject: bench\r\n\r\n${'x'.repeat(2000)}\r\n.`, /^\d{3} /, 30_000);
-    const ms = performance.now() - t0;
-    c.socket.write('QUIT\r\n');
-    return { refused: !r.startsWith('250'), ms };
-  } finally {
-    c.close();
-  }
+/** The heavy tenant's generator, started ahead of its flood (a process: see heavy.ts); `go` starts the flood. */
+interface Heavy {
+  go(endEpochMs: number): void;
+  done: Promise<void>;
 }
 
-async function imapLogin(d: Daemon, user: string): Promise<number> {
-  const t0 = performance.now();
-  const c = await RawClient.open(d.port('imap'), ADDRESS[user]);
-  try {
-    await c.waitFor(/^\* OK/, 30_000);
-    await c.send(`a1 LOGIN ${user} password`, /^a1 /, 30_000);
-    return performance.now() - t0;
-  } finally {
-    c.close();
-  }
+async function startHeavy(d: Daemon, onAttempt: (atEpochMs: number, ok: boolean, reply?: string) => void): Promise<Heavy> {
+  const args = { port: d.port('submission'), address: ADDRESS[HEAVY_USER], user: HEAVY_USER, loops: HEAVY, retryMs: RETRY_MS, retryMaxMs: RETRY_MAX_MS };
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./heavy.ts', import.meta.url).pathname, JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  await new Promise<void>((resolve, reject) => {
+    lines.once('line', (l) => (l === 'ready' ? resolve() : reject(new Error(`heavy.ts: ${l}`))));
+    child.once('exit', (code) => reject(new Error(`heavy.ts exited with ${code} before it was ready`)));
+  });
+  lines.on('line', (l) => {
+    const e = JSON.parse(l) as { at: number; ok: boolean; reply?: string };
+    onAttempt(e.at, e.ok, e.reply);
+  });
+  const done = new Promise<void>((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`heavy.ts exited with ${code}`)))));
+  return { go: (end) => child.stdin!.end(`${end}\n`), done };
 }
 
 const p99 = (xs: number[]) => (xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))]!);
@@ -146,7 +130,7 @@ interface Second {
   gov?: string;
 }
 
-async function phase(d: Daemon, seconds: number, heavy: number, sink: Second[], t0: number, cap: () => number | string | undefined, gov: () => string = () => ''): Promise<void> {
+async function phase(d: Daemon, seconds: number, heavy: Heavy | undefined, sink: Second[], t0: number, cap: () => number | string | undefined, gov: () => string = () => ''): Promise<void> {
   const end = performance.now() + seconds * 1000;
   const bucket = (): Second => {
     const t = Math.floor((performance.now() - t0) / 1000);
@@ -155,35 +139,23 @@ async function phase(d: Daemon, seconds: number, heavy: number, sink: Second[], 
     return s;
   };
   const loops: Promise<void>[] = [];
-  for (let i = 0; i < heavy; i++)
-    loops.push(
-      (async () => {
-        let refusals = 0;
-        while (performance.now() < end) {
-          const r = await sendOne(d, HEAVY_USER).catch((e: Error) => (note(`error: ${e.message.slice(0, 40)}`), { refused: true }));
-          if (r.refused) {
-            bucket().heavyRefused++;
-            await new Promise((x) => setTimeout(x, Math.min(backoff(++refusals), end - performance.now())));
-          } else {
-            refusals = 0;
-            bucket().heavyDelivered++;
-          }
-        }
-      })(),
-    );
+  if (heavy) {
+    heavy.go(Date.now() + seconds * 1000);
+    loops.push(heavy.done);
+  }
   // Each light user sends (a session per message) and, on its own, logs in over IMAP; 100 ms pause after each.
   for (const u of LIGHT_USERS)
     loops.push(
       (async () => {
         while (performance.now() < end) {
-          const r = await sendOne(d, u).catch(() => ({ refused: true, ms: undefined }));
+          const r = await sendOne(d.port('submission'), ADDRESS[u]!, u).catch(() => ({ refused: true, ms: undefined }));
           if (r.ms !== undefined) bucket().lightDelivery.push(r.ms);
           await new Promise((x) => setTimeout(x, 100));
         }
       })(),
       (async () => {
         while (performance.now() < end) {
-          bucket().lightLogin.push(await imapLogin(d, u));
+          bucket().lightLogin.push(await imapLogin(d.port('imap'), ADDRESS[u]!, u));
           await new Promise((x) => setTimeout(x, 100));
         }
       })(),
@@ -201,6 +173,8 @@ interface Run {
   cappedAfter?: number;
   releasedAfter?: number;
   target?: number;
+  /** The simulated disk's queue waits: over the baseline, the flood's first half and its second half. */
+  disk: { baseline: DiskStats['wait']; early: DiskStats['wait']; late: DiskStats['wait'] };
 }
 
 async function run(mode: 'off' | 'enforce'): Promise<Run> {
@@ -216,11 +190,24 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
     const r = st.managed[scope]?.refusingAt;
     return `${st.calmSince !== undefined ? 'C' : ''}${r !== undefined && Date.now() - r < COOLDOWN * 1000 ? 'K' : ''}`;
   };
-  await phase(d, WARMUP_SECONDS, 0, [], performance.now(), cap);
+  await phase(d, WARMUP_SECONDS, undefined, [], performance.now(), cap);
+  await d.diskStats(); // the warm-up's waits are not counted
+  const flood: Second[] = [];
+  // Started before the baseline, so its own start-up is not in any window; attempts are filed by when
+  // they ended, on this process's clock.
+  const heavy = await startHeavy(d, (at, ok, reply) => {
+    const t = Math.floor((at - performance.timeOrigin - t0) / 1000);
+    let s = flood.find((x) => x.t === t);
+    if (!s) flood.push((s = { t, heavyDelivered: 0, heavyRefused: 0, lightDelivery: [], lightLogin: [], cap: cap(), load: loadavg()[0]!, gov: gov() }));
+    if (ok) s.heavyDelivered++;
+    else {
+      s.heavyRefused++;
+      note(reply ?? '?');
+    }
+  });
   const t0 = performance.now();
   const baseline: Second[] = [];
-  const flood: Second[] = [];
-  await phase(d, BASELINE_SECONDS, 0, baseline, t0, cap);
+  await phase(d, BASELINE_SECONDS, undefined, baseline, t0, cap);
   let target: number | undefined;
   let stopped: Promise<void> | undefined;
   if (mode === 'enforce') {
@@ -233,10 +220,13 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
     stopped = governor.run(ac.signal);
   }
   const after: Second[] = [];
+  const diskBaseline = (await d.diskStats()).wait;
   const floodStart = performance.now();
-  await phase(d, SECONDS, HEAVY, flood, t0, cap, gov);
+  const half = new Promise<DiskStats['wait']>((r) => setTimeout(() => void d.diskStats().then((s) => r(s.wait)), (SECONDS * 1000) / 2));
+  await phase(d, SECONDS, heavy, flood, t0, cap, gov);
   const floodEnd = performance.now();
-  await phase(d, mode === 'enforce' ? AFTER_SECONDS : 3, 0, after, t0, cap, gov);
+  const disk = { baseline: diskBaseline, early: await half, late: (await d.diskStats()).wait };
+  await phase(d, mode === 'enforce' ? AFTER_SECONDS : 3, undefined, after, t0, cap, gov);
   ac.abort();
   await stopped;
   let cappedAfter: number | undefined;
@@ -251,7 +241,7 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
   }
   await d.stop();
   await tmp.cleanup();
-  return { baseline, flood, after, floodStart: (floodStart - t0) / 1000, floodEnd: (floodEnd - t0) / 1000, cappedAfter, releasedAfter, target };
+  return { baseline, flood, after, floodStart: (floodStart - t0) / 1000, floodEnd: (floodEnd - t0) / 1000, cappedAfter, releasedAfter, target, disk };
 }
 
 /** The timeline as a plot: one column per second, light delivery p99 as bars (the dotted line is 1.5 × unloaded), then heavy deliveries, refusals and cap. */
@@ -352,6 +342,8 @@ for (let i = 1; i <= ROUNDS; i++) {
     console.log(`  light delivery p99 ${f.base.d.toFixed(0)} → ${f.fl.d.toFixed(0)} ms (×${f.ratio.d.toFixed(2)}); p50 ${f.base.d50.toFixed(0)} → ${f.fl.d50.toFixed(0)} ms; samples ${f.base.n} / ${f.fl.n}`);
     console.log(`  light IMAP login p99 ${f.base.l.toFixed(0)} → ${f.fl.l.toFixed(0)} ms (×${f.ratio.l.toFixed(2)})`);
     console.log(`  light deliveries ${f.base.rate.toFixed(1)} → ${f.fl.rate.toFixed(1)} /s (×${f.ratio.rate.toFixed(2)}); heavy deliveries ${f.heavyRate.toFixed(1)} /s over the flood`);
+    const w = (x: DiskStats['wait']) => `${x.n} ops, wait p50 ${x.p50.toFixed(0)} / p99 ${x.p99.toFixed(0)} / max ${x.max.toFixed(0)} ms`;
+    console.log(`  disk queue (all users): baseline ${w(r.disk.baseline)}; flood 1st half ${w(r.disk.early)}; 2nd half ${w(r.disk.late)}`);
     if (mode === 'enforce')
       console.log(
         `  heavy user capped ${r.cappedAfter === undefined ? 'never' : `${r.cappedAfter.toFixed(1)} s after the flood began`}; cap released ${r.releasedAfter === undefined ? 'not within the run' : `${r.releasedAfter.toFixed(1)} s after it ended`}`,

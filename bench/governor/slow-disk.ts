@@ -13,10 +13,34 @@ import { join } from 'node:path';
 
 const MS = Number(process.env.BENCH_FSYNC_MS ?? 4);
 let disk: Promise<unknown> = Promise.resolve();
+/** Durable operations so far, by the code that asked (BENCH_DISK_SITES=1: a stack frame per op, for the bench's ops-per-delivery figure). */
+const sites = new Map<string, number>();
+let ops = 0;
+/** Queue waits (ms before an operation's device time began) since the last report. */
+let waits: number[] = [];
+process.on('SIGUSR2', () => {
+  waits.sort((a, b) => a - b);
+  const q = (p: number) => (waits.length ? waits[Math.min(waits.length - 1, Math.floor(waits.length * p))]! : 0);
+  const wait = { n: waits.length, p50: q(0.5), p99: q(0.99), max: waits.at(-1) ?? 0 };
+  waits = [];
+  process.stderr.write(`slow-disk ${JSON.stringify({ ops, wait, sites: Object.fromEntries(sites) })}\n`);
+});
 
 /** Runs `real` after every earlier durable operation and MS of simulated device time. */
 function onDisk<T>(real: () => Promise<T>): Promise<T> {
-  const mine = disk.then(() => new Promise((r) => setTimeout(r, MS))).then(real);
+  ops++;
+  if (process.env.BENCH_DISK_SITES) {
+    const frame = (new Error().stack ?? '').split('\n').slice(2).find((l) => l.includes('/lib/')) ?? '?';
+    const site = frame.replace(/^.*\/lib\//, 'lib/').replace(/\)$/, '');
+    sites.set(site, (sites.get(site) ?? 0) + 1);
+  }
+  const asked = performance.now();
+  const mine = disk
+    .then(() => {
+      waits.push(performance.now() - asked);
+      return new Promise((r) => setTimeout(r, MS));
+    })
+    .then(real);
   disk = mine.catch(() => undefined);
   return mine;
 }
