@@ -238,6 +238,23 @@ describe('geo-replication storage names (DR example)', () => {
       }
     }
     assertReachable(plan, records, 'cdk');
+    // Node 1's region record keeps the id it had when it was the only one (a new id would make
+    // CloudFormation create a second record of the same name before deleting the first, which Route 53
+    // refuses); the other nodes' records are numbered after their node.
+    for (const region of ROLES) {
+      const ids = Object.entries(templates[region])
+        .filter(
+          ([, x]) =>
+            x.Type === 'AWS::Route53::RecordSet' && String(x.Properties!.Name).includes(`.${region}.`),
+        )
+        .map(([id]) => id.replace(/[0-9A-F]{8}$/, ''))
+        .sort();
+      assert.deepEqual(
+        ids,
+        ['GeoReplicationTarget', 'GeoReplicationTarget2', 'GeoReplicationTarget3'],
+        region,
+      );
+    }
   });
 
   it("each region's storage group admits the other region's storage traffic: SSH, glusterd and the brick ports (the verification mount)", () => {
