@@ -193,7 +193,7 @@ export interface PlatformModel {
    * With a DR region, the network link the CDK DisasterRecovery construct makes: VPC peering requested by
    * `requester` and accepted by `accepter`, a route to the other region's CIDR in each region's private
    * route table, and each region's region-qualified zone (`<region>.<platform>.internal`) associated with
-   * the other VPC (DR nodes resolve ldap-provider.primary.…, primary storage resolves gluster-1.dr.…).
+   * the other VPC (DR nodes resolve ldap-provider.primary.…, each region's storage nodes resolve the other's gluster-N.<role>.…).
    */
   readonly link?: {
     readonly requester: RegionRole;

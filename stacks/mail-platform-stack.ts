@@ -143,13 +143,16 @@ export class MailPlatformStack extends Stack {
         privateZone,
         region: regionRole,
         terminationProtection: region.terminationProtection,
-        geoReplicationPeerCidr: standby ? primaryCidr : undefined,
+        // Both ways: primary → DR geo-replication, DR → primary for the drill's fail-back copy.
+        geoReplicationPeerCidr: standby ? primaryCidr : dr ? drCidr : undefined,
       });
       cluster.allowClientsFrom(this.fleet.securityGroup);
-      // Storage node 1 as the other region names it: gluster-1.dr.… is the geo-replication target,
-      // gluster-1.primary.… the target of the DR drill's fail-back copy.
+      // Every storage node by its own name (gluster-N.<role>.…: its hostname, peer and brick name), in the
+      // region zone the other VPC resolves: geo-replication reaches each DR node, the fail-back copy each
+      // primary node. Node 1 keeps the id it had when it was the only one: a new id would make
+      // CloudFormation create the record again before deleting it, which Route 53 refuses.
       for (const rec of privateRecordsOf(plan, regionRole).filter((r) => r.zone === 'region' && r.nodeKind === 'storage'))
-        new route53.ARecord(this, 'GeoReplicationTarget', {
+        new route53.ARecord(this, rec.nodeIndex === 0 ? 'GeoReplicationTarget' : `GeoReplicationTarget${rec.nodeIndex! + 1}`, {
           zone: this.regionZone,
           recordName: `${rec.name}.`,
           ttl: Duration.seconds(rec.ttl),

@@ -52,8 +52,8 @@ export interface GlusterStorageClusterProps {
    */
   readonly nodeSubnets?: ec2.SubnetSelection;
   /**
-   * CIDR of the other region's VPC allowed to reach this cluster for geo-replication (SSH transport
-   * and glusterd), set on the DR cluster.
+   * CIDR of the other region's VPC allowed to reach this cluster for geo-replication (SSH transport,
+   * glusterd and the brick ports), set on both clusters of a DR platform (the primary's for fail-back).
    * @default - no cross-region access
    */
   readonly geoReplicationPeerCidr?: string;
@@ -106,7 +106,8 @@ export class GlusterStorageCluster extends Construct implements ec2.IConnectable
     this.securityGroup = modelSecurityGroup(this, vpc, this.sgModel);
     this.connections = this.securityGroup.connections;
     allowGroupIngress(this.securityGroup, this.sgModel, 'storage', this.securityGroup);
-    if (props.geoReplicationPeerCidr) addCidrIngress(this.securityGroup, geoReplicationRules({ cidr: props.geoReplicationPeerCidr }), vpc);
+    if (props.geoReplicationPeerCidr)
+      addCidrIngress(this.securityGroup, geoReplicationRules({ cidr: props.geoReplicationPeerCidr }, region === 'dr' ? 'primary' : 'dr'), vpc);
 
     this.nodeFiles = new NodeFilesBundle(this, 'NodeFiles', { plan, role: 'storage', region: props.region });
     // Includes node 1's geo-replication key hand-off to the DR region (lib/plan/node-access.ts).

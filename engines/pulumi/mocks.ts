@@ -24,6 +24,8 @@ function mockState(type: string, name: string, inputs: Record<string, unknown>):
   if (type === 'aws:lb/targetGroup:TargetGroup') extra.arnSuffix = `targetgroup/${name}/mock`;
   if (type === 'aws:ec2/eip:Eip') extra.allocationId = `eipalloc-${name}`;
   if (type === 'aws:route53/zone:Zone') extra.zoneId = `ZMOCK-${name}`;
+  // An instance's address names the instance, so a record's target can be traced back to its node.
+  if (type === 'aws:ec2/instance:Instance') extra.privateIp = `${name}-ip`;
   // S3 ARNs have no region or account: the bucket's name is the whole ARN, as on AWS.
   if (type === 'aws:s3/bucket:Bucket') Object.assign(extra, { arn: `arn:aws:s3:::${name}`, bucket: name });
   // KMS key ARNs as AWS spells them (the parity extractor reads their kind).

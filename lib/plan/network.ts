@@ -14,12 +14,12 @@ import {
   REDIS_PORT,
   regionZoneName,
   storageHost,
+  storageMountHost,
   type NodeRole,
   type RegionRole,
 } from '../render/node-layout.js';
 import { daemonConfig } from './daemon-config.js';
 import { shardHealthPort } from './build.js';
-import { regionStorageHost } from './outputs.js';
 import type { Plan } from './types.js';
 import { managedAdOf } from './managed-ad.js';
 
@@ -31,7 +31,7 @@ export const LDAP_PORT = 389;
 export const LDAPS_PORT = 636;
 export const NFS_PORT = 2049;
 export const HTTPS_PORT = 443;
-/** GlusterFS geo-replication runs over SSH from the primary's storage nodes to the DR ones. */
+/** GlusterFS geo-replication runs over SSH from one region's storage nodes to the other's (DR ones; the primary's for fail-back). */
 export const GEO_REPLICATION_PORT = 22;
 export const ANYWHERE = '0.0.0.0/0';
 
@@ -154,11 +154,17 @@ export function glusterClientRules(peer: RulePeer, who: string): IngressRuleMode
   ];
 }
 
-/** Geo-replication from the primary's storage nodes to the DR ones: SSH transport and glusterd. */
-export function geoReplicationRules(peer: RulePeer): IngressRuleModel[] {
+/**
+ * Geo-replication from the other region's storage nodes (primary → DR, and DR → primary for the drill's
+ * fail-back copy): SSH transport, glusterd, and the brick ports, because `create push-pem` verifies the
+ * target volume by mounting it from the source node (a FUSE client talks to every brick).
+ */
+export function geoReplicationRules(peer: RulePeer, from: RegionRole): IngressRuleModel[] {
+  const who = from === 'primary' ? 'the primary region' : 'the DR region (fail-back)';
   return [
-    tcp(GEO_REPLICATION_PORT, GEO_REPLICATION_PORT, peer, 'geo-replication (SSH transport) from the primary region'),
-    tcp(GLUSTER_MGMT_PORTS.from, GLUSTER_MGMT_PORTS.to, peer, 'glusterd from the primary region'),
+    tcp(GEO_REPLICATION_PORT, GEO_REPLICATION_PORT, peer, `geo-replication (SSH transport) from ${who}`),
+    tcp(GLUSTER_MGMT_PORTS.from, GLUSTER_MGMT_PORTS.to, peer, `glusterd from ${who}`),
+    tcp(GLUSTER_BRICK_PORTS.from, GLUSTER_BRICK_PORTS.to, peer, `bricks from ${who} (target volume check)`),
   ];
 }
 
@@ -216,7 +222,7 @@ export function securityGroupsOf(plan: Plan, role: RegionRole): SecurityGroupMod
       ingress: [
         ...glusterClientRules({ role: 'mail' }, 'mail tier'),
         ...glusterClientRules({ role: 'storage' }, 'peers'),
-        ...(role === 'dr' && otherRegion ? geoReplicationRules(otherRegion) : []),
+        ...(otherRegion ? geoReplicationRules(otherRegion, role === 'dr' ? 'primary' : 'dr') : []),
       ],
       egressAllTo: ANYWHERE,
     });
@@ -277,17 +283,21 @@ export function privateRecordsOf(plan: Plan, role: RegionRole): PrivateRecordMod
   const storage = plan.storage.kind === 'glusterfs' ? plan.sizing.storageNodes : 0;
   const records: PrivateRecordModel[] = [];
   const node = (kind: 'storage' | 'ldap', i: number) => ({ node: nodeName(plan, role, kind, i), nodeKind: kind, nodeIndex: i });
-  // Storage hosts are numbered from 1 (gluster-1.<zone>), as the gluster renderer names them.
-  for (let i = 0; i < storage; i++) records.push({ zone: 'platform', name: storageHost(plan, i + 1), ttl: 60, ...node('storage', i) });
-  // Geo-replication names storage node 1 of the other region in that region's zone (gluster-1.dr.…
-  // forward, gluster-1.primary.… for the drill's fail-back copy).
-  if (plan.regions?.dr && storage > 0) records.push({ zone: 'region', name: regionStorageHost(plan, role), ttl: 1800, ...node('storage', 0) });
+  // Storage hosts are numbered from 1, as the gluster renderer names them: the platform-zone names the mail
+  // nodes mount from, and with a DR region the region-zone names that are the nodes' own names, peers and
+  // bricks (storageHost), which the other region resolves for geo-replication and the fail-back copy.
+  for (let i = 0; i < storage; i++) records.push({ zone: 'platform', name: storageMountHost(plan, i + 1), ttl: 60, ...node('storage', i) });
+  const regionStorage = plan.regions?.dr ? storage : 0;
+  // Node 1's region record comes first and the others last, so records the engines key by position
+  // (Terraform and Pulumi `dns-<i>`) keep their addresses from before every node had one.
+  if (regionStorage > 0) records.push({ zone: 'region', name: storageHost(plan, role, 1), ttl: 60, ...node('storage', 0) });
   if (plan.storage.kind === 'efs') records.push({ zone: 'platform', name: efsHost(plan), ttl: 300 });
   ldapRoles(plan, role).forEach((which, i) => {
     records.push({ zone: 'platform', name: ldapHost(plan, which), ttl: 60, ...node('ldap', i) });
     // DR consumers reach the provider as ldap-provider.primary.<platform>.internal.
     if (which === 'provider') records.push({ zone: 'region', name: `ldap-provider.${regionZoneName(plan, role)}`, ttl: 60, ...node('ldap', i) });
   });
+  for (let i = 1; i < regionStorage; i++) records.push({ zone: 'region', name: storageHost(plan, role, i + 1), ttl: 60, ...node('storage', i) });
   return records;
 }
 

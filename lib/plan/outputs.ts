@@ -4,7 +4,7 @@
  * `qualifiedOutputName(role, name)`. The AWS DR drill reads these names (never a list of its own), and
  * `mailfleet dr drill --aws --check-outputs` holds a synthesized engine output to them.
  */
-import { regionZoneName, type RegionRole } from '../render/node-layout.js';
+import { storageHost, type RegionRole } from '../render/node-layout.js';
 import type { Plan } from './types.js';
 
 /** FIS drills in the primary region (the DisasterRecovery construct and the engines define one template each). */
@@ -39,11 +39,6 @@ export function qualifiedOutputName(role: RegionRole, name: string): string {
   return `${role}_${name}`;
 }
 
-/** Region-qualified name of storage node 1 (`gluster-1.<role>.<platform>.internal`). */
-export function regionStorageHost(plan: Plan, role: RegionRole): string {
-  return `gluster-1.${regionZoneName(plan, role)}`;
-}
-
 /** The outputs of one region, in a stable order. */
 export function platformOutputs(plan: Plan, role: RegionRole): OutputModel[] {
   const withDr = plan.regions?.dr !== undefined;
@@ -58,7 +53,7 @@ export function platformOutputs(plan: Plan, role: RegionRole): OutputModel[] {
       out.push({
         name: 'StorageHost',
         description: 'storage node 1 as the other region names it (geo-replication)',
-        source: { kind: 'storage-host', value: regionStorageHost(plan, role) },
+        source: { kind: 'storage-host', value: storageHost(plan, role, 1) },
       });
   } else out.push({ name: 'EfsFileSystemId', description: 'EFS file system id', source: { kind: 'efs-id' } });
   const dir = plan.directory;

@@ -13,9 +13,11 @@ import {
   joinFiles,
   shq,
   ssmPrefix,
-  drStorageHost,
+  regionOf,
   storageHost,
   storageHosts,
+  storageZoneName,
+  type RegionRole,
   type RenderedFile,
 } from './node-layout.js';
 
@@ -55,15 +57,16 @@ function glusterSpec(plan: Plan) {
   return plan.storage;
 }
 
-/** `gluster volume create` arguments: consecutive bricks form a replica set (nodes alternate AZs). */
-export function volumeCreateArgs(plan: Plan): string[] {
+/** `gluster volume create` arguments of a region's volume: consecutive bricks form a replica set (nodes alternate AZs). */
+export function volumeCreateArgs(plan: Plan, region: RegionRole): string[] {
   const g = glusterSpec(plan);
-  const bricks = storageHosts(plan).map((h) => `${h}:${BRICK_DIR}/${g.volumeName}`);
+  const bricks = storageHosts(plan, region).map((h) => `${h}:${BRICK_DIR}/${g.volumeName}`);
   return [g.volumeName, 'replica', String(REPLICA), ...(g.arbiter ? ['arbiter', '1'] : []), 'transport', 'tcp', ...bricks];
 }
 
-function storageScript(plan: Plan): RenderedFile {
-  const zoneSuffix = storageHost(plan, 1).replace(/^gluster-1\./, '');
+function storageScript(plan: Plan, region: RegionRole): RenderedFile {
+  // The node's own name is its brick host (storageHost): gluster-<index tag>.<storage zone>.
+  const zoneSuffix = storageZoneName(plan, region);
   return {
     path: 'bootstrap/storage.sh',
     executable: true,
@@ -131,10 +134,10 @@ echo "mailfleet bootstrap: storage node \${index} ready"
   };
 }
 
-function volumeScript(plan: Plan): RenderedFile {
+function volumeScript(plan: Plan, region: RegionRole): RenderedFile {
   const g = glusterSpec(plan);
-  const [, ...peers] = storageHosts(plan);
-  const args = volumeCreateArgs(plan);
+  const [, ...peers] = storageHosts(plan, region);
+  const args = volumeCreateArgs(plan, region);
   return {
     path: 'bootstrap/gluster-volume.sh',
     executable: true,
@@ -183,7 +186,8 @@ function geoReplicationScripts(plan: Plan): RenderedFile[] {
   const dr = plan.regions?.dr;
   if (!dr) return [];
   const keyParam = `${ssmPrefix(plan)}/geo-replication/public-key`;
-  const drHost = drStorageHost(plan);
+  // DR node 1 by its brick host: the session's target, resolvable from the primary VPC.
+  const drHost = storageHost(plan, 'dr', 1);
   return [
     {
       path: 'bootstrap/geo-replication-primary.sh',
@@ -256,16 +260,16 @@ systemctl enable --now ssh
 }
 
 /** Storage-node files for one region. */
-export function glusterFiles(plan: Plan): RenderedFile[] {
-  return [storageScript(plan), volumeScript(plan), ...geoReplicationScripts(plan)];
+export function glusterFiles(plan: Plan, region: RegionRole): RenderedFile[] {
+  return [storageScript(plan, region), volumeScript(plan, region), ...geoReplicationScripts(plan)];
 }
 
 export const glusterRenderer: Renderer = {
   kind: 'gluster',
   description: 'GlusterFS storage node bootstrap: brick on the EBS data volume, peer probing, volume creation, geo-replication',
   fileName: 'gluster-bootstrap.sh',
-  render(plan) {
+  render(plan, opts) {
     if (plan.storage.kind !== 'glusterfs') return `# storage.kind is ${plan.storage.kind}: no GlusterFS nodes\n`;
-    return joinFiles(glusterFiles(plan));
+    return joinFiles(glusterFiles(plan, regionOf(opts)));
   },
 };

@@ -58,7 +58,7 @@ export function nodeFiles(plan: Plan, role: NodeRole, region: RegionRole): Rende
       ];
     }
     case 'storage':
-      return [...common, ...glusterFiles(plan)];
+      return [...common, ...glusterFiles(plan, region)];
     case 'ldap':
       return [...common, ...slapdFiles(plan), slapdUnit()];
   }

@@ -207,25 +207,46 @@ export function privateZoneName(plan: Plan): string {
 
 /**
  * Region-qualified zone (`primary.<platform>.internal`, `dr.<platform>.internal`) for names the other
- * region must reach: the LDAP provider for DR consumers, DR storage node 1 for geo-replication. Each
- * region's engine associates it with the other region's VPC once both exist.
+ * region must reach: the LDAP provider for DR consumers, every storage node for geo-replication (and the
+ * drill's fail-back copy). Each region's engine associates it with the other region's VPC once both exist.
  */
 export function regionZoneName(plan: Plan, region: RegionRole): string {
   return `${region}.${privateZoneName(plan)}`;
 }
 
-export function storageHost(plan: Plan, index: number): string {
+/**
+ * The zone a region's storage nodes live in: the name each node gives itself, its peers and its bricks.
+ * With a DR region it is the region zone, in both regions: geo-replication mounts the other region's
+ * volume and SSHes to each of its bricks' hosts, so a brick host must resolve from the other VPC to this
+ * region's node, never to the other region's node of the same number (`gluster-N.<platform>.internal`
+ * exists in both regions). Without a DR region it is the platform zone.
+ */
+export function storageZoneName(plan: Plan, region: RegionRole): string {
+  return plan.regions?.dr ? regionZoneName(plan, region) : privateZoneName(plan);
+}
+
+/** Storage node `index` (from 1) of a region as peers, bricks and the other region name it. */
+export function storageHost(plan: Plan, region: RegionRole, index: number): string {
+  return `gluster-${index}.${storageZoneName(plan, region)}`;
+}
+
+/** Every storage node of a region, in brick order. */
+export function storageHosts(plan: Plan, region: RegionRole): string[] {
+  const n = plan.storage.kind === 'glusterfs' ? plan.storage.nodes : 0;
+  return Array.from({ length: n }, (_, i) => storageHost(plan, region, i + 1));
+}
+
+/**
+ * Storage node `index` by its platform-zone name, which resolves inside each region to that region's
+ * node: the mail nodes mount from these, so their files are the same text in both regions.
+ */
+export function storageMountHost(plan: Plan, index: number): string {
   return `gluster-${index}.${privateZoneName(plan)}`;
 }
 
-export function storageHosts(plan: Plan): string[] {
+export function storageMountHosts(plan: Plan): string[] {
   const n = plan.storage.kind === 'glusterfs' ? plan.storage.nodes : 0;
-  return Array.from({ length: n }, (_, i) => storageHost(plan, i + 1));
-}
-
-/** DR storage node 1 as the primary region sees it (geo-replication target). */
-export function drStorageHost(plan: Plan): string {
-  return `gluster-1.${regionZoneName(plan, 'dr')}`;
+  return Array.from({ length: n }, (_, i) => storageMountHost(plan, i + 1));
 }
 
 /** EFS is reached through a CNAME in the private zone, so mount units stay free of file-system ids. */

@@ -16,7 +16,7 @@ import {
   NODE_FILES_DIR,
   efsHost,
   joinFiles,
-  storageHosts,
+  storageMountHosts,
   type RenderedFile,
 } from './node-layout.js';
 
@@ -29,7 +29,7 @@ export function mailMountUnit(plan: Plan): RenderedFile {
   let type: string;
   let options: string;
   if (plan.storage.kind === 'glusterfs') {
-    const [first, ...rest] = storageHosts(plan);
+    const [first, ...rest] = storageMountHosts(plan);
     what = `${first}:/${plan.storage.volumeName}`;
     type = 'glusterfs';
     // Any listed server can hand out the volfile, so a node boots even when the first storage node is down.

@@ -10,8 +10,11 @@
  * IMDS calls reach an IMDS stand-in at 169.254.169.254 inside each namespace. The one OS shim is
  * `systemctl` on the DR host (no systemd here): `enable --now ssh` starts sshd as ssh.service would.
  *
- * Names resolve as in AWS: each region's private zone names its own storage nodes, and the primary reaches
- * DR storage node 1 by its region-qualified name (lib/render/node-layout.ts).
+ * Names resolve as in AWS: each host's /etc/hosts holds the private records (lib/plan/network.ts
+ * privateRecordsOf) its VPC resolves, for storage node 1 (the one node each region has here): its own
+ * region's records in both zones, and the other region's region-zone records (the zone the link associates
+ * with the other VPC). Each volume's brick is the rendered name (volumeCreateArgs), and the session targets
+ * the DR node by the name the drill reads from the DR region's outputs.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -21,9 +24,11 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { buildPlan, type Plan } from '../../lib/plan/index.js';
+import { privateRecordsOf } from '../../lib/plan/network.js';
+import { platformOutputs } from '../../lib/plan/outputs.js';
 import { loadSpec } from '../../lib/spec/index.js';
 import { nodeFiles } from '../../lib/render/node-files.js';
-import { drStorageHost, storageHost, type RegionRole } from '../../lib/render/node-layout.js';
+import type { RegionRole } from '../../lib/render/node-layout.js';
 import { volumeCreateArgs } from '../../lib/render/gluster.js';
 import { glusterCheckpointScript } from '../../lib/dr/aws-plan.js';
 
@@ -62,7 +67,8 @@ describe('GlusterFS geo-replication (rendered scripts, two namespaced hosts, rea
   const primary: Host = { role: 'primary', ns: `mfgr-p-${tag}`, ip: '10.213.0.1', dir: join(root, 'primary') };
   const dr: Host = { role: 'dr', ns: `mfgr-d-${tag}`, ip: '10.213.0.2', dir: join(root, 'dr') };
   const hosts = [primary, dr];
-  const drHost = drStorageHost(plan);
+  const target = platformOutputs(plan, 'dr').find((o) => o.source.kind === 'storage-host')!.source;
+  const drHost = target.kind === 'storage-host' ? target.value : assert.fail('the DR region outputs no StorageHost');
   const session = [volume, `${drHost}::${volume}`];
   const env = (h: Host) => [
     `PATH=${join(h.dir, 'bin')}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}:/usr/sbin:/sbin`,
@@ -78,18 +84,23 @@ describe('GlusterFS geo-replication (rendered scripts, two namespaced hosts, rea
     const log = openSync(join(h.dir, `${name}.log`), 'a');
     spawn('nsenter', nsArgs(h, cmd), { stdio: ['ignore', log, log], detached: true }).unref();
   };
-  /**
-   * Brick host of each region's node 1. The primary's is the one the rendered volume script uses. The DR
-   * volume's bricks are named by the region-qualified name the primary is told to use: the rendered script
-   * would name them gluster-N.<platform>.internal, the same names as the primary's own nodes, and then
-   * `create push-pem` fails ("Unable to mount and fetch secondary volume details"): the primary mounts the
-   * DR volume to verify it and reaches its own node for the DR brick. That rename spans the engines' DNS
-   * records (open, see docs/dr.md).
-   */
+  /** Brick host of each region's node 1: the name its rendered volume script creates the volume with. */
   const brickHost = (h: Host) => {
-    if (h.role === 'dr') return drHost;
-    const brick = volumeCreateArgs(plan).find((a) => a.includes(':/'))!;
+    const brick = volumeCreateArgs(plan, h.role).find((a) => a.includes(':/'))!;
     return brick.slice(0, brick.indexOf(':'));
+  };
+  /** What a host's VPC resolves for storage node 1 of each region, from the records the engines write. */
+  const hostsFile = (h: Host) => {
+    const lines = ['127.0.0.1 localhost'];
+    const seen = new Map<string, string>();
+    for (const x of hosts)
+      for (const r of privateRecordsOf(plan, x.role)) {
+        if (r.nodeKind !== 'storage' || r.nodeIndex !== 0 || (x !== h && r.zone !== 'region')) continue;
+        assert.ok(!seen.has(r.name) || seen.get(r.name) === x.ip, `${h.role} would resolve ${r.name} to both regions`);
+        seen.set(r.name, x.ip);
+        lines.push(`${x.ip} ${r.name}`);
+      }
+    return `${lines.join('\n')}\n`;
   };
 
   before(async () => {
@@ -105,10 +116,7 @@ describe('GlusterFS geo-replication (rendered scripts, two namespaced hosts, rea
         writeFileSync(p, f.content, { mode: f.executable ? 0o755 : 0o644 });
       }
     }
-    // Each region's zone names its own storage nodes; the region-qualified DR name is reachable from both.
-    const names = (h: Host) => [...new Set([storageHost(plan, 1), brickHost(h)])].join(' ');
-    writeFileSync(join(primary.dir, 'hosts'), `127.0.0.1 localhost\n${primary.ip} ${names(primary)}\n${dr.ip} ${drHost}\n`);
-    writeFileSync(join(dr.dir, 'hosts'), `127.0.0.1 localhost\n${dr.ip} ${[...new Set([names(dr), drHost])].join(' ')}\n`);
+    for (const h of hosts) writeFileSync(join(h.dir, 'hosts'), hostsFile(h));
     writeFileSync(
       join(dr.dir, 'bin/systemctl'),
       '#!/bin/sh\n# No systemd in the test host: start sshd as ssh.service would.\n[ "$*" = "enable --now ssh" ] && exec /usr/sbin/sshd\necho "systemctl shim: $*" >&2; exit 1\n',

@@ -144,18 +144,23 @@ describe('terraform engine (cdktf)', () => {
     const drills = Object.values(r.aws_fis_experiment_template!);
     assert.equal(drills.length, 3, 'three DR drills in the primary');
     assert.ok(drills.every((d) => d.provider !== 'aws.dr'), 'drills run in the primary region');
-    // Private names the node files use: gluster-N in each region; node 1 of each region in its region zone
-    // (DR's for geo-replication, the primary's for the DR drill's fail-back copy).
+    // Private names the node files use: gluster-N in each region's platform zone (the mail nodes' mounts),
+    // and every storage node of each region in its region zone (its own name, peer and brick host, which
+    // the other region resolves for geo-replication and the drill's fail-back copy).
     const names = Object.values(r.aws_route53_record!).filter((x) => x.failover_routing_policy === undefined).map((x) => x.name as string).sort();
     assert.deepEqual(names, [
       'gluster-1.dr.globex-mail.internal',
       'gluster-1.globex-mail.internal',
       'gluster-1.globex-mail.internal',
       'gluster-1.primary.globex-mail.internal',
+      'gluster-2.dr.globex-mail.internal',
       'gluster-2.globex-mail.internal',
       'gluster-2.globex-mail.internal',
+      'gluster-2.primary.globex-mail.internal',
+      'gluster-3.dr.globex-mail.internal',
       'gluster-3.globex-mail.internal',
       'gluster-3.globex-mail.internal',
+      'gluster-3.primary.globex-mail.internal',
     ]);
     assert.equal(Object.keys(r.aws_directory_service_directory!).length, 1, 'managed-ad provisions one AWS Managed Microsoft AD');
     const drAsgs = Object.values(r.aws_autoscaling_group!).filter((a) => a.provider === 'aws.dr');

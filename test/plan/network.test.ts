@@ -44,10 +44,13 @@ describe('platform model: network', () => {
           else if (r.peer.scope === 'peer-region') assert.equal(r.peer.cidr, plan.regions![role === 'primary' ? 'dr' : 'primary']!.cidr ?? (role === 'primary' ? '10.41.0.0/16' : '10.40.0.0/16'));
         }
     }
-    // Geo-replication reaches the DR storage nodes; the DR consumer replicates from the primary provider.
+    // Geo-replication reaches each region's storage nodes from the other (primary → DR, and DR → primary for
+    // fail-back), brick ports included (create push-pem mounts the target volume); the DR consumer
+    // replicates from the primary provider.
     const cross = (role: 'primary' | 'dr') =>
       securityGroupsOf(plan, role).flatMap((g) => g.ingress.filter((r) => 'cidr' in r.peer && r.peer.scope === 'peer-region').map((r) => `${g.role} ${r.fromPort}`));
-    assert.deepEqual(cross('dr').sort(), ['storage 22', 'storage 24007']);
+    assert.deepEqual(cross('dr').sort(), ['storage 22', 'storage 24007', 'storage 49152']);
+    assert.deepEqual(cross('primary').sort(), ['storage 22', 'storage 24007', 'storage 49152']);
   });
 
   it('record names are unique per zone and lie in their zone; every public shard has a name', () => {

@@ -133,9 +133,9 @@ describe('node bootstrap renderers', () => {
   });
 
   test('the volume is replica 3 arbiter 1 over the storage hosts, or full replica 3 without the arbiter', () => {
-    assert.deepEqual(volumeCreateArgs(single).slice(0, 6), ['mail', 'replica', '3', 'arbiter', '1', 'transport']);
+    assert.deepEqual(volumeCreateArgs(single, 'primary').slice(0, 6), ['mail', 'replica', '3', 'arbiter', '1', 'transport']);
     const noArbiter = variant({ storage: { kind: 'glusterfs', nodes: 6, arbiter: false } });
-    const args = volumeCreateArgs(noArbiter);
+    const args = volumeCreateArgs(noArbiter, 'primary');
     assert.deepEqual(args.slice(0, 3), ['mail', 'replica', '3']);
     assert.equal(args.filter((a) => a.includes(':/data/glusterfs/brick1/mail')).length, 6);
   });
@@ -143,7 +143,7 @@ describe('node bootstrap renderers', () => {
   test('fails when storage nodes are not a multiple of the replica count', () => {
     // The spec check refuses this too; the renderer must not rely on it.
     const four = { ...single, storage: { ...single.storage, nodes: 4 } } as Plan;
-    assert.throws(() => volumeCreateArgs(four), /storage\.nodes must be a multiple of 3/);
+    assert.throws(() => volumeCreateArgs(four, 'primary'), /storage\.nodes must be a multiple of 3/);
   });
 
   test('snapshots: slapd provider/consumer, systemd units, CloudWatch agent config', () => {
