@@ -11,7 +11,7 @@
  * its own baseline; the report gives them per round and the median over the rounds, with the load average
  * (1 min) while each run went on.
  *
- *   npx tsx bench/governor/run.ts [--rounds 3] [--seconds 20] [--heavy 40] [--fsync-ms 8] [--target-ratio 1.2] [--release-ratio 0.9] [--retry-ms 250] [--retry-max-ms 8000]
+ *   npx tsx bench/governor/run.ts [--rounds 3] [--seconds 20] [--heavy 40] [--fsync-ms 8] [--durable-gate 64] [--target-ratio 1.2] [--release-ratio 0.9] [--retry-ms 250] [--retry-max-ms 8000]
  *
  * A refused heavy client backs off like a real one: the first retry after --retry-ms, each further refusal
  * in a row doubles the wait up to --retry-max-ms, with jitter (half fixed, half random: "equal jitter"), and
@@ -55,6 +55,12 @@ const AFTER_SECONDS = arg('after-seconds', 20);
 /** The governor's cooldownSeconds: how long load must stay calm before each raising step. */
 const COOLDOWN = arg('cooldown', 4);
 const FSYNC_MS = arg('fsync-ms', 8);
+/**
+ * maildir.durableWrites.maxInFlight of the bench's daemons: the fair gate on durable writes (the inner loop,
+ * lib/store/fair-gate.ts) is on here — the simulated disk serves one write at a time, the case it is for —
+ * while the product default is off. 0 runs without it (session 8's figures).
+ */
+const DURABLE_GATE = arg('durable-gate', 64);
 /**
  * The governor's storageLatencyMs target as a multiple of the run's unloaded light delivery p99. It sits
  * under the 1.5× the light users are promised: a target at the promise acts only once the promise is
@@ -179,7 +185,7 @@ interface Run {
 
 async function run(mode: 'off' | 'enforce'): Promise<Run> {
   const tmp = await tempDir('mf-bench-gov-');
-  const d = await startDaemon(tmp.dir, configFor({ limits: { submission: { perUser: 100, perUserIp: 100, perIp: 100 } } }));
+  const d = await startDaemon(tmp.dir, configFor({ limits: { submission: { perUser: 100, perUserIp: 100, perIp: 100 } }, maildir: { durableWrites: { maxInFlight: DURABLE_GATE } } }));
   let governor: Governor | undefined;
   const ac = new AbortController();
   const scope = `user:${HEAVY_USER}:submission`;
@@ -325,7 +331,7 @@ function figures(mode: 'off' | 'enforce', r: Run): Figures {
 }
 
 console.log(
-  `bench/governor: ${ROUNDS} rounds of (off, enforce) on fresh daemons, alternating order; heavy ${HEAVY} submission loops of ${HEAVY_USER} (backoff after a refusal: ${RETRY_MS} ms doubling to ${RETRY_MAX_MS} ms, jittered), light ${LIGHT_USERS.join(', ')} (send, IMAP login, 100 ms pause); each user from its own address; governor target ${TARGET_RATIO} × unloaded light delivery p99, release under ${RELEASE_RATIO} × target; +${FSYNC_MS} ms per durable write, one disk; daemon in its own process; flood ${SECONDS} s, baseline ${BASELINE_SECONDS} s before each flood after ${WARMUP_SECONDS} s of uncounted warm-up`,
+  `bench/governor: ${ROUNDS} rounds of (off, enforce) on fresh daemons, alternating order; heavy ${HEAVY} submission loops of ${HEAVY_USER} (backoff after a refusal: ${RETRY_MS} ms doubling to ${RETRY_MAX_MS} ms, jittered), light ${LIGHT_USERS.join(', ')} (send, IMAP login, 100 ms pause); each user from its own address; governor target ${TARGET_RATIO} × unloaded light delivery p99, release under ${RELEASE_RATIO} × target; +${FSYNC_MS} ms per durable write, one disk; durable-write gate ${DURABLE_GATE === 0 ? 'off' : `on (maxInFlight ${DURABLE_GATE})`}; daemon in its own process; flood ${SECONDS} s, baseline ${BASELINE_SECONDS} s before each flood after ${WARMUP_SECONDS} s of uncounted warm-up`,
 );
 console.log(`load average at start: ${loadavg().map((x) => x.toFixed(1)).join(' / ')} (1/5/15 min), ${(await import('node:os')).cpus().length} CPUs`);
 const rounds: Array<{ off: Figures; enforce: Figures; cappedAfter?: number; releasedAfter?: number; target?: number }> = [];

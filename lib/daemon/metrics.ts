@@ -4,6 +4,7 @@
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FairGateStats } from '../store/fair-gate.js';
 
 export interface DaemonMetrics {
   readonly registry: Registry;
@@ -51,6 +52,43 @@ function eventLoopDelay(): IntervalHistogram {
  */
 export function registryCounter<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
   return (registry.getSingleMetric(name) as Counter<L> | undefined) ?? new Counter<L>({ name, help, labelNames, registers: [registry] });
+}
+
+/**
+ * The durable-write gate's figures (lib/store/fair-gate.ts), read at each scrape: its adaptive limit, what
+ * is in flight and waiting now, and how many writes waited and how long in all.
+ */
+export function registerDurableGateMetrics(registry: Registry, stats: () => FairGateStats): void {
+  const gauge = (name: string, help: string, read: (s: FairGateStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read(stats()));
+      },
+    });
+  gauge('mailfleetd_durable_gate_limit', 'Durable delivery writes the fair gate lets run at once now (adaptive; maildir.durableWrites)', (s) => s.limit);
+  gauge('mailfleetd_durable_gate_in_flight', 'Durable delivery writes running now', (s) => s.inFlight);
+  gauge('mailfleetd_durable_gate_waiting', 'Durable delivery writes waiting at the gate now', (s) => s.waiting);
+  new Counter({
+    name: 'mailfleetd_durable_gate_waits_total',
+    help: 'Durable delivery writes that waited at the gate',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats().waited);
+    },
+  });
+  new Counter({
+    name: 'mailfleetd_durable_gate_wait_seconds_total',
+    help: 'Time durable delivery writes spent waiting at the gate',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats().waitedMs / 1000);
+    },
+  });
 }
 
 export function createDaemonMetrics(opts: { defaultMetrics?: boolean } = {}): DaemonMetrics {

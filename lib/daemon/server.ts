@@ -17,6 +17,7 @@ import { createLogger, type Logger } from '../log.js';
 import type { DaemonConfig } from '../plan/types.js';
 import type { Protocol, Service } from '../spec/schema.js';
 import { MaildirDelivery } from '../store/maildir/deliver.js';
+import { FairGate } from '../store/fair-gate.js';
 import { cleanMaildirTmp } from '../store/maildir/tmp-cleanup.js';
 import type { IMessageDelivery } from '../store/types.js';
 import type { DaemonContext, DeliveredListener, ProtocolModule } from './context.js';
@@ -25,7 +26,7 @@ import { SaslMechanisms } from '../auth/sasl.js';
 import { TokenVerifier } from '../auth/oauth.js';
 import { TenantBinding } from './tenant-binding.js';
 import { closeMailStore, mailStoreOf } from './imap/mail-store.js';
-import { createDaemonMetrics } from './metrics.js';
+import { createDaemonMetrics, registerDurableGateMetrics } from './metrics.js';
 import { DaemonListener } from './net/listener.js';
 import { ConnectionRegistry } from './net/registry.js';
 import { PROTOCOL_MODULES } from './protocols.js';
@@ -99,6 +100,9 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
   const deliveryListeners = new Set<DeliveredListener>();
   const directory = opts.directory ?? createDirectory(config.directory, opts.baseDir ?? process.cwd(), logger.child({ component: 'directory' }), { domains: config.domains });
   const metrics = createDaemonMetrics();
+  // The storage inner loop: durable delivery writes pass a fair, adaptive gate (docs/governor.md).
+  const durableGate = new FairGate(config.maildir.durableWrites ?? {});
+  registerDurableGateMetrics(metrics.registry, () => durableGate.stats());
   // Live limits (overrides in <dataDir>/limits-state.json), fleet-wide in Redis when configured (lib/limits).
   const admission = opts.admission ?? createAdmission(config, { dataDir, logger });
   const logins = new LoginGate({
@@ -132,6 +136,7 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
         onDelivered: (address, folder, name) => {
           for (const l of deliveryListeners) l(address, folder, name);
         },
+        gate: durableGate,
       }),
     admission,
     logger,

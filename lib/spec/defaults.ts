@@ -202,6 +202,14 @@ export const DEFAULT_QUOTAS = Object.freeze({
   domainUsageCacheSeconds: 10,
 });
 /**
+ * maildir.durableWrites: the fair, adaptive gate in front of durable delivery writes (lib/store/fair-gate.ts).
+ * Off by default (maxInFlight 0): on this machine's ext4 its latency-driven limit mistook fsync batching for
+ * queueing and cost up to half the delivery throughput at 64 concurrent deliveries (bench/durable-gate);
+ * turn it on (e.g. 64) where one sender can fill a volume that serves one write at a time (an IOPS cap).
+ */
+export const DEFAULT_DURABLE_WRITES = { maxInFlight: 0, latencyTolerance: 1.5, latencySlackMs: 2, windowMs: 10_000 } as const;
+
+/**
  * The adaptive flow governor (spec governor.*, docs/governor.md). It starts in observe mode: it logs what
  * it would do and changes nothing until an operator switches it to advise or enforce.
  */

@@ -4,7 +4,7 @@
  */
 import { parseNetwork } from '../limits/networks.js';
 import { z } from 'zod';
-import { DEFAULT_AUDIT as AUDIT, DEFAULT_GOVERNOR as GOVERNOR, DEFAULT_IMAP_WORK_LIMITS as IMAP_WORK, DEFAULT_QUOTAS } from './defaults.js';
+import { DEFAULT_AUDIT as AUDIT, DEFAULT_DURABLE_WRITES as FAIR_GATE_DEFAULTS, DEFAULT_GOVERNOR as GOVERNOR, DEFAULT_IMAP_WORK_LIMITS as IMAP_WORK, DEFAULT_QUOTAS } from './defaults.js';
 
 /** Mail services. A service may be offered on several listeners (e.g. IMAP on 143 and 993). */
 export const SERVICES = ['smtp', 'submission', 'imap', 'pop3'] as const;
@@ -501,6 +501,24 @@ export const specSchema = z
     maildir: z
       .object({
         tmpMaxAgeHours: posInt.default(36).describe('At start, files in Maildir tmp/ older than this are removed (the Maildir spec says 36 hours).'),
+        // The storage inner loop (issue 24, lib/store/fair-gate.ts, docs/governor.md).
+        durableWrites: z
+          .object({
+            maxInFlight: nonNegInt
+              .default(FAIR_GATE_DEFAULTS.maxInFlight)
+              .describe('Most durable writes of deliveries (a message file\'s durable write, the fsync of new/) in flight at once on one node: the ceiling of the adaptive limit. The limit shrinks while writes take longer than latencyTolerance × the fastest recently seen, and grows back while they do not; waiting writes are served round-robin per owner (the session\'s user, else its client address), a newly waiting owner first. 0 (the default) turns the gate off: every write goes to the disk at once, in arrival order. Turn it on (e.g. 64) where one sender can fill a volume that serves one write at a time (an IOPS cap): on a disk that batches fsyncs (ext4) the latency-driven limit cost up to half the delivery throughput at 64 concurrent deliveries (bench/durable-gate, docs/governor.md).'),
+            latencyTolerance: z
+              .number()
+              .min(1)
+              .default(FAIR_GATE_DEFAULTS.latencyTolerance)
+              .describe('The adaptive limit shrinks while a durable write takes longer than this × the fastest one of the last two windows (plus latencySlackMs).'),
+            latencySlackMs: nonNegInt
+              .default(FAIR_GATE_DEFAULTS.latencySlackMs)
+              .describe('Milliseconds added to that bound, so timer noise on a fast disk does not read as queueing.'),
+          })
+          .strict()
+          .prefault({})
+          .describe('The fair, adaptive gate in front of durable delivery writes (docs/governor.md, "The inner loop").'),
       })
       .strict()
       .prefault({}),

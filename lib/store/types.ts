@@ -36,6 +36,13 @@ export interface DeliveryOptions {
    * @default - every target admitted
    */
   readonly admit?: (size: number) => Promise<readonly boolean[]>;
+  /**
+   * Who this delivery is for the fair gate on durable writes (lib/store/fair-gate.ts): the session's
+   * authenticated user, else its client address. Writes of one owner queue behind each other, not behind
+   * another owner's.
+   * @default '' (one shared owner)
+   */
+  readonly owner?: string;
 }
 
 export interface IMessageDelivery {

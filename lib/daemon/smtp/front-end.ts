@@ -565,7 +565,10 @@ export class SmtpFrontEnd {
     const head = () => (Buffer.isBuffer(message) ? message : kept!.head());
     let result;
     try {
-      result = await this.ctx.delivery.deliver(withTraceHeaders(session, targets), body, quotaAtData(this.ctx, targets));
+      // The fair gate on durable writes queues this delivery's writes with its sender's: the user on
+      // submission, else the client address.
+      const owner = typeof session.user === 'string' ? session.user : `ip:${this.states.get(session.id)?.conn.remoteAddress ?? session.remoteAddress}`;
+      result = await this.ctx.delivery.deliver(withTraceHeaders(session, targets), body, { ...quotaAtData(this.ctx, targets), owner });
     } catch (e) {
       // Local mailboxes all full but relayed recipients remain: those still get the message.
       if (!(orQueued && isMailfleetError(e, 'OVER_QUOTA'))) throw e;

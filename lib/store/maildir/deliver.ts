@@ -29,6 +29,7 @@ import { isMailfleetError, MailfleetError } from '../../errors.js';
 import type { DeliveryOptions, DeliveryResult, DeliveryTarget, IMessageDelivery } from '../types.js';
 import { addUsage } from '../usage.js';
 import { maildirPath } from './paths.js';
+import type { FairGate } from '../fair-gate.js';
 
 export interface MaildirDeliveryProps {
   /** Root of every Maildir: <root>/<domain>/<localpart>/Maildir. */
@@ -45,6 +46,12 @@ export interface MaildirDeliveryProps {
    * @default true
    */
   readonly fsync?: boolean;
+  /**
+   * The fair gate every durable write of a delivery passes (the file's durable write or fdatasync, the
+   * fsync of new/), keyed by the delivery's owner (DeliveryOptions.owner).
+   * @default - no gate: every write goes to the disk at once
+   */
+  readonly gate?: FairGate;
 }
 
 /** Maildir-spec unique name: <sec>.M<usec>P<pid>Q<seq>R<rand>.<host> (cr.yp.to/proto/maildir.html). */
@@ -92,12 +99,13 @@ export class MaildirDelivery implements IMessageDelivery {
     let dirs = targets.map((t) => maildirPath(this.props.root, t.address, t.folder));
     const base = this.names.next();
     const spool = join(dirs[0]!, 'tmp', base);
+    const durably = <T>(op: () => Promise<T>) => this.durably(opts.owner, op);
     const created: string[] = [];
     let renamed = false;
     try {
       await Promise.all([...new Set(dirs)].map((d) => this.ensureMaildir(d)));
       const firstHeaders = Buffer.from(targets[0]!.headers ?? '');
-      const size = await this.spool(spool, message, firstHeaders);
+      const size = await this.spool(spool, message, firstHeaders, durably);
       if (opts.admit) {
         // Quota: refused targets are dropped here; the spool file (in the first target's tmp/) still serves the rest.
         const ok = await opts.admit(size);
@@ -119,12 +127,12 @@ export class MaildirDelivery implements IMessageDelivery {
         done.add(dirs[i]);
         const headers = targets[i]!.headers ?? '';
         if (headers === (all[0]!.headers ?? '') || (headers === '' && firstHeaders.length === 0)) {
-          await this.linkOrCopy(spool, finals[i]!, join(dirs[i]!, 'tmp', `${base}.copy`));
+          await this.linkOrCopy(spool, finals[i]!, join(dirs[i]!, 'tmp', `${base}.copy`), durably);
         } else {
           const own = Buffer.from(headers);
           names[i] = `${base},S=${size - firstHeaders.length + own.length}`;
           finals[i] = join(dirs[i]!, 'new', names[i]!);
-          await this.copyWithHeaders(spool, firstHeaders.length, own, finals[i]!, join(dirs[i]!, 'tmp', `${base}.copy`));
+          await this.copyWithHeaders(spool, firstHeaders.length, own, finals[i]!, join(dirs[i]!, 'tmp', `${base}.copy`), durably);
         }
         created.push(finals[i]!);
       }
@@ -133,7 +141,7 @@ export class MaildirDelivery implements IMessageDelivery {
         created.push(finals[0]!);
       } else await unlink(spool);
       renamed = true;
-      if (this.durable) await Promise.all([...new Set(dirs)].map((d) => this.dirSync.sync(join(d, 'new'))));
+      if (this.durable) await Promise.all([...new Set(dirs)].map((d) => durably(() => this.dirSync.sync(join(d, 'new')))));
       await this.account(targets, names);
       targets.forEach((t, i) => {
         try {
@@ -149,6 +157,11 @@ export class MaildirDelivery implements IMessageDelivery {
       await Promise.all([...(renamed ? [] : [spool]), ...created].map((p) => unlink(p).catch(() => undefined)));
       throw storeError(e);
     }
+  }
+
+  /** A durable write through the gate, when there is one (the owner '' when the caller named none). */
+  private durably<T>(owner: string | undefined, op: () => Promise<T>): Promise<T> {
+    return this.props.gate ? this.props.gate.run(owner ?? '', op) : op();
   }
 
   /** Each user's usage file takes the copy its mailbox got (one per user, whatever the folder). */
@@ -181,7 +194,7 @@ export class MaildirDelivery implements IMessageDelivery {
     this.known.add(dir);
   }
 
-  private async spool(path: string, message: Readable | Buffer, headers: Buffer): Promise<number> {
+  private async spool(path: string, message: Readable | Buffer, headers: Buffer, durably: Durably): Promise<number> {
     let fd: number | undefined;
     let size = headers.length;
     /** True once the data went out through O_DSYNC writes, so no fdatasync is needed. */
@@ -214,8 +227,9 @@ export class MaildirDelivery implements IMessageDelivery {
           if (pendingBytes >= 65536) await flush(false);
         }
       }
-      if (pendingBytes > 0 || fd === undefined) await flush(true);
-      if (this.durable && !synced) await fdSync(fdatasync, fd!);
+      // The last write is the durable one when it is the only one (O_DSYNC): it goes through the gate.
+      if (pendingBytes > 0 || fd === undefined) await (fd === undefined && this.durable ? durably(() => flush(true)) : flush(true));
+      if (this.durable && !synced) await durably(() => fdSync(fdatasync, fd!));
     } finally {
       if (fd !== undefined) await fdClose(fd);
     }
@@ -223,12 +237,12 @@ export class MaildirDelivery implements IMessageDelivery {
   }
 
   /** A copy into another Maildir: `own` header lines (none for a plain copy), then the spool file from `skip` on; fsync, rename. */
-  private async copyWithHeaders(from: string, skip: number, own: Buffer, to: string, tmpCopy: string): Promise<void> {
+  private async copyWithHeaders(from: string, skip: number, own: Buffer, to: string, tmpCopy: string, durably: Durably): Promise<void> {
     const fd = await fdOpen(tmpCopy, SPOOL_FLAGS);
     try {
       if (own.length > 0) await fdWriteAll(fd, own);
       for await (const chunk of createReadStream(from, { start: skip }) as AsyncIterable<Buffer>) await fdWriteAll(fd, chunk);
-      if (this.durable) await fdSync(fdatasync, fd);
+      if (this.durable) await durably(() => fdSync(fdatasync, fd));
     } catch (e) {
       await fdClose(fd);
       await unlink(tmpCopy).catch(() => undefined);
@@ -238,7 +252,7 @@ export class MaildirDelivery implements IMessageDelivery {
     await rename(tmpCopy, to);
   }
 
-  private async linkOrCopy(from: string, to: string, tmpCopy: string): Promise<void> {
+  private async linkOrCopy(from: string, to: string, tmpCopy: string, durably: Durably): Promise<void> {
     try {
       await link(from, to);
       return;
@@ -246,9 +260,11 @@ export class MaildirDelivery implements IMessageDelivery {
       if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
     }
     // Another filesystem: copy into that Maildir's tmp/, fsync, then rename into new/.
-    await this.copyWithHeaders(from, 0, Buffer.alloc(0), to, tmpCopy);
+    await this.copyWithHeaders(from, 0, Buffer.alloc(0), to, tmpCopy, durably);
   }
 }
+
+type Durably = <T>(op: () => Promise<T>) => Promise<T>;
 
 const SPOOL_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
 
