@@ -20,7 +20,8 @@
  * Kept out of `npm test`: it measures, it does not assert.
  */
 import { spawn } from 'node:child_process';
-import { loadavg } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { governorConfig } from '../../lib/governor/config.js';
@@ -103,6 +104,24 @@ const note = (reply: string) => {
 interface Heavy {
   go(endEpochMs: number): void;
   done: Promise<void>;
+  /** CPU seconds the generator process has used (from /proc). */
+  cpuSeconds(): number;
+}
+
+/** CPU seconds (user + system) of a process, from /proc/<pid>/stat (fields 14 and 15, in clock ticks). */
+function procCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN; // exited
+  }
+}
+
+/** Busy CPU seconds of the whole machine so far (every core, from os.cpus()). */
+function machineBusySeconds(): number {
+  return cpus().reduce((n, c) => n + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0) / 1000;
 }
 
 async function startHeavy(d: Daemon, onAttempt: (atEpochMs: number, ok: boolean, reply?: string) => void): Promise<Heavy> {
@@ -118,7 +137,7 @@ async function startHeavy(d: Daemon, onAttempt: (atEpochMs: number, ok: boolean,
     onAttempt(e.at, e.ok, e.reply);
   });
   const done = new Promise<void>((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`heavy.ts exited with ${code}`)))));
-  return { go: (end) => child.stdin!.end(`${end}\n`), done };
+  return { go: (end) => child.stdin!.end(`${end}\n`), done, cpuSeconds: () => procCpuSeconds(child.pid!) };
 }
 
 const p99 = (xs: number[]) => (xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))]!);
@@ -181,6 +200,8 @@ interface Run {
   target?: number;
   /** The simulated disk's queue waits: over the baseline, the flood's first half and its second half. */
   disk: { baseline: DiskStats['wait']; early: DiskStats['wait']; late: DiskStats['wait'] };
+  /** Cores busy over the flood's second half: the daemon, the heavy generator, this process, everything else on the machine. */
+  cpu: { daemon: number; heavy: number; bench: number; rest: number };
 }
 
 async function run(mode: 'off' | 'enforce'): Promise<Run> {
@@ -227,11 +248,21 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
   }
   const after: Second[] = [];
   const diskBaseline = (await d.diskStats()).wait;
+  // CPU over the flood's second half, by process: who the 2 cores were busy for.
+  let cpuMark: { daemon: number; heavy: number; bench: number; machine: number; at: number } | undefined;
+  const markCpu = () => ({ daemon: d.cpuSeconds(), heavy: heavy.cpuSeconds(), bench: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6, machine: machineBusySeconds(), at: performance.now() });
+  let cpuEnd: ReturnType<typeof markCpu> | undefined;
+  setTimeout(() => (cpuMark = markCpu()), (SECONDS * 1000) / 2);
+  // Just before the end: the generator process exits with its loops.
+  setTimeout(() => (cpuEnd = markCpu()), SECONDS * 1000 - 300);
   const floodStart = performance.now();
   const half = new Promise<DiskStats['wait']>((r) => setTimeout(() => void d.diskStats().then((s) => r(s.wait)), (SECONDS * 1000) / 2));
   await phase(d, SECONDS, heavy, flood, t0, cap, gov);
   const floodEnd = performance.now();
   const disk = { baseline: diskBaseline, early: await half, late: (await d.diskStats()).wait };
+  const span = cpuMark && cpuEnd ? (cpuEnd.at - cpuMark.at) / 1000 : NaN;
+  const share = (k: 'daemon' | 'heavy' | 'bench' | 'machine') => (cpuMark && cpuEnd ? (cpuEnd[k] - cpuMark[k]) / span : NaN);
+  const cpu = { daemon: share('daemon'), heavy: share('heavy'), bench: share('bench'), rest: share('machine') - share('daemon') - share('heavy') - share('bench') };
   await phase(d, mode === 'enforce' ? AFTER_SECONDS : 3, undefined, after, t0, cap, gov);
   ac.abort();
   await stopped;
@@ -247,7 +278,7 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
   }
   await d.stop();
   await tmp.cleanup();
-  return { baseline, flood, after, floodStart: (floodStart - t0) / 1000, floodEnd: (floodEnd - t0) / 1000, cappedAfter, releasedAfter, target, disk };
+  return { baseline, flood, after, floodStart: (floodStart - t0) / 1000, floodEnd: (floodEnd - t0) / 1000, cappedAfter, releasedAfter, target, disk, cpu };
 }
 
 /** The timeline as a plot: one column per second, light delivery p99 as bars (the dotted line is 1.5 × unloaded), then heavy deliveries, refusals and cap. */
@@ -333,7 +364,7 @@ function figures(mode: 'off' | 'enforce', r: Run): Figures {
 console.log(
   `bench/governor: ${ROUNDS} rounds of (off, enforce) on fresh daemons, alternating order; heavy ${HEAVY} submission loops of ${HEAVY_USER} (backoff after a refusal: ${RETRY_MS} ms doubling to ${RETRY_MAX_MS} ms, jittered), light ${LIGHT_USERS.join(', ')} (send, IMAP login, 100 ms pause); each user from its own address; governor target ${TARGET_RATIO} × unloaded light delivery p99, release under ${RELEASE_RATIO} × target; +${FSYNC_MS} ms per durable write, one disk; durable-write gate ${DURABLE_GATE === 0 ? 'off' : `on (maxInFlight ${DURABLE_GATE})`}; daemon in its own process; flood ${SECONDS} s, baseline ${BASELINE_SECONDS} s before each flood after ${WARMUP_SECONDS} s of uncounted warm-up`,
 );
-console.log(`load average at start: ${loadavg().map((x) => x.toFixed(1)).join(' / ')} (1/5/15 min), ${(await import('node:os')).cpus().length} CPUs`);
+console.log(`load average at start: ${loadavg().map((x) => x.toFixed(1)).join(' / ')} (1/5/15 min), ${cpus().length} CPUs`);
 const rounds: Array<{ off: Figures; enforce: Figures; cappedAfter?: number; releasedAfter?: number; target?: number }> = [];
 for (let i = 1; i <= ROUNDS; i++) {
   const order = i % 2 === 1 ? (['off', 'enforce'] as const) : (['enforce', 'off'] as const);
@@ -349,6 +380,7 @@ for (let i = 1; i <= ROUNDS; i++) {
     console.log(`  light IMAP login p99 ${f.base.l.toFixed(0)} → ${f.fl.l.toFixed(0)} ms (×${f.ratio.l.toFixed(2)})`);
     console.log(`  light deliveries ${f.base.rate.toFixed(1)} → ${f.fl.rate.toFixed(1)} /s (×${f.ratio.rate.toFixed(2)}); heavy deliveries ${f.heavyRate.toFixed(1)} /s over the flood`);
     const w = (x: DiskStats['wait']) => `${x.n} ops, wait p50 ${x.p50.toFixed(0)} / p99 ${x.p99.toFixed(0)} / max ${x.max.toFixed(0)} ms`;
+    console.log(`  cores busy over the flood's 2nd half (of ${cpus().length}): daemon ${r.cpu.daemon.toFixed(2)}, heavy generator ${r.cpu.heavy.toFixed(2)}, bench + governor ${r.cpu.bench.toFixed(2)}, rest of the machine ${r.cpu.rest.toFixed(2)}`);
     console.log(`  disk queue (all users): baseline ${w(r.disk.baseline)}; flood 1st half ${w(r.disk.early)}; 2nd half ${w(r.disk.late)}`);
     if (mode === 'enforce')
       console.log(

@@ -112,6 +112,7 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
     failures: limitsOf(admission)?.authFailures ?? new AuthFailureWindow(config.auth),
     tenants: TenantBinding.fromConfig(config),
     concurrentChecksPerIp: config.auth.concurrentChecksPerIp,
+    concurrentChecksPerUser: config.auth.concurrentChecksPerUser,
     requireAppPasswords: config.auth.requireAppPasswords,
     failuresTotal: metrics.authFailures,
     lockoutsTotal: metrics.authLockouts,

@@ -622,6 +622,9 @@ export const specSchema = z
         concurrentChecksPerIp: posInt
           .default(4)
           .describe('Password checks one client IP may have in flight at once, per node; more get a temporary failure (IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP], SMTP 454 4.7.0) without checking. Bounds the hashing one address can force.'),
+        concurrentChecksPerUser: posInt
+          .default(1)
+          .describe('Password checks one login name may have running at once, per node, where the directory bounds its checks (the static directory hashes on the thread pool); its further logins wait their turn while other users\' checks go ahead. A user re-authenticating in a loop then holds one hashing thread, not all of them (docs/governor.md).'),
         // Strong authentication (docs/auth.md).
         requireAppPasswords: z
           .boolean()
