@@ -307,8 +307,14 @@ export function storeError(e: unknown): MailfleetError {
 export class DirectorySyncer {
   private readonly state = new Map<string, SyncState>();
 
-  /** @param reuseMs how long one open directory fd serves a burst of fsyncs (default 250 ms). */
-  constructor(private readonly reuseMs = 250) {}
+  /**
+   * @param reuseMs how long one open directory fd serves a burst of fsyncs (default 250 ms).
+   * @param io how a directory is opened, fsynced and closed (tests pass their own). @default node:fs
+   */
+  constructor(
+    private readonly reuseMs = 250,
+    private readonly io: DirectoryIo = DIRECTORY_IO,
+  ) {}
 
   sync(dir: string): Promise<void> {
     let s = this.state.get(dir);
@@ -317,14 +323,17 @@ export class DirectorySyncer {
       this.state.set(dir, s);
     }
     const st = s;
+    // A run is queued (`next`) from the moment the running one settled until it starts: join it. Starting
+    // one here as well would run two at once on the one fd, and the first to finish closed it under the
+    // other (EBADF, then close(undefined): a delivery failed; found by bench/durable-gate, whose gate
+    // resumes deliveries in that gap).
+    if (st.next) return st.next;
     if (!st.running) return this.run(dir, st);
-    if (!st.next) {
-      const again = () => {
-        st.next = undefined;
-        return this.run(dir, st);
-      };
-      st.next = st.running.then(again, again);
-    }
+    const again = () => {
+      st.next = undefined;
+      return this.run(dir, st);
+    };
+    st.next = st.running.then(again, again);
     return st.next;
   }
 
@@ -334,7 +343,7 @@ export class DirectorySyncer {
       if (!st.running && !st.next) {
         this.state.delete(dir);
         // The burst is over: nobody waits for this close.
-        if (st.fd !== undefined) close(st.fd, () => undefined);
+        if (st.fd !== undefined) this.io.close(st.fd);
         st.fd = undefined;
       }
     });
@@ -344,22 +353,39 @@ export class DirectorySyncer {
 
   private async fsync(dir: string, st: SyncState): Promise<void> {
     if (st.fd !== undefined && performance.now() - st.openedAt! > this.reuseMs) {
-      close(st.fd, () => undefined);
+      this.io.close(st.fd);
       st.fd = undefined;
     }
     if (st.fd === undefined) {
-      st.fd = await fdOpen(dir, constants.O_RDONLY | constants.O_DIRECTORY, 0);
+      st.fd = await this.io.open(dir);
       st.openedAt = performance.now();
     }
+    const fd = st.fd;
     try {
-      await fdSync(fsync, st.fd);
+      await this.io.sync(fd);
     } catch (e) {
-      close(st.fd, () => undefined);
-      st.fd = undefined;
+      if (st.fd === fd) {
+        this.io.close(fd);
+        st.fd = undefined;
+      }
       throw e;
     }
   }
 }
+
+/** A directory's open, fsync and close, as DirectorySyncer does them. */
+export interface DirectoryIo {
+  open(dir: string): Promise<number>;
+  sync(fd: number): Promise<void>;
+  /** Fire and forget: nobody waits for a directory's close. */
+  close(fd: number): void;
+}
+
+const DIRECTORY_IO: DirectoryIo = {
+  open: (dir) => fdOpen(dir, constants.O_RDONLY | constants.O_DIRECTORY, 0),
+  sync: (fd) => fdSync(fsync, fd),
+  close: (fd) => close(fd, () => undefined),
+};
 
 interface SyncState {
   running?: Promise<void>;
