@@ -2,7 +2,8 @@
  * The AWS API as a node sees it, run inside the fleet's fabric namespace by run.ts: IMDSv2 on
  * 169.254.169.254:80 (token, placement, instance id, address, instance tags, instance-profile
  * credentials), and on :443 (TLS, a certificate from the harness's own CA that the hosts trust) SSM
- * GetParameter (and PutParameter: the geo-replication key hand-off), Secrets Manager GetSecretValue, S3 GetObject/HeadObject (and PutObject into the buckets
+ * GetParameter (and PutParameter: the geo-replication key hand-off to the DR region), Secrets Manager
+ * GetSecretValue, S3 GetObject/HeadObject (and PutObject into the buckets
  * the template creates, kept under the run folder: the audit journal), Auto Scaling
  * DescribeAutoScalingInstances / DescribeAutoScalingGroups / CompleteLifecycleAction / SetInstanceHealth,
  * EC2 DescribeInstances, and Route 53 ListResourceRecordSets / ChangeResourceRecordSets, all answering
