@@ -119,17 +119,37 @@ export class Template {
     return out;
   }
 
-  /** Records of the private zones: name -> the logical ids (GetAtt PrivateIp) or addresses they hold. */
-  records(): { name: string; targets: { instance?: string; ip?: string }[] }[] {
+  /** Records of the private zones: name, the zone's physical id, the logical ids (GetAtt PrivateIp) or addresses they hold. */
+  records(): { name: string; zone: string; targets: { instance?: string; ip?: string }[] }[] {
     return this.ofType('AWS::Route53::RecordSet')
       .filter(([, p]) => Array.isArray(p.ResourceRecords))
       .map(([, p]) => ({
         name: String(p.Name).replace(/\.$/, ''),
+        zone: this.resolve(p.HostedZoneId),
         targets: (p.ResourceRecords as Json[]).map((r) => {
           const att = (r as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt'];
           return att ? { instance: att[0] } : { ip: this.resolve(r) };
         }),
       }));
+  }
+
+  /**
+   * Which regions' VPCs resolve each private zone of the template: the zone's own `VPCs`, and the zones the
+   * DR link (Custom::MailfleetRegionLink) associates with this template's VPC, named by the link-facts SSM
+   * parameter of the other region that holds the zone id.
+   */
+  zoneAssociations(): { zone?: string; zoneParameter?: string; region: string }[] {
+    const out: { zone?: string; zoneParameter?: string; region: string }[] = [];
+    for (const [id, p] of this.ofType('AWS::Route53::HostedZone'))
+      for (const v of (p.VPCs ?? []) as { VPCRegion: Json }[]) out.push({ zone: this.physicalId(id), region: this.resolve(v.VPCRegion) });
+    for (const [, p] of this.ofType('Custom::MailfleetRegionLink')) {
+      const [factsId, key] = ((p.ZoneId as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt'] ?? []) as [string?, string?];
+      const facts = (this.resources[factsId ?? '']?.Properties?.Facts ?? []) as { Key: string; Name: string }[];
+      const fact = facts.find((f) => f.Key === key);
+      if (!fact) throw new Error(`the region link's ZoneId names no link fact (${JSON.stringify(p.ZoneId)})`);
+      out.push({ zoneParameter: fact.Name, region: this.resolve(p.VpcRegion) });
+    }
+    return out;
   }
 
   /**

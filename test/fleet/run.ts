@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { cdkJsonContext } from '../../constructs/shared/cdk-context.js';
 import { buildPlan, type Plan } from '../../lib/plan/index.js';
-import { BOOTSTRAP_LOG_PATH, BRICK_MOUNT, DAEMON_CONFIG_PATH, DISCOVERY, HEALTH_FAILURES_BEFORE_UNHEALTHY, LDAP_ROLE_TAG, MAIL_MOUNT, auditBucketParameter, mailNodesHost, redisEndpointParameter, secretNames } from '../../lib/render/node-layout.js';
+import { BOOTSTRAP_LOG_PATH, BRICK_MOUNT, DAEMON_CONFIG_PATH, DISCOVERY, HEALTH_FAILURES_BEFORE_UNHEALTHY, LDAP_ROLE_TAG, MAIL_MOUNT, BRICK_DIR, NODE_FILES_DIR, NODE_INDEX_TAG, auditBucketParameter, mailNodesHost, redisEndpointParameter, secretNames, storageHost } from '../../lib/render/node-layout.js';
 import { loadSpec, parseSpec } from '../../lib/spec/index.js';
 import { addPlatformStacks } from '../../stacks/app.js';
 import { Template, type NodeSpec } from './aws.js';
@@ -125,18 +125,31 @@ async function aptCache(): Promise<string> {
   return sock;
 }
 
+/**
+ * One VPC as the hosts see it: the fabric namespace (bridge, IMDS, resolver and API stand-ins), the hosts'
+ * /24 (first three octets) and the folder of its stand-ins' files. The single-region run has one; the DR
+ * scenario one per region.
+ */
+interface Fabric {
+  readonly ns: string;
+  readonly subnet: string;
+  readonly api: string;
+  readonly dir: string;
+}
+const mainFabric = (): Fabric => ({ ns: FABRIC, subnet: SUBNET, api: API, dir: RUN });
+
 /** The fabric: a bridge in a namespace of its own; the IMDS stand-in's address lives there. */
-function fabric(): void {
-  sh(`ip netns del ${FABRIC} 2>/dev/null; ip netns add ${FABRIC}
-ip -n ${FABRIC} link set lo up
-ip -n ${FABRIC} link add br0 type bridge
-ip -n ${FABRIC} addr add ${SUBNET}.1/24 dev br0
-ip -n ${FABRIC} addr add ${IMDS}/32 dev lo
-ip -n ${FABRIC} addr add ${RESOLVER}/32 dev lo
-ip -n ${FABRIC} addr add ${API}/32 dev br0
-${Object.values(CLIENT).map((n) => `ip -n ${FABRIC} addr add ${SUBNET}.${n}/32 dev br0`).join('\n')}
-ip -n ${FABRIC} link set br0 up`);
-  cleanups.push(() => sh(`ip netns del ${FABRIC}`, { allowFail: true }));
+function fabric(f: Fabric = mainFabric(), clients = true): void {
+  sh(`ip netns del ${f.ns} 2>/dev/null; ip netns add ${f.ns}
+ip -n ${f.ns} link set lo up
+ip -n ${f.ns} link add br0 type bridge
+ip -n ${f.ns} addr add ${f.subnet}.1/24 dev br0
+ip -n ${f.ns} addr add ${IMDS}/32 dev lo
+ip -n ${f.ns} addr add ${RESOLVER}/32 dev lo
+ip -n ${f.ns} addr add ${f.api}/32 dev br0
+${clients ? Object.values(CLIENT).map((n) => `ip -n ${f.ns} addr add ${f.subnet}.${n}/32 dev br0`).join('\n') : ''}
+ip -n ${f.ns} link set br0 up`);
+  cleanups.push(() => sh(`ip netns del ${f.ns}`, { allowFail: true }));
 }
 
 interface Host {
@@ -156,16 +169,16 @@ interface Host {
   terminated?: boolean;
 }
 
-function hostNetwork(h: Host, aptSock: string): void {
+function hostNetwork(h: Host, aptSock: string, f: Fabric = mainFabric()): void {
   const veth = `v${h.name}`.slice(0, 15);
   sh(`ip netns del ${h.ns} 2>/dev/null; ip netns add ${h.ns}
 ip link add ${veth} type veth peer name eth0 netns ${h.ns}
-ip link set ${veth} netns ${FABRIC}
-ip -n ${FABRIC} link set ${veth} master br0 up
+ip link set ${veth} netns ${f.ns}
+ip -n ${f.ns} link set ${veth} master br0 up
 ip -n ${h.ns} link set lo up
 ip -n ${h.ns} addr add ${h.ip}/24 dev eth0
 ip -n ${h.ns} link set eth0 up
-ip -n ${h.ns} route add default via ${SUBNET}.1`);
+ip -n ${h.ns} route add default via ${f.subnet}.1`);
   cleanups.push(() => sh(`ip netns del ${h.ns}`, { allowFail: true }));
   bg(`exec ip netns exec ${h.ns} socat TCP-LISTEN:3142,bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:${aptSock}`, `${h.name} apt relay`);
 }
@@ -281,14 +294,17 @@ setTimeout(() => { process.stdout.write(b.split('\\r\\n')[0] || 'timeout'); proc
 /**
  * Groups of end-to-end checks after the boot (all but OPT_IN by default): MAILFLEET_FLEET_CHECKS=redis,brick
  * runs only those, for iterating on one; the boot, volume, LDAP and NLB health checks always run.
- * lease-expiry and spool-adoption are parts of replace (they run only with it).
+ * lease-expiry and spool-adoption are parts of replace (they run only with it). dr is a scenario of its
+ * own (drScenario: a primary + DR spec, both regions' storage nodes, geo-replication); asked for alone
+ * (MAILFLEET_FLEET_CHECKS=dr) it boots only its own hosts.
  */
-const CHECK_GROUPS = ['clients', 'filtering', 'journal', 'redis', 'brick', 'replace', 'lease-expiry', 'spool-adoption'] as const;
+const CHECK_GROUPS = ['clients', 'filtering', 'journal', 'redis', 'brick', 'replace', 'lease-expiry', 'spool-adoption', 'dr'] as const;
 /**
  * Out of the default run until a fleet run confirms them: spool-adoption's check failed in the run of
  * 7693409 on a harness fault fixed after it (see the check; docs/fleet.md), the adoption itself worked.
+ * dr: six more storage hosts (two regions) after the single-region run; see docs/fleet.md for its time.
  */
-const OPT_IN: readonly (typeof CHECK_GROUPS)[number][] = ['spool-adoption'];
+const OPT_IN: readonly (typeof CHECK_GROUPS)[number][] = ['spool-adoption', 'dr'];
 const wanted = (process.env.MAILFLEET_FLEET_CHECKS ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 for (const w of wanted) if (!(CHECK_GROUPS as readonly string[]).includes(w)) throw new Error(`MAILFLEET_FLEET_CHECKS: unknown group ${w} (known: ${CHECK_GROUPS.join(', ')})`);
 const selected = (g: (typeof CHECK_GROUPS)[number]) => (wanted.length === 0 ? !OPT_IN.includes(g) : wanted.includes(g));
@@ -368,10 +384,9 @@ function synth(plan: Plan): { template: string; assets: string; outdir: string }
   return { template: stack.templateFullPath, assets: join(outdir, `${stack.stackName}.assets.json`), outdir };
 }
 
-let hostsTable: Record<string, { instanceId: string; tags: Record<string, string>; asg?: string; az: string; terminated?: boolean }> = {};
-function publishHosts(hosts: readonly Host[]): void {
-  hostsTable = Object.fromEntries(hosts.map((h) => [h.ip, { instanceId: h.instanceId, tags: h.node.tags, asg: h.node.asg, az: h.az, ...(h.terminated ? { terminated: true } : {}) }]));
-  writeFileSync(join(RUN, 'hosts.json'), JSON.stringify(hostsTable));
+function publishHosts(hosts: readonly Host[], f: Fabric = mainFabric()): void {
+  const table = Object.fromEntries(hosts.map((h) => [h.ip, { instanceId: h.instanceId, tags: h.node.tags, asg: h.node.asg, az: h.az, ...(h.terminated ? { terminated: true } : {}) }]));
+  writeFileSync(join(f.dir, 'hosts.json'), JSON.stringify(table));
 }
 
 function events(): Record<string, string>[] {
@@ -393,39 +408,58 @@ function tierRecord(name: string): { values: string[]; sets: number; simple: boo
   return { values: last?.after ?? [], sets, simple: (last as { simple?: boolean } | undefined)?.simple === true };
 }
 
-/** dnsmasq as the VPC resolver, and the AWS API stand-ins, both inside the fabric. */
-async function awsBoundary(t: Template, world: ReturnType<Template['world']>, hosts: readonly Host[], tls: { cert: string; key: string }, names: Record<string, string>): Promise<void> {
+/** The template's private-zone records (name -> addresses), GetAtt PrivateIp resolved to the host launched for the instance. */
+function templateRecords(t: Template, hosts: readonly Host[], zones?: ReadonlySet<string>): Record<string, string[]> {
   const ipOf = (logicalId: string) => hosts.find((h) => h.node.logicalId === logicalId)?.ip;
-  const staticRecords: Record<string, string[]> = {};
+  const out: Record<string, string[]> = {};
   for (const r of t.records()) {
+    if (zones && !zones.has(r.zone)) continue;
     const ips = r.targets.map((x) => (x.instance ? ipOf(x.instance) : x.ip)).filter((x): x is string => x !== undefined);
-    if (ips.length > 0) staticRecords[r.name] = ips;
+    if (ips.length > 0) out[r.name] = ips;
   }
+  return out;
+}
+
+/**
+ * dnsmasq as the VPC resolver, and the AWS API stand-ins, both inside the fabric. `names` are extra
+ * address overrides (a domain and everything under it); `records` the private zones the VPC resolves
+ * (default: every record of the template).
+ */
+async function awsBoundary(
+  t: Template,
+  world: ReturnType<Template['world']>,
+  hosts: readonly Host[],
+  tls: { cert: string; key: string },
+  names: Record<string, string>,
+  f: Fabric = mainFabric(),
+  records: Record<string, string[]> = templateRecords(t, hosts),
+): Promise<void> {
   const cfg: StandInConfig = {
     world,
-    hostsFile: join(RUN, 'hosts.json'),
-    staticRecords,
-    dnsHostsFile: join(RUN, 'dns-hosts'),
-    dnsmasqPidFile: join(RUN, 'dnsmasq.pid'),
-    eventsFile: join(RUN, 'events.jsonl'),
+    hostsFile: join(f.dir, 'hosts.json'),
+    staticRecords: records,
+    dnsHostsFile: join(f.dir, 'dns-hosts'),
+    dnsmasqPidFile: join(f.dir, 'dnsmasq.pid'),
+    eventsFile: join(f.dir, 'events.jsonl'),
     tlsCert: tls.cert,
     tlsKey: tls.key,
     imdsAddress: IMDS,
-    apiAddress: API,
+    apiAddress: f.api,
     // The audit archive (Object Lock buckets of the template) takes the journal's PutObject calls.
     writableBuckets: t.ofType('AWS::S3::Bucket').filter(([, p]) => p.ObjectLockEnabled === true).map(([id]) => t.physicalId(id)),
-    objectsDir: join(RUN, 's3'),
+    objectsDir: join(f.dir, 's3'),
   };
   rmSync(cfg.objectsDir, { recursive: true, force: true });
   rmSync(cfg.eventsFile, { force: true });
-  writeFileSync(join(RUN, 'standins.json'), JSON.stringify(cfg));
+  writeFileSync(join(f.dir, 'standins.json'), JSON.stringify(cfg));
   writeFileSync(cfg.dnsHostsFile, '');
-  const out = join(RUN, 'standins.out');
-  bg(`cd ${REPO} && exec ip netns exec ${FABRIC} ${process.execPath} --import tsx test/fleet/standins.ts ${RUN}/standins.json >${out}`, 'AWS stand-ins');
+  const out = join(f.dir, 'standins.out');
+  rmSync(out, { force: true });
+  bg(`cd ${REPO} && exec ip netns exec ${f.ns} ${process.execPath} --import tsx test/fleet/standins.ts ${f.dir}/standins.json >${out}`, `AWS stand-ins (${f.ns})`);
   for (let i = 0; i < 100 && !(existsSync(out) && readFileSync(out, 'utf8').includes('listening')); i++) await sleep(100);
   bg(
-    `exec ip netns exec ${FABRIC} dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --addn-hosts=${cfg.dnsHostsFile} --listen-address=${RESOLVER} --bind-interfaces --address=/amazonaws.com/${API} ${Object.entries(names).map(([n, ip]) => `--address=/${n}/${ip}`).join(' ')} --local=/internal/ --local-ttl=1 --pid-file=${cfg.dnsmasqPidFile} --user=root --log-facility=${RUN}/dnsmasq.log`,
-    'dnsmasq',
+    `exec ip netns exec ${f.ns} dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --addn-hosts=${cfg.dnsHostsFile} --listen-address=${RESOLVER} --bind-interfaces --address=/amazonaws.com/${f.api} ${Object.entries(names).map(([n, ip]) => `--address=/${n}/${ip}`).join(' ')} --local=/internal/ --local-ttl=1 --pid-file=${cfg.dnsmasqPidFile} --user=root --log-facility=${f.dir}/dnsmasq.log`,
+    `dnsmasq (${f.ns})`,
   );
   await sleep(300);
 }
@@ -523,11 +557,19 @@ async function main(): Promise<void> {
   mkdirSync(RUN, { recursive: true });
   lock();
   process.env.MAILFLEET_NODE_RUNTIME_DIR = nodeRuntime();
+  const base = baseImage();
+  log('base image ready');
+  const aptSock = await aptCache();
+  // MAILFLEET_FLEET_CHECKS=dr alone boots only the DR scenario's hosts.
+  if (wanted.length === 0 || wanted.some((w) => w !== 'dr')) await singleRegion(base, aptSock);
+  if (selected('dr')) await drScenario(base, aptSock);
+}
+
+/** The single-region example: every role booted, then the selected groups of end-to-end checks. */
+async function singleRegion(base: string, aptSock: string): Promise<void> {
   const plan = fleetPlan();
   const region = plan.spec.regions?.primary.name ?? 'eu-west-1';
   const account = plan.spec.regions?.primary.account ?? '111111111111';
-  const base = baseImage();
-  log('base image ready');
   const ts = performance.now();
   const out = synth(plan);
   const t = new Template(out.template, account, region);
@@ -540,7 +582,6 @@ async function main(): Promise<void> {
   NLB = `${SUBNET}.3`;
   log(`CDK synth ${((performance.now() - ts) / 1000).toFixed(1)} s: ${Object.keys(world.parameters).length} SSM parameters, ${Object.keys(world.secrets).length} secrets, ${Object.keys(world.objects).length} S3 objects from cdk.out; target group health check ${JSON.stringify(hc)}`);
   const tls = pki(region);
-  const aptSock = await aptCache();
   fabric();
 
   const nodes = t.nodes();
@@ -1209,6 +1250,269 @@ async function filteringChecks(mails: readonly Host[]): Promise<void> {
   check('GTUBE through the NLB stand-in is refused 550 5.7.1 (mailfleetd on rspamd\'s verdict)', /^<\*\* +550 5\.7\.1 /m.test(swaks), swaks.split('\n').filter((l) => /^<[-*]/.test(l)).slice(-3).join(' | '));
   const path = inHost(mail, 'systemctl is-active mailfleet-clamd-start.path', true).trim();
   check('clamd waits for freshclam\'s signatures behind mailfleet-clamd-start.path', path === 'active', path);
+}
+
+// --- The DR scenario (check group `dr`): both regions' storage nodes, geo-replication between them ---
+
+/** Namespaces of the DR scenario (fabrics and hosts): apart from the single-region run's `mf-` ones. */
+const DR_PREFIX = 'mfdr';
+/** The link between the two fabrics (VPC peering): a veth pair with these two addresses. */
+const DR_PEERING = { primary: '169.254.250.1', dr: '169.254.250.2' } as const;
+/** Bounds of the DR checks: the session reaching Changelog Crawl, and a file reaching the DR volume. */
+const DR_SESSION_ACTIVE_SECONDS = 180;
+const DR_SYNC_SECONDS = 180;
+
+/**
+ * A small primary + DR spec: the single-region example with examples/primary-dr.yaml's DR region (its
+ * own CIDR, pilot light) and `dr` targets, fitted as fleetPlan fits the example (x86-64 instance types).
+ * Storage stays GlusterFS with 3 nodes (the smallest count replica 3 allows) and the example's OpenLDAP
+ * pair (no LDAP host is launched: the scenario boots storage only).
+ */
+function drFleetPlan(): Plan {
+  const example = loadSpec(join(REPO, 'examples', 'single-region.yaml')).spec;
+  const withDr = loadSpec(join(REPO, 'examples', 'primary-dr.yaml')).spec;
+  const primary = example.regions!.primary;
+  const tiers = example.tiers as unknown as Record<string, Record<string, unknown>> & typeof example.tiers;
+  return buildPlan(
+    parseSpec(
+      JSON.stringify({
+        ...example,
+        regions: { primary, dr: { ...withDr.regions!.dr!, account: primary.account } },
+        dr: withDr.dr,
+        tiers: { ...tiers, proxy: { ...tiers.proxy, instanceType: 'c7i.large' }, mail: { ...tiers.mail, instanceType: 'm7i.large' } },
+        storage: { ...example.storage, instanceType: 'm7i.large' },
+      }),
+      'fleet-dr.yaml',
+    ),
+  );
+}
+
+/** A command in a host as a transient unit, without blocking the harness (several hosts at once). */
+function runUnitAsync(h: Host, cmd: string): Promise<{ status: number | null; out: string }> {
+  return new Promise((res) => {
+    const c = spawn('nsenter', ['-t', String(h.leader), '-m', '-u', '-i', '-n', '-p', '-C', '-r', '-w', 'env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'systemd-run', '--wait', '--pipe', '-q', 'bash', '-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-8000)));
+    c.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-8000)));
+    c.on('exit', (code) => res({ status: code, out }));
+  });
+}
+
+/**
+ * Both regions of a primary + DR spec, synthesized with CDK as the single-region run is (addPlatformStacks),
+ * and only their storage nodes launched: one host per `AWS::EC2::Instance` of role storage in each
+ * region's template, booted from its launch template's user data. Each region has a fabric of its own
+ * (its template's private subnet, IMDS, resolver and API stand-ins answering from that region's template
+ * and cdk.out); the two fabrics are linked by a veth routing each VPC's CIDR to the other (the VPC
+ * peering). Each resolver serves the private zones the templates associate with its VPC (the zones'
+ * `VPCs`, and the zone the DR link associates with the other region). Then the runbook's geo-replication
+ * steps (docs/cdk.md: primary `publish`, DR `geo-replication-dr.sh`, primary `start`, as SSM Run Command
+ * would run them: root, a process of its own), the session's state, and a file written on the primary
+ * volume found on the DR volume.
+ */
+async function drScenario(base: string, aptSock: string): Promise<void> {
+  const td = performance.now();
+  const plan = drFleetPlan();
+  if (plan.storage.kind !== 'glusterfs' || !plan.regions?.dr) throw new Error('the DR scenario needs GlusterFS storage and a DR region');
+  const volume = plan.storage.volumeName;
+  const outdir = join(RUN, 'dr-cdk.out');
+  rmSync(outdir, { recursive: true, force: true });
+  const app = new App({ context: { ...cdkJsonContext(), 'aws:cdk:disable-stack-trace': true }, outdir });
+  const stacks = addPlatformStacks(app, plan);
+  const assembly = app.synth();
+  const roles = ['primary', 'dr'] as const;
+  const regions = roles.map((role) => {
+    const spec = plan.spec.regions![role]!;
+    const stackName = (role === 'primary' ? stacks.primary : stacks.dr!).stackName;
+    const t = new Template(assembly.getStackByName(stackName).templateFullPath, spec.account ?? '111111111111', spec.name);
+    const world = t.world(join(outdir, `${stackName}.assets.json`), outdir);
+    const sub = t.ofType('AWS::EC2::Subnet').find(([, p]) => p.MapPublicIpOnLaunch !== true)?.[1].CidrBlock;
+    const cidr = t.ofType('AWS::EC2::VPC')[0]?.[1].CidrBlock;
+    if (typeof sub !== 'string' || typeof cidr !== 'string') throw new Error(`no private subnet or VPC CIDR in the ${role} template`);
+    const subnet = sub.split('.').slice(0, 3).join('.');
+    const fab: Fabric = { ns: `${DR_PREFIX}-${role}`, subnet, api: `${subnet}.2`, dir: join(RUN, `dr-${role}`) };
+    const azs = spec.availabilityZones ?? ['a', 'b', 'c'];
+    const storage: Host[] = t
+      .nodes()
+      .filter((n) => n.tags['mailfleet:role'] === 'storage')
+      .map((n, i) => {
+        const name = `${role[0]}-storage${n.tags[NODE_INDEX_TAG] ?? i + 1}`;
+        const vol = join(RUN, `${name}-brick`);
+        rmSync(vol, { recursive: true, force: true });
+        mkdirSync(vol, { recursive: true });
+        return {
+          name,
+          ip: `${subnet}.${11 + i}`,
+          ns: `${DR_PREFIX}-${name}`,
+          root: join(RUN, name, 'root'),
+          node: n,
+          instanceId: `i-0${createHash('sha256').update(`dr ${name}`).digest('hex').slice(0, 16)}`,
+          az: azs[i % azs.length]!,
+          binds: [`${vol}:${BRICK_MOUNT}`],
+        };
+      });
+    return { role, name: spec.name, t, world, cidr, fab, storage };
+  });
+  const [pr, dr] = regions as [(typeof regions)[0], (typeof regions)[0]];
+  log(`DR scenario: CDK synth of ${pr.name} + ${dr.name} ${((performance.now() - td) / 1000).toFixed(1)} s; storage nodes ${pr.storage.length} + ${dr.storage.length}, subnets ${pr.fab.subnet}.0/24 and ${dr.fab.subnet}.0/24`);
+
+  // Which zones each VPC resolves, keyed "<template region>/<zone id>" (zone ids are per template).
+  const seen = new Map<string, Set<string>>(regions.map((r) => [r.name, new Set<string>()]));
+  for (const r of regions)
+    for (const a of r.t.zoneAssociations()) {
+      let key = a.zone !== undefined ? `${r.name}/${a.zone}` : undefined;
+      for (const o of regions) if (a.zoneParameter !== undefined && o.world.parameters[a.zoneParameter] !== undefined) key = `${o.name}/${o.world.parameters[a.zoneParameter]}`;
+      if (key === undefined) throw new Error(`no region's template holds the link parameter ${a.zoneParameter}`);
+      seen.get(a.region)?.add(key);
+    }
+  const recordsSeenFrom = (r: (typeof regions)[0]) => {
+    const out: Record<string, string[]> = {};
+    for (const o of regions) {
+      const zones = new Set([...seen.get(r.name)!].filter((k) => k.startsWith(`${o.name}/`)).map((k) => k.slice(o.name.length + 1)));
+      for (const [name, ips] of Object.entries(templateRecords(o.t, o.storage, zones))) {
+        if (out[name] && out[name].join() !== ips.join()) throw new Error(`${r.name}'s VPC would resolve ${name} to both regions`);
+        out[name] = ips;
+      }
+    }
+    return out;
+  };
+
+  for (const r of regions) {
+    rmSync(r.fab.dir, { recursive: true, force: true });
+    mkdirSync(r.fab.dir, { recursive: true });
+    fabric(r.fab, false);
+  }
+  sh(`ip link add ${DR_PREFIX}-peer-p type veth peer name ${DR_PREFIX}-peer-d
+ip link set ${DR_PREFIX}-peer-p netns ${pr.fab.ns}
+ip link set ${DR_PREFIX}-peer-d netns ${dr.fab.ns}
+ip -n ${pr.fab.ns} addr add ${DR_PEERING.primary}/30 dev ${DR_PREFIX}-peer-p
+ip -n ${dr.fab.ns} addr add ${DR_PEERING.dr}/30 dev ${DR_PREFIX}-peer-d
+ip -n ${pr.fab.ns} link set ${DR_PREFIX}-peer-p up
+ip -n ${dr.fab.ns} link set ${DR_PREFIX}-peer-d up
+ip -n ${pr.fab.ns} route add ${dr.cidr} via ${DR_PEERING.dr}
+ip -n ${dr.fab.ns} route add ${pr.cidr} via ${DR_PEERING.primary}
+ip netns exec ${pr.fab.ns} sysctl -qw net.ipv4.ip_forward=1
+ip netns exec ${dr.fab.ns} sysctl -qw net.ipv4.ip_forward=1`);
+  for (const r of regions) {
+    const other = r === pr ? dr : pr;
+    const records = recordsSeenFrom(r);
+    publishHosts(r.storage, r.fab);
+    // The other region's endpoints are the other fabric's stand-ins (the key hand-off writes to the DR region's SSM).
+    await awsBoundary(r.t, r.world, r.storage, pki(r.name), { [`${other.name}.amazonaws.com`]: other.fab.api }, r.fab, records);
+    log(`DR scenario: ${r.name}'s VPC resolver serves ${Object.keys(records).length} names: ${Object.keys(records).sort().join(' ')}`);
+  }
+
+  const hosts = [...pr.storage, ...dr.storage];
+  for (const r of regions) for (const h of r.storage) hostNetwork(h, aptSock, r.fab);
+  await Promise.all(
+    hosts.map(async (h) => {
+      const tb = performance.now();
+      await boot(h, base);
+      log(`${h.name} (${h.node.logicalId}): systemd running after ${((performance.now() - tb) / 1000).toFixed(1)} s`);
+    }),
+  );
+  // A primary storage host with gsyncd workers and FUSE mounts did not finish its shutdown on nspawn's
+  // SIGTERM (three of eighteen hosts were still up after their runs): end each host's PID namespace.
+  cleanups.push(() => {
+    for (const h of hosts)
+      try {
+        if (h.leader) process.kill(h.leader, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+  });
+  // The Debian AMI ships openssh-server (sshd running), the harness's minbase image does not; geo-replication's
+  // transport is SSH between storage nodes. Installed from Debian before the user data runs, as the AMI has it.
+  const ta = performance.now();
+  const ami = await Promise.all(hosts.map((h) => runUnitAsync(h, 'apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssh-server >/dev/null && systemctl is-active ssh')));
+  ami.forEach((r, i) => {
+    if (r.status !== 0) throw new Error(`${hosts[i]!.name}: openssh-server (the AMI's) did not install: ${r.out.slice(-800)}`);
+  });
+  log(`DR scenario: openssh-server (as the Debian AMI has it) on ${hosts.length} hosts in ${((performance.now() - ta) / 1000).toFixed(1)} s`);
+  const boots = await Promise.all(hosts.map((h) => runUserData(h)));
+  hosts.forEach((h, i) => {
+    const r = boots[i]!;
+    check(`${h.name} (${h.az}) boots from its user data`, r.status === 0, `${r.seconds.toFixed(1)} s${r.status === 0 ? '' : `, exit ${r.status}:\n${bootLog(h)}`}`);
+  });
+  const [p1, d1] = [pr.storage[0]!, dr.storage[0]!];
+  for (const h of [p1, d1]) {
+    const info = inHost(h, `gluster volume info ${volume} 2>&1 | grep -E '^(Status|Number of Bricks|Type):'; gluster volume info ${volume} | grep -E '^Brick[0-9]+:'`, true).trim().replace(/\n/g, '; ');
+    const region = h === p1 ? pr : dr;
+    const bricksOk = region.storage.every((_, i) => info.includes(`${storageHost(plan, region.role, i + 1)}:`));
+    check(`${region.name}'s volume forms across its storage hosts, bricks by region-qualified names`, /Status: Started/.test(info) && bricksOk, info);
+  }
+  if (boots.some((b) => b.status !== 0)) return check('DR: geo-replication', false, 'not run: a storage node did not boot');
+
+  // The runbook (docs/cdk.md), as SSM Run Command runs it: root, a process of its own on the node.
+  const script = (s: string) => `${NODE_FILES_DIR}/bootstrap/${s}`;
+  const pub = runUnit(p1, `${script('geo-replication-primary.sh')} publish`);
+  const put = existsSync(join(dr.fab.dir, 'events.jsonl')) ? readFileSync(join(dr.fab.dir, 'events.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"PutParameter"')) : [];
+  check(`runbook: ${p1.name} publishes its geo-replication key to ${dr.name}'s SSM (geo-replication-primary.sh publish)`, pub.status === 0 && put.length > 0, pub.status === 0 ? put.join(' ').slice(0, 300) : pub.out.slice(-800));
+  const trust = runUnit(d1, script('geo-replication-dr.sh'));
+  check(`runbook: ${d1.name} trusts the key, sshd on (geo-replication-dr.sh)`, trust.status === 0, trust.status === 0 ? inHost(d1, 'systemctl is-active ssh', true).trim() : trust.out.slice(-800));
+
+  // Each volume mounted with the GlusterFS client on its node 1, as a mail node would mount it.
+  const mnt = '/mnt/fleet-dr';
+  for (const [h, role] of [[p1, 'primary'], [d1, 'dr']] as const) {
+    const m = inHost(h, `install -d ${mnt} && (mountpoint -q ${mnt} || mount -t glusterfs ${storageHost(plan, role, 1)}:/${volume} ${mnt}) && findmnt -no SOURCE,FSTYPE ${mnt}`, true).trim();
+    if (!/fuse\.glusterfs/.test(m)) return check(`DR: ${h.name} mounts its region's volume`, false, m || 'not mounted');
+  }
+  // A Maildir message as the daemon writes it: into tmp/, renamed into new/.
+  const message = (id: string) => {
+    const body = `From: fleet@example.org\nTo: alice@acme.example\nSubject: dr ${id}\n\n${createHash('sha256').update(id).digest('hex').repeat(40)}\n`;
+    const dir = `${mnt}/acme.example/alice/Maildir`;
+    // One line: inHost passes the command through a double-quoted `bash -c`, where a newline would arrive as `\n`.
+    inHost(p1, `mkdir -p ${dir}/tmp ${dir}/new && echo ${Buffer.from(body).toString('base64')} | base64 -d >${dir}/tmp/${id} && mv ${dir}/tmp/${id} ${dir}/new/${id}`);
+    return { path: `acme.example/alice/Maildir/new/${id}`, sha: createHash('sha256').update(body).digest('hex') };
+  };
+  const arrives = async (m: { path: string; sha: string }, since: number): Promise<number> => {
+    for (let i = 0; (performance.now() - since) / 1000 < DR_SYNC_SECONDS; i++) {
+      const got = inHost(d1, `sha256sum ${mnt}/${m.path} 2>/dev/null | cut -d' ' -f1`, true).trim();
+      if (got === m.sha) return (performance.now() - since) / 1000;
+      await sleep(1000);
+    }
+    return -1;
+  };
+  const drHost = storageHost(plan, 'dr', 1);
+  const session = `${volume} ${drHost}::${volume}`;
+  // Mail the primary holds before the session exists (the runbook runs after the first full deploy), and
+  // mail written right after `start`, before its worker is up: both go by the first crawl.
+  const before = message(`${Date.now()}.fleet-dr-before.${p1.name}`);
+  const tStart = performance.now();
+  const start = runUnit(p1, `${script('geo-replication-primary.sh')} start`);
+  const tJust = performance.now();
+  const justAfter = message(`${Date.now()}.fleet-dr-at-start.${p1.name}`);
+  check(`runbook: ${p1.name} creates and starts the session ${session} (geo-replication-primary.sh start)`, start.status === 0, `${((performance.now() - tStart) / 1000).toFixed(1)} s${start.status === 0 ? '' : `: ${start.out.slice(-1200)}`}`);
+  if (start.status !== 0) return;
+
+  // Started means, as `status` reports it: a worker per brick, the replica set's Active one in Changelog Crawl.
+  let workers: { status: string; crawl: string }[] = [];
+  let activeIn = -1;
+  while ((performance.now() - tStart) / 1000 < DR_SESSION_ACTIVE_SECONDS) {
+    const xml = inHost(p1, `gluster volume geo-replication ${session} status --xml`, true);
+    workers = xml.split('<pair>').slice(1).map((p) => ({ status: /<status>([^<]*)<\/status>/.exec(p)?.[1] ?? '?', crawl: /<crawl_status>([^<]*)<\/crawl_status>/.exec(p)?.[1] ?? '?' }));
+    if (workers.some((w) => w.status === 'Active' && w.crawl === 'Changelog Crawl') && !workers.some((w) => w.status === 'Faulty')) {
+      activeIn = (performance.now() - tStart) / 1000;
+      break;
+    }
+    await sleep(2000);
+  }
+  check(`the session reaches Active / Changelog Crawl within ${DR_SESSION_ACTIVE_SECONDS} s`, activeIn >= 0, `${activeIn.toFixed(1)} s after start; workers ${workers.map((w) => `${w.status}/${w.crawl}`).join(', ')}`);
+  const first = await arrives(before, tStart);
+  check(`a message written on the primary volume before the start is on the DR volume (initial crawl) within ${DR_SYNC_SECONDS} s`, first >= 0, first >= 0 ? `${first.toFixed(1)} s after the start, content identical` : 'not there');
+  const atStart = await arrives(justAfter, tJust);
+  check(`a message written right after the start is on the DR volume within ${DR_SYNC_SECONDS} s`, atStart >= 0, atStart >= 0 ? `${atStart.toFixed(1)} s after the write, content identical` : 'not there');
+  const tAfter = performance.now();
+  const after = message(`${Date.now()}.fleet-dr-after.${p1.name}`);
+  const second = await arrives(after, tAfter);
+  // On a stall, what the Active brick did: changelogs rolled over since the write, and how many reached the worker's working dir.
+  const since = Math.floor(Date.now() / 1000 - (performance.now() - tAfter) / 1000);
+  const rolled = inHost(p1, `find ${BRICK_DIR}/${volume}/.glusterfs/changelogs -name 'CHANGELOG.*' -newermt @${since} | wc -l`, true).trim();
+  const taken = inHost(p1, `find /var/lib/misc/gluster/gsyncd -path '*/.history' -prune -o -type f \\( -path '*/.processing/*' -o -path '*/.processed/*' \\) -print | wc -l`, true).trim();
+  const workersNow = inHost(p1, `gluster volume geo-replication ${session} status --xml`, true).split('<pair>').slice(1).map((p) => `${/<status>([^<]*)</.exec(p)?.[1]}/${/<crawl_status>([^<]*)</.exec(p)?.[1]}`);
+  const detail = second >= 0 ? `${second.toFixed(1)} s after the write, content identical` : `not there; workers ${workersNow.join(', ')}; ${p1.name}'s brick rolled ${rolled} changelog(s) since the write, the worker's .processing/.processed hold ${taken}`;
+  check(`a message written on the primary volume later reaches the DR volume by the live changelog within ${DR_SYNC_SECONDS} s`, second >= 0, detail);
+  log(`DR scenario figures: storage user data ${hosts.map((h, i) => `${h.name} ${boots[i]!.seconds.toFixed(0)} s`).join(', ')}; session start ${activeIn.toFixed(1)} s to Changelog Crawl; sync ${first.toFixed(1)} s (before the start), ${atStart.toFixed(1)} s (right after it), ${second.toFixed(1)} s (live changelog); scenario ${((performance.now() - td) / 1000).toFixed(0)} s in all`);
 }
 
 function cleanup(): void {

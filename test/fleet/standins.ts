@@ -2,7 +2,8 @@
  * The AWS API as a node sees it, run inside the fleet's fabric namespace by run.ts: IMDSv2 on
  * 169.254.169.254:80 (token, placement, instance id, address, instance tags, instance-profile
  * credentials), and on :443 (TLS, a certificate from the harness's own CA that the hosts trust) SSM
- * GetParameter, Secrets Manager GetSecretValue, S3 GetObject/HeadObject (and PutObject into the buckets
+ * GetParameter (and PutParameter: the geo-replication key hand-off to the DR region), Secrets Manager
+ * GetSecretValue, S3 GetObject/HeadObject (and PutObject into the buckets
  * the template creates, kept under the run folder: the audit journal), Auto Scaling
  * DescribeAutoScalingInstances / DescribeAutoScalingGroups / CompleteLifecycleAction / SetInstanceHealth,
  * EC2 DescribeInstances, and Route 53 ListResourceRecordSets / ChangeResourceRecordSets, all answering
@@ -264,6 +265,14 @@ async function api(q: IncomingMessage, s: ServerResponse): Promise<void> {
   const target = String(q.headers['x-amz-target'] ?? '');
   const caller = hosts()[peer(q)]?.instanceId ?? peer(q);
   if (host.startsWith('ssm.')) {
+    if (target === 'AmazonSSM.PutParameter') {
+      // The primary's storage node 1 hands its geo-replication key to the DR region this way (geo-replication-primary.sh publish).
+      const p = JSON.parse(b) as { Name: string; Value: string; Overwrite?: boolean };
+      if (w.parameters[p.Name] !== undefined && p.Overwrite !== true) return json(s, 400, { __type: 'ParameterAlreadyExists', message: `The parameter already exists.` });
+      w.parameters[p.Name] = p.Value;
+      event({ api: 'ssm', action: 'PutParameter', name: p.Name, instance: caller });
+      return json(s, 200, { Version: 1, Tier: 'Standard' });
+    }
     if (target !== 'AmazonSSM.GetParameter') return json(s, 400, { __type: 'InvalidAction', message: `stand-in: ${target}` });
     const name = (JSON.parse(b) as { Name: string }).Name;
     const v = w.parameters[name];
