@@ -1,10 +1,10 @@
 /** The bench's daemon: `mailfleet serve` as a child process on the slowed disk (bench/governor/slow-disk.ts). */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { configFor } from '../../test/ops/fixture.js';
+import { cpuSeconds } from '../lib/proc.js';
 
 /** The simulated disk's figures: operations so far, queue waits since the last call (ms), callers (BENCH_DISK_SITES=1). */
 export interface DiskStats {
@@ -53,10 +53,8 @@ export async function startDaemon(dir: string, config: ReturnType<typeof configF
     adminUrl: `http://127.0.0.1:${ready.admin.port}`,
     pid: proc.pid!,
     cpuSeconds() {
-      // /proc/<pid>/stat: fields 14 and 15 (utime, stime) in clock ticks, after the ")" that ends the name.
-      const stat = readFileSync(`/proc/${proc.pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return (Number(f[11]) + Number(f[12])) / 100;
+      const c = cpuSeconds(proc.pid!);
+      return c.user + c.system;
     },
     diskStats() {
       return new Promise((resolve) => {

@@ -20,7 +20,6 @@
  * Kept out of `npm test`: it measures, it does not assert.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -29,6 +28,7 @@ import { Governor } from '../../lib/governor/loop.js';
 import { resolveFleet } from '../../lib/ops/fleet.js';
 import { governorSchema } from '../../lib/spec/schema.js';
 import { configFor, tempDir, TOKEN } from '../../test/ops/fixture.js';
+import { cpuSeconds } from '../lib/proc.js';
 import { imapLogin, sendOne } from './client.js';
 import { startDaemon as startBenchDaemon, type BenchDaemon as Daemon, type DiskStats } from './daemon.js';
 
@@ -108,12 +108,11 @@ interface Heavy {
   cpuSeconds(): number;
 }
 
-/** CPU seconds (user + system) of a process, from /proc/<pid>/stat (fields 14 and 15, in clock ticks). */
+/** CPU seconds (user + system) of a process, NaN once it has exited. */
 function procCpuSeconds(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
+    const c = cpuSeconds(pid);
+    return c.user + c.system;
   } catch {
     return NaN; // exited
   }
@@ -155,14 +154,16 @@ interface Second {
   gov?: string;
 }
 
+/** The sink's entry for second `t`, made with the cap, load and governor view of now when it is new. */
+function secondAt(sink: Second[], t: number, cap: () => number | string | undefined, gov: () => string): Second {
+  let s = sink.find((x) => x.t === t);
+  if (!s) sink.push((s = { t, heavyDelivered: 0, heavyRefused: 0, lightDelivery: [], lightLogin: [], cap: cap(), load: loadavg()[0]!, gov: gov() }));
+  return s;
+}
+
 async function phase(d: Daemon, seconds: number, heavy: Heavy | undefined, sink: Second[], t0: number, cap: () => number | string | undefined, gov: () => string = () => ''): Promise<void> {
   const end = performance.now() + seconds * 1000;
-  const bucket = (): Second => {
-    const t = Math.floor((performance.now() - t0) / 1000);
-    let s = sink.find((x) => x.t === t);
-    if (!s) sink.push((s = { t, heavyDelivered: 0, heavyRefused: 0, lightDelivery: [], lightLogin: [], cap: cap(), load: loadavg()[0]!, gov: gov() }));
-    return s;
-  };
+  const bucket = (): Second => secondAt(sink, Math.floor((performance.now() - t0) / 1000), cap, gov);
   const loops: Promise<void>[] = [];
   if (heavy) {
     heavy.go(Date.now() + seconds * 1000);
@@ -223,9 +224,7 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
   // Started before the baseline, so its own start-up is not in any window; attempts are filed by when
   // they ended, on this process's clock.
   const heavy = await startHeavy(d, (at, ok, reply) => {
-    const t = Math.floor((at - performance.timeOrigin - t0) / 1000);
-    let s = flood.find((x) => x.t === t);
-    if (!s) flood.push((s = { t, heavyDelivered: 0, heavyRefused: 0, lightDelivery: [], lightLogin: [], cap: cap(), load: loadavg()[0]!, gov: gov() }));
+    const s = secondAt(flood, Math.floor((at - performance.timeOrigin - t0) / 1000), cap, gov);
     if (ok) s.heavyDelivered++;
     else {
       s.heavyRefused++;
