@@ -79,6 +79,13 @@ const TARGET_RATIO = arg('target-ratio', 1.2);
  * knocking capped, so the narrower band does not let the flood back in.
  */
 const RELEASE_RATIO = arg('release-ratio', 0.9);
+/**
+ * The governor's cpuPercent target as a multiple of the daemon's CPU over the run's unloaded baseline
+ * (100 = one core). Session 9 found what is left once the heavy user's sessions are capped is CPU: it
+ * opens a session, and hashes a password, per message. This target is what makes the governor lower the
+ * heavy user's login rate (the `login` scope) once its sessions are at their fair share. 0: no CPU target.
+ */
+const CPU_TARGET_RATIO = arg('cpu-target-ratio', 1.3);
 /** A refused heavy client's first wait before it tries again; doubled per refusal in a row, up to RETRY_MAX_MS. */
 const RETRY_MS = arg('retry-ms', 250);
 const RETRY_MAX_MS = arg('retry-max-ms', 8000);
@@ -148,6 +155,8 @@ interface Second {
   lightDelivery: number[];
   lightLogin: number[];
   cap?: number | string;
+  /** The heavy user's login rate the governor set, per second (P: none set), when the second began. */
+  loginCap?: number | string;
   /** 1-minute load average when the second began. */
   load: number;
   /** The governor's view when the second began: C calm (may raise), K the capped scope still knocking (its refusals hold the raise). */
@@ -155,13 +164,16 @@ interface Second {
 }
 
 /** The sink's entry for second `t`, made with the cap, load and governor view of now when it is new. */
-function secondAt(sink: Second[], t: number, cap: () => number | string | undefined, gov: () => string): Second {
+function secondAt(sink: Second[], t: number, cap: Caps, gov: () => string): Second {
   let s = sink.find((x) => x.t === t);
-  if (!s) sink.push((s = { t, heavyDelivered: 0, heavyRefused: 0, lightDelivery: [], lightLogin: [], cap: cap(), load: loadavg()[0]!, gov: gov() }));
+  if (!s) sink.push((s = { t, heavyDelivered: 0, heavyRefused: 0, lightDelivery: [], lightLogin: [], cap: cap(), loginCap: cap.login?.(), load: loadavg()[0]!, gov: gov() }));
   return s;
 }
 
-async function phase(d: Daemon, seconds: number, heavy: Heavy | undefined, sink: Second[], t0: number, cap: () => number | string | undefined, gov: () => string = () => ''): Promise<void> {
+/** The heavy user's session cap now ('off', 'plan' or the value), with its login rate as a property. */
+type Caps = (() => number | string | undefined) & { login?: () => number | string | undefined };
+
+async function phase(d: Daemon, seconds: number, heavy: Heavy | undefined, sink: Second[], t0: number, cap: Caps, gov: () => string = () => ''): Promise<void> {
   const end = performance.now() + seconds * 1000;
   const bucket = (): Second => secondAt(sink, Math.floor((performance.now() - t0) / 1000), cap, gov);
   const loops: Promise<void>[] = [];
@@ -199,6 +211,11 @@ interface Run {
   cappedAfter?: number;
   releasedAfter?: number;
   target?: number;
+  /** The cpuPercent target, and the daemon's CPU over the baseline it came from (100 = one core). */
+  cpuTarget?: number;
+  baselineCpuPercent: number;
+  /** The governor's applied changes to the heavy user's login rate, in order. */
+  logins: string[];
   /** The simulated disk's queue waits: over the baseline, the flood's first half and its second half. */
   disk: { baseline: DiskStats['wait']; early: DiskStats['wait']; late: DiskStats['wait'] };
   /** Cores busy over the flood's second half: the daemon, the heavy generator, this process, everything else on the machine. */
@@ -211,7 +228,14 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
   let governor: Governor | undefined;
   const ac = new AbortController();
   const scope = `user:${HEAVY_USER}:submission`;
-  const cap = () => (governor ? (governor.current.managed[scope]?.value ?? 'plan') : 'off');
+  const loginScope = `user:${HEAVY_USER}:rates.loginsPerMinutePerUser`;
+  const cap: Caps = Object.assign(() => (governor ? (governor.current.managed[scope]?.value ?? 'plan') : 'off'), {
+    login: () => {
+      if (!governor) return 'off';
+      const v = governor.current.managed[loginScope]?.value;
+      return v === undefined ? 'plan' : Math.round(v / 60);
+    },
+  });
   const gov = () => {
     if (!governor) return '';
     const st = governor.current;
@@ -233,14 +257,28 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
   });
   const t0 = performance.now();
   const baseline: Second[] = [];
+  const cpuBefore = d.cpuSeconds();
   await phase(d, BASELINE_SECONDS, undefined, baseline, t0, cap);
+  const baselineCpuPercent = ((d.cpuSeconds() - cpuBefore) / BASELINE_SECONDS) * 100;
+  let cpuTarget: number | undefined;
   let target: number | undefined;
   let stopped: Promise<void> | undefined;
   if (mode === 'enforce') {
     // Target: TARGET_RATIO × this run's unloaded p99 (a fixed number is wrong on a shared box).
     target = Math.max(20, Math.round(TARGET_RATIO * p99(baseline.flatMap((s) => s.lightDelivery))));
+    // And CPU_TARGET_RATIO × the daemon's CPU over that baseline (at least 20 % of a core).
+    if (CPU_TARGET_RATIO > 0) cpuTarget = Math.max(20, Math.round(CPU_TARGET_RATIO * baselineCpuPercent));
     const config = governorConfig(
-      governorSchema.parse({ mode: 'enforce', targets: { storageLatencyMs: target }, releaseRatio: RELEASE_RATIO, intervalSeconds: 0.5, settleSeconds: 1, cooldownSeconds: COOLDOWN, raiseStepPercent: 50, scopes: ['user'] }),
+      governorSchema.parse({
+        mode: 'enforce',
+        targets: { storageLatencyMs: target, ...(cpuTarget !== undefined ? { cpuPercent: cpuTarget } : {}) },
+        releaseRatio: RELEASE_RATIO,
+        intervalSeconds: 0.5,
+        settleSeconds: 1,
+        cooldownSeconds: COOLDOWN,
+        raiseStepPercent: 50,
+        scopes: ['user', 'login'],
+      }),
     );
     governor = new Governor({ fleet: resolveFleet({ admin: [d.adminUrl], token: TOKEN }), config, stateDir: join(tmp.dir, 'governor') });
     stopped = governor.run(ac.signal);
@@ -267,17 +305,22 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
   await stopped;
   let cappedAfter: number | undefined;
   let releasedAfter: number | undefined;
+  let logins: string[] = [];
   if (governor) {
-    const log = governor.store.readLog().filter((e) => e.status === 'applied' && e.decision?.scope === scope);
+    const log = governor.store.readLog().filter((e) => e.status === 'applied' && (e.decision?.scope === scope || e.decision?.scope === loginScope));
     const at = (e: (typeof log)[number]) => Date.parse(e.at) - (Date.now() - performance.now());
     const first = log.find((e) => e.decision!.action === 'lower');
-    const release = log.find((e) => e.decision!.action === 'release');
     if (first) cappedAfter = (at(first) - floodStart) / 1000;
-    if (release) releasedAfter = (at(release) - floodEnd) / 1000;
+    // Released once every scope it lowered is given back: the last release of the two.
+    const lowered = new Set(log.filter((e) => e.decision!.action === 'lower').map((e) => e.decision!.scope));
+    const releases = log.filter((e) => e.decision!.action === 'release');
+    if (lowered.size > 0 && [...lowered].every((sc) => releases.some((e) => e.decision!.scope === sc)))
+      releasedAfter = (Math.max(...releases.map(at)) - floodEnd) / 1000;
+    logins = governor.store.readLog().flatMap((e) => (e.status === 'applied' && e.decision?.scope === loginScope ? [`${e.decision.action} ${e.decision.from ?? 'none'}→${e.decision.to}/min`] : []));
   }
   await d.stop();
   await tmp.cleanup();
-  return { baseline, flood, after, floodStart: (floodStart - t0) / 1000, floodEnd: (floodEnd - t0) / 1000, cappedAfter, releasedAfter, target, disk, cpu };
+  return { baseline, flood, after, floodStart: (floodStart - t0) / 1000, floodEnd: (floodEnd - t0) / 1000, cappedAfter, releasedAfter, target, cpuTarget, baselineCpuPercent, logins, disk, cpu };
 }
 
 /** The timeline as a plot: one column per second, light delivery p99 as bars (the dotted line is 1.5 × unloaded), then heavy deliveries, refusals and cap. */
@@ -293,6 +336,7 @@ function plot(r: Run, base: number): string[] {
       m.lightDelivery.push(...s.lightDelivery);
       m.lightLogin.push(...s.lightLogin);
       m.cap = s.cap;
+      m.loginCap = s.loginCap;
     }
   }
   const secs = [...byT.values()];
@@ -318,6 +362,7 @@ function plot(r: Run, base: number): string[] {
   lines.push(row('heavy msg/s', (s) => String(s.heavyDelivered)));
   lines.push(row('heavy refus.', (s) => String(s.heavyRefused)));
   lines.push(row('heavy cap', (s) => String(s.cap === 'off' ? '-' : s.cap === 'plan' ? 'P' : s.cap)));
+  lines.push(row('login/s cap', (s) => String(s.loginCap === 'off' || s.loginCap === undefined ? '-' : s.loginCap === 'plan' ? 'P' : s.loginCap)));
   lines.push(row('governor', (s) => s.gov ?? ''));
   lines.push(row('load avg', (s) => s.load.toFixed(0)));
   return lines;
@@ -373,7 +418,7 @@ for (let i = 1; i <= ROUNDS; i++) {
     const f = figures(mode, r);
     got[mode] = { r, f };
     console.log(
-      `\nround ${i} ${mode}${r.target ? ` (target storageLatencyMs ${r.target})` : ''}: load avg ${f.load.min.toFixed(1)}–${f.load.max.toFixed(1)} (mean ${f.load.mean.toFixed(1)}); flood from t=${f.window.from.toFixed(0)} s to its end (${f.window.seconds} s) against its unloaded ${r.baseline.length} s just before`,
+      `\nround ${i} ${mode}${r.target ? ` (targets storageLatencyMs ${r.target}${r.cpuTarget !== undefined ? `, cpuPercent ${r.cpuTarget} from the daemon's ${r.baselineCpuPercent.toFixed(0)} % over the baseline` : ''})` : ''}: load avg ${f.load.min.toFixed(1)}–${f.load.max.toFixed(1)} (mean ${f.load.mean.toFixed(1)}); flood from t=${f.window.from.toFixed(0)} s to its end (${f.window.seconds} s) against its unloaded ${r.baseline.length} s just before`,
     );
     console.log(`  light delivery p99 ${f.base.d.toFixed(0)} → ${f.fl.d.toFixed(0)} ms (×${f.ratio.d.toFixed(2)}); p50 ${f.base.d50.toFixed(0)} → ${f.fl.d50.toFixed(0)} ms; samples ${f.base.n} / ${f.fl.n}`);
     console.log(`  light IMAP login p99 ${f.base.l.toFixed(0)} → ${f.fl.l.toFixed(0)} ms (×${f.ratio.l.toFixed(2)})`);
@@ -383,7 +428,7 @@ for (let i = 1; i <= ROUNDS; i++) {
     console.log(`  disk queue (all users): baseline ${w(r.disk.baseline)}; flood 1st half ${w(r.disk.early)}; 2nd half ${w(r.disk.late)}`);
     if (mode === 'enforce')
       console.log(
-        `  heavy user capped ${r.cappedAfter === undefined ? 'never' : `${r.cappedAfter.toFixed(1)} s after the flood began`}; cap released ${r.releasedAfter === undefined ? 'not within the run' : `${r.releasedAfter.toFixed(1)} s after it ended`}`,
+        `  heavy user capped ${r.cappedAfter === undefined ? 'never' : `${r.cappedAfter.toFixed(1)} s after the flood began`}; cap released ${r.releasedAfter === undefined ? 'not within the run' : `${r.releasedAfter.toFixed(1)} s after it ended`}; its login rate: ${r.logins.length === 0 ? 'never touched' : r.logins.join(', ')}`,
       );
     for (const l of plot(r, f.base.d)) console.log(l);
   }

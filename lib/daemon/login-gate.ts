@@ -20,8 +20,13 @@
  * operation of the Maildir store waits too; unbounded, one user's flood of logins fills the pool and
  * everybody's deliveries and logins queue behind it. Bounded and fair, a light user's login waits for at
  * most one check per active login name, and the pool keeps threads for the store.
+ * And a user's logins per minute (rates.loginsPerMinutePerUser, per user: what the governor lowers when CPU
+ * is the pressure, docs/governor.md): a token per login with the right password, taken before the hash
+ * when the password is one this node verified (so a refused login costs no hash), else after a successful
+ * check. Wrong passwords never use a user's tokens (they would let anyone lock a user out).
  * It returns the lease or a refusal; each protocol only maps the outcome to its reply (docs/limits.md):
- *   busy, locked, unavailable   SMTP 454 4.7.0, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]
+ *   busy, rate, locked,         SMTP 454 4.7.0, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]
+ *   unavailable
  *   failed                      SMTP 535 5.7.8, IMAP NO [AUTHENTICATIONFAILED], POP3 -ERR [AUTH]
  *   wrong-listener              SMTP 535 5.7.1, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/PERM], naming the port
  *   refused (a cap)             SMTP 421 4.7.0, IMAP NO [UNAVAILABLE], POP3 -ERR [IN-USE]
@@ -30,6 +35,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Counter } from 'prom-client';
 import type { AuthResult, DirectoryUser, IDirectory } from '../directory/types.js';
 import { AuthFailureWindow, ipKey, type IAuthFailures, type Lockout, type LockoutScope } from '../limits/auth-failures.js';
+import type { RateResult } from '../limits/rates.js';
 import type { IAdmission, Lease, Refusal } from '../limits/types.js';
 import type { Service } from '../spec/schema.js';
 import type { ListenerHint, TenantBinding } from './tenant-binding.js';
@@ -43,6 +49,8 @@ export type LoginOutcome =
   | { readonly kind: 'locked'; readonly lockout: Lockout }
   /** This IP has auth.concurrentChecksPerIp checks in flight already: refused without checking. */
   | { readonly kind: 'busy'; readonly text: string }
+  /** Right password (or one verified before), but the user is over its loginsPerMinutePerUser. */
+  | { readonly kind: 'rate'; readonly user: DirectoryUser; readonly text: string; readonly retryAfterSeconds: number }
   /** The directory could not answer. */
   | { readonly kind: 'unavailable'; readonly error: unknown }
   /** Right password, wrong listener for the user's tenant. */
@@ -70,6 +78,54 @@ export interface LoginAttempt {
 
 export interface ILoginGate {
   login(a: LoginAttempt): Promise<LoginOutcome>;
+  /** Per user address: logins checked and refused by the login rate since start (the governor's sample). @default - not reported */
+  activity?(): LoginActivityRow[];
+}
+
+/** One user's logins on this node since start (counters; an entry idle for LOGIN_ACTIVITY_IDLE_MS is dropped). */
+export interface LoginActivityRow {
+  readonly user: string;
+  /** Password checks that passed (each cost one hash, where the directory hashes). */
+  readonly checked: number;
+  /** Logins refused by the user's loginsPerMinutePerUser (before or after the check). */
+  readonly rateRefused: number;
+}
+
+/** The login rate as the gate sees it (from the live limits: rates.loginsPerMinutePerUser and its overrides). */
+export interface LoginRate {
+  /** The user's limit per minute now; 0: none. */
+  limit(user: string): number;
+  /** Takes one token of the user's bucket. */
+  take(user: string): Promise<RateResult>;
+}
+
+/** A user whose counters have not moved for this long is forgotten (the governor reads a drop as a restart). */
+const LOGIN_ACTIVITY_IDLE_MS = 10 * 60_000;
+/** At most this many users' counters are kept (the oldest dropped first). */
+const LOGIN_ACTIVITY_MAX = 10_000;
+
+class LoginActivity {
+  private readonly rows = new Map<string, { checked: number; rateRefused: number; at: number }>();
+
+  count(user: string, field: 'checked' | 'rateRefused'): void {
+    const k = user.toLowerCase();
+    const r = this.rows.get(k) ?? { checked: 0, rateRefused: 0, at: 0 };
+    r[field]++;
+    r.at = Date.now();
+    this.rows.delete(k);
+    this.rows.set(k, r);
+    if (this.rows.size > LOGIN_ACTIVITY_MAX) this.rows.delete(this.rows.keys().next().value!);
+  }
+
+  list(): LoginActivityRow[] {
+    const idle = Date.now() - LOGIN_ACTIVITY_IDLE_MS;
+    const out: LoginActivityRow[] = [];
+    for (const [user, r] of this.rows) {
+      if (r.at < idle) this.rows.delete(user);
+      else out.push({ user, checked: r.checked, rateRefused: r.rateRefused });
+    }
+    return out;
+  }
 }
 
 export interface LoginGateProps {
@@ -117,6 +173,8 @@ export interface LoginGateProps {
    * @default 10000
    */
   readonly verifiedMaxEntries?: number;
+  /** @default - no login rate */
+  readonly loginRate?: LoginRate;
 }
 
 /**
@@ -256,6 +314,7 @@ export class LoginGate implements ILoginGate {
 
   private readonly verified: VerifiedPasswords;
   private readonly slots: FairSlots;
+  private readonly logins = new LoginActivity();
 
   constructor(private readonly props: LoginGateProps) {
     this.failures = props.failures ?? new AuthFailureWindow();
@@ -271,7 +330,12 @@ export class LoginGate implements ILoginGate {
     const id = `${a.service}\0${a.login.toLowerCase()}`;
     const known = a.verify ? undefined : this.verified.match(id, a.password);
     let early: Lease | undefined;
+    let rated = false;
     if (known && !this.props.tenants?.check(a.listener, known.domain)) {
+      // The login rate first: a refused login then takes no lease either.
+      const over = await this.overRate(known);
+      if (over) return over;
+      rated = true;
       const r = await this.admit(a, known);
       if (!r.ok) return { kind: 'refused', user: known, refusal: r };
       early = r;
@@ -292,13 +356,33 @@ export class LoginGate implements ILoginGate {
       return checked;
     }
     const user = checked.user;
+    this.logins.count(user.address, 'checked');
     // The early leases count the user the memory named; the directory may name another one now.
     if (early && user.address === known!.address) return { kind: 'ok', user, lease: early };
     early?.release();
     const hint = this.props.tenants?.check(a.listener, user.domain);
     if (hint) return { kind: 'wrong-listener', user, hint };
+    if (!rated || user.address !== known!.address) {
+      const over = await this.overRate(user);
+      if (over) return over;
+    }
     const r = await this.admit(a, user);
     return r.ok ? { kind: 'ok', user, lease: r } : { kind: 'refused', user, refusal: r };
+  }
+
+  /** Users' logins on this node (the governor's sample reads it through the admin API). */
+  activity(): LoginActivityRow[] {
+    return this.logins.list();
+  }
+
+  /** The user's login rate: undefined when under it (a token taken) or when it has none. */
+  private async overRate(user: DirectoryUser): Promise<Extract<LoginOutcome, { kind: 'rate' }> | undefined> {
+    const rate = this.props.loginRate;
+    if (!rate || rate.limit(user.address) <= 0) return undefined;
+    const r = await rate.take(user.address);
+    if (r.ok) return undefined;
+    this.logins.count(user.address, 'rateRefused');
+    return { kind: 'rate', user, text: r.text, retryAfterSeconds: r.retryAfterSeconds };
   }
 
   private admit(a: LoginAttempt, user: DirectoryUser): Promise<Lease | Refusal> {

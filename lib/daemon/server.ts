@@ -21,7 +21,7 @@ import { FairGate } from '../store/fair-gate.js';
 import { cleanMaildirTmp } from '../store/maildir/tmp-cleanup.js';
 import type { IMessageDelivery } from '../store/types.js';
 import type { DaemonContext, DeliveredListener, ProtocolModule } from './context.js';
-import { LoginGate } from './login-gate.js';
+import { LoginGate, type LoginRate } from './login-gate.js';
 import { SaslMechanisms } from '../auth/sasl.js';
 import { TokenVerifier } from '../auth/oauth.js';
 import { TenantBinding } from './tenant-binding.js';
@@ -116,6 +116,7 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
     requireAppPasswords: config.auth.requireAppPasswords,
     failuresTotal: metrics.authFailures,
     lockoutsTotal: metrics.authLockouts,
+    loginRate: loginRateOf(admission),
   });
   // Audit journal (lib/journal): opened before any listener, so no message is accepted without it.
   const journal = config.audit?.enabled ? await openDaemonJournal(config.audit, { dataDir, logger, registry: metrics.registry, target: opts.auditTarget }) : undefined;
@@ -234,5 +235,15 @@ export async function startDaemon(config: DaemonConfig, opts: StartDaemonOptions
       })();
       return stopping;
     },
+  };
+}
+
+/** rates.loginsPerMinutePerUser with its domain and per-user overrides, through the daemon's rate buckets (fleet-wide with Redis). */
+function loginRateOf(admission: IAdmission): LoginRate | undefined {
+  const l = limitsOf(admission);
+  if (!l) return undefined;
+  return {
+    limit: (user) => l.table.rateOf('loginsPerMinutePerUser', user.slice(user.lastIndexOf('@') + 1), user),
+    take: (user) => l.rates.take([{ rate: 'loginsPerMinutePerUser', id: user }]),
   };
 }

@@ -10,6 +10,11 @@
  * The heaviest scope is the one with the most sessions above its fair share (sessions of its kind and
  * service / active scopes of that kind); ties go to the narrower kind (user, ip, domain, listener). A scope
  * at or under its fair share is never lowered, and no step goes below max(floor, fair share).
+ * Login scopes (one user's loginsPerMinutePerUser, counted in logins per minute) come after every session
+ * scope: a user's login rate is lowered only when no session scope can go lower (a user capped at its fair
+ * share of sessions who opens a new session, and hashes a password, per message). Their fair share is in
+ * logins per minute among the users logging in; a user with no login rate is lowered from its current rate,
+ * and given back no rate at all (the override dropped) at the end.
  */
 import type { GovernorConfig, GovernedKind } from './config.js';
 import { GOVERNOR_SIGNALS } from './config.js';
@@ -32,7 +37,12 @@ export function isGovernorActor(by: string | undefined): boolean {
 }
 
 /** Narrowest first: on equal excess the governor hurts the fewest sessions. */
-const KIND_ORDER: Readonly<Record<GovernedKind, number>> = { user: 0, ip: 1, domain: 2, listener: 3 };
+const KIND_ORDER: Readonly<Record<GovernedKind, number>> = { user: 0, ip: 1, domain: 2, listener: 3, login: 4 };
+
+/** Session scopes first; a rate scope (its `current` is a rate, not sessions) only when none of them can go lower. */
+function isRateKind(kind: GovernedKind): boolean {
+  return kind === 'login';
+}
 
 /** A flapping scope waits cooldown × 2^flaps before its next raise, up to this many doublings. */
 export const MAX_FLAP_DOUBLINGS = 5;
@@ -81,28 +91,37 @@ export function pickLowering(snap: GovernorSnapshot, cfg: GovernorConfig, readin
   const over = readings.filter((r) => r.value > r.target);
   const candidates: Array<Decision & { excess: number }> = [];
   for (const s of snap.scopes) {
-    if (!cfg.scopes.includes(s.kind) || s.limit === undefined) continue;
+    // A rate scope without a rate has no limit: it is lowered from what it does now.
+    const limit = s.limit ?? (isRateKind(s.kind) ? Number.POSITIVE_INFINITY : undefined);
+    if (!cfg.scopes.includes(s.kind) || limit === undefined) continue;
     const share = fair.get(`${s.kind}|${s.service}`) ?? 0;
     if (s.current <= share) continue;
     const bound = Math.max(cfg.floor, Math.ceil(share));
-    const base = Math.min(s.limit, s.current);
+    const base = Math.min(limit, s.current);
     const to = Math.max(bound, Math.floor((base * (100 - cfg.stepPercent)) / 100));
-    if (to >= s.limit) continue;
+    if (to >= limit) continue;
+    const unit = isRateKind(s.kind) ? 'logins per minute' : 'sessions';
     candidates.push({
       action: 'lower',
       scope: s.scope,
       kind: s.kind,
-      from: s.limit,
+      ...(s.limit !== undefined ? { from: s.limit } : {}),
       to,
       signals: over,
       current: s.current,
       fairShare: share,
       bound,
-      why: `${over.map((r) => `${r.name} ${round(r.value)} > ${r.target}`).join(', ')}; ${s.scope} holds ${s.current} sessions, fair share ${round(share)}`,
+      why: `${over.map((r) => `${r.name} ${round(r.value)} > ${r.target}`).join(', ')}; ${s.scope} ${isRateKind(s.kind) ? 'makes' : 'holds'} ${s.current} ${unit}, fair share ${round(share)}`,
       excess: s.current - share,
     });
   }
-  candidates.sort((a, b) => b.excess - a.excess || KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || a.scope.localeCompare(b.scope));
+  candidates.sort(
+    (a, b) =>
+      Number(isRateKind(a.kind)) - Number(isRateKind(b.kind)) ||
+      b.excess - a.excess ||
+      KIND_ORDER[a.kind] - KIND_ORDER[b.kind] ||
+      a.scope.localeCompare(b.scope),
+  );
   const best = candidates[0];
   if (!best) return undefined;
   const { excess: _excess, ...decision } = best;
@@ -158,7 +177,8 @@ export function tick(snap: GovernorSnapshot, state: GovernorState, cfg: Governor
         service: live.service,
         value: d.to as number,
         restoreTo: before ? before.restoreTo : (live.override ?? 'default'),
-        restoreValue: before ? before.restoreValue : d.from!,
+        // No limit before (a rate scope with no rate): raising steps go back toward what it did then.
+        restoreValue: before ? before.restoreValue : (d.from ?? d.current!),
         changedAt: t,
         confirmed: false,
         ...(before?.refusingAt !== undefined ? { refusingAt: before.refusingAt } : {}),

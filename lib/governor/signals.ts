@@ -68,6 +68,8 @@ export interface NodeSample {
   readonly delivery: ReadonlyArray<readonly [number, number]>;
   /** Refusals since start per governed scope on this node (the per-scope refusal rate is its delta). */
   readonly scopeRefused?: ReadonlyMap<string, number>;
+  /** Per user: logins checked since start, and the user's login rate (0: none) on this node. */
+  readonly logins?: ReadonlyMap<string, { readonly checked: number; readonly limit: number }>;
 }
 
 export function nodeSample(at: number, samples: readonly PromSample[]): NodeSample {
@@ -114,6 +116,8 @@ interface NodeRead {
   readonly connections: { hostname: string; connections: ConnectionInfo[] };
   readonly limits: LimitsView;
   readonly metrics: NodeSample;
+  /** Refusals since start by each user's login rate, keyed by its login scope. */
+  readonly loginRefused?: ReadonlyMap<string, number>;
 }
 
 /** How the governor reads the daemons. */
@@ -145,7 +149,9 @@ function fromSample(at: number, v: GovernorSampleView): NodeRead {
       cpuSeconds: v.counters.cpuSeconds,
       refused: v.counters.refused,
       delivery: v.counters.delivery.map(([le, n]) => [le ?? Infinity, n] as const),
+      logins: new Map((v.logins ?? []).map((r) => [r.user, { checked: r.checked, limit: r.limit }])),
     },
+    loginRefused: new Map((v.logins ?? []).map((r) => [loginScope(r.user), r.rateRefused])),
   };
 }
 
@@ -157,7 +163,17 @@ export interface FleetReading {
   readonly failed: ReadonlyArray<{ node: string; error: string }>;
 }
 
-const SECTION_OF: Readonly<Record<GovernedKind, TopSection>> = { user: 'user', ip: 'ip', domain: 'domain', listener: 'listener' };
+/** The kinds counted in sessions, grouped as `mailfleet top` groups them (login scopes come from the logins). */
+type SessionKind = Exclude<GovernedKind, 'login'>;
+const SECTION_OF: Readonly<Record<SessionKind, TopSection>> = { user: 'user', ip: 'ip', domain: 'domain', listener: 'listener' };
+
+/** The service a login scope counts under: one pool for all services (a login rate covers them all). */
+export const LOGIN_SERVICE = 'login';
+
+/** The limit scope of one user's login rate. */
+export function loginScope(user: string): string {
+  return `user:${user.toLowerCase()}:rates.loginsPerMinutePerUser`;
+}
 
 /** The limit scope a row of `mailfleet top` is governed through. */
 export function scopeOf(kind: GovernedKind, id: string, service: string): string {
@@ -170,6 +186,8 @@ export function scopeOf(kind: GovernedKind, id: string, service: string): string
       return `${service}.perDomain@${id.toLowerCase()}`;
     case 'listener':
       return `listener:${id}`;
+    case 'login':
+      return loginScope(id);
   }
 }
 
@@ -207,7 +225,7 @@ export async function readFleet(
   let refusedRate: number | undefined;
   const scopes = ok.length > 0 ? scopeLoads(ok, managed) : [];
   for (const n of ok) {
-    const m: NodeSample = { ...n.metrics, scopeRefused: scopes.length > 0 ? refusedByScope(n) : new Map() };
+    const m: NodeSample = { ...n.metrics, scopeRefused: new Map([...(scopes.length > 0 ? refusedByScope(n) : []), ...(n.loginRefused ?? [])]) };
     samples.set(n.node, m);
     if (m.lagP99Ms !== undefined) signals.eventLoopLagMs = Math.max(signals.eventLoopLagMs ?? 0, m.lagP99Ms);
     const p = prev.get(n.node);
@@ -224,6 +242,7 @@ export async function readFleet(
   if (refusedRate !== undefined) signals.refusalsPerSecond = refusedRate;
   if (ok.length > 0) signals.connections = ok.reduce((s, n) => s + n.connections.connections.length, 0);
 
+  if (ok.length > 0) addLoginLoads(scopes, ok, samples, prev, managed);
   return {
     snapshot: { at, signals, scopes: withRefusalRates(scopes, samples, prev) },
     samples,
@@ -243,7 +262,7 @@ function scopeLoads(nodes: ReadonlyArray<NodeRead & { node: string }>, managed: 
     for (const c of n.connections.connections)
       if (c.user) domainsOn.set(c.listener, (domainsOn.get(c.listener) ?? new Set()).add(c.user.slice(c.user.lastIndexOf('@') + 1).toLowerCase()));
   const out = new Map<string, ScopeLoad>();
-  for (const kind of Object.keys(SECTION_OF) as GovernedKind[]) {
+  for (const kind of Object.keys(SECTION_OF) as SessionKind[]) {
     for (const row of rowsFor(SECTION_OF[kind], nodes)) {
       if (kind === 'listener' && (row.id.startsWith('default-') || (domainsOn.get(row.id)?.size ?? 0) > 1)) continue;
       const scope = scopeOf(kind, row.id, row.service);
@@ -260,7 +279,8 @@ function scopeLoads(nodes: ReadonlyArray<NodeRead & { node: string }>, managed: 
     }
   }
   for (const scope of managed) {
-    if (out.has(scope)) continue;
+    // Login scopes are added with their rates by addLoginLoads.
+    if (out.has(scope) || scope.includes(':rates.')) continue;
     const o = overrides.get(scope);
     const kind: GovernedKind = scope.startsWith('user:') ? 'user' : scope.startsWith('ip:') ? 'ip' : scope.startsWith('listener:') ? 'listener' : 'domain';
     out.set(scope, { scope, kind, service: scope.startsWith('listener:') ? '' : serviceOf(scope), current: 0, limit: o?.value, override: o?.value ?? null, ...(o?.by ? { setBy: o.by } : {}) });
@@ -268,10 +288,55 @@ function scopeLoads(nodes: ReadonlyArray<NodeRead & { node: string }>, managed: 
   return [...out.values()];
 }
 
+/**
+ * One scope per user with logins on a node read both times (and every managed login scope): its logins per
+ * minute since the previous reading, summed over the nodes, and its login rate (undefined: none). A count
+ * that went down is a restarted daemon (or a forgotten idle user): counted from zero.
+ */
+function addLoginLoads(
+  scopes: ScopeLoad[],
+  nodes: ReadonlyArray<NodeRead & { node: string }>,
+  now: ReadonlyMap<string, NodeSample>,
+  prev: ReadonlyMap<string, NodeSample>,
+  managed: readonly string[],
+): void {
+  const perMinute = new Map<string, number>();
+  const limits = new Map<string, number>();
+  for (const [node, m] of now) {
+    const p = prev.get(node);
+    for (const [user, r] of m.logins ?? []) {
+      const scope = loginScope(user);
+      limits.set(scope, Math.max(limits.get(scope) ?? 0, r.limit));
+      if (!p || m.at <= p.at) continue;
+      const before = p.logins?.get(user)?.checked ?? 0;
+      const delta = r.checked >= before ? r.checked - before : r.checked;
+      perMinute.set(scope, (perMinute.get(scope) ?? 0) + (delta * 60_000) / (m.at - p.at));
+    }
+  }
+  const overrides = new Map<string, { value: number; by?: string }>();
+  for (const n of nodes)
+    for (const [scope, value] of Object.entries(n.limits.overrides))
+      if (scope.includes(':rates.loginsPerMinutePerUser') && !overrides.has(scope)) overrides.set(scope, { value, by: n.limits.overrideDetails?.find((d) => d.scope === scope)?.by });
+  const wanted = new Set([...perMinute.keys(), ...managed.filter((s) => s.endsWith(':rates.loginsPerMinutePerUser'))]);
+  for (const scope of wanted) {
+    const o = overrides.get(scope);
+    const limit = o?.value ?? limits.get(scope);
+    scopes.push({
+      scope,
+      kind: 'login',
+      service: LOGIN_SERVICE,
+      current: Math.round(perMinute.get(scope) ?? 0),
+      ...(limit !== undefined && limit > 0 ? { limit } : {}),
+      override: o?.value ?? null,
+      ...(o?.by ? { setBy: o.by } : {}),
+    });
+  }
+}
+
 /** This node's refusals since start per governed scope (rowsFor counts a narrower scope's on every row it touches). */
 function refusedByScope(n: NodeRead & { node: string }): Map<string, number> {
   const out = new Map<string, number>();
-  for (const kind of Object.keys(SECTION_OF) as GovernedKind[])
+  for (const kind of Object.keys(SECTION_OF) as SessionKind[])
     for (const row of rowsFor(SECTION_OF[kind], [n])) if (row.refused > 0) out.set(scopeOf(kind, row.id, row.service), row.refused);
   return out;
 }

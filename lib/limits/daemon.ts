@@ -61,15 +61,13 @@ export function createDaemonLimits(config: DaemonConfig, opts: CreateAdmissionOp
     logger: log.child({ component: 'limits' }),
   });
   const limitOf = (k: ScopeKey, user?: Parameters<LimitTable['limitOf']>[1]) => table.limitOf(k, user);
+  // A bucket's id is an IP, a domain, or an address (a sender's or user's: its own override first).
   const rateOf = (c: RateCheck) =>
-    table.rateOf(
-      c.rate,
-      c.rate === 'messagesPerMinutePerDomain'
-        ? c.id
-        : c.id.includes('@')
-          ? c.id.slice(c.id.lastIndexOf('@') + 1)
-          : undefined,
-    );
+    c.rate === 'messagesPerMinutePerDomain'
+      ? table.rateOf(c.rate, c.id)
+      : c.id.includes('@')
+        ? table.rateOf(c.rate, c.id.slice(c.id.lastIndexOf('@') + 1), c.id)
+        : table.rateOf(c.rate);
   const localRates = new LocalRateLimiter(rateOf);
   const rateRefusals = new Map<string, number>();
   const url = opts.redisUrl ?? config.redis?.url;

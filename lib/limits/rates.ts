@@ -21,6 +21,7 @@ export const RATE_WINDOW_SECONDS: Readonly<Record<Exclude<RateName, 'recipientsP
     messagesPerMinutePerSender: 60,
     messagesPerMinutePerDomain: 60,
     recipientsPerHourPerSender: 3600,
+    loginsPerMinutePerUser: 60,
   });
 export type BucketRate = keyof typeof RATE_WINDOW_SECONDS;
 
@@ -55,7 +56,7 @@ export interface IRateLimiter {
 
 export function rateText(rate: RateName, id: string, limit: number): string {
   if (rate === 'recipientsPerMessage') return `too many recipients: recipientsPerMessage limit of ${limit}`;
-  const per = rate === 'recipientsPerHourPerSender' ? 'recipients per hour' : 'messages per minute';
+  const per = rate === 'recipientsPerHourPerSender' ? 'recipients per hour' : rate === 'loginsPerMinutePerUser' ? 'logins per minute' : 'messages per minute';
   return `rate limit exceeded: ${rate} limit of ${limit} ${per} reached for ${id}, try again later`;
 }
 

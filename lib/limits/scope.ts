@@ -9,6 +9,8 @@
  *   ip:<address>:<service>            one client IP's cap, e.g. ip:192.0.2.7:smtp
  *   rates.<rate>                      an SMTP rate, e.g. rates.messagesPerMinutePerSender
  *   rates.<rate>@<domain>             one domain's SMTP rate
+ *   user:<address>:rates.<rate>       one user's rate (a per-user rate: see USER_RATES), e.g.
+ *                                     user:alice@example.com:rates.loginsPerMinutePerUser
  *
  * <service> is smtp | submission | imap | pop3; <field> is portConnections | perListener | perIp |
  * perUser | perUserIp | perDomain. Values are positive integers; `default` removes an override.
@@ -35,8 +37,12 @@ export const RATE_NAMES = [
   'messagesPerMinutePerDomain',
   'recipientsPerMessage',
   'recipientsPerHourPerSender',
+  'loginsPerMinutePerUser',
 ] as const;
 export type RateName = (typeof RATE_NAMES)[number] & keyof EffectiveRates;
+
+/** The rates counted per user (or authenticated sender): only these take a user:<address>:rates.<rate> override. */
+export const USER_RATES = ['messagesPerMinutePerSender', 'recipientsPerHourPerSender', 'loginsPerMinutePerUser'] as const satisfies readonly RateName[];
 
 /** Highest value a limit may take: far above any real cap, low enough to catch a typo of extra digits. */
 export const MAX_LIMIT_VALUE = 10_000_000;
@@ -52,7 +58,7 @@ export type LimitScope =
   | { readonly level: 'listener'; readonly listener: string }
   | { readonly level: 'user'; readonly service: Service; readonly user: string }
   | { readonly level: 'ip'; readonly service: Service; readonly ip: string }
-  | { readonly level: 'rate'; readonly rate: RateName; readonly domain?: string };
+  | { readonly level: 'rate'; readonly rate: RateName; readonly domain?: string; readonly user?: string };
 
 function bad(scope: string, why: string): MailfleetError {
   return new MailfleetError('BAD_REQUEST', `limit scope "${scope}": ${why}`, {
@@ -88,17 +94,21 @@ export function parseScope(raw: string): LimitScope {
     const rest = scope.slice(kind.length + 1);
     const i = rest.lastIndexOf(':');
     if (i < 0) throw bad(scope, `expected ${kind}:<${kind === 'user' ? 'address' : 'ip'}>:<service>`);
-    const svc = service(scope, rest.slice(i + 1));
+    const tail = rest.slice(i + 1);
     const id = rest.slice(0, i);
     if (kind === 'user') {
       const at = id.lastIndexOf('@');
       if (at < 1) throw bad(scope, `"${id}" is not a mail address`);
-      return {
-        level: 'user',
-        service: svc,
-        user: `${id.slice(0, at).toLowerCase()}@${domain(scope, id.slice(at + 1))}`,
-      };
+      const user = `${id.slice(0, at).toLowerCase()}@${domain(scope, id.slice(at + 1))}`;
+      if (tail.startsWith('rates.')) {
+        const rate = tail.slice('rates.'.length);
+        if (!(USER_RATES as readonly string[]).includes(rate))
+          throw bad(scope, `"${rate}" is not a per-user rate (expected ${USER_RATES.join(', ')})`);
+        return { level: 'rate', rate: rate as RateName, user };
+      }
+      return { level: 'user', service: service(scope, tail), user };
     }
+    const svc = service(scope, tail);
     if (isIP(id) === 0) throw bad(scope, `"${id}" is not an IP address`);
     return { level: 'ip', service: svc, ip: id.toLowerCase() };
   }
@@ -106,7 +116,7 @@ export function parseScope(raw: string): LimitScope {
   if (!m)
     throw bad(
       scope,
-      'expected <service>.<field>[@domain], listener:<name>, user:<address>:<service>, ip:<ip>:<service> or rates.<rate>[@domain]',
+      'expected <service>.<field>[@domain], listener:<name>, user:<address>:<service>, user:<address>:rates.<rate>, ip:<ip>:<service> or rates.<rate>[@domain]',
     );
   const [, head, field, dom] = m as unknown as [string, string, string, string | undefined];
   if (head === 'rates') {
@@ -145,6 +155,7 @@ export function formatScope(s: LimitScope): string {
     case 'ip':
       return `ip:${s.ip}:${s.service}`;
     case 'rate':
+      if (s.user !== undefined) return `user:${s.user}:rates.${s.rate}`;
       return s.domain === undefined ? `rates.${s.rate}` : `rates.${s.rate}@${s.domain}`;
   }
 }

@@ -146,8 +146,15 @@ export class LimitTable {
     }
   }
 
-  /** An SMTP rate for a domain (its own rates, else the platform's), live overrides applied. */
-  rateOf(rate: RateName, domain?: string): number {
+  /**
+   * A rate for a domain (its own rates, else the platform's), live overrides applied; with `user`, that
+   * user's own override (user:<address>:rates.<rate>) first.
+   */
+  rateOf(rate: RateName, domain?: string, user?: string): number {
+    if (user !== undefined) {
+      const o = this.overrides.get(`user:${user.toLowerCase()}:rates.${rate}`);
+      if (o !== undefined) return o;
+    }
     const d = domain?.toLowerCase();
     if (d !== undefined) {
       const o = this.overrides.get(`rates.${rate}@${d}`);
@@ -179,7 +186,9 @@ export class LimitTable {
       case 'ip':
         return this.limitOf({ kind: 'ip', service: scope.service, id: scope.ip });
       case 'rate':
-        return this.rateOf(scope.rate, scope.domain);
+        return scope.user !== undefined
+          ? this.rateOf(scope.rate, scope.user.slice(scope.user.lastIndexOf('@') + 1), scope.user)
+          : this.rateOf(scope.rate, scope.domain);
     }
   }
 

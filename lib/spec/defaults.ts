@@ -61,6 +61,8 @@ export const DEFAULT_RATES: Readonly<EffectiveRates> = Object.freeze({
   messagesPerMinutePerDomain: 6000,
   recipientsPerMessage: 100,
   recipientsPerHourPerSender: 1000,
+  /** 0: no limit (Postfix's smtpd_client_auth_rate_limit and Dovecot have none by default either). */
+  loginsPerMinutePerUser: 0,
 });
 
 /** Platform limits with domain overrides on top, for one service. */

@@ -67,6 +67,14 @@ export const ratesSchema = z
     messagesPerMinutePerDomain: posInt.optional().describe('Messages per minute to or from one local domain.'),
     recipientsPerMessage: posInt.optional().describe('Recipients accepted in one transaction.'),
     recipientsPerHourPerSender: posInt.optional().describe('Recipients one authenticated sender may address per hour.'),
+    loginsPerMinutePerUser: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(
+        'Logins with the right password one user may make per minute, all services together (0: no limit, the default). Over it a login is refused with a temporary error: before its password is hashed when this node verified the same password recently, else after the check; wrong passwords never use it up. The governor lowers it per user (user:<address>:rates.loginsPerMinutePerUser) when CPU is the pressure.',
+      ),
   })
   .strict();
 export type RatesSpec = z.infer<typeof ratesSchema>;
@@ -374,7 +382,7 @@ export type FilteringSpec = z.infer<typeof filteringSchema>;
 
 /** The adaptive flow governor (docs/governor.md): targets, mode, and how it steps limits. */
 export const GOVERNOR_MODES = ['observe', 'advise', 'enforce'] as const;
-export const GOVERNED_KINDS = ['user', 'ip', 'domain', 'listener'] as const;
+export const GOVERNED_KINDS = ['user', 'ip', 'domain', 'listener', 'login'] as const;
 const posNum = z.number().positive();
 export const governorSchema = z
   .object({
@@ -409,7 +417,7 @@ export const governorSchema = z
       .array(z.enum(GOVERNED_KINDS))
       .min(1)
       .default([...GOVERNED_KINDS])
-      .describe('Kinds of scope the governor may lower: user, ip, domain, listener (a tenant listener; a listener shared by several domains is never one).'),
+      .describe('Kinds of scope the governor may lower: user, ip, domain, listener (a tenant listener; a listener shared by several domains is never one), login (one user\'s loginsPerMinutePerUser: the password checks it causes, lowered only once no session scope can go lower).'),
   })
   .strict();
 export type GovernorSpec = z.infer<typeof governorSchema>;

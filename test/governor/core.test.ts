@@ -25,21 +25,34 @@ const user = (name: string, current: number, limit = 20, override: number | null
 
 const scopeArb: fc.Arbitrary<ScopeLoad> = fc
   .record({
-    kind: fc.constantFrom('user', 'ip', 'domain', 'listener' as const),
+    kind: fc.constantFrom('user', 'ip', 'domain', 'listener', 'login' as const),
     id: fc.integer({ min: 0, max: 5 }),
     service: fc.constantFrom('imap', 'pop3'),
     current: fc.integer({ min: 0, max: 200 }),
     limit: fc.integer({ min: 1, max: 300 }),
     overridden: fc.boolean(),
+    // A login scope (a user's login rate) may have no rate at all.
+    unlimited: fc.boolean(),
   })
-  .map((r) => ({
-    scope: `${r.kind}:s${r.id}:${r.service}`,
-    kind: r.kind,
-    service: r.service,
-    current: r.current,
-    limit: r.limit,
-    override: r.overridden ? r.limit : null,
-  }));
+  .map((r): ScopeLoad =>
+    r.kind === 'login'
+      ? {
+          scope: `user:s${r.id}@a.com:rates.loginsPerMinutePerUser`,
+          kind: 'login',
+          service: 'login',
+          current: r.current * 10,
+          ...(r.unlimited && !r.overridden ? {} : { limit: r.limit * 10 }),
+          override: r.overridden ? r.limit * 10 : null,
+        }
+      : {
+          scope: `${r.kind}:s${r.id}:${r.service}`,
+          kind: r.kind,
+          service: r.service,
+          current: r.current,
+          limit: r.limit,
+          override: r.overridden ? r.limit : null,
+        },
+  );
 const scopesArb = fc.uniqueArray(scopeArb, { selector: (s) => s.scope, maxLength: 12 });
 
 /** Runs ticks over a constant set of scopes, applying each decision to the scopes (enforce). */
@@ -88,7 +101,8 @@ describe('governor core', () => {
           assert.equal(typeof d.to, 'number');
           assert.ok((d.to as number) >= floor, 'floor');
           assert.ok((d.to as number) >= Math.ceil(share), 'fair share');
-          assert.ok((d.to as number) < s.limit!, 'a step down');
+          assert.ok((d.to as number) < (s.limit ?? Number.POSITIVE_INFINITY), 'a step down');
+          if (s.limit === undefined) assert.ok((d.to as number) < s.current, 'a scope with no limit is lowered under what it does');
           assert.equal(d.from, s.limit);
           assert.ok(d.signals.length > 0 && d.why.length > 0, 'the decision names its signal');
         }
@@ -197,6 +211,46 @@ describe('governor core', () => {
       [11000, 'raise', 19],
       [16000, 'release', 'default'],
     ]);
+  });
+
+  it('a login rate is lowered only once no session scope can go lower, from no rate at all, and given back as no rate', () => {
+    const c = cfg({ targets: { cpuPercent: 100 }, stepPercent: 25, raiseStepPercent: 50, cooldownSeconds: 5, floor: 2 });
+    const login = (name: string, perMinute: number, limit?: number): ScopeLoad => ({
+      scope: `user:${name}:rates.loginsPerMinutePerUser`,
+      kind: 'login',
+      service: 'login',
+      current: perMinute,
+      ...(limit !== undefined ? { limit } : {}),
+      override: limit ?? null,
+    });
+    // The heavy user's sessions can still go lower: that comes first, whatever the login rates.
+    let r = tick({ at: 0, signals: { cpuPercent: 180 }, scopes: [user('heavy@a.com', 8), user('l@b.com', 2), login('heavy@a.com', 1200), login('l@b.com', 300)] }, EMPTY_STATE, c);
+    assert.deepEqual(r.decisions.map((d) => [d.scope, d.to]), [['user:heavy@a.com:imap', 6]]);
+    // At its fair share of sessions (5 and 5): its login rate is next, from none, 25 % under what it does.
+    r = tick({ at: 0, signals: { cpuPercent: 180 }, scopes: [user('heavy@a.com', 5), user('l@b.com', 5), login('heavy@a.com', 1200), login('l@b.com', 300)] }, EMPTY_STATE, c);
+    const d = r.decisions[0]!;
+    assert.deepEqual([d.action, d.kind, d.scope, d.from, d.to], ['lower', 'login', 'user:heavy@a.com:rates.loginsPerMinutePerUser', undefined, 900]);
+    assert.match(d.why, /makes 1200 logins per minute, fair share 750/);
+    const m = r.applied.managed[d.scope]!;
+    assert.deepEqual([m.restoreTo, m.restoreValue], ['default', 1200]);
+    // Never under the fair share: 700 against 300 share 500, and the 25 % step (525) is above it.
+    r = tick({ at: 0, signals: { cpuPercent: 180 }, scopes: [login('heavy@a.com', 700, 900), login('l@b.com', 300)] }, EMPTY_STATE, c);
+    assert.equal(r.decisions[0]!.to, 525);
+    r = tick({ at: 0, signals: { cpuPercent: 180 }, scopes: [login('heavy@a.com', 300, 525), login('l@b.com', 300)] }, EMPTY_STATE, c);
+    assert.deepEqual(r.decisions, [], 'at its fair share it is not lowered');
+    // Calm: raised in steps of 50 % of the 1200 it made, then given back as no rate at all.
+    let state: GovernorState = { ...EMPTY_STATE, managed: { [d.scope]: { ...m, confirmed: true } } };
+    const seen: Array<[string, unknown]> = [];
+    let limit: number | undefined = 900;
+    for (let t = 1000; t <= 20_000; t += 1000) {
+      r = tick({ at: t, signals: { cpuPercent: 10 }, scopes: [{ ...login('heavy@a.com', 100, limit), setBy: 'mailfleet-governor' }] }, state, c);
+      state = r.applied;
+      for (const x of r.decisions) {
+        seen.push([x.action, x.to]);
+        limit = x.to === 'default' ? undefined : x.to;
+      }
+    }
+    assert.deepEqual(seen, [['release', 'default']], 'one 50 % step of 1200 from 900 reaches what it had: no rate');
   });
 
   it('raises a capped scope only once its own refusals have stopped for the cooldown (a client still knocking stays capped)', () => {

@@ -19,6 +19,8 @@ describe('limit scope grammar', () => {
       ['ip:2001:db8::1:pop3', 'ip:2001:db8::1:pop3'],
       ['rates.messagesPerMinutePerSender', 'rates.messagesPerMinutePerSender'],
       ['rates.recipientsPerMessage@example.com', 'rates.recipientsPerMessage@example.com'],
+      ['user:Alice@Example.com:rates.loginsPerMinutePerUser', 'user:alice@example.com:rates.loginsPerMinutePerUser'],
+      ['user:bob@example.org:rates.messagesPerMinutePerSender', 'user:bob@example.org:rates.messagesPerMinutePerSender'],
     ])
       assert.equal(formatScope(parseScope(input!)), canonical);
   });
@@ -32,6 +34,8 @@ describe('limit scope grammar', () => {
       ['user:alice:imap', /not a mail address/],
       ['ip:300.1.1.1:imap', /not an IP address/],
       ['rates.foo', /unknown rate "foo"/],
+      ['user:alice@example.com:rates.messagesPerMinutePerIp', /"messagesPerMinutePerIp" is not a per-user rate/],
+      ['user:alice@example.com:rates.foo', /"foo" is not a per-user rate/],
       ['whatever', /expected <service>.<field>/],
     ] as const)
       assert.throws(() => parseScope(input), re);
@@ -180,5 +184,16 @@ describe('LimitTable', () => {
     t.apply([{ scope: 'rates.messagesPerMinutePerSender', value: 30 }]);
     assert.equal(t.rateOf('messagesPerMinutePerSender', 'example.org'), 30);
     assert.equal(t.rateOf('messagesPerMinutePerSender', 'example.com'), 5);
+    // One user's own rate wins over its domain's and the platform's; other users keep theirs.
+    assert.equal(t.rateOf('loginsPerMinutePerUser', 'example.com', 'a@example.com'), 0, 'no login rate by default');
+    t.apply([
+      { scope: 'user:a@example.com:rates.messagesPerMinutePerSender', value: 2 },
+      { scope: 'user:a@example.com:rates.loginsPerMinutePerUser', value: 7 },
+    ]);
+    assert.equal(t.rateOf('messagesPerMinutePerSender', 'example.com', 'a@example.com'), 2);
+    assert.equal(t.rateOf('messagesPerMinutePerSender', 'example.com', 'b@example.com'), 5);
+    assert.equal(t.rateOf('loginsPerMinutePerUser', 'example.com', 'A@example.com'), 7);
+    assert.equal(t.effective(parseScope('user:a@example.com:rates.loginsPerMinutePerUser')), 7);
+    assert.equal(t.planValue(parseScope('user:a@example.com:rates.loginsPerMinutePerUser')), 0);
   });
 });

@@ -9,6 +9,7 @@
 import { limitsOf } from '../../limits/daemon.js';
 import type { EffectiveLimitRow } from '../../limits/table.js';
 import type { ScopeUse } from '../../limits/types.js';
+import type { LoginActivityRow } from '../../daemon/login-gate.js';
 import type { Service } from '../../spec/schema.js';
 import type { AdminRoute } from '../types.js';
 import { MailfleetError } from '../../errors.js';
@@ -27,6 +28,11 @@ export interface GovernorSampleView {
   readonly overrideDetails: readonly OverrideDetail[];
   /** The effective rows of the listener scopes only (every listener has a cap before it counts anything). */
   readonly listenerLimits: readonly EffectiveLimitRow[];
+  /**
+   * Users' logins on this node since start: password checks passed, refusals by their login rate, and the
+   * rate (loginsPerMinutePerUser with overrides; 0 none). Empty from a daemon whose gate does not report them.
+   */
+  readonly logins: ReadonlyArray<LoginActivityRow & { readonly limit: number }>;
   readonly counters: {
     /** Event-loop delay p99 since the previous read of the lag gauge (this route or a scrape), ms. */
     readonly lagP99Ms: number;
@@ -64,6 +70,7 @@ export const governorSampleRoute: AdminRoute = {
       overrides,
       overrideDetails: overrideDetails(overrides, l.table.getHistory()),
       listenerLimits: l.table.describe().filter((r) => r.scope.startsWith('listener:')),
+      logins: (ctx.logins.activity?.() ?? []).map((r) => ({ ...r, limit: l.table.rateOf('loginsPerMinutePerUser', r.user.slice(r.user.lastIndexOf('@') + 1), r.user) })),
       counters: {
         lagP99Ms: (lag.values.find((v) => v.labels.quantile === '0.99')?.value ?? 0) * 1000,
         cpuSeconds: (cpu.user + cpu.system) / 1e6,

@@ -299,6 +299,7 @@ export class ImapSession {
         this.log.warn({ err: result.error }, 'directory unavailable');
         return { status: 'NO', code: 'UNAVAILABLE', text: 'Authentication temporarily unavailable' };
       case 'busy':
+      case 'rate':
         return { status: 'NO', code: 'UNAVAILABLE', text: result.text };
       case 'locked':
         this.log.info({ login, lockout: result.lockout.scope }, 'login refused: lockout');

@@ -263,6 +263,7 @@ export class Pop3Session {
         this.log.warn({ err: result.error }, 'directory unavailable');
         return this.write('-ERR [SYS/TEMP] Authentication temporarily unavailable');
       case 'busy':
+      case 'rate':
         return this.write(`-ERR [SYS/TEMP] ${result.text}`);
       case 'locked':
         this.log.info({ login, lockout: result.lockout.scope }, 'login refused: lockout');

@@ -377,6 +377,9 @@ export class SmtpFrontEnd {
       case 'busy':
         state?.conn.logger.info({ login }, 'AUTH refused: too many checks in flight from this IP');
         throw this.reject(state, 'auth-busy', 'AUTH_TEMPORARY', result.text);
+      case 'rate':
+        state?.conn.logger.info({ user: result.user.address }, 'AUTH refused: login rate');
+        throw this.reject(state, 'auth-rate', 'AUTH_TEMPORARY', result.text);
       case 'locked':
         state?.conn.logger.info({ login, lockout: result.lockout.scope }, 'AUTH refused: lockout');
         throw this.reject(state, 'auth-locked', 'AUTH_LOCKED', lockoutText(result.lockout));
