@@ -25,6 +25,25 @@ export const RATE_WINDOW_SECONDS: Readonly<Record<Exclude<RateName, 'recipientsP
   });
 export type BucketRate = keyof typeof RATE_WINDOW_SECONDS;
 
+/**
+ * How much a rate's bucket holds, in seconds of its refill, where that is less than the whole window.
+ * A login rate is what the governor lowers to take CPU away from one user *now*: with a minute's worth of
+ * tokens in the bucket a lowered rate would change nothing for a minute (the first governor bench with it
+ * saw a user lowered to 341 logins a minute go on at 12 a second for the rest of the flood).
+ */
+export const RATE_BURST_SECONDS: Readonly<Partial<Record<BucketRate, number>>> = Object.freeze({ loginsPerMinutePerUser: 5 });
+
+/**
+ * A rate's bucket: what it holds (at least one token) and how long a full bucket takes to refill. The refill
+ * is always the rate itself (limit per window).
+ */
+export function bucketOf(rate: BucketRate, limit: number): { readonly capacity: number; readonly refillMs: number } {
+  const window = RATE_WINDOW_SECONDS[rate];
+  const capacity = Math.max(1, (limit * (RATE_BURST_SECONDS[rate] ?? window)) / window);
+  // Whole milliseconds: Redis' PEXPIRE takes the same number (a bucket untouched that long is full).
+  return { capacity, refillMs: Math.max(1, Math.round((capacity * window * 1000) / limit)) };
+}
+
 export interface RateCheck {
   readonly rate: BucketRate;
   /** The IP, sender address or domain the bucket belongs to. */
@@ -62,7 +81,7 @@ export function rateText(rate: RateName, id: string, limit: number): string {
 
 function refusal(check: RateCheck, limit: number, tokens: number): RateRefusal {
   const window = RATE_WINDOW_SECONDS[check.rate];
-  const need = Math.min(check.cost ?? 1, limit) - tokens;
+  const need = Math.min(check.cost ?? 1, bucketOf(check.rate, limit).capacity) - tokens;
   const retryAfterSeconds = Math.max(1, Math.ceil((need * window) / limit));
   return {
     ok: false,
@@ -78,7 +97,7 @@ function refusal(check: RateCheck, limit: number, tokens: number): RateRefusal {
 const SWEEP_MS = 60_000;
 
 export class LocalRateLimiter implements IRateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number; limit: number }>();
+  private readonly buckets = new Map<string, { tokens: number; at: number; capacity: number }>();
   private readonly sweep: NodeJS.Timeout;
 
   constructor(
@@ -97,16 +116,17 @@ export class LocalRateLimiter implements IRateLimiter {
     const t = this.now();
     const current = checks.map((c) => {
       const limit = this.limitOf(c);
+      const { capacity, refillMs } = bucketOf(c.rate, limit);
       const k = `${c.rate}:${c.id.toLowerCase()}`;
       const b = this.buckets.get(k);
-      if (!b) return { c, k, limit, tokens: limit };
-      const raised = Math.max(0, limit - b.limit);
-      const refill = ((t - b.at) / 1000) * (limit / RATE_WINDOW_SECONDS[c.rate]);
-      return { c, k, limit, tokens: Math.min(limit, b.tokens + raised + refill) };
+      if (!b) return { c, k, limit, capacity, tokens: capacity };
+      const raised = Math.max(0, capacity - b.capacity);
+      const refill = ((t - b.at) * capacity) / refillMs;
+      return { c, k, limit, capacity, tokens: Math.min(capacity, b.tokens + raised + refill) };
     });
     for (const x of current) if (x.tokens < (x.c.cost ?? 1)) return refusal(x.c, x.limit, x.tokens);
     for (const x of current)
-      this.buckets.set(x.k, { tokens: x.tokens - (x.c.cost ?? 1), at: t, limit: x.limit });
+      this.buckets.set(x.k, { tokens: x.tokens - (x.c.cost ?? 1), at: t, capacity: x.capacity });
     return { ok: true };
   }
 
@@ -121,7 +141,8 @@ export class LocalRateLimiter implements IRateLimiter {
   }
 }
 
-// KEYS: bucket hashes. ARGV: then per key: limit, windowMs, cost. Returns {0} or {i, tokens*1000}.
+// KEYS: bucket hashes. ARGV: then per key: capacity, refillMs (a full bucket's refill: bucketOf), cost.
+// Returns {0} or {i, tokens*1000}. (The hash field keeps its old name 'limit': it holds the capacity.)
 const TAKE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -175,7 +196,10 @@ export class RedisRateLimiter implements IRateLimiter {
     if (this.redis.status !== 'ready') return this.props.fallback.takeSync(checks);
     const limits = checks.map((c) => this.props.limitOf(c));
     const keys = checks.map((c) => `${this.prefix}${c.rate}:${c.id.toLowerCase()}`);
-    const argv = checks.flatMap((c, i) => [limits[i]!, RATE_WINDOW_SECONDS[c.rate] * 1000, c.cost ?? 1]);
+    const argv = checks.flatMap((c, i) => {
+      const b = bucketOf(c.rate, limits[i]!);
+      return [b.capacity, b.refillMs, c.cost ?? 1];
+    });
     try {
       const r = await this.redis.mfTake(keys.length, ...keys, ...argv);
       if (r[0] === 0) return { ok: true };

@@ -94,16 +94,15 @@ describe('the login rate per user', { timeout: 90_000 }, () => {
     for (let i = 0; i < 25; i++) assert.match(await imap('alice@example.com'), /^OK/, `login ${i + 1}`);
   });
 
-  it('GIVEN alice is held to 3 logins a minute WHEN she logs in again and again THEN she is refused with a temporary error on IMAP, SMTP and POP3, without a password check; bob is untouched', async () => {
+  it('GIVEN alice is held to 1 login a minute WHEN she logs in again and again THEN she is refused with a temporary error on IMAP, SMTP and POP3, without a password check; bob is untouched', async () => {
     // The memory of verified passwords is per service: each protocol has seen hers once.
     assert.match(await smtpAuth('alice@example.com'), /^235 /);
     assert.match(await pop3('alice@example.com'), /^\+OK/);
-    const reports = await setLimits(fleet(), [{ scope: ALICE_RATE, value: 3 }]);
+    const reports = await setLimits(fleet(), [{ scope: ALICE_RATE, value: 1 }]);
     assert.ok(reports.every((r) => r.ok), JSON.stringify(reports));
-    for (let i = 0; i < 3; i++) assert.match(await imap('alice@example.com'), /^OK/, `login ${i + 1} of her 3`);
+    assert.match(await imap('alice@example.com'), /^OK/, 'her one login of the minute');
     const checks = directory.calls;
-    const refused = await imap('alice@example.com');
-    assert.match(refused, /^NO \[UNAVAILABLE\] .*loginsPerMinutePerUser limit of 3/);
+    assert.match(await imap('alice@example.com'), /^NO \[UNAVAILABLE\] .*loginsPerMinutePerUser limit of 1 logins per minute/);
     assert.match(await smtpAuth('alice@example.com'), /^454 4\.7\.0 .*loginsPerMinutePerUser/);
     assert.match(await pop3('alice@example.com'), /^-ERR \[SYS\/TEMP\] .*loginsPerMinutePerUser/);
     assert.equal(directory.calls, checks, 'a refused login with a password verified before costs no password check');
@@ -127,7 +126,7 @@ describe('the login rate per user', { timeout: 90_000 }, () => {
     assert.ok(alice, JSON.stringify(sample.logins));
     assert.equal(alice.limit, 1000);
     assert.ok(alice.rateRefused >= 4, `rate refusals counted: ${alice.rateRefused}`);
-    assert.ok(alice.checked >= 31, `checks counted: ${alice.checked}`);
+    assert.ok(alice.checked >= 29, `checks counted: ${alice.checked}`);
     await setLimits(fleet(), [{ scope: ALICE_RATE, value: 'default' }]);
   });
 

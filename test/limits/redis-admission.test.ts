@@ -146,6 +146,44 @@ describe('RedisAdmission against a real redis-server', () => {
     );
     assert.ok(refused.retryAfterSeconds >= 1 && refused.retryAfterSeconds <= 6);
   });
+
+  test('GIVEN a login rate of 341 a minute in Redis WHEN a user logs in 40 times at once THEN its bucket holds 5 s of the rate (28), not a minute\'s; a rate under 12 a minute still holds one token', async () => {
+    const a = node(() => 1);
+    await a.ready();
+    const limitOf = (c: { id: string }) => (c.id === 'slow@example.com' ? 7 : 341);
+    const r = new RedisRateLimiter({ redis: a.client, limitOf, fallback: new LocalRateLimiter(limitOf), keyPrefix: `burst${Math.random()}:` });
+    const take = (id: string) => r.take([{ rate: 'loginsPerMinutePerUser', id }]);
+    const results = await Promise.all(Array.from({ length: 40 }, () => take('heavy@example.com')));
+    // 28.4 tokens, plus what refills (5.7/s) while 40 calls go by on a loaded box; a minute's worth would admit all 40.
+    const ok = results.filter((x) => x.ok).length;
+    assert.ok(ok >= 28 && ok <= 30, `admitted ${ok}`);
+    const no = results.find((x) => !x.ok);
+    assert.ok(no && !no.ok);
+    assert.match(no.text, /loginsPerMinutePerUser limit of 341 logins per minute reached for heavy@example.com/);
+    assert.equal(no.retryAfterSeconds, 1, 'a token every 0.18 s');
+    // 7 a minute: 0.58 tokens of 5 s is clamped to one token (refilled every 8.6 s).
+    assert.deepEqual((await Promise.all([take('slow@example.com'), take('slow@example.com')])).map((x) => x.ok), [true, false]);
+  });
+});
+
+test('LocalRateLimiter: a login rate holds 5 s of its rate (RATE_BURST_SECONDS), refills at the rate, and a raise adds its extra capacity at once', () => {
+  let now = 1_000_000;
+  let limit = 341;
+  const r = new LocalRateLimiter(() => limit, () => now);
+  try {
+    const take = () => r.takeSync([{ rate: 'loginsPerMinutePerUser', id: 'heavy@example.com' }]).ok;
+    let n = 0;
+    while (take()) n++;
+    assert.equal(n, 28, '341 × 5 / 60 = 28.4 tokens');
+    now += 1000;
+    n = 0;
+    while (take()) n++;
+    assert.equal(n, 6, '341 / 60 = 5.7 a second (with the fraction left over)');
+    limit = 682;
+    assert.equal(take(), true, 'a raise to 682 adds 28.4 tokens of capacity');
+  } finally {
+    r.close();
+  }
 });
 
 test('LocalRateLimiter: burst up to the limit, then refill at limit/window; all or nothing across buckets', () => {
