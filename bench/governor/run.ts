@@ -22,11 +22,14 @@
 import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hashPassword } from '../../lib/directory/static.js';
 import { governorConfig } from '../../lib/governor/config.js';
 import { Governor } from '../../lib/governor/loop.js';
 import { resolveFleet } from '../../lib/ops/fleet.js';
 import { governorSchema } from '../../lib/spec/schema.js';
+import { PASSWORD } from '../../test/daemon/smtp-harness.js';
 import { configFor, tempDir, TOKEN } from '../../test/ops/fixture.js';
 import { cpuSeconds } from '../lib/proc.js';
 import { imapLogin, sendOne } from './client.js';
@@ -90,13 +93,32 @@ const CPU_TARGET_RATIO = arg('cpu-target-ratio', 1.3);
 const RETRY_MS = arg('retry-ms', 250);
 const RETRY_MAX_MS = arg('retry-max-ms', 8000);
 const HEAVY_USER = 'alice@example.com';
-const LIGHT_USERS = ['bob@example.com', 'carol@example.org'];
+/**
+ * Light users: how many, and how often each sends one message and, half a period later, logs in over IMAP,
+ * on a fixed schedule (open loop: the next one starts on time whether or not the last has answered).
+ * Until session 10 two users each sent and logged in in a closed loop with a 100 ms pause: about 5
+ * messages and 5 logins a second each, so each hashed a password as often as the heavy user once capped
+ * (the daemon spent 0.8–0.9 of a core on them alone over the baseline), and the governor, which never
+ * lowers a scope under its fair share, could not push the heavy user under them. A closed loop also
+ * measures less often exactly when replies are slow (coordinated omission). Six users at one of each per
+ * second are light, and give 60 deliveries per 10 s for the p99.
+ */
+const LIGHT = arg('light', 6);
+const LIGHT_INTERVAL_MS = arg('light-interval-ms', 1000);
+const LIGHT_USERS = Array.from({ length: LIGHT }, (_, i) => `light${i + 1}@${i % 2 === 0 ? 'example.com' : 'example.org'}`);
 /**
  * Each user connects from its own loopback address, as different customers do: from one address the heavy
  * user's sessions filled the per-IP cap and the light users' connections were refused with theirs
  * (3,783 connections closed before the greeting in the first session-8 run).
  */
-const ADDRESS: Record<string, string> = { [HEAVY_USER]: '127.0.0.2', [LIGHT_USERS[0]!]: '127.0.0.3', [LIGHT_USERS[1]!]: '127.0.0.4' };
+const ADDRESS: Record<string, string> = { [HEAVY_USER]: '127.0.0.2', ...Object.fromEntries(LIGHT_USERS.map((u, i) => [u, `127.0.0.${3 + i}`])) };
+
+/** The bench's users file: the heavy user and the light ones, all with the fixture's password. */
+async function writeUsers(dir: string): Promise<void> {
+  const hash = await hashPassword(PASSWORD);
+  const lines = ['users:', ...[HEAVY_USER, ...LIGHT_USERS].flatMap((u) => [`  - address: ${u}`, `    passwordHash: ${hash}`])];
+  await writeFile(join(dir, 'users.yaml'), `${lines.join('\n')}\n`);
+}
 
 const startDaemon = (dir: string, config: ReturnType<typeof configFor>) => startBenchDaemon(dir, config, FSYNC_MS);
 
@@ -181,23 +203,30 @@ async function phase(d: Daemon, seconds: number, heavy: Heavy | undefined, sink:
     heavy.go(Date.now() + seconds * 1000);
     loops.push(heavy.done);
   }
-  // Each light user sends (a session per message) and, on its own, logs in over IMAP; 100 ms pause after each.
-  for (const u of LIGHT_USERS)
+  // Each light user sends one message (a session of its own) every LIGHT_INTERVAL_MS and, half a period
+  // later, logs in over IMAP: on schedule, whether or not the last one has answered. Users start spread
+  // over the period.
+  LIGHT_USERS.forEach((u, i) => {
+    const offset = (i * LIGHT_INTERVAL_MS) / LIGHT_USERS.length;
+    const onSchedule = (first: number, job: () => Promise<void>) =>
+      (async () => {
+        const jobs: Promise<void>[] = [];
+        for (let at = performance.now() + first; at < end; at += LIGHT_INTERVAL_MS) {
+          await new Promise((x) => setTimeout(x, Math.max(0, at - performance.now())));
+          jobs.push(job());
+        }
+        await Promise.all(jobs);
+      })();
     loops.push(
-      (async () => {
-        while (performance.now() < end) {
-          const r = await sendOne(d.port('submission'), ADDRESS[u]!, u).catch(() => ({ refused: true, ms: undefined }));
-          if (r.ms !== undefined) bucket().lightDelivery.push(r.ms);
-          await new Promise((x) => setTimeout(x, 100));
-        }
-      })(),
-      (async () => {
-        while (performance.now() < end) {
-          bucket().lightLogin.push(await imapLogin(d.port('imap'), ADDRESS[u]!, u));
-          await new Promise((x) => setTimeout(x, 100));
-        }
-      })(),
+      onSchedule(offset, async () => {
+        const r = await sendOne(d.port('submission'), ADDRESS[u]!, u).catch(() => ({ refused: true, ms: undefined }));
+        if (r.ms !== undefined) bucket().lightDelivery.push(r.ms);
+      }),
+      onSchedule(offset + LIGHT_INTERVAL_MS / 2, async () => {
+        bucket().lightLogin.push(await imapLogin(d.port('imap'), ADDRESS[u]!, u));
+      }),
     );
+  });
   await Promise.all(loops);
 }
 
@@ -224,6 +253,7 @@ interface Run {
 
 async function run(mode: 'off' | 'enforce'): Promise<Run> {
   const tmp = await tempDir('mf-bench-gov-');
+  await writeUsers(tmp.dir);
   const d = await startDaemon(tmp.dir, configFor({ limits: { submission: { perUser: 100, perUserIp: 100, perIp: 100 } }, maildir: { durableWrites: { maxInFlight: DURABLE_GATE } } }));
   let governor: Governor | undefined;
   const ac = new AbortController();
@@ -406,7 +436,7 @@ function figures(mode: 'off' | 'enforce', r: Run): Figures {
 }
 
 console.log(
-  `bench/governor: ${ROUNDS} rounds of (off, enforce) on fresh daemons, alternating order; heavy ${HEAVY} submission loops of ${HEAVY_USER} (backoff after a refusal: ${RETRY_MS} ms doubling to ${RETRY_MAX_MS} ms, jittered), light ${LIGHT_USERS.join(', ')} (send, IMAP login, 100 ms pause); each user from its own address; governor target ${TARGET_RATIO} × unloaded light delivery p99, release under ${RELEASE_RATIO} × target; +${FSYNC_MS} ms per durable write, one disk; durable-write gate ${DURABLE_GATE === 0 ? 'off' : `on (maxInFlight ${DURABLE_GATE})`}; daemon in its own process; flood ${SECONDS} s, baseline ${BASELINE_SECONDS} s before each flood after ${WARMUP_SECONDS} s of uncounted warm-up`,
+  `bench/governor: ${ROUNDS} rounds of (off, enforce) on fresh daemons, alternating order; heavy ${HEAVY} submission loops of ${HEAVY_USER} (backoff after a refusal: ${RETRY_MS} ms doubling to ${RETRY_MAX_MS} ms, jittered), ${LIGHT} light users (${LIGHT_USERS[0]}, …; each a send and an IMAP login every ${LIGHT_INTERVAL_MS} ms, on schedule); each user from its own address; governor target ${TARGET_RATIO} × unloaded light delivery p99, release under ${RELEASE_RATIO} × target; +${FSYNC_MS} ms per durable write, one disk; durable-write gate ${DURABLE_GATE === 0 ? 'off' : `on (maxInFlight ${DURABLE_GATE})`}; daemon in its own process; flood ${SECONDS} s, baseline ${BASELINE_SECONDS} s before each flood after ${WARMUP_SECONDS} s of uncounted warm-up`,
 );
 console.log(`load average at start: ${loadavg().map((x) => x.toFixed(1)).join(' / ')} (1/5/15 min), ${cpus().length} CPUs`);
 const rounds: Array<{ off: Figures; enforce: Figures; cappedAfter?: number; releasedAfter?: number; target?: number }> = [];
