@@ -40,7 +40,7 @@ function templates(): Map<string, Template> {
   return out;
 }
 
-/** A deployed value as the stand-ins name it: `<stack>:<logical id>` for a Ref, `…​.<attribute>` for a GetAtt. */
+/** A deployed value as the stand-ins name it: `<stack>:<logical id>` for a Ref, `<stack>:<logical id>.<attribute>` for a GetAtt. */
 function deployed(stack: string, v: unknown): unknown {
   if (Array.isArray(v)) return v.map((x) => deployed(stack, x));
   if (v && typeof v === 'object') {
