@@ -665,10 +665,10 @@ step ${DRAIN.withdrawTimeoutSeconds} "\${here}/register.sh" DELETE
 sleep ${MAIL_DRAIN_SECONDS}
 step ${DRAIN.stopTimeoutSeconds} systemctl stop mailfleetd.service
 for try in $(seq 1 ${DRAIN.completeTries}); do
-  asg=$(timeout ${DRAIN.completeTimeoutSeconds} aws autoscaling describe-auto-scaling-instances --instance-ids "\${INSTANCE_ID}" \
+  asg=$(timeout ${DRAIN.completeTimeoutSeconds} aws autoscaling describe-auto-scaling-instances --instance-ids "\${INSTANCE_ID}" \\
     --query 'AutoScalingInstances[0].AutoScalingGroupName' --output text)
   if [ -n "\${asg}" ] && [ "\${asg}" != None ] &&
-    timeout ${DRAIN.completeTimeoutSeconds} aws autoscaling complete-lifecycle-action --lifecycle-hook-name ${TERMINATE_HOOK_NAME} \
+    timeout ${DRAIN.completeTimeoutSeconds} aws autoscaling complete-lifecycle-action --lifecycle-hook-name ${TERMINATE_HOOK_NAME} \\
       --auto-scaling-group-name "\${asg}" --instance-id "\${INSTANCE_ID}" --lifecycle-action-result CONTINUE; then
     echo "drain: lifecycle CONTINUE (\${asg})"
     # Done: the next tick must not drain again.
