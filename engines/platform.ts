@@ -46,6 +46,8 @@ import {
   REDIS_PORT,
   regionZoneName,
   secretNames,
+  MAIL_LIFECYCLE_HOOKS,
+  type LifecycleHookModel,
 } from '../lib/render/node-layout.js';
 import { DEFAULT_VPC_CIDR } from '../lib/spec/defaults.js';
 import { bootstrapText } from './bootstrap.js';
@@ -100,6 +102,8 @@ export interface TierModel {
   readonly shard?: number;
   /** Plan listener names whose target groups this group registers with (the shard's listeners). */
   readonly targetGroups: readonly string[];
+  /** The group's lifecycle hooks: the mail tier's launch (serving) and terminate (drained) hooks; none for proxies. */
+  readonly lifecycleHooks: readonly LifecycleHookModel[];
 }
 
 export interface NodeModel {
@@ -265,6 +269,7 @@ function regionModel(plan: Plan, role: RegionRole): RegionModel {
       inTargetGroups: t === 'proxy',
       shard: shard?.index,
       targetGroups: shard ? shard.listeners : [],
+      lifecycleHooks: t === 'mail' ? MAIL_LIFECYCLE_HOOKS : [],
     };
   };
   const storageNodes: NodeModel[] =

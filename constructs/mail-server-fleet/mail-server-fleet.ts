@@ -19,7 +19,8 @@ import { userData } from '../../lib/render/cloud-init.js';
 import { CONNECTIONS_METRIC, metricNamespace } from '../../lib/render/cloudwatch-agent.js';
 import {
   LAUNCH_HOOK_NAME,
-  LAUNCH_HOOK_TIMEOUT_SECONDS,
+  MAIL_LIFECYCLE_HOOKS,
+  TERMINATE_HOOK_NAME,
   auditBucketParameter,
   daemonBundleParameter,
   secretNames,
@@ -276,13 +277,18 @@ export class MailServerFleet extends Construct implements ec2.IConnectable {
     });
     tagRole(this.autoScalingGroup, 'mail');
     // A node is InService only once it serves (storage mounted, daemon healthy): bootstrap/mail.sh completes
-    // this hook, or abandons it when the store never comes (the group then replaces the node).
-    this.autoScalingGroup.addLifecycleHook('Ready', {
-      lifecycleHookName: LAUNCH_HOOK_NAME,
-      lifecycleTransition: autoscaling.LifecycleTransition.INSTANCE_LAUNCHING,
-      heartbeatTimeout: Duration.seconds(LAUNCH_HOOK_TIMEOUT_SECONDS),
-      defaultResult: autoscaling.DefaultResult.ABANDON,
-    });
+    // the launch hook, or abandons it when the store never comes (the group then replaces the node). A node
+    // the group terminates drains first: bootstrap/drain.sh completes the terminate hook. Construct IDs
+    // are pinned per hook name (renaming one replaces the hook).
+    const hookIds: Readonly<Record<string, string>> = { [LAUNCH_HOOK_NAME]: 'Ready', [TERMINATE_HOOK_NAME]: 'Drain' };
+    for (const h of MAIL_LIFECYCLE_HOOKS)
+      this.autoScalingGroup.addLifecycleHook(hookIds[h.name] ?? h.name, {
+        lifecycleHookName: h.name,
+        lifecycleTransition:
+          h.transition === 'autoscaling:EC2_INSTANCE_LAUNCHING' ? autoscaling.LifecycleTransition.INSTANCE_LAUNCHING : autoscaling.LifecycleTransition.INSTANCE_TERMINATING,
+        heartbeatTimeout: Duration.seconds(h.heartbeatTimeoutSeconds),
+        defaultResult: h.defaultResult === 'ABANDON' ? autoscaling.DefaultResult.ABANDON : autoscaling.DefaultResult.CONTINUE,
+      });
     acknowledge(
       this.role,
       'AwsSolutions-IAM5[Resource::*]',

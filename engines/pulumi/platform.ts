@@ -5,7 +5,8 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as aws from '@pulumi/aws';
 import type { Plan } from '../../lib/plan/types.js';
-import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
+import { NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
+import type { LifecycleHookModel } from '../../lib/render/node-layout.js';
 import { ROLE_TAG } from '../inventory.js';
 import { auditArchivePulumi, JOURNAL_KEYS } from './audit-archive.js';
 import { qualifiedOutputName, type OutputSource } from '../../lib/plan/outputs.js';
@@ -622,8 +623,9 @@ export class MailfleetPlatform extends pulumi.ComponentResource {
             launchTemplate: { id: lt.id, version: '$Latest' },
             targetGroupArns: t.inTargetGroups ? t.targetGroups.map((name) => targetGroups.get(name)!.arn) : undefined,
             healthCheckType: t.inTargetGroups ? 'ELB' : 'EC2',
-            // Mail nodes are InService once they serve (bootstrap/mail.sh completes the hook or abandons it).
-            initialLifecycleHooks: t.role === 'mail' ? [MAIL_LAUNCH_HOOK] : undefined,
+            // Mail nodes are InService once they serve (bootstrap/mail.sh completes the launch hook or abandons
+        // it), and drain before they go (bootstrap/drain.sh completes the terminate hook).
+            initialLifecycleHooks: (t.lifecycleHooks.length > 0 ? t.lifecycleHooks.map(lifecycleHookInput) : undefined),
             tags: Object.entries(tags(t.role, t.name)).map(([key, value]) => ({ key, value, propagateAtLaunch: true })),
           },
           o,
@@ -949,4 +951,9 @@ function randomPassword(length: number, eachClass: boolean): string {
     const p = randomBytes(length).toString('base64url').slice(0, length);
     if (!eachClass || (/[A-Z]/.test(p) && /[a-z]/.test(p) && /[0-9]/.test(p))) return p;
   }
+}
+
+/** A model lifecycle hook in the provider's `initial_lifecycle_hook` shape. */
+function lifecycleHookInput(h: LifecycleHookModel) {
+  return { name: h.name, lifecycleTransition: h.transition, heartbeatTimeout: h.heartbeatTimeoutSeconds, defaultResult: h.defaultResult };
 }

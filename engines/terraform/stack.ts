@@ -74,7 +74,8 @@ import { Vpc } from '@cdktf/provider-aws/lib/vpc/index.js';
 import { VolumeAttachment } from '@cdktf/provider-aws/lib/volume-attachment/index.js';
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule/index.js';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule/index.js';
-import { MAIL_LAUNCH_HOOK, NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
+import { NLB_HEALTH_CHECK_TF } from '../../lib/render/nlb.js';
+import type { LifecycleHookModel } from '../../lib/render/node-layout.js';
 import { auditArchiveTerraform, JOURNAL_KEYS } from './audit-archive.js';
 import { ElasticacheReplicationGroup } from '@cdktf/provider-aws/lib/elasticache-replication-group/index.js';
 import { ElasticacheSubnetGroup } from '@cdktf/provider-aws/lib/elasticache-subnet-group/index.js';
@@ -519,8 +520,9 @@ export class MailfleetTerraformStack extends TerraformStack {
         launchTemplate: { id: lt.id, version: '$Latest' },
         targetGroupArns: t.inTargetGroups ? t.targetGroups.map((name) => targetGroups.get(name)!.arn) : undefined,
         healthCheckType: t.inTargetGroups ? 'ELB' : 'EC2',
-        // Mail nodes are InService once they serve (bootstrap/mail.sh completes the hook or abandons it).
-        initialLifecycleHook: t.role === 'mail' ? [MAIL_LAUNCH_HOOK] : undefined,
+        // Mail nodes are InService once they serve (bootstrap/mail.sh completes the launch hook or abandons
+        // it), and drain before they go (bootstrap/drain.sh completes the terminate hook).
+        initialLifecycleHook: (t.lifecycleHooks.length > 0 ? t.lifecycleHooks.map(lifecycleHookInput) : undefined),
         tag: Object.entries(tags(t.role, t.name)).map(([key, value]) => ({ key, value, propagateAtLaunch: true })),
       });
       if (t.role === 'mail') mailAsg = asg;
@@ -898,4 +900,9 @@ export class MailfleetTerraformStack extends TerraformStack {
  */
 function literalText(s: string): string {
   return Fn.base64decode(Buffer.from(s, 'utf8').toString('base64'));
+}
+
+/** A model lifecycle hook in the provider's `initial_lifecycle_hook` shape. */
+function lifecycleHookInput(h: LifecycleHookModel) {
+  return { name: h.name, lifecycleTransition: h.transition, heartbeatTimeout: h.heartbeatTimeoutSeconds, defaultResult: h.defaultResult };
 }

@@ -10,6 +10,7 @@
 import { stackNames } from '../plan/link.js';
 import { MailfleetError } from '../errors.js';
 import { REGION_OUTAGE_DRILL, findOutput, type OutputSource } from '../plan/outputs.js';
+import { drillActions, drillsOf, processesDocumentName } from '../plan/drills.js';
 import type { Plan } from '../plan/types.js';
 import type { RegionRole } from '../render/node-layout.js';
 
@@ -19,7 +20,8 @@ export type AwsService = 'cloudformation' | 'ssm' | 'fis' | 'route53' | 'efs';
 export type AwsWait =
   | { readonly kind: 'ssm-command'; readonly timeoutSeconds: number }
   | { readonly kind: 'fis-experiment'; readonly states: readonly string[]; readonly timeoutSeconds: number }
-  | { readonly kind: 'efs-replicated'; readonly maxLagSeconds: number; readonly timeoutSeconds: number };
+  | { readonly kind: 'efs-replicated'; readonly maxLagSeconds: number; readonly timeoutSeconds: number }
+  | { readonly kind: 'ssm-automation'; readonly timeoutSeconds: number };
 
 export interface AwsCall {
   readonly service: AwsService;
@@ -36,6 +38,13 @@ export interface AwsCall {
   readonly optional?: boolean;
   /** This call's wait measures the replication lag: the RPO the report shows. */
   readonly measuresRpo?: boolean;
+  /**
+   * The call (ssm StartAutomationExecution) runs the automation that an action of a FIS experiment started
+   * earlier in the drill runs: its document and documentParameters are read from that experiment (the
+   * deployed template's own values), and `input` only adds to them. Skipped when the experiment was never
+   * started (it then suspended nothing).
+   */
+  readonly automationOf?: { readonly experiment: string; readonly action: string; readonly set: Readonly<Record<string, string>> };
 }
 
 export type ProbeKind = 'dns-switch' | 'smtp-banner' | 'imap-login';
@@ -87,6 +96,31 @@ export interface FailbackStep extends DrillStepPart {
   readonly title: string;
   /** The failover step this undoes: a rollback after a failure runs only steps whose target had begun. */
   readonly undoes: string;
+}
+
+/** How long the fail-back waits for the processes automation (FIS gives it PROCESSES_MAX_DURATION, 5 min). */
+export const RESUME_TIMEOUT_SECONDS = 300;
+
+/**
+ * The fail-back call that resumes the Auto Scaling processes the region-outage drill suspended, when its
+ * template holds the groups (lib/plan/drills.ts): the same automation, document and groups as the
+ * template's resume action, read from the started experiment.
+ */
+function resumeCalls(plan: Plan, region: string): AwsCall[] {
+  const drill = drillsOf(plan).find((d) => d.id === REGION_OUTAGE_DRILL);
+  const resume = drill ? drillActions(drill).find((a) => a.processes === 'Resume') : undefined;
+  if (!drill || !resume) return [];
+  return [
+    {
+      service: 'ssm',
+      region,
+      operation: 'StartAutomationExecution',
+      input: {},
+      automationOf: { experiment: 'experiment', action: resume.name, set: { Action: 'Resume' } },
+      cli: `aws ssm start-automation-execution --region ${region} --document-name ${processesDocumentName(plan)} --parameters 'Action=Resume,AutoScalingGroupNames=<groups of ${resume.name} in the experiment>,AutomationAssumeRole=<role of ${resume.name} in the experiment>'`,
+      wait: { kind: 'ssm-automation', timeoutSeconds: RESUME_TIMEOUT_SECONDS },
+    },
+  ];
 }
 
 /** Stack names, one per region; the CDK, Terraform and Pulumi engines use the same. */
@@ -313,6 +347,10 @@ export function buildAwsDrillPlan(plan: Plan): AwsDrillPlan {
         cli: `aws fis stop-experiment --region ${pr} --id ${res('experiment', 'experiment.id')}`,
         optional: true, // a completed experiment refuses to stop; its instances are started already
       },
+      // A stopped experiment cancels its pending actions, the resume of the groups' processes among them:
+      // resume them here, with the automation the template's own resume action names (a no-op when the
+      // experiment had completed and resumed them itself).
+      ...resumeCalls(plan, pr),
     ],
     probes: [],
   };

@@ -19,7 +19,13 @@ import {
   StopExperimentCommand,
 } from '@aws-sdk/client-fis';
 import { Route53Client, UpdateHealthCheckCommand } from '@aws-sdk/client-route-53';
-import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import {
+  GetAutomationExecutionCommand,
+  GetCommandInvocationCommand,
+  SendCommandCommand,
+  SSMClient,
+  StartAutomationExecutionCommand,
+} from '@aws-sdk/client-ssm';
 import { MailfleetError } from '../errors.js';
 import {
   failbackFor,
@@ -50,7 +56,12 @@ export type ProbeRunner = (probe: ProbeTarget) => Promise<{ ok: boolean; detail:
 type CommandCtor = new (input: never) => object;
 const COMMANDS: Readonly<Record<AwsService, Readonly<Record<string, CommandCtor>>>> = {
   cloudformation: { DescribeStacks: DescribeStacksCommand },
-  ssm: { SendCommand: SendCommandCommand, GetCommandInvocation: GetCommandInvocationCommand },
+  ssm: {
+    SendCommand: SendCommandCommand,
+    GetCommandInvocation: GetCommandInvocationCommand,
+    StartAutomationExecution: StartAutomationExecutionCommand,
+    GetAutomationExecution: GetAutomationExecutionCommand,
+  },
   fis: {
     StartExperiment: StartExperimentCommand,
     GetExperiment: GetExperimentCommand,
@@ -173,7 +184,12 @@ export async function runAwsDrill(drill: AwsDrillPlan, opts: AwsRunOptions): Pro
   };
 
   const call = async (c: AwsCall): Promise<void> => {
-    const input = state.resolve(c.input);
+    let input = state.resolve(c.input);
+    if (c.automationOf) {
+      const experiment = state.results.get(c.automationOf.experiment);
+      if (experiment === undefined) return; // never started: it suspended nothing
+      input = { ...automationInput(experiment, c.automationOf.action, c.automationOf.set), ...input };
+    }
     const client = opts.clients(c.service, c.region);
     const started = now();
     const out = await client.send(sdkCommand(c.service, c.operation, input));
@@ -215,6 +231,16 @@ export async function runAwsDrill(drill: AwsDrillPlan, opts: AwsRunOptions): Pro
         if (st === 'failed' || st === 'stopped')
           throw new MailfleetError('INTERNAL', `FIS experiment ${id} ${st}`);
         return st;
+      });
+    } else if (w.kind === 'ssm-automation') {
+      const id = dig(out, 'AutomationExecutionId') as string;
+      await waitUntil(`SSM automation ${String(input.DocumentName)} (${id})`, w.timeoutSeconds, async () => {
+        const ex = await client.send(sdkCommand('ssm', 'GetAutomationExecution', { AutomationExecutionId: id }));
+        const status = String(dig(ex, 'AutomationExecution.AutomationExecutionStatus'));
+        if (status === 'Success') return true;
+        if (['Failed', 'Cancelled', 'TimedOut', 'CompletedWithFailure'].includes(status))
+          throw new MailfleetError('INTERNAL', `SSM automation ${id} ${status}: ${String(dig(ex, 'AutomationExecution.FailureMessage') ?? '')}`);
+        return status;
       });
     } else if (w.kind === 'efs-replicated') {
       let response = out;
@@ -325,6 +351,25 @@ export async function runAwsDrill(drill: AwsDrillPlan, opts: AwsRunOptions): Pro
     pass: reasons.length === 0,
     reasons,
   };
+}
+
+/**
+ * StartAutomationExecution's input for the automation a FIS experiment's action runs
+ * (aws:ssm:start-automation-execution): the document from its documentArn
+ * (`…:automation-definition/<name>:<version>`), the parameters from its documentParameters (JSON), each
+ * value a list as SSM takes them, `set` overriding some.
+ */
+export function automationInput(experiment: unknown, action: string, set: Readonly<Record<string, string>>): Record<string, unknown> {
+  const params = dig(experiment, 'experiment.actions') as Record<string, { parameters?: Record<string, string> }> | undefined;
+  const p = params?.[action]?.parameters;
+  const doc = /:automation-definition\/([^:]+)(?::(.+))?$/.exec(p?.documentArn ?? '');
+  if (!p || !doc)
+    throw new MailfleetError('PLAN_INVALID', `the experiment has no automation action ${action} (its template is not the one this drill expects)`);
+  const given = JSON.parse(p.documentParameters ?? '{}') as Record<string, string | string[]>;
+  const parameters = Object.fromEntries(
+    Object.entries({ ...given, ...set }).map(([k, v]) => [k, Array.isArray(v) ? v.map(String) : [String(v)]]),
+  );
+  return { DocumentName: doc[1], ...(doc[2] ? { DocumentVersion: doc[2] } : {}), Parameters: parameters };
 }
 
 function rollbackNote(failedAt: string | undefined): string | undefined {

@@ -14,6 +14,7 @@ import { filteringBootstrap } from '../filter/node-setup.js';
 import { ldapCaBootstrap } from './managed-ad-boot.js';
 import { BUSY_TLS_PEM_FILE, CLOUD_HAPROXY_DIR } from './haproxy.js';
 import { SELF_SIGNED_CERT_METRIC, STATSD_ADDRESS } from './cloudwatch-agent.js';
+import { MAIL_DRAIN_SECONDS } from '../plan/reload.js';
 import {
   BOOTSTRAP_LOG_PATH,
   DAEMON_ADMIN_PORT,
@@ -21,8 +22,10 @@ import {
   DAEMON_NODE_PATH,
   HEALTH_FAILURES_BEFORE_UNHEALTHY,
   DISCOVERY,
+  DRAIN,
   LAUNCH_HOOK_NAME,
   MAIL_UID,
+  TERMINATE_HOOK_NAME,
   STORAGE_WAIT,
   auditBucketParameter,
   provisionsRedis,
@@ -370,6 +373,8 @@ install_units mailfleet-register-reconcile.service
 install_units mailfleet-register.timer
 install_units mailfleet-health.service
 install_units mailfleet-health.timer
+install_units mailfleet-drain.service
+install_units mailfleet-drain.timer
 param private-zone-id >/etc/mailfleet/private-zone-id
 systemctl enable ${MAIL_MOUNT_UNIT}
 mounted=""
@@ -402,6 +407,8 @@ if [ -z "\${ready}" ]; then
   exit 1
 fi
 systemctl enable --now mailfleet-register.service mailfleet-health.timer mailfleet-register.timer
+# From now on a scale-in or replacement drains this node before it goes (bootstrap/drain.sh).
+systemctl enable --now mailfleet-drain.timer
 install_cloudwatch_agent mail
 signal_launch CONTINUE
 launch_signalled=yes
@@ -619,9 +626,67 @@ PY
   };
 }
 
+/**
+ * The mail node's side of the terminate lifecycle hook (TERMINATE_HOOK_NAME), run every DRAIN.pollSeconds by
+ * mailfleet-drain.timer: once IMDS says the group is terminating this instance, withdraw its address from
+ * the mail tier's record (HAProxy stops sending new sessions once the record and its resolver hold expire),
+ * stop the daemon (SIGTERM: sessions end with their protocol's goodbye; the journal spool it leaves on the
+ * shared store is adopted by the other nodes' sweepers), then complete the hook with CONTINUE. Each step
+ * has its own bound and a failed one does not stop the rest: the hook is completed whatever happened.
+ */
+function drainScript(plan: Plan): RenderedFile {
+  return {
+    path: 'bootstrap/drain.sh',
+    executable: true,
+    content: `#!/bin/bash
+# mailfleet ${plan.platform}: drains this mail node when its Auto Scaling group terminates it (mailfleet-drain.timer).
+set -euo pipefail
+here=$(dirname "$0")
+# shellcheck source=common.sh
+. "\${here}/common.sh"
+# Outside an Auto Scaling group (or before IMDS knows) there is no such path: nothing to do.
+target=$(imds meta-data/autoscaling/target-lifecycle-state 2>/dev/null) || exit 0
+[ "\${target}" = Terminated ] || exit 0
+echo "drain: the group is terminating \${INSTANCE_ID}: draining"
+set +e
+# Runs one step within its bound; a failure is logged, and the drain goes on.
+step() {
+  local bound=$1 rc
+  shift
+  timeout "\${bound}" "$@"
+  rc=$?
+  [ "\${rc}" -eq 0 ] || echo "drain: '$*' failed (exit \${rc}); going on" >&2
+  return 0
+}
+# A daemon stopped on purpose is not a node to report Unhealthy.
+step ${DRAIN.completeTimeoutSeconds} systemctl stop mailfleet-health.timer
+step ${DRAIN.withdrawTimeoutSeconds} "\${here}/register.sh" DELETE
+# The record's TTL and HAProxy's resolver hold: new sessions go to the other nodes first.
+sleep ${MAIL_DRAIN_SECONDS}
+step ${DRAIN.stopTimeoutSeconds} systemctl stop mailfleetd.service
+for try in $(seq 1 ${DRAIN.completeTries}); do
+  asg=$(timeout ${DRAIN.completeTimeoutSeconds} aws autoscaling describe-auto-scaling-instances --instance-ids "\${INSTANCE_ID}" \\
+    --query 'AutoScalingInstances[0].AutoScalingGroupName' --output text)
+  if [ -n "\${asg}" ] && [ "\${asg}" != None ] &&
+    timeout ${DRAIN.completeTimeoutSeconds} aws autoscaling complete-lifecycle-action --lifecycle-hook-name ${TERMINATE_HOOK_NAME} \\
+      --auto-scaling-group-name "\${asg}" --instance-id "\${INSTANCE_ID}" --lifecycle-action-result CONTINUE; then
+    echo "drain: lifecycle CONTINUE (\${asg})"
+    # Done: the next tick must not drain again.
+    systemctl stop mailfleet-drain.timer
+    exit 0
+  fi
+  echo "drain: completing the lifecycle hook failed (try \${try}/${DRAIN.completeTries})" >&2
+  sleep 5
+done
+# The timer tries again; past the hook's heartbeat the group goes on without us (default result CONTINUE).
+exit 1
+`,
+  };
+}
+
 /** The role scripts this renderer owns (storage and LDAP scripts come from the gluster and slapd renderers). */
 export function roleScripts(plan: Plan): RenderedFile[] {
-  return [commonScript(plan), proxyScript(plan), mailScript(plan), registerScript(plan), healthScript(), healthWatchScript()];
+  return [commonScript(plan), proxyScript(plan), mailScript(plan), registerScript(plan), healthScript(), healthWatchScript(), drainScript(plan)];
 }
 
 /** Kernel settings for nodes that hold many long-lived connections (IMAP IDLE, HAProxy). */

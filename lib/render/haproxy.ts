@@ -45,6 +45,22 @@ export const EDGE_DENY_FILE = 'mailfleet-deny.acl';
 export const EDGE_ALLOW_FILE = 'mailfleet-allow.acl';
 /** The Lua service that answers an SMTP client talking before the greeting (edge.smtpGreetPauseMs). */
 export const PREGREET_SERVICE = 'mf_pregreet_smtp';
+/**
+ * Mail backends: connection attempts retried after the first fails (refused, or no answer within `timeout
+ * connect`) before the client is dropped. HAProxy's own default, said out loud because redispatch needs it.
+ * @default 3
+ */
+export const MAIL_BACKEND_RETRIES = 3;
+/**
+ * Mail backends: every Nth retry goes to another node (`option redispatch N`). A node that dies (scale-in,
+ * replacement, crash) stays UP for HAProxy until `fall` checks fail (seconds); without redispatch every
+ * retry goes back to it (a sticky client's node, or the node leastconn picked) and the client is dropped.
+ * 1 (every retry) rather than HAProxy's -1 (the last one): a refused connect says the daemon is gone, and
+ * on a node that does not answer at all each retry on it costs `timeout connect`. Source affinity yields
+ * (the stick entry then names the new node); it only keeps indexes warm, it is not needed for correctness.
+ * @default 1
+ */
+export const MAIL_BACKEND_REDISPATCH_EVERY = 1;
 /** Per-source stick tables: entries and idle expiry. */
 export const SOURCE_TABLE_SIZE = '100k';
 export const SOURCE_TABLE_EXPIRE = '10m';
@@ -443,7 +459,16 @@ export function renderHaproxyConfig(plan: Plan, opts: HaproxyRenderOptions = {})
   for (const fe of layout.frontends) if (!backends.has(fe.backend)) backends.set(fe.backend, fe.listener);
   for (const [name, l] of backends) {
     const timeout = fmtSeconds(idleTimeoutSeconds(plan, l.service));
-    out.push('', `backend ${name}`, '    balance leastconn', `    timeout server ${timeout}`);
+    out.push(
+      '',
+      `backend ${name}`,
+      '    balance leastconn',
+      `    timeout server ${timeout}`,
+      // A failed connect is retried on another node (MAIL_BACKEND_REDISPATCH_EVERY). Locally there is one
+      // daemon, so the lines change nothing there; they stay for one config shape.
+      `    retries ${MAIL_BACKEND_RETRIES}`,
+      `    option redispatch ${MAIL_BACKEND_REDISPATCH_EVERY}`,
+    );
     if (l.affinity === 'source')
       out.push('    # source affinity: a client keeps its daemon node (Maildir indexes stay warm)', '    stick-table type ipv6 size 200k expire 30m', '    stick on src');
     out.push('    option tcp-check', ...healthCheck(l.protocol, l.tls).map((x) => `    ${x}`));

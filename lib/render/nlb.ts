@@ -1,12 +1,11 @@
 /**
- * What every engine sets on the NLBs in front of the HAProxy tier (and on the mail group), derived from the plan so that CDK,
+ * What every engine sets on the NLBs in front of the HAProxy tier, derived from the plan so that CDK,
  * Terraform and Pulumi (and the fleet harness's NLB stand-in) agree.
  */
 import { SERVICE_OF } from '../plan/build.js';
 import type { Plan } from '../plan/types.js';
 import type { Protocol } from '../spec/schema.js';
 import { CLOUD_HEALTH_PORT, idleTimeoutSeconds } from './haproxy.js';
-import { LAUNCH_HOOK_NAME, LAUNCH_HOOK_TIMEOUT_SECONDS } from './node-layout.js';
 
 /** AWS bounds of a TCP listener's `tcp.idle_timeout.seconds` (the default, 350 s, is what cut IMAP IDLE). */
 export const NLB_TCP_IDLE_MIN = 60;
@@ -44,12 +43,4 @@ export const NLB_HEALTH_CHECK_TF = {
   interval: NLB_HEALTH_CHECK.intervalSeconds,
   healthyThreshold: NLB_HEALTH_CHECK.healthyThreshold,
   unhealthyThreshold: NLB_HEALTH_CHECK.unhealthyThreshold,
-};
-
-/** The mail group's launch lifecycle hook in Terraform's / Pulumi's `initial_lifecycle_hook` shape. */
-export const MAIL_LAUNCH_HOOK = {
-  name: LAUNCH_HOOK_NAME,
-  lifecycleTransition: 'autoscaling:EC2_INSTANCE_LAUNCHING',
-  heartbeatTimeout: LAUNCH_HOOK_TIMEOUT_SECONDS,
-  defaultResult: 'ABANDON',
 };

@@ -13,7 +13,7 @@ import { glusterFiles } from './gluster.js';
 import { renderer } from './index.js';
 import type { NodeRole, RegionRole, RenderedFile } from './node-layout.js';
 import { slapdFiles } from './slapd.js';
-import { haproxyLimits, healthUnits, mailfleetdUnit, mailMountUnit, registerReconcileUnits, registerUnit, slapdUnit } from './systemd.js';
+import { drainUnits, haproxyLimits, healthUnits, mailfleetdUnit, mailMountUnit, registerReconcileUnits, registerUnit, slapdUnit } from './systemd.js';
 
 /** What a proxy node gets when the 'haproxy' renderer is not registered yet: its check fails the boot loudly. */
 const MISSING_HAPROXY = '# the haproxy renderer is not registered: no configuration to run\nthis line makes haproxy -c fail\n';
@@ -46,12 +46,14 @@ export function nodeFiles(plan: Plan, role: NodeRole, region: RegionRole): Rende
         scripts.find((f) => f.path === 'bootstrap/register.sh')!,
         scripts.find((f) => f.path === 'bootstrap/health.sh')!,
         scripts.find((f) => f.path === 'bootstrap/health-watch.sh')!,
+        scripts.find((f) => f.path === 'bootstrap/drain.sh')!,
         sysctlConf(),
         mailMountUnit(plan),
         mailfleetdUnit(plan),
         registerUnit(plan),
         ...registerReconcileUnits(plan),
         ...healthUnits(),
+        ...drainUnits(plan),
         { path: 'mailfleetd.json', content: daemonConfig },
         // rspamd (+ ClamAV) on the node when the spec filters there (lib/filter/node-setup.ts).
         ...filteringNodeFiles(plan),

@@ -82,10 +82,55 @@ export function debianAmiParameter(instanceType: string): string {
  */
 export const MAIL_UID = 5025;
 
+/** register.sh gives up on a change of the mail tier's record after this many seconds (DISCOVERY.deadlineSeconds). */
+const DISCOVERY_DEADLINE_SECONDS = 90;
 /** Lifecycle hook (autoscaling:EC2_INSTANCE_LAUNCHING) a mail node completes once it serves, or abandons. */
 export const LAUNCH_HOOK_NAME = 'mailfleet-ready';
 /** Seconds the hook waits for the node; above STORAGE_WAIT (storage node 1 forms the volume in up to 15 min). */
 export const LAUNCH_HOOK_TIMEOUT_SECONDS = 30 * 60;
+/**
+ * Lifecycle hook (autoscaling:EC2_INSTANCE_TERMINATING) a mail node completes once it has drained (scale-in,
+ * instance refresh, replacement of an unhealthy node): bootstrap/drain.sh withdraws its address, stops the
+ * daemon and says CONTINUE.
+ */
+export const TERMINATE_HOOK_NAME = 'mailfleet-drain';
+/**
+ * How the drain (bootstrap/drain.sh, run by mailfleet-drain.timer) is paced and bounded: how often the node
+ * asks IMDS whether its group is terminating it; how long each step may take before the next runs anyway
+ * (withdrawing the address: register.sh's own deadline plus its interpreter; stopping the daemon: its
+ * unit's TimeoutStopSec plus a margin; each complete-lifecycle-action call); and how many times completing
+ * is tried. The wait between withdrawing and stopping is MAIL_DRAIN_SECONDS (lib/plan/reload.ts).
+ * @default { pollSeconds: 10, withdrawTimeoutSeconds: 120, stopTimeoutSeconds: 45, completeTimeoutSeconds: 20, completeTries: 3 }
+ */
+export const DRAIN = {
+  pollSeconds: 10,
+  withdrawTimeoutSeconds: DISCOVERY_DEADLINE_SECONDS + 30,
+  stopTimeoutSeconds: 45,
+  completeTimeoutSeconds: 20,
+  completeTries: 3,
+} as const;
+/**
+ * Seconds the terminate hook waits for the node: above everything drain.sh may take (one poll, each step's
+ * bound, the settle wait and the pauses between tries), so a slow drain still completes the hook itself. If
+ * the node never does (it is gone already), the group terminates it anyway (default result CONTINUE).
+ * @default 600
+ */
+export const TERMINATE_HOOK_TIMEOUT_SECONDS = 10 * 60;
+
+/** One Auto Scaling lifecycle hook of a node group, in engine-neutral terms (every engine translates these). */
+export interface LifecycleHookModel {
+  readonly name: string;
+  readonly transition: 'autoscaling:EC2_INSTANCE_LAUNCHING' | 'autoscaling:EC2_INSTANCE_TERMINATING';
+  readonly heartbeatTimeoutSeconds: number;
+  /** What the group does when the node never completes the hook. */
+  readonly defaultResult: 'ABANDON' | 'CONTINUE';
+}
+
+/** The mail group's lifecycle hooks: served before InService (launch), drained before it goes (terminate). */
+export const MAIL_LIFECYCLE_HOOKS: readonly LifecycleHookModel[] = [
+  { name: LAUNCH_HOOK_NAME, transition: 'autoscaling:EC2_INSTANCE_LAUNCHING', heartbeatTimeoutSeconds: LAUNCH_HOOK_TIMEOUT_SECONDS, defaultResult: 'ABANDON' },
+  { name: TERMINATE_HOOK_NAME, transition: 'autoscaling:EC2_INSTANCE_TERMINATING', heartbeatTimeoutSeconds: TERMINATE_HOOK_TIMEOUT_SECONDS, defaultResult: 'CONTINUE' },
+];
 /** A mail node tries to mount the Maildir store this many times, this far apart, before it gives up. */
 export const STORAGE_WAIT = { tries: 120, intervalSeconds: 10 } as const;
 /**
@@ -101,7 +146,7 @@ export const DISCOVERY = {
   changeTries: 25,
   backoffBaseSeconds: 0.1,
   backoffCapSeconds: 3,
-  deadlineSeconds: 90,
+  deadlineSeconds: DISCOVERY_DEADLINE_SECONDS,
   connectTimeoutSeconds: 5,
   readTimeoutSeconds: 10,
   apiAttempts: 3,

@@ -6,6 +6,8 @@ import type { Plan } from '../plan/types.js';
 import type { Renderer } from './types.js';
 import {
   DISCOVERY,
+  DRAIN,
+  TERMINATE_HOOK_TIMEOUT_SECONDS,
   DAEMON_BUNDLE_PATH,
   DAEMON_NODE_PATH,
   DAEMON_CONFIG_PATH,
@@ -180,6 +182,38 @@ WantedBy=timers.target
   ];
 }
 
+/** Polls for the group terminating this mail node and drains it (bootstrap/drain.sh, TERMINATE_HOOK_NAME). */
+export function drainUnits(plan: Plan): RenderedFile[] {
+  return [
+    {
+      path: 'systemd/mailfleet-drain.service',
+      content: `[Unit]
+Description=Drain this mail node when its Auto Scaling group terminates it (${plan.platform})
+
+[Service]
+Type=oneshot
+ExecStart=${NODE_FILES_DIR}/bootstrap/drain.sh
+# drain.sh bounds each step itself; this only bounds the whole within the lifecycle hook's heartbeat.
+TimeoutStartSec=${TERMINATE_HOOK_TIMEOUT_SECONDS - DRAIN.pollSeconds}
+`,
+    },
+    {
+      path: 'systemd/mailfleet-drain.timer',
+      content: `[Unit]
+Description=Ask every ${DRAIN.pollSeconds} s whether the Auto Scaling group is terminating this mail node
+
+[Timer]
+OnActiveSec=${DRAIN.pollSeconds}
+OnUnitActiveSec=${DRAIN.pollSeconds}
+AccuracySec=1
+
+[Install]
+WantedBy=timers.target
+`,
+    },
+  ];
+}
+
 export function haproxyLimits(): RenderedFile {
   return {
     path: 'systemd/haproxy-limits.conf',
@@ -220,7 +254,7 @@ WantedBy=multi-user.target
 
 /** Every unit for a region; engines pick the ones a role needs. */
 export function systemdUnits(plan: Plan): RenderedFile[] {
-  return [mailMountUnit(plan), mailfleetdUnit(plan), registerUnit(plan), ...registerReconcileUnits(plan), ...healthUnits(), haproxyLimits(), slapdUnit()];
+  return [mailMountUnit(plan), mailfleetdUnit(plan), registerUnit(plan), ...registerReconcileUnits(plan), ...healthUnits(), ...drainUnits(plan), haproxyLimits(), slapdUnit()];
 }
 
 export const systemdRenderer: Renderer = {

@@ -182,8 +182,9 @@ describe('MailServerFleet: nodes are in service only once they serve, on Debian 
     new MailServerFleet(stack, 'Mail', { plan, vpc, privateZone: zone });
     const t = Template.fromStack(stack);
     const hooks = Object.values(t.findResources('AWS::AutoScaling::LifecycleHook'));
-    assert.equal(hooks.length, 1);
-    const hook = hooks[0]!.Properties as Record<string, unknown>;
+    // The terminate hook (drain) is checked against drain.sh in test/engines/lifecycle-hook.test.ts.
+    assert.equal(hooks.length, 2);
+    const hook = hooks.find((h) => h.Properties.LifecycleTransition === 'autoscaling:EC2_INSTANCE_LAUNCHING')!.Properties as Record<string, unknown>;
     assert.equal(hook.LifecycleTransition, 'autoscaling:EC2_INSTANCE_LAUNCHING');
     assert.equal(hook.DefaultResult, 'ABANDON');
     assert.equal(hook.LifecycleHookName, LAUNCH_HOOK_NAME);

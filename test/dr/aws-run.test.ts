@@ -4,6 +4,8 @@ import { buildAwsDrillPlan } from '../../lib/dr/aws-plan.js';
 import { runAwsDrill, type ClientFactory, type ProbeTarget } from '../../lib/dr/aws-run.js';
 import { buildPlan } from '../../lib/plan/index.js';
 import { loadSpec } from '../../lib/spec/index.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cdkStackOutputs } from '../../lib/dr/check-outputs.js';
 import { cleanupApps, synthPlatform } from '../stacks/helpers.js';
 
@@ -15,18 +17,71 @@ interface Sent {
 }
 
 after(cleanupApps);
-/** Output keys per stack of primary-dr.yaml as `cdk synth` writes them: the producer, not the drill's own list. */
+type Resource = { Type: string; Properties: Record<string, unknown> };
+interface Template { Resources: Record<string, Resource>; Outputs?: Record<string, { Value: unknown }> }
+/** `cdk synth` of primary-dr.yaml: the producer the stand-ins answer from, not the drill's own lists. */
+let assemblyDir: string | undefined;
+const assembly = () => (assemblyDir ??= synthPlatform(buildPlan(loadSpec('examples/primary-dr.yaml').spec), { validation: false }).assembly.directory);
 let synthesized: Map<string, Set<string>> | undefined;
+/** Output keys per stack. */
 function stackOutputs(): Map<string, Set<string>> {
-  synthesized ??= cdkStackOutputs(synthPlatform(buildPlan(loadSpec('examples/primary-dr.yaml').spec), { validation: false }).assembly.directory);
+  synthesized ??= cdkStackOutputs(assembly());
   return synthesized;
+}
+/** Each stack's synthesized template, by stack name. */
+function templates(): Map<string, Template> {
+  const manifest = JSON.parse(readFileSync(join(assembly(), 'manifest.json'), 'utf8')) as {
+    artifacts: Record<string, { type: string; properties?: { templateFile?: string; stackName?: string } }>;
+  };
+  const out = new Map<string, Template>();
+  for (const [id, a] of Object.entries(manifest.artifacts))
+    if (a.type === 'aws:cloudformation:stack' && a.properties?.templateFile)
+      out.set(a.properties.stackName ?? id, JSON.parse(readFileSync(join(assembly(), a.properties.templateFile), 'utf8')) as Template);
+  return out;
+}
+
+/** A deployed value as the stand-ins name it: `<stack>:<logical id>` for a Ref, `<stack>:<logical id>.<attribute>` for a GetAtt. */
+function deployed(stack: string, v: unknown): unknown {
+  if (Array.isArray(v)) return v.map((x) => deployed(stack, x));
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if (typeof o.Ref === 'string') return `${stack}:${o.Ref}`;
+    if (Array.isArray(o['Fn::GetAtt'])) return `${stack}:${(o['Fn::GetAtt'] as string[]).join('.')}`;
+    if (Array.isArray(o['Fn::Join'])) {
+      const [sep, parts] = o['Fn::Join'] as [string, unknown[]];
+      return parts.map((x) => String(deployed(stack, x))).join(sep);
+    }
+    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, deployed(stack, x)]));
+  }
+  return v;
+}
+
+/**
+ * The experiment FIS starts from a template id (an output value `<stack>:<output key>`): the synthesized
+ * template's actions, their parameters resolved as deployed, in FIS's response shape.
+ */
+function experimentOf(templateId: string): { actions: Record<string, { actionId: string; parameters: Record<string, string>; state: { status: string } }> } {
+  const [stack, key] = templateId.split(':') as [string, string];
+  const t = templates().get(stack)!;
+  const ref = (t.Outputs?.[key]?.Value as { Ref?: string } | undefined)?.Ref;
+  const tpl = ref ? t.Resources[ref] : undefined;
+  assert.equal(tpl?.Type, 'AWS::FIS::ExperimentTemplate', `${templateId} is a FIS template output`);
+  const actions = tpl!.Properties.Actions as Record<string, { ActionId: string; Parameters?: Record<string, unknown> }>;
+  return {
+    actions: Object.fromEntries(
+      Object.entries(actions).map(([name, a]) => [
+        name,
+        { actionId: a.ActionId, parameters: deployed(stack, a.Parameters ?? {}) as Record<string, string>, state: { status: 'pending' } },
+      ]),
+    ),
+  };
 }
 
 /**
  * SDK clients stubbed at the boundary: `send(command)` records the command and answers from a script;
  * DescribeStacks answers with the outputs of the synthesized templates (`<stack>:<key>` as each value).
  */
-function stubClients(opts: { failSsmComment?: RegExp; dropOutput?: string } = {}) {
+function stubClients(opts: { failSsmComment?: RegExp; dropOutput?: string; experimentStatus?: string; automationStatus?: string } = {}) {
   const sent: Sent[] = [];
   const polls = new Map<string, number>();
   let cmdN = 0;
@@ -65,9 +120,16 @@ function stubClients(opts: { failSsmComment?: RegExp; dropOutput?: string } = {}
           return { Status: 'Success' };
         }
         case 'StartExperimentCommand':
-          return { experiment: { id: 'EXP123', state: { status: 'initiating' } } };
+          return { experiment: { id: 'EXP123', state: { status: 'initiating' }, ...experimentOf(String(input.experimentTemplateId)) } };
         case 'GetExperimentCommand':
-          return { experiment: { id: 'EXP123', state: { status: 'running' } } };
+          return { experiment: { id: 'EXP123', state: { status: opts.experimentStatus ?? 'running' } } };
+        case 'StartAutomationExecutionCommand':
+          return { AutomationExecutionId: 'auto-1' };
+        case 'GetAutomationExecutionCommand': {
+          const n = (polls.get('auto-1') ?? 0) + 1;
+          polls.set('auto-1', n);
+          return { AutomationExecution: { AutomationExecutionStatus: n === 1 ? 'InProgress' : (opts.automationStatus ?? 'Success'), FailureMessage: 'AccessDenied' } };
+        }
         default:
           return {};
       }
@@ -114,6 +176,9 @@ describe('AWS drill executor (stubbed SDK clients)', () => {
       'us-east-1 UpdateHealthCheckCommand',
       // fail-back
       'eu-west-1 StopExperimentCommand',
+      'eu-west-1 StartAutomationExecutionCommand', // resume the proxy groups' processes
+      'eu-west-1 GetAutomationExecutionCommand',
+      'eu-west-1 GetAutomationExecutionCommand',
       'eu-central-1 SendCommandCommand',
       'eu-central-1 GetCommandInvocationCommand',
       'eu-central-1 GetCommandInvocationCommand',
@@ -231,5 +296,57 @@ describe('AWS drill executor (stubbed SDK clients)', () => {
     );
     // A failed run rolls back even with failback: false.
     assert.ok(report.failback.steps.some((s) => s.id === 'failback-dns'));
+  });
+
+  /** The proxy groups of the primary template, as deployed (`<stack>:<logical id>`), and the processes role's ARN. */
+  function heldByTemplate(): { groups: string[]; role: string } {
+    const stack = 'globex-mail-primary';
+    const t = templates().get(stack)!;
+    const groups = Object.entries(t.Resources)
+      .filter(([, r]) => r.Type === 'AWS::AutoScaling::AutoScalingGroup')
+      .filter(([, r]) => (r.Properties.Tags as { Key: string; Value: string }[]).some((x) => x.Key === 'mailfleet:role' && x.Value === 'proxy'))
+      .map(([id]) => `${stack}:${id}`);
+    const role = Object.entries(t.Resources).find(([, r]) => r.Type === 'AWS::IAM::Role' && JSON.stringify(r.Properties.AssumeRolePolicyDocument).includes('ssm.amazonaws.com'))!;
+    return { groups, role: `${stack}:${role[0]}.Arn` };
+  }
+
+  it('GIVEN the fail-back stops the experiment early (its resume action cancelled) WHEN the drill fails back THEN it resumes the held processes itself, on the groups and with the role the deployed template names, and waits for it', async () => {
+    const drill = drillOf('examples/primary-dr.yaml');
+    const { sent, factory } = stubClients();
+    const report = await runAwsDrill(drill, { clients: factory, drillId: 'drill-resume', pollMs: 1000, ...fakeTime(), probe: async () => ({ ok: true, detail: '' }) });
+    assert.equal(report.failback.ok, true, JSON.stringify(report.failback.steps));
+    const stop = sent.findIndex((s) => s.command === 'StopExperimentCommand');
+    const resume = sent.findIndex((s) => s.command === 'StartAutomationExecutionCommand');
+    assert.ok(stop >= 0 && resume === stop + 1, 'resumed right after the stop, before the data is copied back');
+    const held = heldByTemplate();
+    assert.ok(held.groups.length >= 1);
+    assert.deepEqual(sent[resume]!.input, {
+      DocumentName: 'globex-mail-drill-asg-processes',
+      DocumentVersion: '$DEFAULT',
+      Parameters: { AutomationAssumeRole: [held.role], AutoScalingGroupNames: held.groups, Action: ['Resume'] },
+    });
+    assert.equal(sent[resume]!.region, 'eu-west-1');
+  });
+
+  it('GIVEN the experiment fails WHEN the fault step stops the run THEN the rollback stops it and resumes the processes', async () => {
+    const drill = drillOf('examples/primary-dr.yaml');
+    const { sent, factory } = stubClients({ experimentStatus: 'failed' });
+    const report = await runAwsDrill(drill, { clients: factory, drillId: 'drill-exp-failed', pollMs: 1000, ...fakeTime(), probe: async () => ({ ok: true, detail: '' }) });
+    assert.equal(report.pass, false);
+    assert.match(report.reasons[0]!, /step fault failed: FIS experiment EXP123 failed/);
+    assert.equal(report.failback.steps[0]?.id, 'failback-primary');
+    assert.equal(report.failback.steps[0]?.status, 'ok');
+    const resume = sent.find((s) => s.command === 'StartAutomationExecutionCommand');
+    assert.deepEqual((resume?.input.Parameters as Record<string, string[]>).Action, ['Resume']);
+  });
+
+  it('fails the fail-back when the resume automation fails (the groups would stay suspended)', async () => {
+    const drill = drillOf('examples/primary-dr.yaml');
+    const { factory } = stubClients({ automationStatus: 'Failed' });
+    const report = await runAwsDrill(drill, { clients: factory, drillId: 'drill-resume-failed', pollMs: 1000, ...fakeTime(), probe: async () => ({ ok: true, detail: '' }) });
+    assert.equal(report.pass, false);
+    assert.equal(report.failback.ok, false);
+    assert.match(report.failback.steps[0]!.detail ?? '', /SSM automation auto-1 Failed: AccessDenied/);
+    assert.ok(report.reasons.includes('fail-back did not complete'));
   });
 });
