@@ -9,6 +9,7 @@ import type { Renderer } from './types.js';
 import {
   BRICK_DIR,
   BRICK_MOUNT,
+  NODE_FILES_DIR,
   NODE_INDEX_TAG,
   joinFiles,
   shq,
@@ -45,6 +46,25 @@ export const VOLUME_OPTIONS: ReadonlyArray<readonly [string, string]> = [
   ['performance.parallel-readdir', 'on'],
   ['performance.cache-size', '256MB'],
 ];
+
+/**
+ * How old (seconds since its rollover) a changelog of the Active brick may get without being synced,
+ * while its worker holds nothing in hand, before the geo-replication watchdog restarts the session.
+ * Two rollovers (15 s each): a notified worker takes a changelog within a second and keeps it in its
+ * .processing folder until it is synced.
+ * @default 30
+ */
+export const GEOREP_STALL_SECONDS = 30;
+
+/**
+ * How often the geo-replication watchdog looks (a systemd timer on every storage node of a platform with
+ * a DR region).
+ * @default 15
+ */
+export const GEOREP_WATCHDOG_INTERVAL_SECONDS = 15;
+
+/** The watchdog's systemd service (a timer of the same name runs it). */
+export const GEOREP_WATCHDOG_UNIT = 'mailfleet-georep-watchdog';
 
 function glusterSpec(plan: Plan) {
   if (plan.storage.kind !== 'glusterfs')
@@ -126,7 +146,7 @@ if [ -d "\${state}/vols/"${shq(glusterSpec(plan).volumeName)} ]; then
   gluster volume heal ${shq(glusterSpec(plan).volumeName)} >/dev/null 2>&1 || true
 fi
 install_cloudwatch_agent storage
-if [ "\${index}" = 1 ]; then
+${plan.regions?.dr ? watchdogInstall() : ''}if [ "\${index}" = 1 ]; then
   "\${MAILFLEET_FILES}/bootstrap/gluster-volume.sh"
 fi
 echo "mailfleet bootstrap: storage node \${index} ready"
@@ -259,9 +279,148 @@ systemctl enable --now ssh
   ];
 }
 
+/**
+ * Installs the geo-replication watchdog's service and timer. Both regions get it: the fail-back session
+ * runs DR → primary. On a node without an Active worker it does nothing.
+ */
+function watchdogInstall(): string {
+  return `# Geo-replication watchdog (docs/dr.md, "live-changelog stall"): restarts a session whose Active worker
+# is no longer notified of its brick's changelogs.
+install -D -m 0644 /dev/stdin /etc/systemd/system/${GEOREP_WATCHDOG_UNIT}.service <<'UNIT'
+[Unit]
+Description=mailfleet: restart a geo-replication session whose live changelog stalled
+After=glusterd.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/python3 ${NODE_FILES_DIR}/bootstrap/geo-replication-watchdog.py
+UNIT
+install -D -m 0644 /dev/stdin /etc/systemd/system/${GEOREP_WATCHDOG_UNIT}.timer <<'UNIT'
+[Unit]
+Description=mailfleet: geo-replication watchdog every ${GEOREP_WATCHDOG_INTERVAL_SECONDS} s
+
+[Timer]
+OnBootSec=60
+OnUnitActiveSec=${GEOREP_WATCHDOG_INTERVAL_SECONDS}
+AccuracySec=1
+
+[Install]
+WantedBy=timers.target
+UNIT
+systemctl daemon-reload
+systemctl enable --now ${GEOREP_WATCHDOG_UNIT}.timer
+`;
+}
+
+/**
+ * The watchdog (Python 3, which geo-replication's gsyncd needs on the node anyway). GlusterFS 10.3's
+ * changelog translator can leave a worker that registered for changelog notifications off the list of
+ * consumers it notifies (docs/dr.md): the worker stays Active in Changelog Crawl while the brick rolls
+ * changelogs holding new mail, and nothing more reaches DR. A restarted worker's history crawl reads the
+ * brick's changelog files itself (no notification) from the session's stime on, so restarting the
+ * session ships what the live path missed. The environment can point its two state paths elsewhere for
+ * the script's own test.
+ */
+function watchdogScript(): RenderedFile {
+  return {
+    path: 'bootstrap/geo-replication-watchdog.py',
+    executable: true,
+    content: `#!/usr/bin/python3
+# Geo-replication watchdog: restart a session whose Active worker on this node is no longer notified of
+# its brick's changelogs (docs/dr.md, "live-changelog stall"). Run by ${GEOREP_WATCHDOG_UNIT}.timer.
+import glob
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+STALL_SECONDS = ${GEOREP_STALL_SECONDS}
+GLUSTERD_INFO = os.environ.get('MAILFLEET_GLUSTERD_INFO', '/var/lib/glusterd/glusterd.info')
+GSYNCD_WORKDIR = os.environ.get('MAILFLEET_GSYNCD_WORKDIR', '/var/lib/misc/gluster/gsyncd')
+
+
+def gluster(*args):
+    return subprocess.run(['gluster', *args], capture_output=True, text=True, timeout=120)
+
+
+def local_uuid():
+    with open(GLUSTERD_INFO) as f:
+        for line in f:
+            if line.startswith('UUID='):
+                return line.strip().split('=', 1)[1]
+    return None
+
+
+def changelog_times(brick):
+    # Non-empty changelogs only (the brick drops empty ones at rollover); the suffix is the rollover time.
+    times = []
+    for path in glob.glob(os.path.join(brick, '.glusterfs/changelogs/*/*/*/CHANGELOG.*')):
+        suffix = path.rsplit('.', 1)[1]
+        if suffix.isdigit():
+            times.append(int(suffix))
+    return times
+
+
+def stalled(volume, pair, now):
+    # (target, oldest unsynced changelog's time, stime) when this pair's live changelog stalled, else None.
+    if pair.findtext('status') != 'Active' or pair.findtext('crawl_status') != 'Changelog Crawl':
+        return None
+    synced = pair.findtext('last_synced') or 'N/A'
+    if synced == 'N/A':
+        return None
+    # gsyncd prints the stime in the node's local time: read it back the same way.
+    stime = time.mktime(time.strptime(synced, '%Y-%m-%d %H:%M:%S'))
+    brick = pair.findtext('primary_brick')
+    # A synced changelog leaves the stime one second before its rollover time.
+    behind = [t for t in changelog_times(brick) if t > stime + 1]
+    if not behind or now - min(behind) < STALL_SECONDS:
+        return None
+    host, secondary_volume = pair.findtext('secondary').replace('ssh://', '', 1).split('::')
+    host = host.split('@')[-1]
+    # A notified worker keeps the changelog in .processing until it is synced: busy, not stalled.
+    processing = os.path.join(GSYNCD_WORKDIR, f'{volume}_{host}_{secondary_volume}', brick.strip('/').replace('/', '-'), '.processing')
+    if os.path.isdir(processing) and os.listdir(processing):
+        return None
+    return f'{host}::{secondary_volume}', min(behind), stime
+
+
+def main():
+    status = gluster('volume', 'geo-replication', 'status', '--xml')
+    if status.returncode != 0 or '<geoRep>' not in status.stdout:
+        return 0  # no session on this node yet, or glusterd not answering: nothing to watch
+    me = local_uuid()
+    now = time.time()
+    code = 0
+    for volume in ET.fromstring(status.stdout).iter('volume'):
+        name = volume.findtext('name')
+        for pair in volume.iter('pair'):
+            if pair.findtext('primary_node_uuid') != me:
+                continue
+            hit = stalled(name, pair, now)
+            if hit is None:
+                continue
+            target, oldest, stime = hit
+            print(f'mailfleet: geo-replication {name} -> {target}: changelog {oldest} not synced {int(now - oldest)} s after its rollover '
+                  f'(stime {int(stime)}), nothing in hand: restarting the session', flush=True)
+            for step in ('stop', 'start'):
+                r = gluster('volume', 'geo-replication', name, target, step, 'force')
+                if r.returncode != 0:
+                    print(f'mailfleet: geo-replication {name} -> {target}: {step} failed: {(r.stderr or r.stdout).strip()}', file=sys.stderr, flush=True)
+                    code = 1
+                    break
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())
+`,
+  };
+}
+
 /** Storage-node files for one region. */
 export function glusterFiles(plan: Plan, region: RegionRole): RenderedFile[] {
-  return [storageScript(plan, region), volumeScript(plan, region), ...geoReplicationScripts(plan)];
+  return [storageScript(plan, region), volumeScript(plan, region), ...geoReplicationScripts(plan), ...(plan.regions?.dr ? [watchdogScript()] : [])];
 }
 
 export const glusterRenderer: Renderer = {

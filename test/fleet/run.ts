@@ -16,6 +16,7 @@ import { App } from 'aws-cdk-lib';
 import { cdkJsonContext } from '../../constructs/shared/cdk-context.js';
 import { buildPlan, type Plan } from '../../lib/plan/index.js';
 import { BOOTSTRAP_LOG_PATH, BRICK_MOUNT, DAEMON_CONFIG_PATH, DISCOVERY, HEALTH_FAILURES_BEFORE_UNHEALTHY, LDAP_ROLE_TAG, MAIL_MOUNT, BRICK_DIR, NODE_FILES_DIR, NODE_INDEX_TAG, auditBucketParameter, mailNodesHost, redisEndpointParameter, secretNames, storageHost } from '../../lib/render/node-layout.js';
+import { GEOREP_WATCHDOG_UNIT } from '../../lib/render/gluster.js';
 import { loadSpec, parseSpec } from '../../lib/spec/index.js';
 import { addPlatformStacks } from '../../stacks/app.js';
 import { Template, type NodeSpec } from './aws.js';
@@ -300,11 +301,12 @@ setTimeout(() => { process.stdout.write(b.split('\\r\\n')[0] || 'timeout'); proc
  */
 const CHECK_GROUPS = ['clients', 'filtering', 'journal', 'redis', 'brick', 'replace', 'lease-expiry', 'spool-adoption', 'dr'] as const;
 /**
- * Out of the default run: dr, six more storage hosts (two regions) after the single-region run, on a known
- * open geo-replication defect; see docs/fleet.md. (spool-adoption joined the default run once a fleet run
- * of bba7ce5 confirmed its fixed check: 6/6 in the archive, the dead node's spool removed.)
+ * Every group is in the default run. spool-adoption joined once a fleet run of bba7ce5 confirmed its fixed
+ * check (6/6 in the archive, the dead node's spool removed); dr since the geo-replication watchdog
+ * (docs/dr.md, the live-changelog stall): six more storage hosts (two regions) after the single-region
+ * run, 5.5–8.5 min (docs/fleet.md).
  */
-const OPT_IN: readonly (typeof CHECK_GROUPS)[number][] = ['dr'];
+const OPT_IN: readonly (typeof CHECK_GROUPS)[number][] = [];
 const wanted = (process.env.MAILFLEET_FLEET_CHECKS ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 for (const w of wanted) if (!(CHECK_GROUPS as readonly string[]).includes(w)) throw new Error(`MAILFLEET_FLEET_CHECKS: unknown group ${w} (known: ${CHECK_GROUPS.join(', ')})`);
 const selected = (g: (typeof CHECK_GROUPS)[number]) => (wanted.length === 0 ? !OPT_IN.includes(g) : wanted.includes(g));
@@ -1512,7 +1514,57 @@ ip netns exec ${dr.fab.ns} sysctl -qw net.ipv4.ip_forward=1`);
   const workersNow = inHost(p1, `gluster volume geo-replication ${session} status --xml`, true).split('<pair>').slice(1).map((p) => `${/<status>([^<]*)</.exec(p)?.[1]}/${/<crawl_status>([^<]*)</.exec(p)?.[1]}`);
   const detail = second >= 0 ? `${second.toFixed(1)} s after the write, content identical` : `not there; workers ${workersNow.join(', ')}; ${p1.name}'s brick rolled ${rolled} changelog(s) since the write, the worker's .processing/.processed hold ${taken}`;
   check(`a message written on the primary volume later reaches the DR volume by the live changelog within ${DR_SYNC_SECONDS} s`, second >= 0, detail);
+  // On a stall, keep what the session looked like (about 50 s at load 10, so not on a pass).
+  if (second < 0) drDiagnostics([...pr.storage, ...dr.storage], session, volume);
+  const hold = Number(process.env.MAILFLEET_FLEET_DR_HOLD_SECONDS ?? 0);
+  if (second < 0 && hold > 0) {
+    log(`DR scenario: holding the hosts ${hold} s for a look (leaders: ${[...pr.storage, ...dr.storage].map((h) => `${h.name} ${h.leader}`).join(', ')})`);
+    await sleep(hold * 1000);
+  }
+  const restarts = pr.storage.map((h) => inHost(h, `journalctl -u ${GEOREP_WATCHDOG_UNIT} --no-pager -o short-iso | grep -F 'restarting the session'`, true).trim()).filter(Boolean).join('\n');
+  log(`DR scenario: the geo-replication watchdog (${GEOREP_WATCHDOG_UNIT}) ${restarts ? `restarted the session:\n${restarts}` : 'restarted nothing'}`);
   log(`DR scenario figures: storage user data ${hosts.map((h, i) => `${h.name} ${boots[i]!.seconds.toFixed(0)} s`).join(', ')}; session start ${activeIn.toFixed(1)} s to Changelog Crawl; sync ${first.toFixed(1)} s (before the start), ${atStart.toFixed(1)} s (right after it), ${second.toFixed(1)} s (live changelog); scenario ${((performance.now() - td) / 1000).toFixed(0)} s in all`);
+}
+
+/**
+ * What the geo-replication session looked like at the end of the DR scenario, kept under the run folder
+ * (dr-logs/, replaced by the next run): per primary host the session's status detail and config, the
+ * brick's changelogs and stime xattrs, the worker's working folder, and every host's GlusterFS logs.
+ * The hosts' own folders go with the next run's boot; these are what a stalled session leaves to read.
+ */
+function drDiagnostics(hosts: readonly Host[], session: string, volume: string): void {
+  const out = join(RUN, 'dr-logs');
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  const brick = `${BRICK_DIR}/${volume}`;
+  for (const h of hosts) {
+    const primary = h.name.startsWith('p-');
+    const report = inHost(
+      h,
+      [
+        'date -u +%FT%T.%N',
+        ...(primary
+          ? [
+              `gluster volume geo-replication ${session} status detail`,
+              `gluster volume geo-replication ${session} status --xml`,
+              `gluster volume geo-replication ${session} config`,
+              `gluster volume get ${volume} all | grep -Ei 'changelog|geo-rep|xtime|shared'`,
+              `find ${brick}/.glusterfs/changelogs -type f -printf '%TT %s %p\\n' | sort`,
+              `getfattr -d -m . -e hex ${brick} 2>&1 | grep -Ei 'stime|xtime|volume-mark'`,
+              'find /var/lib/misc/gluster/gsyncd -printf \'%TT %s %p\\n\' | sort -k3',
+              'ps -eo pid,etime,args | grep -E \'gsyncd|glusterfsd|glusterfs \' | grep -v grep',
+              `journalctl -u ${GEOREP_WATCHDOG_UNIT} --no-pager -o short-iso | grep -F mailfleet:`,
+            ]
+          : [`gluster volume info ${volume}`, `find ${brick}/acme.example -printf '%TT %s %p\\n' 2>/dev/null | sort -k3`]),
+      ]
+        .map((c) => `echo "### ${c.replace(/["\\$`]/g, '')}"; ${c} 2>&1`)
+        .join('; '),
+      true,
+    );
+    writeFileSync(join(out, `${h.name}.txt`), report);
+    sh(`tar -C ${h.root}/var/log -czf ${join(out, `${h.name}-glusterfs-logs.tgz`)} glusterfs`, { allowFail: true });
+  }
+  log(`DR scenario: session state and GlusterFS logs of every storage host under ${out}`);
 }
 
 function cleanup(): void {
