@@ -89,6 +89,14 @@ const RELEASE_RATIO = arg('release-ratio', 0.9);
  * heavy user's login rate (the `login` scope) once its sessions are at their fair share. 0: no CPU target.
  */
 const CPU_TARGET_RATIO = arg('cpu-target-ratio', 1.3);
+/**
+ * The governor's stepPercent in the bench. A heavy user with no login rate is lowered from what it does
+ * (≈ 1,500 logins a minute here) toward its fair share (≈ 130): at the product default of 25 % per step
+ * that is 8 steps, one per settleSeconds, 4–5 s of a 20 s flood in which it still hashes ~28 passwords a
+ * second (the first quiet session-10 run: enforce median ×1.65, the spikes all in those seconds). 50 %
+ * takes 4 steps.
+ */
+const STEP_PERCENT = arg('step-percent', 50);
 /** A refused heavy client's first wait before it tries again; doubled per refusal in a row, up to RETRY_MAX_MS. */
 const RETRY_MS = arg('retry-ms', 250);
 const RETRY_MAX_MS = arg('retry-max-ms', 8000);
@@ -306,6 +314,7 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
         intervalSeconds: 0.5,
         settleSeconds: 1,
         cooldownSeconds: COOLDOWN,
+        stepPercent: STEP_PERCENT,
         raiseStepPercent: 50,
         scopes: ['user', 'login'],
       }),
@@ -436,7 +445,7 @@ function figures(mode: 'off' | 'enforce', r: Run): Figures {
 }
 
 console.log(
-  `bench/governor: ${ROUNDS} rounds of (off, enforce) on fresh daemons, alternating order; heavy ${HEAVY} submission loops of ${HEAVY_USER} (backoff after a refusal: ${RETRY_MS} ms doubling to ${RETRY_MAX_MS} ms, jittered), ${LIGHT} light users (${LIGHT_USERS[0]}, …; each a send and an IMAP login every ${LIGHT_INTERVAL_MS} ms, on schedule); each user from its own address; governor target ${TARGET_RATIO} × unloaded light delivery p99, release under ${RELEASE_RATIO} × target; +${FSYNC_MS} ms per durable write, one disk; durable-write gate ${DURABLE_GATE === 0 ? 'off' : `on (maxInFlight ${DURABLE_GATE})`}; daemon in its own process; flood ${SECONDS} s, baseline ${BASELINE_SECONDS} s before each flood after ${WARMUP_SECONDS} s of uncounted warm-up`,
+  `bench/governor: ${ROUNDS} rounds of (off, enforce) on fresh daemons, alternating order; heavy ${HEAVY} submission loops of ${HEAVY_USER} (backoff after a refusal: ${RETRY_MS} ms doubling to ${RETRY_MAX_MS} ms, jittered), ${LIGHT} light users (${LIGHT_USERS[0]}, …; each a send and an IMAP login every ${LIGHT_INTERVAL_MS} ms, on schedule); each user from its own address; governor target ${TARGET_RATIO} × unloaded light delivery p99 and ${CPU_TARGET_RATIO} × the daemon's unloaded CPU, release under ${RELEASE_RATIO} × target, steps of ${STEP_PERCENT} %; +${FSYNC_MS} ms per durable write, one disk; durable-write gate ${DURABLE_GATE === 0 ? 'off' : `on (maxInFlight ${DURABLE_GATE})`}; daemon in its own process; flood ${SECONDS} s, baseline ${BASELINE_SECONDS} s before each flood after ${WARMUP_SECONDS} s of uncounted warm-up`,
 );
 console.log(`load average at start: ${loadavg().map((x) => x.toFixed(1)).join(' / ')} (1/5/15 min), ${cpus().length} CPUs`);
 const rounds: Array<{ off: Figures; enforce: Figures; cappedAfter?: number; releasedAfter?: number; target?: number }> = [];
