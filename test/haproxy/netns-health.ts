@@ -22,6 +22,7 @@ import { buildPlan, daemonConfig } from '../../lib/plan/index.js';
 import { CLOUD_HEALTH_PORT, haproxyLayout, renderBusyLua, renderHaproxyConfig } from '../../lib/render/haproxy.js';
 import { writeEdgeListFiles } from '../../lib/haproxy/edge.js';
 import { loadSpec } from '../../lib/spec/index.js';
+import { runScript } from '../harness/script.js';
 
 const [specFile, dir] = process.argv.slice(2) as [string, string];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -90,10 +91,4 @@ async function main(): Promise<void> {
   await hx.stop();
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exit(1);
-  },
-);
+runScript(main);

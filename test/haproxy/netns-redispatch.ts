@@ -27,6 +27,7 @@ import { cloudMailDiscoveryName, haproxyLayout, renderBusyLua, renderHaproxyConf
 import { loadSpec } from '../../lib/spec/index.js';
 import { testCert } from '../daemon/mail-harness.js';
 import { startDnsmasq } from '../harness/dnsmasq.js';
+import { runScript } from '../harness/script.js';
 
 const [specFile, dir] = process.argv.slice(2) as [string, string];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -155,10 +156,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exit(1);
-  },
-);
+runScript(main);

@@ -14,6 +14,7 @@ import { buildPlan } from '../../lib/plan/index.js';
 import { haproxyLayout, renderBusyLua, renderHaproxyConfig } from '../../lib/render/haproxy.js';
 import { loadSpec } from '../../lib/spec/index.js';
 import { testCert } from '../daemon/mail-harness.js';
+import { runScript } from '../harness/script.js';
 
 const [specFile, dir, url] = process.argv.slice(2) as [string, string, string];
 
@@ -38,10 +39,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exit(1);
-  },
-);
+runScript(main);
