@@ -12,22 +12,19 @@
  *
  * argv: <spec file> <work dir>
  */
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { encodeProxyV2 } from '../../lib/daemon/net/proxy-v2.js';
 import { startDaemon, type RunningDaemon } from '../../lib/daemon/server.js';
-import { HaproxyProcess, maxConnectionsForFileLimit, openFileLimit } from '../../lib/haproxy/process.js';
+import { HaproxyProcess } from '../../lib/haproxy/process.js';
 import { parseShowStat, runtimeCommand } from '../../lib/haproxy/runtime.js';
-import { writeEdgeListFiles } from '../../lib/haproxy/edge.js';
 import { silentLogger } from '../../lib/log.js';
-import { buildPlan, daemonConfig } from '../../lib/plan/index.js';
-import { cloudMailDiscoveryName, haproxyLayout, renderBusyLua, renderHaproxyConfig } from '../../lib/render/haproxy.js';
-import { loadSpec } from '../../lib/spec/index.js';
-import { testCert } from '../daemon/mail-harness.js';
+import { daemonConfig } from '../../lib/plan/index.js';
+import { cloudMailDiscoveryName } from '../../lib/render/haproxy.js';
 import { startDnsmasq } from '../harness/dnsmasq.js';
 import { runScript } from '../harness/script.js';
+import { renderCloudHaproxy } from './cloud-render.js';
 
 const [specFile, dir] = process.argv.slice(2) as [string, string];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -56,17 +53,7 @@ function viaNlb(port: number, client: string, timeoutMs = 20_000): Promise<{ lin
 }
 
 async function main(): Promise<void> {
-  if (spawnSync('ip', ['link', 'set', 'lo', 'up']).status !== 0) throw new Error('cannot bring lo up in the namespace');
-  const plan = buildPlan(loadSpec(specFile).spec);
-  const lua = join(dir, 'busy.lua');
-  writeFileSync(lua, renderBusyLua(plan));
-  const pem = join(dir, 'busy.pem');
-  writeFileSync(pem, `${testCert().cert}${testCert().key}`);
-  const ceiling = maxConnectionsForFileLimit(openFileLimit(), plan.listeners.length);
-  const renderOpts = { target: 'cloud' as const, runDir: dir, luaPath: lua, tlsPemPath: pem, edgeListDir: dir, maxConnectionsCeiling: ceiling };
-  const layout = haproxyLayout(plan, renderOpts);
-  writeEdgeListFiles(plan, layout);
-  const rendered = renderHaproxyConfig(plan, renderOpts);
+  const { plan, layout, rendered } = renderCloudHaproxy(specFile, dir);
 
   const hosts = join(dir, 'hosts');
   writeFileSync(hosts, NODES.map((a) => `${a} ${cloudMailDiscoveryName(plan)}`).join('\n') + '\n');
