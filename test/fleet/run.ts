@@ -301,12 +301,13 @@ setTimeout(() => { process.stdout.write(b.split('\\r\\n')[0] || 'timeout'); proc
  */
 const CHECK_GROUPS = ['clients', 'filtering', 'journal', 'redis', 'brick', 'replace', 'lease-expiry', 'spool-adoption', 'dr'] as const;
 /**
- * Every group is in the default run. spool-adoption joined once a fleet run of bba7ce5 confirmed its fixed
- * check (6/6 in the archive, the dead node's spool removed); dr since the geo-replication watchdog
- * (docs/dr.md, the live-changelog stall): six more storage hosts (two regions) after the single-region
- * run, 5.5–8.5 min (docs/fleet.md).
+ * Out of the default run: dr. It passed 3 of 3 runs with the geo-replication watchdog on its branch, then
+ * failed in the first clean-clone CI run after the merge (the watchdog restarted the stalled session once,
+ * 43 s after the rollover, and the live message still had not arrived 180 s after its write): the stall is
+ * not reliably worked around yet (docs/dr.md). spool-adoption is in the default run since a fleet run of
+ * bba7ce5 confirmed its fixed check (6/6 in the archive, the dead node's spool removed).
  */
-const OPT_IN: readonly (typeof CHECK_GROUPS)[number][] = [];
+const OPT_IN: readonly (typeof CHECK_GROUPS)[number][] = ['dr'];
 const wanted = (process.env.MAILFLEET_FLEET_CHECKS ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 for (const w of wanted) if (!(CHECK_GROUPS as readonly string[]).includes(w)) throw new Error(`MAILFLEET_FLEET_CHECKS: unknown group ${w} (known: ${CHECK_GROUPS.join(', ')})`);
 const selected = (g: (typeof CHECK_GROUPS)[number]) => (wanted.length === 0 ? !OPT_IN.includes(g) : wanted.includes(g));
