@@ -243,7 +243,7 @@ function loginRateOf(admission: IAdmission): LoginRate | undefined {
   const l = limitsOf(admission);
   if (!l) return undefined;
   return {
-    limit: (user) => l.table.rateOf('loginsPerMinutePerUser', user.slice(user.lastIndexOf('@') + 1), user),
+    limit: (user) => l.table.userRateOf('loginsPerMinutePerUser', user),
     take: (user) => l.rates.take([{ rate: 'loginsPerMinutePerUser', id: user }]),
   };
 }

@@ -171,8 +171,9 @@ const SECTION_OF: Readonly<Record<SessionKind, TopSection>> = { user: 'user', ip
 export const LOGIN_SERVICE = 'login';
 
 /** The limit scope of one user's login rate. */
+const LOGIN_SCOPE_SUFFIX = ':rates.loginsPerMinutePerUser';
 export function loginScope(user: string): string {
-  return `user:${user.toLowerCase()}:rates.loginsPerMinutePerUser`;
+  return `user:${user.toLowerCase()}${LOGIN_SCOPE_SUFFIX}`;
 }
 
 /** The limit scope a row of `mailfleet top` is governed through. */
@@ -251,11 +252,17 @@ export async function readFleet(
   };
 }
 
-function scopeLoads(nodes: ReadonlyArray<NodeRead & { node: string }>, managed: readonly string[]): ScopeLoad[] {
+/** The live overrides the nodes hold (the first node's value where they differ), with who set each. */
+function overridesOf(nodes: ReadonlyArray<NodeRead & { node: string }>): Map<string, { value: number; by?: string }> {
   const overrides = new Map<string, { value: number; by?: string }>();
   for (const n of nodes)
     for (const [scope, value] of Object.entries(n.limits.overrides))
       if (!overrides.has(scope)) overrides.set(scope, { value, by: n.limits.overrideDetails?.find((d) => d.scope === scope)?.by });
+  return overrides;
+}
+
+function scopeLoads(nodes: ReadonlyArray<NodeRead & { node: string }>, managed: readonly string[]): ScopeLoad[] {
+  const overrides = overridesOf(nodes);
   // A listener carrying sessions of several domains is shared, not a tenant's: never a governed scope.
   const domainsOn = new Map<string, Set<string>>();
   for (const n of nodes)
@@ -313,11 +320,8 @@ function addLoginLoads(
       perMinute.set(scope, (perMinute.get(scope) ?? 0) + (delta * 60_000) / (m.at - p.at));
     }
   }
-  const overrides = new Map<string, { value: number; by?: string }>();
-  for (const n of nodes)
-    for (const [scope, value] of Object.entries(n.limits.overrides))
-      if (scope.includes(':rates.loginsPerMinutePerUser') && !overrides.has(scope)) overrides.set(scope, { value, by: n.limits.overrideDetails?.find((d) => d.scope === scope)?.by });
-  const wanted = new Set([...perMinute.keys(), ...managed.filter((s) => s.endsWith(':rates.loginsPerMinutePerUser'))]);
+  const overrides = overridesOf(nodes);
+  const wanted = new Set([...perMinute.keys(), ...managed.filter((s) => s.endsWith(LOGIN_SCOPE_SUFFIX))]);
   for (const scope of wanted) {
     const o = overrides.get(scope);
     const limit = o?.value ?? limits.get(scope);

@@ -66,7 +66,7 @@ export function createDaemonLimits(config: DaemonConfig, opts: CreateAdmissionOp
     c.rate === 'messagesPerMinutePerDomain'
       ? table.rateOf(c.rate, c.id)
       : c.id.includes('@')
-        ? table.rateOf(c.rate, c.id.slice(c.id.lastIndexOf('@') + 1), c.id)
+        ? table.userRateOf(c.rate, c.id)
         : table.rateOf(c.rate);
   const localRates = new LocalRateLimiter(rateOf);
   const rateRefusals = new Map<string, number>();

@@ -165,6 +165,11 @@ export class LimitTable {
     return this.overrides.get(`rates.${rate}`) ?? this.config.limits.rates[rate];
   }
 
+  /** A rate of one user (or sender) address: its own override, then its domain's rate, then the platform's. */
+  userRateOf(rate: RateName, address: string): number {
+    return this.rateOf(rate, address.slice(address.lastIndexOf('@') + 1), address);
+  }
+
   rates(domain?: string): EffectiveRates {
     const names = Object.keys(this.config.limits.rates) as RateName[];
     return Object.fromEntries(names.map((n) => [n, this.rateOf(n, domain)])) as unknown as EffectiveRates;
@@ -187,7 +192,7 @@ export class LimitTable {
         return this.limitOf({ kind: 'ip', service: scope.service, id: scope.ip });
       case 'rate':
         return scope.user !== undefined
-          ? this.rateOf(scope.rate, scope.user.slice(scope.user.lastIndexOf('@') + 1), scope.user)
+          ? this.userRateOf(scope.rate, scope.user)
           : this.rateOf(scope.rate, scope.domain);
     }
   }

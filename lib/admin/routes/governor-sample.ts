@@ -70,7 +70,7 @@ export const governorSampleRoute: AdminRoute = {
       overrides,
       overrideDetails: overrideDetails(overrides, l.table.getHistory()),
       listenerLimits: l.table.describe().filter((r) => r.scope.startsWith('listener:')),
-      logins: (ctx.logins.activity?.() ?? []).map((r) => ({ ...r, limit: l.table.rateOf('loginsPerMinutePerUser', r.user.slice(r.user.lastIndexOf('@') + 1), r.user) })),
+      logins: (ctx.logins.activity?.() ?? []).map((r) => ({ ...r, limit: l.table.userRateOf('loginsPerMinutePerUser', r.user) })),
       counters: {
         lagP99Ms: (lag.values.find((v) => v.labels.quantile === '0.99')?.value ?? 0) * 1000,
         cpuSeconds: (cpu.user + cpu.system) / 1e6,
