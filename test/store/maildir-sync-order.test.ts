@@ -49,6 +49,9 @@ function parseTrace(text: string): Call[] {
   return calls;
 }
 
+/** Every system call that writes a file's data: Node's fs uses write, writev (a stream's buffered chunks) and pwrite64/pwritev. */
+const WRITES = new Set(['write', 'writev', 'pwrite64', 'pwritev', 'pwritev2']);
+
 describe('Maildir delivery: durable before resolve, checked on the system calls', () => {
   const dirs: string[] = [];
   after(async () => {
@@ -65,7 +68,7 @@ describe('Maildir delivery: durable before resolve, checked on the system calls'
     const child = resolve(import.meta.dirname, 'maildir-sync-order-child.ts');
     const r = spawnSync(
       'strace',
-      ['-f', '-qq', '--seccomp-bpf', '-s', '1024', '-e', 'trace=openat,write,fdatasync,fsync,rename,close', '-o', traceFile, process.execPath, '--import', 'tsx', child, root],
+      ['-f', '-qq', '--seccomp-bpf', '-s', '1024', '-e', 'trace=openat,write,writev,pwrite64,pwritev,pwritev2,fdatasync,fsync,rename,close', '-o', traceFile, process.execPath, '--import', 'tsx', child, root],
       { encoding: 'utf8', timeout: 25_000, cwd: resolve(import.meta.dirname, '../..') },
     );
     assert.equal(r.status, 0, `child failed: ${r.stderr}`);
@@ -87,9 +90,13 @@ describe('Maildir delivery: durable before resolve, checked on the system calls'
       const rename = traced.find((c) => c.name === 'rename' && c.args.includes(`/tmp/${base}"`) && c.args.includes(`/new/${base},S=`));
       assert.ok(rename && rename.ret === 0, `${base}: no rename into new/`);
       const fd = String(open.ret);
-      const onFd = traced.filter((c) => c.entry > open.exit && c.entry < rename.entry && (c.args === fd || c.args.startsWith(`${fd}, `)));
-      const writes = onFd.filter((c) => c.name === 'write');
-      assert.ok(writes.length > 0 && writes.every((w) => w.exit < rename.entry), `${base}: data not written before the rename`);
+      // Only this file's calls: from its open to its close (the fd number is reused by the next open after that).
+      const closed = traced.find((c) => c.name === 'close' && c.ret === 0 && c.args === fd && c.entry > open.exit);
+      const end = Math.min(rename.entry, closed?.entry ?? Infinity);
+      const onFd = traced.filter((c) => c.entry > open.exit && c.entry < end && (c.args === fd || c.args.startsWith(`${fd}, `)));
+      // A stream's queued chunks go out in one writev; a positioned write is a pwrite64.
+      const writes = onFd.filter((c) => WRITES.has(c.name));
+      assert.ok(writes.length > 0 && writes.every((w) => w.exit < rename.entry), `${base}: data not written before the rename\n${[open, ...onFd, rename].map((c) => `${c.pid} ${c.name}(${c.args.slice(0, 120)}) = ${c.ret} [${c.entry}-${c.exit}]`).join('\n')}`);
       const datasync = onFd.find((c) => (c.name === 'fdatasync' || c.name === 'fsync') && c.ret === 0 && c.entry > writes.at(-1)!.exit);
       const dsync = open.args.includes('O_DSYNC') || open.args.includes('O_SYNC');
       assert.ok(dsync || (datasync && datasync.exit < rename.entry), `${base}: data neither O_DSYNC nor fdatasync'd before the rename`);
