@@ -3,8 +3,10 @@
  * governor remembers, and its settings. No I/O, no clock: the loop passes the time in the snapshot.
  *
  *   over  (any targeted signal above its target)      → lower the heaviest scope one step, at most every settleSeconds
- *   calm  (every signal under releaseRatio × target)  → after cooldownSeconds of calm, raise one lowered scope one step,
- *                                                         once its own refusals stayed ≤ releaseRefusalsPerSecond that long
+ *   calm  (no signal over its target, and the mean of  → after cooldownSeconds of calm, raise one lowered scope one step,
+ *          the ticks since the last over one, up to     once its own refusals stayed ≤ releaseRefusalsPerSecond that long
+ *          one cooldown back, under releaseRatio ×
+ *          target: one noisy reading does not break it)
  *   band  (in between)                                → hold: the gap between the two thresholds is the hysteresis
  *
  * The heaviest scope is the one with the most sessions above its fair share (sessions of its kind and
@@ -64,6 +66,18 @@ export function loadState(readings: readonly SignalReading[], releaseRatio: numb
   if (readings.some((r) => r.value > r.target)) return 'over';
   if (readings.every((r) => r.value < r.target * releaseRatio)) return 'calm';
   return 'band';
+}
+
+/**
+ * The ticks calm is judged on: those since the last tick over a target (an over tick empties it) and at
+ * most cooldownSeconds old, this one included, each as its worst signal's value / target. A tick with no
+ * reading (unknown) empties it too: nothing says the load is calm.
+ */
+export function quietWindow(state: GovernorState, readings: readonly SignalReading[], load: LoadState, t: number, cfg: GovernorConfig): { at: number; worst: number }[] {
+  if (load === 'over' || load === 'unknown') return [];
+  const worst = Math.max(...readings.map((r) => r.value / r.target));
+  const from = t - cfg.cooldownSeconds * 1000;
+  return [...(state.quiet ?? []).filter((q) => q.at > from && q.at < t), { at: t, worst }];
 }
 
 /** Fair share per kind and service: the sessions of that kind spread evenly over its active scopes. */
@@ -161,7 +175,11 @@ export function tick(snap: GovernorSnapshot, state: GovernorState, cfg: Governor
     }
   }
 
-  const calmSince = load === 'calm' ? (state.calmSince ?? t) : undefined;
+  // Calm is judged on the recent ticks' mean, not this tick alone: a p99 read from a few operations crosses
+  // the release threshold now and then by noise, and each crossing would restart the cooldown.
+  const quiet = quietWindow(state, readings, load, t, cfg);
+  const calm = quiet.length > 0 && quiet.reduce((sum, q) => sum + q.worst, 0) / quiet.length < cfg.releaseRatio;
+  const calmSince = calm ? (state.calmSince ?? t) : undefined;
   let lastLowerAt = state.lastLowerAt;
   let lastRaiseAt = state.lastRaiseAt;
 
@@ -186,7 +204,7 @@ export function tick(snap: GovernorSnapshot, state: GovernorState, cfg: Governor
       const f = flaps[d.scope];
       if (f && t - f.at < 2 * raiseWaitMs(cfg, state, d.scope)) flaps[d.scope] = { count: f.count + 1, at: f.at };
     }
-  } else if (load === 'calm' && calmSince !== undefined) {
+  } else if (calm && calmSince !== undefined) {
     const order = Object.entries(managed).sort((a, b) => a[1].changedAt - b[1].changedAt || a[0].localeCompare(b[0]));
     for (const [scope, m] of order) {
       const wait = raiseWaitMs(cfg, state, scope);
@@ -214,6 +232,7 @@ export function tick(snap: GovernorSnapshot, state: GovernorState, cfg: Governor
 
   const timers = {
     ...(calmSince !== undefined ? { calmSince } : {}),
+    ...(quiet.length > 0 ? { quiet } : {}),
     ...(lastLowerAt !== undefined ? { lastLowerAt } : {}),
     ...(lastRaiseAt !== undefined ? { lastRaiseAt } : {}),
   };

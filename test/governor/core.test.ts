@@ -153,6 +153,40 @@ describe('governor core', () => {
     assert.ok(n.all.every((x) => x.d.action === 'lower'), 'only steps down: 70 % of the target is never reached');
   });
 
+  it('after a flood, a noisy calm (one reading in three in the band) still raises back; an over tick restarts the count', () => {
+    // Target 100, calm under 70: readings 40, 40, 85, … have a mean of 55. Judged one tick at a time (the
+    // old rule) the cooldown of 5 ticks never passed and the cap stayed down for good.
+    const flood = [200, 200, 200];
+    const noisy = Array.from({ length: 40 }, (_, i) => (i % 3 === 2 ? 85 : 40));
+    const r = run(cfg(), [...flood, ...noisy], [user('heavy@a.com', 60, 100), user('l@b.com', 2)]);
+    const raises = r.all.filter((x) => x.d.action === 'raise' || x.d.action === 'release');
+    assert.ok(raises.length > 0, `no raise in 40 noisy calm ticks: ${r.all.map((x) => `${x.i}:${x.d.action}`).join(' ')}`);
+    // The first raise waits a whole cooldown (5 ticks) after the last over tick: the window starts there.
+    assert.ok(raises[0]!.i >= flood.length + 5, `raised at tick ${raises[0]!.i}`);
+    // A reading over the target in the middle empties the window: no raise within a cooldown of it.
+    const withSpike = [...flood, ...noisy.slice(0, 10), 150, ...noisy.slice(10)];
+    const spiked = run(cfg(), withSpike, [user('heavy@a.com', 60, 100), user('l@b.com', 2)]);
+    const spike = flood.length + 10;
+    assert.ok(spiked.all.every((x) => x.d.action === 'lower' || x.i < spike || x.i >= spike + 5), spiked.all.map((x) => `${x.i}:${x.d.action}`).join(' '));
+  });
+
+  it('property: a band whose mean stays at or over the release threshold never raises, however it is spread', () => {
+    fc.assert(
+      fc.property(fc.array(fc.double({ min: 0, max: 99.9, noNaN: true }), { minLength: 1, maxLength: 120 }), (tail) => {
+        // Ticks after a flood whose readings average at least the release threshold (70): every value
+        // under 70 is followed at once by 140 − v (under the target 100 when v > 40.1), lower ones become
+        // 70. A window may dip under 70 for the one tick that ends on an unpaired low, never for the
+        // cooldown a raise needs.
+        const paired = tail.flatMap((v) => (v >= 70 ? [v] : v > 40.1 ? [v, 140 - v] : [70]));
+        const { all } = run(cfg(), [200, ...paired], [user('heavy@a.com', 60, 100), user('l@b.com', 2)]);
+        assert.ok(
+          all.every((x) => x.d.action === 'lower'),
+          `raised in a band: ${all.map((x) => `${x.i}:${x.d.action}`).join(' ')}`,
+        );
+      }),
+    );
+  });
+
   it('closed loop: against a platform whose load follows the heavy cap, flaps back off exponentially', () => {
     // Sessions = light 10 + min(heavy demand 80, heavy cap); target 50, calm under 45: a band narrower than
     // one raising step, so every raise overshoots into overload (the worst case for flapping).
