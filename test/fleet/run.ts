@@ -1468,13 +1468,37 @@ ip netns exec ${dr.fab.ns} sysctl -qw net.ipv4.ip_forward=1`);
     inHost(p1, `mkdir -p ${dir}/tmp ${dir}/new && echo ${Buffer.from(body).toString('base64')} | base64 -d >${dir}/tmp/${id} && mv ${dir}/tmp/${id} ${dir}/new/${id}`);
     return { path: `acme.example/alice/Maildir/new/${id}`, sha: createHash('sha256').update(body).digest('hex') };
   };
+  // Arrival is read on DR node 1's data brick (a plain folder: what the volume holds, no client cache in
+  // between), then read back through a client mount made for that read. The long-lived mount above is
+  // watched too, as a figure: in the session-10 CI run it did not show a message for over two minutes
+  // after the message was on every brick (docs/dr.md).
+  const onBrick = (m: { path: string }) => inHost(d1, `sha256sum ${BRICK_DIR}/${volume}/${m.path} 2>/dev/null | cut -d' ' -f1`, true).trim();
+  const onOldMount = (m: { path: string }) => inHost(d1, `sha256sum ${mnt}/${m.path} 2>/dev/null | cut -d' ' -f1`, true).trim();
+  const freshMount = `${mnt}-fresh`;
+  const onFreshMount = (m: { path: string }) =>
+    inHost(d1, `install -d ${freshMount} && mount -t glusterfs -o ro ${storageHost(plan, 'dr', 1)}:/${volume} ${freshMount} && sha256sum ${freshMount}/${m.path} 2>/dev/null | cut -d' ' -f1; umount ${freshMount} 2>/dev/null`, true).trim();
+  const mountLag: string[] = [];
   const arrives = async (m: { path: string; sha: string }, since: number): Promise<number> => {
+    let at = -1;
     for (let i = 0; (performance.now() - since) / 1000 < DR_SYNC_SECONDS; i++) {
-      const got = inHost(d1, `sha256sum ${mnt}/${m.path} 2>/dev/null | cut -d' ' -f1`, true).trim();
-      if (got === m.sha) return (performance.now() - since) / 1000;
+      if (onBrick(m) === m.sha) {
+        at = (performance.now() - since) / 1000;
+        break;
+      }
       await sleep(1000);
     }
-    return -1;
+    if (at < 0) return -1;
+    const fresh = onFreshMount(m);
+    if (fresh !== m.sha) {
+      log(`DR scenario: ${m.path} is on DR node 1's brick but a fresh client mount reads ${fresh || 'nothing'}`);
+      return -1;
+    }
+    // The mount made before the session: how long after the brick it shows the file (up to 30 s).
+    const t = performance.now();
+    while (onOldMount(m) !== m.sha && performance.now() - t < 30_000) await sleep(1000);
+    const lag = (performance.now() - t) / 1000;
+    mountLag.push(onOldMount(m) === m.sha ? `${lag.toFixed(1)} s` : `not within 30 s`);
+    return at;
   };
   const drHost = storageHost(plan, 'dr', 1);
   const session = `${volume} ${drHost}::${volume}`;
@@ -1502,7 +1526,7 @@ ip netns exec ${dr.fab.ns} sysctl -qw net.ipv4.ip_forward=1`);
   }
   check(`the session reaches Active / Changelog Crawl within ${DR_SESSION_ACTIVE_SECONDS} s`, activeIn >= 0, `${activeIn.toFixed(1)} s after start; workers ${workers.map((w) => `${w.status}/${w.crawl}`).join(', ')}`);
   const first = await arrives(before, tStart);
-  check(`a message written on the primary volume before the start is on the DR volume (initial crawl) within ${DR_SYNC_SECONDS} s`, first >= 0, first >= 0 ? `${first.toFixed(1)} s after the start, content identical` : 'not there');
+  check(`a message written on the primary volume before the start is on the DR volume (initial crawl) within ${DR_SYNC_SECONDS} s (on the brick, read back through a fresh client mount)`, first >= 0, first >= 0 ? `${first.toFixed(1)} s after the start, content identical` : 'not there');
   const atStart = await arrives(justAfter, tJust);
   check(`a message written right after the start is on the DR volume within ${DR_SYNC_SECONDS} s`, atStart >= 0, atStart >= 0 ? `${atStart.toFixed(1)} s after the write, content identical` : 'not there');
   const tAfter = performance.now();
@@ -1514,7 +1538,7 @@ ip netns exec ${dr.fab.ns} sysctl -qw net.ipv4.ip_forward=1`);
   const taken = inHost(p1, `find /var/lib/misc/gluster/gsyncd -path '*/.history' -prune -o -type f \\( -path '*/.processing/*' -o -path '*/.processed/*' \\) -print | wc -l`, true).trim();
   const workersNow = inHost(p1, `gluster volume geo-replication ${session} status --xml`, true).split('<pair>').slice(1).map((p) => `${/<status>([^<]*)</.exec(p)?.[1]}/${/<crawl_status>([^<]*)</.exec(p)?.[1]}`);
   const detail = second >= 0 ? `${second.toFixed(1)} s after the write, content identical` : `not there; workers ${workersNow.join(', ')}; ${p1.name}'s brick rolled ${rolled} changelog(s) since the write, the worker's .processing/.processed hold ${taken}`;
-  check(`a message written on the primary volume later reaches the DR volume by the live changelog within ${DR_SYNC_SECONDS} s`, second >= 0, detail);
+  check(`a message written on the primary volume later reaches the DR volume by the live changelog (or the watchdog's restart) within ${DR_SYNC_SECONDS} s`, second >= 0, detail);
   // On a stall, keep what the session looked like (about 50 s at load 10, so not on a pass).
   if (second < 0) drDiagnostics([...pr.storage, ...dr.storage], session, volume);
   const hold = Number(process.env.MAILFLEET_FLEET_DR_HOLD_SECONDS ?? 0);
@@ -1524,7 +1548,7 @@ ip netns exec ${dr.fab.ns} sysctl -qw net.ipv4.ip_forward=1`);
   }
   const restarts = pr.storage.map((h) => inHost(h, `journalctl -u ${GEOREP_WATCHDOG_UNIT} --no-pager -o short-iso | grep -F 'restarting the session'`, true).trim()).filter(Boolean).join('\n');
   log(`DR scenario: the geo-replication watchdog (${GEOREP_WATCHDOG_UNIT}) ${restarts ? `restarted the session:\n${restarts}` : 'restarted nothing'}`);
-  log(`DR scenario figures: storage user data ${hosts.map((h, i) => `${h.name} ${boots[i]!.seconds.toFixed(0)} s`).join(', ')}; session start ${activeIn.toFixed(1)} s to Changelog Crawl; sync ${first.toFixed(1)} s (before the start), ${atStart.toFixed(1)} s (right after it), ${second.toFixed(1)} s (live changelog); scenario ${((performance.now() - td) / 1000).toFixed(0)} s in all`);
+  log(`DR scenario figures: storage user data ${hosts.map((h, i) => `${h.name} ${boots[i]!.seconds.toFixed(0)} s`).join(', ')}; session start ${activeIn.toFixed(1)} s to Changelog Crawl; sync ${first.toFixed(1)} s (before the start), ${atStart.toFixed(1)} s (right after it), ${second.toFixed(1)} s (live changelog); the DR mount made before the session showed each ${mountLag.join(', ')} after its brick; scenario ${((performance.now() - td) / 1000).toFixed(0)} s in all`);
 }
 
 /**
