@@ -195,6 +195,21 @@ elif check == 'hold':
         if m:
             m.logout()
     n_held = len(held) + (1 if args.get('readmit') and readmitted is not None else 0)
+    # `ends`: how each held session stands now: 'BYE <text>' when the server said goodbye (imaplib keeps
+    # the untagged BYE it read before the connection closed), 'closed: <error>' when it just went away,
+    # 'open' when a NOOP still answers.
+    ends = []
+    if args.get('ends'):
+        for m, src in held:
+            try:
+                m.noop()
+                end = 'open'
+            except (imaplib.IMAP4.error, OSError) as e:
+                end = 'closed: %s' % e
+            bye = m.untagged_responses.get('BYE')
+            if bye:
+                end = 'BYE %s' % bye[-1].decode('utf-8', 'replace')
+            ends.append({'src': src, 'end': end})
     for m, _ in held:
         try:
             if args.get('drop'):
@@ -203,4 +218,4 @@ elif check == 'hold':
                 m.logout()
         except (imaplib.IMAP4.error, OSError):
             pass
-    out(ok=not failed, held=n_held, counts=counts, failed=failed, refused=refused, admittedExtra=admitted, readmitted=readmitted)
+    out(ok=not failed, held=n_held, counts=counts, failed=failed, refused=refused, admittedExtra=admitted, readmitted=readmitted, ends=ends)

@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { cdkJsonContext } from '../../constructs/shared/cdk-context.js';
 import { buildPlan, type Plan } from '../../lib/plan/index.js';
-import { BOOTSTRAP_LOG_PATH, BRICK_MOUNT, DAEMON_CONFIG_PATH, DISCOVERY, HEALTH_FAILURES_BEFORE_UNHEALTHY, LDAP_ROLE_TAG, MAIL_MOUNT, BRICK_DIR, NODE_FILES_DIR, NODE_INDEX_TAG, auditBucketParameter, mailNodesHost, redisEndpointParameter, secretNames, storageHost } from '../../lib/render/node-layout.js';
+import { BOOTSTRAP_LOG_PATH, BRICK_MOUNT, DAEMON_CONFIG_PATH, DISCOVERY, DRAIN, HEALTH_FAILURES_BEFORE_UNHEALTHY, LDAP_ROLE_TAG, MAIL_MOUNT, BRICK_DIR, NODE_FILES_DIR, NODE_INDEX_TAG, auditBucketParameter, mailNodesHost, redisEndpointParameter, secretNames, storageHost, TERMINATE_HOOK_NAME } from '../../lib/render/node-layout.js';
+import { MAIL_DRAIN_SECONDS } from '../../lib/plan/reload.js';
 import { GEOREP_WATCHDOG_UNIT } from '../../lib/render/gluster.js';
 import { loadSpec, parseSpec } from '../../lib/spec/index.js';
 import { addPlatformStacks } from '../../stacks/app.js';
@@ -168,6 +169,8 @@ interface Host {
   nspawn?: ChildProcess;
   /** Killed by the harness: a terminated instance, no longer in its group. */
   terminated?: boolean;
+  /** Its group is terminating it (scale-in): Terminating:Wait, IMDS target-lifecycle-state Terminated. */
+  terminating?: boolean;
 }
 
 function hostNetwork(h: Host, aptSock: string, f: Fabric = mainFabric()): void {
@@ -299,7 +302,7 @@ setTimeout(() => { process.stdout.write(b.split('\\r\\n')[0] || 'timeout'); proc
  * own (drScenario: a primary + DR spec, both regions' storage nodes, geo-replication); asked for alone
  * (MAILFLEET_FLEET_CHECKS=dr) it boots only its own hosts.
  */
-const CHECK_GROUPS = ['clients', 'filtering', 'journal', 'redis', 'brick', 'replace', 'lease-expiry', 'spool-adoption', 'dr'] as const;
+const CHECK_GROUPS = ['clients', 'filtering', 'journal', 'redis', 'brick', 'replace', 'lease-expiry', 'spool-adoption', 'drain', 'dr'] as const;
 /**
  * Out of the default run: dr. It passed 3 of 3 runs with the geo-replication watchdog on its branch, then
  * failed in the first clean-clone CI run after the merge (the watchdog restarted the stalled session once,
@@ -388,7 +391,7 @@ function synth(plan: Plan): { template: string; assets: string; outdir: string }
 }
 
 function publishHosts(hosts: readonly Host[], f: Fabric = mainFabric()): void {
-  const table = Object.fromEntries(hosts.map((h) => [h.ip, { instanceId: h.instanceId, tags: h.node.tags, asg: h.node.asg, az: h.az, ...(h.terminated ? { terminated: true } : {}) }]));
+  const table = Object.fromEntries(hosts.map((h) => [h.ip, { instanceId: h.instanceId, tags: h.node.tags, asg: h.node.asg, az: h.az, ...(h.terminated ? { terminated: true } : {}), ...(h.terminating ? { terminating: true } : {}) }]));
   writeFileSync(join(f.dir, 'hosts.json'), JSON.stringify(table));
 }
 
@@ -699,6 +702,11 @@ async function singleRegion(base: string, aptSock: string): Promise<void> {
   if (selected('brick')) await brickDiesAndHeals(volName, storage);
   let last = mails[1]!;
   if (selected('replace')) last = await replaceMailNode({ plan, hc, proxy, mails, redis, base, aptSock, hosts, mk });
+  if (selected('drain')) {
+    const live = hosts.filter((h) => h.node.tags['mailfleet:role'] === 'mail' && !h.terminated && h !== last);
+    if (live[0]) await drainMailNode(plan, proxy, hosts, live[0], last);
+    else check('a mail node drains through its terminate lifecycle hook', false, 'no second live mail node');
+  }
   // Without its store the mail node must fail its own health check, and the health timer's job then
   // reports the instance Unhealthy to its Auto Scaling group (which replaces it).
   inHost(last, `umount -l ${MAIL_MOUNT}`, true);
@@ -1226,6 +1234,67 @@ async function replaceMailNode(o: {
     `${all.found.size}/${accepted} in the archive, ${late.found.size} in adopted batches (${[...new Set(late.batches)].join(', ') || 'none'}; ${((Date.now() - killedAt) / 1000).toFixed(0)} s after the kill); spool removed: ${gone}`,
   );
   return fresh;
+}
+
+/**
+ * Scale-in: a mail node leaves through its group's terminate lifecycle hook (TERMINATE_HOOK_NAME, declared
+ * by the template; bootstrap/drain.sh run by mailfleet-drain.timer). The group marks it Terminating:Wait
+ * (IMDS target-lifecycle-state: Terminated) while IMAP sessions are open on both nodes. The node withdraws
+ * its address from the mail tier's record, mail sent meanwhile is accepted by the other node, its daemon
+ * stops with a BYE on each of its sessions (the other node's stay open), it never reports itself
+ * Unhealthy, and it completes the hook with CONTINUE under the template's hook name.
+ */
+async function drainMailNode(plan: Plan, proxy: Host, hosts: Host[], target: Host, other: Host): Promise<void> {
+  const tier = mailNodesHost(plan);
+  const sources = [clientIp('serveA'), clientIp('serveB')];
+  const marker = `fleet-drain-${Date.now()}`;
+  let placed: string[] = [];
+  let since = 0;
+  let withdrawn: ReturnType<typeof tierChanges>[number] | undefined;
+  let accepted = 0;
+  let hook: Record<string, string> | undefined;
+  let hookAfter = -1;
+  const bound = DRAIN.pollSeconds * 2 + MAIL_DRAIN_SECONDS + DRAIN.stopTimeoutSeconds + 30;
+  const held = await hold({ n: USER_CAP, sources, ends: true }, async () => {
+    placed = sources.map((a) => stickyNode(proxy, [target, other], a)?.name ?? '?');
+    target.terminating = true;
+    publishHosts(hosts);
+    since = Date.now();
+    while (!withdrawn && Date.now() - since < bound * 1000) {
+      withdrawn = tierChanges(tier).find((e) => e.at >= since && e.instance === target.instanceId && e.before.includes(target.ip) && !e.after.includes(target.ip));
+      if (!withdrawn) await sleep(1000);
+    }
+    // Sent during the drain window (the node is withdrawn, its daemon still up): the other node takes it.
+    accepted = await swaksBatch(marker, 2);
+    while (!hook && Date.now() - since < bound * 1000) {
+      hook = events().find((e) => e.action === 'CompleteLifecycleAction' && e.instance === target.instanceId && e.hook === TERMINATE_HOOK_NAME);
+      if (!hook) await sleep(1000);
+    }
+    hookAfter = hook ? (Date.now() - since) / 1000 : -1;
+  });
+  target.terminated = true;
+  publishHosts(hosts);
+  check(
+    `${target.name} withdraws its address from the mail tier's record once its group terminates it (drain.sh)`,
+    withdrawn !== undefined,
+    withdrawn ? `${((withdrawn.at - since) / 1000).toFixed(1)} s after Terminating:Wait: ${withdrawn.before.join(',')} -> ${withdrawn.after.join(',')}` : `no change by ${target.instanceId} within ${bound} s; record ${tierRecord(tier).values.join(',')}`,
+  );
+  const found = await client('count', { ...login(), subject: marker });
+  check(`mail sent while ${target.name} drains is accepted and delivered`, accepted === 2 && found.found === 2, `${accepted}/2 accepted, ${String(found.found)}/2 in the mailbox`);
+  const ends = ((held.ends ?? []) as { src: string; end: string }[]).map((e) => ({ ...e, node: placed[sources.indexOf(e.src)] ?? '?' }));
+  const onTarget = ends.filter((e) => e.node === target.name);
+  const onOther = ends.filter((e) => e.node === other.name);
+  check(
+    `${target.name}'s IMAP sessions end with the daemon's BYE; ${other.name}'s stay open`,
+    onTarget.length > 0 && onTarget.every((e) => e.end.startsWith('BYE')) && onOther.every((e) => e.end === 'open'),
+    `${ends.map((e) => `${e.node}: ${e.end.slice(0, 80)}`).join('; ')}${onTarget.length === 0 ? ` (no session landed on ${target.name}: sources placed on ${placed.join(', ')})` : ''}`,
+  );
+  const unhealthy = events().find((e) => e.action === 'SetInstanceHealth' && e.instance === target.instanceId && e.health === 'Unhealthy');
+  check(
+    `${target.name} completes the terminate lifecycle hook (${TERMINATE_HOOK_NAME}, CONTINUE) and never reports itself Unhealthy`,
+    hook?.result === 'CONTINUE' && unhealthy === undefined,
+    `${hook ? `${hook.hook} on ${hook.group}: ${hook.result}, ${hookAfter.toFixed(1)} s after Terminating:Wait` : `no CompleteLifecycleAction within ${bound} s`}${unhealthy ? '; reported Unhealthy' : ''}; daemon ${inHost(target, 'systemctl is-active mailfleetd', true).trim()}`,
+  );
 }
 
 /**

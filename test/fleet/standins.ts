@@ -49,6 +49,8 @@ interface HostEntry {
   readonly az: string;
   /** The harness killed it: a terminated instance (in no group, no address). */
   readonly terminated?: boolean;
+  /** Its group is terminating it: Terminating:Wait until it completes the terminate hook. */
+  readonly terminating?: boolean;
 }
 
 const cfg = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as StandInConfig;
@@ -117,6 +119,8 @@ createHttp((q, s) => {
     }),
     'meta-data/tags/instance': Object.keys(h.tags).join('\n'),
   };
+  // What EC2 answers in an Auto Scaling group: the state the group is moving the instance to.
+  if (h.asg) meta['meta-data/autoscaling/target-lifecycle-state'] = h.terminating ? 'Terminated' : 'InService';
   for (const [k, v] of Object.entries(h.tags)) meta[`meta-data/tags/instance/${k}`] = v;
   const v = meta[path];
   if (v === undefined) {
@@ -149,7 +153,7 @@ function ec2Error(s: ServerResponse, code: string, msg: string): void {
 
 // Instances that completed their launch hook with CONTINUE: InService from then on.
 const inService = new Set<string>();
-const lifecycle = (h: HostEntry) => (inService.has(h.instanceId) ? 'InService' : 'Pending:Wait');
+const lifecycle = (h: HostEntry) => (h.terminating ? 'Terminating:Wait' : inService.has(h.instanceId) ? 'InService' : 'Pending:Wait');
 
 /** The text of each `<tag>` element in `x` (flat: no nesting of the same tag). */
 function tags(x: string, tag: string): string[] {
@@ -321,7 +325,9 @@ async function api(q: IncomingMessage, s: ServerResponse): Promise<void> {
       const group = p.get('AutoScalingGroupName') ?? '';
       const hook = p.get('LifecycleHookName') ?? '';
       if (!(w.hooks[group] ?? []).includes(hook)) return asgError(s, `No Lifecycle Hook found for ${hook} on ${group}`);
-      if (p.get('LifecycleActionResult') === 'CONTINUE') inService.add(p.get('InstanceId') ?? '');
+      const instance = p.get('InstanceId') ?? '';
+      const terminating = Object.values(hosts()).some((h) => h.instanceId === instance && h.terminating);
+      if (p.get('LifecycleActionResult') === 'CONTINUE' && !terminating) inService.add(instance);
       event({ api: 'autoscaling', action, group, hook, instance: p.get('InstanceId'), result: p.get('LifecycleActionResult') });
       return xml(s, 200, `<CompleteLifecycleActionResponse xmlns="${ASG_NS}"><CompleteLifecycleActionResult/><ResponseMetadata><RequestId>fleet</RequestId></ResponseMetadata></CompleteLifecycleActionResponse>`);
     }
