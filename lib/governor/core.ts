@@ -3,10 +3,10 @@
  * governor remembers, and its settings. No I/O, no clock: the loop passes the time in the snapshot.
  *
  *   over  (any targeted signal above its target)      → lower the heaviest scope one step, at most every settleSeconds
- *   calm  (no signal over its target, and the mean of  → after cooldownSeconds of calm, raise one lowered scope one step,
- *          the ticks since the last over one, up to     once its own refusals stayed ≤ releaseRefusalsPerSecond that long
- *          one cooldown back, under releaseRatio ×
- *          target: one noisy reading does not break it)
+ *   calm  (the mean over the last cooldownSeconds of   → after cooldownSeconds of calm, raise one lowered scope one step,
+ *          each tick's worst signal / its target under  once its own refusals stayed ≤ releaseRefusalsPerSecond that long
+ *          releaseRatio: one noisy reading, even one
+ *          over the target, does not break it)
  *   band  (in between)                                → hold: the gap between the two thresholds is the hysteresis
  *
  * The heaviest scope is the one with the most sessions above its fair share (sessions of its kind and
@@ -69,12 +69,11 @@ export function loadState(readings: readonly SignalReading[], releaseRatio: numb
 }
 
 /**
- * The ticks calm is judged on: those since the last tick over a target (an over tick empties it) and at
- * most cooldownSeconds old, this one included, each as its worst signal's value / target. A tick with no
- * reading (unknown) empties it too: nothing says the load is calm.
+ * The ticks calm is judged on: those of the last cooldownSeconds, this one included, each as its worst
+ * signal's value / target. A tick with no reading (unknown) empties it: nothing says the load is calm.
  */
 export function quietWindow(state: GovernorState, readings: readonly SignalReading[], load: LoadState, t: number, cfg: GovernorConfig): { at: number; worst: number }[] {
-  if (load === 'over' || load === 'unknown') return [];
+  if (load === 'unknown') return [];
   const worst = Math.max(...readings.map((r) => r.value / r.target));
   const from = t - cfg.cooldownSeconds * 1000;
   return [...(state.quiet ?? []).filter((q) => q.at > from && q.at < t), { at: t, worst }];
@@ -176,7 +175,8 @@ export function tick(snap: GovernorSnapshot, state: GovernorState, cfg: Governor
   }
 
   // Calm is judged on the recent ticks' mean, not this tick alone: a p99 read from a few operations crosses
-  // the release threshold now and then by noise, and each crossing would restart the cooldown.
+  // the release threshold (and now and then the target) by noise, and each crossing would restart the
+  // cooldown. Lowering still answers each tick over a target: fast down, slow up.
   const quiet = quietWindow(state, readings, load, t, cfg);
   const calm = quiet.length > 0 && quiet.reduce((sum, q) => sum + q.worst, 0) / quiet.length < cfg.releaseRatio;
   const calmSince = calm ? (state.calmSince ?? t) : undefined;

@@ -60,15 +60,12 @@ export interface ManagedScope {
 
 /** What the governor remembers between ticks (and across restarts: the state file). */
 export interface GovernorState {
-  /**
-   * Since when load has been calm (ms): no signal over its target, and the mean of the recent ticks under
-   * the release threshold (see `quiet`).
-   */
+  /** Since when load has been calm (ms): the mean of the recent ticks under the release threshold (see `quiet`). */
   readonly calmSince?: number;
   /**
-   * The ticks since the last one over a target, up to one cooldown back: when, and the worst signal's
-   * value as a fraction of its target. Calm is judged on their mean, so one noisy reading in the band does
-   * not restart the cooldown, while a load that stays in the band never becomes calm.
+   * The ticks of the last cooldownSeconds: when, and the worst signal's value as a fraction of its target.
+   * Calm is judged on their mean, so one noisy reading does not restart the cooldown, while a load that
+   * stays in the band (or at the target) never becomes calm.
    */
   readonly quiet?: readonly { readonly at: number; readonly worst: number }[];
   /** Last lowering decision or proposal (ms): the next waits settleSeconds. */

@@ -407,7 +407,7 @@ export const governorSchema = z
     stepPercent: z.number().int().min(1).max(90).default(GOVERNOR.stepPercent).describe('A lowering step sets the scope this percentage under its sessions (or its limit, if lower).'),
     raiseStepPercent: z.number().int().min(1).max(100).default(GOVERNOR.raiseStepPercent).describe('A raising step adds this percentage of the value the scope had before the governor lowered it.'),
     floor: posInt.default(GOVERNOR.floor).describe('No governed limit goes below this; nor below the scope\'s fair share (sessions of its kind / active scopes of its kind).'),
-    releaseRatio: z.number().gt(0).lt(1).default(GOVERNOR.releaseRatio).describe('Calm means no targeted signal over its target and, over the ticks since the last one over (up to cooldownSeconds back), the worst signal under this fraction of its target on average (the hysteresis band).'),
+    releaseRatio: z.number().gt(0).lt(1).default(GOVERNOR.releaseRatio).describe('Calm means that over the last cooldownSeconds the worst targeted signal averaged under this fraction of its target (the hysteresis band).'),
     releaseRefusalsPerSecond: z
       .number()
       .nonnegative()
