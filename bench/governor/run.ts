@@ -54,8 +54,12 @@ const BASELINE_SECONDS = arg('baseline-seconds', 10);
  * baseline login p99 2.5–3.1 s against 1.2–2 s under the flood).
  */
 const WARMUP_SECONDS = arg('warmup-seconds', 4);
-/** How long the enforce run goes on after the flood (the cap comes back in raiseStepPercent steps, one per cooldown). */
-const AFTER_SECONDS = arg('after-seconds', 20);
+/**
+ * How long the enforce run goes on after the flood (the cap comes back in raiseStepPercent steps, one per
+ * cooldown, once the last cooldown's mean is calm: the flood has to leave that mean first). 40 s since
+ * session 11: with 20 s the release fell in the run in 1 of 3 rounds, with 40 s in 3 of 3 (9.6–27.4 s).
+ */
+const AFTER_SECONDS = arg('after-seconds', 40);
 /** The governor's cooldownSeconds: how long load must stay calm before each raising step. */
 const COOLDOWN = arg('cooldown', 4);
 const FSYNC_MS = arg('fsync-ms', 8);
@@ -191,17 +195,19 @@ interface Second {
   load: number;
   /** The governor's view when the second began: C calm (may raise), K the capped scope still knocking (its refusals hold the raise). */
   gov?: string;
+  /** What calm is judged on when the second began: the last cooldown's mean of the worst signal / its target, in tenths. */
+  quiet?: number;
 }
 
 /** The sink's entry for second `t`, made with the cap, load and governor view of now when it is new. */
 function secondAt(sink: Second[], t: number, cap: Caps, gov: () => string): Second {
   let s = sink.find((x) => x.t === t);
-  if (!s) sink.push((s = { t, heavyDelivered: 0, heavyRefused: 0, lightDelivery: [], lightLogin: [], cap: cap(), loginCap: cap.login?.(), load: loadavg()[0]!, gov: gov() }));
+  if (!s) sink.push((s = { t, heavyDelivered: 0, heavyRefused: 0, lightDelivery: [], lightLogin: [], cap: cap(), loginCap: cap.login?.(), quiet: cap.quiet?.(), load: loadavg()[0]!, gov: gov() }));
   return s;
 }
 
 /** The heavy user's session cap now ('off', 'plan' or the value), with its login rate as a property. */
-type Caps = (() => number | string | undefined) & { login?: () => number | string | undefined };
+type Caps = (() => number | string | undefined) & { login?: () => number | string | undefined; quiet?: () => number | undefined };
 
 async function phase(d: Daemon, seconds: number, heavy: Heavy | undefined, sink: Second[], t0: number, cap: Caps, gov: () => string = () => ''): Promise<void> {
   const end = performance.now() + seconds * 1000;
@@ -272,6 +278,10 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
       if (!governor) return 'off';
       const v = governor.current.managed[loginScope]?.value;
       return v === undefined ? 'plan' : Math.round(v / 60);
+    },
+    quiet: () => {
+      const q = governor?.current.quiet ?? [];
+      return q.length === 0 ? undefined : Math.round((q.reduce((a, x) => a + x.worst, 0) / q.length) * 10);
     },
   });
   const gov = () => {
@@ -403,6 +413,7 @@ function plot(r: Run, base: number): string[] {
   lines.push(row('heavy cap', (s) => String(s.cap === 'off' ? '-' : s.cap === 'plan' ? 'P' : s.cap)));
   lines.push(row('login/s cap', (s) => String(s.loginCap === 'off' || s.loginCap === undefined ? '-' : s.loginCap === 'plan' ? 'P' : s.loginCap)));
   lines.push(row('governor', (s) => s.gov ?? ''));
+  lines.push(row('calm mean', (s) => (s.quiet === undefined ? '' : String(s.quiet))));
   lines.push(row('load avg', (s) => s.load.toFixed(0)));
   return lines;
 }
