@@ -178,7 +178,8 @@ export function tick(snap: GovernorSnapshot, state: GovernorState, cfg: Governor
   // the release threshold (and now and then the target) by noise, and each crossing would restart the
   // cooldown. Lowering still answers each tick over a target: fast down, slow up.
   const quiet = quietWindow(state, readings, load, t, cfg);
-  const calm = quiet.length > 0 && quiet.reduce((sum, q) => sum + q.worst, 0) / quiet.length < cfg.releaseRatio;
+  const quietMean = quiet.length > 0 ? quiet.reduce((sum, q) => sum + q.worst, 0) / quiet.length : Number.POSITIVE_INFINITY;
+  const calm = quietMean < cfg.releaseRatio;
   const calmSince = calm ? (state.calmSince ?? t) : undefined;
   let lastLowerAt = state.lastLowerAt;
   let lastRaiseAt = state.lastRaiseAt;
@@ -204,15 +205,16 @@ export function tick(snap: GovernorSnapshot, state: GovernorState, cfg: Governor
       const f = flaps[d.scope];
       if (f && t - f.at < 2 * raiseWaitMs(cfg, state, d.scope)) flaps[d.scope] = { count: f.count + 1, at: f.at };
     }
-  } else if (calm && calmSince !== undefined) {
+  } else if (load !== 'over' && calm && calmSince !== undefined) {
+    // Never up on a tick over a target (one waiting out settleSeconds after a lowering, say).
     const order = Object.entries(managed).sort((a, b) => a[1].changedAt - b[1].changedAt || a[0].localeCompare(b[0]));
     for (const [scope, m] of order) {
       const wait = raiseWaitMs(cfg, state, scope);
       if (t - calmSince < wait || t - m.changedAt < wait || (lastRaiseAt !== undefined && t - lastRaiseAt < wait)) continue;
       if (m.refusingAt !== undefined && t - m.refusingAt < wait) continue;
       const next = m.value + Math.max(1, Math.ceil((m.restoreValue * cfg.raiseStepPercent) / 100));
-      const quiet = m.refusingAt === undefined ? 'no refusals of its own' : `its refusals at or under ${cfg.releaseRefusalsPerSecond}/s for ${round((t - m.refusingAt) / 1000)} s`;
-      const why = `calm for ${round((t - calmSince) / 1000)} s: ${readings.map((r) => `${r.name} ${round(r.value)} < ${round(r.target * cfg.releaseRatio)}`).join(', ')}; ${quiet}`;
+      const knock = m.refusingAt === undefined ? 'no refusals of its own' : `its refusals at or under ${cfg.releaseRefusalsPerSecond}/s for ${round((t - m.refusingAt) / 1000)} s`;
+      const why = `calm for ${round((t - calmSince) / 1000)} s: the last ${cfg.cooldownSeconds} s averaged ${round(quietMean)} of the targets (< ${cfg.releaseRatio}); now ${readings.map((r) => `${r.name} ${round(r.value)} (target ${r.target})`).join(', ')}; ${knock}`;
       if (next >= m.restoreValue) {
         delete managed[scope];
         decisions.push({ action: 'release', scope, kind: m.kind, from: m.value, to: m.restoreTo, signals: readings, why });

@@ -183,6 +183,19 @@ describe('governor core', () => {
     assert.ok(relapse.all.every((x) => x.d.action === 'lower'), relapse.all.map((x) => `${x.i}:${x.d.action}`).join(' '));
   });
 
+  it('never raises on a tick over a target, even with a calm mean and the lowering held back by settleSeconds', () => {
+    const c = cfg({ settleSeconds: 5 });
+    const heavy = { ...user('heavy@a.com', 1, 100, 50), setBy: 'mailfleet-governor' };
+    const managed = { [heavy.scope]: { kind: 'user' as const, service: 'imap', value: 50, restoreTo: 'default' as const, restoreValue: 100, changedAt: 0, confirmed: true } };
+    const quiet = Array.from({ length: 9 }, (_, i) => ({ at: 20_500 + i * 500, worst: 0.3 }));
+    const state: GovernorState = { managed, flaps: {}, calmSince: 10_000, quiet, lastLowerAt: 24_000 };
+    const snap = (v: number) => ({ at: 25_000, signals: { connections: v }, scopes: [heavy, user('l@b.com', 1)] });
+    // A calm tick raises (the mean of 0.3 × 9 and this tick is far under 0.7) …
+    assert.deepEqual(tick(snap(30), state, c).decisions.map((d) => d.action), ['raise']);
+    // … a tick over the target, with the mean still calm and the next lowering 4 s away, does not.
+    assert.deepEqual(tick(snap(120), state, c).decisions, []);
+  });
+
   it('property: a band whose mean stays at or over the release threshold never raises, however it is spread', () => {
     fc.assert(
       fc.property(fc.array(fc.double({ min: 0, max: 99.9, noNaN: true }), { minLength: 1, maxLength: 120 }), (tail) => {
