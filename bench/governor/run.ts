@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import { hashPassword } from '../../lib/directory/static.js';
 import { governorConfig } from '../../lib/governor/config.js';
 import { Governor } from '../../lib/governor/loop.js';
+import { quietMean } from '../../lib/governor/core.js';
 import { resolveFleet } from '../../lib/ops/fleet.js';
 import { governorSchema } from '../../lib/spec/schema.js';
 import { PASSWORD } from '../../test/daemon/smtp-harness.js';
@@ -281,7 +282,7 @@ async function run(mode: 'off' | 'enforce'): Promise<Run> {
     },
     quiet: () => {
       const q = governor?.current.quiet ?? [];
-      return q.length === 0 ? undefined : Math.round((q.reduce((a, x) => a + x.worst, 0) / q.length) * 10);
+      return q.length === 0 ? undefined : Math.round(quietMean(q) * 10);
     },
   });
   const gov = () => {

@@ -70,13 +70,18 @@ export function loadState(readings: readonly SignalReading[], releaseRatio: numb
 
 /**
  * The ticks calm is judged on: those of the last cooldownSeconds, this one included, each as its worst
- * signal's value / target. A tick with no reading (unknown) empties it: nothing says the load is calm.
+ * signal's value / target. A tick with no reading (load unknown) empties it: nothing says the load is calm.
  */
-export function quietWindow(state: GovernorState, readings: readonly SignalReading[], load: LoadState, t: number, cfg: GovernorConfig): { at: number; worst: number }[] {
-  if (load === 'unknown') return [];
+export function quietWindow(state: GovernorState, readings: readonly SignalReading[], t: number, cfg: GovernorConfig): { at: number; worst: number }[] {
+  if (readings.length === 0) return [];
   const worst = Math.max(...readings.map((r) => r.value / r.target));
   const from = t - cfg.cooldownSeconds * 1000;
   return [...(state.quiet ?? []).filter((q) => q.at > from && q.at < t), { at: t, worst }];
+}
+
+/** What calm is judged on: the window's mean worst signal / target (infinite for an empty window). */
+export function quietMean(quiet: readonly { readonly worst: number }[]): number {
+  return quiet.length > 0 ? quiet.reduce((sum, q) => sum + q.worst, 0) / quiet.length : Number.POSITIVE_INFINITY;
 }
 
 /** Fair share per kind and service: the sessions of that kind spread evenly over its active scopes. */
@@ -177,9 +182,9 @@ export function tick(snap: GovernorSnapshot, state: GovernorState, cfg: Governor
   // Calm is judged on the recent ticks' mean, not this tick alone: a p99 read from a few operations crosses
   // the release threshold (and now and then the target) by noise, and each crossing would restart the
   // cooldown. Lowering still answers each tick over a target: fast down, slow up.
-  const quiet = quietWindow(state, readings, load, t, cfg);
-  const quietMean = quiet.length > 0 ? quiet.reduce((sum, q) => sum + q.worst, 0) / quiet.length : Number.POSITIVE_INFINITY;
-  const calm = quietMean < cfg.releaseRatio;
+  const quiet = quietWindow(state, readings, t, cfg);
+  const mean = quietMean(quiet);
+  const calm = mean < cfg.releaseRatio;
   const calmSince = calm ? (state.calmSince ?? t) : undefined;
   let lastLowerAt = state.lastLowerAt;
   let lastRaiseAt = state.lastRaiseAt;
@@ -214,7 +219,7 @@ export function tick(snap: GovernorSnapshot, state: GovernorState, cfg: Governor
       if (m.refusingAt !== undefined && t - m.refusingAt < wait) continue;
       const next = m.value + Math.max(1, Math.ceil((m.restoreValue * cfg.raiseStepPercent) / 100));
       const knock = m.refusingAt === undefined ? 'no refusals of its own' : `its refusals at or under ${cfg.releaseRefusalsPerSecond}/s for ${round((t - m.refusingAt) / 1000)} s`;
-      const why = `calm for ${round((t - calmSince) / 1000)} s: the last ${cfg.cooldownSeconds} s averaged ${round(quietMean)} of the targets (< ${cfg.releaseRatio}); now ${readings.map((r) => `${r.name} ${round(r.value)} (target ${r.target})`).join(', ')}; ${knock}`;
+      const why = `calm for ${round((t - calmSince) / 1000)} s: the last ${cfg.cooldownSeconds} s averaged ${round(mean)} of the targets (< ${cfg.releaseRatio}); now ${readings.map((r) => `${r.name} ${round(r.value)} (target ${r.target})`).join(', ')}; ${knock}`;
       if (next >= m.restoreValue) {
         delete managed[scope];
         decisions.push({ action: 'release', scope, kind: m.kind, from: m.value, to: m.restoreTo, signals: readings, why });

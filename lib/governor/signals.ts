@@ -170,8 +170,10 @@ const SECTION_OF: Readonly<Record<SessionKind, TopSection>> = { user: 'user', ip
 /** The service a login scope counts under: one pool for all services (a login rate covers them all). */
 export const LOGIN_SERVICE = 'login';
 
-/** The limit scope of one user's login rate. */
+/** What ends every login scope (after the user's address). */
 const LOGIN_SCOPE_SUFFIX = ':rates.loginsPerMinutePerUser';
+
+/** The limit scope of one user's login rate. */
 export function loginScope(user: string): string {
   return `user:${user.toLowerCase()}${LOGIN_SCOPE_SUFFIX}`;
 }
