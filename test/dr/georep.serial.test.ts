@@ -208,6 +208,7 @@ describe('GlusterFS geo-replication (rendered scripts, two namespaced hosts, rea
     const watchdogLog = join(primary.dir, 'watchdog.log');
     background(primary, 'watchdog', ['sh', '-c', `while :; do python3 ${script(primary, 'geo-replication-watchdog.py')}; sleep ${GEOREP_WATCHDOG_INTERVAL_SECONDS}; done`]);
     const watchdogSaid = () => (existsSync(watchdogLog) ? readFileSync(watchdogLog, 'utf8').trim() : '');
+    const watchdogRestarts = () => watchdogSaid().split('\n').filter((l) => l.includes('restarting the session'));
 
     // A message delivered as Maildir writers do: written in tmp/, renamed into new/.
     const md = join(primary.dir, 'mnt/alice/Maildir');
@@ -245,7 +246,7 @@ describe('GlusterFS geo-replication (rendered scripts, two namespaced hosts, rea
       const logs = run('sh', ['-c', `tail -n 40 ${primary.dir}/log/geo-replication/*/gsyncd.log`]).out;
       assert.fail(`second message not on the DR volume within ${within} s (on the brick: ${existsSync(two)}); session status:\n${detail}\nwatchdog:\n${watchdogSaid()}\nlogs:\n${logs}`);
     }
-    const restarts = watchdogSaid().split('\n').filter((l) => l.includes('restarting the session'));
+    const restarts = watchdogRestarts();
     console.log(`geo-replication: live change on the DR brick ${Date.now() - t2} ms after delivery (${restarts.length ? `after ${restarts.length} watchdog restart(s): ${restarts.join(' | ')}` : 'live changelog, no watchdog restart'})`);
 
     // The drill's own checkpoint script (lib/dr/aws-plan.ts), while mail keeps arriving (one message 2 s
@@ -258,6 +259,6 @@ describe('GlusterFS geo-replication (rendered scripts, two namespaced hosts, rea
       const detail = inHost(primary, ['gluster', 'volume', 'geo-replication', ...session, 'status', 'detail']).out;
       assert.fail(`drill checkpoint wait failed: ${drill.out}\n${detail}\nwatchdog:\n${watchdogSaid()}`);
     }
-    console.log(`geo-replication: drill checkpoint completed after ${Date.now() - t3} ms; watchdog restarts in all: ${watchdogSaid().split('\n').filter((l) => l.includes('restarting the session')).length}`);
+    console.log(`geo-replication: drill checkpoint completed after ${Date.now() - t3} ms; watchdog restarts in all: ${watchdogRestarts().length}`);
   });
 });

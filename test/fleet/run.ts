@@ -1236,11 +1236,20 @@ async function replaceMailNode(o: {
   return fresh;
 }
 
+/** Calls `find` once a second until it returns something or `deadline` (ms since the epoch) has passed. */
+async function pollFor<T>(find: () => T | undefined, deadline: number): Promise<T | undefined> {
+  for (;;) {
+    const found = find();
+    if (found !== undefined || Date.now() >= deadline) return found;
+    await sleep(1000);
+  }
+}
+
 /**
  * Scale-in: a mail node leaves through its group's terminate lifecycle hook (TERMINATE_HOOK_NAME, declared
  * by the template; bootstrap/drain.sh run by mailfleet-drain.timer). The group marks it Terminating:Wait
  * (IMDS target-lifecycle-state: Terminated) while IMAP sessions are open on both nodes. The node withdraws
- * its address from the mail tier's record, mail sent meanwhile is accepted by the other node, its daemon
+ * its address from the mail tier's record, mail sent meanwhile is accepted and delivered, its daemon
  * stops with a BYE on each of its sessions (the other node's stay open), it never reports itself
  * Unhealthy, and it completes the hook with CONTINUE under the template's hook name.
  */
@@ -1260,16 +1269,11 @@ async function drainMailNode(plan: Plan, proxy: Host, hosts: Host[], target: Hos
     target.terminating = true;
     publishHosts(hosts);
     since = Date.now();
-    while (!withdrawn && Date.now() - since < bound * 1000) {
-      withdrawn = tierChanges(tier).find((e) => e.at >= since && e.instance === target.instanceId && e.before.includes(target.ip) && !e.after.includes(target.ip));
-      if (!withdrawn) await sleep(1000);
-    }
-    // Sent during the drain window (the node is withdrawn, its daemon still up): the other node takes it.
+    const deadline = since + bound * 1000;
+    withdrawn = await pollFor(() => tierChanges(tier).find((e) => e.at >= since && e.instance === target.instanceId && e.before.includes(target.ip) && !e.after.includes(target.ip)), deadline);
+    // Sent during the drain window (the node is withdrawn, its daemon still up, HAProxy's resolver hold not over).
     accepted = await swaksBatch(marker, 2);
-    while (!hook && Date.now() - since < bound * 1000) {
-      hook = events().find((e) => e.action === 'CompleteLifecycleAction' && e.instance === target.instanceId && e.hook === TERMINATE_HOOK_NAME);
-      if (!hook) await sleep(1000);
-    }
+    hook = await pollFor(() => events().find((e) => e.action === 'CompleteLifecycleAction' && e.instance === target.instanceId && e.hook === TERMINATE_HOOK_NAME), deadline);
     hookAfter = hook ? (Date.now() - since) / 1000 : -1;
   });
   target.terminated = true;
@@ -1541,15 +1545,16 @@ ip netns exec ${dr.fab.ns} sysctl -qw net.ipv4.ip_forward=1`);
   // between), then read back through a client mount made for that read. The long-lived mount above is
   // watched too, as a figure: in the session-10 CI run it did not show a message for over two minutes
   // after the message was on every brick (docs/dr.md).
-  const onBrick = (m: { path: string }) => inHost(d1, `sha256sum ${BRICK_DIR}/${volume}/${m.path} 2>/dev/null | cut -d' ' -f1`, true).trim();
-  const onOldMount = (m: { path: string }) => inHost(d1, `sha256sum ${mnt}/${m.path} 2>/dev/null | cut -d' ' -f1`, true).trim();
+  const sha = (dir: string, m: { path: string }) => `sha256sum ${dir}/${m.path} 2>/dev/null | cut -d' ' -f1`;
+  const onBrick = (m: { path: string }) => inHost(d1, sha(`${BRICK_DIR}/${volume}`, m), true).trim();
+  const onOldMount = (m: { path: string }) => inHost(d1, sha(mnt, m), true).trim();
   const freshMount = `${mnt}-fresh`;
   const onFreshMount = (m: { path: string }) =>
-    inHost(d1, `install -d ${freshMount} && mount -t glusterfs -o ro ${storageHost(plan, 'dr', 1)}:/${volume} ${freshMount} && sha256sum ${freshMount}/${m.path} 2>/dev/null | cut -d' ' -f1; umount ${freshMount} 2>/dev/null`, true).trim();
+    inHost(d1, `install -d ${freshMount} && mount -t glusterfs -o ro ${storageHost(plan, 'dr', 1)}:/${volume} ${freshMount} && ${sha(freshMount, m)}; umount ${freshMount} 2>/dev/null`, true).trim();
   const mountLag: string[] = [];
   const arrives = async (m: { path: string; sha: string }, since: number): Promise<number> => {
     let at = -1;
-    for (let i = 0; (performance.now() - since) / 1000 < DR_SYNC_SECONDS; i++) {
+    while ((performance.now() - since) / 1000 < DR_SYNC_SECONDS) {
       if (onBrick(m) === m.sha) {
         at = (performance.now() - since) / 1000;
         break;
@@ -1564,9 +1569,12 @@ ip netns exec ${dr.fab.ns} sysctl -qw net.ipv4.ip_forward=1`);
     }
     // The mount made before the session: how long after the brick it shows the file (up to 30 s).
     const t = performance.now();
-    while (onOldMount(m) !== m.sha && performance.now() - t < 30_000) await sleep(1000);
-    const lag = (performance.now() - t) / 1000;
-    mountLag.push(onOldMount(m) === m.sha ? `${lag.toFixed(1)} s` : `not within 30 s`);
+    let shown = onOldMount(m) === m.sha;
+    while (!shown && performance.now() - t < 30_000) {
+      await sleep(1000);
+      shown = onOldMount(m) === m.sha;
+    }
+    mountLag.push(shown ? `${((performance.now() - t) / 1000).toFixed(1)} s` : `not within 30 s`);
     return at;
   };
   const drHost = storageHost(plan, 'dr', 1);
